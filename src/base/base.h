@@ -1,0 +1,133 @@
+/*
+ * base — the small primitives every module stands on: aborting allocation, length-capped
+ * buffers, slices, error codes, logging, clocks and a per-thread random generator.
+ *
+ * Nothing here allocates behind the caller's back or keeps global mutable state except the
+ * log level (set once at start) and the per-thread random state.
+ */
+#ifndef SG_BASE_H
+#define SG_BASE_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#define SG_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+#define SG_UNUSED(x) ((void)(x))
+#define SG_MIN(a, b) ((a) < (b) ? (a) : (b))
+#define SG_MAX(a, b) ((a) > (b) ? (a) : (b))
+#define SG_CONTAINER_OF(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
+#define SG_PRINTF(f, a) __attribute__((format(printf, f, a)))
+
+/* ---- errors: 0 is success, failures are negative SG_E* codes ---- */
+enum {
+    SG_OK = 0,
+    SG_ENOMEM = -1,    /* allocation failed (only from non-aborting paths) */
+    SG_EINVAL = -2,    /* invalid argument or input */
+    SG_ETOOBIG = -3,   /* a length cap was reached */
+    SG_EIO = -4,       /* system or socket error */
+    SG_ECONFIG = -5,   /* configuration is invalid */
+    SG_ETIMEOUT = -6,  /* a deadline passed */
+    SG_ECANCELED = -7, /* the operation was cancelled by its owner */
+    SG_ECONNECT = -8,  /* could not connect */
+    SG_EPROTO = -9,    /* the peer broke the protocol */
+    SG_ENOTFOUND = -10,
+    SG_ECLOSED = -11, /* the peer closed the connection */
+    SG_ETLS = -12,
+};
+/* A static, human-readable description of an SG_E* code. */
+const char *sg_strerror(int err);
+
+/* ---- allocation: these never return NULL; they abort with a message instead ---- */
+void *sg_xmalloc(size_t n);
+void *sg_xcalloc(size_t count, size_t n);
+void *sg_xrealloc(void *p, size_t n);
+char *sg_xstrdup(const char *s);
+char *sg_xstrndup(const char *s, size_t n);
+/* printf into a fresh heap string; the caller frees it. */
+char *sg_xasprintf(const char *fmt, ...) SG_PRINTF(1, 2);
+
+/* ---- slices: a view of bytes owned by someone else ---- */
+struct sg_slice {
+    const char *p;
+    size_t n;
+};
+#define SG_SLICE_LIT(s) ((struct sg_slice){(s), sizeof(s) - 1})
+static inline struct sg_slice sg_slice_of(const char *s)
+{
+    return (struct sg_slice){s, s ? strlen(s) : 0};
+}
+static inline bool sg_slice_eq(struct sg_slice a, const char *lit)
+{
+    size_t n = strlen(lit);
+    return a.n == n && memcmp(a.p, lit, n) == 0;
+}
+/* ASCII case-insensitive comparison, for header names. */
+bool sg_slice_ieq(struct sg_slice a, const char *lit);
+
+/* ---- buffers: growable, with a hard maximum; a failed append leaves the buffer intact ---- */
+struct sg_buf {
+    char *data; /* NUL-terminated whenever data != NULL */
+    size_t len;
+    size_t cap;
+    size_t max; /* appends that would exceed this fail with SG_ETOOBIG; 0 = SIZE_MAX */
+};
+void sg_buf_init(struct sg_buf *b, size_t max);
+void sg_buf_dispose(struct sg_buf *b);
+/* Make room for `extra` more bytes; SG_ETOOBIG past the maximum. */
+int sg_buf_reserve(struct sg_buf *b, size_t extra);
+int sg_buf_append(struct sg_buf *b, const void *p, size_t n);
+int sg_buf_appends(struct sg_buf *b, const char *s);
+int sg_buf_appendf(struct sg_buf *b, const char *fmt, ...) SG_PRINTF(2, 3);
+int sg_buf_vappendf(struct sg_buf *b, const char *fmt, va_list ap);
+/* Append `s` as the inside of a JSON string literal (quotes not included). */
+int sg_buf_append_json_str(struct sg_buf *b, const char *s, size_t n);
+/* Drop the first n bytes. */
+void sg_buf_consume(struct sg_buf *b, size_t n);
+static inline void sg_buf_reset(struct sg_buf *b)
+{
+    b->len = 0;
+    if (b->data)
+        b->data[0] = '\0';
+}
+/* Hand the bytes to the caller (who frees them) and leave the buffer empty. */
+char *sg_buf_steal(struct sg_buf *b, size_t *len);
+
+/* ---- clocks ---- */
+uint64_t sg_now_us(void);      /* monotonic microseconds */
+uint64_t sg_now_ms(void);      /* monotonic milliseconds */
+uint64_t sg_wall_ms(void);     /* milliseconds since the Unix epoch */
+/* Format `ms` since the epoch as RFC 3339 UTC ("2026-11-22T10:00:00.123Z"); out >= 32 bytes. */
+void sg_format_utc(uint64_t ms, char *out, size_t n);
+
+/* ---- random: per-thread xoshiro256**, seeded from the OS unless seeded explicitly ---- */
+uint64_t sg_rand_u64(void);
+void sg_rand_seed(uint64_t seed);
+/* Fill `out` with 2*nbytes lowercase hex characters and a NUL. */
+void sg_rand_hex(char *out, size_t nbytes);
+
+/* ---- logging: one line per call to stderr, written atomically ---- */
+enum sg_log_level { SG_LOG_DEBUG, SG_LOG_INFO, SG_LOG_WARN, SG_LOG_ERROR, SG_LOG_OFF };
+void sg_log_set_level(enum sg_log_level lvl);
+enum sg_log_level sg_log_get_level(void);
+/* Parse "debug|info|warn|error|off"; -1 when unknown. */
+int sg_log_level_parse(const char *s);
+void sg_log(enum sg_log_level lvl, const char *module, const char *fmt, ...) SG_PRINTF(3, 4);
+#define SG_DEBUG(mod, ...)                                                                         \
+    do {                                                                                           \
+        if (sg_log_get_level() <= SG_LOG_DEBUG)                                                    \
+            sg_log(SG_LOG_DEBUG, mod, __VA_ARGS__);                                                \
+    } while (0)
+#define SG_INFO(mod, ...) sg_log(SG_LOG_INFO, mod, __VA_ARGS__)
+#define SG_WARN(mod, ...) sg_log(SG_LOG_WARN, mod, __VA_ARGS__)
+#define SG_ERROR(mod, ...) sg_log(SG_LOG_ERROR, mod, __VA_ARGS__)
+
+/* ---- small string helpers ---- */
+/* Parse a decimal integer in [min, max]; false on junk, overflow or range. */
+bool sg_parse_i64(const char *s, int64_t min, int64_t max, int64_t *out);
+/* Constant-time comparison of two byte strings (for keys). */
+bool sg_ct_equal(const char *a, size_t an, const char *b, size_t bn);
+
+#endif

@@ -1,0 +1,202 @@
+/* Errors, clocks, random numbers, logging and small string helpers. */
+#define _GNU_SOURCE
+#include "base.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+const char *sg_strerror(int err)
+{
+    switch (err) {
+    case SG_OK: return "ok";
+    case SG_ENOMEM: return "out of memory";
+    case SG_EINVAL: return "invalid input";
+    case SG_ETOOBIG: return "too large";
+    case SG_EIO: return "I/O error";
+    case SG_ECONFIG: return "invalid configuration";
+    case SG_ETIMEOUT: return "timed out";
+    case SG_ECANCELED: return "cancelled";
+    case SG_ECONNECT: return "connection failed";
+    case SG_EPROTO: return "protocol error";
+    case SG_ENOTFOUND: return "not found";
+    case SG_ECLOSED: return "connection closed by peer";
+    case SG_ETLS: return "TLS error";
+    default: return "unknown error";
+    }
+}
+
+bool sg_slice_ieq(struct sg_slice a, const char *lit)
+{
+    size_t n = strlen(lit);
+    if (a.n != n)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char x = (unsigned char)a.p[i], y = (unsigned char)lit[i];
+        if (x >= 'A' && x <= 'Z')
+            x += 32;
+        if (y >= 'A' && y <= 'Z')
+            y += 32;
+        if (x != y)
+            return false;
+    }
+    return true;
+}
+
+uint64_t sg_now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+uint64_t sg_now_ms(void)
+{
+    return sg_now_us() / 1000u;
+}
+
+uint64_t sg_wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+void sg_format_utc(uint64_t ms, char *out, size_t n)
+{
+    time_t secs = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&secs, &tm);
+    snprintf(out, n, "%04d-%02d-%02dT%02d:%02d:%02d.%03uZ", tm.tm_year + 1900, tm.tm_mon + 1,
+             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (unsigned)(ms % 1000));
+}
+
+/* xoshiro256** — fast, good enough for picks and ids, never for secrets. */
+static _Thread_local uint64_t rng[4];
+static _Thread_local bool rng_seeded;
+
+static uint64_t splitmix(uint64_t *x)
+{
+    uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+void sg_rand_seed(uint64_t seed)
+{
+    for (int i = 0; i < 4; i++)
+        rng[i] = splitmix(&seed);
+    rng_seeded = true;
+}
+
+static inline uint64_t rotl(uint64_t x, int k)
+{
+    return (x << k) | (x >> (64 - k));
+}
+
+uint64_t sg_rand_u64(void)
+{
+    if (!rng_seeded) {
+        uint64_t seed;
+        if (getrandom(&seed, sizeof seed, 0) != (ssize_t)sizeof seed)
+            seed = sg_now_us() ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)&seed;
+        sg_rand_seed(seed);
+    }
+    uint64_t result = rotl(rng[1] * 5, 7) * 9;
+    uint64_t t = rng[1] << 17;
+    rng[2] ^= rng[0];
+    rng[3] ^= rng[1];
+    rng[1] ^= rng[2];
+    rng[0] ^= rng[3];
+    rng[2] ^= t;
+    rng[3] = rotl(rng[3], 45);
+    return result;
+}
+
+void sg_rand_hex(char *out, size_t nbytes)
+{
+    static const char hex[] = "0123456789abcdef";
+    uint64_t r = 0;
+    for (size_t i = 0; i < nbytes; i++) {
+        if (i % 8 == 0)
+            r = sg_rand_u64();
+        out[2 * i] = hex[(r >> 4) & 15];
+        out[2 * i + 1] = hex[r & 15];
+        r >>= 8;
+    }
+    out[2 * nbytes] = '\0';
+}
+
+static _Atomic int log_level = SG_LOG_INFO;
+
+void sg_log_set_level(enum sg_log_level lvl)
+{
+    atomic_store(&log_level, (int)lvl);
+}
+
+enum sg_log_level sg_log_get_level(void)
+{
+    return (enum sg_log_level)atomic_load_explicit(&log_level, memory_order_relaxed);
+}
+
+int sg_log_level_parse(const char *s)
+{
+    static const char *names[] = {"debug", "info", "warn", "error", "off"};
+    for (size_t i = 0; i < SG_ARRAY_LEN(names); i++)
+        if (strcmp(s, names[i]) == 0)
+            return (int)i;
+    return -1;
+}
+
+void sg_log(enum sg_log_level lvl, const char *module, const char *fmt, ...)
+{
+    static const char *tags[] = {"debug", "info", "warn", "error", "off"};
+    if (lvl < sg_log_get_level())
+        return;
+    char line[2048];
+    char ts[32];
+    sg_format_utc(sg_wall_ms(), ts, sizeof ts);
+    int n = snprintf(line, sizeof line, "%s %-5s %s: ", ts, tags[lvl], module);
+    va_list ap;
+    va_start(ap, fmt);
+    int m = vsnprintf(line + n, sizeof line - (size_t)n - 1, fmt, ap);
+    va_end(ap);
+    size_t len = (size_t)n + (m < 0 ? 0 : SG_MIN((size_t)m, sizeof line - (size_t)n - 2));
+    line[len++] = '\n';
+    /* One write(2) per line keeps lines from different threads whole. */
+    ssize_t w = write(STDERR_FILENO, line, len);
+    SG_UNUSED(w);
+}
+
+bool sg_parse_i64(const char *s, int64_t min, int64_t max, int64_t *out)
+{
+    if (!s || !*s)
+        return false;
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || *end || v < min || v > max)
+        return false;
+    *out = v;
+    return true;
+}
+
+bool sg_ct_equal(const char *a, size_t an, const char *b, size_t bn)
+{
+    /* Compare over the longer length so the time does not reveal a prefix match. */
+    size_t n = SG_MAX(an, bn);
+    unsigned char diff = (unsigned char)(an != bn);
+    for (size_t i = 0; i < n; i++) {
+        unsigned char x = i < an ? (unsigned char)a[i] : 0;
+        unsigned char y = i < bn ? (unsigned char)b[i] : 0;
+        diff |= x ^ y;
+    }
+    return diff == 0;
+}

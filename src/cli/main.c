@@ -1,0 +1,77 @@
+/* slogate's entry point: find the command in the table and hand it argv. */
+#include "cli.h"
+
+#include <stdio.h>
+#include <string.h>
+
+struct command {
+    const char *name;
+    int (*fn)(int argc, char **argv);
+    const char *summary;
+};
+
+static const struct command commands[] = {
+    {"serve", cmd_serve, "run the gateway (-c slogate.yaml)"},
+    {"check", cmd_check, "validate a config, print every problem with file:line"},
+    {"mock", cmd_mock, "run a fake model provider with fault injection"},
+    {"demo", cmd_demo, "the gateway in front of two built-in mock providers, no keys needed"},
+};
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: slogate <command> [options]\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(out, "  %-8s %s\n", commands[i].name, commands[i].summary);
+    fprintf(out, "\n`slogate <command> --help` explains a command.\n"
+                 "exit codes: 0 ok, 1 runtime failure, 2 usage or config error\n");
+}
+
+int sg_cli_wants_help(int argc, char **argv, const char *text)
+{
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--") == 0)
+            break;
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            fputs(text, stdout);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+int sg_cli_wants_version(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--version") == 0) {
+            printf("slogate %s\n", SG_VERSION);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return SG_EXIT_USAGE;
+    }
+    const char *name = argv[1];
+    if (strcmp(name, "--help") == 0 || strcmp(name, "-h") == 0 || strcmp(name, "help") == 0) {
+        usage(stdout);
+        return SG_EXIT_OK;
+    }
+    if (strcmp(name, "--version") == 0 || strcmp(name, "version") == 0) {
+        printf("slogate %s\n", SG_VERSION);
+        return SG_EXIT_OK;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
+        if (strcmp(name, commands[i].name) == 0) {
+            if (sg_cli_wants_version(argc - 1, argv + 1))
+                return SG_EXIT_OK;
+            return commands[i].fn(argc - 1, argv + 1);
+        }
+    }
+    fprintf(stderr, "slogate: '%s' is not a command. See 'slogate --help'.\n", name);
+    return SG_EXIT_USAGE;
+}

@@ -1,0 +1,248 @@
+/*
+ * config — slogate.yaml / litellm_config.yaml into typed, immutable structs.
+ *
+ * A LiteLLM proxy config loads unchanged: model_list / litellm_params / model_info,
+ * router_settings, litellm_settings and general_settings keep LiteLLM's meaning, and slogate's
+ * own sections (server, service, slo, features, budgets, rate_limits, cache, alerts, telemetry,
+ * drill) sit beside them. Loading never stops at the first problem: every problem is collected
+ * as a diagnostic with file:line, so `slogate check` can print them all at once.
+ *
+ * A loaded config is immutable and reference counted: the request path holds a reference for
+ * the life of a request, so a reload can swap in a new config while old requests finish.
+ */
+#ifndef SG_CONFIG_H
+#define SG_CONFIG_H
+
+#include "base/base.h"
+
+#include <stdio.h>
+
+/* ---- diagnostics ---- */
+
+enum sg_diag_severity { SG_DIAG_WARNING, SG_DIAG_ERROR };
+
+struct sg_diag {
+    enum sg_diag_severity severity;
+    char *file;  /* the config's path (or a name such as "<embedded>") */
+    int line;    /* 1-based; 0 when the problem has no single line */
+    char *msg;
+};
+
+struct sg_diags {
+    struct sg_diag *v;
+    size_t n, cap;
+};
+
+void sg_diags_init(struct sg_diags *d);
+void sg_diags_dispose(struct sg_diags *d);
+void sg_diags_add(struct sg_diags *d, enum sg_diag_severity sev, const char *file, int line,
+                  const char *fmt, ...) SG_PRINTF(5, 6);
+size_t sg_diags_errors(const struct sg_diags *d);
+size_t sg_diags_warnings(const struct sg_diags *d);
+/* One line each: "file:line: error: message" (or "warning:"), in source order. */
+void sg_diags_print(const struct sg_diags *d, FILE *out);
+
+/* ---- typed configuration ---- */
+
+enum sg_provider_kind {
+    SG_PROVIDER_OPENAI,    /* openai/... and every OpenAI-compatible api_base */
+    SG_PROVIDER_ANTHROPIC, /* anthropic/... */
+};
+
+/* One entry of model_list. Durations are milliseconds; 0 means "not set here, inherit". */
+struct sg_deployment {
+    char *id;              /* model_info.id, else "<model_name>#<index>" (index from 1) */
+    char *alias;           /* model_name: the group this deployment serves */
+    char *model;           /* litellm_params.model as written, e.g. "openai/gpt-4o-mini" */
+    char *provider;        /* the part before the first '/', "openai" when there is none */
+    char *provider_model;  /* the model id sent upstream, e.g. "gpt-4o-mini" */
+    enum sg_provider_kind kind;
+    char *api_key;         /* resolved secret, or NULL when none is configured */
+    char *api_base;        /* resolved, no trailing '/'; provider default when unset */
+    char *region;          /* litellm_params.region_name or model_info.region, or NULL */
+    int order;             /* priority tier, lower first (default 1) */
+    double weight;         /* 0 = unset */
+    int64_t rpm, tpm;      /* 0 = unlimited */
+    uint32_t timeout_ms;        /* whole attempt */
+    uint32_t stream_timeout_ms; /* time to first byte */
+    int num_retries;            /* -1 = inherit router_settings */
+    double input_cost_per_token;  /* < 0 = unset (use the built-in price table) */
+    double output_cost_per_token; /* < 0 = unset */
+    int line;              /* line of the list entry */
+};
+
+/* Deployments sharing one model_name, in config order. */
+struct sg_group {
+    char *alias;
+    struct sg_deployment **deployments; /* borrowed from sg_config.deployments */
+    size_t n;
+};
+
+/* `alias: [target, ...]` from fallbacks / context_window_fallbacks. */
+struct sg_fallback {
+    char *alias;
+    char **targets;
+    size_t n;
+};
+
+struct sg_router_settings {
+    char *routing_strategy;        /* "simple-shuffle" (default) ... */
+    bool enable_weighted_failover; /* default true */
+    int num_retries;               /* default 1 */
+    int allowed_fails;             /* default 3 */
+    uint32_t cooldown_ms;          /* cooldown_time, default 30 s */
+    uint32_t timeout_ms;           /* default 30 s */
+    uint32_t stream_timeout_ms;    /* 0 = none */
+    uint32_t hedge_after_ms;       /* 0 = off */
+    uint32_t latency_ttl_ms;       /* routing_strategy_args.ttl, default 60 s */
+    struct sg_fallback *fallbacks;
+    size_t n_fallbacks;
+    struct sg_fallback *context_window_fallbacks;
+    size_t n_context_window_fallbacks;
+};
+
+struct sg_general_settings {
+    char *master_key;              /* resolved; also accepted under litellm_settings (warning) */
+    char *database_url;            /* default "sqlite://slogate.db" */
+    char *redis_url;               /* NULL = none */
+    size_t max_request_size_bytes; /* max_request_size_mb, default 8 MiB */
+};
+
+/* slogate's own `server:` section; command-line flags override it. */
+struct sg_server_settings {
+    char *host;                    /* default "127.0.0.1" */
+    int port;                      /* default 4000 */
+    int workers;                   /* 0 = number of cores */
+    uint32_t idle_timeout_ms;      /* default 60 s */
+    uint32_t header_timeout_ms;    /* default 10 s */
+    uint32_t drain_timeout_ms;     /* graceful shutdown deadline, default 30 s */
+    uint32_t max_connections;      /* per worker, default 10000 */
+    char *log_level;               /* default "info" */
+};
+
+struct sg_service_settings {
+    char *name;                    /* default "slogate" */
+    char *timezone;                /* default "UTC" */
+};
+
+struct sg_maintenance {
+    uint64_t start_ms;             /* epoch ms, parsed from RFC 3339 */
+    uint32_t minutes;
+};
+
+struct sg_slo_settings {
+    int window_days;               /* default 30 */
+    double success_rate;           /* percent, default 99.5 */
+    double p95_latency_s;          /* default 2.5 */
+    double cost_avg_usd;           /* default 0.015 */
+    struct sg_maintenance *maintenance;
+    size_t n_maintenance;
+};
+
+struct sg_feature_cache {
+    bool enabled;
+    uint32_t ttl_min;              /* default 60 */
+    bool lowercase;
+    char **strip;                  /* regexes (validated with PCRE2 when available, else kept) */
+    size_t n_strip;
+};
+
+struct sg_feature {
+    char *name;
+    int64_t max_input_tokens;      /* 0 = no cap */
+    int64_t max_output_tokens;     /* 0 = no cap */
+    double max_cost_per_request_usd; /* 0 = no cap */
+    bool on_cost_cap_reject;       /* on_cost_cap: reject (true) | degrade (false, default) */
+    bool prompt_caching;
+    struct sg_feature_cache cache;
+    int line;
+};
+
+struct sg_budget_settings {
+    double tenant_monthly_usd;     /* 0 = none */
+    double user_monthly_usd;       /* 0 = none */
+    double *alert_at;              /* percents, default {60, 85, 95} */
+    size_t n_alert_at;
+    double safeguard_at;           /* default 95 */
+    char *safeguard_model;         /* an alias, or NULL */
+};
+
+struct sg_rate_limit_settings {
+    double rps;                    /* 0 = none */
+    double burst;
+};
+
+struct sg_cache_settings {
+    char *backend;                 /* "memory" (default) | "redis" */
+    uint32_t max_mb;               /* default 256 */
+    bool stale_if_error;
+};
+
+enum sg_sink_type { SG_SINK_SLACK, SG_SINK_WEBHOOK, SG_SINK_LOG };
+struct sg_alert_sink {
+    enum sg_sink_type type;
+    char *url;                     /* resolved; NULL for log */
+};
+struct sg_alert_settings {
+    struct sg_alert_sink *sinks;
+    size_t n_sinks;
+};
+
+struct sg_telemetry_settings {
+    char *otlp_endpoint;           /* NULL = off */
+    char *request_log;             /* NULL = off */
+    bool log_prompts;
+};
+
+struct sg_drill_settings {
+    double failover_target_s;      /* default 10 */
+    double min_success_during_failover; /* percent, default 95 */
+};
+
+struct sg_config {
+    char *path;                    /* file it came from, or the name given to load_string */
+    struct sg_deployment *deployments;
+    size_t n_deployments;
+    struct sg_group *groups;       /* one per distinct model_name, in first-seen order */
+    size_t n_groups;
+    struct sg_router_settings router;
+    struct sg_general_settings general;
+    struct sg_server_settings server;
+    struct sg_service_settings service;
+    struct sg_slo_settings slo;
+    struct sg_feature *features;
+    size_t n_features;
+    struct sg_budget_settings budgets;
+    struct sg_rate_limit_settings rate_limits;
+    struct sg_cache_settings cache;
+    struct sg_alert_settings alerts;
+    struct sg_telemetry_settings telemetry;
+    struct sg_drill_settings drill;
+    int refs;                      /* atomic reference count; starts at 1 */
+};
+
+/* Where os.environ/NAME values come from; NULL means getenv(). Tests inject their own. */
+typedef const char *(*sg_env_fn)(const char *name, void *ud);
+
+/* Load and validate a file. On success (no error diagnostics) returns a config with one
+ * reference; otherwise NULL. Warnings and errors are appended to `diags` either way. */
+struct sg_config *sg_config_load_file(const char *path, sg_env_fn env, void *env_ud,
+                                      struct sg_diags *diags);
+/* The same from memory; `name` is used in diagnostics. */
+struct sg_config *sg_config_load_string(const char *yaml, size_t len, const char *name,
+                                        sg_env_fn env, void *env_ud, struct sg_diags *diags);
+
+struct sg_config *sg_config_ref(struct sg_config *c);
+void sg_config_unref(struct sg_config *c);
+
+const struct sg_group *sg_config_group(const struct sg_config *c, const char *alias, size_t len);
+const struct sg_feature *sg_config_feature(const struct sg_config *c, const char *name,
+                                           size_t len);
+
+/* Split "openai/gpt-4o-mini" into provider "openai" and model "gpt-4o-mini"; a model without
+ * '/' is an OpenAI model. Unknown providers with an api_base are OpenAI-compatible. Writes
+ * heap strings the caller frees. Returns 0, or SG_EINVAL for an empty model. */
+int sg_config_split_model(const char *model, char **provider, char **provider_model,
+                          enum sg_provider_kind *kind);
+
+#endif
