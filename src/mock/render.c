@@ -1,0 +1,649 @@
+/*
+ * The mock's wire formats as pure functions: parse a chat request, estimate its tokens, and
+ * render completions, stream events and errors the way OpenAI and Anthropic write them.
+ * Nothing here knows about sockets or time, so every byte can be checked by a unit test.
+ */
+#include "mock/mock.h"
+
+#include <inttypes.h>
+#include <json-c/json.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+/* json-c accepts NaN and Infinity even in strict mode; JSON has neither. Depth is bounded by
+ * the tokener, so the recursion is too. */
+static bool all_finite(struct json_object *o)
+{
+    switch (json_object_get_type(o)) {
+    case json_type_double: return isfinite(json_object_get_double(o));
+    case json_type_array: {
+        size_t n = json_object_array_length(o);
+        for (size_t i = 0; i < n; i++)
+            if (!all_finite(json_object_array_get_idx(o, i)))
+                return false;
+        return true;
+    }
+    case json_type_object: {
+        json_object_object_foreach(o, k, v) {
+            SG_UNUSED(k);
+            if (!all_finite(v))
+                return false;
+        }
+        return true;
+    }
+    default: return true;
+    }
+}
+
+struct json_object *sg_mock_json_parse(const char *p, size_t n, char *err, size_t errn)
+{
+    if (n == 0) {
+        snprintf(err, errn, "the request body is empty; expected a JSON object");
+        return NULL;
+    }
+    if (n > INT32_MAX) {
+        snprintf(err, errn, "the request body is too large");
+        return NULL;
+    }
+    struct json_tokener *tok = json_tokener_new_ex(SG_MOCK_JSON_DEPTH);
+    if (!tok) {
+        snprintf(err, errn, "out of memory");
+        return NULL;
+    }
+    json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
+    struct json_object *obj = json_tokener_parse_ex(tok, p, (int)n);
+    enum json_tokener_error jerr = json_tokener_get_error(tok);
+    size_t end = json_tokener_get_parse_end(tok);
+    json_tokener_free(tok);
+    if (jerr != json_tokener_success || !obj) {
+        /* json_tokener_continue means the body stopped in the middle of a value. */
+        snprintf(err, errn, "the body is not valid JSON: %s",
+                 jerr == json_tokener_continue ? "unexpected end of input"
+                                               : json_tokener_error_desc(jerr));
+        json_object_put(obj);
+        return NULL;
+    }
+    for (size_t i = end; i < n; i++) {
+        char c = p[i];
+        if (c != ' ' && c != '\t' && c != '\r' && c != '\n') {
+            snprintf(err, errn, "the body is not valid JSON: unexpected data after the value "
+                                "at byte %zu", i);
+            json_object_put(obj);
+            return NULL;
+        }
+    }
+    if (!all_finite(obj)) {
+        snprintf(err, errn, "the body is not valid JSON: NaN and Infinity are not numbers");
+        json_object_put(obj);
+        return NULL;
+    }
+    return obj;
+}
+
+uint64_t sg_mock_count_tokens(uint64_t text_bytes)
+{
+    return (text_bytes + 3) / 4 + 4;
+}
+
+static void fnv1a(uint64_t *h, const char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        *h ^= (unsigned char)p[i];
+        *h *= 0x100000001b3ull;
+    }
+}
+
+/* Sum the text of one content value: a string, or an array of blocks whose "text" strings (and,
+ * for tool results, whose nested "content") count. Other block kinds count as nothing. */
+static uint64_t content_text(struct json_object *content, uint64_t *hash, int depth)
+{
+    if (!content || depth > 2)
+        return 0;
+    if (json_object_is_type(content, json_type_string)) {
+        size_t n = (size_t)json_object_get_string_len(content);
+        fnv1a(hash, json_object_get_string(content), n);
+        return n;
+    }
+    if (!json_object_is_type(content, json_type_array))
+        return 0;
+    uint64_t total = 0;
+    size_t len = json_object_array_length(content);
+    for (size_t i = 0; i < len; i++) {
+        struct json_object *part = json_object_array_get_idx(content, i), *v;
+        if (!json_object_is_type(part, json_type_object))
+            continue;
+        if (json_object_object_get_ex(part, "text", &v))
+            total += content_text(v, hash, depth + 1);
+        if (json_object_object_get_ex(part, "content", &v))
+            total += content_text(v, hash, depth + 1);
+    }
+    return total;
+}
+
+static bool role_allowed(enum sg_mock_api api, const char *role)
+{
+    static const char *openai[] = {"system", "developer", "user", "assistant", "tool", "function"};
+    if (api == SG_MOCK_API_ANTHROPIC)
+        return strcmp(role, "user") == 0 || strcmp(role, "assistant") == 0;
+    for (size_t i = 0; i < SG_ARRAY_LEN(openai); i++)
+        if (strcmp(role, openai[i]) == 0)
+            return true;
+    return false;
+}
+
+/* Read an optional positive integer field; -1 when absent or null. */
+static int opt_pos_int(struct json_object *root, const char *key, int64_t *out)
+{
+    struct json_object *v;
+    *out = -1;
+    if (!json_object_object_get_ex(root, key, &v) || !v)
+        return 0;
+    if (!json_object_is_type(v, json_type_int))
+        return SG_EINVAL;
+    int64_t x = json_object_get_int64(v);
+    if (x < 1)
+        return SG_EINVAL;
+    *out = x;
+    return 0;
+}
+
+static int opt_bool(struct json_object *obj, const char *key, bool *out)
+{
+    struct json_object *v;
+    if (!json_object_object_get_ex(obj, key, &v) || !v)
+        return 0;
+    if (!json_object_is_type(v, json_type_boolean))
+        return SG_EINVAL;
+    *out = json_object_get_boolean(v);
+    return 0;
+}
+
+#define FAIL(pname, ...)                                                                           \
+    do {                                                                                           \
+        snprintf(err, errn, __VA_ARGS__);                                                          \
+        snprintf(param, paramn, "%s", pname);                                                      \
+        goto fail;                                                                                 \
+    } while (0)
+
+int sg_mock_chat_parse(enum sg_mock_api api, const char *body, size_t len,
+                       struct sg_mock_chat *out, char *err, size_t errn, char *param,
+                       size_t paramn)
+{
+    memset(out, 0, sizeof *out);
+    out->api = api;
+    out->max_tokens = -1;
+    out->prompt_hash = 0xcbf29ce484222325ull;
+    snprintf(param, paramn, "%s", "");
+    struct json_object *root = sg_mock_json_parse(body, len, err, errn), *v;
+    if (!root)
+        return SG_EINVAL;
+    if (!json_object_is_type(root, json_type_object))
+        FAIL("", "the request body must be a JSON object");
+
+    if (!json_object_object_get_ex(root, "model", &v) || !v)
+        FAIL("model", "model: field required (you must provide a model parameter)");
+    if (!json_object_is_type(v, json_type_string) || json_object_get_string_len(v) == 0)
+        FAIL("model", "model: must be a non-empty string");
+    out->model = sg_xstrdup(json_object_get_string(v));
+
+    if (opt_bool(root, "stream", &out->stream))
+        FAIL("stream", "stream: must be a boolean");
+
+    if (api == SG_MOCK_API_OPENAI) {
+        int64_t a, b;
+        if (opt_pos_int(root, "max_tokens", &a))
+            FAIL("max_tokens", "max_tokens: must be an integer >= 1");
+        if (opt_pos_int(root, "max_completion_tokens", &b))
+            FAIL("max_completion_tokens", "max_completion_tokens: must be an integer >= 1");
+        out->max_tokens = a < 0 ? b : (b < 0 ? a : SG_MIN(a, b));
+        if (json_object_object_get_ex(root, "stream_options", &v) && v) {
+            if (!json_object_is_type(v, json_type_object))
+                FAIL("stream_options", "stream_options: must be an object");
+            if (opt_bool(v, "include_usage", &out->include_usage))
+                FAIL("stream_options.include_usage",
+                     "stream_options.include_usage: must be a boolean");
+        }
+    } else {
+        if (!json_object_object_get_ex(root, "max_tokens", &v) || !v)
+            FAIL("max_tokens", "max_tokens: field required");
+        if (opt_pos_int(root, "max_tokens", &out->max_tokens))
+            FAIL("max_tokens", "max_tokens: must be an integer >= 1");
+        if (json_object_object_get_ex(root, "system", &v) && v) {
+            if (!json_object_is_type(v, json_type_string) &&
+                !json_object_is_type(v, json_type_array))
+                FAIL("system", "system: must be a string or an array of text blocks");
+            out->input_tokens += sg_mock_count_tokens(content_text(v, &out->prompt_hash, 0));
+        }
+    }
+
+    if (!json_object_object_get_ex(root, "messages", &v) || !v)
+        FAIL("messages", "messages: field required");
+    if (!json_object_is_type(v, json_type_array))
+        FAIL("messages", "messages: must be an array");
+    size_t n = json_object_array_length(v);
+    if (n == 0)
+        FAIL("messages", "messages: must hold at least one message");
+    for (size_t i = 0; i < n; i++) {
+        struct json_object *msg = json_object_array_get_idx(v, i), *role, *content = NULL;
+        if (!json_object_is_type(msg, json_type_object))
+            FAIL("messages", "messages[%zu]: must be an object", i);
+        if (!json_object_object_get_ex(msg, "role", &role) ||
+            !json_object_is_type(role, json_type_string))
+            FAIL("messages", "messages[%zu].role: field required (a string)", i);
+        if (!role_allowed(api, json_object_get_string(role)))
+            FAIL("messages", "messages[%zu].role: '%s' is not a valid role%s", i,
+                 json_object_get_string(role),
+                 api == SG_MOCK_API_ANTHROPIC ? " (user or assistant; the system prompt is the "
+                                                "top-level system field)"
+                                              : "");
+        json_object_object_get_ex(msg, "content", &content);
+        if (content && !json_object_is_type(content, json_type_string) &&
+            !json_object_is_type(content, json_type_array))
+            FAIL("messages", "messages[%zu].content: must be a string or an array", i);
+        if (api == SG_MOCK_API_ANTHROPIC && !content)
+            FAIL("messages", "messages[%zu].content: field required", i);
+        out->input_tokens += sg_mock_count_tokens(content_text(content, &out->prompt_hash, 0));
+    }
+    out->n_messages = (uint32_t)n;
+    json_object_put(root);
+    return 0;
+fail:
+    json_object_put(root);
+    free(out->model);
+    out->model = NULL;
+    return SG_EINVAL;
+}
+
+#undef FAIL
+
+void sg_mock_chat_dispose(struct sg_mock_chat *c)
+{
+    free(c->model);
+    c->model = NULL;
+}
+
+void sg_mock_answer_init(struct sg_mock_answer *a, const struct sg_mock_chat *c, const char *name,
+                         const char *model, const char *id, uint64_t created,
+                         uint32_t reply_tokens)
+{
+    if (reply_tokens == 0)
+        reply_tokens = SG_MOCK_REPLY_TOKENS;
+    memset(a, 0, sizeof *a);
+    a->api = c->api;
+    a->name = name;
+    a->model = model ? model : c->model;
+    a->id = id;
+    a->created = created;
+    a->input_tokens = c->input_tokens;
+    a->output_tokens = reply_tokens;
+    if (c->max_tokens > 0 && (uint64_t)c->max_tokens < reply_tokens) {
+        a->output_tokens = (uint32_t)c->max_tokens;
+        a->truncated = true;
+    }
+    a->include_usage = c->include_usage;
+    a->prompt_hash = c->prompt_hash;
+}
+
+static const char *const lorem[] = {
+    "lorem",   "ipsum",      "dolor",  "sit",    "amet",       "consectetur", "adipiscing",
+    "elit",    "sed",        "do",     "eiusmod", "tempor",    "incididunt",  "ut",
+    "labore",  "et",         "dolore", "magna",  "aliqua",     "enim",        "ad",
+    "minim",   "veniam",     "quis",   "nostrud", "exercitation", "ullamco",  "laboris",
+    "nisi",    "aliquip",    "ex",     "ea",     "commodo",    "consequat",   "duis",
+    "aute",    "irure",      "in",     "reprehenderit", "voluptate", "velit", "esse",
+};
+
+int sg_mock_reply_token(struct sg_buf *out, const struct sg_mock_answer *a, uint32_t i)
+{
+    switch (i) {
+    case 0: return sg_buf_appends(out, "Mock");
+    case 1: return sg_buf_appends(out, " answer");
+    case 2: return sg_buf_appends(out, " from");
+    case 3: return sg_buf_appendf(out, " %s:", a->name);
+    default: {
+        /* The prompt picks where in the word list the answer starts, so two prompts get two
+         * different answers (a cache mix-up shows) and one prompt always gets the same one. */
+        size_t w = (size_t)((a->prompt_hash % SG_ARRAY_LEN(lorem)) + (i - 4)) % SG_ARRAY_LEN(lorem);
+        return sg_buf_appendf(out, " %s%s", lorem[w], i + 1 == a->output_tokens ? "." : "");
+    }
+    }
+}
+
+int sg_mock_reply_text(struct sg_buf *out, const struct sg_mock_answer *a)
+{
+    for (uint32_t i = 0; i < a->output_tokens; i++) {
+        int rc = sg_mock_reply_token(out, a, i);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+/* Append `s` as a JSON string literal, quotes included. */
+static int json_str(struct sg_buf *out, const char *s, size_t n)
+{
+    int rc = sg_buf_append(out, "\"", 1);
+    if (!rc)
+        rc = sg_buf_append_json_str(out, s, n);
+    if (!rc)
+        rc = sg_buf_append(out, "\"", 1);
+    return rc;
+}
+
+static int json_cstr(struct sg_buf *out, const char *s)
+{
+    return json_str(out, s, strlen(s));
+}
+
+static int openai_usage(struct sg_buf *out, const struct sg_mock_answer *a)
+{
+    return sg_buf_appendf(out,
+                          "{\"prompt_tokens\":%" PRIu64 ",\"completion_tokens\":%" PRIu32
+                          ",\"total_tokens\":%" PRIu64 ",\"prompt_tokens_details\":"
+                          "{\"cached_tokens\":0},\"completion_tokens_details\":"
+                          "{\"reasoning_tokens\":0}}",
+                          a->input_tokens, a->output_tokens, a->input_tokens + a->output_tokens);
+}
+
+/* The fields every OpenAI object and chunk starts with, up to and including "model". */
+static int openai_prefix(struct sg_buf *out, const struct sg_mock_answer *a, const char *object)
+{
+    int rc = sg_buf_appends(out, "{\"id\":");
+    if (!rc)
+        rc = json_cstr(out, a->id);
+    if (!rc)
+        rc = sg_buf_appendf(out, ",\"object\":\"%s\",\"created\":%" PRIu64 ",\"model\":", object,
+                            a->created);
+    if (!rc)
+        rc = json_cstr(out, a->model);
+    return rc;
+}
+
+static int render_text_json(struct sg_buf *out, const struct sg_mock_answer *a)
+{
+    struct sg_buf text;
+    sg_buf_init(&text, 0);
+    int rc = sg_mock_reply_text(&text, a);
+    if (!rc)
+        rc = json_str(out, text.data ? text.data : "", text.len);
+    sg_buf_dispose(&text);
+    return rc;
+}
+
+static int anthropic_usage(struct sg_buf *out, uint64_t input, uint32_t output)
+{
+    return sg_buf_appendf(out,
+                          "{\"input_tokens\":%" PRIu64 ",\"cache_creation_input_tokens\":0,"
+                          "\"cache_read_input_tokens\":0,\"output_tokens\":%" PRIu32 "}",
+                          input, output);
+}
+
+int sg_mock_render_body(struct sg_buf *out, const struct sg_mock_answer *a)
+{
+    int rc;
+    if (a->api == SG_MOCK_API_OPENAI) {
+        rc = openai_prefix(out, a, "chat.completion");
+        if (!rc)
+            rc = sg_buf_appends(out, ",\"choices\":[{\"index\":0,\"message\":{\"role\":"
+                                     "\"assistant\",\"content\":");
+        if (!rc)
+            rc = render_text_json(out, a);
+        if (!rc)
+            rc = sg_buf_appendf(out, ",\"refusal\":null},\"logprobs\":null,\"finish_reason\":"
+                                     "\"%s\"}],\"usage\":",
+                                a->truncated ? "length" : "stop");
+        if (!rc)
+            rc = openai_usage(out, a);
+        if (!rc)
+            rc = sg_buf_appends(out, ",\"system_fingerprint\":\"fp_mock\"}");
+        return rc;
+    }
+    rc = sg_buf_appends(out, "{\"id\":");
+    if (!rc)
+        rc = json_cstr(out, a->id);
+    if (!rc)
+        rc = sg_buf_appends(out, ",\"type\":\"message\",\"role\":\"assistant\",\"model\":");
+    if (!rc)
+        rc = json_cstr(out, a->model);
+    if (!rc)
+        rc = sg_buf_appends(out, ",\"content\":[{\"type\":\"text\",\"text\":");
+    if (!rc)
+        rc = render_text_json(out, a);
+    if (!rc)
+        rc = sg_buf_appendf(out, "}],\"stop_reason\":\"%s\",\"stop_sequence\":null,\"usage\":",
+                            a->truncated ? "max_tokens" : "end_turn");
+    if (!rc)
+        rc = anthropic_usage(out, a->input_tokens, a->output_tokens);
+    if (!rc)
+        rc = sg_buf_appends(out, "}");
+    return rc;
+}
+
+void sg_mock_stream_plan(const struct sg_mock_answer *a, struct sg_mock_stream_plan *plan)
+{
+    plan->n_content = a->output_tokens;
+    if (a->api == SG_MOCK_API_OPENAI) {
+        plan->n_head = 1;                         /* the role delta */
+        plan->n_tail = 2 + (a->include_usage ? 1 : 0); /* finish_reason, [usage], [DONE] */
+    } else {
+        plan->n_head = 3; /* message_start, content_block_start, ping */
+        plan->n_tail = 3; /* content_block_stop, message_delta, message_stop */
+    }
+}
+
+/* One chat.completion.chunk with `choices` (raw JSON) — usage:null rides along when the client
+ * asked for usage, as OpenAI does on every chunk but the last. */
+static int openai_chunk_begin(struct sg_buf *out, const struct sg_mock_answer *a)
+{
+    int rc = sg_buf_appends(out, "data: ");
+    if (!rc)
+        rc = openai_prefix(out, a, "chat.completion.chunk");
+    if (!rc)
+        rc = sg_buf_appends(out, ",\"system_fingerprint\":\"fp_mock\",\"choices\":");
+    return rc;
+}
+
+static int openai_chunk_end(struct sg_buf *out, const struct sg_mock_answer *a)
+{
+    return sg_buf_appends(out, a->include_usage ? ",\"usage\":null}\n\n" : "}\n\n");
+}
+
+static int render_openai_event(struct sg_buf *out, const struct sg_mock_answer *a, size_t i,
+                               const struct sg_mock_stream_plan *p)
+{
+    int rc;
+    if (i == 0) {
+        rc = openai_chunk_begin(out, a);
+        if (!rc)
+            rc = sg_buf_appends(out, "[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":"
+                                     "\"\",\"refusal\":null},\"logprobs\":null,"
+                                     "\"finish_reason\":null}]");
+        return rc ? rc : openai_chunk_end(out, a);
+    }
+    if (i < p->n_head + p->n_content) {
+        struct sg_buf tok;
+        sg_buf_init(&tok, 0);
+        rc = sg_mock_reply_token(&tok, a, (uint32_t)(i - p->n_head));
+        if (!rc)
+            rc = openai_chunk_begin(out, a);
+        if (!rc)
+            rc = sg_buf_appends(out, "[{\"index\":0,\"delta\":{\"content\":");
+        if (!rc)
+            rc = json_str(out, tok.data, tok.len);
+        if (!rc)
+            rc = sg_buf_appends(out, "},\"logprobs\":null,\"finish_reason\":null}]");
+        sg_buf_dispose(&tok);
+        return rc ? rc : openai_chunk_end(out, a);
+    }
+    size_t t = i - p->n_head - p->n_content;
+    if (t == 0) {
+        rc = openai_chunk_begin(out, a);
+        if (!rc)
+            rc = sg_buf_appendf(out, "[{\"index\":0,\"delta\":{},\"logprobs\":null,"
+                                     "\"finish_reason\":\"%s\"}]",
+                                a->truncated ? "length" : "stop");
+        return rc ? rc : openai_chunk_end(out, a);
+    }
+    if (t == 1 && a->include_usage) {
+        rc = openai_chunk_begin(out, a);
+        if (!rc)
+            rc = sg_buf_appends(out, "[],\"usage\":");
+        if (!rc)
+            rc = openai_usage(out, a);
+        return rc ? rc : sg_buf_appends(out, "}\n\n");
+    }
+    return sg_buf_appends(out, "data: [DONE]\n\n");
+}
+
+static int anthropic_event(struct sg_buf *out, const char *type)
+{
+    return sg_buf_appendf(out, "event: %s\ndata: {\"type\":\"%s\"", type, type);
+}
+
+static int render_anthropic_event(struct sg_buf *out, const struct sg_mock_answer *a, size_t i,
+                                  const struct sg_mock_stream_plan *p)
+{
+    int rc;
+    if (i == 0) {
+        rc = anthropic_event(out, "message_start");
+        if (!rc)
+            rc = sg_buf_appends(out, ",\"message\":{\"id\":");
+        if (!rc)
+            rc = json_cstr(out, a->id);
+        if (!rc)
+            rc = sg_buf_appends(out, ",\"type\":\"message\",\"role\":\"assistant\",\"model\":");
+        if (!rc)
+            rc = json_cstr(out, a->model);
+        if (!rc)
+            rc = sg_buf_appends(out, ",\"content\":[],\"stop_reason\":null,"
+                                     "\"stop_sequence\":null,\"usage\":");
+        /* Anthropic reports the input in message_start and one output token so far. */
+        if (!rc)
+            rc = anthropic_usage(out, a->input_tokens, 1);
+        return rc ? rc : sg_buf_appends(out, "}}\n\n");
+    }
+    if (i == 1) {
+        rc = anthropic_event(out, "content_block_start");
+        return rc ? rc
+                  : sg_buf_appends(out, ",\"index\":0,\"content_block\":{\"type\":\"text\","
+                                        "\"text\":\"\"}}\n\n");
+    }
+    if (i == 2) {
+        rc = anthropic_event(out, "ping");
+        return rc ? rc : sg_buf_appends(out, "}\n\n");
+    }
+    if (i < p->n_head + p->n_content) {
+        struct sg_buf tok;
+        sg_buf_init(&tok, 0);
+        rc = sg_mock_reply_token(&tok, a, (uint32_t)(i - p->n_head));
+        if (!rc)
+            rc = anthropic_event(out, "content_block_delta");
+        if (!rc)
+            rc = sg_buf_appends(out, ",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":");
+        if (!rc)
+            rc = json_str(out, tok.data, tok.len);
+        sg_buf_dispose(&tok);
+        return rc ? rc : sg_buf_appends(out, "}}\n\n");
+    }
+    size_t t = i - p->n_head - p->n_content;
+    if (t == 0) {
+        rc = anthropic_event(out, "content_block_stop");
+        return rc ? rc : sg_buf_appends(out, ",\"index\":0}\n\n");
+    }
+    if (t == 1) {
+        rc = anthropic_event(out, "message_delta");
+        if (!rc)
+            rc = sg_buf_appendf(out, ",\"delta\":{\"stop_reason\":\"%s\",\"stop_sequence\":null},"
+                                     "\"usage\":{\"output_tokens\":%" PRIu32 "}}\n\n",
+                                a->truncated ? "max_tokens" : "end_turn", a->output_tokens);
+        return rc;
+    }
+    rc = anthropic_event(out, "message_stop");
+    return rc ? rc : sg_buf_appends(out, "}\n\n");
+}
+
+int sg_mock_render_event(struct sg_buf *out, const struct sg_mock_answer *a, size_t i)
+{
+    struct sg_mock_stream_plan p;
+    sg_mock_stream_plan(a, &p);
+    if (i >= p.n_head + p.n_content + p.n_tail)
+        return SG_EINVAL;
+    size_t start = out->len;
+    int rc = a->api == SG_MOCK_API_OPENAI ? render_openai_event(out, a, i, &p)
+                                          : render_anthropic_event(out, a, i, &p);
+    if (rc && out->data) {
+        out->len = start; /* a failed event leaves nothing half-written */
+        out->data[start] = '\0';
+    }
+    return rc;
+}
+
+struct error_kind {
+    int status;
+    const char *openai_type;
+    const char *openai_code;
+    const char *anthropic_type;
+    const char *message;
+};
+
+/* The table mirrors what each provider documents for the status; the message says it's a mock. */
+static const struct error_kind error_kinds[] = {
+    {400, "invalid_request_error", NULL, "invalid_request_error", "Invalid request."},
+    {401, "invalid_request_error", "invalid_api_key", "authentication_error",
+     "Incorrect API key provided."},
+    {403, "permission_error", "permission_denied", "permission_error",
+     "Your API key does not have permission to use the specified resource."},
+    {404, "invalid_request_error", "model_not_found", "not_found_error",
+     "The model does not exist or you do not have access to it."},
+    {408, "timeout", "timeout", "timeout_error", "Request timed out."},
+    {413, "invalid_request_error", "request_too_large", "request_too_large",
+     "Request exceeds the maximum allowed number of bytes."},
+    {429, "requests", "rate_limit_exceeded", "rate_limit_error",
+     "Rate limit reached for requests. Please try again later."},
+    {500, "server_error", NULL, "api_error",
+     "The server had an error while processing your request."},
+    {502, "server_error", "bad_gateway", "api_error", "Bad gateway."},
+    {503, "server_error", "service_unavailable", "overloaded_error",
+     "The server is overloaded or not ready yet."},
+    {504, "timeout", "timeout", "timeout_error", "The server timed out."},
+    {529, "server_error", "overloaded", "overloaded_error", "Overloaded."},
+};
+
+int sg_mock_render_error(struct sg_buf *out, enum sg_mock_api api, int status, const char *code,
+                         const char *param, const char *message)
+{
+    const struct error_kind *k = NULL;
+    for (size_t i = 0; i < SG_ARRAY_LEN(error_kinds); i++)
+        if (error_kinds[i].status == status)
+            k = &error_kinds[i];
+    struct error_kind generic = {status, status < 500 ? "invalid_request_error" : "server_error",
+                                 NULL, status < 500 ? "invalid_request_error" : "api_error",
+                                 status < 500 ? "The request was rejected." : "Server error."};
+    if (!k)
+        k = &generic;
+    if (!message)
+        message = k->message;
+    int rc;
+    if (api == SG_MOCK_API_ANTHROPIC) {
+        rc = sg_buf_appendf(out, "{\"type\":\"error\",\"error\":{\"type\":\"%s\",\"message\":",
+                            k->anthropic_type);
+        if (!rc)
+            rc = json_cstr(out, message);
+        return rc ? rc : sg_buf_appends(out, "}}");
+    }
+    if (!code)
+        code = k->openai_code;
+    rc = sg_buf_appends(out, "{\"error\":{\"message\":");
+    if (!rc)
+        rc = json_cstr(out, message);
+    if (!rc)
+        rc = sg_buf_appendf(out, ",\"type\":\"%s\",\"param\":", k->openai_type);
+    if (!rc)
+        rc = param && *param ? json_cstr(out, param) : sg_buf_appends(out, "null");
+    if (!rc)
+        rc = sg_buf_appends(out, ",\"code\":");
+    if (!rc)
+        rc = code ? json_cstr(out, code) : sg_buf_appends(out, "null");
+    return rc ? rc : sg_buf_appends(out, "}}");
+}

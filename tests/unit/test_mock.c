@@ -1,0 +1,732 @@
+/* Unit tests for the mock provider: wire formats, token estimate, faults and the decision, and
+ * (when the http server is built in) one real request over a loopback socket. */
+#include "mock/mock.h"
+
+#include <json-c/json.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include <cmocka.h>
+
+/* ---- helpers ---- */
+
+static struct json_object *parse_ok(const char *s, size_t n)
+{
+    char err[256];
+    struct json_object *o = sg_mock_json_parse(s, n, err, sizeof err);
+    if (!o)
+        fail_msg("JSON did not parse (%s): %.*s", err, (int)n, s);
+    return o;
+}
+
+static struct json_object *at(struct json_object *o, const char *path)
+{
+    /* A dotted path; numbers index arrays: "choices.0.message.content". */
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *save = NULL, *tok = strtok_r(buf, ".", &save); tok;
+         tok = strtok_r(NULL, ".", &save)) {
+        if (!o)
+            fail_msg("path %s: hit null before %s", path, tok);
+        if (json_object_is_type(o, json_type_array))
+            o = json_object_array_get_idx(o, (size_t)atoi(tok));
+        else if (!json_object_object_get_ex(o, tok, &o))
+            fail_msg("path %s: no field %s", path, tok);
+    }
+    return o;
+}
+
+static const char *str_at(struct json_object *o, const char *path)
+{
+    struct json_object *v = at(o, path);
+    if (!json_object_is_type(v, json_type_string))
+        fail_msg("path %s: not a string", path);
+    return json_object_get_string(v);
+}
+
+static int64_t int_at(struct json_object *o, const char *path)
+{
+    struct json_object *v = at(o, path);
+    if (!json_object_is_type(v, json_type_int))
+        fail_msg("path %s: not an integer", path);
+    return json_object_get_int64(v);
+}
+
+static void parse_chat(enum sg_mock_api api, const char *body, struct sg_mock_chat *c)
+{
+    char err[256], param[64];
+    int rc = sg_mock_chat_parse(api, body, strlen(body), c, err, sizeof err, param, sizeof param);
+    if (rc)
+        fail_msg("chat did not parse: %s", err);
+}
+
+static void parse_chat_fails(enum sg_mock_api api, const char *body, const char *want_param,
+                             const char *want_in_msg)
+{
+    char err[256], param[64];
+    struct sg_mock_chat c;
+    int rc = sg_mock_chat_parse(api, body, strlen(body), &c, err, sizeof err, param, sizeof param);
+    assert_int_equal(rc, SG_EINVAL);
+    assert_string_equal(param, want_param);
+    if (!strstr(err, want_in_msg))
+        fail_msg("message '%s' lacks '%s'", err, want_in_msg);
+    assert_null(c.model);
+}
+
+/* ---- JSON parsing ---- */
+
+static void test_json_parse_strict(void **state)
+{
+    (void)state;
+    char err[256];
+    struct json_object *o = parse_ok("{\"a\":1}  \r\n", 11);
+    json_object_put(o);
+    /* Not listed: {'a':1}. json-c 0.16 accepts single-quoted keys even in strict mode. */
+    static const char *bad[] = {
+        "",  "{\"a\":1} x", "{\"a\":1}{}", "{\"a\":NaN}", "{\"a\":Infinity}", "{\"a\":'x'}",
+        "{\"a\":1,}", "{\"a\":\"\xff\"}", "[1,2", "{\"a\":1}\0",
+    };
+    static const size_t lens[] = {0, 9, 9, 9, 14, 9, 8, 8, 4, 8};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        o = sg_mock_json_parse(bad[i], lens[i], err, sizeof err);
+        if (o)
+            fail_msg("accepted bad JSON #%zu", i);
+        assert_true(strlen(err) > 0);
+    }
+    /* Nesting: 64 levels pass, 65 do not. */
+    char deep[200];
+    for (int depth = 64; depth <= 65; depth++) {
+        size_t n = 0;
+        for (int i = 0; i < depth; i++)
+            deep[n++] = '[';
+        for (int i = 0; i < depth; i++)
+            deep[n++] = ']';
+        o = sg_mock_json_parse(deep, n, err, sizeof err);
+        if (depth == 64)
+            assert_non_null(o);
+        else
+            assert_null(o);
+        json_object_put(o);
+    }
+}
+
+/* ---- request parsing and the token estimate ---- */
+
+static void test_count_tokens(void **state)
+{
+    (void)state;
+    assert_int_equal(sg_mock_count_tokens(0), 4);
+    assert_int_equal(sg_mock_count_tokens(1), 5);
+    assert_int_equal(sg_mock_count_tokens(4), 5);
+    assert_int_equal(sg_mock_count_tokens(5), 6);
+    assert_int_equal(sg_mock_count_tokens(400), 104);
+}
+
+static void test_parse_openai(void **state)
+{
+    (void)state;
+    struct sg_mock_chat c;
+    /* "You are terse." = 14 bytes -> 4+4; "Hello" = 5 -> 2+4; parts "ab"+"cdef" = 6 -> 2+4. */
+    parse_chat(SG_MOCK_API_OPENAI,
+               "{\"model\":\"gpt-4o-mini\",\"messages\":[{\"role\":\"system\",\"content\":"
+               "\"You are terse.\"},{\"role\":\"user\",\"content\":\"Hello\"},{\"role\":\"user\","
+               "\"content\":[{\"type\":\"text\",\"text\":\"ab\"},{\"type\":\"text\",\"text\":"
+               "\"cdef\"}]}],\"stream\":true,\"stream_options\":{\"include_usage\":true},"
+               "\"max_tokens\":50,\"max_completion_tokens\":7}",
+               &c);
+    assert_string_equal(c.model, "gpt-4o-mini");
+    assert_true(c.stream);
+    assert_true(c.include_usage);
+    assert_int_equal(c.max_tokens, 7);
+    assert_int_equal(c.n_messages, 3);
+    assert_int_equal(c.input_tokens, 8 + 6 + 6);
+    sg_mock_chat_dispose(&c);
+
+    /* Defaults; an assistant message with null content (tool calls) counts 4. */
+    parse_chat(SG_MOCK_API_OPENAI,
+               "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"},"
+               "{\"role\":\"assistant\",\"content\":null}],\"stream\":null}",
+               &c);
+    assert_false(c.stream);
+    assert_false(c.include_usage);
+    assert_int_equal(c.max_tokens, -1);
+    assert_int_equal(c.input_tokens, 5 + 4);
+    sg_mock_chat_dispose(&c);
+}
+
+static void test_parse_anthropic(void **state)
+{
+    (void)state;
+    struct sg_mock_chat c;
+    /* system "Be brief" = 8 -> 2+4; "What is 2+2?" = 12 -> 3+4; blocks "abcdefghi" = 9 -> 3+4. */
+    parse_chat(SG_MOCK_API_ANTHROPIC,
+               "{\"model\":\"claude-x\",\"max_tokens\":1024,\"system\":[{\"type\":\"text\","
+               "\"text\":\"Be brief\",\"cache_control\":{\"type\":\"ephemeral\"}}],"
+               "\"messages\":[{\"role\":\"user\",\"content\":\"What is 2+2?\"},{\"role\":"
+               "\"assistant\",\"content\":[{\"type\":\"text\",\"text\":\"abcdefghi\"}]}]}",
+               &c);
+    assert_string_equal(c.model, "claude-x");
+    assert_int_equal(c.max_tokens, 1024);
+    assert_false(c.stream);
+    assert_int_equal(c.input_tokens, 6 + 7 + 7);
+    sg_mock_chat_dispose(&c);
+}
+
+static void test_parse_errors(void **state)
+{
+    (void)state;
+    parse_chat_fails(SG_MOCK_API_OPENAI, "[1]", "", "JSON object");
+    parse_chat_fails(SG_MOCK_API_OPENAI, "{\"model\":", "", "not valid JSON");
+    parse_chat_fails(SG_MOCK_API_OPENAI, "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}",
+                     "model", "model");
+    parse_chat_fails(SG_MOCK_API_OPENAI, "{\"model\":\"m\"}", "messages", "required");
+    parse_chat_fails(SG_MOCK_API_OPENAI, "{\"model\":\"m\",\"messages\":[]}", "messages",
+                     "at least one");
+    parse_chat_fails(SG_MOCK_API_OPENAI,
+                     "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],"
+                     "\"stream\":\"yes\"}",
+                     "stream", "boolean");
+    parse_chat_fails(SG_MOCK_API_OPENAI,
+                     "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],"
+                     "\"max_tokens\":0}",
+                     "max_tokens", ">= 1");
+    parse_chat_fails(SG_MOCK_API_OPENAI, "{\"model\":\"m\",\"messages\":[{\"role\":\"robot\"}]}",
+                     "messages", "robot");
+    parse_chat_fails(SG_MOCK_API_ANTHROPIC,
+                     "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}",
+                     "max_tokens", "required");
+    parse_chat_fails(SG_MOCK_API_ANTHROPIC,
+                     "{\"model\":\"m\",\"max_tokens\":5,\"messages\":[{\"role\":\"system\","
+                     "\"content\":\"x\"}]}",
+                     "messages", "top-level system");
+}
+
+/* ---- rendering ---- */
+
+static void answer_for(struct sg_mock_answer *a, struct sg_mock_chat *c, enum sg_mock_api api,
+                       const char *body, const char *model_override, uint32_t reply_tokens)
+{
+    parse_chat(api, body, c);
+    sg_mock_answer_init(a, c, "provider-a", model_override,
+                        api == SG_MOCK_API_OPENAI ? "chatcmpl-test1" : "msg_test1", 1700000000,
+                        reply_tokens);
+}
+
+static const char *openai_req = "{\"model\":\"gpt-4o-mini\",\"messages\":[{\"role\":\"user\","
+                                 "\"content\":\"Hello\"}]}";
+
+static void test_reply_text(void **state)
+{
+    (void)state;
+    struct sg_mock_chat c;
+    struct sg_mock_answer a;
+    answer_for(&a, &c, SG_MOCK_API_OPENAI, openai_req, NULL, 0);
+    assert_int_equal(a.output_tokens, SG_MOCK_REPLY_TOKENS);
+    struct sg_buf t;
+    sg_buf_init(&t, 0);
+    assert_int_equal(sg_mock_reply_text(&t, &a), 0);
+    assert_true(strncmp(t.data, "Mock answer from provider-a: ", 29) == 0);
+    /* One word per token: the spaces count the tokens. */
+    size_t words = 1;
+    for (size_t i = 0; i < t.len; i++)
+        words += t.data[i] == ' ';
+    assert_int_equal(words, SG_MOCK_REPLY_TOKENS);
+    assert_int_equal(t.data[t.len - 1], '.');
+    /* The same prompt gives the same text; another prompt another one. */
+    struct sg_buf t2;
+    sg_buf_init(&t2, 0);
+    sg_mock_reply_text(&t2, &a);
+    assert_string_equal(t.data, t2.data);
+    struct sg_mock_chat c2;
+    struct sg_mock_answer a2;
+    answer_for(&a2, &c2, SG_MOCK_API_OPENAI,
+               "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"Bye\"}]}", NULL,
+               0);
+    sg_buf_reset(&t2);
+    sg_mock_reply_text(&t2, &a2);
+    assert_string_not_equal(t.data, t2.data);
+    sg_buf_dispose(&t);
+    sg_buf_dispose(&t2);
+    sg_mock_chat_dispose(&c);
+    sg_mock_chat_dispose(&c2);
+}
+
+static void test_render_openai_body(void **state)
+{
+    (void)state;
+    struct sg_mock_chat c;
+    struct sg_mock_answer a;
+    answer_for(&a, &c, SG_MOCK_API_OPENAI, openai_req, NULL, 0);
+    struct sg_buf b;
+    sg_buf_init(&b, 0);
+    assert_int_equal(sg_mock_render_body(&b, &a), 0);
+    struct json_object *o = parse_ok(b.data, b.len);
+    assert_string_equal(str_at(o, "id"), "chatcmpl-test1");
+    assert_string_equal(str_at(o, "object"), "chat.completion");
+    assert_int_equal(int_at(o, "created"), 1700000000);
+    assert_string_equal(str_at(o, "model"), "gpt-4o-mini");
+    assert_string_equal(str_at(o, "system_fingerprint"), "fp_mock");
+    assert_int_equal(int_at(o, "choices.0.index"), 0);
+    assert_string_equal(str_at(o, "choices.0.message.role"), "assistant");
+    assert_true(strncmp(str_at(o, "choices.0.message.content"), "Mock answer from provider-a:",
+                        28) == 0);
+    assert_string_equal(str_at(o, "choices.0.finish_reason"), "stop");
+    assert_null(at(o, "choices.0.logprobs"));
+    assert_int_equal(int_at(o, "usage.prompt_tokens"), 6); /* "Hello": 2 + 4 */
+    assert_int_equal(int_at(o, "usage.completion_tokens"), SG_MOCK_REPLY_TOKENS);
+    assert_int_equal(int_at(o, "usage.total_tokens"), 6 + SG_MOCK_REPLY_TOKENS);
+    json_object_put(o);
+    sg_mock_chat_dispose(&c);
+
+    /* max_tokens below the default truncates ("length"); the override model is reported. */
+    answer_for(&a, &c, SG_MOCK_API_OPENAI,
+               "{\"model\":\"alias\",\"max_tokens\":5,\"messages\":[{\"role\":\"user\",\"content\":"
+               "\"a \\\"quoted\\\" line\\n\"}]}",
+               "gpt-real-id", 0);
+    sg_buf_reset(&b);
+    sg_mock_render_body(&b, &a);
+    o = parse_ok(b.data, b.len);
+    assert_string_equal(str_at(o, "model"), "gpt-real-id");
+    assert_string_equal(str_at(o, "choices.0.finish_reason"), "length");
+    assert_int_equal(int_at(o, "usage.completion_tokens"), 5);
+    json_object_put(o);
+    sg_mock_chat_dispose(&c);
+    sg_buf_dispose(&b);
+}
+
+static void test_render_anthropic_body(void **state)
+{
+    (void)state;
+    struct sg_mock_chat c;
+    struct sg_mock_answer a;
+    answer_for(&a, &c, SG_MOCK_API_ANTHROPIC,
+               "{\"model\":\"claude-x\",\"max_tokens\":3,\"messages\":[{\"role\":\"user\","
+               "\"content\":\"Hello\"}]}",
+               NULL, 0);
+    struct sg_buf b;
+    sg_buf_init(&b, 0);
+    sg_mock_render_body(&b, &a);
+    struct json_object *o = parse_ok(b.data, b.len);
+    assert_string_equal(str_at(o, "id"), "msg_test1");
+    assert_string_equal(str_at(o, "type"), "message");
+    assert_string_equal(str_at(o, "role"), "assistant");
+    assert_string_equal(str_at(o, "model"), "claude-x");
+    assert_string_equal(str_at(o, "content.0.type"), "text");
+    assert_string_equal(str_at(o, "content.0.text"), "Mock answer from");
+    assert_string_equal(str_at(o, "stop_reason"), "max_tokens");
+    assert_null(at(o, "stop_sequence"));
+    assert_int_equal(int_at(o, "usage.input_tokens"), 6);
+    assert_int_equal(int_at(o, "usage.output_tokens"), 3);
+    assert_int_equal(int_at(o, "usage.cache_read_input_tokens"), 0);
+    json_object_put(o);
+    sg_mock_chat_dispose(&c);
+    sg_buf_dispose(&b);
+}
+
+/* Split a rendered stream into events: for each, its "event:" name (or "") and data. */
+struct ev {
+    char name[32];
+    char *data;
+};
+
+static size_t split_events(char *s, struct ev *evs, size_t max)
+{
+    size_t n = 0;
+    char *p = s;
+    while (*p && n < max) {
+        char *end = strstr(p, "\n\n");
+        assert_non_null(end);
+        *end = '\0';
+        evs[n].name[0] = '\0';
+        evs[n].data = NULL;
+        for (char *save = NULL, *line = strtok_r(p, "\n", &save); line;
+             line = strtok_r(NULL, "\n", &save)) {
+            if (strncmp(line, "event: ", 7) == 0)
+                snprintf(evs[n].name, sizeof evs[n].name, "%s", line + 7);
+            else if (strncmp(line, "data: ", 6) == 0)
+                evs[n].data = line + 6;
+            else
+                fail_msg("unexpected line in event: %s", line);
+        }
+        assert_non_null(evs[n].data);
+        n++;
+        p = end + 2;
+    }
+    return n;
+}
+
+static char *render_stream(const struct sg_mock_answer *a, size_t *n_events)
+{
+    struct sg_mock_stream_plan p;
+    sg_mock_stream_plan(a, &p);
+    *n_events = p.n_head + p.n_content + p.n_tail;
+    struct sg_buf b;
+    sg_buf_init(&b, 0);
+    for (size_t i = 0; i < *n_events; i++)
+        assert_int_equal(sg_mock_render_event(&b, a, i), 0);
+    assert_int_equal(sg_mock_render_event(&b, a, *n_events), SG_EINVAL);
+    return sg_buf_steal(&b, NULL);
+}
+
+static void check_openai_stream(bool include_usage)
+{
+    struct sg_mock_chat c;
+    struct sg_mock_answer a;
+    answer_for(&a, &c, SG_MOCK_API_OPENAI,
+               include_usage ? "{\"model\":\"m\",\"stream\":true,\"stream_options\":{"
+                               "\"include_usage\":true},\"messages\":[{\"role\":\"user\","
+                               "\"content\":\"Hello\"}]}"
+                             : "{\"model\":\"m\",\"stream\":true,\"messages\":[{\"role\":\"user\","
+                               "\"content\":\"Hello\"}]}",
+               NULL, 6);
+    size_t n;
+    char *s = render_stream(&a, &n);
+    struct ev evs[64];
+    assert_int_equal(split_events(s, evs, 64), n);
+    assert_int_equal(n, 1 + 6 + 1 + (include_usage ? 1 : 0) + 1);
+    struct sg_buf text;
+    sg_buf_init(&text, 0);
+    for (size_t i = 0; i + 1 < n; i++) {
+        struct json_object *o = parse_ok(evs[i].data, strlen(evs[i].data));
+        assert_string_equal(str_at(o, "object"), "chat.completion.chunk");
+        assert_string_equal(str_at(o, "id"), "chatcmpl-test1");
+        bool usage_chunk = include_usage && i == n - 2;
+        if (usage_chunk) {
+            assert_int_equal(json_object_array_length(at(o, "choices")), 0);
+            assert_int_equal(int_at(o, "usage.completion_tokens"), 6);
+            assert_int_equal(int_at(o, "usage.prompt_tokens"), 6);
+        } else {
+            struct json_object *u;
+            /* With include_usage every other chunk carries usage: null; without, none. */
+            assert_int_equal(json_object_object_get_ex(o, "usage", &u), include_usage);
+            assert_null(u);
+            if (i == 0)
+                assert_string_equal(str_at(o, "choices.0.delta.role"), "assistant");
+            else if (i <= 6)
+                sg_buf_appends(&text, str_at(o, "choices.0.delta.content"));
+            if (i == 7)
+                assert_string_equal(str_at(o, "choices.0.finish_reason"), "stop");
+            else
+                assert_null(at(o, "choices.0.finish_reason"));
+        }
+        json_object_put(o);
+    }
+    assert_string_equal(evs[n - 1].data, "[DONE]");
+    assert_true(strncmp(text.data, "Mock answer from provider-a:", 28) == 0);
+    struct sg_buf whole;
+    sg_buf_init(&whole, 0);
+    sg_mock_reply_text(&whole, &a);
+    assert_string_equal(text.data, whole.data);
+    sg_buf_dispose(&whole);
+    sg_buf_dispose(&text);
+    free(s);
+    sg_mock_chat_dispose(&c);
+}
+
+static void test_openai_stream(void **state)
+{
+    (void)state;
+    check_openai_stream(false);
+    check_openai_stream(true);
+}
+
+static void test_anthropic_stream(void **state)
+{
+    (void)state;
+    struct sg_mock_chat c;
+    struct sg_mock_answer a;
+    answer_for(&a, &c, SG_MOCK_API_ANTHROPIC,
+               "{\"model\":\"claude-x\",\"max_tokens\":4,\"stream\":true,\"messages\":[{\"role\":"
+               "\"user\",\"content\":\"Hello\"}]}",
+               NULL, 0);
+    size_t n;
+    char *s = render_stream(&a, &n);
+    struct ev evs[32];
+    assert_int_equal(split_events(s, evs, 32), n);
+    static const char *want[] = {"message_start",       "content_block_start", "ping",
+                                 "content_block_delta", "content_block_delta", "content_block_delta",
+                                 "content_block_delta", "content_block_stop",  "message_delta",
+                                 "message_stop"};
+    assert_int_equal(n, sizeof want / sizeof want[0]);
+    struct sg_buf text;
+    sg_buf_init(&text, 0);
+    for (size_t i = 0; i < n; i++) {
+        assert_string_equal(evs[i].name, want[i]);
+        struct json_object *o = parse_ok(evs[i].data, strlen(evs[i].data));
+        assert_string_equal(str_at(o, "type"), want[i]);
+        if (i == 0) {
+            assert_string_equal(str_at(o, "message.id"), "msg_test1");
+            assert_string_equal(str_at(o, "message.model"), "claude-x");
+            assert_int_equal(int_at(o, "message.usage.input_tokens"), 6);
+            assert_null(at(o, "message.stop_reason"));
+        } else if (i == 1) {
+            assert_string_equal(str_at(o, "content_block.type"), "text");
+        } else if (strcmp(want[i], "content_block_delta") == 0) {
+            assert_string_equal(str_at(o, "delta.type"), "text_delta");
+            assert_int_equal(int_at(o, "index"), 0);
+            sg_buf_appends(&text, str_at(o, "delta.text"));
+        } else if (i == 8) {
+            assert_string_equal(str_at(o, "delta.stop_reason"), "max_tokens");
+            assert_int_equal(int_at(o, "usage.output_tokens"), 4);
+        }
+        json_object_put(o);
+    }
+    assert_string_equal(text.data, "Mock answer from provider-a:");
+    sg_buf_dispose(&text);
+    free(s);
+    sg_mock_chat_dispose(&c);
+}
+
+static void test_render_errors(void **state)
+{
+    (void)state;
+    struct sg_buf b;
+    sg_buf_init(&b, 0);
+    sg_mock_render_error(&b, SG_MOCK_API_OPENAI, 401, NULL, NULL, "Incorrect \"key\"");
+    struct json_object *o = parse_ok(b.data, b.len);
+    assert_string_equal(str_at(o, "error.message"), "Incorrect \"key\"");
+    assert_string_equal(str_at(o, "error.type"), "invalid_request_error");
+    assert_string_equal(str_at(o, "error.code"), "invalid_api_key");
+    assert_null(at(o, "error.param"));
+    json_object_put(o);
+
+    sg_buf_reset(&b);
+    sg_mock_render_error(&b, SG_MOCK_API_OPENAI, 400, NULL, "messages", "messages: required");
+    o = parse_ok(b.data, b.len);
+    assert_string_equal(str_at(o, "error.param"), "messages");
+    assert_null(at(o, "error.code"));
+    json_object_put(o);
+
+    sg_buf_reset(&b);
+    sg_mock_render_error(&b, SG_MOCK_API_OPENAI, 429, NULL, NULL, NULL);
+    o = parse_ok(b.data, b.len);
+    assert_string_equal(str_at(o, "error.code"), "rate_limit_exceeded");
+    json_object_put(o);
+
+    static const struct {
+        int status;
+        const char *type;
+    } anth[] = {{400, "invalid_request_error"}, {401, "authentication_error"},
+                {403, "permission_error"},      {429, "rate_limit_error"},
+                {500, "api_error"},             {503, "overloaded_error"},
+                {418, "invalid_request_error"}, {599, "api_error"}};
+    for (size_t i = 0; i < sizeof anth / sizeof anth[0]; i++) {
+        sg_buf_reset(&b);
+        sg_mock_render_error(&b, SG_MOCK_API_ANTHROPIC, anth[i].status, NULL, NULL, NULL);
+        o = parse_ok(b.data, b.len);
+        assert_string_equal(str_at(o, "type"), "error");
+        assert_string_equal(str_at(o, "error.type"), anth[i].type);
+        assert_true(strlen(str_at(o, "error.message")) > 0);
+        json_object_put(o);
+    }
+    sg_buf_dispose(&b);
+}
+
+/* ---- faults ---- */
+
+static bool faults_equal(const struct sg_mock_faults *a, const struct sg_mock_faults *b)
+{
+    return a->latency_ms == b->latency_ms && a->ttft_ms == b->ttft_ms &&
+           a->tokens_per_s == b->tokens_per_s && a->error_rate == b->error_rate &&
+           a->error_status == b->error_status && a->status == b->status &&
+           a->retry_after_s == b->retry_after_s && a->hang == b->hang && a->reset == b->reset;
+}
+
+static int merge(struct sg_mock_faults *f, const char *json, char *err)
+{
+    return sg_mock_faults_merge(f, json, strlen(json), err, 256);
+}
+
+static void test_faults_merge(void **state)
+{
+    (void)state;
+    struct sg_mock_faults f = {0};
+    char err[256];
+    assert_int_equal(merge(&f, "{\"latency_ms\":150,\"error_rate\":0.25,\"status\":503,"
+                               "\"retry_after_s\":7,\"reset\":\"mid\",\"tokens_per_s\":20}",
+                           err),
+                     0);
+    assert_int_equal(f.latency_ms, 150);
+    assert_true(f.error_rate == 0.25);
+    assert_int_equal(f.status, 503);
+    assert_int_equal(f.retry_after_s, 7);
+    assert_int_equal(f.reset, SG_MOCK_RESET_MID);
+    assert_true(f.tokens_per_s == 20);
+    /* A merge only touches the fields given. */
+    assert_int_equal(merge(&f, "{\"hang\":true,\"status\":null,\"reset\":\"none\"}", err), 0);
+    assert_true(f.hang);
+    assert_int_equal(f.status, 0);
+    assert_int_equal(f.reset, SG_MOCK_RESET_NONE);
+    assert_int_equal(f.latency_ms, 150);
+
+    /* All or nothing: a bad field leaves everything as it was, and is named. */
+    struct sg_mock_faults before = f;
+    static const struct {
+        const char *json, *want;
+    } bad[] = {
+        {"{\"latency_ms\":5,\"colour\":1}", "colour"},
+        {"{\"latency_ms\":\"5\"}", "latency_ms: must be an integer"},
+        {"{\"latency_ms\":1.5}", "latency_ms: must be an integer"},
+        {"{\"latency_ms\":-1}", "latency_ms"},
+        {"{\"error_rate\":1.5}", "error_rate"},
+        {"{\"error_rate\":true}", "error_rate: must be a number"},
+        {"{\"status\":200}", "status"},
+        {"{\"error_status\":0}", "error_status"},
+        {"{\"hang\":1}", "hang: must be a boolean"},
+        {"{\"reset\":\"later\"}", "reset"},
+        {"[1]", "JSON object"},
+        {"{\"hang\":", "not valid JSON"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        err[0] = '\0';
+        assert_int_equal(merge(&f, bad[i].json, err), SG_EINVAL);
+        if (!strstr(err, bad[i].want))
+            fail_msg("%s: message '%s' lacks '%s'", bad[i].json, err, bad[i].want);
+        assert_true(faults_equal(&f, &before));
+    }
+}
+
+static void test_faults_json_roundtrip(void **state)
+{
+    (void)state;
+    struct sg_mock_faults f = {.latency_ms = 10, .ttft_ms = 20, .tokens_per_s = 12.5,
+                               .error_rate = 0.1, .error_status = 429, .status = 0,
+                               .retry_after_s = 3, .hang = false, .reset = SG_MOCK_RESET_BEFORE};
+    struct sg_buf b;
+    sg_buf_init(&b, 0);
+    sg_mock_faults_to_json(&b, &f);
+    struct json_object *o = parse_ok(b.data, b.len);
+    assert_int_equal(int_at(o, "latency_ms"), 10);
+    assert_string_equal(str_at(o, "reset"), "before");
+    json_object_put(o);
+    struct sg_mock_faults g = {0};
+    char err[256];
+    assert_int_equal(sg_mock_faults_merge(&g, b.data, b.len, err, sizeof err), 0);
+    assert_true(faults_equal(&f, &g));
+    /* The zero struct shows error_status as its effective 500. */
+    struct sg_mock_faults z = {0};
+    sg_buf_reset(&b);
+    sg_mock_faults_to_json(&b, &z);
+    assert_string_equal(b.data, "{\"latency_ms\":0,\"ttft_ms\":0,\"tokens_per_s\":0,"
+                                "\"error_rate\":0,\"error_status\":500,\"status\":0,"
+                                "\"retry_after_s\":0,\"hang\":false,\"reset\":\"none\"}");
+    sg_buf_dispose(&b);
+}
+
+static void test_decide(void **state)
+{
+    (void)state;
+    struct sg_mock_decision d;
+    struct sg_mock_faults f = {0};
+    sg_mock_decide(&f, true, true, false, 0.0, &d);
+    assert_int_equal(d.action, SG_MOCK_ANSWER);
+    assert_int_equal(d.status, 200);
+    assert_int_equal(d.delay_ms, 0);
+
+    /* Latency for everything; ttft on top for a stream's answer only. */
+    f.latency_ms = 100;
+    f.ttft_ms = 40;
+    sg_mock_decide(&f, true, true, true, 0.5, &d);
+    assert_int_equal(d.delay_ms, 140);
+    sg_mock_decide(&f, false, true, true, 0.5, &d);
+    assert_int_equal(d.action, SG_MOCK_ERROR);
+    assert_int_equal(d.status, 401);
+    assert_int_equal(d.cause, SG_MOCK_CAUSE_AUTH);
+    assert_int_equal(d.delay_ms, 100);
+
+    /* Order: 401 before a forced status before 400 before error_rate. */
+    f = (struct sg_mock_faults){.status = 503, .retry_after_s = 9, .error_rate = 1.0};
+    sg_mock_decide(&f, false, false, false, 0.0, &d);
+    assert_int_equal(d.status, 401);
+    assert_int_equal(d.retry_after_s, 0);
+    sg_mock_decide(&f, true, false, false, 0.0, &d);
+    assert_int_equal(d.status, 503);
+    assert_int_equal(d.cause, SG_MOCK_CAUSE_FORCED);
+    assert_int_equal(d.retry_after_s, 9);
+    f.status = 0;
+    sg_mock_decide(&f, true, false, false, 0.0, &d);
+    assert_int_equal(d.status, 400);
+    sg_mock_decide(&f, true, true, false, 0.999, &d);
+    assert_int_equal(d.status, 500);
+    assert_int_equal(d.cause, SG_MOCK_CAUSE_RATE);
+    assert_int_equal(d.retry_after_s, 0); /* only 429 and 503 carry it */
+    f.error_rate = 0.3;
+    f.error_status = 429;
+    sg_mock_decide(&f, true, true, false, 0.29, &d);
+    assert_int_equal(d.status, 429);
+    assert_int_equal(d.retry_after_s, 9);
+    sg_mock_decide(&f, true, true, false, 0.30, &d);
+    assert_int_equal(d.action, SG_MOCK_ANSWER);
+
+    /* Connection faults beat everything, even a bad key. */
+    f = (struct sg_mock_faults){.hang = true, .status = 500};
+    sg_mock_decide(&f, false, false, false, 0.0, &d);
+    assert_int_equal(d.action, SG_MOCK_HANG);
+    f.reset = SG_MOCK_RESET_BEFORE;
+    sg_mock_decide(&f, false, false, false, 0.0, &d);
+    assert_int_equal(d.action, SG_MOCK_RESET);
+
+    /* reset mid: a stream answers and is cut; a JSON answer is reset after the latency; an
+     * error is still sent whole. */
+    f = (struct sg_mock_faults){.reset = SG_MOCK_RESET_MID, .latency_ms = 5};
+    sg_mock_decide(&f, true, true, true, 0.0, &d);
+    assert_int_equal(d.action, SG_MOCK_ANSWER);
+    assert_true(d.reset_mid);
+    sg_mock_decide(&f, true, true, false, 0.0, &d);
+    assert_int_equal(d.action, SG_MOCK_RESET);
+    assert_int_equal(d.delay_ms, 5);
+    sg_mock_decide(&f, false, true, true, 0.0, &d);
+    assert_int_equal(d.action, SG_MOCK_ERROR);
+}
+
+static void test_error_rate_seeded(void **state)
+{
+    (void)state;
+    /* 20,000 draws at 0.3: the standard deviation of the fraction is sqrt(.21/20000) = 0.0032,
+     * so +-0.015 is over 4.5 sigma — and the seed makes it the same every run anyway. */
+    struct sg_mock_faults f = {.error_rate = 0.3};
+    uint64_t rng = 42;
+    int errors = 0;
+    const int n = 20000;
+    for (int i = 0; i < n; i++) {
+        struct sg_mock_decision d;
+        sg_mock_decide(&f, true, true, false, sg_mock_rand_unit(&rng), &d);
+        errors += d.action == SG_MOCK_ERROR;
+    }
+    double frac = (double)errors / n;
+    if (frac < 0.285 || frac > 0.315)
+        fail_msg("error fraction %f not within 0.3 +- 0.015", frac);
+    /* Same seed, same sequence; another seed, another one. */
+    uint64_t a = 7, b = 7, c = 8;
+    for (int i = 0; i < 100; i++) {
+        double x = sg_mock_rand_unit(&a);
+        assert_true(x == sg_mock_rand_unit(&b));
+        assert_true(x >= 0.0 && x < 1.0);
+    }
+    assert_true(sg_mock_rand_next(&a) != sg_mock_rand_next(&c));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_json_parse_strict),
+        cmocka_unit_test(test_count_tokens),
+        cmocka_unit_test(test_parse_openai),
+        cmocka_unit_test(test_parse_anthropic),
+        cmocka_unit_test(test_parse_errors),
+        cmocka_unit_test(test_reply_text),
+        cmocka_unit_test(test_render_openai_body),
+        cmocka_unit_test(test_render_anthropic_body),
+        cmocka_unit_test(test_openai_stream),
+        cmocka_unit_test(test_anthropic_stream),
+        cmocka_unit_test(test_render_errors),
+        cmocka_unit_test(test_faults_merge),
+        cmocka_unit_test(test_faults_json_roundtrip),
+        cmocka_unit_test(test_decide),
+        cmocka_unit_test(test_error_rate_seeded),
+    };
+    return cmocka_run_group_tests_name("mock", tests, NULL, NULL);
+}
