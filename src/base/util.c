@@ -1,5 +1,4 @@
 /* Errors, clocks, random numbers, logging and small string helpers. */
-#define _GNU_SOURCE
 #include "base.h"
 
 #include <errno.h>

@@ -1,0 +1,113 @@
+/* slogate serve: load a config and run the gateway until SIGINT/SIGTERM. */
+#include "cli.h"
+#include "config/config.h"
+#include "gateway/gateway.h"
+#include "upstream/upstream.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+static const char usage[] =
+    "usage: slogate serve -c CONFIG [--host HOST] [--port PORT] [--workers N] [--log-level L]\n"
+    "\n"
+    "Run the gateway. CONFIG is a slogate.yaml or a LiteLLM proxy config (litellm_config.yaml).\n"
+    "\n"
+    "  -c, --config FILE   the configuration (or set SLOGATE_CONFIG)\n"
+    "      --host HOST     listen address (default: server.host, 127.0.0.1)\n"
+    "      --port PORT     listen port (default: server.port, 4000; 0 picks a free one)\n"
+    "      --workers N     event-loop threads (default: server.workers, else one per core)\n"
+    "      --log-level L   debug | info | warn | error (default: server.log_level, info)\n"
+    "\n"
+    "No config yet? `slogate demo` runs the gateway in front of two built-in mock providers,\n"
+    "and examples/ holds slogate.yaml and litellm_config.yaml to start from.\n";
+
+static void banner(struct sg_gateway *gw, void *ud)
+{
+    const char *host = ud;
+    const struct sg_config *cfg = sg_gateway_config(gw);
+    printf("slogate listening on http://%s:%d (%d workers, %zu deployments in %zu groups)\n",
+           host ? host : cfg->server.host, sg_gateway_port(gw), sg_gateway_workers(gw),
+           cfg->n_deployments, cfg->n_groups);
+    fflush(stdout);
+}
+
+int cmd_serve(int argc, char **argv)
+{
+    if (sg_cli_wants_help(argc, argv, usage))
+        return SG_EXIT_OK;
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'}, {"host", required_argument, NULL, 'H'},
+        {"port", required_argument, NULL, 'p'},   {"workers", required_argument, NULL, 'w'},
+        {"log-level", required_argument, NULL, 'l'}, {NULL, 0, NULL, 0}};
+    const char *path = getenv("SLOGATE_CONFIG"), *log_level = NULL;
+    struct sg_gateway_options go = {.port = -1};
+    int64_t v;
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "c:", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c': path = optarg; break;
+        case 'H': go.host = optarg; break;
+        case 'p':
+            if (!sg_parse_i64(optarg, 0, 65535, &v)) {
+                fprintf(stderr, "slogate serve: --port must be 0..65535, got '%s'\n", optarg);
+                return SG_EXIT_USAGE;
+            }
+            go.port = (int)v;
+            break;
+        case 'w':
+            if (!sg_parse_i64(optarg, 1, 256, &v)) {
+                fprintf(stderr, "slogate serve: --workers must be 1..256, got '%s'\n", optarg);
+                return SG_EXIT_USAGE;
+            }
+            go.workers = (int)v;
+            break;
+        case 'l': log_level = optarg; break;
+        default: fputs(usage, stderr); return SG_EXIT_USAGE;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "slogate serve: unexpected argument '%s'\n%s", argv[optind], usage);
+        return SG_EXIT_USAGE;
+    }
+    if (!path) {
+        fprintf(stderr, "slogate serve: no configuration given, so there are no providers to route "
+                        "to.\n  Pass -c slogate.yaml (examples/ has slogate.yaml and "
+                        "litellm_config.yaml),\n  or try `slogate demo`, which needs no keys.\n");
+        return SG_EXIT_USAGE;
+    }
+    struct sg_diags diags;
+    sg_diags_init(&diags);
+    struct sg_config *cfg = sg_config_load_file(path, NULL, NULL, &diags);
+    sg_diags_print(&diags, stderr);
+    sg_diags_dispose(&diags);
+    if (!cfg) {
+        fprintf(stderr, "slogate serve: %s has errors (listed above); `slogate check -c %s` "
+                        "lists them too\n", path, path);
+        return SG_EXIT_USAGE;
+    }
+    if (cfg->n_deployments == 0) {
+        fprintf(stderr, "slogate serve: %s has no model_list entries, so there is nothing to "
+                        "route to.\n  Add deployments (see examples/slogate.yaml) or try "
+                        "`slogate demo`.\n", path);
+        sg_config_unref(cfg);
+        return SG_EXIT_USAGE;
+    }
+    const char *lvl = log_level ? log_level : cfg->server.log_level;
+    int lv = lvl ? sg_log_level_parse(lvl) : SG_LOG_INFO;
+    if (lv < 0) {
+        fprintf(stderr, "slogate serve: --log-level must be debug, info, warn or error\n");
+        sg_config_unref(cfg);
+        return SG_EXIT_USAGE;
+    }
+    sg_log_set_level((enum sg_log_level)lv);
+    if (!cfg->general.master_key)
+        SG_WARN("serve", "no general_settings.master_key: every client is let in. Set one "
+                         "(master_key: os.environ/SLOGATE_MASTER_KEY) before exposing the gateway");
+    sg_upstream_global_init();
+    struct sg_gateway *gw = sg_gateway_new(cfg, &go);
+    int rc = sg_gateway_run(gw, banner, (void *)go.host);
+    sg_gateway_free(gw);
+    return rc ? SG_EXIT_FAIL : SG_EXIT_OK;
+}

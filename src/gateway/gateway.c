@@ -1,0 +1,253 @@
+/* Workers, the shared runtime, and the foreground run loop with its signals. */
+#include "gateway_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+/* ---- runtime ---- */
+
+static void append_models_json(struct sg_buf *b, const struct sg_config *cfg)
+{
+    /* Created time is fixed at load: clients cache the list, so it should not move. */
+    long created = (long)(sg_wall_ms() / 1000);
+    sg_buf_appends(b, "{\"object\":\"list\",\"data\":[");
+    for (size_t i = 0; i < cfg->n_groups; i++) {
+        if (i)
+            sg_buf_append(b, ",", 1);
+        sg_buf_appends(b, "{\"id\":\"");
+        sg_buf_append_json_str(b, cfg->groups[i].alias, strlen(cfg->groups[i].alias));
+        sg_buf_appendf(b, "\",\"object\":\"model\",\"created\":%ld,\"owned_by\":\"slogate\"}",
+                       created);
+    }
+    sg_buf_appends(b, "]}");
+}
+
+struct sg_runtime *sg_runtime_new(struct sg_config *cfg_take)
+{
+    struct sg_runtime *rt = sg_xcalloc(1, sizeof *rt);
+    rt->cfg = cfg_take;
+    size_t n = cfg_take->n_deployments;
+    rt->dep_headers = sg_xcalloc(n, sizeof *rt->dep_headers);
+    rt->dep_urls = sg_xcalloc(n, sizeof *rt->dep_urls);
+    for (size_t i = 0; i < n; i++) {
+        const struct sg_deployment *d = &cfg_take->deployments[i];
+        char *auth = d->api_key ? sg_xasprintf("Authorization: Bearer %s", d->api_key) : NULL;
+        const char *lines[2] = {"Content-Type: application/json", auth};
+        rt->dep_headers[i] = sg_upstream_headers_new(lines, auth ? 2 : 1);
+        free(auth);
+        rt->dep_urls[i] = sg_xasprintf("%s/chat/completions", d->api_base);
+    }
+    struct sg_buf b;
+    sg_buf_init(&b, 0);
+    append_models_json(&b, cfg_take);
+    rt->models_json = sg_buf_steal(&b, &rt->models_json_len);
+    atomic_init(&rt->refs, 1);
+    return rt;
+}
+
+struct sg_runtime *sg_runtime_ref(struct sg_runtime *rt)
+{
+    atomic_fetch_add_explicit(&rt->refs, 1, memory_order_relaxed);
+    return rt;
+}
+
+void sg_runtime_unref(struct sg_runtime *rt)
+{
+    if (!rt || atomic_fetch_sub_explicit(&rt->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    for (size_t i = 0; i < rt->cfg->n_deployments; i++) {
+        sg_upstream_headers_free(rt->dep_headers[i]);
+        free(rt->dep_urls[i]);
+    }
+    free(rt->dep_headers);
+    free(rt->dep_urls);
+    free(rt->models_json);
+    sg_config_unref(rt->cfg);
+    free(rt);
+}
+
+size_t sg_runtime_dep_index(const struct sg_runtime *rt, const struct sg_deployment *d)
+{
+    return (size_t)(d - rt->cfg->deployments);
+}
+
+/* ---- workers ---- */
+
+static void on_server_drained(struct sg_http_server *s, void *ud)
+{
+    SG_UNUSED(s);
+    struct sg_worker *w = ud;
+    sg_http_server_free(w->http);
+    w->http = NULL;
+    sg_upstream_free(w->up);
+    w->up = NULL;
+    uv_close((uv_handle_t *)&w->wake, NULL);
+}
+
+static void on_wake(uv_async_t *a)
+{
+    struct sg_worker *w = a->data;
+    if (w->stopping || !w->http)
+        return;
+    w->stopping = true;
+    sg_http_server_drain(w->http, w->gw->drain_ms, on_server_drained, w);
+}
+
+static void worker_main(void *arg)
+{
+    struct sg_worker *w = arg;
+    struct sg_gateway *gw = w->gw;
+    const struct sg_config *cfg = sg_gateway_config(gw);
+    struct sg_http_limits lim = {
+        .max_body_bytes = cfg->general.max_request_size_bytes,
+        .header_timeout_ms = cfg->server.header_timeout_ms,
+        .idle_timeout_ms = cfg->server.idle_timeout_ms,
+        .max_connections = cfg->server.max_connections,
+    };
+    w->up = sg_upstream_new(&w->loop);
+    w->http = sg_http_server_new(&w->loop, &lim, sg_gateway_handle, w);
+    w->listen_rc = sg_http_server_listen(w->http, gw->host, gw->port, true);
+    if (w->listen_rc == 0 && gw->port == 0)
+        gw->port = sg_http_server_port(w->http); /* worker 0 picks; the others follow */
+    uv_sem_post(&w->started);
+    if (w->listen_rc != 0) {
+        sg_http_server_free(w->http);
+        w->http = NULL;
+        sg_upstream_free(w->up);
+        w->up = NULL;
+        uv_close((uv_handle_t *)&w->wake, NULL);
+    }
+    uv_run(&w->loop, UV_RUN_DEFAULT);
+}
+
+struct sg_gateway *sg_gateway_new(struct sg_config *cfg_take, const struct sg_gateway_options *o)
+{
+    struct sg_gateway *gw = sg_xcalloc(1, sizeof *gw);
+    if (o)
+        gw->opt = *o;
+    else
+        gw->opt.port = -1;
+    const struct sg_config *cfg = cfg_take;
+    gw->host = gw->opt.host ? gw->opt.host : cfg->server.host;
+    gw->port = gw->opt.port >= 0 ? gw->opt.port : cfg->server.port;
+    gw->n_workers = gw->opt.workers > 0 ? gw->opt.workers : cfg->server.workers;
+    if (gw->n_workers <= 0) {
+        long cores = sysconf(_SC_NPROCESSORS_ONLN);
+        gw->n_workers = cores > 0 ? (int)cores : 1;
+    }
+    gw->drain_ms = cfg->server.drain_timeout_ms;
+    atomic_init(&gw->rt, sg_runtime_new(cfg_take));
+    return gw;
+}
+
+const struct sg_config *sg_gateway_config(const struct sg_gateway *gw)
+{
+    return atomic_load(&((struct sg_gateway *)gw)->rt)->cfg;
+}
+
+int sg_gateway_start(struct sg_gateway *gw)
+{
+    gw->workers = sg_xcalloc((size_t)gw->n_workers, sizeof *gw->workers);
+    int rc = SG_OK;
+    for (int i = 0; i < gw->n_workers; i++) {
+        struct sg_worker *w = &gw->workers[i];
+        w->id = i;
+        w->gw = gw;
+        uv_loop_init(&w->loop);
+        uv_async_init(&w->loop, &w->wake, on_wake);
+        w->wake.data = w;
+        uv_sem_init(&w->started, 0);
+        /* One at a time: worker 0 settles an ephemeral port before the others bind it. */
+        uv_thread_create(&w->thread, worker_main, w);
+        uv_sem_wait(&w->started);
+        if (w->listen_rc != 0)
+            rc = SG_EIO;
+    }
+    return rc;
+}
+
+int sg_gateway_port(const struct sg_gateway *gw)
+{
+    return gw->port;
+}
+
+int sg_gateway_workers(const struct sg_gateway *gw)
+{
+    return gw->n_workers;
+}
+
+void sg_gateway_stop(struct sg_gateway *gw)
+{
+    for (int i = 0; i < gw->n_workers; i++)
+        uv_async_send(&gw->workers[i].wake);
+}
+
+void sg_gateway_join(struct sg_gateway *gw)
+{
+    for (int i = 0; i < gw->n_workers; i++) {
+        struct sg_worker *w = &gw->workers[i];
+        uv_thread_join(&w->thread);
+        uv_sem_destroy(&w->started);
+        uv_loop_close(&w->loop);
+    }
+}
+
+void sg_gateway_free(struct sg_gateway *gw)
+{
+    if (!gw)
+        return;
+    free(gw->workers);
+    sg_runtime_unref(atomic_load(&gw->rt));
+    free(gw);
+}
+
+/* ---- the foreground run: signals on the main thread's own loop ---- */
+
+struct run_ctx {
+    struct sg_gateway *gw;
+    uv_signal_t sigint, sigterm;
+    int signals;
+};
+
+static void on_signal(uv_signal_t *s, int signum)
+{
+    struct run_ctx *rc = s->data;
+    if (++rc->signals == 1) {
+        SG_INFO("gateway", "%s: finishing in-flight requests (up to %u ms), then exiting",
+                signum == SIGINT ? "SIGINT" : "SIGTERM", rc->gw->drain_ms);
+        sg_gateway_stop(rc->gw);
+        /* Stop watching signals so the loop can end; a second Ctrl-C then kills at once. */
+        uv_close((uv_handle_t *)&rc->sigint, NULL);
+        uv_close((uv_handle_t *)&rc->sigterm, NULL);
+    }
+}
+
+int sg_gateway_run(struct sg_gateway *gw, void (*banner)(struct sg_gateway *gw, void *ud),
+                   void *ud)
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    struct run_ctx rc = {.gw = gw};
+    uv_signal_init(&loop, &rc.sigint);
+    uv_signal_init(&loop, &rc.sigterm);
+    rc.sigint.data = rc.sigterm.data = &rc;
+    uv_signal_start(&rc.sigint, on_signal, SIGINT);
+    uv_signal_start(&rc.sigterm, on_signal, SIGTERM);
+    if (sg_gateway_start(gw) != SG_OK) {
+        sg_gateway_stop(gw);
+        sg_gateway_join(gw);
+        uv_close((uv_handle_t *)&rc.sigint, NULL);
+        uv_close((uv_handle_t *)&rc.sigterm, NULL);
+        uv_run(&loop, UV_RUN_DEFAULT);
+        uv_loop_close(&loop);
+        return 1;
+    }
+    if (banner)
+        banner(gw, ud);
+    uv_run(&loop, UV_RUN_DEFAULT); /* returns once a signal closed both handles */
+    uv_loop_close(&loop);
+    sg_gateway_join(gw);
+    SG_INFO("gateway", "stopped");
+    return 0;
+}

@@ -1,0 +1,54 @@
+/* gateway — private: the runtime (config + what is derived from it) and the worker. */
+#ifndef SG_GATEWAY_INT_H
+#define SG_GATEWAY_INT_H
+
+#include "gateway.h"
+#include "http/http.h"
+#include "upstream/upstream.h"
+
+#include <stdatomic.h>
+
+/* Everything derived once from a config, shared read-only by every worker. */
+struct sg_runtime {
+    struct sg_config *cfg;
+    struct sg_upstream_headers **dep_headers; /* per deployment: auth + content type */
+    char **dep_urls;                          /* per deployment: chat completions URL */
+    char *models_json;                        /* the GET /v1/models answer */
+    size_t models_json_len;
+    atomic_int refs;
+};
+
+struct sg_runtime *sg_runtime_new(struct sg_config *cfg_take);
+struct sg_runtime *sg_runtime_ref(struct sg_runtime *rt);
+void sg_runtime_unref(struct sg_runtime *rt);
+/* Index of a deployment in cfg->deployments. */
+size_t sg_runtime_dep_index(const struct sg_runtime *rt, const struct sg_deployment *d);
+
+struct sg_worker {
+    int id;
+    struct sg_gateway *gw;
+    uv_loop_t loop;
+    uv_thread_t thread;
+    uv_async_t wake;        /* another thread asks this worker to stop */
+    struct sg_http_server *http;
+    struct sg_upstream *up;
+    int listen_rc;          /* result of listening, read by the starting thread */
+    uv_sem_t started;
+    bool stopping;
+    uint64_t requests;      /* handled by this worker (its own counter, no sharing) */
+};
+
+struct sg_gateway {
+    struct sg_runtime *_Atomic rt;
+    struct sg_gateway_options opt;
+    const char *host;
+    int port;
+    int n_workers;
+    struct sg_worker *workers;
+    uint32_t drain_ms;
+};
+
+/* handler.c: the HTTP handler every worker's server calls. */
+void sg_gateway_handle(struct sg_http_request *req, void *worker);
+
+#endif

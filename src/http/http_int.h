@@ -1,0 +1,97 @@
+/* http — private: the connection and server structs shared by server.c and response.c. */
+#ifndef SG_HTTP_INT_H
+#define SG_HTTP_INT_H
+
+#include "http.h"
+
+#include <llhttp.h>
+
+/* Where a connection is in its life; see conn_set_state() for the transitions. */
+enum conn_state {
+    CONN_IDLE,     /* keep-alive, no byte of the next request yet */
+    CONN_HEAD,     /* reading the request line and headers */
+    CONN_BODY,     /* reading the body */
+    CONN_HANDLING, /* the handler owns the request */
+    CONN_CLOSING,  /* uv_close() called on the handles */
+};
+
+/* A header while parsing: offsets into conn->in, because that buffer may move. */
+struct hdr_span {
+    size_t name_off, name_len, value_off, value_len;
+};
+
+struct sg_http_conn {
+    uv_tcp_t tcp;
+    uv_timer_t timer;
+    struct sg_http_server *srv;
+    struct sg_http_conn *prev, *next; /* the server's list */
+    enum conn_state state;
+    llhttp_t parser;
+
+    struct sg_buf in;     /* bytes read, from the start of the current request */
+    size_t parsed;        /* bytes of `in` the parser has consumed */
+    struct sg_buf ahead;  /* bytes read while a request is being handled (pipelining) */
+
+    size_t url_off, url_len;
+    struct hdr_span *spans;
+    size_t n_spans, cap_spans;
+    bool in_value;        /* the last header callback was a value */
+    bool message_done;
+    bool keep_alive;
+    int error_status;     /* an error answer to send instead of dispatching (413, 431...) */
+    const char *error_msg;
+
+    struct sg_http_request req;
+    struct sg_http_header *headers; /* req.headers storage */
+    size_t cap_headers;
+    bool req_active;      /* handed to the handler and not finished yet */
+    bool in_dispatch;     /* inside the handler call (no re-entrant parsing) */
+    bool stream_open;
+    bool close_after;     /* close once the current response is written */
+    bool reading;
+    bool peer_gone;
+    int handles_open;     /* tcp + timer until their close callbacks ran */
+
+    size_t write_queued;  /* bytes handed to uv_write and not completed */
+    sg_http_abort_fn on_abort;
+    void *abort_ud;
+    sg_http_drain_fn on_drain;
+    void *drain_ud;
+};
+
+struct sg_http_server {
+    uv_loop_t *loop;
+    uv_tcp_t listener;
+    bool listening;
+    bool listener_open;
+    struct sg_http_limits lim;
+    sg_http_handler_fn handler;
+    void *ud;
+    struct sg_http_conn *conns; /* doubly linked list */
+    size_t n_conns;
+    size_t in_flight;
+    uint64_t accepted;
+    int port;
+
+    bool draining;
+    bool drained_called;
+    uv_timer_t drain_timer;
+    bool drain_timer_open;
+    void (*on_drained)(struct sg_http_server *s, void *ud);
+    void *drained_ud;
+    bool freeing;
+
+    char date[40];        /* cached "Date: ..." value, refreshed once a second */
+    uint64_t date_sec;
+    struct sg_buf scratch; /* response assembly, reused (one loop thread) */
+    char read_buf[65536]; /* shared by every connection: libuv reads synchronously per loop */
+};
+
+/* server.c: called by response.c when the handler has finished the request. */
+void sg_http_conn_finish(struct sg_http_conn *c);
+/* server.c: queue bytes on the socket (copied); false when the peer is gone. */
+bool sg_http_conn_write(struct sg_http_conn *c, const char *data, size_t len);
+/* server.c: the cached Date header value. */
+const char *sg_http_server_date(struct sg_http_server *s);
+
+#endif

@@ -1,0 +1,128 @@
+/* Writing answers: whole responses, OpenAI-shaped errors and chunked streams. */
+#include "http_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+const char *sg_http_reason(int status)
+{
+    switch (status) {
+    case 100: return "Continue";
+    case 200: return "OK";
+    case 201: return "Created";
+    case 202: return "Accepted";
+    case 204: return "No Content";
+    case 301: return "Moved Permanently";
+    case 302: return "Found";
+    case 304: return "Not Modified";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 409: return "Conflict";
+    case 413: return "Payload Too Large";
+    case 415: return "Unsupported Media Type";
+    case 422: return "Unprocessable Entity";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    case 529: return "Site Overloaded";
+    default: return status < 400 ? "OK" : status < 500 ? "Client Error" : "Server Error";
+    }
+}
+
+/* Status line, caller's headers, Date and Connection. */
+static void append_head(struct sg_buf *out, struct sg_http_request *req, int status,
+                        const struct sg_http_header *headers, size_t n_headers)
+{
+    sg_buf_appendf(out, "HTTP/1.1 %d %s\r\n", status, sg_http_reason(status));
+    for (size_t i = 0; i < n_headers; i++) {
+        sg_buf_append(out, headers[i].name.p, headers[i].name.n);
+        sg_buf_append(out, ": ", 2);
+        sg_buf_append(out, headers[i].value.p, headers[i].value.n);
+        sg_buf_append(out, "\r\n", 2);
+    }
+    sg_buf_appendf(out, "Date: %s\r\n", sg_http_server_date(req->server));
+    if (!req->keep_alive || req->server->draining)
+        sg_buf_appends(out, "Connection: close\r\n");
+}
+
+void sg_http_respond(struct sg_http_request *req, int status, const struct sg_http_header *headers,
+                     size_t n_headers, const char *body, size_t body_len)
+{
+    struct sg_http_conn *c = req->conn;
+    if (!req->aborted) {
+        /* The server's scratch buffer: no allocation per response once it has grown. */
+        struct sg_buf *b = &req->server->scratch;
+        sg_buf_reset(b);
+        append_head(b, req, status, headers, n_headers);
+        sg_buf_appendf(b, "Content-Length: %zu\r\n\r\n", body_len);
+        sg_buf_append(b, body, body_len);
+        sg_http_conn_write(c, b->data, b->len);
+        if (b->cap > 256 * 1024)
+            sg_buf_dispose(b); /* do not keep a large answer's memory around */
+    }
+    sg_http_conn_finish(c);
+}
+
+void sg_http_respond_error(struct sg_http_request *req, int status, const char *type,
+                           const char *code, const char *message)
+{
+    struct sg_buf body;
+    sg_buf_init(&body, 0);
+    sg_buf_appends(&body, "{\"error\":{\"message\":\"");
+    sg_buf_append_json_str(&body, message, strlen(message));
+    sg_buf_appendf(&body, "\",\"type\":\"%s\",\"param\":null,\"code\":", type);
+    if (code)
+        sg_buf_appendf(&body, "\"%s\"}}", code);
+    else
+        sg_buf_appends(&body, "null}}");
+    static const struct sg_http_header ct[] = {
+        {SG_SLICE_LIT("Content-Type"), SG_SLICE_LIT("application/json")}};
+    sg_http_respond(req, status, ct, 1, body.data, body.len);
+    sg_buf_dispose(&body);
+}
+
+void sg_http_stream_begin(struct sg_http_request *req, int status,
+                          const struct sg_http_header *headers, size_t n_headers)
+{
+    struct sg_http_conn *c = req->conn;
+    c->stream_open = true;
+    if (req->aborted)
+        return;
+    struct sg_buf *b = &req->server->scratch;
+    sg_buf_reset(b);
+    append_head(b, req, status, headers, n_headers);
+    sg_buf_appends(b, "Transfer-Encoding: chunked\r\n\r\n");
+    sg_http_conn_write(c, b->data, b->len);
+}
+
+size_t sg_http_stream_write(struct sg_http_request *req, const char *data, size_t len)
+{
+    struct sg_http_conn *c = req->conn;
+    if (req->aborted || len == 0)
+        return c->write_queued;
+    char stack[4096];
+    char *frame = len + 32 <= sizeof stack ? stack : sg_xmalloc(len + 32);
+    int h = snprintf(frame, 32, "%zx\r\n", len);
+    memcpy(frame + h, data, len);
+    memcpy(frame + h + len, "\r\n", 2);
+    sg_http_conn_write(c, frame, (size_t)h + len + 2);
+    if (frame != stack)
+        free(frame);
+    return c->write_queued;
+}
+
+void sg_http_stream_end(struct sg_http_request *req)
+{
+    struct sg_http_conn *c = req->conn;
+    if (!req->aborted && c->stream_open)
+        sg_http_conn_write(c, "0\r\n\r\n", 5);
+    sg_http_conn_finish(c);
+}

@@ -1,0 +1,834 @@
+/*
+ * The HTTP/1.1 server: listeners, connections and the connection state machine.
+ *
+ *   IDLE --byte--> HEAD --headers--> BODY --message--> HANDLING --finish--> IDLE (keep-alive)
+ *                                                               \--------> CLOSING
+ * Any state can go to CLOSING (error answer, timeout, peer gone, drain).
+ *
+ * Memory: one 64 KiB read buffer per server (libuv calls alloc+read synchronously), and per
+ * connection only what the current request needs. While a request is handled, its header
+ * slices point into conn->in, so nothing is appended there: pipelined bytes go to conn->ahead.
+ */
+#include "http_int.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_HEADERS 128
+
+static const char *state_names[] = {"IDLE", "HEAD", "BODY", "HANDLING", "CLOSING"};
+
+static void conn_close(struct sg_http_conn *c);
+static void conn_process(struct sg_http_conn *c);
+static void conn_send_error(struct sg_http_conn *c, int status, const char *msg);
+static void conn_start_reading(struct sg_http_conn *c);
+static void server_maybe_drained(struct sg_http_server *s);
+
+/* ---- limits ---- */
+
+static void limits_fill(struct sg_http_limits *l)
+{
+    if (!l->max_header_bytes)
+        l->max_header_bytes = 16 * 1024;
+    if (!l->max_body_bytes)
+        l->max_body_bytes = 8 * 1024 * 1024;
+    if (!l->header_timeout_ms)
+        l->header_timeout_ms = 10000;
+    if (!l->body_timeout_ms)
+        l->body_timeout_ms = 60000;
+    if (!l->idle_timeout_ms)
+        l->idle_timeout_ms = 60000;
+    if (!l->max_connections)
+        l->max_connections = 10000;
+    if (!l->max_pipelined_bytes)
+        l->max_pipelined_bytes = 64 * 1024;
+}
+
+/* ---- timers: one per connection, re-armed on each state change ---- */
+
+static void on_conn_timer(uv_timer_t *t)
+{
+    struct sg_http_conn *c = t->data;
+    switch (c->state) {
+    case CONN_IDLE:
+        conn_close(c);
+        break;
+    case CONN_HEAD:
+        conn_send_error(c, 408, "the request headers did not arrive in time; send the whole "
+                                "request promptly");
+        break;
+    case CONN_BODY:
+        conn_send_error(c, 408, "the request body did not arrive in time; send the whole "
+                                "request promptly");
+        break;
+    default:
+        break;
+    }
+}
+
+/* The single place a connection changes state (curl's rule: one transition function). */
+static void conn_set_state(struct sg_http_conn *c, enum conn_state st)
+{
+    if (c->state == st)
+        return;
+    SG_DEBUG("http", "conn %p -> %s", (void *)c, state_names[st]);
+    c->state = st;
+    const struct sg_http_limits *l = &c->srv->lim;
+    switch (st) {
+    case CONN_IDLE:
+        uv_timer_start(&c->timer, on_conn_timer, l->idle_timeout_ms, 0);
+        break;
+    case CONN_HEAD:
+        uv_timer_start(&c->timer, on_conn_timer, l->header_timeout_ms, 0);
+        break;
+    case CONN_BODY:
+        uv_timer_start(&c->timer, on_conn_timer, l->body_timeout_ms, 0);
+        break;
+    case CONN_HANDLING:
+    case CONN_CLOSING:
+        uv_timer_stop(&c->timer);
+        break;
+    }
+}
+
+/* ---- parser callbacks: record offsets into conn->in ---- */
+
+static struct sg_http_conn *conn_of(llhttp_t *p)
+{
+    return p->data;
+}
+
+static size_t off_of(struct sg_http_conn *c, const char *at)
+{
+    return (size_t)(at - c->in.data);
+}
+
+static int on_message_begin(llhttp_t *p)
+{
+    struct sg_http_conn *c = conn_of(p);
+    c->url_len = 0;
+    c->n_spans = 0;
+    c->in_value = false;
+    c->message_done = false;
+    if (c->state == CONN_IDLE)
+        conn_set_state(c, CONN_HEAD);
+    if (!c->req.t_start_us)
+        c->req.t_start_us = sg_now_us();
+    return 0;
+}
+
+static int on_url(llhttp_t *p, const char *at, size_t n)
+{
+    struct sg_http_conn *c = conn_of(p);
+    if (c->url_len == 0)
+        c->url_off = off_of(c, at);
+    c->url_len += n;
+    return 0;
+}
+
+static int on_header_field(llhttp_t *p, const char *at, size_t n)
+{
+    struct sg_http_conn *c = conn_of(p);
+    /* llhttp 8 lets "Name : value" through; a proxy must not (request smuggling). */
+    if (memchr(at, ' ', n) || memchr(at, '\t', n)) {
+        c->error_status = 400;
+        c->error_msg = "malformed HTTP request: whitespace in a header name";
+        return HPE_USER;
+    }
+    if (c->n_spans == 0 || c->in_value) {
+        if (c->n_spans == MAX_HEADERS) {
+            c->error_status = 431;
+            c->error_msg = "too many request headers (at most 128); send fewer headers";
+            return HPE_USER;
+        }
+        if (c->n_spans == c->cap_spans) {
+            c->cap_spans = c->cap_spans ? c->cap_spans * 2 : 16;
+            c->spans = sg_xrealloc(c->spans, c->cap_spans * sizeof *c->spans);
+        }
+        c->spans[c->n_spans++] = (struct hdr_span){off_of(c, at), n, 0, 0};
+        c->in_value = false;
+    } else {
+        c->spans[c->n_spans - 1].name_len += n;
+    }
+    return 0;
+}
+
+static int on_header_value(llhttp_t *p, const char *at, size_t n)
+{
+    struct sg_http_conn *c = conn_of(p);
+    struct hdr_span *h = &c->spans[c->n_spans - 1];
+    if (!c->in_value) {
+        h->value_off = off_of(c, at);
+        h->value_len = n;
+        c->in_value = true;
+    } else {
+        h->value_len += n;
+    }
+    return 0;
+}
+
+static int on_headers_complete(llhttp_t *p)
+{
+    struct sg_http_conn *c = conn_of(p);
+    const struct sg_http_limits *l = &c->srv->lim;
+    /* The read path catches a header block that never ends; this catches one that arrived
+     * whole in a single read. `in` starts at this request, so offsets are sizes. */
+    size_t end = c->n_spans ? c->spans[c->n_spans - 1].value_off + c->spans[c->n_spans - 1].value_len
+                            : c->url_off + c->url_len;
+    if (end > l->max_header_bytes) {
+        c->error_status = 431;
+        c->error_msg = "request headers are larger than the limit; send fewer or shorter headers";
+        return HPE_USER;
+    }
+    bool has_len = (p->flags & F_CONTENT_LENGTH) != 0;
+    if (has_len && p->content_length > l->max_body_bytes) {
+        c->error_status = 413;
+        c->error_msg = NULL; /* filled with the limit in conn_send_error */
+        return HPE_USER;
+    }
+    bool has_body = has_len ? p->content_length > 0 : (p->flags & F_CHUNKED) != 0;
+    if (has_body) {
+        conn_set_state(c, CONN_BODY);
+        /* Clients such as curl wait for 100 Continue before sending a large body. */
+        for (size_t i = 0; i < c->n_spans; i++) {
+            struct hdr_span *h = &c->spans[i];
+            struct sg_slice name = {c->in.data + h->name_off, h->name_len};
+            struct sg_slice val = {c->in.data + h->value_off, h->value_len};
+            if (sg_slice_ieq(name, "expect") && sg_slice_ieq(val, "100-continue")) {
+                static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+                sg_http_conn_write(c, cont, sizeof cont - 1);
+            }
+        }
+    }
+    if (has_len)
+        sg_buf_reserve(&c->req.body, (size_t)p->content_length);
+    return 0;
+}
+
+static int on_body(llhttp_t *p, const char *at, size_t n)
+{
+    struct sg_http_conn *c = conn_of(p);
+    if (sg_buf_append(&c->req.body, at, n) != SG_OK) {
+        c->error_status = 413;
+        return HPE_USER;
+    }
+    return 0;
+}
+
+static int on_message_complete(llhttp_t *p)
+{
+    struct sg_http_conn *c = conn_of(p);
+    c->message_done = true;
+    c->keep_alive = llhttp_should_keep_alive(p) != 0;
+    return HPE_PAUSED; /* one request at a time: resume when it is finished */
+}
+
+static const llhttp_settings_t parser_settings = {
+    .on_message_begin = on_message_begin,
+    .on_url = on_url,
+    .on_header_field = on_header_field,
+    .on_header_value = on_header_value,
+    .on_headers_complete = on_headers_complete,
+    .on_body = on_body,
+    .on_message_complete = on_message_complete,
+};
+
+/* ---- writing ---- */
+
+struct write_req {
+    uv_write_t w;
+    struct sg_http_conn *c;
+    size_t len;
+    char data[];
+};
+
+static void on_write_done(uv_write_t *w, int status)
+{
+    struct write_req *wr = SG_CONTAINER_OF(w, struct write_req, w);
+    struct sg_http_conn *c = wr->c;
+    c->write_queued -= wr->len;
+    free(wr);
+    if (status < 0 && !c->peer_gone && c->state != CONN_CLOSING) {
+        c->peer_gone = true;
+        if (c->req_active) {
+            c->req.aborted = true;
+            if (c->on_abort) {
+                sg_http_abort_fn fn = c->on_abort;
+                c->on_abort = NULL;
+                fn(&c->req, c->abort_ud);
+            }
+        }
+    }
+    if (c->write_queued == 0) {
+        if (c->on_drain && c->req_active && !c->peer_gone)
+            c->on_drain(&c->req, c->drain_ud);
+        if (!c->req_active && (c->close_after || c->peer_gone) && c->state != CONN_CLOSING)
+            conn_close(c);
+    }
+}
+
+bool sg_http_conn_write(struct sg_http_conn *c, const char *data, size_t len)
+{
+    if (c->peer_gone || c->state == CONN_CLOSING)
+        return false;
+    size_t done = 0;
+    if (c->write_queued == 0) {
+        /* Fast path: most responses fit the socket buffer and need no copy. */
+        uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
+        int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+        if (n > 0)
+            done = (size_t)n;
+        else if (n != UV_EAGAIN && n != UV_ENOSYS) {
+            c->peer_gone = true;
+            return false;
+        }
+    }
+    if (done == len)
+        return true;
+    struct write_req *wr = sg_xmalloc(sizeof *wr + (len - done));
+    wr->c = c;
+    wr->len = len - done;
+    memcpy(wr->data, data + done, len - done);
+    uv_buf_t b = uv_buf_init(wr->data, (unsigned)wr->len);
+    if (uv_write(&wr->w, (uv_stream_t *)&c->tcp, &b, 1, on_write_done) != 0) {
+        free(wr);
+        c->peer_gone = true;
+        return false;
+    }
+    c->write_queued += wr->len;
+    return true;
+}
+
+const char *sg_http_server_date(struct sg_http_server *s)
+{
+    uint64_t now = (uint64_t)time(NULL);
+    if (now != s->date_sec) {
+        time_t t = (time_t)now;
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        strftime(s->date, sizeof s->date, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+        s->date_sec = now;
+    }
+    return s->date;
+}
+
+/* An error found while reading a request: answer it and close (the stream is out of sync). */
+static void conn_send_error(struct sg_http_conn *c, int status, const char *msg)
+{
+    char limit_msg[160];
+    if (!msg && status == 413) {
+        snprintf(limit_msg, sizeof limit_msg,
+                 "request body is larger than the limit of %zu bytes; send a smaller request or "
+                 "raise general_settings.max_request_size_mb",
+                 c->srv->lim.max_body_bytes);
+        msg = limit_msg;
+    }
+    if (!msg)
+        msg = "malformed HTTP request";
+    const char *type = "invalid_request_error";
+    const char *code = status == 408   ? "request_timeout"
+                       : status == 413 ? "request_too_large"
+                       : status == 431 ? "headers_too_large"
+                                       : "bad_request";
+    struct sg_buf body;
+    sg_buf_init(&body, 0);
+    sg_buf_appends(&body, "{\"error\":{\"message\":\"");
+    sg_buf_append_json_str(&body, msg, strlen(msg));
+    sg_buf_appendf(&body, "\",\"type\":\"%s\",\"param\":null,\"code\":\"%s\"}}", type, code);
+    struct sg_buf out;
+    sg_buf_init(&out, 0);
+    sg_buf_appendf(&out,
+                   "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
+                   "Connection: close\r\nDate: %s\r\n\r\n%s",
+                   status, sg_http_reason(status), body.len, sg_http_server_date(c->srv),
+                   body.data);
+    c->close_after = true;
+    conn_set_state(c, CONN_HANDLING); /* stop reading and timers while the answer drains */
+    uv_read_stop((uv_stream_t *)&c->tcp);
+    c->reading = false;
+    sg_http_conn_write(c, out.data, out.len);
+    sg_buf_dispose(&body);
+    sg_buf_dispose(&out);
+    if (c->write_queued == 0)
+        conn_close(c);
+}
+
+/* ---- connection lifecycle ---- */
+
+static void conn_free_if_done(struct sg_http_conn *c)
+{
+    if (c->handles_open > 0 || c->req_active)
+        return;
+    struct sg_http_server *s = c->srv;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        s->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    s->n_conns--;
+    sg_buf_dispose(&c->in);
+    sg_buf_dispose(&c->ahead);
+    sg_buf_dispose(&c->req.body);
+    free(c->spans);
+    free(c->headers);
+    free(c);
+    server_maybe_drained(s);
+}
+
+static void on_conn_handle_closed(uv_handle_t *h)
+{
+    struct sg_http_conn *c = h->data;
+    c->handles_open--;
+    conn_free_if_done(c);
+}
+
+static void conn_close(struct sg_http_conn *c)
+{
+    if (c->state == CONN_CLOSING)
+        return;
+    conn_set_state(c, CONN_CLOSING);
+    c->peer_gone = true;
+    uv_close((uv_handle_t *)&c->tcp, on_conn_handle_closed);
+    uv_close((uv_handle_t *)&c->timer, on_conn_handle_closed);
+}
+
+/* The client went away while its request was being handled. */
+static void conn_peer_gone(struct sg_http_conn *c)
+{
+    c->peer_gone = true;
+    if (c->req_active) {
+        c->req.aborted = true;
+        if (c->on_abort) {
+            sg_http_abort_fn fn = c->on_abort;
+            c->on_abort = NULL;
+            fn(&c->req, c->abort_ud);
+        }
+        /* The handler still finishes the request; the connection closes then. */
+        if (c->reading) {
+            uv_read_stop((uv_stream_t *)&c->tcp);
+            c->reading = false;
+        }
+        return;
+    }
+    conn_close(c);
+}
+
+/* Hand a parsed request to the handler. */
+static void conn_dispatch(struct sg_http_conn *c)
+{
+    struct sg_http_request *r = &c->req;
+    if (c->n_spans > c->cap_headers) {
+        c->cap_headers = c->n_spans;
+        c->headers = sg_xrealloc(c->headers, c->cap_headers * sizeof *c->headers);
+    }
+    for (size_t i = 0; i < c->n_spans; i++) {
+        struct hdr_span *h = &c->spans[i];
+        c->headers[i].name = (struct sg_slice){c->in.data + h->name_off, h->name_len};
+        c->headers[i].value = (struct sg_slice){c->in.data + h->value_off, h->value_len};
+    }
+    r->headers = c->headers;
+    r->n_headers = c->n_spans;
+    r->method = sg_slice_of(llhttp_method_name((llhttp_method_t)c->parser.method));
+    const char *url = c->in.data + c->url_off;
+    const char *q = memchr(url, '?', c->url_len);
+    if (q) {
+        r->path = (struct sg_slice){url, (size_t)(q - url)};
+        r->query = (struct sg_slice){q + 1, c->url_len - (size_t)(q - url) - 1};
+    } else {
+        r->path = (struct sg_slice){url, c->url_len};
+        r->query = (struct sg_slice){"", 0};
+    }
+    r->keep_alive = c->keep_alive && !c->srv->draining;
+    r->aborted = false;
+    r->user = NULL;
+    c->on_abort = NULL;
+    c->on_drain = NULL;
+    c->req_active = true;
+    c->stream_open = false;
+    c->srv->in_flight++;
+    conn_set_state(c, CONN_HANDLING);
+    c->in_dispatch = true;
+    c->srv->handler(r, c->srv->ud);
+    c->in_dispatch = false;
+}
+
+/* Parse what is buffered and dispatch complete requests, one at a time. */
+static void conn_process(struct sg_http_conn *c)
+{
+    const struct sg_http_limits *l = &c->srv->lim;
+    while (c->state != CONN_CLOSING && !c->req_active && c->parsed < c->in.len) {
+        const char *start = c->in.data + c->parsed;
+        llhttp_errno_t err = llhttp_execute(&c->parser, start, c->in.len - c->parsed);
+        if (err == HPE_OK) {
+            c->parsed = c->in.len;
+        } else if (err == HPE_PAUSED) {
+            c->parsed = (size_t)(llhttp_get_error_pos(&c->parser) - c->in.data);
+            llhttp_resume(&c->parser);
+        } else {
+            int status = c->error_status ? c->error_status : 400;
+            const char *msg = c->error_msg;
+            char buf[200];
+            if (!c->error_status) {
+                snprintf(buf, sizeof buf, "malformed HTTP request: %s",
+                         llhttp_get_error_reason(&c->parser));
+                msg = buf;
+            }
+            conn_send_error(c, status, msg);
+            return;
+        }
+        if (!c->message_done) {
+            if (c->state == CONN_HEAD && c->parsed > l->max_header_bytes)
+                conn_send_error(c, 431, "request headers are larger than the limit; send "
+                                        "fewer or shorter headers");
+            return;
+        }
+        conn_dispatch(c);
+    }
+}
+
+/* Called once the handler finished the current request (possibly from inside the handler). */
+void sg_http_conn_finish(struct sg_http_conn *c)
+{
+    struct sg_http_server *s = c->srv;
+    c->req_active = false;
+    c->stream_open = false;
+    c->on_abort = NULL;
+    c->on_drain = NULL;
+    s->in_flight--;
+    if (c->state == CONN_CLOSING) {
+        conn_free_if_done(c);
+        return;
+    }
+    if (!c->req.keep_alive || c->peer_gone || s->draining)
+        c->close_after = true;
+    if (c->close_after) {
+        if (c->write_queued == 0)
+            conn_close(c);
+        return;
+    }
+    /* Keep-alive: drop this request's bytes, take in what was read ahead, go on. */
+    sg_buf_consume(&c->in, c->parsed);
+    c->parsed = 0;
+    if (c->ahead.len) {
+        sg_buf_append(&c->in, c->ahead.data, c->ahead.len);
+        sg_buf_reset(&c->ahead);
+    }
+    sg_buf_reset(&c->req.body);
+    c->req.t_start_us = 0;
+    c->message_done = false;
+    conn_set_state(c, CONN_IDLE);
+    if (!c->reading)
+        conn_start_reading(c);
+    if (c->in.len) {
+        c->req.t_start_us = sg_now_us();
+        conn_set_state(c, CONN_HEAD);
+        if (!c->in_dispatch)
+            conn_process(c);
+    }
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    SG_UNUSED(suggested);
+    struct sg_http_conn *c = h->data;
+    *buf = uv_buf_init(c->srv->read_buf, sizeof c->srv->read_buf);
+}
+
+static void on_read(uv_stream_t *stream, ssize_t n, const uv_buf_t *buf)
+{
+    struct sg_http_conn *c = stream->data;
+    if (c->close_after && !c->req_active) {
+        /* The answer is draining before a close: ignore (and stop) further input. */
+        if (n < 0) {
+            uv_read_stop(stream);
+            c->reading = false;
+        }
+        return;
+    }
+    if (n < 0) {
+        conn_peer_gone(c);
+        return;
+    }
+    if (n == 0)
+        return;
+    if (c->req_active) {
+        /* Pipelined bytes wait until the current request is finished. */
+        if (sg_buf_append(&c->ahead, buf->base, (size_t)n) != SG_OK) {
+            uv_read_stop(stream);
+            c->reading = false;
+        }
+        return;
+    }
+    if (c->state == CONN_IDLE) {
+        c->req.t_start_us = sg_now_us();
+        conn_set_state(c, CONN_HEAD);
+    }
+    size_t cap = c->srv->lim.max_header_bytes + c->srv->lim.max_body_bytes + 65536;
+    if (sg_buf_append(&c->in, buf->base, (size_t)n) != SG_OK || c->in.len > cap) {
+        conn_send_error(c, 413, NULL);
+        return;
+    }
+    conn_process(c);
+}
+
+static void conn_start_reading(struct sg_http_conn *c)
+{
+    uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+    c->reading = true;
+}
+
+static void on_connection(uv_stream_t *listener, int status)
+{
+    struct sg_http_server *s = listener->data;
+    if (status < 0)
+        return;
+    struct sg_http_conn *c = sg_xcalloc(1, sizeof *c);
+    c->srv = s;
+    uv_tcp_init(s->loop, &c->tcp);
+    uv_timer_init(s->loop, &c->timer);
+    c->tcp.data = c;
+    c->timer.data = c;
+    c->handles_open = 2;
+    c->next = s->conns;
+    if (s->conns)
+        s->conns->prev = c;
+    s->conns = c;
+    s->n_conns++;
+    if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0 || s->draining ||
+        s->n_conns > s->lim.max_connections) {
+        c->state = CONN_IDLE;
+        conn_close(c);
+        return;
+    }
+    s->accepted++;
+    uv_tcp_nodelay(&c->tcp, 1);
+    sg_buf_init(&c->in, 0);
+    sg_buf_init(&c->ahead, s->lim.max_pipelined_bytes);
+    sg_buf_init(&c->req.body, s->lim.max_body_bytes);
+    c->req.conn = c;
+    c->req.server = s;
+    llhttp_init(&c->parser, HTTP_REQUEST, &parser_settings);
+    c->parser.data = c;
+    c->state = CONN_HEAD; /* a new connection must send its request within header_timeout */
+    uv_timer_start(&c->timer, on_conn_timer, s->lim.header_timeout_ms, 0);
+    conn_start_reading(c);
+}
+
+/* ---- server ---- */
+
+struct sg_http_server *sg_http_server_new(uv_loop_t *loop, const struct sg_http_limits *limits,
+                                          sg_http_handler_fn handler, void *ud)
+{
+    struct sg_http_server *s = sg_xcalloc(1, sizeof *s);
+    s->loop = loop;
+    if (limits)
+        s->lim = *limits;
+    limits_fill(&s->lim);
+    s->handler = handler;
+    s->ud = ud;
+    sg_buf_init(&s->scratch, 0);
+    return s;
+}
+
+int sg_http_server_listen(struct sg_http_server *s, const char *host, int port, bool reuseport)
+{
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+    struct addrinfo *ai = NULL;
+    char portstr[16];
+    snprintf(portstr, sizeof portstr, "%d", port);
+    int rc = getaddrinfo(host, portstr, &hints, &ai);
+    if (rc != 0) {
+        SG_ERROR("http", "cannot resolve listen address %s: %s", host, gai_strerror(rc));
+        return SG_EIO;
+    }
+    int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int one = 1;
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
+        (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0)) {
+        SG_ERROR("http", "cannot create a listening socket: %s", strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        freeaddrinfo(ai);
+        return SG_EIO;
+    }
+    uv_tcp_init(s->loop, &s->listener);
+    s->listener.data = s;
+    s->listener_open = true;
+    rc = uv_tcp_open(&s->listener, fd);
+    if (rc == 0)
+        rc = uv_tcp_bind(&s->listener, ai->ai_addr, 0);
+    if (rc == 0)
+        rc = uv_listen((uv_stream_t *)&s->listener, 1024, on_connection);
+    freeaddrinfo(ai);
+    if (rc != 0) {
+        SG_ERROR("http", "cannot listen on %s:%d: %s", host, port, uv_strerror(rc));
+        return SG_EIO;
+    }
+    struct sockaddr_storage ss;
+    int len = sizeof ss;
+    uv_tcp_getsockname(&s->listener, (struct sockaddr *)&ss, &len);
+    s->port = ss.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)
+                                       : ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    s->listening = true;
+    return SG_OK;
+}
+
+int sg_http_server_port(const struct sg_http_server *s)
+{
+    return s->port;
+}
+
+size_t sg_http_server_connections(const struct sg_http_server *s)
+{
+    return s->n_conns;
+}
+
+size_t sg_http_server_in_flight(const struct sg_http_server *s)
+{
+    return s->in_flight;
+}
+
+uint64_t sg_http_server_accepted(const struct sg_http_server *s)
+{
+    return s->accepted;
+}
+
+static void on_server_handle_closed(uv_handle_t *h)
+{
+    struct sg_http_server *s = h->data;
+    if (h == (uv_handle_t *)&s->listener)
+        s->listener_open = false;
+    else
+        s->drain_timer_open = false;
+    server_maybe_drained(s);
+}
+
+static void server_stop_listening(struct sg_http_server *s)
+{
+    if (s->listener_open && !uv_is_closing((uv_handle_t *)&s->listener))
+        uv_close((uv_handle_t *)&s->listener, on_server_handle_closed);
+    s->listening = false;
+}
+
+static void server_maybe_drained(struct sg_http_server *s)
+{
+    if (s->n_conns > 0 || s->listener_open)
+        return;
+    if (s->draining && !s->drained_called) {
+        s->drained_called = true;
+        if (s->drain_timer_open && !uv_is_closing((uv_handle_t *)&s->drain_timer))
+            uv_close((uv_handle_t *)&s->drain_timer, on_server_handle_closed);
+        if (s->on_drained)
+            s->on_drained(s, s->drained_ud);
+        return; /* on_drained may have freed the server */
+    }
+    if (s->freeing && !s->drain_timer_open) {
+        sg_buf_dispose(&s->scratch);
+        free(s);
+    }
+}
+
+static void on_drain_deadline(uv_timer_t *t)
+{
+    struct sg_http_server *s = t->data;
+    SG_WARN("http", "drain deadline reached with %zu requests in flight: closing them",
+            s->in_flight);
+    for (struct sg_http_conn *c = s->conns, *next; c; c = next) {
+        next = c->next;
+        if (c->req_active)
+            conn_peer_gone(c);
+        conn_close(c);
+    }
+}
+
+void sg_http_server_drain(struct sg_http_server *s, uint32_t deadline_ms,
+                          void (*on_drained)(struct sg_http_server *s, void *ud), void *ud)
+{
+    if (s->draining)
+        return;
+    s->draining = true;
+    s->on_drained = on_drained;
+    s->drained_ud = ud;
+    server_stop_listening(s);
+    uv_timer_init(s->loop, &s->drain_timer);
+    s->drain_timer.data = s;
+    s->drain_timer_open = true;
+    uv_timer_start(&s->drain_timer, on_drain_deadline, deadline_ms, 0);
+    for (struct sg_http_conn *c = s->conns, *next; c; c = next) {
+        next = c->next;
+        if (c->req_active)
+            c->close_after = true;
+        else if (c->state == CONN_IDLE || (c->state == CONN_HEAD && c->in.len == 0))
+            conn_close(c);
+    }
+    server_maybe_drained(s);
+}
+
+void sg_http_server_free(struct sg_http_server *s)
+{
+    if (!s)
+        return;
+    s->freeing = true;
+    s->draining = true;
+    s->drained_called = true; /* no drain callback from here on */
+    server_stop_listening(s);
+    if (s->drain_timer_open && !uv_is_closing((uv_handle_t *)&s->drain_timer))
+        uv_close((uv_handle_t *)&s->drain_timer, on_server_handle_closed);
+    for (struct sg_http_conn *c = s->conns, *next; c; c = next) {
+        next = c->next;
+        if (c->req_active)
+            conn_peer_gone(c);
+        conn_close(c);
+    }
+    if (s->n_conns == 0 && !s->listener_open && !s->drain_timer_open) {
+        sg_buf_dispose(&s->scratch);
+        free(s);
+    }
+}
+
+/* ---- request accessors ---- */
+
+struct sg_slice sg_http_header_get(const struct sg_http_request *req, const char *name)
+{
+    for (size_t i = 0; i < req->n_headers; i++)
+        if (sg_slice_ieq(req->headers[i].name, name))
+            return req->headers[i].value;
+    return (struct sg_slice){NULL, 0};
+}
+
+void sg_http_request_on_abort(struct sg_http_request *req, sg_http_abort_fn fn, void *ud)
+{
+    req->conn->on_abort = fn;
+    req->conn->abort_ud = ud;
+}
+
+void sg_http_stream_on_drain(struct sg_http_request *req, sg_http_drain_fn fn, void *ud)
+{
+    req->conn->on_drain = fn;
+    req->conn->drain_ud = ud;
+}
+
+uv_loop_t *sg_http_request_loop(const struct sg_http_request *req)
+{
+    return req->server->loop;
+}
+
+void sg_http_reset(struct sg_http_request *req)
+{
+    struct sg_http_conn *c = req->conn;
+    if (c->state != CONN_CLOSING) {
+        conn_set_state(c, CONN_CLOSING);
+        c->peer_gone = true;
+        if (uv_tcp_close_reset(&c->tcp, on_conn_handle_closed) != 0)
+            uv_close((uv_handle_t *)&c->tcp, on_conn_handle_closed);
+        uv_close((uv_handle_t *)&c->timer, on_conn_handle_closed);
+    }
+    sg_http_conn_finish(c);
+}

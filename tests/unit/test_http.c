@@ -1,0 +1,421 @@
+/*
+ * The HTTP server over real loopback sockets: the server runs on a uv loop in a thread, the test
+ * talks to it with plain blocking sockets and asserts the bytes a client would see.
+ */
+#include "http/http.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+struct fixture {
+    uv_loop_t loop;
+    uv_thread_t thread;
+    uv_async_t ctl;
+    uv_sem_t ready;
+    struct sg_http_server *srv;
+    struct sg_http_limits lim;
+    int port;
+    int action; /* 1 = drain, 2 = stop */
+    int drained;
+    uv_timer_t slow_timer;
+    struct sg_http_request *slow_req;
+};
+
+static void slow_done(uv_timer_t *t)
+{
+    struct fixture *f = t->data;
+    static const char body[] = "slow done";
+    sg_http_respond(f->slow_req, 200, NULL, 0, body, sizeof body - 1);
+    f->slow_req = NULL;
+}
+
+static void handler(struct sg_http_request *req, void *ud)
+{
+    struct fixture *f = ud;
+    if (sg_slice_eq(req->path, "/stream")) {
+        static const struct sg_http_header h[] = {
+            {SG_SLICE_LIT("Content-Type"), SG_SLICE_LIT("text/event-stream")}};
+        sg_http_stream_begin(req, 200, h, 1);
+        sg_http_stream_write(req, "a", 1);
+        sg_http_stream_write(req, "bb", 2);
+        sg_http_stream_write(req, "ccc", 3);
+        sg_http_stream_end(req);
+        return;
+    }
+    if (sg_slice_eq(req->path, "/slow")) {
+        f->slow_req = req;
+        uv_timer_start(&f->slow_timer, slow_done, 150, 0);
+        return;
+    }
+    if (sg_slice_eq(req->path, "/error")) {
+        sg_http_respond_error(req, 404, "invalid_request_error", "nope", "it \"is\" not here");
+        return;
+    }
+    char out[9000];
+    int n = snprintf(out, sizeof out, "%.*s %.*s q=%.*s len=%zu body=%.*s", (int)req->method.n,
+                     req->method.p, (int)req->path.n, req->path.p, (int)req->query.n,
+                     req->query.p, req->body.len, (int)SG_MIN(req->body.len, 8000),
+                     req->body.data ? req->body.data : "");
+    struct sg_slice xh = sg_http_header_get(req, "X-Test");
+    if (xh.p)
+        n += snprintf(out + n, sizeof out - (size_t)n, " x-test=%.*s", (int)xh.n, xh.p);
+    sg_http_respond(req, 200, NULL, 0, out, (size_t)n);
+}
+
+static void on_drained(struct sg_http_server *s, void *ud)
+{
+    struct fixture *f = ud;
+    f->drained = 1;
+    sg_http_server_free(s);
+    f->srv = NULL;
+    uv_close((uv_handle_t *)&f->ctl, NULL);
+    uv_close((uv_handle_t *)&f->slow_timer, NULL);
+}
+
+static void on_ctl(uv_async_t *a)
+{
+    struct fixture *f = a->data;
+    if (f->action == 1) {
+        sg_http_server_drain(f->srv, 2000, on_drained, f);
+    } else {
+        sg_http_server_free(f->srv);
+        f->srv = NULL;
+        uv_close((uv_handle_t *)&f->ctl, NULL);
+        uv_close((uv_handle_t *)&f->slow_timer, NULL);
+    }
+}
+
+static void loop_main(void *arg)
+{
+    struct fixture *f = arg;
+    f->srv = sg_http_server_new(&f->loop, &f->lim, handler, f);
+    assert_int_equal(sg_http_server_listen(f->srv, "127.0.0.1", 0, false), 0);
+    f->port = sg_http_server_port(f->srv);
+    uv_sem_post(&f->ready);
+    uv_run(&f->loop, UV_RUN_DEFAULT);
+}
+
+static struct fixture *start(const struct sg_http_limits *lim)
+{
+    struct fixture *f = calloc(1, sizeof *f);
+    if (lim)
+        f->lim = *lim;
+    uv_loop_init(&f->loop);
+    uv_async_init(&f->loop, &f->ctl, on_ctl);
+    f->ctl.data = f;
+    uv_timer_init(&f->loop, &f->slow_timer);
+    f->slow_timer.data = f;
+    uv_sem_init(&f->ready, 0);
+    uv_thread_create(&f->thread, loop_main, f);
+    uv_sem_wait(&f->ready);
+    return f;
+}
+
+static void stop(struct fixture *f, int action)
+{
+    f->action = action;
+    uv_async_send(&f->ctl);
+    uv_thread_join(&f->thread);
+    uv_loop_close(&f->loop);
+    uv_sem_destroy(&f->ready);
+    free(f);
+}
+
+static int connect_to(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    return fd;
+}
+
+/* Read until EOF or `timeout_ms` of silence; returns bytes read. */
+static size_t read_all(int fd, char *out, size_t cap, int timeout_ms)
+{
+    size_t n = 0;
+    for (;;) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, timeout_ms) <= 0)
+            break;
+        ssize_t r = read(fd, out + n, cap - 1 - n);
+        if (r <= 0)
+            break;
+        n += (size_t)r;
+        if (n == cap - 1)
+            break;
+    }
+    out[n] = '\0';
+    return n;
+}
+
+static void send_all(int fd, const char *s, size_t n)
+{
+    while (n) {
+        ssize_t w = write(fd, s, n);
+        assert_true(w > 0);
+        s += w;
+        n -= (size_t)w;
+    }
+}
+
+static char *exchange(struct fixture *f, const char *req, size_t len, int timeout_ms)
+{
+    static char buf[1 << 16];
+    int fd = connect_to(f->port);
+    send_all(fd, req, len);
+    read_all(fd, buf, sizeof buf, timeout_ms);
+    close(fd);
+    return buf;
+}
+
+static int count(const char *hay, const char *needle)
+{
+    int n = 0;
+    for (const char *p = hay; (p = strstr(p, needle)); p += strlen(needle))
+        n++;
+    return n;
+}
+
+static void test_get_and_close(void **state)
+{
+    (void)state;
+    struct fixture *f = start(NULL);
+    const char req[] = "GET /hello?x=1 HTTP/1.1\r\nHost: a\r\nX-Test: yes\r\nConnection: close\r\n\r\n";
+    char *r = exchange(f, req, sizeof req - 1, 2000);
+    assert_non_null(strstr(r, "HTTP/1.1 200 OK\r\n"));
+    assert_non_null(strstr(r, "Connection: close\r\n"));
+    assert_non_null(strstr(r, "GET /hello q=x=1 len=0 body= x-test=yes"));
+    stop(f, 2);
+}
+
+static void test_keepalive_and_pipelining(void **state)
+{
+    (void)state;
+    struct fixture *f = start(NULL);
+    /* Three requests in one write: answered in order on one connection. */
+    const char req[] = "POST /a HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nonePOST /b HTTP/1.1\r\n"
+                       "Host: a\r\nContent-Length: 3\r\n\r\ntwoGET /c HTTP/1.1\r\nHost: a\r\n"
+                       "Connection: close\r\n\r\n";
+    char *r = exchange(f, req, sizeof req - 1, 2000);
+    assert_int_equal(count(r, "HTTP/1.1 200 OK"), 3);
+    char *a = strstr(r, "POST /a"), *b = strstr(r, "POST /b"), *c = strstr(r, "GET /c");
+    assert_non_null(a);
+    assert_non_null(b);
+    assert_non_null(c);
+    assert_true(a < b && b < c);
+    assert_non_null(strstr(r, "body=one"));
+    assert_non_null(strstr(r, "body=two"));
+    stop(f, 2);
+}
+
+static void test_keepalive_separate_writes(void **state)
+{
+    (void)state;
+    struct fixture *f = start(NULL);
+    int fd = connect_to(f->port);
+    char buf[4096];
+    for (int i = 0; i < 3; i++) {
+        const char req[] = "GET /k HTTP/1.1\r\nHost: a\r\n\r\n";
+        send_all(fd, req, sizeof req - 1);
+        size_t n = read_all(fd, buf, sizeof buf, 300);
+        assert_true(n > 0);
+        assert_non_null(strstr(buf, "HTTP/1.1 200 OK"));
+        assert_null(strstr(buf, "Connection: close"));
+    }
+    close(fd);
+    stop(f, 2);
+}
+
+static void test_chunked_body(void **state)
+{
+    (void)state;
+    struct fixture *f = start(NULL);
+    const char req[] = "POST /c HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nConnection: close"
+                       "\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n";
+    char *r = exchange(f, req, sizeof req - 1, 2000);
+    assert_non_null(strstr(r, "len=11 body=hello world"));
+    stop(f, 2);
+}
+
+static void test_header_too_large_431(void **state)
+{
+    (void)state;
+    struct sg_http_limits lim = {.max_header_bytes = 1024};
+    struct fixture *f = start(&lim);
+    char req[4096];
+    int n = snprintf(req, sizeof req, "GET / HTTP/1.1\r\nHost: a\r\nX-Big: %02000d\r\n\r\n", 0);
+    char *r = exchange(f, req, (size_t)n, 2000);
+    assert_non_null(strstr(r, "HTTP/1.1 431 "));
+    assert_non_null(strstr(r, "\"code\":\"headers_too_large\""));
+    /* The same when the header block arrives slowly and never ends. */
+    int fd = connect_to(f->port);
+    send_all(fd, "GET / HTTP/1.1\r\n", 16);
+    for (int i = 0; i < 40; i++)
+        send_all(fd, "X-Filler: 0123456789012345678901234567890123456789\r\n", 52);
+    char buf[4096];
+    read_all(fd, buf, sizeof buf, 2000);
+    assert_non_null(strstr(buf, "HTTP/1.1 431 "));
+    close(fd);
+    stop(f, 2);
+}
+
+static void test_body_too_large_413(void **state)
+{
+    (void)state;
+    struct sg_http_limits lim = {.max_body_bytes = 100};
+    struct fixture *f = start(&lim);
+    const char req[] = "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 101\r\n\r\n";
+    char *r = exchange(f, req, sizeof req - 1, 2000);
+    assert_non_null(strstr(r, "HTTP/1.1 413 "));
+    assert_non_null(strstr(r, "larger than the limit of 100 bytes"));
+    /* Chunked bodies are counted as they arrive. */
+    char big[400];
+    int n = snprintf(big, sizeof big, "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+                                      "c8\r\n%0200d\r\n0\r\n\r\n", 0);
+    r = exchange(f, big, (size_t)n, 2000);
+    assert_non_null(strstr(r, "HTTP/1.1 413 "));
+    stop(f, 2);
+}
+
+static void test_malformed_400(void **state)
+{
+    (void)state;
+    struct fixture *f = start(NULL);
+    const char *bad[] = {
+        "GARBAGE\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost : a\r\n\r\n",                    /* space before the colon */
+        "GET / HTTP/1.1\nHost: a\n\n",                           /* bare LF */
+        "POST / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!",
+        "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n0\r\n\r\n",
+    };
+    for (size_t i = 0; i < SG_ARRAY_LEN(bad); i++) {
+        char *r = exchange(f, bad[i], strlen(bad[i]), 2000);
+        if (!strstr(r, "HTTP/1.1 400 "))
+            fail_msg("input %zu was not rejected with 400: %s", i, r);
+        assert_non_null(strstr(r, "malformed HTTP request"));
+    }
+    stop(f, 2);
+}
+
+static void test_header_timeout_408(void **state)
+{
+    (void)state;
+    struct sg_http_limits lim = {.header_timeout_ms = 150};
+    struct fixture *f = start(&lim);
+    int fd = connect_to(f->port);
+    const char part[] = "GET / HTTP/1.1\r\nHost: a\r\n";
+    send_all(fd, part, sizeof part - 1);
+    char buf[2048];
+    read_all(fd, buf, sizeof buf, 3000);
+    assert_non_null(strstr(buf, "HTTP/1.1 408 "));
+    close(fd);
+    stop(f, 2);
+}
+
+static void test_idle_timeout_closes(void **state)
+{
+    (void)state;
+    struct sg_http_limits lim = {.idle_timeout_ms = 100};
+    struct fixture *f = start(&lim);
+    int fd = connect_to(f->port);
+    const char req[] = "GET / HTTP/1.1\r\nHost: a\r\n\r\n";
+    send_all(fd, req, sizeof req - 1);
+    char buf[2048];
+    /* The answer, then EOF once the keep-alive connection sat idle for 100 ms. */
+    size_t n = read_all(fd, buf, sizeof buf, 3000);
+    assert_true(n > 0);
+    assert_non_null(strstr(buf, "HTTP/1.1 200 OK"));
+    /* read_all stopped at EOF (not after 3 s of silence): the socket reads 0 at once. */
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    assert_int_equal(poll(&p, 1, 0), 1);
+    assert_int_equal(read(fd, buf, 1), 0);
+    close(fd);
+    stop(f, 2);
+}
+
+static void test_expect_continue(void **state)
+{
+    (void)state;
+    struct fixture *f = start(NULL);
+    int fd = connect_to(f->port);
+    const char head[] = "POST /e HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\nExpect: 100-continue"
+                        "\r\nConnection: close\r\n\r\n";
+    send_all(fd, head, sizeof head - 1);
+    char buf[2048];
+    read_all(fd, buf, sizeof buf, 200);
+    assert_non_null(strstr(buf, "HTTP/1.1 100 Continue\r\n\r\n"));
+    send_all(fd, "hi", 2);
+    read_all(fd, buf, sizeof buf, 2000);
+    assert_non_null(strstr(buf, "body=hi"));
+    close(fd);
+    stop(f, 2);
+}
+
+static void test_stream_chunks_and_error_shape(void **state)
+{
+    (void)state;
+    struct fixture *f = start(NULL);
+    const char req[] = "GET /stream HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n";
+    char *r = exchange(f, req, sizeof req - 1, 2000);
+    assert_non_null(strstr(r, "Transfer-Encoding: chunked\r\n"));
+    assert_non_null(strstr(r, "\r\n\r\n1\r\na\r\n2\r\nbb\r\n3\r\nccc\r\n0\r\n\r\n"));
+    const char req2[] = "GET /error HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n";
+    r = exchange(f, req2, sizeof req2 - 1, 2000);
+    assert_non_null(strstr(r, "HTTP/1.1 404 Not Found"));
+    assert_non_null(strstr(r, "{\"error\":{\"message\":\"it \\\"is\\\" not here\",\"type\":"
+                              "\"invalid_request_error\",\"param\":null,\"code\":\"nope\"}}"));
+    stop(f, 2);
+}
+
+static void test_drain_finishes_in_flight(void **state)
+{
+    (void)state;
+    struct fixture *f = start(NULL);
+    int fd = connect_to(f->port);
+    const char req[] = "GET /slow HTTP/1.1\r\nHost: a\r\n\r\n";
+    send_all(fd, req, sizeof req - 1);
+    usleep(30 * 1000); /* the request is in flight now */
+    f->action = 1;
+    uv_async_send(&f->ctl);
+    char buf[2048];
+    read_all(fd, buf, sizeof buf, 3000);
+    assert_non_null(strstr(buf, "HTTP/1.1 200 OK"));
+    assert_non_null(strstr(buf, "Connection: close"));
+    assert_non_null(strstr(buf, "slow done"));
+    close(fd);
+    uv_thread_join(&f->thread);
+    assert_int_equal(f->drained, 1);
+    uv_loop_close(&f->loop);
+    uv_sem_destroy(&f->ready);
+    free(f);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_get_and_close),
+        cmocka_unit_test(test_keepalive_and_pipelining),
+        cmocka_unit_test(test_keepalive_separate_writes),
+        cmocka_unit_test(test_chunked_body),
+        cmocka_unit_test(test_header_too_large_431),
+        cmocka_unit_test(test_body_too_large_413),
+        cmocka_unit_test(test_malformed_400),
+        cmocka_unit_test(test_header_timeout_408),
+        cmocka_unit_test(test_idle_timeout_closes),
+        cmocka_unit_test(test_expect_continue),
+        cmocka_unit_test(test_stream_chunks_and_error_shape),
+        cmocka_unit_test(test_drain_finishes_in_flight),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
