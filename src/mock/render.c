@@ -305,7 +305,8 @@ int sg_mock_reply_token(struct sg_buf *out, const struct sg_mock_answer *a, uint
         /* The prompt picks where in the word list the answer starts, so two prompts get two
          * different answers (a cache mix-up shows) and one prompt always gets the same one. */
         size_t w = (size_t)((a->prompt_hash % SG_ARRAY_LEN(lorem)) + (i - 4)) % SG_ARRAY_LEN(lorem);
-        return sg_buf_appendf(out, " %s%s", lorem[w], i + 1 == a->output_tokens ? "." : "");
+        bool last = i + 1 == a->output_tokens && !a->truncated; /* a cut answer has no stop */
+        return sg_buf_appendf(out, " %s%s", lorem[w], last ? "." : "");
     }
     }
 }

@@ -2,12 +2,18 @@
  * (when the http server is built in) one real request over a loopback socket. */
 #include "mock/mock.h"
 
+#include <arpa/inet.h>
 #include <json-c/json.h>
+#include <netinet/in.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -709,6 +715,251 @@ static void test_error_rate_seeded(void **state)
     assert_true(sg_mock_rand_next(&a) != sg_mock_rand_next(&c));
 }
 
+/* ---- one mock on a real socket: a loop on a thread, a blocking client here ---- */
+
+struct live {
+    pthread_t thread;
+    uv_loop_t loop;
+    uv_async_t stop;
+    struct sg_mock *mock;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int port; /* 0 until listening, -1 on failure */
+    int close_rc; /* uv_loop_close at the end: 0 when the mock closed all it opened */
+};
+
+static void live_on_stop(uv_async_t *a)
+{
+    struct live *l = a->data;
+    sg_mock_free(l->mock);
+    uv_close((uv_handle_t *)&l->stop, NULL);
+}
+
+static void *live_main(void *arg)
+{
+    struct live *l = arg;
+    uv_loop_init(&l->loop);
+    uv_async_init(&l->loop, &l->stop, live_on_stop);
+    l->stop.data = l;
+    struct sg_mock_options o = {.name = "live", .expected_key = "sk-live", .seed = 1,
+                                .reply_tokens = 10};
+    l->mock = sg_mock_new(&l->loop, &o);
+    int rc = sg_mock_listen(l->mock, "127.0.0.1", 0);
+    pthread_mutex_lock(&l->mu);
+    l->port = rc ? -1 : sg_mock_port(l->mock);
+    pthread_cond_signal(&l->cv);
+    pthread_mutex_unlock(&l->mu);
+    uv_run(&l->loop, UV_RUN_DEFAULT);
+    /* Checked on the test's thread: cmocka asserts must not run here. */
+    l->close_rc = uv_loop_close(&l->loop);
+    return NULL;
+}
+
+static int live_connect(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    struct timeval tv = {.tv_sec = 5};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    return fd;
+}
+
+static void live_send(int fd, const char *method, const char *path, const char *headers,
+                      const char *body)
+{
+    char req[4096];
+    int n = snprintf(req, sizeof req, "%s %s HTTP/1.1\r\nHost: x\r\n%sContent-Length: %zu\r\n\r\n%s",
+                     method, path, headers, strlen(body), body);
+    assert_true(n > 0 && (size_t)n < sizeof req);
+    assert_int_equal(write(fd, req, (size_t)n), n);
+}
+
+/* Read one response with a Content-Length (keep-alive safe); returns the status. */
+static int live_read(int fd, struct sg_buf *head, struct sg_buf *body)
+{
+    char buf[4096];
+    sg_buf_reset(head);
+    sg_buf_reset(body);
+    char *end = NULL;
+    while (!(head->data && (end = strstr(head->data, "\r\n\r\n")))) {
+        ssize_t r = read(fd, buf, sizeof buf);
+        if (r <= 0)
+            return -1;
+        sg_buf_append(head, buf, (size_t)r);
+    }
+    size_t hlen = (size_t)(end - head->data) + 4;
+    const char *cl = strcasestr(head->data, "content-length:");
+    assert_non_null(cl);
+    size_t want = strtoul(cl + 15, NULL, 10);
+    sg_buf_append(body, head->data + hlen, head->len - hlen);
+    head->len = hlen;
+    head->data[hlen] = '\0';
+    while (body->len < want) {
+        ssize_t r = read(fd, buf, sizeof buf);
+        if (r <= 0)
+            return -1;
+        sg_buf_append(body, buf, (size_t)r);
+    }
+    return atoi(head->data + 9);
+}
+
+/* Everything until the peer closes or resets; *reset tells which. */
+static void live_read_all(int fd, struct sg_buf *all, bool *reset)
+{
+    char buf[4096];
+    ssize_t r;
+    while ((r = read(fd, buf, sizeof buf)) > 0)
+        sg_buf_append(all, buf, (size_t)r);
+    *reset = r < 0;
+}
+
+static struct json_object *live_get_json(int port, const char *path)
+{
+    int fd = live_connect(port);
+    struct sg_buf h, b;
+    sg_buf_init(&h, 0);
+    sg_buf_init(&b, 0);
+    live_send(fd, "GET", path, "", "");
+    assert_int_equal(live_read(fd, &h, &b), 200);
+    struct json_object *o = parse_ok(b.data, b.len);
+    close(fd);
+    sg_buf_dispose(&h);
+    sg_buf_dispose(&b);
+    return o;
+}
+
+static void live_post(int port, const char *path, const char *body, int want)
+{
+    int fd = live_connect(port);
+    struct sg_buf h, b;
+    sg_buf_init(&h, 0);
+    sg_buf_init(&b, 0);
+    live_send(fd, "POST", path, "", body);
+    assert_int_equal(live_read(fd, &h, &b), want);
+    close(fd);
+    sg_buf_dispose(&h);
+    sg_buf_dispose(&b);
+}
+
+static const char *live_chat = "{\"model\":\"gpt-x\",\"messages\":[{\"role\":\"user\","
+                               "\"content\":\"Hello\"}]}";
+
+static void test_live(void **state)
+{
+    (void)state;
+    sg_log_set_level(SG_LOG_WARN);
+    struct live l = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+    assert_int_equal(pthread_create(&l.thread, NULL, live_main, &l), 0);
+    pthread_mutex_lock(&l.mu);
+    while (l.port == 0)
+        pthread_cond_wait(&l.cv, &l.mu);
+    pthread_mutex_unlock(&l.mu);
+    assert_true(l.port > 0);
+    int port = l.port;
+    struct sg_buf h, b;
+    sg_buf_init(&h, 0);
+    sg_buf_init(&b, 0);
+
+    /* Keep-alive: a wrong key then a good one on one connection; one connection accepted. */
+    struct json_object *st = live_get_json(port, "/_mock/stats");
+    int64_t accepted0 = int_at(st, "connections_accepted");
+    json_object_put(st);
+    int fd = live_connect(port);
+    live_send(fd, "POST", "/v1/chat/completions", "Authorization: Bearer sk-nope\r\n", live_chat);
+    assert_int_equal(live_read(fd, &h, &b), 401);
+    assert_non_null(strcasestr(h.data, "x-mock-name: live\r\n"));
+    struct json_object *o = parse_ok(b.data, b.len);
+    assert_string_equal(str_at(o, "error.code"), "invalid_api_key");
+    json_object_put(o);
+    live_send(fd, "POST", "/v1/chat/completions", "Authorization: Bearer sk-live\r\n", live_chat);
+    assert_int_equal(live_read(fd, &h, &b), 200);
+    o = parse_ok(b.data, b.len);
+    assert_string_equal(str_at(o, "model"), "gpt-x");
+    assert_int_equal(int_at(o, "usage.completion_tokens"), 10);
+    json_object_put(o);
+    close(fd);
+    st = live_get_json(port, "/_mock/stats");
+    assert_int_equal(int_at(st, "connections_accepted"), accepted0 + 2); /* ours + this GET */
+    assert_int_equal(int_at(st, "auth_failures"), 1);
+    assert_int_equal(int_at(st, "by_status.200"), 1);
+    assert_int_equal(int_at(st, "by_status.401"), 1);
+    json_object_put(st);
+
+    /* The last request shows the key and the model as sent. */
+    o = live_get_json(port, "/_mock/last");
+    assert_string_equal(str_at(o, "authorization"), "Bearer sk-live");
+    assert_string_equal(str_at(o, "model"), "gpt-x");
+    assert_string_equal(str_at(o, "body.messages.0.content"), "Hello");
+    json_object_put(o);
+
+    /* reset mid on a stream: the head and 5 of 10 tokens, then a reset. */
+    live_post(port, "/_mock/faults", "{\"reset\":\"mid\"}", 200);
+    fd = live_connect(port);
+    live_send(fd, "POST", "/v1/messages", "x-api-key: sk-live\r\n",
+              "{\"model\":\"c\",\"max_tokens\":100,\"stream\":true,\"messages\":[{\"role\":"
+              "\"user\",\"content\":\"Hi\"}]}");
+    sg_buf_reset(&b);
+    bool reset = false;
+    live_read_all(fd, &b, &reset);
+    close(fd);
+    assert_true(reset);
+    assert_true(strncmp(b.data, "HTTP/1.1 200", 12) == 0);
+    size_t deltas = 0;
+    for (const char *p = b.data; (p = strstr(p, "event: content_block_delta")); p++)
+        deltas++;
+    assert_int_equal(deltas, 5);
+    assert_null(strstr(b.data, "message_stop"));
+
+    /* A hang is released when the client leaves. */
+    live_post(port, "/_mock/faults", "{\"reset\":\"none\",\"hang\":true}", 200);
+    fd = live_connect(port);
+    live_send(fd, "POST", "/v1/chat/completions", "Authorization: Bearer sk-live\r\n", live_chat);
+    for (int i = 0; i < 200; i++) { /* wait until the mock holds it */
+        st = live_get_json(port, "/_mock/stats");
+        int64_t hangs = int_at(st, "hangs");
+        json_object_put(st);
+        if (hangs == 1)
+            break;
+        usleep(10000);
+    }
+    close(fd);
+    int64_t in_flight = -1, aborted = 0;
+    for (int i = 0; i < 200 && in_flight != 0; i++) {
+        usleep(10000);
+        st = live_get_json(port, "/_mock/stats");
+        in_flight = int_at(st, "in_flight");
+        aborted = int_at(st, "aborted");
+        json_object_put(st);
+    }
+    assert_int_equal(in_flight, 0);
+    assert_int_equal(aborted, 1);
+
+    /* Shutting down with a request still hanging finishes it (reset) and closes everything. */
+    fd = live_connect(port);
+    live_send(fd, "POST", "/v1/chat/completions", "Authorization: Bearer sk-live\r\n", live_chat);
+    for (int i = 0; i < 200; i++) {
+        st = live_get_json(port, "/_mock/stats");
+        in_flight = int_at(st, "in_flight");
+        json_object_put(st);
+        if (in_flight == 1)
+            break;
+        usleep(10000);
+    }
+    assert_int_equal(in_flight, 1);
+    uv_async_send(&l.stop);
+    pthread_join(l.thread, NULL);
+    assert_int_equal(l.close_rc, 0); /* every handle the mock opened was closed */
+    sg_buf_reset(&b);
+    live_read_all(fd, &b, &reset);
+    assert_int_equal(b.len, 0);
+    close(fd);
+    sg_buf_dispose(&h);
+    sg_buf_dispose(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -727,6 +978,7 @@ int main(void)
         cmocka_unit_test(test_faults_json_roundtrip),
         cmocka_unit_test(test_decide),
         cmocka_unit_test(test_error_rate_seeded),
+        cmocka_unit_test(test_live),
     };
     return cmocka_run_group_tests_name("mock", tests, NULL, NULL);
 }
