@@ -78,9 +78,24 @@ static bool parse_double(const char *s, double min, double max, double *out)
 }
 
 enum {
-    OPT_HOST = 256, OPT_PORT, OPT_NAME, OPT_KEY, OPT_MODEL, OPT_TOKENS, OPT_LATENCY, OPT_TTFT,
-    OPT_TPS, OPT_ERROR_RATE, OPT_ERROR_STATUS, OPT_STATUS, OPT_RETRY_AFTER, OPT_HANG, OPT_RESET,
-    OPT_FAULTS, OPT_SEED, OPT_LOG_LEVEL,
+    OPT_HOST = 256,
+    OPT_PORT,
+    OPT_NAME,
+    OPT_KEY,
+    OPT_MODEL,
+    OPT_TOKENS,
+    OPT_LATENCY,
+    OPT_TTFT,
+    OPT_TPS,
+    OPT_ERROR_RATE,
+    OPT_ERROR_STATUS,
+    OPT_STATUS,
+    OPT_RETRY_AFTER,
+    OPT_HANG,
+    OPT_RESET,
+    OPT_FAULTS,
+    OPT_SEED,
+    OPT_LOG_LEVEL,
 };
 
 static const struct option long_opts[] = {
@@ -129,8 +144,8 @@ static int parse_args(int argc, char **argv, struct sg_mock_options *o, const ch
     while ((opt = getopt_long(argc, argv, ":", long_opts, NULL)) != -1) {
         char namebuf[32];
         /* After an unknown or valueless option, argv[optind - 1] is that option itself. */
-        const char *flag = opt == '?' || opt == ':' ? argv[optind - 1]
-                                                    : opt_name(opt, namebuf, sizeof namebuf);
+        const char *flag =
+            opt == '?' || opt == ':' ? argv[optind - 1] : opt_name(opt, namebuf, sizeof namebuf);
         switch (opt) {
         case OPT_HOST: *host = optarg; break;
         case OPT_PORT:
@@ -208,9 +223,7 @@ static int parse_args(int argc, char **argv, struct sg_mock_options *o, const ch
             sg_log_set_level((enum sg_log_level)lvl);
             break;
         }
-        case ':':
-            fprintf(stderr, "slogate mock: %s needs a value\n", flag);
-            return SG_EXIT_USAGE;
+        case ':': fprintf(stderr, "slogate mock: %s needs a value\n", flag); return SG_EXIT_USAGE;
         default:
             fprintf(stderr, "slogate mock: unknown option %s (see slogate mock --help)\n", flag);
             return SG_EXIT_USAGE;

@@ -36,8 +36,8 @@ int sg_mock_faults_to_json(struct sg_buf *out, const struct sg_mock_faults *f)
 }
 
 /* An integer field in [min, max]. Only JSON integers qualify: 1.5 ms is a type error. */
-static int get_uint(struct json_object *v, const char *key, int64_t min, int64_t max,
-                    int64_t *out, char *err, size_t errn)
+static int get_uint(struct json_object *v, const char *key, int64_t min, int64_t max, int64_t *out,
+                    char *err, size_t errn)
 {
     if (!json_object_is_type(v, json_type_int)) {
         snprintf(err, errn, "%s: must be an integer", key);
@@ -53,8 +53,8 @@ static int get_uint(struct json_object *v, const char *key, int64_t min, int64_t
     return 0;
 }
 
-static int get_number(struct json_object *v, const char *key, double min, double max,
-                      double *out, char *err, size_t errn)
+static int get_number(struct json_object *v, const char *key, double min, double max, double *out,
+                      char *err, size_t errn)
 {
     if (!json_object_is_type(v, json_type_int) && !json_object_is_type(v, json_type_double)) {
         snprintf(err, errn, "%s: must be a number", key);
@@ -82,7 +82,8 @@ int sg_mock_faults_merge(struct sg_mock_faults *f, const char *json, size_t len,
         rc = SG_EINVAL;
         goto out;
     }
-    json_object_object_foreach(root, key, v) {
+    json_object_object_foreach(root, key, v)
+    {
         int64_t i = 0;
         if (strcmp(key, "latency_ms") == 0 || strcmp(key, "ttft_ms") == 0 ||
             strcmp(key, "retry_after_s") == 0) {
@@ -102,8 +103,8 @@ int sg_mock_faults_merge(struct sg_mock_faults *f, const char *json, size_t len,
             rc = get_number(v, key, 0, 1, &n.error_rate, err, errn);
         } else if (strcmp(key, "error_status") == 0 || strcmp(key, "status") == 0) {
             bool is_status = key[0] == 's';
-            if (is_status && (!v || (json_object_is_type(v, json_type_int) &&
-                                     json_object_get_int64(v) == 0))) {
+            if (is_status &&
+                (!v || (json_object_is_type(v, json_type_int) && json_object_get_int64(v) == 0))) {
                 n.status = 0; /* null or 0: off */
                 continue;
             }
@@ -122,8 +123,8 @@ int sg_mock_faults_merge(struct sg_mock_faults *f, const char *json, size_t len,
             }
             n.hang = json_object_get_boolean(v);
         } else if (strcmp(key, "reset") == 0) {
-            const char *s = json_object_is_type(v, json_type_string) ? json_object_get_string(v)
-                                                                     : NULL;
+            const char *s =
+                json_object_is_type(v, json_type_string) ? json_object_get_string(v) : NULL;
             if (!v || (s && strcmp(s, "none") == 0)) {
                 n.reset = SG_MOCK_RESET_NONE;
             } else if (s && strcmp(s, "before") == 0) {

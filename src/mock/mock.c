@@ -97,10 +97,12 @@ static void hdrs_init(struct hdrs *hs, const struct sg_mock *m, const char *cont
 {
     hs->n = 0;
     hs->h[hs->n++] = (struct sg_http_header){SG_SLICE_LIT("x-mock-name"), sg_slice_of(m->name)};
-    hs->h[hs->n++] = (struct sg_http_header){SG_SLICE_LIT("content-type"), sg_slice_of(content_type)};
+    hs->h[hs->n++] =
+        (struct sg_http_header){SG_SLICE_LIT("content-type"), sg_slice_of(content_type)};
     if (retry_after_s) {
         snprintf(hs->retry, sizeof hs->retry, "%u", (unsigned)retry_after_s);
-        hs->h[hs->n++] = (struct sg_http_header){SG_SLICE_LIT("retry-after"), sg_slice_of(hs->retry)};
+        hs->h[hs->n++] =
+            (struct sg_http_header){SG_SLICE_LIT("retry-after"), sg_slice_of(hs->retry)};
     }
 }
 
@@ -273,11 +275,8 @@ static void held_on_timer(uv_timer_t *t)
         return;
     }
     switch (hd->d.action) {
-    case SG_MOCK_RESET:
-        held_reset(hd);
-        return;
-    case SG_MOCK_HANG:
-        return; /* never: only an abort or sg_mock_free ends it */
+    case SG_MOCK_RESET: held_reset(hd); return;
+    case SG_MOCK_HANG: return; /* never: only an abort or sg_mock_free ends it */
     case SG_MOCK_ERROR:
         respond_json(hd->m, hd->req, hd->d.status, hd->d.retry_after_s, hd->body.data,
                      hd->body.len);
@@ -406,8 +405,8 @@ static void mask_key(const char *k, size_t n, char *out, size_t outn)
 }
 
 /* True when the key is acceptable; else false with the 401 message for the client in msg. */
-static bool key_ok(const struct sg_mock *m, const struct sg_http_request *req,
-                   enum sg_mock_api api, char *msg, size_t msgn)
+static bool key_ok(const struct sg_mock *m, const struct sg_http_request *req, enum sg_mock_api api,
+                   char *msg, size_t msgn)
 {
     if (!m->expected_key)
         return true;
@@ -452,8 +451,8 @@ static void handle_models(struct sg_mock *m, struct sg_http_request *req)
     m->stats.models++;
     /* Either provider's key header works here: both APIs have a models list. */
     char msg[ERRLEN];
-    bool anthropic = sg_http_header_get(req, "x-api-key").p &&
-                     !sg_http_header_get(req, "authorization").p;
+    bool anthropic =
+        sg_http_header_get(req, "x-api-key").p && !sg_http_header_get(req, "authorization").p;
     enum sg_mock_api api = anthropic ? SG_MOCK_API_ANTHROPIC : SG_MOCK_API_OPENAI;
     if (!key_ok(m, req, api, msg, sizeof msg)) {
         m->stats.auth_failures++;
@@ -507,9 +506,7 @@ static void handle_chat(struct sg_mock *m, struct sg_http_request *req, enum sg_
             goto out;
         }
         break;
-    case SG_MOCK_HANG:
-        m->stats.hangs++;
-        break;
+    case SG_MOCK_HANG: m->stats.hangs++; break;
     case SG_MOCK_ERROR: {
         const char *msg = NULL, *code = NULL, *prm = NULL;
         char injected[ERRLEN];
@@ -708,8 +705,9 @@ static void on_request(struct sg_http_request *req, void *ud)
     bool models = path_is(p, "/v1/models", "/models");
     if (!chat && !messages && !models) {
         char msg[ERRLEN];
-        snprintf(msg, sizeof msg, "Unknown path %.*s (mock %s serves /v1/chat/completions, "
-                                  "/v1/messages, /v1/models and /_mock/)",
+        snprintf(msg, sizeof msg,
+                 "Unknown path %.*s (mock %s serves /v1/chat/completions, "
+                 "/v1/messages, /v1/models and /_mock/)",
                  (int)SG_MIN(p.n, 100), p.p, m->name);
         respond_error(m, req, SG_MOCK_API_OPENAI, 404, "not_found", NULL, msg, 0);
         return;
@@ -739,7 +737,11 @@ struct sg_mock *sg_mock_new(uv_loop_t *loop, const struct sg_mock_options *opts)
 {
     struct sg_mock *m = sg_xcalloc(1, sizeof *m);
     m->loop = loop;
-    m->name = sg_xstrdup(opts->name ? opts->name : "mock");
+    m->name = sg_xstrdup(opts->name && *opts->name ? opts->name : "mock");
+    /* The name goes into a header: no control character may split it. */
+    for (char *c = m->name; *c; c++)
+        if ((unsigned char)*c < 0x20 || *c == 0x7f)
+            *c = '_';
     m->expected_key = opts->expected_key ? sg_xstrdup(opts->expected_key) : NULL;
     m->model = opts->model ? sg_xstrdup(opts->model) : NULL;
     m->faults = m->startup_faults = opts->faults;

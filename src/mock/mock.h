@@ -44,12 +44,12 @@ struct sg_mock_faults {
 };
 
 struct sg_mock_options {
-    const char *name;         /* shown in answers and in x-mock-name; NULL = "mock" */
-    const char *expected_key; /* NULL = accept any key (or none) */
-    const char *model;        /* reported model if set, else the request's is echoed */
+    const char *name;             /* shown in answers and in x-mock-name; NULL = "mock" */
+    const char *expected_key;     /* NULL = accept any key (or none) */
+    const char *model;            /* reported model if set, else the request's is echoed */
     struct sg_mock_faults faults; /* at start; DELETE /_mock/faults returns to these */
-    uint64_t seed;            /* seeds the error_rate draws; 0 = from the OS */
-    uint32_t reply_tokens;    /* output tokens of a full answer; 0 = SG_MOCK_REPLY_TOKENS */
+    uint64_t seed;                /* seeds the error_rate draws; 0 = from the OS */
+    uint32_t reply_tokens;        /* output tokens of a full answer; 0 = SG_MOCK_REPLY_TOKENS */
     const struct sg_http_limits *limits; /* NULL = the http defaults */
 };
 
@@ -85,20 +85,19 @@ struct json_object *sg_mock_json_parse(const char *p, size_t n, char *err, size_
 /* A parsed chat request: what the mock needs to answer it. */
 struct sg_mock_chat {
     enum sg_mock_api api;
-    char *model;            /* owned; the requested model */
+    char *model; /* owned; the requested model */
     bool stream;
-    bool include_usage;     /* OpenAI stream_options.include_usage */
-    int64_t max_tokens;     /* max_tokens / max_completion_tokens; -1 when absent */
+    bool include_usage; /* OpenAI stream_options.include_usage */
+    int64_t max_tokens; /* max_tokens / max_completion_tokens; -1 when absent */
     uint32_t n_messages;
-    uint64_t input_tokens;  /* see sg_mock_count_tokens() */
-    uint64_t prompt_hash;   /* FNV-1a over every text part: picks the reply's words */
+    uint64_t input_tokens; /* see sg_mock_count_tokens() */
+    uint64_t prompt_hash;  /* FNV-1a over every text part: picks the reply's words */
 };
 
 /* Parse and validate a request body. On failure returns SG_EINVAL and writes a message for the
  * client into err and the offending field (or "") into param. */
-int sg_mock_chat_parse(enum sg_mock_api api, const char *body, size_t len,
-                       struct sg_mock_chat *out, char *err, size_t errn, char *param,
-                       size_t paramn);
+int sg_mock_chat_parse(enum sg_mock_api api, const char *body, size_t len, struct sg_mock_chat *out,
+                       char *err, size_t errn, char *param, size_t paramn);
 void sg_mock_chat_dispose(struct sg_mock_chat *c);
 
 /* The input-token estimate for one message (or system prompt) holding `text_bytes` bytes of
@@ -108,10 +107,10 @@ uint64_t sg_mock_count_tokens(uint64_t text_bytes);
 /* Everything that decides the bytes of one answer. */
 struct sg_mock_answer {
     enum sg_mock_api api;
-    const char *name;       /* the mock's name, quoted in the text */
-    const char *model;      /* the model reported */
-    const char *id;         /* "chatcmpl-..." or "msg_..." */
-    uint64_t created;       /* Unix seconds */
+    const char *name;  /* the mock's name, quoted in the text */
+    const char *model; /* the model reported */
+    const char *id;    /* "chatcmpl-..." or "msg_..." */
+    uint64_t created;  /* Unix seconds */
     uint64_t input_tokens;
     uint32_t output_tokens; /* >= 1 */
     bool truncated;         /* output stopped by max_tokens: "length" / "max_tokens" */
@@ -162,10 +161,10 @@ const char *sg_mock_reset_name(enum sg_mock_reset r);
 
 /* What to do with one model request. */
 enum sg_mock_action {
-    SG_MOCK_ANSWER,       /* the normal answer (a stream may still be reset mid-way) */
-    SG_MOCK_ERROR,        /* answer `status` in the API's error shape */
-    SG_MOCK_HANG,         /* never answer */
-    SG_MOCK_RESET,        /* reset the connection without answering */
+    SG_MOCK_ANSWER, /* the normal answer (a stream may still be reset mid-way) */
+    SG_MOCK_ERROR,  /* answer `status` in the API's error shape */
+    SG_MOCK_HANG,   /* never answer */
+    SG_MOCK_RESET,  /* reset the connection without answering */
 };
 enum sg_mock_cause {
     SG_MOCK_CAUSE_NONE,
@@ -178,9 +177,9 @@ enum sg_mock_cause {
 struct sg_mock_decision {
     enum sg_mock_action action;
     enum sg_mock_cause cause;
-    int status;            /* for ANSWER 200, for ERROR the status */
-    uint32_t delay_ms;     /* before the answer, the error or the stream head */
-    bool reset_mid;        /* ANSWER of a stream: reset after about half the content */
+    int status;             /* for ANSWER 200, for ERROR the status */
+    uint32_t delay_ms;      /* before the answer, the error or the stream head */
+    bool reset_mid;         /* ANSWER of a stream: reset after about half the content */
     uint32_t retry_after_s; /* 0 = no Retry-After header */
 };
 /* Decide, in this order: reset before -> hang -> (latency) -> 401 when !key_ok -> forced status

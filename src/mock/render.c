@@ -25,7 +25,8 @@ static bool all_finite(struct json_object *o)
         return true;
     }
     case json_type_object: {
-        json_object_object_foreach(o, k, v) {
+        json_object_object_foreach(o, k, v)
+        {
             SG_UNUSED(k);
             if (!all_finite(v))
                 return false;
@@ -67,8 +68,10 @@ struct json_object *sg_mock_json_parse(const char *p, size_t n, char *err, size_
     for (size_t i = end; i < n; i++) {
         char c = p[i];
         if (c != ' ' && c != '\t' && c != '\r' && c != '\n') {
-            snprintf(err, errn, "the body is not valid JSON: unexpected data after the value "
-                                "at byte %zu", i);
+            snprintf(err, errn,
+                     "the body is not valid JSON: unexpected data after the value "
+                     "at byte %zu",
+                     i);
             json_object_put(obj);
             return NULL;
         }
@@ -166,9 +169,8 @@ static int opt_bool(struct json_object *obj, const char *key, bool *out)
         goto fail;                                                                                 \
     } while (0)
 
-int sg_mock_chat_parse(enum sg_mock_api api, const char *body, size_t len,
-                       struct sg_mock_chat *out, char *err, size_t errn, char *param,
-                       size_t paramn)
+int sg_mock_chat_parse(enum sg_mock_api api, const char *body, size_t len, struct sg_mock_chat *out,
+                       char *err, size_t errn, char *param, size_t paramn)
 {
     memset(out, 0, sizeof *out);
     out->api = api;
@@ -264,8 +266,7 @@ void sg_mock_chat_dispose(struct sg_mock_chat *c)
 }
 
 void sg_mock_answer_init(struct sg_mock_answer *a, const struct sg_mock_chat *c, const char *name,
-                         const char *model, const char *id, uint64_t created,
-                         uint32_t reply_tokens)
+                         const char *model, const char *id, uint64_t created, uint32_t reply_tokens)
 {
     if (reply_tokens == 0)
         reply_tokens = SG_MOCK_REPLY_TOKENS;
@@ -286,12 +287,20 @@ void sg_mock_answer_init(struct sg_mock_answer *a, const struct sg_mock_chat *c,
 }
 
 static const char *const lorem[] = {
-    "lorem",   "ipsum",      "dolor",  "sit",    "amet",       "consectetur", "adipiscing",
-    "elit",    "sed",        "do",     "eiusmod", "tempor",    "incididunt",  "ut",
-    "labore",  "et",         "dolore", "magna",  "aliqua",     "enim",        "ad",
-    "minim",   "veniam",     "quis",   "nostrud", "exercitation", "ullamco",  "laboris",
-    "nisi",    "aliquip",    "ex",     "ea",     "commodo",    "consequat",   "duis",
-    "aute",    "irure",      "in",     "reprehenderit", "voluptate", "velit", "esse",
+    "lorem",      "ipsum",        "dolor",
+    "sit",        "amet",         "consectetur",
+    "adipiscing", "elit",         "sed",
+    "do",         "eiusmod",      "tempor",
+    "incididunt", "ut",           "labore",
+    "et",         "dolore",       "magna",
+    "aliqua",     "enim",         "ad",
+    "minim",      "veniam",       "quis",
+    "nostrud",    "exercitation", "ullamco",
+    "laboris",    "nisi",         "aliquip",
+    "ex",         "ea",           "commodo",
+    "consequat",  "duis",         "aute",
+    "irure",      "in",           "reprehenderit",
+    "voluptate",  "velit",        "esse",
 };
 
 int sg_mock_reply_token(struct sg_buf *out, const struct sg_mock_answer *a, uint32_t i)
@@ -391,8 +400,9 @@ int sg_mock_render_body(struct sg_buf *out, const struct sg_mock_answer *a)
         if (!rc)
             rc = render_text_json(out, a);
         if (!rc)
-            rc = sg_buf_appendf(out, ",\"refusal\":null},\"logprobs\":null,\"finish_reason\":"
-                                     "\"%s\"}],\"usage\":",
+            rc = sg_buf_appendf(out,
+                                ",\"refusal\":null},\"logprobs\":null,\"finish_reason\":"
+                                "\"%s\"}],\"usage\":",
                                 a->truncated ? "length" : "stop");
         if (!rc)
             rc = openai_usage(out, a);
@@ -425,7 +435,7 @@ void sg_mock_stream_plan(const struct sg_mock_answer *a, struct sg_mock_stream_p
 {
     plan->n_content = a->output_tokens;
     if (a->api == SG_MOCK_API_OPENAI) {
-        plan->n_head = 1;                         /* the role delta */
+        plan->n_head = 1;                              /* the role delta */
         plan->n_tail = 2 + (a->include_usage ? 1 : 0); /* finish_reason, [usage], [DONE] */
     } else {
         plan->n_head = 3; /* message_start, content_block_start, ping */
@@ -481,8 +491,9 @@ static int render_openai_event(struct sg_buf *out, const struct sg_mock_answer *
     if (t == 0) {
         rc = openai_chunk_begin(out, a);
         if (!rc)
-            rc = sg_buf_appendf(out, "[{\"index\":0,\"delta\":{},\"logprobs\":null,"
-                                     "\"finish_reason\":\"%s\"}]",
+            rc = sg_buf_appendf(out,
+                                "[{\"index\":0,\"delta\":{},\"logprobs\":null,"
+                                "\"finish_reason\":\"%s\"}]",
                                 a->truncated ? "length" : "stop");
         return rc ? rc : openai_chunk_end(out, a);
     }
@@ -555,8 +566,9 @@ static int render_anthropic_event(struct sg_buf *out, const struct sg_mock_answe
     if (t == 1) {
         rc = anthropic_event(out, "message_delta");
         if (!rc)
-            rc = sg_buf_appendf(out, ",\"delta\":{\"stop_reason\":\"%s\",\"stop_sequence\":null},"
-                                     "\"usage\":{\"output_tokens\":%" PRIu32 "}}\n\n",
+            rc = sg_buf_appendf(out,
+                                ",\"delta\":{\"stop_reason\":\"%s\",\"stop_sequence\":null},"
+                                "\"usage\":{\"output_tokens\":%" PRIu32 "}}\n\n",
                                 a->truncated ? "max_tokens" : "end_turn", a->output_tokens);
         return rc;
     }
@@ -627,8 +639,8 @@ int sg_mock_render_error(struct sg_buf *out, enum sg_mock_api api, int status, c
         message = k->message;
     int rc;
     if (api == SG_MOCK_API_ANTHROPIC) {
-        rc = sg_buf_appendf(out, "{\"type\":\"error\",\"error\":{\"type\":\"%s\",\"message\":",
-                            k->anthropic_type);
+        rc = sg_buf_appendf(
+            out, "{\"type\":\"error\",\"error\":{\"type\":\"%s\",\"message\":", k->anthropic_type);
         if (!rc)
             rc = json_cstr(out, message);
         return rc ? rc : sg_buf_appends(out, "}}");

@@ -92,8 +92,16 @@ static void test_json_parse_strict(void **state)
     json_object_put(o);
     /* Not listed: {'a':1}. json-c 0.16 accepts single-quoted keys even in strict mode. */
     static const char *bad[] = {
-        "",  "{\"a\":1} x", "{\"a\":1}{}", "{\"a\":NaN}", "{\"a\":Infinity}", "{\"a\":'x'}",
-        "{\"a\":1,}", "{\"a\":\"\xff\"}", "[1,2", "{\"a\":1}\0",
+        "",
+        "{\"a\":1} x",
+        "{\"a\":1}{}",
+        "{\"a\":NaN}",
+        "{\"a\":Infinity}",
+        "{\"a\":'x'}",
+        "{\"a\":1,}",
+        "{\"a\":\"\xff\"}",
+        "[1,2",
+        "{\"a\":1}\0",
     };
     static const size_t lens[] = {0, 9, 9, 9, 14, 9, 8, 8, 4, 8};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -222,7 +230,7 @@ static void answer_for(struct sg_mock_answer *a, struct sg_mock_chat *c, enum sg
 }
 
 static const char *openai_req = "{\"model\":\"gpt-4o-mini\",\"messages\":[{\"role\":\"user\","
-                                 "\"content\":\"Hello\"}]}";
+                                "\"content\":\"Hello\"}]}";
 
 static void test_reply_text(void **state)
 {
@@ -249,8 +257,7 @@ static void test_reply_text(void **state)
     struct sg_mock_chat c2;
     struct sg_mock_answer a2;
     answer_for(&a2, &c2, SG_MOCK_API_OPENAI,
-               "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"Bye\"}]}", NULL,
-               0);
+               "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"Bye\"}]}", NULL, 0);
     sg_buf_reset(&t2);
     sg_mock_reply_text(&t2, &a2);
     assert_string_not_equal(t.data, t2.data);
@@ -277,8 +284,8 @@ static void test_render_openai_body(void **state)
     assert_string_equal(str_at(o, "system_fingerprint"), "fp_mock");
     assert_int_equal(int_at(o, "choices.0.index"), 0);
     assert_string_equal(str_at(o, "choices.0.message.role"), "assistant");
-    assert_true(strncmp(str_at(o, "choices.0.message.content"), "Mock answer from provider-a:",
-                        28) == 0);
+    assert_true(
+        strncmp(str_at(o, "choices.0.message.content"), "Mock answer from provider-a:", 28) == 0);
     assert_string_equal(str_at(o, "choices.0.finish_reason"), "stop");
     assert_null(at(o, "choices.0.logprobs"));
     assert_int_equal(int_at(o, "usage.prompt_tokens"), 6); /* "Hello": 2 + 4 */
@@ -452,10 +459,11 @@ static void test_anthropic_stream(void **state)
     char *s = render_stream(&a, &n);
     struct ev evs[32];
     assert_int_equal(split_events(s, evs, 32), n);
-    static const char *want[] = {"message_start",       "content_block_start", "ping",
-                                 "content_block_delta", "content_block_delta", "content_block_delta",
-                                 "content_block_delta", "content_block_stop",  "message_delta",
-                                 "message_stop"};
+    static const char *want[] = {
+        "message_start",       "content_block_start", "ping",
+        "content_block_delta", "content_block_delta", "content_block_delta",
+        "content_block_delta", "content_block_stop",  "message_delta",
+        "message_stop"};
     assert_int_equal(n, sizeof want / sizeof want[0]);
     struct sg_buf text;
     sg_buf_init(&text, 0);
@@ -515,10 +523,14 @@ static void test_render_errors(void **state)
     static const struct {
         int status;
         const char *type;
-    } anth[] = {{400, "invalid_request_error"}, {401, "authentication_error"},
-                {403, "permission_error"},      {429, "rate_limit_error"},
-                {500, "api_error"},             {503, "overloaded_error"},
-                {418, "invalid_request_error"}, {599, "api_error"}};
+    } anth[] = {{400, "invalid_request_error"},
+                {401, "authentication_error"},
+                {403, "permission_error"},
+                {429, "rate_limit_error"},
+                {500, "api_error"},
+                {503, "overloaded_error"},
+                {418, "invalid_request_error"},
+                {599, "api_error"}};
     for (size_t i = 0; i < sizeof anth / sizeof anth[0]; i++) {
         sg_buf_reset(&b);
         sg_mock_render_error(&b, SG_MOCK_API_ANTHROPIC, anth[i].status, NULL, NULL, NULL);
@@ -551,8 +563,9 @@ static void test_faults_merge(void **state)
     (void)state;
     struct sg_mock_faults f = {0};
     char err[256];
-    assert_int_equal(merge(&f, "{\"latency_ms\":150,\"error_rate\":0.25,\"status\":503,"
-                               "\"retry_after_s\":7,\"reset\":\"mid\",\"tokens_per_s\":20}",
+    assert_int_equal(merge(&f,
+                           "{\"latency_ms\":150,\"error_rate\":0.25,\"status\":503,"
+                           "\"retry_after_s\":7,\"reset\":\"mid\",\"tokens_per_s\":20}",
                            err),
                      0);
     assert_int_equal(f.latency_ms, 150);
@@ -598,9 +611,15 @@ static void test_faults_merge(void **state)
 static void test_faults_json_roundtrip(void **state)
 {
     (void)state;
-    struct sg_mock_faults f = {.latency_ms = 10, .ttft_ms = 20, .tokens_per_s = 12.5,
-                               .error_rate = 0.1, .error_status = 429, .status = 0,
-                               .retry_after_s = 3, .hang = false, .reset = SG_MOCK_RESET_BEFORE};
+    struct sg_mock_faults f = {.latency_ms = 10,
+                               .ttft_ms = 20,
+                               .tokens_per_s = 12.5,
+                               .error_rate = 0.1,
+                               .error_status = 429,
+                               .status = 0,
+                               .retry_after_s = 3,
+                               .hang = false,
+                               .reset = SG_MOCK_RESET_BEFORE};
     struct sg_buf b;
     sg_buf_init(&b, 0);
     sg_mock_faults_to_json(&b, &f);
@@ -724,7 +743,7 @@ struct live {
     struct sg_mock *mock;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    int port; /* 0 until listening, -1 on failure */
+    int port;     /* 0 until listening, -1 on failure */
     int close_rc; /* uv_loop_close at the end: 0 when the mock closed all it opened */
 };
 
@@ -741,8 +760,8 @@ static void *live_main(void *arg)
     uv_loop_init(&l->loop);
     uv_async_init(&l->loop, &l->stop, live_on_stop);
     l->stop.data = l;
-    struct sg_mock_options o = {.name = "live", .expected_key = "sk-live", .seed = 1,
-                                .reply_tokens = 10};
+    struct sg_mock_options o = {
+        .name = "live", .expected_key = "sk-live", .seed = 1, .reply_tokens = 10};
     l->mock = sg_mock_new(&l->loop, &o);
     int rc = sg_mock_listen(l->mock, "127.0.0.1", 0);
     pthread_mutex_lock(&l->mu);
@@ -771,8 +790,9 @@ static void live_send(int fd, const char *method, const char *path, const char *
                       const char *body)
 {
     char req[4096];
-    int n = snprintf(req, sizeof req, "%s %s HTTP/1.1\r\nHost: x\r\n%sContent-Length: %zu\r\n\r\n%s",
-                     method, path, headers, strlen(body), body);
+    int n =
+        snprintf(req, sizeof req, "%s %s HTTP/1.1\r\nHost: x\r\n%sContent-Length: %zu\r\n\r\n%s",
+                 method, path, headers, strlen(body), body);
     assert_true(n > 0 && (size_t)n < sizeof req);
     assert_int_equal(write(fd, req, (size_t)n), n);
 }
@@ -963,22 +983,14 @@ static void test_live(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_json_parse_strict),
-        cmocka_unit_test(test_count_tokens),
-        cmocka_unit_test(test_parse_openai),
-        cmocka_unit_test(test_parse_anthropic),
-        cmocka_unit_test(test_parse_errors),
-        cmocka_unit_test(test_reply_text),
-        cmocka_unit_test(test_render_openai_body),
-        cmocka_unit_test(test_render_anthropic_body),
-        cmocka_unit_test(test_openai_stream),
-        cmocka_unit_test(test_anthropic_stream),
-        cmocka_unit_test(test_render_errors),
-        cmocka_unit_test(test_faults_merge),
-        cmocka_unit_test(test_faults_json_roundtrip),
-        cmocka_unit_test(test_decide),
-        cmocka_unit_test(test_error_rate_seeded),
-        cmocka_unit_test(test_live),
+        cmocka_unit_test(test_json_parse_strict),     cmocka_unit_test(test_count_tokens),
+        cmocka_unit_test(test_parse_openai),          cmocka_unit_test(test_parse_anthropic),
+        cmocka_unit_test(test_parse_errors),          cmocka_unit_test(test_reply_text),
+        cmocka_unit_test(test_render_openai_body),    cmocka_unit_test(test_render_anthropic_body),
+        cmocka_unit_test(test_openai_stream),         cmocka_unit_test(test_anthropic_stream),
+        cmocka_unit_test(test_render_errors),         cmocka_unit_test(test_faults_merge),
+        cmocka_unit_test(test_faults_json_roundtrip), cmocka_unit_test(test_decide),
+        cmocka_unit_test(test_error_rate_seeded),     cmocka_unit_test(test_live),
     };
     return cmocka_run_group_tests_name("mock", tests, NULL, NULL);
 }
