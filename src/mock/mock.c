@@ -48,7 +48,9 @@ struct sg_mock {
     struct mock_stats stats;
     uint64_t in_flight;
     struct last_request last;
-    struct held *held; /* requests not finished yet */
+    struct held *held;        /* requests not finished yet */
+    uint64_t cache_seen[256]; /* prompt-cache prefixes seen, a ring: oldest forgotten first */
+    size_t cache_next;
     unsigned open_handles;
     bool closing;
 };
@@ -439,6 +441,21 @@ static bool key_ok(const struct sg_mock *m, const struct sg_http_request *req, e
     return false;
 }
 
+/* Anthropic prompt caching: the first request with a prefix writes the cache, later ones read. */
+static void apply_cache(struct sg_mock *m, const struct sg_mock_chat *c, struct sg_mock_answer *a)
+{
+    if (c->api != SG_MOCK_API_ANTHROPIC || c->cache_prefix_tokens == 0)
+        return;
+    bool hit = false;
+    for (size_t i = 0; i < SG_ARRAY_LEN(m->cache_seen) && !hit; i++)
+        hit = m->cache_seen[i] == c->cache_prefix_hash;
+    if (!hit) {
+        m->cache_seen[m->cache_next] = c->cache_prefix_hash;
+        m->cache_next = (m->cache_next + 1) % SG_ARRAY_LEN(m->cache_seen);
+    }
+    sg_mock_answer_cache(a, c->cache_prefix_tokens, hit);
+}
+
 static void make_id(struct sg_mock *m, enum sg_mock_api api, char *out, size_t n)
 {
     uint64_t a = sg_mock_rand_next(&m->id_rng), b = sg_mock_rand_next(&m->id_rng);
@@ -539,6 +556,7 @@ static void handle_chat(struct sg_mock *m, struct sg_http_request *req, enum sg_
             struct sg_mock_answer a;
             sg_mock_answer_init(&a, &chat, m->name, m->model, id, sg_wall_ms() / 1000,
                                 m->reply_tokens);
+            apply_cache(m, &chat, &a);
             sg_mock_render_body(&body, &a);
             if (d.delay_ms == 0) {
                 respond_buf(m, req, 200, &body);
@@ -555,6 +573,7 @@ static void handle_chat(struct sg_mock *m, struct sg_http_request *req, enum sg_
         hd->model = sg_xstrdup(m->model ? m->model : chat.model);
         sg_mock_answer_init(&hd->ans, &chat, m->name, hd->model, hd->id, sg_wall_ms() / 1000,
                             m->reply_tokens);
+        apply_cache(m, &chat, &hd->ans);
         sg_mock_stream_plan(&hd->ans, &hd->plan);
         hd->content_limit = d.reset_mid ? hd->plan.n_content / 2 : hd->plan.n_content;
         hd->interval_ms = m->faults.tokens_per_s > 0 ? 1000.0 / m->faults.tokens_per_s : 0;

@@ -92,6 +92,10 @@ struct sg_mock_chat {
     uint32_t n_messages;
     uint64_t input_tokens; /* see sg_mock_count_tokens() */
     uint64_t prompt_hash;  /* FNV-1a over every text part: picks the reply's words */
+    /* Anthropic prompt caching: input tokens up to and including the last message (or system
+     * prompt) holding a cache_control block, and the hash of that prefix; 0 when unmarked. */
+    uint64_t cache_prefix_tokens;
+    uint64_t cache_prefix_hash;
 };
 
 /* Parse and validate a request body. On failure returns SG_EINVAL and writes a message for the
@@ -107,11 +111,13 @@ uint64_t sg_mock_count_tokens(uint64_t text_bytes);
 /* Everything that decides the bytes of one answer. */
 struct sg_mock_answer {
     enum sg_mock_api api;
-    const char *name;  /* the mock's name, quoted in the text */
-    const char *model; /* the model reported */
-    const char *id;    /* "chatcmpl-..." or "msg_..." */
-    uint64_t created;  /* Unix seconds */
-    uint64_t input_tokens;
+    const char *name;      /* the mock's name, quoted in the text */
+    const char *model;     /* the model reported */
+    const char *id;        /* "chatcmpl-..." or "msg_..." */
+    uint64_t created;      /* Unix seconds */
+    uint64_t input_tokens; /* not counting the cached tokens below (Anthropic's convention) */
+    uint64_t cache_creation_tokens;
+    uint64_t cache_read_tokens;
     uint32_t output_tokens; /* >= 1 */
     bool truncated;         /* output stopped by max_tokens: "length" / "max_tokens" */
     bool include_usage;     /* OpenAI streams: the usage chunk */
@@ -123,6 +129,8 @@ struct sg_mock_answer {
 void sg_mock_answer_init(struct sg_mock_answer *a, const struct sg_mock_chat *c, const char *name,
                          const char *model, const char *id, uint64_t created,
                          uint32_t reply_tokens);
+/* Move `prefix_tokens` of the input into cache_read (hit) or cache_creation (first sight). */
+void sg_mock_answer_cache(struct sg_mock_answer *a, uint64_t prefix_tokens, bool hit);
 /* Append token i (0-based) of the reply: "Mock", " answer", " from", " <name>:", then words. */
 int sg_mock_reply_token(struct sg_buf *out, const struct sg_mock_answer *a, uint32_t i);
 /* The whole reply text: tokens 0..output_tokens-1. */

@@ -98,8 +98,9 @@ static void fnv1a(uint64_t *h, const char *p, size_t n)
 }
 
 /* Sum the text of one content value: a string, or an array of blocks whose "text" strings (and,
- * for tool results, whose nested "content") count. Other block kinds count as nothing. */
-static uint64_t content_text(struct json_object *content, uint64_t *hash, int depth)
+ * for tool results, whose nested "content") count. Other block kinds count as nothing. Sets
+ * *marked when a block carries an Anthropic cache_control marker. */
+static uint64_t content_text(struct json_object *content, uint64_t *hash, bool *marked, int depth)
 {
     if (!content || depth > 2)
         return 0;
@@ -116,12 +117,26 @@ static uint64_t content_text(struct json_object *content, uint64_t *hash, int de
         struct json_object *part = json_object_array_get_idx(content, i), *v;
         if (!json_object_is_type(part, json_type_object))
             continue;
+        if (json_object_object_get_ex(part, "cache_control", &v) && v)
+            *marked = true;
         if (json_object_object_get_ex(part, "text", &v))
-            total += content_text(v, hash, depth + 1);
+            total += content_text(v, hash, marked, depth + 1);
         if (json_object_object_get_ex(part, "content", &v))
-            total += content_text(v, hash, depth + 1);
+            total += content_text(v, hash, marked, depth + 1);
     }
     return total;
+}
+
+/* Count one message (or the system prompt); a cache_control marker in it moves the end of the
+ * cacheable prefix to here, as Anthropic caches everything up to the last marked block. */
+static void count_part(struct sg_mock_chat *out, struct json_object *content)
+{
+    bool marked = false;
+    out->input_tokens += sg_mock_count_tokens(content_text(content, &out->prompt_hash, &marked, 0));
+    if (marked && out->api == SG_MOCK_API_ANTHROPIC) {
+        out->cache_prefix_tokens = out->input_tokens;
+        out->cache_prefix_hash = out->prompt_hash;
+    }
 }
 
 static bool role_allowed(enum sg_mock_api api, const char *role)
@@ -215,7 +230,7 @@ int sg_mock_chat_parse(enum sg_mock_api api, const char *body, size_t len, struc
             if (!json_object_is_type(v, json_type_string) &&
                 !json_object_is_type(v, json_type_array))
                 FAIL("system", "system: must be a string or an array of text blocks");
-            out->input_tokens += sg_mock_count_tokens(content_text(v, &out->prompt_hash, 0));
+            count_part(out, v);
         }
     }
 
@@ -245,7 +260,7 @@ int sg_mock_chat_parse(enum sg_mock_api api, const char *body, size_t len, struc
             FAIL("messages", "messages[%zu].content: must be a string or an array", i);
         if (api == SG_MOCK_API_ANTHROPIC && !content)
             FAIL("messages", "messages[%zu].content: field required", i);
-        out->input_tokens += sg_mock_count_tokens(content_text(content, &out->prompt_hash, 0));
+        count_part(out, content);
     }
     out->n_messages = (uint32_t)n;
     json_object_put(root);
@@ -284,6 +299,16 @@ void sg_mock_answer_init(struct sg_mock_answer *a, const struct sg_mock_chat *c,
     }
     a->include_usage = c->include_usage;
     a->prompt_hash = c->prompt_hash;
+}
+
+void sg_mock_answer_cache(struct sg_mock_answer *a, uint64_t prefix_tokens, bool hit)
+{
+    prefix_tokens = SG_MIN(prefix_tokens, a->input_tokens);
+    a->input_tokens -= prefix_tokens;
+    if (hit)
+        a->cache_read_tokens += prefix_tokens;
+    else
+        a->cache_creation_tokens += prefix_tokens;
 }
 
 static const char *const lorem[] = {
@@ -381,12 +406,12 @@ static int render_text_json(struct sg_buf *out, const struct sg_mock_answer *a)
     return rc;
 }
 
-static int anthropic_usage(struct sg_buf *out, uint64_t input, uint32_t output)
+static int anthropic_usage(struct sg_buf *out, const struct sg_mock_answer *a, uint32_t output)
 {
     return sg_buf_appendf(out,
-                          "{\"input_tokens\":%" PRIu64 ",\"cache_creation_input_tokens\":0,"
-                          "\"cache_read_input_tokens\":0,\"output_tokens\":%" PRIu32 "}",
-                          input, output);
+                          "{\"input_tokens\":%" PRIu64 ",\"cache_creation_input_tokens\":%" PRIu64
+                          ",\"cache_read_input_tokens\":%" PRIu64 ",\"output_tokens\":%" PRIu32 "}",
+                          a->input_tokens, a->cache_creation_tokens, a->cache_read_tokens, output);
 }
 
 int sg_mock_render_body(struct sg_buf *out, const struct sg_mock_answer *a)
@@ -425,7 +450,7 @@ int sg_mock_render_body(struct sg_buf *out, const struct sg_mock_answer *a)
         rc = sg_buf_appendf(out, "}],\"stop_reason\":\"%s\",\"stop_sequence\":null,\"usage\":",
                             a->truncated ? "max_tokens" : "end_turn");
     if (!rc)
-        rc = anthropic_usage(out, a->input_tokens, a->output_tokens);
+        rc = anthropic_usage(out, a, a->output_tokens);
     if (!rc)
         rc = sg_buf_appends(out, "}");
     return rc;
@@ -532,7 +557,7 @@ static int render_anthropic_event(struct sg_buf *out, const struct sg_mock_answe
                                      "\"stop_sequence\":null,\"usage\":");
         /* Anthropic reports the input in message_start and one output token so far. */
         if (!rc)
-            rc = anthropic_usage(out, a->input_tokens, 1);
+            rc = anthropic_usage(out, a, 1);
         return rc ? rc : sg_buf_appends(out, "}}\n\n");
     }
     if (i == 1) {

@@ -186,6 +186,31 @@ static void test_parse_anthropic(void **state)
     assert_int_equal(c.max_tokens, 1024);
     assert_false(c.stream);
     assert_int_equal(c.input_tokens, 6 + 7 + 7);
+    /* The system prompt is marked: it is the cacheable prefix. */
+    assert_int_equal(c.cache_prefix_tokens, 6);
+    uint64_t system_only_hash = c.cache_prefix_hash;
+    sg_mock_chat_dispose(&c);
+
+    /* A marker in the second message moves the prefix end there; same system, same hash start. */
+    parse_chat(SG_MOCK_API_ANTHROPIC,
+               "{\"model\":\"claude-x\",\"max_tokens\":1024,\"system\":[{\"type\":\"text\","
+               "\"text\":\"Be brief\",\"cache_control\":{\"type\":\"ephemeral\"}}],"
+               "\"messages\":[{\"role\":\"user\",\"content\":\"What is 2+2?\"},{\"role\":"
+               "\"assistant\",\"content\":[{\"type\":\"text\",\"text\":\"abcdefghi\","
+               "\"cache_control\":{\"type\":\"ephemeral\"}}]},{\"role\":\"user\",\"content\":"
+               "\"more\"}]}",
+               &c);
+    assert_int_equal(c.input_tokens, 6 + 7 + 7 + 5);
+    assert_int_equal(c.cache_prefix_tokens, 6 + 7 + 7);
+    assert_true(c.cache_prefix_hash != system_only_hash);
+    sg_mock_chat_dispose(&c);
+
+    /* No marker, no prefix. */
+    parse_chat(SG_MOCK_API_ANTHROPIC,
+               "{\"model\":\"c\",\"max_tokens\":1,\"messages\":[{\"role\":\"user\","
+               "\"content\":\"x\"}]}",
+               &c);
+    assert_int_equal(c.cache_prefix_tokens, 0);
     sg_mock_chat_dispose(&c);
 }
 
@@ -334,6 +359,25 @@ static void test_render_anthropic_body(void **state)
     assert_int_equal(int_at(o, "usage.input_tokens"), 6);
     assert_int_equal(int_at(o, "usage.output_tokens"), 3);
     assert_int_equal(int_at(o, "usage.cache_read_input_tokens"), 0);
+    assert_int_equal(int_at(o, "usage.cache_creation_input_tokens"), 0);
+    json_object_put(o);
+
+    /* Cached prefix: input_tokens no longer counts it; creation, then read. */
+    sg_mock_answer_cache(&a, 4, false);
+    sg_buf_reset(&b);
+    sg_mock_render_body(&b, &a);
+    o = parse_ok(b.data, b.len);
+    assert_int_equal(int_at(o, "usage.input_tokens"), 2);
+    assert_int_equal(int_at(o, "usage.cache_creation_input_tokens"), 4);
+    assert_int_equal(int_at(o, "usage.cache_read_input_tokens"), 0);
+    json_object_put(o);
+    sg_mock_answer_init(&a, &c, "provider-a", NULL, "msg_test1", 1700000000, 0);
+    sg_mock_answer_cache(&a, 4, true);
+    sg_buf_reset(&b);
+    sg_mock_render_body(&b, &a);
+    o = parse_ok(b.data, b.len);
+    assert_int_equal(int_at(o, "usage.input_tokens"), 2);
+    assert_int_equal(int_at(o, "usage.cache_read_input_tokens"), 4);
     json_object_put(o);
     sg_mock_chat_dispose(&c);
     sg_buf_dispose(&b);
@@ -914,6 +958,24 @@ static void test_live(void **state)
     assert_string_equal(str_at(o, "model"), "gpt-x");
     assert_string_equal(str_at(o, "body.messages.0.content"), "Hello");
     json_object_put(o);
+
+    /* Prompt caching: the same marked system prompt writes the cache, then reads it. */
+    static const char *cached = "{\"model\":\"c\",\"max_tokens\":5,\"system\":[{\"type\":"
+                                "\"text\",\"text\":\"Long stable instructions\",\"cache_control\":"
+                                "{\"type\":\"ephemeral\"}}],\"messages\":[{\"role\":\"user\","
+                                "\"content\":\"Hi\"}]}";
+    for (int round = 0; round < 2; round++) {
+        fd = live_connect(port);
+        live_send(fd, "POST", "/v1/messages", "x-api-key: sk-live\r\n", cached);
+        assert_int_equal(live_read(fd, &h, &b), 200);
+        close(fd);
+        o = parse_ok(b.data, b.len);
+        /* system: 24 bytes -> 6 + 4 = 10 cached; "Hi" -> 1 + 4 = 5 not */
+        assert_int_equal(int_at(o, "usage.input_tokens"), 5);
+        assert_int_equal(int_at(o, "usage.cache_creation_input_tokens"), round == 0 ? 10 : 0);
+        assert_int_equal(int_at(o, "usage.cache_read_input_tokens"), round == 0 ? 0 : 10);
+        json_object_put(o);
+    }
 
     /* reset mid on a stream: the head and 5 of 10 tokens, then a reset. */
     live_post(port, "/_mock/faults", "{\"reset\":\"mid\"}", 200);
