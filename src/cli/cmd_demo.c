@@ -56,13 +56,11 @@ static const char demo_yaml[] =
     "  timeout: 30\n"
     "general_settings:\n"
     "  master_key: " DEMO_KEY "\n"
-    "server:\n"
-    "  host: \"%s\"\n"
-    "  port: %d\n"
     "service: { name: slogate demo }\n";
 
 /* The mocks run on a loop of their own, on their own thread. */
 struct mocks {
+    const char *host; /* the gateway's, for the banner */
     uv_loop_t loop;
     uv_thread_t thread;
     uv_async_t stop;
@@ -96,11 +94,11 @@ static void mocks_main(void *arg)
 static void banner(struct sg_gateway *gw, void *ud)
 {
     const struct mocks *m = ud;
-    const struct sg_config *cfg = sg_gateway_config(gw);
+    const char *host = m->host;
     int port = sg_gateway_port(gw);
     printf("slogate demo: gateway on http://%s:%d, provider-a (primary) on :%d, provider-b "
            "(secondary) on :%d\n\n",
-           cfg->server.host, port, sg_mock_port(m->a), sg_mock_port(m->b));
+           host, port, sg_mock_port(m->a), sg_mock_port(m->b));
     printf("Try it:\n\n"
            "  curl -s http://%s:%d/v1/chat/completions \\\n"
            "    -H 'Authorization: Bearer " DEMO_KEY "' -H 'Content-Type: application/json' \\\n"
@@ -115,7 +113,7 @@ static void banner(struct sg_gateway *gw, void *ud)
            "Break the primary while it runs (the mock's control API):\n\n"
            "  curl -s -X POST http://127.0.0.1:%d/_mock/faults -d '{\"status\":500}'\n\n"
            "Ctrl-C stops the demo.\n",
-           cfg->server.host, port, cfg->server.host, port, sg_mock_port(m->a));
+           host, port, host, port, sg_mock_port(m->a));
     fflush(stdout);
 }
 
@@ -153,7 +151,7 @@ int cmd_demo(int argc, char **argv)
         }
     }
     sg_upstream_global_init();
-    struct mocks m = {0};
+    struct mocks m = {.host = host};
     uv_loop_init(&m.loop);
     uv_async_init(&m.loop, &m.stop, on_mocks_stop);
     m.stop.data = &m;
@@ -165,7 +163,7 @@ int cmd_demo(int argc, char **argv)
         fprintf(stderr, "slogate demo: could not start the mock providers\n");
         goto out;
     }
-    char *yaml = sg_xasprintf(demo_yaml, sg_mock_port(m.a), sg_mock_port(m.b), host, port);
+    char *yaml = sg_xasprintf(demo_yaml, sg_mock_port(m.a), sg_mock_port(m.b));
     struct sg_diags diags;
     sg_diags_init(&diags);
     struct sg_config *cfg = sg_config_load_string(yaml, strlen(yaml), "<demo>", NULL, NULL, &diags);
@@ -176,7 +174,7 @@ int cmd_demo(int argc, char **argv)
         fprintf(stderr, "slogate demo: the embedded config did not load (a bug: please report)\n");
         goto out;
     }
-    struct sg_gateway_options go = {.port = -1, .workers = workers};
+    struct sg_gateway_options go = {.host = host, .port = port, .workers = workers};
     struct sg_gateway *gw = sg_gateway_new(cfg, &go);
     rc = sg_gateway_run(gw, banner, &m) ? SG_EXIT_FAIL : SG_EXIT_OK;
     sg_gateway_free(gw);

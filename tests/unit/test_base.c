@@ -1,0 +1,123 @@
+/* base: buffers and their caps, JSON escaping, parsing helpers, constant-time compare, random. */
+#include "base/base.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdlib.h>
+
+#include <cmocka.h>
+
+static void test_buf_append_and_cap(void **state)
+{
+    (void)state;
+    struct sg_buf b;
+    sg_buf_init(&b, 10);
+    assert_int_equal(sg_buf_appends(&b, "hello"), SG_OK);
+    assert_int_equal(sg_buf_appends(&b, "world"), SG_OK);
+    assert_string_equal(b.data, "helloworld");
+    /* One byte over the cap fails and leaves the buffer as it was. */
+    assert_int_equal(sg_buf_appends(&b, "!"), SG_ETOOBIG);
+    assert_int_equal(b.len, 10);
+    assert_string_equal(b.data, "helloworld");
+    sg_buf_consume(&b, 5);
+    assert_string_equal(b.data, "world");
+    assert_int_equal(sg_buf_appendf(&b, "%d", 12345), SG_OK);
+    assert_string_equal(b.data, "world12345");
+    assert_int_equal(sg_buf_appendf(&b, "%d", 1), SG_ETOOBIG);
+    size_t n;
+    char *s = sg_buf_steal(&b, &n);
+    assert_int_equal(n, 10);
+    assert_null(b.data);
+    free(s);
+    sg_buf_dispose(&b);
+}
+
+static void test_buf_appendf_long(void **state)
+{
+    (void)state;
+    struct sg_buf b;
+    sg_buf_init(&b, 0);
+    char big[1000];
+    memset(big, 'x', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    assert_int_equal(sg_buf_appendf(&b, "[%s]", big), SG_OK);
+    assert_int_equal(b.len, 1001);
+    assert_int_equal(b.data[0], '[');
+    assert_int_equal(b.data[1000], ']');
+    sg_buf_dispose(&b);
+}
+
+static void test_json_escape(void **state)
+{
+    (void)state;
+    struct sg_buf b;
+    sg_buf_init(&b, 0);
+    const char in[] = "a\"b\\c\nd\x01\te";
+    sg_buf_append_json_str(&b, in, sizeof in - 1);
+    assert_string_equal(b.data, "a\\\"b\\\\c\\nd\\u0001\\te");
+    sg_buf_dispose(&b);
+    /* Escaping that would pass the cap fails whole. */
+    sg_buf_init(&b, 4);
+    assert_int_equal(sg_buf_append_json_str(&b, "\"\"\"", 3), SG_ETOOBIG);
+    assert_int_equal(b.len, 0);
+    sg_buf_dispose(&b);
+}
+
+static void test_parse_i64(void **state)
+{
+    (void)state;
+    int64_t v;
+    assert_true(sg_parse_i64("42", 0, 100, &v));
+    assert_int_equal(v, 42);
+    assert_false(sg_parse_i64("101", 0, 100, &v));
+    assert_false(sg_parse_i64("-1", 0, 100, &v));
+    assert_false(sg_parse_i64("4x", 0, 100, &v));
+    assert_false(sg_parse_i64("", 0, 100, &v));
+    assert_false(sg_parse_i64("99999999999999999999", 0, INT64_MAX, &v));
+}
+
+static void test_ct_equal_and_ieq(void **state)
+{
+    (void)state;
+    assert_true(sg_ct_equal("sk-abc", 6, "sk-abc", 6));
+    assert_false(sg_ct_equal("sk-abc", 6, "sk-abd", 6));
+    assert_false(sg_ct_equal("sk-ab", 5, "sk-abc", 6));
+    assert_false(sg_ct_equal("", 0, "x", 1));
+    assert_true(sg_slice_ieq(SG_SLICE_LIT("Content-Length"), "content-length"));
+    assert_false(sg_slice_ieq(SG_SLICE_LIT("Content-Lengt"), "content-length"));
+}
+
+static void test_rand_seeded_is_deterministic(void **state)
+{
+    (void)state;
+    sg_rand_seed(7);
+    uint64_t a = sg_rand_u64(), b = sg_rand_u64();
+    sg_rand_seed(7);
+    assert_int_equal(sg_rand_u64(), a);
+    assert_int_equal(sg_rand_u64(), b);
+    char hex[33];
+    sg_rand_hex(hex, 16);
+    assert_int_equal(strlen(hex), 32);
+    for (int i = 0; i < 32; i++)
+        assert_non_null(strchr("0123456789abcdef", hex[i]));
+}
+
+static void test_format_utc(void **state)
+{
+    (void)state;
+    char out[32];
+    sg_format_utc(1795000000123ull, out, sizeof out);
+    assert_string_equal(out, "2026-11-18T11:06:40.123Z");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_buf_append_and_cap),  cmocka_unit_test(test_buf_appendf_long),
+        cmocka_unit_test(test_json_escape),         cmocka_unit_test(test_parse_i64),
+        cmocka_unit_test(test_ct_equal_and_ieq),    cmocka_unit_test(test_rand_seeded_is_deterministic),
+        cmocka_unit_test(test_format_utc),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,164 @@
+/* provider: strict request parsing (the cJSON traps of DESIGN §3), model-id mapping, encoding. */
+#include "provider/provider.h"
+
+#include <json-c/json.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include <cmocka.h>
+
+static int parse(const char *body, struct sg_chat_request *r, char *err)
+{
+    return sg_chat_request_parse(body, strlen(body), r, err, 300);
+}
+
+static void expect_400(const char *body, const char *msg_part)
+{
+    struct sg_chat_request r;
+    char err[300] = "";
+    assert_int_equal(parse(body, &r, err), SG_EINVAL);
+    if (!strstr(err, msg_part))
+        fail_msg("for %s expected '%s' in '%s'", body, msg_part, err);
+    assert_null(r.root);
+}
+
+static void test_parse_ok(void **state)
+{
+    (void)state;
+    struct sg_chat_request r;
+    char err[300];
+    assert_int_equal(parse("{\"model\":\"app/chat\",\"messages\":[{\"role\":\"user\",\"content\":"
+                           "\"hi\"}],\"stream\":true,\"stream_options\":{\"include_usage\":true},"
+                           "\"user\":\"u1\",\"metadata\":{\"feature\":\"summarize\"}}",
+                           &r, err),
+                     SG_OK);
+    assert_true(sg_slice_eq(r.model, "app/chat"));
+    assert_true(r.stream);
+    assert_true(r.include_usage);
+    assert_true(sg_slice_eq(r.user, "u1"));
+    assert_true(sg_slice_eq(r.feature, "summarize"));
+    sg_chat_request_dispose(&r);
+}
+
+static void test_duplicate_key_last_wins(void **state)
+{
+    (void)state;
+    /* Billing and routing must see the same model the provider will: the last one. */
+    struct sg_chat_request r;
+    char err[300];
+    assert_int_equal(parse("{\"model\":\"cheap\",\"messages\":[{}],\"model\":\"expensive\"}", &r, err),
+                     SG_OK);
+    assert_true(sg_slice_eq(r.model, "expensive"));
+    sg_chat_request_dispose(&r);
+}
+
+static void test_rejects(void **state)
+{
+    (void)state;
+    expect_400("", "empty");
+    expect_400("{\"model\":\"a\",", "ends early");
+    expect_400("{\"model\":\"a\",\"messages\":[{}]} x", "unexpected data");
+    expect_400("[1]", "must be a JSON object");
+    expect_400("{\"messages\":[{}]}", "you must provide a model parameter");
+    expect_400("{\"model\":\"\",\"messages\":[{}]}", "you must provide a model parameter");
+    expect_400("{\"model\":3,\"messages\":[{}]}", "you must provide a model parameter");
+    expect_400("{\"model\":\"a\"}", "'messages' is a required property");
+    expect_400("{\"model\":\"a\",\"messages\":[]}", "at least one message");
+    expect_400("{\"model\":\"a\",\"messages\":[{}],\"stream\":\"yes\"}", "'stream' must be a boolean");
+    expect_400("{\"model\":\"a\",\"messages\":[{}],\"t\":NaN}", "not valid JSON");
+    expect_400("{\"model\":\"a\",\"messages\":[{}],\"t\":Infinity}", "not valid JSON");
+    expect_400("{\"model\":\"a\xff\",\"messages\":[{}]}", "not valid JSON");
+    expect_400("{'model':'a','messages':[{}]}", "not valid JSON");
+    /* Nesting beyond the depth limit is refused, not a stack overflow. */
+    char deep[1000];
+    size_t n = 0;
+    n += (size_t)snprintf(deep, sizeof deep, "{\"model\":\"a\",\"messages\":[{}],\"x\":");
+    for (int i = 0; i < 200; i++)
+        deep[n++] = '[';
+    for (int i = 0; i < 200; i++)
+        deep[n++] = ']';
+    deep[n++] = '}';
+    deep[n] = '\0';
+    expect_400(deep, "not valid JSON");
+}
+
+static void test_split_model_and_encode(void **state)
+{
+    (void)state;
+    char *prov = NULL, *model = NULL;
+    enum sg_provider_kind kind;
+    assert_int_equal(sg_config_split_model("openai/gpt-4o-mini", &prov, &model, &kind), 0);
+    assert_string_equal(prov, "openai");
+    assert_string_equal(model, "gpt-4o-mini");
+    assert_int_equal(kind, SG_PROVIDER_OPENAI);
+    free(prov);
+    free(model);
+    assert_int_equal(sg_config_split_model("gpt-4o", &prov, &model, &kind), 0);
+    assert_string_equal(prov, "openai");
+    assert_string_equal(model, "gpt-4o");
+    free(prov);
+    free(model);
+    assert_int_equal(sg_config_split_model("anthropic/claude-3-5-haiku-latest", &prov, &model, &kind),
+                     0);
+    assert_int_equal(kind, SG_PROVIDER_ANTHROPIC);
+    assert_string_equal(model, "claude-3-5-haiku-latest");
+    free(prov);
+    free(model);
+
+    struct sg_deployment d = {.id = "primary", .provider_model = "gpt-4o-mini",
+                              .api_base = "http://127.0.0.1:9/v1"};
+    struct sg_chat_request r;
+    char err[300];
+    assert_int_equal(parse("{\"model\":\"app/chat\",\"messages\":[{\"role\":\"user\",\"content\":"
+                           "\"a/b\"}],\"temperature\":0.5}",
+                           &r, err),
+                     SG_OK);
+    struct sg_buf out;
+    sg_buf_init(&out, 0);
+    assert_int_equal(sg_openai_encode_chat(&r, &d, &out), SG_OK);
+    assert_string_equal(out.data, "{\"model\":\"gpt-4o-mini\",\"messages\":[{\"role\":\"user\","
+                                  "\"content\":\"a/b\"}],\"temperature\":0.5}");
+    /* The request still names the client's alias afterwards (a retry re-encodes it). */
+    assert_true(sg_slice_eq(r.model, "app/chat"));
+    sg_buf_reset(&out);
+    assert_int_equal(sg_openai_encode_chat(&r, &d, &out), SG_OK);
+    assert_non_null(strstr(out.data, "\"model\":\"gpt-4o-mini\""));
+    sg_buf_dispose(&out);
+    sg_chat_request_dispose(&r);
+    char *url = sg_openai_chat_url(&d);
+    assert_string_equal(url, "http://127.0.0.1:9/v1/chat/completions");
+    free(url);
+}
+
+static void test_provider_error_message(void **state)
+{
+    (void)state;
+    char out[100];
+    const char oa[] = "{\"error\":{\"message\":\"Rate limit reached\",\"type\":\"requests\"}}";
+    sg_provider_error_message(oa, sizeof oa - 1, out, sizeof out);
+    assert_string_equal(out, "Rate limit reached");
+    const char an[] = "{\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":"
+                      "\"Overloaded\"}}";
+    sg_provider_error_message(an, sizeof an - 1, out, sizeof out);
+    assert_string_equal(out, "Overloaded");
+    const char html[] = "<html>\n502 Bad Gateway</html>";
+    sg_provider_error_message(html, sizeof html - 1, out, sizeof out);
+    assert_string_equal(out, "<html> 502 Bad Gateway</html>");
+    sg_provider_error_message(NULL, 0, out, sizeof out);
+    assert_string_equal(out, "");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_parse_ok),
+        cmocka_unit_test(test_duplicate_key_last_wins),
+        cmocka_unit_test(test_rejects),
+        cmocka_unit_test(test_split_model_and_encode),
+        cmocka_unit_test(test_provider_error_message),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
