@@ -1,0 +1,203 @@
+"""The command line: help, version, exit codes, `check` diagnostics, config loading at start."""
+
+import os
+import re
+import signal
+
+from harness import (REPO, check, chat, chat_body, contains, eq, http, MASTER_KEY, time_limit)
+
+COMMANDS = ["serve", "check", "mock", "demo"]
+
+
+def test_help_everywhere_exits_0(fx):
+    r = fx.cli(["--help"])
+    eq(r.code, 0, "slogate --help exit code")
+    for cmd in COMMANDS:
+        contains(r.out, cmd, "slogate --help lists the command")
+    for cmd in COMMANDS:
+        r = fx.cli([cmd, "--help"])
+        eq(r.code, 0, "slogate %s --help exit code (%s)" % (cmd, r))
+        contains(r.out.lower(), "usage: slogate " + cmd, "slogate %s --help on stdout" % cmd)
+
+
+def test_version_everywhere_exits_0(fx):
+    for args in (["--version"], ["serve", "--version"], ["mock", "--version"]):
+        r = fx.cli(args)
+        eq(r.code, 0, "slogate %s exit code" % " ".join(args))
+        check(re.match(r"^slogate \d+\.\d+\.\d+", r.out),
+              "slogate %s prints 'slogate X.Y.Z', got %r" % (" ".join(args), r.out))
+
+
+def test_unknown_command_and_no_command_exit_2(fx):
+    r = fx.cli(["frobnicate"])
+    eq(r.code, 2, "unknown command exit code")
+    contains(r.err, "frobnicate", "the message names the unknown command")
+    r = fx.cli([])
+    eq(r.code, 2, "no command exit code")
+    contains(r.err.lower(), "usage", "no command prints the usage on stderr")
+
+
+def test_serve_without_config_points_at_demo(fx):
+    r = fx.cli(["serve"], env={"SLOGATE_CONFIG": None})
+    eq(r.code, 2, "serve without -c exit code")
+    contains(r.err, "slogate demo", "serve without -c mentions `slogate demo`")
+    contains(r.err, "examples/", "serve without -c points at examples/")
+
+
+def test_serve_bad_flag_values_exit_2(fx):
+    cfg = fx.write_config(fx.config(["http://127.0.0.1:9/v1"]))
+    for args in (["--port", "70000"], ["--workers", "0"], ["--bogus"]):
+        r = fx.cli(["serve", "-c", cfg] + args, timeout=5)
+        eq(r.code, 2, "serve %s exit code (%s)" % (" ".join(args), r))
+
+
+def test_check_good_config_exits_0(fx):
+    cfg = fx.write_config(fx.config(["http://127.0.0.1:9/v1"]))
+    r = fx.cli(["check", "-c", cfg])
+    eq(r.code, 0, "check on a good config (%s)" % r)
+    check(r.out.strip(), "check prints a summary on stdout")
+    check("error" not in r.err, "no error lines for a good config: %r" % r.err)
+
+
+BAD_CONFIG = """\
+model_list:
+  - model_name: app/chat
+    litellm_params:
+      model: openai/gpt-4o-mini
+      api_base: "http://127.0.0.1:9/v1"
+      order: "first"
+      colour: blue
+  - litellm_params:
+      model: openai/gpt-4o
+router_settings:
+  num_retries: -3
+general_settings:
+  max_request_size_mb: lots
+"""
+
+
+def test_check_bad_config_lists_every_problem_with_file_line(fx):
+    path = fx.write("bad.yaml", BAD_CONFIG)
+    r = fx.cli(["check", "-c", path])
+    eq(r.code, 2, "check on a bad config exit code (%s)" % r)
+    lines = [ln for ln in r.err.splitlines() if ln.strip()]
+    rx = re.compile(r"^(.*):(\d+): (error|warning): (.+)$")
+    diags = [rx.match(ln) for ln in lines]
+    check(all(diags), "every stderr line is `file:line: error|warning: message`: %r" % lines)
+    for m in diags:
+        eq(m.group(1), path, "file part of %r" % m.group(0))
+    errors = {int(m.group(2)): m.group(4) for m in diags if m.group(3) == "error"}
+    warnings = {int(m.group(2)): m.group(4) for m in diags if m.group(3) == "warning"}
+    # order: "first" (line 6), the entry without model_name (line 8), num_retries -3 (line 11),
+    # max_request_size_mb: lots (line 13): four errors, reported at once.
+    for line, word in ((6, "order"), (11, "num_retries"), (13, "max_request_size_mb")):
+        check(line in errors, "an error at line %d (%s); got errors %r" % (line, word, errors))
+        contains(errors[line], word, "the line-%d error names the key" % line)
+    check(any(ln in errors for ln in (8, 9)) and
+          any("model_name" in errors.get(ln, "") for ln in (8, 9)),
+          "an error at line 8 naming the missing model_name; got %r" % errors)
+    check(7 in warnings and "colour" in warnings[7],
+          "unknown key `colour` is a warning at line 7 naming it; got warnings %r" % warnings)
+    check(r.out.strip(), "check prints a summary on stdout")
+
+
+def test_check_unknown_keys_are_warnings_not_errors(fx):
+    text = fx.write("warn.yaml", """\
+model_list:
+  - model_name: app/chat
+    litellm_params:
+      model: openai/gpt-4o-mini
+      api_base: "http://127.0.0.1:9/v1"
+      api_key: k
+litellm_settings:
+  drop_params: true
+  success_callback: ["langfuse"]
+""")
+    r = fx.cli(["check", "-c", text])
+    eq(r.code, 0, "unknown LiteLLM keys do not fail check (%s)" % r)
+    contains(r.err, "warning", "unknown keys are reported as warnings")
+    contains(r.err, "drop_params", "the warning names the key")
+
+
+def test_check_missing_file_exits_2(fx):
+    r = fx.cli(["check", "-c", fx.path("nope.yaml")])
+    eq(r.code, 2, "check on a missing file (%s)" % r)
+    contains(r.err, "nope.yaml", "the message names the file")
+
+
+def test_unset_environ_secret_exits_2_naming_variable(fx):
+    cfg = fx.config(["http://127.0.0.1:9/v1"], api_key="os.environ/SLOGATE_IT_UNSET_KEY")
+    path = fx.write_config(cfg)
+    env = {"SLOGATE_IT_UNSET_KEY": None}
+    r = fx.cli(["check", "-c", path], env=env)
+    eq(r.code, 2, "check with an unset os.environ/ secret (%s)" % r)
+    contains(r.err, "SLOGATE_IT_UNSET_KEY", "check names the variable")
+    check(re.search(re.escape(path) + r":\d+: error", r.err), "the error has file:line: %r" % r.err)
+    r = fx.cli(["serve", "-c", path, "--port", "0"], env=env, timeout=5)
+    eq(r.code, 2, "serve with an unset os.environ/ secret (%s)" % r)
+    contains(r.err, "SLOGATE_IT_UNSET_KEY", "serve names the variable")
+
+
+def test_environ_secret_is_resolved_and_sent_upstream(fx):
+    m = fx.mock(key="key-from-env")
+    cfg = fx.config([m], api_key="os.environ/SLOGATE_IT_PROVIDER_KEY")
+    gw = fx.gateway(cfg, env={"SLOGATE_IT_PROVIDER_KEY": "key-from-env"})
+    r = gw.chat()
+    eq(r.status, 200, "chat with an env-resolved provider key (%s)" % r.text)
+    eq(m.last()["authorization"], "Bearer key-from-env", "key the provider received")
+
+
+def example_env(mock_url):
+    return {"PROVIDER_A_KEY": "key-a", "PROVIDER_A_API_BASE": mock_url,
+            "PROVIDER_B_KEY": "key-b", "PROVIDER_B_API_BASE": "http://127.0.0.1:9",
+            "DATABASE_URL": "postgresql://slogate:secret@127.0.0.1:5432/slogate"}
+
+
+def test_example_litellm_config_checks_clean(fx):
+    path = os.path.join(REPO, "examples", "litellm_config.yaml")
+    check(os.path.exists(path), "examples/litellm_config.yaml exists")
+    r = fx.cli(["check", "-c", path], env=example_env("http://127.0.0.1:9/v1"))
+    eq(r.code, 0, "check examples/litellm_config.yaml with its env set (%s)" % r)
+    check(not re.search(r": error: ", r.err), "no errors: %r" % r.err)
+    # Without its environment it must fail and say which variables are missing.
+    env = {k: None for k in example_env("")}
+    r = fx.cli(["check", "-c", path], env=env)
+    eq(r.code, 2, "check examples/litellm_config.yaml without its env (%s)" % r)
+    for var in ("PROVIDER_A_KEY", "PROVIDER_A_API_BASE"):
+        contains(r.err, var, "the errors name every unset variable")
+
+
+def test_example_litellm_config_serves(fx):
+    m = fx.mock(key="key-a")
+    path = os.path.join(REPO, "examples", "litellm_config.yaml")
+    with open(path) as f:
+        text = f.read()
+    gw = fx.gateway(text, env=example_env(m.url))
+    # The example sets master_key under litellm_settings (LiteLLM accepts it there).
+    r = gw.chat(key="sk-local-dev-key")
+    eq(r.status, 200, "chat through the example config (%s)" % r.text)
+    # No model_info.id in the example: the id is "<model_name>#<index>".
+    eq(r.header("x-slogate-deployment"), "app/chat#1", "x-slogate-deployment")
+    eq(m.last()["model"], "gpt-4o-mini", "provider model id received by the primary")
+    eq(m.last()["authorization"], "Bearer key-a", "key received by the primary")
+    r = gw.chat(key="sk-wrong")
+    eq(r.status, 401, "a wrong key against the example's master key")
+
+
+@time_limit(20)
+def test_demo_answers_chat_and_exits_0_on_sigint(fx):
+    p = fx.spawn(["demo", "--port", "0", "--workers", "1"], "demo")
+    m = p.wait_line(r"http://127\.0\.0\.1:(\d+)")
+    port = int(m.group(1))
+    p.wait_line(r"curl .*http://127\.0\.0\.1:%d/v1/chat/completions" % port, timeout=2)
+    out = p.stdout()
+    contains(out, "sk-slogate-demo", "the banner shows the demo key")
+    r = chat(port, chat_body(), key="sk-slogate-demo")
+    eq(r.status, 200, "demo answers app/chat (%s)" % r.text)
+    text = r.json()["choices"][0]["message"]["content"]
+    contains(text, "provider-a", "the primary mock answered")
+    eq(r.header("x-slogate-deployment"), "primary", "x-slogate-deployment")
+    r = chat(port, chat_body(), key=MASTER_KEY)
+    eq(r.status, 401, "demo rejects another key")
+    p.signal(signal.SIGINT)
+    eq(p.wait(10), 0, "demo exit code after SIGINT")

@@ -1,0 +1,129 @@
+"""Errors a client sees: auth, bad requests, unknown models, upstream failures. OpenAI-shaped."""
+
+from harness import (Conn, MASTER_KEY, chat_body, check, contains, eq, free_port, http,
+                     time_limit)
+
+
+def test_401_without_key_wrong_key_wrong_scheme(fx):
+    m, gw = fx.mock_and_gateway()
+    cases = [
+        ("no Authorization header", {}, None),
+        ("wrong key", {}, "sk-wrong"),
+        ("right key, wrong scheme", {"Authorization": "Basic " + MASTER_KEY}, None),
+        ("right key, no scheme", {"Authorization": MASTER_KEY}, None),
+        ("empty bearer", {"Authorization": "Bearer "}, None),
+        ("key with a suffix", {}, MASTER_KEY + "x"),
+        ("key prefix", {}, MASTER_KEY[:-1]),
+    ]
+    for what, headers, key in cases:
+        r = http(gw.port, "POST", "/v1/chat/completions", chat_body(), headers=headers, key=key)
+        eq(r.status, 401, what + " (%s)" % r.text)
+        e = r.error()
+        eq(e["code"], "invalid_api_key", what + ": error code")
+        check(MASTER_KEY not in r.text, what + ": the answer does not reveal the master key")
+    # The bearer scheme is case-insensitive (RFC 7235).
+    r = http(gw.port, "POST", "/v1/chat/completions", chat_body(),
+             headers={"Authorization": "bearer " + MASTER_KEY}, key=None)
+    eq(r.status, 200, "lower-case 'bearer' scheme (%s)" % r.text)
+    eq(m.stats()["chat"], 1, "only the authenticated request reached the provider")
+
+
+def test_400_bad_json_says_what_is_wrong(fx):
+    m, gw = fx.mock_and_gateway()
+    cases = [
+        ("not JSON", b"{\"model\": \"app/chat\", \"messages\": [", None),
+        ("trailing garbage", b'{"model":"app/chat","messages":[{"role":"user","content":"x"}]}xyz',
+         None),
+        ("NaN", b'{"model":"app/chat","messages":[{"role":"user","content":"x"}],'
+                b'"temperature":NaN}', None),
+        ("a JSON array", b'[{"model":"app/chat"}]', None),
+        ("empty body", b"", None),
+        ("missing messages", b'{"model":"app/chat"}', "messages"),
+        ("messages not an array", b'{"model":"app/chat","messages":"hi"}', "messages"),
+        ("missing model", b'{"messages":[{"role":"user","content":"x"}]}', "model"),
+        ("invalid UTF-8", b'{"model":"app/chat","messages":[{"role":"user","content":"\xff"}]}',
+         None),
+    ]
+    for what, body, word in cases:
+        r = http(gw.port, "POST", "/v1/chat/completions", body)
+        eq(r.status, 400, what + " (%s)" % r.text)
+        e = r.error()
+        eq(e["type"], "invalid_request_error", what + ": error type")
+        if word:
+            contains(e["message"], word, what + ": the message names the field")
+    eq(m.stats()["requests"], 0, "no bad request reached the provider")
+
+
+def test_404_unknown_model(fx):
+    m, gw = fx.mock_and_gateway()
+    r = gw.chat(chat_body(model="gpt-5-turbo-ultra"))
+    eq(r.status, 404, "unknown alias (%s)" % r.text)
+    e = r.error()
+    eq(e["code"], "model_not_found", "error code")
+    contains(e["message"], "gpt-5-turbo-ultra", "the message names the model")
+    # The provider's own model id is not an alias either.
+    eq(gw.chat(chat_body(model="gpt-4o-mini")).status, 404, "provider model id as the model")
+    eq(m.stats()["requests"], 0, "the provider was not called")
+
+
+@time_limit(30)
+def test_502_unreachable_upstream_names_deployment(fx):
+    port = free_port()
+    gw = fx.gateway(fx.config(["http://127.0.0.1:%d/v1" % port]))
+    r = gw.chat()
+    eq(r.status, 502, "upstream unreachable (%s)" % r.text)
+    e = r.error()
+    contains(e["message"], "primary", "the message names the deployment")
+    eq(r.header("x-slogate-deployment"), "primary", "x-slogate-deployment on the error")
+    # The gateway is still fine afterwards.
+    eq(http(gw.port, "GET", "/health/liveliness", key=None).status, 200, "liveliness after")
+
+
+def test_502_upstream_500_names_deployment_and_status(fx):
+    m, gw = fx.mock_and_gateway()
+    m.faults(status=500)
+    r = gw.chat()
+    eq(r.status, 502, "upstream answered 500 (%s)" % r.text)
+    e = r.error()
+    contains(e["message"], "primary", "the message names the deployment")
+    contains(e["message"], "500", "the message names the upstream status")
+    eq(m.stats()["by_status"].get("500"), 1, "the provider answered one 500")
+    m.clear_faults()
+    eq(gw.chat().status, 200, "after the provider recovers")
+
+
+def test_upstream_client_errors_pass_through_unchanged(fx):
+    m, gw = fx.mock_and_gateway()
+    for status in (400, 404, 422):
+        m.faults(status=status)
+        r = gw.chat()
+        eq(r.status, status, "upstream %d is returned as is (%s)" % (status, r.text))
+        e = r.error()
+        contains(e["message"], "provider-a", "the provider's own error body is relayed")
+    m.clear_faults()
+    # An invalid request the gateway cannot see (a role the provider rejects) comes back as 400.
+    r = gw.chat({"model": "app/chat", "messages": [{"role": "wizard", "content": "x"}]})
+    eq(r.status, 400, "provider-side validation error (%s)" % r.text)
+    contains(r.error()["message"].lower(), "role", "the provider's message")
+
+
+def test_upstream_wrong_key_is_not_the_clients_fault(fx):
+    m = fx.mock(key="the-real-key")
+    gw = fx.gateway(fx.config([m], api_key="a-revoked-key"))
+    r = gw.chat()
+    check(r.status != 401,
+          "a provider rejecting the deployment's key must not look like the client's bad key "
+          "(got 401: %s)" % r.text)
+    check(r.status in (502, 503), "provider 401 -> 502/503, got %d: %s" % (r.status, r.text))
+    contains(r.error()["message"], "primary", "the message names the deployment")
+
+
+def test_405_and_404_are_openai_shaped(fx):
+    m, gw = fx.mock_and_gateway()
+    for method, path, want in (("DELETE", "/v1/chat/completions", 405),
+                               ("GET", "/nothing-here", 404)):
+        with Conn(gw.port) as c:
+            c.request(method, path, None)
+            r = c.read_response()
+        eq(r.status, want, "%s %s" % (method, path))
+        r.error()

@@ -1,0 +1,108 @@
+"""Process lifecycle: graceful SIGTERM/SIGINT drain, drain deadline, restart on the same port."""
+
+import signal
+import socket
+import time
+
+from harness import Conn, chat_body, check, eq, time_limit, wait_until
+
+
+def refused(port):
+    try:
+        s = socket.create_connection(("127.0.0.1", port), timeout=1)
+    except ConnectionRefusedError:
+        return True
+    except OSError:
+        return True
+    s.close()
+    return False
+
+
+@time_limit(30)
+def test_sigterm_drains_inflight_request_then_exits_0(fx):
+    m, gw = fx.mock_and_gateway(server={"drain_timeout_s": 5})
+    m.faults(latency_ms=1000)
+    c = fx.conn(gw.port)
+    idle = fx.conn(gw.port)  # an idle keep-alive connection: closed by the drain
+    idle.request("GET", "/health/liveliness", key=None)
+    eq(idle.read_response().status, 200, "idle connection's first request")
+    t0 = time.monotonic()
+    c.request("POST", "/v1/chat/completions", chat_body(content="in flight"))
+    wait_until(lambda: m.stats()["in_flight"] == 1, 2, "the request to reach the provider")
+    gw.proc.signal(signal.SIGTERM)
+    # New connections are refused while the in-flight request finishes.
+    wait_until(lambda: refused(gw.port), 0.8, "the listener to close after SIGTERM")
+    check(time.monotonic() - t0 < 1.0, "the listener closed before the in-flight request ended")
+    check(gw.proc.alive(), "the gateway waits for the in-flight request")
+    r = c.read_response(timeout=5)
+    eq(r.status, 200, "the in-flight request completes (%s)" % r.text)
+    check(r.json()["choices"][0]["message"]["content"], "with its answer")
+    eq((r.header("connection") or "").lower(), "close", "Connection: close while draining")
+    check(time.monotonic() - t0 >= 0.9, "it was really in flight (latency 1 s)")
+    eq(gw.proc.wait(5), 0, "exit code after the drain")
+    check(idle.closed_by_peer(1), "the idle keep-alive connection was closed")
+
+
+@time_limit(30)
+def test_sigint_exits_0_when_idle(fx):
+    m, gw = fx.mock_and_gateway()
+    eq(gw.chat().status, 200, "a request first")
+    t0 = time.monotonic()
+    gw.proc.signal(signal.SIGINT)
+    eq(gw.proc.wait(5), 0, "exit code after SIGINT")
+    check(time.monotonic() - t0 < 2, "an idle gateway stops at once")
+
+
+@time_limit(30)
+def test_drain_deadline_bounds_shutdown(fx):
+    m, gw = fx.mock_and_gateway(server={"drain_timeout_s": 1})
+    m.faults(hang=True)
+    c = fx.conn(gw.port)
+    c.request("POST", "/v1/chat/completions", chat_body())
+    wait_until(lambda: m.stats()["hangs"] == 1, 2, "the request to reach the provider")
+    t0 = time.monotonic()
+    gw.proc.signal(signal.SIGTERM)
+    code = gw.proc.wait(6)
+    took = time.monotonic() - t0
+    check(took <= 3.0, "a hung request does not hold the shutdown past drain_timeout_s 1 "
+                       "(took %.1fs)" % took)
+    check(took >= 0.8, "the drain waited for the in-flight request (%.1fs)" % took)
+    check(code in (0, 1), "exit code after a drain deadline: %r" % code)
+    # The abandoned client gets an answer or a closed connection, never silence.
+    try:
+        r = c.read_response(timeout=2)
+        check(r.status >= 500, "a request cut by the drain deadline gets a 5xx, got %d"
+              % r.status)
+    except Exception:
+        check(c.closed_by_peer(1), "or its connection is closed")
+
+
+@time_limit(30)
+def test_restart_on_same_port(fx):
+    m = fx.mock()
+    cfg = fx.config([m])
+    gw = fx.gateway(cfg)
+    port = gw.port
+    eq(gw.chat().status, 200, "first instance")
+    gw.proc.signal(signal.SIGTERM)
+    eq(gw.proc.wait(5), 0, "first instance exits 0")
+    gw2 = fx.gateway(cfg, args=["--port", str(port)], name="gateway2")
+    eq(gw2.port, port, "the second instance binds the same port right away")
+    eq(gw2.chat().status, 200, "second instance")
+
+
+@time_limit(30)
+def test_concurrent_requests_during_sigterm_all_answered(fx):
+    m, gw = fx.mock_and_gateway(workers=2, server={"drain_timeout_s": 5})
+    m.faults(latency_ms=500)
+    conns = []
+    for i in range(6):
+        c = Conn(gw.port)
+        fx.sockets.append(c)
+        c.request("POST", "/v1/chat/completions", chat_body(content="req %d" % i))
+        conns.append(c)
+    wait_until(lambda: m.stats()["in_flight"] == 6, 3, "six requests in flight")
+    gw.proc.signal(signal.SIGTERM)
+    statuses = [c.read_response(timeout=5).status for c in conns]
+    eq(statuses, [200] * 6, "every in-flight request is answered")
+    eq(gw.proc.wait(5), 0, "exit code")

@@ -1,0 +1,178 @@
+"""HTTP limits and protocol errors, on raw sockets: 413, 431, 400, 408, idle timeout."""
+
+import json
+import socket
+import time
+
+from harness import (MASTER_KEY, ConnClosed, TestFailure, chat_body, check, eq, time_limit)
+
+SERVER = {"header_timeout_s": 1, "idle_timeout_s": 1, "drain_timeout_s": 5}
+SMALL = {"max_request_size_mb": 0.01}  # 10 KiB (10485 bytes)
+
+
+def gateway(fx, **kw):
+    return fx.mock_and_gateway(server=SERVER, general=SMALL, **kw)
+
+
+def still_serving(gw):
+    r = gw.chat()
+    eq(r.status, 200, "the gateway still serves afterwards (%s)" % r.text)
+
+
+def test_413_body_over_max_request_size(fx):
+    m, gw = gateway(fx)
+    big = chat_body(content="x" * 20000)
+    r = gw.chat(big)
+    eq(r.status, 413, "a 20 KB body with max_request_size_mb 0.01 (%s)" % r.text)
+    e = r.error()
+    eq(e["type"], "invalid_request_error", "error type")
+    # Announced by Content-Length, the gateway can answer before the body is sent.
+    c = fx.conn(gw.port)
+    c.send(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+           + MASTER_KEY.encode() + b"\r\nContent-Type: application/json\r\n"
+           b"Content-Length: 50000000\r\n\r\n")
+    r = c.read_response(timeout=5)
+    eq(r.status, 413, "Content-Length: 50000000 answered without the body")
+    check(c.closed_by_peer(), "the connection is closed after a 413")
+    # Chunked, no length known in advance: counted as it arrives.
+    c = fx.conn(gw.port)
+    c.send(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+           + MASTER_KEY.encode() + b"\r\nTransfer-Encoding: chunked\r\n\r\n")
+    try:
+        for _ in range(10):
+            c.send(b"1000\r\n" + b"a" * 4096 + b"\r\n")
+    except OSError:
+        pass  # the gateway may close while we still send: that is the point
+    r = c.read_response(timeout=5)
+    eq(r.status, 413, "a chunked body growing past the limit")
+    # Just under the limit passes.
+    ok = chat_body(content="y" * 9000)
+    check(len(json.dumps(ok)) < 10485, "test body under the limit")
+    eq(gw.chat(ok).status, 200, "a 9 KB body passes")
+    eq(m.stats()["chat"], 1, "only the body under the limit reached the provider")
+
+
+def test_431_header_block_too_large(fx):
+    m, gw = gateway(fx)
+    c = fx.conn(gw.port)
+    c.send(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+           + MASTER_KEY.encode() + b"\r\n" + b"X-Filler: " + b"a" * 100000 + b"\r\n\r\n")
+    r = c.read_response(timeout=5)
+    eq(r.status, 431, "a 100 KB header block (%s)" % r.text)
+    r.error()
+    c = fx.conn(gw.port)
+    many = b"".join(b"X-H%d: v\r\n" % i for i in range(5000))
+    c.send(b"GET /health/liveliness HTTP/1.1\r\nHost: x\r\n" + many + b"\r\n")
+    r = c.read_response(timeout=5)
+    eq(r.status, 431, "5000 header fields")
+    still_serving(gw)
+    eq(m.stats()["chat"], 1, "the oversized requests never reached the provider")
+
+
+def test_400_malformed_http(fx):
+    m, gw = gateway(fx)
+    cases = [
+        (b"THIS IS NOT HTTP\r\n\r\n", "garbage request line"),
+        (b"GET /health/liveliness HTTP/9.9\r\nHost: x\r\n\r\n", "bad version"),
+        (b"GET /health/liveliness HTTP/1.1\r\nHost x\r\n\r\n", "header without a colon"),
+        (b"GET /health/liveliness HTTP/1.1\r\nHost : x\r\n\r\n", "space before the colon"),
+        (b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+         b"Content-Length: 7\r\n\r\nhello", "two different Content-Length"),
+        (b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n",
+         "non-numeric Content-Length"),
+        (b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+         b"zz\r\n", "bad chunk size"),
+    ]
+    for raw, what in cases:
+        c = fx.conn(gw.port)
+        c.send(raw)
+        try:
+            r = c.read_response(timeout=3)
+        except ConnClosed:
+            raise TestFailure("%s: the connection closed without a 400" % what)
+        eq(r.status, 400, what + " (%s)" % r.text)
+        check(c.closed_by_peer(), what + ": the connection is closed after the 400")
+    still_serving(gw)
+
+
+def test_request_smuggling_shapes_rejected(fx):
+    m, gw = gateway(fx)
+    # Content-Length and Transfer-Encoding together: never forward a request read two ways.
+    c = fx.conn(gw.port)
+    body = json.dumps(chat_body()).encode()
+    c.send(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+           + MASTER_KEY.encode() + b"\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n"
+           + b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body))
+    r = c.read_response(timeout=3)
+    check(r.status in (400, 200),
+          "CL+TE: either rejected (400) or read as chunked; got %d" % r.status)
+    if r.status == 200:
+        check(c.closed_by_peer(),
+              "CL+TE accepted as chunked must close the connection afterwards (RFC 9112 6.1)")
+    # Bare LF line endings.
+    c = fx.conn(gw.port)
+    c.send(b"GET /health/liveliness HTTP/1.1\nHost: x\n\n")
+    r = c.read_response(timeout=3)
+    eq(r.status, 400, "bare LF line endings")
+
+
+@time_limit(20)
+def test_408_slow_headers(fx):
+    m, gw = gateway(fx)
+    c = fx.conn(gw.port)
+    t0 = time.monotonic()
+    c.send(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n")  # ... and nothing more
+    r = c.read_response(timeout=5)
+    took = time.monotonic() - t0
+    eq(r.status, 408, "headers not finished within header_timeout_s 1 (%s)" % r.text)
+    check(0.8 <= took <= 3.0, "408 after about 1 s (header_timeout_s), took %.2fs" % took)
+    r.error()
+    check(c.closed_by_peer(), "the connection is closed after a 408")
+    # Trickling bytes does not extend the header deadline.
+    c = fx.conn(gw.port)
+    t0 = time.monotonic()
+    status = None
+    try:
+        for ch in b"GET /health/liveliness HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 40:
+            c.send(bytes([ch]))
+            time.sleep(0.1)
+            if time.monotonic() - t0 > 3.5:
+                break
+    except OSError:
+        pass
+    try:
+        status = c.read_response(timeout=3).status
+    except ConnClosed:
+        status = "closed"
+    check(status in (408, "closed"),
+          "a client trickling its header one byte per 100 ms is cut off (got %r)" % status)
+    check(time.monotonic() - t0 < 4.5, "... within the header deadline")
+    still_serving(gw)
+
+
+@time_limit(20)
+def test_idle_keepalive_connection_closed(fx):
+    m, gw = gateway(fx)
+    c = fx.conn(gw.port)
+    c.request("GET", "/health/liveliness", key=None)
+    eq(c.read_response().status, 200, "first request")
+    t0 = time.monotonic()
+    check(c.closed_by_peer(timeout=4), "an idle keep-alive connection is closed (idle_timeout_s 1)")
+    took = time.monotonic() - t0
+    check(0.7 <= took <= 3.0, "closed after about 1 s idle, took %.2fs" % took)
+    # A connection that never sends anything is closed too.
+    c = fx.conn(gw.port)
+    check(c.closed_by_peer(timeout=4), "a silent connection is closed")
+
+
+def test_many_connections_then_still_serving(fx):
+    m, gw = gateway(fx)
+    socks = []
+    try:
+        for _ in range(200):
+            socks.append(socket.create_connection(("127.0.0.1", gw.port), timeout=5))
+        still_serving(gw)
+    finally:
+        for s in socks:
+            s.close()
+    still_serving(gw)

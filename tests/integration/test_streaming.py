@@ -1,0 +1,170 @@
+"""Streaming: SSE relayed event by event, chunked, not buffered; a stream cut mid-way."""
+
+import json
+import time
+
+from harness import chat_body, check, contains, eq, time_limit
+
+
+def stream(fx, gw, body=None, timeout=10):
+    c = fx.conn(gw.port, timeout=timeout)
+    c.request("POST", "/v1/chat/completions", body or chat_body(stream=True))
+    return c, c.read_response(timeout=timeout)
+
+
+def chunks_of(events):
+    """Parsed chat.completion.chunk objects of the data events (without [DONE])."""
+    out = []
+    for e in events:
+        if e == "[DONE]":
+            continue
+        try:
+            out.append(json.loads(e))
+        except ValueError:
+            raise AssertionError("SSE data is not JSON: %r" % e)
+    return out
+
+
+def assembled(chunks):
+    return "".join((ch["choices"][0]["delta"].get("content") or "")
+                   for ch in chunks if ch.get("choices"))
+
+
+def test_stream_relays_events_and_ends_with_done(fx):
+    m, gw = fx.mock_and_gateway()
+    c, r = stream(fx, gw)
+    eq(r.status, 200, "status (%s)" % r.text)
+    contains(r.header("content-type", ""), "text/event-stream", "content-type")
+    check(r.chunked, "the stream is sent with Transfer-Encoding: chunked, headers %r" % r.headers)
+    check(r.complete, "the chunked body ends with its last chunk")
+    eq(r.header("x-slogate-deployment"), "primary", "x-slogate-deployment on a stream")
+    check(r.header("x-request-id"), "x-request-id on a stream")
+    events = r.sse_events()
+    check(len(events) >= 5, "several data events, got %d" % len(events))
+    eq(events[-1], "[DONE]", "the last event")
+    eq(events.count("[DONE]"), 1, "one [DONE]")
+    chunks = chunks_of(events)
+    for ch in chunks:
+        eq(ch.get("object"), "chat.completion.chunk", "object of every event")
+    text = assembled(chunks)
+    contains(text, "Mock answer from provider-a", "assembled text")
+    eq(chunks[-1]["choices"][0]["finish_reason"], "stop", "finish_reason of the last chunk")
+    last = m.last()
+    eq(last["body"].get("stream"), True, "the provider was asked to stream")
+    eq(last["model"], "gpt-4o-mini", "provider model id")
+    eq(m.stats()["streams"], 1, "streams the provider counted")
+    # The same prompt without streaming gives the same text (the mock is deterministic).
+    eq(gw.chat(chat_body()).json()["choices"][0]["message"]["content"], text,
+       "streamed text equals the non-streamed answer")
+    # The connection stays usable after a complete stream.
+    c.request("GET", "/health/liveliness", key=None)
+    eq(c.read_response().status, 200, "next request on the same connection")
+
+
+def test_stream_include_usage_is_relayed(fx):
+    m, gw = fx.mock_and_gateway()
+    c, r = stream(fx, gw, chat_body(stream=True, stream_options={"include_usage": True}))
+    eq(r.status, 200, "status")
+    chunks = chunks_of(r.sse_events())
+    usage = [ch["usage"] for ch in chunks if ch.get("usage")]
+    eq(len(usage), 1, "one usage chunk")
+    check(usage[0]["completion_tokens"] > 0, "usage numbers: %r" % usage[0])
+
+
+@time_limit(20)
+def test_stream_is_relayed_as_it_arrives_not_buffered(fx):
+    # --tps 20: the mock sends the first token at once, then one token every 50 ms (~1.2 s).
+    m, gw = fx.mock_and_gateway(mock_args={"tps": 20})
+    t0 = time.monotonic()
+    c, r = stream(fx, gw)
+    eq(r.status, 200, "status")
+    check(r.complete, "stream complete")
+    events = r.sse_events()
+    eq(events[-1], "[DONE]", "the last event")
+    t_first = r.chunks[0][0] - t0
+    t_last = r.chunks[-1][0] - t0
+    check(t_last >= 0.8, "the paced stream lasts about 1.2 s (took %.2fs)" % t_last)
+    check(t_first <= 0.35 * t_last,
+          "the first event reached the client at %.2fs of a %.2fs stream: buffered, not relayed"
+          % (t_first, t_last))
+    # Events arrive spread over the stream, not in one burst at the end.
+    times = [t - t0 for t, _ in r.chunks]
+    early = [t for t in times if t < t_last / 2]
+    check(len(early) >= 5, "at least 5 chunks arrived in the first half; arrival times %r"
+          % [round(t, 2) for t in times])
+    # Each chunk holds whole SSE events (relayed event by event).
+    for _, d in r.chunks:
+        check(d.endswith(b"\n\n"), "a chunk ends in the middle of an event: %r" % d[-80:])
+
+
+@time_limit(20)
+def test_stream_time_to_first_token(fx):
+    m, gw = fx.mock_and_gateway(mock_args={"ttft_ms": 400})
+    t0 = time.monotonic()
+    c, r = stream(fx, gw)
+    eq(r.status, 200, "status")
+    ttfb = r.t_head - t0
+    check(0.35 <= ttfb <= 1.5, "the head comes with the first token after ~0.4 s, got %.2fs"
+          % ttfb)
+
+
+@time_limit(20)
+def test_stream_cut_midway_ends_with_error_event_and_gateway_keeps_serving(fx):
+    m, gw = fx.mock_and_gateway()
+    m.faults(reset="mid")
+    c, r = stream(fx, gw)
+    eq(r.status, 200, "the stream started before the cut")
+    check(r.chunked, "chunked")
+    check(r.complete, "the chunked body is properly terminated (0-size chunk) after the cut, "
+                      "not left hanging or cut; got %d bytes" % len(r.body))
+    events = r.sse_events()
+    check("[DONE]" not in events, "no [DONE] after a broken stream: %r" % events[-2:])
+    content = events[:-1]
+    check(len(content) >= 2, "some content events came before the cut (%d)" % len(content))
+    err = json.loads(events[-1])
+    check("error" in err, "the last event is an error event: %r" % events[-1])
+    for k in ("message", "type", "code"):
+        check(k in err["error"], "the error event has %r: %r" % (k, err))
+    contains(err["error"]["message"], "primary", "the error event names the deployment")
+    eq(m.stats()["resets"], 1, "the mock reset one stream")
+    # The client connection survives a properly terminated stream (or is closed cleanly).
+    m.clear_faults()
+    try:
+        c.request("GET", "/health/liveliness", key=None)
+        eq(c.read_response(timeout=5).status, 200, "next request on the same connection")
+    except Exception:
+        check(c.closed_by_peer(1), "the connection is either usable or cleanly closed")
+    # And the gateway keeps serving, streams included.
+    c2, r2 = stream(fx, gw)
+    eq(r2.status, 200, "a new stream after the cut")
+    eq(r2.sse_events()[-1], "[DONE]", "the new stream completes")
+    eq(gw.chat().status, 200, "a non-streaming request after the cut")
+
+
+@time_limit(20)
+def test_nonstream_reset_is_502_and_next_ok(fx):
+    m, gw = fx.mock_and_gateway()
+    m.faults(reset="before")
+    r = gw.chat()
+    eq(r.status, 502, "provider resets the connection (%s)" % r.text)
+    contains(r.error()["message"], "primary", "the message names the deployment")
+    m.clear_faults()
+    eq(gw.chat().status, 200, "after the provider recovers")
+
+
+@time_limit(20)
+def test_client_disconnect_mid_stream_releases_upstream(fx):
+    m, gw = fx.mock_and_gateway(mock_args={"tps": 10})
+    c = fx.conn(gw.port)
+    c.request("POST", "/v1/chat/completions", chat_body(stream=True))
+    # read the head and a little, then hang up
+    c._line(time.monotonic() + 5)
+    c.close()
+    time.sleep(0.5)
+    # the gateway is fine and the provider saw the stream end early (aborted or completed)
+    eq(gw.chat().status, 200, "the gateway serves after a client hung up mid-stream")
+    # The paced stream would run 2.4 s; the gateway must have hung up on the provider too
+    # (tokens nobody reads still cost money).
+    s = m.stats()
+    eq(s["in_flight"], 0, "provider requests still running after the client left")
+    eq(s["aborted"], 1, "the provider saw the abandoned stream aborted")
