@@ -382,6 +382,7 @@ class Proc:
         self.p = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self._stderr,
                                   stdin=subprocess.DEVNULL, env=full_env, cwd=fx.dir)
         fx.procs.append(self)
+        self.sent_signals = set()
         self.lines = []
         self._q = queue.Queue()
         t = threading.Thread(target=self._reader, daemon=True)
@@ -438,7 +439,19 @@ class Proc:
 
     def signal(self, sig):
         if self.p.poll() is None:
+            self.sent_signals.add(sig)
             self.p.send_signal(sig)
+
+    def crash(self):
+        """A description when the process died of a signal nobody sent it (a crash), else None."""
+        rc = self.p.poll()
+        if rc is None or rc >= 0 or -rc in self.sent_signals:
+            return None
+        try:
+            name = signal.Signals(-rc).name
+        except ValueError:
+            name = "signal %d" % -rc
+        return "%s (pid %d) died of %s" % (self.name, self.pid, name)
 
     def wait(self, timeout):
         try:
@@ -516,6 +529,10 @@ class Fixture:
         self.dir = tempfile.mkdtemp(prefix="slogate-it-%s-" % name)
         self.procs = []
         self.sockets = []
+
+    def crashes(self):
+        """Processes of this test that died of a signal the test did not send."""
+        return [c for c in (p.crash() for p in self.procs) if c]
 
     def close(self):
         for c in self.sockets:

@@ -57,6 +57,14 @@ def _on_alarm(signum, frame):
     raise _Timeout()
 
 
+def _where(e):
+    """`test_x.py:LINE: ` of the innermost test-file frame of an exception."""
+    for fr in reversed(traceback.extract_tb(e.__traceback__)):
+        if os.path.basename(fr.filename).startswith("test_"):
+            return "%s:%d: " % (os.path.basename(fr.filename), fr.lineno)
+    return ""
+
+
 def run_child(bin_path, modname, funcname, timeout, result_fd):
     import harness
     harness.BIN = bin_path
@@ -74,21 +82,24 @@ def run_child(bin_path, modname, funcname, timeout, result_fd):
         finally:
             signal.setitimer(signal.ITIMER_REAL, 0)
         result = {"ok": True}
-    except _Timeout:
-        result = {"ok": False, "reason": "timed out after %.0fs" % timeout,
-                  "detail": traceback.format_exc(limit=-3)}
-    except harness.TestFailure as e:
-        tb = traceback.extract_tb(e.__traceback__)
-        where = ""
-        for fr in reversed(tb):
-            if os.path.basename(fr.filename).startswith("test_"):
-                where = "%s:%d: " % (os.path.basename(fr.filename), fr.lineno)
-                break
-        result = {"ok": False, "reason": where + str(e)}
+    except _Timeout as e:
+        result = {"ok": False, "reason": "%stimed out after %.0fs" % (_where(e), timeout),
+                  "detail": traceback.format_exc()}
     except Exception as e:
-        result = {"ok": False, "reason": "%s: %s" % (type(e).__name__, e),
-                  "detail": traceback.format_exc(limit=-4)}
+        where = _where(e)
+        if isinstance(e, harness.TestFailure):
+            result = {"ok": False, "reason": where + str(e)}
+        else:
+            result = {"ok": False, "reason": "%s%s: %s" % (where, type(e).__name__, e),
+                      "detail": traceback.format_exc()}
     if fx is not None:
+        crashes = fx.crashes()
+        if crashes:
+            # A crash explains whatever else went wrong, and fails a test that "passed".
+            prefix = "; ".join(crashes)
+            result = {"ok": False, "reason": prefix + ("" if result["ok"] else
+                                                       " -- then: " + result["reason"]),
+                      "detail": result.get("detail")}
         if not result["ok"]:
             result["diagnostics"] = fx.diagnostics()
         try:

@@ -155,16 +155,16 @@ def test_nonstream_reset_is_502_and_next_ok(fx):
 @time_limit(20)
 def test_client_disconnect_mid_stream_releases_upstream(fx):
     m, gw = fx.mock_and_gateway(mock_args={"tps": 10})
-    c = fx.conn(gw.port)
-    c.request("POST", "/v1/chat/completions", chat_body(stream=True))
-    # read the head and a little, then hang up
-    c._line(time.monotonic() + 5)
-    c.close()
-    time.sleep(0.5)
-    # the gateway is fine and the provider saw the stream end early (aborted or completed)
-    eq(gw.chat().status, 200, "the gateway serves after a client hung up mid-stream")
-    # The paced stream would run 2.4 s; the gateway must have hung up on the provider too
-    # (tokens nobody reads still cost money).
-    s = m.stats()
-    eq(s["in_flight"], 0, "provider requests still running after the client left")
-    eq(s["aborted"], 1, "the provider saw the abandoned stream aborted")
+    for i in range(3):
+        c = fx.conn(gw.port)
+        c.request("POST", "/v1/chat/completions", chat_body(stream=True, content="bye %d" % i))
+        c._line(time.monotonic() + 5)  # the status line: the stream has started
+        c.close()                      # ... and the client hangs up
+        time.sleep(0.5)
+        check(gw.proc.alive(), "the gateway is still running after client %d hung up" % i)
+        # The paced stream would run 2.4 s; the gateway must have hung up on the provider too
+        # (tokens nobody reads still cost money).
+        s = m.stats()
+        eq(s["in_flight"], 0, "provider requests still running after client %d left" % i)
+        eq(s["aborted"], i + 1, "abandoned streams the provider saw aborted")
+    eq(gw.chat().status, 200, "the gateway serves after clients hung up mid-stream")

@@ -1,0 +1,161 @@
+// The official `openai` npm client (pinned in package-lock.json) against slogate serve, with
+// slogate mock as the provider. What a developer pointing their app at the gateway sees.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import OpenAI from 'openai';
+
+import { MASTER_KEY, PROVIDER_KEY, startGateway, startMock, stop } from './helpers.mjs';
+
+const T = { timeout: 15000 };
+
+describe('openai SDK through slogate', () => {
+  let mock;
+  let gw;
+  let client;
+
+  before(async () => {
+    mock = await startMock();
+    gw = await startGateway(mock);
+    client = new OpenAI({ apiKey: MASTER_KEY, baseURL: gw.baseURL, maxRetries: 0, timeout: 10000 });
+  });
+
+  after(async () => {
+    const code = gw ? await stop(gw.child) : 0;
+    if (mock) await stop(mock.child);
+    if (gw) gw.cleanup();
+    // The gateway shuts down cleanly on SIGTERM (exit 0), not by being killed.
+    assert.equal(code, 0, 'gateway exit code after SIGTERM');
+  });
+
+  test('chat.completions.create (non-streaming)', T, async () => {
+    const { data, response } = await client.chat.completions
+      .create({
+        model: 'app/chat',
+        messages: [{ role: 'user', content: 'Say hello' }],
+        temperature: 0,
+      })
+      .withResponse();
+    assert.equal(data.object, 'chat.completion');
+    assert.equal(data.choices[0].message.role, 'assistant');
+    assert.match(data.choices[0].message.content, /^Mock answer from provider-a/);
+    assert.ok(data.usage.completion_tokens > 0, 'usage is relayed');
+    assert.equal(response.headers.get('x-slogate-deployment'), 'primary');
+    assert.equal(response.headers.get('x-slogate-provider'), 'openai');
+    assert.ok(response.headers.get('x-request-id'), 'x-request-id');
+    const last = await mock.last();
+    assert.equal(last.model, 'gpt-4o-mini', 'the provider got its own model id, not the alias');
+    assert.equal(last.authorization, `Bearer ${PROVIDER_KEY}`, "the deployment's key, not the client's");
+  });
+
+  test('chat.completions.create (streaming): chunks assemble into the answer', T, async () => {
+    const messages = [{ role: 'user', content: 'Stream me a story' }];
+    const stream = await client.chat.completions.create({
+      model: 'app/chat', messages, stream: true, stream_options: { include_usage: true },
+    });
+    let text = '';
+    let chunks = 0;
+    let finish = null;
+    let usage = null;
+    for await (const chunk of stream) {
+      chunks += 1;
+      assert.equal(chunk.object, 'chat.completion.chunk');
+      if (chunk.usage) usage = chunk.usage;
+      const choice = chunk.choices[0];
+      if (!choice) continue;
+      text += choice.delta?.content ?? '';
+      if (choice.finish_reason) finish = choice.finish_reason;
+    }
+    assert.ok(chunks >= 5, `several chunks (got ${chunks})`);
+    assert.match(text, /^Mock answer from provider-a/);
+    assert.equal(finish, 'stop');
+    assert.ok(usage && usage.completion_tokens > 0, 'the usage chunk arrives');
+    // The same prompt, not streamed, gives the same text (the mock is deterministic).
+    const whole = await client.chat.completions.create({ model: 'app/chat', messages });
+    assert.equal(text, whole.choices[0].message.content);
+  });
+
+  test('models.list()', T, async () => {
+    const ids = [];
+    for await (const m of client.models.list()) ids.push(m.id);
+    assert.deepEqual(ids, ['app/chat']);
+  });
+
+  test('unknown model -> NotFoundError 404 model_not_found', T, async () => {
+    await assert.rejects(
+      client.chat.completions.create({ model: 'no-such-model', messages: [{ role: 'user', content: 'x' }] }),
+      (e) => {
+        assert.ok(e instanceof OpenAI.NotFoundError, `NotFoundError, got ${e?.constructor?.name}: ${e}`);
+        assert.equal(e.status, 404);
+        assert.equal(e.code, 'model_not_found');
+        assert.match(e.message, /no-such-model/);
+        return true;
+      },
+    );
+  });
+
+  test('wrong key -> AuthenticationError 401', T, async () => {
+    const bad = new OpenAI({ apiKey: 'sk-wrong', baseURL: gw.baseURL, maxRetries: 0 });
+    await assert.rejects(
+      bad.chat.completions.create({ model: 'app/chat', messages: [{ role: 'user', content: 'x' }] }),
+      (e) => {
+        assert.ok(e instanceof OpenAI.AuthenticationError, `AuthenticationError, got ${e?.constructor?.name}: ${e}`);
+        assert.equal(e.status, 401);
+        assert.equal(e.code, 'invalid_api_key');
+        return true;
+      },
+    );
+    await assert.rejects(bad.models.list(), OpenAI.AuthenticationError);
+  });
+
+  test('bad request -> BadRequestError 400', T, async () => {
+    await assert.rejects(
+      client.chat.completions.create({ model: 'app/chat', messages: 'not a list' }),
+      (e) => {
+        assert.ok(e instanceof OpenAI.BadRequestError, `BadRequestError, got ${e?.constructor?.name}: ${e}`);
+        assert.equal(e.status, 400);
+        assert.match(e.message, /messages/);
+        return true;
+      },
+    );
+  });
+
+  test('provider 500 -> InternalServerError 502 naming the deployment', T, async () => {
+    await mock.faults({ status: 500 });
+    try {
+      await assert.rejects(
+        client.chat.completions.create({ model: 'app/chat', messages: [{ role: 'user', content: 'x' }] }),
+        (e) => {
+          assert.ok(e instanceof OpenAI.InternalServerError, `InternalServerError, got ${e?.constructor?.name}: ${e}`);
+          assert.equal(e.status, 502);
+          assert.match(e.message, /primary/);
+          return true;
+        },
+      );
+    } finally {
+      await mock.clearFaults();
+    }
+  });
+
+  test('stream cut mid-way by the provider -> the SDK raises, not a silent short answer', T, async () => {
+    await mock.faults({ reset: 'mid' });
+    let text = '';
+    try {
+      await assert.rejects(async () => {
+        const stream = await client.chat.completions.create({
+          model: 'app/chat', messages: [{ role: 'user', content: 'x' }], stream: true,
+        });
+        for await (const chunk of stream) text += chunk.choices[0]?.delta?.content ?? '';
+      }, (e) => {
+        assert.ok(e instanceof OpenAI.APIError, `APIError, got ${e?.constructor?.name}: ${e}`);
+        assert.match(e.message, /primary/);
+        return true;
+      });
+    } finally {
+      await mock.clearFaults();
+    }
+    assert.ok(text.length > 0, 'some text arrived before the cut');
+    // And the gateway keeps serving.
+    const r = await client.chat.completions.create({ model: 'app/chat', messages: [{ role: 'user', content: 'x' }] });
+    assert.match(r.choices[0].message.content, /^Mock answer/);
+  });
+});
