@@ -1,0 +1,659 @@
+/*
+ * config: the public entry points, model_list (deployments, providers, groups) and the life
+ * of a loaded config. YAML parsing is in yaml.c, the table machinery in table.c and the other
+ * sections in sections.c.
+ *
+ * Threads: loading touches nothing global; a loaded config is immutable and shared between
+ * workers, its lifetime governed by an atomic reference count.
+ */
+#include "config_int.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <strings.h>
+
+/* ---- providers ---- */
+
+/* Providers slogate knows an endpoint for. Everything not listed here speaks the OpenAI wire
+ * format at an api_base the config must give. key_env is where LiteLLM looks for the key
+ * when litellm_params.api_key is absent; slogate does the same. */
+struct provider_info {
+    const char *name;
+    const char *api_base;
+    const char *key_env;
+};
+
+static const struct provider_info providers[] = {
+    {"openai", "https://api.openai.com/v1", "OPENAI_API_KEY"},
+    {"anthropic", "https://api.anthropic.com", "ANTHROPIC_API_KEY"},
+    {"groq", "https://api.groq.com/openai/v1", "GROQ_API_KEY"},
+    {"together_ai", "https://api.together.xyz/v1", "TOGETHERAI_API_KEY"},
+    {"openrouter", "https://openrouter.ai/api/v1", "OPENROUTER_API_KEY"},
+    {"mistral", "https://api.mistral.ai/v1", "MISTRAL_API_KEY"},
+    {"deepseek", "https://api.deepseek.com/v1", "DEEPSEEK_API_KEY"},
+    {"fireworks_ai", "https://api.fireworks.ai/inference/v1", "FIREWORKS_AI_API_KEY"},
+    {"xai", "https://api.x.ai/v1", "XAI_API_KEY"},
+    {"perplexity", "https://api.perplexity.ai", "PERPLEXITYAI_API_KEY"},
+};
+
+/* LiteLLM providers with their own wire format, which slogate has no adapter for. */
+static const char *const foreign_providers[] = {
+    "azure",       "azure_ai",  "bedrock", "vertex_ai", "vertex_ai_beta", "gemini",    "cohere",
+    "cohere_chat", "sagemaker", "watsonx", "replicate", "huggingface",    "cloudflare"};
+
+static const struct provider_info *find_provider(const char *name)
+{
+    for (size_t i = 0; i < SG_ARRAY_LEN(providers); i++)
+        if (strcasecmp(providers[i].name, name) == 0)
+            return &providers[i];
+    return NULL;
+}
+
+int sg_config_split_model(const char *model, char **provider, char **provider_model,
+                          enum sg_provider_kind *kind)
+{
+    *provider = NULL;
+    *provider_model = NULL;
+    if (!model || !*model)
+        return SG_EINVAL;
+    const char *slash = strchr(model, '/');
+    if (slash && (slash == model || slash[1] == '\0'))
+        return SG_EINVAL;
+    *provider = slash ? sg_xstrndup(model, (size_t)(slash - model)) : sg_xstrdup("openai");
+    *provider_model = sg_xstrdup(slash ? slash + 1 : model);
+    *kind = strcasecmp(*provider, "anthropic") == 0 ? SG_PROVIDER_ANTHROPIC : SG_PROVIDER_OPENAI;
+    return SG_OK;
+}
+
+/* ---- model_list tables ---- */
+
+/* A deployment while it loads: the public struct plus what model_info and litellm_params both
+ * may set, merged once the entry is read (litellm_params wins). */
+struct dep_load {
+    struct sg_deployment d;
+    char *region_name;
+    char *mi_id;
+    char *mi_region;
+    double mi_in, mi_out;
+};
+
+#define DEP(m) offsetof(struct dep_load, m)
+static const struct sg_cfg_field lp_fields[] = {
+    {"model", SG_FT_STR, DEP(d.model), .flags = SG_FL_REQUIRED,
+     .hint = ": write provider/model, e.g. openai/gpt-4o-mini"},
+    {"api_key", SG_FT_STR, DEP(d.api_key), .defs = NULL},
+    {"api_base", SG_FT_URL, DEP(d.api_base), .defs = NULL},
+    {"order", SG_FT_INT, DEP(d.order), .def = 1, .min = 1, .max = SG_CFG_NOMAX},
+    {"weight", SG_FT_DOUBLE, DEP(d.weight), .def = 0, .min = 0, .max = SG_CFG_NOMAX},
+    {"rpm", SG_FT_I64, DEP(d.rpm), .def = 0, .min = 0, .max = SG_CFG_NOMAX},
+    {"tpm", SG_FT_I64, DEP(d.tpm), .def = 0, .min = 0, .max = SG_CFG_NOMAX},
+    {"timeout", SG_FT_SECS_MS, DEP(d.timeout_ms), .def = 0, .min = 0, .max = 86400,
+     .flags = SG_FL_GT},
+    {"stream_timeout", SG_FT_SECS_MS, DEP(d.stream_timeout_ms), .def = 0, .min = 0, .max = 86400,
+     .flags = SG_FL_GT},
+    {"num_retries", SG_FT_INT, DEP(d.num_retries), .def = -1, .min = 0, .max = 100},
+    /* LiteLLM's per-deployment client retries; slogate retries at the router. */
+    {"max_retries", SG_FT_INT, DEP(d.num_retries), .def = -1, .min = 0, .max = 100},
+    {"input_cost_per_token", SG_FT_DOUBLE, DEP(d.input_cost_per_token), .def = -1, .min = 0,
+     .max = SG_CFG_NOMAX},
+    {"output_cost_per_token", SG_FT_DOUBLE, DEP(d.output_cost_per_token), .def = -1, .min = 0,
+     .max = SG_CFG_NOMAX},
+    {"region_name", SG_FT_STR, DEP(region_name), .defs = NULL},
+};
+static const struct sg_cfg_ignored lp_litellm[] = {
+    {"api_version", NULL},
+    {"custom_llm_provider", "write the provider as the model's prefix: provider/model"},
+    {"organization", NULL},
+    {"vertex_project", NULL},
+    {"vertex_location", NULL},
+    {"vertex_credentials", NULL},
+    {"aws_access_key_id", NULL},
+    {"aws_secret_access_key", NULL},
+    {"aws_session_token", NULL},
+    {"aws_region_name", NULL},
+    {"azure_ad_token", NULL},
+    {"azure_ad_token_provider", NULL},
+    {"tenant_id", NULL},
+    {"client_id", NULL},
+    {"client_secret", NULL},
+    {"litellm_credential_name", "reference secrets with os.environ/NAME"},
+    {"max_tokens", "cap output per feature with features.<name>.max_output_tokens"},
+    {"temperature", NULL},
+    {"top_p", NULL},
+    {"seed", NULL},
+    {"stop", NULL},
+    {"tags", NULL},
+    {"extra_headers", NULL},
+    {"headers", NULL},
+    {"drop_params", NULL},
+    {"additional_drop_params", NULL},
+    {"input_cost_per_second", "give input_cost_per_token"},
+    {"output_cost_per_second", "give output_cost_per_token"},
+    {"mock_response", "use `slogate mock` as the api_base"},
+    {"cache_control_injection_points", "use features.<name>.prompt_caching"},
+    {"use_in_pass_through", NULL},
+    {"merge_reasoning_content_in_choices", NULL},
+    {"max_parallel_requests", "use rpm / tpm"},
+    {"max_budget", "use budgets:"},
+    {"budget_duration", NULL},
+    {"configurable_clientside_auth_params", NULL},
+    {NULL, NULL},
+};
+static const struct sg_cfg_table lp_table = {lp_fields, SG_ARRAY_LEN(lp_fields), lp_litellm};
+
+static const struct sg_cfg_field mi_fields[] = {
+    {"id", SG_FT_STR, DEP(mi_id), .defs = NULL},
+    {"input_cost_per_token", SG_FT_DOUBLE, DEP(mi_in), .def = -1, .min = 0, .max = SG_CFG_NOMAX},
+    {"output_cost_per_token", SG_FT_DOUBLE, DEP(mi_out), .def = -1, .min = 0, .max = SG_CFG_NOMAX},
+    {"region", SG_FT_STR, DEP(mi_region), .defs = NULL},
+};
+static const struct sg_cfg_ignored mi_litellm[] = {
+    {"mode", NULL},
+    {"base_model", NULL},
+    {"max_tokens", NULL},
+    {"max_input_tokens", NULL},
+    {"max_output_tokens", NULL},
+    {"supports_function_calling", NULL},
+    {"supports_parallel_function_calling", NULL},
+    {"supports_vision", NULL},
+    {"supports_response_schema", NULL},
+    {"supports_prompt_caching", NULL},
+    {"supports_reasoning", NULL},
+    {"access_groups", NULL},
+    {"db_model", NULL},
+    {"team_id", NULL},
+    {"supported_environments", NULL},
+    {"litellm_provider", NULL},
+    {"description", NULL},
+    {"health_check_model", NULL},
+    {"cache_read_input_token_cost", NULL},
+    {"cache_creation_input_token_cost", NULL},
+    {"input_cost_per_second", NULL},
+    {"output_cost_per_second", NULL},
+    {"output_cost_per_reasoning_token", NULL},
+    {"rpm", "put rpm in litellm_params"},
+    {"tpm", "put tpm in litellm_params"},
+    {NULL, NULL},
+};
+static const struct sg_cfg_table mi_table = {mi_fields, SG_ARRAY_LEN(mi_fields), mi_litellm};
+
+static const struct sg_cfg_field entry_fields[] = {
+    {"model_name", SG_FT_STR, DEP(d.alias), .flags = SG_FL_REQUIRED,
+     .hint = ": it is the alias clients send as \"model\""},
+    {"litellm_params", SG_FT_MAP, 0, .sub = &lp_table, .flags = SG_FL_REQUIRED,
+     .hint = ": add one with at least `model: provider/model`"},
+    {"model_info", SG_FT_MAP, 0, .sub = &mi_table},
+};
+static const struct sg_cfg_table entry_table = {entry_fields, SG_ARRAY_LEN(entry_fields), NULL};
+
+/* ---- deployments ---- */
+
+static bool has_control(const char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || *s == 0x7f)
+            return true;
+    return false;
+}
+
+/* Deployment ids travel in the x-slogate-deployment header: visible ASCII only. */
+static bool header_safe(const char *s)
+{
+    if (!*s)
+        return false;
+    for (; *s; s++)
+        if ((unsigned char)*s <= 0x20 || (unsigned char)*s >= 0x7f)
+            return false;
+    return true;
+}
+
+static bool provider_name_ok(const char *s)
+{
+    for (; *s; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
+              *s == '_' || *s == '-' || *s == '.'))
+            return false;
+    return true;
+}
+
+static int line_of(const struct sg_ynode *n, int fallback)
+{
+    return n && n->line ? n->line : fallback;
+}
+
+/* Drop a suffix the Anthropic adapter appends itself, so api_base is always the root. */
+static void trim_suffix(char *s, const char *suffix)
+{
+    size_t n = strlen(s), k = strlen(suffix);
+    if (n > k && strcasecmp(s + n - k, suffix) == 0)
+        s[n - k] = '\0';
+}
+
+static void resolve_provider(struct sg_cfg_loader *ld, struct sg_deployment *d,
+                             const struct sg_ynode *lp, const char *path, int line)
+{
+    const struct sg_ynode *mv = sg_ynode_get(lp, "model");
+    int mline = line_of(mv, line);
+    char shown[96];
+    if (sg_config_split_model(d->model, &d->provider, &d->provider_model, &d->kind) != SG_OK) {
+        sg_cfg_err(ld, mline,
+                   "%s.litellm_params.model must be provider/model such as openai/gpt-4o-mini, "
+                   "got %s",
+                   path, sg_cfg_show(mv, NULL, shown, sizeof shown));
+        return;
+    }
+    if (!provider_name_ok(d->provider)) {
+        sg_cfg_err(ld, mline,
+                   "%s.litellm_params.model: the provider before '/' may hold only letters, "
+                   "digits, '_', '-' and '.'",
+                   path);
+        return;
+    }
+    if (!strchr(d->model, '/') && strncasecmp(d->model, "claude", 6) == 0)
+        sg_cfg_warn(ld, mline,
+                    "%s.litellm_params.model '%.60s' has no provider prefix, so it is sent to "
+                    "OpenAI: write anthropic/%.60s",
+                    path, d->model, d->model);
+    for (size_t i = 0; i < SG_ARRAY_LEN(foreign_providers); i++) {
+        if (strcasecmp(d->provider, foreign_providers[i]) == 0) {
+            sg_cfg_warn(ld, mline,
+                        "%s.litellm_params.model: slogate has no %s adapter; it speaks the "
+                        "OpenAI wire format to api_base, so point api_base at an "
+                        "OpenAI-compatible endpoint",
+                        path, d->provider);
+            break;
+        }
+    }
+    const struct provider_info *pi = find_provider(d->provider);
+    if (!d->api_base) {
+        if (!pi) {
+            sg_cfg_err(ld, mline,
+                       "%s: provider '%s' has no default endpoint: set litellm_params.api_base "
+                       "to its OpenAI-compatible URL (e.g. http://127.0.0.1:8000/v1)",
+                       path, d->provider);
+            return;
+        }
+        d->api_base = sg_xstrdup(pi->api_base);
+    }
+    if (d->kind == SG_PROVIDER_ANTHROPIC) {
+        trim_suffix(d->api_base, "/v1/messages");
+        trim_suffix(d->api_base, "/v1");
+    }
+    /* An api_key line that failed to resolve was reported already: no second message. */
+    if (!d->api_key && !sg_ynode_get(lp, "api_key") && pi && pi->key_env) {
+        const char *k = sg_cfg_env(ld, pi->key_env);
+        if (k && *k)
+            d->api_key = sg_xstrdup(k);
+        else if (strcmp(d->api_base, pi->api_base) == 0)
+            sg_cfg_warn(ld, line,
+                        "%s has no litellm_params.api_key and %s is not exported: %s will "
+                        "refuse its requests; set api_key: os.environ/%s",
+                        path, pi->key_env, pi->api_base, pi->key_env);
+    }
+}
+
+static void finish_deployment(struct sg_cfg_loader *ld, struct dep_load *dl,
+                              const struct sg_ynode *entry, const char *path, size_t index)
+{
+    struct sg_deployment *d = &dl->d;
+    const struct sg_ynode *lp = sg_ynode_get(entry, "litellm_params");
+    if (d->alias && has_control(d->alias))
+        sg_cfg_err(ld, line_of(sg_ynode_get(entry, "model_name"), d->line),
+                   "%s.model_name must not hold control characters", path);
+    if (d->model)
+        resolve_provider(ld, d, lp, path, d->line);
+
+    if (dl->mi_id) {
+        if (!header_safe(dl->mi_id))
+            sg_cfg_err(ld, line_of(sg_ynode_get(sg_ynode_get(entry, "model_info"), "id"), d->line),
+                       "%s.model_info.id must be visible ASCII without spaces (it is sent in "
+                       "the x-slogate-deployment header)",
+                       path);
+        d->id = dl->mi_id;
+        dl->mi_id = NULL;
+    } else {
+        d->id = sg_xasprintf("%s#%zu", d->alias ? d->alias : "deployment", index + 1);
+        for (char *p = d->id; *p; p++)
+            if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f)
+                *p = '_';
+    }
+    if (d->input_cost_per_token < 0)
+        d->input_cost_per_token = dl->mi_in;
+    if (d->output_cost_per_token < 0)
+        d->output_cost_per_token = dl->mi_out;
+    if (dl->region_name) {
+        d->region = dl->region_name;
+        dl->region_name = NULL;
+    } else {
+        d->region = dl->mi_region;
+        dl->mi_region = NULL;
+    }
+    free(dl->region_name);
+    free(dl->mi_region);
+    free(dl->mi_id);
+}
+
+static void free_deployment(struct sg_deployment *d)
+{
+    free(d->id);
+    free(d->alias);
+    free(d->model);
+    free(d->provider);
+    free(d->provider_model);
+    free(d->api_key);
+    free(d->api_base);
+    free(d->region);
+}
+
+/* qsort has no context argument: the array being sorted, for this thread's current sort. */
+static _Thread_local const struct sg_deployment *sort_deps;
+
+static int by_alias(const void *a, const void *b)
+{
+    size_t i = *(const size_t *)a, j = *(const size_t *)b;
+    int c = strcmp(sort_deps[i].alias, sort_deps[j].alias);
+    return c ? c : (i < j ? -1 : i > j);
+}
+
+static int by_id(const void *a, const void *b)
+{
+    size_t i = *(const size_t *)a, j = *(const size_t *)b;
+    int c = strcmp(sort_deps[i].id, sort_deps[j].id);
+    return c ? c : (i < j ? -1 : i > j);
+}
+
+static int by_first(const void *a, const void *b)
+{
+    const struct sg_group *x = a, *y = b;
+    size_t i = (size_t)(x->deployments[0] - sort_deps), j = (size_t)(y->deployments[0] - sort_deps);
+    return i < j ? -1 : i > j;
+}
+
+/* Groups in first-seen order, plus the sorted alias index the other sections look up. Sorting
+ * keeps this O(n log n) even for a model_list inflated by aliases. */
+static void build_groups(struct sg_cfg_loader *ld)
+{
+    struct sg_config *c = ld->c;
+    size_t n = 0;
+    size_t *ix = sg_xmalloc((c->n_deployments ? c->n_deployments : 1) * sizeof *ix);
+    for (size_t i = 0; i < c->n_deployments; i++)
+        if (c->deployments[i].alias)
+            ix[n++] = i;
+    sort_deps = c->deployments;
+    qsort(ix, n, sizeof *ix, by_alias);
+    c->groups = sg_xcalloc(n ? n : 1, sizeof *c->groups);
+    ld->aliases = sg_xcalloc(n ? n : 1, sizeof *ld->aliases);
+    for (size_t s = 0; s < n;) {
+        size_t e = s + 1;
+        while (e < n && strcmp(c->deployments[ix[e]].alias, c->deployments[ix[s]].alias) == 0)
+            e++;
+        struct sg_group *g = &c->groups[c->n_groups++];
+        g->alias = sg_xstrdup(c->deployments[ix[s]].alias);
+        g->n = e - s;
+        g->deployments = sg_xmalloc(g->n * sizeof *g->deployments);
+        for (size_t k = s; k < e; k++)
+            g->deployments[k - s] = &c->deployments[ix[k]];
+        ld->aliases[ld->n_aliases++] = g->alias;
+        s = e;
+    }
+    qsort(c->groups, c->n_groups, sizeof *c->groups, by_first);
+    sort_deps = NULL;
+    free(ix);
+}
+
+static void check_ids(struct sg_cfg_loader *ld, const struct sg_ynode *list)
+{
+    struct sg_config *c = ld->c;
+    size_t *ix = sg_xmalloc((c->n_deployments ? c->n_deployments : 1) * sizeof *ix);
+    for (size_t i = 0; i < c->n_deployments; i++)
+        ix[i] = i;
+    sort_deps = c->deployments;
+    qsort(ix, c->n_deployments, sizeof *ix, by_id);
+    sort_deps = NULL;
+    for (size_t k = 1; k < c->n_deployments; k++) {
+        const struct sg_deployment *a = &c->deployments[ix[k - 1]], *b = &c->deployments[ix[k]];
+        if (strcmp(a->id, b->id) != 0)
+            continue;
+        const struct sg_ynode *entry = list->items[ix[k]];
+        const struct sg_ynode *idn = sg_ynode_get(sg_ynode_get(entry, "model_info"), "id");
+        sg_cfg_err(ld, line_of(idn, b->line),
+                   "model_list[%zu] has deployment id '%.60s', already used by model_list[%zu] "
+                   "(line %d): give each deployment its own model_info.id",
+                   ix[k], b->id, ix[k - 1], a->line);
+    }
+    free(ix);
+}
+
+static void load_model_list(struct sg_cfg_loader *ld, const struct sg_ynode *list)
+{
+    struct sg_config *c = ld->c;
+    char shown[96], path[SG_CFG_PATH_MAX];
+    if (!list || sg_ynode_is_null(list) || (list->kind == SG_YSEQ && list->n == 0)) {
+        sg_cfg_warn(ld, list ? list->line : 0,
+                    "no model_list: the gateway has nothing to route to; add deployments "
+                    "(see examples/slogate.yaml)");
+        build_groups(ld);
+        return;
+    }
+    if (list->kind != SG_YSEQ) {
+        sg_cfg_err(ld, list->line,
+                   "model_list must be a list of deployments (lines starting with "
+                   "'- model_name: ...'), got %s",
+                   sg_cfg_show(list, NULL, shown, sizeof shown));
+        build_groups(ld);
+        return;
+    }
+    c->deployments = sg_xcalloc(list->n, sizeof *c->deployments);
+    for (size_t i = 0; i < list->n; i++) {
+        const struct sg_ynode *entry = list->items[i];
+        struct dep_load dl = {0};
+        sg_cfg_index(path, "model_list", i);
+        dl.d.line = entry->line;
+        sg_cfg_defaults(ld, &entry_table, &dl);
+        if (entry->kind != SG_YMAP) {
+            sg_cfg_err(ld, entry->line,
+                       "%s must be a mapping with model_name and litellm_params, got %s", path,
+                       sg_cfg_show(entry, NULL, shown, sizeof shown));
+        } else {
+            sg_cfg_values(ld, entry, path, &entry_table, &dl);
+        }
+        finish_deployment(ld, &dl, entry, path, i);
+        c->deployments[c->n_deployments++] = dl.d;
+    }
+    build_groups(ld);
+    check_ids(ld, list);
+}
+
+/* ---- lookups used while loading ---- */
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+bool sg_cfg_has_alias(const struct sg_cfg_loader *ld, const char *name)
+{
+    if (!ld->n_aliases)
+        return false;
+    return bsearch(&name, ld->aliases, ld->n_aliases, sizeof *ld->aliases, cmp_str) != NULL;
+}
+
+const char *sg_cfg_alias_list(const struct sg_cfg_loader *ld, char *buf, size_t n)
+{
+    const struct sg_config *c = ld->c;
+    size_t o = 0;
+    buf[0] = '\0';
+    if (c->n_groups == 0) {
+        snprintf(buf, n, "(none: model_list is empty)");
+        return buf;
+    }
+    for (size_t i = 0; i < c->n_groups && i < 5 && o < n; i++)
+        o += (size_t)snprintf(buf + o, n - o, "%s%.60s", i ? ", " : "", c->groups[i].alias);
+    if (c->n_groups > 5 && o < n)
+        snprintf(buf + o, n - o, ", ...");
+    return buf;
+}
+
+/* ---- life of a config ---- */
+
+static void config_free(struct sg_config *c)
+{
+    if (!c)
+        return;
+    for (size_t i = 0; i < c->n_deployments; i++)
+        free_deployment(&c->deployments[i]);
+    free(c->deployments);
+    for (size_t i = 0; i < c->n_groups; i++) {
+        free(c->groups[i].alias);
+        free(c->groups[i].deployments);
+    }
+    free(c->groups);
+    sg_cfg_free_sections(c);
+    free(c->path);
+    free(c);
+}
+
+struct sg_config *sg_config_ref(struct sg_config *c)
+{
+    if (c)
+        __atomic_add_fetch(&c->refs, 1, __ATOMIC_RELAXED);
+    return c;
+}
+
+void sg_config_unref(struct sg_config *c)
+{
+    /* acq_rel: every use of the config by other threads happens before the free. */
+    if (c && __atomic_sub_fetch(&c->refs, 1, __ATOMIC_ACQ_REL) == 0)
+        config_free(c);
+}
+
+const struct sg_group *sg_config_group(const struct sg_config *c, const char *alias, size_t len)
+{
+    /* A handful of groups: a linear scan beats hashing at this size. */
+    for (size_t i = 0; i < c->n_groups; i++) {
+        const char *a = c->groups[i].alias;
+        if (strlen(a) == len && memcmp(a, alias, len) == 0)
+            return &c->groups[i];
+    }
+    return NULL;
+}
+
+const struct sg_feature *sg_config_feature(const struct sg_config *c, const char *name, size_t len)
+{
+    for (size_t i = 0; i < c->n_features; i++) {
+        const char *f = c->features[i].name;
+        if (strlen(f) == len && memcmp(f, name, len) == 0)
+            return &c->features[i];
+    }
+    return NULL;
+}
+
+static void top_level_keys(struct sg_cfg_loader *ld, const struct sg_ynode *root)
+{
+    char key[SG_CFG_PATH_MAX];
+    for (size_t i = 0; i < root->n; i++) {
+        const struct sg_ynode *k = root->pairs[i].key;
+        if (sg_cfg_is_section(k->s, k->len))
+            continue;
+        sg_cfg_child(key, "", k->s, k->len);
+        const struct sg_cfg_ignored *ig = sg_cfg_top_litellm();
+        while (ig->key && !(strlen(ig->key) == k->len && memcmp(ig->key, k->s, k->len) == 0))
+            ig++;
+        if (ig->key)
+            sg_cfg_warn(ld, k->line,
+                        "%s is a LiteLLM setting slogate does not support; ignored%s%s%s", key,
+                        ig->hint ? " (" : "", ig->hint ? ig->hint : "", ig->hint ? ")" : "");
+        else
+            sg_cfg_warn(ld, k->line, "unknown key '%s' at the top level: not supported, ignored",
+                        key);
+    }
+}
+
+static size_t errors_from(const struct sg_diags *d, size_t from)
+{
+    size_t n = 0;
+    for (size_t i = from; i < d->n; i++)
+        n += d->v[i].severity == SG_DIAG_ERROR;
+    return n;
+}
+
+struct sg_config *sg_config_load_string(const char *yaml, size_t len, const char *name,
+                                        sg_env_fn env, void *env_ud, struct sg_diags *diags)
+{
+    const char *file = name ? name : "<config>";
+    size_t from = diags->n;
+    struct sg_config *c = NULL;
+    struct sg_cfg_loader ld = {.file = file, .d = diags, .env = env, .env_ud = env_ud};
+    char shown[96];
+    bool empty = false;
+    struct sg_ynode *root = sg_yaml_parse(yaml ? yaml : "", yaml ? len : 0, file, diags, &empty);
+    if (!root) {
+        if (empty)
+            sg_cfg_err(&ld, 0,
+                       "the config is empty: start from examples/slogate.yaml or "
+                       "examples/litellm_config.yaml");
+        goto out;
+    }
+    if (root->kind != SG_YMAP) {
+        sg_cfg_err(&ld, root->line,
+                   "the top level must be a mapping of sections (model_list:, router_settings:, "
+                   "...), got %s",
+                   sg_cfg_show(root, NULL, shown, sizeof shown));
+        goto out;
+    }
+    c = sg_xcalloc(1, sizeof *c);
+    c->refs = 1;
+    c->path = sg_xstrdup(file);
+    ld.c = c;
+
+    const struct sg_ynode *ev = sg_ynode_get(root, "environment_variables");
+    if (ev && ev->kind == SG_YMAP)
+        ld.envvars = ev;
+    else if (ev && !sg_ynode_is_null(ev))
+        sg_cfg_err(&ld, ev->line, "environment_variables must be a mapping of NAME: value");
+
+    load_model_list(&ld, sg_ynode_get(root, "model_list"));
+    sg_cfg_load_sections(&ld, root);
+    top_level_keys(&ld, root);
+
+out:
+    sg_diags_sort_from(diags, from);
+    if (errors_from(diags, from) > 0) {
+        config_free(c);
+        c = NULL;
+    }
+    free(ld.aliases);
+    sg_yaml_free(root);
+    return c;
+}
+
+struct sg_config *sg_config_load_file(const char *path, sg_env_fn env, void *env_ud,
+                                      struct sg_diags *diags)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        sg_diags_add(diags, SG_DIAG_ERROR, path, 0, "cannot open the config: %s", strerror(errno));
+        return NULL;
+    }
+    struct sg_buf b;
+    sg_buf_init(&b, SG_CONFIG_MAX_FILE);
+    char chunk[16384];
+    size_t got;
+    int rc = SG_OK;
+    while (rc == SG_OK && (got = fread(chunk, 1, sizeof chunk, f)) > 0)
+        rc = sg_buf_append(&b, chunk, got);
+    int err = ferror(f) ? errno : 0;
+    fclose(f);
+    struct sg_config *c = NULL;
+    if (err)
+        sg_diags_add(diags, SG_DIAG_ERROR, path, 0, "cannot read the config: %s", strerror(err));
+    else if (rc == SG_ETOOBIG)
+        sg_diags_add(diags, SG_DIAG_ERROR, path, 0,
+                     "the config is larger than %u MiB: is this the right file?",
+                     SG_CONFIG_MAX_FILE >> 20);
+    else
+        c = sg_config_load_string(b.data ? b.data : "", b.len, path, env, env_ud, diags);
+    sg_buf_dispose(&b);
+    return c;
+}

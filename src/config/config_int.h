@@ -1,0 +1,178 @@
+/*
+ * config internals: the YAML node tree the typed loader walks, and the diagnostics helper
+ * the two layers share. Nothing here crosses the module boundary.
+ */
+#ifndef SG_CONFIG_INT_H
+#define SG_CONFIG_INT_H
+
+#include "config.h"
+
+/* Limits that keep a hostile or broken file from exhausting the process. */
+#define SG_YAML_MAX_DEPTH 64               /* nested collections */
+#define SG_YAML_MAX_ALIAS_NODES 50000u     /* nodes created by expanding aliases */
+#define SG_YAML_MAX_ALIAS_BYTES (8u << 20) /* scalar bytes copied by expanding aliases */
+#define SG_CONFIG_MAX_FILE (16u << 20)     /* bytes read from a config file */
+
+enum sg_ykind { SG_YSCALAR, SG_YSEQ, SG_YMAP };
+
+struct sg_ynode;
+
+/* One `key: value` of a mapping. The key is always a scalar (others are rejected). */
+struct sg_ypair {
+    struct sg_ynode *key;
+    struct sg_ynode *val;
+};
+
+/*
+ * A node of the document. Aliases are expanded into copies, so the tree is a tree: every node
+ * has one owner and freeing the root frees everything.
+ */
+struct sg_ynode {
+    enum sg_ykind kind;
+    int line;   /* 1-based line where the node starts */
+    bool plain; /* scalar written without quotes or tag: may mean null, a bool or a number */
+    char *s;    /* scalar text, NUL-terminated (may hold NULs inside: see len) */
+    size_t len;
+    struct sg_ynode **items; /* SG_YSEQ */
+    struct sg_ypair *pairs;  /* SG_YMAP, in document order, keys unique */
+    size_t n, cap;
+    /* For the alias budget: nodes and scalar bytes in this subtree, and its height. */
+    size_t size, bytes;
+    unsigned height;
+};
+
+/*
+ * Parse one YAML document into a tree. Syntax errors, duplicate keys, undefined or recursive
+ * aliases and limit violations are added to `d` with `file` and a line. Returns the root, or
+ * NULL when the document could not be built (an error was added) or holds nothing (in which
+ * case *empty is set and nothing is added). The caller frees the tree with sg_yaml_free.
+ */
+struct sg_ynode *sg_yaml_parse(const char *buf, size_t len, const char *file, struct sg_diags *d,
+                               bool *empty);
+void sg_yaml_free(struct sg_ynode *n);
+
+/* A scalar that YAML reads as null: plain "", "~", "null", "Null", "NULL". */
+bool sg_ynode_is_null(const struct sg_ynode *n);
+/* The value under `key` in a mapping, or NULL. */
+const struct sg_ynode *sg_ynode_get(const struct sg_ynode *map, const char *key);
+
+void sg_diags_vadd(struct sg_diags *d, enum sg_diag_severity sev, const char *file, int line,
+                   const char *fmt, va_list ap) SG_PRINTF(5, 0);
+/* Stable-sort the diagnostics from index `from` on by line, so they read in source order. */
+void sg_diags_sort_from(struct sg_diags *d, size_t from);
+
+/* ---- the table-driven loader (table.c), shared by config.c and sections.c ---- */
+
+struct sg_cfg_loader {
+    const char *file;
+    struct sg_diags *d;
+    sg_env_fn env;
+    void *env_ud;
+    const struct sg_ynode *envvars; /* top-level environment_variables (LiteLLM), or NULL */
+    struct sg_config *c;            /* being built */
+    char **aliases;                 /* model_names, sorted, for lookups; borrowed strings */
+    size_t n_aliases;
+};
+
+enum sg_cfg_ftype {
+    SG_FT_STR,     /* char *; os.environ/NAME resolved; "" is an error */
+    SG_FT_URL,     /* char *; http:// or https://, one trailing '/' dropped */
+    SG_FT_ENUM,    /* char *; one of `choices` ("a|b|c") */
+    SG_FT_BOOL,    /* bool; true/false, yes/no, on/off */
+    SG_FT_INT,     /* int */
+    SG_FT_I64,     /* int64_t */
+    SG_FT_U32,     /* uint32_t */
+    SG_FT_DOUBLE,  /* double; finite */
+    SG_FT_SECS_MS, /* seconds (a float is fine) stored as uint32_t milliseconds */
+    SG_FT_MS,      /* integer milliseconds stored as uint32_t */
+    SG_FT_MB,      /* megabytes (a float is fine) stored as size_t bytes */
+    SG_FT_MAP,     /* a nested mapping loaded with `sub` at base + off */
+    SG_FT_CUSTOM,  /* `custom` does everything */
+};
+
+/* Bounds are inclusive unless a flag says otherwise; max >= SG_CFG_NOMAX means no upper bound. */
+#define SG_CFG_NOMAX 1e300
+enum {
+    SG_FL_REQUIRED = 1 << 0,
+    SG_FL_GT = 1 << 1, /* min is exclusive */
+    SG_FL_LT = 1 << 2, /* max is exclusive */
+};
+
+struct sg_cfg_loader;
+struct sg_cfg_table;
+
+/* A custom field. Called with v == NULL (and path NULL) to set its default; otherwise with the
+ * value node (never a YAML null unless the field is absent-tolerant) and the key's path. `base`
+ * is the struct the table fills. */
+typedef void (*sg_cfg_custom_fn)(struct sg_cfg_loader *ld, const struct sg_ynode *v,
+                                 const char *path, void *base);
+
+struct sg_cfg_field {
+    const char *key;
+    enum sg_cfg_ftype type;
+    size_t off;
+    double def;       /* numeric and bool default (seconds for SG_FT_SECS_MS) */
+    const char *defs; /* string default, copied; NULL = none */
+    double min, max;
+    unsigned flags;
+    const char *choices;            /* SG_FT_ENUM: "a|b|c" */
+    const char *hint;               /* appended to "is required" errors */
+    const struct sg_cfg_table *sub; /* SG_FT_MAP */
+    sg_cfg_custom_fn custom;        /* SG_FT_CUSTOM */
+};
+
+/* A LiteLLM key slogate knows but does not implement; hint (optional) says what to use. */
+struct sg_cfg_ignored {
+    const char *key;
+    const char *hint;
+};
+
+struct sg_cfg_table {
+    const struct sg_cfg_field *fields;
+    size_t n;
+    const struct sg_cfg_ignored *litellm; /* terminated by {NULL}; may be NULL */
+};
+
+#define SG_CFG_PATH_MAX 256
+
+void sg_cfg_err(struct sg_cfg_loader *ld, int line, const char *fmt, ...) SG_PRINTF(3, 4);
+void sg_cfg_warn(struct sg_cfg_loader *ld, int line, const char *fmt, ...) SG_PRINTF(3, 4);
+/* Defaults for every field of `t`, then the values found in `node` (NULL or a YAML null means
+ * "section absent": defaults only). Unknown keys warn; missing required keys are errors. */
+void sg_cfg_load(struct sg_cfg_loader *ld, const struct sg_ynode *node, const char *path,
+                 const struct sg_cfg_table *t, void *base);
+void sg_cfg_defaults(struct sg_cfg_loader *ld, const struct sg_cfg_table *t, void *base);
+void sg_cfg_values(struct sg_cfg_loader *ld, const struct sg_ynode *node, const char *path,
+                   const struct sg_cfg_table *t, void *base);
+/* The text of a scalar with os.environ/NAME resolved; NULL after an error. *env_name (may be
+ * NULL) receives the variable's name when the text came from the environment. */
+const char *sg_cfg_text(struct sg_cfg_loader *ld, const struct sg_ynode *v, const char *path,
+                        const char **env_name);
+/* An environment variable: the config's environment_variables first, then the env function. */
+const char *sg_cfg_env(struct sg_cfg_loader *ld, const char *name);
+/* A string value (scalar, not null, not empty) as a fresh heap copy; NULL after an error. */
+char *sg_cfg_string(struct sg_cfg_loader *ld, const struct sg_ynode *v, const char *path);
+/* YAML 1.1 booleans as PyYAML reads them (true/false, yes/no, on/off). */
+bool sg_cfg_parse_bool(const char *s, bool *out);
+/* Parse a number; false on junk, NaN or infinity. */
+bool sg_cfg_parse_double(const char *s, double *out);
+/* "path.key" (or "key" at the top), with unprintable bytes shown as '?'. */
+void sg_cfg_child(char *out, const char *path, const char *key, size_t klen);
+/* "path[i]". */
+void sg_cfg_index(char *out, const char *path, size_t i);
+/* A short, printable rendering of a value for messages: "\"first\"", "a mapping", ... */
+const char *sg_cfg_show(const struct sg_ynode *v, const char *env_name, char *buf, size_t n);
+/* Whether `name` is a model_name in model_list. */
+bool sg_cfg_has_alias(const struct sg_cfg_loader *ld, const char *name);
+/* "a, b, c" (at most a few) for "use one of ..." messages; writes into buf. */
+const char *sg_cfg_alias_list(const struct sg_cfg_loader *ld, char *buf, size_t n);
+
+/* Section tables and top-level loaders (sections.c). */
+void sg_cfg_load_sections(struct sg_cfg_loader *ld, const struct sg_ynode *root);
+bool sg_cfg_is_section(const char *key, size_t len);
+const struct sg_cfg_ignored *sg_cfg_top_litellm(void);
+void sg_cfg_free_sections(struct sg_config *c);
+/* RFC 3339 ("2026-12-01T02:00:00Z", offsets allowed) to epoch milliseconds. */
+bool sg_cfg_parse_rfc3339(const char *s, uint64_t *ms);
+
+#endif

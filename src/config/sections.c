@@ -1,0 +1,969 @@
+/*
+ * The section tables: LiteLLM's router_settings, general_settings and litellm_settings, and
+ * slogate's own server, service, slo, features, budgets, rate_limits, cache, alerts, telemetry
+ * and drill. Each table is the single place that says a key's type, default and bounds; the
+ * few keys that need more than a table row have a custom loader next to their table.
+ *
+ * model_list lives in config.c: it needs the provider logic and builds the groups that the
+ * fallbacks and budgets checks below look aliases up in.
+ */
+#include "config_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+#define OFF(type, member) offsetof(type, member)
+#define TABLE(fields, litellm)                                                                     \
+    {                                                                                              \
+        fields, SG_ARRAY_LEN(fields), litellm                                                      \
+    }
+
+static void replace_str(char **slot, char *take)
+{
+    free(*slot);
+    *slot = take;
+}
+
+/* ---- router_settings ---- */
+
+static const char *const strategies[] = {"simple-shuffle", "latency-based-routing", "least-busy",
+                                         "usage-based-routing", "cost-based-routing"};
+
+static void routing_strategy(struct sg_cfg_loader *ld, const struct sg_ynode *v, const char *path,
+                             void *base)
+{
+    struct sg_router_settings *r = base;
+    if (!v) {
+        replace_str(&r->routing_strategy, sg_xstrdup(strategies[0]));
+        return;
+    }
+    char *s = sg_cfg_string(ld, v, path);
+    if (!s)
+        return;
+    if (strcmp(s, "usage-based-routing-v2") == 0) {
+        sg_cfg_warn(ld, v->line,
+                    "%s: usage-based-routing-v2 is LiteLLM's Redis-backed variant; "
+                    "slogate runs it as usage-based-routing",
+                    path);
+        replace_str(&s, sg_xstrdup("usage-based-routing"));
+    }
+    for (size_t i = 0; i < SG_ARRAY_LEN(strategies); i++) {
+        if (strcmp(s, strategies[i]) == 0) {
+            replace_str(&r->routing_strategy, s);
+            return;
+        }
+    }
+    char shown[96];
+    sg_cfg_err(ld, v->line,
+               "%s must be one of simple-shuffle, latency-based-routing, least-busy, "
+               "usage-based-routing, cost-based-routing; got %s",
+               path, sg_cfg_show(v, NULL, shown, sizeof shown));
+    free(s);
+}
+
+static void free_fallbacks(struct sg_fallback *fb, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(fb[i].alias);
+        for (size_t j = 0; j < fb[i].n; j++)
+            free(fb[i].targets[j]);
+        free(fb[i].targets);
+    }
+    free(fb);
+}
+
+struct fb_seen {
+    const char *alias;
+    int line;
+    size_t item;
+};
+
+static int fb_seen_cmp(const void *a, const void *b)
+{
+    const struct fb_seen *x = a, *y = b;
+    int c = strcmp(x->alias, y->alias);
+    if (c)
+        return c;
+    return x->line < y->line ? -1 : x->line > y->line;
+}
+
+/* `[{alias: [target, ...]}, ...]`; every alias must be a model_name ("*" = any source). */
+static void load_fallbacks(struct sg_cfg_loader *ld, const struct sg_ynode *v, const char *path,
+                           struct sg_fallback **out, size_t *n_out)
+{
+    char shown[96], ipath[SG_CFG_PATH_MAX], kpath[SG_CFG_PATH_MAX], tpath[SG_CFG_PATH_MAX];
+    struct fb_seen *seen = NULL;
+    size_t n_seen = 0;
+    if (!v) {
+        *out = NULL;
+        *n_out = 0;
+        return;
+    }
+    if (v->kind != SG_YSEQ) {
+        sg_cfg_err(ld, v->line,
+                   "%s must be a list of {alias: [fallback aliases]} entries, e.g. "
+                   "[{app/chat: [app/chat-lite]}]; got %s",
+                   path, sg_cfg_show(v, NULL, shown, sizeof shown));
+        return;
+    }
+    for (size_t i = 0; i < v->n; i++) {
+        const struct sg_ynode *item = v->items[i];
+        sg_cfg_index(ipath, path, i);
+        if (item->kind != SG_YMAP) {
+            sg_cfg_err(ld, item->line,
+                       "%s must be a one-key mapping {alias: [fallback aliases]}, got %s", ipath,
+                       sg_cfg_show(item, NULL, shown, sizeof shown));
+            continue;
+        }
+        for (size_t k = 0; k < item->n; k++) {
+            const struct sg_ynode *key = item->pairs[k].key, *val = item->pairs[k].val;
+            sg_cfg_child(kpath, ipath, key->s, key->len);
+            if (strlen(key->s) != key->len)
+                continue;
+            bool bad = false;
+            if (strcmp(key->s, "*") != 0 && !sg_cfg_has_alias(ld, key->s)) {
+                sg_cfg_err(ld, key->line,
+                           "%s: '%.60s' is not a model_name in model_list: a fallback starts "
+                           "from an alias clients call",
+                           kpath, key->s);
+                bad = true;
+            }
+            seen = sg_xrealloc(seen, (n_seen + 1) * sizeof *seen);
+            seen[n_seen++] = (struct fb_seen){key->s, key->line, i};
+            struct sg_fallback fb = {.alias = sg_xstrdup(key->s)};
+            size_t n_t = val->kind == SG_YSEQ ? val->n : 1;
+            if (val->kind == SG_YMAP || sg_ynode_is_null(val)) {
+                sg_cfg_err(ld, val->line, "%s must be a list of aliases, e.g. [app/chat-lite]",
+                           kpath);
+                n_t = 0;
+                bad = true;
+            }
+            fb.targets = sg_xcalloc(n_t ? n_t : 1, sizeof *fb.targets);
+            for (size_t t = 0; t < n_t; t++) {
+                const struct sg_ynode *tv = val->kind == SG_YSEQ ? val->items[t] : val;
+                sg_cfg_index(tpath, kpath, t);
+                char *target = sg_cfg_string(ld, tv, tpath);
+                if (!target) {
+                    bad = true;
+                    continue;
+                }
+                if (strcmp(target, key->s) == 0) {
+                    sg_cfg_err(ld, tv->line, "%s: '%.60s' falls back to itself: list other aliases",
+                               tpath, target);
+                    bad = true;
+                } else if (!sg_cfg_has_alias(ld, target)) {
+                    sg_cfg_err(ld, tv->line,
+                               "%s: '%.60s' is not a model_name in model_list: add a deployment "
+                               "with model_name: %.60s or remove it",
+                               tpath, target, target);
+                    bad = true;
+                }
+                fb.targets[fb.n++] = target;
+            }
+            if (bad) {
+                free(fb.alias);
+                for (size_t t = 0; t < fb.n; t++)
+                    free(fb.targets[t]);
+                free(fb.targets);
+                continue;
+            }
+            *out = sg_xrealloc(*out, (*n_out + 1) * sizeof **out);
+            (*out)[(*n_out)++] = fb;
+        }
+    }
+    /* The same source alias twice: sorted, so a long list stays O(n log n). */
+    qsort(seen, n_seen, sizeof *seen, fb_seen_cmp);
+    for (size_t k = 1; k < n_seen; k++) {
+        if (strcmp(seen[k].alias, seen[k - 1].alias) != 0)
+            continue;
+        size_t f = k - 1;
+        while (f > 0 && strcmp(seen[f - 1].alias, seen[k].alias) == 0)
+            f--;
+        sg_cfg_index(ipath, path, seen[k].item);
+        sg_cfg_child(kpath, ipath, seen[k].alias, strlen(seen[k].alias));
+        sg_cfg_err(ld, seen[k].line,
+                   "%s: fallbacks for '%.60s' are listed twice (first at line %d): merge them "
+                   "into one list",
+                   kpath, seen[k].alias, seen[f].line);
+    }
+    free(seen);
+}
+
+static void fallbacks(struct sg_cfg_loader *ld, const struct sg_ynode *v, const char *path,
+                      void *base)
+{
+    struct sg_router_settings *r = base;
+    if (!v)
+        free_fallbacks(r->fallbacks, r->n_fallbacks);
+    load_fallbacks(ld, v, path, &r->fallbacks, &r->n_fallbacks);
+}
+
+static void cw_fallbacks(struct sg_cfg_loader *ld, const struct sg_ynode *v, const char *path,
+                         void *base)
+{
+    struct sg_router_settings *r = base;
+    if (!v)
+        free_fallbacks(r->context_window_fallbacks, r->n_context_window_fallbacks);
+    load_fallbacks(ld, v, path, &r->context_window_fallbacks, &r->n_context_window_fallbacks);
+}
+
+static const struct sg_cfg_field strategy_args_fields[] = {
+    {"ttl", SG_FT_SECS_MS, OFF(struct sg_router_settings, latency_ttl_ms), .def = 60, .min = 0,
+     .max = 86400, .flags = SG_FL_GT},
+};
+static const struct sg_cfg_ignored strategy_args_litellm[] = {
+    {"lowest_latency_buffer", NULL}, {"max_latency_list_size", NULL}, {NULL, NULL}};
+static const struct sg_cfg_table strategy_args_table =
+    TABLE(strategy_args_fields, strategy_args_litellm);
+
+#define ROUTER(m) OFF(struct sg_router_settings, m)
+static const struct sg_cfg_field router_fields[] = {
+    {"routing_strategy", SG_FT_CUSTOM, 0, .custom = routing_strategy},
+    {"enable_weighted_failover", SG_FT_BOOL, ROUTER(enable_weighted_failover), .def = 1},
+    {"num_retries", SG_FT_INT, ROUTER(num_retries), .def = 1, .min = 0, .max = 100},
+    {"allowed_fails", SG_FT_INT, ROUTER(allowed_fails), .def = 3, .min = 0, .max = 1000000},
+    {"cooldown_time", SG_FT_SECS_MS, ROUTER(cooldown_ms), .def = 30, .min = 0, .max = 86400},
+    {"timeout", SG_FT_SECS_MS, ROUTER(timeout_ms), .def = 30, .min = 0, .max = 86400,
+     .flags = SG_FL_GT},
+    {"stream_timeout", SG_FT_SECS_MS, ROUTER(stream_timeout_ms), .def = 0, .min = 0, .max = 86400},
+    {"hedge_after_ms", SG_FT_MS, ROUTER(hedge_after_ms), .def = 0, .min = 0, .max = 600000},
+    {"routing_strategy_args", SG_FT_MAP, 0, .sub = &strategy_args_table},
+    {"fallbacks", SG_FT_CUSTOM, 0, .custom = fallbacks},
+    {"context_window_fallbacks", SG_FT_CUSTOM, 0, .custom = cw_fallbacks},
+};
+static const struct sg_cfg_ignored router_litellm[] = {
+    {"redis_host", "set general_settings.redis_url: redis://HOST:PORT/0 instead"},
+    {"redis_port", "set general_settings.redis_url: redis://HOST:PORT/0 instead"},
+    {"redis_password", "put the password in general_settings.redis_url"},
+    {"redis_url", "move it to general_settings.redis_url"},
+    {"routing_groups", "one routing_strategy applies to every group"},
+    {"cache_responses", "configure caching per feature under features:"},
+    {"cache_kwargs", NULL},
+    {"default_fallbacks", "use fallbacks with '*' as the alias"},
+    {"content_policy_fallbacks", NULL},
+    {"retry_policy", "num_retries applies to every error class"},
+    {"model_group_retry_policy", NULL},
+    {"allowed_fails_policy", "allowed_fails applies to every error class"},
+    {"model_group_alias", NULL},
+    {"enable_pre_call_checks", NULL},
+    {"optional_pre_call_checks", NULL},
+    {"retry_after", NULL},
+    {"provider_budget_config", "use budgets: and features: caps"},
+    {"default_litellm_params", NULL},
+    {"set_verbose", "use server.log_level"},
+    {"debug_level", "use server.log_level"},
+    {"disable_cooldowns", "set cooldown_time: 0"},
+    {"polling_interval", NULL},
+    {"max_fallbacks", NULL},
+    {"enable_tag_filtering", NULL},
+    {"default_max_parallel_requests", NULL},
+    {"client_ttl", NULL},
+    {"default_priority", NULL},
+    {"router_general_settings", NULL},
+    {"alerting_config", "use alerts.sinks"},
+    {NULL, NULL},
+};
+static const struct sg_cfg_table router_table = TABLE(router_fields, router_litellm);
+
+/* ---- general_settings and litellm_settings ---- */
+
+/* Show only a URL's scheme: database and Redis URLs carry passwords. */
+static void url_scheme_check(struct sg_cfg_loader *ld, const struct sg_ynode *v, const char *path,
+                             char **slot, const char *const *schemes, size_t n, const char *want)
+{
+    char *s = sg_cfg_string(ld, v, path);
+    if (!s)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        if (strncmp(s, schemes[i], strlen(schemes[i])) == 0 && s[strlen(schemes[i])]) {
+            replace_str(slot, s);
+            return;
+        }
+    }
+    const char *sep = strstr(s, "://");
+    if (sep && sep - s < 20)
+        sg_cfg_err(ld, v->line, "%s must start with %s; got a %.*s:// URL", path, want,
+                   (int)(sep - s), s);
+    else
+        sg_cfg_err(ld, v->line, "%s must start with %s; got a value without a URL scheme", path,
+                   want);
+    free(s);
+}
+
+static void database_url(struct sg_cfg_loader *ld, const struct sg_ynode *v, const char *path,
+                         void *base)
+{
+    static const char *const schemes[] = {"sqlite://", "postgresql://", "postgres://"};
+    struct sg_general_settings *g = base;
+    if (!v)
+        replace_str(&g->database_url, sg_xstrdup("sqlite://slogate.db"));
+    else
+        url_scheme_check(ld, v, path, &g->database_url, schemes, SG_ARRAY_LEN(schemes),
+                         "sqlite:// or postgresql://");
+}
+
+static void redis_url(struct sg_cfg_loader *ld, const struct sg_ynode *v, const char *path,
+                      void *base)
+{
+    static const char *const schemes[] = {"redis://", "rediss://", "unix://"};
+    struct sg_general_settings *g = base;
+    if (!v)
+        replace_str(&g->redis_url, NULL);
+    else
+        url_scheme_check(ld, v, path, &g->redis_url, schemes, SG_ARRAY_LEN(schemes),
+                         "redis://, rediss:// or unix://");
+}
+
+#define GENERAL(m) OFF(struct sg_general_settings, m)
+static const struct sg_cfg_field general_fields[] = {
+    {"master_key", SG_FT_STR, GENERAL(master_key), .defs = NULL},
+    {"database_url", SG_FT_CUSTOM, 0, .custom = database_url},
+    {"redis_url", SG_FT_CUSTOM, 0, .custom = redis_url},
+    {"max_request_size_mb", SG_FT_MB, GENERAL(max_request_size_bytes), .def = 8, .min = 0,
+     .max = 1024, .flags = SG_FL_GT},
+};
+static const struct sg_cfg_ignored general_litellm[] = {
+    {"alerting", "use alerts.sinks"},
+    {"alerting_threshold", "use alerts.sinks and the slo: targets"},
+    {"alert_types", NULL},
+    {"alert_to_webhook_url", "use alerts.sinks"},
+    {"store_model_in_db", NULL},
+    {"proxy_batch_write_at", NULL},
+    {"database_connection_pool_limit", NULL},
+    {"database_connection_timeout", NULL},
+    {"disable_spend_logs", NULL},
+    {"disable_master_key_return", NULL},
+    {"allowed_routes", NULL},
+    {"public_routes", NULL},
+    {"admin_only_routes", NULL},
+    {"enforce_user_param", NULL},
+    {"custom_auth", NULL},
+    {"background_health_checks", NULL},
+    {"health_check_interval", NULL},
+    {"health_check_details", NULL},
+    {"max_parallel_requests", "use rate_limits"},
+    {"global_max_parallel_requests", "use server.max_connections"},
+    {"infer_model_from_keys", NULL},
+    {"allow_requests_on_db_unavailable", NULL},
+    {"ui_access_mode", NULL},
+    {"maximum_spend_logs_retention_period", NULL},
+    {"litellm_key_header_name", NULL},
+    {"pass_through_endpoints", NULL},
+    {"user_header_name", NULL},
+    {"allowed_ips", NULL},
+    {"enable_jwt_auth", NULL},
+    {"disable_reset_budget", NULL},
+    {"spend_report_frequency", NULL},
+    {"max_response_size_mb", NULL},
+    {"proxy_budget_rescheduler_min_time", NULL},
+    {"proxy_budget_rescheduler_max_time", NULL},
+    {"disable_prisma_schema_update", NULL},
+    {"use_redis_transaction_buffer", NULL},
+    {"key_management_system", NULL},
+    {"key_management_settings", NULL},
+    {"forward_client_headers_to_llm_api", NULL},
+    {NULL, NULL},
+};
+static const struct sg_cfg_table general_table = TABLE(general_fields, general_litellm);
+
+/* litellm_settings is loaded into a scratch sg_general_settings, then merged (see below). */
+static const struct sg_cfg_field litellm_fields[] = {
+    {"master_key", SG_FT_STR, GENERAL(master_key), .defs = NULL},
+    {"database_url", SG_FT_CUSTOM, 0, .custom = database_url},
+};
+static const struct sg_cfg_ignored litellm_litellm[] = {
+    {"success_callback", "slogate exports OTLP spans: see telemetry.otlp_endpoint"},
+    {"failure_callback", "slogate exports OTLP spans: see telemetry.otlp_endpoint"},
+    {"callbacks", "slogate exports OTLP spans: see telemetry.otlp_endpoint"},
+    {"service_callback", NULL},
+    {"drop_params", NULL},
+    {"modify_params", NULL},
+    {"set_verbose", "use server.log_level"},
+    {"json_logs", NULL},
+    {"num_retries", "use router_settings.num_retries"},
+    {"request_timeout", "use router_settings.timeout"},
+    {"fallbacks", "put them under router_settings"},
+    {"context_window_fallbacks", "put them under router_settings"},
+    {"content_policy_fallbacks", NULL},
+    {"default_fallbacks", NULL},
+    {"allowed_fails", "use router_settings.allowed_fails"},
+    {"cache", "configure caching in the cache: section and per feature"},
+    {"cache_params", "configure caching in the cache: section and per feature"},
+    {"turn_off_message_logging", "prompts are not logged unless telemetry.log_prompts is true"},
+    {"redact_user_api_key_info", NULL},
+    {"redact_messages_in_exceptions", NULL},
+    {"default_team_settings", NULL},
+    {"max_budget", "use budgets:"},
+    {"budget_duration", "budgets are monthly"},
+    {"max_internal_user_budget", "use budgets.user_monthly_usd"},
+    {"internal_user_budget_duration", NULL},
+    {"telemetry", NULL},
+    {"enable_preview_features", NULL},
+    {"langfuse_default_tags", NULL},
+    {"default_internal_user_params", NULL},
+    {"upperbound_key_generate_params", NULL},
+    {"default_key_generate_params", NULL},
+    {"key_generation_settings", NULL},
+    {"force_ipv4", NULL},
+    {"ssl_verify", NULL},
+    {"enable_json_schema_validation", NULL},
+    {"disable_end_user_cost_tracking", NULL},
+    {"return_response_headers", NULL},
+    {"callback_settings", NULL},
+    {"public_model_groups", NULL},
+    {"disable_token_counter", NULL},
+    {NULL, NULL},
+};
+static const struct sg_cfg_table litellm_table = TABLE(litellm_fields, litellm_litellm);
+
+/* Move master_key / database_url from litellm_settings (where the seed puts them) to general
+ * settings, unless general_settings already sets them. */
+static void merge_litellm(struct sg_cfg_loader *ld, const struct sg_ynode *root)
+{
+    const struct sg_ynode *gn = sg_ynode_get(root, "general_settings");
+    const struct sg_ynode *ln = sg_ynode_get(root, "litellm_settings");
+    struct sg_general_settings tmp = {0};
+    sg_cfg_values(ld, ln, "litellm_settings", &litellm_table, &tmp);
+    static const char *const keys[] = {"master_key", "database_url"};
+    char **from[] = {&tmp.master_key, &tmp.database_url};
+    char **to[] = {&ld->c->general.master_key, &ld->c->general.database_url};
+    for (size_t i = 0; i < SG_ARRAY_LEN(keys); i++) {
+        const struct sg_ynode *lv = sg_ynode_get(ln, keys[i]);
+        if (!lv || sg_ynode_is_null(lv))
+            continue;
+        const struct sg_ynode *gv = sg_ynode_get(gn, keys[i]);
+        if (gv && !sg_ynode_is_null(gv)) {
+            sg_cfg_warn(ld, lv->line,
+                        "litellm_settings.%s is ignored because general_settings.%s is set: "
+                        "remove one of them",
+                        keys[i], keys[i]);
+        } else if (*from[i]) {
+            sg_cfg_warn(ld, lv->line,
+                        "litellm_settings.%s is accepted, but it belongs in general_settings "
+                        "(where LiteLLM's proxy reads it): move it there",
+                        keys[i]);
+            replace_str(to[i], *from[i]);
+            *from[i] = NULL;
+        }
+    }
+    free(tmp.master_key);
+    free(tmp.database_url);
+}
+
+/* ---- server, service ---- */
+
+#define SERVER(m) OFF(struct sg_server_settings, m)
+static const struct sg_cfg_field server_fields[] = {
+    {"host", SG_FT_STR, SERVER(host), .defs = "127.0.0.1"},
+    {"port", SG_FT_INT, SERVER(port), .def = 4000, .min = 1, .max = 65535},
+    {"workers", SG_FT_INT, SERVER(workers), .def = 0, .min = 0, .max = 1024},
+    {"idle_timeout_s", SG_FT_SECS_MS, SERVER(idle_timeout_ms), .def = 60, .min = 0, .max = 86400,
+     .flags = SG_FL_GT},
+    {"header_timeout_s", SG_FT_SECS_MS, SERVER(header_timeout_ms), .def = 10, .min = 0, .max = 3600,
+     .flags = SG_FL_GT},
+    {"drain_timeout_s", SG_FT_SECS_MS, SERVER(drain_timeout_ms), .def = 30, .min = 0, .max = 3600},
+    {"max_connections", SG_FT_U32, SERVER(max_connections), .def = 10000, .min = 1,
+     .max = 10000000},
+    {"log_level", SG_FT_ENUM, SERVER(log_level), .defs = "info",
+     .choices = "debug|info|warn|error"},
+};
+static const struct sg_cfg_table server_table = TABLE(server_fields, NULL);
+
+static const struct sg_cfg_field service_fields[] = {
+    {"name", SG_FT_STR, OFF(struct sg_service_settings, name), .defs = "slogate"},
+    {"timezone", SG_FT_STR, OFF(struct sg_service_settings, timezone), .defs = "UTC"},
+};
+static const struct sg_cfg_table service_table = TABLE(service_fields, NULL);
+
+/* ---- slo ---- */
+
+static void maint_start(struct sg_cfg_loader *ld, const struct sg_ynode *v, const char *path,
+                        void *base)
+{
+    struct sg_maintenance *m = base;
+    if (!v) {
+        m->start_ms = 0;
+        return;
+    }
+    char *s = sg_cfg_string(ld, v, path);
+    if (!s)
+        return;
+    if (!sg_cfg_parse_rfc3339(s, &m->start_ms)) {
+        char shown[96];
+        sg_cfg_err(ld, v->line,
+                   "%s must be an RFC 3339 time in UTC, e.g. \"2026-12-01T02:00:00Z\"; got %s",
+                   path, sg_cfg_show(v, NULL, shown, sizeof shown));
+    }
+    free(s);
+}
+
+static const struct sg_cfg_field maint_fields[] = {
+    {"start", SG_FT_CUSTOM, 0, .custom = maint_start, .flags = SG_FL_REQUIRED,
+     .hint = ": an RFC 3339 UTC time such as \"2026-12-01T02:00:00Z\""},
+    {"minutes", SG_FT_U32, OFF(struct sg_maintenance, minutes), .min = 1, .max = 10080,
+     .flags = SG_FL_REQUIRED, .hint = ": how long the window lasts"},
+};
+static const struct sg_cfg_table maint_table = TABLE(maint_fields, NULL);
+
+static void maintenance(struct sg_cfg_loader *ld, const struct sg_ynode *v, const char *path,
+                        void *base)
+{
+    struct sg_slo_settings *s = base;
+    char shown[96], ipath[SG_CFG_PATH_MAX];
+    if (!v) {
+        free(s->maintenance);
+        s->maintenance = NULL;
+        s->n_maintenance = 0;
+        return;
+    }
+    if (v->kind != SG_YSEQ) {
+        sg_cfg_err(ld, v->line,
+                   "%s must be a list of {start: \"2026-12-01T02:00:00Z\", minutes: 30}, got %s",
+                   path, sg_cfg_show(v, NULL, shown, sizeof shown));
+        return;
+    }
+    s->maintenance = sg_xcalloc(v->n ? v->n : 1, sizeof *s->maintenance);
+    for (size_t i = 0; i < v->n; i++) {
+        sg_cfg_index(ipath, path, i);
+        sg_cfg_defaults(ld, &maint_table, &s->maintenance[i]);
+        sg_cfg_values(ld, v->items[i], ipath, &maint_table, &s->maintenance[i]);
+    }
+    s->n_maintenance = v->n;
+}
+
+#define SLO(m) OFF(struct sg_slo_settings, m)
+static const struct sg_cfg_field slo_fields[] = {
+    {"window_days", SG_FT_INT, SLO(window_days), .def = 30, .min = 1, .max = 366},
+    {"success_rate", SG_FT_DOUBLE, SLO(success_rate), .def = 99.5, .min = 0, .max = 100,
+     .flags = SG_FL_GT | SG_FL_LT},
+    {"p95_latency_s", SG_FT_DOUBLE, SLO(p95_latency_s), .def = 2.5, .min = 0, .max = 3600,
+     .flags = SG_FL_GT},
+    {"cost_avg_usd", SG_FT_DOUBLE, SLO(cost_avg_usd), .def = 0.015, .min = 0, .max = SG_CFG_NOMAX},
+    {"maintenance", SG_FT_CUSTOM, 0, .custom = maintenance},
+};
+static const struct sg_cfg_table slo_table = TABLE(slo_fields, NULL);
+
+/* ---- features ---- */
+
+static void strip_list(struct sg_cfg_loader *ld, const struct sg_ynode *v, const char *path,
+                       void *base)
+{
+    struct sg_feature_cache *fc = base;
+    char shown[96], ipath[SG_CFG_PATH_MAX];
+    for (size_t i = 0; i < fc->n_strip; i++)
+        free(fc->strip[i]);
+    free(fc->strip);
+    fc->strip = NULL;
+    fc->n_strip = 0;
+    if (!v)
+        return;
+    if (v->kind != SG_YSEQ) {
+        sg_cfg_err(ld, v->line, "%s must be a list of regular expressions, got %s", path,
+                   sg_cfg_show(v, NULL, shown, sizeof shown));
+        return;
+    }
+    /* Kept as strings: the cache module compiles them (PCRE2 syntax). */
+    fc->strip = sg_xcalloc(v->n ? v->n : 1, sizeof *fc->strip);
+    for (size_t i = 0; i < v->n; i++) {
+        sg_cfg_index(ipath, path, i);
+        char *re = sg_cfg_string(ld, v->items[i], ipath);
+        if (re)
+            fc->strip[fc->n_strip++] = re;
+    }
+}
+
+#define FCACHE(m) OFF(struct sg_feature_cache, m)
+static const struct sg_cfg_field normalize_fields[] = {
+    {"lowercase", SG_FT_BOOL, FCACHE(lowercase), .def = 0},
+    {"strip", SG_FT_CUSTOM, 0, .custom = strip_list},
+};
+static const struct sg_cfg_table normalize_table = TABLE(normalize_fields, NULL);
+
+static const struct sg_cfg_field fcache_fields[] = {
+    {"enabled", SG_FT_BOOL, FCACHE(enabled), .def = 0},
+    {"ttl_min", SG_FT_U32, FCACHE(ttl_min), .def = 60, .min = 1, .max = 525600},
+    {"normalize", SG_FT_MAP, 0, .sub = &normalize_table},
+};
+static const struct sg_cfg_table fcache_table = TABLE(fcache_fields, NULL);
+
+static void feature_cache(struct sg_cfg_loader *ld, const struct sg_ynode *v, const char *path,
+                          void *base)
+{
+    struct sg_feature *f = base;
+    char shown[96];
+    if (!v) {
+        sg_cfg_defaults(ld, &fcache_table, &f->cache);
+        return;
+    }
+    if (v->kind == SG_YMAP) {
+        f->cache.enabled = true; /* a cache: block turns it on unless it says enabled: false */
+        sg_cfg_values(ld, v, path, &fcache_table, &f->cache);
+        return;
+    }
+    bool on;
+    if (v->kind == SG_YSCALAR && sg_cfg_parse_bool(v->s, &on)) {
+        f->cache.enabled = on;
+        return;
+    }
+    sg_cfg_err(ld, v->line,
+               "%s must be true, false or a mapping such as {ttl_min: 60, normalize: "
+               "{lowercase: false}}; got %s",
+               path, sg_cfg_show(v, NULL, shown, sizeof shown));
+}
+
+static void on_cost_cap(struct sg_cfg_loader *ld, const struct sg_ynode *v, const char *path,
+                        void *base)
+{
+    struct sg_feature *f = base;
+    if (!v) {
+        f->on_cost_cap_reject = false;
+        return;
+    }
+    char *s = sg_cfg_string(ld, v, path);
+    if (!s)
+        return;
+    if (strcmp(s, "degrade") == 0 || strcmp(s, "reject") == 0) {
+        f->on_cost_cap_reject = s[0] == 'r';
+    } else {
+        char shown[96];
+        sg_cfg_err(ld, v->line, "%s must be one of degrade, reject; got %s", path,
+                   sg_cfg_show(v, NULL, shown, sizeof shown));
+    }
+    free(s);
+}
+
+#define FEATURE(m) OFF(struct sg_feature, m)
+static const struct sg_cfg_field feature_fields[] = {
+    {"max_input_tokens", SG_FT_I64, FEATURE(max_input_tokens), .min = 0, .max = SG_CFG_NOMAX},
+    {"max_output_tokens", SG_FT_I64, FEATURE(max_output_tokens), .min = 0, .max = SG_CFG_NOMAX},
+    {"max_cost_per_request_usd", SG_FT_DOUBLE, FEATURE(max_cost_per_request_usd), .min = 0,
+     .max = SG_CFG_NOMAX},
+    {"on_cost_cap", SG_FT_CUSTOM, 0, .custom = on_cost_cap},
+    {"prompt_caching", SG_FT_BOOL, FEATURE(prompt_caching), .def = 0},
+    {"cache", SG_FT_CUSTOM, 0, .custom = feature_cache},
+};
+static const struct sg_cfg_table feature_table = TABLE(feature_fields, NULL);
+
+static void load_features(struct sg_cfg_loader *ld, const struct sg_ynode *v)
+{
+    struct sg_config *c = ld->c;
+    char shown[96], path[SG_CFG_PATH_MAX];
+    if (sg_ynode_is_null(v))
+        return;
+    if (v->kind != SG_YMAP) {
+        sg_cfg_err(ld, v->line,
+                   "features must be a mapping of feature name to its settings "
+                   "(summarize: {max_output_tokens: 800}), got %s",
+                   sg_cfg_show(v, NULL, shown, sizeof shown));
+        return;
+    }
+    c->features = sg_xcalloc(v->n ? v->n : 1, sizeof *c->features);
+    for (size_t i = 0; i < v->n; i++) {
+        const struct sg_ynode *k = v->pairs[i].key;
+        struct sg_feature *f = &c->features[c->n_features++];
+        f->name = sg_xstrndup(k->s, k->len);
+        f->line = k->line;
+        sg_cfg_child(path, "features", k->s, k->len);
+        if (k->len == 0 || strlen(k->s) != k->len)
+            sg_cfg_err(ld, k->line, "%s: a feature needs a non-empty name", path);
+        sg_cfg_load(ld, v->pairs[i].val, path, &feature_table, f);
+    }
+}
+
+/* ---- budgets, rate_limits, cache ---- */
+
+static void alert_at(struct sg_cfg_loader *ld, const struct sg_ynode *v, const char *path,
+                     void *base)
+{
+    static const double defaults[] = {60, 85, 95};
+    struct sg_budget_settings *b = base;
+    char shown[96], ipath[SG_CFG_PATH_MAX];
+    free(b->alert_at);
+    b->alert_at = NULL;
+    b->n_alert_at = 0;
+    if (!v) {
+        b->alert_at = sg_xmalloc(sizeof defaults);
+        memcpy(b->alert_at, defaults, sizeof defaults);
+        b->n_alert_at = SG_ARRAY_LEN(defaults);
+        return;
+    }
+    if (v->kind != SG_YSEQ) {
+        sg_cfg_err(ld, v->line, "%s must be a list of percents such as [60, 85, 95], got %s", path,
+                   sg_cfg_show(v, NULL, shown, sizeof shown));
+        return;
+    }
+    b->alert_at = sg_xcalloc(v->n ? v->n : 1, sizeof *b->alert_at);
+    for (size_t i = 0; i < v->n; i++) {
+        const struct sg_ynode *it = v->items[i];
+        const char *env = NULL, *t = NULL;
+        double x;
+        sg_cfg_index(ipath, path, i);
+        if (it->kind == SG_YSCALAR && !sg_ynode_is_null(it)) {
+            t = sg_cfg_text(ld, it, ipath, &env);
+            if (!t)
+                continue;
+        }
+        if (!t || !sg_cfg_parse_double(t, &x) || x <= 0 || x > 100) {
+            sg_cfg_err(ld, it->line, "%s must be a percentage > 0 and <= 100, got %s", ipath,
+                       sg_cfg_show(it, env, shown, sizeof shown));
+            continue;
+        }
+        if (b->n_alert_at > 0 && x <= b->alert_at[b->n_alert_at - 1]) {
+            sg_cfg_err(ld, it->line, "%s must list percents in ascending order: %g comes after %g",
+                       path, x, b->alert_at[b->n_alert_at - 1]);
+            continue;
+        }
+        b->alert_at[b->n_alert_at++] = x;
+    }
+}
+
+static void safeguard_model(struct sg_cfg_loader *ld, const struct sg_ynode *v, const char *path,
+                            void *base)
+{
+    struct sg_budget_settings *b = base;
+    if (!v) {
+        replace_str(&b->safeguard_model, NULL);
+        return;
+    }
+    char *s = sg_cfg_string(ld, v, path);
+    if (!s)
+        return;
+    if (!sg_cfg_has_alias(ld, s)) {
+        char list[256];
+        sg_cfg_err(ld, v->line, "%s '%.60s' is not a model_name in model_list; use one of: %s",
+                   path, s, sg_cfg_alias_list(ld, list, sizeof list));
+        free(s);
+        return;
+    }
+    replace_str(&b->safeguard_model, s);
+}
+
+#define BUDGET(m) OFF(struct sg_budget_settings, m)
+static const struct sg_cfg_field budget_fields[] = {
+    {"tenant_monthly_usd", SG_FT_DOUBLE, BUDGET(tenant_monthly_usd), .min = 0, .max = SG_CFG_NOMAX},
+    {"user_monthly_usd", SG_FT_DOUBLE, BUDGET(user_monthly_usd), .min = 0, .max = SG_CFG_NOMAX},
+    {"alert_at", SG_FT_CUSTOM, 0, .custom = alert_at},
+    {"safeguard_at", SG_FT_DOUBLE, BUDGET(safeguard_at), .def = 95, .min = 0, .max = 100,
+     .flags = SG_FL_GT},
+    {"safeguard_model", SG_FT_CUSTOM, 0, .custom = safeguard_model},
+};
+static const struct sg_cfg_table budget_table = TABLE(budget_fields, NULL);
+
+static const struct sg_cfg_field rate_fields[] = {
+    {"rps", SG_FT_DOUBLE, OFF(struct sg_rate_limit_settings, rps), .min = 0, .max = 1e6},
+    {"burst", SG_FT_DOUBLE, OFF(struct sg_rate_limit_settings, burst), .min = 0, .max = 1e7},
+};
+static const struct sg_cfg_table rate_table = TABLE(rate_fields, NULL);
+
+#define CACHE(m) OFF(struct sg_cache_settings, m)
+static const struct sg_cfg_field cache_fields[] = {
+    {"backend", SG_FT_ENUM, CACHE(backend), .defs = "memory", .choices = "memory|redis"},
+    {"max_mb", SG_FT_U32, CACHE(max_mb), .def = 256, .min = 1, .max = 1048576},
+    {"stale_if_error", SG_FT_BOOL, CACHE(stale_if_error), .def = 0},
+};
+static const struct sg_cfg_table cache_table = TABLE(cache_fields, NULL);
+
+/* ---- alerts ---- */
+
+struct sink_load {
+    char *type;
+    char *url;
+};
+
+static const struct sg_cfg_field sink_fields[] = {
+    {"type", SG_FT_ENUM, OFF(struct sink_load, type), .choices = "slack|webhook|log",
+     .flags = SG_FL_REQUIRED, .hint = ": slack, webhook or log"},
+    {"url", SG_FT_URL, OFF(struct sink_load, url), .defs = NULL},
+};
+static const struct sg_cfg_table sink_table = TABLE(sink_fields, NULL);
+
+static void sinks(struct sg_cfg_loader *ld, const struct sg_ynode *v, const char *path, void *base)
+{
+    struct sg_alert_settings *a = base;
+    char shown[96], ipath[SG_CFG_PATH_MAX];
+    for (size_t i = 0; i < a->n_sinks; i++)
+        free(a->sinks[i].url);
+    free(a->sinks);
+    a->sinks = NULL;
+    a->n_sinks = 0;
+    if (!v)
+        return;
+    if (v->kind != SG_YSEQ) {
+        sg_cfg_err(ld, v->line,
+                   "%s must be a list such as [{type: slack, url: os.environ/SLACK_WEBHOOK_URL}], "
+                   "got %s",
+                   path, sg_cfg_show(v, NULL, shown, sizeof shown));
+        return;
+    }
+    a->sinks = sg_xcalloc(v->n ? v->n : 1, sizeof *a->sinks);
+    for (size_t i = 0; i < v->n; i++) {
+        struct sink_load s = {0};
+        sg_cfg_index(ipath, path, i);
+        sg_cfg_load(ld, v->items[i], ipath, &sink_table, &s);
+        if (s.type) {
+            struct sg_alert_sink *out = &a->sinks[a->n_sinks++];
+            out->type = strcmp(s.type, "slack") == 0     ? SG_SINK_SLACK
+                        : strcmp(s.type, "webhook") == 0 ? SG_SINK_WEBHOOK
+                                                         : SG_SINK_LOG;
+            const struct sg_ynode *u = sg_ynode_get(v->items[i], "url");
+            if (out->type != SG_SINK_LOG && !s.url && sg_ynode_is_null(u)) /* else reported */
+                sg_cfg_err(ld, v->items[i]->line,
+                           "%s.url is required for a %s sink: e.g. url: "
+                           "os.environ/SLACK_WEBHOOK_URL",
+                           ipath, s.type);
+            if (out->type == SG_SINK_LOG && s.url)
+                sg_cfg_warn(ld, u->line, "%s.url is not used by a log sink; ignored", ipath);
+            if (out->type != SG_SINK_LOG) {
+                out->url = s.url;
+                s.url = NULL;
+            }
+        }
+        free(s.type);
+        free(s.url);
+    }
+}
+
+static const struct sg_cfg_field alert_fields[] = {
+    {"sinks", SG_FT_CUSTOM, 0, .custom = sinks},
+};
+static const struct sg_cfg_table alert_table = TABLE(alert_fields, NULL);
+
+/* ---- telemetry, drill ---- */
+
+#define TELEMETRY(m) OFF(struct sg_telemetry_settings, m)
+static const struct sg_cfg_field telemetry_fields[] = {
+    {"otlp_endpoint", SG_FT_URL, TELEMETRY(otlp_endpoint), .defs = NULL},
+    {"request_log", SG_FT_STR, TELEMETRY(request_log), .defs = NULL},
+    {"log_prompts", SG_FT_BOOL, TELEMETRY(log_prompts), .def = 0},
+};
+static const struct sg_cfg_table telemetry_table = TABLE(telemetry_fields, NULL);
+
+static const struct sg_cfg_field drill_fields[] = {
+    {"failover_target_s", SG_FT_DOUBLE, OFF(struct sg_drill_settings, failover_target_s), .def = 10,
+     .min = 0, .max = 3600, .flags = SG_FL_GT},
+    {"min_success_during_failover", SG_FT_DOUBLE,
+     OFF(struct sg_drill_settings, min_success_during_failover), .def = 95, .min = 0, .max = 100,
+     .flags = SG_FL_GT},
+};
+static const struct sg_cfg_table drill_table = TABLE(drill_fields, NULL);
+
+/* ---- the top level ---- */
+
+struct section {
+    const char *name;
+    const struct sg_cfg_table *table;
+    size_t off; /* into struct sg_config */
+};
+
+/* In load order: router_settings and budgets look aliases up, so model_list comes first (in
+ * config.c); litellm_settings merges into general_settings, so general comes before it. */
+static const struct section sections[] = {
+    {"general_settings", &general_table, OFF(struct sg_config, general)},
+    {"router_settings", &router_table, OFF(struct sg_config, router)},
+    {"server", &server_table, OFF(struct sg_config, server)},
+    {"service", &service_table, OFF(struct sg_config, service)},
+    {"slo", &slo_table, OFF(struct sg_config, slo)},
+    {"budgets", &budget_table, OFF(struct sg_config, budgets)},
+    {"rate_limits", &rate_table, OFF(struct sg_config, rate_limits)},
+    {"cache", &cache_table, OFF(struct sg_config, cache)},
+    {"alerts", &alert_table, OFF(struct sg_config, alerts)},
+    {"telemetry", &telemetry_table, OFF(struct sg_config, telemetry)},
+    {"drill", &drill_table, OFF(struct sg_config, drill)},
+};
+
+static const char *const other_sections[] = {"model_list", "litellm_settings", "features",
+                                             "environment_variables"};
+
+static const struct sg_cfg_ignored top_litellm[] = {
+    {"guardrails", NULL},
+    {"callback_settings", NULL},
+    {"credential_list", "reference secrets with os.environ/NAME"},
+    {"mcp_servers", NULL},
+    {"files_settings", NULL},
+    {"assistant_settings", NULL},
+    {"finetune_settings", NULL},
+    {"include", "put everything in one file"},
+    {"vector_store_registry", NULL},
+    {NULL, NULL},
+};
+
+const struct sg_cfg_ignored *sg_cfg_top_litellm(void)
+{
+    return top_litellm;
+}
+
+bool sg_cfg_is_section(const char *key, size_t len)
+{
+    for (size_t i = 0; i < SG_ARRAY_LEN(sections); i++)
+        if (strlen(sections[i].name) == len && memcmp(sections[i].name, key, len) == 0)
+            return true;
+    for (size_t i = 0; i < SG_ARRAY_LEN(other_sections); i++)
+        if (strlen(other_sections[i]) == len && memcmp(other_sections[i], key, len) == 0)
+            return true;
+    return false;
+}
+
+void sg_cfg_load_sections(struct sg_cfg_loader *ld, const struct sg_ynode *root)
+{
+    struct sg_config *c = ld->c;
+    for (size_t i = 0; i < SG_ARRAY_LEN(sections); i++) {
+        const struct sg_ynode *n = sg_ynode_get(root, sections[i].name);
+        sg_cfg_load(ld, n, sections[i].name, sections[i].table, (char *)c + sections[i].off);
+        if (i == 0)
+            merge_litellm(ld, root);
+    }
+    load_features(ld, sg_ynode_get(root, "features"));
+
+    /* Checks that span sections. */
+    if (strcmp(c->cache.backend, "redis") == 0 && !c->general.redis_url) {
+        const struct sg_ynode *b = sg_ynode_get(sg_ynode_get(root, "cache"), "backend");
+        sg_cfg_err(ld, b ? b->line : 0,
+                   "cache.backend is redis but general_settings.redis_url is not set: set it "
+                   "(redis://HOST:6379/0) or use backend: memory");
+    }
+    if (c->rate_limits.rps > 0 && c->rate_limits.burst == 0) {
+        /* A bucket must hold at least one request; by default it holds one second's worth. */
+        c->rate_limits.burst = c->rate_limits.rps < 1 ? 1 : c->rate_limits.rps;
+    } else if (c->rate_limits.rps > 0 && c->rate_limits.burst < 1) {
+        const struct sg_ynode *b = sg_ynode_get(sg_ynode_get(root, "rate_limits"), "burst");
+        sg_cfg_err(ld, b ? b->line : 0,
+                   "rate_limits.burst must be >= 1 when rps is set: the bucket must hold at "
+                   "least one request");
+    } else if (c->rate_limits.rps == 0 && c->rate_limits.burst > 0) {
+        const struct sg_ynode *b = sg_ynode_get(sg_ynode_get(root, "rate_limits"), "burst");
+        sg_cfg_warn(ld, b ? b->line : 0,
+                    "rate_limits.burst has no effect without rps: set rps (requests per second "
+                    "per key)");
+    }
+}
+
+void sg_cfg_free_sections(struct sg_config *c)
+{
+    free(c->router.routing_strategy);
+    free_fallbacks(c->router.fallbacks, c->router.n_fallbacks);
+    free_fallbacks(c->router.context_window_fallbacks, c->router.n_context_window_fallbacks);
+    free(c->general.master_key);
+    free(c->general.database_url);
+    free(c->general.redis_url);
+    free(c->server.host);
+    free(c->server.log_level);
+    free(c->service.name);
+    free(c->service.timezone);
+    free(c->slo.maintenance);
+    for (size_t i = 0; i < c->n_features; i++) {
+        struct sg_feature *f = &c->features[i];
+        free(f->name);
+        for (size_t j = 0; j < f->cache.n_strip; j++)
+            free(f->cache.strip[j]);
+        free(f->cache.strip);
+    }
+    free(c->features);
+    free(c->budgets.alert_at);
+    free(c->budgets.safeguard_model);
+    free(c->cache.backend);
+    for (size_t i = 0; i < c->alerts.n_sinks; i++)
+        free(c->alerts.sinks[i].url);
+    free(c->alerts.sinks);
+    free(c->telemetry.otlp_endpoint);
+    free(c->telemetry.request_log);
+}
