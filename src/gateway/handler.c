@@ -119,8 +119,8 @@ static void gw_error(struct gw_req *g, int status, const char *type, const char 
 static void gw_record(struct gw_req *g)
 {
     g->w->requests++;
-    SG_DEBUG("gateway", "%s %.*s status=%d deployment=%s attempts=%d latency_us=%" PRIu64 " error=%s",
-             g->request_id, (int)g->chat.model.n, g->chat.model.p ? g->chat.model.p : "",
+    SG_DEBUG("gateway", "%s %s status=%d deployment=%s attempts=%d latency_us=%" PRIu64 " error=%s",
+             g->request_id, g->chat.model,
              g->status, g->dep ? g->dep->id : "-", g->attempts, sg_now_us() - g->t_recv_us,
              g->error_type ? g->error_type : "-");
 }
@@ -129,7 +129,6 @@ static void gw_record(struct gw_req *g)
 static void gw_finish(struct gw_req *g)
 {
     gw_record(g);
-    sg_chat_request_dispose(&g->chat);
     sg_buf_dispose(&g->up_body);
     sg_buf_dispose(&g->resp);
     sg_sse_parser_dispose(&g->sse);
@@ -428,16 +427,16 @@ static void handle_chat(struct sg_http_request *req, struct sg_worker *w)
     }
     /* Attribution: the key names tenant and user (master key: tenant "default"). */
     g->tenant = SG_SLICE_LIT("default");
-    g->user = g->chat.user;
+    g->user = sg_slice_of(g->chat.user);
     struct sg_slice feat = sg_http_header_get(req, "x-slogate-feature");
-    g->feature = feat.p ? feat : g->chat.feature;
+    g->feature = feat.p ? feat : sg_slice_of(g->chat.feature);
 
-    g->group = sg_config_group(cfg, g->chat.model.p, g->chat.model.n);
+    g->group = sg_config_group(cfg, g->chat.model, g->chat.model_len);
     if (!g->group) {
         gw_error(g, 404, "invalid_request_error", "model_not_found",
                  "The model `%.*s` does not exist or you do not have access to it. GET /v1/models "
                  "lists the models this gateway serves.",
-                 (int)SG_MIN(g->chat.model.n, 200), g->chat.model.p);
+                 (int)SG_MIN(g->chat.model_len, 200), g->chat.model);
         gw_finish(g);
         return;
     }

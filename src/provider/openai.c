@@ -3,6 +3,7 @@
 
 #include <json-c/json.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 
 /* json-c accepts NaN and Infinity literals in some modes; providers do not, and a NaN in a
@@ -50,6 +51,12 @@ struct json_object *sg_json_parse_strict(const char *body, size_t len, char *err
     struct json_object *o = json_tokener_parse_ex(tok, body, (int)len);
     enum json_tokener_error jerr = json_tokener_get_error(tok);
     size_t end = json_tokener_get_parse_end(tok);
+    if (!o && jerr == json_tokener_continue) {
+        /* A top-level number ("3") is not known to be complete until a byte follows it. */
+        o = json_tokener_parse_ex(tok, " ", 1);
+        jerr = json_tokener_get_error(tok);
+        end = len;
+    }
     if (!o || jerr != json_tokener_success) {
         if (jerr == json_tokener_continue)
             snprintf(err, err_len, "the request body is not valid JSON: it ends early");
@@ -79,83 +86,133 @@ struct json_object *sg_json_parse_strict(const char *body, size_t len, char *err
     return o;
 }
 
-static struct sg_slice str_slice(struct json_object *o)
+/* Decode a member's string value into `out`; false when it is not a string or does not fit. */
+static bool member_string(const struct sg_json_member *m, char *out, size_t cap, size_t *len)
 {
-    return (struct sg_slice){json_object_get_string(o), (size_t)json_object_get_string_len(o)};
+    if (m->value.n < 2 || m->value.p[0] != '"')
+        return false;
+    return sg_json_unescape((struct sg_slice){m->value.p + 1, m->value.n - 2}, out, cap, len);
+}
+
+/* Is this member's name `name`? Escaped names are decoded first: "mod\u0065l" is "model". */
+static bool member_is(const struct sg_json_member *m, const char *name)
+{
+    if (!m->name_escaped)
+        return sg_slice_eq(m->name, name);
+    char buf[64];
+    size_t n;
+    return sg_json_unescape(m->name, buf, sizeof buf, &n) && n == strlen(name) &&
+           memcmp(buf, name, n) == 0;
+}
+
+/* Find `name` in a nested object value (already validated); the last one wins, as in json-c. */
+static const struct sg_json_member *nested(struct sg_slice obj, const char *name,
+                                           struct sg_json_member *tmp, size_t cap)
+{
+    size_t n = 0;
+    char err[8];
+    if (obj.n == 0 || obj.p[0] != '{' || sg_json_members(obj.p, obj.n, tmp, cap, &n, err, 0))
+        return NULL;
+    const struct sg_json_member *found = NULL;
+    for (size_t i = 0; i < n; i++)
+        if (member_is(&tmp[i], name))
+            found = &tmp[i];
+    return found;
 }
 
 int sg_chat_request_parse(const char *body, size_t len, struct sg_chat_request *out, char *err,
                           size_t err_len)
 {
-    memset(out, 0, sizeof *out);
-    struct json_object *root = sg_json_parse_strict(body, len, err, err_len);
-    if (!root)
+    memset(out, 0, offsetof(struct sg_chat_request, model_values));
+    out->n_model_values = 0;
+    out->body = body;
+    out->body_len = len;
+    struct sg_json_member m[SG_CHAT_MAX_MEMBERS];
+    size_t n;
+    if (len == 0) {
+        snprintf(err, err_len, "the request body is empty; send a JSON object");
         return SG_EINVAL;
-    if (!json_object_is_type(root, json_type_object)) {
-        snprintf(err, err_len, "the request body must be a JSON object");
-        goto fail;
     }
-    struct json_object *v;
-    if (!json_object_object_get_ex(root, "model", &v) || !json_object_is_type(v, json_type_string) ||
-        json_object_get_string_len(v) == 0) {
-        snprintf(err, err_len, "you must provide a model parameter");
-        goto fail;
-    }
-    out->model = str_slice(v);
-    if (!json_object_object_get_ex(root, "messages", &v) ||
-        !json_object_is_type(v, json_type_array)) {
-        snprintf(err, err_len, "'messages' is a required property and must be an array");
-        goto fail;
-    }
-    if (json_object_array_length(v) == 0) {
-        snprintf(err, err_len, "'messages' must contain at least one message");
-        goto fail;
-    }
-    if (json_object_object_get_ex(root, "stream", &v) && !json_object_is_type(v, json_type_null)) {
-        if (!json_object_is_type(v, json_type_boolean)) {
-            snprintf(err, err_len, "'stream' must be a boolean");
-            goto fail;
+    if (sg_json_members(body, len, m, SG_ARRAY_LEN(m), &n, err, err_len) != SG_OK)
+        return SG_EINVAL;
+    const struct sg_json_member *model = NULL, *messages = NULL, *stream = NULL, *opts = NULL,
+                                *user = NULL, *meta = NULL;
+    for (size_t i = 0; i < n; i++) {
+        if (member_is(&m[i], "model")) {
+            model = &m[i];
+            if (out->n_model_values == SG_ARRAY_LEN(out->model_values)) {
+                snprintf(err, err_len, "'model' is given more than %zu times",
+                         SG_ARRAY_LEN(out->model_values));
+                return SG_EINVAL;
+            }
+            out->model_values[out->n_model_values++] = m[i].value;
+        } else if (member_is(&m[i], "messages")) {
+            messages = &m[i];
+        } else if (member_is(&m[i], "stream")) {
+            stream = &m[i];
+        } else if (member_is(&m[i], "stream_options")) {
+            opts = &m[i];
+        } else if (member_is(&m[i], "user")) {
+            user = &m[i];
+        } else if (member_is(&m[i], "metadata")) {
+            meta = &m[i];
         }
-        out->stream = json_object_get_boolean(v);
     }
-    struct json_object *so, *iu;
-    if (json_object_object_get_ex(root, "stream_options", &so) &&
-        json_object_object_get_ex(so, "include_usage", &iu))
-        out->include_usage = json_object_get_boolean(iu);
-    if (json_object_object_get_ex(root, "user", &v) && json_object_is_type(v, json_type_string))
-        out->user = str_slice(v);
-    struct json_object *md, *f;
-    if (json_object_object_get_ex(root, "metadata", &md) &&
-        json_object_object_get_ex(md, "feature", &f) && json_object_is_type(f, json_type_string))
-        out->feature = str_slice(f);
-    out->root = root;
+    if (!model || !member_string(model, out->model, sizeof out->model, &out->model_len) ||
+        out->model_len == 0) {
+        snprintf(err, err_len, "you must provide a model parameter");
+        return SG_EINVAL;
+    }
+    if (!messages || messages->value.p[0] != '[') {
+        snprintf(err, err_len, "'messages' is a required property and must be an array");
+        return SG_EINVAL;
+    }
+    const char *q = messages->value.p + 1;
+    while (*q == ' ' || *q == '\n' || *q == '\r' || *q == '\t')
+        q++;
+    if (*q == ']') {
+        snprintf(err, err_len, "'messages' must contain at least one message");
+        return SG_EINVAL;
+    }
+    if (stream && !sg_slice_eq(stream->value, "null")) {
+        if (!sg_slice_eq(stream->value, "true") && !sg_slice_eq(stream->value, "false")) {
+            snprintf(err, err_len, "'stream' must be a boolean");
+            return SG_EINVAL;
+        }
+        out->stream = stream->value.p[0] == 't';
+    }
+    struct sg_json_member tmp[32];
+    const struct sg_json_member *iu = opts ? nested(opts->value, "include_usage", tmp, 32) : NULL;
+    out->include_usage = iu && sg_slice_eq(iu->value, "true");
+    size_t ignored;
+    if (user && !member_string(user, out->user, sizeof out->user, &ignored))
+        out->user[0] = '\0';
+    const struct sg_json_member *f = meta ? nested(meta->value, "feature", tmp, 32) : NULL;
+    if (f && !member_string(f, out->feature, sizeof out->feature, &ignored))
+        out->feature[0] = '\0';
     return SG_OK;
-fail:
-    json_object_put(root);
-    return SG_EINVAL;
-}
-
-void sg_chat_request_dispose(struct sg_chat_request *r)
-{
-    json_object_put(r->root);
-    r->root = NULL;
 }
 
 int sg_openai_encode_chat(const struct sg_chat_request *r, const struct sg_deployment *d,
                           struct sg_buf *out)
 {
-    /* The model is the only field that changes; re-serialising keeps the encoder obviously
-     * correct. (Splicing into the original bytes is the measured next step, DESIGN §3.) */
-    struct json_object *model = json_object_new_string(d->provider_model);
-    struct json_object *old = NULL;
-    json_object_object_get_ex(r->root, "model", &old);
-    json_object_get(old); /* keep the client's alias alive: r->model points into it */
-    json_object_object_add(r->root, "model", model);
-    size_t n;
-    const char *s = json_object_to_json_string_length(
-        r->root, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &n);
-    int rc = sg_buf_append(out, s, n);
-    json_object_object_add(r->root, "model", old); /* restore for the next attempt */
+    /* Splice: copy the client's bytes, putting the provider's model id where each "model"
+     * value was. The body was validated, so the result is valid JSON. */
+    const char *p = r->body;
+    int rc = sg_buf_reserve(out, r->body_len + strlen(d->provider_model) + 16);
+    for (size_t i = 0; rc == SG_OK && i < r->n_model_values; i++) {
+        struct sg_slice v = r->model_values[i];
+        rc = sg_buf_append(out, p, (size_t)(v.p - p));
+        if (rc == SG_OK)
+            rc = sg_buf_append(out, "\"", 1);
+        if (rc == SG_OK)
+            rc = sg_buf_append_json_str(out, d->provider_model, strlen(d->provider_model));
+        if (rc == SG_OK)
+            rc = sg_buf_append(out, "\"", 1);
+        p = v.p + v.n;
+    }
+    if (rc == SG_OK)
+        rc = sg_buf_append(out, p, (size_t)(r->body + r->body_len - p));
     return rc;
 }
 
