@@ -137,7 +137,7 @@ describe('openai SDK through slogate', () => {
   });
 
   test('stream cut mid-way by the provider -> the SDK raises, not a silent short answer', T, async () => {
-    await mock.faults({ reset: 'mid' });
+    await mock.faults({ reset: 'mid', tokens_per_s: 50 }); // paced: the first half arrives before the reset
     let text = '';
     try {
       await assert.rejects(async () => {

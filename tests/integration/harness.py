@@ -465,13 +465,19 @@ class Proc:
 
     def kill(self):
         if self.p.poll() is None:
+            self.sent_signals.add(signal.SIGTERM)
             self.p.terminate()
             try:
                 self.p.wait(timeout=3)
             except subprocess.TimeoutExpired:
+                self.sent_signals.add(signal.SIGKILL)
                 self.p.kill()
                 self.p.wait()
         self._stderr.close()
+
+    def sanitizer_report(self):
+        """The first line of an ASan/UBSan/LSan report in stderr, or None."""
+        return sanitizer_report(self.stderr())
 
 
 class Mock:
@@ -530,11 +536,8 @@ class Fixture:
         self.procs = []
         self.sockets = []
 
-    def crashes(self):
-        """Processes of this test that died of a signal the test did not send."""
-        return [c for c in (p.crash() for p in self.procs) if c]
-
-    def close(self):
+    def stop_all(self):
+        """Close the test's sockets and stop its processes (SIGTERM, then SIGKILL after 3 s)."""
         for c in self.sockets:
             c.close()
         for p in reversed(self.procs):
@@ -542,6 +545,19 @@ class Fixture:
                 p.kill()
             except Exception:
                 pass
+
+    def problems(self):
+        """What went wrong inside the processes, whatever the test asserted: deaths by a signal
+        the test did not send, and sanitizer reports (ASan/UBSan/LSan). Call after stop_all()."""
+        out = [c for c in (p.crash() for p in self.procs) if c]
+        for p in self.procs:
+            rep = p.sanitizer_report()
+            if rep:
+                out.append("%s (pid %d): %s" % (p.name, p.pid, rep))
+        return out
+
+    def close(self):
+        self.stop_all()
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def diagnostics(self):
@@ -575,8 +591,15 @@ class Fixture:
                                timeout=timeout, cwd=cwd or self.dir)
         except subprocess.TimeoutExpired:
             raise TestFailure("slogate %s did not finish within %ss" % (" ".join(args), timeout))
-        return Result(p.returncode, p.stdout.decode("utf-8", "replace"),
-                      p.stderr.decode("utf-8", "replace"))
+        res = Result(p.returncode, p.stdout.decode("utf-8", "replace"),
+                     p.stderr.decode("utf-8", "replace"))
+        rep = sanitizer_report(res.err)
+        if rep:
+            raise TestFailure("slogate %s: %s" % (" ".join(args), rep))
+        if p.returncode < 0:
+            raise TestFailure("slogate %s died of signal %d; stderr: %s"
+                              % (" ".join(args), -p.returncode, _short(res.err)))
+        return res
 
     def spawn(self, args, name, env=None):
         return Proc(self, [self.bin] + list(args), name, env)
@@ -647,6 +670,15 @@ class Fixture:
         c = Conn(port, timeout=timeout)
         self.sockets.append(c)
         return c
+
+
+_SANITIZER = re.compile(r"(ERROR: (Address|Leak|Thread|Memory)Sanitizer.*|"
+                        r"SUMMARY: UndefinedBehaviorSanitizer.*|\S+:\d+:\d+: runtime error: .*)")
+
+
+def sanitizer_report(text):
+    m = _SANITIZER.search(text or "")
+    return m.group(0).strip() if m else None
 
 
 def free_port():

@@ -93,7 +93,11 @@ def run_child(bin_path, modname, funcname, timeout, result_fd):
             result = {"ok": False, "reason": "%s%s: %s" % (where, type(e).__name__, e),
                       "detail": traceback.format_exc()}
     if fx is not None:
-        crashes = fx.crashes()
+        try:
+            fx.stop_all()
+        except Exception:
+            pass
+        crashes = fx.problems()
         if crashes:
             # A crash explains whatever else went wrong, and fails a test that "passed".
             prefix = "; ".join(crashes)
@@ -197,7 +201,9 @@ def main():
             print("ok %s (%.1fs)" % (display, elapsed), flush=True)
         else:
             failed += 1
-            print("FAIL %s: %s (%.1fs)" % (display, res.get("reason"), elapsed), flush=True)
+            reason = " | ".join(ln.strip() for ln in str(res.get("reason")).splitlines()
+                                if ln.strip())
+            print("FAIL %s: %s (%.1fs)" % (display, reason, elapsed), flush=True)
             if args.verbose:
                 for k in ("detail", "diagnostics"):
                     if res.get(k):

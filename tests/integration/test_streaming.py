@@ -111,7 +111,9 @@ def test_stream_time_to_first_token(fx):
 @time_limit(20)
 def test_stream_cut_midway_ends_with_error_event_and_gateway_keeps_serving(fx):
     m, gw = fx.mock_and_gateway()
-    m.faults(reset="mid")
+    # Paced (one token per 20 ms) so the first half of the stream reaches the gateway before the
+    # reset: a TCP reset discards data the receiver has not read yet.
+    m.faults(reset="mid", tokens_per_s=50)
     c, r = stream(fx, gw)
     eq(r.status, 200, "the stream started before the cut")
     check(r.chunked, "chunked")
