@@ -212,3 +212,22 @@ def test_two_workers_both_serve(fx):
     for t in ts:
         t.join()
     eq(results, [200] * 8, "concurrent chats through two workers")
+
+
+@time_limit(30)
+def test_large_body_forwarded_whole_and_fast(fx):
+    # 2 MB of prompt: above the size where libcurl would add `Expect: 100-continue` and wait.
+    m, gw = fx.mock_and_gateway()
+    body = chat_body(content="z" * (2 * 1024 * 1024))
+    t0 = time.monotonic()
+    r = gw.chat(body, timeout=20)
+    took = time.monotonic() - t0
+    eq(r.status, 200, "a 2 MB request (%s)" % r.text[:300])
+    last = m.last()
+    eq(len(last["body"]["messages"][0]["content"]), 2 * 1024 * 1024, "the whole prompt arrived")
+    check("expect" not in {k.lower() for k in last["headers"]},
+          "no Expect header sent upstream: %r" % last["headers"].get("expect"))
+    check(took < 0.9, "a 2 MB request took %.2fs through the gateway (an Expect: 100-continue "
+                      "wait costs 1 s)" % took)
+    eq(r.json()["usage"]["prompt_tokens"], (2 * 1024 * 1024 + 3) // 4 + 4,
+       "prompt tokens the provider counted for the whole prompt")

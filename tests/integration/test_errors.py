@@ -1,7 +1,9 @@
 """Errors a client sees: auth, bad requests, unknown models, upstream failures. OpenAI-shaped."""
 
+import time
+
 from harness import (Conn, MASTER_KEY, chat_body, check, contains, eq, free_port, http,
-                     time_limit)
+                     time_limit, wait_until)
 
 
 def test_401_without_key_wrong_key_wrong_scheme(fx):
@@ -127,3 +129,24 @@ def test_405_and_404_are_openai_shaped(fx):
             r = c.read_response()
         eq(r.status, want, "%s %s" % (method, path))
         r.error()
+
+
+@time_limit(30)
+def test_hung_upstream_is_504_after_its_timeout(fx):
+    # stream_timeout bounds the wait for a stream's first byte, timeout the whole attempt.
+    m, gw = fx.mock_and_gateway(stream_timeout=1, timeout=2)
+    m.faults(hang=True)
+    for what, body, limit in (("stream", chat_body(stream=True), 1.0),
+                              ("non-streaming", chat_body(), 2.0)):
+        t0 = time.monotonic()
+        r = gw.chat(body)
+        took = time.monotonic() - t0
+        eq(r.status, 504, "%s request to a provider that never answers (%s)" % (what, r.text))
+        contains(r.error()["message"], "primary", "%s: the message names the deployment" % what)
+        check(limit * 0.8 <= took <= limit + 1.5,
+              "%s: 504 after about %.0f s, took %.2fs" % (what, limit, took))
+    wait_until(lambda: m.stats()["in_flight"] == 0, 2,
+               "the timed-out upstream requests to be abandoned (mock in_flight 0)")
+    eq(m.stats()["aborted"], 2, "the provider saw both requests abandoned")
+    m.clear_faults()
+    eq(gw.chat().status, 200, "after the provider recovers")
