@@ -1,6 +1,7 @@
 /* slogate's entry point: find the command in the table and hand it argv. */
 #include "cli.h"
 
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -52,6 +53,9 @@ int sg_cli_wants_version(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+    /* A client that hangs up must cost its own request, never the process: writes to a closed
+     * socket return EPIPE instead of raising SIGPIPE. */
+    signal(SIGPIPE, SIG_IGN);
     if (argc < 2) {
         usage(stderr);
         return SG_EXIT_USAGE;
