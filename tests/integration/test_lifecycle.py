@@ -108,3 +108,21 @@ def test_concurrent_requests_during_sigterm_all_answered(fx):
     statuses = [c.read_response(timeout=5).status for c in conns]
     eq(statuses, [200] * 6, "every in-flight request is answered")
     eq(gw.proc.wait(5), 0, "exit code")
+
+
+def test_sigpipe_does_not_kill_the_servers(fx):
+    # A client that hangs up while its answer is being written makes write() raise SIGPIPE; a
+    # server must ignore it (MSG_NOSIGNAL / SIG_IGN) or one rude client stops the gateway. The
+    # race is hard to hit on purpose, so deliver the signal directly: same effect, every time.
+    m, gw = fx.mock_and_gateway()
+    demo = fx.spawn(["demo", "--port", "0", "--workers", "1"], "demo")
+    demo.wait_line(r"http://127\.0\.0\.1:\d+")
+    dead = []
+    for name, proc in (("slogate serve", gw.proc), ("slogate mock", m.proc),
+                       ("slogate demo", demo)):
+        proc.signal(signal.SIGPIPE)
+        time.sleep(0.2)
+        if not proc.alive():
+            dead.append("%s (exit %s)" % (name, proc.p.returncode))
+    eq(dead, [], "processes killed by SIGPIPE (they must ignore it)")
+    eq(gw.chat().status, 200, "the gateway still serves")

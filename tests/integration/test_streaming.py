@@ -1,6 +1,8 @@
 """Streaming: SSE relayed event by event, chunked, not buffered; a stream cut mid-way."""
 
 import json
+import socket
+import struct
 import time
 
 from harness import chat_body, check, contains, eq, time_limit
@@ -157,13 +159,17 @@ def test_nonstream_reset_is_502_and_next_ok(fx):
 @time_limit(20)
 def test_client_disconnect_mid_stream_releases_upstream(fx):
     m, gw = fx.mock_and_gateway(mock_args={"tps": 10})
-    for i in range(3):
+    # Four clients hang up after the stream started: two with a FIN, two with a reset.
+    for i, how in enumerate(("fin", "rst", "fin", "rst")):
         c = fx.conn(gw.port)
         c.request("POST", "/v1/chat/completions", chat_body(stream=True, content="bye %d" % i))
         c._line(time.monotonic() + 5)  # the status line: the stream has started
-        c.close()                      # ... and the client hangs up
-        time.sleep(0.5)
-        check(gw.proc.alive(), "the gateway is still running after client %d hung up" % i)
+        if how == "rst":
+            c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        c.close()
+        time.sleep(0.4)
+        check(gw.proc.alive(), "the gateway is still running after client %d hung up (%s)"
+              % (i, how))
         # The paced stream would run 2.4 s; the gateway must have hung up on the provider too
         # (tokens nobody reads still cost money).
         s = m.stats()
