@@ -4,7 +4,7 @@ import os
 import re
 import signal
 
-from harness import (REPO, check, chat, chat_body, contains, eq, http, MASTER_KEY, time_limit)
+from harness import REPO, MASTER_KEY, chat, chat_body, check, contains, eq, time_limit
 
 COMMANDS = ["serve", "check", "mock", "demo"]
 

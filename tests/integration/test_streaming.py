@@ -5,7 +5,7 @@ import socket
 import struct
 import time
 
-from harness import chat_body, check, contains, eq, time_limit
+from harness import TestFailure, chat_body, check, contains, eq, time_limit
 
 
 def stream(fx, gw, body=None, timeout=10):
@@ -23,7 +23,7 @@ def chunks_of(events):
         try:
             out.append(json.loads(e))
         except ValueError:
-            raise AssertionError("SSE data is not JSON: %r" % e)
+            raise TestFailure("SSE data is not JSON: %r" % e)
     return out
 
 
