@@ -57,15 +57,19 @@ struct sg_deployment {
     char *provider;        /* the part before the first '/', "openai" when there is none */
     char *provider_model;  /* the model id sent upstream, e.g. "gpt-4o-mini" */
     enum sg_provider_kind kind;
-    char *api_key;         /* resolved secret, or NULL when none is configured */
-    char *api_base;        /* resolved, no trailing '/'; provider default when unset */
+    char *api_key;         /* resolved secret, or NULL when none is configured; with no
+                            * api_key line, the provider's usual variable (OPENAI_API_KEY,
+                            * ANTHROPIC_API_KEY, ...) as LiteLLM does */
+    char *api_base;        /* resolved, no trailing '/'; provider default when unset.
+                            * OpenAI format: includes /v1 (append /chat/completions).
+                            * Anthropic: the root, without /v1 (append /v1/messages) */
     char *region;          /* litellm_params.region_name or model_info.region, or NULL */
     int order;             /* priority tier, lower first (default 1) */
     double weight;         /* 0 = unset */
     int64_t rpm, tpm;      /* 0 = unlimited */
     uint32_t timeout_ms;        /* whole attempt */
     uint32_t stream_timeout_ms; /* time to first byte */
-    int num_retries;            /* -1 = inherit router_settings */
+    int num_retries;            /* -1 = inherit router_settings (also read from max_retries) */
     double input_cost_per_token;  /* < 0 = unset (use the built-in price table) */
     double output_cost_per_token; /* < 0 = unset */
     int line;              /* line of the list entry */
@@ -143,7 +147,7 @@ struct sg_feature_cache {
     bool enabled;
     uint32_t ttl_min;              /* default 60 */
     bool lowercase;
-    char **strip;                  /* regexes (validated with PCRE2 when available, else kept) */
+    char **strip;                  /* regexes as written (PCRE2 syntax; the cache compiles them) */
     size_t n_strip;
 };
 
@@ -169,7 +173,7 @@ struct sg_budget_settings {
 
 struct sg_rate_limit_settings {
     double rps;                    /* 0 = none */
-    double burst;
+    double burst;                  /* bucket size; max(1, rps) when rps is set and burst is not */
 };
 
 struct sg_cache_settings {
