@@ -110,6 +110,8 @@ struct sg_general_settings {
     char *database_url;            /* default "sqlite://slogate.db" */
     char *redis_url;               /* NULL = none */
     size_t max_request_size_bytes; /* max_request_size_mb, default 8 MiB */
+    bool background_health_checks; /* probe every deployment in the background (default off) */
+    uint32_t health_check_interval_ms; /* health_check_interval, default 300 s */
 };
 
 /* slogate's own `server:` section; command-line flags override it. */

@@ -321,6 +321,9 @@ static const struct sg_cfg_field general_fields[] = {
     {"redis_url", SG_FT_CUSTOM, 0, .custom = redis_url},
     {"max_request_size_mb", SG_FT_MB, GENERAL(max_request_size_bytes), .def = 8, .min = 0,
      .max = 1024, .flags = SG_FL_GT},
+    {"background_health_checks", SG_FT_BOOL, GENERAL(background_health_checks), .def = 0},
+    {"health_check_interval", SG_FT_SECS_MS, GENERAL(health_check_interval_ms), .def = 300,
+     .min = 1, .max = 86400},
 };
 static const struct sg_cfg_ignored general_litellm[] = {
     {"alerting", "use alerts.sinks"},
@@ -338,8 +341,6 @@ static const struct sg_cfg_ignored general_litellm[] = {
     {"admin_only_routes", NULL},
     {"enforce_user_param", NULL},
     {"custom_auth", NULL},
-    {"background_health_checks", NULL},
-    {"health_check_interval", NULL},
     {"health_check_details", NULL},
     {"max_parallel_requests", "use rate_limits"},
     {"global_max_parallel_requests", "use server.max_connections"},

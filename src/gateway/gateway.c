@@ -23,10 +23,11 @@ static void append_models_json(struct sg_buf *b, const struct sg_config *cfg)
     sg_buf_appends(b, "]}");
 }
 
-struct sg_runtime *sg_runtime_new(struct sg_config *cfg_take)
+struct sg_runtime *sg_runtime_new(struct sg_config *cfg_take, struct sg_health *health)
 {
     struct sg_runtime *rt = sg_xcalloc(1, sizeof *rt);
     rt->cfg = cfg_take;
+    rt->router = sg_router_new(cfg_take, health);
     size_t n = cfg_take->n_deployments;
     rt->dep_headers = sg_xcalloc(n, sizeof *rt->dep_headers);
     rt->dep_urls = sg_xcalloc(n, sizeof *rt->dep_urls);
@@ -63,6 +64,7 @@ void sg_runtime_unref(struct sg_runtime *rt)
     free(rt->dep_headers);
     free(rt->dep_urls);
     free(rt->models_json);
+    sg_router_free(rt->router);
     sg_config_unref(rt->cfg);
     free(rt);
 }
@@ -137,7 +139,15 @@ struct sg_gateway *sg_gateway_new(struct sg_config *cfg_take, const struct sg_ga
         gw->n_workers = cores > 0 ? (int)cores : 1;
     }
     gw->drain_ms = cfg->server.drain_timeout_ms;
-    atomic_init(&gw->rt, sg_runtime_new(cfg_take));
+    gw->health = sg_health_new();
+    /* The one switch the drill checks parity against (DESIGN §7). */
+    const char *bypass = getenv("BYPASS_ROUTER");
+    if (bypass && (strcmp(bypass, "true") == 0 || strcmp(bypass, "1") == 0)) {
+        atomic_store(&gw->health->bypass, true);
+        SG_WARN("gateway", "BYPASS_ROUTER is set: every request goes straight to its group's "
+                           "first order-1 deployment, with no retries and no failover");
+    }
+    atomic_init(&gw->rt, sg_runtime_new(cfg_take, gw->health));
     return gw;
 }
 
@@ -199,6 +209,7 @@ void sg_gateway_free(struct sg_gateway *gw)
         return;
     free(gw->workers);
     sg_runtime_unref(atomic_load(&gw->rt));
+    sg_health_free(gw->health);
     free(gw);
 }
 

@@ -4,6 +4,7 @@
 
 #include "gateway.h"
 #include "http/http.h"
+#include "router/router.h"
 #include "upstream/upstream.h"
 
 #include <stdatomic.h>
@@ -13,12 +14,13 @@ struct sg_runtime {
     struct sg_config *cfg;
     struct sg_upstream_headers **dep_headers; /* per deployment: auth + content type */
     char **dep_urls;                          /* per deployment: chat completions URL */
+    struct sg_router *router;                 /* routing over this config */
     char *models_json;                        /* the GET /v1/models answer */
     size_t models_json_len;
     atomic_int refs;
 };
 
-struct sg_runtime *sg_runtime_new(struct sg_config *cfg_take);
+struct sg_runtime *sg_runtime_new(struct sg_config *cfg_take, struct sg_health *health);
 struct sg_runtime *sg_runtime_ref(struct sg_runtime *rt);
 void sg_runtime_unref(struct sg_runtime *rt);
 /* Index of a deployment in cfg->deployments. */
@@ -40,6 +42,7 @@ struct sg_worker {
 
 struct sg_gateway {
     struct sg_runtime *_Atomic rt;
+    struct sg_health *health;  /* deployment health, shared by workers, kept across reloads */
     struct sg_gateway_options opt;
     const char *host;
     int port;
@@ -48,7 +51,12 @@ struct sg_gateway {
     uint32_t drain_ms;
 };
 
-/* handler.c: the HTTP handler every worker's server calls. */
+/* handler.c: the HTTP handler every worker's server calls, and the auth helpers. */
 void sg_gateway_handle(struct sg_http_request *req, void *worker);
+bool gw_authenticate(struct sg_http_request *req, const struct sg_config *cfg);
+void gw_reject_auth(struct sg_http_request *req);
+
+/* chat.c: a chat completion through the router. */
+void gw_chat(struct sg_http_request *req, struct sg_worker *w);
 
 #endif

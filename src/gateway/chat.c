@@ -1,0 +1,633 @@
+/*
+ * The proxied request path (DESIGN §2), one function per stage:
+ *
+ *   gw_chat → parse → attribute → admit → cache_lookup → route (sg_route_*) → attempt
+ *     → upstream callbacks (on_up_head, on_up_body, on_up_done) → answer → record
+ *
+ * A request walks the router: pick a deployment, attempt it, report the outcome, pick again,
+ * until an answer reaches the client or nothing is left. Failover is possible until the first
+ * byte goes to the client; with hedging two attempts may run at once and the first to produce
+ * a byte wins.
+ *
+ * Ownership: a `struct gw_req` is created per request and freed in gw_finish(), its single exit,
+ * after the HTTP request was finished exactly once, every attempt ended or was cancelled and
+ * reported to the router, and the event recorded.
+ */
+#include "gateway_int.h"
+#include "provider/provider.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#define MAX_UPSTREAM_BODY (32u * 1024 * 1024) /* a non-streamed answer larger than this is cut */
+#define MAX_SSE_EVENT (4u * 1024 * 1024)
+#define MAX_ATTEMPTS 2                        /* at once: the attempt and its hedge */
+
+struct gw_req;
+
+/* One upstream attempt. Two may run at once when hedging. */
+struct gw_attempt {
+    struct gw_req *g;
+    const struct sg_deployment *dep;
+    struct sg_upstream_call *call; /* non-NULL while running */
+    int status;
+    uint64_t retry_after_ms;       /* from the provider's Retry-After */
+    struct sg_buf body;            /* what the provider sent that is not relayed as it comes */
+    struct sg_sse_parser sse;
+    uint64_t t_start_us, t_first_us;
+};
+
+/* The hedge timer lives apart: libuv frees a handle only in its close callback, which may run
+ * after the request is gone. Stopping it is closing it (hedge_stop). */
+struct hedge_timer {
+    uv_timer_t t;
+    struct gw_req *g;
+};
+
+struct gw_req {
+    struct sg_worker *w;
+    struct sg_http_request *http;
+    struct sg_runtime *rt;          /* a reference: a reload cannot pull the config away */
+    char request_id[33];
+    struct sg_chat_request chat;
+    struct sg_slice tenant, user, feature;
+    const char *cache_state;        /* hit | miss | stale | bypass */
+
+    struct sg_route route;
+    struct gw_attempt att[MAX_ATTEMPTS];
+    struct gw_attempt *winner;      /* the attempt whose answer the client gets */
+    const struct sg_deployment *answered_by;
+    struct hedge_timer *hedge;
+    struct sg_buf up_body;          /* encoded for the current attempt */
+    struct sg_buf log;              /* "primary: HTTP 500 (12 ms); ..." for the final error */
+    enum sg_outcome last_outcome;
+
+    bool stream_started;            /* the stream head went to the client */
+    bool finished;                  /* the HTTP request was finished */
+    uint64_t t_recv_us, t_attempt_us, t_up_done_us;
+    uint64_t retry_after_s;         /* Retry-After on our own answer (503) */
+    int status;                     /* what the client got */
+    const char *error_type;         /* NULL on success */
+    char hdr_vals[5][32];
+};
+
+static void gw_next(struct gw_req *g);
+
+/* ---- answers ---- */
+
+static bool is_success(int status)
+{
+    return status >= 200 && status < 300;
+}
+
+/* The x-slogate-* headers every proxied answer carries. Returns how many were written. */
+static size_t gw_headers(struct gw_req *g, struct sg_http_header *h, const char *content_type)
+{
+    size_t n = 0;
+    h[n++] = (struct sg_http_header){SG_SLICE_LIT("Content-Type"), sg_slice_of(content_type)};
+    h[n++] = (struct sg_http_header){SG_SLICE_LIT("x-request-id"), sg_slice_of(g->request_id)};
+    const struct sg_deployment *d = g->answered_by;
+    if (d) {
+        h[n++] = (struct sg_http_header){SG_SLICE_LIT("x-slogate-deployment"), sg_slice_of(d->id)};
+        h[n++] = (struct sg_http_header){SG_SLICE_LIT("x-slogate-provider"),
+                                         sg_slice_of(d->provider)};
+    }
+    uint64_t now = sg_now_us();
+    /* Overhead = receipt → first upstream call started, plus upstream done → answer written. */
+    uint64_t overhead = g->t_attempt_us ? g->t_attempt_us - g->t_recv_us : now - g->t_recv_us;
+    if (g->t_up_done_us)
+        overhead += now - g->t_up_done_us;
+    snprintf(g->hdr_vals[0], sizeof g->hdr_vals[0], "%d", g->route.attempts);
+    snprintf(g->hdr_vals[1], sizeof g->hdr_vals[1], "%d", g->route.hops);
+    snprintf(g->hdr_vals[2], sizeof g->hdr_vals[2], "%" PRIu64, (now - g->t_recv_us) / 1000);
+    snprintf(g->hdr_vals[3], sizeof g->hdr_vals[3], "%" PRIu64, overhead);
+    h[n++] = (struct sg_http_header){SG_SLICE_LIT("x-slogate-attempts"), sg_slice_of(g->hdr_vals[0])};
+    h[n++] = (struct sg_http_header){SG_SLICE_LIT("x-slogate-failover-hops"),
+                                     sg_slice_of(g->hdr_vals[1])};
+    h[n++] = (struct sg_http_header){SG_SLICE_LIT("x-slogate-cache"), sg_slice_of(g->cache_state)};
+    h[n++] = (struct sg_http_header){SG_SLICE_LIT("x-slogate-latency-ms"),
+                                     sg_slice_of(g->hdr_vals[2])};
+    h[n++] = (struct sg_http_header){SG_SLICE_LIT("x-slogate-overhead-us"),
+                                     sg_slice_of(g->hdr_vals[3])};
+    if (g->route.bypass)
+        h[n++] = (struct sg_http_header){SG_SLICE_LIT("x-slogate-bypass"), SG_SLICE_LIT("true")};
+    if (g->retry_after_s) {
+        snprintf(g->hdr_vals[4], sizeof g->hdr_vals[4], "%" PRIu64, g->retry_after_s);
+        h[n++] = (struct sg_http_header){SG_SLICE_LIT("Retry-After"), sg_slice_of(g->hdr_vals[4])};
+    }
+    return n;
+}
+
+#define MAX_HEADERS 16
+
+static void gw_respond(struct gw_req *g, int status, const char *body, size_t len)
+{
+    struct sg_http_header h[MAX_HEADERS];
+    size_t n = gw_headers(g, h, "application/json");
+    g->status = status;
+    g->finished = true;
+    sg_http_respond(g->http, status, h, n, body, len);
+}
+
+/* An OpenAI-shaped error with the x-slogate-* headers. */
+static void gw_error(struct gw_req *g, int status, const char *type, const char *code,
+                     const char *fmt, ...) SG_PRINTF(5, 6);
+static void gw_error(struct gw_req *g, int status, const char *type, const char *code,
+                     const char *fmt, ...)
+{
+    struct sg_buf msg;
+    sg_buf_init(&msg, 8192);
+    va_list ap;
+    va_start(ap, fmt);
+    sg_buf_vappendf(&msg, fmt, ap);
+    va_end(ap);
+    struct sg_buf b;
+    sg_buf_init(&b, 0);
+    sg_buf_appends(&b, "{\"error\":{\"message\":\"");
+    sg_buf_append_json_str(&b, msg.data ? msg.data : "", msg.len);
+    sg_buf_appendf(&b, "\",\"type\":\"%s\",\"param\":null,\"code\":", type);
+    sg_buf_appendf(&b, code ? "\"%s\"}}" : "null}}", code ? code : "");
+    if (!g->error_type)
+        g->error_type = code ? code : type;
+    gw_respond(g, status, b.data, b.len);
+    sg_buf_dispose(&b);
+    sg_buf_dispose(&msg);
+}
+
+/* ---- record: one request event per client request (the telemetry issue widens this) ---- */
+
+static void gw_record(struct gw_req *g)
+{
+    g->w->requests++;
+    SG_DEBUG("gateway", "%s %s status=%d deployment=%s attempts=%d hops=%d latency_us=%" PRIu64
+             " error=%s",
+             g->request_id, g->chat.model, g->status, g->answered_by ? g->answered_by->id : "-",
+             g->route.attempts, g->route.hops, sg_now_us() - g->t_recv_us,
+             g->error_type ? g->error_type : "-");
+}
+
+static void on_hedge_closed(uv_handle_t *h)
+{
+    free(SG_CONTAINER_OF((uv_timer_t *)h, struct hedge_timer, t));
+}
+
+/* Closing a timer stops it; its memory goes in the close callback. */
+static void hedge_stop(struct gw_req *g)
+{
+    if (!g->hedge)
+        return;
+    uv_close((uv_handle_t *)&g->hedge->t, on_hedge_closed);
+    g->hedge = NULL;
+}
+
+static void attempt_dispose(struct gw_attempt *a)
+{
+    sg_buf_dispose(&a->body);
+    sg_sse_parser_dispose(&a->sse);
+}
+
+/* The single exit of a proxied request. */
+static void gw_finish(struct gw_req *g)
+{
+    gw_record(g);
+    hedge_stop(g);
+    for (int i = 0; i < MAX_ATTEMPTS; i++)
+        attempt_dispose(&g->att[i]);
+    sg_buf_dispose(&g->up_body);
+    sg_buf_dispose(&g->log);
+    sg_runtime_unref(g->rt);
+    free(g);
+}
+
+/* ---- attempts ---- */
+
+static uint64_t now_ms(void)
+{
+    return sg_now_ms();
+}
+
+/* Stop an attempt that lost (hedge) or is no longer wanted, telling the router. */
+static void attempt_cancel(struct gw_attempt *a)
+{
+    if (!a->call)
+        return;
+    sg_upstream_cancel(a->call);
+    a->call = NULL;
+    sg_route_report(&a->g->route, a->dep, SG_OUT_CANCELLED, now_ms(), 0, 0, 0, 0);
+}
+
+static int running(const struct gw_req *g)
+{
+    int n = 0;
+    for (int i = 0; i < MAX_ATTEMPTS; i++)
+        n += g->att[i].call != NULL;
+    return n;
+}
+
+/* The attempt produced the first byte the client will see: it wins, any other is cancelled. */
+static void attempt_win(struct gw_attempt *a)
+{
+    struct gw_req *g = a->g;
+    g->winner = a;
+    g->answered_by = a->dep;
+    for (int i = 0; i < MAX_ATTEMPTS; i++)
+        if (&g->att[i] != a)
+            attempt_cancel(&g->att[i]);
+    hedge_stop(g);
+}
+
+static void stream_begin(struct gw_req *g)
+{
+    struct sg_http_header h[MAX_HEADERS + 1];
+    size_t n = gw_headers(g, h, "text/event-stream");
+    h[n++] = (struct sg_http_header){SG_SLICE_LIT("Cache-Control"), SG_SLICE_LIT("no-cache")};
+    g->stream_started = true;
+    g->status = 200;
+    sg_http_stream_begin(g->http, 200, h, n);
+}
+
+/* End a started stream with an error event: the client learns the answer is incomplete. */
+static void stream_fail(struct gw_req *g, const char *code, const char *fmt, ...) SG_PRINTF(3, 4);
+static void stream_fail(struct gw_req *g, const char *code, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    struct sg_buf b;
+    sg_buf_init(&b, 0);
+    sg_buf_appends(&b, "data: {\"error\":{\"message\":\"");
+    sg_buf_append_json_str(&b, msg, strlen(msg));
+    sg_buf_appendf(&b, "\",\"type\":\"api_error\",\"param\":null,\"code\":\"%s\"}}\n\n", code);
+    sg_http_stream_write(g->http, b.data, b.len);
+    sg_buf_dispose(&b);
+    g->error_type = code;
+    g->finished = true;
+    sg_http_stream_end(g->http);
+}
+
+static void on_sse_event(void *ud, struct sg_slice raw, struct sg_slice event, struct sg_slice data)
+{
+    SG_UNUSED(event);
+    SG_UNUSED(data);
+    struct gw_attempt *a = ud;
+    struct gw_req *g = a->g;
+    if (!g->winner) {
+        attempt_win(a);
+        stream_begin(g);
+    }
+    /* Whole events only, as they arrive: a cut stream never leaves half an event behind. */
+    sg_http_stream_write(g->http, raw.p, raw.n);
+}
+
+/* Retry-After as seconds (or retry-after-ms, which OpenAI also sends). */
+static uint64_t parse_retry_after(const struct sg_http_header *h, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        char v[32];
+        snprintf(v, sizeof v, "%.*s", (int)SG_MIN(h[i].value.n, 31), h[i].value.p);
+        int64_t x;
+        if (sg_slice_ieq(h[i].name, "retry-after-ms") && sg_parse_i64(v, 0, 86400000, &x))
+            return (uint64_t)x;
+        if (sg_slice_ieq(h[i].name, "retry-after") && sg_parse_i64(v, 0, 86400, &x))
+            return (uint64_t)x * 1000;
+    }
+    return 0;
+}
+
+static void on_up_head(void *ud, int status, const struct sg_http_header *headers, size_t n)
+{
+    struct gw_attempt *a = ud;
+    a->status = status;
+    a->retry_after_ms = parse_retry_after(headers, n);
+    if (!a->t_first_us)
+        a->t_first_us = sg_now_us();
+    /* A whole (non-streamed) answer: a 2xx head is its first byte, so it wins the hedge. */
+    if (!a->g->chat.stream && is_success(status) && !a->g->winner)
+        attempt_win(a);
+}
+
+static void attempt_body_too_big(struct gw_attempt *a, const char *what)
+{
+    struct gw_req *g = a->g;
+    attempt_cancel(a);
+    g->t_up_done_us = sg_now_us();
+    if (g->stream_started)
+        stream_fail(g, "upstream_protocol_error", "deployment %s sent %s", a->dep->id, what);
+    else
+        gw_error(g, 502, "api_error", "upstream_protocol_error", "deployment %s sent %s",
+                 a->dep->id, what);
+    for (int i = 0; i < MAX_ATTEMPTS; i++)
+        attempt_cancel(&g->att[i]);
+    gw_finish(g);
+}
+
+static void on_up_body(void *ud, const char *data, size_t len)
+{
+    struct gw_attempt *a = ud;
+    if (a->g->chat.stream && is_success(a->status)) {
+        if (sg_sse_parser_feed(&a->sse, data, len) != SG_OK)
+            attempt_body_too_big(a, "a stream event larger than 4 MiB");
+        return;
+    }
+    if (sg_buf_append(&a->body, data, len) != SG_OK)
+        attempt_body_too_big(a, "an answer larger than 32 MiB");
+}
+
+/* Nothing left to try: the final error, which says what was tried and what to do. */
+static void gw_fail(struct gw_req *g)
+{
+    struct sg_route *rt = &g->route;
+    if (rt->n_tried)
+        g->answered_by = rt->tried[rt->n_tried - 1]; /* the last one tried, for the headers */
+    if (rt->why == SG_ROUTE_ALL_COOLING) {
+        g->retry_after_s = (rt->retry_after_ms + 999) / 1000;
+        struct sg_buf list;
+        sg_buf_init(&list, 4096);
+        const struct sg_router_group *rg = rt->first;
+        for (size_t j = 0; j < rg->group->n; j++) {
+            struct sg_dep_view v;
+            sg_health_view(rg->health[j], now_ms(), &v);
+            sg_buf_appendf(&list, "%s%s (%s)", j ? ", " : "", rg->group->deployments[j]->id,
+                           v.disabled ? "disabled"
+                           : v.cooling_ms ? (v.cooldown_reason ? v.cooldown_reason : "cooling down")
+                                          : "busy probing");
+        }
+        gw_error(g, 503, "service_unavailable", "no_healthy_deployment",
+                 "no healthy deployment for %s: %s. Retry after %" PRIu64 " s.",
+                 rg->group->alias, list.data ? list.data : "", g->retry_after_s);
+        sg_buf_dispose(&list);
+    } else if (rt->why == SG_ROUTE_DEADLINE) {
+        gw_error(g, 504, "timeout", "deadline_exceeded",
+                 "the request deadline (router_settings.timeout) passed after %d attempt%s: %s",
+                 rt->attempts, rt->attempts == 1 ? "" : "s", g->log.data ? g->log.data : "none");
+    } else if (g->last_outcome == SG_OUT_FIRST_BYTE && rt->attempts == 1) {
+        gw_error(g, 504, "timeout", "first_byte_timeout",
+                 "no deployment answered in time: %s; retry later or raise stream_timeout",
+                 g->log.data ? g->log.data : "");
+    } else {
+        gw_error(g, 502, "api_error", "upstream_error",
+                 "%s%d attempt%s failed: %s", rt->bypass ? "router bypass is on; " : "",
+                 rt->attempts, rt->attempts == 1 ? "" : "s", g->log.data ? g->log.data : "none");
+    }
+    gw_finish(g);
+}
+
+/* One line of the attempt log, e.g. "primary (openai/gpt-4o-mini): HTTP 500: boom, 12 ms". */
+static void log_attempt(struct gw_req *g, struct gw_attempt *a, const struct sg_upstream_result *r,
+                        enum sg_outcome o)
+{
+    char what[400];
+    if (r->error) {
+        snprintf(what, sizeof what, "%s",
+                 r->first_byte_timeout ? "no first byte within stream_timeout"
+                 : r->detail           ? r->detail
+                                       : sg_strerror(r->error));
+    } else {
+        char msg[300];
+        sg_provider_error_message(a->body.data, a->body.len, msg, sizeof msg);
+        snprintf(what, sizeof what, "HTTP %d%s%s", r->status, msg[0] ? ": " : "", msg);
+    }
+    sg_buf_appendf(&g->log, "%s%s (%s at %s): %s, %" PRIu64 " ms", g->log.len ? "; " : "",
+                   a->dep->id, a->dep->model, a->dep->api_base, what, r->total_us / 1000);
+    g->last_outcome = o;
+}
+
+static void on_up_done(void *ud, const struct sg_upstream_result *r)
+{
+    struct gw_attempt *a = ud;
+    struct gw_req *g = a->g;
+    a->call = NULL;
+    g->t_up_done_us = sg_now_us();
+    bool stream = g->chat.stream;
+    int status = r->error ? 0 : r->status;
+    enum sg_outcome o = sg_router_classify(status, r->error, r->first_byte_timeout, a->body.data,
+                                           a->body.len);
+    /* A 2xx stream that ended mid-event or without any event did not deliver. */
+    bool delivered = o == SG_OUT_SUCCESS &&
+                     (!stream || (sg_sse_parser_pending(&a->sse) == 0 && g->winner == a));
+    double ttft = a->t_first_us ? (double)(a->t_first_us - a->t_start_us) / 1000.0 : 0;
+    double total = (double)r->total_us / 1000.0;
+    sg_route_report(&g->route, a->dep, o == SG_OUT_SUCCESS && !delivered ? SG_OUT_FAILURE : o,
+                    now_ms(), a->retry_after_ms, stream ? ttft : 0, total, 0);
+
+    if (g->winner == a) {
+        /* The client already has (or is about to get) this attempt's bytes: no failover. */
+        if (stream) {
+            if (r->error)
+                stream_fail(g, "stream_interrupted",
+                            "the stream from deployment %s broke off: %s; the answer is incomplete",
+                            a->dep->id, r->detail ? r->detail : sg_strerror(r->error));
+            else if (sg_sse_parser_pending(&a->sse))
+                stream_fail(g, "stream_interrupted",
+                            "the stream from deployment %s ended in the middle of an event",
+                            a->dep->id);
+            else {
+                g->finished = true;
+                sg_http_stream_end(g->http);
+            }
+        } else if (r->error) {
+            /* Nothing reached the client yet: a whole answer that broke off can fail over. */
+            g->winner = NULL;
+            g->answered_by = NULL;
+            log_attempt(g, a, r, o);
+            gw_next(g);
+            return;
+        } else {
+            gw_respond(g, r->status, a->body.data ? a->body.data : "", a->body.len);
+        }
+        gw_finish(g);
+        return;
+    }
+    if (o == SG_OUT_CLIENT_ERROR || (o == SG_OUT_CONTEXT_WINDOW && !sg_route_context_window(&g->route))) {
+        /* The caller's mistake: returned as the provider wrote it, never retried. */
+        attempt_win(a);
+        g->error_type = "upstream_client_error";
+        gw_respond(g, r->status, a->body.data ? a->body.data : "", a->body.len);
+        gw_finish(g);
+        return;
+    }
+    if (o == SG_OUT_SUCCESS && !delivered)
+        o = SG_OUT_FAILURE; /* e.g. a 200 stream with no event at all */
+    if (o != SG_OUT_CONTEXT_WINDOW)
+        log_attempt(g, a, r, o);
+    if (running(g))
+        return; /* the hedge is still running: its result decides */
+    gw_next(g);
+}
+
+static const struct sg_upstream_handlers up_handlers = {on_up_head, on_up_body, on_up_done};
+
+/* Start an attempt on `d` in a free slot. */
+static void attempt_start(struct gw_req *g, const struct sg_deployment *d)
+{
+    struct gw_attempt *a = NULL;
+    for (int i = 0; i < MAX_ATTEMPTS && !a; i++)
+        if (!g->att[i].call)
+            a = &g->att[i];
+    const struct sg_config *cfg = g->rt->cfg;
+    size_t di = sg_runtime_dep_index(g->rt, d);
+    a->dep = d;
+    a->status = 0;
+    a->retry_after_ms = 0;
+    a->t_first_us = 0;
+    sg_buf_reset(&a->body);
+    sg_sse_parser_dispose(&a->sse);
+    sg_sse_parser_init(&a->sse, MAX_SSE_EVENT, on_sse_event, a);
+    sg_buf_reset(&g->up_body);
+    if (sg_openai_encode_chat(&g->chat, d, &g->up_body) != SG_OK) {
+        sg_route_report(&g->route, d, SG_OUT_CANCELLED, now_ms(), 0, 0, 0, 0);
+        gw_error(g, 413, "invalid_request_error", "request_too_large",
+                 "the request is too large to forward");
+        for (int i = 0; i < MAX_ATTEMPTS; i++)
+            attempt_cancel(&g->att[i]);
+        gw_finish(g);
+        return;
+    }
+    /* Each attempt gets its own timeout, cut to what is left of the request's deadline. */
+    uint64_t left = g->route.deadline_ms > now_ms() ? g->route.deadline_ms - now_ms() : 1;
+    uint32_t timeout = d->timeout_ms ? d->timeout_ms : cfg->router.timeout_ms;
+    uint32_t ttfb = d->stream_timeout_ms ? d->stream_timeout_ms : cfg->router.stream_timeout_ms;
+    struct sg_upstream_request r = {
+        .url = g->rt->dep_urls[di],
+        .body = g->up_body.data,
+        .body_len = g->up_body.len,
+        .headers = g->rt->dep_headers[di],
+        .timeout_ms = (uint32_t)SG_MIN((uint64_t)timeout, left),
+        /* stream_timeout caps the first byte: of the body for streams, of the answer's head
+         * otherwise (DESIGN §7). */
+        .first_byte_timeout_ms = ttfb ? (uint32_t)SG_MIN((uint64_t)ttfb, left) : 0,
+        .first_byte_is_body = g->chat.stream,
+    };
+    a->t_start_us = sg_now_us();
+    if (!g->t_attempt_us)
+        g->t_attempt_us = a->t_start_us;
+    a->call = sg_upstream_start(g->w->up, &r, &up_handlers, a);
+}
+
+static void on_hedge(uv_timer_t *t)
+{
+    struct gw_req *g = SG_CONTAINER_OF(t, struct hedge_timer, t)->g;
+    hedge_stop(g);
+    if (g->winner || g->finished || running(g) != 1)
+        return;
+    /* No first byte yet: start a second attempt on the next candidate; first byte wins. */
+    const struct sg_deployment *d = sg_route_next(&g->route, now_ms());
+    if (d)
+        attempt_start(g, d);
+}
+
+/* Pick the next deployment and attempt it, or give the final answer. */
+static void gw_next(struct gw_req *g)
+{
+    if (g->http->aborted)
+        return;
+    const struct sg_deployment *d = sg_route_next(&g->route, now_ms());
+    if (!d) {
+        gw_fail(g);
+        return;
+    }
+    attempt_start(g, d);
+    uint32_t hedge_ms = g->rt->cfg->router.hedge_after_ms;
+    if (hedge_ms && !g->route.bypass && !g->hedge && g->route.attempts == 1) {
+        g->hedge = sg_xcalloc(1, sizeof *g->hedge);
+        g->hedge->g = g;
+        uv_timer_init(sg_http_request_loop(g->http), &g->hedge->t);
+        uv_timer_start(&g->hedge->t, on_hedge, hedge_ms, 0);
+    }
+}
+
+/* The client went away: stop every attempt and finish quietly. */
+static void on_client_abort(struct sg_http_request *req, void *ud)
+{
+    SG_UNUSED(req);
+    struct gw_req *g = ud;
+    if (g->finished)
+        return;
+    for (int i = 0; i < MAX_ATTEMPTS; i++)
+        attempt_cancel(&g->att[i]);
+    g->error_type = "client_disconnected";
+    g->status = 499; /* nginx's convention for "client closed request" */
+    g->finished = true;
+    if (g->stream_started)
+        sg_http_stream_end(g->http);
+    else
+        sg_http_respond(g->http, 499, NULL, 0, "", 0);
+    gw_finish(g);
+}
+
+/* ---- stages before routing ---- */
+
+/* Admission: rate limits, budgets and per-feature caps (the guard issue). Returns true to go on;
+ * otherwise it has answered. */
+static bool gw_admit(struct gw_req *g)
+{
+    SG_UNUSED(g);
+    return true;
+}
+
+/* Cache lookup (the cache issue). Returns true when it answered from cache. */
+static bool gw_cache_lookup(struct gw_req *g)
+{
+    g->cache_state = "bypass";
+    return false;
+}
+
+void gw_chat(struct sg_http_request *req, struct sg_worker *w)
+{
+    struct gw_req *g = sg_xcalloc(1, sizeof *g);
+    g->w = w;
+    g->http = req;
+    g->rt = sg_runtime_ref(atomic_load_explicit(&w->gw->rt, memory_order_acquire));
+    g->t_recv_us = req->t_start_us ? req->t_start_us : sg_now_us();
+    g->cache_state = "bypass";
+    sg_rand_hex(g->request_id, 16);
+    sg_buf_init(&g->up_body, 0);
+    sg_buf_init(&g->log, 16384);
+    for (int i = 0; i < MAX_ATTEMPTS; i++) {
+        g->att[i].g = g;
+        sg_buf_init(&g->att[i].body, MAX_UPSTREAM_BODY);
+        sg_sse_parser_init(&g->att[i].sse, MAX_SSE_EVENT, on_sse_event, &g->att[i]);
+    }
+    sg_http_request_on_abort(req, on_client_abort, g);
+    const struct sg_config *cfg = g->rt->cfg;
+
+    if (!gw_authenticate(req, cfg)) {
+        g->error_type = "invalid_api_key";
+        g->status = 401;
+        g->finished = true;
+        gw_reject_auth(req);
+        gw_finish(g);
+        return;
+    }
+    char err[300];
+    if (sg_chat_request_parse(req->body.data, req->body.len, &g->chat, err, sizeof err) != SG_OK) {
+        gw_error(g, 400, "invalid_request_error", NULL, "%s", err);
+        gw_finish(g);
+        return;
+    }
+    /* Attribution: the key names tenant and user (master key: tenant "default"). */
+    g->tenant = SG_SLICE_LIT("default");
+    g->user = sg_slice_of(g->chat.user);
+    struct sg_slice feat = sg_http_header_get(req, "x-slogate-feature");
+    g->feature = feat.p ? feat : sg_slice_of(g->chat.feature);
+
+    const struct sg_router_group *rg =
+        sg_router_group(g->rt->router, g->chat.model, g->chat.model_len);
+    if (!rg) {
+        gw_error(g, 404, "invalid_request_error", "model_not_found",
+                 "The model `%.*s` does not exist or you do not have access to it. GET /v1/models "
+                 "lists the models this gateway serves.",
+                 (int)SG_MIN(g->chat.model_len, 200), g->chat.model);
+        gw_finish(g);
+        return;
+    }
+    if (!gw_admit(g) || gw_cache_lookup(g))
+        return;
+    uint64_t now = now_ms();
+    sg_route_begin(&g->route, g->rt->router, rg, g->chat.stream, now,
+                   now + cfg->router.timeout_ms);
+    gw_next(g);
+}

@@ -1,0 +1,667 @@
+/* Selection, attempts and the circuit breaker (DESIGN §7). */
+#include "router.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#define FAIL_WINDOW_MS 60000
+#define EWMA_ALPHA 0.3
+
+const char *sg_outcome_name(enum sg_outcome o)
+{
+    static const char *names[] = {"success", "client_error", "context_window", "failure",
+                                  "auth",    "rate_limited", "first_byte_timeout", "cancelled"};
+    return (unsigned)o < SG_ARRAY_LEN(names) ? names[o] : "unknown";
+}
+
+/* ---- health table ---- */
+
+struct sg_health *sg_health_new(void)
+{
+    struct sg_health *h = sg_xcalloc(1, sizeof *h);
+    pthread_mutex_init(&h->lock, NULL);
+    atomic_init(&h->bypass, false);
+    return h;
+}
+
+static void entry_free(struct sg_dep_health *e)
+{
+    pthread_mutex_destroy(&e->lock);
+    free(e->id);
+    free(e->fingerprint);
+    free(e);
+}
+
+void sg_health_free(struct sg_health *h)
+{
+    if (!h)
+        return;
+    for (size_t i = 0; i < h->n; i++)
+        entry_free(h->v[i]);
+    for (size_t i = 0; i < h->n_pins; i++)
+        free(h->pins[i]);
+    free(h->pins);
+    free(h->v);
+    pthread_mutex_destroy(&h->lock);
+    free(h);
+}
+
+/* Forget everything learned about a deployment (new, or changed by a reload). */
+static void entry_reset(struct sg_dep_health *e)
+{
+    e->fail_head = e->fail_count = 0;
+    e->cooldown_until = 0;
+    e->cooldown_reason = NULL;
+    e->probing = false;
+    e->ewma_ttft_ms = e->ewma_total_ms = 0;
+    e->ewma_ttft_at = e->ewma_total_at = 0;
+    e->minute = e->minute_requests = e->minute_tokens = 0;
+}
+
+struct sg_dep_health *sg_health_get(struct sg_health *h, const struct sg_deployment *d)
+{
+    char *fp = sg_xasprintf("%s %s", d->model, d->api_base ? d->api_base : "");
+    pthread_mutex_lock(&h->lock);
+    struct sg_dep_health *e = NULL;
+    for (size_t i = 0; i < h->n && !e; i++)
+        if (strcmp(h->v[i]->id, d->id) == 0)
+            e = h->v[i];
+    if (e && strcmp(e->fingerprint, fp) != 0) {
+        pthread_mutex_lock(&e->lock);
+        entry_reset(e);
+        free(e->fingerprint);
+        e->fingerprint = fp;
+        fp = NULL;
+        pthread_mutex_unlock(&e->lock);
+    } else if (!e) {
+        e = sg_xcalloc(1, sizeof *e);
+        e->id = sg_xstrdup(d->id);
+        e->fingerprint = fp;
+        fp = NULL;
+        pthread_mutex_init(&e->lock, NULL);
+        atomic_init(&e->in_flight, 0);
+        if (h->n == h->cap) {
+            h->cap = h->cap ? h->cap * 2 : 8;
+            h->v = sg_xrealloc(h->v, h->cap * sizeof *h->v);
+        }
+        h->v[h->n++] = e;
+    }
+    pthread_mutex_unlock(&h->lock);
+    free(fp);
+    return e;
+}
+
+struct sg_dep_health *sg_health_find(struct sg_health *h, const char *id)
+{
+    struct sg_dep_health *e = NULL;
+    pthread_mutex_lock(&h->lock);
+    for (size_t i = 0; i < h->n && !e; i++)
+        if (strcmp(h->v[i]->id, id) == 0)
+            e = h->v[i];
+    pthread_mutex_unlock(&h->lock);
+    return e;
+}
+
+void sg_health_pin(struct sg_health *h, const char *alias, const char *id)
+{
+    size_t alen = strlen(alias) + 1;
+    pthread_mutex_lock(&h->lock);
+    for (size_t i = 0; i < h->n_pins; i++) {
+        if (strcmp(h->pins[i], alias) == 0) {
+            free(h->pins[i]);
+            h->pins[i] = h->pins[--h->n_pins];
+            break;
+        }
+    }
+    if (id) {
+        size_t ilen = strlen(id) + 1;
+        char *p = sg_xmalloc(alen + ilen);
+        memcpy(p, alias, alen);
+        memcpy(p + alen, id, ilen);
+        h->pins = sg_xrealloc(h->pins, (h->n_pins + 1) * sizeof *h->pins);
+        h->pins[h->n_pins++] = p;
+    }
+    pthread_mutex_unlock(&h->lock);
+}
+
+bool sg_health_pinned(struct sg_health *h, const char *alias, char *out, size_t n)
+{
+    bool found = false;
+    pthread_mutex_lock(&h->lock);
+    for (size_t i = 0; i < h->n_pins && !found; i++) {
+        if (strcmp(h->pins[i], alias) == 0) {
+            snprintf(out, n, "%s", h->pins[i] + strlen(h->pins[i]) + 1);
+            found = true;
+        }
+    }
+    pthread_mutex_unlock(&h->lock);
+    return found;
+}
+
+void sg_health_clear_cooldown(struct sg_dep_health *e)
+{
+    pthread_mutex_lock(&e->lock);
+    e->cooldown_until = 0;
+    e->cooldown_reason = NULL;
+    e->probing = false;
+    e->fail_head = e->fail_count = 0;
+    pthread_mutex_unlock(&e->lock);
+}
+
+/* Callers hold e->lock. */
+static void cool_locked(struct sg_dep_health *e, uint64_t now_ms, uint64_t ms, const char *why)
+{
+    uint64_t until = now_ms + ms;
+    if (until > e->cooldown_until) {
+        e->cooldown_until = until;
+        e->cooldown_reason = why;
+    }
+    e->probing = false;
+}
+
+void sg_health_cool(struct sg_dep_health *e, uint64_t now_ms, uint64_t ms, const char *reason)
+{
+    pthread_mutex_lock(&e->lock);
+    cool_locked(e, now_ms, ms, reason);
+    pthread_mutex_unlock(&e->lock);
+}
+
+static unsigned fails_in_window(const struct sg_dep_health *e, uint64_t now_ms)
+{
+    unsigned n = 0;
+    for (unsigned i = 0; i < e->fail_count; i++) {
+        uint64_t t = e->fail_at[(e->fail_head + SG_FAIL_RING - 1 - i) % SG_FAIL_RING];
+        if (now_ms - t < FAIL_WINDOW_MS)
+            n++;
+    }
+    return n;
+}
+
+void sg_health_view(struct sg_dep_health *e, uint64_t now_ms, struct sg_dep_view *out)
+{
+    pthread_mutex_lock(&e->lock);
+    out->disabled = e->disabled;
+    out->probing = e->probing;
+    out->cooling_ms = e->cooldown_until > now_ms ? e->cooldown_until - now_ms : 0;
+    out->cooldown_reason = out->cooling_ms ? e->cooldown_reason : NULL;
+    out->fails_in_window = fails_in_window(e, now_ms);
+    out->ewma_ttft_ms = e->ewma_ttft_ms;
+    out->ewma_total_ms = e->ewma_total_ms;
+    pthread_mutex_unlock(&e->lock);
+    out->healthy = !out->disabled && out->cooling_ms == 0;
+    out->in_flight = atomic_load(&e->in_flight);
+    out->successes = atomic_load(&e->successes);
+    out->failures = atomic_load(&e->failures);
+}
+
+/* ---- router ---- */
+
+struct sg_router *sg_router_new(const struct sg_config *cfg, struct sg_health *h)
+{
+    struct sg_router *r = sg_xcalloc(1, sizeof *r);
+    r->cfg = cfg;
+    r->health = h;
+    r->n_groups = cfg->n_groups;
+    r->groups = sg_xcalloc(cfg->n_groups ? cfg->n_groups : 1, sizeof *r->groups);
+    for (size_t i = 0; i < cfg->n_groups; i++) {
+        const struct sg_group *g = &cfg->groups[i];
+        r->groups[i].group = g;
+        r->groups[i].health = sg_xcalloc(g->n ? g->n : 1, sizeof *r->groups[i].health);
+        for (size_t j = 0; j < g->n; j++)
+            r->groups[i].health[j] = sg_health_get(h, g->deployments[j]);
+    }
+    return r;
+}
+
+void sg_router_free(struct sg_router *r)
+{
+    if (!r)
+        return;
+    for (size_t i = 0; i < r->n_groups; i++)
+        free(r->groups[i].health);
+    free(r->groups);
+    free(r);
+}
+
+const struct sg_router_group *sg_router_group(const struct sg_router *r, const char *alias,
+                                              size_t len)
+{
+    for (size_t i = 0; i < r->n_groups; i++) {
+        const char *a = r->groups[i].group->alias;
+        if (strlen(a) == len && memcmp(a, alias, len) == 0)
+            return &r->groups[i];
+    }
+    return NULL;
+}
+
+struct sg_dep_health *sg_router_health_of(const struct sg_router *r, const struct sg_deployment *d)
+{
+    for (size_t i = 0; i < r->n_groups; i++)
+        for (size_t j = 0; j < r->groups[i].group->n; j++)
+            if (r->groups[i].group->deployments[j] == d)
+                return r->groups[i].health[j];
+    return NULL;
+}
+
+/* ---- selection ---- */
+
+static uint64_t route_rand(struct sg_route *rt)
+{
+    return rt->rand ? rt->rand(rt->rand_ud) : sg_rand_u64();
+}
+
+static bool was_tried(const struct sg_route *rt, const struct sg_deployment *d)
+{
+    for (size_t i = 0; i < rt->n_tried; i++)
+        if (rt->tried[i] == d)
+            return true;
+    return false;
+}
+
+static int num_retries(const struct sg_route *rt, const struct sg_deployment *d)
+{
+    return d->num_retries >= 0 ? d->num_retries : rt->r->cfg->router.num_retries;
+}
+
+/* A deployment the walk may use now. Sets *cooling to the cooldown left when it is cooling. */
+struct cand {
+    const struct sg_deployment *d;
+    struct sg_dep_health *h;
+    bool probe; /* its cooldown ended: this pick is the half-open probe */
+    double score;
+};
+
+static bool available(struct sg_dep_health *h, uint64_t now_ms, uint64_t *cooling, bool *probe)
+{
+    *probe = false;
+    pthread_mutex_lock(&h->lock);
+    bool ok = !h->disabled;
+    if (ok && h->cooldown_until) {
+        if (h->cooldown_until > now_ms) {
+            uint64_t left = h->cooldown_until - now_ms;
+            if (!*cooling || left < *cooling)
+                *cooling = left;
+            ok = false;
+        } else if (h->probing) {
+            ok = false; /* half-open and its one probe is out: wait for its verdict */
+        } else {
+            *probe = true;
+        }
+    }
+    pthread_mutex_unlock(&h->lock);
+    return ok;
+}
+
+/* Strategy scores: the lowest wins; ties are broken at random. */
+static double latency_score(const struct sg_route *rt, struct sg_dep_health *h, uint64_t now_ms)
+{
+    uint64_t ttl = rt->r->cfg->router.latency_ttl_ms;
+    pthread_mutex_lock(&h->lock);
+    double v = rt->stream ? h->ewma_ttft_ms : h->ewma_total_ms;
+    uint64_t at = rt->stream ? h->ewma_ttft_at : h->ewma_total_at;
+    pthread_mutex_unlock(&h->lock);
+    return (at && now_ms - at <= ttl) ? v : 0; /* unknown or stale: try it (explore) */
+}
+
+/* usage-based: how full its minute is; > 1 means over a limit (skipped). */
+static double usage_score(const struct sg_deployment *d, struct sg_dep_health *h, uint64_t now_ms)
+{
+    pthread_mutex_lock(&h->lock);
+    uint64_t req = h->minute == now_ms / 60000 ? h->minute_requests : 0;
+    uint64_t tok = h->minute == now_ms / 60000 ? h->minute_tokens : 0;
+    pthread_mutex_unlock(&h->lock);
+    double s = 0;
+    if (d->rpm > 0)
+        s = SG_MAX(s, (double)(req + 1) / (double)d->rpm);
+    if (d->tpm > 0)
+        s = SG_MAX(s, (double)tok / (double)d->tpm);
+    if (d->rpm <= 0 && d->tpm <= 0)
+        s = (double)req * 1e-9; /* no limits: fewest requests this minute */
+    return s;
+}
+
+static double cost_score(const struct sg_deployment *d)
+{
+    if (d->input_cost_per_token < 0 && d->output_cost_per_token < 0)
+        return INFINITY; /* unknown price ranks last */
+    return SG_MAX(d->input_cost_per_token, 0) + SG_MAX(d->output_cost_per_token, 0);
+}
+
+/* Weighted random pick (simple-shuffle): weight, else rpm, else tpm, else uniform. */
+static size_t pick_weighted(struct sg_route *rt, struct cand *c, size_t n)
+{
+    double w[SG_ROUTE_MAX_TRIED], total = 0;
+    int field = 3;
+    for (size_t i = 0; i < n; i++) {
+        if (c[i].d->weight > 0)
+            field = SG_MIN(field, 0);
+        else if (c[i].d->rpm > 0)
+            field = SG_MIN(field, 1);
+        else if (c[i].d->tpm > 0)
+            field = SG_MIN(field, 2);
+    }
+    for (size_t i = 0; i < n; i++) {
+        const struct sg_deployment *d = c[i].d;
+        w[i] = field == 0 ? d->weight : field == 1 ? (double)d->rpm : field == 2 ? (double)d->tpm : 1;
+        total += w[i];
+    }
+    if (total <= 0)
+        return (size_t)(route_rand(rt) % n);
+    double x = (double)(route_rand(rt) >> 11) * (1.0 / 9007199254740992.0) * total;
+    for (size_t i = 0; i < n; i++) {
+        if (x < w[i])
+            return i;
+        x -= w[i];
+    }
+    return n - 1;
+}
+
+static size_t pick_lowest(struct sg_route *rt, struct cand *c, size_t n)
+{
+    size_t best = 0, ties = 1;
+    for (size_t i = 1; i < n; i++) {
+        if (c[i].score < c[best].score) {
+            best = i;
+            ties = 1;
+        } else if (c[i].score == c[best].score && route_rand(rt) % ++ties == 0) {
+            best = i; /* reservoir sampling keeps every tied candidate equally likely */
+        }
+    }
+    return best;
+}
+
+static size_t pick(struct sg_route *rt, struct cand *c, size_t n, uint64_t now_ms)
+{
+    const char *s = rt->r->cfg->router.routing_strategy;
+    if (!s || strcmp(s, "simple-shuffle") == 0)
+        return pick_weighted(rt, c, n);
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(s, "latency-based-routing") == 0)
+            c[i].score = latency_score(rt, c[i].h, now_ms);
+        else if (strcmp(s, "least-busy") == 0)
+            c[i].score = atomic_load(&c[i].h->in_flight);
+        else if (strcmp(s, "usage-based-routing") == 0)
+            c[i].score = usage_score(c[i].d, c[i].h, now_ms);
+        else if (strcmp(s, "cost-based-routing") == 0)
+            c[i].score = cost_score(c[i].d);
+        else
+            c[i].score = 0;
+    }
+    return pick_lowest(rt, c, n);
+}
+
+void sg_route_begin(struct sg_route *rt, const struct sg_router *r,
+                    const struct sg_router_group *rg, bool stream, uint64_t now_ms,
+                    uint64_t deadline_ms)
+{
+    SG_UNUSED(now_ms);
+    uint64_t (*rnd)(void *) = rt->rand;
+    void *rud = rt->rand_ud;
+    memset(rt, 0, sizeof *rt);
+    rt->rand = rnd;
+    rt->rand_ud = rud;
+    rt->r = r;
+    rt->rg = rt->first = rg;
+    rt->stream = stream;
+    rt->deadline_ms = deadline_ms;
+    rt->bypass = atomic_load(&r->health->bypass);
+}
+
+/* The next alias to try after `rt->rg` is used up, or NULL. */
+static const struct sg_router_group *next_alias(struct sg_route *rt)
+{
+    const struct sg_router_settings *rs = &rt->r->cfg->router;
+    const struct sg_fallback *list = rt->in_cw_fallbacks ? rs->context_window_fallbacks : rs->fallbacks;
+    size_t n = rt->in_cw_fallbacks ? rs->n_context_window_fallbacks : rs->n_fallbacks;
+    const char *src = rt->first->group->alias;
+    const struct sg_fallback *fb = NULL;
+    for (size_t i = 0; i < n && !fb; i++)
+        if (strcmp(list[i].alias, src) == 0)
+            fb = &list[i];
+    for (size_t i = 0; i < n && !fb; i++)
+        if (strcmp(list[i].alias, "*") == 0)
+            fb = &list[i];
+    while (fb && rt->fallback_next < fb->n) {
+        const char *t = fb->targets[rt->fallback_next++];
+        const struct sg_router_group *g = sg_router_group(rt->r, t, strlen(t));
+        if (g && g != rt->rg)
+            return g;
+    }
+    return NULL;
+}
+
+bool sg_route_context_window(struct sg_route *rt)
+{
+    if (rt->in_cw_fallbacks)
+        return true; /* already walking them: go on */
+    rt->in_cw_fallbacks = true;
+    rt->fallback_next = 0;
+    const struct sg_router_group *g = next_alias(rt);
+    if (!g)
+        return false;
+    rt->rg = g;
+    rt->tier = 0;
+    rt->tier_attempts = 0; /* the next pick counts the hop */
+    return true;
+}
+
+static const struct sg_deployment *take(struct sg_route *rt, struct cand *c)
+{
+    if (c->probe) {
+        pthread_mutex_lock(&c->h->lock);
+        c->h->probing = true;
+        pthread_mutex_unlock(&c->h->lock);
+    }
+    rt->probe = c->probe;
+    if (rt->n_tried < SG_ROUTE_MAX_TRIED)
+        rt->tried[rt->n_tried++] = c->d;
+    atomic_fetch_add(&c->h->in_flight, 1);
+    rt->attempts++;
+    return c->d;
+}
+
+const struct sg_deployment *sg_route_next(struct sg_route *rt, uint64_t now_ms)
+{
+    if (now_ms >= rt->deadline_ms) {
+        rt->why = SG_ROUTE_DEADLINE;
+        return NULL;
+    }
+    uint64_t cooling = 0;
+    bool attempted_before = rt->attempts > 0;
+    if (rt->bypass) {
+        /* One switch, no intelligence: the group's first order-1 deployment, once. */
+        const struct sg_router_group *rg = rt->first;
+        for (size_t j = 0; j < rg->group->n && rt->attempts == 0; j++) {
+            if (rg->group->deployments[j]->order == 1) {
+                struct cand c = {rg->group->deployments[j], rg->health[j], false, 0};
+                return take(rt, &c);
+            }
+        }
+        rt->why = SG_ROUTE_EXHAUSTED;
+        return NULL;
+    }
+    const struct sg_config *cfg = rt->r->cfg;
+    while (rt->rg) {
+        const struct sg_router_group *rg = rt->rg;
+        struct cand c[SG_ROUTE_MAX_TRIED];
+        size_t n = 0;
+        int lowest = 0;
+        /* The pinned deployment wins outright while it can serve. */
+        char pinned[256];
+        bool has_pin = sg_health_pinned(rt->r->health, rg->group->alias, pinned, sizeof pinned);
+        for (size_t j = 0; j < rg->group->n && n < SG_ROUTE_MAX_TRIED; j++) {
+            const struct sg_deployment *d = rg->group->deployments[j];
+            bool probe;
+            if (was_tried(rt, d) || !available(rg->health[j], now_ms, &cooling, &probe))
+                continue;
+            /* The current tier's retry budget: after it, only later tiers qualify. */
+            if (rt->tier && d->order == rt->tier) {
+                bool peers = cfg->router.enable_weighted_failover;
+                if (!peers || rt->tier_attempts > num_retries(rt, d))
+                    continue;
+            }
+            if (rt->tier && d->order < rt->tier)
+                continue; /* a tier already left stays left within this request */
+            if (has_pin && strcmp(d->id, pinned) == 0) {
+                struct cand pc = {d, rg->health[j], probe, 0};
+                n = 0;
+                c[n++] = pc;
+                lowest = d->order;
+                break;
+            }
+            if (!n || d->order < lowest) {
+                lowest = d->order;
+            }
+            c[n++] = (struct cand){d, rg->health[j], probe, 0};
+        }
+        /* Keep the lowest order only: that is the tier. */
+        size_t m = 0;
+        for (size_t i = 0; i < n; i++)
+            if (c[i].d->order == lowest)
+                c[m++] = c[i];
+        if (m) {
+            if (lowest != rt->tier) {
+                if (attempted_before)
+                    rt->hops++;
+                rt->tier = lowest;
+                rt->tier_attempts = 0;
+            }
+            rt->tier_attempts++;
+            /* A probe is worth one request: prefer a deployment that is plainly healthy. */
+            size_t healthy = 0;
+            for (size_t i = 0; i < m; i++)
+                if (!c[i].probe)
+                    c[healthy++] = c[i];
+            if (healthy == 0)
+                healthy = m;
+            size_t i = pick(rt, c, healthy, now_ms);
+            return take(rt, &c[i]);
+        }
+        /* This alias is used up: the next fallback alias, a hop of its own. */
+        rt->rg = next_alias(rt);
+        rt->tier = 0; /* the next pick counts the hop */
+        rt->tier_attempts = 0;
+    }
+    if (!attempted_before && cooling) {
+        rt->why = SG_ROUTE_ALL_COOLING;
+        rt->retry_after_ms = cooling;
+    } else {
+        rt->why = SG_ROUTE_EXHAUSTED;
+        rt->retry_after_ms = cooling;
+    }
+    return NULL;
+}
+
+static void ewma(double *v, uint64_t *at, double sample, uint64_t now_ms, uint64_t ttl)
+{
+    if (!*at || now_ms - *at > ttl)
+        *v = sample;
+    else
+        *v = EWMA_ALPHA * sample + (1 - EWMA_ALPHA) * *v;
+    *at = now_ms ? now_ms : 1;
+}
+
+void sg_route_report(struct sg_route *rt, const struct sg_deployment *d, enum sg_outcome o,
+                     uint64_t now_ms, uint64_t retry_after_ms, double ttft_ms, double total_ms,
+                     uint64_t tokens)
+{
+    struct sg_dep_health *h = sg_router_health_of(rt->r, d);
+    if (!h)
+        return;
+    atomic_fetch_sub(&h->in_flight, 1);
+    const struct sg_router_settings *rs = &rt->r->cfg->router;
+    pthread_mutex_lock(&h->lock);
+    if (h->minute != now_ms / 60000) {
+        h->minute = now_ms / 60000;
+        h->minute_requests = h->minute_tokens = 0;
+    }
+    h->minute_requests++;
+    h->minute_tokens += tokens;
+    switch (o) {
+    case SG_OUT_SUCCESS:
+    case SG_OUT_CLIENT_ERROR:
+    case SG_OUT_CONTEXT_WINDOW:
+        /* It answered: alive. A half-open probe that answered closes the breaker. */
+        if (h->probing || (h->cooldown_until && h->cooldown_until <= now_ms)) {
+            h->cooldown_until = 0;
+            h->cooldown_reason = NULL;
+            h->fail_head = h->fail_count = 0;
+        }
+        h->probing = false;
+        if (o == SG_OUT_SUCCESS) {
+            if (ttft_ms > 0)
+                ewma(&h->ewma_ttft_ms, &h->ewma_ttft_at, ttft_ms, now_ms, rs->latency_ttl_ms);
+            if (total_ms > 0)
+                ewma(&h->ewma_total_ms, &h->ewma_total_at, total_ms, now_ms, rs->latency_ttl_ms);
+            atomic_fetch_add(&h->successes, 1);
+        }
+        break;
+    case SG_OUT_AUTH:
+        cool_locked(h, now_ms, rs->cooldown_ms, "the provider rejected the deployment's key");
+        atomic_fetch_add(&h->failures, 1);
+        break;
+    case SG_OUT_RATE_LIMITED:
+        cool_locked(h, now_ms, retry_after_ms ? retry_after_ms : rs->cooldown_ms,
+                    "the provider is rate limiting (429)");
+        atomic_fetch_add(&h->failures, 1);
+        break;
+    case SG_OUT_FAILURE:
+    case SG_OUT_FIRST_BYTE: {
+        atomic_fetch_add(&h->failures, 1);
+        h->fail_at[h->fail_head] = now_ms;
+        h->fail_head = (h->fail_head + 1) % SG_FAIL_RING;
+        if (h->fail_count < SG_FAIL_RING)
+            h->fail_count++;
+        unsigned limit = (unsigned)SG_MIN(SG_MAX(rs->allowed_fails, 0), SG_FAIL_RING);
+        bool probe_failed = h->probing;
+        if (probe_failed || fails_in_window(h, now_ms) >= limit) {
+            const char *why = o == SG_OUT_FIRST_BYTE
+                                  ? "no first byte within stream_timeout, too often"
+                                  : "allowed_fails failures within 60 s";
+            cool_locked(h, now_ms, rs->cooldown_ms, probe_failed ? "the half-open probe failed" : why);
+        }
+        break;
+    }
+    case SG_OUT_CANCELLED:
+        h->probing = false; /* no verdict: let another request probe */
+        break;
+    }
+    pthread_mutex_unlock(&h->lock);
+}
+
+static bool contains(const char *body, size_t n, const char *needle)
+{
+    size_t k = strlen(needle);
+    for (size_t i = 0; i + k <= n; i++)
+        if (memcmp(body + i, needle, k) == 0)
+            return true;
+    return false;
+}
+
+enum sg_outcome sg_router_classify(int status, int transport_error, bool first_byte_timeout,
+                                   const char *body, size_t body_len)
+{
+    if (transport_error == SG_ECANCELED)
+        return SG_OUT_CANCELLED;
+    if (transport_error)
+        return first_byte_timeout ? SG_OUT_FIRST_BYTE : SG_OUT_FAILURE;
+    if (status >= 200 && status < 300)
+        return SG_OUT_SUCCESS;
+    if (status == 401 || status == 403)
+        return SG_OUT_AUTH;
+    if (status == 429)
+        return SG_OUT_RATE_LIMITED;
+    if (status == 408 || status >= 500 || status < 200)
+        return SG_OUT_FAILURE;
+    if (status >= 300 && status < 400)
+        return SG_OUT_FAILURE;
+    /* The wording OpenAI, Anthropic and the OpenAI-compatible servers use for a prompt that
+     * does not fit the model. */
+    if (body && (contains(body, body_len, "context_length_exceeded") ||
+                 contains(body, body_len, "maximum context length") ||
+                 contains(body, body_len, "prompt is too long") ||
+                 contains(body, body_len, "context window")))
+        return SG_OUT_CONTEXT_WINDOW;
+    return SG_OUT_CLIENT_ERROR;
+}

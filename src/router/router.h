@@ -1,0 +1,159 @@
+/*
+ * router — which deployment serves a request, and what a failure means for the next attempt
+ * and for the deployment's health (DESIGN §7; docs/routing.md says where it differs from
+ * LiteLLM and why).
+ *
+ * Two objects:
+ * - struct sg_health: the process-wide health table, one entry per deployment id, shared by all
+ *   workers and kept across config reloads (an unchanged deployment keeps its cooldown, its
+ *   failure window and its latency). Each entry has a small mutex; nothing is held across I/O.
+ * - struct sg_router: built from one config (immutable), pointing into the health table. A
+ *   request walks it with a struct sg_route: pick → attempt → report → pick again.
+ *
+ * Time and randomness are parameters, so the unit tests are exact.
+ */
+#ifndef SG_ROUTER_H
+#define SG_ROUTER_H
+
+#include "config/config.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+/* What one attempt came to, as the router sees it. */
+enum sg_outcome {
+    SG_OUT_SUCCESS,        /* 2xx */
+    SG_OUT_CLIENT_ERROR,   /* 400/404/422...: the caller's; returned as is, not held against anyone */
+    SG_OUT_CONTEXT_WINDOW, /* the prompt does not fit: try context_window_fallbacks */
+    SG_OUT_FAILURE,        /* connect/TLS error, timeout, 408, 5xx: retry elsewhere, count it */
+    SG_OUT_AUTH,           /* 401/403 from the provider: its key is bad, cool down at once */
+    SG_OUT_RATE_LIMITED,   /* 429: cool down for Retry-After (or cooldown_time) */
+    SG_OUT_FIRST_BYTE,     /* no first byte within stream_timeout: a failure */
+    SG_OUT_CANCELLED,      /* we stopped it (hedge lost, client left): no verdict */
+};
+const char *sg_outcome_name(enum sg_outcome o);
+
+/* ---- the health table ---- */
+
+#define SG_FAIL_RING 64 /* allowed_fails is capped to this by the window's ring */
+
+struct sg_dep_health {
+    char *id;
+    char *fingerprint;          /* model + api_base: a changed deployment starts afresh */
+    pthread_mutex_t lock;       /* guards everything below that is not atomic */
+    uint64_t fail_at[SG_FAIL_RING]; /* ring of recent failure times (ms) */
+    unsigned fail_head, fail_count;
+    uint64_t cooldown_until;    /* ms; 0 = not cooling */
+    const char *cooldown_reason; /* static string */
+    bool probing;               /* half-open: the one probe request is in flight */
+    bool disabled;
+    double ewma_ttft_ms, ewma_total_ms; /* latency, with the time of the last sample */
+    uint64_t ewma_ttft_at, ewma_total_at;
+    uint64_t minute;            /* usage-based routing: the minute the counters are for */
+    uint64_t minute_requests, minute_tokens;
+    atomic_int in_flight;
+    atomic_ullong successes, failures;
+};
+
+struct sg_health {
+    pthread_mutex_t lock;       /* guards the table's shape (lookups and inserts) */
+    struct sg_dep_health **v;
+    size_t n, cap;
+    /* Pinned deployment per alias: "alias\0id" pairs, guarded by lock. */
+    char **pins;
+    size_t n_pins;
+    atomic_bool bypass;         /* /admin/bypass or BYPASS_ROUTER=true */
+};
+
+struct sg_health *sg_health_new(void);
+void sg_health_free(struct sg_health *h);
+/* The entry for a deployment, created when new or when its fingerprint changed. */
+struct sg_dep_health *sg_health_get(struct sg_health *h, const struct sg_deployment *d);
+/* Find by id (admin API); NULL when unknown. */
+struct sg_dep_health *sg_health_find(struct sg_health *h, const char *id);
+/* Pin `id` for `alias` (NULL id unpins). */
+void sg_health_pin(struct sg_health *h, const char *alias, const char *id);
+/* The pinned id for an alias, copied into out; false when none. */
+bool sg_health_pinned(struct sg_health *h, const char *alias, char *out, size_t n);
+void sg_health_clear_cooldown(struct sg_dep_health *e);
+/* Put a deployment in cooldown until now + ms (the longer of this and any current one). */
+void sg_health_cool(struct sg_dep_health *e, uint64_t now_ms, uint64_t ms, const char *reason);
+
+/* A snapshot of an entry for display; `cooling_ms` is what is left of a cooldown. */
+struct sg_dep_view {
+    bool healthy, disabled, probing;
+    uint64_t cooling_ms;
+    const char *cooldown_reason;
+    unsigned fails_in_window;
+    int in_flight;
+    double ewma_ttft_ms, ewma_total_ms;
+    unsigned long long successes, failures;
+};
+void sg_health_view(struct sg_dep_health *e, uint64_t now_ms, struct sg_dep_view *out);
+
+/* ---- the router for one config ---- */
+
+struct sg_router_group {
+    const struct sg_group *group;
+    struct sg_dep_health **health; /* parallel to group->deployments */
+};
+
+struct sg_router {
+    const struct sg_config *cfg;
+    struct sg_health *health;
+    struct sg_router_group *groups; /* parallel to cfg->groups */
+    size_t n_groups;
+};
+
+struct sg_router *sg_router_new(const struct sg_config *cfg, struct sg_health *h);
+void sg_router_free(struct sg_router *r);
+const struct sg_router_group *sg_router_group(const struct sg_router *r, const char *alias,
+                                              size_t len);
+struct sg_dep_health *sg_router_health_of(const struct sg_router *r, const struct sg_deployment *d);
+
+/* ---- one request's walk ---- */
+
+#define SG_ROUTE_MAX_TRIED 32
+
+struct sg_route {
+    const struct sg_router *r;
+    const struct sg_router_group *rg; /* the alias being tried now */
+    const struct sg_router_group *first;
+    bool stream;
+    bool bypass;
+    size_t fallback_next;             /* next index in this alias's fallbacks list */
+    bool in_cw_fallbacks;             /* walking context_window_fallbacks */
+    int tier;                         /* order of the tier being tried; 0 = none yet */
+    int tier_attempts;                /* attempts made in this tier */
+    int hops;                         /* tiers and fallback aliases crossed */
+    int attempts;
+    const struct sg_deployment *tried[SG_ROUTE_MAX_TRIED];
+    size_t n_tried;
+    uint64_t deadline_ms;             /* absolute; attempts must finish before it */
+    uint64_t (*rand)(void *ud);       /* injected randomness */
+    void *rand_ud;
+    /* Why the last sg_route_next() returned NULL. */
+    enum { SG_ROUTE_EXHAUSTED, SG_ROUTE_ALL_COOLING, SG_ROUTE_DEADLINE } why;
+    uint64_t retry_after_ms;          /* with ALL_COOLING: the shortest cooldown left */
+    bool probe;                       /* the last pick is a half-open probe */
+};
+
+/* Start a walk for a request to `rg` that must end by `deadline_ms`. */
+void sg_route_begin(struct sg_route *rt, const struct sg_router *r,
+                    const struct sg_router_group *rg, bool stream, uint64_t now_ms,
+                    uint64_t deadline_ms);
+/* The next deployment to attempt, or NULL (see rt->why). Marks it tried and in flight. */
+const struct sg_deployment *sg_route_next(struct sg_route *rt, uint64_t now_ms);
+/* Report an attempt's end: updates health (cooldowns, latency) and in-flight counts.
+ * `retry_after_ms` is the provider's Retry-After (0 = none); `ttft_ms`/`total_ms` latencies. */
+void sg_route_report(struct sg_route *rt, const struct sg_deployment *d, enum sg_outcome o,
+                     uint64_t now_ms, uint64_t retry_after_ms, double ttft_ms, double total_ms,
+                     uint64_t tokens);
+/* Move to the alias's context_window_fallbacks (after SG_OUT_CONTEXT_WINDOW); false if none. */
+bool sg_route_context_window(struct sg_route *rt);
+
+/* Classify an upstream answer: status (0 = none) and transport error (SG_E*). */
+enum sg_outcome sg_router_classify(int status, int transport_error, bool first_byte_timeout,
+                                   const char *body, size_t body_len);
+
+#endif

@@ -1,0 +1,471 @@
+/*
+ * The router's rules with injected time and randomness: selection strategies, tiers, retries,
+ * fallbacks, the circuit breaker (cooldown, half-open probe), pins, bypass, classification, and
+ * health surviving a reload.
+ */
+#include "router/router.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include <cmocka.h>
+
+static uint64_t seq_rand(void *ud)
+{
+    uint64_t *x = ud; /* splitmix64: deterministic per test */
+    uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+struct fx {
+    struct sg_config *cfg;
+    struct sg_health *h;
+    struct sg_router *r;
+    uint64_t seed;
+};
+
+static void setup_yaml(struct fx *f, const char *yaml)
+{
+    struct sg_diags d;
+    sg_diags_init(&d);
+    f->cfg = sg_config_load_string(yaml, strlen(yaml), "<test>", NULL, NULL, &d);
+    if (!f->cfg) {
+        sg_diags_print(&d, stderr);
+        fail_msg("config did not load");
+    }
+    sg_diags_dispose(&d);
+    if (!f->h)
+        f->h = sg_health_new();
+    f->r = sg_router_new(f->cfg, f->h);
+    f->seed = 42;
+}
+
+static void teardown_fx(struct fx *f)
+{
+    sg_router_free(f->r);
+    sg_config_unref(f->cfg);
+    sg_health_free(f->h);
+}
+
+static void begin(struct fx *f, struct sg_route *rt, const char *alias, bool stream, uint64_t now)
+{
+    rt->rand = seq_rand;
+    rt->rand_ud = &f->seed;
+    const struct sg_router_group *g = sg_router_group(f->r, alias, strlen(alias));
+    assert_non_null(g);
+    sg_route_begin(rt, f->r, g, stream, now, now + 30000);
+}
+
+#define DEP(id, order, extra)                                                                      \
+    "  - model_name: app/chat\n    litellm_params: {model: openai/" id ", api_key: k, api_base: "  \
+    "\"http://127.0.0.1:1/v1\", order: " #order extra "}\n    model_info: {id: " id "}\n"
+
+static const char two_tiers[] = "model_list:\n" DEP("a1", 1, ", weight: 9") DEP("a2", 1, ", weight: 1")
+    DEP("b1", 2, "") "router_settings: {num_retries: 1, allowed_fails: 3, cooldown_time: 30}\n";
+
+static void test_weighted_shuffle_is_proportional(void **state)
+{
+    (void)state;
+    struct fx f = {0};
+    setup_yaml(&f, two_tiers);
+    int a1 = 0, n = 20000;
+    for (int i = 0; i < n; i++) {
+        struct sg_route rt;
+        begin(&f, &rt, "app/chat", false, 1000);
+        const struct sg_deployment *d = sg_route_next(&rt, 1000);
+        assert_non_null(d);
+        assert_int_equal(d->order, 1); /* never the second tier while the first is healthy */
+        a1 += strcmp(d->id, "a1") == 0;
+        sg_route_report(&rt, d, SG_OUT_SUCCESS, 1000, 0, 0, 0, 0);
+    }
+    /* Expect 90%; with n = 20000 the standard deviation is 0.21%: allow 1% (about 4.7 sigma). */
+    double share = (double)a1 / n;
+    if (share < 0.89 || share > 0.91)
+        fail_msg("a1 got %.3f of picks, expected 0.90 +- 0.01", share);
+    teardown_fx(&f);
+}
+
+static void test_rpm_weights_then_uniform(void **state)
+{
+    (void)state;
+    struct fx f = {0};
+    setup_yaml(&f, "model_list:\n" DEP("x", 1, ", rpm: 300") DEP("y", 1, ", rpm: 100"));
+    int x = 0, n = 20000;
+    for (int i = 0; i < n; i++) {
+        struct sg_route rt;
+        begin(&f, &rt, "app/chat", false, 1000);
+        const struct sg_deployment *d = sg_route_next(&rt, 1000);
+        x += strcmp(d->id, "x") == 0;
+        sg_route_report(&rt, d, SG_OUT_CANCELLED, 1000, 0, 0, 0, 0);
+    }
+    assert_true(x > n * 0.74 && x < n * 0.76);
+    teardown_fx(&f);
+    struct fx g = {0};
+    setup_yaml(&g, "model_list:\n" DEP("x", 1, "") DEP("y", 1, ""));
+    x = 0;
+    for (int i = 0; i < n; i++) {
+        struct sg_route rt;
+        begin(&g, &rt, "app/chat", false, 1000);
+        const struct sg_deployment *d = sg_route_next(&rt, 1000);
+        x += strcmp(d->id, "x") == 0;
+        sg_route_report(&rt, d, SG_OUT_CANCELLED, 1000, 0, 0, 0, 0);
+    }
+    assert_true(x > n * 0.49 && x < n * 0.51);
+    teardown_fx(&g);
+}
+
+static void test_retry_in_tier_then_next_tier_never_twice(void **state)
+{
+    (void)state;
+    struct fx f = {0};
+    setup_yaml(&f, two_tiers);
+    struct sg_route rt;
+    begin(&f, &rt, "app/chat", false, 1000);
+    const struct sg_deployment *d1 = sg_route_next(&rt, 1000);
+    assert_int_equal(d1->order, 1);
+    sg_route_report(&rt, d1, SG_OUT_FAILURE, 1000, 0, 0, 0, 0);
+    const struct sg_deployment *d2 = sg_route_next(&rt, 1001);
+    assert_int_equal(d2->order, 1); /* the peer in the same tier (num_retries 1) */
+    assert_ptr_not_equal(d1, d2);
+    assert_int_equal(rt.hops, 0);
+    sg_route_report(&rt, d2, SG_OUT_FAILURE, 1001, 0, 0, 0, 0);
+    const struct sg_deployment *d3 = sg_route_next(&rt, 1002);
+    assert_string_equal(d3->id, "b1");
+    assert_int_equal(rt.hops, 1);
+    sg_route_report(&rt, d3, SG_OUT_FAILURE, 1002, 0, 0, 0, 0);
+    assert_null(sg_route_next(&rt, 1003));
+    assert_int_equal(rt.why, SG_ROUTE_EXHAUSTED);
+    assert_int_equal(rt.attempts, 3);
+    teardown_fx(&f);
+}
+
+static void test_no_retries_or_no_weighted_failover_cross_tiers_at_once(void **state)
+{
+    (void)state;
+    const char *variants[] = {
+        "model_list:\n" DEP("a1", 1, "") DEP("a2", 1, "") DEP("b1", 2, "")
+        "router_settings: {num_retries: 0}\n",
+        "model_list:\n" DEP("a1", 1, "") DEP("a2", 1, "") DEP("b1", 2, "")
+        "router_settings: {num_retries: 3, enable_weighted_failover: false}\n",
+    };
+    for (size_t v = 0; v < 2; v++) {
+        struct fx f = {0};
+        setup_yaml(&f, variants[v]);
+        struct sg_route rt;
+        begin(&f, &rt, "app/chat", false, 1000);
+        const struct sg_deployment *d1 = sg_route_next(&rt, 1000);
+        sg_route_report(&rt, d1, SG_OUT_FAILURE, 1000, 0, 0, 0, 0);
+        const struct sg_deployment *d2 = sg_route_next(&rt, 1000);
+        assert_string_equal(d2->id, "b1");
+        teardown_fx(&f);
+    }
+}
+
+static void test_fallback_aliases(void **state)
+{
+    (void)state;
+    struct fx f = {0};
+    setup_yaml(&f, "model_list:\n" DEP("a1", 1, "")
+                   "  - model_name: app/lite\n    litellm_params: {model: openai/l1, api_key: k, "
+                   "api_base: \"http://127.0.0.1:1/v1\"}\n    model_info: {id: l1}\n"
+                   "router_settings:\n  fallbacks: [{app/chat: [app/lite]}]\n");
+    struct sg_route rt;
+    begin(&f, &rt, "app/chat", false, 1000);
+    const struct sg_deployment *d = sg_route_next(&rt, 1000);
+    assert_string_equal(d->id, "a1");
+    sg_route_report(&rt, d, SG_OUT_FAILURE, 1000, 0, 0, 0, 0);
+    d = sg_route_next(&rt, 1000);
+    assert_string_equal(d->id, "l1");
+    assert_int_equal(rt.hops, 1);
+    teardown_fx(&f);
+}
+
+static void test_context_window_fallbacks(void **state)
+{
+    (void)state;
+    struct fx f = {0};
+    setup_yaml(&f, "model_list:\n" DEP("a1", 1, "")
+                   "  - model_name: app/long\n    litellm_params: {model: openai/long, api_key: k, "
+                   "api_base: \"http://127.0.0.1:1/v1\"}\n    model_info: {id: long1}\n"
+                   "router_settings:\n  context_window_fallbacks: [{app/chat: [app/long]}]\n");
+    struct sg_route rt;
+    begin(&f, &rt, "app/chat", false, 1000);
+    const struct sg_deployment *d = sg_route_next(&rt, 1000);
+    const char body[] = "{\"error\":{\"code\":\"context_length_exceeded\"}}";
+    enum sg_outcome o = sg_router_classify(400, 0, false, body, sizeof body - 1);
+    assert_int_equal(o, SG_OUT_CONTEXT_WINDOW);
+    sg_route_report(&rt, d, o, 1000, 0, 0, 0, 0);
+    assert_true(sg_route_context_window(&rt));
+    d = sg_route_next(&rt, 1000);
+    assert_string_equal(d->id, "long1");
+    teardown_fx(&f);
+}
+
+static void test_cooldown_after_allowed_fails_in_window(void **state)
+{
+    (void)state;
+    struct fx f = {0};
+    setup_yaml(&f, "model_list:\n" DEP("a1", 1, "") DEP("b1", 2, "")
+                   "router_settings: {allowed_fails: 3, cooldown_time: 30}\n");
+    struct sg_dep_health *h = sg_health_find(f.h, "a1");
+    struct sg_dep_view v;
+    uint64_t t = 100000;
+    /* Failures spread over more than 60 s never open the breaker. */
+    for (int i = 0; i < 5; i++, t += 31000) {
+        struct sg_route rt;
+        begin(&f, &rt, "app/chat", false, t);
+        const struct sg_deployment *d = sg_route_next(&rt, t);
+        assert_string_equal(d->id, "a1");
+        sg_route_report(&rt, d, SG_OUT_FAILURE, t, 0, 0, 0, 0);
+        sg_health_view(h, t, &v);
+        assert_true(v.healthy);
+    }
+    /* Three within 60 s do. */
+    t += 61000;
+    for (int i = 0; i < 3; i++, t += 1000) {
+        struct sg_route rt;
+        begin(&f, &rt, "app/chat", false, t);
+        const struct sg_deployment *d = sg_route_next(&rt, t);
+        assert_string_equal(d->id, "a1");
+        sg_route_report(&rt, d, SG_OUT_FAILURE, t, 0, 0, 0, 0);
+    }
+    sg_health_view(h, t, &v);
+    assert_false(v.healthy);
+    assert_int_equal(v.cooling_ms, 30000 - 1000);
+    struct sg_route rt;
+    begin(&f, &rt, "app/chat", false, t);
+    assert_string_equal(sg_route_next(&rt, t)->id, "b1"); /* cooling: skipped */
+    teardown_fx(&f);
+}
+
+static void test_auth_and_rate_limit_cool_at_once(void **state)
+{
+    (void)state;
+    struct fx f = {0};
+    setup_yaml(&f, "model_list:\n" DEP("a1", 1, "") DEP("a2", 1, "")
+                   "router_settings: {allowed_fails: 3, cooldown_time: 30}\n");
+    struct sg_route rt;
+    begin(&f, &rt, "app/chat", false, 5000);
+    const struct sg_deployment *d1 = sg_route_next(&rt, 5000);
+    sg_route_report(&rt, d1, sg_router_classify(401, 0, false, NULL, 0), 5000, 0, 0, 0, 0);
+    const struct sg_deployment *d2 = sg_route_next(&rt, 5000);
+    sg_route_report(&rt, d2, sg_router_classify(429, 0, false, NULL, 0), 5000, 7000, 0, 0, 0);
+    struct sg_dep_view v1, v2;
+    sg_health_view(sg_router_health_of(f.r, d1), 5000, &v1);
+    sg_health_view(sg_router_health_of(f.r, d2), 5000, &v2);
+    assert_int_equal(v1.cooling_ms, 30000);
+    assert_int_equal(v2.cooling_ms, 7000); /* the provider's Retry-After */
+    /* Everything cooling: a fresh request learns the shortest wait. */
+    begin(&f, &rt, "app/chat", false, 6000);
+    assert_null(sg_route_next(&rt, 6000));
+    assert_int_equal(rt.why, SG_ROUTE_ALL_COOLING);
+    assert_int_equal(rt.retry_after_ms, 6000);
+    teardown_fx(&f);
+}
+
+static void test_half_open_probe(void **state)
+{
+    (void)state;
+    struct fx f = {0};
+    setup_yaml(&f, "model_list:\n" DEP("a1", 1, "") DEP("b1", 2, "")
+                   "router_settings: {allowed_fails: 1, cooldown_time: 10}\n");
+    struct sg_route rt, rt2, rt3;
+    begin(&f, &rt, "app/chat", false, 1000);
+    const struct sg_deployment *d = sg_route_next(&rt, 1000);
+    sg_route_report(&rt, d, SG_OUT_FAILURE, 1000, 0, 0, 0, 0);
+    /* Cooldown over: exactly one request probes a1, the next one goes to b1. */
+    begin(&f, &rt, "app/chat", false, 11001);
+    d = sg_route_next(&rt, 11001);
+    assert_string_equal(d->id, "a1");
+    assert_true(rt.probe);
+    begin(&f, &rt2, "app/chat", false, 11002);
+    assert_string_equal(sg_route_next(&rt2, 11002)->id, "b1");
+    /* The probe fails: cooling again. */
+    sg_route_report(&rt, d, SG_OUT_FAILURE, 11003, 0, 0, 0, 0);
+    struct sg_dep_view v;
+    sg_health_view(sg_health_find(f.h, "a1"), 11003, &v);
+    assert_int_equal(v.cooling_ms, 10000);
+    /* Next probe succeeds: closed, and a1 serves everyone again. */
+    begin(&f, &rt, "app/chat", false, 21004);
+    d = sg_route_next(&rt, 21004);
+    assert_string_equal(d->id, "a1");
+    sg_route_report(&rt, d, SG_OUT_SUCCESS, 21005, 0, 0, 5, 0);
+    begin(&f, &rt3, "app/chat", false, 21006);
+    d = sg_route_next(&rt3, 21006);
+    assert_string_equal(d->id, "a1");
+    assert_false(rt3.probe);
+    teardown_fx(&f);
+}
+
+static void test_strategies(void **state)
+{
+    (void)state;
+    /* latency-based: lowest EWMA; a stale sample (older than ttl) counts as unknown = explore. */
+    struct fx f = {0};
+    setup_yaml(&f, "model_list:\n" DEP("fast", 1, "") DEP("slow", 1, "")
+                   "router_settings: {routing_strategy: latency-based-routing, "
+                   "routing_strategy_args: {ttl: 60}}\n");
+    struct sg_route rt;
+    const struct sg_deployment *fast = f.cfg->groups[0].deployments[0];
+    const struct sg_deployment *slow = f.cfg->groups[0].deployments[1];
+    begin(&f, &rt, "app/chat", true, 1000);
+    atomic_fetch_add(&sg_router_health_of(f.r, fast)->in_flight, 1);
+    sg_route_report(&rt, fast, SG_OUT_SUCCESS, 1000, 0, 100, 900, 0);
+    atomic_fetch_add(&sg_router_health_of(f.r, slow)->in_flight, 1);
+    sg_route_report(&rt, slow, SG_OUT_SUCCESS, 1000, 0, 400, 500, 0);
+    begin(&f, &rt, "app/chat", true, 2000); /* streams rank by time to first token */
+    assert_string_equal(sg_route_next(&rt, 2000)->id, "fast");
+    begin(&f, &rt, "app/chat", false, 2000); /* others by total latency */
+    assert_string_equal(sg_route_next(&rt, 2000)->id, "slow");
+    teardown_fx(&f);
+
+    /* least-busy */
+    struct fx g = {0};
+    setup_yaml(&g, "model_list:\n" DEP("x", 1, "") DEP("y", 1, "")
+                   "router_settings: {routing_strategy: least-busy}\n");
+    atomic_store(&sg_health_find(g.h, "x")->in_flight, 5);
+    begin(&g, &rt, "app/chat", false, 1000);
+    assert_string_equal(sg_route_next(&rt, 1000)->id, "y");
+    teardown_fx(&g);
+
+    /* usage-based: a deployment at its rpm this minute is skipped */
+    struct fx u = {0};
+    setup_yaml(&u, "model_list:\n" DEP("x", 1, ", rpm: 2") DEP("y", 1, ", rpm: 1000")
+                   "router_settings: {routing_strategy: usage-based-routing}\n");
+    begin(&u, &rt, "app/chat", false, 60000);
+    const struct sg_deployment *x = u.cfg->groups[0].deployments[0];
+    for (int i = 0; i < 2; i++) {
+        atomic_fetch_add(&sg_router_health_of(u.r, x)->in_flight, 1);
+        sg_route_report(&rt, x, SG_OUT_SUCCESS, 60000, 0, 0, 1, 10);
+    }
+    begin(&u, &rt, "app/chat", false, 60001);
+    assert_string_equal(sg_route_next(&rt, 60001)->id, "y");
+    teardown_fx(&u);
+
+    /* cost-based: cheapest; unknown prices rank last */
+    struct fx c = {0};
+    setup_yaml(&c, "model_list:\n" DEP("dear", 1, ", input_cost_per_token: 0.00001, "
+                                                  "output_cost_per_token: 0.00003")
+                   DEP("cheap", 1, ", input_cost_per_token: 0.0000001, output_cost_per_token: 0.0000004")
+                   "router_settings: {routing_strategy: cost-based-routing}\n");
+    begin(&c, &rt, "app/chat", false, 1000);
+    assert_string_equal(sg_route_next(&rt, 1000)->id, "cheap");
+    teardown_fx(&c);
+}
+
+static void test_pin_disable_and_bypass(void **state)
+{
+    (void)state;
+    struct fx f = {0};
+    setup_yaml(&f, two_tiers);
+    struct sg_route rt;
+    sg_health_pin(f.h, "app/chat", "b1");
+    for (int i = 0; i < 20; i++) {
+        begin(&f, &rt, "app/chat", false, 1000);
+        const struct sg_deployment *d = sg_route_next(&rt, 1000);
+        assert_string_equal(d->id, "b1");
+        sg_route_report(&rt, d, SG_OUT_SUCCESS, 1000, 0, 0, 0, 0);
+    }
+    sg_health_pin(f.h, "app/chat", NULL);
+    sg_health_find(f.h, "a1")->disabled = true;
+    for (int i = 0; i < 20; i++) {
+        begin(&f, &rt, "app/chat", false, 1000);
+        const struct sg_deployment *d = sg_route_next(&rt, 1000);
+        assert_string_equal(d->id, "a2");
+        sg_route_report(&rt, d, SG_OUT_SUCCESS, 1000, 0, 0, 0, 0);
+    }
+    sg_health_find(f.h, "a1")->disabled = false;
+    /* Bypass: the first order-1 deployment, once, nothing else — even when it is cooling. */
+    sg_health_cool(sg_health_find(f.h, "a1"), 1000, 30000, "test");
+    atomic_store(&f.h->bypass, true);
+    begin(&f, &rt, "app/chat", false, 1000);
+    const struct sg_deployment *d = sg_route_next(&rt, 1000);
+    assert_string_equal(d->id, "a1");
+    sg_route_report(&rt, d, SG_OUT_FAILURE, 1000, 0, 0, 0, 0);
+    assert_null(sg_route_next(&rt, 1000));
+    teardown_fx(&f);
+}
+
+static void test_deadline(void **state)
+{
+    (void)state;
+    struct fx f = {0};
+    setup_yaml(&f, two_tiers);
+    struct sg_route rt;
+    begin(&f, &rt, "app/chat", false, 1000);
+    const struct sg_deployment *d = sg_route_next(&rt, 1000);
+    sg_route_report(&rt, d, SG_OUT_FAILURE, 31000, 0, 0, 0, 0);
+    assert_null(sg_route_next(&rt, 31000));
+    assert_int_equal(rt.why, SG_ROUTE_DEADLINE);
+    teardown_fx(&f);
+}
+
+static void test_classify(void **state)
+{
+    (void)state;
+    assert_int_equal(sg_router_classify(200, 0, false, NULL, 0), SG_OUT_SUCCESS);
+    assert_int_equal(sg_router_classify(400, 0, false, "{}", 2), SG_OUT_CLIENT_ERROR);
+    assert_int_equal(sg_router_classify(404, 0, false, NULL, 0), SG_OUT_CLIENT_ERROR);
+    assert_int_equal(sg_router_classify(422, 0, false, NULL, 0), SG_OUT_CLIENT_ERROR);
+    assert_int_equal(sg_router_classify(401, 0, false, NULL, 0), SG_OUT_AUTH);
+    assert_int_equal(sg_router_classify(403, 0, false, NULL, 0), SG_OUT_AUTH);
+    assert_int_equal(sg_router_classify(408, 0, false, NULL, 0), SG_OUT_FAILURE);
+    assert_int_equal(sg_router_classify(429, 0, false, NULL, 0), SG_OUT_RATE_LIMITED);
+    assert_int_equal(sg_router_classify(500, 0, false, NULL, 0), SG_OUT_FAILURE);
+    assert_int_equal(sg_router_classify(503, 0, false, NULL, 0), SG_OUT_FAILURE);
+    assert_int_equal(sg_router_classify(0, SG_ECONNECT, false, NULL, 0), SG_OUT_FAILURE);
+    assert_int_equal(sg_router_classify(0, SG_ETIMEOUT, true, NULL, 0), SG_OUT_FIRST_BYTE);
+    const char an[] = "{\"type\":\"error\",\"error\":{\"message\":\"prompt is too long: 200000\"}}";
+    assert_int_equal(sg_router_classify(400, 0, false, an, sizeof an - 1), SG_OUT_CONTEXT_WINDOW);
+}
+
+static void test_health_survives_reload(void **state)
+{
+    (void)state;
+    struct fx f = {0};
+    setup_yaml(&f, two_tiers);
+    sg_health_cool(sg_health_find(f.h, "a1"), 1000, 30000, "test");
+    struct sg_health *h = f.h;
+    sg_router_free(f.r);
+    sg_config_unref(f.cfg);
+    /* Same deployments (plus one): a1 is still cooling. */
+    f.h = h;
+    setup_yaml(&f, "model_list:\n" DEP("a1", 1, ", weight: 9") DEP("c1", 1, ""));
+    struct sg_dep_view v;
+    sg_health_view(sg_health_find(h, "a1"), 2000, &v);
+    assert_int_equal(v.cooling_ms, 29000);
+    sg_router_free(f.r);
+    sg_config_unref(f.cfg);
+    /* a1 now points elsewhere: a different deployment, so it starts healthy. */
+    setup_yaml(&f, "model_list:\n  - model_name: app/chat\n    litellm_params: {model: openai/a1, "
+                   "api_key: k, api_base: \"http://127.0.0.1:2/v1\"}\n    model_info: {id: a1}\n");
+    sg_health_view(sg_health_find(h, "a1"), 2000, &v);
+    assert_true(v.healthy);
+    teardown_fx(&f);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_weighted_shuffle_is_proportional),
+        cmocka_unit_test(test_rpm_weights_then_uniform),
+        cmocka_unit_test(test_retry_in_tier_then_next_tier_never_twice),
+        cmocka_unit_test(test_no_retries_or_no_weighted_failover_cross_tiers_at_once),
+        cmocka_unit_test(test_fallback_aliases),
+        cmocka_unit_test(test_context_window_fallbacks),
+        cmocka_unit_test(test_cooldown_after_allowed_fails_in_window),
+        cmocka_unit_test(test_auth_and_rate_limit_cool_at_once),
+        cmocka_unit_test(test_half_open_probe),
+        cmocka_unit_test(test_strategies),
+        cmocka_unit_test(test_pin_disable_and_bypass),
+        cmocka_unit_test(test_deadline),
+        cmocka_unit_test(test_classify),
+        cmocka_unit_test(test_health_survives_reload),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
