@@ -106,6 +106,7 @@ int cmd_serve(int argc, char **argv)
         SG_WARN("serve", "no general_settings.master_key: every client is let in. Set one "
                          "(master_key: os.environ/SLOGATE_MASTER_KEY) before exposing the gateway");
     sg_upstream_global_init();
+    go.config_path = path;
     struct sg_gateway *gw = sg_gateway_new(cfg, &go);
     int rc = sg_gateway_run(gw, banner, (void *)go.host);
     sg_gateway_free(gw);

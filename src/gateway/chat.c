@@ -580,7 +580,7 @@ void gw_chat(struct sg_http_request *req, struct sg_worker *w)
     struct gw_req *g = sg_xcalloc(1, sizeof *g);
     g->w = w;
     g->http = req;
-    g->rt = sg_runtime_ref(atomic_load_explicit(&w->gw->rt, memory_order_acquire));
+    g->rt = sg_runtime_ref(w->rt);
     g->t_recv_us = req->t_start_us ? req->t_start_us : sg_now_us();
     g->cache_state = "bypass";
     sg_rand_hex(g->request_id, 16);

@@ -90,7 +90,13 @@ static void on_server_drained(struct sg_http_server *s, void *ud)
 static void on_wake(uv_async_t *a)
 {
     struct sg_worker *w = a->data;
-    if (w->stopping || !w->http)
+    if (atomic_exchange(&w->reload, false)) {
+        /* Requests in flight keep their own reference to the old runtime and finish on it. */
+        struct sg_runtime *fresh = sg_gateway_runtime(w->gw);
+        sg_runtime_unref(w->rt);
+        w->rt = fresh;
+    }
+    if (!atomic_load(&w->gw->stopping) || w->stopping || !w->http)
         return;
     w->stopping = true;
     sg_http_server_drain(w->http, w->gw->drain_ms, on_server_drained, w);
@@ -100,7 +106,7 @@ static void worker_main(void *arg)
 {
     struct sg_worker *w = arg;
     struct sg_gateway *gw = w->gw;
-    const struct sg_config *cfg = sg_gateway_config(gw);
+    const struct sg_config *cfg = w->rt->cfg;
     struct sg_http_limits lim = {
         .max_body_bytes = cfg->general.max_request_size_bytes,
         .header_timeout_ms = cfg->server.header_timeout_ms,
@@ -121,6 +127,8 @@ static void worker_main(void *arg)
         uv_close((uv_handle_t *)&w->wake, NULL);
     }
     uv_run(&w->loop, UV_RUN_DEFAULT);
+    sg_runtime_unref(w->rt);
+    w->rt = NULL;
 }
 
 struct sg_gateway *sg_gateway_new(struct sg_config *cfg_take, const struct sg_gateway_options *o)
@@ -147,13 +155,70 @@ struct sg_gateway *sg_gateway_new(struct sg_config *cfg_take, const struct sg_ga
         SG_WARN("gateway", "BYPASS_ROUTER is set: every request goes straight to its group's "
                            "first order-1 deployment, with no retries and no failover");
     }
-    atomic_init(&gw->rt, sg_runtime_new(cfg_take, gw->health));
+    pthread_mutex_init(&gw->rt_lock, NULL);
+    gw->rt = sg_runtime_new(cfg_take, gw->health);
+    gw->config_path = gw->opt.config_path ? sg_xstrdup(gw->opt.config_path) : NULL;
     return gw;
 }
 
 const struct sg_config *sg_gateway_config(const struct sg_gateway *gw)
 {
-    return atomic_load(&((struct sg_gateway *)gw)->rt)->cfg;
+    struct sg_gateway *g = (struct sg_gateway *)gw;
+    pthread_mutex_lock(&g->rt_lock);
+    const struct sg_config *cfg = g->rt->cfg; /* valid while the gateway holds this runtime */
+    pthread_mutex_unlock(&g->rt_lock);
+    return cfg;
+}
+
+struct sg_runtime *sg_gateway_runtime(struct sg_gateway *gw)
+{
+    pthread_mutex_lock(&gw->rt_lock);
+    struct sg_runtime *rt = sg_runtime_ref(gw->rt);
+    pthread_mutex_unlock(&gw->rt_lock);
+    return rt;
+}
+
+int sg_gateway_reload(struct sg_gateway *gw, bool force, struct sg_buf *err)
+{
+    if (!gw->config_path) {
+        sg_buf_appends(err, "this gateway was not started from a config file (slogate demo?): "
+                            "nothing to reload");
+        return SG_EINVAL;
+    }
+    if (gw->frozen && !force) {
+        sg_buf_appends(err, "a change freeze is on (fast burn): reloads are refused unless forced "
+                            "with ?force=true");
+        return SG_EINVAL;
+    }
+    struct sg_diags diags;
+    sg_diags_init(&diags);
+    struct sg_config *cfg = sg_config_load_file(gw->config_path, NULL, NULL, &diags);
+    for (size_t i = 0; i < diags.n; i++)
+        if (diags.v[i].severity == SG_DIAG_ERROR)
+            sg_buf_appendf(err, "%s%s:%d: %s", err->len ? "; " : "", diags.v[i].file,
+                           diags.v[i].line, diags.v[i].msg);
+    sg_diags_dispose(&diags);
+    if (!cfg)
+        return SG_ECONFIG;
+    if (cfg->n_deployments == 0) {
+        sg_buf_appends(err, "the new config has no model_list entries; keeping the old one");
+        sg_config_unref(cfg);
+        return SG_ECONFIG;
+    }
+    /* Deployments that kept their id and endpoint keep their health (sg_health_get). */
+    struct sg_runtime *fresh = sg_runtime_new(cfg, gw->health);
+    pthread_mutex_lock(&gw->rt_lock);
+    struct sg_runtime *old = gw->rt;
+    gw->rt = fresh;
+    pthread_mutex_unlock(&gw->rt_lock);
+    sg_runtime_unref(old);
+    for (int i = 0; i < gw->n_workers; i++) {
+        atomic_store(&gw->workers[i].reload, true);
+        uv_async_send(&gw->workers[i].wake);
+    }
+    SG_INFO("gateway", "reloaded %s: %zu deployments in %zu groups", gw->config_path,
+            cfg->n_deployments, cfg->n_groups);
+    return SG_OK;
 }
 
 int sg_gateway_start(struct sg_gateway *gw)
@@ -164,6 +229,8 @@ int sg_gateway_start(struct sg_gateway *gw)
         struct sg_worker *w = &gw->workers[i];
         w->id = i;
         w->gw = gw;
+        w->rt = sg_gateway_runtime(gw);
+        atomic_init(&w->reload, false);
         uv_loop_init(&w->loop);
         uv_async_init(&w->loop, &w->wake, on_wake);
         w->wake.data = w;
@@ -189,6 +256,7 @@ int sg_gateway_workers(const struct sg_gateway *gw)
 
 void sg_gateway_stop(struct sg_gateway *gw)
 {
+    atomic_store(&gw->stopping, true);
     for (int i = 0; i < gw->n_workers; i++)
         uv_async_send(&gw->workers[i].wake);
 }
@@ -208,8 +276,10 @@ void sg_gateway_free(struct sg_gateway *gw)
     if (!gw)
         return;
     free(gw->workers);
-    sg_runtime_unref(atomic_load(&gw->rt));
+    sg_runtime_unref(gw->rt);
     sg_health_free(gw->health);
+    free(gw->config_path);
+    pthread_mutex_destroy(&gw->rt_lock);
     free(gw);
 }
 
@@ -217,9 +287,21 @@ void sg_gateway_free(struct sg_gateway *gw)
 
 struct run_ctx {
     struct sg_gateway *gw;
-    uv_signal_t sigint, sigterm;
+    uv_signal_t sigint, sigterm, sighup;
     int signals;
 };
+
+static void on_sighup(uv_signal_t *s, int signum)
+{
+    SG_UNUSED(signum);
+    struct run_ctx *rc = s->data;
+    struct sg_buf err;
+    sg_buf_init(&err, 8192);
+    if (sg_gateway_reload(rc->gw, false, &err) != SG_OK)
+        SG_ERROR("gateway", "SIGHUP: reload refused, the running config stays: %s",
+                 err.data ? err.data : "");
+    sg_buf_dispose(&err);
+}
 
 static void on_signal(uv_signal_t *s, int signum)
 {
@@ -231,6 +313,7 @@ static void on_signal(uv_signal_t *s, int signum)
         /* Stop watching signals so the loop can end; a second Ctrl-C then kills at once. */
         uv_close((uv_handle_t *)&rc->sigint, NULL);
         uv_close((uv_handle_t *)&rc->sigterm, NULL);
+        uv_close((uv_handle_t *)&rc->sighup, NULL);
     }
 }
 
@@ -242,14 +325,17 @@ int sg_gateway_run(struct sg_gateway *gw, void (*banner)(struct sg_gateway *gw, 
     struct run_ctx rc = {.gw = gw};
     uv_signal_init(&loop, &rc.sigint);
     uv_signal_init(&loop, &rc.sigterm);
-    rc.sigint.data = rc.sigterm.data = &rc;
+    uv_signal_init(&loop, &rc.sighup);
+    rc.sigint.data = rc.sigterm.data = rc.sighup.data = &rc;
     uv_signal_start(&rc.sigint, on_signal, SIGINT);
     uv_signal_start(&rc.sigterm, on_signal, SIGTERM);
+    uv_signal_start(&rc.sighup, on_sighup, SIGHUP);
     if (sg_gateway_start(gw) != SG_OK) {
         sg_gateway_stop(gw);
         sg_gateway_join(gw);
         uv_close((uv_handle_t *)&rc.sigint, NULL);
         uv_close((uv_handle_t *)&rc.sigterm, NULL);
+        uv_close((uv_handle_t *)&rc.sighup, NULL);
         uv_run(&loop, UV_RUN_DEFAULT);
         uv_loop_close(&loop);
         return 1;

@@ -7,6 +7,7 @@
 #include "router/router.h"
 #include "upstream/upstream.h"
 
+#include <pthread.h>
 #include <stdatomic.h>
 
 /* Everything derived once from a config, shared read-only by every worker. */
@@ -31,7 +32,10 @@ struct sg_worker {
     struct sg_gateway *gw;
     uv_loop_t loop;
     uv_thread_t thread;
-    uv_async_t wake;        /* another thread asks this worker to stop */
+    uv_async_t wake;        /* another thread asks this worker to stop or to reload */
+    struct sg_runtime *rt;  /* this worker's reference to the current runtime; only this
+                             * worker's thread changes it, so taking a reference never races */
+    atomic_bool reload;     /* a new runtime is published: swap it in on wake */
     struct sg_http_server *http;
     struct sg_upstream *up;
     int listen_rc;          /* result of listening, read by the starting thread */
@@ -41,7 +45,11 @@ struct sg_worker {
 };
 
 struct sg_gateway {
-    struct sg_runtime *_Atomic rt;
+    pthread_mutex_t rt_lock;   /* guards rt and reloads */
+    struct sg_runtime *rt;     /* the current runtime (the gateway's own reference) */
+    char *config_path;         /* where reloads read from; NULL when not from a file */
+    bool frozen;               /* change freeze: reloads refused unless forced */
+    atomic_bool stopping;      /* sg_gateway_stop was called */
     struct sg_health *health;  /* deployment health, shared by workers, kept across reloads */
     struct sg_gateway_options opt;
     const char *host;
@@ -55,6 +63,14 @@ struct sg_gateway {
 void sg_gateway_handle(struct sg_http_request *req, void *worker);
 bool gw_authenticate(struct sg_http_request *req, const struct sg_config *cfg);
 void gw_reject_auth(struct sg_http_request *req);
+
+/* Load the config file again and publish it; `err` gets the reason on failure. */
+int sg_gateway_reload(struct sg_gateway *gw, bool force, struct sg_buf *err);
+/* A reference to the current runtime (any thread). */
+struct sg_runtime *sg_gateway_runtime(struct sg_gateway *gw);
+
+/* admin.c: /admin/... (master key checked by the caller). */
+void gw_admin(struct sg_http_request *req, struct sg_worker *w);
 
 /* chat.c: a chat completion through the router. */
 void gw_chat(struct sg_http_request *req, struct sg_worker *w);

@@ -41,7 +41,7 @@ void gw_reject_auth(struct sg_http_request *req)
 void sg_gateway_handle(struct sg_http_request *req, void *ud)
 {
     struct sg_worker *w = ud;
-    const struct sg_config *cfg = atomic_load_explicit(&w->gw->rt, memory_order_acquire)->cfg;
+    const struct sg_config *cfg = w->rt->cfg;
     bool get = sg_slice_eq(req->method, "GET"), post = sg_slice_eq(req->method, "POST");
     struct sg_slice p = req->path;
 
@@ -65,9 +65,16 @@ void sg_gateway_handle(struct sg_http_request *req, void *ud)
         if (get) {
             if (!gw_authenticate(req, cfg))
                 { gw_reject_auth(req); return; }
-            struct sg_runtime *rt = atomic_load_explicit(&w->gw->rt, memory_order_acquire);
+            struct sg_runtime *rt = w->rt;
             { respond_json(req, 200, rt->models_json, rt->models_json_len); return; }
         }
+    } else if (p.n >= 7 && memcmp(p.p, "/admin/", 7) == 0) {
+        if (!gw_authenticate(req, cfg)) {
+            gw_reject_auth(req);
+            return;
+        }
+        gw_admin(req, w);
+        return;
     } else {
         char msg[300];
         snprintf(msg, sizeof msg, "Invalid URL (%.*s %.*s)", (int)req->method.n, req->method.p,
