@@ -7,6 +7,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <signal.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -261,8 +262,11 @@ static void test_header_too_large_431(void **state)
     /* The same when the header block arrives slowly and never ends. */
     int fd = connect_to(f->port);
     send_all(fd, "GET / HTTP/1.1\r\n", 16);
+    /* The server may answer and close before all of it is written: stop writing then. */
+    signal(SIGPIPE, SIG_IGN);
     for (int i = 0; i < 40; i++)
-        send_all(fd, "X-Filler: 0123456789012345678901234567890123456789\r\n", 52);
+        if (send(fd, "X-Filler: 0123456789012345678901234567890123456789\r\n", 52, MSG_NOSIGNAL) < 0)
+            break;
     char buf[4096];
     read_all(fd, buf, sizeof buf, 2000);
     assert_non_null(strstr(buf, "HTTP/1.1 431 "));
