@@ -1,4 +1,10 @@
 /*
+ * The dispatcher and the curl engine.
+ *
+ * sg_upstream_start() gives plain http:// URLs to the own HTTP/1.1 client (h1.c) and everything
+ * else (https://, or every URL when SLOGATE_UPSTREAM=curl) to curl. Both engines report through
+ * the same callbacks and result, and share the prebuilt header sets.
+ *
  * curl multi on a uv loop. curl tells us which sockets to watch (socket callback → uv_poll)
  * and when to wake it (timer callback → uv_timer); we tell curl what happened with
  * curl_multi_socket_action() and then collect finished transfers.
@@ -7,15 +13,13 @@
  * (rounding it up to 1 ms halves throughput), and easy handles are pooled and reset rather than
  * created per call. `Expect:` is sent empty so curl never waits for 100-continue.
  */
-#include "upstream.h"
+#include "upstream_int.h"
 
 #include <curl/curl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
-
-struct sg_upstream_headers {
-    struct curl_slist *list;
-};
+#include <strings.h>
 
 /* One watched socket. Freed in its close callback (libuv rule). */
 struct sock_ctx {
@@ -25,15 +29,16 @@ struct sock_ctx {
     struct sock_ctx *prev, *next; /* the upstream's list, so nothing outlives it */
 };
 
-struct sg_upstream_call {
+struct curl_call {
+    struct sg_upstream_call base; /* first: engine tag */
     struct sg_upstream *u;
     CURL *easy;
-    uv_timer_t fb_timer;        /* first-byte deadline */
-    struct sg_upstream_call *next; /* free list / cancel list */
-    struct sg_upstream_call *aprev, *anext; /* list of active calls */
+    uv_timer_t fb_timer;             /* first-byte deadline */
+    struct curl_call *next;          /* free list / cancel list */
+    struct curl_call *aprev, *anext; /* list of active calls */
     struct sg_upstream_handlers h;
     void *ud;
-    bool active;                /* added to the multi handle */
+    bool active; /* added to the multi handle */
     bool cancelled;
     bool head_done;
     bool got_byte;
@@ -41,23 +46,24 @@ struct sg_upstream_call {
     bool fb_timeout;
     int status;
     uint64_t t_start_us, t_first_us;
-    struct sg_buf head;         /* raw header lines of the final response */
+    struct sg_buf head; /* raw header lines of the final response */
     struct curl_slist extra[SG_UPSTREAM_MAX_EXTRA_HEADERS]; /* no allocation per call */
     char errbuf[CURL_ERROR_SIZE];
 };
 
 struct sg_upstream {
     uv_loop_t *loop;
+    struct sg_h1 *h1; /* the own client for http://; NULL when SLOGATE_UPSTREAM=curl */
     CURLM *multi;
     uv_timer_t timer;
-    struct sg_upstream_call *free_calls;
-    struct sg_upstream_call *active_calls;
+    struct curl_call *free_calls;
+    struct curl_call *active_calls;
     struct sock_ctx *socks;
-    struct sg_upstream_call *to_remove; /* cancelled inside curl callbacks */
-    int in_curl;                /* depth of curl_multi_socket_action calls */
+    struct curl_call *to_remove; /* cancelled inside curl callbacks */
+    int in_curl;                 /* depth of curl_multi_socket_action calls */
     size_t active;
     uint64_t opened;
-    int handles_open;           /* timer + polls + call timers still to close */
+    int handles_open; /* timer + polls + call timers still to close */
     bool freeing;
 };
 
@@ -66,16 +72,53 @@ static void check_done(struct sg_upstream *u);
 void sg_upstream_global_init(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
+    /* libuv writes with writev(), which raises SIGPIPE on a connection the peer reset (curl
+     * uses MSG_NOSIGNAL; the own client cannot): the error must come back as EPIPE instead. */
+    signal(SIGPIPE, SIG_IGN);
 }
 
 /* ---- shared header lists ---- */
+
+/* Headers the own client writes itself (or never sends): a line naming one is left out of its
+ * block. curl gets the lines as given. */
+static bool h1_reserved(const char *line, size_t name_len)
+{
+    static const char *const names[] = {"host", "content-length", "transfer-encoding", "connection",
+                                        "expect"};
+    for (size_t i = 0; i < SG_ARRAY_LEN(names); i++)
+        if (strlen(names[i]) == name_len && strncasecmp(line, names[i], name_len) == 0)
+            return true;
+    return false;
+}
 
 struct sg_upstream_headers *sg_upstream_headers_new(const char *const *lines, size_t n)
 {
     struct sg_upstream_headers *h = sg_xcalloc(1, sizeof *h);
     h->list = curl_slist_append(NULL, "Expect:");
-    for (size_t i = 0; i < n; i++)
-        h->list = curl_slist_append(h->list, lines[i]);
+    struct sg_buf block;
+    sg_buf_init(&block, 0);
+    for (size_t i = 0; i < n; i++) {
+        const char *line = lines[i];
+        if (!line)
+            continue;
+        if (strpbrk(line, "\r\n")) {
+            /* A header line with a line break would smuggle another header: dropped for both. */
+            SG_WARN("upstream", "header line with CR or LF ignored");
+            continue;
+        }
+        h->list = curl_slist_append(h->list, line);
+        const char *colon = strchr(line, ':');
+        if (!colon || colon == line || h1_reserved(line, (size_t)(colon - line)))
+            continue;
+        const char *v = colon + 1;
+        while (*v == ' ' || *v == '\t')
+            v++;
+        if (!*v)
+            continue; /* "Name:" asks curl not to send Name; the own client sends nothing anyway */
+        sg_buf_appends(&block, line);
+        sg_buf_append(&block, "\r\n", 2);
+    }
+    h->block = sg_buf_steal(&block, &h->block_len);
     return h;
 }
 
@@ -84,6 +127,7 @@ void sg_upstream_headers_free(struct sg_upstream_headers *h)
     if (!h)
         return;
     curl_slist_free_all(h->list);
+    free(h->block);
     free(h);
 }
 
@@ -104,7 +148,7 @@ static void on_handle_closed(uv_handle_t *h)
 
 static void on_call_timer_closed(uv_handle_t *h)
 {
-    struct sg_upstream_call *c = SG_CONTAINER_OF((uv_timer_t *)h, struct sg_upstream_call, fb_timer);
+    struct curl_call *c = SG_CONTAINER_OF((uv_timer_t *)h, struct curl_call, fb_timer);
     struct sg_upstream *u = c->u;
     free(c);
     u->handles_open--;
@@ -212,8 +256,19 @@ static int on_curl_timer(CURLM *multi, long timeout_ms, void *userp)
 
 struct sg_upstream *sg_upstream_new(uv_loop_t *loop)
 {
+    return sg_upstream_new_with(loop, NULL);
+}
+
+struct sg_upstream *sg_upstream_new_with(uv_loop_t *loop, const struct sg_h1_limits *limits)
+{
     struct sg_upstream *u = sg_xcalloc(1, sizeof *u);
     u->loop = loop;
+    /* Read once: SLOGATE_UPSTREAM=curl sends every URL through curl (comparison, fallback). */
+    const char *engine = getenv("SLOGATE_UPSTREAM");
+    if (engine && strcmp(engine, "curl") == 0)
+        SG_INFO("upstream", "SLOGATE_UPSTREAM=curl: curl carries every upstream call");
+    else
+        u->h1 = sg_h1_new(loop, limits);
     u->multi = curl_multi_init();
     if (!u->multi) {
         SG_ERROR("upstream", "curl_multi_init failed");
@@ -233,13 +288,13 @@ struct sg_upstream *sg_upstream_new(uv_loop_t *loop)
 
 /* ---- calls ---- */
 
-static void call_fb_timer_stop(struct sg_upstream_call *c)
+static void call_fb_timer_stop(struct curl_call *c)
 {
     uv_timer_stop(&c->fb_timer);
 }
 
 /* The first byte arrived: stop the first-byte clock. */
-static void call_got_byte(struct sg_upstream_call *c, bool body)
+static void call_got_byte(struct curl_call *c, bool body)
 {
     if (!c->got_byte) {
         c->got_byte = true;
@@ -250,7 +305,7 @@ static void call_got_byte(struct sg_upstream_call *c, bool body)
 }
 
 /* Turn the collected header lines into slices and report the head. */
-static void call_report_head(struct sg_upstream_call *c)
+static void call_report_head(struct curl_call *c)
 {
     c->head_done = true;
     struct sg_http_header hdrs[64];
@@ -283,7 +338,7 @@ static void call_report_head(struct sg_upstream_call *c)
 
 static size_t on_curl_header(char *data, size_t size, size_t nitems, void *userp)
 {
-    struct sg_upstream_call *c = userp;
+    struct curl_call *c = userp;
     size_t n = size * nitems;
     if (c->cancelled)
         return 0;
@@ -306,7 +361,7 @@ static size_t on_curl_header(char *data, size_t size, size_t nitems, void *userp
 
 static size_t on_curl_write(char *data, size_t size, size_t nmemb, void *userp)
 {
-    struct sg_upstream_call *c = userp;
+    struct curl_call *c = userp;
     size_t n = size * nmemb;
     if (c->cancelled)
         return CURL_WRITEFUNC_ERROR;
@@ -320,7 +375,7 @@ static size_t on_curl_write(char *data, size_t size, size_t nmemb, void *userp)
 
 static void on_fb_timeout(uv_timer_t *t)
 {
-    struct sg_upstream_call *c = t->data;
+    struct curl_call *c = t->data;
     if (!c->active || c->cancelled)
         return;
     /* Report it now and drop the transfer: the router has a deadline to keep. */
@@ -335,20 +390,21 @@ static void on_fb_timeout(uv_timer_t *t)
     };
     struct sg_upstream_handlers h = c->h;
     void *ud = c->ud;
-    sg_upstream_cancel(c);
+    sg_upstream_cancel(&c->base);
     if (h.on_done)
         h.on_done(ud, &r);
     sweep_cancelled(u);
 }
 
-static struct sg_upstream_call *call_get(struct sg_upstream *u)
+static struct curl_call *call_get(struct sg_upstream *u)
 {
-    struct sg_upstream_call *c = u->free_calls;
+    struct curl_call *c = u->free_calls;
     if (c) {
         u->free_calls = c->next;
         curl_easy_reset(c->easy);
     } else {
         c = sg_xcalloc(1, sizeof *c);
+        c->base.engine = SG_UPSTREAM_CURL;
         c->u = u;
         c->easy = curl_easy_init();
         uv_timer_init(u->loop, &c->fb_timer);
@@ -366,7 +422,7 @@ static struct sg_upstream_call *call_get(struct sg_upstream *u)
 }
 
 /* Back to the pool; the easy handle keeps nothing but its connection-cache link in the multi. */
-static void call_put(struct sg_upstream_call *c)
+static void call_put(struct curl_call *c)
 {
     struct sg_upstream *u = c->u;
     call_fb_timer_stop(c);
@@ -375,7 +431,7 @@ static void call_put(struct sg_upstream_call *c)
     u->free_calls = c;
 }
 
-static void active_unlink(struct sg_upstream *u, struct sg_upstream_call *c)
+static void active_unlink(struct sg_upstream *u, struct curl_call *c)
 {
     if (c->aprev)
         c->aprev->anext = c->anext;
@@ -387,7 +443,7 @@ static void active_unlink(struct sg_upstream *u, struct sg_upstream_call *c)
     u->active--;
 }
 
-static void call_remove(struct sg_upstream_call *c)
+static void call_remove(struct curl_call *c)
 {
     struct sg_upstream *u = c->u;
     curl_multi_remove_handle(u->multi, c->easy);
@@ -399,7 +455,12 @@ struct sg_upstream_call *sg_upstream_start(struct sg_upstream *u,
                                            const struct sg_upstream_request *r,
                                            const struct sg_upstream_handlers *h, void *ud)
 {
-    struct sg_upstream_call *c = call_get(u);
+    if (u->h1) {
+        struct sg_upstream_call *hc = sg_h1_start(u->h1, r, h, ud);
+        if (hc)
+            return hc;
+    }
+    struct curl_call *c = call_get(u);
     c->h = *h;
     c->ud = ud;
     c->first_byte_is_body = r->first_byte_is_body;
@@ -443,12 +504,19 @@ struct sg_upstream_call *sg_upstream_start(struct sg_upstream *u,
         u->active_calls->aprev = c;
     u->active_calls = c;
     curl_multi_add_handle(u->multi, e); /* curl schedules a 0 ms timer to start it */
-    return c;
+    return &c->base;
 }
 
-void sg_upstream_cancel(struct sg_upstream_call *c)
+void sg_upstream_cancel(struct sg_upstream_call *call)
 {
-    if (!c || !c->active || c->cancelled)
+    if (!call)
+        return;
+    if (call->engine == SG_UPSTREAM_H1) {
+        sg_h1_cancel(call);
+        return;
+    }
+    struct curl_call *c = SG_CONTAINER_OF(call, struct curl_call, base);
+    if (!c->active || c->cancelled)
         return;
     c->cancelled = true;
     call_fb_timer_stop(c);
@@ -467,15 +535,22 @@ static void sweep_cancelled(struct sg_upstream *u)
     if (u->in_curl)
         return;
     while (u->to_remove) {
-        struct sg_upstream_call *c = u->to_remove;
+        struct curl_call *c = u->to_remove;
         u->to_remove = c->next;
         call_remove(c);
     }
 }
 
-void sg_upstream_pause(struct sg_upstream_call *c, bool paused)
+void sg_upstream_pause(struct sg_upstream_call *call, bool paused)
 {
-    if (c && c->active && !c->cancelled)
+    if (!call)
+        return;
+    if (call->engine == SG_UPSTREAM_H1) {
+        sg_h1_pause(call, paused);
+        return;
+    }
+    struct curl_call *c = SG_CONTAINER_OF(call, struct curl_call, base);
+    if (c->active && !c->cancelled)
         curl_easy_pause(c->easy, paused ? CURLPAUSE_RECV : CURLPAUSE_CONT);
 }
 
@@ -507,7 +582,7 @@ static void check_done(struct sg_upstream *u)
     while ((m = curl_multi_info_read(u->multi, &left))) {
         if (m->msg != CURLMSG_DONE)
             continue;
-        struct sg_upstream_call *c = NULL;
+        struct curl_call *c = NULL;
         curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&c);
         if (!c || c->cancelled)
             continue;
@@ -515,7 +590,8 @@ static void check_done(struct sg_upstream *u)
         struct sg_upstream_result r = {.error = map_error(rc), .status = c->status};
         char detail[CURL_ERROR_SIZE]; /* c may be reused by a call on_done starts */
         if (rc != CURLE_OK) {
-            snprintf(detail, sizeof detail, "%s", c->errbuf[0] ? c->errbuf : curl_easy_strerror(rc));
+            snprintf(detail, sizeof detail, "%s",
+                     c->errbuf[0] ? c->errbuf : curl_easy_strerror(rc));
             r.detail = detail;
         }
         if (rc == CURLE_OK && !c->head_done)
@@ -541,12 +617,17 @@ static void check_done(struct sg_upstream *u)
 
 size_t sg_upstream_active(const struct sg_upstream *u)
 {
-    return u->active;
+    return u->active + (u->h1 ? sg_h1_active(u->h1) : 0);
 }
 
 uint64_t sg_upstream_connections_opened(const struct sg_upstream *u)
 {
-    return u->opened;
+    return u->opened + (u->h1 ? sg_h1_connections_opened(u->h1) : 0);
+}
+
+struct sg_h1 *sg_upstream_h1(struct sg_upstream *u)
+{
+    return u->h1;
 }
 
 void sg_upstream_free(struct sg_upstream *u)
@@ -554,6 +635,8 @@ void sg_upstream_free(struct sg_upstream *u)
     if (!u)
         return;
     u->freeing = true;
+    sg_h1_free(u->h1); /* its memory goes with its handles' close callbacks */
+    u->h1 = NULL;
     /* Calls still running are dropped without callbacks: their owners are gone too. */
     while (u->active_calls)
         call_remove(u->active_calls);
@@ -561,7 +644,7 @@ void sg_upstream_free(struct sg_upstream *u)
     curl_multi_cleanup(u->multi); /* closes pooled connections; REMOVE callbacks close polls */
     u->multi = NULL;
     while (u->free_calls) {
-        struct sg_upstream_call *c = u->free_calls;
+        struct curl_call *c = u->free_calls;
         u->free_calls = c->next;
         curl_easy_cleanup(c->easy);
         sg_buf_dispose(&c->head);

@@ -1,7 +1,9 @@
 /*
- * upstream — the only user of libcurl: HTTP calls to model providers, driven by a worker's uv
- * loop through one curl multi handle (its sockets and its timer), with pooled easy handles and
- * the multi handle's keep-alive connection cache.
+ * upstream — HTTP calls to model providers on a worker's uv loop, by one of two engines behind
+ * this one API: plain http:// URLs go to an own HTTP/1.1 client (libuv TCP + llhttp, keep-alive
+ * pool per host:port, h1.c); https:// and anything else go to libcurl (one multi handle driven by
+ * the loop, pooled easy handles, curl's connection cache). SLOGATE_UPSTREAM=curl, read when an
+ * sg_upstream is created, sends everything to curl. docs/internals/upstream.md has the details.
  *
  * A call reports through three callbacks, in this order: on_head once (status and headers),
  * on_body zero or more times as bytes arrive (never buffered whole), on_done exactly once —
@@ -25,7 +27,7 @@ struct sg_upstream_headers;
 struct sg_upstream_result {
     int error;               /* 0, SG_ECONNECT, SG_ETIMEOUT, SG_ETLS, SG_ECLOSED, SG_EIO ... */
     bool first_byte_timeout; /* error is SG_ETIMEOUT because no first byte came in time */
-    const char *detail;      /* human-readable cause from curl (valid during on_done only) */
+    const char *detail;      /* human-readable cause (valid during on_done only) */
     int status;              /* HTTP status, 0 if none was received */
     uint64_t connect_us;     /* from start to connected (0 when a pooled connection was reused) */
     uint64_t first_byte_us;  /* from start to the first response byte */
@@ -59,7 +61,8 @@ struct sg_upstream *sg_upstream_new(uv_loop_t *loop);
 void sg_upstream_free(struct sg_upstream *u);
 
 /* Headers reused by many calls (e.g. a deployment's Authorization and Content-Type): built once,
- * shared read-only. Each line is "Name: value". */
+ * shared read-only. Each line is "Name: value"; a line with CR or LF is dropped. Host,
+ * Content-Length, Transfer-Encoding, Connection and Expect are the client's own business. */
 struct sg_upstream_headers *sg_upstream_headers_new(const char *const *lines, size_t n);
 void sg_upstream_headers_free(struct sg_upstream_headers *h);
 
