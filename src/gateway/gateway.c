@@ -80,6 +80,10 @@ static void on_server_drained(struct sg_http_server *s, void *ud)
 {
     SG_UNUSED(s);
     struct sg_worker *w = ud;
+    gw_probes_stop(w->probes);
+    w->probes = NULL;
+    sg_redis_sync_free(w->redis);
+    w->redis = NULL;
     sg_http_server_free(w->http);
     w->http = NULL;
     sg_upstream_free(w->up);
@@ -118,6 +122,13 @@ static void worker_main(void *arg)
     w->listen_rc = sg_http_server_listen(w->http, gw->host, gw->port, true);
     if (w->listen_rc == 0 && gw->port == 0)
         gw->port = sg_http_server_port(w->http); /* worker 0 picks; the others follow */
+    /* Housekeeping that needs one place only runs on worker 0. */
+    if (w->listen_rc == 0 && w->id == 0) {
+        if (cfg->general.redis_url)
+            w->redis = sg_redis_sync_new(&w->loop, cfg->general.redis_url, gw->health, 250);
+        if (cfg->general.background_health_checks)
+            w->probes = gw_probes_start(w, cfg->general.health_check_interval_ms);
+    }
     uv_sem_post(&w->started);
     if (w->listen_rc != 0) {
         sg_http_server_free(w->http);

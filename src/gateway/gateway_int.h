@@ -42,6 +42,8 @@ struct sg_worker {
     uv_sem_t started;
     bool stopping;
     uint64_t requests;      /* handled by this worker (its own counter, no sharing) */
+    struct gw_probes *probes;        /* worker 0: background health checks, or NULL */
+    struct sg_redis_sync *redis;     /* worker 0: cooldowns shared through Redis, or NULL */
 };
 
 struct sg_gateway {
@@ -68,6 +70,11 @@ void gw_reject_auth(struct sg_http_request *req);
 int sg_gateway_reload(struct sg_gateway *gw, bool force, struct sg_buf *err);
 /* A reference to the current runtime (any thread). */
 struct sg_runtime *sg_gateway_runtime(struct sg_gateway *gw);
+
+/* probe.c: background health checks on one worker. */
+struct gw_probes;
+struct gw_probes *gw_probes_start(struct sg_worker *w, uint32_t interval_ms);
+void gw_probes_stop(struct gw_probes *p);
 
 /* admin.c: /admin/... (master key checked by the caller). */
 void gw_admin(struct sg_http_request *req, struct sg_worker *w);

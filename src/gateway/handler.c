@@ -55,10 +55,14 @@ void sg_gateway_handle(struct sg_http_request *req, void *ud)
         }
     } else if (sg_slice_eq(p, "/health/readiness")) {
         if (get) {
-            char body[160];
+            char body[200];
+            const char *rs = !cfg->general.redis_url             ? "none"
+                             : atomic_load(&w->gw->health->redis_ok) ? "ok"
+                                 : "unreachable (cooldowns are local only)";
             int n = snprintf(body, sizeof body,
-                             "{\"status\":\"%s\",\"deployments\":%zu,\"worker\":%d}",
-                             w->stopping ? "draining" : "healthy", cfg->n_deployments, w->id);
+                             "{\"status\":\"%s\",\"deployments\":%zu,\"worker\":%d,"
+                             "\"redis\":\"%s\"}",
+                             w->stopping ? "draining" : "healthy", cfg->n_deployments, w->id, rs);
             { respond_json(req, w->stopping ? 503 : 200, body, (size_t)n); return; }
         }
     } else if (sg_slice_eq(p, "/v1/models") || sg_slice_eq(p, "/models")) {

@@ -22,6 +22,7 @@ struct sg_health *sg_health_new(void)
     struct sg_health *h = sg_xcalloc(1, sizeof *h);
     pthread_mutex_init(&h->lock, NULL);
     atomic_init(&h->bypass, false);
+    atomic_init(&h->redis_ok, false);
     return h;
 }
 
@@ -142,7 +143,7 @@ bool sg_health_pinned(struct sg_health *h, const char *alias, char *out, size_t 
 void sg_health_clear_cooldown(struct sg_dep_health *e)
 {
     pthread_mutex_lock(&e->lock);
-    e->cooldown_until = 0;
+    e->cooldown_until = 0; /* shared_until stays: the Redis sync sees the difference and DELs */
     e->cooldown_reason = NULL;
     e->probing = false;
     e->fail_head = e->fail_count = 0;

@@ -19,6 +19,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <uv.h>
 
 /* What one attempt came to, as the router sees it. */
 enum sg_outcome {
@@ -44,6 +45,7 @@ struct sg_dep_health {
     uint64_t fail_at[SG_FAIL_RING]; /* ring of recent failure times (ms) */
     unsigned fail_head, fail_count;
     uint64_t cooldown_until;    /* ms; 0 = not cooling */
+    uint64_t shared_until;      /* the cooldown other instances know of (Redis), ms */
     const char *cooldown_reason; /* static string */
     bool probing;               /* half-open: the one probe request is in flight */
     bool disabled;
@@ -63,6 +65,7 @@ struct sg_health {
     char **pins;
     size_t n_pins;
     atomic_bool bypass;         /* /admin/bypass or BYPASS_ROUTER=true */
+    atomic_bool redis_ok;       /* the Redis sync's last round was answered */
 };
 
 struct sg_health *sg_health_new(void);
@@ -151,6 +154,17 @@ void sg_route_report(struct sg_route *rt, const struct sg_deployment *d, enum sg
                      uint64_t tokens);
 /* Move to the alias's context_window_fallbacks (after SG_OUT_CONTEXT_WINDOW); false if none. */
 bool sg_route_context_window(struct sg_route *rt);
+
+/* ---- sharing cooldowns across instances through Redis (redis.c) ---- */
+
+struct sg_redis_sync;
+/* Every `interval_ms`, on `loop`: publish local cooldowns (SET slogate:cooldown:<id> PX) and
+ * adopt other instances' (MGET). Redis being down only means local state is used alone. */
+struct sg_redis_sync *sg_redis_sync_new(uv_loop_t *loop, const char *redis_url,
+                                        struct sg_health *h, uint32_t interval_ms);
+/* Close the connection and free once libuv has closed the handles (on the loop's thread). */
+void sg_redis_sync_free(struct sg_redis_sync *s);
+/* Whether Redis answers is published in h->redis_ok, readable from any thread. */
 
 /* Classify an upstream answer: status (0 = none) and transport error (SG_E*). */
 enum sg_outcome sg_router_classify(int status, int transport_error, bool first_byte_timeout,

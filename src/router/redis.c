@@ -1,0 +1,275 @@
+/*
+ * Cooldowns shared by every instance through Redis (DESIGN §15).
+ *
+ * A timer on one worker's loop runs a round every interval: for each deployment whose local
+ * cooldown Redis does not know yet, SET slogate:cooldown:<id> <until, epoch ms> PX <left>; for
+ * each whose cooldown was cleared here, DEL; then MGET every key and adopt a longer cooldown set
+ * by another instance. Keys expire with the cooldown, so a dead instance leaves nothing behind.
+ * Wall-clock times cross instances; each instance converts them to its own monotonic clock.
+ *
+ * When Redis is unreachable the router goes on with local state only; sg_redis_sync_ok() says so
+ * (readiness and metrics show it) and the connection is retried every round.
+ */
+#include "router.h"
+
+#include <hiredis/adapters/libuv.h>
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#define KEY_PREFIX "slogate:cooldown:"
+
+struct sg_redis_sync {
+    uv_loop_t *loop;
+    uv_timer_t timer;
+    struct sg_health *h;
+    uint32_t interval_ms;
+    char *host, *password;
+    int port, db;
+    redisAsyncContext *ac; /* NULL while disconnected */
+    bool connected;
+    bool ok;               /* the last round was answered */
+    bool round_pending;    /* a MGET is out: do not pile rounds up */
+    bool freeing;
+    uint64_t last_complaint_ms;
+};
+
+/* redis://[:password@]host[:port][/db] */
+static int parse_url(struct sg_redis_sync *s, const char *url)
+{
+    const char *p = url;
+    if (strncmp(p, "redis://", 8) != 0)
+        return SG_EINVAL;
+    p += 8;
+    const char *at = strchr(p, '@');
+    if (at) {
+        const char *colon = memchr(p, ':', (size_t)(at - p));
+        const char *pw = colon ? colon + 1 : p;
+        if (at > pw)
+            s->password = sg_xstrndup(pw, (size_t)(at - pw));
+        p = at + 1;
+    }
+    size_t hl = strcspn(p, ":/");
+    s->host = hl ? sg_xstrndup(p, hl) : sg_xstrdup("127.0.0.1");
+    p += hl;
+    s->port = 6379;
+    if (*p == ':') {
+        s->port = atoi(p + 1);
+        p += 1 + strspn(p + 1, "0123456789");
+    }
+    if (*p == '/')
+        s->db = atoi(p + 1);
+    return s->port > 0 && s->port < 65536 ? SG_OK : SG_EINVAL;
+}
+
+static void complain(struct sg_redis_sync *s, const char *what)
+{
+    uint64_t now = sg_now_ms();
+    if (s->ok || now - s->last_complaint_ms > 60000) {
+        SG_WARN("router", "redis %s:%d: %s; cooldowns are this instance's own until it is back",
+                s->host, s->port, what);
+        s->last_complaint_ms = now;
+    }
+    s->ok = false;
+    atomic_store(&s->h->redis_ok, false);
+}
+
+static void on_connect(const redisAsyncContext *ac, int status)
+{
+    struct sg_redis_sync *s = ac->data;
+    if (status != REDIS_OK) {
+        complain(s, ac->errstr[0] ? ac->errstr : "connect failed");
+        s->ac = NULL; /* hiredis frees the context after this callback */
+        s->connected = false;
+        return;
+    }
+    s->connected = true;
+}
+
+static void on_disconnect(const redisAsyncContext *ac, int status)
+{
+    struct sg_redis_sync *s = ac->data;
+    if (status != REDIS_OK && !s->freeing)
+        complain(s, ac->errstr[0] ? ac->errstr : "disconnected");
+    s->ac = NULL;
+    s->connected = false;
+    s->round_pending = false;
+}
+
+static void connect_now(struct sg_redis_sync *s)
+{
+    redisAsyncContext *ac = redisAsyncConnect(s->host, s->port);
+    if (!ac || ac->err) {
+        complain(s, ac ? ac->errstr : "out of memory");
+        if (ac)
+            redisAsyncFree(ac);
+        return;
+    }
+    ac->data = s;
+    if (redisLibuvAttach(ac, s->loop) != REDIS_OK) {
+        redisAsyncFree(ac);
+        complain(s, "cannot attach to the event loop");
+        return;
+    }
+    redisAsyncSetConnectCallback(ac, on_connect);
+    redisAsyncSetDisconnectCallback(ac, on_disconnect);
+    s->ac = ac;
+    /* Queued now, sent once connected. */
+    if (s->password)
+        redisAsyncCommand(ac, NULL, NULL, "AUTH %s", s->password);
+    if (s->db)
+        redisAsyncCommand(ac, NULL, NULL, "SELECT %d", s->db);
+}
+
+/* A snapshot of the table's entries (they live as long as the table). */
+static size_t entries(struct sg_health *h, struct sg_dep_health ***out)
+{
+    pthread_mutex_lock(&h->lock);
+    size_t n = h->n;
+    *out = sg_xcalloc(n ? n : 1, sizeof **out);
+    memcpy(*out, h->v, n * sizeof **out);
+    pthread_mutex_unlock(&h->lock);
+    return n;
+}
+
+struct round {
+    struct sg_redis_sync *s;
+    struct sg_dep_health **e;
+    size_t n;
+};
+
+static void on_mget(redisAsyncContext *ac, void *r, void *privdata)
+{
+    SG_UNUSED(ac);
+    struct round *rd = privdata;
+    struct sg_redis_sync *s = rd->s;
+    redisReply *reply = r;
+    s->round_pending = false;
+    if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements != rd->n) {
+        if (!s->freeing)
+            complain(s, reply && reply->type == REDIS_REPLY_ERROR ? reply->str : "no answer");
+        goto out;
+    }
+    if (!s->ok)
+        SG_INFO("router", "redis %s:%d answers: cooldowns are shared again", s->host, s->port);
+    s->ok = true;
+    atomic_store(&s->h->redis_ok, true);
+    uint64_t now = sg_now_ms(), wall = sg_wall_ms();
+    for (size_t i = 0; i < rd->n; i++) {
+        redisReply *v = reply->element[i];
+        if (v->type != REDIS_REPLY_STRING)
+            continue;
+        uint64_t until_wall = strtoull(v->str, NULL, 10);
+        if (until_wall <= wall)
+            continue;
+        uint64_t until = now + (until_wall - wall);
+        struct sg_dep_health *e = rd->e[i];
+        pthread_mutex_lock(&e->lock);
+        /* Adopt a cooldown that is longer than ours by more than clock noise. */
+        if (until > e->cooldown_until + 100) {
+            e->cooldown_until = until;
+            e->cooldown_reason = "cooling down on another instance (shared through Redis)";
+            e->probing = false;
+            e->shared_until = until;
+        }
+        pthread_mutex_unlock(&e->lock);
+    }
+out:
+    free(rd->e);
+    free(rd);
+}
+
+static void run_round(struct sg_redis_sync *s)
+{
+    struct round *rd = sg_xcalloc(1, sizeof *rd);
+    rd->s = s;
+    rd->n = entries(s->h, &rd->e);
+    if (rd->n == 0) {
+        free(rd->e);
+        free(rd);
+        return;
+    }
+    uint64_t now = sg_now_ms(), wall = sg_wall_ms();
+    const char **argv = sg_xcalloc(rd->n + 1, sizeof *argv);
+    char **keys = sg_xcalloc(rd->n, sizeof *keys);
+    argv[0] = "MGET";
+    for (size_t i = 0; i < rd->n; i++) {
+        struct sg_dep_health *e = rd->e[i];
+        keys[i] = sg_xasprintf(KEY_PREFIX "%s", e->id);
+        argv[i + 1] = keys[i];
+        pthread_mutex_lock(&e->lock);
+        uint64_t until = e->cooldown_until, shared = e->shared_until;
+        if (until > now && until > shared + 100)
+            e->shared_until = until;
+        else if (until <= now && shared > now)
+            e->shared_until = 0;
+        pthread_mutex_unlock(&e->lock);
+        if (until > now && until > shared + 100) {
+            char val[32];
+            snprintf(val, sizeof val, "%llu", (unsigned long long)(wall + (until - now)));
+            redisAsyncCommand(s->ac, NULL, NULL, "SET %s %s PX %llu", keys[i], val,
+                              (unsigned long long)(until - now));
+        } else if (until <= now && shared > now) {
+            redisAsyncCommand(s->ac, NULL, NULL, "DEL %s", keys[i]); /* cleared here */
+        }
+    }
+    s->round_pending = true;
+    redisAsyncCommandArgv(s->ac, on_mget, rd, (int)rd->n + 1, argv, NULL);
+    for (size_t i = 0; i < rd->n; i++)
+        free(keys[i]);
+    free(keys);
+    free(argv);
+}
+
+static void on_tick(uv_timer_t *t)
+{
+    struct sg_redis_sync *s = t->data;
+    if (!s->ac) {
+        connect_now(s);
+        return;
+    }
+    if (s->connected && !s->round_pending)
+        run_round(s);
+}
+
+struct sg_redis_sync *sg_redis_sync_new(uv_loop_t *loop, const char *redis_url,
+                                        struct sg_health *h, uint32_t interval_ms)
+{
+    struct sg_redis_sync *s = sg_xcalloc(1, sizeof *s);
+    s->loop = loop;
+    s->h = h;
+    s->interval_ms = interval_ms ? interval_ms : 250;
+    if (parse_url(s, redis_url) != SG_OK) {
+        SG_ERROR("router", "cannot use redis_url '%s': expected redis://[:password@]host[:port][/db]",
+                 redis_url);
+        free(s->host);
+        free(s->password);
+        free(s);
+        return NULL;
+    }
+    uv_timer_init(loop, &s->timer);
+    s->timer.data = s;
+    connect_now(s);
+    uv_timer_start(&s->timer, on_tick, s->interval_ms, s->interval_ms);
+    return s;
+}
+
+static void on_timer_closed(uv_handle_t *h)
+{
+    struct sg_redis_sync *s = h->data;
+    free(s->host);
+    free(s->password);
+    free(s);
+}
+
+void sg_redis_sync_free(struct sg_redis_sync *s)
+{
+    if (!s)
+        return;
+    s->freeing = true;
+    if (s->ac)
+        redisAsyncFree(s->ac); /* pending callbacks run now with a NULL reply */
+    s->ac = NULL;
+    uv_close((uv_handle_t *)&s->timer, on_timer_closed);
+}
