@@ -25,10 +25,11 @@ static const char usage[] =
 static void banner(struct sg_gateway *gw, void *ud)
 {
     const char *host = ud;
-    const struct sg_config *cfg = sg_gateway_config(gw);
+    struct sg_config *cfg = sg_gateway_config_ref(gw);
     printf("slogate listening on http://%s:%d (%d workers, %zu deployments in %zu groups)\n",
            host ? host : cfg->server.host, sg_gateway_port(gw), sg_gateway_workers(gw),
            cfg->n_deployments, cfg->n_groups);
+    sg_config_unref(cfg);
     fflush(stdout);
 }
 

@@ -172,12 +172,11 @@ struct sg_gateway *sg_gateway_new(struct sg_config *cfg_take, const struct sg_ga
     return gw;
 }
 
-const struct sg_config *sg_gateway_config(const struct sg_gateway *gw)
+struct sg_config *sg_gateway_config_ref(struct sg_gateway *gw)
 {
-    struct sg_gateway *g = (struct sg_gateway *)gw;
-    pthread_mutex_lock(&g->rt_lock);
-    const struct sg_config *cfg = g->rt->cfg; /* valid while the gateway holds this runtime */
-    pthread_mutex_unlock(&g->rt_lock);
+    pthread_mutex_lock(&gw->rt_lock);
+    struct sg_config *cfg = sg_config_ref(gw->rt->cfg);
+    pthread_mutex_unlock(&gw->rt_lock);
     return cfg;
 }
 

@@ -42,6 +42,8 @@ void sg_gateway_free(struct sg_gateway *gw);
 int sg_gateway_run(struct sg_gateway *gw, void (*banner)(struct sg_gateway *gw, void *ud),
                    void *ud);
 
-const struct sg_config *sg_gateway_config(const struct sg_gateway *gw);
+/* A reference to the config in force (a reload may replace it at any time); the caller
+ * releases it with sg_config_unref(). */
+struct sg_config *sg_gateway_config_ref(struct sg_gateway *gw);
 
 #endif
