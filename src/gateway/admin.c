@@ -8,6 +8,9 @@
  *   POST /admin/deployments/clear-cooldowns
  *   GET  /admin/bypass            POST /admin/bypass {"enabled": true|false}
  *   POST /admin/reload[?force=true]
+ *   GET  /admin/faults            POST /admin/faults {"deployment": id, "revoke_key": true,
+ *                                   "block_egress": true, "ttft_ms": 30}
+ *   DELETE /admin/faults          DELETE /admin/faults/<id>
  */
 #include "gateway_int.h"
 #include "provider/provider.h"
@@ -31,6 +34,135 @@ static void json_str(struct sg_buf *b, const char *s)
     sg_buf_append(b, "\"", 1);
     sg_buf_append_json_str(b, s, strlen(s));
     sg_buf_append(b, "\"", 1);
+}
+
+static void append_faults(struct sg_buf *b, struct sg_dep_health *e)
+{
+    sg_buf_appendf(b, "{\"revoke_key\":%s,\"block_egress\":%s,\"ttft_ms\":%u}",
+                   atomic_load(&e->fault_revoke_key) ? "true" : "false",
+                   atomic_load(&e->fault_block_egress) ? "true" : "false",
+                   atomic_load(&e->fault_ttft_ms));
+}
+
+static const struct sg_deployment *find_deployment(struct sg_worker *w, const char *id, size_t n)
+{
+    const struct sg_config *cfg = w->rt->cfg;
+    for (size_t i = 0; i < cfg->n_deployments; i++)
+        if (strlen(cfg->deployments[i].id) == n && memcmp(cfg->deployments[i].id, id, n) == 0)
+            return &cfg->deployments[i];
+    return NULL;
+}
+
+static void no_such_deployment(struct sg_http_request *req, const char *id, size_t n)
+{
+    char msg[400];
+    snprintf(msg, sizeof msg, "no deployment with id '%.*s'; GET /admin/deployments lists them",
+             (int)SG_MIN(n, 200), id);
+    sg_http_respond_error(req, 404, "invalid_request_error", "deployment_not_found", msg);
+}
+
+static void list_faults(struct sg_http_request *req, struct sg_worker *w)
+{
+    struct sg_runtime *rt = w->rt;
+    struct sg_buf b;
+    sg_buf_init(&b, 0);
+    sg_buf_appends(&b, "{\"faults\":[");
+    size_t k = 0;
+    for (size_t i = 0; i < rt->cfg->n_deployments; i++) {
+        const struct sg_deployment *d = &rt->cfg->deployments[i];
+        struct sg_dep_health *e = sg_router_health_of(rt->router, d);
+        if (!atomic_load(&e->fault_revoke_key) && !atomic_load(&e->fault_block_egress) &&
+            !atomic_load(&e->fault_ttft_ms))
+            continue;
+        sg_buf_appends(&b, k++ ? ",{\"deployment\":" : "{\"deployment\":");
+        json_str(&b, d->id);
+        sg_buf_appends(&b, ",\"faults\":");
+        append_faults(&b, e);
+        sg_buf_appends(&b, "}");
+    }
+    sg_buf_appends(&b, "]}");
+    reply(req, 200, &b);
+    sg_buf_dispose(&b);
+}
+
+/* POST /admin/faults {"deployment": "primary", "revoke_key": true, ...}: the fields given are set,
+ * the others left as they are. */
+static void set_faults(struct sg_http_request *req, struct sg_worker *w)
+{
+    char err[300];
+    struct sg_json_member m[8];
+    size_t n = 0;
+    if (!req->body.len ||
+        sg_json_members(req->body.data, req->body.len, m, 8, &n, err, sizeof err) != 0) {
+        sg_http_respond_error(req, 400, "invalid_request_error", "bad_body",
+                              "send a JSON object such as {\"deployment\": \"primary\", "
+                              "\"revoke_key\": true}");
+        return;
+    }
+    const struct sg_deployment *d = NULL;
+    int revoke = -1, block = -1;
+    long ttft = -1;
+    for (size_t i = 0; i < n; i++) {
+        struct sg_slice v = m[i].value;
+        bool is_bool = sg_slice_eq(v, "true") || sg_slice_eq(v, "false");
+        if (sg_slice_eq(m[i].name, "deployment") && v.n >= 2 && v.p[0] == '"') {
+            d = find_deployment(w, v.p + 1, v.n - 2);
+            if (!d) {
+                no_such_deployment(req, v.p + 1, v.n - 2);
+                return;
+            }
+        } else if (sg_slice_eq(m[i].name, "revoke_key") && is_bool) {
+            revoke = v.p[0] == 't';
+        } else if (sg_slice_eq(m[i].name, "block_egress") && is_bool) {
+            block = v.p[0] == 't';
+        } else if (sg_slice_eq(m[i].name, "ttft_ms")) {
+            char num[24];
+            int64_t x;
+            snprintf(num, sizeof num, "%.*s", (int)SG_MIN(v.n, 23), v.p);
+            if (!sg_parse_i64(num, 0, 600000, &x)) {
+                sg_http_respond_error(req, 400, "invalid_request_error", "bad_body",
+                                      "ttft_ms must be an integer from 0 (off) to 600000");
+                return;
+            }
+            ttft = (long)x;
+        } else {
+            snprintf(err, sizeof err, "unknown or mistyped field '%.*s': use deployment (string), "
+                     "revoke_key, block_egress (booleans), ttft_ms (integer)",
+                     (int)SG_MIN(m[i].name.n, 60), m[i].name.p);
+            sg_http_respond_error(req, 400, "invalid_request_error", "bad_body", err);
+            return;
+        }
+    }
+    if (!d) {
+        sg_http_respond_error(req, 400, "invalid_request_error", "bad_body",
+                              "name the deployment: {\"deployment\": \"<id>\", ...}");
+        return;
+    }
+    struct sg_dep_health *e = sg_router_health_of(w->rt->router, d);
+    sg_health_set_faults(w->gw->health, e, revoke, block, ttft);
+    SG_WARN("admin", "drill fault on %s: revoke_key=%d block_egress=%d ttft_ms=%u", d->id,
+            atomic_load(&e->fault_revoke_key), atomic_load(&e->fault_block_egress),
+            atomic_load(&e->fault_ttft_ms));
+    list_faults(req, w);
+}
+
+static void clear_faults(struct sg_http_request *req, struct sg_worker *w, struct sg_slice id)
+{
+    struct sg_runtime *rt = w->rt;
+    if (id.n) {
+        const struct sg_deployment *d = find_deployment(w, id.p, id.n);
+        if (!d) {
+            no_such_deployment(req, id.p, id.n);
+            return;
+        }
+        sg_health_set_faults(w->gw->health, sg_router_health_of(rt->router, d), 0, 0, 0);
+    } else {
+        for (size_t i = 0; i < rt->cfg->n_deployments; i++)
+            sg_health_set_faults(w->gw->health,
+                                 sg_router_health_of(rt->router, &rt->cfg->deployments[i]), 0, 0, 0);
+    }
+    SG_INFO("admin", "drill faults cleared (%s)", id.n ? "one deployment" : "all");
+    list_faults(req, w);
 }
 
 static void list_deployments(struct sg_http_request *req, struct sg_worker *w)
@@ -69,9 +201,12 @@ static void list_deployments(struct sg_http_request *req, struct sg_worker *w)
                        pin ? "true" : "false", (unsigned long long)v.cooling_ms);
         json_str(&b, v.cooldown_reason);
         sg_buf_appendf(&b, ",\"fails_in_window\":%u,\"in_flight\":%d,\"ewma_ttft_ms\":%.1f,"
-                           "\"ewma_total_ms\":%.1f,\"successes\":%llu,\"failures\":%llu}",
+                           "\"ewma_total_ms\":%.1f,\"successes\":%llu,\"failures\":%llu,"
+                           "\"faults\":",
                        v.fails_in_window, v.in_flight, v.ewma_ttft_ms, v.ewma_total_ms,
                        v.successes, v.failures);
+        append_faults(&b, e);
+        sg_buf_appends(&b, "}");
     }
     sg_buf_appends(&b, "]}");
     reply(req, 200, &b);
@@ -91,16 +226,9 @@ static void deployment_action(struct sg_http_request *req, struct sg_worker *w, 
     char id[256], action[32];
     snprintf(id, sizeof id, "%.*s", (int)(slash - rest.p), rest.p);
     snprintf(action, sizeof action, "%.*s", (int)(rest.n - (size_t)(slash - rest.p) - 1), slash + 1);
-    const struct sg_config *cfg = w->rt->cfg;
-    const struct sg_deployment *d = NULL;
-    for (size_t i = 0; i < cfg->n_deployments && !d; i++)
-        if (strcmp(cfg->deployments[i].id, id) == 0)
-            d = &cfg->deployments[i];
+    const struct sg_deployment *d = find_deployment(w, id, strlen(id));
     if (!d) {
-        char msg[400];
-        snprintf(msg, sizeof msg, "no deployment with id '%s'; GET /admin/deployments lists them",
-                 id);
-        sg_http_respond_error(req, 404, "invalid_request_error", "deployment_not_found", msg);
+        no_such_deployment(req, id, strlen(id));
         return;
     }
     struct sg_dep_health *e = sg_router_health_of(w->rt->router, d);
@@ -206,6 +334,19 @@ void gw_admin(struct sg_http_request *req, struct sg_worker *w)
         bypass(req, w, post);
     } else if (sg_slice_eq(p, "/admin/reload") && post) {
         reload(req, w);
+    } else if (sg_slice_eq(p, "/admin/faults")) {
+        if (get)
+            list_faults(req, w);
+        else if (post)
+            set_faults(req, w);
+        else if (sg_slice_eq(req->method, "DELETE"))
+            clear_faults(req, w, (struct sg_slice){"", 0});
+        else
+            sg_http_respond_error(req, 405, "invalid_request_error", NULL,
+                                  "use GET, POST or DELETE on /admin/faults");
+    } else if (p.n > 14 && memcmp(p.p, "/admin/faults/", 14) == 0 &&
+               sg_slice_eq(req->method, "DELETE")) {
+        clear_faults(req, w, (struct sg_slice){p.p + 14, p.n - 14});
     } else {
         char msg[300];
         snprintf(msg, sizeof msg, "no admin endpoint %.*s %.*s; see docs/api.md", (int)req->method.n,

@@ -67,6 +67,7 @@ struct gw_req {
     bool finished;                  /* the HTTP request was finished */
     uint64_t t_recv_us, t_attempt_us, t_up_done_us;
     uint64_t retry_after_s;         /* Retry-After on our own answer (503) */
+    char faults[256];               /* x-slogate-faults: drill faults active right now */
     int status;                     /* what the client got */
     const char *error_type;         /* NULL on success */
     char hdr_vals[5][32];
@@ -112,6 +113,10 @@ static size_t gw_headers(struct gw_req *g, struct sg_http_header *h, const char 
                                      sg_slice_of(g->hdr_vals[3])};
     if (g->route.bypass)
         h[n++] = (struct sg_http_header){SG_SLICE_LIT("x-slogate-bypass"), SG_SLICE_LIT("true")};
+    struct sg_health *health = g->w->gw->health;
+    if (atomic_load_explicit(&health->faults_active, memory_order_relaxed) &&
+        sg_health_faults_text(health, g->faults, sizeof g->faults))
+        h[n++] = (struct sg_http_header){SG_SLICE_LIT("x-slogate-faults"), sg_slice_of(g->faults)};
     if (g->retry_after_s) {
         snprintf(g->hdr_vals[4], sizeof g->hdr_vals[4], "%" PRIu64, g->retry_after_s);
         h[n++] = (struct sg_http_header){SG_SLICE_LIT("Retry-After"), sg_slice_of(g->hdr_vals[4])};
@@ -119,7 +124,7 @@ static size_t gw_headers(struct gw_req *g, struct sg_http_header *h, const char 
     return n;
 }
 
-#define MAX_HEADERS 16
+#define MAX_HEADERS 17
 
 static void gw_respond(struct gw_req *g, int status, const char *body, size_t len)
 {
@@ -490,11 +495,17 @@ static void attempt_start(struct gw_req *g, const struct sg_deployment *d)
     uint64_t left = g->route.deadline_ms > now_ms() ? g->route.deadline_ms - now_ms() : 1;
     uint32_t timeout = d->timeout_ms ? d->timeout_ms : cfg->router.timeout_ms;
     uint32_t ttfb = d->stream_timeout_ms ? d->stream_timeout_ms : cfg->router.stream_timeout_ms;
+    /* Drill faults on this deployment turn its calls into what a real outage looks like. */
+    struct sg_dep_health *e = sg_router_health_of(g->rt->router, d);
+    unsigned fault_ttft = atomic_load(&e->fault_ttft_ms);
+    if (fault_ttft)
+        ttfb = fault_ttft;
     struct sg_upstream_request r = {
-        .url = g->rt->dep_urls[di],
+        .url = atomic_load(&e->fault_block_egress) ? g->w->gw->refused_url : g->rt->dep_urls[di],
         .body = g->up_body.data,
         .body_len = g->up_body.len,
-        .headers = g->rt->dep_headers[di],
+        .headers = atomic_load(&e->fault_revoke_key) ? g->rt->dep_headers_revoked[di]
+                                                     : g->rt->dep_headers[di],
         .timeout_ms = (uint32_t)SG_MIN((uint64_t)timeout, left),
         /* stream_timeout caps the first byte: of the body for streams, of the answer's head
          * otherwise (DESIGN §7). */

@@ -3,6 +3,9 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 /* ---- runtime ---- */
@@ -23,6 +26,20 @@ static void append_models_json(struct sg_buf *b, const struct sg_config *cfg)
     sg_buf_appends(b, "]}");
 }
 
+/* The headers every call to a deployment carries, built once: its credentials (`key`, which
+ * the revoke-key drill fault replaces with a wrong one) and the content type. */
+static struct sg_upstream_headers *dep_headers(const struct sg_deployment *d, const char *key)
+{
+    char *auth = key ? sg_xasprintf("Authorization: Bearer %s", key) : NULL;
+    const char *lines[2] = {"Content-Type: application/json", auth};
+    struct sg_upstream_headers *h = sg_upstream_headers_new(lines, auth ? 2 : 1);
+    SG_UNUSED(d);
+    free(auth);
+    return h;
+}
+
+#define REVOKED_KEY "sk-slogate-drill-revoked-key"
+
 struct sg_runtime *sg_runtime_new(struct sg_config *cfg_take, struct sg_health *health)
 {
     struct sg_runtime *rt = sg_xcalloc(1, sizeof *rt);
@@ -30,13 +47,12 @@ struct sg_runtime *sg_runtime_new(struct sg_config *cfg_take, struct sg_health *
     rt->router = sg_router_new(cfg_take, health);
     size_t n = cfg_take->n_deployments;
     rt->dep_headers = sg_xcalloc(n, sizeof *rt->dep_headers);
+    rt->dep_headers_revoked = sg_xcalloc(n, sizeof *rt->dep_headers_revoked);
     rt->dep_urls = sg_xcalloc(n, sizeof *rt->dep_urls);
     for (size_t i = 0; i < n; i++) {
         const struct sg_deployment *d = &cfg_take->deployments[i];
-        char *auth = d->api_key ? sg_xasprintf("Authorization: Bearer %s", d->api_key) : NULL;
-        const char *lines[2] = {"Content-Type: application/json", auth};
-        rt->dep_headers[i] = sg_upstream_headers_new(lines, auth ? 2 : 1);
-        free(auth);
+        rt->dep_headers[i] = dep_headers(d, d->api_key);
+        rt->dep_headers_revoked[i] = dep_headers(d, REVOKED_KEY);
         rt->dep_urls[i] = sg_xasprintf("%s/chat/completions", d->api_base);
     }
     struct sg_buf b;
@@ -59,9 +75,11 @@ void sg_runtime_unref(struct sg_runtime *rt)
         return;
     for (size_t i = 0; i < rt->cfg->n_deployments; i++) {
         sg_upstream_headers_free(rt->dep_headers[i]);
+        sg_upstream_headers_free(rt->dep_headers_revoked[i]);
         free(rt->dep_urls[i]);
     }
     free(rt->dep_headers);
+    free(rt->dep_headers_revoked);
     free(rt->dep_urls);
     free(rt->models_json);
     sg_router_free(rt->router);
@@ -142,6 +160,24 @@ static void worker_main(void *arg)
     w->rt = NULL;
 }
 
+/* The block-egress drill fault sends a deployment's calls to a loopback port that is bound but
+ * not listening: the kernel refuses the connection at once, exactly as a firewall REJECT rule
+ * does, and the call goes through the same upstream code as any other. */
+static char *blackhole_url(int *fd_out)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) != 0 ||
+        getsockname(fd, (struct sockaddr *)&a, &len) != 0) {
+        if (fd >= 0)
+            close(fd);
+        return sg_xstrdup("http://127.0.0.1:1/egress-blocked-by-drill-fault");
+    }
+    *fd_out = fd;
+    return sg_xasprintf("http://127.0.0.1:%d/egress-blocked-by-drill-fault", ntohs(a.sin_port));
+}
+
 struct sg_gateway *sg_gateway_new(struct sg_config *cfg_take, const struct sg_gateway_options *o)
 {
     struct sg_gateway *gw = sg_xcalloc(1, sizeof *gw);
@@ -159,6 +195,8 @@ struct sg_gateway *sg_gateway_new(struct sg_config *cfg_take, const struct sg_ga
     }
     gw->drain_ms = cfg->server.drain_timeout_ms;
     gw->health = sg_health_new();
+    gw->refused_fd = -1;
+    gw->refused_url = blackhole_url(&gw->refused_fd);
     /* The one switch the drill checks parity against (DESIGN §7). */
     const char *bypass = getenv("BYPASS_ROUTER");
     if (bypass && (strcmp(bypass, "true") == 0 || strcmp(bypass, "1") == 0)) {
@@ -289,6 +327,9 @@ void sg_gateway_free(struct sg_gateway *gw)
     sg_runtime_unref(gw->rt);
     sg_health_free(gw->health);
     free(gw->config_path);
+    free(gw->refused_url);
+    if (gw->refused_fd >= 0)
+        close(gw->refused_fd);
     pthread_mutex_destroy(&gw->rt_lock);
     free(gw);
 }

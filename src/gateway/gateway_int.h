@@ -14,6 +14,7 @@
 struct sg_runtime {
     struct sg_config *cfg;
     struct sg_upstream_headers **dep_headers; /* per deployment: auth + content type */
+    struct sg_upstream_headers **dep_headers_revoked; /* the same with a wrong key (drill) */
     char **dep_urls;                          /* per deployment: chat completions URL */
     struct sg_router *router;                 /* routing over this config */
     char *models_json;                        /* the GET /v1/models answer */
@@ -52,6 +53,8 @@ struct sg_gateway {
     char *config_path;         /* where reloads read from; NULL when not from a file */
     bool frozen;               /* change freeze: reloads refused unless forced */
     atomic_bool stopping;      /* sg_gateway_stop was called */
+    char *refused_url;         /* where block-egress sends calls: a port that refuses */
+    int refused_fd;
     struct sg_health *health;  /* deployment health, shared by workers, kept across reloads */
     struct sg_gateway_options opt;
     const char *host;

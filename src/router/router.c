@@ -23,6 +23,7 @@ struct sg_health *sg_health_new(void)
     pthread_mutex_init(&h->lock, NULL);
     atomic_init(&h->bypass, false);
     atomic_init(&h->redis_ok, false);
+    atomic_init(&h->faults_active, 0);
     return h;
 }
 
@@ -82,6 +83,9 @@ struct sg_dep_health *sg_health_get(struct sg_health *h, const struct sg_deploym
         fp = NULL;
         pthread_mutex_init(&e->lock, NULL);
         atomic_init(&e->in_flight, 0);
+        atomic_init(&e->fault_revoke_key, false);
+        atomic_init(&e->fault_block_egress, false);
+        atomic_init(&e->fault_ttft_ms, 0);
         if (h->n == h->cap) {
             h->cap = h->cap ? h->cap * 2 : 8;
             h->v = sg_xrealloc(h->v, h->cap * sizeof *h->v);
@@ -148,6 +152,61 @@ void sg_health_clear_cooldown(struct sg_dep_health *e)
     e->probing = false;
     e->fail_head = e->fail_count = 0;
     pthread_mutex_unlock(&e->lock);
+}
+
+static bool has_fault(struct sg_dep_health *e)
+{
+    return atomic_load(&e->fault_revoke_key) || atomic_load(&e->fault_block_egress) ||
+           atomic_load(&e->fault_ttft_ms) != 0;
+}
+
+void sg_health_set_faults(struct sg_health *h, struct sg_dep_health *e, int revoke_key,
+                          int block_egress, long ttft_ms)
+{
+    pthread_mutex_lock(&h->lock);
+    if (revoke_key >= 0)
+        atomic_store(&e->fault_revoke_key, revoke_key != 0);
+    if (block_egress >= 0)
+        atomic_store(&e->fault_block_egress, block_egress != 0);
+    if (ttft_ms >= 0)
+        atomic_store(&e->fault_ttft_ms, (unsigned)ttft_ms);
+    int n = 0;
+    for (size_t i = 0; i < h->n; i++)
+        n += has_fault(h->v[i]);
+    atomic_store(&h->faults_active, n);
+    pthread_mutex_unlock(&h->lock);
+}
+
+size_t sg_health_faults_text(struct sg_health *h, char *out, size_t n)
+{
+    struct sg_buf b;
+    sg_buf_init(&b, n ? n - 1 : 0);
+    pthread_mutex_lock(&h->lock);
+    for (size_t i = 0; i < h->n; i++) {
+        struct sg_dep_health *e = h->v[i];
+        if (!has_fault(e))
+            continue;
+        const char *sep = "=";
+        sg_buf_appendf(&b, "%s%s", b.len ? "; " : "", e->id);
+        if (atomic_load(&e->fault_revoke_key)) {
+            sg_buf_appendf(&b, "%srevoke_key", sep);
+            sep = ",";
+        }
+        if (atomic_load(&e->fault_block_egress)) {
+            sg_buf_appendf(&b, "%sblock_egress", sep);
+            sep = ",";
+        }
+        if (atomic_load(&e->fault_ttft_ms))
+            sg_buf_appendf(&b, "%sttft_ms:%u", sep, atomic_load(&e->fault_ttft_ms));
+    }
+    pthread_mutex_unlock(&h->lock);
+    size_t len = b.len;
+    if (n) {
+        memcpy(out, b.data ? b.data : "", len);
+        out[len] = '\0';
+    }
+    sg_buf_dispose(&b);
+    return len;
 }
 
 /* Callers hold e->lock. */

@@ -55,6 +55,10 @@ struct sg_dep_health {
     uint64_t minute_requests, minute_tokens;
     atomic_int in_flight;
     atomic_ullong successes, failures;
+    /* Drill faults (/admin/faults), injected on purpose and undone by one call each. */
+    atomic_bool fault_revoke_key;   /* send a wrong key: the provider answers 401 */
+    atomic_bool fault_block_egress; /* connections are refused, as a firewall REJECT does */
+    atomic_uint fault_ttft_ms;      /* cap time to first byte at this (0 = none) */
 };
 
 struct sg_health {
@@ -66,6 +70,7 @@ struct sg_health {
     size_t n_pins;
     atomic_bool bypass;         /* /admin/bypass or BYPASS_ROUTER=true */
     atomic_bool redis_ok;       /* the Redis sync's last round was answered */
+    atomic_int faults_active;   /* deployments with a drill fault on (0: skip the header) */
 };
 
 struct sg_health *sg_health_new(void);
@@ -81,6 +86,13 @@ bool sg_health_pinned(struct sg_health *h, const char *alias, char *out, size_t 
 void sg_health_clear_cooldown(struct sg_dep_health *e);
 /* Put a deployment in cooldown until now + ms (the longer of this and any current one). */
 void sg_health_cool(struct sg_dep_health *e, uint64_t now_ms, uint64_t ms, const char *reason);
+
+/* Set or clear drill faults; `ttft_ms` < 0 leaves it, revoke/block < 0 leave them. */
+void sg_health_set_faults(struct sg_health *h, struct sg_dep_health *e, int revoke_key,
+                          int block_egress, long ttft_ms);
+/* "primary=revoke_key,ttft_ms:30; secondary=block_egress" for every entry with a fault; "" when
+ * none. Returns the length written (truncated to n - 1). */
+size_t sg_health_faults_text(struct sg_health *h, char *out, size_t n);
 
 /* A snapshot of an entry for display; `cooling_ms` is what is left of a cooldown. */
 struct sg_dep_view {
