@@ -1,5 +1,6 @@
-/* The OpenAI chat.completions wire format: request parsing and encoding for compatible APIs. */
-#include "provider.h"
+/* The OpenAI chat.completions wire format: request parsing and encoding for compatible APIs,
+ * usage in answers and streams, embeddings. */
+#include "provider_int.h"
 
 #include <json-c/json.h>
 #include <math.h>
@@ -125,6 +126,7 @@ int sg_chat_request_parse(const char *body, size_t len, struct sg_chat_request *
 {
     memset(out, 0, offsetof(struct sg_chat_request, model_values));
     out->n_model_values = 0;
+    out->n_stream_options_values = 0;
     out->body = body;
     out->body_len = len;
     struct sg_json_member m[SG_CHAT_MAX_MEMBERS];
@@ -152,6 +154,12 @@ int sg_chat_request_parse(const char *body, size_t len, struct sg_chat_request *
             stream = &m[i];
         } else if (member_is(&m[i], "stream_options")) {
             opts = &m[i];
+            if (out->n_stream_options_values == SG_ARRAY_LEN(out->stream_options_values)) {
+                snprintf(err, err_len, "'stream_options' is given more than %zu times",
+                         SG_ARRAY_LEN(out->stream_options_values));
+                return SG_EINVAL;
+            }
+            out->stream_options_values[out->n_stream_options_values++] = m[i].value;
         } else if (member_is(&m[i], "user")) {
             user = &m[i];
         } else if (member_is(&m[i], "metadata")) {
@@ -193,22 +201,82 @@ int sg_chat_request_parse(const char *body, size_t len, struct sg_chat_request *
     return SG_OK;
 }
 
+/* stream_options with include_usage forced to true, other members kept as the client wrote them. */
+static int append_stream_options(struct sg_buf *out, struct sg_slice v)
+{
+    int rc = sg_buf_append(out, "{", 1);
+    struct sg_json_member m[32];
+    size_t n = 0;
+    char err[8];
+    if (v.n && v.p[0] == '{' && sg_json_members(v.p, v.n, m, SG_ARRAY_LEN(m), &n, err, 0) == SG_OK) {
+        for (size_t i = 0; rc == SG_OK && i < n; i++) {
+            if (member_is(&m[i], "include_usage"))
+                continue;
+            rc = sg_buf_append(out, "\"", 1);
+            if (rc == SG_OK)
+                rc = sg_buf_append(out, m[i].name.p, m[i].name.n);
+            if (rc == SG_OK)
+                rc = sg_buf_append(out, "\":", 2);
+            if (rc == SG_OK)
+                rc = sg_buf_append(out, m[i].value.p, m[i].value.n);
+            if (rc == SG_OK)
+                rc = sg_buf_append(out, ",", 1);
+        }
+    }
+    if (rc == SG_OK)
+        rc = sg_buf_appends(out, "\"include_usage\":true}");
+    return rc;
+}
+
+struct splice {
+    struct sg_slice at;
+    bool is_model;
+};
+
+static int cmp_splice(const void *a, const void *b)
+{
+    const struct splice *x = a, *y = b;
+    return x->at.p < y->at.p ? -1 : x->at.p > y->at.p;
+}
+
 int sg_openai_encode_chat(const struct sg_chat_request *r, const struct sg_deployment *d,
                           struct sg_buf *out)
 {
     /* Splice: copy the client's bytes, putting the provider's model id where each "model"
-     * value was. The body was validated, so the result is valid JSON. */
+     * value was (and, for a stream, stream_options asking for usage). The body was validated,
+     * so the result is valid JSON. */
+    struct splice sp[SG_ARRAY_LEN(r->model_values) + SG_ARRAY_LEN(r->stream_options_values)];
+    size_t n = 0;
+    for (size_t i = 0; i < r->n_model_values; i++)
+        sp[n++] = (struct splice){r->model_values[i], true};
+    if (r->stream)
+        for (size_t i = 0; i < r->n_stream_options_values; i++)
+            sp[n++] = (struct splice){r->stream_options_values[i], false};
+    if (r->stream && r->n_stream_options_values)
+        qsort(sp, n, sizeof sp[0], cmp_splice);
     const char *p = r->body;
-    int rc = sg_buf_reserve(out, r->body_len + strlen(d->provider_model) + 16);
-    for (size_t i = 0; rc == SG_OK && i < r->n_model_values; i++) {
-        struct sg_slice v = r->model_values[i];
+    int rc = sg_buf_reserve(out, r->body_len + strlen(d->provider_model) + 48);
+    if (rc == SG_OK && r->stream && r->n_stream_options_values == 0) {
+        /* No stream_options: add one right after the opening brace (the object has members:
+         * model and messages were checked). */
+        const char *brace = memchr(r->body, '{', r->body_len);
+        rc = sg_buf_append(out, p, (size_t)(brace + 1 - p));
+        if (rc == SG_OK)
+            rc = sg_buf_appends(out, "\"stream_options\":{\"include_usage\":true},");
+        p = brace + 1;
+    }
+    for (size_t i = 0; rc == SG_OK && i < n; i++) {
+        struct sg_slice v = sp[i].at;
         rc = sg_buf_append(out, p, (size_t)(v.p - p));
-        if (rc == SG_OK)
+        if (rc == SG_OK && sp[i].is_model) {
             rc = sg_buf_append(out, "\"", 1);
-        if (rc == SG_OK)
-            rc = sg_buf_append_json_str(out, d->provider_model, strlen(d->provider_model));
-        if (rc == SG_OK)
-            rc = sg_buf_append(out, "\"", 1);
+            if (rc == SG_OK)
+                rc = sg_buf_append_json_str(out, d->provider_model, strlen(d->provider_model));
+            if (rc == SG_OK)
+                rc = sg_buf_append(out, "\"", 1);
+        } else if (rc == SG_OK) {
+            rc = append_stream_options(out, v);
+        }
         p = v.p + v.n;
     }
     if (rc == SG_OK)
@@ -245,4 +313,154 @@ void sg_provider_error_message(const char *body, size_t len, char *out, size_t o
         out[i] = (body[i] >= 0x20 && body[i] < 0x7f) ? body[i] : ' ';
     if (out_len)
         out[n] = '\0';
+}
+
+/* ---- usage ---- */
+
+int pj_append(struct sg_buf *out, struct json_object *o)
+{
+    size_t n = 0;
+    const char *t = json_object_to_json_string_length(
+        o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &n);
+    return t ? sg_buf_append(out, t, n) : SG_ENOMEM;
+}
+
+struct json_object *pj_parse_object(const char *body, size_t len, char *err, size_t err_len)
+{
+    struct json_object *o = sg_json_parse_strict(body, len, err, err_len);
+    if (o && !json_object_is_type(o, json_type_object)) {
+        snprintf(err, err_len, "the request body must be a JSON object");
+        json_object_put(o);
+        return NULL;
+    }
+    return o;
+}
+
+static int64_t nonneg(int64_t v)
+{
+    return v < 0 ? 0 : v;
+}
+
+void pj_openai_usage(struct json_object *usage, struct sg_usage *u)
+{
+    if (!pj_is(usage, json_type_object))
+        return;
+    u->known = true;
+    u->input_tokens = nonneg(pj_int(usage, "prompt_tokens", pj_int(usage, "input_tokens", 0)));
+    u->output_tokens =
+        nonneg(pj_int(usage, "completion_tokens", pj_int(usage, "output_tokens", 0)));
+    struct json_object *det = pj_get(usage, "prompt_tokens_details");
+    u->cache_read_tokens = nonneg(pj_int(det, "cached_tokens", 0));
+    /* Gateways in front of Anthropic (LiteLLM, OpenRouter) add these beside the OpenAI fields. */
+    u->cache_creation_tokens = nonneg(pj_int(usage, "cache_creation_input_tokens", 0));
+    if (!u->cache_read_tokens)
+        u->cache_read_tokens = nonneg(pj_int(usage, "cache_read_input_tokens", 0));
+    /* A provider that reports more cached than prompt tokens is wrong; never price negative. */
+    if (u->cache_read_tokens + u->cache_creation_tokens > u->input_tokens)
+        u->input_tokens = u->cache_read_tokens + u->cache_creation_tokens;
+}
+
+int sg_openai_usage_parse(const char *body, size_t len, struct sg_usage *u)
+{
+    char err[64];
+    struct json_object *root = len ? sg_json_parse_strict(body, len, err, sizeof err) : NULL;
+    struct json_object *usage = pj_get(root, "usage");
+    int rc = SG_ENOTFOUND;
+    if (pj_is(usage, json_type_object)) {
+        pj_openai_usage(usage, u);
+        rc = SG_OK;
+    }
+    json_object_put(root);
+    return rc;
+}
+
+void sg_openai_stream_event(struct sg_openai_stream *s, struct sg_slice data, bool *forward)
+{
+    *forward = true;
+    if (sg_slice_eq(data, "[DONE]")) {
+        s->done = true;
+        return;
+    }
+    /* Most chunks carry no usage (or "usage":null): a memmem keeps them off the scanner. */
+    if (!data.n || !memmem(data.p, data.n, "\"usage\"", 7))
+        return;
+    struct sg_json_member m[SG_CHAT_MAX_MEMBERS];
+    size_t n = 0;
+    char err[8];
+    if (sg_json_members(data.p, data.n, m, SG_ARRAY_LEN(m), &n, err, 0) != SG_OK)
+        return;
+    const struct sg_json_member *usage = NULL, *choices = NULL;
+    for (size_t i = 0; i < n; i++) {
+        if (member_is(&m[i], "usage"))
+            usage = &m[i];
+        else if (member_is(&m[i], "choices"))
+            choices = &m[i];
+    }
+    if (!usage || usage->value.p[0] != '{')
+        return;
+    sg_openai_usage_parse(data.p, data.n, &s->usage);
+    bool no_choices = false;
+    if (choices) {
+        const char *q = choices->value.p + 1;
+        while (q < choices->value.p + choices->value.n && strchr(" \t\r\n", *q))
+            q++;
+        no_choices = choices->value.p[0] == '[' && *q == ']';
+    }
+    if (!s->client_wants_usage && (no_choices || !choices))
+        *forward = false;
+}
+
+/* ---- embeddings ---- */
+
+int sg_embeddings_request_parse(const char *body, size_t len, struct sg_chat_request *out,
+                                char *err, size_t err_len)
+{
+    memset(out, 0, offsetof(struct sg_chat_request, model_values));
+    out->n_model_values = 0;
+    out->n_stream_options_values = 0;
+    out->api = SG_API_EMBEDDINGS;
+    out->body = body;
+    out->body_len = len;
+    struct sg_json_member m[SG_CHAT_MAX_MEMBERS];
+    size_t n;
+    if (len == 0) {
+        snprintf(err, err_len, "the request body is empty; send a JSON object");
+        return SG_EINVAL;
+    }
+    if (sg_json_members(body, len, m, SG_ARRAY_LEN(m), &n, err, err_len) != SG_OK)
+        return SG_EINVAL;
+    const struct sg_json_member *model = NULL, *input = NULL, *user = NULL;
+    for (size_t i = 0; i < n; i++) {
+        if (member_is(&m[i], "model")) {
+            model = &m[i];
+            if (out->n_model_values == SG_ARRAY_LEN(out->model_values)) {
+                snprintf(err, err_len, "'model' is given more than %zu times",
+                         SG_ARRAY_LEN(out->model_values));
+                return SG_EINVAL;
+            }
+            out->model_values[out->n_model_values++] = m[i].value;
+        } else if (member_is(&m[i], "input")) {
+            input = &m[i];
+        } else if (member_is(&m[i], "user")) {
+            user = &m[i];
+        }
+    }
+    if (!model || !member_string(model, out->model, sizeof out->model, &out->model_len) ||
+        out->model_len == 0) {
+        snprintf(err, err_len, "you must provide a model parameter");
+        return SG_EINVAL;
+    }
+    if (!input || sg_slice_eq(input->value, "null")) {
+        snprintf(err, err_len, "'input' is a required property");
+        return SG_EINVAL;
+    }
+    size_t ignored;
+    if (user && !member_string(user, out->user, sizeof out->user, &ignored))
+        out->user[0] = '\0';
+    return SG_OK;
+}
+
+char *sg_openai_embeddings_url(const struct sg_deployment *d)
+{
+    return sg_xasprintf("%s/embeddings", d->api_base);
 }

@@ -1,7 +1,12 @@
 /*
- * provider — adapters as pure functions over buffers: parse a client's chat request, encode it
- * for a deployment's wire format, classify answers. No I/O here, so everything is unit-tested
- * and fuzzed without sockets.
+ * provider — adapters as pure functions over buffers: parse a client's request, encode it for a
+ * deployment's wire format (OpenAI chat.completions or Anthropic Messages, both ways), decode
+ * answers and stream events, read usage, price it, estimate input tokens, classify errors.
+ * No I/O here, so everything is unit-tested and fuzzed without sockets.
+ *
+ * Files: jscan.c (strict scanner), openai.c (chat.completions: parse, splice, usage, streams,
+ * embeddings), anthropic.c (chat.completions -> Messages and back), messages.c (Messages
+ * clients -> chat.completions and back), pricing.c, tokens.c, errors.c (classification).
  */
 #ifndef SG_PROVIDER_H
 #define SG_PROVIDER_H
@@ -37,7 +42,15 @@ bool sg_json_unescape(struct sg_slice raw, char *out, size_t cap, size_t *len);
 
 /* The parts of a chat.completions request the gateway needs before routing. Found by scanning
  * the client's bytes, which stay borrowed (the HTTP request owns them) — no tree is built. */
+/* Which API a client spoke. */
+enum sg_api {
+    SG_API_CHAT,       /* POST /v1/chat/completions */
+    SG_API_MESSAGES,   /* POST /v1/messages (Anthropic clients) */
+    SG_API_EMBEDDINGS, /* POST /v1/embeddings */
+};
+
 struct sg_chat_request {
+    enum sg_api api;
     const char *body;
     size_t body_len;
     char model[SG_CHAT_MAX_MODEL]; /* the alias asked for, decoded */
@@ -50,6 +63,10 @@ struct sg_chat_request {
      * encoder replaces them all, so what is billed is what runs). */
     struct sg_slice model_values[8];
     size_t n_model_values;
+    /* Every top-level "stream_options" value: a stream to an OpenAI-compatible deployment always
+     * asks for usage, so the encoder rewrites these. */
+    struct sg_slice stream_options_values[4];
+    size_t n_stream_options_values;
 };
 
 /* Parse and validate a body strictly. On failure returns SG_EINVAL and writes an error for the
@@ -61,7 +78,10 @@ int sg_chat_request_parse(const char *body, size_t len, struct sg_chat_request *
 struct json_object *sg_json_parse_strict(const char *body, size_t len, char *err, size_t err_len);
 
 /* The body sent to an OpenAI-compatible deployment: the client's bytes with every top-level
- * `model` value replaced by the deployment's provider model id. Appends to `out`. */
+ * `model` value replaced by the deployment's provider model id, and — for a stream —
+ * `stream_options.include_usage` set to true (added or rewritten), so the gateway always learns
+ * the usage; the client gets the usage chunk only if it asked (sg_openai_stream_event).
+ * Appends to `out`. */
 int sg_openai_encode_chat(const struct sg_chat_request *r, const struct sg_deployment *d,
                           struct sg_buf *out);
 
@@ -72,5 +92,204 @@ char *sg_openai_chat_url(const struct sg_deployment *d);
  * Anthropic's {"type":"error","error":{...}}); falls back to the first bytes of the body.
  * Writes a NUL-terminated string into `out`. */
 void sg_provider_error_message(const char *body, size_t len, char *out, size_t out_len);
+
+/* ---- usage, prices and cost (pricing.c) ---- */
+
+/* Token counts as a provider reported them, normalised: `input_tokens` counts every prompt token,
+ * cached ones included (OpenAI's prompt_tokens; for Anthropic input + cache read + cache
+ * creation), and the two cache fields say which part of it was read from / written to the
+ * provider's prompt cache. */
+struct sg_usage {
+    int64_t input_tokens;
+    int64_t output_tokens;
+    int64_t cache_read_tokens;
+    int64_t cache_creation_tokens;
+    bool known; /* the provider reported usage */
+};
+
+/* USD per token. */
+struct sg_price {
+    double input, output;
+    double cache_read;  /* cached input read */
+    double cache_write; /* input written to the cache (Anthropic: 1.25 x input) */
+};
+
+/* One row of the built-in table; prices in USD per million tokens as the providers publish
+ * them. `model` matches the model id exactly or as a prefix followed by '-' (dated snapshots,
+ * "-latest"); the longest match wins. */
+struct sg_price_entry {
+    const char *provider; /* "openai" | "anthropic" */
+    const char *model;
+    double input, output, cache_read, cache_write;
+    int64_t max_output; /* Anthropic: the default max_tokens we send; 0 for OpenAI rows */
+};
+
+/* The date the built-in prices were transcribed (docs/pricing.md names the sources). */
+#define SG_PRICING_TABLE_DATE "2025-11-30"
+
+/* The built-in table (for docs and tests). */
+const struct sg_price_entry *sg_pricing_table(size_t *n);
+/* The built-in row for a provider ("openai", "anthropic") and model id, or NULL. */
+const struct sg_price_entry *sg_pricing_lookup(const char *provider, const char *model);
+/* A deployment's prices: litellm_params/model_info costs win over the table (cache prices then
+ * follow the table's ratios, or Anthropic's published multipliers). False when neither knows
+ * the model: the request costs 0 and is counted as unpriced. */
+bool sg_pricing_resolve(const struct sg_deployment *d, struct sg_price *out);
+/* Cost in USD of `u` at `p`: uncached input, cache reads, cache writes and output each at
+ * their own price. */
+double sg_pricing_cost(const struct sg_price *p, const struct sg_usage *u);
+
+/* ---- input token estimate before the call (tokens.c) ---- */
+
+/* A conservative token count for a piece of UTF-8 text: it aims to over-estimate the
+ * providers' tokenizers (docs/pricing.md has the method and the measured error). */
+int64_t sg_tokens_estimate_text(const char *s, size_t n);
+/* Input tokens of a chat.completions or Messages body: messages, system prompt, tool
+ * definitions, images, plus the per-message framing. -1 when the body is not a JSON object. */
+int64_t sg_tokens_estimate_request(const char *body, size_t len);
+
+/* ---- OpenAI-compatible answers (openai.c) ---- */
+
+/* Read the top-level "usage" of a chat.completion, a chunk or an embeddings answer. Returns 0
+ * and sets u->known when there is one; SG_ENOTFOUND when there is none or it is null. */
+int sg_openai_usage_parse(const char *body, size_t len, struct sg_usage *u);
+
+/* Relaying an OpenAI-compatible stream: watches for the usage chunk. */
+struct sg_openai_stream {
+    bool client_wants_usage; /* the client's own stream_options.include_usage */
+    bool done;               /* "[DONE]" seen */
+    struct sg_usage usage;
+};
+/* Look at one event's data. *forward is false for the usage chunk (choices: [] with usage)
+ * when the client did not ask for it. Never fails: a chunk it cannot read is forwarded. */
+void sg_openai_stream_event(struct sg_openai_stream *s, struct sg_slice data, bool *forward);
+
+/* POST /v1/embeddings: the model (and model_values, for the splice encoder) of a body. */
+int sg_embeddings_request_parse(const char *body, size_t len, struct sg_chat_request *out,
+                                char *err, size_t err_len);
+/* api_base + "/embeddings". Heap string. */
+char *sg_openai_embeddings_url(const struct sg_deployment *d);
+
+/* ---- Anthropic Messages (anthropic.c): chat.completions -> Messages and back ---- */
+
+#define SG_ANTHROPIC_VERSION "2023-06-01"
+/* Anthropic accepts at most this many cache_control breakpoints in one request. */
+#define SG_ANTHROPIC_MAX_BREAKPOINTS 4
+/* max_tokens sent when neither the request nor the price table gives one. */
+#define SG_ANTHROPIC_DEFAULT_MAX_TOKENS 4096
+
+struct sg_anthropic_opts {
+    bool prompt_caching;        /* mark stable system and tool blocks with cache_control */
+    int64_t default_max_tokens; /* 0: the price table's max_output, else the default above */
+};
+
+/* api_base + "/v1/messages". Heap string. */
+char *sg_anthropic_url(const struct sg_deployment *d);
+/* Encode a chat.completions request as a Messages request for `d`. SG_EINVAL with a message
+ * for the client when the request uses something Messages cannot express (n > 1, audio...). */
+int sg_anthropic_encode_chat(const struct sg_chat_request *r, const struct sg_deployment *d,
+                             const struct sg_anthropic_opts *o, struct sg_buf *out, char *err,
+                             size_t err_len);
+/* Decode a Messages answer into a chat.completion (`created` is the Unix time to stamp).
+ * SG_EPROTO when the body is not a Messages answer. Fills `u` from its usage. */
+int sg_anthropic_decode_response(const char *body, size_t len, int64_t created,
+                                 struct sg_buf *out, struct sg_usage *u);
+
+/* Per-stream state of a Messages stream being read (and translated to chunks). */
+struct sg_anthropic_stream {
+    int64_t created;
+    bool include_usage;  /* emit the final usage chunk (the client asked) */
+    bool started;        /* message_start seen */
+    bool done;           /* message_stop seen: the stream is complete */
+    bool failed;         /* an error event came: `error` and `error_type` say what */
+    int block_kind;      /* the open content block: 0 none, 1 text, 2 tool_use, 3 other */
+    int tool_index;      /* chunk tool_calls index of the open tool_use block */
+    int n_tools;
+    char id[96];
+    char model[160];
+    char finish[24];     /* finish_reason from message_delta */
+    char error_type[48];
+    char error[256];
+    struct sg_usage usage;
+};
+void sg_anthropic_stream_init(struct sg_anthropic_stream *s, bool include_usage, int64_t created);
+/* Read one event (its `event:` name and `data:`) and append the chat.completion.chunk events it
+ * becomes ("data: {...}\n\n", and "data: [DONE]\n\n" after message_stop) to `out`; `out`
+ * may be NULL to only track usage and completion (Messages clients get the events as they
+ * are). SG_EPROTO for an event that is not JSON or out of order. */
+int sg_anthropic_stream_event(struct sg_anthropic_stream *s, struct sg_slice event,
+                              struct sg_slice data, struct sg_buf *out);
+
+/* ---- Messages clients (messages.c): POST /v1/messages to any deployment ---- */
+
+/* Parse a Messages request: model, stream, metadata.user_id, and the checks Anthropic makes
+ * first (messages non-empty, max_tokens a positive integer). */
+int sg_messages_request_parse(const char *body, size_t len, struct sg_chat_request *out,
+                              char *err, size_t err_len);
+/* To an Anthropic deployment: the client's bytes with the model spliced in; with
+ * prompt_caching, stable system and tool blocks get cache_control markers too. */
+int sg_messages_encode_anthropic(const struct sg_chat_request *r, const struct sg_deployment *d,
+                                 const struct sg_anthropic_opts *o, struct sg_buf *out,
+                                 char *err, size_t err_len);
+/* To an OpenAI-compatible deployment: a chat.completions request (streams ask for usage). */
+int sg_messages_encode_openai(const struct sg_chat_request *r, const struct sg_deployment *d,
+                              struct sg_buf *out, char *err, size_t err_len);
+/* A chat.completion answer as a Messages answer. */
+int sg_messages_decode_openai(const char *body, size_t len, struct sg_buf *out,
+                              struct sg_usage *u);
+
+/* Per-stream state: chat.completion.chunk events in, Messages events out. */
+struct sg_messages_stream {
+    bool started;       /* message_start sent */
+    bool done;          /* message_stop sent */
+    int block_kind;     /* the open block: 0 none, 1 text, 2 tool_use */
+    int block_index;    /* its index in the message's content */
+    int tool_index;     /* the chunk tool_calls index it belongs to */
+    int n_blocks;
+    char id[96];
+    char model[160];
+    char stop_reason[24];
+    struct sg_usage usage;
+};
+void sg_messages_stream_init(struct sg_messages_stream *s);
+/* One chunk's data (or "[DONE]") in; Messages events ("event: X\ndata: {...}\n\n") out.
+ * SG_EPROTO for data that is not a chunk. */
+int sg_messages_stream_chunk(struct sg_messages_stream *s, struct sg_slice data,
+                             struct sg_buf *out);
+/* The upstream ended without "[DONE]" after a finish_reason: close the message. */
+int sg_messages_stream_finish(struct sg_messages_stream *s, struct sg_buf *out);
+
+/* ---- provider errors (errors.c) ---- */
+
+enum sg_error_class {
+    SG_ERRC_NONE,
+    SG_ERRC_BAD_REQUEST,    /* the client's fault: returned as is, never retried */
+    SG_ERRC_NOT_FOUND,      /* unknown model at the provider (the deployment's config) */
+    SG_ERRC_AUTH,           /* 401/403: the deployment's key is bad: fail over at once */
+    SG_ERRC_RATE_LIMIT,     /* 429 */
+    SG_ERRC_CONTEXT_WINDOW, /* the prompt is too long for the model: context_window_fallbacks */
+    SG_ERRC_CONTENT_POLICY, /* refused by the provider's content filter */
+    SG_ERRC_SERVER,         /* 5xx, 529 overloaded, a broken answer */
+    SG_ERRC_TIMEOUT,        /* 408, 504, or no answer in time */
+};
+
+struct sg_provider_error {
+    enum sg_error_class cls;
+    int status;
+    bool retryable;   /* the router may try another deployment */
+    char type[64];    /* the provider's error type, if any */
+    char code[64];    /* the provider's error code, if any */
+    char message[512];
+};
+
+/* Classify an HTTP answer from either provider (status + body, OpenAI or Anthropic shape). */
+void sg_provider_classify(int status, const char *body, size_t len, struct sg_provider_error *out);
+const char *sg_error_class_name(enum sg_error_class c);
+/* The status, OpenAI error type and code a client is shown for a class. */
+void sg_error_class_openai(enum sg_error_class c, int *status, const char **type,
+                           const char **code);
+/* Append an error body: OpenAI's {"error":{...}} or Anthropic's {"type":"error",...}. */
+int sg_openai_error_body(struct sg_buf *out, const char *type, const char *code, const char *msg);
+int sg_anthropic_error_body(struct sg_buf *out, int status, const char *msg);
 
 #endif

@@ -1,0 +1,855 @@
+/*
+ * Anthropic Messages for chat.completions clients: encode a chat.completions request as a
+ * Messages request, decode a Messages answer into a chat.completion, and translate a Messages
+ * stream event by event into chat.completion.chunk events.
+ *
+ * These paths build json-c trees: a translation rewrites most of the body anyway, and the
+ * tree keeps the escaping rules in one place. The OpenAI -> OpenAI hot path never comes here.
+ *
+ * Mapping (OpenAI -> Anthropic):
+ *   system / developer messages  -> top-level `system` text blocks (in order)
+ *   user content parts           -> text / image blocks (data: URLs -> base64 sources)
+ *   assistant tool_calls         -> tool_use blocks (arguments parsed into `input`)
+ *   tool messages                -> tool_result blocks in a user turn
+ *   consecutive same-role turns  -> one turn (Anthropic wants tool results together)
+ *   max_completion_tokens / max_tokens -> max_tokens (always present: Anthropic requires it)
+ *   stop -> stop_sequences, temperature (clamped to Anthropic's 0..1), top_p,
+ *   tools / tool_choice / parallel_tool_calls, user -> metadata.user_id
+ */
+#include "provider_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+#define ERR(...)                                                                                   \
+    do {                                                                                           \
+        snprintf(err, err_len, __VA_ARGS__);                                                       \
+        goto fail;                                                                                 \
+    } while (0)
+
+char *sg_anthropic_url(const struct sg_deployment *d)
+{
+    return sg_xasprintf("%s/v1/messages", d->api_base);
+}
+
+static struct json_object *text_block(const char *text, size_t n, struct json_object *cc)
+{
+    struct json_object *b = json_object_new_object();
+    json_object_object_add(b, "type", json_object_new_string("text"));
+    json_object_object_add(b, "text", json_object_new_string_len(text, (int)n));
+    if (cc)
+        pj_add_ref(b, "cache_control", cc);
+    return b;
+}
+
+/* Append the text of an OpenAI content value (a string, or parts of which only text counts)
+ * as text blocks to `arr`. False when a part is not text. */
+static bool content_as_text_blocks(struct json_object *content, struct json_object *arr)
+{
+    if (!content)
+        return true;
+    if (pj_is(content, json_type_string)) {
+        json_object_array_add(arr, text_block(json_object_get_string(content),
+                                              (size_t)json_object_get_string_len(content), NULL));
+        return true;
+    }
+    if (!pj_is(content, json_type_array))
+        return false;
+    size_t n = json_object_array_length(content);
+    for (size_t i = 0; i < n; i++) {
+        struct json_object *part = json_object_array_get_idx(content, i);
+        const char *type = pj_str(part, "type");
+        struct json_object *text = pj_get(part, "text");
+        if (!type || strcmp(type, "text") != 0 || !pj_is(text, json_type_string))
+            return false;
+        json_object_array_add(arr, text_block(json_object_get_string(text),
+                                              (size_t)json_object_get_string_len(text),
+                                              pj_get(part, "cache_control")));
+    }
+    return true;
+}
+
+/* An image_url part as an Anthropic image block. */
+static struct json_object *image_block(struct json_object *part, char *err, size_t err_len)
+{
+    struct json_object *iu = pj_get(part, "image_url");
+    const char *url = pj_is(iu, json_type_string) ? json_object_get_string(iu) : pj_str(iu, "url");
+    if (!url) {
+        snprintf(err, err_len, "an image_url part needs image_url.url");
+        return NULL;
+    }
+    struct json_object *src = json_object_new_object();
+    if (strncmp(url, "data:", 5) == 0) {
+        const char *semi = strchr(url + 5, ';'), *comma = strchr(url + 5, ',');
+        if (!semi || !comma || semi > comma || strncmp(semi, ";base64,", 8) != 0) {
+            json_object_put(src);
+            snprintf(err, err_len,
+                     "an image data URL must look like data:image/png;base64,... for Anthropic");
+            return NULL;
+        }
+        json_object_object_add(src, "type", json_object_new_string("base64"));
+        json_object_object_add(src, "media_type",
+                               json_object_new_string_len(url + 5, (int)(semi - (url + 5))));
+        json_object_object_add(src, "data", json_object_new_string(comma + 1));
+    } else {
+        json_object_object_add(src, "type", json_object_new_string("url"));
+        json_object_object_add(src, "url", json_object_new_string(url));
+    }
+    struct json_object *b = json_object_new_object();
+    json_object_object_add(b, "type", json_object_new_string("image"));
+    json_object_object_add(b, "source", src);
+    if (pj_get(part, "cache_control"))
+        pj_add_ref(b, "cache_control", pj_get(part, "cache_control"));
+    return b;
+}
+
+/* User content (string or parts) as blocks appended to `arr`. */
+static int user_blocks(struct json_object *content, struct json_object *arr, size_t mi, char *err,
+                       size_t err_len)
+{
+    if (pj_is(content, json_type_string)) {
+        json_object_array_add(arr, text_block(json_object_get_string(content),
+                                              (size_t)json_object_get_string_len(content), NULL));
+        return SG_OK;
+    }
+    if (!pj_is(content, json_type_array)) {
+        snprintf(err, err_len, "messages[%zu].content must be a string or an array of parts", mi);
+        return SG_EINVAL;
+    }
+    size_t n = json_object_array_length(content);
+    for (size_t i = 0; i < n; i++) {
+        struct json_object *part = json_object_array_get_idx(content, i);
+        const char *type = pj_str(part, "type");
+        if (type && strcmp(type, "text") == 0 && pj_str(part, "text")) {
+            struct json_object *t = pj_get(part, "text");
+            json_object_array_add(arr, text_block(json_object_get_string(t),
+                                                  (size_t)json_object_get_string_len(t),
+                                                  pj_get(part, "cache_control")));
+        } else if (type && strcmp(type, "image_url") == 0) {
+            char e2[200];
+            struct json_object *b = image_block(part, e2, sizeof e2);
+            if (!b) {
+                snprintf(err, err_len, "messages[%zu].content[%zu]: %s", mi, i, e2);
+                return SG_EINVAL;
+            }
+            json_object_array_add(arr, b);
+        } else {
+            snprintf(err, err_len,
+                     "messages[%zu].content[%zu]: part type '%s' is not supported by Anthropic "
+                     "deployments (text and image_url are)",
+                     mi, i, type ? type : "(none)");
+            return SG_EINVAL;
+        }
+    }
+    return SG_OK;
+}
+
+/* Append a turn, merging into the previous one when the role repeats. */
+static void push_turn(struct json_object *msgs, const char *role, struct json_object *blocks_take)
+{
+    size_t n = json_object_array_length(msgs);
+    struct json_object *last = n ? json_object_array_get_idx(msgs, n - 1) : NULL;
+    if (last && strcmp(pj_str(last, "role"), role) == 0) {
+        struct json_object *c = pj_get(last, "content");
+        size_t bn = json_object_array_length(blocks_take);
+        for (size_t i = 0; i < bn; i++)
+            json_object_array_add(c, json_object_get(json_object_array_get_idx(blocks_take, i)));
+        json_object_put(blocks_take);
+        return;
+    }
+    struct json_object *m = json_object_new_object();
+    json_object_object_add(m, "role", json_object_new_string(role));
+    json_object_object_add(m, "content", blocks_take);
+    json_object_array_add(msgs, m);
+}
+
+static int assistant_blocks(struct json_object *msg, struct json_object *arr, size_t mi,
+                            char *err, size_t err_len)
+{
+    struct json_object *content = pj_get(msg, "content");
+    if (pj_is(content, json_type_string)) {
+        /* Anthropic rejects empty text blocks; an assistant turn with only tool calls often
+         * carries content "" */
+        if (json_object_get_string_len(content) > 0)
+            json_object_array_add(arr, text_block(json_object_get_string(content),
+                                                  (size_t)json_object_get_string_len(content),
+                                                  NULL));
+    } else if (content && !content_as_text_blocks(content, arr)) {
+        snprintf(err, err_len, "messages[%zu].content: assistant content must be text", mi);
+        return SG_EINVAL;
+    }
+    struct json_object *calls = pj_get(msg, "tool_calls");
+    if (!calls)
+        return SG_OK;
+    if (!pj_is(calls, json_type_array)) {
+        snprintf(err, err_len, "messages[%zu].tool_calls must be an array", mi);
+        return SG_EINVAL;
+    }
+    size_t n = json_object_array_length(calls);
+    for (size_t i = 0; i < n; i++) {
+        struct json_object *c = json_object_array_get_idx(calls, i);
+        struct json_object *fn = pj_get(c, "function");
+        const char *id = pj_str(c, "id"), *name = pj_str(fn, "name");
+        const char *args = pj_str(fn, "arguments");
+        if (!id || !name) {
+            snprintf(err, err_len, "messages[%zu].tool_calls[%zu] needs an id and function.name",
+                     mi, i);
+            return SG_EINVAL;
+        }
+        struct json_object *input;
+        size_t alen = args ? strlen(args) : 0;
+        while (alen && strchr(" \t\r\n", args[alen - 1]))
+            alen--;
+        if (alen == 0) {
+            input = json_object_new_object();
+        } else {
+            char e2[160];
+            input = sg_json_parse_strict(args, alen, e2, sizeof e2);
+            if (!pj_is(input, json_type_object)) {
+                json_object_put(input);
+                snprintf(err, err_len,
+                         "messages[%zu].tool_calls[%zu].function.arguments must be a JSON object "
+                         "(Anthropic takes tool input as an object)",
+                         mi, i);
+                return SG_EINVAL;
+            }
+        }
+        struct json_object *b = json_object_new_object();
+        json_object_object_add(b, "type", json_object_new_string("tool_use"));
+        json_object_object_add(b, "id", json_object_new_string(id));
+        json_object_object_add(b, "name", json_object_new_string(name));
+        json_object_object_add(b, "input", input);
+        json_object_array_add(arr, b);
+    }
+    return SG_OK;
+}
+
+static int tool_result_block(struct json_object *msg, struct json_object *arr, size_t mi,
+                             char *err, size_t err_len)
+{
+    const char *id = pj_str(msg, "tool_call_id");
+    if (!id) {
+        snprintf(err, err_len, "messages[%zu]: a tool message needs tool_call_id", mi);
+        return SG_EINVAL;
+    }
+    struct json_object *b = json_object_new_object();
+    json_object_object_add(b, "type", json_object_new_string("tool_result"));
+    json_object_object_add(b, "tool_use_id", json_object_new_string(id));
+    struct json_object *content = pj_get(msg, "content");
+    if (pj_is(content, json_type_array)) {
+        struct json_object *c = json_object_new_array();
+        if (!content_as_text_blocks(content, c)) {
+            json_object_put(c);
+            json_object_put(b);
+            snprintf(err, err_len, "messages[%zu].content: tool results must be text", mi);
+            return SG_EINVAL;
+        }
+        json_object_object_add(b, "content", c);
+    } else if (pj_is(content, json_type_string)) {
+        pj_add_ref(b, "content", content);
+    } else {
+        json_object_object_add(b, "content", json_object_new_string(""));
+    }
+    json_object_array_add(arr, b);
+    return SG_OK;
+}
+
+static int convert_tools(struct json_object *tools, struct json_object *out_arr, char *err,
+                         size_t err_len)
+{
+    if (!pj_is(tools, json_type_array)) {
+        snprintf(err, err_len, "'tools' must be an array");
+        return SG_EINVAL;
+    }
+    size_t n = json_object_array_length(tools);
+    for (size_t i = 0; i < n; i++) {
+        struct json_object *t = json_object_array_get_idx(tools, i);
+        const char *type = pj_str(t, "type");
+        struct json_object *fn = pj_get(t, "function");
+        const char *name = pj_str(fn, "name");
+        if (!type || strcmp(type, "function") != 0 || !name) {
+            snprintf(err, err_len, "tools[%zu] must be {\"type\":\"function\",\"function\":"
+                                   "{\"name\":...}}", i);
+            return SG_EINVAL;
+        }
+        struct json_object *a = json_object_new_object();
+        json_object_object_add(a, "name", json_object_new_string(name));
+        if (pj_str(fn, "description"))
+            pj_add_ref(a, "description", pj_get(fn, "description"));
+        struct json_object *params = pj_get(fn, "parameters");
+        if (pj_is(params, json_type_object)) {
+            pj_add_ref(a, "input_schema", params);
+        } else {
+            /* Anthropic requires a schema; OpenAI allows none (a function without arguments). */
+            struct json_object *s = json_object_new_object();
+            json_object_object_add(s, "type", json_object_new_string("object"));
+            json_object_object_add(s, "properties", json_object_new_object());
+            json_object_object_add(a, "input_schema", s);
+        }
+        if (pj_get(t, "cache_control"))
+            pj_add_ref(a, "cache_control", pj_get(t, "cache_control"));
+        json_object_array_add(out_arr, a);
+    }
+    return SG_OK;
+}
+
+static int convert_tool_choice(struct json_object *tc, struct json_object *parallel,
+                               struct json_object *req, char *err, size_t err_len)
+{
+    struct json_object *out = NULL;
+    if (pj_is(tc, json_type_string)) {
+        const char *s = json_object_get_string(tc);
+        const char *t = strcmp(s, "required") == 0 ? "any"
+                        : strcmp(s, "none") == 0   ? "none"
+                        : strcmp(s, "auto") == 0   ? "auto"
+                                                   : NULL;
+        if (!t) {
+            snprintf(err, err_len, "tool_choice must be none, auto, required or a function");
+            return SG_EINVAL;
+        }
+        out = json_object_new_object();
+        json_object_object_add(out, "type", json_object_new_string(t));
+    } else if (tc) {
+        const char *name = pj_str(pj_get(tc, "function"), "name");
+        if (!name) {
+            snprintf(err, err_len, "tool_choice.function.name is required");
+            return SG_EINVAL;
+        }
+        out = json_object_new_object();
+        json_object_object_add(out, "type", json_object_new_string("tool"));
+        json_object_object_add(out, "name", json_object_new_string(name));
+    }
+    if (pj_is(parallel, json_type_boolean) && !json_object_get_boolean(parallel)) {
+        if (!out) {
+            out = json_object_new_object();
+            json_object_object_add(out, "type", json_object_new_string("auto"));
+        }
+        if (strcmp(pj_str(out, "type"), "none") != 0)
+            json_object_object_add(out, "disable_parallel_tool_use", json_object_new_boolean(1));
+    }
+    if (out)
+        json_object_object_add(req, "tool_choice", out);
+    return SG_OK;
+}
+
+/* Mark the last block of `arr` cacheable unless it already is; returns 1 when it added one. */
+static int mark_last(struct json_object *arr)
+{
+    size_t n = pj_is(arr, json_type_array) ? json_object_array_length(arr) : 0;
+    if (!n)
+        return 0;
+    struct json_object *b = json_object_array_get_idx(arr, n - 1);
+    if (pj_get(b, "cache_control"))
+        return 0;
+    struct json_object *cc = json_object_new_object();
+    json_object_object_add(cc, "type", json_object_new_string("ephemeral"));
+    json_object_object_add(b, "cache_control", cc);
+    return 1;
+}
+
+int pj_count_cache_control(struct json_object *o, int depth)
+{
+    if (depth > 16 || !o)
+        return 0;
+    int n = 0;
+    if (json_object_is_type(o, json_type_array)) {
+        size_t len = json_object_array_length(o);
+        for (size_t i = 0; i < len; i++)
+            n += pj_count_cache_control(json_object_array_get_idx(o, i), depth + 1);
+    } else if (json_object_is_type(o, json_type_object)) {
+        json_object_object_foreach(o, k, v)
+        {
+            if (strcmp(k, "cache_control") == 0 && v)
+                n++;
+            else
+                n += pj_count_cache_control(v, depth + 1);
+        }
+    }
+    return n;
+}
+
+/* Prompt caching: the stable prefix is tools, then system (Anthropic caches in that order), so
+ * the last tool and the last system block are the breakpoints. Client markers count against
+ * Anthropic's limit first; we add ours only while there is room. */
+static void add_cache_markers(struct json_object *req)
+{
+    int used = pj_count_cache_control(pj_get(req, "tools"), 0) +
+               pj_count_cache_control(pj_get(req, "system"), 0) +
+               pj_count_cache_control(pj_get(req, "messages"), 0);
+    if (used < SG_ANTHROPIC_MAX_BREAKPOINTS)
+        used += mark_last(pj_get(req, "tools"));
+    if (used < SG_ANTHROPIC_MAX_BREAKPOINTS)
+        mark_last(pj_get(req, "system"));
+}
+
+static int64_t default_max_tokens(const struct sg_deployment *d, const struct sg_anthropic_opts *o)
+{
+    if (o && o->default_max_tokens > 0)
+        return o->default_max_tokens;
+    const struct sg_price_entry *e = sg_pricing_lookup("anthropic", d->provider_model);
+    return e && e->max_output > 0 ? e->max_output : SG_ANTHROPIC_DEFAULT_MAX_TOKENS;
+}
+
+int sg_anthropic_encode_chat(const struct sg_chat_request *r, const struct sg_deployment *d,
+                             const struct sg_anthropic_opts *o, struct sg_buf *out, char *err,
+                             size_t err_len)
+{
+    struct json_object *root = pj_parse_object(r->body, r->body_len, err, err_len);
+    if (!root)
+        return SG_EINVAL;
+    struct json_object *req = json_object_new_object(), *msgs = json_object_new_array(),
+                       *system = json_object_new_array();
+    int rc = SG_EINVAL;
+    json_object_object_add(req, "model", json_object_new_string(d->provider_model));
+
+    struct json_object *in = pj_get(root, "messages");
+    if (!pj_is(in, json_type_array))
+        ERR("'messages' is a required property and must be an array");
+    size_t n = json_object_array_length(in);
+    for (size_t i = 0; i < n; i++) {
+        struct json_object *m = json_object_array_get_idx(in, i);
+        const char *role = pj_str(m, "role");
+        if (!role)
+            ERR("messages[%zu].role is required", i);
+        struct json_object *blocks = json_object_new_array();
+        int erc = SG_OK;
+        const char *as = NULL;
+        if (strcmp(role, "system") == 0 || strcmp(role, "developer") == 0) {
+            if (!content_as_text_blocks(pj_get(m, "content"), system)) {
+                json_object_put(blocks);
+                ERR("messages[%zu].content: a system message must be text", i);
+            }
+            json_object_put(blocks);
+            continue;
+        } else if (strcmp(role, "user") == 0) {
+            erc = user_blocks(pj_get(m, "content"), blocks, i, err, err_len);
+            as = "user";
+        } else if (strcmp(role, "assistant") == 0) {
+            erc = assistant_blocks(m, blocks, i, err, err_len);
+            as = "assistant";
+        } else if (strcmp(role, "tool") == 0) {
+            erc = tool_result_block(m, blocks, i, err, err_len);
+            as = "user";
+        } else {
+            json_object_put(blocks);
+            ERR("messages[%zu].role '%s' is not supported by Anthropic deployments (system, "
+                "developer, user, assistant, tool are)",
+                i, role);
+        }
+        if (erc != SG_OK) {
+            json_object_put(blocks);
+            goto fail;
+        }
+        if (json_object_array_length(blocks) == 0) {
+            json_object_put(blocks); /* e.g. an assistant turn with empty content */
+            continue;
+        }
+        push_turn(msgs, as, blocks);
+    }
+    if (json_object_array_length(msgs) == 0)
+        ERR("'messages' must hold at least one user or assistant message for Anthropic");
+    if (json_object_array_length(system) > 0) {
+        json_object_object_add(req, "system", system);
+        system = NULL;
+    }
+    json_object_object_add(req, "messages", msgs);
+    msgs = NULL;
+
+    struct json_object *v = pj_get(root, "max_completion_tokens");
+    if (!v)
+        v = pj_get(root, "max_tokens");
+    if (v && (!pj_is(v, json_type_int) || json_object_get_int64(v) < 1))
+        ERR("max_tokens must be an integer >= 1");
+    json_object_object_add(req, "max_tokens",
+                           json_object_new_int64(v ? json_object_get_int64(v)
+                                                   : default_max_tokens(d, o)));
+    if ((v = pj_get(root, "n")) && (!pj_is(v, json_type_int) || json_object_get_int64(v) != 1))
+        ERR("n other than 1 is not supported by Anthropic deployments");
+    if ((v = pj_get(root, "temperature"))) {
+        if (!pj_is(v, json_type_double) && !pj_is(v, json_type_int))
+            ERR("temperature must be a number");
+        double t = json_object_get_double(v);
+        /* OpenAI's range is 0..2, Anthropic's 0..1: clamp rather than fail a request that an
+         * OpenAI deployment of the same alias would have taken. */
+        if (t > 1.0)
+            json_object_object_add(req, "temperature", json_object_new_double(1.0));
+        else
+            pj_add_ref(req, "temperature", v);
+    }
+    if ((v = pj_get(root, "top_p")))
+        pj_add_ref(req, "top_p", v);
+    if ((v = pj_get(root, "stop"))) {
+        struct json_object *seq = json_object_new_array();
+        if (pj_is(v, json_type_string)) {
+            json_object_array_add(seq, json_object_get(v));
+        } else if (pj_is(v, json_type_array)) {
+            size_t sn = json_object_array_length(v);
+            for (size_t i = 0; i < sn; i++) {
+                struct json_object *s = json_object_array_get_idx(v, i);
+                if (!pj_is(s, json_type_string)) {
+                    json_object_put(seq);
+                    ERR("stop must be a string or an array of strings");
+                }
+                json_object_array_add(seq, json_object_get(s));
+            }
+        } else {
+            json_object_put(seq);
+            ERR("stop must be a string or an array of strings");
+        }
+        json_object_object_add(req, "stop_sequences", seq);
+    }
+    if ((v = pj_get(root, "stream")) && pj_is(v, json_type_boolean) && json_object_get_boolean(v))
+        json_object_object_add(req, "stream", json_object_new_boolean(1));
+    if ((v = pj_get(root, "user")) && pj_is(v, json_type_string)) {
+        struct json_object *meta = json_object_new_object();
+        pj_add_ref(meta, "user_id", v);
+        json_object_object_add(req, "metadata", meta);
+    }
+    if ((v = pj_get(root, "tools"))) {
+        struct json_object *tools = json_object_new_array();
+        if (convert_tools(v, tools, err, err_len) != SG_OK) {
+            json_object_put(tools);
+            goto fail;
+        }
+        if (json_object_array_length(tools))
+            json_object_object_add(req, "tools", tools);
+        else
+            json_object_put(tools);
+    }
+    if (convert_tool_choice(pj_get(root, "tool_choice"), pj_get(root, "parallel_tool_calls"), req,
+                            err, err_len) != SG_OK)
+        goto fail;
+    if (o && o->prompt_caching)
+        add_cache_markers(req);
+    rc = pj_append(out, req) == SG_OK ? SG_OK : SG_ETOOBIG;
+fail:
+    json_object_put(system);
+    json_object_put(msgs);
+    json_object_put(req);
+    json_object_put(root);
+    return rc;
+}
+
+/* ---- answers ---- */
+
+static const char *finish_reason(const char *stop_reason)
+{
+    if (!stop_reason)
+        return NULL;
+    if (strcmp(stop_reason, "max_tokens") == 0)
+        return "length";
+    if (strcmp(stop_reason, "tool_use") == 0)
+        return "tool_calls";
+    if (strcmp(stop_reason, "refusal") == 0)
+        return "content_filter";
+    return "stop"; /* end_turn, stop_sequence, pause_turn */
+}
+
+void pj_anthropic_usage(struct json_object *usage, struct sg_usage *u)
+{
+    if (!pj_is(usage, json_type_object))
+        return;
+    u->known = true;
+    /* Anthropic's input_tokens excludes the cached part; ours includes it. Keep the pieces
+     * apart until all are known (message_start has them, message_delta may repeat them). */
+    int64_t uncached = u->input_tokens - u->cache_read_tokens - u->cache_creation_tokens;
+    struct json_object *v;
+    if ((v = pj_get(usage, "input_tokens")) && pj_is(v, json_type_int))
+        uncached = json_object_get_int64(v);
+    if ((v = pj_get(usage, "cache_read_input_tokens")) && pj_is(v, json_type_int))
+        u->cache_read_tokens = json_object_get_int64(v);
+    if ((v = pj_get(usage, "cache_creation_input_tokens")) && pj_is(v, json_type_int))
+        u->cache_creation_tokens = json_object_get_int64(v);
+    if ((v = pj_get(usage, "output_tokens")) && pj_is(v, json_type_int))
+        u->output_tokens = json_object_get_int64(v);
+    if (uncached < 0)
+        uncached = 0;
+    if (u->cache_read_tokens < 0)
+        u->cache_read_tokens = 0;
+    if (u->cache_creation_tokens < 0)
+        u->cache_creation_tokens = 0;
+    if (u->output_tokens < 0)
+        u->output_tokens = 0;
+    u->input_tokens = uncached + u->cache_read_tokens + u->cache_creation_tokens;
+}
+
+/* The OpenAI usage object for `u`, with Anthropic's cache fields beside it (as LiteLLM adds). */
+static void append_usage(struct sg_buf *out, const struct sg_usage *u)
+{
+    sg_buf_appendf(out,
+                   "{\"prompt_tokens\":%lld,\"completion_tokens\":%lld,\"total_tokens\":%lld,"
+                   "\"prompt_tokens_details\":{\"cached_tokens\":%lld},"
+                   "\"cache_creation_input_tokens\":%lld,\"cache_read_input_tokens\":%lld}",
+                   (long long)u->input_tokens, (long long)u->output_tokens,
+                   (long long)(u->input_tokens + u->output_tokens), (long long)u->cache_read_tokens,
+                   (long long)u->cache_creation_tokens, (long long)u->cache_read_tokens);
+}
+
+static void append_str(struct sg_buf *out, const char *s)
+{
+    sg_buf_append(out, "\"", 1);
+    sg_buf_append_json_str(out, s, strlen(s));
+    sg_buf_append(out, "\"", 1);
+}
+
+int sg_anthropic_decode_response(const char *body, size_t len, int64_t created,
+                                 struct sg_buf *out, struct sg_usage *u)
+{
+    char err[64];
+    struct json_object *root = len ? sg_json_parse_strict(body, len, err, sizeof err) : NULL;
+    struct json_object *content = pj_get(root, "content");
+    const char *type = pj_str(root, "type");
+    if (!type || strcmp(type, "message") != 0 || !pj_is(content, json_type_array)) {
+        json_object_put(root);
+        return SG_EPROTO;
+    }
+    memset(u, 0, sizeof *u);
+    pj_anthropic_usage(pj_get(root, "usage"), u);
+    struct sg_buf text, tools;
+    sg_buf_init(&text, 0);
+    sg_buf_init(&tools, 0);
+    size_t n = json_object_array_length(content);
+    bool any_text = false;
+    int n_tools = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct json_object *b = json_object_array_get_idx(content, i);
+        const char *bt = pj_str(b, "type");
+        if (!bt)
+            continue;
+        if (strcmp(bt, "text") == 0 && pj_str(b, "text")) {
+            struct json_object *t = pj_get(b, "text");
+            sg_buf_append_json_str(&text, json_object_get_string(t),
+                                   (size_t)json_object_get_string_len(t));
+            any_text = true;
+        } else if (strcmp(bt, "tool_use") == 0) {
+            sg_buf_appends(&tools, n_tools++ ? ",{\"id\":" : "{\"id\":");
+            append_str(&tools, pj_str(b, "id") ? pj_str(b, "id") : "");
+            sg_buf_appends(&tools, ",\"type\":\"function\",\"function\":{\"name\":");
+            append_str(&tools, pj_str(b, "name") ? pj_str(b, "name") : "");
+            sg_buf_appends(&tools, ",\"arguments\":");
+            struct sg_buf args;
+            sg_buf_init(&args, 0);
+            struct json_object *input = pj_get(b, "input");
+            if (input)
+                pj_append(&args, input);
+            else
+                sg_buf_appends(&args, "{}");
+            append_str(&tools, args.data);
+            sg_buf_dispose(&args);
+            sg_buf_appends(&tools, "}}");
+        }
+        /* thinking and server-tool blocks have no chat.completions form: left out */
+    }
+    sg_buf_appends(out, "{\"id\":");
+    append_str(out, pj_str(root, "id") ? pj_str(root, "id") : "msg");
+    sg_buf_appendf(out, ",\"object\":\"chat.completion\",\"created\":%lld,\"model\":",
+                   (long long)created);
+    append_str(out, pj_str(root, "model") ? pj_str(root, "model") : "");
+    sg_buf_appends(out, ",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\","
+                        "\"content\":");
+    if (any_text || !n_tools) {
+        sg_buf_append(out, "\"", 1);
+        sg_buf_append(out, text.data ? text.data : "", text.len);
+        sg_buf_append(out, "\"", 1);
+    } else {
+        sg_buf_appends(out, "null");
+    }
+    if (n_tools) {
+        sg_buf_appends(out, ",\"tool_calls\":[");
+        sg_buf_append(out, tools.data, tools.len);
+        sg_buf_appends(out, "]");
+    }
+    sg_buf_appends(out, ",\"refusal\":null},\"logprobs\":null,\"finish_reason\":");
+    const char *fr = finish_reason(pj_str(root, "stop_reason"));
+    if (fr)
+        append_str(out, fr);
+    else
+        sg_buf_appends(out, "null");
+    sg_buf_appends(out, "}],\"usage\":");
+    append_usage(out, u);
+    int rc = sg_buf_appends(out, "}");
+    sg_buf_dispose(&text);
+    sg_buf_dispose(&tools);
+    json_object_put(root);
+    return rc == SG_OK ? SG_OK : SG_ETOOBIG;
+}
+
+/* ---- streams ---- */
+
+void sg_anthropic_stream_init(struct sg_anthropic_stream *s, bool include_usage, int64_t created)
+{
+    memset(s, 0, sizeof *s);
+    s->include_usage = include_usage;
+    s->created = created;
+    snprintf(s->id, sizeof s->id, "msg");
+}
+
+/* "data: {chunk head ... "choices":[{"index":0,"delta":" — the caller writes the delta. */
+static void chunk_open(struct sg_anthropic_stream *s, struct sg_buf *out)
+{
+    sg_buf_appends(out, "data: {\"id\":");
+    append_str(out, s->id);
+    sg_buf_appendf(out, ",\"object\":\"chat.completion.chunk\",\"created\":%lld,\"model\":",
+                   (long long)s->created);
+    append_str(out, s->model);
+    sg_buf_appends(out, ",\"choices\":[{\"index\":0,\"delta\":");
+}
+
+static void chunk_close(struct sg_buf *out, const char *finish)
+{
+    sg_buf_appends(out, ",\"logprobs\":null,\"finish_reason\":");
+    if (finish)
+        append_str(out, finish);
+    else
+        sg_buf_appends(out, "null");
+    sg_buf_appends(out, "}]}\n\n");
+}
+
+static void copy_str(char *dst, size_t cap, const char *src)
+{
+    snprintf(dst, cap, "%s", src ? src : "");
+}
+
+int sg_anthropic_stream_event(struct sg_anthropic_stream *s, struct sg_slice event,
+                              struct sg_slice data, struct sg_buf *out)
+{
+    char err[64];
+    if (s->done || s->failed)
+        return SG_OK; /* nothing may follow message_stop; ignore stray bytes */
+    struct json_object *root = data.n ? sg_json_parse_strict(data.p, data.n, err, sizeof err) : NULL;
+    const char *type = pj_str(root, "type");
+    char ev[32];
+    if (!type && event.n && event.n < sizeof ev) {
+        memcpy(ev, event.p, event.n);
+        ev[event.n] = '\0';
+        type = ev;
+    }
+    int rc = SG_OK;
+    if (!type || !root) {
+        if (type && strcmp(type, "ping") == 0)
+            goto out;
+        rc = SG_EPROTO;
+        goto out;
+    }
+    if (strcmp(type, "ping") == 0)
+        goto out;
+    if (strcmp(type, "error") == 0) {
+        struct json_object *e = pj_get(root, "error");
+        s->failed = true;
+        copy_str(s->error_type, sizeof s->error_type, pj_str(e, "type") ? pj_str(e, "type")
+                                                                         : "api_error");
+        copy_str(s->error, sizeof s->error,
+                 pj_str(e, "message") ? pj_str(e, "message") : "the provider sent an error event");
+        goto out;
+    }
+    if (strcmp(type, "message_start") == 0) {
+        struct json_object *m = pj_get(root, "message");
+        if (s->started || !m) {
+            rc = SG_EPROTO;
+            goto out;
+        }
+        s->started = true;
+        copy_str(s->id, sizeof s->id, pj_str(m, "id") ? pj_str(m, "id") : "msg");
+        copy_str(s->model, sizeof s->model, pj_str(m, "model"));
+        pj_anthropic_usage(pj_get(m, "usage"), &s->usage);
+        if (out) {
+            chunk_open(s, out);
+            sg_buf_appends(out, "{\"role\":\"assistant\",\"content\":\"\"}");
+            chunk_close(out, NULL);
+        }
+        goto out;
+    }
+    if (!s->started) {
+        rc = SG_EPROTO; /* content before message_start */
+        goto out;
+    }
+    if (strcmp(type, "content_block_start") == 0) {
+        struct json_object *b = pj_get(root, "content_block");
+        const char *bt = pj_str(b, "type");
+        s->block_kind = 3;
+        if (bt && strcmp(bt, "text") == 0) {
+            s->block_kind = 1;
+            const char *t = pj_str(b, "text");
+            if (out && t && *t) {
+                chunk_open(s, out);
+                sg_buf_appends(out, "{\"content\":");
+                append_str(out, t);
+                sg_buf_appends(out, "}");
+                chunk_close(out, NULL);
+            }
+        } else if (bt && strcmp(bt, "tool_use") == 0) {
+            s->block_kind = 2;
+            s->tool_index = s->n_tools++;
+            if (out) {
+                chunk_open(s, out);
+                sg_buf_appendf(out, "{\"tool_calls\":[{\"index\":%d,\"id\":", s->tool_index);
+                append_str(out, pj_str(b, "id") ? pj_str(b, "id") : "");
+                sg_buf_appends(out, ",\"type\":\"function\",\"function\":{\"name\":");
+                append_str(out, pj_str(b, "name") ? pj_str(b, "name") : "");
+                sg_buf_appends(out, ",\"arguments\":\"\"}}]}");
+                chunk_close(out, NULL);
+            }
+        }
+    } else if (strcmp(type, "content_block_delta") == 0) {
+        struct json_object *d = pj_get(root, "delta");
+        const char *dt = pj_str(d, "type");
+        if (!dt) {
+            rc = SG_EPROTO;
+        } else if (strcmp(dt, "text_delta") == 0 && s->block_kind == 1) {
+            struct json_object *t = pj_get(d, "text");
+            if (out && pj_is(t, json_type_string)) {
+                chunk_open(s, out);
+                sg_buf_appends(out, "{\"content\":\"");
+                sg_buf_append_json_str(out, json_object_get_string(t),
+                                       (size_t)json_object_get_string_len(t));
+                sg_buf_appends(out, "\"}");
+                chunk_close(out, NULL);
+            }
+        } else if (strcmp(dt, "input_json_delta") == 0 && s->block_kind == 2) {
+            struct json_object *t = pj_get(d, "partial_json");
+            if (out && pj_is(t, json_type_string) && json_object_get_string_len(t) > 0) {
+                chunk_open(s, out);
+                sg_buf_appendf(out, "{\"tool_calls\":[{\"index\":%d,\"function\":{\"arguments\":\"",
+                               s->tool_index);
+                sg_buf_append_json_str(out, json_object_get_string(t),
+                                       (size_t)json_object_get_string_len(t));
+                sg_buf_appends(out, "\"}}]}");
+                chunk_close(out, NULL);
+            }
+        } else if ((strcmp(dt, "text_delta") == 0 && s->block_kind != 1) ||
+                   (strcmp(dt, "input_json_delta") == 0 && s->block_kind != 2)) {
+            rc = SG_EPROTO; /* a delta for a block that was never started */
+        }
+        /* thinking_delta, signature_delta, citations_delta: no chat.completions form */
+    } else if (strcmp(type, "content_block_stop") == 0) {
+        s->block_kind = 0;
+    } else if (strcmp(type, "message_delta") == 0) {
+        const char *sr = pj_str(pj_get(root, "delta"), "stop_reason");
+        if (sr)
+            copy_str(s->finish, sizeof s->finish, finish_reason(sr));
+        pj_anthropic_usage(pj_get(root, "usage"), &s->usage);
+        if (out) {
+            chunk_open(s, out);
+            sg_buf_appends(out, "{}");
+            chunk_close(out, s->finish[0] ? s->finish : "stop");
+        }
+    } else if (strcmp(type, "message_stop") == 0) {
+        s->done = true;
+        if (out && s->include_usage) {
+            sg_buf_appends(out, "data: {\"id\":");
+            append_str(out, s->id);
+            sg_buf_appendf(out, ",\"object\":\"chat.completion.chunk\",\"created\":%lld,\"model\":",
+                           (long long)s->created);
+            append_str(out, s->model);
+            sg_buf_appends(out, ",\"choices\":[],\"usage\":");
+            append_usage(out, &s->usage);
+            sg_buf_appends(out, "}\n\n");
+        }
+        if (out)
+            sg_buf_appends(out, "data: [DONE]\n\n");
+    }
+    /* Unknown event types are skipped: Anthropic says new ones may appear. */
+out:
+    json_object_put(root);
+    return rc;
+}

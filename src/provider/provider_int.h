@@ -1,0 +1,56 @@
+/* provider — private helpers shared by the adapters (json-c trees on the translation paths). */
+#ifndef SG_PROVIDER_INT_H
+#define SG_PROVIDER_INT_H
+
+#include "provider.h"
+
+#include <json-c/json.h>
+
+/* Member `k` of an object, or NULL (also when `o` is not an object or the value is null). */
+static inline struct json_object *pj_get(struct json_object *o, const char *k)
+{
+    struct json_object *v = NULL;
+    if (o && json_object_is_type(o, json_type_object))
+        json_object_object_get_ex(o, k, &v);
+    return v;
+}
+
+/* Member `k` as a string, or NULL when absent or not a string. */
+static inline const char *pj_str(struct json_object *o, const char *k)
+{
+    struct json_object *v = pj_get(o, k);
+    return v && json_object_is_type(v, json_type_string) ? json_object_get_string(v) : NULL;
+}
+
+static inline bool pj_is(struct json_object *o, enum json_type t)
+{
+    return o && json_object_is_type(o, t);
+}
+
+/* Member `k` as an integer, or `def` when absent or not an integer. */
+static inline int64_t pj_int(struct json_object *o, const char *k, int64_t def)
+{
+    struct json_object *v = pj_get(o, k);
+    return pj_is(v, json_type_int) ? json_object_get_int64(v) : def;
+}
+
+/* Add `v` under `k`, taking a new reference to a value owned by another tree. */
+static inline void pj_add_ref(struct json_object *dst, const char *k, struct json_object *v)
+{
+    json_object_object_add(dst, k, json_object_get(v));
+}
+
+/* Append the compact JSON text of `o` (no "\/" escapes). */
+int pj_append(struct sg_buf *out, struct json_object *o);
+/* Parse a body strictly (sg_json_parse_strict) and insist on an object. */
+struct json_object *pj_parse_object(const char *body, size_t len, char *err, size_t err_len);
+/* Read an OpenAI-shaped usage object into `u` (prompt/completion tokens, cached details, and
+ * Anthropic-style cache fields some gateways add). */
+void pj_openai_usage(struct json_object *usage, struct sg_usage *u);
+/* Read an Anthropic usage object: input_tokens excludes the cache, we include it. Fields that are
+ * absent leave `u` as it was (message_delta carries only some of them). */
+void pj_anthropic_usage(struct json_object *usage, struct sg_usage *u);
+/* Count cache_control markers anywhere under `o` (bounded depth). */
+int pj_count_cache_control(struct json_object *o, int depth);
+
+#endif

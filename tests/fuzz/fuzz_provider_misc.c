@@ -1,0 +1,36 @@
+/*
+ * Fuzz the small readers on the gateway's path: the input-token estimator (request and text),
+ * error classification, usage extraction and the OpenAI stream usage watcher. They see provider
+ * and client bytes as they come; none may crash, loop or return nonsense (negative counts).
+ */
+#include "provider/provider.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    const char *s = (const char *)data;
+    if (sg_tokens_estimate_text(s, size) < 0)
+        abort();
+    char err[8];
+    if (sg_json_validate(s, size, err, sizeof err) == SG_OK &&
+        sg_tokens_estimate_request(s, size) < -1)
+        abort();
+    struct sg_provider_error e;
+    sg_provider_classify(size ? 400 + data[0] % 200 : 500, s, size, &e);
+    struct sg_usage u = {0};
+    sg_openai_usage_parse(s, size, &u);
+    if (u.input_tokens < 0 || u.output_tokens < 0 || u.cache_read_tokens > u.input_tokens)
+        abort();
+    struct sg_openai_stream st = {.client_wants_usage = size & 1};
+    bool fwd;
+    sg_openai_stream_event(&st, (struct sg_slice){s, size}, &fwd);
+    struct sg_chat_request r;
+    char e2[300];
+    if (sg_embeddings_request_parse(s, size, &r, e2, sizeof e2) == SG_OK && r.model_len == 0)
+        abort();
+    return 0;
+}

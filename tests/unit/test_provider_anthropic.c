@@ -1,0 +1,555 @@
+/* provider: chat.completions -> Anthropic Messages and back (anthropic.c). Fixtures are written
+ * by hand from the public API references of both providers. */
+#include "http/http.h"
+#include "provider/provider.h"
+
+#include <json-c/json.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include <cmocka.h>
+
+static struct sg_deployment dep = {.id = "claude", .provider = "anthropic",
+                                   .provider_model = "claude-3-5-haiku-20241022",
+                                   .kind = SG_PROVIDER_ANTHROPIC,
+                                   .api_base = "https://api.anthropic.com",
+                                   .input_cost_per_token = -1, .output_cost_per_token = -1};
+
+/* Encode a chat body; returns the parsed Messages request (caller puts it). */
+static struct json_object *encode(const char *body, bool caching)
+{
+    struct sg_chat_request r;
+    char err[300];
+    assert_int_equal(sg_chat_request_parse(body, strlen(body), &r, err, sizeof err), SG_OK);
+    struct sg_anthropic_opts o = {.prompt_caching = caching};
+    struct sg_buf out;
+    sg_buf_init(&out, 0);
+    int rc = sg_anthropic_encode_chat(&r, &dep, &o, &out, err, sizeof err);
+    if (rc != SG_OK)
+        fail_msg("encode failed: %s", err);
+    struct json_object *j = json_tokener_parse(out.data);
+    assert_non_null(j);
+    sg_buf_dispose(&out);
+    return j;
+}
+
+static void encode_fails(const char *body, const char *part)
+{
+    struct sg_chat_request r;
+    char err[300] = "";
+    assert_int_equal(sg_chat_request_parse(body, strlen(body), &r, err, sizeof err), SG_OK);
+    struct sg_buf out;
+    sg_buf_init(&out, 0);
+    assert_int_equal(sg_anthropic_encode_chat(&r, &dep, NULL, &out, err, sizeof err), SG_EINVAL);
+    if (!strstr(err, part))
+        fail_msg("expected '%s' in '%s'", part, err);
+    sg_buf_dispose(&out);
+}
+
+/* The value at a path like "messages.0.content.1.text" as compact JSON text. */
+static const char *at(struct json_object *j, const char *path)
+{
+    static char buf[4096];
+    char p[256];
+    snprintf(p, sizeof p, "%s", path);
+    struct json_object *cur = j;
+    for (char *tok = strtok(p, "."); tok && cur; tok = strtok(NULL, ".")) {
+        if (json_object_is_type(cur, json_type_array))
+            cur = json_object_array_get_idx(cur, (size_t)atoi(tok));
+        else if (!json_object_object_get_ex(cur, tok, &cur))
+            cur = NULL;
+    }
+    if (!cur)
+        return "(missing)";
+    snprintf(buf, sizeof buf, "%s",
+             json_object_to_json_string_ext(cur, JSON_C_TO_STRING_PLAIN |
+                                                     JSON_C_TO_STRING_NOSLASHESCAPE));
+    return buf;
+}
+
+static void test_encode_basic(void **state)
+{
+    (void)state;
+    struct json_object *j =
+        encode("{\"model\":\"app/chat\",\"messages\":[{\"role\":\"system\",\"content\":\"Be brief."
+               "\"},{\"role\":\"developer\",\"content\":[{\"type\":\"text\",\"text\":\"No lists."
+               "\"}]},{\"role\":\"user\",\"content\":\"Hi\"}],\"temperature\":0.3,\"top_p\":0.9,"
+               "\"stop\":\"END\",\"max_tokens\":100,\"user\":\"u-7\",\"stream\":true,"
+               "\"stream_options\":{\"include_usage\":true},\"frequency_penalty\":0}",
+               false);
+    assert_string_equal(at(j, "model"), "\"claude-3-5-haiku-20241022\"");
+    assert_string_equal(at(j, "system"), "[{\"type\":\"text\",\"text\":\"Be brief.\"},"
+                                         "{\"type\":\"text\",\"text\":\"No lists.\"}]");
+    assert_string_equal(at(j, "messages"),
+                        "[{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"Hi\"}]}]");
+    assert_string_equal(at(j, "max_tokens"), "100");
+    assert_string_equal(at(j, "temperature"), "0.3");
+    assert_string_equal(at(j, "top_p"), "0.9");
+    assert_string_equal(at(j, "stop_sequences"), "[\"END\"]");
+    assert_string_equal(at(j, "metadata"), "{\"user_id\":\"u-7\"}");
+    assert_string_equal(at(j, "stream"), "true");
+    assert_string_equal(at(j, "stream_options"), "(missing)");
+    assert_string_equal(at(j, "frequency_penalty"), "(missing)");
+    json_object_put(j);
+}
+
+static void test_encode_max_tokens_and_clamp(void **state)
+{
+    (void)state;
+    /* No max_tokens: Anthropic requires one; the table gives the model's default. */
+    struct json_object *j = encode("{\"model\":\"a\",\"messages\":[{\"role\":\"user\",\"content\":"
+                                   "\"x\"}],\"temperature\":1.7,\"stop\":[\"a\",\"b\"]}",
+                                   false);
+    assert_string_equal(at(j, "max_tokens"), "8192");
+    assert_string_equal(at(j, "temperature"), "1.0");
+    assert_string_equal(at(j, "stop_sequences"), "[\"a\",\"b\"]");
+    json_object_put(j);
+    j = encode("{\"model\":\"a\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],"
+               "\"max_tokens\":5,\"max_completion_tokens\":50}",
+               false);
+    assert_string_equal(at(j, "max_tokens"), "50"); /* the newer name wins, as OpenAI does */
+    json_object_put(j);
+    struct sg_deployment unknown = dep;
+    unknown.provider_model = "claude-future-9";
+    struct sg_chat_request r;
+    char err[300];
+    const char *b = "{\"model\":\"a\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}";
+    assert_int_equal(sg_chat_request_parse(b, strlen(b), &r, err, sizeof err), SG_OK);
+    struct sg_buf out;
+    sg_buf_init(&out, 0);
+    assert_int_equal(sg_anthropic_encode_chat(&r, &unknown, NULL, &out, err, sizeof err), SG_OK);
+    assert_non_null(strstr(out.data, "\"max_tokens\":4096"));
+    sg_buf_dispose(&out);
+}
+
+static void test_encode_tools_round_trip(void **state)
+{
+    (void)state;
+    /* The second leg of a tool call: the assistant's call and two results, then a question. */
+    struct json_object *j = encode(
+        "{\"model\":\"a\",\"messages\":["
+        "{\"role\":\"user\",\"content\":\"Weather in Paris and Rome?\"},"
+        "{\"role\":\"assistant\",\"content\":\"\",\"tool_calls\":["
+        "{\"id\":\"call_1\",\"type\":\"function\",\"function\":{\"name\":\"get_weather\","
+        "\"arguments\":\"{\\\"city\\\":\\\"Paris\\\"}\"}},"
+        "{\"id\":\"call_2\",\"type\":\"function\",\"function\":{\"name\":\"get_weather\","
+        "\"arguments\":\"{\\\"city\\\":\\\"Rome\\\"}\"}}]},"
+        "{\"role\":\"tool\",\"tool_call_id\":\"call_1\",\"content\":\"18C\"},"
+        "{\"role\":\"tool\",\"tool_call_id\":\"call_2\",\"content\":[{\"type\":\"text\","
+        "\"text\":\"24C\"}]},"
+        "{\"role\":\"user\",\"content\":\"Which is warmer?\"}],"
+        "\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"get_weather\","
+        "\"description\":\"Current weather\",\"parameters\":{\"type\":\"object\",\"properties\":"
+        "{\"city\":{\"type\":\"string\"}},\"required\":[\"city\"]}}},"
+        "{\"type\":\"function\",\"function\":{\"name\":\"now\"}}],"
+        "\"tool_choice\":\"required\",\"parallel_tool_calls\":false}",
+        false);
+    assert_string_equal(at(j, "messages.1.role"), "\"assistant\"");
+    /* The empty content of a tool-calling turn is left out: Anthropic rejects empty text. */
+    assert_string_equal(at(j, "messages.1.content"),
+                        "[{\"type\":\"tool_use\",\"id\":\"call_1\",\"name\":\"get_weather\","
+                        "\"input\":{\"city\":\"Paris\"}},{\"type\":\"tool_use\",\"id\":\"call_2\","
+                        "\"name\":\"get_weather\",\"input\":{\"city\":\"Rome\"}}]");
+    /* Both results and the question are one user turn. */
+    assert_string_equal(at(j, "messages.2.role"), "\"user\"");
+    assert_string_equal(at(j, "messages.2.content"),
+                        "[{\"type\":\"tool_result\",\"tool_use_id\":\"call_1\",\"content\":"
+                        "\"18C\"},{\"type\":\"tool_result\",\"tool_use_id\":\"call_2\","
+                        "\"content\":[{\"type\":\"text\",\"text\":\"24C\"}]},{\"type\":\"text\","
+                        "\"text\":\"Which is warmer?\"}]");
+    assert_string_equal(at(j, "messages.3"), "(missing)");
+    assert_string_equal(at(j, "tools.0"),
+                        "{\"name\":\"get_weather\",\"description\":\"Current weather\","
+                        "\"input_schema\":{\"type\":\"object\",\"properties\":{\"city\":{\"type\":"
+                        "\"string\"}},\"required\":[\"city\"]}}");
+    assert_string_equal(at(j, "tools.1"), "{\"name\":\"now\",\"input_schema\":{\"type\":"
+                                          "\"object\",\"properties\":{}}}");
+    assert_string_equal(at(j, "tool_choice"),
+                        "{\"type\":\"any\",\"disable_parallel_tool_use\":true}");
+    json_object_put(j);
+    j = encode("{\"model\":\"a\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"tools\":"
+               "[{\"type\":\"function\",\"function\":{\"name\":\"f\"}}],\"tool_choice\":{\"type\":"
+               "\"function\",\"function\":{\"name\":\"f\"}}}",
+               false);
+    assert_string_equal(at(j, "tool_choice"), "{\"type\":\"tool\",\"name\":\"f\"}");
+    json_object_put(j);
+}
+
+static void test_encode_images(void **state)
+{
+    (void)state;
+    struct json_object *j = encode(
+        "{\"model\":\"a\",\"messages\":[{\"role\":\"user\",\"content\":["
+        "{\"type\":\"text\",\"text\":\"What is this?\"},"
+        "{\"type\":\"image_url\",\"image_url\":{\"url\":\"data:image/png;base64,iVBORw0KGgo=\"}},"
+        "{\"type\":\"image_url\",\"image_url\":{\"url\":\"https://example.com/cat.jpg\","
+        "\"detail\":\"low\"}}]}]}",
+        false);
+    assert_string_equal(at(j, "messages.0.content.1"),
+                        "{\"type\":\"image\",\"source\":{\"type\":\"base64\",\"media_type\":"
+                        "\"image/png\",\"data\":\"iVBORw0KGgo=\"}}");
+    assert_string_equal(at(j, "messages.0.content.2.source"),
+                        "{\"type\":\"url\",\"url\":\"https://example.com/cat.jpg\"}");
+    json_object_put(j);
+}
+
+static void test_encode_prompt_caching(void **state)
+{
+    (void)state;
+    const char *body =
+        "{\"model\":\"a\",\"messages\":[{\"role\":\"system\",\"content\":\"Long stable policy\"},"
+        "{\"role\":\"user\",\"content\":\"q\"}],\"tools\":[{\"type\":\"function\",\"function\":"
+        "{\"name\":\"f\"}},{\"type\":\"function\",\"function\":{\"name\":\"g\"}}]}";
+    struct json_object *j = encode(body, true);
+    assert_string_equal(at(j, "tools.0.cache_control"), "(missing)");
+    assert_string_equal(at(j, "tools.1.cache_control"), "{\"type\":\"ephemeral\"}");
+    assert_string_equal(at(j, "system.0.cache_control"), "{\"type\":\"ephemeral\"}");
+    assert_string_equal(at(j, "messages.0.content.0.cache_control"), "(missing)");
+    json_object_put(j);
+    /* Without the feature flag: no markers. */
+    j = encode(body, false);
+    assert_string_equal(at(j, "tools.1.cache_control"), "(missing)");
+    assert_string_equal(at(j, "system.0.cache_control"), "(missing)");
+    json_object_put(j);
+    /* The client already placed 3 breakpoints: one left, the tools get it (earlier in the
+     * prefix); never more than 4 in all. */
+    const char *three =
+        "{\"model\":\"a\",\"messages\":[{\"role\":\"system\",\"content\":\"S\"},"
+        "{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"a\",\"cache_control\":"
+        "{\"type\":\"ephemeral\"}},{\"type\":\"text\",\"text\":\"b\",\"cache_control\":{\"type\":"
+        "\"ephemeral\"}},{\"type\":\"text\",\"text\":\"c\",\"cache_control\":{\"type\":"
+        "\"ephemeral\"}}]}],\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"f\"}}]}";
+    j = encode(three, true);
+    assert_string_equal(at(j, "tools.0.cache_control"), "{\"type\":\"ephemeral\"}");
+    assert_string_equal(at(j, "system.0.cache_control"), "(missing)");
+    assert_string_equal(at(j, "messages.0.content.2.cache_control"), "{\"type\":\"ephemeral\"}");
+    json_object_put(j);
+}
+
+static void test_encode_rejects(void **state)
+{
+    (void)state;
+    encode_fails("{\"model\":\"a\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"n\":2}",
+                 "n other than 1");
+    encode_fails("{\"model\":\"a\",\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":"
+                 "\"input_audio\",\"input_audio\":{}}]}]}",
+                 "input_audio");
+    encode_fails("{\"model\":\"a\",\"messages\":[{\"role\":\"assistant\",\"tool_calls\":[{\"id\":"
+                 "\"c\",\"type\":\"function\",\"function\":{\"name\":\"f\",\"arguments\":\"[1]\"}}]}]}",
+                 "arguments must be a JSON object");
+    encode_fails("{\"model\":\"a\",\"messages\":[{\"role\":\"tool\",\"content\":\"x\"}]}",
+                 "tool_call_id");
+    encode_fails("{\"model\":\"a\",\"messages\":[{\"role\":\"system\",\"content\":\"x\"}]}",
+                 "at least one user or assistant");
+    encode_fails("{\"model\":\"a\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],"
+                 "\"max_tokens\":0}",
+                 "max_tokens");
+    encode_fails("{\"model\":\"a\",\"messages\":[{\"role\":\"wizard\",\"content\":\"x\"}]}",
+                 "wizard");
+}
+
+/* From the Messages API reference: a text answer with cache usage. */
+static const char msg_text[] =
+    "{\"id\":\"msg_01XFDUDYJgAACzvnptvVoYEL\",\"type\":\"message\",\"role\":\"assistant\","
+    "\"model\":\"claude-3-5-haiku-20241022\",\"content\":[{\"type\":\"text\",\"text\":\"Hello! "
+    "\\\"Hi\\\"\"}],\"stop_reason\":\"end_turn\",\"stop_sequence\":null,\"usage\":{"
+    "\"input_tokens\":12,\"cache_creation_input_tokens\":100,\"cache_read_input_tokens\":2000,"
+    "\"output_tokens\":6}}";
+
+static const char msg_tool[] =
+    "{\"id\":\"msg_2\",\"type\":\"message\",\"role\":\"assistant\",\"model\":\"claude\","
+    "\"content\":[{\"type\":\"text\",\"text\":\"Let me check.\"},{\"type\":\"tool_use\","
+    "\"id\":\"toolu_01A\",\"name\":\"get_weather\",\"input\":{\"city\":\"Paris\"}}],"
+    "\"stop_reason\":\"tool_use\",\"stop_sequence\":null,\"usage\":{\"input_tokens\":50,"
+    "\"output_tokens\":20}}";
+
+static void test_decode_response(void **state)
+{
+    (void)state;
+    struct sg_buf out;
+    struct sg_usage u;
+    sg_buf_init(&out, 0);
+    assert_int_equal(sg_anthropic_decode_response(msg_text, strlen(msg_text), 1700000000, &out, &u),
+                     SG_OK);
+    struct json_object *j = json_tokener_parse(out.data);
+    assert_non_null(j);
+    assert_string_equal(at(j, "object"), "\"chat.completion\"");
+    assert_string_equal(at(j, "created"), "1700000000");
+    assert_string_equal(at(j, "choices.0.message.content"), "\"Hello! \\\"Hi\\\"\"");
+    assert_string_equal(at(j, "choices.0.finish_reason"), "\"stop\"");
+    /* prompt_tokens counts every input token; the cached part is in the details. */
+    assert_string_equal(at(j, "usage.prompt_tokens"), "2112");
+    assert_string_equal(at(j, "usage.completion_tokens"), "6");
+    assert_string_equal(at(j, "usage.total_tokens"), "2118");
+    assert_string_equal(at(j, "usage.prompt_tokens_details.cached_tokens"), "2000");
+    assert_string_equal(at(j, "usage.cache_creation_input_tokens"), "100");
+    assert_int_equal(u.input_tokens, 2112);
+    assert_int_equal(u.cache_read_tokens, 2000);
+    assert_int_equal(u.cache_creation_tokens, 100);
+    assert_int_equal(u.output_tokens, 6);
+    json_object_put(j);
+
+    sg_buf_reset(&out);
+    assert_int_equal(sg_anthropic_decode_response(msg_tool, strlen(msg_tool), 1, &out, &u), SG_OK);
+    j = json_tokener_parse(out.data);
+    assert_string_equal(at(j, "choices.0.finish_reason"), "\"tool_calls\"");
+    assert_string_equal(at(j, "choices.0.message.content"), "\"Let me check.\"");
+    assert_string_equal(at(j, "choices.0.message.tool_calls"),
+                        "[{\"id\":\"toolu_01A\",\"type\":\"function\",\"function\":{\"name\":"
+                        "\"get_weather\",\"arguments\":\"{\\\"city\\\":\\\"Paris\\\"}\"}}]");
+    json_object_put(j);
+
+    /* Not a Messages answer. */
+    sg_buf_reset(&out);
+    assert_int_equal(sg_anthropic_decode_response("{\"type\":\"error\"}", 16, 1, &out, &u),
+                     SG_EPROTO);
+    assert_int_equal(sg_anthropic_decode_response("{\"type\":\"mess", 13, 1, &out, &u), SG_EPROTO);
+    assert_int_equal(sg_anthropic_decode_response("", 0, 1, &out, &u), SG_EPROTO);
+    sg_buf_dispose(&out);
+}
+
+/* Feed an SSE text through the splitter and the translator. */
+struct feed_ctx {
+    struct sg_anthropic_stream s;
+    struct sg_buf out;
+    int rc;
+};
+
+static void on_event(void *ud, struct sg_slice raw, struct sg_slice event, struct sg_slice data)
+{
+    (void)raw;
+    struct feed_ctx *c = ud;
+    int rc = sg_anthropic_stream_event(&c->s, event, data, &c->out);
+    if (rc && !c->rc)
+        c->rc = rc;
+}
+
+static int run_stream(struct feed_ctx *c, const char *sse, bool include_usage)
+{
+    sg_anthropic_stream_init(&c->s, include_usage, 1700000000);
+    sg_buf_init(&c->out, 0);
+    c->rc = 0;
+    struct sg_sse_parser p;
+    sg_sse_parser_init(&p, 1 << 20, on_event, c);
+    /* Byte by byte: events split across reads must not matter. */
+    for (size_t i = 0; sse[i]; i++)
+        sg_sse_parser_feed(&p, sse + i, 1);
+    sg_sse_parser_dispose(&p);
+    return c->rc;
+}
+
+#define EV(name, json) "event: " name "\ndata: " json "\n\n"
+
+static const char text_stream[] =
+    EV("message_start", "{\"type\":\"message_start\",\"message\":{\"id\":\"msg_1nZdL29x\","
+                        "\"type\":\"message\",\"role\":\"assistant\",\"content\":[],\"model\":"
+                        "\"claude-3-5-haiku-20241022\",\"stop_reason\":null,\"stop_sequence\":null,"
+                        "\"usage\":{\"input_tokens\":25,\"cache_creation_input_tokens\":0,"
+                        "\"cache_read_input_tokens\":1000,\"output_tokens\":1}}}")
+    EV("content_block_start", "{\"type\":\"content_block_start\",\"index\":0,\"content_block\":"
+                              "{\"type\":\"text\",\"text\":\"\"}}")
+    EV("ping", "{\"type\": \"ping\"}")
+    EV("content_block_delta", "{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":"
+                              "\"text_delta\",\"text\":\"Hello\"}}")
+    EV("content_block_delta", "{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":"
+                              "\"text_delta\",\"text\":\" \\\"world\\\"\\n\"}}")
+    EV("content_block_stop", "{\"type\":\"content_block_stop\",\"index\":0}")
+    EV("message_delta", "{\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\","
+                        "\"stop_sequence\":null},\"usage\":{\"output_tokens\":15}}")
+    EV("message_stop", "{\"type\":\"message_stop\"}");
+
+/* The chunks' JSON objects, [DONE] as NULL-terminated list end; returns how many. */
+static size_t chunks(const char *sse, struct json_object **out, size_t max, bool *done)
+{
+    size_t n = 0;
+    *done = false;
+    for (const char *p = sse; (p = strstr(p, "data: ")) != NULL;) {
+        p += 6;
+        const char *e = strstr(p, "\n\n");
+        assert_non_null(e);
+        if (strncmp(p, "[DONE]", 6) == 0)
+            *done = true;
+        else if (n < max)
+            out[n++] = json_tokener_parse(p);
+        p = e;
+    }
+    return n;
+}
+
+static void test_stream_text(void **state)
+{
+    (void)state;
+    struct feed_ctx c;
+    assert_int_equal(run_stream(&c, text_stream, true), SG_OK);
+    assert_true(c.s.done);
+    struct json_object *ch[16];
+    bool done;
+    size_t n = chunks(c.out.data, ch, 16, &done);
+    assert_true(done);
+    assert_int_equal(n, 5); /* role, 2 deltas, finish, usage */
+    assert_string_equal(at(ch[0], "object"), "\"chat.completion.chunk\"");
+    assert_string_equal(at(ch[0], "id"), "\"msg_1nZdL29x\"");
+    assert_string_equal(at(ch[0], "choices.0.delta"), "{\"role\":\"assistant\",\"content\":\"\"}");
+    assert_string_equal(at(ch[1], "choices.0.delta.content"), "\"Hello\"");
+    assert_string_equal(at(ch[2], "choices.0.delta.content"), "\" \\\"world\\\"\\n\"");
+    assert_string_equal(at(ch[3], "choices.0.finish_reason"), "\"stop\"");
+    assert_string_equal(at(ch[4], "choices"), "[]");
+    assert_string_equal(at(ch[4], "usage.prompt_tokens"), "1025");
+    assert_string_equal(at(ch[4], "usage.completion_tokens"), "15");
+    assert_string_equal(at(ch[4], "usage.prompt_tokens_details.cached_tokens"), "1000");
+    for (size_t i = 0; i < n; i++)
+        json_object_put(ch[i]);
+    assert_int_equal(c.s.usage.input_tokens, 1025);
+    assert_int_equal(c.s.usage.output_tokens, 15);
+    sg_buf_dispose(&c.out);
+
+    /* The client did not ask for usage: no usage chunk, but the gateway still knows it. */
+    assert_int_equal(run_stream(&c, text_stream, false), SG_OK);
+    n = chunks(c.out.data, ch, 16, &done);
+    assert_int_equal(n, 4);
+    assert_true(done);
+    assert_int_equal(c.s.usage.output_tokens, 15);
+    for (size_t i = 0; i < n; i++)
+        json_object_put(ch[i]);
+    sg_buf_dispose(&c.out);
+}
+
+static const char tool_stream[] =
+    EV("message_start", "{\"type\":\"message_start\",\"message\":{\"id\":\"msg_t\",\"type\":"
+                        "\"message\",\"role\":\"assistant\",\"content\":[],\"model\":\"claude\","
+                        "\"usage\":{\"input_tokens\":400,\"output_tokens\":1}}}")
+    EV("content_block_start", "{\"type\":\"content_block_start\",\"index\":0,\"content_block\":"
+                              "{\"type\":\"text\",\"text\":\"\"}}")
+    EV("content_block_delta", "{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":"
+                              "\"text_delta\",\"text\":\"Checking.\"}}")
+    EV("content_block_stop", "{\"type\":\"content_block_stop\",\"index\":0}")
+    EV("content_block_start", "{\"type\":\"content_block_start\",\"index\":1,\"content_block\":"
+                              "{\"type\":\"tool_use\",\"id\":\"toolu_01T\",\"name\":"
+                              "\"get_weather\",\"input\":{}}}")
+    EV("content_block_delta", "{\"type\":\"content_block_delta\",\"index\":1,\"delta\":{\"type\":"
+                              "\"input_json_delta\",\"partial_json\":\"\"}}")
+    EV("content_block_delta", "{\"type\":\"content_block_delta\",\"index\":1,\"delta\":{\"type\":"
+                              "\"input_json_delta\",\"partial_json\":\"{\\\"city\\\": \"}}")
+    EV("content_block_delta", "{\"type\":\"content_block_delta\",\"index\":1,\"delta\":{\"type\":"
+                              "\"input_json_delta\",\"partial_json\":\"\\\"Paris\\\"}\"}}")
+    EV("content_block_stop", "{\"type\":\"content_block_stop\",\"index\":1}")
+    EV("message_delta", "{\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"tool_use\","
+                        "\"stop_sequence\":null},\"usage\":{\"output_tokens\":89}}")
+    EV("message_stop", "{\"type\":\"message_stop\"}");
+
+static void test_stream_tool_use(void **state)
+{
+    (void)state;
+    struct feed_ctx c;
+    assert_int_equal(run_stream(&c, tool_stream, false), SG_OK);
+    struct json_object *ch[16];
+    bool done;
+    size_t n = chunks(c.out.data, ch, 16, &done);
+    assert_int_equal(n, 6);
+    assert_string_equal(at(ch[1], "choices.0.delta.content"), "\"Checking.\"");
+    assert_string_equal(at(ch[2], "choices.0.delta.tool_calls"),
+                        "[{\"index\":0,\"id\":\"toolu_01T\",\"type\":\"function\",\"function\":"
+                        "{\"name\":\"get_weather\",\"arguments\":\"\"}}]");
+    assert_string_equal(at(ch[3], "choices.0.delta.tool_calls.0.function.arguments"),
+                        "\"{\\\"city\\\": \"");
+    assert_string_equal(at(ch[4], "choices.0.delta.tool_calls.0.function.arguments"),
+                        "\"\\\"Paris\\\"}\"");
+    assert_string_equal(at(ch[5], "choices.0.finish_reason"), "\"tool_calls\"");
+    for (size_t i = 0; i < n; i++)
+        json_object_put(ch[i]);
+    sg_buf_dispose(&c.out);
+}
+
+static void test_stream_error_and_broken(void **state)
+{
+    (void)state;
+    struct feed_ctx c;
+    /* An error event mid-stream (Anthropic's overloaded_error). */
+    const char err_stream[] =
+        EV("message_start", "{\"type\":\"message_start\",\"message\":{\"id\":\"m\",\"model\":"
+                            "\"c\",\"usage\":{\"input_tokens\":3}}}")
+        EV("error", "{\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":"
+                    "\"Overloaded\"}}");
+    assert_int_equal(run_stream(&c, err_stream, false), SG_OK);
+    assert_true(c.s.failed);
+    assert_false(c.s.done);
+    assert_string_equal(c.s.error_type, "overloaded_error");
+    assert_string_equal(c.s.error, "Overloaded");
+    sg_buf_dispose(&c.out);
+
+    /* Truncated: no message_stop, so not done (the gateway reports an interrupted stream). */
+    char cut[sizeof text_stream];
+    memcpy(cut, text_stream, sizeof text_stream);
+    *strstr(cut, "event: content_block_stop") = '\0';
+    assert_int_equal(run_stream(&c, cut, true), SG_OK);
+    assert_false(c.s.done);
+    assert_null(strstr(c.out.data, "[DONE]"));
+    sg_buf_dispose(&c.out);
+
+    /* Not JSON; content before message_start; a delta for a block never started. */
+    assert_int_equal(run_stream(&c, "event: message_start\ndata: {not json\n\n", false), SG_EPROTO);
+    sg_buf_dispose(&c.out);
+    assert_int_equal(run_stream(&c, EV("content_block_delta", "{\"type\":\"content_block_delta\","
+                                                              "\"delta\":{\"type\":\"text_delta\","
+                                                              "\"text\":\"x\"}}"),
+                                false),
+                     SG_EPROTO);
+    sg_buf_dispose(&c.out);
+    assert_int_equal(
+        run_stream(&c,
+                   EV("message_start", "{\"type\":\"message_start\",\"message\":{\"id\":\"m\"}}")
+                       EV("content_block_delta",
+                          "{\"type\":\"content_block_delta\",\"delta\":{\"type\":"
+                          "\"input_json_delta\",\"partial_json\":\"{\"}}"),
+                   false),
+        SG_EPROTO);
+    sg_buf_dispose(&c.out);
+    /* Two message_starts. */
+    assert_int_equal(
+        run_stream(&c,
+                   EV("message_start", "{\"type\":\"message_start\",\"message\":{\"id\":\"m\"}}")
+                       EV("message_start",
+                          "{\"type\":\"message_start\",\"message\":{\"id\":\"m\"}}"),
+                   false),
+        SG_EPROTO);
+    sg_buf_dispose(&c.out);
+    /* Unknown event types are skipped (Anthropic may add some). */
+    assert_int_equal(
+        run_stream(&c,
+                   EV("message_start", "{\"type\":\"message_start\",\"message\":{\"id\":\"m\"}}")
+                       EV("future", "{\"type\":\"future_thing\"}")
+                           EV("message_stop", "{\"type\":\"message_stop\"}"),
+                   false),
+        SG_OK);
+    assert_true(c.s.done);
+    sg_buf_dispose(&c.out);
+}
+
+static void test_url(void **state)
+{
+    (void)state;
+    char *u = sg_anthropic_url(&dep);
+    assert_string_equal(u, "https://api.anthropic.com/v1/messages");
+    free(u);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_encode_basic),
+        cmocka_unit_test(test_encode_max_tokens_and_clamp),
+        cmocka_unit_test(test_encode_tools_round_trip),
+        cmocka_unit_test(test_encode_images),
+        cmocka_unit_test(test_encode_prompt_caching),
+        cmocka_unit_test(test_encode_rejects),
+        cmocka_unit_test(test_decode_response),
+        cmocka_unit_test(test_stream_text),
+        cmocka_unit_test(test_stream_tool_use),
+        cmocka_unit_test(test_stream_error_and_broken),
+        cmocka_unit_test(test_url),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,380 @@
+/* provider: usage in answers and streams (openai.c), prices and cost (pricing.c), the input-token
+ * estimate (tokens.c) and error classification (errors.c). */
+#include "provider/provider.h"
+
+#include <json-c/json.h>
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include <cmocka.h>
+
+static struct sg_deployment dep(const char *provider, const char *model, enum sg_provider_kind k)
+{
+    struct sg_deployment d = {.id = "d", .provider = (char *)provider,
+                              .provider_model = (char *)model, .kind = k,
+                              .api_base = "http://x/v1", .input_cost_per_token = -1,
+                              .output_cost_per_token = -1};
+    return d;
+}
+
+static void test_lookup(void **state)
+{
+    (void)state;
+    const struct sg_price_entry *e = sg_pricing_lookup("openai", "gpt-4o-mini-2024-07-18");
+    assert_non_null(e);
+    assert_string_equal(e->model, "gpt-4o-mini"); /* the longest row, not gpt-4o */
+    e = sg_pricing_lookup("openai", "gpt-4o-2024-08-06");
+    assert_string_equal(e->model, "gpt-4o");
+    e = sg_pricing_lookup("openai", "gpt-4o-2024-05-13");
+    assert_true(e->input == 5.0);
+    assert_string_equal(sg_pricing_lookup("anthropic", "claude-3-5-haiku-latest")->model,
+                        "claude-3-5-haiku");
+    assert_string_equal(sg_pricing_lookup("anthropic", "claude-opus-4-1-20250805")->model,
+                        "claude-opus-4-1");
+    assert_string_equal(sg_pricing_lookup("anthropic", "claude-opus-4-20250514")->model,
+                        "claude-opus-4");
+    assert_null(sg_pricing_lookup("openai", "gpt-4oz"));  /* a prefix must end at a '-' */
+    assert_null(sg_pricing_lookup("openai", "claude-3-haiku"));
+    assert_null(sg_pricing_lookup("anthropic", "gpt-4o"));
+    assert_null(sg_pricing_lookup("openai", "llama-3.1-8b"));
+    /* Every row: positive input, cache prices no dearer than a write, Anthropic rows carry
+     * Anthropic's multipliers. */
+    size_t n;
+    const struct sg_price_entry *t = sg_pricing_table(&n);
+    assert_true(n >= 30);
+    for (size_t i = 0; i < n; i++) {
+        assert_true(t[i].input > 0);
+        assert_true(t[i].cache_read <= t[i].input);
+        if (strcmp(t[i].provider, "anthropic") == 0) {
+            /* (Haiku 3's published write price is rounded: 0.30, not 0.3125.) */
+            assert_true(fabs(t[i].cache_write - 1.25 * t[i].input) < 0.02);
+            assert_true(fabs(t[i].cache_read - 0.1 * t[i].input) < 0.011);
+            assert_true(t[i].max_output > 0);
+        }
+    }
+}
+
+static void test_resolve_and_cost(void **state)
+{
+    (void)state;
+    struct sg_price p;
+    struct sg_deployment d = dep("openai", "gpt-4o-mini", SG_PROVIDER_OPENAI);
+    assert_true(sg_pricing_resolve(&d, &p));
+    struct sg_usage u = {.input_tokens = 1000000, .output_tokens = 1000000,
+                         .cache_read_tokens = 400000, .known = true};
+    /* 600k uncached x 0.15 + 400k cached x 0.075 + 1M out x 0.60 (per million) */
+    assert_true(fabs(sg_pricing_cost(&p, &u) - (0.09 + 0.03 + 0.60)) < 1e-9);
+
+    /* Anthropic: cache reads at 0.1x, cache writes at 1.25x of input. */
+    d = dep("anthropic", "claude-3-5-haiku-20241022", SG_PROVIDER_ANTHROPIC);
+    assert_true(sg_pricing_resolve(&d, &p));
+    u = (struct sg_usage){.input_tokens = 2112, .cache_read_tokens = 2000,
+                          .cache_creation_tokens = 100, .output_tokens = 6};
+    double want = 12 * 0.8e-6 + 2000 * 0.08e-6 + 100 * 1.0e-6 + 6 * 4e-6;
+    assert_true(fabs(sg_pricing_cost(&p, &u) - want) < 1e-12);
+
+    /* Config prices win; cache prices keep the table's ratios. */
+    d.input_cost_per_token = 0.000002;
+    d.output_cost_per_token = 0.00001;
+    assert_true(sg_pricing_resolve(&d, &p));
+    assert_true(fabs(p.input - 2e-6) < 1e-15 && fabs(p.output - 1e-5) < 1e-15);
+    assert_true(fabs(p.cache_read - 2e-7) < 1e-15 && fabs(p.cache_write - 2.5e-6) < 1e-15);
+
+    /* An unknown model is unpriced, unless the config prices it. */
+    d = dep("hosted_vllm", "llama-3.1-8b", SG_PROVIDER_OPENAI);
+    assert_false(sg_pricing_resolve(&d, &p));
+    assert_true(sg_pricing_cost(&p, &u) == 0.0);
+    d.input_cost_per_token = 1e-7;
+    assert_true(sg_pricing_resolve(&d, &p));
+    assert_true(p.cache_read == 1e-7); /* no known discount: cached tokens in full */
+    /* A non-OpenAI provider serving an OpenAI-sounding name is not OpenAI's price list. */
+    d = dep("groq", "gpt-4o", SG_PROVIDER_OPENAI);
+    assert_false(sg_pricing_resolve(&d, &p));
+    /* Nonsense usage never prices negative. */
+    d = dep("openai", "gpt-4o", SG_PROVIDER_OPENAI);
+    sg_pricing_resolve(&d, &p);
+    u = (struct sg_usage){.input_tokens = 5, .cache_read_tokens = 50};
+    assert_true(sg_pricing_cost(&p, &u) >= 0);
+}
+
+static void test_usage_parse(void **state)
+{
+    (void)state;
+    struct sg_usage u = {0};
+    const char *b = "{\"id\":\"x\",\"usage\":{\"prompt_tokens\":19,\"completion_tokens\":10,"
+                    "\"total_tokens\":29,\"prompt_tokens_details\":{\"cached_tokens\":0,"
+                    "\"audio_tokens\":0}}}";
+    assert_int_equal(sg_openai_usage_parse(b, strlen(b), &u), SG_OK);
+    assert_true(u.known);
+    assert_int_equal(u.input_tokens, 19);
+    assert_int_equal(u.output_tokens, 10);
+    memset(&u, 0, sizeof u);
+    assert_int_equal(sg_openai_usage_parse("{\"usage\":null}", 14, &u), SG_ENOTFOUND);
+    assert_false(u.known);
+    assert_int_equal(sg_openai_usage_parse("{\"usa", 5, &u), SG_ENOTFOUND);
+    /* Embeddings answers have prompt_tokens only. */
+    b = "{\"object\":\"list\",\"data\":[],\"model\":\"text-embedding-3-small\",\"usage\":"
+        "{\"prompt_tokens\":8,\"total_tokens\":8}}";
+    assert_int_equal(sg_openai_usage_parse(b, strlen(b), &u), SG_OK);
+    assert_int_equal(u.input_tokens, 8);
+    assert_int_equal(u.output_tokens, 0);
+}
+
+static void test_stream_usage_chunk(void **state)
+{
+    (void)state;
+    struct sg_openai_stream s = {.client_wants_usage = false};
+    bool fwd;
+    sg_openai_stream_event(&s, SG_SLICE_LIT("{\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":"
+                                            "{\"content\":\"hi\"}}],\"usage\":null}"),
+                           &fwd);
+    assert_true(fwd);
+    assert_false(s.usage.known);
+    /* The final usage chunk: recorded, and dropped for a client that did not ask for it. */
+    struct sg_slice usage = SG_SLICE_LIT("{\"id\":\"c\",\"choices\":[ ],\"usage\":{\"prompt_tokens\""
+                                         ":7,\"completion_tokens\":3,\"total_tokens\":10}}");
+    sg_openai_stream_event(&s, usage, &fwd);
+    assert_false(fwd);
+    assert_true(s.usage.known);
+    assert_int_equal(s.usage.input_tokens, 7);
+    assert_int_equal(s.usage.output_tokens, 3);
+    sg_openai_stream_event(&s, SG_SLICE_LIT("[DONE]"), &fwd);
+    assert_true(fwd);
+    assert_true(s.done);
+    struct sg_openai_stream asked = {.client_wants_usage = true};
+    sg_openai_stream_event(&asked, usage, &fwd);
+    assert_true(fwd);
+    assert_int_equal(asked.usage.output_tokens, 3);
+    /* Some servers put usage on the last content chunk: it must reach the client. */
+    struct sg_openai_stream s2 = {0};
+    sg_openai_stream_event(&s2, SG_SLICE_LIT("{\"choices\":[{\"delta\":{},\"finish_reason\":"
+                                             "\"stop\"}],\"usage\":{\"prompt_tokens\":1,"
+                                             "\"completion_tokens\":2}}"),
+                           &fwd);
+    assert_true(fwd);
+    assert_int_equal(s2.usage.output_tokens, 2);
+    /* Garbage is forwarded untouched, never a crash. */
+    sg_openai_stream_event(&s2, SG_SLICE_LIT("{\"usage\":{"), &fwd);
+    assert_true(fwd);
+}
+
+static char *encode(const char *body)
+{
+    struct sg_chat_request r;
+    char err[300];
+    assert_int_equal(sg_chat_request_parse(body, strlen(body), &r, err, sizeof err), SG_OK);
+    struct sg_deployment d = dep("openai", "gpt-4o-mini", SG_PROVIDER_OPENAI);
+    struct sg_buf out;
+    sg_buf_init(&out, 0);
+    assert_int_equal(sg_openai_encode_chat(&r, &d, &out), SG_OK);
+    char e2[200];
+    struct json_object *j = sg_json_parse_strict(out.data, out.len, e2, sizeof e2);
+    if (!j)
+        fail_msg("not JSON (%s): %s", e2, out.data);
+    json_object_put(j);
+    return out.data;
+}
+
+static void test_encode_include_usage(void **state)
+{
+    (void)state;
+    char *s = encode("{\"model\":\"a\",\"messages\":[{}],\"stream\":true}");
+    assert_string_equal(s, "{\"stream_options\":{\"include_usage\":true},\"model\":\"gpt-4o-mini\","
+                           "\"messages\":[{}],\"stream\":true}");
+    free(s);
+    s = encode("{\"stream_options\":{\"include_usage\":false,\"x\":1},\"model\":\"a\","
+               "\"messages\":[{}],\"stream\":true}");
+    assert_string_equal(s, "{\"stream_options\":{\"x\":1,\"include_usage\":true},\"model\":"
+                           "\"gpt-4o-mini\",\"messages\":[{}],\"stream\":true}");
+    free(s);
+    s = encode("{\"model\":\"a\",\"messages\":[{}],\"stream\":true,\"stream_options\":null}");
+    assert_string_equal(s, "{\"model\":\"gpt-4o-mini\",\"messages\":[{}],\"stream\":true,"
+                           "\"stream_options\":{\"include_usage\":true}}");
+    free(s);
+    /* Not a stream: the body is untouched but for the model. */
+    s = encode("{\"model\":\"a\",\"messages\":[{}],\"stream_options\":{\"include_usage\":false}}");
+    assert_string_equal(s, "{\"model\":\"gpt-4o-mini\",\"messages\":[{}],\"stream_options\":"
+                           "{\"include_usage\":false}}");
+    free(s);
+}
+
+static void test_embeddings_parse(void **state)
+{
+    (void)state;
+    struct sg_chat_request r;
+    char err[300];
+    const char *b = "{\"model\":\"app/embed\",\"input\":[\"a\",\"b\"],\"user\":\"u\"}";
+    assert_int_equal(sg_embeddings_request_parse(b, strlen(b), &r, err, sizeof err), SG_OK);
+    assert_string_equal(r.model, "app/embed");
+    assert_int_equal(r.api, SG_API_EMBEDDINGS);
+    struct sg_deployment d = dep("openai", "text-embedding-3-small", SG_PROVIDER_OPENAI);
+    struct sg_buf out;
+    sg_buf_init(&out, 0);
+    assert_int_equal(sg_openai_encode_chat(&r, &d, &out), SG_OK);
+    assert_string_equal(out.data, "{\"model\":\"text-embedding-3-small\",\"input\":[\"a\",\"b\"],"
+                                  "\"user\":\"u\"}");
+    sg_buf_dispose(&out);
+    assert_int_equal(sg_embeddings_request_parse("{\"model\":\"a\"}", 13, &r, err, sizeof err),
+                     SG_EINVAL);
+    assert_non_null(strstr(err, "input"));
+    assert_int_equal(sg_embeddings_request_parse("{\"input\":\"a\"}", 13, &r, err, sizeof err),
+                     SG_EINVAL);
+    char *u = sg_openai_embeddings_url(&d);
+    assert_string_equal(u, "http://x/v1/embeddings");
+    free(u);
+}
+
+static int64_t est(const char *s)
+{
+    return sg_tokens_estimate_text(s, strlen(s));
+}
+
+static void test_tokens(void **state)
+{
+    (void)state;
+    assert_int_equal(est(""), 0);
+    assert_true(est("Hello") >= 1);
+    /* "The quick brown fox jumps over the lazy dog." is 10 tokens in cl100k/o200k. */
+    int64_t fox = est("The quick brown fox jumps over the lazy dog.");
+    assert_true(fox >= 10 && fox <= 14);
+    /* Longer text never estimates fewer tokens than a prefix of it. */
+    assert_true(est("Hello world, hello world") >= est("Hello world"));
+    /* Digits go in groups of three; CJK costs at least a token a character. */
+    assert_true(est("1234567890") >= 4);
+    assert_true(est("日本語のテキスト") >= 8);
+    /* Invalid UTF-8 is counted, not a crash. */
+    assert_true(est("\xff\xfe\x80") >= 3);
+
+    const char *body = "{\"model\":\"m\",\"messages\":[{\"role\":\"system\",\"content\":\"Be "
+                       "brief.\"},{\"role\":\"user\",\"content\":\"Hello there\"}]}";
+    int64_t n = sg_tokens_estimate_request(body, strlen(body));
+    /* 2 messages x 4 framing + 3 priming + the two texts */
+    assert_true(n >= 8 + 3 + est("Be brief.") + est("Hello there") - 1);
+    assert_true(n <= 8 + 3 + est("Be brief.") + est("Hello there") + 1);
+    /* An image costs a flat amount, whatever the size of its base64 text. */
+    struct sg_buf b;
+    sg_buf_init(&b, 0);
+    sg_buf_appends(&b, "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":"
+                       "\"image_url\",\"image_url\":{\"url\":\"data:image/png;base64,");
+    for (int i = 0; i < 100000; i++)
+        sg_buf_appends(&b, "QUFB");
+    sg_buf_appends(&b, "\"}}]}]}");
+    n = sg_tokens_estimate_request(b.data, b.len);
+    assert_true(n >= 1600 && n < 1700);
+    sg_buf_dispose(&b);
+    /* Tools count with their schema; a Messages body's system prompt counts too. */
+    const char *tools = "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],"
+                        "\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"get_weather\","
+                        "\"parameters\":{\"type\":\"object\"}}}]}";
+    const char *plain = "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}";
+    assert_true(sg_tokens_estimate_request(tools, strlen(tools)) >
+                sg_tokens_estimate_request(plain, strlen(plain)) + 10);
+    const char *sys = "{\"model\":\"m\",\"system\":\"A long system prompt here\",\"messages\":"
+                      "[{\"role\":\"user\",\"content\":\"x\"}]}";
+    assert_true(sg_tokens_estimate_request(sys, strlen(sys)) >
+                sg_tokens_estimate_request(plain, strlen(plain)) + 5);
+    assert_int_equal(sg_tokens_estimate_request("[1]", 3), -1);
+    assert_int_equal(sg_tokens_estimate_request("{\"a\":", 5), -1);
+}
+
+static void classify(int status, const char *body, enum sg_error_class want, bool retry)
+{
+    struct sg_provider_error e;
+    sg_provider_classify(status, body, strlen(body), &e);
+    if (e.cls != want)
+        fail_msg("%d %s: got %s, want %s", status, body, sg_error_class_name(e.cls),
+                 sg_error_class_name(want));
+    assert_int_equal(e.retryable, retry);
+}
+
+static void test_classify(void **state)
+{
+    (void)state;
+    classify(401, "{\"error\":{\"message\":\"Incorrect API key provided\",\"type\":"
+                  "\"invalid_request_error\",\"code\":\"invalid_api_key\"}}",
+             SG_ERRC_AUTH, true);
+    classify(401, "{\"type\":\"error\",\"error\":{\"type\":\"authentication_error\",\"message\":"
+                  "\"invalid x-api-key\"}}",
+             SG_ERRC_AUTH, true);
+    classify(403, "", SG_ERRC_AUTH, true);
+    classify(429, "{\"error\":{\"message\":\"Rate limit reached\",\"type\":\"requests\",\"code\":"
+                  "\"rate_limit_exceeded\"}}",
+             SG_ERRC_RATE_LIMIT, true);
+    classify(429, "{\"error\":{\"message\":\"You exceeded your current quota\",\"type\":"
+                  "\"insufficient_quota\",\"code\":\"insufficient_quota\"}}",
+             SG_ERRC_AUTH, true);
+    classify(400, "{\"error\":{\"message\":\"This model's maximum context length is 128000 "
+                  "tokens. However, your messages resulted in 130000 tokens.\",\"type\":"
+                  "\"invalid_request_error\",\"code\":\"context_length_exceeded\"}}",
+             SG_ERRC_CONTEXT_WINDOW, false);
+    classify(400, "{\"type\":\"error\",\"error\":{\"type\":\"invalid_request_error\",\"message\":"
+                  "\"prompt is too long: 210000 tokens > 200000 maximum\"}}",
+             SG_ERRC_CONTEXT_WINDOW, false);
+    classify(400, "{\"error\":{\"message\":\"Your request was rejected as a result of our safety "
+                  "system.\",\"type\":\"invalid_request_error\",\"code\":"
+                  "\"content_policy_violation\"}}",
+             SG_ERRC_CONTENT_POLICY, false);
+    classify(400, "{\"error\":{\"message\":\"'messages' is a required property\"}}",
+             SG_ERRC_BAD_REQUEST, false);
+    classify(422, "{\"detail\":\"bad\"}", SG_ERRC_BAD_REQUEST, false);
+    classify(404, "{\"type\":\"error\",\"error\":{\"type\":\"not_found_error\",\"message\":"
+                  "\"model: claude-x\"}}",
+             SG_ERRC_NOT_FOUND, false);
+    classify(500, "{\"type\":\"error\",\"error\":{\"type\":\"api_error\",\"message\":\"x\"}}",
+             SG_ERRC_SERVER, true);
+    classify(529, "{\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":"
+                  "\"Overloaded\"}}",
+             SG_ERRC_SERVER, true);
+    classify(503, "<html>busy</html>", SG_ERRC_SERVER, true);
+    classify(504, "", SG_ERRC_TIMEOUT, true);
+    classify(408, "", SG_ERRC_TIMEOUT, true);
+    classify(200, "{}", SG_ERRC_NONE, false);
+
+    struct sg_provider_error e;
+    const char *b = "{\"type\":\"error\",\"error\":{\"type\":\"rate_limit_error\",\"message\":"
+                    "\"Number of request tokens has exceeded your per-minute rate limit\"}}";
+    sg_provider_classify(429, b, strlen(b), &e);
+    assert_string_equal(e.type, "rate_limit_error");
+    assert_string_equal(e.message, "Number of request tokens has exceeded your per-minute rate "
+                                   "limit");
+    sg_provider_classify(502, "<html>Bad gateway</html>", 24, &e);
+    assert_string_equal(e.message, "<html>Bad gateway</html>");
+
+    int status;
+    const char *type, *code;
+    sg_error_class_openai(SG_ERRC_CONTEXT_WINDOW, &status, &type, &code);
+    assert_int_equal(status, 400);
+    assert_string_equal(code, "context_length_exceeded");
+    sg_error_class_openai(SG_ERRC_AUTH, &status, &type, &code);
+    assert_int_equal(status, 502); /* never the client's 401: the deployment's key is bad */
+
+    struct sg_buf out;
+    sg_buf_init(&out, 0);
+    sg_anthropic_error_body(&out, 429, "slow \"down\"");
+    assert_string_equal(out.data, "{\"type\":\"error\",\"error\":{\"type\":\"rate_limit_error\","
+                                  "\"message\":\"slow \\\"down\\\"\"}}");
+    sg_buf_reset(&out);
+    sg_openai_error_body(&out, "invalid_request_error", NULL, "m");
+    assert_string_equal(out.data, "{\"error\":{\"message\":\"m\",\"type\":\"invalid_request_error\","
+                                  "\"param\":null,\"code\":null}}");
+    sg_buf_dispose(&out);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_lookup),
+        cmocka_unit_test(test_resolve_and_cost),
+        cmocka_unit_test(test_usage_parse),
+        cmocka_unit_test(test_stream_usage_chunk),
+        cmocka_unit_test(test_encode_include_usage),
+        cmocka_unit_test(test_embeddings_parse),
+        cmocka_unit_test(test_tokens),
+        cmocka_unit_test(test_classify),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

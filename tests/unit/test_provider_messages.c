@@ -1,0 +1,323 @@
+/* provider: Anthropic-format clients (messages.c) — Messages requests to OpenAI-compatible and
+ * Anthropic deployments, chat.completion(s) back into Messages answers and events. */
+#include "provider/provider.h"
+
+#include <json-c/json.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include <cmocka.h>
+
+static struct sg_deployment oai = {.id = "gpt", .provider = "openai",
+                                   .provider_model = "gpt-4o-mini", .kind = SG_PROVIDER_OPENAI,
+                                   .api_base = "https://api.openai.com/v1",
+                                   .input_cost_per_token = -1, .output_cost_per_token = -1};
+static struct sg_deployment ant = {.id = "claude", .provider = "anthropic",
+                                   .provider_model = "claude-3-5-haiku-latest",
+                                   .kind = SG_PROVIDER_ANTHROPIC,
+                                   .api_base = "https://api.anthropic.com",
+                                   .input_cost_per_token = -1, .output_cost_per_token = -1};
+
+static const char *at(struct json_object *j, const char *path)
+{
+    static char buf[4096];
+    char p[256];
+    snprintf(p, sizeof p, "%s", path);
+    struct json_object *cur = j;
+    for (char *tok = strtok(p, "."); tok && cur; tok = strtok(NULL, ".")) {
+        if (json_object_is_type(cur, json_type_array))
+            cur = json_object_array_get_idx(cur, (size_t)atoi(tok));
+        else if (!json_object_object_get_ex(cur, tok, &cur))
+            cur = NULL;
+    }
+    if (!cur)
+        return "(missing)";
+    snprintf(buf, sizeof buf, "%s",
+             json_object_to_json_string_ext(cur, JSON_C_TO_STRING_PLAIN |
+                                                     JSON_C_TO_STRING_NOSLASHESCAPE));
+    return buf;
+}
+
+static void parse_fails(const char *body, const char *part)
+{
+    struct sg_chat_request r;
+    char err[300] = "";
+    assert_int_equal(sg_messages_request_parse(body, strlen(body), &r, err, sizeof err), SG_EINVAL);
+    if (!strstr(err, part))
+        fail_msg("for %s expected '%s' in '%s'", body, part, err);
+}
+
+static void test_parse(void **state)
+{
+    (void)state;
+    struct sg_chat_request r;
+    char err[300];
+    const char *b = "{\"model\":\"app/chat\",\"max_tokens\":64,\"stream\":true,\"messages\":[{"
+                    "\"role\":\"user\",\"content\":\"Hi\"}],\"metadata\":{\"user_id\":\"u1\"}}";
+    assert_int_equal(sg_messages_request_parse(b, strlen(b), &r, err, sizeof err), SG_OK);
+    assert_int_equal(r.api, SG_API_MESSAGES);
+    assert_string_equal(r.model, "app/chat");
+    assert_true(r.stream);
+    assert_string_equal(r.user, "u1");
+    assert_int_equal(r.n_model_values, 1);
+    parse_fails("{\"max_tokens\":1,\"messages\":[{}]}", "model");
+    parse_fails("{\"model\":\"a\",\"messages\":[{}]}", "max_tokens");
+    parse_fails("{\"model\":\"a\",\"max_tokens\":0,\"messages\":[{}]}", "max_tokens");
+    parse_fails("{\"model\":\"a\",\"max_tokens\":1,\"messages\":[]}", "messages");
+    parse_fails("{\"model\":\"a\",\"max_tokens\":1,\"messages\":[{}],\"stream\":1}", "stream");
+    parse_fails("{\"model\":\"a\",\"max_tokens\":1,\"messages\":[{}],}", "not valid JSON");
+    parse_fails("[1]", "JSON object");
+}
+
+static struct json_object *to_openai(const char *body)
+{
+    struct sg_chat_request r;
+    char err[300];
+    assert_int_equal(sg_messages_request_parse(body, strlen(body), &r, err, sizeof err), SG_OK);
+    struct sg_buf out;
+    sg_buf_init(&out, 0);
+    if (sg_messages_encode_openai(&r, &oai, &out, err, sizeof err) != SG_OK)
+        fail_msg("encode: %s", err);
+    struct json_object *j = json_tokener_parse(out.data);
+    assert_non_null(j);
+    sg_buf_dispose(&out);
+    return j;
+}
+
+static void test_encode_openai(void **state)
+{
+    (void)state;
+    struct json_object *j = to_openai(
+        "{\"model\":\"app/chat\",\"max_tokens\":256,\"system\":[{\"type\":\"text\",\"text\":"
+        "\"You are terse.\",\"cache_control\":{\"type\":\"ephemeral\"}}],\"stop_sequences\":"
+        "[\"###\"],\"temperature\":0.5,\"top_k\":5,\"stream\":true,\"metadata\":{\"user_id\":"
+        "\"u9\"},\"messages\":["
+        "{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"Look:\"},{\"type\":"
+        "\"image\",\"source\":{\"type\":\"base64\",\"media_type\":\"image/jpeg\",\"data\":"
+        "\"/9j/4AAQ\"}}]},"
+        "{\"role\":\"assistant\",\"content\":[{\"type\":\"text\",\"text\":\"Calling.\"},{\"type\":"
+        "\"tool_use\",\"id\":\"toolu_1\",\"name\":\"lookup\",\"input\":{\"q\":\"cat\"}}]},"
+        "{\"role\":\"user\",\"content\":[{\"type\":\"tool_result\",\"tool_use_id\":\"toolu_1\","
+        "\"content\":[{\"type\":\"text\",\"text\":\"a cat\"}]},{\"type\":\"text\",\"text\":"
+        "\"Thanks\"}]}],"
+        "\"tools\":[{\"name\":\"lookup\",\"description\":\"Look up\",\"input_schema\":{\"type\":"
+        "\"object\",\"properties\":{\"q\":{\"type\":\"string\"}}}}],\"tool_choice\":{\"type\":"
+        "\"any\",\"disable_parallel_tool_use\":true}}");
+    assert_string_equal(at(j, "model"), "\"gpt-4o-mini\"");
+    assert_string_equal(at(j, "messages.0"), "{\"role\":\"system\",\"content\":\"You are terse.\"}");
+    assert_string_equal(at(j, "messages.1.content"),
+                        "[{\"type\":\"text\",\"text\":\"Look:\"},{\"type\":\"image_url\","
+                        "\"image_url\":{\"url\":\"data:image/jpeg;base64,/9j/4AAQ\"}}]");
+    assert_string_equal(at(j, "messages.2"),
+                        "{\"role\":\"assistant\",\"content\":\"Calling.\",\"tool_calls\":[{\"id\":"
+                        "\"toolu_1\",\"type\":\"function\",\"function\":{\"name\":\"lookup\","
+                        "\"arguments\":\"{\\\"q\\\":\\\"cat\\\"}\"}}]}");
+    /* The tool result first, as a tool message, then the rest of the user turn. */
+    assert_string_equal(at(j, "messages.3"),
+                        "{\"role\":\"tool\",\"tool_call_id\":\"toolu_1\",\"content\":\"a cat\"}");
+    assert_string_equal(at(j, "messages.4"),
+                        "{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"Thanks\"}]}");
+    assert_string_equal(at(j, "max_tokens"), "256");
+    assert_string_equal(at(j, "stop"), "[\"###\"]");
+    assert_string_equal(at(j, "temperature"), "0.5");
+    assert_string_equal(at(j, "top_k"), "(missing)");
+    assert_string_equal(at(j, "stream_options"), "{\"include_usage\":true}");
+    assert_string_equal(at(j, "user"), "\"u9\"");
+    assert_string_equal(at(j, "tools.0"),
+                        "{\"type\":\"function\",\"function\":{\"name\":\"lookup\",\"description\":"
+                        "\"Look up\",\"parameters\":{\"type\":\"object\",\"properties\":{\"q\":"
+                        "{\"type\":\"string\"}}}}}");
+    assert_string_equal(at(j, "tool_choice"), "\"required\"");
+    assert_string_equal(at(j, "parallel_tool_calls"), "false");
+    json_object_put(j);
+
+    /* A server tool has no OpenAI form. */
+    struct sg_chat_request r;
+    char err[300];
+    const char *b = "{\"model\":\"a\",\"max_tokens\":5,\"messages\":[{\"role\":\"user\",\"content\":"
+                    "\"x\"}],\"tools\":[{\"type\":\"web_search_20250305\",\"name\":\"web_search\"}]}";
+    assert_int_equal(sg_messages_request_parse(b, strlen(b), &r, err, sizeof err), SG_OK);
+    struct sg_buf out;
+    sg_buf_init(&out, 0);
+    assert_int_equal(sg_messages_encode_openai(&r, &oai, &out, err, sizeof err), SG_EINVAL);
+    assert_non_null(strstr(err, "tools.0"));
+    b = "{\"model\":\"a\",\"max_tokens\":5,\"messages\":[{\"role\":\"system\",\"content\":\"x\"}]}";
+    assert_int_equal(sg_messages_request_parse(b, strlen(b), &r, err, sizeof err), SG_OK);
+    assert_int_equal(sg_messages_encode_openai(&r, &oai, &out, err, sizeof err), SG_EINVAL);
+    assert_non_null(strstr(err, "messages.0.role"));
+    sg_buf_dispose(&out);
+}
+
+static void test_encode_anthropic(void **state)
+{
+    (void)state;
+    struct sg_chat_request r;
+    char err[300];
+    const char *b = "{\"model\":\"app/chat\",\"max_tokens\":64,\"system\":\"Policy text\","
+                    "\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"}]}";
+    assert_int_equal(sg_messages_request_parse(b, strlen(b), &r, err, sizeof err), SG_OK);
+    struct sg_buf out;
+    sg_buf_init(&out, 0);
+    /* No caching: the client's bytes, the model spliced in. */
+    assert_int_equal(sg_messages_encode_anthropic(&r, &ant, NULL, &out, err, sizeof err), SG_OK);
+    assert_string_equal(out.data, "{\"model\":\"claude-3-5-haiku-latest\",\"max_tokens\":64,"
+                                  "\"system\":\"Policy text\",\"messages\":[{\"role\":\"user\","
+                                  "\"content\":\"Hi\"}]}");
+    sg_buf_reset(&out);
+    struct sg_anthropic_opts o = {.prompt_caching = true};
+    assert_int_equal(sg_messages_encode_anthropic(&r, &ant, &o, &out, err, sizeof err), SG_OK);
+    struct json_object *j = json_tokener_parse(out.data);
+    assert_string_equal(at(j, "system"), "[{\"type\":\"text\",\"text\":\"Policy text\","
+                                         "\"cache_control\":{\"type\":\"ephemeral\"}}]");
+    assert_string_equal(at(j, "model"), "\"claude-3-5-haiku-latest\"");
+    json_object_put(j);
+    sg_buf_dispose(&out);
+}
+
+static void test_decode_openai(void **state)
+{
+    (void)state;
+    const char *body =
+        "{\"id\":\"chatcmpl-1\",\"object\":\"chat.completion\",\"created\":1,\"model\":"
+        "\"gpt-4o-mini\",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\","
+        "\"content\":null,\"tool_calls\":[{\"id\":\"call_9\",\"type\":\"function\",\"function\":"
+        "{\"name\":\"lookup\",\"arguments\":\"{\\\"q\\\":\\\"x\\\"}\"}}]},\"finish_reason\":"
+        "\"tool_calls\"}],\"usage\":{\"prompt_tokens\":100,\"completion_tokens\":7,"
+        "\"total_tokens\":107,\"prompt_tokens_details\":{\"cached_tokens\":64}}}";
+    struct sg_buf out;
+    struct sg_usage u;
+    sg_buf_init(&out, 0);
+    assert_int_equal(sg_messages_decode_openai(body, strlen(body), &out, &u), SG_OK);
+    struct json_object *j = json_tokener_parse(out.data);
+    assert_non_null(j);
+    assert_string_equal(at(j, "type"), "\"message\"");
+    assert_string_equal(at(j, "content"), "[{\"type\":\"tool_use\",\"id\":\"call_9\",\"name\":"
+                                          "\"lookup\",\"input\":{\"q\":\"x\"}}]");
+    assert_string_equal(at(j, "stop_reason"), "\"tool_use\"");
+    /* Anthropic's input_tokens excludes what was read from the cache. */
+    assert_string_equal(at(j, "usage"), "{\"input_tokens\":36,\"output_tokens\":7,"
+                                        "\"cache_creation_input_tokens\":0,"
+                                        "\"cache_read_input_tokens\":64}");
+    assert_int_equal(u.input_tokens, 100);
+    assert_int_equal(u.cache_read_tokens, 64);
+    json_object_put(j);
+    sg_buf_reset(&out);
+    const char *text = "{\"id\":\"c\",\"model\":\"m\",\"choices\":[{\"message\":{\"content\":"
+                       "\"Hi there\"},\"finish_reason\":\"length\"}]}";
+    assert_int_equal(sg_messages_decode_openai(text, strlen(text), &out, &u), SG_OK);
+    j = json_tokener_parse(out.data);
+    assert_string_equal(at(j, "content"), "[{\"type\":\"text\",\"text\":\"Hi there\"}]");
+    assert_string_equal(at(j, "stop_reason"), "\"max_tokens\"");
+    json_object_put(j);
+    assert_int_equal(sg_messages_decode_openai("{\"choices\":[]}", 14, &out, &u), SG_EPROTO);
+    assert_int_equal(sg_messages_decode_openai("nope", 4, &out, &u), SG_EPROTO);
+    sg_buf_dispose(&out);
+}
+
+/* Event names in order, e.g. "message_start content_block_start ...". */
+static void names(const char *sse, char *out, size_t cap)
+{
+    out[0] = '\0';
+    for (const char *p = sse; (p = strstr(p, "event: ")) != NULL;) {
+        p += 7;
+        size_t n = strcspn(p, "\n");
+        if (out[0])
+            strncat(out, " ", cap - strlen(out) - 1);
+        strncat(out, p, SG_MIN(n, cap - strlen(out) - 1));
+    }
+}
+
+static int chunk(struct sg_messages_stream *s, const char *data, struct sg_buf *out)
+{
+    return sg_messages_stream_chunk(s, sg_slice_of(data), out);
+}
+
+static void test_stream(void **state)
+{
+    (void)state;
+    struct sg_messages_stream s;
+    struct sg_buf out;
+    sg_buf_init(&out, 0);
+    sg_messages_stream_init(&s);
+    const char *pre = "{\"id\":\"chatcmpl-7\",\"object\":\"chat.completion.chunk\",\"model\":"
+                      "\"gpt-4o-mini\",\"choices\":[{\"index\":0,\"delta\":";
+    char c[512];
+    snprintf(c, sizeof c, "%s{\"role\":\"assistant\",\"content\":\"\"},\"finish_reason\":null}]}",
+             pre);
+    assert_int_equal(chunk(&s, c, &out), SG_OK);
+    snprintf(c, sizeof c, "%s{\"content\":\"Hel\"},\"finish_reason\":null}]}", pre);
+    assert_int_equal(chunk(&s, c, &out), SG_OK);
+    snprintf(c, sizeof c, "%s{\"content\":\"lo\"},\"finish_reason\":null}]}", pre);
+    assert_int_equal(chunk(&s, c, &out), SG_OK);
+    snprintf(c, sizeof c, "%s{\"tool_calls\":[{\"index\":0,\"id\":\"call_1\",\"type\":"
+                          "\"function\",\"function\":{\"name\":\"f\",\"arguments\":\"\"}}]},"
+                          "\"finish_reason\":null}]}",
+             pre);
+    assert_int_equal(chunk(&s, c, &out), SG_OK);
+    snprintf(c, sizeof c, "%s{\"tool_calls\":[{\"index\":0,\"function\":{\"arguments\":"
+                          "\"{\\\"a\\\":1}\"}}]},\"finish_reason\":null}]}",
+             pre);
+    assert_int_equal(chunk(&s, c, &out), SG_OK);
+    snprintf(c, sizeof c, "%s{},\"finish_reason\":\"tool_calls\"}]}", pre);
+    assert_int_equal(chunk(&s, c, &out), SG_OK);
+    assert_int_equal(chunk(&s, "{\"id\":\"chatcmpl-7\",\"choices\":[],\"usage\":{\"prompt_tokens\":"
+                               "20,\"completion_tokens\":9,\"total_tokens\":29}}",
+                           &out),
+                     SG_OK);
+    assert_false(s.done);
+    assert_int_equal(chunk(&s, "[DONE]", &out), SG_OK);
+    assert_true(s.done);
+    char n[1024];
+    names(out.data, n, sizeof n);
+    assert_string_equal(n, "message_start content_block_start content_block_delta "
+                           "content_block_delta content_block_stop content_block_start "
+                           "content_block_delta content_block_stop message_delta message_stop");
+    assert_non_null(strstr(out.data, "\"delta\":{\"type\":\"text_delta\",\"text\":\"Hel\"}"));
+    assert_non_null(strstr(out.data, "\"content_block\":{\"type\":\"tool_use\",\"id\":\"call_1\","
+                                     "\"name\":\"f\",\"input\":{}}"));
+    assert_non_null(strstr(out.data, "\"partial_json\":\"{\\\"a\\\":1}\""));
+    assert_non_null(strstr(out.data, "\"stop_reason\":\"tool_use\""));
+    assert_non_null(strstr(out.data, "\"usage\":{\"input_tokens\":20,\"output_tokens\":9,"));
+    /* Every data line is JSON. */
+    for (const char *p = out.data; (p = strstr(p, "data: ")) != NULL;) {
+        p += 6;
+        size_t len = strcspn(p, "\n");
+        char err[64];
+        struct json_object *o = sg_json_parse_strict(p, len, err, sizeof err);
+        assert_non_null(o);
+        json_object_put(o);
+    }
+    /* After the end, nothing more. */
+    size_t len = out.len;
+    assert_int_equal(chunk(&s, "[DONE]", &out), SG_OK);
+    assert_int_equal(out.len, len);
+
+    /* A stream cut before [DONE] can be closed; a broken chunk is a protocol error. */
+    sg_buf_reset(&out);
+    sg_messages_stream_init(&s);
+    snprintf(c, sizeof c, "%s{\"content\":\"x\"},\"finish_reason\":\"stop\"}]}", pre);
+    assert_int_equal(chunk(&s, c, &out), SG_OK);
+    assert_int_equal(sg_messages_stream_finish(&s, &out), SG_OK);
+    names(out.data, n, sizeof n);
+    assert_string_equal(n, "message_start content_block_start content_block_delta "
+                           "content_block_stop message_delta message_stop");
+    sg_messages_stream_init(&s);
+    assert_int_equal(chunk(&s, "{\"choices\":[", &out), SG_EPROTO);
+    assert_int_equal(chunk(&s, "{\"error\":{\"message\":\"boom\"}}", &out), SG_EPROTO);
+    sg_buf_dispose(&out);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_parse),
+        cmocka_unit_test(test_encode_openai),
+        cmocka_unit_test(test_encode_anthropic),
+        cmocka_unit_test(test_decode_openai),
+        cmocka_unit_test(test_stream),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
