@@ -1,0 +1,67 @@
+/*
+ * Versioned migrations, one entry per schema version, in both dialects. A backend applies every
+ * version above the database's current one, each inside the same transaction as the row that
+ * records it in slogate_schema_migrations, so a migration is either wholly there or not at all.
+ *
+ * Rules for adding one: append (never edit an applied entry), bump SG_STORE_SCHEMA_VERSION,
+ * keep changes additive (new columns nullable or with defaults) so an older slogate can still
+ * write to a newer schema during a rolling upgrade.
+ */
+#include "store_int.h"
+
+const struct sg_store_migration sg_store_migrations[] = {
+    {
+        1,
+        /* SQLite: start_time is RFC 3339 UTC text (sorts in time order); booleans are 0/1. */
+        "CREATE TABLE slogate_requests ("
+        " request_id TEXT PRIMARY KEY,"
+        " start_time TEXT NOT NULL,"
+        " tenant_id TEXT NOT NULL,"
+        " user_id TEXT, feature TEXT, alias TEXT, provider TEXT, model TEXT, deployment TEXT,"
+        " region TEXT,"
+        " status INTEGER NOT NULL,"
+        " error_type TEXT,"
+        " latency_ms_total REAL NOT NULL,"
+        " ttft_ms REAL,"
+        " overhead_us INTEGER NOT NULL DEFAULT 0,"
+        " retries INTEGER NOT NULL DEFAULT 0,"
+        " failover_hops INTEGER NOT NULL DEFAULT 0,"
+        " input_tokens INTEGER NOT NULL DEFAULT 0,"
+        " output_tokens INTEGER NOT NULL DEFAULT 0,"
+        " cached_tokens INTEGER NOT NULL DEFAULT 0,"
+        " cost_usd REAL NOT NULL DEFAULT 0,"
+        " cache_hit INTEGER NOT NULL DEFAULT 0,"
+        " cache_ttl_s INTEGER NOT NULL DEFAULT 0,"
+        " stream INTEGER NOT NULL DEFAULT 0);"
+        "CREATE INDEX slogate_requests_time ON slogate_requests (start_time);"
+        "CREATE INDEX slogate_requests_tenant_time ON slogate_requests (tenant_id, start_time);",
+
+        "CREATE TABLE slogate_requests ("
+        " request_id text PRIMARY KEY,"
+        " start_time timestamptz NOT NULL,"
+        " tenant_id text NOT NULL,"
+        " user_id text, feature text, alias text, provider text, model text, deployment text,"
+        " region text,"
+        " status integer NOT NULL,"
+        " error_type text,"
+        " latency_ms_total double precision NOT NULL,"
+        " ttft_ms double precision,"
+        " overhead_us bigint NOT NULL DEFAULT 0,"
+        " retries integer NOT NULL DEFAULT 0,"
+        " failover_hops integer NOT NULL DEFAULT 0,"
+        " input_tokens bigint NOT NULL DEFAULT 0,"
+        " output_tokens bigint NOT NULL DEFAULT 0,"
+        " cached_tokens bigint NOT NULL DEFAULT 0,"
+        " cost_usd double precision NOT NULL DEFAULT 0,"
+        " cache_hit boolean NOT NULL DEFAULT false,"
+        " cache_ttl_s integer NOT NULL DEFAULT 0,"
+        " stream boolean NOT NULL DEFAULT false);"
+        "CREATE INDEX slogate_requests_time ON slogate_requests (start_time);"
+        "CREATE INDEX slogate_requests_tenant_time ON slogate_requests (tenant_id, start_time);",
+    },
+};
+
+const size_t sg_store_n_migrations = SG_ARRAY_LEN(sg_store_migrations);
+
+_Static_assert(SG_ARRAY_LEN(sg_store_migrations) == SG_STORE_SCHEMA_VERSION,
+               "one migration per schema version");

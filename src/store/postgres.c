@@ -1,0 +1,390 @@
+/*
+ * The PostgreSQL backend (`postgresql://...`, any libpq URI), for several instances sharing one
+ * request log (DESIGN §15).
+ *
+ * libpq in non-blocking mode on the writer thread: every connect and query runs against a
+ * deadline with poll(2), so a database that stops answering (a hung server, a dropped route)
+ * costs the writer `timeout_ms`, not forever. A timed-out or failed operation drops the
+ * connection; the batch goes to the spool, and a commit whose answer was lost is harmless
+ * because every insert ignores request_ids already stored.
+ *
+ * A batch is one multi-row INSERT ... ON CONFLICT (request_id) DO NOTHING: one statement, one
+ * implicit transaction, one round trip. Parameters travel as text; the server casts them to the
+ * column types (start_time as RFC 3339 into timestamptz).
+ */
+#include "store_int.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <libpq-fe.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+struct pg_be {
+    struct sg_store_backend base;
+    char *conninfo;
+    uint32_t timeout_ms;
+    PGconn *conn;
+    struct sg_buf sql; /* the INSERT text for the current batch size */
+    size_t sql_rows;
+    struct sg_buf vals; /* parameter values, NUL-separated */
+    size_t *offs;
+    const char **params;
+    size_t cap_params;
+};
+
+static int wait_io(PGconn *c, bool for_write, uint64_t deadline)
+{
+    uint64_t now = sg_now_ms();
+    if (now >= deadline)
+        return SG_ETIMEOUT;
+    struct pollfd p = {.fd = PQsocket(c), .events = (short)(POLLIN | (for_write ? POLLOUT : 0))};
+    if (p.fd < 0)
+        return SG_EIO;
+    int r;
+    do
+        r = poll(&p, 1, (int)(deadline - now));
+    while (r < 0 && errno == EINTR);
+    if (r == 0)
+        return SG_ETIMEOUT;
+    return r < 0 ? SG_EIO : SG_OK;
+}
+
+static void set_err(char *err, size_t n, PGconn *c, const char *what)
+{
+    const char *m = c ? PQerrorMessage(c) : "out of memory";
+    size_t len = strlen(m);
+    while (len && (m[len - 1] == '\n' || m[len - 1] == ' '))
+        len--;
+    snprintf(err, n, "%s: %.*s", what, (int)len, m);
+}
+
+static PGconn *pg_open(const char *conninfo, uint32_t timeout_ms, char *err, size_t n)
+{
+    /* expand_dbname: "dbname" may hold a whole URI; our keywords fill in what it lacks. */
+    const char *keys[] = {"dbname", "application_name", NULL};
+    const char *vals[] = {conninfo, "slogate", NULL};
+    PGconn *c = PQconnectStartParams(keys, vals, 1);
+    if (!c || PQstatus(c) == CONNECTION_BAD) {
+        set_err(err, n, c, "connecting to PostgreSQL");
+        PQfinish(c);
+        return NULL;
+    }
+    uint64_t deadline = sg_now_ms() + timeout_ms;
+    PostgresPollingStatusType st = PGRES_POLLING_WRITING;
+    for (;;) {
+        if (st == PGRES_POLLING_OK)
+            break;
+        if (st == PGRES_POLLING_FAILED) {
+            set_err(err, n, c, "connecting to PostgreSQL");
+            PQfinish(c);
+            return NULL;
+        }
+        int rc = wait_io(c, st == PGRES_POLLING_WRITING, deadline);
+        if (rc) {
+            snprintf(err, n, "connecting to PostgreSQL: %s",
+                     rc == SG_ETIMEOUT ? "timed out" : strerror(errno));
+            PQfinish(c);
+            return NULL;
+        }
+        st = PQconnectPoll(c);
+    }
+    if (PQsetnonblocking(c, 1) != 0) {
+        set_err(err, n, c, "connecting to PostgreSQL");
+        PQfinish(c);
+        return NULL;
+    }
+    return c;
+}
+
+/* Send a query (with parameters, or several statements without), wait for every result within
+ * the deadline. Returns SG_OK when all succeeded; `*tuples` gets the last command's row count. */
+static int pg_run(PGconn *c, uint32_t timeout_ms, const char *sql, int nparams,
+                  const char *const *params, int64_t *tuples, int *first_int, char *err, size_t n)
+{
+    uint64_t deadline = sg_now_ms() + timeout_ms;
+    int ok = nparams ? PQsendQueryParams(c, sql, nparams, NULL, params, NULL, NULL, 0)
+                     : PQsendQuery(c, sql);
+    if (!ok) {
+        set_err(err, n, c, "sending a query");
+        return SG_EIO;
+    }
+    int rc = SG_OK, f;
+    while ((f = PQflush(c)) == 1) {
+        if ((rc = wait_io(c, true, deadline)) != SG_OK)
+            break;
+        if (!PQconsumeInput(c)) {
+            rc = SG_EIO;
+            break;
+        }
+    }
+    if (f < 0)
+        rc = SG_EIO;
+    while (!rc && PQisBusy(c)) {
+        if ((rc = wait_io(c, false, deadline)) != SG_OK)
+            break;
+        if (!PQconsumeInput(c))
+            rc = SG_EIO;
+    }
+    if (rc) {
+        if (rc == SG_ETIMEOUT)
+            snprintf(err, n, "PostgreSQL did not answer within %u ms", timeout_ms);
+        else
+            set_err(err, n, c, "talking to PostgreSQL");
+        return rc;
+    }
+    PGresult *res;
+    bool failed = false;
+    while ((res = PQgetResult(c))) {
+        ExecStatusType s = PQresultStatus(res);
+        if (s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK) {
+            if (!failed) {
+                const char *m = PQresultErrorMessage(res);
+                size_t len = strlen(m);
+                while (len && (m[len - 1] == '\n' || m[len - 1] == ' '))
+                    len--;
+                snprintf(err, n, "%.*s", (int)len, m);
+            }
+            failed = true;
+        } else {
+            if (tuples)
+                *tuples = strtoll(PQcmdTuples(res), NULL, 10);
+            if (first_int && s == PGRES_TUPLES_OK && PQntuples(res) > 0 && PQnfields(res) > 0)
+                *first_int = PQgetisnull(res, 0, 0) ? 0 : atoi(PQgetvalue(res, 0, 0));
+        }
+        PQclear(res);
+        /* Multi-statement text: each statement's result comes, then NULL. */
+        while (PQisBusy(c)) {
+            if (wait_io(c, false, deadline) != SG_OK || !PQconsumeInput(c)) {
+                set_err(err, n, c, "talking to PostgreSQL");
+                return SG_EIO;
+            }
+        }
+    }
+    return failed ? SG_EIO : SG_OK;
+}
+
+static int read_version(PGconn *c, uint32_t timeout_ms, int *version, char *err, size_t n)
+{
+    int exists = 0;
+    *version = 0;
+    int rc = pg_run(c, timeout_ms,
+                    "SELECT count(*) FROM pg_catalog.pg_tables WHERE tablename = "
+                    "'slogate_schema_migrations' AND schemaname = current_schema()",
+                    0, NULL, NULL, &exists, err, n);
+    if (rc || !exists)
+        return rc;
+    return pg_run(c, timeout_ms, "SELECT coalesce(max(version), 0) FROM slogate_schema_migrations",
+                  0, NULL, NULL, version, err, n);
+}
+
+static int migrate(struct pg_be *b, char *err, size_t n)
+{
+    struct sg_buf sql;
+    sg_buf_init(&sql, 0);
+    /* One transaction: an advisory lock makes concurrent instances migrate one after another,
+     * and the version read after the lock decides what is left to apply. */
+    int rc = pg_run(b->conn, b->timeout_ms,
+                    "BEGIN; SELECT pg_advisory_xact_lock(hashtext('slogate_schema_migrations'));"
+                    "CREATE TABLE IF NOT EXISTS slogate_schema_migrations (version integer PRIMARY "
+                    "KEY, applied_at timestamptz NOT NULL DEFAULT now())",
+                    0, NULL, NULL, NULL, err, n);
+    int version = 0;
+    rc = rc ? rc : read_version(b->conn, b->timeout_ms, &version, err, n);
+    for (size_t i = 0; !rc && i < sg_store_n_migrations; i++) {
+        const struct sg_store_migration *m = &sg_store_migrations[i];
+        if (m->version <= version)
+            continue;
+        sg_buf_reset(&sql);
+        sg_buf_appendf(&sql, "%s; INSERT INTO slogate_schema_migrations (version) VALUES (%d)",
+                       m->postgres_sql, m->version);
+        rc = pg_run(b->conn, b->timeout_ms, sql.data, 0, NULL, NULL, NULL, err, n);
+        if (!rc) {
+            SG_INFO("store", "postgres: applied schema migration %d", m->version);
+            version = m->version;
+        }
+    }
+    sg_buf_dispose(&sql);
+    char ignore[128];
+    if (rc) {
+        pg_run(b->conn, b->timeout_ms, "ROLLBACK", 0, NULL, NULL, NULL, ignore, sizeof ignore);
+        return rc;
+    }
+    rc = pg_run(b->conn, b->timeout_ms, "COMMIT", 0, NULL, NULL, NULL, err, n);
+    if (!rc)
+        b->base.schema_version = version;
+    if (!rc && version > SG_STORE_SCHEMA_VERSION)
+        SG_WARN("store",
+                "postgres has schema version %d, newer than this slogate's %d: rows are "
+                "still written (migrations only add columns)",
+                version, SG_STORE_SCHEMA_VERSION);
+    return rc;
+}
+
+static void pg_disconnect(struct sg_store_backend *base)
+{
+    struct pg_be *b = (struct pg_be *)base;
+    PQfinish(b->conn);
+    b->conn = NULL;
+}
+
+static int pg_connect(struct sg_store_backend *base, char *err, size_t n)
+{
+    struct pg_be *b = (struct pg_be *)base;
+    if (b->conn && PQstatus(b->conn) == CONNECTION_OK)
+        return SG_OK;
+    pg_disconnect(base);
+    b->conn = pg_open(b->conninfo, b->timeout_ms, err, n);
+    if (!b->conn)
+        return SG_ECONNECT;
+    int rc = migrate(b, err, n);
+    if (rc)
+        pg_disconnect(base);
+    return rc;
+}
+
+static void build_sql(struct pg_be *b, size_t rows)
+{
+    if (b->sql_rows == rows)
+        return;
+    sg_buf_reset(&b->sql);
+    sg_buf_appends(&b->sql, "INSERT INTO slogate_requests (" SG_STORE_COLUMNS ") VALUES ");
+    for (size_t r = 0; r < rows; r++) {
+        sg_buf_appends(&b->sql, r ? ",(" : "(");
+        for (size_t c = 0; c < SG_STORE_NCOLS; c++)
+            sg_buf_appendf(&b->sql, "%s$%zu", c ? "," : "", r * SG_STORE_NCOLS + c + 1);
+        sg_buf_append(&b->sql, ")", 1);
+    }
+    sg_buf_appends(&b->sql, " ON CONFLICT (request_id) DO NOTHING");
+    b->sql_rows = rows;
+}
+
+/* Parameter values: offsets into one buffer while it grows, pointers once it is complete. */
+static void val(struct pg_be *b, size_t *k, const char *s, bool null_if_empty)
+{
+    if (!s || (null_if_empty && !*s)) {
+        b->offs[(*k)++] = SIZE_MAX;
+        return;
+    }
+    b->offs[(*k)++] = b->vals.len;
+    sg_buf_append(&b->vals, s, strlen(s) + 1);
+}
+
+static void valf(struct pg_be *b, size_t *k, const char *fmt, ...) SG_PRINTF(3, 4);
+static void valf(struct pg_be *b, size_t *k, const char *fmt, ...)
+{
+    b->offs[(*k)++] = b->vals.len;
+    va_list ap;
+    va_start(ap, fmt);
+    sg_buf_vappendf(&b->vals, fmt, ap);
+    va_end(ap);
+    sg_buf_append(&b->vals, "", 1);
+}
+
+static void event_params(struct pg_be *b, size_t *k, const struct sg_event *e)
+{
+    char ts[40];
+    sg_format_utc_us(e->start_unix_us, ts, sizeof ts);
+    val(b, k, e->request_id, false);
+    val(b, k, ts, false);
+    val(b, k, e->tenant_id, false);
+    val(b, k, e->user_id, true);
+    val(b, k, e->feature, true);
+    val(b, k, e->alias, true);
+    val(b, k, e->provider, true);
+    val(b, k, e->model, true);
+    val(b, k, e->deployment, true);
+    val(b, k, e->region, true);
+    valf(b, k, "%d", e->status);
+    val(b, k, e->error_type, true);
+    valf(b, k, "%.17g", e->latency_ms_total);
+    if (e->ttft_ms >= 0)
+        valf(b, k, "%.17g", e->ttft_ms);
+    else
+        val(b, k, NULL, true);
+    valf(b, k, "%" PRIu64, e->overhead_us);
+    valf(b, k, "%d", e->retries);
+    valf(b, k, "%d", e->failover_hops);
+    valf(b, k, "%" PRId64, e->input_tokens);
+    valf(b, k, "%" PRId64, e->output_tokens);
+    valf(b, k, "%" PRId64, e->cached_tokens);
+    valf(b, k, "%.17g", e->cost_usd);
+    val(b, k, e->cache_hit ? "true" : "false", false);
+    valf(b, k, "%d", e->cache_ttl_s);
+    val(b, k, e->stream ? "true" : "false", false);
+}
+
+static int pg_insert(struct sg_store_backend *base, const struct sg_event *const *ev, size_t n,
+                     size_t *inserted, char *err, size_t errn)
+{
+    struct pg_be *b = (struct pg_be *)base;
+    *inserted = 0;
+    if (!b->conn)
+        return SG_EIO;
+    if (!n)
+        return SG_OK;
+    size_t np = n * SG_STORE_NCOLS;
+    if (np > 65535) {
+        snprintf(err, errn, "batch too large for one statement");
+        return SG_EINVAL;
+    }
+    if (np > b->cap_params) {
+        b->offs = sg_xrealloc(b->offs, np * sizeof *b->offs);
+        b->params = sg_xrealloc((void *)b->params, np * sizeof *b->params);
+        b->cap_params = np;
+    }
+    build_sql(b, n);
+    sg_buf_reset(&b->vals);
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        event_params(b, &k, ev[i]);
+    for (size_t i = 0; i < np; i++)
+        b->params[i] = b->offs[i] == SIZE_MAX ? NULL : b->vals.data + b->offs[i];
+    int64_t tuples = 0;
+    int rc =
+        pg_run(b->conn, b->timeout_ms, b->sql.data, (int)np, b->params, &tuples, NULL, err, errn);
+    if (rc)
+        return rc;
+    *inserted = tuples > 0 ? (size_t)tuples : 0;
+    return SG_OK;
+}
+
+static void pg_free(struct sg_store_backend *base)
+{
+    struct pg_be *b = (struct pg_be *)base;
+    pg_disconnect(base);
+    free(b->conninfo);
+    sg_buf_dispose(&b->sql);
+    sg_buf_dispose(&b->vals);
+    free(b->offs);
+    free((void *)b->params);
+    free(b);
+}
+
+struct sg_store_backend *sg_store_postgres_new(const char *conninfo, uint32_t timeout_ms)
+{
+    struct pg_be *b = sg_xcalloc(1, sizeof *b);
+    b->base.name = "postgres";
+    b->base.connect = pg_connect;
+    b->base.insert = pg_insert;
+    b->base.disconnect = pg_disconnect;
+    b->base.free = pg_free;
+    b->conninfo = sg_xstrdup(conninfo);
+    b->timeout_ms = timeout_ms ? timeout_ms : 5000;
+    sg_buf_init(&b->sql, 0);
+    sg_buf_init(&b->vals, 0);
+    return &b->base;
+}
+
+int sg_store_postgres_inspect(const char *conninfo, uint32_t timeout_ms, int *version, char *err,
+                              size_t n)
+{
+    *version = 0;
+    PGconn *c = pg_open(conninfo, timeout_ms, err, n);
+    if (!c)
+        return SG_ECONNECT;
+    int rc = read_version(c, timeout_ms, version, err, n);
+    PQfinish(c);
+    return rc;
+}

@@ -1,0 +1,261 @@
+/*
+ * The spool: where events go while the database cannot take them, and where the request path
+ * puts an event when the writer's queue is full. JSON lines (sg_event_to_json), appended with
+ * one write(2) per batch under a mutex; a `.pos` file beside it holds the replay offset.
+ *
+ * Crash safety, case by case:
+ * - killed during an append: the file may end in a torn line. Opening cuts everything after
+ *   the last '\n' (that event was only in memory, and is lost with the process either way).
+ * - killed after a replayed chunk committed but before `.pos` moved: the chunk is replayed
+ *   again at the next start; the database ignores request_ids it has (no duplicate row).
+ * - killed between the truncation at the end of a replay and `.pos` going back to 0: `.pos`
+ *   points past the end, and is read as 0.
+ * A line that does not parse is skipped with a warning (never retried forever).
+ */
+#include "store_int.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define READ_CHUNK (64u * 1024)
+
+/* Persist the replay offset: write a temporary file and rename it over the old one, so the
+ * file always holds one whole number. Not fsynced: after a power loss an older offset only
+ * means a few batches replayed twice, which the primary key absorbs. */
+static void write_pos(struct sg_spool *sp)
+{
+    size_t n = strlen(sp->pos_path) + 8;
+    char *tmp = sg_xcalloc(1, n);
+    snprintf(tmp, n, "%s.tmp", sp->pos_path);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+    if (fd >= 0) {
+        char line[32];
+        int len = snprintf(line, sizeof line, "%" PRIu64 "\n", atomic_load(&sp->read_off));
+        bool ok = write(fd, line, (size_t)len) == len;
+        close(fd);
+        if (ok && rename(tmp, sp->pos_path) == 0) {
+            free(tmp);
+            return;
+        }
+    }
+    SG_WARN("store", "cannot update the spool offset %s: %s", sp->pos_path, strerror(errno));
+    unlink(tmp);
+    free(tmp);
+}
+
+static uint64_t read_pos(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    unsigned long long v = 0;
+    if (fscanf(f, "%llu", &v) != 1)
+        v = 0;
+    fclose(f);
+    return (uint64_t)v;
+}
+
+/* Cut a torn last line; count the lines after the offset. */
+static int scan(struct sg_spool *sp, uint64_t size, uint64_t *keep, uint64_t *lines)
+{
+    char *buf = sg_xmalloc(READ_CHUNK);
+    uint64_t last_nl_end = 0, n = 0;
+    for (uint64_t off = 0; off < size;) {
+        ssize_t r = pread(sp->fd, buf, READ_CHUNK, (off_t)off);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0) {
+            free(buf);
+            return SG_EIO;
+        }
+        for (ssize_t i = 0; i < r; i++)
+            if (buf[i] == '\n') {
+                last_nl_end = off + (uint64_t)i + 1;
+                if (last_nl_end > atomic_load(&sp->read_off))
+                    n++;
+            }
+        off += (uint64_t)r;
+    }
+    free(buf);
+    *keep = last_nl_end;
+    *lines = n;
+    return SG_OK;
+}
+
+int sg_spool_open(struct sg_spool *sp, const char *path, char *err, size_t err_len)
+{
+    memset(sp, 0, sizeof *sp);
+    sp->fd = -1;
+    sp->path = sg_xstrdup(path);
+    sp->pos_path = sg_xasprintf("%s.pos", path);
+    pthread_mutex_init(&sp->mu, NULL);
+    sg_buf_init(&sp->rd, 0);
+    sp->fd = open(path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+    if (sp->fd < 0) {
+        snprintf(err, err_len, "cannot open the spool %s: %s", path, strerror(errno));
+        return SG_EIO;
+    }
+    /* Two processes appending and replaying one spool would replay each other's lines: the
+     * second one is refused with a message that says what to change. */
+    if (flock(sp->fd, LOCK_EX | LOCK_NB) != 0) {
+        snprintf(err, err_len,
+                 "the spool %s is in use by another slogate process: give each instance its own "
+                 "telemetry.spool_path",
+                 path);
+        return SG_EIO;
+    }
+    struct stat st;
+    if (fstat(sp->fd, &st) != 0) {
+        snprintf(err, err_len, "cannot read the spool %s: %s", path, strerror(errno));
+        return SG_EIO;
+    }
+    uint64_t size = (uint64_t)st.st_size;
+    uint64_t pos = read_pos(sp->pos_path);
+    if (pos > size)
+        pos = 0; /* truncated after a full replay, before the offset was reset */
+    atomic_init(&sp->read_off, pos);
+    uint64_t keep = 0, lines = 0;
+    if (scan(sp, size, &keep, &lines) != SG_OK) {
+        snprintf(err, err_len, "cannot read the spool %s: %s", path, strerror(errno));
+        return SG_EIO;
+    }
+    if (keep < size) {
+        SG_WARN("store",
+                "spool %s ended in a partial line (%" PRIu64 " bytes, from a crash "
+                "during a write): cut off",
+                path, size - keep);
+        if (ftruncate(sp->fd, (off_t)keep) != 0) {
+            snprintf(err, err_len, "cannot repair the spool %s: %s", path, strerror(errno));
+            return SG_EIO;
+        }
+        size = keep;
+        if (atomic_load(&sp->read_off) > size)
+            atomic_store(&sp->read_off, size);
+    }
+    atomic_init(&sp->size, size);
+    atomic_init(&sp->events, lines);
+    if (lines)
+        SG_INFO("store", "spool %s holds %" PRIu64 " events to replay", path, lines);
+    return SG_OK;
+}
+
+void sg_spool_close(struct sg_spool *sp)
+{
+    if (sp->fd >= 0)
+        close(sp->fd); /* also releases the lock */
+    sp->fd = -1;
+    pthread_mutex_destroy(&sp->mu);
+    sg_buf_dispose(&sp->rd);
+    free(sp->path);
+    free(sp->pos_path);
+    sp->path = sp->pos_path = NULL;
+}
+
+int sg_spool_append(struct sg_spool *sp, const char *lines, size_t len, size_t n_events)
+{
+    if (!len)
+        return SG_OK;
+    pthread_mutex_lock(&sp->mu);
+    uint64_t before = atomic_load(&sp->size);
+    const char *p = lines;
+    size_t left = len;
+    int rc = SG_OK;
+    while (left) {
+        ssize_t w = write(sp->fd, p, left);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            rc = SG_EIO;
+            break;
+        }
+        p += w;
+        left -= (size_t)w;
+    }
+    if (rc != SG_OK) {
+        /* Disk full or an I/O error: take back the part that was written, so the next append
+         * does not glue a line onto half a line. */
+        int saved = errno;
+        if (ftruncate(sp->fd, (off_t)before) != 0)
+            SG_ERROR("store", "cannot cut back the spool %s: %s", sp->path, strerror(errno));
+        errno = saved;
+    } else {
+        atomic_store(&sp->size, before + len);
+        atomic_fetch_add(&sp->events, n_events);
+    }
+    pthread_mutex_unlock(&sp->mu);
+    return rc;
+}
+
+size_t sg_spool_read(struct sg_spool *sp, struct sg_event **out, bool *tap, size_t max,
+                     uint64_t *bytes, size_t *lines)
+{
+    /* Read only up to the size published after the last complete append. */
+    uint64_t end = atomic_load(&sp->size);
+    uint64_t off = atomic_load(&sp->read_off), used = 0;
+    size_t n = 0, nl = 0;
+    struct sg_buf *b = &sp->rd;
+    sg_buf_reset(b);
+    size_t scan_from = 0;
+    while (n < max && nl < max && off + used < end) {
+        /* Find a complete line in what was read; read more when there is none. */
+        char *nlp =
+            b->len > scan_from ? memchr(b->data + scan_from, '\n', b->len - scan_from) : NULL;
+        if (!nlp) {
+            uint64_t have = off + b->len;
+            if (have >= end)
+                break; /* cannot happen: appends publish whole lines */
+            size_t want = (size_t)SG_MIN((uint64_t)READ_CHUNK, end - have);
+            if (sg_buf_reserve(b, want) != SG_OK)
+                break;
+            ssize_t r = pread(sp->fd, b->data + b->len, want, (off_t)have);
+            if (r < 0 && errno == EINTR)
+                continue;
+            if (r <= 0)
+                break;
+            b->len += (size_t)r;
+            b->data[b->len] = '\0';
+            continue;
+        }
+        size_t line_start = (size_t)used;
+        size_t line_len = (size_t)(nlp - (b->data + line_start));
+        const char *line = b->data + line_start;
+        struct sg_event *ev = sg_event_new();
+        bool t = line_len >= sizeof SG_SPOOL_TAP_PREFIX - 1 &&
+                 memcmp(line, SG_SPOOL_TAP_PREFIX, sizeof SG_SPOOL_TAP_PREFIX - 1) == 0;
+        if (sg_event_from_json(line, line_len, ev) == SG_OK) {
+            out[n] = ev;
+            tap[n] = t;
+            n++;
+        } else {
+            SG_WARN("store", "spool %s: skipped an unreadable line at offset %" PRIu64, sp->path,
+                    off + used);
+            sg_event_free(ev);
+        }
+        nl++;
+        used += line_len + 1;
+        scan_from = (size_t)used;
+    }
+    *bytes = used;
+    *lines = nl;
+    return n;
+}
+
+void sg_spool_commit(struct sg_spool *sp, uint64_t bytes, size_t lines)
+{
+    atomic_fetch_add(&sp->read_off, bytes);
+    atomic_fetch_sub(&sp->events, lines);
+    pthread_mutex_lock(&sp->mu);
+    bool all = atomic_load(&sp->read_off) >= atomic_load(&sp->size);
+    if (all && ftruncate(sp->fd, 0) == 0) {
+        atomic_store(&sp->size, 0);
+        atomic_store(&sp->read_off, 0);
+    }
+    pthread_mutex_unlock(&sp->mu);
+    write_pos(sp);
+}

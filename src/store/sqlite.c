@@ -1,0 +1,266 @@
+/*
+ * The SQLite backend (the embedded default, `sqlite://slogate.db`). Used only from the writer
+ * thread, so the connection is opened with SQLITE_OPEN_NOMUTEX.
+ *
+ * WAL journal with synchronous=NORMAL: a batch commit costs no fsync (the WAL is synced at
+ * checkpoints), and a crash of the process loses nothing committed; a power loss can lose the
+ * last commits, which is the trade every embedded request log makes. Readers (`sqlite3`,
+ * reports) never block the writer. busy_timeout covers another process holding the lock.
+ */
+#include "store_int.h"
+
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+
+struct sqlite_be {
+    struct sg_store_backend base;
+    char *path;
+    sqlite3 *db;
+    sqlite3_stmt *ins;
+};
+
+static void set_err(char *err, size_t n, sqlite3 *db, const char *what)
+{
+    snprintf(err, n, "%s: %s", what, db ? sqlite3_errmsg(db) : "out of memory");
+}
+
+static int exec(sqlite3 *db, const char *sql, char *err, size_t n)
+{
+    char *msg = NULL;
+    if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+        snprintf(err, n, "%s", msg ? msg : sqlite3_errmsg(db));
+        sqlite3_free(msg);
+        return SG_EIO;
+    }
+    return SG_OK;
+}
+
+/* The highest applied migration; 0 when the table does not exist. */
+static int current_version(sqlite3 *db, int *version)
+{
+    sqlite3_stmt *st = NULL;
+    *version = 0;
+    int rc = sqlite3_prepare_v2(db,
+                                "SELECT name FROM sqlite_master WHERE type = 'table' AND name = "
+                                "'slogate_schema_migrations'",
+                                -1, &st, NULL);
+    if (rc != SQLITE_OK)
+        return SG_EIO;
+    rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (rc == SQLITE_DONE)
+        return SG_OK;
+    if (rc != SQLITE_ROW)
+        return SG_EIO;
+    if (sqlite3_prepare_v2(db, "SELECT coalesce(max(version), 0) FROM slogate_schema_migrations",
+                           -1, &st, NULL) != SQLITE_OK)
+        return SG_EIO;
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        *version = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    return rc == SQLITE_ROW ? SG_OK : SG_EIO;
+}
+
+static int migrate(struct sqlite_be *b, char *err, size_t n)
+{
+    /* IMMEDIATE takes the write lock first: two processes starting at once migrate in turn. */
+    if (exec(b->db, "BEGIN IMMEDIATE", err, n))
+        return SG_EIO;
+    int rc = exec(b->db,
+                  "CREATE TABLE IF NOT EXISTS slogate_schema_migrations (version INTEGER PRIMARY "
+                  "KEY, applied_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')))",
+                  err, n);
+    int version = 0;
+    if (!rc && current_version(b->db, &version) != SG_OK) {
+        set_err(err, n, b->db, "reading the schema version");
+        rc = SG_EIO;
+    }
+    for (size_t i = 0; !rc && i < sg_store_n_migrations; i++) {
+        const struct sg_store_migration *m = &sg_store_migrations[i];
+        if (m->version <= version)
+            continue;
+        rc = exec(b->db, m->sqlite_sql, err, n);
+        if (!rc) {
+            char sql[96];
+            snprintf(sql, sizeof sql, "INSERT INTO slogate_schema_migrations (version) VALUES (%d)",
+                     m->version);
+            rc = exec(b->db, sql, err, n);
+        }
+        if (!rc) {
+            SG_INFO("store", "sqlite %s: applied schema migration %d", b->path, m->version);
+            version = m->version;
+        }
+    }
+    if (rc) {
+        char ignore[64];
+        exec(b->db, "ROLLBACK", ignore, sizeof ignore);
+        return SG_EIO;
+    }
+    if (exec(b->db, "COMMIT", err, n))
+        return SG_EIO;
+    if (version > SG_STORE_SCHEMA_VERSION)
+        SG_WARN("store",
+                "sqlite %s has schema version %d, newer than this slogate's %d: rows are "
+                "still written (migrations only add columns)",
+                b->path, version, SG_STORE_SCHEMA_VERSION);
+    b->base.schema_version = version;
+    return SG_OK;
+}
+
+static void sq_disconnect(struct sg_store_backend *base)
+{
+    struct sqlite_be *b = (struct sqlite_be *)base;
+    sqlite3_finalize(b->ins);
+    b->ins = NULL;
+    sqlite3_close(b->db);
+    b->db = NULL;
+}
+
+static int sq_connect(struct sg_store_backend *base, char *err, size_t n)
+{
+    struct sqlite_be *b = (struct sqlite_be *)base;
+    if (b->db)
+        return SG_OK;
+    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
+    if (sqlite3_open_v2(b->path, &b->db, flags, NULL) != SQLITE_OK) {
+        set_err(err, n, b->db, "opening the database");
+        sq_disconnect(base);
+        return SG_EIO;
+    }
+    sqlite3_busy_timeout(b->db, 5000);
+    int rc = exec(b->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL", err, n);
+    rc = rc ? rc : migrate(b, err, n);
+    if (!rc && sqlite3_prepare_v3(b->db,
+                                  "INSERT INTO slogate_requests (" SG_STORE_COLUMNS
+                                  ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
+                                  "ON CONFLICT (request_id) DO NOTHING",
+                                  -1, SQLITE_PREPARE_PERSISTENT, &b->ins, NULL) != SQLITE_OK) {
+        set_err(err, n, b->db, "preparing the insert");
+        rc = SG_EIO;
+    }
+    if (rc)
+        sq_disconnect(base);
+    return rc;
+}
+
+/* Optional text: NULL in the table when empty, so `IS NULL` reads naturally. */
+static void bind_text(sqlite3_stmt *st, int i, const char *s, bool null_if_empty)
+{
+    if (null_if_empty && !*s)
+        sqlite3_bind_null(st, i);
+    else
+        sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC);
+}
+
+static int bind_event(sqlite3_stmt *st, const struct sg_event *e)
+{
+    char ts[40];
+    sg_format_utc_us(e->start_unix_us, ts, sizeof ts);
+    int i = 1;
+    bind_text(st, i++, e->request_id, false);
+    sqlite3_bind_text(st, i++, ts, -1, SQLITE_TRANSIENT);
+    bind_text(st, i++, e->tenant_id, false);
+    bind_text(st, i++, e->user_id, true);
+    bind_text(st, i++, e->feature, true);
+    bind_text(st, i++, e->alias, true);
+    bind_text(st, i++, e->provider, true);
+    bind_text(st, i++, e->model, true);
+    bind_text(st, i++, e->deployment, true);
+    bind_text(st, i++, e->region, true);
+    sqlite3_bind_int(st, i++, e->status);
+    bind_text(st, i++, e->error_type, true);
+    sqlite3_bind_double(st, i++, e->latency_ms_total);
+    if (e->ttft_ms >= 0)
+        sqlite3_bind_double(st, i++, e->ttft_ms);
+    else
+        sqlite3_bind_null(st, i++);
+    sqlite3_bind_int64(st, i++, (sqlite3_int64)e->overhead_us);
+    sqlite3_bind_int(st, i++, e->retries);
+    sqlite3_bind_int(st, i++, e->failover_hops);
+    sqlite3_bind_int64(st, i++, e->input_tokens);
+    sqlite3_bind_int64(st, i++, e->output_tokens);
+    sqlite3_bind_int64(st, i++, e->cached_tokens);
+    sqlite3_bind_double(st, i++, e->cost_usd);
+    sqlite3_bind_int(st, i++, e->cache_hit);
+    sqlite3_bind_int(st, i++, e->cache_ttl_s);
+    sqlite3_bind_int(st, i++, e->stream);
+    return i - 1 == SG_STORE_NCOLS ? SG_OK : SG_EINVAL;
+}
+
+static int sq_insert(struct sg_store_backend *base, const struct sg_event *const *ev, size_t n,
+                     size_t *inserted, char *err, size_t errn)
+{
+    struct sqlite_be *b = (struct sqlite_be *)base;
+    *inserted = 0;
+    if (!b->db)
+        return SG_EIO;
+    if (exec(b->db, "BEGIN IMMEDIATE", err, errn))
+        return SG_EIO;
+    size_t added = 0;
+    int rc = SG_OK;
+    for (size_t i = 0; i < n && !rc; i++) {
+        sqlite3_reset(b->ins);
+        sqlite3_clear_bindings(b->ins);
+        rc = bind_event(b->ins, ev[i]);
+        if (!rc && sqlite3_step(b->ins) != SQLITE_DONE) {
+            set_err(err, errn, b->db, "inserting a request");
+            rc = SG_EIO;
+        }
+        if (!rc)
+            added += (size_t)sqlite3_changes(b->db); /* 0 when the request_id was there */
+    }
+    sqlite3_reset(b->ins);
+    if (!rc && exec(b->db, "COMMIT", err, errn))
+        rc = SG_EIO;
+    if (rc) {
+        char ignore[64];
+        exec(b->db, "ROLLBACK", ignore, sizeof ignore);
+        return rc;
+    }
+    *inserted = added;
+    return SG_OK;
+}
+
+static void sq_free(struct sg_store_backend *base)
+{
+    struct sqlite_be *b = (struct sqlite_be *)base;
+    sq_disconnect(base);
+    free(b->path);
+    free(b);
+}
+
+struct sg_store_backend *sg_store_sqlite_new(const char *path)
+{
+    struct sqlite_be *b = sg_xcalloc(1, sizeof *b);
+    b->base.name = "sqlite";
+    b->base.connect = sq_connect;
+    b->base.insert = sq_insert;
+    b->base.disconnect = sq_disconnect;
+    b->base.free = sq_free;
+    b->path = sg_xstrdup(path);
+    return &b->base;
+}
+
+/* For `slogate check`: read-only, and a database that does not exist is not created. */
+int sg_store_sqlite_inspect(const char *path, int *version, char *err, size_t n)
+{
+    *version = 0;
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return SG_OK;
+    sqlite3 *db = NULL;
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
+        set_err(err, n, db, "opening the database");
+        sqlite3_close(db);
+        return SG_EIO;
+    }
+    sqlite3_busy_timeout(db, 2000);
+    int rc = current_version(db, version);
+    if (rc)
+        set_err(err, n, db, "reading the schema version");
+    sqlite3_close(db);
+    return rc;
+}

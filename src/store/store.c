@@ -1,0 +1,447 @@
+/*
+ * The writer: one thread that takes events off the queue, batches them (batch_max rows or
+ * flush_ms, whichever comes first), hands each batch to the tap (the request log), and writes it
+ * to the database in one transaction — or to the spool while the database cannot take it.
+ *
+ * Ordering rule: while the spool holds anything, new batches are appended behind it rather than
+ * written directly, and the spool is replayed front to back; so rows reach the database in the
+ * order the writer (or, on overflow, the request path) saw them.
+ *
+ * Backoff: after a failed connect or insert, nothing is tried before `next_try`; the wait
+ * doubles from retry_min_ms to retry_max_ms and resets on success. Batches that arrive meanwhile
+ * go straight to the spool, so a dead database costs the writer no waiting at all.
+ */
+#include "store_int.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <semaphore.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+struct sg_store {
+    struct sg_store_backend *be;
+    struct sg_store_options o;
+    struct sg_evq q;
+    struct sg_spool sp;
+
+    /* writer thread only */
+    struct sg_event **batch;
+    size_t n_batch;
+    uint64_t batch_t0;
+    struct sg_event **rbatch; /* replay scratch */
+    bool *rtap;
+    uint64_t next_try;
+    uint32_t backoff;
+    struct sg_buf lines;
+    char err[512];
+    bool logged_down; /* the outage was logged once; recovery will be */
+
+    pthread_t thread;
+    bool has_thread;
+    sem_t wake;
+    atomic_bool stop;
+    atomic_bool sleeping;
+    uint64_t close_deadline;
+
+    _Atomic uint64_t rows, dups, failures, overflows, lost, batches;
+    atomic_bool degraded, connected;
+    atomic_int schema;
+};
+
+static uint64_t now_ms(const struct sg_store *s)
+{
+    return s->o.now_ms ? s->o.now_ms() : sg_now_ms();
+}
+
+/* ---- the database side ---- */
+
+static void db_failed(struct sg_store *s, uint64_t now, const char *what)
+{
+    atomic_fetch_add(&s->failures, 1);
+    s->be->disconnect(s->be);
+    atomic_store(&s->connected, false);
+    atomic_store(&s->degraded, true);
+    s->next_try = now + s->backoff;
+    if (!s->logged_down) {
+        SG_WARN("store",
+                "%s %s failed: %s; events go to the spool %s and are retried every "
+                "%u..%u ms",
+                s->be->name, what, s->err, s->sp.path, s->o.retry_min_ms, s->o.retry_max_ms);
+        s->logged_down = true;
+    } else {
+        SG_DEBUG("store", "%s %s failed again: %s (next try in %u ms)", s->be->name, what, s->err,
+                 s->backoff);
+    }
+    s->backoff = s->backoff >= s->o.retry_max_ms / 2 ? s->o.retry_max_ms : s->backoff * 2;
+}
+
+static void db_ok(struct sg_store *s)
+{
+    s->backoff = s->o.retry_min_ms;
+    if (atomic_load(&s->degraded) && atomic_load(&s->sp.events) == 0) {
+        atomic_store(&s->degraded, false);
+        if (s->logged_down)
+            SG_INFO("store", "%s is back: the spool is replayed, writing directly again",
+                    s->be->name);
+        s->logged_down = false;
+    }
+}
+
+static bool ensure_connected(struct sg_store *s, uint64_t now)
+{
+    if (atomic_load(&s->connected))
+        return true;
+    if (now < s->next_try)
+        return false;
+    s->err[0] = '\0';
+    if (s->be->connect(s->be, s->err, sizeof s->err) != SG_OK) {
+        db_failed(s, now_ms(s), "connect");
+        return false;
+    }
+    atomic_store(&s->connected, true);
+    atomic_store(&s->schema, s->be->schema_version);
+    SG_DEBUG("store", "%s connected, schema version %d", s->be->name, s->be->schema_version);
+    return true;
+}
+
+static int db_insert(struct sg_store *s, struct sg_event *const *ev, size_t n)
+{
+    size_t inserted = 0;
+    s->err[0] = '\0';
+    int rc = s->be->insert(s->be, (const struct sg_event *const *)ev, n, &inserted, s->err,
+                           sizeof s->err);
+    if (rc == SG_OK) {
+        atomic_fetch_add(&s->rows, inserted);
+        atomic_fetch_add(&s->dups, n - inserted);
+        atomic_fetch_add(&s->batches, 1);
+    }
+    return rc;
+}
+
+/* ---- the spool side ---- */
+
+static void spool_events(struct sg_store *s, struct sg_event *const *ev, size_t n)
+{
+    sg_buf_reset(&s->lines);
+    size_t ok = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (sg_event_to_json(ev[i], 0, &s->lines) == SG_OK) {
+            sg_buf_append(&s->lines, "\n", 1);
+            ok++;
+        }
+    }
+    if (sg_spool_append(&s->sp, s->lines.data, s->lines.len, ok) != SG_OK) {
+        atomic_fetch_add(&s->lost, n);
+        SG_ERROR("store", "cannot append %zu events to the spool %s: %s; they are lost", n,
+                 s->sp.path, strerror(errno));
+    } else if (ok < n) {
+        atomic_fetch_add(&s->lost, n - ok);
+    }
+}
+
+static void write_live(struct sg_store *s, uint64_t now)
+{
+    if (s->o.tap)
+        s->o.tap(s->o.tap_ud, (const struct sg_event *const *)s->batch, s->n_batch);
+    /* Behind a backlog, or while the database is down: keep the order, append to the spool. */
+    if (atomic_load(&s->sp.events) > 0 || !ensure_connected(s, now)) {
+        spool_events(s, s->batch, s->n_batch);
+    } else if (db_insert(s, s->batch, s->n_batch) != SG_OK) {
+        db_failed(s, now_ms(s), "insert");
+        spool_events(s, s->batch, s->n_batch);
+    } else {
+        db_ok(s);
+    }
+    for (size_t i = 0; i < s->n_batch; i++)
+        sg_event_free(s->batch[i]);
+    s->n_batch = 0;
+}
+
+/* Replay the spool front to back until it is empty, the database fails, or `until` passes. */
+static void replay(struct sg_store *s, uint64_t until)
+{
+    while (atomic_load(&s->sp.events) > 0) {
+        uint64_t now = now_ms(s);
+        if (!ensure_connected(s, now))
+            return;
+        uint64_t bytes = 0;
+        size_t lines = 0;
+        size_t n = sg_spool_read(&s->sp, s->rbatch, s->rtap, s->o.batch_max, &bytes, &lines);
+        if (!lines) {
+            /* Counted lines that cannot be read (an I/O error): try again later, not now. */
+            s->next_try = now + s->backoff;
+            return;
+        }
+        int rc = n ? db_insert(s, s->rbatch, n) : SG_OK;
+        if (rc != SG_OK) {
+            db_failed(s, now_ms(s), "insert (spool replay)");
+        } else {
+            /* Events spooled by the request path never met the tap: they do now, once. */
+            if (s->o.tap)
+                for (size_t i = 0; i < n; i++)
+                    if (s->rtap[i])
+                        s->o.tap(s->o.tap_ud, (const struct sg_event *const *)&s->rbatch[i], 1);
+            sg_spool_commit(&s->sp, bytes, lines);
+        }
+        for (size_t i = 0; i < n; i++)
+            sg_event_free(s->rbatch[i]);
+        if (rc != SG_OK)
+            return;
+        db_ok(s);
+        if (now_ms(s) >= until)
+            return;
+    }
+}
+
+uint64_t sg_store_tick(struct sg_store *s, bool drain)
+{
+    uint64_t now = now_ms(s);
+    struct sg_event *ev;
+    /* Whole batches as long as the queue has them (bounded, so a stop request is seen under
+     * sustained load); what is left waits for its flush time. */
+    for (int round = 0; round < 64; round++) {
+        while (s->n_batch < s->o.batch_max && (ev = sg_evq_pop(&s->q))) {
+            if (!s->n_batch)
+                s->batch_t0 = now;
+            s->batch[s->n_batch++] = ev;
+        }
+        if (!s->n_batch ||
+            !(drain || s->n_batch >= s->o.batch_max || now - s->batch_t0 >= s->o.flush_ms))
+            break;
+        write_live(s, now);
+        now = now_ms(s);
+    }
+    if (!atomic_load(&s->connected) && now >= s->next_try && !atomic_load(&s->sp.events))
+        ensure_connected(s, now); /* connect (and migrate) early, not at the first request */
+    if (atomic_load(&s->sp.events) > 0 && now >= s->next_try)
+        replay(s, drain ? s->close_deadline : now_ms(s) + s->o.flush_ms);
+
+    now = now_ms(s);
+    uint64_t next = now + 1000;
+    if (s->n_batch)
+        next = SG_MIN(next, s->batch_t0 + s->o.flush_ms);
+    if (sg_evq_size(&s->q) >= s->o.batch_max)
+        next = now;
+    if (atomic_load(&s->sp.events) > 0 || !atomic_load(&s->connected))
+        next = SG_MIN(next, SG_MAX(s->next_try, now));
+    return next;
+}
+
+/* ---- the thread ---- */
+
+static void wait_until(struct sg_store *s, uint64_t when)
+{
+    uint64_t now = sg_now_ms();
+    if (when <= now)
+        return;
+    atomic_store(&s->sleeping, true);
+    /* Re-check after announcing the sleep: a producer that filled a batch before it saw the
+     * flag would otherwise leave us sleeping on a full queue (seq_cst on both sides). */
+    if (sg_evq_size(&s->q) >= s->o.batch_max || atomic_load(&s->stop)) {
+        atomic_store(&s->sleeping, false);
+        return;
+    }
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    uint64_t ms = when - now;
+    ts.tv_sec += (time_t)(ms / 1000);
+    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    while (sem_clockwait(&s->wake, CLOCK_MONOTONIC, &ts) != 0 && errno == EINTR)
+        ;
+    atomic_store(&s->sleeping, false);
+}
+
+static void *writer_main(void *arg)
+{
+    struct sg_store *s = arg;
+    while (!atomic_load(&s->stop))
+        wait_until(s, sg_store_tick(s, false));
+    /* Drain: everything queued goes to the database or the spool, then the spool is replayed
+     * while the deadline allows. */
+    do
+        sg_store_tick(s, true);
+    while (s->n_batch || sg_evq_size(&s->q));
+    while (atomic_load(&s->sp.events) > 0 && sg_now_ms() < s->close_deadline) {
+        uint64_t next = sg_store_tick(s, true);
+        if (atomic_load(&s->sp.events) == 0 || next >= s->close_deadline)
+            break;
+        wait_until(s, next);
+    }
+    uint64_t left = atomic_load(&s->sp.events);
+    if (left)
+        SG_WARN("store",
+                "stopping with %" PRIu64 " events in the spool %s: they are written at "
+                "the next start",
+                left, s->sp.path);
+    return NULL;
+}
+
+/* ---- public ---- */
+
+struct sg_store *sg_store_new(struct sg_store_backend *backend_take,
+                              const struct sg_store_options *o, char *err, size_t err_len)
+{
+    struct sg_store *s = sg_xcalloc(1, sizeof *s);
+    s->be = backend_take;
+    s->o = *o;
+    if (!s->o.queue_capacity)
+        s->o.queue_capacity = 8192;
+    if (!s->o.batch_max)
+        s->o.batch_max = 256;
+    if (!s->o.flush_ms)
+        s->o.flush_ms = 200;
+    if (!s->o.retry_min_ms)
+        s->o.retry_min_ms = 250;
+    if (!s->o.retry_max_ms)
+        s->o.retry_max_ms = 5000;
+    if (s->o.retry_max_ms < s->o.retry_min_ms)
+        s->o.retry_max_ms = s->o.retry_min_ms;
+    s->backoff = s->o.retry_min_ms;
+    s->batch = sg_xcalloc(s->o.batch_max, sizeof *s->batch);
+    s->rbatch = sg_xcalloc(s->o.batch_max, sizeof *s->rbatch);
+    s->rtap = sg_xcalloc(s->o.batch_max, sizeof *s->rtap);
+    sg_buf_init(&s->lines, 0);
+    sg_evq_init(&s->q, s->o.queue_capacity);
+    s->sp.fd = -1;
+    if (!o->spool_path)
+        snprintf(err, err_len, "no spool path");
+    if (!o->spool_path || sg_spool_open(&s->sp, o->spool_path, err, err_len) != SG_OK) {
+        if (o->spool_path)
+            sg_spool_close(&s->sp);
+        sg_evq_dispose(&s->q);
+        s->be->free(s->be);
+        sg_buf_dispose(&s->lines);
+        free(s->batch);
+        free(s->rbatch);
+        free(s->rtap);
+        free(s);
+        return NULL;
+    }
+    if (atomic_load(&s->sp.events))
+        atomic_store(&s->degraded, true); /* catching up until the spool is replayed */
+    sem_init(&s->wake, 0, 0);
+    if (!s->o.no_thread) {
+        if (pthread_create(&s->thread, NULL, writer_main, s) != 0) {
+            snprintf(err, err_len, "cannot start the store writer thread");
+            s->o.no_thread = true;
+            sg_store_close(s, 0);
+            return NULL;
+        }
+        s->has_thread = true;
+    }
+    return s;
+}
+
+void sg_store_submit(struct sg_store *s, struct sg_event *ev_take)
+{
+    if (sg_evq_push(&s->q, ev_take)) {
+        /* Wake a sleeping writer once a whole batch waits (the flush timer covers the rest). */
+        if (atomic_load(&s->sleeping) && sg_evq_size(&s->q) >= s->o.batch_max &&
+            atomic_exchange(&s->sleeping, false))
+            sem_post(&s->wake);
+        return;
+    }
+    /* The queue is full: the writer is far behind. Spool this event now rather than block or
+     * drop it; the writer replays it (and logs it) in order with the rest. */
+    atomic_fetch_add(&s->overflows, 1);
+    struct sg_buf b;
+    sg_buf_init(&b, 0);
+    int rc = sg_buf_appends(&b, SG_SPOOL_TAP_PREFIX);
+    size_t at = b.len;
+    rc = rc ? rc : sg_event_to_json(ev_take, SG_EVENT_JSON_PROMPT, &b);
+    if (!rc) {
+        /* Splice: the prefix already opened the object, so drop the event's own '{'. */
+        memmove(b.data + at, b.data + at + 1, b.len - at - 1);
+        b.len--;
+        rc = sg_buf_append(&b, "\n", 1);
+    }
+    if (rc || sg_spool_append(&s->sp, b.data, b.len, 1) != SG_OK) {
+        atomic_fetch_add(&s->lost, 1);
+        SG_ERROR("store", "event %s: queue full and the spool %s refused it: lost",
+                 ev_take->request_id, s->sp.path);
+    }
+    sg_buf_dispose(&b);
+    sg_event_free(ev_take);
+}
+
+void sg_store_close(struct sg_store *s, uint32_t deadline_ms)
+{
+    if (!s)
+        return;
+    s->close_deadline = sg_now_ms() + deadline_ms;
+    if (s->has_thread) {
+        atomic_store(&s->stop, true);
+        sem_post(&s->wake);
+        pthread_join(s->thread, NULL);
+    } else if (s->sp.path) {
+        /* no thread (tests): drain by hand, one pass */
+        do
+            sg_store_tick(s, true);
+        while (s->n_batch || sg_evq_size(&s->q));
+    }
+    for (size_t i = 0; i < s->n_batch; i++)
+        sg_event_free(s->batch[i]);
+    sem_destroy(&s->wake);
+    sg_spool_close(&s->sp);
+    sg_evq_dispose(&s->q);
+    s->be->free(s->be);
+    sg_buf_dispose(&s->lines);
+    free(s->batch);
+    free(s->rbatch);
+    free(s->rtap);
+    free(s);
+}
+
+void sg_store_stats(const struct sg_store *cs, struct sg_store_stats *out)
+{
+    struct sg_store *s = (struct sg_store *)cs; /* atomics only */
+    memset(out, 0, sizeof *out);
+    out->queued = sg_evq_size(&s->q);
+    out->queue_capacity = s->q.mask + 1;
+    uint64_t size = atomic_load(&s->sp.size), off = atomic_load(&s->sp.read_off);
+    out->spool_bytes = size > off ? size - off : 0;
+    out->spool_events = atomic_load(&s->sp.events);
+    out->rows_written = atomic_load(&s->rows);
+    out->duplicates = atomic_load(&s->dups);
+    out->write_failures = atomic_load(&s->failures);
+    out->overflows = atomic_load(&s->overflows);
+    out->lost = atomic_load(&s->lost);
+    out->batches = atomic_load(&s->batches);
+    out->degraded = atomic_load(&s->degraded);
+    out->connected = atomic_load(&s->connected);
+    out->schema_version = atomic_load(&s->schema);
+}
+
+/* ---- URLs ---- */
+
+struct sg_store_backend *sg_store_backend_for_url(const char *url, char *err, size_t err_len)
+{
+    if (url && strncmp(url, "sqlite://", 9) == 0) {
+        if (!url[9]) {
+            snprintf(err, err_len, "database_url sqlite:// names no file");
+            return NULL;
+        }
+        return sg_store_sqlite_new(url + 9);
+    }
+    if (url && (strncmp(url, "postgresql://", 13) == 0 || strncmp(url, "postgres://", 11) == 0))
+        return sg_store_postgres_new(url, 5000);
+    snprintf(err, err_len, "database_url must start with sqlite:// or postgresql://");
+    return NULL;
+}
+
+int sg_store_inspect(const char *url, int *version, char *err, size_t err_len)
+{
+    *version = 0;
+    if (url && strncmp(url, "sqlite://", 9) == 0 && url[9])
+        return sg_store_sqlite_inspect(url + 9, version, err, err_len);
+    if (url && (strncmp(url, "postgresql://", 13) == 0 || strncmp(url, "postgres://", 11) == 0))
+        return sg_store_postgres_inspect(url, 5000, version, err, err_len);
+    snprintf(err, err_len, "database_url must start with sqlite:// or postgresql://");
+    return SG_EINVAL;
+}

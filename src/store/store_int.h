@@ -1,0 +1,84 @@
+/* store — private: the event queue, the spool, the migrations shared by the backends. */
+#ifndef SG_STORE_INT_H
+#define SG_STORE_INT_H
+
+#include "store.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+/* ---- queue.c: bounded multi-producer, single-consumer ring of event pointers ----
+ * Vyukov's bounded queue: a producer claims a position with one compare-and-swap and publishes
+ * the cell with a release store of its sequence number; no lock, no allocation. */
+struct sg_evq_cell {
+    _Atomic size_t seq;
+    struct sg_event *ev;
+};
+
+struct sg_evq {
+    struct sg_evq_cell *cells;
+    size_t mask;
+    _Alignas(64) _Atomic size_t enq;
+    _Alignas(64) _Atomic size_t deq;
+};
+
+void sg_evq_init(struct sg_evq *q, size_t capacity);     /* rounded up to a power of two */
+void sg_evq_dispose(struct sg_evq *q);                   /* frees events still queued */
+bool sg_evq_push(struct sg_evq *q, struct sg_event *ev); /* false when full */
+struct sg_event *sg_evq_pop(struct sg_evq *q);           /* the single consumer; NULL when empty */
+size_t sg_evq_size(struct sg_evq *q);                    /* approximate from other threads */
+
+/* ---- spool.c: the append-only spool with a persisted read offset ---- */
+struct sg_spool {
+    char *path;
+    char *pos_path;
+    int fd;
+    pthread_mutex_t mu;        /* appends and the truncation at the end of a replay */
+    _Atomic uint64_t read_off; /* replay position (persisted in pos_path); the writer moves
+                                * it, other threads only read it for stats */
+    _Atomic uint64_t size;     /* file size */
+    _Atomic uint64_t events;   /* lines after read_off */
+    struct sg_buf rd;          /* replay read buffer */
+};
+
+/* A line that still needs the request log tap on replay (spooled before the writer saw it). */
+#define SG_SPOOL_TAP_PREFIX "{\"spool_tap\":true,"
+
+/* Open (create) the spool, lock it against a second process, cut a torn last line, read the
+ * offset and count the lines still to replay. */
+int sg_spool_open(struct sg_spool *sp, const char *path, char *err, size_t err_len);
+void sg_spool_close(struct sg_spool *sp);
+/* Append whole lines (each ending in '\n') in one write; on a short write the file is cut back
+ * so no half line stays behind. Thread-safe. */
+int sg_spool_append(struct sg_spool *sp, const char *lines, size_t len, size_t n_events);
+/* Read up to `max` events after the read offset. `tap[i]` says whether event i still needs the
+ * tap. Lines that do not parse are skipped (and logged); `*bytes` covers them too. Returns the
+ * number of events read into `out` (heap events, the caller frees them). */
+size_t sg_spool_read(struct sg_spool *sp, struct sg_event **out, bool *tap, size_t max,
+                     uint64_t *bytes, size_t *lines);
+/* The `bytes` / `lines` read last are in the database: move the offset past them (persisted);
+ * when the whole file has been replayed, truncate it to zero. */
+void sg_spool_commit(struct sg_spool *sp, uint64_t bytes, size_t lines);
+
+/* ---- migrations (migrate.c): ordered SQL per backend ---- */
+struct sg_store_migration {
+    int version;
+    const char *sqlite_sql;
+    const char *postgres_sql;
+};
+extern const struct sg_store_migration sg_store_migrations[];
+extern const size_t sg_store_n_migrations;
+
+/* sg_store_inspect per backend: *version 0 when nothing exists yet; nothing is created. */
+int sg_store_sqlite_inspect(const char *path, int *version, char *err, size_t n);
+int sg_store_postgres_inspect(const char *conninfo, uint32_t timeout_ms, int *version, char *err,
+                              size_t n);
+
+/* The column list of the requests table, in sg_event field order (for INSERT). */
+#define SG_STORE_COLUMNS                                                                           \
+    "request_id,start_time,tenant_id,user_id,feature,alias,provider,model,deployment,region,"      \
+    "status,error_type,latency_ms_total,ttft_ms,overhead_us,retries,failover_hops,input_tokens,"   \
+    "output_tokens,cached_tokens,cost_usd,cache_hit,cache_ttl_s,stream"
+#define SG_STORE_NCOLS 24
+
+#endif

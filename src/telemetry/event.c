@@ -1,0 +1,323 @@
+/*
+ * The request event: construction, JSON lines (for the spool and the request log), time
+ * formatting and W3C traceparent.
+ *
+ * One table lists the stored fields; the encoder and the decoder both walk it, so a field added
+ * to the table round-trips through the spool without further code.
+ */
+#include "telemetry.h"
+
+#include <inttypes.h>
+#include <json-c/json.h>
+#include <math.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+enum fkind { F_STR, F_U64, F_I64, F_INT, F_DBL, F_BOOL };
+
+struct field {
+    const char *name;
+    enum fkind kind;
+    size_t off;
+    size_t size; /* F_STR: capacity */
+};
+
+#define STR(n)                                                                                     \
+    {                                                                                              \
+#n, F_STR, offsetof(struct sg_event, n), sizeof(((struct sg_event *)0)->n)                 \
+    }
+#define NUM(n, k)                                                                                  \
+    {                                                                                              \
+#n, k, offsetof(struct sg_event, n), 0                                                     \
+    }
+
+/* The stored fields, in column order. "time" (RFC 3339) is written beside start_unix_us for
+ * people; the decoder reads start_unix_us. */
+static const struct field fields[] = {
+    STR(request_id),
+    NUM(start_unix_us, F_U64),
+    STR(tenant_id),
+    STR(user_id),
+    STR(feature),
+    STR(alias),
+    STR(provider),
+    STR(model),
+    STR(deployment),
+    STR(region),
+    NUM(status, F_INT),
+    STR(error_type),
+    NUM(latency_ms_total, F_DBL),
+    NUM(ttft_ms, F_DBL),
+    NUM(overhead_us, F_U64),
+    NUM(retries, F_INT),
+    NUM(failover_hops, F_INT),
+    NUM(input_tokens, F_I64),
+    NUM(output_tokens, F_I64),
+    NUM(cached_tokens, F_I64),
+    NUM(cost_usd, F_DBL),
+    NUM(cache_hit, F_BOOL),
+    NUM(cache_ttl_s, F_INT),
+    NUM(stream, F_BOOL),
+    STR(cache_state),
+    STR(response_model),
+    STR(trace_id),
+    STR(span_id),
+};
+
+struct sg_event *sg_event_new(void)
+{
+    struct sg_event *ev = sg_xcalloc(1, sizeof *ev);
+    ev->ttft_ms = -1;
+    memcpy(ev->cache_state, "bypass", 7);
+    return ev;
+}
+
+void sg_event_free(struct sg_event *ev)
+{
+    if (!ev)
+        return;
+    free(ev->prompt);
+    free(ev);
+}
+
+void sg_event_set(char *field, size_t cap, const char *s, size_t n)
+{
+    if (!s)
+        n = 0;
+    if (n >= cap) {
+        n = cap - 1;
+        /* Do not cut a UTF-8 sequence in half: back up over continuation bytes. */
+        while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
+            n--;
+    }
+    if (n)
+        memcpy(field, s, n);
+    field[n] = '\0';
+}
+
+uint64_t sg_wall_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+void sg_format_utc_us(uint64_t us, char *out, size_t n)
+{
+    time_t secs = (time_t)(us / 1000000u);
+    struct tm tm;
+    gmtime_r(&secs, &tm);
+    snprintf(out, n, "%04d-%02d-%02dT%02d:%02d:%02d.%06uZ", tm.tm_year + 1900, tm.tm_mon + 1,
+             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (unsigned)(us % 1000000u));
+}
+
+/* Doubles as JSON: finite values only (JSON has no NaN); enough digits to round-trip. */
+static int append_double(struct sg_buf *out, double v)
+{
+    if (!isfinite(v))
+        v = 0;
+    if (v == (double)(int64_t)v && fabs(v) < 9e15)
+        return sg_buf_appendf(out, "%" PRId64, (int64_t)v);
+    return sg_buf_appendf(out, "%.17g", v);
+}
+
+int sg_event_to_json(const struct sg_event *ev, unsigned flags, struct sg_buf *out)
+{
+    size_t start = out->len;
+    int rc = sg_buf_append(out, "{", 1);
+    char ts[40];
+    for (size_t i = 0; i < SG_ARRAY_LEN(fields) && !rc; i++) {
+        const struct field *f = &fields[i];
+        const char *p = (const char *)ev + f->off;
+        rc = sg_buf_appendf(out, "%s\"%s\":", i ? "," : "", f->name);
+        switch (f->kind) {
+        case F_STR:
+            rc = rc ? rc : sg_buf_append(out, "\"", 1);
+            rc = rc ? rc : sg_buf_append_json_str(out, p, strlen(p));
+            rc = rc ? rc : sg_buf_append(out, "\"", 1);
+            break;
+        case F_U64:
+            rc = rc ? rc : sg_buf_appendf(out, "%" PRIu64, *(const uint64_t *)(const void *)p);
+            break;
+        case F_I64:
+            rc = rc ? rc : sg_buf_appendf(out, "%" PRId64, *(const int64_t *)(const void *)p);
+            break;
+        case F_INT:
+            rc = rc ? rc : sg_buf_appendf(out, "%d", *(const int *)(const void *)p);
+            break;
+        case F_DBL:
+            rc = rc ? rc : append_double(out, *(const double *)(const void *)p);
+            break;
+        case F_BOOL:
+            rc = rc ? rc : sg_buf_appends(out, *(const bool *)(const void *)p ? "true" : "false");
+            break;
+        }
+        if (!rc && f->off == offsetof(struct sg_event, start_unix_us)) {
+            sg_format_utc_us(ev->start_unix_us, ts, sizeof ts);
+            rc = sg_buf_appendf(out, ",\"time\":\"%s\"", ts);
+        }
+    }
+    if (!rc && (flags & SG_EVENT_JSON_ATTEMPTS)) {
+        rc = sg_buf_appends(out, ",\"attempts\":[");
+        for (int i = 0; i < ev->n_attempts && !rc; i++) {
+            const struct sg_event_attempt *a = &ev->attempts[i];
+            rc = sg_buf_appendf(out, "%s{\"deployment\":\"", i ? "," : "");
+            rc = rc ? rc : sg_buf_append_json_str(out, a->deployment, strlen(a->deployment));
+            rc = rc ? rc : sg_buf_appendf(out, "\",\"status\":%d,\"ms\":", a->status);
+            rc = rc ? rc : append_double(out, (double)(a->end_us - a->start_us) / 1000.0);
+            rc = rc ? rc : sg_buf_appends(out, ",\"error_type\":\"");
+            rc = rc ? rc : sg_buf_append_json_str(out, a->error_type, strlen(a->error_type));
+            rc = rc ? rc : sg_buf_appends(out, "\"}");
+        }
+        rc = rc ? rc : sg_buf_append(out, "]", 1);
+    }
+    if (!rc && (flags & SG_EVENT_JSON_PROMPT) && ev->prompt) {
+        rc = sg_buf_appends(out, ",\"prompt\":\"");
+        rc = rc ? rc : sg_buf_append_json_str(out, ev->prompt, strlen(ev->prompt));
+        rc = rc ? rc : sg_buf_append(out, "\"", 1);
+    }
+    rc = rc ? rc : sg_buf_append(out, "}", 1);
+    if (rc) {
+        out->len = start;
+        if (out->data)
+            out->data[start] = '\0';
+    }
+    return rc;
+}
+
+static bool get_int64(struct json_object *v, int64_t *out)
+{
+    if (json_object_is_type(v, json_type_int)) {
+        *out = json_object_get_int64(v);
+        return true;
+    }
+    if (json_object_is_type(v, json_type_double)) {
+        double d = json_object_get_double(v);
+        if (d != floor(d) || fabs(d) > 9.2e18)
+            return false;
+        *out = (int64_t)d;
+        return true;
+    }
+    return false;
+}
+
+int sg_event_from_json(const char *p, size_t n, struct sg_event *ev)
+{
+    free(ev->prompt); /* ev comes from sg_event_new or is zeroed */
+    memset(ev, 0, sizeof *ev);
+    ev->ttft_ms = -1;
+    struct json_tokener *tok = json_tokener_new_ex(16);
+    if (!tok)
+        return SG_ENOMEM;
+    json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
+    struct json_object *root = json_tokener_parse_ex(tok, p, (int)n);
+    bool ok = root && json_tokener_get_error(tok) == json_tokener_success &&
+              json_object_is_type(root, json_type_object);
+    json_tokener_free(tok);
+    for (size_t i = 0; ok && i < SG_ARRAY_LEN(fields); i++) {
+        const struct field *f = &fields[i];
+        struct json_object *v;
+        if (!json_object_object_get_ex(root, f->name, &v))
+            continue; /* a field added later: the zero default */
+        char *dst = (char *)ev + f->off;
+        int64_t iv = 0;
+        switch (f->kind) {
+        case F_STR:
+            ok = json_object_is_type(v, json_type_string);
+            if (ok)
+                sg_event_set(dst, f->size, json_object_get_string(v),
+                             (size_t)json_object_get_string_len(v));
+            break;
+        case F_U64:
+            ok = get_int64(v, &iv) && iv >= 0;
+            if (ok)
+                *(uint64_t *)(void *)dst = (uint64_t)iv;
+            break;
+        case F_I64:
+            ok = get_int64(v, &iv);
+            if (ok)
+                *(int64_t *)(void *)dst = iv;
+            break;
+        case F_INT:
+            ok = get_int64(v, &iv) && iv >= INT32_MIN && iv <= INT32_MAX;
+            if (ok)
+                *(int *)(void *)dst = (int)iv;
+            break;
+        case F_DBL:
+            ok = json_object_is_type(v, json_type_double) || json_object_is_type(v, json_type_int);
+            if (ok)
+                *(double *)(void *)dst = json_object_get_double(v);
+            break;
+        case F_BOOL:
+            ok = json_object_is_type(v, json_type_boolean);
+            if (ok)
+                *(bool *)(void *)dst = json_object_get_boolean(v);
+            break;
+        }
+    }
+    ok = ok && ev->request_id[0];
+    struct json_object *pv;
+    if (ok && json_object_object_get_ex(root, "prompt", &pv) &&
+        json_object_is_type(pv, json_type_string))
+        ev->prompt =
+            sg_xstrndup(json_object_get_string(pv), (size_t)json_object_get_string_len(pv));
+    json_object_put(root);
+    return ok ? SG_OK : SG_EINVAL;
+}
+
+/* ---- W3C trace context ---- */
+
+static bool is_lower_hex(const char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        char c = p[i];
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
+            return false;
+    }
+    return true;
+}
+
+static bool all_zero(const char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (p[i] != '0')
+            return false;
+    return true;
+}
+
+bool sg_traceparent_parse(struct sg_slice h, char trace_id[33], char span_id[17], uint8_t *flags)
+{
+    /* Trim the optional whitespace a header value may carry. */
+    while (h.n && (h.p[0] == ' ' || h.p[0] == '\t')) {
+        h.p++;
+        h.n--;
+    }
+    while (h.n && (h.p[h.n - 1] == ' ' || h.p[h.n - 1] == '\t'))
+        h.n--;
+    /* version(2) - trace-id(32) - parent-id(16) - flags(2). Version 00 is exactly that; a later
+     * version may append "-..." and is read as 00 (W3C: parse what you know). ff is invalid. */
+    if (h.n < 55 || h.p[2] != '-' || h.p[35] != '-' || h.p[52] != '-')
+        return false;
+    if (!is_lower_hex(h.p, 2) || memcmp(h.p, "ff", 2) == 0)
+        return false;
+    if (memcmp(h.p, "00", 2) == 0 ? h.n != 55 : (h.n > 55 && h.p[55] != '-'))
+        return false;
+    if (!is_lower_hex(h.p + 3, 32) || all_zero(h.p + 3, 32) || !is_lower_hex(h.p + 36, 16) ||
+        all_zero(h.p + 36, 16) || !is_lower_hex(h.p + 53, 2))
+        return false;
+    memcpy(trace_id, h.p + 3, 32);
+    trace_id[32] = '\0';
+    memcpy(span_id, h.p + 36, 16);
+    span_id[16] = '\0';
+    char fl[3] = {h.p[53], h.p[54], 0};
+    *flags = (uint8_t)strtoul(fl, NULL, 16);
+    return true;
+}
+
+void sg_traceparent_format(const char *trace_id, const char *span_id, uint8_t flags, char *out,
+                           size_t n)
+{
+    snprintf(out, n, "00-%s-%s-%02x", trace_id, span_id, flags);
+}

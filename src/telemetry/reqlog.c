@@ -1,0 +1,147 @@
+/*
+ * The JSON lines request log (telemetry.request_log): one line per request event, appended by
+ * the store's writer thread (never the request path), rotated by size like logrotate's
+ * "rotate N": path -> path.1 -> path.2 ... path.N, the oldest dropped.
+ *
+ * What a line holds is sg_event_to_json plus the attempts: ids, attribution, timings, tokens,
+ * cost. No key or secret is ever part of an event; the prompt (the request's messages) only with
+ * telemetry.log_prompts: true.
+ */
+#include "telemetry.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+struct sg_reqlog {
+    char *path;
+    int fd;
+    uint64_t size;
+    uint64_t max;
+    int keep;
+    bool prompts;
+    struct sg_buf out;
+};
+
+static int open_log(struct sg_reqlog *l, char *err, size_t err_len)
+{
+    l->fd = open(l->path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+    if (l->fd < 0) {
+        if (err)
+            snprintf(err, err_len, "cannot open request log %s: %s", l->path, strerror(errno));
+        return SG_EIO;
+    }
+    struct stat st;
+    l->size = fstat(l->fd, &st) == 0 ? (uint64_t)st.st_size : 0;
+    return SG_OK;
+}
+
+struct sg_reqlog *sg_reqlog_open(const char *path, uint64_t max_bytes, int keep, bool log_prompts,
+                                 char *err, size_t err_len)
+{
+    struct sg_reqlog *l = sg_xcalloc(1, sizeof *l);
+    l->path = sg_xstrdup(path);
+    l->max = max_bytes;
+    l->keep = keep < 1 ? 1 : keep;
+    l->prompts = log_prompts;
+    sg_buf_init(&l->out, 0);
+    if (open_log(l, err, err_len) != SG_OK) {
+        sg_reqlog_close(l);
+        return NULL;
+    }
+    return l;
+}
+
+void sg_reqlog_close(struct sg_reqlog *l)
+{
+    if (!l)
+        return;
+    if (l->fd >= 0)
+        close(l->fd);
+    sg_buf_dispose(&l->out);
+    free(l->path);
+    free(l);
+}
+
+static int write_all(int fd, const char *p, size_t n)
+{
+    while (n) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return SG_EIO;
+        p += w;
+        n -= (size_t)w;
+    }
+    return SG_OK;
+}
+
+static int flush(struct sg_reqlog *l)
+{
+    if (!l->out.len)
+        return SG_OK;
+    int rc = l->fd >= 0 ? write_all(l->fd, l->out.data, l->out.len) : SG_EIO;
+    if (rc == SG_OK)
+        l->size += l->out.len;
+    sg_buf_reset(&l->out);
+    return rc;
+}
+
+/* path.(keep-1) -> path.keep, ..., path -> path.1, then a fresh path. */
+static int rotate(struct sg_reqlog *l)
+{
+    if (l->fd >= 0)
+        close(l->fd);
+    l->fd = -1;
+    size_t n = strlen(l->path) + 16;
+    char *from = sg_xcalloc(1, n), *to = sg_xcalloc(1, n);
+    for (int i = l->keep - 1; i >= 1; i--) {
+        snprintf(from, n, "%s.%d", l->path, i);
+        snprintf(to, n, "%s.%d", l->path, i + 1);
+        rename(from, to); /* a missing older file is fine */
+    }
+    snprintf(to, n, "%s.1", l->path);
+    int rc = rename(l->path, to) == 0 || errno == ENOENT ? SG_OK : SG_EIO;
+    free(from);
+    free(to);
+    if (rc != SG_OK)
+        SG_WARN("telemetry", "cannot rotate %s: %s", l->path, strerror(errno));
+    int orc = open_log(l, NULL, 0);
+    return rc ? rc : orc;
+}
+
+int sg_reqlog_write(struct sg_reqlog *l, const struct sg_event *const *ev, size_t n, int *rotated)
+{
+    unsigned flags = SG_EVENT_JSON_ATTEMPTS | (l->prompts ? SG_EVENT_JSON_PROMPT : 0);
+    int rc = SG_OK, rot = 0;
+    if (l->fd < 0 && open_log(l, NULL, 0) != SG_OK)
+        rc = SG_EIO; /* keep trying on later batches: the directory may come back */
+    for (size_t i = 0; i < n && rc == SG_OK; i++) {
+        size_t before = l->out.len;
+        if (sg_event_to_json(ev[i], flags, &l->out) != SG_OK) {
+            rc = SG_EIO;
+            break;
+        }
+        sg_buf_append(&l->out, "\n", 1);
+        size_t line = l->out.len - before;
+        /* Rotate before a line that would take the file past the limit (a file always gets at
+         * least one line, so a huge line cannot make it rotate forever). */
+        if (l->max && l->size + l->out.len > l->max && l->size + before > 0) {
+            char *tmp = sg_xstrndup(l->out.data + before, line);
+            l->out.len = before;
+            rc = flush(l);
+            if (rotate(l) == SG_OK)
+                rot++;
+            sg_buf_append(&l->out, tmp, line);
+            free(tmp);
+        }
+    }
+    int frc = flush(l);
+    if (rotated)
+        *rotated = rot;
+    return rc ? rc : frc;
+}

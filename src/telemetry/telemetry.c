@@ -1,0 +1,332 @@
+/*
+ * The gateway's metrics: families and series declared from a config at start, and the one
+ * function the request path calls per finished request (sg_telemetry_count).
+ *
+ * Series are keyed by the deployment that answered. A request no deployment answered (bad key,
+ * bad body, unknown model, no healthy deployment...) counts under its group with
+ * deployment="" when the group is known, else under alias="" — never under the alias the client
+ * typed, so a client cannot grow the number of series.
+ */
+#include "telemetry.h"
+#include "config/config.h"
+
+#include <stdlib.h>
+
+#define N_CLASSES 4 /* 2xx 3xx 4xx 5xx */
+
+static const char *const error_labels[] = {
+    "invalid_api_key",
+    "invalid_request_error",
+    "model_not_found",
+    "request_too_large",
+    "permission_denied",
+    "rate_limited",
+    "budget_exceeded",
+    "no_healthy_deployment",
+    "upstream_unreachable",
+    "timeout",
+    "first_byte_timeout",
+    "upstream_error",
+    "upstream_client_error",
+    "upstream_protocol_error",
+    "upstream_response_too_large",
+    "upstream_empty_stream",
+    "stream_interrupted",
+    "client_disconnected",
+    "other",
+};
+#define N_ERR SG_ARRAY_LEN(error_labels)
+
+/* Latency and TTFT of model calls: tens of milliseconds to minutes. */
+static const double latency_buckets[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,
+                                         2.5,   5,    10,    20,   30,  60,   120};
+/* The gateway's own time: microseconds to a few milliseconds. */
+static const double overhead_buckets[] = {0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005,
+                                          0.001,   0.0025,   0.005,   0.01,   0.025,   0.1};
+
+struct key_series {
+    sg_series_t req[N_CLASSES];
+    sg_series_t latency, ttft;
+    sg_series_t tokens[3]; /* input, output, cached */
+    sg_series_t cost;
+};
+
+struct name_slot {
+    char *name;
+    size_t slot;
+};
+
+struct dep_state {
+    struct sg_telemetry *t;
+    char *id;
+};
+
+struct sg_telemetry {
+    struct sg_metrics *m;
+    size_t n_workers;
+    struct name_slot *deps; /* sorted by id */
+    size_t n_deps;
+    struct name_slot *groups; /* sorted by alias */
+    size_t n_groups;
+    struct key_series *keys; /* n_deps + n_groups + 1 */
+    sg_series_t *failures;   /* (n_groups + 1) x N_ERR */
+    sg_series_t overhead, in_flight, cache[4], counters[SG_TC_COUNT];
+    struct dep_state *states;
+    struct sg_telemetry_state_fns state;
+};
+
+static int cmp_name_slot(const void *a, const void *b)
+{
+    return strcmp(((const struct name_slot *)a)->name, ((const struct name_slot *)b)->name);
+}
+
+static const struct name_slot *find(const struct name_slot *v, size_t n, const char *name)
+{
+    if (!name || !*name)
+        return NULL;
+    struct name_slot key = {(char *)name, 0};
+    return bsearch(&key, v, n, sizeof *v, cmp_name_slot);
+}
+
+static double state_healthy(void *ud)
+{
+    struct dep_state *d = ud;
+    return d->t->state.healthy ? d->t->state.healthy(d->t->state.ud, d->id) : 1;
+}
+
+static double state_cooldowns(void *ud)
+{
+    struct dep_state *d = ud;
+    return d->t->state.cooldowns ? d->t->state.cooldowns(d->t->state.ud, d->id) : 0;
+}
+
+static void key_series_init(struct sg_telemetry *t, struct key_series *k, const int fam[],
+                            const char *alias, const char *dep, const char *provider)
+{
+    static const char *const classes[N_CLASSES] = {"2xx", "3xx", "4xx", "5xx"};
+    static const char *const kinds[3] = {"input", "output", "cached"};
+    for (size_t c = 0; c < N_CLASSES; c++) {
+        const char *l[] = {"alias",  alias,          "deployment", dep, "provider",
+                           provider, "status_class", classes[c],   NULL};
+        k->req[c] = sg_metrics_series(t->m, fam[0], l);
+    }
+    const char *l2[] = {"alias", alias, "deployment", dep, NULL};
+    k->latency = sg_metrics_series(t->m, fam[1], l2);
+    k->ttft = sg_metrics_series(t->m, fam[2], l2);
+    for (size_t i = 0; i < 3; i++) {
+        const char *l3[] = {"alias", alias, "deployment", dep, "type", kinds[i], NULL};
+        k->tokens[i] = sg_metrics_series(t->m, fam[3], l3);
+    }
+    k->cost = sg_metrics_series(t->m, fam[4], l2);
+}
+
+struct sg_telemetry *sg_telemetry_new(const struct sg_config *cfg, size_t n_workers)
+{
+    struct sg_telemetry *t = sg_xcalloc(1, sizeof *t);
+    t->n_workers = n_workers;
+    t->m = sg_metrics_new(n_workers + 1);
+    struct sg_metrics *m = t->m;
+
+    int fam[5];
+    fam[0] = sg_metrics_family(m, "slogate_requests_total",
+                               "Client requests by the group and deployment that answered, "
+                               "provider and status class.",
+                               SG_METRIC_COUNTER, NULL, 0);
+    fam[1] = sg_metrics_family(m, "slogate_request_duration_seconds",
+                               "Time from receipt of a request to the last byte of its answer.",
+                               SG_METRIC_HISTOGRAM, latency_buckets, SG_ARRAY_LEN(latency_buckets));
+    fam[2] = sg_metrics_family(m, "slogate_time_to_first_token_seconds",
+                               "Time from receipt of a request to the first byte sent to the "
+                               "client.",
+                               SG_METRIC_HISTOGRAM, latency_buckets, SG_ARRAY_LEN(latency_buckets));
+    fam[3] = sg_metrics_family(m, "slogate_tokens_total",
+                               "Tokens the providers reported, by type (input, output, cached).",
+                               SG_METRIC_COUNTER, NULL, 0);
+    fam[4] =
+        sg_metrics_family(m, "slogate_cost_usd_total", "Cost of answered requests in US dollars.",
+                          SG_METRIC_COUNTER, NULL, 0);
+    int f_fail = sg_metrics_family(m, "slogate_request_failures_total",
+                                   "Requests that ended with an error, by error type.",
+                                   SG_METRIC_COUNTER, NULL, 0);
+    int f_over =
+        sg_metrics_family(m, "slogate_overhead_seconds",
+                          "Time spent in the gateway itself per request (receipt to "
+                          "upstream call, plus answer handling).",
+                          SG_METRIC_HISTOGRAM, overhead_buckets, SG_ARRAY_LEN(overhead_buckets));
+    int f_cache = sg_metrics_family(m, "slogate_cache_requests_total",
+                                    "Cache lookups by result (hit, miss, stale, bypass).",
+                                    SG_METRIC_COUNTER, NULL, 0);
+    int f_infl = sg_metrics_family(m, "slogate_requests_in_flight",
+                                   "Client requests being handled now.", SG_METRIC_GAUGE, NULL, 0);
+    int f_healthy = sg_metrics_family(m, "slogate_deployment_healthy",
+                                      "1 when the deployment takes traffic, 0 while it cools "
+                                      "down.",
+                                      SG_METRIC_GAUGE, NULL, 0);
+    int f_cool = sg_metrics_family(m, "slogate_deployment_cooldowns_total",
+                                   "Cooldowns the deployment entered.", SG_METRIC_COUNTER, NULL, 0);
+    int f_spans =
+        sg_metrics_family(m, "slogate_otlp_spans_exported_total",
+                          "Spans the OTLP collector accepted.", SG_METRIC_COUNTER, NULL, 0);
+    int f_sdrop = sg_metrics_family(m, "slogate_otlp_spans_dropped_total",
+                                    "Spans dropped: queue full or export failed after retries.",
+                                    SG_METRIC_COUNTER, NULL, 0);
+    int f_sretry = sg_metrics_family(m, "slogate_otlp_export_retries_total",
+                                     "OTLP export calls retried after a 429, 5xx or network "
+                                     "error.",
+                                     SG_METRIC_COUNTER, NULL, 0);
+    int f_log = sg_metrics_family(m, "slogate_request_log_lines_total",
+                                  "Lines written to the JSON lines request log.", SG_METRIC_COUNTER,
+                                  NULL, 0);
+    int f_logerr = sg_metrics_family(m, "slogate_request_log_errors_total",
+                                     "Request log writes that failed.", SG_METRIC_COUNTER, NULL, 0);
+    int f_logrot = sg_metrics_family(m, "slogate_request_log_rotations_total",
+                                     "Request log rotations by size.", SG_METRIC_COUNTER, NULL, 0);
+
+    size_t nd = cfg ? cfg->n_deployments : 0, ng = cfg ? cfg->n_groups : 0;
+    t->deps = sg_xcalloc(nd ? nd : 1, sizeof *t->deps);
+    t->groups = sg_xcalloc(ng ? ng : 1, sizeof *t->groups);
+    t->keys = sg_xcalloc(nd + ng + 1, sizeof *t->keys);
+    t->states = sg_xcalloc(nd ? nd : 1, sizeof *t->states);
+    for (size_t i = 0; i < nd; i++) {
+        const struct sg_deployment *d = &cfg->deployments[i];
+        t->deps[i] = (struct name_slot){sg_xstrdup(d->id), i};
+        key_series_init(t, &t->keys[i], fam, d->alias, d->id, d->provider);
+        t->states[i] = (struct dep_state){t, t->deps[i].name};
+        const char *l[] = {"alias", d->alias, "deployment", d->id, NULL};
+        sg_metrics_series_fn(m, f_healthy, l, state_healthy, &t->states[i]);
+        sg_metrics_series_fn(m, f_cool, l, state_cooldowns, &t->states[i]);
+    }
+    for (size_t i = 0; i < ng; i++) {
+        t->groups[i] = (struct name_slot){sg_xstrdup(cfg->groups[i].alias), nd + i};
+        key_series_init(t, &t->keys[nd + i], fam, cfg->groups[i].alias, "", "");
+    }
+    key_series_init(t, &t->keys[nd + ng], fam, "", "", "");
+    t->n_deps = nd;
+    t->n_groups = ng;
+    qsort(t->deps, nd, sizeof *t->deps, cmp_name_slot);
+    qsort(t->groups, ng, sizeof *t->groups, cmp_name_slot);
+
+    t->failures = sg_xcalloc((ng + 1) * N_ERR, sizeof *t->failures);
+    for (size_t g = 0; g <= ng; g++)
+        for (size_t e = 0; e < N_ERR; e++) {
+            const char *l[] = {"alias", g < ng ? cfg->groups[g].alias : "", "error_type",
+                               error_labels[e], NULL};
+            t->failures[g * N_ERR + e] = sg_metrics_series(m, f_fail, l);
+        }
+    t->overhead = sg_metrics_series(m, f_over, NULL);
+    static const char *const results[4] = {"hit", "miss", "stale", "bypass"};
+    for (size_t i = 0; i < 4; i++) {
+        const char *l[] = {"result", results[i], NULL};
+        t->cache[i] = sg_metrics_series(m, f_cache, l);
+    }
+    t->in_flight = sg_metrics_series(m, f_infl, NULL);
+    t->counters[SG_TC_SPANS_EXPORTED] = sg_metrics_series(m, f_spans, NULL);
+    const char *lq[] = {"reason", "queue_full", NULL};
+    const char *le[] = {"reason", "export_failed", NULL};
+    t->counters[SG_TC_SPANS_DROPPED_QUEUE] = sg_metrics_series(m, f_sdrop, lq);
+    t->counters[SG_TC_SPANS_DROPPED_EXPORT] = sg_metrics_series(m, f_sdrop, le);
+    t->counters[SG_TC_EXPORT_RETRIES] = sg_metrics_series(m, f_sretry, NULL);
+    t->counters[SG_TC_LOG_LINES] = sg_metrics_series(m, f_log, NULL);
+    t->counters[SG_TC_LOG_ERRORS] = sg_metrics_series(m, f_logerr, NULL);
+    t->counters[SG_TC_LOG_ROTATIONS] = sg_metrics_series(m, f_logrot, NULL);
+    return t;
+}
+
+void sg_telemetry_free(struct sg_telemetry *t)
+{
+    if (!t)
+        return;
+    sg_metrics_free(t->m);
+    for (size_t i = 0; i < t->n_deps; i++)
+        free(t->deps[i].name);
+    for (size_t i = 0; i < t->n_groups; i++)
+        free(t->groups[i].name);
+    free(t->deps);
+    free(t->groups);
+    free(t->keys);
+    free(t->failures);
+    free(t->states);
+    free(t);
+}
+
+struct sg_metrics *sg_telemetry_metrics(struct sg_telemetry *t) { return t->m; }
+
+void sg_telemetry_set_state_fns(struct sg_telemetry *t, const struct sg_telemetry_state_fns *f)
+{
+    t->state = *f;
+}
+
+void sg_telemetry_freeze(struct sg_telemetry *t) { sg_metrics_freeze(t->m); }
+
+struct sg_metric_shard *sg_telemetry_shard(struct sg_telemetry *t, size_t worker)
+{
+    return sg_metrics_shard(t->m, worker);
+}
+
+const char *sg_telemetry_error_label(const char *error_type)
+{
+    if (!error_type || !*error_type)
+        return NULL;
+    for (size_t i = 0; i + 1 < N_ERR; i++)
+        if (strcmp(error_labels[i], error_type) == 0)
+            return error_labels[i];
+    return "other";
+}
+
+static size_t error_index(const char *error_type)
+{
+    for (size_t i = 0; i + 1 < N_ERR; i++)
+        if (strcmp(error_labels[i], error_type) == 0)
+            return i;
+    return N_ERR - 1;
+}
+
+void sg_telemetry_count(struct sg_telemetry *t, struct sg_metric_shard *s,
+                        const struct sg_event *ev, const char *served_alias)
+{
+    const struct name_slot *d = find(t->deps, t->n_deps, ev->deployment);
+    const struct name_slot *g = find(t->groups, t->n_groups, served_alias);
+    const struct name_slot *asked = find(t->groups, t->n_groups, ev->alias);
+    if (!g)
+        g = asked;
+    size_t key = d ? d->slot : g ? g->slot : t->n_deps + t->n_groups;
+    const struct key_series *k = &t->keys[key];
+
+    int cls = ev->status / 100 - 2;
+    cls = cls < 0 ? 0 : cls >= N_CLASSES ? N_CLASSES - 1 : cls;
+    sg_metric_add(s, k->req[cls], 1);
+    sg_metric_observe(s, k->latency, ev->latency_ms_total / 1000.0);
+    if (ev->ttft_ms >= 0)
+        sg_metric_observe(s, k->ttft, ev->ttft_ms / 1000.0);
+    if (ev->input_tokens > 0)
+        sg_metric_add(s, k->tokens[0], (double)ev->input_tokens);
+    if (ev->output_tokens > 0)
+        sg_metric_add(s, k->tokens[1], (double)ev->output_tokens);
+    if (ev->cached_tokens > 0)
+        sg_metric_add(s, k->tokens[2], (double)ev->cached_tokens);
+    if (ev->cost_usd > 0)
+        sg_metric_add(s, k->cost, ev->cost_usd);
+    if (ev->error_type[0]) {
+        size_t gi = asked ? asked->slot - t->n_deps : t->n_groups;
+        sg_metric_add(s, t->failures[gi * N_ERR + error_index(ev->error_type)], 1);
+    }
+    sg_metric_observe(s, t->overhead, (double)ev->overhead_us / 1e6);
+    /* Requests turned away before the lookup (bad key, bad body, unknown model) did not use
+     * the cache at all: they are not counted as bypasses. */
+    static const char *const results[4] = {"hit", "miss", "stale", "bypass"};
+    for (size_t i = 0; asked && i < 4; i++)
+        if (strcmp(ev->cache_state, results[i]) == 0)
+            sg_metric_add(s, t->cache[i], 1);
+}
+
+void sg_telemetry_in_flight(struct sg_telemetry *t, struct sg_metric_shard *s, int delta)
+{
+    sg_metric_add(s, t->in_flight, delta);
+}
+
+void sg_telemetry_bump(struct sg_telemetry *t, struct sg_metric_shard *s,
+                       enum sg_telemetry_counter c, double v)
+{
+    if (t && c < SG_TC_COUNT)
+        sg_metric_add(s, t->counters[c], v);
+}

@@ -1,0 +1,700 @@
+/*
+ * store: the lock-free queue, the writer's batching (by size, by time), the spool when the
+ * database is down (order, backoff, replay), crash cases (torn spool line, a crash between a
+ * commit and the offset update, an ambiguous commit), overflow from the request path, and the
+ * SQLite backend for real (rows, migrations, no duplicates, inspect).
+ *
+ * The writer runs without its thread here (sg_store_tick by hand) on an injected clock, over a
+ * fake backend that keeps rows in memory with request_id as the key, so every assertion is
+ * exact. Two tests use the thread and the real SQLite backend.
+ */
+#include "store/store.h"
+#include "store/store_int.h"
+
+#include <pthread.h>
+#include <setjmp.h>
+#include <sqlite3.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+/* ---- helpers ---- */
+
+static uint64_t fake_now;
+static uint64_t clock_fn(void) { return fake_now; }
+
+static struct sg_event *ev_n(int i)
+{
+    struct sg_event *e = sg_event_new();
+    char id[32];
+    snprintf(id, sizeof id, "req-%04d", i);
+    SG_EVENT_SETS(e, request_id, id);
+    SG_EVENT_SETS(e, tenant_id, "default");
+    e->start_unix_us = 1795000000000000ull + (uint64_t)i;
+    e->status = 200;
+    e->latency_ms_total = i;
+    return e;
+}
+
+struct tmpdir {
+    char dir[64];
+    char spool[96];
+    char db[96];
+};
+
+static void tmpdir_make(struct tmpdir *t)
+{
+    snprintf(t->dir, sizeof t->dir, "/tmp/sg-store-XXXXXX");
+    assert_non_null(mkdtemp(t->dir));
+    snprintf(t->spool, sizeof t->spool, "%s/spool.jsonl", t->dir);
+    snprintf(t->db, sizeof t->db, "%s/t.db", t->dir);
+}
+
+static void tmpdir_rm(struct tmpdir *t)
+{
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", t->dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+/* ---- the fake backend: rows in memory, request_id unique ---- */
+
+#define FAKE_MAX 4096
+struct fake {
+    struct sg_store_backend base;
+    bool up;
+    int ambiguous; /* this many inserts commit, then report a failure */
+    bool connected;
+    char ids[FAKE_MAX][40];
+    size_t n;
+    int connects, inserts, attempted_dups;
+};
+
+static int fake_connect(struct sg_store_backend *b, char *err, size_t n)
+{
+    struct fake *f = (struct fake *)b;
+    f->connects++;
+    if (!f->up) {
+        snprintf(err, n, "connection refused");
+        return SG_ECONNECT;
+    }
+    f->connected = true;
+    b->schema_version = SG_STORE_SCHEMA_VERSION;
+    return SG_OK;
+}
+
+static bool fake_has(struct fake *f, const char *id)
+{
+    for (size_t i = 0; i < f->n; i++)
+        if (strcmp(f->ids[i], id) == 0)
+            return true;
+    return false;
+}
+
+static int fake_insert(struct sg_store_backend *b, const struct sg_event *const *ev, size_t n,
+                       size_t *inserted, char *err, size_t errn)
+{
+    struct fake *f = (struct fake *)b;
+    f->inserts++;
+    *inserted = 0;
+    if (!f->up || !f->connected) {
+        snprintf(err, errn, "server closed the connection");
+        return SG_EIO;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (fake_has(f, ev[i]->request_id)) {
+            f->attempted_dups++;
+            continue;
+        }
+        snprintf(f->ids[f->n++], sizeof f->ids[0], "%s", ev[i]->request_id);
+        (*inserted)++;
+    }
+    if (f->ambiguous > 0) { /* committed, but the answer never came */
+        f->ambiguous--;
+        *inserted = 0;
+        snprintf(errn ? err : err, errn, "connection lost during COMMIT");
+        return SG_EIO;
+    }
+    return SG_OK;
+}
+
+static void fake_disconnect(struct sg_store_backend *b) { ((struct fake *)b)->connected = false; }
+
+static void fake_free(struct sg_store_backend *b) { (void)b; /* owned by the test */ }
+
+static struct fake *fake_new(bool up)
+{
+    struct fake *f = calloc(1, sizeof *f);
+    f->base.name = "fake";
+    f->base.connect = fake_connect;
+    f->base.insert = fake_insert;
+    f->base.disconnect = fake_disconnect;
+    f->base.free = fake_free;
+    f->up = up;
+    return f;
+}
+
+/* Every id from..to-1 stored exactly once, in that order. */
+static void assert_rows_in_order(struct fake *f, int from, int to)
+{
+    assert_int_equal(f->n, (size_t)(to - from));
+    for (int i = from; i < to; i++) {
+        char id[32];
+        snprintf(id, sizeof id, "req-%04d", i);
+        assert_string_equal(f->ids[i - from], id);
+    }
+}
+
+struct tap_log {
+    char ids[FAKE_MAX][40];
+    size_t n;
+};
+
+static void tap(void *ud, const struct sg_event *const *ev, size_t n)
+{
+    struct tap_log *t = ud;
+    for (size_t i = 0; i < n; i++)
+        snprintf(t->ids[t->n++], sizeof t->ids[0], "%s", ev[i]->request_id);
+}
+
+static struct sg_store *store_new(struct fake *f, const char *spool, size_t qcap,
+                                  struct tap_log *tl)
+{
+    struct sg_store_options o = {.spool_path = spool,
+                                 .queue_capacity = qcap,
+                                 .batch_max = 4,
+                                 .flush_ms = 200,
+                                 .retry_min_ms = 100,
+                                 .retry_max_ms = 400,
+                                 .no_thread = true,
+                                 .now_ms = clock_fn,
+                                 .tap = tl ? tap : NULL,
+                                 .tap_ud = tl};
+    char err[256];
+    struct sg_store *s = sg_store_new(&f->base, &o, err, sizeof err);
+    if (!s)
+        fail_msg("%s", err);
+    return s;
+}
+
+static struct sg_store_stats stats(struct sg_store *s)
+{
+    struct sg_store_stats st;
+    sg_store_stats(s, &st);
+    return st;
+}
+
+/* ---- queue ---- */
+
+static void test_queue_fifo_and_full(void **state)
+{
+    (void)state;
+    struct sg_evq q;
+    sg_evq_init(&q, 3); /* rounded up to 4 */
+    struct sg_event *e[5];
+    for (int i = 0; i < 5; i++)
+        e[i] = ev_n(i);
+    for (int i = 0; i < 4; i++)
+        assert_true(sg_evq_push(&q, e[i]));
+    assert_false(sg_evq_push(&q, e[4]));
+    assert_int_equal(sg_evq_size(&q), 4);
+    assert_ptr_equal(sg_evq_pop(&q), e[0]);
+    assert_true(sg_evq_push(&q, e[4])); /* wraps around */
+    for (int i = 1; i < 5; i++)
+        assert_ptr_equal(sg_evq_pop(&q), e[i]);
+    assert_null(sg_evq_pop(&q));
+    for (int i = 0; i < 5; i++)
+        sg_event_free(e[i]);
+    sg_evq_push(&q, ev_n(9)); /* dispose frees what is left */
+    sg_evq_dispose(&q);
+}
+
+struct producer {
+    struct sg_evq *q;
+    int id;
+    int pushed;
+};
+
+static void *produce(void *p)
+{
+    struct producer *pr = p;
+    for (int i = 0; i < 20000; i++) {
+        struct sg_event *e = sg_event_new();
+        e->status = pr->id;
+        e->retries = i;
+        while (!sg_evq_push(pr->q, e))
+            ; /* spin: the consumer drains */
+        pr->pushed++;
+    }
+    return NULL;
+}
+
+static void test_queue_many_producers(void **state)
+{
+    (void)state;
+    struct sg_evq q;
+    sg_evq_init(&q, 256);
+    struct producer p[3] = {{&q, 0, 0}, {&q, 1, 0}, {&q, 2, 0}};
+    pthread_t t[3];
+    for (int i = 0; i < 3; i++)
+        pthread_create(&t[i], NULL, produce, &p[i]);
+    int next[3] = {0, 0, 0}, got = 0;
+    while (got < 60000) {
+        struct sg_event *e = sg_evq_pop(&q);
+        if (!e)
+            continue;
+        /* Each producer's events come out in the order it pushed them. */
+        assert_int_equal(e->retries, next[e->status]);
+        next[e->status]++;
+        got++;
+        sg_event_free(e);
+    }
+    for (int i = 0; i < 3; i++)
+        pthread_join(t[i], NULL);
+    assert_null(sg_evq_pop(&q));
+    sg_evq_dispose(&q);
+}
+
+/* ---- batching ---- */
+
+static void test_batch_by_size_then_time(void **state)
+{
+    (void)state;
+    struct tmpdir d;
+    tmpdir_make(&d);
+    struct fake *f = fake_new(true);
+    struct tap_log *tl = calloc(1, sizeof *tl);
+    fake_now = 1000;
+    struct sg_store *s = store_new(f, d.spool, 64, tl);
+    for (int i = 0; i < 10; i++)
+        sg_store_submit(s, ev_n(i));
+    /* Two full batches of 4 go at once; 2 events wait for the flush time. */
+    uint64_t next = sg_store_tick(s, false);
+    sg_store_tick(s, false);
+    assert_int_equal(f->n, 8);
+    assert_int_equal(f->inserts, 2);
+    assert_true(next <= 1000 + 200);
+    fake_now = 1199;
+    sg_store_tick(s, false);
+    assert_int_equal(f->n, 8);
+    fake_now = 1200;
+    sg_store_tick(s, false);
+    assert_rows_in_order(f, 0, 10);
+    assert_int_equal(f->inserts, 3);
+    /* The tap saw every event once, before the database. */
+    assert_int_equal(tl->n, 10);
+    struct sg_store_stats st = stats(s);
+    assert_int_equal(st.rows_written, 10);
+    assert_int_equal(st.batches, 3);
+    assert_false(st.degraded);
+    assert_int_equal(st.spool_events, 0);
+    sg_store_close(s, 0);
+    free(f);
+    free(tl);
+    tmpdir_rm(&d);
+}
+
+/* ---- the database down, then back ---- */
+
+static void test_db_down_spools_then_replays_in_order(void **state)
+{
+    (void)state;
+    struct tmpdir d;
+    tmpdir_make(&d);
+    struct fake *f = fake_new(false);
+    struct tap_log *tl = calloc(1, sizeof *tl);
+    fake_now = 5000;
+    struct sg_store *s = store_new(f, d.spool, 64, tl);
+    for (int i = 0; i < 6; i++)
+        sg_store_submit(s, ev_n(i));
+    sg_store_tick(s, false); /* connect fails: the full batch goes to the spool */
+    assert_int_equal(f->connects, 1);
+    struct sg_store_stats st = stats(s);
+    assert_true(st.degraded);
+    assert_int_equal(st.spool_events, 4);
+    assert_int_equal(st.write_failures, 1);
+    /* Within the backoff (100 ms) nothing is tried. */
+    fake_now = 5050;
+    sg_store_tick(s, false);
+    assert_int_equal(f->connects, 1);
+    /* The 2 left over are due at 5250: behind the spool they go, then one more try (the
+     * backoff has doubled to 200 ms). */
+    fake_now = 5250;
+    sg_store_tick(s, false);
+    assert_int_equal(stats(s).spool_events, 6);
+    assert_int_equal(f->connects, 2);
+    fake_now = 5300;
+    sg_store_tick(s, false);
+    assert_int_equal(f->connects, 2);
+    /* Meanwhile more requests; then the database comes back. */
+    for (int i = 6; i < 9; i++)
+        sg_store_submit(s, ev_n(i));
+    f->up = true;
+    fake_now = 5460;
+    sg_store_tick(s, false); /* the spool is replayed; the 3 new ones wait for their time */
+    assert_int_equal(f->connects, 3);
+    assert_rows_in_order(f, 0, 6);
+    fake_now = 5700;
+    sg_store_tick(s, false);
+    assert_rows_in_order(f, 0, 9);
+    st = stats(s);
+    assert_false(st.degraded);
+    assert_int_equal(st.spool_events, 0);
+    assert_int_equal(st.spool_bytes, 0);
+    assert_int_equal(st.rows_written, 9);
+    assert_int_equal(st.duplicates, 0);
+    assert_int_equal(f->attempted_dups, 0);
+    /* The request log saw each event exactly once. */
+    assert_int_equal(tl->n, 9);
+    sg_store_close(s, 0);
+    /* The spool file is empty after a full replay. */
+    struct stat sb;
+    assert_int_equal(stat(d.spool, &sb), 0);
+    assert_int_equal(sb.st_size, 0);
+    free(f);
+    free(tl);
+    tmpdir_rm(&d);
+}
+
+static void test_ambiguous_commit_no_duplicate(void **state)
+{
+    (void)state;
+    struct tmpdir d;
+    tmpdir_make(&d);
+    struct fake *f = fake_new(true);
+    f->ambiguous = 1;
+    fake_now = 100;
+    struct sg_store *s = store_new(f, d.spool, 64, NULL);
+    for (int i = 0; i < 4; i++)
+        sg_store_submit(s, ev_n(i));
+    sg_store_tick(s, false); /* rows committed, failure reported: the batch is spooled */
+    assert_int_equal(stats(s).spool_events, 4);
+    assert_int_equal(f->n, 4);
+    fake_now = 300;
+    sg_store_tick(s, false); /* replay: every row is already there */
+    assert_rows_in_order(f, 0, 4);
+    assert_int_equal(f->attempted_dups, 4);
+    struct sg_store_stats st = stats(s);
+    assert_int_equal(st.duplicates, 4);
+    assert_int_equal(st.spool_events, 0);
+    sg_store_close(s, 0);
+    free(f);
+    tmpdir_rm(&d);
+}
+
+/* ---- crashes ---- */
+
+static void write_file(const char *path, const char *text)
+{
+    FILE *fp = fopen(path, "w");
+    assert_non_null(fp);
+    fputs(text, fp);
+    fclose(fp);
+}
+
+static char *spool_line(int i)
+{
+    struct sg_event *e = ev_n(i);
+    struct sg_buf b;
+    sg_buf_init(&b, 0);
+    sg_event_to_json(e, 0, &b);
+    sg_buf_append(&b, "\n", 1);
+    sg_event_free(e);
+    return sg_buf_steal(&b, NULL);
+}
+
+static void test_crash_mid_append_torn_line(void **state)
+{
+    (void)state;
+    struct tmpdir d;
+    tmpdir_make(&d);
+    /* A previous process replayed line 0 (offset after it), appended 1 and 2, and died in the
+     * middle of writing 3. */
+    char *l0 = spool_line(0), *l1 = spool_line(1), *l2 = spool_line(2), *l3 = spool_line(3);
+    struct sg_buf b;
+    sg_buf_init(&b, 0);
+    sg_buf_appends(&b, l0);
+    sg_buf_appends(&b, l1);
+    sg_buf_appends(&b, l2);
+    sg_buf_append(&b, l3, strlen(l3) / 2);
+    write_file(d.spool, b.data);
+    char pos[128], off[32];
+    snprintf(pos, sizeof pos, "%s.pos", d.spool);
+    snprintf(off, sizeof off, "%zu\n", strlen(l0));
+    write_file(pos, off);
+
+    struct fake *f = fake_new(true);
+    fake_now = 0;
+    struct sg_store *s = store_new(f, d.spool, 64, NULL);
+    struct sg_store_stats st = stats(s);
+    assert_int_equal(st.spool_events, 2); /* lines 1 and 2; the torn 3 was cut off */
+    assert_true(st.degraded);             /* catching up */
+    sg_store_submit(s, ev_n(4));
+    sg_store_tick(s, true);
+    /* Line 0 is not replayed again; 1, 2 in order, then the live 4 behind them. */
+    assert_int_equal(f->n, 3);
+    assert_string_equal(f->ids[0], "req-0001");
+    assert_string_equal(f->ids[1], "req-0002");
+    assert_string_equal(f->ids[2], "req-0004");
+    assert_false(stats(s).degraded);
+    sg_store_close(s, 0);
+    free(f);
+    free(l0);
+    free(l1);
+    free(l2);
+    free(l3);
+    sg_buf_dispose(&b);
+    tmpdir_rm(&d);
+}
+
+static void test_crash_after_commit_before_offset(void **state)
+{
+    (void)state;
+    struct tmpdir d;
+    tmpdir_make(&d);
+    /* Lines 0..5 in the spool, offset 0, but the database already has 0..3: the previous
+     * process committed a replayed chunk and died before moving the offset. */
+    struct sg_buf b;
+    sg_buf_init(&b, 0);
+    for (int i = 0; i < 6; i++) {
+        char *l = spool_line(i);
+        sg_buf_appends(&b, l);
+        free(l);
+    }
+    write_file(d.spool, b.data);
+    struct fake *f = fake_new(true);
+    for (int i = 0; i < 4; i++)
+        snprintf(f->ids[f->n++], sizeof f->ids[0], "req-%04d", i);
+    fake_now = 0;
+    struct sg_store *s = store_new(f, d.spool, 64, NULL);
+    sg_store_tick(s, false);
+    assert_rows_in_order(f, 0, 6);
+    struct sg_store_stats st = stats(s);
+    assert_int_equal(st.rows_written, 2);
+    assert_int_equal(st.duplicates, 4);
+    sg_store_close(s, 0);
+    sg_buf_dispose(&b);
+    free(f);
+    tmpdir_rm(&d);
+}
+
+static void test_offset_past_end_and_bad_line(void **state)
+{
+    (void)state;
+    struct tmpdir d;
+    tmpdir_make(&d);
+    /* Truncated after a full replay, died before the offset went back to 0: read as 0. And a
+     * line that is not an event is skipped, not retried forever. */
+    char *l0 = spool_line(0), *l1 = spool_line(1);
+    struct sg_buf b;
+    sg_buf_init(&b, 0);
+    sg_buf_appends(&b, l0);
+    sg_buf_appends(&b, "{not json\n");
+    sg_buf_appends(&b, l1);
+    write_file(d.spool, b.data);
+    char pos[128];
+    snprintf(pos, sizeof pos, "%s.pos", d.spool);
+    write_file(pos, "999999\n");
+    struct fake *f = fake_new(true);
+    struct sg_store *s = store_new(f, d.spool, 64, NULL);
+    assert_int_equal(stats(s).spool_events, 3);
+    sg_store_tick(s, false);
+    assert_rows_in_order(f, 0, 2);
+    assert_int_equal(stats(s).spool_events, 0);
+    sg_store_close(s, 0);
+    free(l0);
+    free(l1);
+    sg_buf_dispose(&b);
+    free(f);
+    tmpdir_rm(&d);
+}
+
+static void test_spool_locked_by_another(void **state)
+{
+    (void)state;
+    struct tmpdir d;
+    tmpdir_make(&d);
+    struct fake *f = fake_new(true), *g = fake_new(true);
+    struct sg_store *s = store_new(f, d.spool, 64, NULL);
+    struct sg_store_options o = {.spool_path = d.spool, .no_thread = true};
+    char err[256];
+    /* flock is per open file description: a second open in this process conflicts too. */
+    assert_null(sg_store_new(&g->base, &o, err, sizeof err));
+    assert_non_null(strstr(err, "in use by another slogate"));
+    sg_store_close(s, 0);
+    free(f);
+    free(g);
+    tmpdir_rm(&d);
+}
+
+/* ---- overflow from the request path ---- */
+
+static void test_queue_full_spools_on_the_request_path(void **state)
+{
+    (void)state;
+    struct tmpdir d;
+    tmpdir_make(&d);
+    struct fake *f = fake_new(true);
+    struct tap_log *tl = calloc(1, sizeof *tl);
+    fake_now = 0;
+    struct sg_store *s = store_new(f, d.spool, 4, tl);
+    for (int i = 0; i < 10; i++) {
+        struct sg_event *e = ev_n(i);
+        e->prompt = sg_xstrdup("the prompt");
+        sg_store_submit(s, e);
+    }
+    struct sg_store_stats st = stats(s);
+    assert_int_equal(st.overflows, 6);
+    assert_int_equal(st.spool_events, 6);
+    assert_int_equal(st.queued, 4);
+    assert_int_equal(st.lost, 0);
+    sg_store_tick(s, false); /* the queued 4 go behind the spool, then all are replayed */
+    assert_int_equal(f->n, 10);
+    for (int i = 0; i < 10; i++) {
+        char id[32];
+        snprintf(id, sizeof id, "req-%04d", i);
+        assert_true(fake_has(f, id));
+    }
+    /* The tap: the 4 live ones when taken off the queue, the 6 spooled ones at replay. */
+    assert_int_equal(tl->n, 10);
+    assert_int_equal(stats(s).spool_events, 0);
+    sg_store_close(s, 0);
+    free(f);
+    free(tl);
+    tmpdir_rm(&d);
+}
+
+/* ---- SQLite for real ---- */
+
+static int64_t sql_int(const char *db, const char *sql)
+{
+    sqlite3 *h;
+    assert_int_equal(sqlite3_open(db, &h), SQLITE_OK);
+    sqlite3_stmt *st;
+    assert_int_equal(sqlite3_prepare_v2(h, sql, -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    int64_t v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(h);
+    return v;
+}
+
+static void test_sqlite_rows_migrations_inspect(void **state)
+{
+    (void)state;
+    struct tmpdir d;
+    tmpdir_make(&d);
+    char url[128], err[256];
+    snprintf(url, sizeof url, "sqlite://%s", d.db);
+    int version = -1;
+    /* Nothing there yet: version 0, and inspecting creates nothing. */
+    assert_int_equal(sg_store_inspect(url, &version, err, sizeof err), SG_OK);
+    assert_int_equal(version, 0);
+    struct stat sb;
+    assert_int_not_equal(stat(d.db, &sb), 0);
+
+    struct sg_store_backend *be = sg_store_backend_for_url(url, err, sizeof err);
+    assert_non_null(be);
+    struct sg_store_options o = {.spool_path = d.spool, .batch_max = 64, .flush_ms = 20};
+    struct sg_store *s = sg_store_new(be, &o, err, sizeof err);
+    assert_non_null(s);
+    for (int i = 0; i < 500; i++) {
+        struct sg_event *e = ev_n(i);
+        if (i == 7) {
+            SG_EVENT_SETS(e, region, "eu");
+            SG_EVENT_SETS(e, error_type, "timeout");
+            e->ttft_ms = 12.5;
+            e->cache_hit = true;
+            e->cost_usd = 0.125;
+        }
+        sg_store_submit(s, e);
+    }
+    /* The same ids again (a replay after an ambiguous commit): no new rows. */
+    for (int i = 0; i < 50; i++)
+        sg_store_submit(s, ev_n(i));
+    sg_store_close(s, 5000);
+    assert_int_equal(sql_int(d.db, "SELECT count(*) FROM slogate_requests"), 500);
+    assert_int_equal(sql_int(d.db, "SELECT count(DISTINCT request_id) FROM slogate_requests"), 500);
+    assert_int_equal(sql_int(d.db, "SELECT max(version) FROM slogate_schema_migrations"),
+                     SG_STORE_SCHEMA_VERSION);
+    assert_int_equal(sql_int(d.db, "SELECT count(*) FROM slogate_requests WHERE region IS NULL"),
+                     499);
+    assert_int_equal(sql_int(d.db, "SELECT cache_hit + (ttft_ms = 12.5) + (cost_usd = 0.125) + "
+                                   "(error_type = 'timeout') FROM slogate_requests WHERE "
+                                   "request_id = 'req-0007'"),
+                     4);
+    assert_int_equal(sql_int(d.db, "SELECT count(*) FROM slogate_requests WHERE start_time = "
+                                   "'2026-11-18T11:06:40.000003Z' AND request_id = 'req-0003'"),
+                     1);
+    assert_int_equal(sg_store_inspect(url, &version, err, sizeof err), SG_OK);
+    assert_int_equal(version, SG_STORE_SCHEMA_VERSION);
+
+    /* Reopening runs no migration twice. */
+    be = sg_store_backend_for_url(url, err, sizeof err);
+    assert_int_equal(be->connect(be, err, sizeof err), SG_OK);
+    assert_int_equal(be->schema_version, SG_STORE_SCHEMA_VERSION);
+    be->free(be);
+    assert_int_equal(sql_int(d.db, "SELECT count(*) FROM slogate_schema_migrations"), 1);
+
+    assert_null(sg_store_backend_for_url("mysql://x", err, sizeof err));
+    assert_non_null(strstr(err, "sqlite:// or postgresql://"));
+    tmpdir_rm(&d);
+}
+
+/* An unusable database path: requests still recorded in the spool, replayed by the next
+ * process once the path works. */
+static void test_sqlite_unusable_then_next_start(void **state)
+{
+    (void)state;
+    struct tmpdir d;
+    tmpdir_make(&d);
+    char url[160], err[256];
+    snprintf(url, sizeof url, "sqlite://%s/missing-dir/t.db", d.dir);
+    struct sg_store_options o = {.spool_path = d.spool,
+                                 .batch_max = 16,
+                                 .flush_ms = 10,
+                                 .retry_min_ms = 10,
+                                 .retry_max_ms = 20};
+    struct sg_store *s =
+        sg_store_new(sg_store_backend_for_url(url, err, sizeof err), &o, err, sizeof err);
+    for (int i = 0; i < 40; i++)
+        sg_store_submit(s, ev_n(i));
+    sg_store_close(s, 200);
+    char dir[128];
+    snprintf(dir, sizeof dir, "%s/missing-dir", d.dir);
+    assert_int_equal(mkdir(dir, 0700), 0);
+    s = sg_store_new(sg_store_backend_for_url(url, err, sizeof err), &o, err, sizeof err);
+    struct sg_store_stats st;
+    sg_store_stats(s, &st);
+    assert_int_equal(st.spool_events, 40);
+    sg_store_close(s, 5000);
+    char db[160];
+    snprintf(db, sizeof db, "%s/t.db", dir);
+    assert_int_equal(sql_int(db, "SELECT count(*) FROM slogate_requests"), 40);
+    tmpdir_rm(&d);
+}
+
+int main(void)
+{
+    sg_log_set_level(SG_LOG_OFF);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_queue_fifo_and_full),
+        cmocka_unit_test(test_queue_many_producers),
+        cmocka_unit_test(test_batch_by_size_then_time),
+        cmocka_unit_test(test_db_down_spools_then_replays_in_order),
+        cmocka_unit_test(test_ambiguous_commit_no_duplicate),
+        cmocka_unit_test(test_crash_mid_append_torn_line),
+        cmocka_unit_test(test_crash_after_commit_before_offset),
+        cmocka_unit_test(test_offset_past_end_and_bad_line),
+        cmocka_unit_test(test_spool_locked_by_another),
+        cmocka_unit_test(test_queue_full_spools_on_the_request_path),
+        cmocka_unit_test(test_sqlite_rows_migrations_inspect),
+        cmocka_unit_test(test_sqlite_unusable_then_next_start),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
