@@ -204,15 +204,28 @@ static void held_reset(struct held *hd)
     held_done(hd);
 }
 
-static void stream_write_events(struct held *hd, size_t from, size_t to)
+/* Returns the bytes queued to the client after the write. */
+static size_t stream_write_events(struct held *hd, size_t from, size_t to)
 {
     struct sg_buf b;
     sg_buf_init(&b, 0);
     for (size_t i = from; i < to; i++)
         sg_mock_render_event(&b, &hd->ans, i);
-    if (b.len)
-        sg_http_stream_write(hd->req, b.data, b.len);
+    size_t queued = b.len ? sg_http_stream_write(hd->req, b.data, b.len) : 0;
     sg_buf_dispose(&b);
+    return queued;
+}
+
+static void stream_step(struct held *hd);
+
+/* The client caught up with a fast stream: go on. */
+static void on_stream_drain(struct sg_http_request *req, void *ud)
+{
+    SG_UNUSED(req);
+    struct held *hd = ud;
+    sg_http_stream_on_drain(hd->req, NULL, NULL);
+    if (!hd->aborted)
+        stream_step(hd);
 }
 
 static void stream_begin(struct held *hd)
@@ -224,6 +237,8 @@ static void stream_begin(struct held *hd)
     count_status(hd->m, 200);
     hd->streaming = true;
 }
+
+#define MOCK_STREAM_HIGH_WATER (256u * 1024)
 
 /* Send what is due of a stream, then arm the timer for the next token, the reset or nothing
  * (the request was finished). */
@@ -244,9 +259,18 @@ static void stream_step(struct held *hd)
         stream_write_events(hd, head + hd->content_sent, head + hd->content_sent + 1);
         hd->content_sent++;
     }
-    if (hd->interval_ms <= 0) { /* as fast as possible: the rest in one go */
-        stream_write_events(hd, head + hd->content_sent, head + hd->content_limit);
-        hd->content_sent = hd->content_limit;
+    if (hd->interval_ms <= 0) {
+        /* As fast as possible, but no faster than the client reads, as a real server's socket
+         * would make it: past a high-water mark it waits for the queue to drain. */
+        while (hd->content_sent < hd->content_limit) {
+            size_t to = SG_MIN(hd->content_limit, hd->content_sent + 256);
+            size_t queued = stream_write_events(hd, head + hd->content_sent, head + to);
+            hd->content_sent = to;
+            if (queued > MOCK_STREAM_HIGH_WATER && hd->content_sent < hd->content_limit) {
+                sg_http_stream_on_drain(hd->req, on_stream_drain, hd);
+                return;
+            }
+        }
     }
     if (hd->content_sent >= hd->content_limit && hd->d.reset_mid) {
         /* Reset on a later turn so the chunks already written reach the peer first. */

@@ -5,7 +5,7 @@ import socket
 import struct
 import time
 
-from harness import TestFailure, chat_body, check, contains, eq, time_limit
+from harness import TestFailure, chat_body, check, contains, eq, time_limit, wait_until
 
 
 def stream(fx, gw, body=None, timeout=10):
@@ -176,3 +176,29 @@ def test_client_disconnect_mid_stream_releases_upstream(fx):
         eq(s["in_flight"], 0, "provider requests still running after client %d left" % i)
         eq(s["aborted"], i + 1, "abandoned streams the provider saw aborted")
     eq(gw.chat().status, 200, "the gateway serves after clients hung up mid-stream")
+
+
+@time_limit(40)
+def test_slow_reader_pauses_the_provider_instead_of_buffering_its_answer(fx):
+    # A long, fast stream (about 10 MB) and a client that does not read for a while: the gateway
+    # must stop reading the provider (back-pressure) rather than hold the whole answer. The mock
+    # itself only finishes once what it wrote was taken, so `completed` shows who waits for whom.
+    m, gw = fx.mock_and_gateway(mock_args={"tokens": 40000})
+    c = fx.conn(gw.port)
+    c.request("POST", "/v1/chat/completions", chat_body(stream=True))
+    time.sleep(1.5)
+    s = m.stats()
+    eq(s["completed"], 0, "the provider is held back while the client does not read (%r)" % s)
+    eq(s["in_flight"], 1, "the provider's stream is still open")
+    # Now read it all (raw: the answer is large) and check it is whole.
+    data = bytearray(c.buf)
+    c.sock.settimeout(20)
+    while not data.endswith(b"\r\n0\r\n\r\n"):
+        d = c.sock.recv(1 << 20)
+        check(d, "the stream ended before its last chunk (%d bytes)" % len(data))
+        data += d
+    check(data.startswith(b"HTTP/1.1 200"), "status 200")
+    events = data.count(b"data: ")
+    check(events > 40000, "every token arrived (%d events)" % events)
+    check(b"data: [DONE]" in data[-200:], "it ends with [DONE]")
+    wait_until(lambda: m.stats()["completed"] == 1, 5, "the provider to finish")
