@@ -27,6 +27,7 @@ static void conn_close(struct sg_http_conn *c);
 static void conn_process(struct sg_http_conn *c);
 static void conn_send_error(struct sg_http_conn *c, int status, const char *msg);
 static void conn_start_reading(struct sg_http_conn *c);
+static void conn_peer_gone(struct sg_http_conn *c);
 static void server_maybe_drained(struct sg_http_server *s);
 
 /* ---- limits ---- */
@@ -253,17 +254,8 @@ static void on_write_done(uv_write_t *w, int status)
     struct sg_http_conn *c = wr->c;
     c->write_queued -= wr->len;
     free(wr);
-    if (status < 0 && !c->peer_gone && c->state != CONN_CLOSING) {
-        c->peer_gone = true;
-        if (c->req_active) {
-            c->req.aborted = true;
-            if (c->on_abort) {
-                sg_http_abort_fn fn = c->on_abort;
-                c->on_abort = NULL;
-                fn(&c->req, c->abort_ud);
-            }
-        }
-    }
+    if (status < 0 && !c->peer_gone && c->state != CONN_CLOSING)
+        conn_peer_gone(c); /* the handle stays valid until its close callback */
     if (c->write_queued == 0) {
         if (c->on_drain && c->req_active && !c->peer_gone)
             c->on_drain(&c->req, c->drain_ud);
