@@ -38,6 +38,12 @@ struct gw_attempt {
     struct sg_sse_parser sse;
     uint64_t t_start_us, t_first_us;
     bool paused;                   /* back-pressure: the client is slower than the provider */
+    /* Stream state, by wire format (provider/provider.h): usage and completion are read from
+     * every stream; events are translated when the client speaks another format. */
+    struct sg_openai_stream ostream;    /* OpenAI-format stream: the usage chunk */
+    struct sg_anthropic_stream astream; /* Anthropic-format stream */
+    struct sg_messages_stream mstream;  /* chunks turned into Messages events */
+    struct sg_buf xlate;                /* the events one upstream event became */
 };
 
 /* The hedge timer lives apart: libuv frees a handle only in its close callback, which may run
@@ -70,6 +76,9 @@ struct gw_req {
     uint64_t t_recv_us, t_attempt_us, t_up_done_us;
     uint64_t retry_after_s;         /* Retry-After on our own answer (503) */
     char faults[256];               /* x-slogate-faults: drill faults active right now */
+    struct sg_usage usage;          /* as the answering provider reported it */
+    double cost_usd;                /* usage at the deployment's prices (0 when unpriced) */
+    char cost_hdr[32];              /* x-slogate-cost-usd */
     int status;                     /* what the client got */
     const char *error_type;         /* NULL on success */
     char hdr_vals[5][32];
@@ -114,6 +123,10 @@ static size_t gw_headers(struct gw_req *g, struct sg_http_header *h, const char 
                                      sg_slice_of(g->hdr_vals[2])};
     h[n++] = (struct sg_http_header){SG_SLICE_LIT("x-slogate-overhead-us"),
                                      sg_slice_of(g->hdr_vals[3])};
+    /* Whole answers: the cost of the usage they report. Streams: the head leaves before the
+     * usage exists, so the header holds the pre-call estimate (docs/pricing.md). */
+    snprintf(g->cost_hdr, sizeof g->cost_hdr, "%.8f", g->cost_usd);
+    h[n++] = (struct sg_http_header){SG_SLICE_LIT("x-slogate-cost-usd"), sg_slice_of(g->cost_hdr)};
     if (g->route.bypass)
         h[n++] = (struct sg_http_header){SG_SLICE_LIT("x-slogate-bypass"), SG_SLICE_LIT("true")};
     struct sg_health *health = g->w->gw->health;
@@ -152,10 +165,15 @@ static void gw_error(struct gw_req *g, int status, const char *type, const char 
     va_end(ap);
     struct sg_buf b;
     sg_buf_init(&b, 0);
-    sg_buf_appends(&b, "{\"error\":{\"message\":\"");
-    sg_buf_append_json_str(&b, msg.data ? msg.data : "", msg.len);
-    sg_buf_appendf(&b, "\",\"type\":\"%s\",\"param\":null,\"code\":", type);
-    sg_buf_appendf(&b, code ? "\"%s\"}}" : "null}}", code ? code : "");
+    if (g->chat.api == SG_API_MESSAGES) {
+        /* Anthropic clients read Anthropic's error shape (its SDK picks the exception by it). */
+        sg_anthropic_error_body(&b, status, msg.data ? msg.data : "");
+    } else {
+        sg_buf_appends(&b, "{\"error\":{\"message\":\"");
+        sg_buf_append_json_str(&b, msg.data ? msg.data : "", msg.len);
+        sg_buf_appendf(&b, "\",\"type\":\"%s\",\"param\":null,\"code\":", type);
+        sg_buf_appendf(&b, code ? "\"%s\"}}" : "null}}", code ? code : "");
+    }
     if (!g->error_type)
         g->error_type = code ? code : type;
     gw_respond(g, status, b.data, b.len);
@@ -191,6 +209,7 @@ static void hedge_stop(struct gw_req *g)
 
 static void attempt_dispose(struct gw_attempt *a)
 {
+    sg_buf_dispose(&a->xlate);
     sg_buf_dispose(&a->body);
     sg_sse_parser_dispose(&a->sse);
 }
@@ -267,9 +286,16 @@ static void stream_fail(struct gw_req *g, const char *code, const char *fmt, ...
     va_end(ap);
     struct sg_buf b;
     sg_buf_init(&b, 0);
-    sg_buf_appends(&b, "data: {\"error\":{\"message\":\"");
-    sg_buf_append_json_str(&b, msg, strlen(msg));
-    sg_buf_appendf(&b, "\",\"type\":\"api_error\",\"param\":null,\"code\":\"%s\"}}\n\n", code);
+    if (g->chat.api == SG_API_MESSAGES) {
+        sg_buf_appends(&b, "event: error\ndata: ");
+        sg_anthropic_error_body(&b, 500, msg);
+        sg_buf_appends(&b, "\n\n");
+    } else {
+        sg_buf_appends(&b, "data: {\"error\":{\"message\":\"");
+        sg_buf_append_json_str(&b, msg, strlen(msg));
+        sg_buf_appendf(&b, "\",\"type\":\"api_error\",\"param\":null,\"code\":\"%s\"}}\n\n",
+                       code);
+    }
     sg_http_stream_write(g->http, b.data, b.len);
     sg_buf_dispose(&b);
     g->error_type = code;
@@ -277,13 +303,77 @@ static void stream_fail(struct gw_req *g, const char *code, const char *fmt, ...
     sg_http_stream_end(g->http);
 }
 
+/* What one upstream event becomes for this client: `out` is the bytes to relay (possibly
+ * none). Returns false when the stream failed (an error event, or an event that breaks the
+ * protocol); `why` then says how. */
+static bool stream_translate(struct gw_attempt *a, struct sg_slice raw, struct sg_slice event,
+                             struct sg_slice data, struct sg_slice *out, const char **why)
+{
+    struct gw_req *g = a->g;
+    bool anthropic = a->dep->kind == SG_PROVIDER_ANTHROPIC;
+    sg_buf_reset(&a->xlate);
+    *out = raw;
+    *why = NULL;
+    if (!anthropic && g->chat.api != SG_API_MESSAGES) {
+        bool fwd; /* the hot path: relayed as is, the usage chunk only if the client asked */
+        sg_openai_stream_event(&a->ostream, data, &fwd);
+        if (!fwd)
+            *out = (struct sg_slice){raw.p, 0};
+        return true;
+    }
+    int rc;
+    if (anthropic) {
+        bool relay = g->chat.api == SG_API_MESSAGES; /* Messages to Messages: as is */
+        rc = sg_anthropic_stream_event(&a->astream, event, data, relay ? NULL : &a->xlate);
+        if (a->astream.failed && !relay) {
+            *why = a->astream.error;
+            return false;
+        }
+    } else {
+        rc = sg_messages_stream_chunk(&a->mstream, data, &a->xlate);
+    }
+    if (rc != SG_OK) {
+        *why = "it sent an event that is not valid in its stream format";
+        return false;
+    }
+    if (!(anthropic && g->chat.api == SG_API_MESSAGES))
+        *out = (struct sg_slice){a->xlate.data ? a->xlate.data : "", a->xlate.len};
+    return true;
+}
+
 static void on_sse_event(void *ud, struct sg_slice raw, struct sg_slice event, struct sg_slice data)
 {
-    SG_UNUSED(event);
-    SG_UNUSED(data);
     struct gw_attempt *a = ud;
     struct gw_req *g = a->g;
+    if (g->finished)
+        return; /* the stream already ended with an error event */
+    const char *why;
+    if (!stream_translate(a, raw, event, data, &raw, &why)) {
+        if (!g->winner) {
+            /* Nothing reached the client: cut this attempt; on_up_done fails over. */
+            sg_buf_reset(&a->body);
+            sg_buf_appendf(&a->body, "{\"error\":{\"message\":\"stream failed: ");
+            sg_buf_append_json_str(&a->body, why, strlen(why));
+            sg_buf_appends(&a->body, "\"}}");
+            a->astream.failed = true;
+            return;
+        }
+        stream_fail(g, "upstream_stream_error", "deployment %s: %s; the answer is incomplete",
+                    a->dep->id, why);
+        return;
+    }
+    if (raw.n == 0)
+        return; /* nothing for this client (a ping, the usage chunk nobody asked for...) */
+    if (a->astream.failed && !g->winner)
+        return;
     if (!g->winner) {
+        if (!g->cost_usd) {
+            /* The head leaves now, before any usage: the header carries the estimate. */
+            size_t di = sg_runtime_dep_index(g->rt, a->dep);
+            int64_t in = sg_tokens_estimate_request(g->chat.body, g->chat.body_len);
+            if (g->rt->dep_priced[di] && in > 0)
+                g->cost_usd = (double)in * g->rt->dep_prices[di].input;
+        }
         attempt_win(a);
         stream_begin(g);
     }
@@ -421,6 +511,109 @@ static void log_attempt(struct gw_req *g, struct gw_attempt *a, const struct sg_
     g->last_outcome = o;
 }
 
+/* The answer's usage, priced at its deployment's prices; unpriced deployments cost 0 and are
+ * counted (slogate check warns about them). */
+static void gw_cost(struct gw_req *g, const struct sg_deployment *d, const struct sg_usage *u)
+{
+    size_t di = sg_runtime_dep_index(g->rt, d);
+    g->usage = *u;
+    g->cost_usd = g->rt->dep_priced[di] ? sg_pricing_cost(&g->rt->dep_prices[di], u) : 0;
+    if (!g->rt->dep_priced[di])
+        g->w->unpriced++;
+}
+
+/* A stream the provider ended cleanly: check it is complete in its own format, close the
+ * client's side (translated streams get their closing events), record the usage. */
+static void stream_complete(struct gw_req *g, struct gw_attempt *a)
+{
+    const struct sg_usage *u = &a->ostream.usage;
+    if (a->dep->kind == SG_PROVIDER_ANTHROPIC) {
+        u = &a->astream.usage;
+        if (a->astream.failed) {
+            g->error_type = "upstream_stream_error"; /* relayed as is to a Messages client */
+        } else if (!a->astream.done) {
+            stream_fail(g, "stream_interrupted",
+                        "the stream from deployment %s ended before message_stop; the answer is "
+                        "incomplete",
+                        a->dep->id);
+            return;
+        }
+    } else if (g->chat.api == SG_API_MESSAGES) {
+        u = &a->mstream.usage;
+        if (!a->mstream.done && !a->mstream.stop_reason[0]) {
+            stream_fail(g, "stream_interrupted",
+                        "the stream from deployment %s ended before its finish_reason; the answer "
+                        "is incomplete",
+                        a->dep->id);
+            return;
+        }
+        if (!a->mstream.done) { /* a server that sends no [DONE]: close the message ourselves */
+            sg_buf_reset(&a->xlate);
+            sg_messages_stream_finish(&a->mstream, &a->xlate);
+            sg_http_stream_write(g->http, a->xlate.data, a->xlate.len);
+        }
+    }
+    gw_cost(g, a->dep, u);
+    g->finished = true;
+    sg_http_stream_end(g->http);
+}
+
+/* A whole 2xx answer, in the client's format, with its cost. */
+static void answer(struct gw_req *g, struct gw_attempt *a, int status)
+{
+    bool anthropic = a->dep->kind == SG_PROVIDER_ANTHROPIC;
+    const char *body = a->body.data ? a->body.data : "";
+    size_t len = a->body.len;
+    struct sg_usage u = {0};
+    int rc = SG_OK;
+    sg_buf_reset(&a->xlate);
+    if (g->chat.api == SG_API_CHAT && anthropic) {
+        rc = sg_anthropic_decode_response(body, len, (int64_t)(sg_wall_ms() / 1000), &a->xlate,
+                                          &u);
+        body = a->xlate.data;
+        len = a->xlate.len;
+    } else if (g->chat.api == SG_API_MESSAGES && !anthropic) {
+        rc = sg_messages_decode_openai(body, len, &a->xlate, &u);
+        body = a->xlate.data;
+        len = a->xlate.len;
+    } else if (anthropic) {
+        sg_anthropic_usage_parse(body, len, &u);
+    } else {
+        sg_openai_usage_parse(body, len, &u);
+    }
+    if (rc != SG_OK) {
+        gw_error(g, 502, "api_error", "upstream_protocol_error",
+                 "deployment %s (%s) answered HTTP %d with a body that is not a %s answer",
+                 a->dep->id, a->dep->model, status, anthropic ? "Messages" : "chat.completion");
+        return;
+    }
+    gw_cost(g, a->dep, &u);
+    gw_respond(g, status, body, len);
+}
+
+/* The provider says the request is wrong: the client gets its message, in the client's own
+ * error shape when the provider speaks the other format. */
+static void relay_client_error(struct gw_req *g, struct gw_attempt *a, int status)
+{
+    bool anthropic = a->dep->kind == SG_PROVIDER_ANTHROPIC;
+    if (anthropic == (g->chat.api == SG_API_MESSAGES)) {
+        gw_respond(g, status, a->body.data ? a->body.data : "", a->body.len);
+        return;
+    }
+    struct sg_provider_error e;
+    sg_provider_classify(status, a->body.data, a->body.len, &e);
+    sg_buf_reset(&a->xlate);
+    if (g->chat.api == SG_API_MESSAGES) {
+        sg_anthropic_error_body(&a->xlate, status, e.message);
+    } else {
+        int st;
+        const char *type, *code;
+        sg_error_class_openai(e.cls, &st, &type, &code);
+        sg_openai_error_body(&a->xlate, type, code, e.message);
+    }
+    gw_respond(g, status, a->xlate.data, a->xlate.len);
+}
+
 static void on_up_done(void *ud, const struct sg_upstream_result *r)
 {
     struct gw_attempt *a = ud;
@@ -442,7 +635,9 @@ static void on_up_done(void *ud, const struct sg_upstream_result *r)
     if (g->winner == a) {
         /* The client already has (or is about to get) this attempt's bytes: no failover. */
         if (stream) {
-            if (r->error)
+            if (g->finished)
+                ; /* it already ended with an error event (on_sse_event) */
+            else if (r->error)
                 stream_fail(g, "stream_interrupted",
                             "the stream from deployment %s broke off: %s; the answer is incomplete",
                             a->dep->id, r->detail ? r->detail : sg_strerror(r->error));
@@ -450,10 +645,8 @@ static void on_up_done(void *ud, const struct sg_upstream_result *r)
                 stream_fail(g, "stream_interrupted",
                             "the stream from deployment %s ended in the middle of an event",
                             a->dep->id);
-            else {
-                g->finished = true;
-                sg_http_stream_end(g->http);
-            }
+            else
+                stream_complete(g, a);
         } else if (r->error) {
             /* Nothing reached the client yet: a whole answer that broke off can fail over. */
             g->winner = NULL;
@@ -462,7 +655,7 @@ static void on_up_done(void *ud, const struct sg_upstream_result *r)
             gw_next(g);
             return;
         } else {
-            gw_respond(g, r->status, a->body.data ? a->body.data : "", a->body.len);
+            answer(g, a, r->status);
         }
         gw_finish(g);
         return;
@@ -471,7 +664,7 @@ static void on_up_done(void *ud, const struct sg_upstream_result *r)
         /* The caller's mistake: returned as the provider wrote it, never retried. */
         attempt_win(a);
         g->error_type = "upstream_client_error";
-        gw_respond(g, r->status, a->body.data ? a->body.data : "", a->body.len);
+        relay_client_error(g, a, r->status);
         gw_finish(g);
         return;
     }
@@ -485,6 +678,32 @@ static void on_up_done(void *ud, const struct sg_upstream_result *r)
 }
 
 static const struct sg_upstream_handlers up_handlers = {on_up_head, on_up_body, on_up_done};
+
+/* The body for `d`: by the client's API and the deployment's wire format. */
+static int gw_encode(struct gw_req *g, const struct sg_deployment *d, char *err, size_t n)
+{
+    bool anthropic = d->kind == SG_PROVIDER_ANTHROPIC;
+    const struct sg_feature *f =
+        g->feature.n ? sg_config_feature(g->rt->cfg, g->feature.p, g->feature.n) : NULL;
+    struct sg_anthropic_opts o = {.prompt_caching = f && f->prompt_caching};
+    switch (g->chat.api) {
+    case SG_API_MESSAGES:
+        return anthropic ? sg_messages_encode_anthropic(&g->chat, d, &o, &g->up_body, err, n)
+                         : sg_messages_encode_openai(&g->chat, d, &g->up_body, err, n);
+    case SG_API_EMBEDDINGS:
+        if (anthropic) {
+            snprintf(err, n, "Anthropic has no embeddings API; give %s an OpenAI-compatible "
+                             "embeddings deployment",
+                     d->alias);
+            return SG_EINVAL;
+        }
+        return sg_openai_encode_chat(&g->chat, d, &g->up_body);
+    case SG_API_CHAT:
+        break;
+    }
+    return anthropic ? sg_anthropic_encode_chat(&g->chat, d, &o, &g->up_body, err, n)
+                     : sg_openai_encode_chat(&g->chat, d, &g->up_body);
+}
 
 /* Start an attempt on `d` in a free slot. */
 static void attempt_start(struct gw_req *g, const struct sg_deployment *d)
@@ -503,11 +722,20 @@ static void attempt_start(struct gw_req *g, const struct sg_deployment *d)
     sg_buf_reset(&a->body);
     sg_sse_parser_dispose(&a->sse);
     sg_sse_parser_init(&a->sse, MAX_SSE_EVENT, on_sse_event, a);
+    a->ostream = (struct sg_openai_stream){.client_wants_usage = g->chat.include_usage};
+    sg_anthropic_stream_init(&a->astream, g->chat.include_usage, (int64_t)(sg_wall_ms() / 1000));
+    sg_messages_stream_init(&a->mstream);
     sg_buf_reset(&g->up_body);
-    if (sg_openai_encode_chat(&g->chat, d, &g->up_body) != SG_OK) {
+    char err[300] = "";
+    int erc = gw_encode(g, d, err, sizeof err);
+    if (erc != SG_OK) {
         sg_route_report(&g->route, d, SG_OUT_CANCELLED, now_ms(), 0, 0, 0, 0);
-        gw_error(g, 413, "invalid_request_error", "request_too_large",
-                 "the request is too large to forward");
+        if (erc == SG_EINVAL) /* the request cannot be said in this deployment's format */
+            gw_error(g, 400, "invalid_request_error", NULL, "%s (deployment %s, %s)", err, d->id,
+                     d->model);
+        else
+            gw_error(g, 413, "invalid_request_error", "request_too_large",
+                     "the request is too large to forward");
         for (int i = 0; i < MAX_ATTEMPTS; i++)
             attempt_cancel(&g->att[i]);
         gw_finish(g);
@@ -523,7 +751,9 @@ static void attempt_start(struct gw_req *g, const struct sg_deployment *d)
     if (fault_ttft)
         ttfb = fault_ttft;
     struct sg_upstream_request r = {
-        .url = atomic_load(&e->fault_block_egress) ? g->w->gw->refused_url : g->rt->dep_urls[di],
+        .url = atomic_load(&e->fault_block_egress)  ? g->w->gw->refused_url
+               : g->chat.api == SG_API_EMBEDDINGS ? g->rt->dep_embed_urls[di]
+                                                  : g->rt->dep_urls[di],
         .body = g->up_body.data,
         .body_len = g->up_body.len,
         .headers = atomic_load(&e->fault_revoke_key) ? g->rt->dep_headers_revoked[di]
@@ -622,12 +852,26 @@ void gw_chat(struct sg_http_request *req, struct sg_worker *w)
     for (int i = 0; i < MAX_ATTEMPTS; i++) {
         g->att[i].g = g;
         sg_buf_init(&g->att[i].body, MAX_UPSTREAM_BODY);
+        sg_buf_init(&g->att[i].xlate, 0);
         sg_sse_parser_init(&g->att[i].sse, MAX_SSE_EVENT, on_sse_event, &g->att[i]);
     }
     sg_http_request_on_abort(req, on_client_abort, g);
     const struct sg_config *cfg = g->rt->cfg;
+    /* Three APIs share this path: chat.completions, Messages (Anthropic clients), embeddings. */
+    bool embeddings = sg_slice_eq(req->path, "/v1/embeddings") ||
+                      sg_slice_eq(req->path, "/embeddings");
+    g->chat.api = sg_slice_eq(req->path, "/v1/messages") ? SG_API_MESSAGES
+                  : embeddings                            ? SG_API_EMBEDDINGS
+                                                          : SG_API_CHAT;
 
     if (!gw_authenticate(req, cfg)) {
+        if (g->chat.api == SG_API_MESSAGES) {
+            gw_error(g, 401, "authentication_error", "invalid_api_key",
+                     "invalid x-api-key: send the gateway's master key in x-api-key or "
+                     "'Authorization: Bearer <key>'");
+            gw_finish(g);
+            return;
+        }
         g->error_type = "invalid_api_key";
         g->status = 401;
         g->finished = true;
@@ -636,7 +880,14 @@ void gw_chat(struct sg_http_request *req, struct sg_worker *w)
         return;
     }
     char err[300];
-    if (sg_chat_request_parse(req->body.data, req->body.len, &g->chat, err, sizeof err) != SG_OK) {
+    int prc = g->chat.api == SG_API_MESSAGES
+                  ? sg_messages_request_parse(req->body.data, req->body.len, &g->chat, err,
+                                              sizeof err)
+              : embeddings
+                  ? sg_embeddings_request_parse(req->body.data, req->body.len, &g->chat, err,
+                                                sizeof err)
+                  : sg_chat_request_parse(req->body.data, req->body.len, &g->chat, err, sizeof err);
+    if (prc != SG_OK) {
         gw_error(g, 400, "invalid_request_error", NULL, "%s", err);
         gw_finish(g);
         return;

@@ -1,5 +1,6 @@
 /* Workers, the shared runtime, and the foreground run loop with its signals. */
 #include "gateway_int.h"
+#include "provider/provider.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,10 +31,16 @@ static void append_models_json(struct sg_buf *b, const struct sg_config *cfg)
  * the revoke-key drill fault replaces with a wrong one) and the content type. */
 static struct sg_upstream_headers *dep_headers(const struct sg_deployment *d, const char *key)
 {
-    char *auth = key ? sg_xasprintf("Authorization: Bearer %s", key) : NULL;
-    const char *lines[2] = {"Content-Type: application/json", auth};
-    struct sg_upstream_headers *h = sg_upstream_headers_new(lines, auth ? 2 : 1);
-    SG_UNUSED(d);
+    /* Anthropic takes its key in x-api-key and wants the API version named. */
+    bool anthropic = d->kind == SG_PROVIDER_ANTHROPIC;
+    char *auth = !key ? NULL
+                 : anthropic ? sg_xasprintf("x-api-key: %s", key)
+                             : sg_xasprintf("Authorization: Bearer %s", key);
+    const char *lines[3] = {"Content-Type: application/json", auth, NULL};
+    size_t n = auth ? 2 : 1;
+    if (anthropic)
+        lines[n++] = "anthropic-version: " SG_ANTHROPIC_VERSION;
+    struct sg_upstream_headers *h = sg_upstream_headers_new(lines, n);
     free(auth);
     return h;
 }
@@ -49,11 +56,17 @@ struct sg_runtime *sg_runtime_new(struct sg_config *cfg_take, struct sg_health *
     rt->dep_headers = sg_xcalloc(n, sizeof *rt->dep_headers);
     rt->dep_headers_revoked = sg_xcalloc(n, sizeof *rt->dep_headers_revoked);
     rt->dep_urls = sg_xcalloc(n, sizeof *rt->dep_urls);
+    rt->dep_embed_urls = sg_xcalloc(n, sizeof *rt->dep_embed_urls);
+    rt->dep_prices = sg_xcalloc(n, sizeof *rt->dep_prices);
+    rt->dep_priced = sg_xcalloc(n, sizeof *rt->dep_priced);
     for (size_t i = 0; i < n; i++) {
         const struct sg_deployment *d = &cfg_take->deployments[i];
         rt->dep_headers[i] = dep_headers(d, d->api_key);
         rt->dep_headers_revoked[i] = dep_headers(d, REVOKED_KEY);
-        rt->dep_urls[i] = sg_xasprintf("%s/chat/completions", d->api_base);
+        rt->dep_urls[i] = d->kind == SG_PROVIDER_ANTHROPIC ? sg_anthropic_url(d)
+                                                           : sg_openai_chat_url(d);
+        rt->dep_embed_urls[i] = sg_openai_embeddings_url(d);
+        rt->dep_priced[i] = sg_pricing_resolve(d, &rt->dep_prices[i]);
     }
     struct sg_buf b;
     sg_buf_init(&b, 0);
@@ -77,7 +90,11 @@ void sg_runtime_unref(struct sg_runtime *rt)
         sg_upstream_headers_free(rt->dep_headers[i]);
         sg_upstream_headers_free(rt->dep_headers_revoked[i]);
         free(rt->dep_urls[i]);
+        free(rt->dep_embed_urls[i]);
     }
+    free(rt->dep_embed_urls);
+    free(rt->dep_prices);
+    free(rt->dep_priced);
     free(rt->dep_headers);
     free(rt->dep_headers_revoked);
     free(rt->dep_urls);

@@ -4,6 +4,7 @@
 
 #include "gateway.h"
 #include "http/http.h"
+#include "provider/provider.h"
 #include "router/router.h"
 #include "upstream/upstream.h"
 
@@ -15,7 +16,11 @@ struct sg_runtime {
     struct sg_config *cfg;
     struct sg_upstream_headers **dep_headers; /* per deployment: auth + content type */
     struct sg_upstream_headers **dep_headers_revoked; /* the same with a wrong key (drill) */
-    char **dep_urls;                          /* per deployment: chat completions URL */
+    char **dep_urls;                          /* per deployment: chat completions URL, or
+                                               * Anthropic's /v1/messages */
+    char **dep_embed_urls;                    /* per deployment: api_base + /embeddings */
+    struct sg_price *dep_prices;              /* per deployment: USD per token */
+    bool *dep_priced;                         /* false: no price known (cost 0, counted) */
     struct sg_router *router;                 /* routing over this config */
     char *models_json;                        /* the GET /v1/models answer */
     size_t models_json_len;
@@ -43,6 +48,7 @@ struct sg_worker {
     uv_sem_t started;
     bool stopping;
     uint64_t requests;      /* handled by this worker (its own counter, no sharing) */
+    uint64_t unpriced;      /* answered by a deployment with no known price (cost 0) */
     struct gw_probes *probes;        /* worker 0: background health checks, or NULL */
     struct sg_redis_sync *redis;     /* worker 0: cooldowns shared through Redis, or NULL */
 };

@@ -14,6 +14,9 @@ bool gw_authenticate(struct sg_http_request *req, const struct sg_config *cfg)
     if (!key)
         return true; /* no master key configured: open, as LiteLLM (serve warns at start) */
     struct sg_slice auth = sg_http_header_get(req, "authorization");
+    struct sg_slice xkey = sg_http_header_get(req, "x-api-key");
+    if (!auth.p && xkey.p && sg_slice_eq(req->path, "/v1/messages"))
+        return sg_ct_equal(xkey.p, xkey.n, key, strlen(key)); /* Anthropic clients' header */
     if (auth.n < 7 || !sg_slice_ieq((struct sg_slice){auth.p, 7}, "bearer "))
         return false;
     struct sg_slice tok = {auth.p + 7, auth.n - 7};
@@ -45,9 +48,11 @@ void sg_gateway_handle(struct sg_http_request *req, void *ud)
     bool get = sg_slice_eq(req->method, "GET"), post = sg_slice_eq(req->method, "POST");
     struct sg_slice p = req->path;
 
-    if (sg_slice_eq(p, "/v1/chat/completions") || sg_slice_eq(p, "/chat/completions")) {
+    if (sg_slice_eq(p, "/v1/chat/completions") || sg_slice_eq(p, "/chat/completions") ||
+        sg_slice_eq(p, "/v1/messages") || sg_slice_eq(p, "/v1/embeddings") ||
+        sg_slice_eq(p, "/embeddings")) {
         if (post)
-            { gw_chat(req, w); return; }
+            { gw_chat(req, w); return; } /* chat.c tells the three APIs apart by path */
     } else if (sg_slice_eq(p, "/health/liveliness") || sg_slice_eq(p, "/health/liveness")) {
         if (get) {
             static const char alive[] = "\"I'm alive!\"";

@@ -517,6 +517,63 @@ static void handle_models(struct sg_mock *m, struct sg_http_request *req)
     sg_buf_dispose(&b);
 }
 
+/* POST /v1/embeddings (OpenAI format): one small deterministic vector per input, usage by the
+ * same byte estimate as chat. No faults beyond the key check: embeddings are a side path. */
+static void handle_embeddings(struct sg_mock *m, struct sg_http_request *req)
+{
+    char msg[ERRLEN];
+    if (!key_ok(m, req, SG_MOCK_API_OPENAI, msg, sizeof msg)) {
+        m->stats.auth_failures++;
+        count_status(m, 401);
+        m->stats.completed++;
+        respond_error(m, req, SG_MOCK_API_OPENAI, 401, NULL, NULL, msg, 0);
+        return;
+    }
+    struct json_object *root = sg_mock_json_parse(req->body.data, req->body.len, msg, sizeof msg);
+    struct json_object *model = NULL, *input = NULL;
+    if (root && json_object_is_type(root, json_type_object)) {
+        json_object_object_get_ex(root, "model", &model);
+        json_object_object_get_ex(root, "input", &input);
+    }
+    if (!json_object_is_type(model, json_type_string) ||
+        !(json_object_is_type(input, json_type_string) ||
+          json_object_is_type(input, json_type_array))) {
+        json_object_put(root);
+        count_status(m, 400);
+        m->stats.completed++;
+        respond_error(m, req, SG_MOCK_API_OPENAI, 400, NULL, "input",
+                      "model (a string) and input (a string or an array) are required", 0);
+        return;
+    }
+    size_t n = json_object_is_type(input, json_type_array) ? json_object_array_length(input) : 1;
+    uint64_t tokens = 0;
+    struct sg_buf b;
+    sg_buf_init(&b, 0);
+    sg_buf_appends(&b, "{\"object\":\"list\",\"data\":[");
+    for (size_t i = 0; i < n; i++) {
+        struct json_object *it = json_object_is_type(input, json_type_array)
+                                     ? json_object_array_get_idx(input, i)
+                                     : input;
+        size_t len = json_object_is_type(it, json_type_string)
+                         ? (size_t)json_object_get_string_len(it)
+                         : 1;
+        tokens += sg_mock_count_tokens(len);
+        sg_buf_appendf(&b, "%s{\"object\":\"embedding\",\"index\":%zu,\"embedding\":[%.4f,"
+                           "%.4f,%.4f,%.4f]}",
+                       i ? "," : "", i, (double)(len % 7) / 7.0, 0.5, -0.25, (double)i / 10.0);
+    }
+    sg_buf_appends(&b, "],\"model\":\"");
+    const char *mid = m->model ? m->model : json_object_get_string(model);
+    sg_buf_append_json_str(&b, mid, strlen(mid));
+    sg_buf_appendf(&b, "\",\"usage\":{\"prompt_tokens\":%llu,\"total_tokens\":%llu}}",
+                   (unsigned long long)tokens, (unsigned long long)tokens);
+    json_object_put(root);
+    count_status(m, 200);
+    m->stats.completed++;
+    respond_buf(m, req, 200, &b);
+    sg_buf_dispose(&b);
+}
+
 static void handle_chat(struct sg_mock *m, struct sg_http_request *req, enum sg_mock_api api)
 {
     if (api == SG_MOCK_API_OPENAI)
@@ -746,11 +803,12 @@ static void on_request(struct sg_http_request *req, void *ud)
     bool chat = path_is(p, "/v1/chat/completions", "/chat/completions");
     bool messages = path_is(p, "/v1/messages", NULL);
     bool models = path_is(p, "/v1/models", "/models");
-    if (!chat && !messages && !models) {
+    bool embeddings = path_is(p, "/v1/embeddings", "/embeddings");
+    if (!chat && !messages && !models && !embeddings) {
         char msg[ERRLEN];
         snprintf(msg, sizeof msg,
                  "Unknown path %.*s (mock %s serves /v1/chat/completions, "
-                 "/v1/messages, /v1/models and /_mock/)",
+                 "/v1/messages, /v1/embeddings, /v1/models and /_mock/)",
                  (int)SG_MIN(p.n, 100), p.p, m->name);
         respond_error(m, req, SG_MOCK_API_OPENAI, 404, "not_found", NULL, msg, 0);
         return;
@@ -768,6 +826,11 @@ static void on_request(struct sg_http_request *req, void *ud)
     last_record(&m->last, req);
     if (models) {
         handle_models(m, req);
+        m->in_flight--;
+        return;
+    }
+    if (embeddings) {
+        handle_embeddings(m, req);
         m->in_flight--;
         return;
     }

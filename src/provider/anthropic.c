@@ -573,6 +573,21 @@ void pj_anthropic_usage(struct json_object *usage, struct sg_usage *u)
     u->input_tokens = uncached + u->cache_read_tokens + u->cache_creation_tokens;
 }
 
+int sg_anthropic_usage_parse(const char *body, size_t len, struct sg_usage *u)
+{
+    char err[64];
+    struct json_object *root = len ? sg_json_parse_strict(body, len, err, sizeof err) : NULL;
+    struct json_object *usage = pj_get(root, "usage");
+    int rc = SG_ENOTFOUND;
+    if (pj_is(usage, json_type_object)) {
+        memset(u, 0, sizeof *u);
+        pj_anthropic_usage(usage, u);
+        rc = SG_OK;
+    }
+    json_object_put(root);
+    return rc;
+}
+
 /* The OpenAI usage object for `u`, with Anthropic's cache fields beside it (as LiteLLM adds). */
 static void append_usage(struct sg_buf *out, const struct sg_usage *u)
 {

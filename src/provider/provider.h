@@ -195,6 +195,10 @@ int sg_anthropic_encode_chat(const struct sg_chat_request *r, const struct sg_de
 int sg_anthropic_decode_response(const char *body, size_t len, int64_t created,
                                  struct sg_buf *out, struct sg_usage *u);
 
+/* Read the usage of a Messages answer (for Messages clients, whose answers pass as they are).
+ * SG_ENOTFOUND when there is none. */
+int sg_anthropic_usage_parse(const char *body, size_t len, struct sg_usage *u);
+
 /* Per-stream state of a Messages stream being read (and translated to chunks). */
 struct sg_anthropic_stream {
     int64_t created;
