@@ -1,5 +1,6 @@
 /* `slogate check -c FILE`: load a config the way `serve` would and print every problem. */
 #include "cli.h"
+#include "provider/provider.h"
 #include "config/config.h"
 
 #include <errno.h>
@@ -64,6 +65,17 @@ int cmd_check(int argc, char **argv)
     struct sg_diags diags;
     sg_diags_init(&diags);
     struct sg_config *c = sg_config_load_file(path, NULL, NULL, &diags);
+    /* A deployment nobody can price costs 0 on every answer: budgets and cost SLOs would
+     * silently miss it. Say so here (serve counts such answers instead). */
+    for (size_t i = 0; c && i < c->n_deployments; i++) {
+        const struct sg_deployment *d = &c->deployments[i];
+        struct sg_price p;
+        if (!sg_pricing_resolve(d, &p))
+            sg_diags_add(&diags, SG_DIAG_WARNING, path, d->line,
+                         "model_list[%zu] (%s): no price known for %s; its requests will cost 0. "
+                         "Set litellm_params.input_cost_per_token and output_cost_per_token",
+                         i, d->id, d->model);
+    }
     sg_diags_print(&diags, stderr);
     fflush(stderr);
     size_t errors = sg_diags_errors(&diags), warnings = sg_diags_warnings(&diags);

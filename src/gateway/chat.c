@@ -705,8 +705,9 @@ static int gw_encode(struct gw_req *g, const struct sg_deployment *d, char *err,
                      : sg_openai_encode_chat(&g->chat, d, &g->up_body);
 }
 
-/* Start an attempt on `d` in a free slot. */
-static void attempt_start(struct gw_req *g, const struct sg_deployment *d)
+/* Start an attempt on `d` in a free slot. False when the request could not be encoded for it:
+ * the request was then answered and freed. */
+static bool attempt_start(struct gw_req *g, const struct sg_deployment *d)
 {
     struct gw_attempt *a = NULL;
     for (int i = 0; i < MAX_ATTEMPTS && !a; i++)
@@ -739,7 +740,7 @@ static void attempt_start(struct gw_req *g, const struct sg_deployment *d)
         for (int i = 0; i < MAX_ATTEMPTS; i++)
             attempt_cancel(&g->att[i]);
         gw_finish(g);
-        return;
+        return false;
     }
     /* Each attempt gets its own timeout, cut to what is left of the request's deadline. */
     uint64_t left = g->route.deadline_ms > now_ms() ? g->route.deadline_ms - now_ms() : 1;
@@ -768,6 +769,7 @@ static void attempt_start(struct gw_req *g, const struct sg_deployment *d)
     if (!g->t_attempt_us)
         g->t_attempt_us = a->t_start_us;
     a->call = sg_upstream_start(g->w->up, &r, &up_handlers, a);
+    return true;
 }
 
 static void on_hedge(uv_timer_t *t)
@@ -792,7 +794,8 @@ static void gw_next(struct gw_req *g)
         gw_fail(g);
         return;
     }
-    attempt_start(g, d);
+    if (!attempt_start(g, d))
+        return; /* answered (and freed) already */
     uint32_t hedge_ms = g->rt->cfg->router.hedge_after_ms;
     if (hedge_ms && !g->route.bypass && !g->hedge && g->route.attempts == 1) {
         g->hedge = sg_xcalloc(1, sizeof *g->hedge);
