@@ -1,0 +1,165 @@
+// The official @anthropic-ai/sdk (pinned) against slogate's POST /v1/messages, served by an
+// Anthropic deployment and by an OpenAI-compatible one; and the openai SDK against an Anthropic
+// deployment. slogate mock plays both providers (it speaks both wire formats).
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import Anthropic from '@anthropic-ai/sdk';
+import OpenAI from 'openai';
+
+import { MASTER_KEY, PROVIDER_KEY, start, startMock, stop } from './helpers.mjs';
+
+const T = { timeout: 15000 };
+
+describe('Anthropic and OpenAI SDKs across wire formats', () => {
+  let mock;
+  let gw;
+  let dir;
+  let anthropic;
+  let openai;
+
+  before(async () => {
+    mock = await startMock({ name: 'both' });
+    dir = mkdtempSync(path.join(tmpdir(), 'slogate-e2e-'));
+    const root = `http://127.0.0.1:${mock.port}`;
+    const file = path.join(dir, 'slogate.yaml');
+    writeFileSync(file, [
+      'model_list:',
+      '  - model_name: app/claude',
+      '    litellm_params:',
+      '      model: anthropic/claude-3-5-haiku-latest',
+      `      api_key: ${PROVIDER_KEY}`,
+      `      api_base: "${root}"`,
+      '    model_info: { id: claude }',
+      '  - model_name: app/gpt',
+      '    litellm_params:',
+      '      model: openai/gpt-4o-mini',
+      `      api_key: ${PROVIDER_KEY}`,
+      `      api_base: "${root}/v1"`,
+      '    model_info: { id: gpt }',
+      'general_settings:',
+      `  master_key: ${MASTER_KEY}`,
+      'server:',
+      '  drain_timeout_s: 2',
+      '',
+    ].join('\n'));
+    const { child, match } = await start(
+      ['serve', '-c', file, '--port', '0', '--workers', '1', '--log-level', 'warn'],
+      /^slogate listening on http:\/\/127\.0\.0\.1:(\d+) /, { name: 'gateway' });
+    gw = { child, port: Number(match[1]) };
+    // The Anthropic SDK appends /v1/messages to its base URL; it sends x-api-key.
+    anthropic = new Anthropic({ apiKey: MASTER_KEY, baseURL: `http://127.0.0.1:${gw.port}`,
+      maxRetries: 0, timeout: 10000 });
+    openai = new OpenAI({ apiKey: MASTER_KEY, baseURL: `http://127.0.0.1:${gw.port}/v1`,
+      maxRetries: 0, timeout: 10000 });
+  });
+
+  after(async () => {
+    const code = gw ? await stop(gw.child) : 0;
+    if (mock) await stop(mock.child);
+    if (dir) rmSync(dir, { recursive: true, force: true });
+    assert.equal(code, 0, 'gateway exit code after SIGTERM');
+  });
+
+  for (const model of ['app/claude', 'app/gpt']) {
+    test(`anthropic messages.create via ${model}`, T, async () => {
+      const { data, response } = await anthropic.messages.create({
+        model, max_tokens: 12, system: 'Be brief.',
+        messages: [{ role: 'user', content: 'Say hello' }],
+      }).withResponse();
+      assert.equal(data.type, 'message');
+      assert.equal(data.role, 'assistant');
+      assert.match(data.content[0].text, /^Mock answer from both/);
+      assert.equal(data.stop_reason, 'max_tokens');
+      assert.equal(data.usage.output_tokens, 12);
+      assert.ok(data.usage.input_tokens > 0, 'input tokens');
+      assert.ok(Number(response.headers.get('x-slogate-cost-usd')) > 0, 'cost header');
+      const last = await mock.last();
+      assert.equal(last.path, model === 'app/claude' ? '/v1/messages' : '/v1/chat/completions');
+    });
+
+    test(`anthropic messages.stream via ${model}`, T, async () => {
+      const stream = anthropic.messages.stream({
+        model, max_tokens: 8, messages: [{ role: 'user', content: 'Stream please' }],
+      });
+      let text = '';
+      stream.on('text', (t) => { text += t; });
+      const msg = await stream.finalMessage();
+      assert.match(text, /^Mock answer from both/);
+      assert.equal(msg.content[0].text, text);
+      assert.equal(msg.stop_reason, 'max_tokens');
+      assert.equal(msg.usage.output_tokens, 8);
+      // The same prompt, not streamed, gives the same text.
+      const whole = await anthropic.messages.create({
+        model, max_tokens: 8, messages: [{ role: 'user', content: 'Stream please' }],
+      });
+      assert.equal(whole.content[0].text, text);
+    });
+  }
+
+  test('anthropic SDK: wrong key is an AuthenticationError, unknown model a NotFoundError', T,
+    async () => {
+      const bad = new Anthropic({ apiKey: 'wrong', baseURL: `http://127.0.0.1:${gw.port}`,
+        maxRetries: 0 });
+      await assert.rejects(
+        bad.messages.create({ model: 'app/claude', max_tokens: 5,
+          messages: [{ role: 'user', content: 'x' }] }),
+        (e) => e instanceof Anthropic.AuthenticationError && e.status === 401);
+      await assert.rejects(
+        anthropic.messages.create({ model: 'nope', max_tokens: 5,
+          messages: [{ role: 'user', content: 'x' }] }),
+        (e) => e instanceof Anthropic.NotFoundError && e.status === 404);
+    });
+
+  test('openai SDK against an Anthropic deployment (non-streaming and streaming)', T, async () => {
+    const res = await openai.chat.completions.create({
+      model: 'app/claude', max_tokens: 10,
+      messages: [{ role: 'system', content: 'Be brief.' }, { role: 'user', content: 'Hi' }],
+    });
+    assert.equal(res.object, 'chat.completion');
+    assert.match(res.choices[0].message.content, /^Mock answer from both/);
+    assert.equal(res.choices[0].finish_reason, 'length');
+    assert.equal(res.usage.completion_tokens, 10);
+    const stream = await openai.chat.completions.create({
+      model: 'app/claude', max_tokens: 10, stream: true, stream_options: { include_usage: true },
+      messages: [{ role: 'system', content: 'Be brief.' }, { role: 'user', content: 'Hi' }],
+    });
+    let text = '';
+    let usage = null;
+    let finish = null;
+    for await (const chunk of stream) {
+      if (chunk.usage) usage = chunk.usage;
+      const c = chunk.choices[0];
+      if (c?.delta?.content) text += c.delta.content;
+      if (c?.finish_reason) finish = c.finish_reason;
+    }
+    assert.equal(text, res.choices[0].message.content);
+    assert.equal(finish, 'length');
+    assert.equal(usage.completion_tokens, 10);
+  });
+
+  test('openai SDK tool-call round trip through an Anthropic deployment', T, async () => {
+    const tools = [{ type: 'function', function: { name: 'get_weather', description: 'Weather',
+      parameters: { type: 'object', properties: { city: { type: 'string' } },
+        required: ['city'] } } }];
+    const res = await openai.chat.completions.create({
+      model: 'app/claude', max_tokens: 20, tools,
+      messages: [
+        { role: 'user', content: 'Weather in Paris?' },
+        { role: 'assistant', content: null, tool_calls: [{ id: 'toolu_01', type: 'function',
+          function: { name: 'get_weather', arguments: '{"city":"Paris"}' } }] },
+        { role: 'tool', tool_call_id: 'toolu_01', content: '18C' },
+      ],
+    });
+    assert.equal(res.object, 'chat.completion');
+    const sent = (await mock.last()).body;
+    assert.deepEqual(sent.tools, [{ name: 'get_weather', description: 'Weather',
+      input_schema: tools[0].function.parameters }]);
+    assert.deepEqual(sent.messages[1].content, [{ type: 'tool_use', id: 'toolu_01',
+      name: 'get_weather', input: { city: 'Paris' } }]);
+    assert.deepEqual(sent.messages[2], { role: 'user', content: [{ type: 'tool_result',
+      tool_use_id: 'toolu_01', content: '18C' }] });
+  });
+});
