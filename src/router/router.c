@@ -1,5 +1,6 @@
 /* Selection, attempts and the circuit breaker (DESIGN §7). */
 #include "router.h"
+#include "provider/provider.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -542,19 +543,39 @@ const struct sg_deployment *sg_route_next(struct sg_route *rt, uint64_t now_ms)
         return NULL;
     }
     const struct sg_config *cfg = rt->r->cfg;
+    bool usage_based = cfg->router.routing_strategy &&
+                       strcmp(cfg->router.routing_strategy, "usage-based-routing") == 0;
+    bool unavailable = false; /* something was skipped for health, not for being tried */
     while (rt->rg) {
         const struct sg_router_group *rg = rt->rg;
         struct cand c[SG_ROUTE_MAX_TRIED];
         size_t n = 0;
         int lowest = 0;
-        /* The pinned deployment wins outright while it can serve. */
+        /* A pinned deployment is tried first while it can serve; if it fails, the walk goes on
+         * as if there were no pin (a pin is a preference, not a way to turn failover off). */
         char pinned[256];
-        bool has_pin = sg_health_pinned(rt->r->health, rg->group->alias, pinned, sizeof pinned);
+        if (rt->attempts == 0 &&
+            sg_health_pinned(rt->r->health, rg->group->alias, pinned, sizeof pinned)) {
+            for (size_t j = 0; j < rg->group->n; j++) {
+                const struct sg_deployment *d = rg->group->deployments[j];
+                bool probe;
+                if (strcmp(d->id, pinned) == 0 &&
+                    available(rg->health[j], now_ms, &cooling, &probe)) {
+                    struct cand pc = {d, rg->health[j], probe, 0};
+                    return take(rt, &pc);
+                }
+            }
+        }
         for (size_t j = 0; j < rg->group->n && n < SG_ROUTE_MAX_TRIED; j++) {
             const struct sg_deployment *d = rg->group->deployments[j];
             bool probe;
-            if (was_tried(rt, d) || !available(rg->health[j], now_ms, &cooling, &probe))
+            if (was_tried(rt, d))
                 continue;
+            if (!available(rg->health[j], now_ms, &cooling, &probe) ||
+                (usage_based && usage_score(d, rg->health[j], now_ms) > 1.0)) {
+                unavailable = true; /* cooling, disabled, probing, or over its rpm/tpm */
+                continue;
+            }
             /* The current tier's retry budget: after it, only later tiers qualify. */
             if (rt->tier && d->order == rt->tier) {
                 bool peers = cfg->router.enable_weighted_failover;
@@ -563,16 +584,8 @@ const struct sg_deployment *sg_route_next(struct sg_route *rt, uint64_t now_ms)
             }
             if (rt->tier && d->order < rt->tier)
                 continue; /* a tier already left stays left within this request */
-            if (has_pin && strcmp(d->id, pinned) == 0) {
-                struct cand pc = {d, rg->health[j], probe, 0};
-                n = 0;
-                c[n++] = pc;
+            if (!n || d->order < lowest)
                 lowest = d->order;
-                break;
-            }
-            if (!n || d->order < lowest) {
-                lowest = d->order;
-            }
             c[n++] = (struct cand){d, rg->health[j], probe, 0};
         }
         /* Keep the lowest order only: that is the tier. */
@@ -588,14 +601,9 @@ const struct sg_deployment *sg_route_next(struct sg_route *rt, uint64_t now_ms)
                 rt->tier_attempts = 0;
             }
             rt->tier_attempts++;
-            /* A probe is worth one request: prefer a deployment that is plainly healthy. */
-            size_t healthy = 0;
-            for (size_t i = 0; i < m; i++)
-                if (!c[i].probe)
-                    c[healthy++] = c[i];
-            if (healthy == 0)
-                healthy = m;
-            size_t i = pick(rt, c, healthy, now_ms);
+            /* A deployment whose cooldown ended competes for its normal share: the request that
+             * picks it is its half-open probe. */
+            size_t i = pick(rt, c, m, now_ms);
             return take(rt, &c[i]);
         }
         /* This alias is used up: the next fallback alias, a hop of its own. */
@@ -603,9 +611,12 @@ const struct sg_deployment *sg_route_next(struct sg_route *rt, uint64_t now_ms)
         rt->tier = 0; /* the next pick counts the hop */
         rt->tier_attempts = 0;
     }
-    if (!attempted_before && cooling) {
+    if (!attempted_before && (cooling || unavailable)) {
+        /* Nothing could be tried: cooling, disabled, a probe out, over limits. The shortest
+         * cooldown says when to come back; without one, a probe's verdict or the next minute
+         * of usage is a second or so away. */
         rt->why = SG_ROUTE_ALL_COOLING;
-        rt->retry_after_ms = cooling;
+        rt->retry_after_ms = cooling ? cooling : 1000;
     } else {
         rt->why = SG_ROUTE_EXHAUSTED;
         rt->retry_after_ms = cooling;
@@ -690,15 +701,6 @@ void sg_route_report(struct sg_route *rt, const struct sg_deployment *d, enum sg
     pthread_mutex_unlock(&h->lock);
 }
 
-static bool contains(const char *body, size_t n, const char *needle)
-{
-    size_t k = strlen(needle);
-    for (size_t i = 0; i + k <= n; i++)
-        if (memcmp(body + i, needle, k) == 0)
-            return true;
-    return false;
-}
-
 enum sg_outcome sg_router_classify(int status, int transport_error, bool first_byte_timeout,
                                    const char *body, size_t body_len)
 {
@@ -708,20 +710,22 @@ enum sg_outcome sg_router_classify(int status, int transport_error, bool first_b
         return first_byte_timeout ? SG_OUT_FIRST_BYTE : SG_OUT_FAILURE;
     if (status >= 200 && status < 300)
         return SG_OUT_SUCCESS;
-    if (status == 401 || status == 403)
-        return SG_OUT_AUTH;
-    if (status == 429)
-        return SG_OUT_RATE_LIMITED;
-    if (status == 408 || status >= 500 || status < 200)
+    if (status < 200 || (status >= 300 && status < 400))
         return SG_OUT_FAILURE;
-    if (status >= 300 && status < 400)
-        return SG_OUT_FAILURE;
-    /* The wording OpenAI, Anthropic and the OpenAI-compatible servers use for a prompt that
-     * does not fit the model. */
-    if (body && (contains(body, body_len, "context_length_exceeded") ||
-                 contains(body, body_len, "maximum context length") ||
-                 contains(body, body_len, "prompt is too long") ||
-                 contains(body, body_len, "context window")))
-        return SG_OUT_CONTEXT_WINDOW;
+    /* The provider adapters read both error shapes (OpenAI's and Anthropic's) and the wording
+     * each provider uses (provider/errors.c). */
+    struct sg_provider_error e;
+    sg_provider_classify(status, body, body_len, &e);
+    switch (e.cls) {
+    case SG_ERRC_AUTH: return SG_OUT_AUTH; /* also OpenAI's insufficient_quota 429 */
+    case SG_ERRC_RATE_LIMIT: return SG_OUT_RATE_LIMITED;
+    case SG_ERRC_SERVER:
+    case SG_ERRC_TIMEOUT: return SG_OUT_FAILURE;
+    case SG_ERRC_CONTEXT_WINDOW: return SG_OUT_CONTEXT_WINDOW;
+    case SG_ERRC_NONE: return SG_OUT_SUCCESS;
+    case SG_ERRC_BAD_REQUEST:
+    case SG_ERRC_NOT_FOUND:
+    case SG_ERRC_CONTENT_POLICY: break;
+    }
     return SG_OUT_CLIENT_ERROR;
 }
