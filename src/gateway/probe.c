@@ -78,8 +78,6 @@ static void on_tick(uv_timer_t *t)
     struct sg_runtime *rt = p->w->rt;
     for (size_t i = 0; i < rt->cfg->n_deployments; i++) {
         const struct sg_deployment *d = &rt->cfg->deployments[i];
-        if (d->kind != SG_PROVIDER_OPENAI)
-            continue; /* other wire formats: their adapters' issue */
         struct probe_call *c = sg_xcalloc(1, sizeof *c);
         c->p = p;
         c->rt = sg_runtime_ref(rt);
@@ -88,6 +86,7 @@ static void on_tick(uv_timer_t *t)
         sg_buf_init(&b, 0);
         sg_buf_appends(&b, "{\"model\":\"");
         sg_buf_append_json_str(&b, d->provider_model, strlen(d->provider_model));
+        /* The same tiny request in both wire formats (dep_urls/dep_headers are per format). */
         sg_buf_appends(&b, "\",\"messages\":[{\"role\":\"user\",\"content\":\"ping\"}],"
                            "\"max_tokens\":1}");
         c->body = sg_buf_steal(&b, NULL);
