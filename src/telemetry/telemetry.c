@@ -49,6 +49,7 @@ struct key_series {
     sg_series_t latency, ttft;
     sg_series_t tokens[3]; /* input, output, cached */
     sg_series_t cost;
+    sg_series_t unpriced;
 };
 
 struct name_slot {
@@ -118,6 +119,7 @@ static void key_series_init(struct sg_telemetry *t, struct key_series *k, const 
         k->tokens[i] = sg_metrics_series(t->m, fam[3], l3);
     }
     k->cost = sg_metrics_series(t->m, fam[4], l2);
+    k->unpriced = sg_metrics_series(t->m, fam[5], l2);
 }
 
 struct sg_telemetry *sg_telemetry_new(const struct sg_config *cfg, size_t n_workers)
@@ -127,7 +129,7 @@ struct sg_telemetry *sg_telemetry_new(const struct sg_config *cfg, size_t n_work
     t->m = sg_metrics_new(n_workers + 1);
     struct sg_metrics *m = t->m;
 
-    int fam[5];
+    int fam[6];
     fam[0] = sg_metrics_family(m, "slogate_requests_total",
                                "Client requests by the group and deployment that answered, "
                                "provider and status class.",
@@ -145,6 +147,10 @@ struct sg_telemetry *sg_telemetry_new(const struct sg_config *cfg, size_t n_work
     fam[4] =
         sg_metrics_family(m, "slogate_cost_usd_total", "Cost of answered requests in US dollars.",
                           SG_METRIC_COUNTER, NULL, 0);
+    fam[5] = sg_metrics_family(m, "slogate_unpriced_requests_total",
+                               "Answers from deployments with no known price (counted at cost 0; "
+                               "set input_cost_per_token/output_cost_per_token).",
+                               SG_METRIC_COUNTER, NULL, 0);
     int f_fail = sg_metrics_family(m, "slogate_request_failures_total",
                                    "Requests that ended with an error, by error type.",
                                    SG_METRIC_COUNTER, NULL, 0);
@@ -306,6 +312,8 @@ void sg_telemetry_count(struct sg_telemetry *t, struct sg_metric_shard *s,
         sg_metric_add(s, k->tokens[2], (double)ev->cached_tokens);
     if (ev->cost_usd > 0)
         sg_metric_add(s, k->cost, ev->cost_usd);
+    if (ev->unpriced)
+        sg_metric_add(s, k->unpriced, 1);
     if (ev->error_type[0]) {
         size_t gi = asked ? asked->slot - t->n_deps : t->n_groups;
         sg_metric_add(s, t->failures[gi * N_ERR + error_index(ev->error_type)], 1);

@@ -59,6 +59,7 @@ struct sg_event {
     int failover_hops;       /* tiers or fallback aliases crossed */
     int64_t input_tokens, output_tokens, cached_tokens;
     double cost_usd;
+    bool unpriced;           /* the deployment has no known price: cost_usd is 0 by default */
     bool cache_hit;
     int cache_ttl_s;
     bool stream;
