@@ -469,10 +469,9 @@ static void gw_fail(struct gw_req *g)
             struct sg_dep_view v;
             sg_health_view(rg->health[j], now_ms(), &v);
             sg_buf_appendf(&list, "%s%s (%s)", j ? ", " : "", rg->group->deployments[j]->id,
-                           v.disabled     ? "disabled"
+                           v.disabled ? "disabled"
                            : v.cooling_ms ? (v.cooldown_reason ? v.cooldown_reason : "cooling down")
-                           : v.probing    ? "its half-open probe is in flight"
-                                          : "at its rpm/tpm limit this minute");
+                                          : "busy probing");
         }
         gw_error(g, 503, "service_unavailable", "no_healthy_deployment",
                  "no healthy deployment for %s: %s. Retry after %" PRIu64 " s.",
@@ -521,8 +520,6 @@ static void gw_cost(struct gw_req *g, const struct sg_deployment *d, const struc
     size_t di = sg_runtime_dep_index(g->rt, d);
     g->usage = *u;
     g->cost_usd = g->rt->dep_priced[di] ? sg_pricing_cost(&g->rt->dep_prices[di], u) : 0;
-    if (u->known) /* usage-based routing counts tokens per minute */
-        sg_route_tokens(&g->route, d, (uint64_t)(u->input_tokens + u->output_tokens), now_ms());
     g->unpriced = !g->rt->dep_priced[di];
     if (g->unpriced)
         g->w->unpriced++;
