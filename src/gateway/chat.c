@@ -78,8 +78,6 @@ struct gw_req {
     char faults[256];               /* x-slogate-faults: drill faults active right now */
     struct sg_usage usage;          /* as the answering provider reported it */
     double cost_usd;                /* usage at the deployment's prices (0 when unpriced) */
-    bool unpriced;                  /* answered by a deployment with no known price: the
-                                     * request event's `unpriced` (slogate_unpriced_requests_total) */
     char cost_hdr[32];              /* x-slogate-cost-usd */
     int status;                     /* what the client got */
     const char *error_type;         /* NULL on success */
@@ -469,9 +467,10 @@ static void gw_fail(struct gw_req *g)
             struct sg_dep_view v;
             sg_health_view(rg->health[j], now_ms(), &v);
             sg_buf_appendf(&list, "%s%s (%s)", j ? ", " : "", rg->group->deployments[j]->id,
-                           v.disabled ? "disabled"
+                           v.disabled     ? "disabled"
                            : v.cooling_ms ? (v.cooldown_reason ? v.cooldown_reason : "cooling down")
-                                          : "busy probing");
+                           : v.probing    ? "its half-open probe is in flight"
+                                          : "at its rpm/tpm limit this minute");
         }
         gw_error(g, 503, "service_unavailable", "no_healthy_deployment",
                  "no healthy deployment for %s: %s. Retry after %" PRIu64 " s.",
@@ -520,8 +519,9 @@ static void gw_cost(struct gw_req *g, const struct sg_deployment *d, const struc
     size_t di = sg_runtime_dep_index(g->rt, d);
     g->usage = *u;
     g->cost_usd = g->rt->dep_priced[di] ? sg_pricing_cost(&g->rt->dep_prices[di], u) : 0;
-    g->unpriced = !g->rt->dep_priced[di];
-    if (g->unpriced)
+    if (u->known) /* usage-based routing counts tokens per minute */
+        sg_route_tokens(&g->route, d, (uint64_t)(u->input_tokens + u->output_tokens), now_ms());
+    if (!g->rt->dep_priced[di])
         g->w->unpriced++;
 }
 

@@ -164,6 +164,9 @@ const struct sg_deployment *sg_route_next(struct sg_route *rt, uint64_t now_ms);
 void sg_route_report(struct sg_route *rt, const struct sg_deployment *d, enum sg_outcome o,
                      uint64_t now_ms, uint64_t retry_after_ms, double ttft_ms, double total_ms,
                      uint64_t tokens);
+/* Count an answer's tokens against its deployment's minute (usage-based routing, tpm). */
+void sg_route_tokens(struct sg_route *rt, const struct sg_deployment *d, uint64_t tokens,
+                     uint64_t now_ms);
 /* Move to the alias's context_window_fallbacks (after SG_OUT_CONTEXT_WINDOW); false if none. */
 bool sg_route_context_window(struct sg_route *rt);
 

@@ -391,6 +391,91 @@ static void test_pin_disable_and_bypass(void **state)
     teardown_fx(&f);
 }
 
+static void test_nothing_available_is_all_cooling(void **state)
+{
+    (void)state;
+    /* Disabled, or a probe out: nothing can be tried, so the answer is 503 (ALL_COOLING), not a
+     * 502 for attempts that never happened. */
+    struct fx f = {0};
+    setup_yaml(&f, "model_list:\n" DEP("a1", 1, "") "router_settings: {allowed_fails: 1, cooldown_time: 1}\n");
+    struct sg_route rt, rt2;
+    sg_health_find(f.h, "a1")->disabled = true;
+    begin(&f, &rt, "app/chat", false, 1000);
+    assert_null(sg_route_next(&rt, 1000));
+    assert_int_equal(rt.why, SG_ROUTE_ALL_COOLING);
+    sg_health_find(f.h, "a1")->disabled = false;
+    begin(&f, &rt, "app/chat", false, 1000);
+    const struct sg_deployment *d = sg_route_next(&rt, 1000);
+    sg_route_report(&rt, d, SG_OUT_FAILURE, 1000, 0, 0, 0, 0);
+    begin(&f, &rt, "app/chat", false, 2500); /* cooldown over: this one probes */
+    assert_non_null(sg_route_next(&rt, 2500));
+    assert_true(rt.probe);
+    begin(&f, &rt2, "app/chat", false, 2600);
+    assert_null(sg_route_next(&rt2, 2600));
+    assert_int_equal(rt2.why, SG_ROUTE_ALL_COOLING);
+    assert_int_equal(rt2.retry_after_ms, 1000);
+    teardown_fx(&f);
+}
+
+static void test_recovered_deployment_takes_its_share(void **state)
+{
+    (void)state;
+    struct fx f = {0};
+    setup_yaml(&f, "model_list:\n" DEP("x", 1, "") DEP("y", 1, "")
+                   "router_settings: {allowed_fails: 1, cooldown_time: 1}\n");
+    sg_health_cool(sg_health_find(f.h, "x"), 1000, 1000, "test");
+    int x = 0;
+    for (int i = 0; i < 200; i++) {
+        struct sg_route rt;
+        begin(&f, &rt, "app/chat", false, 3000);
+        const struct sg_deployment *d = sg_route_next(&rt, 3000);
+        x += strcmp(d->id, "x") == 0;
+        sg_route_report(&rt, d, SG_OUT_SUCCESS, 3000, 0, 0, 1, 0);
+    }
+    /* The first pick of x is its probe; its success closes the breaker and x is back. */
+    assert_true(x > 70 && x < 130);
+    teardown_fx(&f);
+}
+
+static void test_usage_based_skips_over_limits_and_counts_tokens(void **state)
+{
+    (void)state;
+    struct fx f = {0};
+    setup_yaml(&f, "model_list:\n" DEP("a", 1, ", rpm: 2") DEP("t", 1, ", tpm: 50") DEP("c", 2, "")
+                   "router_settings: {routing_strategy: usage-based-routing}\n");
+    const char *seen[6];
+    for (int i = 0; i < 6; i++) {
+        struct sg_route rt;
+        begin(&f, &rt, "app/chat", false, 60000);
+        const struct sg_deployment *d = sg_route_next(&rt, 60000);
+        seen[i] = d->id;
+        sg_route_report(&rt, d, SG_OUT_SUCCESS, 60000, 0, 0, 1, 0);
+        sg_route_tokens(&rt, d, 30, 60000);
+    }
+    int c = 0;
+    for (int i = 0; i < 6; i++)
+        c += strcmp(seen[i], "c") == 0;
+    /* a takes 2 requests (rpm), t 2 (60 tokens > tpm 50 after the second), c the rest. */
+    assert_int_equal(c, 2);
+    teardown_fx(&f);
+}
+
+static void test_failing_pin_still_fails_over(void **state)
+{
+    (void)state;
+    struct fx f = {0};
+    setup_yaml(&f, two_tiers);
+    sg_health_pin(f.h, "app/chat", "b1");
+    struct sg_route rt;
+    begin(&f, &rt, "app/chat", false, 1000);
+    const struct sg_deployment *d = sg_route_next(&rt, 1000);
+    assert_string_equal(d->id, "b1");
+    sg_route_report(&rt, d, SG_OUT_FAILURE, 1000, 0, 0, 0, 0);
+    d = sg_route_next(&rt, 1000);
+    assert_int_equal(d->order, 1); /* back to the top tier, as if there were no pin */
+    teardown_fx(&f);
+}
+
 static void test_deadline(void **state)
 {
     (void)state;
@@ -463,6 +548,10 @@ int main(void)
         cmocka_unit_test(test_half_open_probe),
         cmocka_unit_test(test_strategies),
         cmocka_unit_test(test_pin_disable_and_bypass),
+        cmocka_unit_test(test_nothing_available_is_all_cooling),
+        cmocka_unit_test(test_recovered_deployment_takes_its_share),
+        cmocka_unit_test(test_usage_based_skips_over_limits_and_counts_tokens),
+        cmocka_unit_test(test_failing_pin_still_fails_over),
         cmocka_unit_test(test_deadline),
         cmocka_unit_test(test_classify),
         cmocka_unit_test(test_health_survives_reload),
