@@ -78,6 +78,8 @@ struct gw_req {
     char faults[256];               /* x-slogate-faults: drill faults active right now */
     struct sg_usage usage;          /* as the answering provider reported it */
     double cost_usd;                /* usage at the deployment's prices (0 when unpriced) */
+    bool unpriced;                  /* answered by a deployment with no known price: the
+                                     * request event's `unpriced` (slogate_unpriced_requests_total) */
     char cost_hdr[32];              /* x-slogate-cost-usd */
     int status;                     /* what the client got */
     const char *error_type;         /* NULL on success */
@@ -521,7 +523,8 @@ static void gw_cost(struct gw_req *g, const struct sg_deployment *d, const struc
     g->cost_usd = g->rt->dep_priced[di] ? sg_pricing_cost(&g->rt->dep_prices[di], u) : 0;
     if (u->known) /* usage-based routing counts tokens per minute */
         sg_route_tokens(&g->route, d, (uint64_t)(u->input_tokens + u->output_tokens), now_ms());
-    if (!g->rt->dep_priced[di])
+    g->unpriced = !g->rt->dep_priced[di];
+    if (g->unpriced)
         g->w->unpriced++;
 }
 

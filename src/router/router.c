@@ -1,5 +1,6 @@
 /* Selection, attempts and the circuit breaker (DESIGN §7). */
 #include "router.h"
+#include "provider/provider.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -715,15 +716,6 @@ void sg_route_tokens(struct sg_route *rt, const struct sg_deployment *d, uint64_
     pthread_mutex_unlock(&h->lock);
 }
 
-static bool contains(const char *body, size_t n, const char *needle)
-{
-    size_t k = strlen(needle);
-    for (size_t i = 0; i + k <= n; i++)
-        if (memcmp(body + i, needle, k) == 0)
-            return true;
-    return false;
-}
-
 enum sg_outcome sg_router_classify(int status, int transport_error, bool first_byte_timeout,
                                    const char *body, size_t body_len)
 {
@@ -733,20 +725,22 @@ enum sg_outcome sg_router_classify(int status, int transport_error, bool first_b
         return first_byte_timeout ? SG_OUT_FIRST_BYTE : SG_OUT_FAILURE;
     if (status >= 200 && status < 300)
         return SG_OUT_SUCCESS;
-    if (status == 401 || status == 403)
-        return SG_OUT_AUTH;
-    if (status == 429)
-        return SG_OUT_RATE_LIMITED;
-    if (status == 408 || status >= 500 || status < 200)
+    if (status < 200 || (status >= 300 && status < 400))
         return SG_OUT_FAILURE;
-    if (status >= 300 && status < 400)
-        return SG_OUT_FAILURE;
-    /* The wording OpenAI, Anthropic and the OpenAI-compatible servers use for a prompt that
-     * does not fit the model. */
-    if (body && (contains(body, body_len, "context_length_exceeded") ||
-                 contains(body, body_len, "maximum context length") ||
-                 contains(body, body_len, "prompt is too long") ||
-                 contains(body, body_len, "context window")))
-        return SG_OUT_CONTEXT_WINDOW;
+    /* The provider adapters read both error shapes (OpenAI's and Anthropic's) and the wording
+     * each provider uses (provider/errors.c). */
+    struct sg_provider_error e;
+    sg_provider_classify(status, body, body_len, &e);
+    switch (e.cls) {
+    case SG_ERRC_AUTH: return SG_OUT_AUTH; /* also OpenAI's insufficient_quota 429 */
+    case SG_ERRC_RATE_LIMIT: return SG_OUT_RATE_LIMITED;
+    case SG_ERRC_SERVER:
+    case SG_ERRC_TIMEOUT: return SG_OUT_FAILURE;
+    case SG_ERRC_CONTEXT_WINDOW: return SG_OUT_CONTEXT_WINDOW;
+    case SG_ERRC_NONE: return SG_OUT_SUCCESS;
+    case SG_ERRC_BAD_REQUEST:
+    case SG_ERRC_NOT_FOUND:
+    case SG_ERRC_CONTENT_POLICY: break;
+    }
     return SG_OUT_CLIENT_ERROR;
 }
