@@ -13,6 +13,8 @@ int cmd_serve(int argc, char **argv);
 int cmd_check(int argc, char **argv);
 int cmd_mock(int argc, char **argv);
 int cmd_demo(int argc, char **argv);
+int cmd_drill(int argc, char **argv);
+int cmd_trial(int argc, char **argv);
 
 /* True when argv holds --help/-h; prints `usage` to stdout then. */
 int sg_cli_wants_help(int argc, char **argv, const char *usage);

@@ -16,6 +16,8 @@ static const struct command commands[] = {
     {"check", cmd_check, "validate a config, print every problem with file:line"},
     {"mock", cmd_mock, "run a fake model provider with fault injection"},
     {"demo", cmd_demo, "the gateway in front of two built-in mock providers, no keys needed"},
+    {"drill", cmd_drill, "break the primary on purpose, measure failover, roll back, report"},
+    {"trial", cmd_trial, "sample traffic through one candidate deployment, judged by the SLO"},
 };
 
 static void usage(FILE *out)

@@ -1,0 +1,204 @@
+/*
+ * The change trial: before a deployment becomes a primary (a new provider, a new model, a new
+ * region), send it sample traffic and check its p95 and cost per request against the SLO.
+ *
+ * How traffic reaches only the candidate: the candidate is pinned for its alias
+ * (POST /admin/deployments/<id>/pin) for the length of the trial, and unpinned after — or the
+ * pin that was there before is put back. A pin only prefers a deployment: when the candidate
+ * fails, the router still fails over, so answers from anyone else count as the candidate's
+ * failures (trial_evaluate). The pin applies to every client of that alias on that gateway:
+ * run trials on a staging gateway, or on an alias no client uses yet (docs/drill.md).
+ */
+#include "drill_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+#define ADMIN_TIMEOUT_MS 10000
+
+/* Ids travel in the admin URL path: only characters that need no escaping there. */
+static bool path_safe(const char *id)
+{
+    for (const char *p = id; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+              strchr("-._~:@", *p)))
+            return false;
+    return *id != '\0';
+}
+
+static int setup(const struct sg_drill_options *o, struct sg_drill_result *r, char *err,
+                 size_t n)
+{
+    const struct sg_config *cfg = o->cfg;
+    const struct sg_deployment *d = NULL;
+    for (size_t i = 0; i < cfg->n_deployments && !d; i++)
+        if (strcmp(cfg->deployments[i].id, o->candidate) == 0)
+            d = &cfg->deployments[i];
+    if (!d) {
+        snprintf(err, n, "no deployment with id '%s' in %s (model_info.id)", o->candidate,
+                 cfg->path);
+        return SG_EINVAL;
+    }
+    if (!path_safe(d->id)) {
+        snprintf(err, n, "deployment id '%s' cannot be pinned through the admin URL; give it a "
+                         "model_info.id of letters, digits, '-', '_' or '.'",
+                 d->id);
+        return SG_EINVAL;
+    }
+    snprintf(r->primary, sizeof r->primary, "%s", d->id);
+    snprintf(r->alias, sizeof r->alias, "%s", d->alias);
+    if (o->feature) {
+        const struct sg_feature *f = sg_config_feature(cfg, o->feature, strlen(o->feature));
+        if (!f) {
+            snprintf(err, n, "no feature '%s' under features: in %s", o->feature, cfg->path);
+            return SG_EINVAL;
+        }
+        snprintf(r->feature, sizeof r->feature, "%s", f->name);
+        r->target_cost_cap_usd = f->max_cost_per_request_usd;
+    }
+    r->target_p95_s = cfg->slo.p95_latency_s;
+    r->target_sr_pct = cfg->slo.success_rate;
+    r->target_cost_avg_usd = cfg->slo.cost_avg_usd;
+    return SG_OK;
+}
+
+static bool pin(struct sg_drill_run *R, const char *id, const char *action)
+{
+    char path[200];
+    snprintf(path, sizeof path, "/admin/deployments/%s/%s", id, action);
+    struct sg_drill_reply rep;
+    bool ok = false;
+    for (int attempt = 0; attempt < 3 && !ok; attempt++) {
+        int rc = sg_drill_admin(&R->c, "POST", path, "{}", ADMIN_TIMEOUT_MS, &rep);
+        ok = rc == SG_OK && rep.status == 200;
+        if (!ok)
+            sg_drill_run_event(R, "POST %s failed: %s", path,
+                               rc != SG_OK ? rep.error : rep.body.data ? rep.body.data : "");
+        sg_drill_reply_dispose(&rep);
+    }
+    return ok;
+}
+
+/* Put the alias's pin back the way it was. */
+static void unpin(struct sg_drill_run *R)
+{
+    if (!R->pinned)
+        return;
+    bool ok = R->prev_pin[0] ? pin(R, R->prev_pin, "pin") : pin(R, R->res->primary, "unpin");
+    if (ok) {
+        R->pinned = false;
+        if (R->prev_pin[0])
+            sg_drill_run_event(R, "pin restored to %s", R->prev_pin);
+        else
+            sg_drill_run_event(R, "%s unpinned", R->res->primary);
+    } else {
+        sg_drill_run_event(R, "COULD NOT UNDO THE PIN: run POST /admin/deployments/%s/unpin on "
+                              "the gateway now",
+                           R->res->primary);
+    }
+}
+
+static int phases(struct sg_drill_run *R)
+{
+    struct sg_drill_result *r = R->res;
+    const struct sg_drill_options *o = R->o;
+    sg_drill_run_phase(R, "connecting", 0);
+    struct sg_drill_gw_state st;
+    sg_drill_run_state(R, &st);
+    if (st.status == 401 || st.status == 403) {
+        fprintf(stderr, "slogate trial: the gateway at %s refused the master key (HTTP %d)\n",
+                r->gateway, st.status);
+        return SG_DRILL_EXIT_USAGE;
+    }
+    if (st.status != 200) {
+        r->aborted = true;
+        snprintf(r->abort_reason, sizeof r->abort_reason, "the gateway did not answer: %s",
+                 st.error);
+        sg_drill_run_event(R, "stopping: %s", r->abort_reason);
+        return 0;
+    }
+    const char *cs = sg_drill_gw_dep_state(&st, r->primary);
+    if (!cs) {
+        fprintf(stderr, "slogate trial: the gateway at %s has no deployment '%s': run the trial "
+                        "with the config the gateway serves\n",
+                r->gateway, r->primary);
+        return SG_DRILL_EXIT_USAGE;
+    }
+    if (strcmp(cs, "disabled") == 0 || st.bypass) {
+        r->aborted = true;
+        snprintf(r->abort_reason, sizeof r->abort_reason, "%s",
+                 st.bypass ? "the router bypass is on: pins are ignored while it is"
+                           : "the candidate is disabled: enable it first");
+        sg_drill_run_event(R, "stopping: %s", r->abort_reason);
+        return 0;
+    }
+    for (size_t i = 0; i < st.n; i++)
+        if (st.d[i].pinned && strcmp(st.d[i].alias, r->alias) == 0 &&
+            strcmp(st.d[i].id, r->primary) != 0)
+            snprintf(R->prev_pin, sizeof R->prev_pin, "%s", st.d[i].id);
+    sg_drill_run_event(R, "gateway %s answers; candidate %s (%s) is %s%s%s", r->gateway,
+                       r->primary, r->alias, cs, R->prev_pin[0] ? "; pinned now: " : "",
+                       R->prev_pin);
+    R->pinned = true; /* set before the call: a pin that went through must be undone */
+    if (!pin(R, r->primary, "pin")) {
+        R->pinned = false;
+        r->aborted = true;
+        snprintf(r->abort_reason, sizeof r->abort_reason, "the candidate could not be pinned");
+        return 0;
+    }
+    sg_drill_run_event(R, "%s pinned for %s: every request of the alias goes to it first",
+                       r->primary, r->alias);
+    char title[96];
+    snprintf(title, sizeof title, "trial: %u samples at %g requests/s", o->samples, o->rps);
+    double budget = o->samples / o->rps * 1000.0;
+    sg_drill_run_phase(R, title, budget);
+    R->load.limit = o->samples;
+    sg_drill_load_start(&R->load, SG_DRILL_PH_TRIAL);
+    sg_drill_run_wait_flag(R, NULL, budget, true);
+    while (!R->stop && R->load.running)
+        sg_drill_run_wait(R, 50, true);
+    sg_drill_load_stop(&R->load);
+    sg_drill_run_drain(R, R->stop ? 2000.0 : (double)R->c.timeout_ms);
+    sg_drill_run_event(R, "%zu samples answered", r->n_samples);
+    unpin(R);
+    if (R->stop)
+        r->interrupted = true;
+    return 0;
+}
+
+int sg_trial_run(const struct sg_drill_options *o, struct sg_drill_result *res)
+{
+    struct sg_drill_result local, *r = res ? res : &local;
+    sg_drill_result_init(r, "trial");
+    sg_drill_result_meta(r, o);
+    r->samples_wanted = o->samples;
+    r->stream = o->stream;
+    char err[400];
+    if (setup(o, r, err, sizeof err) != SG_OK) {
+        fprintf(stderr, "slogate trial: %s\n", err);
+        if (!res)
+            sg_drill_result_dispose(r);
+        return SG_DRILL_EXIT_USAGE;
+    }
+    struct sg_drill_run R;
+    if (sg_drill_run_init(&R, o, r, err, sizeof err) != SG_OK) {
+        fprintf(stderr, "slogate trial: %s\n", err);
+        if (!res)
+            sg_drill_result_dispose(r);
+        return SG_DRILL_EXIT_USAGE;
+    }
+    fprintf(R.out, "slogate trial: %u samples through %s (%s) via %s; Ctrl-C unpins and stops\n",
+            o->samples, r->primary, r->alias, r->gateway);
+    int code = phases(&R);
+    if (code == SG_DRILL_EXIT_USAGE) {
+        unpin(&R);
+        sg_drill_run_dispose(&R);
+        if (!res)
+            sg_drill_result_dispose(r);
+        return code;
+    }
+    code = sg_drill_finish(&R, o, r, true);
+    if (!res)
+        sg_drill_result_dispose(r);
+    return code;
+}
