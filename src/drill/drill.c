@@ -588,11 +588,22 @@ int sg_drill_finish(struct sg_drill_run *R, const struct sg_drill_options *o,
         sg_trial_evaluate(r);
     else
         sg_drill_evaluate(r);
-    sg_drill_store(o->cfg, r);
-    char md[1200] = "", err[400];
-    if (sg_drill_write_reports(r, o->out_dir ? o->out_dir : ".", md, sizeof md, err,
-                               sizeof err) != SG_OK)
+    const char *dir = o->out_dir ? o->out_dir : ".";
+    char base[160], md[1400] = "", err[400];
+    int rc = sg_drill_report_base(r, dir, base, sizeof base, err, sizeof err);
+    if (rc == SG_OK)
+        snprintf(md, sizeof md, "%s/%s.md", dir, base);
+    /* Stored before the files are written, so the files can say where it went. */
+    if (o->demo)
+        snprintf(r->store_note, sizeof r->store_note, "not stored: a --demo run");
+    else
+        sg_drill_store(o->cfg, r, md[0] ? md : NULL);
+    if (rc == SG_OK)
+        rc = sg_drill_write_reports(r, dir, base, err, sizeof err);
+    if (rc != SG_OK) {
         fprintf(stderr, "slogate %s: %s\n", r->kind, err);
+        md[0] = '\0';
+    }
     FILE *out = o->out ? o->out : stdout;
     print_summary(out, r, md);
     return r->passed ? SG_DRILL_EXIT_OK : SG_DRILL_EXIT_FAILED;

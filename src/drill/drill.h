@@ -233,11 +233,14 @@ void sg_drill_render_json(const struct sg_drill_result *r, struct sg_buf *out);
 /* `svg_name` is the chart's file name, linked from the markdown (NULL: no link). */
 void sg_drill_render_md(const struct sg_drill_result *r, const char *svg_name, struct sg_buf *out);
 void sg_drill_render_svg(const struct sg_drill_result *r, struct sg_buf *out);
-/* Write <kind>-<date>.md, .json and .svg into `dir` (created if missing); when a report of that
- * day exists, -2, -3 ... is appended so an earlier run is never overwritten. The markdown's
- * path goes to `md_path`. Returns 0 or SG_EIO with a message in err. */
-int sg_drill_write_reports(const struct sg_drill_result *r, const char *dir, char *md_path,
-                           size_t md_path_len, char *err, size_t err_len);
+/* Create `dir` if missing and pick the reports' base name: <kind>-<date>, or <kind>-<date>-2,
+ * -3 ... when a report of that day is there already, so an earlier run is never overwritten.
+ * Returns 0 or SG_EIO with a message in err. */
+int sg_drill_report_base(const struct sg_drill_result *r, const char *dir, char *base, size_t n,
+                         char *err, size_t err_len);
+/* Write <dir>/<base>.md, .json and .svg. Returns 0 or SG_EIO with a message in err. */
+int sg_drill_write_reports(const struct sg_drill_result *r, const char *dir, const char *base,
+                           char *err, size_t err_len);
 
 /* ---- running ---- */
 

@@ -183,7 +183,9 @@ int sg_drill_finish(struct sg_drill_run *R, const struct sg_drill_options *o,
 
 /* ---- the store (drill results for reports and the dashboard) ---- */
 
-/* Record a finished run; writes where it went (or why not) into r->store_note. */
-void sg_drill_store(const struct sg_config *cfg, struct sg_drill_result *r);
+/* Record a finished run in the config's database (general_settings.database_url); writes where
+ * it went, or why not, into r->store_note. `report_path` is the markdown report's path. */
+void sg_drill_store(const struct sg_config *cfg, struct sg_drill_result *r,
+                    const char *report_path);
 
 #endif

@@ -581,31 +581,35 @@ static int write_file(const char *path, const struct sg_buf *b, char *err, size_
     return SG_OK;
 }
 
-int sg_drill_write_reports(const struct sg_drill_result *r, const char *dir, char *md_path,
-                           size_t md_path_len, char *err, size_t err_len)
+int sg_drill_report_base(const struct sg_drill_result *r, const char *dir, char *base, size_t n,
+                         char *err, size_t err_len)
 {
     if (mkdirs(dir) != 0) {
         snprintf(err, err_len, "cannot create the report directory %s: %s", dir, strerror(errno));
         return SG_EIO;
     }
-    char base[128], path[1200];
+    char path[1200];
     for (int k = 1;; k++) {
         if (k == 1)
-            snprintf(base, sizeof base, "%s-%s", r->kind, r->date);
+            snprintf(base, n, "%s-%s", r->kind, r->date);
         else
-            snprintf(base, sizeof base, "%s-%s-%d", r->kind, r->date, k);
+            snprintf(base, n, "%s-%s-%d", r->kind, r->date, k);
         snprintf(path, sizeof path, "%s/%s.md", dir, base);
         if (access(path, F_OK) != 0)
-            break;
+            return SG_OK;
     }
-    char svg_name[160];
+}
+
+int sg_drill_write_reports(const struct sg_drill_result *r, const char *dir, const char *base,
+                           char *err, size_t err_len)
+{
+    char svg_name[160], path[1200];
     snprintf(svg_name, sizeof svg_name, "%s.svg", base);
     struct sg_buf b;
     sg_buf_init(&b, 0);
-    int rc = SG_OK;
     sg_drill_render_svg(r, &b);
     snprintf(path, sizeof path, "%s/%s", dir, svg_name);
-    rc = write_file(path, &b, err, err_len);
+    int rc = write_file(path, &b, err, err_len);
     sg_buf_reset(&b);
     if (rc == SG_OK) {
         sg_drill_render_json(r, &b);
@@ -617,7 +621,6 @@ int sg_drill_write_reports(const struct sg_drill_result *r, const char *dir, cha
         sg_drill_render_md(r, svg_name, &b);
         snprintf(path, sizeof path, "%s/%s.md", dir, base);
         rc = write_file(path, &b, err, err_len);
-        snprintf(md_path, md_path_len, "%s", path);
     }
     sg_buf_dispose(&b);
     return rc;

@@ -59,6 +59,41 @@ const struct sg_store_migration sg_store_migrations[] = {
         "CREATE INDEX slogate_requests_time ON slogate_requests (start_time);"
         "CREATE INDEX slogate_requests_tenant_time ON slogate_requests (tenant_id, start_time);",
     },
+    {
+        2,
+        /* Drill and trial results (src/drill): one summary row per run, the whole JSON report
+         * beside it. Booleans are 0/1 in SQLite; Postgres reads '1'/'0' as booleans too. */
+        "CREATE TABLE slogate_drills ("
+        " id TEXT PRIMARY KEY,"
+        " kind TEXT NOT NULL,"
+        " started_at TEXT NOT NULL,"
+        " elapsed_s REAL NOT NULL,"
+        " gateway TEXT, alias TEXT, deployment TEXT, mode TEXT, feature TEXT,"
+        " passed INTEGER NOT NULL,"
+        " interrupted INTEGER NOT NULL DEFAULT 0,"
+        " aborted INTEGER NOT NULL DEFAULT 0,"
+        " ttr_s REAL, p95_s REAL, success_rate REAL, cost_avg_usd REAL,"
+        " summary TEXT NOT NULL,"
+        " report_path TEXT,"
+        " result_json TEXT NOT NULL);"
+        "CREATE INDEX slogate_drills_time ON slogate_drills (started_at);",
+
+        "CREATE TABLE slogate_drills ("
+        " id text PRIMARY KEY,"
+        " kind text NOT NULL,"
+        " started_at timestamptz NOT NULL,"
+        " elapsed_s double precision NOT NULL,"
+        " gateway text, alias text, deployment text, mode text, feature text,"
+        " passed boolean NOT NULL,"
+        " interrupted boolean NOT NULL DEFAULT false,"
+        " aborted boolean NOT NULL DEFAULT false,"
+        " ttr_s double precision, p95_s double precision, success_rate double precision,"
+        " cost_avg_usd double precision,"
+        " summary text NOT NULL,"
+        " report_path text,"
+        " result_json text NOT NULL);"
+        "CREATE INDEX slogate_drills_time ON slogate_drills (started_at);",
+    },
 };
 
 const size_t sg_store_n_migrations = SG_ARRAY_LEN(sg_store_migrations);

@@ -350,6 +350,15 @@ static int pg_insert(struct sg_store_backend *base, const struct sg_event *const
     return SG_OK;
 }
 
+static int pg_exec_params(struct sg_store_backend *base, const char *sql, int n,
+                          const char *const *params, char *err, size_t errn)
+{
+    struct pg_be *b = (struct pg_be *)base;
+    if (!b->conn)
+        return SG_EIO;
+    return pg_run(b->conn, b->timeout_ms, sql, n, params, NULL, NULL, err, errn);
+}
+
 static void pg_free(struct sg_store_backend *base)
 {
     struct pg_be *b = (struct pg_be *)base;
@@ -369,6 +378,7 @@ struct sg_store_backend *sg_store_postgres_new(const char *conninfo, uint32_t ti
     b->base.connect = pg_connect;
     b->base.insert = pg_insert;
     b->base.disconnect = pg_disconnect;
+    b->base.exec_params = pg_exec_params;
     b->base.free = pg_free;
     b->conninfo = sg_xstrdup(conninfo);
     b->timeout_ms = timeout_ms ? timeout_ms : 5000;

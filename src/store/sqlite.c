@@ -224,6 +224,31 @@ static int sq_insert(struct sg_store_backend *base, const struct sg_event *const
     return SG_OK;
 }
 
+static int sq_exec_params(struct sg_store_backend *base, const char *sql, int n,
+                          const char *const *params, char *err, size_t errn)
+{
+    struct sqlite_be *b = (struct sqlite_be *)base;
+    sqlite3_stmt *st = NULL;
+    if (!b->db)
+        return SG_EIO;
+    if (sqlite3_prepare_v2(b->db, sql, -1, &st, NULL) != SQLITE_OK) {
+        set_err(err, errn, b->db, "preparing a statement");
+        return SG_EIO;
+    }
+    /* "$1".."$n" are named parameters to SQLite, numbered in order of first use. */
+    for (int i = 0; i < n; i++) {
+        if (params[i])
+            sqlite3_bind_text(st, i + 1, params[i], -1, SQLITE_STATIC);
+        else
+            sqlite3_bind_null(st, i + 1);
+    }
+    int rc = sqlite3_step(st) == SQLITE_DONE ? SG_OK : SG_EIO;
+    if (rc)
+        set_err(err, errn, b->db, "running a statement");
+    sqlite3_finalize(st);
+    return rc;
+}
+
 static void sq_free(struct sg_store_backend *base)
 {
     struct sqlite_be *b = (struct sqlite_be *)base;
@@ -239,6 +264,7 @@ struct sg_store_backend *sg_store_sqlite_new(const char *path)
     b->base.connect = sq_connect;
     b->base.insert = sq_insert;
     b->base.disconnect = sq_disconnect;
+    b->base.exec_params = sq_exec_params;
     b->base.free = sq_free;
     b->path = sg_xstrdup(path);
     return &b->base;

@@ -435,6 +435,60 @@ struct sg_store_backend *sg_store_backend_for_url(const char *url, char *err, si
     return NULL;
 }
 
+static const char *num(char *buf, size_t n, double v)
+{
+    if (v < 0)
+        return NULL;
+    snprintf(buf, n, "%.17g", v);
+    return buf;
+}
+
+int sg_store_record_drill(const char *database_url, const struct sg_store_drill *d, char *err,
+                          size_t err_len)
+{
+    struct sg_store_backend *b = sg_store_backend_for_url(database_url, err, err_len);
+    if (!b)
+        return SG_EINVAL;
+    int rc = b->connect(b, err, err_len);
+    if (!rc && !b->exec_params) {
+        snprintf(err, err_len, "the %s backend cannot record drills", b->name);
+        rc = SG_EINVAL;
+    }
+    if (!rc) {
+        char n[5][32];
+        const char *p[] = {d->id,
+                           d->kind,
+                           d->started_at,
+                           num(n[0], sizeof n[0], d->elapsed_s),
+                           d->gateway,
+                           d->alias,
+                           d->deployment,
+                           d->mode,
+                           d->feature,
+                           d->passed ? "1" : "0",
+                           d->interrupted ? "1" : "0",
+                           d->aborted ? "1" : "0",
+                           num(n[1], sizeof n[1], d->ttr_s),
+                           num(n[2], sizeof n[2], d->p95_s),
+                           num(n[3], sizeof n[3], d->success_rate),
+                           num(n[4], sizeof n[4], d->cost_avg_usd),
+                           d->summary,
+                           d->report_path,
+                           d->result_json};
+        rc = b->exec_params(b,
+                            "INSERT INTO slogate_drills (id, kind, started_at, elapsed_s, "
+                            "gateway, alias, deployment, mode, feature, passed, interrupted, "
+                            "aborted, ttr_s, p95_s, success_rate, cost_avg_usd, summary, "
+                            "report_path, result_json) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, "
+                            "$9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19) "
+                            "ON CONFLICT (id) DO NOTHING",
+                            (int)SG_ARRAY_LEN(p), p, err, err_len);
+    }
+    b->disconnect(b);
+    b->free(b);
+    return rc;
+}
+
 int sg_store_inspect(const char *url, int *version, char *err, size_t err_len)
 {
     *version = 0;

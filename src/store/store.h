@@ -27,7 +27,7 @@
 struct sg_store;
 
 /* The current schema version (the highest migration). */
-#define SG_STORE_SCHEMA_VERSION 1
+#define SG_STORE_SCHEMA_VERSION 2
 
 /* What a backend implements; the writer calls it from its thread only. Each call gets an error
  * buffer for a message (no secrets: never the URL's password). */
@@ -41,6 +41,11 @@ struct sg_store_backend {
                   size_t *inserted, char *err, size_t err_len);
     /* Drop the connection after a failure (the next connect starts afresh). */
     void (*disconnect)(struct sg_store_backend *b);
+    /* Run one statement whose parameters are $1..$n, passed as text (NULL is SQL NULL); both
+     * dialects read that placeholder form. For the rare rows outside the request log (drill
+     * results). */
+    int (*exec_params)(struct sg_store_backend *b, const char *sql, int n,
+                       const char *const *params, char *err, size_t err_len);
     void (*free)(struct sg_store_backend *b);
     int schema_version; /* after connect */
 };
@@ -107,5 +112,29 @@ void sg_store_stats(const struct sg_store *s, struct sg_store_stats *out);
  * spool when its backoff expired. Returns the time (sg_store_options.now_ms) it wants to run
  * again. */
 uint64_t sg_store_tick(struct sg_store *s, bool drain);
+
+/* A finished drill or trial (slogate drill / trial): one row of slogate_drills, so reports and
+ * the dashboard can list past drills. Numbers < 0 are stored as NULL (not measured). */
+struct sg_store_drill {
+    const char *id;           /* "<kind>-<started_at>": unique per run */
+    const char *kind;         /* "drill" | "trial" */
+    const char *started_at;   /* RFC 3339 UTC */
+    double elapsed_s;
+    const char *gateway, *alias;
+    const char *deployment;   /* the primary broken, or the candidate tried */
+    const char *mode;         /* revoke-key | block-egress | ttft; NULL for a trial */
+    const char *feature;      /* NULL when none */
+    bool passed, interrupted, aborted;
+    double ttr_s, p95_s, success_rate, cost_avg_usd;
+    const char *summary;      /* the three summary lines */
+    const char *report_path;  /* the markdown report as written, or NULL */
+    const char *result_json;  /* the whole JSON report */
+};
+
+/* Connect to `database_url` (migrating it), insert the row (a second insert of the same id is
+ * ignored) and disconnect. Runs on the caller's thread; returns SG_OK or an error with a
+ * message. */
+int sg_store_record_drill(const char *database_url, const struct sg_store_drill *d, char *err,
+                          size_t err_len);
 
 #endif
