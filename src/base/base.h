@@ -81,7 +81,7 @@ int sg_buf_reserve(struct sg_buf *b, size_t extra);
 int sg_buf_append(struct sg_buf *b, const void *p, size_t n);
 int sg_buf_appends(struct sg_buf *b, const char *s);
 int sg_buf_appendf(struct sg_buf *b, const char *fmt, ...) SG_PRINTF(2, 3);
-int sg_buf_vappendf(struct sg_buf *b, const char *fmt, va_list ap);
+int sg_buf_vappendf(struct sg_buf *b, const char *fmt, va_list ap) SG_PRINTF(2, 0);
 /* Append `s` as the inside of a JSON string literal (quotes not included). */
 int sg_buf_append_json_str(struct sg_buf *b, const char *s, size_t n);
 /* Drop the first n bytes. */
