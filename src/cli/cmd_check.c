@@ -2,6 +2,7 @@
 #include "cli.h"
 #include "provider/provider.h"
 #include "config/config.h"
+#include "store/store.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -25,6 +26,30 @@ static const char usage[] =
 static const char *plural(size_t n, const char *one, const char *many)
 {
     return n == 1 ? one : many;
+}
+
+/* The store's schema version, read without creating or migrating anything. */
+static void report_store(const struct sg_config *c)
+{
+    const char *url = c->general.database_url;
+    if (!url || c->general.disable_spend_logs)
+        return;
+    /* A PostgreSQL URL may hold a password: name the scheme only, as diagnostics do. */
+    const char *name = strncmp(url, "sqlite://", 9) == 0 ? url : "postgresql";
+    int version = 0;
+    char err[512] = "";
+    if (sg_store_inspect(url, &version, err, sizeof err) != SG_OK)
+        printf("store: %s: not reachable now (%s); serve keeps answering and spools request "
+               "events until it is\n",
+               name, err);
+    else if (version == 0)
+        printf("store: %s: no schema yet; serve creates it (schema version %d)\n", name,
+               SG_STORE_SCHEMA_VERSION);
+    else
+        printf("store: %s: schema version %d%s\n", name, version,
+               version < SG_STORE_SCHEMA_VERSION   ? " (serve migrates it to the current one)"
+               : version > SG_STORE_SCHEMA_VERSION ? " (newer than this slogate)"
+                                                   : " (current)");
 }
 
 int cmd_check(int argc, char **argv)
@@ -84,6 +109,7 @@ int cmd_check(int argc, char **argv)
                plural(c->n_deployments, "deployment", "deployments"), c->n_groups,
                plural(c->n_groups, "group", "groups"), warnings,
                plural(warnings, "warning", "warnings"));
+        report_store(c);
     } else {
         printf("%s: %zu %s, %zu %s\n", path, errors, plural(errors, "error", "errors"), warnings,
                plural(warnings, "warning", "warnings"));

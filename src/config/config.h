@@ -109,6 +109,7 @@ struct sg_general_settings {
     char *master_key;              /* resolved; also accepted under litellm_settings (warning) */
     char *database_url;            /* default "sqlite://slogate.db" */
     char *redis_url;               /* NULL = none */
+    bool disable_spend_logs;       /* LiteLLM's switch: no request rows in the database */
     size_t max_request_size_bytes; /* max_request_size_mb, default 8 MiB */
     bool background_health_checks; /* probe every deployment in the background (default off) */
     uint32_t health_check_interval_ms; /* health_check_interval, default 300 s */
@@ -198,6 +199,10 @@ struct sg_telemetry_settings {
     char *otlp_endpoint;           /* NULL = off */
     char *request_log;             /* NULL = off */
     bool log_prompts;
+    size_t request_log_max_bytes;  /* request_log_max_mb: rotate past this; default 100 MiB */
+    int request_log_backups;       /* rotated files kept (path.1 ...), default 5 */
+    char *metrics_token;           /* a bearer token for GET /metrics besides the master key */
+    char *spool_path;              /* NULL: <sqlite path>.spool, or slogate-spool.jsonl */
 };
 
 struct sg_drill_settings {

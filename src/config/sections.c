@@ -319,6 +319,7 @@ static const struct sg_cfg_field general_fields[] = {
     {"master_key", SG_FT_STR, GENERAL(master_key), .defs = NULL},
     {"database_url", SG_FT_CUSTOM, 0, .custom = database_url},
     {"redis_url", SG_FT_CUSTOM, 0, .custom = redis_url},
+    {"disable_spend_logs", SG_FT_BOOL, GENERAL(disable_spend_logs), .def = 0},
     {"max_request_size_mb", SG_FT_MB, GENERAL(max_request_size_bytes), .def = 8, .min = 0,
      .max = 1024, .flags = SG_FL_GT},
     {"background_health_checks", SG_FT_BOOL, GENERAL(background_health_checks), .def = 0},
@@ -334,7 +335,6 @@ static const struct sg_cfg_ignored general_litellm[] = {
     {"proxy_batch_write_at", NULL},
     {"database_connection_pool_limit", NULL},
     {"database_connection_timeout", NULL},
-    {"disable_spend_logs", NULL},
     {"disable_master_key_return", NULL},
     {"allowed_routes", NULL},
     {"public_routes", NULL},
@@ -836,6 +836,12 @@ static const struct sg_cfg_field telemetry_fields[] = {
     {"otlp_endpoint", SG_FT_URL, TELEMETRY(otlp_endpoint), .defs = NULL},
     {"request_log", SG_FT_STR, TELEMETRY(request_log), .defs = NULL},
     {"log_prompts", SG_FT_BOOL, TELEMETRY(log_prompts), .def = 0},
+    {"request_log_max_mb", SG_FT_MB, TELEMETRY(request_log_max_bytes), .def = 100, .min = 0,
+     .max = 1048576},
+    {"request_log_backups", SG_FT_INT, TELEMETRY(request_log_backups), .def = 5, .min = 1,
+     .max = 1000},
+    {"metrics_token", SG_FT_STR, TELEMETRY(metrics_token), .defs = NULL},
+    {"spool_path", SG_FT_STR, TELEMETRY(spool_path), .defs = NULL},
 };
 static const struct sg_cfg_table telemetry_table = TABLE(telemetry_fields, NULL);
 
@@ -967,4 +973,6 @@ void sg_cfg_free_sections(struct sg_config *c)
     free(c->alerts.sinks);
     free(c->telemetry.otlp_endpoint);
     free(c->telemetry.request_log);
+    free(c->telemetry.metrics_token);
+    free(c->telemetry.spool_path);
 }

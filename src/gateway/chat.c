@@ -15,6 +15,7 @@
  */
 #include "gateway_int.h"
 #include "provider/provider.h"
+#include "telemetry/telemetry.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -37,6 +38,8 @@ struct gw_attempt {
     struct sg_buf body;            /* what the provider sent that is not relayed as it comes */
     struct sg_sse_parser sse;
     uint64_t t_start_us, t_first_us;
+    int ev_i;                      /* this attempt's child span in the request event */
+    char traceparent[80];          /* "traceparent: ..." sent upstream, or "" */
     bool paused;                   /* back-pressure: the client is slower than the provider */
     /* Stream state, by wire format (provider/provider.h): usage and completion are read from
      * every stream; events are translated when the client speaks another format. */
@@ -83,6 +86,8 @@ struct gw_req {
     char cost_hdr[32];              /* x-slogate-cost-usd */
     int status;                     /* what the client got */
     const char *error_type;         /* NULL on success */
+    struct sg_event *ev;            /* filled as the request goes, recorded at the end */
+    uint64_t t_first_client_us;     /* the first byte of the answer went to the client */
     char hdr_vals[5][32];
 };
 
@@ -150,6 +155,8 @@ static void gw_respond(struct gw_req *g, int status, const char *body, size_t le
     size_t n = gw_headers(g, h, "application/json");
     g->status = status;
     g->finished = true;
+    if (!g->t_first_client_us)
+        g->t_first_client_us = sg_now_us();
     sg_http_respond(g->http, status, h, n, body, len);
 }
 
@@ -188,11 +195,41 @@ static void gw_error(struct gw_req *g, int status, const char *type, const char 
 static void gw_record(struct gw_req *g)
 {
     g->w->requests++;
+    struct sg_event *ev = g->ev;
+    g->ev = NULL;
+    uint64_t now = sg_now_us();
+    const struct sg_deployment *d = g->answered_by;
+    SG_EVENT_SETS(ev, request_id, g->request_id);
+    ev->start_unix_us = sg_wall_us() - (now - g->t_recv_us);
+    SG_EVENT_SET(ev, alias, g->chat.model, g->chat.model_len);
+    if (d) {
+        SG_EVENT_SETS(ev, provider, d->provider);
+        SG_EVENT_SETS(ev, model, d->provider_model);
+        SG_EVENT_SETS(ev, deployment, d->id);
+        SG_EVENT_SETS(ev, region, d->region);
+    }
+    ev->status = g->status;
+    SG_EVENT_SETS(ev, error_type, g->error_type);
+    ev->latency_ms_total = (double)(now - g->t_recv_us) / 1000.0;
+    ev->ttft_ms = g->t_first_client_us ? (double)(g->t_first_client_us - g->t_recv_us) / 1000.0
+                                       : -1;
+    /* As x-slogate-overhead-us: receipt to the first upstream call, plus answer handling. */
+    ev->overhead_us = (g->t_attempt_us ? g->t_attempt_us - g->t_recv_us : now - g->t_recv_us) +
+                      (g->t_up_done_us ? now - g->t_up_done_us : 0);
+    ev->retries = g->route.attempts > 1 ? g->route.attempts - 1 : 0;
+    ev->failover_hops = g->route.hops;
+    ev->input_tokens = g->usage.input_tokens;
+    ev->output_tokens = g->usage.output_tokens;
+    ev->cached_tokens = g->usage.cache_read_tokens;
+    ev->cost_usd = g->cost_usd;
+    SG_EVENT_SETS(ev, cache_state, g->cache_state);
+    ev->cache_hit = g->cache_state && strcmp(g->cache_state, "hit") == 0;
+    ev->stream = g->chat.stream;
     SG_DEBUG("gateway", "%s %s status=%d deployment=%s attempts=%d hops=%d latency_us=%" PRIu64
              " error=%s",
-             g->request_id, g->chat.model, g->status, g->answered_by ? g->answered_by->id : "-",
-             g->route.attempts, g->route.hops, sg_now_us() - g->t_recv_us,
-             g->error_type ? g->error_type : "-");
+             g->request_id, g->chat.model, g->status, d ? d->id : "-", g->route.attempts,
+             g->route.hops, now - g->t_recv_us, g->error_type ? g->error_type : "-");
+    gw_event_record(g->w, ev, d ? d->alias : NULL);
 }
 
 static void on_hedge_closed(uv_handle_t *h)
@@ -244,6 +281,8 @@ static void attempt_cancel(struct gw_attempt *a)
     sg_upstream_cancel(a->call);
     a->call = NULL;
     sg_route_report(&a->g->route, a->dep, SG_OUT_CANCELLED, now_ms(), 0, 0, 0, 0);
+    gw_event_attempt_end(a->g->ev, a->ev_i, sg_now_us() - a->g->t_recv_us, a->status,
+                         "cancelled");
 }
 
 static int running(const struct gw_req *g)
@@ -273,6 +312,7 @@ static void stream_begin(struct gw_req *g)
     h[n++] = (struct sg_http_header){SG_SLICE_LIT("Cache-Control"), SG_SLICE_LIT("no-cache")};
     g->stream_started = true;
     g->status = 200;
+    g->t_first_client_us = sg_now_us();
     sg_http_stream_on_drain(g->http, on_client_drain, g);
     sg_http_stream_begin(g->http, 200, h, n);
 }
@@ -637,6 +677,10 @@ static void on_up_done(void *ud, const struct sg_upstream_result *r)
     double total = (double)r->total_us / 1000.0;
     sg_route_report(&g->route, a->dep, o == SG_OUT_SUCCESS && !delivered ? SG_OUT_FAILURE : o,
                     now_ms(), a->retry_after_ms, stream ? ttft : 0, total, 0);
+    gw_event_attempt_end(g->ev, a->ev_i, g->t_up_done_us - g->t_recv_us, status,
+                         o == SG_OUT_SUCCESS && delivered ? NULL
+                         : o == SG_OUT_SUCCESS            ? sg_outcome_name(SG_OUT_FAILURE)
+                                                          : sg_outcome_name(o));
 
     if (g->winner == a) {
         /* The client already has (or is about to get) this attempt's bytes: no failover. */
@@ -772,6 +816,10 @@ static bool attempt_start(struct gw_req *g, const struct sg_deployment *d)
         .first_byte_is_body = g->chat.stream,
     };
     a->t_start_us = sg_now_us();
+    a->ev_i = gw_event_attempt_begin(g->w, g->ev, d, a->t_start_us - g->t_recv_us, a->traceparent,
+                                     sizeof a->traceparent);
+    if (a->traceparent[0])
+        r.extra[r.n_extra++] = a->traceparent; /* W3C trace context, continued upstream */
     if (!g->t_attempt_us)
         g->t_attempt_us = a->t_start_us;
     a->call = sg_upstream_start(g->w->up, &r, &up_handlers, a);
@@ -856,6 +904,7 @@ void gw_chat(struct sg_http_request *req, struct sg_worker *w)
     g->t_recv_us = req->t_start_us ? req->t_start_us : sg_now_us();
     g->cache_state = "bypass";
     sg_rand_hex(g->request_id, 16);
+    g->ev = gw_event_begin(w, req);
     sg_buf_init(&g->up_body, 0);
     sg_buf_init(&g->log, 16384);
     for (int i = 0; i < MAX_ATTEMPTS; i++) {
@@ -906,6 +955,10 @@ void gw_chat(struct sg_http_request *req, struct sg_worker *w)
     g->user = sg_slice_of(g->chat.user);
     struct sg_slice feat = sg_http_header_get(req, "x-slogate-feature");
     g->feature = feat.p ? feat : sg_slice_of(g->chat.feature);
+    /* Copied now: header slices do not outlive the HTTP request, the event does. */
+    SG_EVENT_SET(g->ev, tenant_id, g->tenant.p, g->tenant.n);
+    SG_EVENT_SET(g->ev, user_id, g->user.p, g->user.n);
+    SG_EVENT_SET(g->ev, feature, g->feature.p, g->feature.n);
 
     const struct sg_router_group *rg =
         sg_router_group(g->rt->router, g->chat.model, g->chat.model_len);

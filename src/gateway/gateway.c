@@ -111,6 +111,15 @@ size_t sg_runtime_dep_index(const struct sg_runtime *rt, const struct sg_deploym
 
 /* ---- workers ---- */
 
+/* After the worker's last spans left: release its upstream and let the loop end. */
+static void on_worker_quiet(void *ud)
+{
+    struct sg_worker *w = ud;
+    sg_upstream_free(w->up);
+    w->up = NULL;
+    uv_close((uv_handle_t *)&w->wake, NULL);
+}
+
 static void on_server_drained(struct sg_http_server *s, void *ud)
 {
     SG_UNUSED(s);
@@ -121,9 +130,8 @@ static void on_server_drained(struct sg_http_server *s, void *ud)
     w->redis = NULL;
     sg_http_server_free(w->http);
     w->http = NULL;
-    sg_upstream_free(w->up);
-    w->up = NULL;
-    uv_close((uv_handle_t *)&w->wake, NULL);
+    /* The span exporter sends what waits through the upstream: it closes first. */
+    gw_telemetry_worker_stop(w, on_worker_quiet);
 }
 
 static void on_wake(uv_async_t *a)
@@ -164,6 +172,8 @@ static void worker_main(void *arg)
         if (cfg->general.background_health_checks)
             w->probes = gw_probes_start(w, cfg->general.health_check_interval_ms);
     }
+    if (w->listen_rc == 0)
+        gw_telemetry_worker_start(w);
     uv_sem_post(&w->started);
     if (w->listen_rc != 0) {
         sg_http_server_free(w->http);
@@ -288,6 +298,12 @@ int sg_gateway_reload(struct sg_gateway *gw, bool force, struct sg_buf *err)
 
 int sg_gateway_start(struct sg_gateway *gw)
 {
+    /* Metrics, the store and the request log exist before a worker can record anything. */
+    if (gw_telemetry_start(gw) != SG_OK) {
+        gw_telemetry_stop(gw);
+        gw->n_workers = 0; /* no worker started: nothing to stop or join */
+        return SG_EIO;
+    }
     gw->workers = sg_xcalloc((size_t)gw->n_workers, sizeof *gw->workers);
     int rc = SG_OK;
     for (int i = 0; i < gw->n_workers; i++) {
@@ -334,6 +350,7 @@ void sg_gateway_join(struct sg_gateway *gw)
         uv_sem_destroy(&w->started);
         uv_loop_close(&w->loop);
     }
+    gw_telemetry_stop(gw); /* every event the workers recorded is queued: drain the store */
 }
 
 void sg_gateway_free(struct sg_gateway *gw)

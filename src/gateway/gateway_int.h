@@ -51,6 +51,8 @@ struct sg_worker {
     uint64_t unpriced;      /* answered by a deployment with no known price (cost 0) */
     struct gw_probes *probes;        /* worker 0: background health checks, or NULL */
     struct sg_redis_sync *redis;     /* worker 0: cooldowns shared through Redis, or NULL */
+    struct sg_metric_shard *shard;   /* this worker's metrics (record.c) */
+    struct sg_otlp *otlp;            /* this worker's span exporter, or NULL */
 };
 
 struct sg_gateway {
@@ -68,6 +70,7 @@ struct sg_gateway {
     int n_workers;
     struct sg_worker *workers;
     uint32_t drain_ms;
+    struct gw_telemetry *tel;  /* metrics, the store, the request log (record.c) */
 };
 
 /* handler.c: the HTTP handler every worker's server calls, and the auth helpers. */
@@ -90,5 +93,29 @@ void gw_admin(struct sg_http_request *req, struct sg_worker *w);
 
 /* chat.c: a chat completion through the router. */
 void gw_chat(struct sg_http_request *req, struct sg_worker *w);
+
+/* record.c: the request event and the telemetry objects' lives. */
+struct sg_event;
+struct gw_telemetry;
+/* Before the workers start: metrics, the store (writer thread, spool), the request log. */
+int gw_telemetry_start(struct sg_gateway *gw);
+/* After the workers were joined: drain the store within drain_ms, free everything. */
+void gw_telemetry_stop(struct sg_gateway *gw);
+/* On a worker's loop: its metric shard and span exporter; stop calls `then(w)` once the last
+ * spans went (or gave up), before the worker's upstream may be freed. */
+void gw_telemetry_worker_start(struct sg_worker *w);
+void gw_telemetry_worker_stop(struct sg_worker *w, void (*then)(void *ud));
+/* A request's event: trace context from `traceparent`, in flight +1. */
+struct sg_event *gw_event_begin(struct sg_worker *w, struct sg_http_request *req);
+/* An attempt's child span; `traceparent` gets the header line to send upstream (or ""). */
+int gw_event_attempt_begin(struct sg_worker *w, struct sg_event *ev, const struct sg_deployment *d,
+                           uint64_t offset_us, char *traceparent, size_t tp_len);
+void gw_event_attempt_end(struct sg_event *ev, int i, uint64_t offset_us, int status,
+                          const char *error_type);
+/* The finished event into the worker's shard, its exporter and the store (taken). */
+void gw_event_record(struct sg_worker *w, struct sg_event *ev_take, const char *served_alias);
+/* GET /metrics, and the store's part of /health/readiness (a JSON object). */
+void gw_metrics(struct sg_http_request *req, struct sg_worker *w);
+void gw_store_readiness(struct sg_gateway *gw, char *out, size_t n);
 
 #endif

@@ -60,16 +60,21 @@ void sg_gateway_handle(struct sg_http_request *req, void *ud)
         }
     } else if (sg_slice_eq(p, "/health/readiness")) {
         if (get) {
-            char body[200];
+            char body[400], store[200];
+            gw_store_readiness(w->gw, store, sizeof store); /* degraded store: still ready */
             const char *rs = !cfg->general.redis_url             ? "none"
                              : atomic_load(&w->gw->health->redis_ok) ? "ok"
                                  : "unreachable (cooldowns are local only)";
             int n = snprintf(body, sizeof body,
                              "{\"status\":\"%s\",\"deployments\":%zu,\"worker\":%d,"
-                             "\"redis\":\"%s\"}",
-                             w->stopping ? "draining" : "healthy", cfg->n_deployments, w->id, rs);
+                             "\"redis\":\"%s\",\"store\":%s}",
+                             w->stopping ? "draining" : "healthy", cfg->n_deployments, w->id, rs,
+                             store);
             { respond_json(req, w->stopping ? 503 : 200, body, (size_t)n); return; }
         }
+    } else if (sg_slice_eq(p, "/metrics")) {
+        if (get)
+            { gw_metrics(req, w); return; }
     } else if (sg_slice_eq(p, "/v1/models") || sg_slice_eq(p, "/models")) {
         if (get) {
             if (!gw_authenticate(req, cfg))

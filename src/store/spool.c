@@ -3,6 +3,10 @@
  * puts an event when the writer's queue is full. JSON lines (sg_event_to_json), appended with
  * one write(2) per batch under a mutex; a `.pos` file beside it holds the replay offset.
  *
+ * Several processes may share a directory (and an SQLite file): each takes its own slot
+ * (path, path.1, ... path.15) under an flock held for its life, and at start takes over the
+ * lines of any slot no live process holds.
+ *
  * Crash safety, case by case:
  * - killed during an append: the file may end in a torn line. Opening cuts everything after
  *   the last '\n' (that event was only in memory, and is lost with the process either way).
@@ -61,13 +65,14 @@ static uint64_t read_pos(const char *path)
     return (uint64_t)v;
 }
 
-/* Cut a torn last line; count the lines after the offset. */
-static int scan(struct sg_spool *sp, uint64_t size, uint64_t *keep, uint64_t *lines)
+/* The end of the last whole line of `fd` (a torn line after it is to be cut), and how many
+ * whole lines end after offset `from`. */
+static int scan(int fd, uint64_t size, uint64_t from, uint64_t *keep, uint64_t *lines)
 {
     char *buf = sg_xmalloc(READ_CHUNK);
     uint64_t last_nl_end = 0, n = 0;
     for (uint64_t off = 0; off < size;) {
-        ssize_t r = pread(sp->fd, buf, READ_CHUNK, (off_t)off);
+        ssize_t r = pread(fd, buf, READ_CHUNK, (off_t)off);
         if (r < 0 && errno == EINTR)
             continue;
         if (r <= 0) {
@@ -77,7 +82,7 @@ static int scan(struct sg_spool *sp, uint64_t size, uint64_t *keep, uint64_t *li
         for (ssize_t i = 0; i < r; i++)
             if (buf[i] == '\n') {
                 last_nl_end = off + (uint64_t)i + 1;
-                if (last_nl_end > atomic_load(&sp->read_off))
+                if (last_nl_end > from)
                     n++;
             }
         off += (uint64_t)r;
@@ -88,31 +93,121 @@ static int scan(struct sg_spool *sp, uint64_t size, uint64_t *keep, uint64_t *li
     return SG_OK;
 }
 
-int sg_spool_open(struct sg_spool *sp, const char *path, char *err, size_t err_len)
+static char *slot_path(const char *base, int slot)
+{
+    return slot ? sg_xasprintf("%s.%d", base, slot) : sg_xstrdup(base);
+}
+
+static int append_fd(int fd, const char *p, size_t n)
+{
+    while (n) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return SG_EIO;
+        p += w;
+        n -= (size_t)w;
+    }
+    return SG_OK;
+}
+
+/* Take over the unreplayed lines of a slot no live process holds (its slogate died, or stopped
+ * with the database down), so they are replayed here rather than waiting for a process to
+ * claim that slot again. */
+static void adopt(struct sg_spool *sp, const char *base, int slot)
+{
+    char *path = slot_path(base, slot);
+    char *pos_path = sg_xasprintf("%s.pos", path);
+    int fd = open(path, O_RDWR | O_CLOEXEC);
+    if (fd < 0 || flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        if (fd >= 0)
+            close(fd); /* a live slogate holds it */
+        free(path);
+        free(pos_path);
+        return;
+    }
+    struct stat st;
+    uint64_t size = fstat(fd, &st) == 0 ? (uint64_t)st.st_size : 0;
+    uint64_t from = read_pos(pos_path), keep = 0, lines = 0;
+    if (from > size)
+        from = 0;
+    bool ok = size > 0 && scan(fd, size, from, &keep, &lines) == SG_OK;
+    if (ok && lines) {
+        char *buf = sg_xmalloc(READ_CHUNK);
+        uint64_t before = atomic_load(&sp->size);
+        for (uint64_t off = from; ok && off < keep;) {
+            size_t want = (size_t)SG_MIN((uint64_t)READ_CHUNK, keep - off);
+            ssize_t r = pread(fd, buf, want, (off_t)off);
+            if (r < 0 && errno == EINTR)
+                continue;
+            ok = r > 0 && append_fd(sp->fd, buf, (size_t)r) == SG_OK;
+            off += r > 0 ? (uint64_t)r : 0;
+        }
+        free(buf);
+        if (!ok) { /* leave it for later; take back what was copied */
+            if (ftruncate(sp->fd, (off_t)before) != 0)
+                SG_ERROR("store", "cannot cut back the spool %s", sp->path);
+        } else {
+            atomic_store(&sp->size, before + (keep - from));
+            atomic_fetch_add(&sp->events, lines);
+            SG_INFO("store",
+                    "spool %s: took over %" PRIu64 " events from %s (left by a slogate "
+                    "that stopped before they reached the database)",
+                    sp->path, lines, path);
+        }
+    }
+    if (ok) {
+        /* Emptied: the default name stays as an empty file, extra slots go away. */
+        if (slot) {
+            unlink(pos_path);
+            unlink(path);
+        } else if (ftruncate(fd, 0) == 0) {
+            unlink(pos_path);
+        }
+    }
+    close(fd);
+    free(path);
+    free(pos_path);
+}
+
+int sg_spool_open(struct sg_spool *sp, const char *base, char *err, size_t err_len)
 {
     memset(sp, 0, sizeof *sp);
     sp->fd = -1;
-    sp->path = sg_xstrdup(path);
-    sp->pos_path = sg_xasprintf("%s.pos", path);
     pthread_mutex_init(&sp->mu, NULL);
     sg_buf_init(&sp->rd, 0);
-    sp->fd = open(path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+    /* One spool file per process: two processes appending to and replaying one file would
+     * replay each other's lines. A process takes the first slot (base, base.1, ...) no live
+     * process holds a lock on; the lock goes with the process, however it ends. */
+    int slot = 0;
+    for (; slot < SG_SPOOL_SLOTS; slot++) {
+        char *path = slot_path(base, slot);
+        int fd = open(path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+        if (fd < 0) {
+            snprintf(err, err_len, "cannot open the spool %s: %s", path, strerror(errno));
+            free(path);
+            return SG_EIO;
+        }
+        if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
+            sp->fd = fd;
+            sp->path = path;
+            break;
+        }
+        close(fd);
+        free(path);
+    }
     if (sp->fd < 0) {
-        snprintf(err, err_len, "cannot open the spool %s: %s", path, strerror(errno));
-        return SG_EIO;
-    }
-    /* Two processes appending and replaying one spool would replay each other's lines: the
-     * second one is refused with a message that says what to change. */
-    if (flock(sp->fd, LOCK_EX | LOCK_NB) != 0) {
         snprintf(err, err_len,
-                 "the spool %s is in use by another slogate process: give each instance its own "
+                 "%d slogate processes already spool into %s here: give this one its own "
                  "telemetry.spool_path",
-                 path);
+                 SG_SPOOL_SLOTS, base);
         return SG_EIO;
     }
+    sp->pos_path = sg_xasprintf("%s.pos", sp->path);
     struct stat st;
     if (fstat(sp->fd, &st) != 0) {
-        snprintf(err, err_len, "cannot read the spool %s: %s", path, strerror(errno));
+        snprintf(err, err_len, "cannot read the spool %s: %s", sp->path, strerror(errno));
         return SG_EIO;
     }
     uint64_t size = (uint64_t)st.st_size;
@@ -121,17 +216,17 @@ int sg_spool_open(struct sg_spool *sp, const char *path, char *err, size_t err_l
         pos = 0; /* truncated after a full replay, before the offset was reset */
     atomic_init(&sp->read_off, pos);
     uint64_t keep = 0, lines = 0;
-    if (scan(sp, size, &keep, &lines) != SG_OK) {
-        snprintf(err, err_len, "cannot read the spool %s: %s", path, strerror(errno));
+    if (scan(sp->fd, size, pos, &keep, &lines) != SG_OK) {
+        snprintf(err, err_len, "cannot read the spool %s: %s", sp->path, strerror(errno));
         return SG_EIO;
     }
     if (keep < size) {
         SG_WARN("store",
                 "spool %s ended in a partial line (%" PRIu64 " bytes, from a crash "
                 "during a write): cut off",
-                path, size - keep);
+                sp->path, size - keep);
         if (ftruncate(sp->fd, (off_t)keep) != 0) {
-            snprintf(err, err_len, "cannot repair the spool %s: %s", path, strerror(errno));
+            snprintf(err, err_len, "cannot repair the spool %s: %s", sp->path, strerror(errno));
             return SG_EIO;
         }
         size = keep;
@@ -141,7 +236,10 @@ int sg_spool_open(struct sg_spool *sp, const char *path, char *err, size_t err_l
     atomic_init(&sp->size, size);
     atomic_init(&sp->events, lines);
     if (lines)
-        SG_INFO("store", "spool %s holds %" PRIu64 " events to replay", path, lines);
+        SG_INFO("store", "spool %s holds %" PRIu64 " events to replay", sp->path, lines);
+    for (int i = 0; i < SG_SPOOL_SLOTS; i++)
+        if (i != slot)
+            adopt(sp, base, i);
     return SG_OK;
 }
 

@@ -219,7 +219,8 @@ uint64_t sg_store_tick(struct sg_store *s, bool drain)
         replay(s, drain ? s->close_deadline : now_ms(s) + s->o.flush_ms);
 
     now = now_ms(s);
-    uint64_t next = now + 1000;
+    /* Idle: look again within flush_ms, so a partial batch never waits much past it. */
+    uint64_t next = now + s->o.flush_ms;
     if (s->n_batch)
         next = SG_MIN(next, s->batch_t0 + s->o.flush_ms);
     if (sg_evq_size(&s->q) >= s->o.batch_max)
@@ -417,6 +418,8 @@ void sg_store_stats(const struct sg_store *cs, struct sg_store_stats *out)
     out->connected = atomic_load(&s->connected);
     out->schema_version = atomic_load(&s->schema);
 }
+
+const char *sg_store_spool_path(const struct sg_store *s) { return s->sp.path; }
 
 /* ---- URLs ---- */
 

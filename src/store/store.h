@@ -107,6 +107,8 @@ void sg_store_submit(struct sg_store *s, struct sg_event *ev_take);
  * until `deadline_ms` has passed, then ends. Frees everything. */
 void sg_store_close(struct sg_store *s, uint32_t deadline_ms);
 void sg_store_stats(const struct sg_store *s, struct sg_store_stats *out);
+/* The spool file this process uses (its slot, see spool.c). */
+const char *sg_store_spool_path(const struct sg_store *s);
 /* One step of the writer (the thread calls this in a loop; tests call it by hand). Takes what
  * is queued, writes a batch when it is full or flush_ms old or `drain` is set, retries the
  * spool when its backoff expired. Returns the time (sg_store_options.now_ms) it wants to run

@@ -41,11 +41,15 @@ struct sg_spool {
     struct sg_buf rd;          /* replay read buffer */
 };
 
+/* Spool files one directory can have at once (one per live process, see spool.c). */
+#define SG_SPOOL_SLOTS 16
+
 /* A line that still needs the request log tap on replay (spooled before the writer saw it). */
 #define SG_SPOOL_TAP_PREFIX "{\"spool_tap\":true,"
 
-/* Open (create) the spool, lock it against a second process, cut a torn last line, read the
- * offset and count the lines still to replay. */
+/* Open (create) the spool in the first slot (base, base.1, ...) no other live process holds,
+ * cut a torn last line, read the offset, count the lines still to replay, and take over the
+ * lines of slots no live process holds. */
 int sg_spool_open(struct sg_spool *sp, const char *path, char *err, size_t err_len);
 void sg_spool_close(struct sg_spool *sp);
 /* Append whole lines (each ending in '\n') in one write; on a short write the file is cut back

@@ -49,7 +49,6 @@ struct key_series {
     sg_series_t latency, ttft;
     sg_series_t tokens[3]; /* input, output, cached */
     sg_series_t cost;
-    sg_series_t unpriced;
 };
 
 struct name_slot {
@@ -95,10 +94,16 @@ static double state_healthy(void *ud)
     return d->t->state.healthy ? d->t->state.healthy(d->t->state.ud, d->id) : 1;
 }
 
-static double state_cooldowns(void *ud)
+static double state_cooldown(void *ud)
 {
     struct dep_state *d = ud;
-    return d->t->state.cooldowns ? d->t->state.cooldowns(d->t->state.ud, d->id) : 0;
+    return d->t->state.cooldown_s ? d->t->state.cooldown_s(d->t->state.ud, d->id) : 0;
+}
+
+static double state_failures(void *ud)
+{
+    struct dep_state *d = ud;
+    return d->t->state.failures ? d->t->state.failures(d->t->state.ud, d->id) : 0;
 }
 
 static void key_series_init(struct sg_telemetry *t, struct key_series *k, const int fam[],
@@ -119,7 +124,6 @@ static void key_series_init(struct sg_telemetry *t, struct key_series *k, const 
         k->tokens[i] = sg_metrics_series(t->m, fam[3], l3);
     }
     k->cost = sg_metrics_series(t->m, fam[4], l2);
-    k->unpriced = sg_metrics_series(t->m, fam[5], l2);
 }
 
 struct sg_telemetry *sg_telemetry_new(const struct sg_config *cfg, size_t n_workers)
@@ -129,7 +133,7 @@ struct sg_telemetry *sg_telemetry_new(const struct sg_config *cfg, size_t n_work
     t->m = sg_metrics_new(n_workers + 1);
     struct sg_metrics *m = t->m;
 
-    int fam[6];
+    int fam[5];
     fam[0] = sg_metrics_family(m, "slogate_requests_total",
                                "Client requests by the group and deployment that answered, "
                                "provider and status class.",
@@ -147,10 +151,6 @@ struct sg_telemetry *sg_telemetry_new(const struct sg_config *cfg, size_t n_work
     fam[4] =
         sg_metrics_family(m, "slogate_cost_usd_total", "Cost of answered requests in US dollars.",
                           SG_METRIC_COUNTER, NULL, 0);
-    fam[5] = sg_metrics_family(m, "slogate_unpriced_requests_total",
-                               "Answers from deployments with no known price (counted at cost 0; "
-                               "set input_cost_per_token/output_cost_per_token).",
-                               SG_METRIC_COUNTER, NULL, 0);
     int f_fail = sg_metrics_family(m, "slogate_request_failures_total",
                                    "Requests that ended with an error, by error type.",
                                    SG_METRIC_COUNTER, NULL, 0);
@@ -168,8 +168,13 @@ struct sg_telemetry *sg_telemetry_new(const struct sg_config *cfg, size_t n_work
                                       "1 when the deployment takes traffic, 0 while it cools "
                                       "down.",
                                       SG_METRIC_GAUGE, NULL, 0);
-    int f_cool = sg_metrics_family(m, "slogate_deployment_cooldowns_total",
-                                   "Cooldowns the deployment entered.", SG_METRIC_COUNTER, NULL, 0);
+    int f_cool = sg_metrics_family(m, "slogate_deployment_cooldown_remaining_seconds",
+                                   "Time left in the deployment's cooldown (0 when none).",
+                                   SG_METRIC_GAUGE, NULL, 0);
+    int f_dfail = sg_metrics_family(m, "slogate_deployment_attempt_failures_total",
+                                    "Upstream attempts on the deployment that failed (timeouts, "
+                                    "5xx, 429, auth), as the router counted them.",
+                                    SG_METRIC_COUNTER, NULL, 0);
     int f_spans =
         sg_metrics_family(m, "slogate_otlp_spans_exported_total",
                           "Spans the OTLP collector accepted.", SG_METRIC_COUNTER, NULL, 0);
@@ -200,7 +205,8 @@ struct sg_telemetry *sg_telemetry_new(const struct sg_config *cfg, size_t n_work
         t->states[i] = (struct dep_state){t, t->deps[i].name};
         const char *l[] = {"alias", d->alias, "deployment", d->id, NULL};
         sg_metrics_series_fn(m, f_healthy, l, state_healthy, &t->states[i]);
-        sg_metrics_series_fn(m, f_cool, l, state_cooldowns, &t->states[i]);
+        sg_metrics_series_fn(m, f_cool, l, state_cooldown, &t->states[i]);
+        sg_metrics_series_fn(m, f_dfail, l, state_failures, &t->states[i]);
     }
     for (size_t i = 0; i < ng; i++) {
         t->groups[i] = (struct name_slot){sg_xstrdup(cfg->groups[i].alias), nd + i};
@@ -312,8 +318,6 @@ void sg_telemetry_count(struct sg_telemetry *t, struct sg_metric_shard *s,
         sg_metric_add(s, k->tokens[2], (double)ev->cached_tokens);
     if (ev->cost_usd > 0)
         sg_metric_add(s, k->cost, ev->cost_usd);
-    if (ev->unpriced)
-        sg_metric_add(s, k->unpriced, 1);
     if (ev->error_type[0]) {
         size_t gi = asked ? asked->slot - t->n_deps : t->n_groups;
         sg_metric_add(s, t->failures[gi * N_ERR + error_index(ev->error_type)], 1);

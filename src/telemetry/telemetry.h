@@ -59,7 +59,6 @@ struct sg_event {
     int failover_hops;       /* tiers or fallback aliases crossed */
     int64_t input_tokens, output_tokens, cached_tokens;
     double cost_usd;
-    bool unpriced;           /* the deployment has no known price: cost_usd is 0 by default */
     bool cache_hit;
     int cache_ttl_s;
     bool stream;
@@ -155,10 +154,12 @@ int sg_metrics_render(struct sg_metrics *m, struct sg_buf *out);
 
 /* ---- the gateway's metrics ---- */
 
-/* Deployment state the router reports at scrape (NULL fields: every deployment healthy). */
+/* Deployment state the router reports at scrape (NULL fields: healthy, no cooldown). Called
+ * on the scraping thread. */
 struct sg_telemetry_state_fns {
-    double (*healthy)(void *ud, const char *deployment_id);   /* 1 healthy, 0 cooling down */
-    double (*cooldowns)(void *ud, const char *deployment_id); /* cooldowns started so far */
+    double (*healthy)(void *ud, const char *deployment_id);    /* 1 takes traffic, 0 does not */
+    double (*cooldown_s)(void *ud, const char *deployment_id); /* cooldown left, seconds */
+    double (*failures)(void *ud, const char *deployment_id);   /* failed attempts so far */
     void *ud;
 };
 

@@ -11,6 +11,7 @@
 #include "store/store.h"
 #include "store/store_int.h"
 
+#include <fcntl.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <sqlite3.h>
@@ -18,6 +19,7 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -514,19 +516,58 @@ static void test_offset_past_end_and_bad_line(void **state)
     tmpdir_rm(&d);
 }
 
-static void test_spool_locked_by_another(void **state)
+static void test_spool_slots_and_adoption(void **state)
 {
     (void)state;
     struct tmpdir d;
     tmpdir_make(&d);
-    struct fake *f = fake_new(true), *g = fake_new(true);
+    /* Another live process holds the spool: this one takes path.1, and does not touch the
+     * other's file. */
+    int other = open(d.spool, O_RDWR | O_CREAT, 0640);
+    assert_true(other >= 0);
+    assert_int_equal(flock(other, LOCK_EX | LOCK_NB), 0);
+    struct fake *f = fake_new(false);
+    fake_now = 0;
     struct sg_store *s = store_new(f, d.spool, 64, NULL);
+    char slot1[128];
+    snprintf(slot1, sizeof slot1, "%s.1", d.spool);
+    assert_string_equal(sg_store_spool_path(s), slot1);
+    for (int i = 0; i < 4; i++)
+        sg_store_submit(s, ev_n(i));
+    sg_store_tick(s, false); /* the database is down: into path.1 */
+    assert_int_equal(stats(s).spool_events, 4);
+    sg_store_close(s, 0); /* this process "stops" with its events still spooled */
+    close(other);         /* and the other one ends too */
+
+    /* The next process takes the first free slot (path) and takes over path.1's lines. */
+    f->up = true;
+    s = store_new(f, d.spool, 64, NULL);
+    assert_string_equal(sg_store_spool_path(s), d.spool);
+    assert_int_equal(stats(s).spool_events, 4);
+    struct stat sb;
+    assert_int_not_equal(stat(slot1, &sb), 0); /* the extra slot is gone */
+    sg_store_tick(s, false);
+    assert_rows_in_order(f, 0, 4);
+    sg_store_close(s, 0);
+
+    /* Sixteen live holders: the seventeenth is refused with a message. */
+    int fds[SG_SPOOL_SLOTS];
+    for (int i = 0; i < SG_SPOOL_SLOTS; i++) {
+        char p[140];
+        if (i)
+            snprintf(p, sizeof p, "%s.%d", d.spool, i);
+        else
+            snprintf(p, sizeof p, "%s", d.spool);
+        fds[i] = open(p, O_RDWR | O_CREAT, 0640);
+        assert_int_equal(flock(fds[i], LOCK_EX | LOCK_NB), 0);
+    }
+    struct fake *g = fake_new(true);
     struct sg_store_options o = {.spool_path = d.spool, .no_thread = true};
     char err[256];
-    /* flock is per open file description: a second open in this process conflicts too. */
     assert_null(sg_store_new(&g->base, &o, err, sizeof err));
-    assert_non_null(strstr(err, "in use by another slogate"));
-    sg_store_close(s, 0);
+    assert_non_null(strstr(err, "telemetry.spool_path"));
+    for (int i = 0; i < SG_SPOOL_SLOTS; i++)
+        close(fds[i]);
     free(f);
     free(g);
     tmpdir_rm(&d);
@@ -692,7 +733,7 @@ int main(void)
         cmocka_unit_test(test_crash_mid_append_torn_line),
         cmocka_unit_test(test_crash_after_commit_before_offset),
         cmocka_unit_test(test_offset_past_end_and_bad_line),
-        cmocka_unit_test(test_spool_locked_by_another),
+        cmocka_unit_test(test_spool_slots_and_adoption),
         cmocka_unit_test(test_queue_full_spools_on_the_request_path),
         cmocka_unit_test(test_sqlite_rows_migrations_inspect),
         cmocka_unit_test(test_sqlite_unusable_then_next_start),

@@ -356,7 +356,7 @@ static void test_telemetry_count(void **state)
     (void)state;
     struct sg_config *cfg = load_cfg();
     struct sg_telemetry *t = sg_telemetry_new(cfg, 1);
-    struct sg_telemetry_state_fns f = {healthy_fn, NULL, NULL};
+    struct sg_telemetry_state_fns f = {healthy_fn, NULL, NULL, NULL};
     sg_telemetry_set_state_fns(t, &f);
     sg_telemetry_freeze(t);
     struct sg_metric_shard *s = sg_telemetry_shard(t, 0);
@@ -419,7 +419,10 @@ static void test_telemetry_count(void **state)
         "slogate_requests_in_flight 1\n",
         "slogate_deployment_healthy{alias=\"app/chat\",deployment=\"primary\"} 1\n",
         "slogate_deployment_healthy{alias=\"app/chat\",deployment=\"secondary\"} 0\n",
-        "slogate_deployment_cooldowns_total{alias=\"app/lite\",deployment=\"lite\"} 0\n",
+        "slogate_deployment_cooldown_remaining_seconds{alias=\"app/lite\",deployment=\"lite\"} "
+        "0\n",
+        "slogate_deployment_attempt_failures_total{alias=\"app/chat\",deployment=\"primary\"} "
+        "0\n",
         "slogate_otlp_spans_dropped_total{reason=\"queue_full\"} 3\n",
     };
     for (size_t i = 0; i < SG_ARRAY_LEN(want); i++) {
