@@ -220,10 +220,35 @@ static void read_answer(struct sg_drill_call *k)
         snprintf(k->s.error, sizeof k->s.error, "the stream ended without [DONE]");
 }
 
-/* Cost: the gateway's own figure when it sends one, else usage × the deployment's prices. */
+/* usage × the answering deployment's prices (from the config, or the built-in table). */
+static bool price_usage(struct sg_drill_call *k)
+{
+    const struct sg_config *cfg = k->c->cfg;
+    if (!cfg || !k->s.deployment[0] || k->s.input_tokens < 0 || k->s.output_tokens < 0)
+        return false;
+    for (size_t i = 0; i < cfg->n_deployments; i++) {
+        const struct sg_deployment *d = &cfg->deployments[i];
+        if (strcmp(d->id, k->s.deployment) != 0)
+            continue;
+        struct sg_price pr;
+        if (!sg_pricing_resolve(d, &pr))
+            return false;
+        struct sg_usage u = {.input_tokens = k->s.input_tokens,
+                             .output_tokens = k->s.output_tokens,
+                             .known = true};
+        k->s.cost_usd = sg_pricing_cost(&pr, &u);
+        k->s.cost_known = true;
+        return true;
+    }
+    return false;
+}
+
+/* Cost: the gateway's own figure when it sends one, else usage × the deployment's prices. A
+ * stream's header goes out before its usage is known (an estimate), so a stream that reported
+ * usage is priced from it instead. */
 static void price(struct sg_drill_call *k)
 {
-    if (k->cost_hdr[0]) {
+    if (k->cost_hdr[0] && !(k->stream && k->s.input_tokens >= 0 && price_usage(k))) {
         char *e;
         double v = strtod(k->cost_hdr, &e);
         if (*e == '\0' && v >= 0) {
@@ -232,23 +257,8 @@ static void price(struct sg_drill_call *k)
             return;
         }
     }
-    const struct sg_config *cfg = k->c->cfg;
-    if (!cfg || !k->s.deployment[0] || k->s.input_tokens < 0 || k->s.output_tokens < 0)
-        return;
-    for (size_t i = 0; i < cfg->n_deployments; i++) {
-        const struct sg_deployment *d = &cfg->deployments[i];
-        if (strcmp(d->id, k->s.deployment) != 0)
-            continue;
-        struct sg_price pr;
-        if (!sg_pricing_resolve(d, &pr))
-            return;
-        struct sg_usage u = {.input_tokens = k->s.input_tokens,
-                             .output_tokens = k->s.output_tokens,
-                             .known = true};
-        k->s.cost_usd = sg_pricing_cost(&pr, &u);
-        k->s.cost_known = true;
-        return;
-    }
+    if (!k->s.cost_known)
+        price_usage(k);
 }
 
 static void on_chat_done(void *ud, const struct sg_upstream_result *r)

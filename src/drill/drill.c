@@ -219,7 +219,7 @@ static void precheck(struct sg_drill_run *R)
         sg_drill_run_event(R, "router bypass off");
     r->precheck_ok = ok == PRECHECK_REQUESTS && off;
     snprintf(r->precheck_note, sizeof r->precheck_note,
-             "%d/%d requests through the bypass answered by %s%s%s%s", ok, PRECHECK_REQUESTS,
+             "%d/%d requests through the bypass answered by %s%s%.150s%s", ok, PRECHECK_REQUESTS,
              r->primary, first_bad[0] ? "; " : "", first_bad,
              off ? "" : "; the bypass could not be turned off");
     sg_drill_run_event(R, "bypass pre-check: %s", r->precheck_note);
@@ -369,9 +369,8 @@ static void rollback(struct sg_drill_run *R, bool full)
             sg_drill_run_event(R, "COULD NOT REMOVE THE FAULT: %s; run DELETE /admin/faults "
                                   "on the gateway now",
                                err);
-            snprintf(r->rollback_note, sizeof r->rollback_note, "the fault could not be removed: "
-                                                                "%s",
-                     err);
+            snprintf(r->rollback_note, sizeof r->rollback_note,
+                     "the fault could not be removed: %.200s", err);
         }
     }
     if (R->bypass_on && sg_drill_run_bypass(R, false))

@@ -190,11 +190,11 @@ struct sg_drill_result {
     struct sg_drill_stats baseline, fault, recovery, trial;
 
     bool precheck_ok;
-    char precheck_note[300];
+    char precheck_note[600];
     bool verify_ran, verify_ok;
     char verify_note[600];
     bool rollback_ok;
-    char rollback_note[300];
+    char rollback_note[600];
     int metrics_state;       /* 0 unavailable, 1 agrees, 2 differs */
     char metrics_note[400];
     char fault_errors[3][480]; /* the first distinct reasons requests failed during the fault */

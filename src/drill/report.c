@@ -237,6 +237,8 @@ void sg_drill_render_json(const struct sg_drill_result *r, struct sg_buf *b)
         const struct sg_drill_check *c = &r->checks[i];
         sg_buf_appends(b, i ? ",{\"name\":" : "{\"name\":");
         jstr(b, c->name);
+        jkey(b, "label", false);
+        jstr(b, c->label);
         jkey(b, "target", false);
         jstr(b, c->target);
         jkey(b, "measured", false);

@@ -6,7 +6,7 @@ import signal
 
 from harness import REPO, MASTER_KEY, chat, chat_body, check, contains, eq, time_limit
 
-COMMANDS = ["serve", "check", "mock", "demo"]
+COMMANDS = ["serve", "check", "mock", "demo", "drill", "trial"]
 
 
 def test_help_everywhere_exits_0(fx):
