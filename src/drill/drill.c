@@ -181,6 +181,11 @@ static int connect_check(struct sg_drill_run *R)
                               st.d[i].id);
     }
     sg_drill_run_event(R, "gateway %s answers; %s: %s", r->gateway, r->alias, states);
+    for (size_t i = 0; i < st.n; i++)
+        if (strcmp(st.d[i].alias, r->alias) == 0 && strcmp(st.d[i].id, r->primary) != 0 &&
+            strcmp(st.d[i].state, "healthy") != 0)
+            sg_drill_run_event(R, "warning: %s is %s before the drill: failover to it may fail",
+                               st.d[i].id, st.d[i].state);
     if (strcmp(ps, "healthy") != 0) {
         snprintf(why, sizeof why, "the primary %s is %s before the drill: wait until it is "
                                   "healthy (GET /admin/deployments)",
@@ -507,6 +512,8 @@ static int phases(struct sg_drill_run *R)
     int code = connect_check(R);
     if (code)
         return code;
+    if (R->stop || r->aborted)
+        goto out;
     precheck(R);
     if (R->stop)
         goto out;
