@@ -12,12 +12,13 @@ import time
 import xml.etree.ElementTree as ET
 
 from harness import MASTER_KEY, check, contains, eq, http, time_limit
+from pg import Postgres
 
 SUMMARY = re.compile(r"^TTR=(none|\d+\.\d\ds), p95=\d+\.\d\ds, SR=\d+\.\d%$", re.M)
 SHORT = ["--warmup", "1", "--duration", "2", "--rps", "10", "--recovery-wait", "5", "--plain"]
 
 
-def setup(fx, a_faults=None, b_faults=None, db=True, slo=None):
+def setup(fx, a_faults=None, b_faults=None, db=True, slo=None, db_url=None):
     """Two mocks behind app/chat (primary a, secondary b) and a gateway; returns a, b, gw, cfg
     path, out dir."""
     a = fx.mock("provider-a", **(a_faults or {}))
@@ -27,7 +28,7 @@ def setup(fx, a_faults=None, b_faults=None, db=True, slo=None):
     cfg["slo"] = slo or {"success_rate": 99.5, "p95_latency_s": 2.5, "cost_avg_usd": 0.015}
     cfg["drill"] = {"failover_target_s": 10, "min_success_during_failover": 95}
     if db:
-        cfg["general_settings"]["database_url"] = "sqlite://" + fx.path("slogate.db")
+        cfg["general_settings"]["database_url"] = db_url or "sqlite://" + fx.path("slogate.db")
     gw = fx.gateway(cfg)
     path = fx.write_config(dict(cfg, server={"port": gw.port}), "drill.yaml")
     return a, b, gw, path, fx.path("reports")
@@ -234,6 +235,21 @@ def test_trial_pins_the_candidate_and_unpins(fx):
     eq(a.stats()["chat"], 0, "nothing went to the primary")
     gateway_clean(gw)
     contains(md, "# Change trial", "markdown")
+
+
+@time_limit(60)
+def test_trial_result_stored_in_postgresql(fx):
+    pg = Postgres(fx)
+    a, b, gw, path, out = setup(fx, db_url=pg.createdb("slogate"))
+    r = fx.cli(["trial", "-c", path, "--candidate", "secondary", "--samples", "5", "--rps", "20",
+                "--out", out, "--plain"], timeout=30)
+    eq(r.code, 0, "trial exit code (%s)" % r)
+    row = pg.query("SELECT kind, deployment, mode IS NULL, passed, success_rate, "
+                   "result_json::json->>'candidate', report_path LIKE '%.md' "
+                   "FROM slogate_drills", "slogate")
+    eq(row, "trial|secondary|t|t|100|secondary|t", "the trial's row in PostgreSQL")
+    j, _ = report(out, "trial")
+    contains(j["store"], "postgresql database", "the report says where it went")
 
 
 @time_limit(40)
