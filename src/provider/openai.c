@@ -360,18 +360,64 @@ void pj_openai_usage(struct json_object *usage, struct sg_usage *u)
         u->input_tokens = u->cache_read_tokens + u->cache_creation_tokens;
 }
 
+/* An integer member's value (the last one of that name, as json-c would read it); `def` when it
+ * is absent or not a plain integer. */
+static int64_t member_int(const struct sg_json_member *m, size_t n, const char *name, int64_t def)
+{
+    for (size_t i = n; i-- > 0;) {
+        if (!member_is(&m[i], name))
+            continue;
+        char num[24];
+        int64_t v;
+        if (m[i].value.n >= sizeof num)
+            return def;
+        memcpy(num, m[i].value.p, m[i].value.n);
+        num[m[i].value.n] = '\0';
+        return sg_parse_i64(num, INT64_MIN, INT64_MAX, &v) ? v : def;
+    }
+    return def;
+}
+
+static const struct sg_json_member *last_member(const struct sg_json_member *m, size_t n,
+                                                const char *name)
+{
+    for (size_t i = n; i-- > 0;)
+        if (member_is(&m[i], name))
+            return &m[i];
+    return NULL;
+}
+
+/* Read usage with the scanner, not a tree: this runs on every answer (DESIGN §3's budget). The
+ * fields and the corrections are pj_openai_usage()'s. */
 int sg_openai_usage_parse(const char *body, size_t len, struct sg_usage *u)
 {
-    char err[64];
-    struct json_object *root = len ? sg_json_parse_strict(body, len, err, sizeof err) : NULL;
-    struct json_object *usage = pj_get(root, "usage");
-    int rc = SG_ENOTFOUND;
-    if (pj_is(usage, json_type_object)) {
-        pj_openai_usage(usage, u);
-        rc = SG_OK;
-    }
-    json_object_put(root);
-    return rc;
+    struct sg_json_member top[SG_CHAT_MAX_MEMBERS], um[32], dm[16];
+    size_t n = 0, un = 0, dn = 0;
+    char err[8];
+    if (!len || sg_json_members(body, len, top, SG_ARRAY_LEN(top), &n, err, 0) != SG_OK)
+        return SG_ENOTFOUND;
+    const struct sg_json_member *usage = last_member(top, n, "usage");
+    if (!usage || usage->value.p[0] != '{' ||
+        sg_json_members(usage->value.p, usage->value.n, um, SG_ARRAY_LEN(um), &un, err, 0))
+        return SG_ENOTFOUND;
+    u->known = true;
+    u->input_tokens = SG_MAX(member_int(um, un, "prompt_tokens",
+                                        member_int(um, un, "input_tokens", 0)), 0);
+    u->output_tokens = SG_MAX(member_int(um, un, "completion_tokens",
+                                         member_int(um, un, "output_tokens", 0)), 0);
+    const struct sg_json_member *det = last_member(um, un, "prompt_tokens_details");
+    u->cache_read_tokens = 0;
+    if (det && det->value.p[0] == '{' &&
+        sg_json_members(det->value.p, det->value.n, dm, SG_ARRAY_LEN(dm), &dn, err, 0) == SG_OK)
+        u->cache_read_tokens = SG_MAX(member_int(dm, dn, "cached_tokens", 0), 0);
+    /* Gateways in front of Anthropic (LiteLLM, OpenRouter) add these beside the OpenAI fields. */
+    u->cache_creation_tokens = SG_MAX(member_int(um, un, "cache_creation_input_tokens", 0), 0);
+    if (!u->cache_read_tokens)
+        u->cache_read_tokens = SG_MAX(member_int(um, un, "cache_read_input_tokens", 0), 0);
+    /* A provider that reports more cached than prompt tokens is wrong; never price negative. */
+    if (u->cache_read_tokens + u->cache_creation_tokens > u->input_tokens)
+        u->input_tokens = u->cache_read_tokens + u->cache_creation_tokens;
+    return SG_OK;
 }
 
 void sg_openai_stream_event(struct sg_openai_stream *s, struct sg_slice data, bool *forward)
