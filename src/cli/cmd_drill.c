@@ -167,8 +167,9 @@ static int run_demo(struct sg_drill_options *o)
     }
     char url[64];
     snprintf(url, sizeof url, "http://127.0.0.1:%d", sg_gateway_port(gw));
-    fprintf(o->out, "slogate drill --demo: gateway %s, provider-a (primary) :%d, provider-b "
-                    "(secondary) :%d\n",
+    fprintf(o->out,
+            "slogate drill --demo: gateway %s, provider-a (primary) :%d, provider-b "
+            "(secondary) :%d\n",
             url, sg_mock_port(m.a), sg_mock_port(m.b));
     o->cfg = cfg;
     o->gateway_url = url;
@@ -193,8 +194,22 @@ int cmd_drill(int argc, char **argv)
 {
     if (sg_cli_wants_help(argc, argv, usage))
         return SG_EXIT_OK;
-    enum { O_GATEWAY = 1000, O_MODE, O_TTFT, O_ALIAS, O_FEATURE, O_RPS, O_WARMUP, O_DURATION,
-           O_RECOVERY, O_PROMPTS, O_STREAM, O_OUT, O_PLAIN, O_DEMO };
+    enum {
+        O_GATEWAY = 1000,
+        O_MODE,
+        O_TTFT,
+        O_ALIAS,
+        O_FEATURE,
+        O_RPS,
+        O_WARMUP,
+        O_DURATION,
+        O_RECOVERY,
+        O_PROMPTS,
+        O_STREAM,
+        O_OUT,
+        O_PLAIN,
+        O_DEMO
+    };
     static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
                                          {"gateway", required_argument, NULL, O_GATEWAY},
                                          {"mode", required_argument, NULL, O_MODE},
@@ -223,8 +238,9 @@ int cmd_drill(int argc, char **argv)
         case O_GATEWAY: o.gateway_url = optarg; break;
         case O_MODE:
             if (sg_drill_mode_parse(optarg, &o.mode) != SG_OK) {
-                fprintf(stderr, "slogate drill: --mode must be revoke-key, block-egress or ttft, "
-                                "got '%s'\n",
+                fprintf(stderr,
+                        "slogate drill: --mode must be revoke-key, block-egress or ttft, "
+                        "got '%s'\n",
                         optarg);
                 return SG_EXIT_USAGE;
             }
@@ -287,16 +303,17 @@ int cmd_drill(int argc, char **argv)
 
     struct sg_config *cfg = sg_drill_config_load(config, stderr);
     if (!cfg) {
-        fprintf(stderr, "slogate drill: %s did not load; `slogate check -c %s` shows why\n",
-                config, config);
+        fprintf(stderr, "slogate drill: %s did not load; `slogate check -c %s` shows why\n", config,
+                config);
         return SG_EXIT_USAGE;
     }
     o.cfg = cfg;
     o.master_key = sg_drill_master_key(cfg);
     int rc;
     if (!o.master_key) {
-        fprintf(stderr, "slogate drill: no master key: set general_settings.master_key in %s or "
-                        "SLOGATE_MASTER_KEY\n",
+        fprintf(stderr,
+                "slogate drill: no master key: set general_settings.master_key in %s or "
+                "SLOGATE_MASTER_KEY\n",
                 config);
         rc = SG_EXIT_USAGE;
     } else {

@@ -34,8 +34,17 @@ int cmd_trial(int argc, char **argv)
 {
     if (sg_cli_wants_help(argc, argv, usage))
         return SG_EXIT_OK;
-    enum { O_CANDIDATE = 1000, O_SAMPLES, O_RPS, O_GATEWAY, O_FEATURE, O_PROMPTS, O_STREAM,
-           O_OUT, O_PLAIN };
+    enum {
+        O_CANDIDATE = 1000,
+        O_SAMPLES,
+        O_RPS,
+        O_GATEWAY,
+        O_FEATURE,
+        O_PROMPTS,
+        O_STREAM,
+        O_OUT,
+        O_PLAIN
+    };
     static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
                                          {"candidate", required_argument, NULL, O_CANDIDATE},
                                          {"samples", required_argument, NULL, O_SAMPLES},
@@ -93,16 +102,17 @@ int cmd_trial(int argc, char **argv)
     o.tty = !plain && isatty(STDOUT_FILENO) && !(term && strcmp(term, "dumb") == 0);
     struct sg_config *cfg = sg_drill_config_load(config, stderr);
     if (!cfg) {
-        fprintf(stderr, "slogate trial: %s did not load; `slogate check -c %s` shows why\n",
-                config, config);
+        fprintf(stderr, "slogate trial: %s did not load; `slogate check -c %s` shows why\n", config,
+                config);
         return SG_EXIT_USAGE;
     }
     o.cfg = cfg;
     o.master_key = sg_drill_master_key(cfg);
     int rc;
     if (!o.master_key) {
-        fprintf(stderr, "slogate trial: no master key: set general_settings.master_key in %s or "
-                        "SLOGATE_MASTER_KEY\n",
+        fprintf(stderr,
+                "slogate trial: no master key: set general_settings.master_key in %s or "
+                "SLOGATE_MASTER_KEY\n",
                 config);
         rc = SG_EXIT_USAGE;
     } else {

@@ -15,8 +15,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#define MAX_ANSWER (1u << 20)      /* a chat answer the drill reads (they are small) */
-#define MAX_ADMIN_BODY (8u << 20)  /* /metrics can be large */
+#define MAX_ANSWER (1u << 20)     /* a chat answer the drill reads (they are small) */
+#define MAX_ADMIN_BODY (8u << 20) /* /metrics can be large */
 
 int sg_drill_client_init(struct sg_drill_client *c, uv_loop_t *loop, const char *base_url,
                          const char *key, const char *feature, const struct sg_config *cfg,
@@ -97,7 +97,6 @@ void sg_drill_client_dispose(struct sg_drill_client *c)
 }
 
 /* ---- chat ---- */
-
 
 static void copy_slice(char *out, size_t n, struct sg_slice v)
 {
@@ -233,9 +232,8 @@ static bool price_usage(struct sg_drill_call *k)
         struct sg_price pr;
         if (!sg_pricing_resolve(d, &pr))
             return false;
-        struct sg_usage u = {.input_tokens = k->s.input_tokens,
-                             .output_tokens = k->s.output_tokens,
-                             .known = true};
+        struct sg_usage u = {
+            .input_tokens = k->s.input_tokens, .output_tokens = k->s.output_tokens, .known = true};
         k->s.cost_usd = sg_pricing_cost(&pr, &u);
         k->s.cost_known = true;
         return true;
@@ -287,8 +285,7 @@ static void on_chat_done(void *ud, const struct sg_upstream_result *r)
     call_free(k);
 }
 
-static const struct sg_upstream_handlers chat_handlers = {on_chat_head, on_chat_body,
-                                                          on_chat_done};
+static const struct sg_upstream_handlers chat_handlers = {on_chat_head, on_chat_body, on_chat_done};
 
 void sg_drill_chat(struct sg_drill_client *c, const char *alias, const char *prompt, bool stream,
                    enum sg_drill_phase phase, sg_drill_chat_cb cb, void *ud)
@@ -427,10 +424,7 @@ int sg_drill_admin(struct sg_drill_client *c, const char *method, const char *pa
     return rc;
 }
 
-void sg_drill_reply_dispose(struct sg_drill_reply *r)
-{
-    sg_buf_dispose(&r->body);
-}
+void sg_drill_reply_dispose(struct sg_drill_reply *r) { sg_buf_dispose(&r->body); }
 
 struct json_object *sg_drill_json(const struct sg_drill_reply *r)
 {

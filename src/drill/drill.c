@@ -25,24 +25,24 @@
 
 /* ---- setup from the config ---- */
 
-static int setup(const struct sg_drill_options *o, struct sg_drill_result *r, char *err,
-                 size_t n)
+static int setup(const struct sg_drill_options *o, struct sg_drill_result *r, char *err, size_t n)
 {
     const struct sg_config *cfg = o->cfg;
     if (!cfg->n_groups) {
         snprintf(err, n, "the config has no model_list entry to drill");
         return SG_EINVAL;
     }
-    const struct sg_group *g = o->alias ? sg_config_group(cfg, o->alias, strlen(o->alias))
-                                        : &cfg->groups[0];
+    const struct sg_group *g =
+        o->alias ? sg_config_group(cfg, o->alias, strlen(o->alias)) : &cfg->groups[0];
     if (!g) {
         snprintf(err, n, "no model_name '%s' in %s; the first is '%s'", o->alias, cfg->path,
                  cfg->groups[0].alias);
         return SG_EINVAL;
     }
     if (g->n < 2) {
-        snprintf(err, n, "'%s' has a single deployment: there is nothing to fail over to; add a "
-                         "second provider to it first",
+        snprintf(err, n,
+                 "'%s' has a single deployment: there is nothing to fail over to; add a "
+                 "second provider to it first",
                  g->alias);
         return SG_EINVAL;
     }
@@ -58,8 +58,8 @@ static int setup(const struct sg_drill_options *o, struct sg_drill_result *r, ch
     for (size_t i = 0; i < g->n; i++) {
         if (g->deployments[i] == p || len + 1 >= sizeof r->secondaries)
             continue;
-        int w = snprintf(r->secondaries + len, sizeof r->secondaries - len, "%s%s",
-                         len ? ", " : "", g->deployments[i]->id);
+        int w = snprintf(r->secondaries + len, sizeof r->secondaries - len, "%s%s", len ? ", " : "",
+                         g->deployments[i]->id);
         if (w > 0)
             len = SG_MIN(len + (size_t)w, sizeof r->secondaries - 1);
     }
@@ -105,8 +105,9 @@ static void on_load_sample(void *ud, const struct sg_drill_sample *s)
     if (r->t_inject_ms >= 0 && !R->seen_failover && s->ok && end >= r->t_inject_ms &&
         s->deployment[0] && strcmp(s->deployment, r->primary) != 0) {
         R->seen_failover = true;
-        sg_drill_run_event(R, "first answer served by %s, %.3fs after the injection (attempts %d, "
-                              "hops %d)",
+        sg_drill_run_event(R,
+                           "first answer served by %s, %.3fs after the injection (attempts %d, "
+                           "hops %d)",
                            s->deployment, (end - r->t_inject_ms) / 1000, s->attempts, s->hops);
     }
     if (s->phase == SG_DRILL_PH_RECOVERY && s->ok && r->t_rollback_ms >= 0 &&
@@ -135,8 +136,9 @@ static int connect_check(struct sg_drill_run *R)
     sg_drill_run_state(R, &st);
     char why[640];
     if (st.status == 401 || st.status == 403) {
-        fprintf(stderr, "slogate drill: the gateway at %s refused the master key (HTTP %d); "
-                        "set general_settings.master_key or SLOGATE_MASTER_KEY to its key\n",
+        fprintf(stderr,
+                "slogate drill: the gateway at %s refused the master key (HTTP %d); "
+                "set general_settings.master_key or SLOGATE_MASTER_KEY to its key\n",
                 r->gateway, st.status);
         return SG_DRILL_EXIT_USAGE;
     }
@@ -148,8 +150,9 @@ static int connect_check(struct sg_drill_run *R)
     }
     const char *ps = sg_drill_gw_dep_state(&st, r->primary);
     if (!ps) {
-        fprintf(stderr, "slogate drill: the gateway at %s has no deployment '%s': run the drill "
-                        "with the config the gateway serves\n",
+        fprintf(stderr,
+                "slogate drill: the gateway at %s has no deployment '%s': run the drill "
+                "with the config the gateway serves\n",
                 r->gateway, r->primary);
         return SG_DRILL_EXIT_USAGE;
     }
@@ -159,8 +162,9 @@ static int connect_check(struct sg_drill_run *R)
         return SG_DRILL_EXIT_FAILED;
     }
     if (st.faults[0]) {
-        snprintf(why, sizeof why, "drill faults are already on (%s): undo them with DELETE "
-                                  "/admin/faults first",
+        snprintf(why, sizeof why,
+                 "drill faults are already on (%s): undo them with DELETE "
+                 "/admin/faults first",
                  st.faults);
         abort_run(R, why);
         return SG_DRILL_EXIT_FAILED;
@@ -176,8 +180,9 @@ static int connect_check(struct sg_drill_run *R)
         if (w > 0)
             len = SG_MIN(len + (size_t)w, sizeof states - 1);
         if (st.d[i].pinned)
-            sg_drill_followup(r, "%s was pinned during the drill: a pin changes which deployment "
-                                 "serves; drill without pins to test the router's own choice.",
+            sg_drill_followup(r,
+                              "%s was pinned during the drill: a pin changes which deployment "
+                              "serves; drill without pins to test the router's own choice.",
                               st.d[i].id);
     }
     sg_drill_run_event(R, "gateway %s answers; %s: %s", r->gateway, r->alias, states);
@@ -187,8 +192,9 @@ static int connect_check(struct sg_drill_run *R)
             sg_drill_run_event(R, "warning: %s is %s before the drill: failover to it may fail",
                                st.d[i].id, st.d[i].state);
     if (strcmp(ps, "healthy") != 0) {
-        snprintf(why, sizeof why, "the primary %s is %s before the drill: wait until it is "
-                                  "healthy (GET /admin/deployments)",
+        snprintf(why, sizeof why,
+                 "the primary %s is %s before the drill: wait until it is "
+                 "healthy (GET /admin/deployments)",
                  r->primary, ps);
         abort_run(R, why);
         return SG_DRILL_EXIT_FAILED;
@@ -230,8 +236,8 @@ static void precheck(struct sg_drill_run *R)
     sg_drill_run_event(R, "bypass pre-check: %s", r->precheck_note);
 }
 
-static void fault_body(const struct sg_drill_result *r, const struct sg_drill_options *o,
-                       bool on, struct sg_buf *b)
+static void fault_body(const struct sg_drill_result *r, const struct sg_drill_options *o, bool on,
+                       struct sg_buf *b)
 {
     sg_buf_appends(b, "{\"deployment\":\"");
     sg_buf_append_json_str(b, r->primary, strlen(r->primary));
@@ -260,7 +266,9 @@ static bool set_fault(struct sg_drill_run *R, bool on, char *err, size_t n)
         ok = rc == SG_OK && rep.status == 200;
         if (!ok)
             snprintf(err, n, "POST /admin/faults: %s",
-                     rc != SG_OK ? rep.error : rep.body.data ? rep.body.data : "no body");
+                     rc != SG_OK     ? rep.error
+                     : rep.body.data ? rep.body.data
+                                     : "no body");
         sg_drill_reply_dispose(&rep);
         if (!ok && !on)
             sg_drill_run_wait(R, 500, false);
@@ -283,8 +291,9 @@ static void metrics_snapshot(struct sg_drill_run *R, const char *const *deps, si
     struct sg_drill_reply rep;
     int rc = sg_drill_admin(&R->c, "GET", "/metrics", NULL, ADMIN_TIMEOUT_MS, &rep);
     if (rc != SG_OK || rep.status != 200 || !rep.body.data) {
-        snprintf(note, note_n, "unavailable: GET /metrics %s%d; the gateway does not export "
-                               "Prometheus metrics yet, so only the drill's own numbers count",
+        snprintf(note, note_n,
+                 "unavailable: GET /metrics %s%d; the gateway does not export "
+                 "Prometheus metrics yet, so only the drill's own numbers count",
                  rc != SG_OK ? "failed, " : "answered HTTP ", rc != SG_OK ? rc : rep.status);
         sg_drill_reply_dispose(&rep);
         return;
@@ -309,8 +318,8 @@ static void metrics_compare(struct sg_drill_run *R, const char *const *deps, siz
     size_t client_all = 0;
     for (size_t i = 0; i < r->n_samples; i++) {
         uint8_t ph = r->samples[i].phase;
-        client_all += ph == SG_DRILL_PH_BASELINE || ph == SG_DRILL_PH_FAULT ||
-                      ph == SG_DRILL_PH_RECOVERY;
+        client_all +=
+            ph == SG_DRILL_PH_BASELINE || ph == SG_DRILL_PH_FAULT || ph == SG_DRILL_PH_RECOVERY;
     }
     size_t len = 0;
     char *note = r->metrics_note;
@@ -371,8 +380,9 @@ static void rollback(struct sg_drill_run *R, bool full)
             r->t_rollback_ms = sg_drill_run_now(R);
             sg_drill_run_event(R, "fault removed from %s", r->primary);
         } else {
-            sg_drill_run_event(R, "COULD NOT REMOVE THE FAULT: %s; run DELETE /admin/faults "
-                                  "on the gateway now",
+            sg_drill_run_event(R,
+                               "COULD NOT REMOVE THE FAULT: %s; run DELETE /admin/faults "
+                               "on the gateway now",
                                err);
             snprintf(r->rollback_note, sizeof r->rollback_note,
                      "the fault could not be removed: %.200s", err);
@@ -386,8 +396,8 @@ static void rollback(struct sg_drill_run *R, bool full)
         return;
     }
     struct sg_drill_reply rep;
-    if (sg_drill_admin(&R->c, "POST", "/admin/deployments/clear-cooldowns", "{}",
-                       ADMIN_TIMEOUT_MS, &rep) == SG_OK &&
+    if (sg_drill_admin(&R->c, "POST", "/admin/deployments/clear-cooldowns", "{}", ADMIN_TIMEOUT_MS,
+                       &rep) == SG_OK &&
         rep.status == 200)
         sg_drill_run_event(R, "cooldowns cleared");
     sg_drill_reply_dispose(&rep);
@@ -404,8 +414,9 @@ static void rollback(struct sg_drill_run *R, bool full)
         }
         if (green) {
             r->t_green_ms = sg_drill_run_now(R);
-            sg_drill_run_event(R, "health green: every deployment of %s healthy, no fault, "
-                                  "bypass off",
+            sg_drill_run_event(R,
+                               "health green: every deployment of %s healthy, no fault, "
+                               "bypass off",
                                r->alias);
             sg_drill_run_phase(R, "rollback: waiting for the primary to serve", 0);
             double left = until - sg_drill_run_now(R);

@@ -43,13 +43,13 @@ int sg_drill_mode_parse(const char *s, enum sg_drill_mode *out);
 
 /* When a request was sent, as far as the report is concerned. */
 enum sg_drill_phase {
-    SG_DRILL_PH_PRECHECK,  /* bypass pre-check */
-    SG_DRILL_PH_BASELINE,  /* warm-up load before the fault */
-    SG_DRILL_PH_FAULT,     /* load while the fault is on */
-    SG_DRILL_PH_RECOVERY,  /* load after the rollback */
+    SG_DRILL_PH_PRECHECK, /* bypass pre-check */
+    SG_DRILL_PH_BASELINE, /* warm-up load before the fault */
+    SG_DRILL_PH_FAULT,    /* load while the fault is on */
+    SG_DRILL_PH_RECOVERY, /* load after the rollback */
     SG_DRILL_PH_VERIFY_BYPASS,
     SG_DRILL_PH_VERIFY_ROUTER,
-    SG_DRILL_PH_TRIAL,     /* trial samples */
+    SG_DRILL_PH_TRIAL, /* trial samples */
     SG_DRILL_PH_N
 };
 const char *sg_drill_phase_name(enum sg_drill_phase p);
@@ -57,21 +57,21 @@ const char *sg_drill_phase_name(enum sg_drill_phase p);
 /* ---- one request as the drill's client saw it ---- */
 
 struct sg_drill_sample {
-    double t_send_ms;    /* since the run started (monotonic) */
-    double ttfb_ms;      /* send → response head; 0 when none came */
-    double total_ms;     /* send → last byte, or → the transport error */
-    int status;          /* HTTP status; 0 = no answer (refused, reset, timed out) */
-    bool ok;             /* 2xx, and for a stream: ended with [DONE] and no error event */
-    bool bypass;         /* the answer carried x-slogate-bypass: true */
-    bool cost_known;     /* x-slogate-cost-usd, or usage × the deployment's prices */
-    uint8_t phase;       /* enum sg_drill_phase */
-    int attempts, hops;  /* x-slogate-attempts, x-slogate-failover-hops (0 when absent) */
+    double t_send_ms;   /* since the run started (monotonic) */
+    double ttfb_ms;     /* send → response head; 0 when none came */
+    double total_ms;    /* send → last byte, or → the transport error */
+    int status;         /* HTTP status; 0 = no answer (refused, reset, timed out) */
+    bool ok;            /* 2xx, and for a stream: ended with [DONE] and no error event */
+    bool bypass;        /* the answer carried x-slogate-bypass: true */
+    bool cost_known;    /* x-slogate-cost-usd, or usage × the deployment's prices */
+    uint8_t phase;      /* enum sg_drill_phase */
+    int attempts, hops; /* x-slogate-attempts, x-slogate-failover-hops (0 when absent) */
     double cost_usd;
     int64_t input_tokens, output_tokens; /* usage as the answer reported it; -1 = none */
-    char deployment[64]; /* x-slogate-deployment, "" when absent */
-    char model[64];      /* the model the answer names */
-    char shape[96];      /* the answer's JSON shape (sg_drill_shape), "" for errors */
-    char error[480];     /* why it failed: the gateway's error message or the transport error */
+    char deployment[64];                 /* x-slogate-deployment, "" when absent */
+    char model[64];                      /* the model the answer names */
+    char shape[160]; /* the answer's JSON shape (sg_drill_shape), "" for errors */
+    char error[480]; /* why it failed: the gateway's error message or the transport error */
 };
 
 /* ---- statistics (stats.c, pure) ---- */
@@ -89,15 +89,16 @@ struct sg_drill_served {
 
 struct sg_drill_stats {
     size_t n, ok, failed;
-    double sr_pct;              /* 100 × ok / n; 0 when n is 0 */
+    double sr_pct;                         /* 100 × ok / n; 0 when n is 0 */
     double p50_ms, p95_ms, p99_ms, max_ms; /* over every request: the time until its answer */
-    double ttfb_p95_ms;         /* over the answers that had a head */
-    size_t cost_n;              /* successes with a known cost */
+    double ttfb_p95_ms;                    /* over the answers that had a head */
+    size_t cost_n;                         /* successes with a known cost */
     double cost_avg_usd, cost_max_usd;
     double hops_avg;
     int hops_max;
-    size_t attempts;            /* upstream attempts the gateway reported, summed */
-    struct sg_drill_served served[SG_DRILL_MAX_DEPS]; /* successes by deployment, first seen first */
+    size_t attempts; /* upstream attempts the gateway reported, summed */
+    struct sg_drill_served
+        served[SG_DRILL_MAX_DEPS]; /* successes by deployment, first seen first */
     size_t n_served;
 };
 
@@ -110,8 +111,8 @@ size_t sg_drill_served_by(const struct sg_drill_stats *st, const char *id);
 /* Time to recover: from `t_inject_ms` to the end of the first successful answer, ending at or
  * after the injection, served by a deployment other than `primary`. SG_ENOTFOUND when there is
  * none (the fault never moved traffic, or nothing else could serve). */
-int sg_drill_ttr(const struct sg_drill_sample *s, size_t n, double t_inject_ms,
-                 const char *primary, double *ttr_ms);
+int sg_drill_ttr(const struct sg_drill_sample *s, size_t n, double t_inject_ms, const char *primary,
+                 double *ttr_ms);
 
 /* How long after `t_inject_ms` the success rate got back to `target_pct` for good: requests sent
  * in [t_inject, t_end) are grouped by send time into buckets of `bucket_ms`; the answer is the
@@ -134,8 +135,8 @@ void sg_drill_shape(const char *json, size_t len, bool stream, char *out, size_t
 /* Sum the values of a Prometheus text exposition's samples named `metric` whose labels include
  * every `label="value"` pair in `match` (NULL-terminated name, value, ... list). Returns the
  * number of samples summed (0 when none matched), the sum in *sum. */
-size_t sg_drill_prom_sum(const char *text, size_t len, const char *metric,
-                         const char *const *match, double *sum);
+size_t sg_drill_prom_sum(const char *text, size_t len, const char *metric, const char *const *match,
+                         double *sum);
 
 /* ---- the result of a run ---- */
 
@@ -147,7 +148,7 @@ struct sg_drill_event {
 /* One line of "targets vs measured". */
 struct sg_drill_check {
     char name[48];
-    char label[16];   /* short, for the summary line: "TTR", "p95", "SR" ... */
+    char label[16]; /* short, for the summary line: "TTR", "p95", "SR" ... */
     char target[64];
     char measured[96];
     bool ok;
@@ -158,17 +159,17 @@ struct sg_drill_check {
 #define SG_DRILL_MAX_FOLLOWUPS 12
 
 struct sg_drill_result {
-    char kind[8];            /* "drill" | "trial" */
-    char date[16];           /* YYYY-MM-DD (UTC) the run started */
-    char started_at[40];     /* RFC 3339 UTC */
+    char kind[8];        /* "drill" | "trial" */
+    char date[16];       /* YYYY-MM-DD (UTC) the run started */
+    char started_at[40]; /* RFC 3339 UTC */
     uint64_t started_wall_ms;
     double elapsed_ms;
     char gateway[256];
     char alias[128];
-    char primary[64];        /* drill: the deployment broken; trial: the candidate */
-    char secondaries[256];   /* drill: the others of the alias, comma-separated */
+    char primary[64];      /* drill: the deployment broken; trial: the candidate */
+    char secondaries[256]; /* drill: the others of the alias, comma-separated */
     char feature[64];
-    char mode[16];           /* drill: sg_drill_mode_name */
+    char mode[16]; /* drill: sg_drill_mode_name */
     uint32_t ttft_cap_ms;
     double rps;
     uint32_t warmup_s, duration_s, samples_wanted;
@@ -182,9 +183,10 @@ struct sg_drill_result {
     size_t n_events, cap_events;
     struct sg_drill_sample *samples;
     size_t n_samples, cap_samples;
-    size_t load_skipped;     /* sends skipped because too many requests were in flight */
+    size_t load_skipped; /* sends skipped because too many requests were in flight */
 
-    double t_inject_ms, t_fault_end_ms, t_rollback_ms, t_green_ms, t_primary_back_ms; /* <0: never */
+    double t_inject_ms, t_fault_end_ms, t_rollback_ms, t_green_ms,
+        t_primary_back_ms; /* <0: never */
     bool ttr_found, recovery_found;
     double ttr_ms, recovery_ms;
     struct sg_drill_stats baseline, fault, recovery, trial;
@@ -195,7 +197,7 @@ struct sg_drill_result {
     char verify_note[600];
     bool rollback_ok;
     char rollback_note[600];
-    int metrics_state;       /* 0 unavailable, 1 agrees, 2 differs */
+    int metrics_state; /* 0 unavailable, 1 agrees, 2 differs */
     char metrics_note[400];
     char fault_errors[3][480]; /* the first distinct reasons requests failed during the fault */
     size_t n_fault_errors;
@@ -204,12 +206,12 @@ struct sg_drill_result {
     size_t n_checks;
     char followups[SG_DRILL_MAX_FOLLOWUPS][700];
     size_t n_followups;
-    bool interrupted;        /* Ctrl-C / SIGTERM: rolled back, targets not judged */
-    bool aborted;            /* stopped before the fault (pre-check or setup failed) */
+    bool interrupted; /* Ctrl-C / SIGTERM: rolled back, targets not judged */
+    bool aborted;     /* stopped before the fault (pre-check or setup failed) */
     char abort_reason[300];
     bool passed;
-    char summary[3][320];    /* the three lines printed at the end */
-    char store_note[200];    /* where the result was stored, or why not */
+    char summary[3][320]; /* the three lines printed at the end */
+    char store_note[200]; /* where the result was stored, or why not */
 };
 
 void sg_drill_result_init(struct sg_drill_result *r, const char *kind);
@@ -248,23 +250,23 @@ struct sg_drill_options {
     const struct sg_config *cfg; /* targets, deployments, prices (borrowed) */
     const char *gateway_url;     /* "http://127.0.0.1:4000" */
     const char *master_key;
-    const char *alias;           /* NULL: the first group */
-    const char *feature;         /* NULL: none (x-slogate-feature is not sent) */
+    const char *alias;   /* NULL: the first group */
+    const char *feature; /* NULL: none (x-slogate-feature is not sent) */
     enum sg_drill_mode mode;
-    uint32_t ttft_cap_ms;        /* ttft mode: the cap forced on the primary (default 30) */
-    double rps;                  /* load rate (default 2) */
-    uint32_t warmup_s;           /* baseline load before the fault (default 30) */
-    uint32_t duration_s;         /* how long the fault stays on (default 300) */
-    uint32_t recovery_wait_s;    /* rollback: how long to wait for green and the primary (30) */
-    const char *prompts_file;    /* NULL: the built-in prompts */
-    bool stream;                 /* send streams (ttft mode always does) */
-    const char *out_dir;         /* reports go here (default ".") */
-    bool demo;                   /* noted in the report */
-    FILE *out;                   /* progress and summary (stdout) */
-    bool tty;                    /* redraw a live status block with ANSI codes */
+    uint32_t ttft_cap_ms;     /* ttft mode: the cap forced on the primary (default 30) */
+    double rps;               /* load rate (default 2) */
+    uint32_t warmup_s;        /* baseline load before the fault (default 30) */
+    uint32_t duration_s;      /* how long the fault stays on (default 300) */
+    uint32_t recovery_wait_s; /* rollback: how long to wait for green and the primary (30) */
+    const char *prompts_file; /* NULL: the built-in prompts */
+    bool stream;              /* send streams (ttft mode always does) */
+    const char *out_dir;      /* reports go here (default ".") */
+    bool demo;                /* noted in the report */
+    FILE *out;                /* progress and summary (stdout) */
+    bool tty;                 /* redraw a live status block with ANSI codes */
     /* trial */
     const char *candidate;
-    uint32_t samples;            /* default 200 */
+    uint32_t samples; /* default 200 */
 };
 
 /* Exit codes, as the CLI returns them. */

@@ -31,8 +31,8 @@ struct sg_drill_client {
     char *chat_url;
     char *key;
     struct sg_upstream_headers *hdrs; /* Authorization, Content-Type, x-slogate-feature */
-    uint64_t t0_us;              /* the run's start: sample times are relative to it */
-    uint32_t timeout_ms;         /* a chat request's whole deadline */
+    uint64_t t0_us;                   /* the run's start: sample times are relative to it */
+    uint32_t timeout_ms;              /* a chat request's whole deadline */
     size_t in_flight;
     struct sg_drill_call *calls; /* in flight, so dispose can cancel and free them */
 };
@@ -77,10 +77,10 @@ struct sg_drill_load {
     bool timer_init, running;
     double rps;
     uint64_t t_start_us, sent;
-    uint64_t limit;              /* stop after this many sends (0 = no limit) */
-    size_t max_in_flight;        /* sends are skipped beyond this (the gateway hangs) */
+    uint64_t limit;       /* stop after this many sends (0 = no limit) */
+    size_t max_in_flight; /* sends are skipped beyond this (the gateway hangs) */
     size_t skipped;
-    enum sg_drill_phase phase;   /* stamped on each request; the driver moves it */
+    enum sg_drill_phase phase; /* stamped on each request; the driver moves it */
     char **prompts;
     size_t n_prompts, next_prompt;
     const char *alias;
@@ -111,21 +111,21 @@ struct sg_drill_run {
     size_t n_prompts;
     uv_signal_t sigint, sigterm;
     uv_timer_t wake, ui;
-    bool stop;                   /* a signal came: roll back and leave */
+    bool stop; /* a signal came: roll back and leave */
     int signals;
     uint64_t t0_us;
     FILE *out;
     bool tty;
-    char phase[96];              /* shown in the live display */
+    char phase[96]; /* shown in the live display */
     double phase_start_ms, phase_len_ms;
-    int ui_lines;                /* lines of the live block now on screen */
-    double last_progress_ms;     /* plain log: when the last progress line went out */
+    int ui_lines;            /* lines of the live block now on screen */
+    double last_progress_ms; /* plain log: when the last progress line went out */
     /* What must be undone, whatever happens. */
     bool fault_on, bypass_on, pinned;
-    char prev_pin[64];           /* trial: the deployment pinned before, restored after */
+    char prev_pin[64]; /* trial: the deployment pinned before, restored after */
     /* drill: firsts worth a line in the timeline */
     bool seen_failover, seen_failure;
-    bool primary_back;           /* drill: the primary served a request sent after the rollback */
+    bool primary_back; /* drill: the primary served a request sent after the rollback */
     char last_line[160];
 };
 
@@ -156,15 +156,15 @@ bool sg_drill_run_bypass(struct sg_drill_run *R, bool on);
 /* What GET /admin/deployments says. */
 #define SG_DRILL_MAX_GW_DEPS 64
 struct sg_drill_gw_state {
-    int status;                  /* HTTP status; 0 when the gateway did not answer */
-    char error[256];             /* why, when status is not 200 */
+    int status;      /* HTTP status; 0 when the gateway did not answer */
+    char error[256]; /* why, when status is not 200 */
     bool bypass;
     size_t n;
     struct {
         char id[64], alias[128], state[16], reason[64];
         bool pinned, fault;
     } d[SG_DRILL_MAX_GW_DEPS];
-    char faults[200];            /* "primary" ... for deployments with a fault on; "" when none */
+    char faults[200]; /* "primary" ... for deployments with a fault on; "" when none */
 };
 void sg_drill_run_state(struct sg_drill_run *R, struct sg_drill_gw_state *st);
 /* The entry for `id`, or NULL. */

@@ -8,10 +8,7 @@
 #include <stdio.h>
 
 /* Seconds with two decimals: TTR and p95 in the summary. */
-static void secs(char *out, size_t n, double ms)
-{
-    snprintf(out, n, "%.2fs", ms / 1000.0);
-}
+static void secs(char *out, size_t n, double ms) { snprintf(out, n, "%.2fs", ms / 1000.0); }
 
 static void collect_fault_errors(struct sg_drill_result *r)
 {
@@ -58,9 +55,10 @@ static void judge_cost(struct sg_drill_result *r, const struct sg_drill_stats *s
     sg_drill_check_add(r, name, "cost", true, ok, target, "$%.6f (%zu priced)", st->cost_avg_usd,
                        st->cost_n);
     if (!ok)
-        sg_drill_followup(r, "Average cost $%.6f/request %s is over the SLO's $%.4f: review the "
-                             "fallback's price, cap max_tokens for this feature, or turn on prompt "
-                             "caching.",
+        sg_drill_followup(r,
+                          "Average cost $%.6f/request %s is over the SLO's $%.4f: review the "
+                          "fallback's price, cap max_tokens for this feature, or turn on prompt "
+                          "caching.",
                           st->cost_avg_usd, when, r->target_cost_avg_usd);
     if (r->target_cost_cap_usd > 0) {
         char t2[64];
@@ -69,8 +67,9 @@ static void judge_cost(struct sg_drill_result *r, const struct sg_drill_stats *s
         sg_drill_check_add(r, "max cost/request (feature cap)", "cost cap", true, ok2, t2, "$%.6f",
                            st->cost_max_usd);
         if (!ok2)
-            sg_drill_followup(r, "A request cost $%.6f, over feature %s's cap of $%.4f: the "
-                                 "guardrail did not hold during failover.",
+            sg_drill_followup(r,
+                              "A request cost $%.6f, over feature %s's cap of $%.4f: the "
+                              "guardrail did not hold during failover.",
                               st->cost_max_usd, r->feature, r->target_cost_cap_usd);
     }
 }
@@ -82,26 +81,29 @@ static void drill_checks(struct sg_drill_result *r)
     if (!r->precheck_ok && r->precheck_note[0])
         sg_drill_followup(r, "Bypass pre-check: %s", r->precheck_note);
     if (r->aborted || r->t_inject_ms < 0) {
-        sg_drill_check_add(r, "bypass pre-check", "bypass", true, r->precheck_ok, "answers",
-                           "%s", r->precheck_ok ? "answered" : "failed");
+        sg_drill_check_add(r, "bypass pre-check", "bypass", true, r->precheck_ok, "answers", "%s",
+                           r->precheck_ok ? "answered" : "failed");
         return;
     }
 
     snprintf(t, sizeof t, "<= %gs", r->target_failover_s);
     if (r->ttr_found) {
         bool ok = r->ttr_ms <= r->target_failover_s * 1000.0;
-        sg_drill_check_add(r, "time to recover (TTR)", "TTR", true, ok, t, "%.3fs", r->ttr_ms / 1000.0);
+        sg_drill_check_add(r, "time to recover (TTR)", "TTR", true, ok, t, "%.3fs",
+                           r->ttr_ms / 1000.0);
         if (!ok)
-            sg_drill_followup(r, "Failover took %.2fs, over the %gs target: lower stream_timeout "
-                                 "or timeout on %s, or allowed_fails, so a broken primary is "
-                                 "left sooner.",
+            sg_drill_followup(r,
+                              "Failover took %.2fs, over the %gs target: lower stream_timeout "
+                              "or timeout on %s, or allowed_fails, so a broken primary is "
+                              "left sooner.",
                               r->ttr_ms / 1000.0, r->target_failover_s, r->primary);
     } else {
         sg_drill_check_add(r, "time to recover (TTR)", "TTR", true, false, t,
                            "no answer from another deployment");
-        sg_drill_followup(r, "No request was served by another deployment (%s) during the "
-                             "fault: the secondary could not serve%s%s. Fix it before relying "
-                             "on failover.",
+        sg_drill_followup(r,
+                          "No request was served by another deployment (%s) during the "
+                          "fault: the secondary could not serve%s%s. Fix it before relying "
+                          "on failover.",
                           r->secondaries[0] ? r->secondaries : "none configured",
                           r->n_fault_errors ? "; the gateway said: " : "",
                           r->n_fault_errors ? r->fault_errors[0] : "");
@@ -109,12 +111,13 @@ static void drill_checks(struct sg_drill_result *r)
 
     snprintf(t, sizeof t, "<= %gs", r->target_p95_s);
     bool p95_ok = f->n && f->p95_ms <= r->target_p95_s * 1000.0;
-    sg_drill_check_add(r, "p95 latency during fault", "p95", true, p95_ok, t, "%.3fs (%zu requests)",
-                       f->p95_ms / 1000.0, f->n);
+    sg_drill_check_add(r, "p95 latency during fault", "p95", true, p95_ok, t,
+                       "%.3fs (%zu requests)", f->p95_ms / 1000.0, f->n);
     if (!p95_ok && f->n)
-        sg_drill_followup(r, "p95 was %.2fs during the fault, over the %gs SLO: each request "
-                             "first waits for the broken primary; consider hedge_after_ms, a "
-                             "lower stream_timeout, or a shorter cooldown probe.",
+        sg_drill_followup(r,
+                          "p95 was %.2fs during the fault, over the %gs SLO: each request "
+                          "first waits for the broken primary; consider hedge_after_ms, a "
+                          "lower stream_timeout, or a shorter cooldown probe.",
                           f->p95_ms / 1000.0, r->target_p95_s);
 
     snprintf(t, sizeof t, ">= %g%%", r->target_min_sr_pct);
@@ -147,8 +150,8 @@ static void drill_checks(struct sg_drill_result *r)
         sg_drill_check_add(r, "rollback: green, primary serves", "rollback", true, r->rollback_ok,
                            "within --recovery-wait", "%s", r->rollback_ok ? "yes" : "no");
         if (!r->rollback_ok)
-            sg_drill_followup(r, "Rollback: %s", r->rollback_note[0] ? r->rollback_note
-                                                                     : "did not complete");
+            sg_drill_followup(r, "Rollback: %s",
+                              r->rollback_note[0] ? r->rollback_note : "did not complete");
     }
     if (r->verify_ran) {
         sg_drill_check_add(r, "verify: bypass vs router parity", "parity", true, r->verify_ok,
@@ -165,12 +168,14 @@ static void drill_checks(struct sg_drill_result *r)
 
     const struct sg_drill_stats *b = &r->baseline;
     if (b->n && (b->sr_pct < r->target_sr_pct || b->p95_ms > r->target_p95_s * 1000.0))
-        sg_drill_followup(r, "The baseline already missed the SLO (p95 %.2fs, SR %.1f%%) before "
-                             "anything was broken: look at the primary's latency first.",
+        sg_drill_followup(r,
+                          "The baseline already missed the SLO (p95 %.2fs, SR %.1f%%) before "
+                          "anything was broken: look at the primary's latency first.",
                           b->p95_ms / 1000.0, b->sr_pct);
     if (r->load_skipped)
-        sg_drill_followup(r, "%zu load requests were not sent because 64 were already in "
-                             "flight: the gateway stopped answering in time.",
+        sg_drill_followup(r,
+                          "%zu load requests were not sent because 64 were already in "
+                          "flight: the gateway stopped answering in time.",
                           r->load_skipped);
 }
 
@@ -276,8 +281,9 @@ void sg_trial_evaluate(struct sg_drill_result *r)
     sg_drill_check_add(r, "p95 latency", "p95", true, p95_ok, t, "%.3fs (%zu requests)",
                        st->p95_ms / 1000.0, st->n);
     if (!p95_ok && st->n)
-        sg_drill_followup(r, "p95 %.2fs is over the %gs SLO: %s would breach the latency "
-                             "promise as a primary.",
+        sg_drill_followup(r,
+                          "p95 %.2fs is over the %gs SLO: %s would breach the latency "
+                          "promise as a primary.",
                           st->p95_ms / 1000.0, r->target_p95_s, r->primary);
     judge_cost(r, st, "(candidate)");
     snprintf(t, sizeof t, ">= %g%%", r->target_sr_pct);
@@ -290,8 +296,8 @@ void sg_trial_evaluate(struct sg_drill_result *r)
             if (r->samples[i].phase == SG_DRILL_PH_TRIAL && !r->samples[i].ok &&
                 r->samples[i].error[0])
                 why = r->samples[i].error;
-        sg_drill_followup(r, "%zu of %zu samples were not answered by %s%s%s.", st->n - own,
-                          st->n, r->primary, why ? "; first error: " : "", why ? why : "");
+        sg_drill_followup(r, "%zu of %zu samples were not answered by %s%s%s.", st->n - own, st->n,
+                          r->primary, why ? "; first error: " : "", why ? why : "");
     }
     if (r->aborted && r->abort_reason[0])
         sg_drill_followup(r, "The trial stopped early: %s", r->abort_reason);

@@ -42,10 +42,7 @@ static void jkey(struct sg_buf *b, const char *k, bool first)
     sg_buf_append(b, ":", 1);
 }
 
-static void jbool(struct sg_buf *b, bool v)
-{
-    sg_buf_appends(b, v ? "true" : "false");
-}
+static void jbool(struct sg_buf *b, bool v) { sg_buf_appends(b, v ? "true" : "false"); }
 
 static void json_stats(struct sg_buf *b, const struct sg_drill_stats *st)
 {
@@ -200,8 +197,9 @@ void sg_drill_render_json(const struct sg_drill_result *r, struct sg_buf *b)
     }
     struct sg_drill_stats all;
     sg_drill_stats_compute(r->samples, r->n_samples, -1, &all);
-    sg_buf_appendf(b, ",\"totals\":{\"requests\":%zu,\"ok\":%zu,\"attempts\":%zu,"
-                      "\"load_skipped\":%zu,\"served_by\":{",
+    sg_buf_appendf(b,
+                   ",\"totals\":{\"requests\":%zu,\"ok\":%zu,\"attempts\":%zu,"
+                   "\"load_skipped\":%zu,\"served_by\":{",
                    all.n, all.ok, all.attempts, r->load_skipped);
     for (size_t i = 0; i < all.n_served; i++) {
         jkey(b, all.served[i].id, i == 0);
@@ -329,17 +327,19 @@ void sg_drill_render_md(const struct sg_drill_result *r, const char *svg_name, s
         sg_buf_appendf(b, "%s\n", r->summary[i]);
     sg_buf_appends(b, "```\n\n");
     if (trial)
-        sg_buf_appendf(b, "Candidate `%s` of `%s`, %zu sample requests through gateway %s, started "
-                          "%s%s.\n\n",
+        sg_buf_appendf(b,
+                       "Candidate `%s` of `%s`, %zu sample requests through gateway %s, started "
+                       "%s%s.\n\n",
                        r->primary, r->alias, r->trial.n, r->gateway, r->started_at,
                        r->demo ? " (demo: mock providers)" : "");
     else
-        sg_buf_appendf(b, "Fault `%s` on the primary `%s` of `%s` (fails over to %s) through "
-                          "gateway %s, started %s%s. Load: %g requests/s%s, %us warm-up, %us "
-                          "under fault.\n\n",
+        sg_buf_appendf(b,
+                       "Fault `%s` on the primary `%s` of `%s` (fails over to %s) through "
+                       "gateway %s, started %s%s. Load: %g requests/s%s, %us warm-up, %us "
+                       "under fault.\n\n",
                        r->mode, r->primary, r->alias, r->secondaries[0] ? r->secondaries : "none",
-                       r->gateway, r->started_at, r->demo ? " (demo: mock providers)" : "",
-                       r->rps, r->stream ? " (streaming)" : "", r->warmup_s, r->duration_s);
+                       r->gateway, r->started_at, r->demo ? " (demo: mock providers)" : "", r->rps,
+                       r->stream ? " (streaming)" : "", r->warmup_s, r->duration_s);
     if (r->feature[0])
         sg_buf_appendf(b, "Feature: `%s`.\n\n", r->feature);
 
@@ -353,9 +353,10 @@ void sg_drill_render_md(const struct sg_drill_result *r, const char *svg_name, s
         md_cell(b, c->target);
         sg_buf_appends(b, " | ");
         md_cell(b, c->measured);
-        sg_buf_appendf(b, " | %s |\n", !c->counted ? (c->ok ? "ok (info)" : "see note (info)")
-                                       : c->ok     ? "ok"
-                                                   : "**missed**");
+        sg_buf_appendf(b, " | %s |\n",
+                       !c->counted ? (c->ok ? "ok (info)" : "see note (info)")
+                       : c->ok     ? "ok"
+                                   : "**missed**");
     }
     sg_buf_appends(b, "\nTargets come from the config: `slo.p95_latency_s`, `slo.success_rate`, "
                       "`slo.cost_avg_usd`");
@@ -388,12 +389,12 @@ void sg_drill_render_md(const struct sg_drill_result *r, const char *svg_name, s
     sg_buf_appends(b, "\n");
     if (!trial) {
         sg_buf_appends(b, "## Rollback and verification\n\n");
-        sg_buf_appendf(b, "- Bypass pre-check: %s\n", r->precheck_note[0] ? r->precheck_note
-                                                                         : "not run");
+        sg_buf_appendf(b, "- Bypass pre-check: %s\n",
+                       r->precheck_note[0] ? r->precheck_note : "not run");
         sg_buf_appendf(b, "- Rollback: %s\n", r->rollback_note[0] ? r->rollback_note : "not run");
         sg_buf_appendf(b, "- Verification: %s\n", r->verify_note[0] ? r->verify_note : "not run");
-        sg_buf_appendf(b, "- Metrics cross-check: %s\n", r->metrics_note[0] ? r->metrics_note
-                                                                            : "not run");
+        sg_buf_appendf(b, "- Metrics cross-check: %s\n",
+                       r->metrics_note[0] ? r->metrics_note : "not run");
         if (r->n_fault_errors) {
             sg_buf_appends(b, "- Why requests failed during the fault:\n");
             for (size_t i = 0; i < r->n_fault_errors; i++) {
@@ -468,9 +469,10 @@ void sg_drill_render_svg(const struct sg_drill_result *r, struct sg_buf *b)
     double pw = SVG_W - PAD_L - PAD_R, ph = SVG_H - PAD_T - PAD_B;
 #define X(t) (PAD_L + (t) / t_max * pw)
 #define Y(v) (PAD_T + ph - (v) / y_max * ph)
-    sg_buf_appendf(b, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
-                      "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" "
-                      "viewBox=\"0 0 %.0f %.0f\" font-family=\"sans-serif\" font-size=\"11\">\n",
+    sg_buf_appendf(b,
+                   "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+                   "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" "
+                   "viewBox=\"0 0 %.0f %.0f\" font-family=\"sans-serif\" font-size=\"11\">\n",
                    SVG_W, SVG_H, SVG_W, SVG_H);
     sg_buf_appendf(b, "<rect x=\"0\" y=\"0\" width=\"%.0f\" height=\"%.0f\" fill=\"#ffffff\"/>\n",
                    SVG_W, SVG_H);
@@ -484,41 +486,48 @@ void sg_drill_render_svg(const struct sg_drill_result *r, struct sg_buf *b)
     /* The fault window, shaded. */
     if (r->t_inject_ms >= 0) {
         double end = r->t_fault_end_ms >= 0 ? r->t_fault_end_ms / 1000 : t_max;
-        sg_buf_appendf(b, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" "
-                          "fill=\"#fde2e2\"/>\n",
+        sg_buf_appendf(b,
+                       "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" "
+                       "fill=\"#fde2e2\"/>\n",
                        X(r->t_inject_ms / 1000), PAD_T,
                        SG_MAX(1.0, X(end) - X(r->t_inject_ms / 1000)), ph);
         sg_buf_appendf(b, "<text x=\"%.1f\" y=\"%.1f\" fill=\"#b00020\">fault on</text>\n",
                        X(r->t_inject_ms / 1000) + 3, PAD_T + 12);
     }
     if (r->t_rollback_ms >= 0)
-        sg_buf_appendf(b, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" "
-                          "stroke=\"#2e7d32\" stroke-width=\"1.5\"/>\n"
-                          "<text x=\"%.1f\" y=\"%.1f\" fill=\"#2e7d32\">rollback</text>\n",
+        sg_buf_appendf(b,
+                       "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" "
+                       "stroke=\"#2e7d32\" stroke-width=\"1.5\"/>\n"
+                       "<text x=\"%.1f\" y=\"%.1f\" fill=\"#2e7d32\">rollback</text>\n",
                        X(r->t_rollback_ms / 1000), PAD_T, X(r->t_rollback_ms / 1000), PAD_T + ph,
                        X(r->t_rollback_ms / 1000) + 3, PAD_T + 24);
     /* Axes and ticks. */
-    sg_buf_appendf(b, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#333\"/>\n"
-                      "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#333\"/>\n",
+    sg_buf_appendf(b,
+                   "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#333\"/>\n"
+                   "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#333\"/>\n",
                    PAD_L, PAD_T + ph, PAD_L + pw, PAD_T + ph, PAD_L, PAD_T, PAD_L, PAD_T + ph);
     double xs = nice_step(t_max, 8), ys = nice_step(y_max, 5);
     for (double t = 0; t <= t_max + 1e-9; t += xs)
-        sg_buf_appendf(b, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#333\"/>"
-                          "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%g</text>\n",
+        sg_buf_appendf(b,
+                       "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#333\"/>"
+                       "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%g</text>\n",
                        X(t), PAD_T + ph, X(t), PAD_T + ph + 4, X(t), PAD_T + ph + 16, t);
     for (double v = 0; v <= y_max + 1e-9; v += ys)
-        sg_buf_appendf(b, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#eee\"/>"
-                          "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">%g</text>\n",
+        sg_buf_appendf(b,
+                       "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#eee\"/>"
+                       "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">%g</text>\n",
                        PAD_L, Y(v), PAD_L + pw, Y(v), PAD_L - 5, Y(v) + 4, v);
-    sg_buf_appendf(b, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">seconds since the "
-                      "start</text>\n"
-                      "<text x=\"14\" y=\"%.1f\" transform=\"rotate(-90 14 %.1f)\" "
-                      "text-anchor=\"middle\">latency (s)</text>\n",
+    sg_buf_appendf(b,
+                   "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">seconds since the "
+                   "start</text>\n"
+                   "<text x=\"14\" y=\"%.1f\" transform=\"rotate(-90 14 %.1f)\" "
+                   "text-anchor=\"middle\">latency (s)</text>\n",
                    PAD_L + pw / 2, SVG_H - 10, PAD_T + ph / 2, PAD_T + ph / 2);
     if (r->target_p95_s > 0)
-        sg_buf_appendf(b, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#b00020\" "
-                          "stroke-dasharray=\"6 4\"/><text x=\"%.1f\" y=\"%.1f\" "
-                          "text-anchor=\"end\" fill=\"#b00020\">p95 target %gs</text>\n",
+        sg_buf_appendf(b,
+                       "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#b00020\" "
+                       "stroke-dasharray=\"6 4\"/><text x=\"%.1f\" y=\"%.1f\" "
+                       "text-anchor=\"end\" fill=\"#b00020\">p95 target %gs</text>\n",
                        PAD_L, Y(r->target_p95_s), PAD_L + pw, Y(r->target_p95_s), PAD_L + pw - 2,
                        Y(r->target_p95_s) - 4, r->target_p95_s);
     /* One mark per request: blue from the primary, orange from another deployment, a red
@@ -527,8 +536,9 @@ void sg_drill_render_svg(const struct sg_drill_result *r, struct sg_buf *b)
         const struct sg_drill_sample *s = &r->samples[i];
         double x = X(s->t_send_ms / 1000), y = Y(s->total_ms / 1000);
         if (!s->ok)
-            sg_buf_appendf(b, "<path d=\"M%.1f %.1fl6 6m0 -6l-6 6\" stroke=\"#d62728\" "
-                              "stroke-width=\"1.5\"/>\n",
+            sg_buf_appendf(b,
+                           "<path d=\"M%.1f %.1fl6 6m0 -6l-6 6\" stroke=\"#d62728\" "
+                           "stroke-width=\"1.5\"/>\n",
                            x - 3, y - 3);
         else
             sg_buf_appendf(b, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"2.5\" fill=\"%s\"/>\n", x, y,
@@ -536,14 +546,16 @@ void sg_drill_render_svg(const struct sg_drill_result *r, struct sg_buf *b)
     }
     /* Legend. */
     double lx = PAD_L + pw - 330, ly = 20;
-    sg_buf_appendf(b, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"4\" fill=\"#1f77b4\"/>"
-                      "<text x=\"%.1f\" y=\"%.1f\">",
+    sg_buf_appendf(b,
+                   "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"4\" fill=\"#1f77b4\"/>"
+                   "<text x=\"%.1f\" y=\"%.1f\">",
                    lx, ly - 4, lx + 7, ly);
     xml_text(b, r->primary);
-    sg_buf_appendf(b, "</text><circle cx=\"%.1f\" cy=\"%.1f\" r=\"4\" fill=\"#ff7f0e\"/>"
-                      "<text x=\"%.1f\" y=\"%.1f\">other deployment</text>"
-                      "<path d=\"M%.1f %.1fl6 6m0 -6l-6 6\" stroke=\"#d62728\" stroke-width=\"1.5\"/>"
-                      "<text x=\"%.1f\" y=\"%.1f\">failed</text>\n",
+    sg_buf_appendf(b,
+                   "</text><circle cx=\"%.1f\" cy=\"%.1f\" r=\"4\" fill=\"#ff7f0e\"/>"
+                   "<text x=\"%.1f\" y=\"%.1f\">other deployment</text>"
+                   "<path d=\"M%.1f %.1fl6 6m0 -6l-6 6\" stroke=\"#d62728\" stroke-width=\"1.5\"/>"
+                   "<text x=\"%.1f\" y=\"%.1f\">failed</text>\n",
                    lx + 110, ly - 4, lx + 117, ly, lx + 230, ly - 7, lx + 240, ly);
 #undef X
 #undef Y

@@ -121,8 +121,8 @@ static void on_ui(uv_timer_t *t)
     live_numbers(R, &lv);
     char served[160];
     served_text(&lv.st, served, sizeof served);
-    fprintf(R->out, "[%7.2fs] %s: %zu answered, SR %.1f%%, p95 %.3fs; served by %s\n",
-            now / 1000, sg_drill_phase_name(R->load.phase), lv.n,
+    fprintf(R->out, "[%7.2fs] %s: %zu answered, SR %.1f%%, p95 %.3fs; served by %s\n", now / 1000,
+            sg_drill_phase_name(R->load.phase), lv.n,
             lv.n ? 100.0 * (double)lv.ok / (double)lv.n : 0.0, lv.p95_ms / 1000, served);
     fflush(R->out);
 }
@@ -157,8 +157,9 @@ static void on_signal(uv_signal_t *s, int signum)
     R->stop = true;
     sg_drill_run_clear_ui(R);
     if (R->signals == 1) {
-        fprintf(R->out, "\n%s: rolling back (faults off, bypass off) before exiting; "
-                        "Ctrl-C twice more abandons the rollback\n",
+        fprintf(R->out,
+                "\n%s: rolling back (faults off, bypass off) before exiting; "
+                "Ctrl-C twice more abandons the rollback\n",
                 signum == SIGINT ? "interrupted" : "terminated");
     } else if (R->signals >= 3) {
         /* The operator insists: leave now, and say what may be left behind. */
@@ -169,15 +170,9 @@ static void on_signal(uv_signal_t *s, int signum)
     fflush(R->out);
 }
 
-static void on_keep(void *ud, const struct sg_drill_sample *s)
-{
-    sg_drill_run_keep(ud, s);
-}
+static void on_keep(void *ud, const struct sg_drill_sample *s) { sg_drill_run_keep(ud, s); }
 
-static void on_wake(uv_timer_t *t)
-{
-    SG_UNUSED(t); /* only ends a uv_run(UV_RUN_ONCE) */
-}
+static void on_wake(uv_timer_t *t) { SG_UNUSED(t); /* only ends a uv_run(UV_RUN_ONCE) */ }
 
 int sg_drill_run_init(struct sg_drill_run *R, const struct sg_drill_options *o,
                       struct sg_drill_result *res, char *err, size_t err_len)
@@ -200,8 +195,8 @@ int sg_drill_run_init(struct sg_drill_run *R, const struct sg_drill_options *o,
         sg_drill_prompts_free(R->prompts, R->n_prompts);
         return rc;
     }
-    sg_drill_load_init(&R->load, &R->c, res->alias, R->prompts, R->n_prompts, res->stream,
-                       o->rps, on_keep, R);
+    sg_drill_load_init(&R->load, &R->c, res->alias, R->prompts, R->n_prompts, res->stream, o->rps,
+                       on_keep, R);
     uv_signal_init(&R->loop, &R->sigint);
     uv_signal_init(&R->loop, &R->sigterm);
     R->sigint.data = R->sigterm.data = R;
@@ -214,10 +209,7 @@ int sg_drill_run_init(struct sg_drill_run *R, const struct sg_drill_options *o,
     return SG_OK;
 }
 
-static void on_closed(uv_handle_t *h)
-{
-    SG_UNUSED(h);
-}
+static void on_closed(uv_handle_t *h) { SG_UNUSED(h); }
 
 void sg_drill_run_dispose(struct sg_drill_run *R)
 {
@@ -264,9 +256,8 @@ void sg_drill_run_drain(struct sg_drill_run *R, double ms)
 void sg_drill_run_keep(struct sg_drill_run *R, const struct sg_drill_sample *s)
 {
     *sg_drill_sample_add(R->res) = *s;
-    snprintf(R->last_line, sizeof R->last_line, "%s %d %.3fs", s->deployment[0] ? s->deployment
-                                                                              : "-",
-             s->status, s->total_ms / 1000);
+    snprintf(R->last_line, sizeof R->last_line, "%s %d %.3fs",
+             s->deployment[0] ? s->deployment : "-", s->status, s->total_ms / 1000);
 }
 
 struct one {
@@ -335,11 +326,12 @@ void sg_drill_run_state(struct sg_drill_run *R, struct sg_drill_gw_state *st)
     if (st->status == 200 && (!o || !json_object_object_get_ex(o, "deployments", &deps) ||
                               !json_object_is_type(deps, json_type_array))) {
         st->status = 0;
-        snprintf(st->error, sizeof st->error, "GET /admin/deployments did not answer with a "
-                                              "deployments list: is this a slogate gateway?");
+        snprintf(st->error, sizeof st->error,
+                 "GET /admin/deployments did not answer with a "
+                 "deployments list: is this a slogate gateway?");
     } else if (st->status != 200) {
         snprintf(st->error, sizeof st->error, "%s",
-                 rc != SG_OK       ? rep.error
+                 rc != SG_OK     ? rep.error
                  : rep.body.data ? rep.body.data
                                  : "no body");
     }
@@ -359,13 +351,13 @@ void sg_drill_run_state(struct sg_drill_run *R, struct sg_drill_gw_state *st)
             st->d[st->n].pinned = jget_true(d, "pinned");
             if (json_object_object_get_ex(d, "faults", &f)) {
                 struct json_object *t = NULL;
-                st->d[st->n].fault = jget_true(f, "revoke_key") || jget_true(f, "block_egress") ||
-                                     (json_object_object_get_ex(f, "ttft_ms", &t) &&
-                                      json_object_get_int(t) != 0);
+                st->d[st->n].fault =
+                    jget_true(f, "revoke_key") || jget_true(f, "block_egress") ||
+                    (json_object_object_get_ex(f, "ttft_ms", &t) && json_object_get_int(t) != 0);
             }
             if (st->d[st->n].fault && len + 1 < sizeof st->faults) {
-                int w = snprintf(st->faults + len, sizeof st->faults - len, "%s%s",
-                                 len ? ", " : "", st->d[st->n].id);
+                int w = snprintf(st->faults + len, sizeof st->faults - len, "%s%s", len ? ", " : "",
+                                 st->d[st->n].id);
                 if (w > 0)
                     len = SG_MIN(len + (size_t)w, sizeof st->faults - 1);
             }

@@ -205,8 +205,8 @@ void sg_drill_stats_compute(const struct sg_drill_sample *s, size_t n, int phase
     free(ttfb);
 }
 
-int sg_drill_ttr(const struct sg_drill_sample *s, size_t n, double t_inject_ms,
-                 const char *primary, double *ttr_ms)
+int sg_drill_ttr(const struct sg_drill_sample *s, size_t n, double t_inject_ms, const char *primary,
+                 double *ttr_ms)
 {
     double best = -1;
     for (size_t i = 0; i < n; i++) {
@@ -337,8 +337,9 @@ void sg_drill_shape(const char *json, size_t len, bool stream, char *out, size_t
         }
         struct json_object *obj = get(o, "object"), *ch = first_choice(o);
         struct json_object *msg = get(ch, "message"), *u = get(o, "usage");
-        snprintf(out, n, "%s;choices=%s;message.role=%s;message.content=%s;finish_reason=%s;"
-                         "usage=%s",
+        snprintf(out, n,
+                 "%s;choices=%s;message.role=%s;message.content=%s;finish_reason=%s;"
+                 "usage=%s",
                  obj && json_object_is_type(obj, json_type_string) ? json_object_get_string(obj)
                                                                    : "?",
                  ch ? "yes" : "no", type_name(get(msg, "role")), type_name(get(msg, "content")),
@@ -416,8 +417,8 @@ static bool has_label(const char *p, size_t n, const char *name, const char *val
     return false;
 }
 
-size_t sg_drill_prom_sum(const char *text, size_t len, const char *metric,
-                         const char *const *match, double *sum)
+size_t sg_drill_prom_sum(const char *text, size_t len, const char *metric, const char *const *match,
+                         double *sum)
 {
     size_t ml = strlen(metric), count = 0;
     *sum = 0;

@@ -4,13 +4,12 @@
  * the config's general_settings.database_url, as the gateway's; the JSON report is stored whole
  * beside the summary columns.
  */
-#include "drill_int.h"
 #include "store/store.h"
+#include "drill_int.h"
 
 #include <stdio.h>
 
-void sg_drill_store(const struct sg_config *cfg, struct sg_drill_result *r,
-                    const char *report_path)
+void sg_drill_store(const struct sg_config *cfg, struct sg_drill_result *r, const char *report_path)
 {
     const char *url = cfg ? cfg->general.database_url : NULL;
     if (!url || !*url) {
@@ -22,8 +21,7 @@ void sg_drill_store(const struct sg_config *cfg, struct sg_drill_result *r,
     char id[64], scheme[16];
     snprintf(id, sizeof id, "%s-%s", r->kind, r->started_at);
     /* The URL may carry a password: name the scheme only. */
-    snprintf(scheme, sizeof scheme, "%.*s", (int)SG_MIN(strcspn(url, ":"), sizeof scheme - 1),
-             url);
+    snprintf(scheme, sizeof scheme, "%.*s", (int)SG_MIN(strcspn(url, ":"), sizeof scheme - 1), url);
     /* The stored JSON says where it is stored; corrected below if the insert fails. */
     snprintf(r->store_note, sizeof r->store_note, "slogate_drills row %s (%s database)", id,
              scheme);
@@ -31,8 +29,7 @@ void sg_drill_store(const struct sg_config *cfg, struct sg_drill_result *r,
     sg_buf_init(&json, 0);
     sg_drill_render_json(r, &json);
     char summary[1000];
-    snprintf(summary, sizeof summary, "%s\n%s\n%s", r->summary[0], r->summary[1],
-             r->summary[2]);
+    snprintf(summary, sizeof summary, "%s\n%s\n%s", r->summary[0], r->summary[1], r->summary[2]);
     struct sg_store_drill d = {
         .id = id,
         .kind = r->kind,

@@ -26,8 +26,7 @@ static bool path_safe(const char *id)
     return *id != '\0';
 }
 
-static int setup(const struct sg_drill_options *o, struct sg_drill_result *r, char *err,
-                 size_t n)
+static int setup(const struct sg_drill_options *o, struct sg_drill_result *r, char *err, size_t n)
 {
     const struct sg_config *cfg = o->cfg;
     const struct sg_deployment *d = NULL;
@@ -40,8 +39,9 @@ static int setup(const struct sg_drill_options *o, struct sg_drill_result *r, ch
         return SG_EINVAL;
     }
     if (!path_safe(d->id)) {
-        snprintf(err, n, "deployment id '%s' cannot be pinned through the admin URL; give it a "
-                         "model_info.id of letters, digits, '-', '_' or '.'",
+        snprintf(err, n,
+                 "deployment id '%s' cannot be pinned through the admin URL; give it a "
+                 "model_info.id of letters, digits, '-', '_' or '.'",
                  d->id);
         return SG_EINVAL;
     }
@@ -73,7 +73,9 @@ static bool pin(struct sg_drill_run *R, const char *id, const char *action)
         ok = rc == SG_OK && rep.status == 200;
         if (!ok)
             sg_drill_run_event(R, "POST %s failed: %s", path,
-                               rc != SG_OK ? rep.error : rep.body.data ? rep.body.data : "");
+                               rc != SG_OK     ? rep.error
+                               : rep.body.data ? rep.body.data
+                                               : "");
         sg_drill_reply_dispose(&rep);
     }
     return ok;
@@ -92,8 +94,9 @@ static void unpin(struct sg_drill_run *R)
         else
             sg_drill_run_event(R, "%s unpinned", R->res->primary);
     } else {
-        sg_drill_run_event(R, "COULD NOT UNDO THE PIN: run POST /admin/deployments/%s/unpin on "
-                              "the gateway now",
+        sg_drill_run_event(R,
+                           "COULD NOT UNDO THE PIN: run POST /admin/deployments/%s/unpin on "
+                           "the gateway now",
                            R->res->primary);
     }
 }
@@ -119,8 +122,9 @@ static int phases(struct sg_drill_run *R)
     }
     const char *cs = sg_drill_gw_dep_state(&st, r->primary);
     if (!cs) {
-        fprintf(stderr, "slogate trial: the gateway at %s has no deployment '%s': run the trial "
-                        "with the config the gateway serves\n",
+        fprintf(stderr,
+                "slogate trial: the gateway at %s has no deployment '%s': run the trial "
+                "with the config the gateway serves\n",
                 r->gateway, r->primary);
         return SG_DRILL_EXIT_USAGE;
     }
@@ -136,9 +140,8 @@ static int phases(struct sg_drill_run *R)
         if (st.d[i].pinned && strcmp(st.d[i].alias, r->alias) == 0 &&
             strcmp(st.d[i].id, r->primary) != 0)
             snprintf(R->prev_pin, sizeof R->prev_pin, "%s", st.d[i].id);
-    sg_drill_run_event(R, "gateway %s answers; candidate %s (%s) is %s%s%s", r->gateway,
-                       r->primary, r->alias, cs, R->prev_pin[0] ? "; pinned now: " : "",
-                       R->prev_pin);
+    sg_drill_run_event(R, "gateway %s answers; candidate %s (%s) is %s%s%s", r->gateway, r->primary,
+                       r->alias, cs, R->prev_pin[0] ? "; pinned now: " : "", R->prev_pin);
     R->pinned = true; /* set before the call: a pin that went through must be undone */
     if (!pin(R, r->primary, "pin")) {
         R->pinned = false;

@@ -34,7 +34,8 @@ static struct sg_drill_sample *add(struct sg_drill_result *r, enum sg_drill_phas
     s->attempts = 1;
     snprintf(s->deployment, sizeof s->deployment, "%s", dep ? dep : "");
     if (!s->ok)
-        snprintf(s->error, sizeof s->error, "%s", status ? "HTTP 502: secondary said 500" : "refused");
+        snprintf(s->error, sizeof s->error, "%s",
+                 status ? "HTTP 502: secondary said 500" : "refused");
     return s;
 }
 
@@ -64,16 +65,15 @@ static void healthy_drill(struct sg_drill_result *r)
     sg_drill_result_init(r, "drill");
     targets(r);
     for (int i = 0; i < 20; i++) {
-        struct sg_drill_sample *s = add(r, SG_DRILL_PH_BASELINE, i * 100.0, 20 + i, 200,
-                                        "primary");
+        struct sg_drill_sample *s = add(r, SG_DRILL_PH_BASELINE, i * 100.0, 20 + i, 200, "primary");
         s->cost_known = true;
         s->cost_usd = 0.001;
     }
     r->t_inject_ms = 2000;
     add(r, SG_DRILL_PH_FAULT, 2000, 15, 502, "primary");
     for (int i = 1; i < 40; i++) {
-        struct sg_drill_sample *s = add(r, SG_DRILL_PH_FAULT, 2000 + i * 100.0, 50, 200,
-                                        "secondary");
+        struct sg_drill_sample *s =
+            add(r, SG_DRILL_PH_FAULT, 2000 + i * 100.0, 50, 200, "secondary");
         s->cost_known = true;
         s->cost_usd = 0.004;
         s->hops = i == 1;
@@ -281,8 +281,7 @@ static void test_prom_sum(void **state)
                      1);
     assert_true(sum == 12);
     const char *all[] = {NULL};
-    assert_int_equal(sg_drill_prom_sum(text, strlen(text), "slogate_requests_total", all, &sum),
-                     4);
+    assert_int_equal(sg_drill_prom_sum(text, strlen(text), "slogate_requests_total", all, &sum), 4);
     assert_true(sum == 545);
     const char *none[] = {"deployment", "tertiary", NULL};
     assert_int_equal(sg_drill_prom_sum(text, strlen(text), "slogate_requests_total", none, &sum),
@@ -420,16 +419,14 @@ static void test_render_json_parses_back(void **state)
     assert_string_equal(json_object_get_string(jpath(o, "kind", NULL)), "drill");
     assert_true(json_object_get_boolean(jpath(o, "passed", NULL)));
     assert_true(json_object_get_double(jpath(o, "measured", "ttr_s")) == 0.15);
-    assert_int_equal(json_object_get_int(jpath(jpath(o, "phases", "fault"), "requests", NULL)),
-                     40);
-    assert_int_equal(json_object_get_int(jpath(jpath(o, "totals", "served_by"), "secondary",
-                                               NULL)),
+    assert_int_equal(json_object_get_int(jpath(jpath(o, "phases", "fault"), "requests", NULL)), 40);
+    assert_int_equal(json_object_get_int(jpath(jpath(o, "totals", "served_by"), "secondary", NULL)),
                      39);
     assert_int_equal(json_object_array_length(jpath(o, "requests", NULL)), 65);
     assert_int_equal(json_object_array_length(jpath(o, "timeline", NULL)), 2);
-    assert_string_equal(json_object_get_string(json_object_array_get_idx(
-                            jpath(o, "summary", NULL), 1)),
-                        "TTR=0.15s, p95=0.05s, SR=97.5%");
+    assert_string_equal(
+        json_object_get_string(json_object_array_get_idx(jpath(o, "summary", NULL), 1)),
+        "TTR=0.15s, p95=0.05s, SR=97.5%");
     struct json_object *ev = json_object_array_get_idx(jpath(o, "timeline", NULL), 1);
     assert_string_equal(json_object_get_string(jpath(ev, "event", NULL)),
                         "quote \" backslash \\ newline \n tab \t");
