@@ -190,6 +190,21 @@ def test_sigint_mid_fault_rolls_back(fx):
 
 
 @time_limit(30)
+def test_sigint_while_the_bypass_is_on_turns_it_off(fx):
+    # A slow primary keeps the pre-check's bypass request in flight long enough to interrupt.
+    a, b, gw, path, out = setup(fx, a_faults={"latency_ms": 1500}, db=False)
+    p = fx.spawn(["drill", "-c", path, "--out", out, "--plain"], "drill")
+    p.wait_line(r"router bypass on", timeout=10)
+    eq(http(gw.port, "GET", "/admin/bypass").json()["bypass"], True, "bypass on mid-pre-check")
+    p.signal(signal.SIGINT)
+    eq(p.wait(15), 1, "exit code")
+    gateway_clean(gw)
+    j, _ = report(out)
+    eq(j["interrupted"], True, "interrupted")
+    eq(a.stats()["chat"], 1, "the pre-check stopped after the request in flight")
+
+
+@time_limit(30)
 def test_sigterm_during_baseline_stops_cleanly(fx):
     a, b, gw, path, out = setup(fx, db=False)
     p = fx.spawn(["drill", "-c", path, "--out", out, "--warmup", "30", "--rps", "5", "--plain"],
