@@ -903,7 +903,7 @@ void gw_chat(struct sg_http_request *req, struct sg_worker *w)
     g->rt = sg_runtime_ref(w->rt);
     g->t_recv_us = req->t_start_us ? req->t_start_us : sg_now_us();
     g->cache_state = "bypass";
-    sg_rand_hex(g->request_id, 16);
+    sg_request_id(g->request_id); /* time-ordered: cheap inserts into the store's key */
     g->ev = gw_event_begin(w, req);
     sg_buf_init(&g->up_body, 0);
     sg_buf_init(&g->log, 16384);

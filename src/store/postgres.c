@@ -60,6 +60,13 @@ static void set_err(char *err, size_t n, PGconn *c, const char *what)
     snprintf(err, n, "%s: %.*s", what, (int)len, m);
 }
 
+/* NOTICEs ("relation ... already exists, skipping") are not for the gateway's stderr. */
+static void quiet_notices(void *arg, const char *message)
+{
+    SG_UNUSED(arg);
+    SG_UNUSED(message);
+}
+
 static PGconn *pg_open(const char *conninfo, uint32_t timeout_ms, char *err, size_t n)
 {
     /* expand_dbname: "dbname" may hold a whole URI; our keywords fill in what it lacks. */
@@ -90,6 +97,7 @@ static PGconn *pg_open(const char *conninfo, uint32_t timeout_ms, char *err, siz
         }
         st = PQconnectPoll(c);
     }
+    PQsetNoticeProcessor(c, quiet_notices, NULL);
     if (PQsetnonblocking(c, 1) != 0) {
         set_err(err, n, c, "connecting to PostgreSQL");
         PQfinish(c);

@@ -131,7 +131,11 @@ static int sq_connect(struct sg_store_backend *base, char *err, size_t n)
         return SG_EIO;
     }
     sqlite3_busy_timeout(b->db, 5000);
-    int rc = exec(b->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL", err, n);
+    /* 16 MiB of page cache (the default is 2): the indexes' hot pages stay in memory. */
+    int rc = exec(b->db,
+                  "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
+                  "PRAGMA cache_size=-16384",
+                  err, n);
     rc = rc ? rc : migrate(b, err, n);
     if (!rc && sqlite3_prepare_v3(b->db,
                                   "INSERT INTO slogate_requests (" SG_STORE_COLUMNS
@@ -202,8 +206,7 @@ static int sq_insert(struct sg_store_backend *base, const struct sg_event *const
     size_t added = 0;
     int rc = SG_OK;
     for (size_t i = 0; i < n && !rc; i++) {
-        sqlite3_reset(b->ins);
-        sqlite3_clear_bindings(b->ins);
+        sqlite3_reset(b->ins); /* every parameter is bound again below */
         rc = bind_event(b->ins, ev[i]);
         if (!rc && sqlite3_step(b->ins) != SQLITE_DONE) {
             set_err(err, errn, b->db, "inserting a request");

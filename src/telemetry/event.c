@@ -97,6 +97,13 @@ void sg_event_set(char *field, size_t cap, const char *s, size_t n)
     field[n] = '\0';
 }
 
+void sg_request_id(char out[33])
+{
+    uint64_t ms = sg_wall_us() / 1000u;
+    snprintf(out, 13, "%012" PRIx64, ms & (uint64_t)0xffffffffffff);
+    sg_rand_hex(out + 12, 10);
+}
+
 uint64_t sg_wall_us(void)
 {
     struct timespec ts;

@@ -1,7 +1,8 @@
 /*
  * The JSON lines request log (telemetry.request_log): one line per request event, appended by
  * the store's writer thread (never the request path), rotated by size like logrotate's
- * "rotate N": path -> path.1 -> path.2 ... path.N, the oldest dropped.
+ * "rotate N": path -> path.1 -> path.2 ... path.N, the oldest dropped. Only regular files
+ * rotate (a log pointed at /dev/null or a FIFO is written, never renamed).
  *
  * What a line holds is sg_event_to_json plus the attempts: ids, attribution, timings, tokens,
  * cost. No key or secret is ever part of an event; the prompt (the request's messages) only with
@@ -36,6 +37,10 @@ static int open_log(struct sg_reqlog *l, char *err, size_t err_len)
     }
     struct stat st;
     l->size = fstat(l->fd, &st) == 0 ? (uint64_t)st.st_size : 0;
+    /* Only a regular file is rotated: renaming /dev/null or a pipe someone pointed the log at
+     * would move the device itself away. */
+    if (fstat(l->fd, &st) == 0 && !S_ISREG(st.st_mode))
+        l->max = 0;
     return SG_OK;
 }
 

@@ -188,6 +188,30 @@ static void test_traceparent(void **state)
     assert_string_equal(out, "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
 }
 
+static void test_request_id_time_ordered(void **state)
+{
+    (void)state;
+    char a[33], b[33];
+    sg_request_id(a);
+    usleep(2000);
+    sg_request_id(b);
+    assert_int_equal(strlen(a), 32);
+    for (int i = 0; i < 32; i++)
+        assert_non_null(strchr("0123456789abcdef", a[i]));
+    /* Later ids sort later (the store's key grows at its end)... */
+    assert_true(strcmp(a, b) < 0);
+    /* ... because they start with the wall clock in milliseconds. */
+    char ms[13];
+    memcpy(ms, a, 12);
+    ms[12] = '\0';
+    uint64_t t = strtoull(ms, NULL, 16), now = sg_wall_us() / 1000;
+    assert_true(t <= now && now - t < 1000);
+    /* Two ids in the same millisecond still differ (80 random bits). */
+    sg_request_id(a);
+    sg_request_id(b);
+    assert_string_not_equal(a, b);
+}
+
 /* ---- the registry ---- */
 
 static void test_metrics_render_exact(void **state)
@@ -782,6 +806,26 @@ static void test_reqlog_rotation_and_prompts(void **state)
     fclose(f);
     assert_int_equal(with, 1);
 
+    /* Pointed at a device (through a symlink, so a broken rotation could only move the link):
+     * written, never rotated. */
+    char link[140];
+    snprintf(link, sizeof link, "%s/devnull", dir);
+    assert_int_equal(symlink("/dev/null", link), 0);
+    l = sg_reqlog_open(link, line, 2, false, err, sizeof err);
+    assert_non_null(l);
+    rot = 0;
+    for (int i = 0; i < 3; i++) {
+        int r = 0;
+        assert_int_equal(sg_reqlog_write(l, batch, 4, &r), SG_OK);
+        rot += r;
+    }
+    sg_reqlog_close(l);
+    assert_int_equal(rot, 0);
+    struct stat lst;
+    assert_int_equal(lstat(link, &lst), 0);
+    assert_true(S_ISLNK(lst.st_mode));
+    unlink(link);
+
     /* A directory that does not exist: an error message, no crash. */
     assert_null(sg_reqlog_open("/nonexistent-dir/x.jsonl", 0, 1, false, err, sizeof err));
     assert_non_null(strstr(err, "/nonexistent-dir/x.jsonl"));
@@ -801,6 +845,7 @@ int main(void)
         cmocka_unit_test(test_event_defaults_and_truncation),
         cmocka_unit_test(test_event_json_round_trip),
         cmocka_unit_test(test_traceparent),
+        cmocka_unit_test(test_request_id_time_ordered),
         cmocka_unit_test(test_metrics_render_exact),
         cmocka_unit_test(test_metrics_scrape_fn),
         cmocka_unit_test(test_metrics_shards_concurrent),
