@@ -94,6 +94,43 @@ const struct sg_store_migration sg_store_migrations[] = {
         " result_json text NOT NULL);"
         "CREATE INDEX slogate_drills_time ON slogate_drills (started_at);",
     },
+    {
+        3,
+        /* The request log is written once per request and read rarely: every index costs the
+         * writer on every row (docs/performance.md, Telemetry). SQLite: the table keyed by
+         * request_id itself (WITHOUT ROWID: one B-tree instead of a rowid table plus a key
+         * index; time-ordered ids append at its end) and only the start_time index; measured
+         * 6.9 us per row instead of 9.7. Rows are copied over in the same transaction. */
+        "CREATE TABLE slogate_requests_v3 ("
+        " request_id TEXT PRIMARY KEY,"
+        " start_time TEXT NOT NULL,"
+        " tenant_id TEXT NOT NULL,"
+        " user_id TEXT, feature TEXT, alias TEXT, provider TEXT, model TEXT, deployment TEXT,"
+        " region TEXT,"
+        " status INTEGER NOT NULL,"
+        " error_type TEXT,"
+        " latency_ms_total REAL NOT NULL,"
+        " ttft_ms REAL,"
+        " overhead_us INTEGER NOT NULL DEFAULT 0,"
+        " retries INTEGER NOT NULL DEFAULT 0,"
+        " failover_hops INTEGER NOT NULL DEFAULT 0,"
+        " input_tokens INTEGER NOT NULL DEFAULT 0,"
+        " output_tokens INTEGER NOT NULL DEFAULT 0,"
+        " cached_tokens INTEGER NOT NULL DEFAULT 0,"
+        " cost_usd REAL NOT NULL DEFAULT 0,"
+        " cache_hit INTEGER NOT NULL DEFAULT 0,"
+        " cache_ttl_s INTEGER NOT NULL DEFAULT 0,"
+        " stream INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;"
+        "INSERT INTO slogate_requests_v3 (" SG_STORE_COLUMNS ") SELECT " SG_STORE_COLUMNS
+        " FROM slogate_requests;"
+        "DROP TABLE slogate_requests;"
+        "ALTER TABLE slogate_requests_v3 RENAME TO slogate_requests;"
+        "CREATE INDEX slogate_requests_time ON slogate_requests (start_time);",
+
+        /* PostgreSQL: a heap has no such choice; the (tenant_id, start_time) index goes (a
+         * tenant's rows are found through start_time, a month at a time). */
+        "DROP INDEX IF EXISTS slogate_requests_tenant_time;",
+    },
 };
 
 const size_t sg_store_n_migrations = SG_ARRAY_LEN(sg_store_migrations);

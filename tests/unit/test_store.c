@@ -688,6 +688,67 @@ static void test_sqlite_rows_migrations_inspect(void **state)
     tmpdir_rm(&d);
 }
 
+/* A database made by an older slogate (schema 2: a rowid table, two indexes) is migrated with
+ * its rows: keyed by request_id WITHOUT ROWID, the start_time index only. */
+static void test_sqlite_migration_3_keeps_rows(void **state)
+{
+    (void)state;
+    struct tmpdir d;
+    tmpdir_make(&d);
+    sqlite3 *h;
+    assert_int_equal(sqlite3_open(d.db, &h), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(h,
+                                  "CREATE TABLE slogate_schema_migrations (version INTEGER "
+                                  "PRIMARY KEY, applied_at TEXT NOT NULL DEFAULT 'x')",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    for (size_t i = 0; i < 2; i++) {
+        assert_int_equal(sqlite3_exec(h, sg_store_migrations[i].sqlite_sql, NULL, NULL, NULL),
+                         SQLITE_OK);
+        char sql[96];
+        snprintf(sql, sizeof sql, "INSERT INTO slogate_schema_migrations (version) VALUES (%d)",
+                 sg_store_migrations[i].version);
+        assert_int_equal(sqlite3_exec(h, sql, NULL, NULL, NULL), SQLITE_OK);
+    }
+    assert_int_equal(sqlite3_exec(h,
+                                  "INSERT INTO slogate_requests (request_id, start_time, "
+                                  "tenant_id, status, latency_ms_total, cost_usd) VALUES "
+                                  "('old-1', '2026-11-01T00:00:00.000000Z', 't', 200, 1.5, "
+                                  "0.25), ('old-2', '2026-11-02T00:00:00.000000Z', 't', 502, "
+                                  "9, 0)",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(h);
+
+    char url[128], err[256];
+    snprintf(url, sizeof url, "sqlite://%s", d.db);
+    struct sg_store_backend *be = sg_store_backend_for_url(url, err, sizeof err);
+    assert_int_equal(be->connect(be, err, sizeof err), SG_OK);
+    assert_int_equal(be->schema_version, SG_STORE_SCHEMA_VERSION);
+    const struct sg_event *one[1];
+    struct sg_event *e = ev_n(1);
+    one[0] = e;
+    size_t added = 0;
+    assert_int_equal(be->insert(be, one, 1, &added, err, sizeof err), SG_OK);
+    assert_int_equal(added, 1);
+    be->free(be);
+    sg_event_free(e);
+    assert_int_equal(sql_int(d.db, "SELECT count(*) FROM slogate_requests"), 3);
+    assert_int_equal(sql_int(d.db, "SELECT count(*) FROM slogate_requests WHERE request_id = "
+                                   "'old-1' AND cost_usd = 0.25 AND status = 200"),
+                     1);
+    assert_int_equal(sql_int(d.db, "SELECT count(*) FROM sqlite_master WHERE name = "
+                                   "'slogate_requests' AND sql LIKE '%WITHOUT ROWID'"),
+                     1);
+    assert_int_equal(sql_int(d.db, "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND "
+                                   "tbl_name = 'slogate_requests' AND name NOT LIKE "
+                                   "'sqlite_autoindex%'"),
+                     1);
+    assert_int_equal(sql_int(d.db, "SELECT max(version) FROM slogate_schema_migrations"),
+                     SG_STORE_SCHEMA_VERSION);
+    tmpdir_rm(&d);
+}
+
 /* An unusable database path: requests still recorded in the spool, replayed by the next
  * process once the path works. */
 static void test_sqlite_unusable_then_next_start(void **state)
@@ -736,6 +797,7 @@ int main(void)
         cmocka_unit_test(test_spool_slots_and_adoption),
         cmocka_unit_test(test_queue_full_spools_on_the_request_path),
         cmocka_unit_test(test_sqlite_rows_migrations_inspect),
+        cmocka_unit_test(test_sqlite_migration_3_keeps_rows),
         cmocka_unit_test(test_sqlite_unusable_then_next_start),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
