@@ -96,9 +96,9 @@ static inline void sg_buf_reset(struct sg_buf *b)
 char *sg_buf_steal(struct sg_buf *b, size_t *len);
 
 /* ---- clocks ---- */
-uint64_t sg_now_us(void);      /* monotonic microseconds */
-uint64_t sg_now_ms(void);      /* monotonic milliseconds */
-uint64_t sg_wall_ms(void);     /* milliseconds since the Unix epoch */
+uint64_t sg_now_us(void);  /* monotonic microseconds */
+uint64_t sg_now_ms(void);  /* monotonic milliseconds */
+uint64_t sg_wall_ms(void); /* milliseconds since the Unix epoch */
 /* Format `ms` since the epoch as RFC 3339 UTC ("2026-11-22T10:00:00.123Z"); out >= 32 bytes. */
 void sg_format_utc(uint64_t ms, char *out, size_t n);
 

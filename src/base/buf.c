@@ -90,15 +90,34 @@ int sg_buf_append_json_str(struct sg_buf *b, const char *s, size_t n)
         const char *out = NULL;
         size_t outn = 0;
         switch (c) {
-        case '"': out = "\\\""; outn = 2; break;
-        case '\\': out = "\\\\"; outn = 2; break;
-        case '\n': out = "\\n"; outn = 2; break;
-        case '\r': out = "\\r"; outn = 2; break;
-        case '\t': out = "\\t"; outn = 2; break;
+        case '"':
+            out = "\\\"";
+            outn = 2;
+            break;
+        case '\\':
+            out = "\\\\";
+            outn = 2;
+            break;
+        case '\n':
+            out = "\\n";
+            outn = 2;
+            break;
+        case '\r':
+            out = "\\r";
+            outn = 2;
+            break;
+        case '\t':
+            out = "\\t";
+            outn = 2;
+            break;
         default:
             if (c < 0x20) {
-                esc[0] = '\\'; esc[1] = 'u'; esc[2] = '0'; esc[3] = '0';
-                esc[4] = hex[c >> 4]; esc[5] = hex[c & 15];
+                esc[0] = '\\';
+                esc[1] = 'u';
+                esc[2] = '0';
+                esc[3] = '0';
+                esc[4] = hex[c >> 4];
+                esc[5] = hex[c & 15];
                 out = esc;
                 outn = 6;
             }

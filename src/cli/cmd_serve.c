@@ -38,8 +38,8 @@ int cmd_serve(int argc, char **argv)
     if (sg_cli_wants_help(argc, argv, usage))
         return SG_EXIT_OK;
     static const struct option opts[] = {
-        {"config", required_argument, NULL, 'c'}, {"host", required_argument, NULL, 'H'},
-        {"port", required_argument, NULL, 'p'},   {"workers", required_argument, NULL, 'w'},
+        {"config", required_argument, NULL, 'c'},    {"host", required_argument, NULL, 'H'},
+        {"port", required_argument, NULL, 'p'},      {"workers", required_argument, NULL, 'w'},
         {"log-level", required_argument, NULL, 'l'}, {NULL, 0, NULL, 0}};
     const char *path = getenv("SLOGATE_CONFIG"), *log_level = NULL;
     struct sg_gateway_options go = {.port = -1};
@@ -84,14 +84,18 @@ int cmd_serve(int argc, char **argv)
     sg_diags_print(&diags, stderr);
     sg_diags_dispose(&diags);
     if (!cfg) {
-        fprintf(stderr, "slogate serve: %s has errors (listed above); `slogate check -c %s` "
-                        "lists them too\n", path, path);
+        fprintf(stderr,
+                "slogate serve: %s has errors (listed above); `slogate check -c %s` "
+                "lists them too\n",
+                path, path);
         return SG_EXIT_USAGE;
     }
     if (cfg->n_deployments == 0) {
-        fprintf(stderr, "slogate serve: %s has no model_list entries, so there is nothing to "
-                        "route to.\n  Add deployments (see examples/slogate.yaml) or try "
-                        "`slogate demo`.\n", path);
+        fprintf(stderr,
+                "slogate serve: %s has no model_list entries, so there is nothing to "
+                "route to.\n  Add deployments (see examples/slogate.yaml) or try "
+                "`slogate demo`.\n",
+                path);
         sg_config_unref(cfg);
         return SG_EXIT_USAGE;
     }

@@ -23,8 +23,8 @@ enum sg_diag_severity { SG_DIAG_WARNING, SG_DIAG_ERROR };
 
 struct sg_diag {
     enum sg_diag_severity severity;
-    char *file;  /* the config's path (or a name such as "<embedded>") */
-    int line;    /* 1-based; 0 when the problem has no single line */
+    char *file; /* the config's path (or a name such as "<embedded>") */
+    int line;   /* 1-based; 0 when the problem has no single line */
     char *msg;
 };
 
@@ -51,28 +51,28 @@ enum sg_provider_kind {
 
 /* One entry of model_list. Durations are milliseconds; 0 means "not set here, inherit". */
 struct sg_deployment {
-    char *id;              /* model_info.id, else "<model_name>#<index>" (index from 1) */
-    char *alias;           /* model_name: the group this deployment serves */
-    char *model;           /* litellm_params.model as written, e.g. "openai/gpt-4o-mini" */
-    char *provider;        /* the part before the first '/', "openai" when there is none */
-    char *provider_model;  /* the model id sent upstream, e.g. "gpt-4o-mini" */
+    char *id;             /* model_info.id, else "<model_name>#<index>" (index from 1) */
+    char *alias;          /* model_name: the group this deployment serves */
+    char *model;          /* litellm_params.model as written, e.g. "openai/gpt-4o-mini" */
+    char *provider;       /* the part before the first '/', "openai" when there is none */
+    char *provider_model; /* the model id sent upstream, e.g. "gpt-4o-mini" */
     enum sg_provider_kind kind;
-    char *api_key;         /* resolved secret, or NULL when none is configured; with no
-                            * api_key line, the provider's usual variable (OPENAI_API_KEY,
-                            * ANTHROPIC_API_KEY, ...) as LiteLLM does */
-    char *api_base;        /* resolved, no trailing '/'; provider default when unset.
-                            * OpenAI format: includes /v1 (append /chat/completions).
-                            * Anthropic: the root, without /v1 (append /v1/messages) */
-    char *region;          /* litellm_params.region_name or model_info.region, or NULL */
-    int order;             /* priority tier, lower first (default 1) */
-    double weight;         /* 0 = unset */
-    int64_t rpm, tpm;      /* 0 = unlimited */
-    uint32_t timeout_ms;        /* whole attempt */
-    uint32_t stream_timeout_ms; /* time to first byte */
-    int num_retries;            /* -1 = inherit router_settings (also read from max_retries) */
+    char *api_key;                /* resolved secret, or NULL when none is configured; with no
+                                   * api_key line, the provider's usual variable (OPENAI_API_KEY,
+                                   * ANTHROPIC_API_KEY, ...) as LiteLLM does */
+    char *api_base;               /* resolved, no trailing '/'; provider default when unset.
+                                   * OpenAI format: includes /v1 (append /chat/completions).
+                                   * Anthropic: the root, without /v1 (append /v1/messages) */
+    char *region;                 /* litellm_params.region_name or model_info.region, or NULL */
+    int order;                    /* priority tier, lower first (default 1) */
+    double weight;                /* 0 = unset */
+    int64_t rpm, tpm;             /* 0 = unlimited */
+    uint32_t timeout_ms;          /* whole attempt */
+    uint32_t stream_timeout_ms;   /* time to first byte */
+    int num_retries;              /* -1 = inherit router_settings (also read from max_retries) */
     double input_cost_per_token;  /* < 0 = unset (use the built-in price table) */
     double output_cost_per_token; /* < 0 = unset */
-    int line;              /* line of the list entry */
+    int line;                     /* line of the list entry */
 };
 
 /* Deployments sharing one model_name, in config order. */
@@ -117,78 +117,78 @@ struct sg_general_settings {
 
 /* slogate's own `server:` section; command-line flags override it. */
 struct sg_server_settings {
-    char *host;                    /* default "127.0.0.1" */
-    int port;                      /* default 4000 */
-    int workers;                   /* 0 = number of cores */
-    uint32_t idle_timeout_ms;      /* default 60 s */
-    uint32_t header_timeout_ms;    /* default 10 s */
-    uint32_t drain_timeout_ms;     /* graceful shutdown deadline, default 30 s */
-    uint32_t max_connections;      /* per worker, default 10000 */
-    char *log_level;               /* default "info" */
+    char *host;                 /* default "127.0.0.1" */
+    int port;                   /* default 4000 */
+    int workers;                /* 0 = number of cores */
+    uint32_t idle_timeout_ms;   /* default 60 s */
+    uint32_t header_timeout_ms; /* default 10 s */
+    uint32_t drain_timeout_ms;  /* graceful shutdown deadline, default 30 s */
+    uint32_t max_connections;   /* per worker, default 10000 */
+    char *log_level;            /* default "info" */
 };
 
 struct sg_service_settings {
-    char *name;                    /* default "slogate" */
-    char *timezone;                /* default "UTC" */
+    char *name;     /* default "slogate" */
+    char *timezone; /* default "UTC" */
 };
 
 struct sg_maintenance {
-    uint64_t start_ms;             /* epoch ms, parsed from RFC 3339 */
+    uint64_t start_ms; /* epoch ms, parsed from RFC 3339 */
     uint32_t minutes;
 };
 
 struct sg_slo_settings {
-    int window_days;               /* default 30 */
-    double success_rate;           /* percent, default 99.5 */
-    double p95_latency_s;          /* default 2.5 */
-    double cost_avg_usd;           /* default 0.015 */
+    int window_days;      /* default 30 */
+    double success_rate;  /* percent, default 99.5 */
+    double p95_latency_s; /* default 2.5 */
+    double cost_avg_usd;  /* default 0.015 */
     struct sg_maintenance *maintenance;
     size_t n_maintenance;
 };
 
 struct sg_feature_cache {
     bool enabled;
-    uint32_t ttl_min;              /* default 60 */
+    uint32_t ttl_min; /* default 60 */
     bool lowercase;
-    char **strip;                  /* regexes as written (PCRE2 syntax; the cache compiles them) */
+    char **strip; /* regexes as written (PCRE2 syntax; the cache compiles them) */
     size_t n_strip;
 };
 
 struct sg_feature {
     char *name;
-    int64_t max_input_tokens;      /* 0 = no cap */
-    int64_t max_output_tokens;     /* 0 = no cap */
+    int64_t max_input_tokens;        /* 0 = no cap */
+    int64_t max_output_tokens;       /* 0 = no cap */
     double max_cost_per_request_usd; /* 0 = no cap */
-    bool on_cost_cap_reject;       /* on_cost_cap: reject (true) | degrade (false, default) */
+    bool on_cost_cap_reject;         /* on_cost_cap: reject (true) | degrade (false, default) */
     bool prompt_caching;
     struct sg_feature_cache cache;
     int line;
 };
 
 struct sg_budget_settings {
-    double tenant_monthly_usd;     /* 0 = none */
-    double user_monthly_usd;       /* 0 = none */
-    double *alert_at;              /* percents, default {60, 85, 95} */
+    double tenant_monthly_usd; /* 0 = none */
+    double user_monthly_usd;   /* 0 = none */
+    double *alert_at;          /* percents, default {60, 85, 95} */
     size_t n_alert_at;
-    double safeguard_at;           /* default 95 */
-    char *safeguard_model;         /* an alias, or NULL */
+    double safeguard_at;   /* default 95 */
+    char *safeguard_model; /* an alias, or NULL */
 };
 
 struct sg_rate_limit_settings {
-    double rps;                    /* 0 = none */
-    double burst;                  /* bucket size; max(1, rps) when rps is set and burst is not */
+    double rps;   /* 0 = none */
+    double burst; /* bucket size; max(1, rps) when rps is set and burst is not */
 };
 
 struct sg_cache_settings {
-    char *backend;                 /* "memory" (default) | "redis" */
-    uint32_t max_mb;               /* default 256 */
+    char *backend;   /* "memory" (default) | "redis" */
+    uint32_t max_mb; /* default 256 */
     bool stale_if_error;
 };
 
 enum sg_sink_type { SG_SINK_SLACK, SG_SINK_WEBHOOK, SG_SINK_LOG };
 struct sg_alert_sink {
     enum sg_sink_type type;
-    char *url;                     /* resolved; NULL for log */
+    char *url; /* resolved; NULL for log */
 };
 struct sg_alert_settings {
     struct sg_alert_sink *sinks;
@@ -196,25 +196,25 @@ struct sg_alert_settings {
 };
 
 struct sg_telemetry_settings {
-    char *otlp_endpoint;           /* NULL = off */
-    char *request_log;             /* NULL = off */
+    char *otlp_endpoint; /* NULL = off */
+    char *request_log;   /* NULL = off */
     bool log_prompts;
-    size_t request_log_max_bytes;  /* request_log_max_mb: rotate past this; default 100 MiB */
-    int request_log_backups;       /* rotated files kept (path.1 ...), default 5 */
-    char *metrics_token;           /* a bearer token for GET /metrics besides the master key */
-    char *spool_path;              /* NULL: <sqlite path>.spool, or slogate-spool.jsonl */
+    size_t request_log_max_bytes; /* request_log_max_mb: rotate past this; default 100 MiB */
+    int request_log_backups;      /* rotated files kept (path.1 ...), default 5 */
+    char *metrics_token;          /* a bearer token for GET /metrics besides the master key */
+    char *spool_path;             /* NULL: <sqlite path>.spool, or slogate-spool.jsonl */
 };
 
 struct sg_drill_settings {
-    double failover_target_s;      /* default 10 */
+    double failover_target_s;           /* default 10 */
     double min_success_during_failover; /* percent, default 95 */
 };
 
 struct sg_config {
-    char *path;                    /* file it came from, or the name given to load_string */
+    char *path; /* file it came from, or the name given to load_string */
     struct sg_deployment *deployments;
     size_t n_deployments;
-    struct sg_group *groups;       /* one per distinct model_name, in first-seen order */
+    struct sg_group *groups; /* one per distinct model_name, in first-seen order */
     size_t n_groups;
     struct sg_router_settings router;
     struct sg_general_settings general;
@@ -229,7 +229,7 @@ struct sg_config {
     struct sg_alert_settings alerts;
     struct sg_telemetry_settings telemetry;
     struct sg_drill_settings drill;
-    int refs;                      /* atomic reference count; starts at 1 */
+    int refs; /* atomic reference count; starts at 1 */
 };
 
 /* Where os.environ/NAME values come from; NULL means getenv(). Tests inject their own. */
@@ -247,8 +247,7 @@ struct sg_config *sg_config_ref(struct sg_config *c);
 void sg_config_unref(struct sg_config *c);
 
 const struct sg_group *sg_config_group(const struct sg_config *c, const char *alias, size_t len);
-const struct sg_feature *sg_config_feature(const struct sg_config *c, const char *name,
-                                           size_t len);
+const struct sg_feature *sg_config_feature(const struct sg_config *c, const char *name, size_t len);
 
 /* Split "openai/gpt-4o-mini" into provider "openai" and model "gpt-4o-mini"; a model without
  * '/' is an OpenAI model. Unknown providers with an api_base are OpenAI-compatible. Writes

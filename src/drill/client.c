@@ -424,7 +424,10 @@ int sg_drill_admin(struct sg_drill_client *c, const char *method, const char *pa
     return rc;
 }
 
-void sg_drill_reply_dispose(struct sg_drill_reply *r) { sg_buf_dispose(&r->body); }
+void sg_drill_reply_dispose(struct sg_drill_reply *r)
+{
+    sg_buf_dispose(&r->body);
+}
 
 struct json_object *sg_drill_json(const struct sg_drill_reply *r)
 {

@@ -8,7 +8,10 @@
 #include <stdio.h>
 
 /* Seconds with two decimals: TTR and p95 in the summary. */
-static void secs(char *out, size_t n, double ms) { snprintf(out, n, "%.2fs", ms / 1000.0); }
+static void secs(char *out, size_t n, double ms)
+{
+    snprintf(out, n, "%.2fs", ms / 1000.0);
+}
 
 static void collect_fault_errors(struct sg_drill_result *r)
 {

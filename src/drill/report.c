@@ -42,7 +42,10 @@ static void jkey(struct sg_buf *b, const char *k, bool first)
     sg_buf_append(b, ":", 1);
 }
 
-static void jbool(struct sg_buf *b, bool v) { sg_buf_appends(b, v ? "true" : "false"); }
+static void jbool(struct sg_buf *b, bool v)
+{
+    sg_buf_appends(b, v ? "true" : "false");
+}
 
 static void json_stats(struct sg_buf *b, const struct sg_drill_stats *st)
 {

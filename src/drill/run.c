@@ -170,9 +170,15 @@ static void on_signal(uv_signal_t *s, int signum)
     fflush(R->out);
 }
 
-static void on_keep(void *ud, const struct sg_drill_sample *s) { sg_drill_run_keep(ud, s); }
+static void on_keep(void *ud, const struct sg_drill_sample *s)
+{
+    sg_drill_run_keep(ud, s);
+}
 
-static void on_wake(uv_timer_t *t) { SG_UNUSED(t); /* only ends a uv_run(UV_RUN_ONCE) */ }
+static void on_wake(uv_timer_t *t)
+{
+    SG_UNUSED(t); /* only ends a uv_run(UV_RUN_ONCE) */
+}
 
 int sg_drill_run_init(struct sg_drill_run *R, const struct sg_drill_options *o,
                       struct sg_drill_result *res, char *err, size_t err_len)
@@ -209,7 +215,10 @@ int sg_drill_run_init(struct sg_drill_run *R, const struct sg_drill_options *o,
     return SG_OK;
 }
 
-static void on_closed(uv_handle_t *h) { SG_UNUSED(h); }
+static void on_closed(uv_handle_t *h)
+{
+    SG_UNUSED(h);
+}
 
 void sg_drill_run_dispose(struct sg_drill_run *R)
 {

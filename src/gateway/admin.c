@@ -126,7 +126,8 @@ static void set_faults(struct sg_http_request *req, struct sg_worker *w)
             }
             ttft = (long)x;
         } else {
-            snprintf(err, sizeof err, "unknown or mistyped field '%.*s': use deployment (string), "
+            snprintf(err, sizeof err,
+                     "unknown or mistyped field '%.*s': use deployment (string), "
                      "revoke_key, block_egress (booleans), ttft_ms (integer)",
                      (int)SG_MIN(m[i].name.n, 60), m[i].name.p);
             sg_http_respond_error(req, 400, "invalid_request_error", "bad_body", err);
@@ -158,8 +159,8 @@ static void clear_faults(struct sg_http_request *req, struct sg_worker *w, struc
         sg_health_set_faults(w->gw->health, sg_router_health_of(rt->router, d), 0, 0, 0);
     } else {
         for (size_t i = 0; i < rt->cfg->n_deployments; i++)
-            sg_health_set_faults(w->gw->health,
-                                 sg_router_health_of(rt->router, &rt->cfg->deployments[i]), 0, 0, 0);
+            sg_health_set_faults(
+                w->gw->health, sg_router_health_of(rt->router, &rt->cfg->deployments[i]), 0, 0, 0);
     }
     SG_INFO("admin", "drill faults cleared (%s)", id.n ? "one deployment" : "all");
     list_faults(req, w);
@@ -192,19 +193,23 @@ static void list_deployments(struct sg_http_request *req, struct sg_worker *w)
         json_str(&b, d->provider);
         sg_buf_appends(&b, ",\"api_base\":");
         json_str(&b, d->api_base);
-        sg_buf_appendf(&b, ",\"order\":%d,\"weight\":%g,\"state\":\"%s\",\"healthy\":%s,"
-                           "\"disabled\":%s,\"pinned\":%s,\"cooling_ms\":%llu,\"cooldown_reason\":",
+        sg_buf_appendf(&b,
+                       ",\"order\":%d,\"weight\":%g,\"state\":\"%s\",\"healthy\":%s,"
+                       "\"disabled\":%s,\"pinned\":%s,\"cooling_ms\":%llu,\"cooldown_reason\":",
                        d->order, d->weight,
-                       v.disabled ? "disabled" : v.cooling_ms ? "cooling" : v.probing ? "probing"
-                                                                              : "healthy",
+                       v.disabled     ? "disabled"
+                       : v.cooling_ms ? "cooling"
+                       : v.probing    ? "probing"
+                                      : "healthy",
                        v.healthy ? "true" : "false", v.disabled ? "true" : "false",
                        pin ? "true" : "false", (unsigned long long)v.cooling_ms);
         json_str(&b, v.cooldown_reason);
-        sg_buf_appendf(&b, ",\"fails_in_window\":%u,\"in_flight\":%d,\"ewma_ttft_ms\":%.1f,"
-                           "\"ewma_total_ms\":%.1f,\"successes\":%llu,\"failures\":%llu,"
-                           "\"faults\":",
-                       v.fails_in_window, v.in_flight, v.ewma_ttft_ms, v.ewma_total_ms,
-                       v.successes, v.failures);
+        sg_buf_appendf(&b,
+                       ",\"fails_in_window\":%u,\"in_flight\":%d,\"ewma_ttft_ms\":%.1f,"
+                       "\"ewma_total_ms\":%.1f,\"successes\":%llu,\"failures\":%llu,"
+                       "\"faults\":",
+                       v.fails_in_window, v.in_flight, v.ewma_ttft_ms, v.ewma_total_ms, v.successes,
+                       v.failures);
         append_faults(&b, e);
         sg_buf_appends(&b, "}");
     }
@@ -214,7 +219,8 @@ static void list_deployments(struct sg_http_request *req, struct sg_worker *w)
 }
 
 /* POST /admin/deployments/<id>/<action> */
-static void deployment_action(struct sg_http_request *req, struct sg_worker *w, struct sg_slice rest)
+static void deployment_action(struct sg_http_request *req, struct sg_worker *w,
+                              struct sg_slice rest)
 {
     const char *slash = memchr(rest.p, '/', rest.n);
     if (!slash) {
@@ -225,7 +231,8 @@ static void deployment_action(struct sg_http_request *req, struct sg_worker *w, 
     }
     char id[256], action[32];
     snprintf(id, sizeof id, "%.*s", (int)(slash - rest.p), rest.p);
-    snprintf(action, sizeof action, "%.*s", (int)(rest.n - (size_t)(slash - rest.p) - 1), slash + 1);
+    snprintf(action, sizeof action, "%.*s", (int)(rest.n - (size_t)(slash - rest.p) - 1),
+             slash + 1);
     const struct sg_deployment *d = find_deployment(w, id, strlen(id));
     if (!d) {
         no_such_deployment(req, id, strlen(id));
@@ -272,7 +279,9 @@ static void bypass(struct sg_http_request *req, struct sg_worker *w, bool post)
         int set = -1;
         for (size_t i = 0; ok && i < n; i++)
             if (sg_slice_eq(m[i].name, "enabled"))
-                set = sg_slice_eq(m[i].value, "true") ? 1 : sg_slice_eq(m[i].value, "false") ? 0 : -1;
+                set = sg_slice_eq(m[i].value, "true")    ? 1
+                      : sg_slice_eq(m[i].value, "false") ? 0
+                                                         : -1;
         if (set < 0) {
             sg_http_respond_error(req, 400, "invalid_request_error", "bad_body",
                                   "send {\"enabled\": true} or {\"enabled\": false}");
@@ -328,8 +337,8 @@ void gw_admin(struct sg_http_request *req, struct sg_worker *w)
         sg_buf_dispose(&b);
     } else if (p.n > sizeof dep_prefix - 1 && memcmp(p.p, dep_prefix, sizeof dep_prefix - 1) == 0 &&
                post) {
-        deployment_action(req, w,
-                          (struct sg_slice){p.p + sizeof dep_prefix - 1, p.n - (sizeof dep_prefix - 1)});
+        deployment_action(
+            req, w, (struct sg_slice){p.p + sizeof dep_prefix - 1, p.n - (sizeof dep_prefix - 1)});
     } else if (sg_slice_eq(p, "/admin/bypass") && (get || post)) {
         bypass(req, w, post);
     } else if (sg_slice_eq(p, "/admin/reload") && post) {
@@ -349,8 +358,8 @@ void gw_admin(struct sg_http_request *req, struct sg_worker *w)
         clear_faults(req, w, (struct sg_slice){p.p + 14, p.n - 14});
     } else {
         char msg[300];
-        snprintf(msg, sizeof msg, "no admin endpoint %.*s %.*s; see docs/api.md", (int)req->method.n,
-                 req->method.p, (int)SG_MIN(p.n, 200), p.p);
+        snprintf(msg, sizeof msg, "no admin endpoint %.*s %.*s; see docs/api.md",
+                 (int)req->method.n, req->method.p, (int)SG_MIN(p.n, 200), p.p);
         sg_http_respond_error(req, 404, "invalid_request_error", "not_found", msg);
     }
 }

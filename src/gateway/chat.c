@@ -23,8 +23,8 @@
 
 #define MAX_UPSTREAM_BODY (32u * 1024 * 1024) /* a non-streamed answer larger than this is cut */
 #define MAX_SSE_EVENT (4u * 1024 * 1024)
-#define MAX_ATTEMPTS 2                        /* at once: the attempt and its hedge */
-#define STREAM_HIGH_WATER (256u * 1024)       /* queued to a client before its provider pauses */
+#define MAX_ATTEMPTS 2                  /* at once: the attempt and its hedge */
+#define STREAM_HIGH_WATER (256u * 1024) /* queued to a client before its provider pauses */
 
 struct gw_req;
 
@@ -34,13 +34,13 @@ struct gw_attempt {
     const struct sg_deployment *dep;
     struct sg_upstream_call *call; /* non-NULL while running */
     int status;
-    uint64_t retry_after_ms;       /* from the provider's Retry-After */
-    struct sg_buf body;            /* what the provider sent that is not relayed as it comes */
+    uint64_t retry_after_ms; /* from the provider's Retry-After */
+    struct sg_buf body;      /* what the provider sent that is not relayed as it comes */
     struct sg_sse_parser sse;
     uint64_t t_start_us, t_first_us;
-    int ev_i;                      /* this attempt's child span in the request event */
-    char traceparent[80];          /* "traceparent: ..." sent upstream, or "" */
-    bool paused;                   /* back-pressure: the client is slower than the provider */
+    int ev_i;             /* this attempt's child span in the request event */
+    char traceparent[80]; /* "traceparent: ..." sent upstream, or "" */
+    bool paused;          /* back-pressure: the client is slower than the provider */
     /* Stream state, by wire format (provider/provider.h): usage and completion are read from
      * every stream; events are translated when the client speaks another format. */
     struct sg_openai_stream ostream;    /* OpenAI-format stream: the usage chunk */
@@ -59,35 +59,35 @@ struct hedge_timer {
 struct gw_req {
     struct sg_worker *w;
     struct sg_http_request *http;
-    struct sg_runtime *rt;          /* a reference: a reload cannot pull the config away */
+    struct sg_runtime *rt; /* a reference: a reload cannot pull the config away */
     char request_id[33];
     struct sg_chat_request chat;
     struct sg_slice tenant, user, feature;
-    const char *cache_state;        /* hit | miss | stale | bypass */
+    const char *cache_state; /* hit | miss | stale | bypass */
 
     struct sg_route route;
     struct gw_attempt att[MAX_ATTEMPTS];
-    struct gw_attempt *winner;      /* the attempt whose answer the client gets */
+    struct gw_attempt *winner; /* the attempt whose answer the client gets */
     const struct sg_deployment *answered_by;
     struct hedge_timer *hedge;
-    struct sg_buf up_body;          /* encoded for the current attempt */
-    struct sg_buf log;              /* "primary: HTTP 500 (12 ms); ..." for the final error */
+    struct sg_buf up_body; /* encoded for the current attempt */
+    struct sg_buf log;     /* "primary: HTTP 500 (12 ms); ..." for the final error */
     enum sg_outcome last_outcome;
 
-    bool stream_started;            /* the stream head went to the client */
-    bool finished;                  /* the HTTP request was finished */
+    bool stream_started; /* the stream head went to the client */
+    bool finished;       /* the HTTP request was finished */
     uint64_t t_recv_us, t_attempt_us, t_up_done_us;
-    uint64_t retry_after_s;         /* Retry-After on our own answer (503) */
-    char faults[256];               /* x-slogate-faults: drill faults active right now */
-    struct sg_usage usage;          /* as the answering provider reported it */
-    double cost_usd;                /* usage at the deployment's prices (0 when unpriced) */
-    bool unpriced;                  /* answered by a deployment with no known price: the
-                                     * request event's `unpriced` (slogate_unpriced_requests_total) */
-    char cost_hdr[32];              /* x-slogate-cost-usd */
-    int status;                     /* what the client got */
-    const char *error_type;         /* NULL on success */
-    struct sg_event *ev;            /* filled as the request goes, recorded at the end */
-    uint64_t t_first_client_us;     /* the first byte of the answer went to the client */
+    uint64_t retry_after_s;     /* Retry-After on our own answer (503) */
+    char faults[256];           /* x-slogate-faults: drill faults active right now */
+    struct sg_usage usage;      /* as the answering provider reported it */
+    double cost_usd;            /* usage at the deployment's prices (0 when unpriced) */
+    bool unpriced;              /* answered by a deployment with no known price: the
+                                 * request event's `unpriced` (slogate_unpriced_requests_total) */
+    char cost_hdr[32];          /* x-slogate-cost-usd */
+    int status;                 /* what the client got */
+    const char *error_type;     /* NULL on success */
+    struct sg_event *ev;        /* filled as the request goes, recorded at the end */
+    uint64_t t_first_client_us; /* the first byte of the answer went to the client */
     char hdr_vals[5][32];
 };
 
@@ -110,8 +110,8 @@ static size_t gw_headers(struct gw_req *g, struct sg_http_header *h, const char 
     const struct sg_deployment *d = g->answered_by;
     if (d) {
         h[n++] = (struct sg_http_header){SG_SLICE_LIT("x-slogate-deployment"), sg_slice_of(d->id)};
-        h[n++] = (struct sg_http_header){SG_SLICE_LIT("x-slogate-provider"),
-                                         sg_slice_of(d->provider)};
+        h[n++] =
+            (struct sg_http_header){SG_SLICE_LIT("x-slogate-provider"), sg_slice_of(d->provider)};
     }
     uint64_t now = sg_now_us();
     /* Overhead = receipt → first upstream call started, plus upstream done → answer written. */
@@ -122,14 +122,15 @@ static size_t gw_headers(struct gw_req *g, struct sg_http_header *h, const char 
     snprintf(g->hdr_vals[1], sizeof g->hdr_vals[1], "%d", g->route.hops);
     snprintf(g->hdr_vals[2], sizeof g->hdr_vals[2], "%" PRIu64, (now - g->t_recv_us) / 1000);
     snprintf(g->hdr_vals[3], sizeof g->hdr_vals[3], "%" PRIu64, overhead);
-    h[n++] = (struct sg_http_header){SG_SLICE_LIT("x-slogate-attempts"), sg_slice_of(g->hdr_vals[0])};
+    h[n++] =
+        (struct sg_http_header){SG_SLICE_LIT("x-slogate-attempts"), sg_slice_of(g->hdr_vals[0])};
     h[n++] = (struct sg_http_header){SG_SLICE_LIT("x-slogate-failover-hops"),
                                      sg_slice_of(g->hdr_vals[1])};
     h[n++] = (struct sg_http_header){SG_SLICE_LIT("x-slogate-cache"), sg_slice_of(g->cache_state)};
-    h[n++] = (struct sg_http_header){SG_SLICE_LIT("x-slogate-latency-ms"),
-                                     sg_slice_of(g->hdr_vals[2])};
-    h[n++] = (struct sg_http_header){SG_SLICE_LIT("x-slogate-overhead-us"),
-                                     sg_slice_of(g->hdr_vals[3])};
+    h[n++] =
+        (struct sg_http_header){SG_SLICE_LIT("x-slogate-latency-ms"), sg_slice_of(g->hdr_vals[2])};
+    h[n++] =
+        (struct sg_http_header){SG_SLICE_LIT("x-slogate-overhead-us"), sg_slice_of(g->hdr_vals[3])};
     /* Whole answers: the cost of the usage they report. Streams: the head leaves before the
      * usage exists, so the header holds the pre-call estimate (docs/pricing.md). */
     snprintf(g->cost_hdr, sizeof g->cost_hdr, "%.8f", g->cost_usd);
@@ -211,8 +212,8 @@ static void gw_record(struct gw_req *g)
     ev->status = g->status;
     SG_EVENT_SETS(ev, error_type, g->error_type);
     ev->latency_ms_total = (double)(now - g->t_recv_us) / 1000.0;
-    ev->ttft_ms = g->t_first_client_us ? (double)(g->t_first_client_us - g->t_recv_us) / 1000.0
-                                       : -1;
+    ev->ttft_ms =
+        g->t_first_client_us ? (double)(g->t_first_client_us - g->t_recv_us) / 1000.0 : -1;
     /* As x-slogate-overhead-us: receipt to the first upstream call, plus answer handling. */
     ev->overhead_us = (g->t_attempt_us ? g->t_attempt_us - g->t_recv_us : now - g->t_recv_us) +
                       (g->t_up_done_us ? now - g->t_up_done_us : 0);
@@ -225,8 +226,8 @@ static void gw_record(struct gw_req *g)
     SG_EVENT_SETS(ev, cache_state, g->cache_state);
     ev->cache_hit = g->cache_state && strcmp(g->cache_state, "hit") == 0;
     ev->stream = g->chat.stream;
-    SG_DEBUG("gateway", "%s %s status=%d deployment=%s attempts=%d hops=%d latency_us=%" PRIu64
-             " error=%s",
+    SG_DEBUG("gateway",
+             "%s %s status=%d deployment=%s attempts=%d hops=%d latency_us=%" PRIu64 " error=%s",
              g->request_id, g->chat.model, g->status, d ? d->id : "-", g->route.attempts,
              g->route.hops, now - g->t_recv_us, g->error_type ? g->error_type : "-");
     gw_event_record(g->w, ev, d ? d->alias : NULL);
@@ -281,8 +282,7 @@ static void attempt_cancel(struct gw_attempt *a)
     sg_upstream_cancel(a->call);
     a->call = NULL;
     sg_route_report(&a->g->route, a->dep, SG_OUT_CANCELLED, now_ms(), 0, 0, 0, 0);
-    gw_event_attempt_end(a->g->ev, a->ev_i, sg_now_us() - a->g->t_recv_us, a->status,
-                         "cancelled");
+    gw_event_attempt_end(a->g->ev, a->ev_i, sg_now_us() - a->g->t_recv_us, a->status, "cancelled");
 }
 
 static int running(const struct gw_req *g)
@@ -335,8 +335,7 @@ static void stream_fail(struct gw_req *g, const char *code, const char *fmt, ...
     } else {
         sg_buf_appends(&b, "data: {\"error\":{\"message\":\"");
         sg_buf_append_json_str(&b, msg, strlen(msg));
-        sg_buf_appendf(&b, "\",\"type\":\"api_error\",\"param\":null,\"code\":\"%s\"}}\n\n",
-                       code);
+        sg_buf_appendf(&b, "\",\"type\":\"api_error\",\"param\":null,\"code\":\"%s\"}}\n\n", code);
     }
     sg_http_stream_write(g->http, b.data, b.len);
     sg_buf_dispose(&b);
@@ -515,8 +514,8 @@ static void gw_fail(struct gw_req *g)
                                           : "at its rpm/tpm limit this minute");
         }
         gw_error(g, 503, "service_unavailable", "no_healthy_deployment",
-                 "no healthy deployment for %s: %s. Retry after %" PRIu64 " s.",
-                 rg->group->alias, list.data ? list.data : "", g->retry_after_s);
+                 "no healthy deployment for %s: %s. Retry after %" PRIu64 " s.", rg->group->alias,
+                 list.data ? list.data : "", g->retry_after_s);
         sg_buf_dispose(&list);
     } else if (rt->why == SG_ROUTE_DEADLINE) {
         gw_error(g, 504, "timeout", "deadline_exceeded",
@@ -527,9 +526,9 @@ static void gw_fail(struct gw_req *g)
                  "no deployment answered in time: %s; retry later or raise stream_timeout",
                  g->log.data ? g->log.data : "");
     } else {
-        gw_error(g, 502, "api_error", "upstream_error",
-                 "%s%d attempt%s failed: %s", rt->bypass ? "router bypass is on; " : "",
-                 rt->attempts, rt->attempts == 1 ? "" : "s", g->log.data ? g->log.data : "none");
+        gw_error(g, 502, "api_error", "upstream_error", "%s%d attempt%s failed: %s",
+                 rt->bypass ? "router bypass is on; " : "", rt->attempts,
+                 rt->attempts == 1 ? "" : "s", g->log.data ? g->log.data : "none");
     }
     gw_finish(g);
 }
@@ -614,8 +613,7 @@ static void answer(struct gw_req *g, struct gw_attempt *a, int status)
     int rc = SG_OK;
     sg_buf_reset(&a->xlate);
     if (g->chat.api == SG_API_CHAT && anthropic) {
-        rc = sg_anthropic_decode_response(body, len, (int64_t)(sg_wall_ms() / 1000), &a->xlate,
-                                          &u);
+        rc = sg_anthropic_decode_response(body, len, (int64_t)(sg_wall_ms() / 1000), &a->xlate, &u);
         body = a->xlate.data;
         len = a->xlate.len;
     } else if (g->chat.api == SG_API_MESSAGES && !anthropic) {
@@ -668,11 +666,11 @@ static void on_up_done(void *ud, const struct sg_upstream_result *r)
     g->t_up_done_us = sg_now_us();
     bool stream = g->chat.stream;
     int status = r->error ? 0 : r->status;
-    enum sg_outcome o = sg_router_classify(status, r->error, r->first_byte_timeout, a->body.data,
-                                           a->body.len);
+    enum sg_outcome o =
+        sg_router_classify(status, r->error, r->first_byte_timeout, a->body.data, a->body.len);
     /* A 2xx stream that ended mid-event or without any event did not deliver. */
-    bool delivered = o == SG_OUT_SUCCESS &&
-                     (!stream || (sg_sse_parser_pending(&a->sse) == 0 && g->winner == a));
+    bool delivered =
+        o == SG_OUT_SUCCESS && (!stream || (sg_sse_parser_pending(&a->sse) == 0 && g->winner == a));
     double ttft = a->t_first_us ? (double)(a->t_first_us - a->t_start_us) / 1000.0 : 0;
     double total = (double)r->total_us / 1000.0;
     sg_route_report(&g->route, a->dep, o == SG_OUT_SUCCESS && !delivered ? SG_OUT_FAILURE : o,
@@ -710,7 +708,8 @@ static void on_up_done(void *ud, const struct sg_upstream_result *r)
         gw_finish(g);
         return;
     }
-    if (o == SG_OUT_CLIENT_ERROR || (o == SG_OUT_CONTEXT_WINDOW && !sg_route_context_window(&g->route))) {
+    if (o == SG_OUT_CLIENT_ERROR ||
+        (o == SG_OUT_CONTEXT_WINDOW && !sg_route_context_window(&g->route))) {
         /* The caller's mistake: returned as the provider wrote it, never retried. */
         attempt_win(a);
         g->error_type = "upstream_client_error";
@@ -742,14 +741,14 @@ static int gw_encode(struct gw_req *g, const struct sg_deployment *d, char *err,
                          : sg_messages_encode_openai(&g->chat, d, &g->up_body, err, n);
     case SG_API_EMBEDDINGS:
         if (anthropic) {
-            snprintf(err, n, "Anthropic has no embeddings API; give %s an OpenAI-compatible "
-                             "embeddings deployment",
+            snprintf(err, n,
+                     "Anthropic has no embeddings API; give %s an OpenAI-compatible "
+                     "embeddings deployment",
                      d->alias);
             return SG_EINVAL;
         }
         return sg_openai_encode_chat(&g->chat, d, &g->up_body);
-    case SG_API_CHAT:
-        break;
+    case SG_API_CHAT: break;
     }
     return anthropic ? sg_anthropic_encode_chat(&g->chat, d, &o, &g->up_body, err, n)
                      : sg_openai_encode_chat(&g->chat, d, &g->up_body);
@@ -802,9 +801,9 @@ static bool attempt_start(struct gw_req *g, const struct sg_deployment *d)
     if (fault_ttft)
         ttfb = fault_ttft;
     struct sg_upstream_request r = {
-        .url = atomic_load(&e->fault_block_egress)  ? g->w->gw->refused_url
-               : g->chat.api == SG_API_EMBEDDINGS ? g->rt->dep_embed_urls[di]
-                                                  : g->rt->dep_urls[di],
+        .url = atomic_load(&e->fault_block_egress) ? g->w->gw->refused_url
+               : g->chat.api == SG_API_EMBEDDINGS  ? g->rt->dep_embed_urls[di]
+                                                   : g->rt->dep_urls[di],
         .body = g->up_body.data,
         .body_len = g->up_body.len,
         .headers = atomic_load(&e->fault_revoke_key) ? g->rt->dep_headers_revoked[di]
@@ -916,11 +915,11 @@ void gw_chat(struct sg_http_request *req, struct sg_worker *w)
     sg_http_request_on_abort(req, on_client_abort, g);
     const struct sg_config *cfg = g->rt->cfg;
     /* Three APIs share this path: chat.completions, Messages (Anthropic clients), embeddings. */
-    bool embeddings = sg_slice_eq(req->path, "/v1/embeddings") ||
-                      sg_slice_eq(req->path, "/embeddings");
+    bool embeddings =
+        sg_slice_eq(req->path, "/v1/embeddings") || sg_slice_eq(req->path, "/embeddings");
     g->chat.api = sg_slice_eq(req->path, "/v1/messages") ? SG_API_MESSAGES
-                  : embeddings                            ? SG_API_EMBEDDINGS
-                                                          : SG_API_CHAT;
+                  : embeddings                           ? SG_API_EMBEDDINGS
+                                                         : SG_API_CHAT;
 
     if (!gw_authenticate(req, cfg)) {
         if (g->chat.api == SG_API_MESSAGES) {
@@ -938,13 +937,12 @@ void gw_chat(struct sg_http_request *req, struct sg_worker *w)
         return;
     }
     char err[300];
-    int prc = g->chat.api == SG_API_MESSAGES
-                  ? sg_messages_request_parse(req->body.data, req->body.len, &g->chat, err,
-                                              sizeof err)
-              : embeddings
-                  ? sg_embeddings_request_parse(req->body.data, req->body.len, &g->chat, err,
-                                                sizeof err)
-                  : sg_chat_request_parse(req->body.data, req->body.len, &g->chat, err, sizeof err);
+    int prc =
+        g->chat.api == SG_API_MESSAGES
+            ? sg_messages_request_parse(req->body.data, req->body.len, &g->chat, err, sizeof err)
+        : embeddings
+            ? sg_embeddings_request_parse(req->body.data, req->body.len, &g->chat, err, sizeof err)
+            : sg_chat_request_parse(req->body.data, req->body.len, &g->chat, err, sizeof err);
     if (prc != SG_OK) {
         gw_error(g, 400, "invalid_request_error", NULL, "%s", err);
         gw_finish(g);
@@ -973,7 +971,6 @@ void gw_chat(struct sg_http_request *req, struct sg_worker *w)
     if (!gw_admit(g) || gw_cache_lookup(g))
         return;
     uint64_t now = now_ms();
-    sg_route_begin(&g->route, g->rt->router, rg, g->chat.stream, now,
-                   now + cfg->router.timeout_ms);
+    sg_route_begin(&g->route, g->rt->router, rg, g->chat.stream, now, now + cfg->router.timeout_ms);
     gw_next(g);
 }

@@ -33,7 +33,7 @@ static struct sg_upstream_headers *dep_headers(const struct sg_deployment *d, co
 {
     /* Anthropic takes its key in x-api-key and wants the API version named. */
     bool anthropic = d->kind == SG_PROVIDER_ANTHROPIC;
-    char *auth = !key ? NULL
+    char *auth = !key        ? NULL
                  : anthropic ? sg_xasprintf("x-api-key: %s", key)
                              : sg_xasprintf("Authorization: Bearer %s", key);
     const char *lines[3] = {"Content-Type: application/json", auth, NULL};
@@ -63,8 +63,8 @@ struct sg_runtime *sg_runtime_new(struct sg_config *cfg_take, struct sg_health *
         const struct sg_deployment *d = &cfg_take->deployments[i];
         rt->dep_headers[i] = dep_headers(d, d->api_key);
         rt->dep_headers_revoked[i] = dep_headers(d, REVOKED_KEY);
-        rt->dep_urls[i] = d->kind == SG_PROVIDER_ANTHROPIC ? sg_anthropic_url(d)
-                                                           : sg_openai_chat_url(d);
+        rt->dep_urls[i] =
+            d->kind == SG_PROVIDER_ANTHROPIC ? sg_anthropic_url(d) : sg_openai_chat_url(d);
         rt->dep_embed_urls[i] = sg_openai_embeddings_url(d);
         rt->dep_priced[i] = sg_pricing_resolve(d, &rt->dep_prices[i]);
     }
@@ -402,8 +402,7 @@ static void on_signal(uv_signal_t *s, int signum)
     }
 }
 
-int sg_gateway_run(struct sg_gateway *gw, void (*banner)(struct sg_gateway *gw, void *ud),
-                   void *ud)
+int sg_gateway_run(struct sg_gateway *gw, void (*banner)(struct sg_gateway *gw, void *ud), void *ud)
 {
     uv_loop_t loop;
     uv_loop_init(&loop);

@@ -16,10 +16,10 @@
 struct sg_gateway;
 
 struct sg_gateway_options {
-    const char *host;     /* NULL: config server.host */
-    int port;             /* -1: config server.port; 0: ephemeral */
-    int workers;          /* 0: config server.workers, else the number of cores */
-    bool quiet;           /* no startup banner */
+    const char *host;        /* NULL: config server.host */
+    int port;                /* -1: config server.port; 0: ephemeral */
+    int workers;             /* 0: config server.workers, else the number of cores */
+    bool quiet;              /* no startup banner */
     const char *config_path; /* the file POST /admin/reload and SIGHUP read again (NULL: none) */
 };
 

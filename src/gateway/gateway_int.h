@@ -14,15 +14,15 @@
 /* Everything derived once from a config, shared read-only by every worker. */
 struct sg_runtime {
     struct sg_config *cfg;
-    struct sg_upstream_headers **dep_headers; /* per deployment: auth + content type */
+    struct sg_upstream_headers **dep_headers;         /* per deployment: auth + content type */
     struct sg_upstream_headers **dep_headers_revoked; /* the same with a wrong key (drill) */
-    char **dep_urls;                          /* per deployment: chat completions URL, or
-                                               * Anthropic's /v1/messages */
-    char **dep_embed_urls;                    /* per deployment: api_base + /embeddings */
-    struct sg_price *dep_prices;              /* per deployment: USD per token */
-    bool *dep_priced;                         /* false: no price known (cost 0, counted) */
-    struct sg_router *router;                 /* routing over this config */
-    char *models_json;                        /* the GET /v1/models answer */
+    char **dep_urls;                                  /* per deployment: chat completions URL, or
+                                                       * Anthropic's /v1/messages */
+    char **dep_embed_urls;                            /* per deployment: api_base + /embeddings */
+    struct sg_price *dep_prices;                      /* per deployment: USD per token */
+    bool *dep_priced;                                 /* false: no price known (cost 0, counted) */
+    struct sg_router *router;                         /* routing over this config */
+    char *models_json;                                /* the GET /v1/models answer */
     size_t models_json_len;
     atomic_int refs;
 };
@@ -38,39 +38,39 @@ struct sg_worker {
     struct sg_gateway *gw;
     uv_loop_t loop;
     uv_thread_t thread;
-    uv_async_t wake;        /* another thread asks this worker to stop or to reload */
-    struct sg_runtime *rt;  /* this worker's reference to the current runtime; only this
-                             * worker's thread changes it, so taking a reference never races */
-    atomic_bool reload;     /* a new runtime is published: swap it in on wake */
+    uv_async_t wake;       /* another thread asks this worker to stop or to reload */
+    struct sg_runtime *rt; /* this worker's reference to the current runtime; only this
+                            * worker's thread changes it, so taking a reference never races */
+    atomic_bool reload;    /* a new runtime is published: swap it in on wake */
     struct sg_http_server *http;
     struct sg_upstream *up;
-    int listen_rc;          /* result of listening, read by the starting thread */
+    int listen_rc; /* result of listening, read by the starting thread */
     uv_sem_t started;
     bool stopping;
-    uint64_t requests;      /* handled by this worker (its own counter, no sharing) */
-    uint64_t unpriced;      /* answered by a deployment with no known price (cost 0) */
-    struct gw_probes *probes;        /* worker 0: background health checks, or NULL */
-    struct sg_redis_sync *redis;     /* worker 0: cooldowns shared through Redis, or NULL */
-    struct sg_metric_shard *shard;   /* this worker's metrics (record.c) */
-    struct sg_otlp *otlp;            /* this worker's span exporter, or NULL */
+    uint64_t requests;             /* handled by this worker (its own counter, no sharing) */
+    uint64_t unpriced;             /* answered by a deployment with no known price (cost 0) */
+    struct gw_probes *probes;      /* worker 0: background health checks, or NULL */
+    struct sg_redis_sync *redis;   /* worker 0: cooldowns shared through Redis, or NULL */
+    struct sg_metric_shard *shard; /* this worker's metrics (record.c) */
+    struct sg_otlp *otlp;          /* this worker's span exporter, or NULL */
 };
 
 struct sg_gateway {
-    pthread_mutex_t rt_lock;   /* guards rt and reloads */
-    struct sg_runtime *rt;     /* the current runtime (the gateway's own reference) */
-    char *config_path;         /* where reloads read from; NULL when not from a file */
-    bool frozen;               /* change freeze: reloads refused unless forced */
-    atomic_bool stopping;      /* sg_gateway_stop was called */
-    char *refused_url;         /* where block-egress sends calls: a port that refuses */
+    pthread_mutex_t rt_lock; /* guards rt and reloads */
+    struct sg_runtime *rt;   /* the current runtime (the gateway's own reference) */
+    char *config_path;       /* where reloads read from; NULL when not from a file */
+    bool frozen;             /* change freeze: reloads refused unless forced */
+    atomic_bool stopping;    /* sg_gateway_stop was called */
+    char *refused_url;       /* where block-egress sends calls: a port that refuses */
     int refused_fd;
-    struct sg_health *health;  /* deployment health, shared by workers, kept across reloads */
+    struct sg_health *health; /* deployment health, shared by workers, kept across reloads */
     struct sg_gateway_options opt;
     const char *host;
     int port;
     int n_workers;
     struct sg_worker *workers;
     uint32_t drain_ms;
-    struct gw_telemetry *tel;  /* metrics, the store, the request log (record.c) */
+    struct gw_telemetry *tel; /* metrics, the store, the request log (record.c) */
 };
 
 /* handler.c: the HTTP handler every worker's server calls, and the auth helpers. */

@@ -51,36 +51,52 @@ void sg_gateway_handle(struct sg_http_request *req, void *ud)
     if (sg_slice_eq(p, "/v1/chat/completions") || sg_slice_eq(p, "/chat/completions") ||
         sg_slice_eq(p, "/v1/messages") || sg_slice_eq(p, "/v1/embeddings") ||
         sg_slice_eq(p, "/embeddings")) {
-        if (post)
-            { gw_chat(req, w); return; } /* chat.c tells the three APIs apart by path */
+        if (post) {
+            gw_chat(req, w);
+            return;
+        } /* chat.c tells the three APIs apart by path */
     } else if (sg_slice_eq(p, "/health/liveliness") || sg_slice_eq(p, "/health/liveness")) {
         if (get) {
             static const char alive[] = "\"I'm alive!\"";
-            { respond_json(req, 200, alive, sizeof alive - 1); return; }
+            {
+                respond_json(req, 200, alive, sizeof alive - 1);
+                return;
+            }
         }
     } else if (sg_slice_eq(p, "/health/readiness")) {
         if (get) {
             char body[400], store[200];
             gw_store_readiness(w->gw, store, sizeof store); /* degraded store: still ready */
-            const char *rs = !cfg->general.redis_url             ? "none"
-                             : atomic_load(&w->gw->health->redis_ok) ? "ok"
+            const char *rs = !cfg->general.redis_url ? "none"
+                             : atomic_load(&w->gw->health->redis_ok)
+                                 ? "ok"
                                  : "unreachable (cooldowns are local only)";
             int n = snprintf(body, sizeof body,
                              "{\"status\":\"%s\",\"deployments\":%zu,\"worker\":%d,"
                              "\"redis\":\"%s\",\"store\":%s}",
                              w->stopping ? "draining" : "healthy", cfg->n_deployments, w->id, rs,
                              store);
-            { respond_json(req, w->stopping ? 503 : 200, body, (size_t)n); return; }
+            {
+                respond_json(req, w->stopping ? 503 : 200, body, (size_t)n);
+                return;
+            }
         }
     } else if (sg_slice_eq(p, "/metrics")) {
-        if (get)
-            { gw_metrics(req, w); return; }
+        if (get) {
+            gw_metrics(req, w);
+            return;
+        }
     } else if (sg_slice_eq(p, "/v1/models") || sg_slice_eq(p, "/models")) {
         if (get) {
-            if (!gw_authenticate(req, cfg))
-                { gw_reject_auth(req); return; }
+            if (!gw_authenticate(req, cfg)) {
+                gw_reject_auth(req);
+                return;
+            }
             struct sg_runtime *rt = w->rt;
-            { respond_json(req, 200, rt->models_json, rt->models_json_len); return; }
+            {
+                respond_json(req, 200, rt->models_json, rt->models_json_len);
+                return;
+            }
         }
     } else if (p.n >= 7 && memcmp(p.p, "/admin/", 7) == 0) {
         if (!gw_authenticate(req, cfg)) {
@@ -93,7 +109,10 @@ void sg_gateway_handle(struct sg_http_request *req, void *ud)
         char msg[300];
         snprintf(msg, sizeof msg, "Invalid URL (%.*s %.*s)", (int)req->method.n, req->method.p,
                  (int)SG_MIN(req->path.n, 200), req->path.p);
-        { sg_http_respond_error(req, 404, "invalid_request_error", NULL, msg); return; }
+        {
+            sg_http_respond_error(req, 404, "invalid_request_error", NULL, msg);
+            return;
+        }
     }
     char msg[300];
     snprintf(msg, sizeof msg, "Method %.*s is not allowed on %.*s", (int)req->method.n,

@@ -12,7 +12,7 @@
 struct probe_call {
     struct gw_probes *p;
     struct probe_call *prev, *next;
-    struct sg_runtime *rt;        /* keeps the deployment alive across a reload */
+    struct sg_runtime *rt; /* keeps the deployment alive across a reload */
     const struct sg_deployment *d;
     struct sg_upstream_call *call;
     char *body;
@@ -22,7 +22,7 @@ struct probe_call {
 struct gw_probes {
     struct sg_worker *w;
     uv_timer_t timer;
-    struct probe_call *calls;     /* in flight */
+    struct probe_call *calls; /* in flight */
 };
 
 static void call_free(struct probe_call *c)
@@ -56,8 +56,8 @@ static void on_body(void *ud, const char *data, size_t len)
 static void on_done(void *ud, const struct sg_upstream_result *r)
 {
     struct probe_call *c = ud;
-    enum sg_outcome o = sg_router_classify(r->error ? 0 : r->status, r->error,
-                                           r->first_byte_timeout, NULL, 0);
+    enum sg_outcome o =
+        sg_router_classify(r->error ? 0 : r->status, r->error, r->first_byte_timeout, NULL, 0);
     if (o != SG_OUT_SUCCESS && o != SG_OUT_CLIENT_ERROR && o != SG_OUT_CONTEXT_WINDOW) {
         struct sg_dep_health *e = sg_router_health_of(c->rt->router, c->d);
         if (e)
@@ -90,7 +90,8 @@ static void on_tick(uv_timer_t *t)
         sg_buf_appends(&b, "\",\"messages\":[{\"role\":\"user\",\"content\":\"ping\"}],"
                            "\"max_tokens\":1}");
         c->body = sg_buf_steal(&b, NULL);
-        uint32_t ttfb = d->stream_timeout_ms ? d->stream_timeout_ms : rt->cfg->router.stream_timeout_ms;
+        uint32_t ttfb =
+            d->stream_timeout_ms ? d->stream_timeout_ms : rt->cfg->router.stream_timeout_ms;
         struct sg_upstream_request r = {
             .url = rt->dep_urls[i],
             .body = c->body,

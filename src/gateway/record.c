@@ -54,12 +54,9 @@ static double store_stat(void *ud)
     sg_store_stats(r->t->store, &st);
     const char *p = (const char *)&st + r->off;
     switch (r->kind) {
-    case 'b':
-        return *(const bool *)(const void *)p ? 1 : 0;
-    case 'i':
-        return *(const int *)(const void *)p;
-    default:
-        return (double)*(const uint64_t *)(const void *)p;
+    case 'b': return *(const bool *)(const void *)p ? 1 : 0;
+    case 'i': return *(const int *)(const void *)p;
+    default: return (double)*(const uint64_t *)(const void *)p;
     }
 }
 
@@ -174,9 +171,15 @@ static int none_insert(struct sg_store_backend *b, const struct sg_event *const 
     return SG_OK;
 }
 
-static void none_disconnect(struct sg_store_backend *b) { SG_UNUSED(b); }
+static void none_disconnect(struct sg_store_backend *b)
+{
+    SG_UNUSED(b);
+}
 
-static void none_free(struct sg_store_backend *b) { free(b); }
+static void none_free(struct sg_store_backend *b)
+{
+    free(b);
+}
 
 static struct sg_store_backend *none_backend(void)
 {

@@ -25,13 +25,13 @@ struct sg_http_conn;
 
 /* Limits and timeouts; zero fields take the defaults below. */
 struct sg_http_limits {
-    size_t max_header_bytes;      /* request line + headers; 431 beyond (default 16 KiB) */
-    size_t max_body_bytes;        /* 413 beyond (default 8 MiB) */
-    uint32_t header_timeout_ms;   /* whole header block must arrive within (default 10 s): 408 */
-    uint32_t body_timeout_ms;     /* whole body must arrive within (default 60 s): 408 */
-    uint32_t idle_timeout_ms;     /* keep-alive connection with no request (default 60 s) */
-    uint32_t max_connections;     /* per server; beyond, new sockets are closed (default 10000) */
-    size_t max_pipelined_bytes;   /* bytes buffered ahead of an in-flight request (default 64 KiB) */
+    size_t max_header_bytes;    /* request line + headers; 431 beyond (default 16 KiB) */
+    size_t max_body_bytes;      /* 413 beyond (default 8 MiB) */
+    uint32_t header_timeout_ms; /* whole header block must arrive within (default 10 s): 408 */
+    uint32_t body_timeout_ms;   /* whole body must arrive within (default 60 s): 408 */
+    uint32_t idle_timeout_ms;   /* keep-alive connection with no request (default 60 s) */
+    uint32_t max_connections;   /* per server; beyond, new sockets are closed (default 10000) */
+    size_t max_pipelined_bytes; /* bytes buffered ahead of an in-flight request (default 64 KiB) */
 };
 
 struct sg_http_header {
@@ -42,16 +42,16 @@ struct sg_http_header {
 struct sg_http_request {
     struct sg_http_conn *conn;
     struct sg_http_server *server;
-    struct sg_slice method;    /* "GET", "POST", ... */
-    struct sg_slice path;      /* without the query string */
-    struct sg_slice query;     /* after '?', may be empty */
+    struct sg_slice method; /* "GET", "POST", ... */
+    struct sg_slice path;   /* without the query string */
+    struct sg_slice query;  /* after '?', may be empty */
     struct sg_http_header *headers;
     size_t n_headers;
-    struct sg_buf body;        /* de-chunked request body */
-    bool keep_alive;           /* the connection may carry another request after this one */
-    bool aborted;              /* the client went away; writes are ignored */
-    uint64_t t_start_us;       /* monotonic time the first byte of this request arrived */
-    void *user;                /* free for the handler */
+    struct sg_buf body;  /* de-chunked request body */
+    bool keep_alive;     /* the connection may carry another request after this one */
+    bool aborted;        /* the client went away; writes are ignored */
+    uint64_t t_start_us; /* monotonic time the first byte of this request arrived */
+    void *user;          /* free for the handler */
 };
 
 typedef void (*sg_http_handler_fn)(struct sg_http_request *req, void *ud);
@@ -119,7 +119,7 @@ struct sg_sse_parser {
     size_t scanned;        /* bytes of `pending` already searched for an event end */
     void (*on_event)(void *ud, struct sg_slice raw, struct sg_slice event, struct sg_slice data);
     void *ud;
-    struct sg_buf data;    /* scratch for the joined data lines */
+    struct sg_buf data; /* scratch for the joined data lines */
 };
 void sg_sse_parser_init(struct sg_sse_parser *p, size_t max_event_bytes,
                         void (*on_event)(void *ud, struct sg_slice raw, struct sg_slice event,

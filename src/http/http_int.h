@@ -28,31 +28,31 @@ struct sg_http_conn {
     enum conn_state state;
     llhttp_t parser;
 
-    struct sg_buf in;     /* bytes read, from the start of the current request */
-    size_t parsed;        /* bytes of `in` the parser has consumed */
-    struct sg_buf ahead;  /* bytes read while a request is being handled (pipelining) */
+    struct sg_buf in;    /* bytes read, from the start of the current request */
+    size_t parsed;       /* bytes of `in` the parser has consumed */
+    struct sg_buf ahead; /* bytes read while a request is being handled (pipelining) */
 
     size_t url_off, url_len;
     struct hdr_span *spans;
     size_t n_spans, cap_spans;
-    bool in_value;        /* the last header callback was a value */
+    bool in_value; /* the last header callback was a value */
     bool message_done;
     bool keep_alive;
-    int error_status;     /* an error answer to send instead of dispatching (413, 431...) */
+    int error_status; /* an error answer to send instead of dispatching (413, 431...) */
     const char *error_msg;
 
     struct sg_http_request req;
     struct sg_http_header *headers; /* req.headers storage */
     size_t cap_headers;
-    bool req_active;      /* handed to the handler and not finished yet */
-    bool in_dispatch;     /* inside the handler call (no re-entrant parsing) */
+    bool req_active;  /* handed to the handler and not finished yet */
+    bool in_dispatch; /* inside the handler call (no re-entrant parsing) */
     bool stream_open;
-    bool close_after;     /* close once the current response is written */
+    bool close_after; /* close once the current response is written */
     bool reading;
     bool peer_gone;
-    int handles_open;     /* tcp + timer until their close callbacks ran */
+    int handles_open; /* tcp + timer until their close callbacks ran */
 
-    size_t write_queued;  /* bytes handed to uv_write and not completed */
+    size_t write_queued; /* bytes handed to uv_write and not completed */
     sg_http_abort_fn on_abort;
     void *abort_ud;
     sg_http_drain_fn on_drain;
@@ -81,10 +81,10 @@ struct sg_http_server {
     void *drained_ud;
     bool freeing;
 
-    char date[40];        /* cached "Date: ..." value, refreshed once a second */
+    char date[40]; /* cached "Date: ..." value, refreshed once a second */
     uint64_t date_sec;
     struct sg_buf scratch; /* response assembly, reused (one loop thread) */
-    char read_buf[65536]; /* shared by every connection: libuv reads synchronously per loop */
+    char read_buf[65536];  /* shared by every connection: libuv reads synchronously per loop */
 };
 
 /* server.c: called by response.c when the handler has finished the request. */

@@ -56,19 +56,18 @@ static void on_conn_timer(uv_timer_t *t)
 {
     struct sg_http_conn *c = t->data;
     switch (c->state) {
-    case CONN_IDLE:
-        conn_close(c);
-        break;
+    case CONN_IDLE: conn_close(c); break;
     case CONN_HEAD:
-        conn_send_error(c, 408, "the request headers did not arrive in time; send the whole "
-                                "request promptly");
+        conn_send_error(c, 408,
+                        "the request headers did not arrive in time; send the whole "
+                        "request promptly");
         break;
     case CONN_BODY:
-        conn_send_error(c, 408, "the request body did not arrive in time; send the whole "
-                                "request promptly");
+        conn_send_error(c, 408,
+                        "the request body did not arrive in time; send the whole "
+                        "request promptly");
         break;
-    default:
-        break;
+    default: break;
     }
 }
 
@@ -81,19 +80,11 @@ static void conn_set_state(struct sg_http_conn *c, enum conn_state st)
     c->state = st;
     const struct sg_http_limits *l = &c->srv->lim;
     switch (st) {
-    case CONN_IDLE:
-        uv_timer_start(&c->timer, on_conn_timer, l->idle_timeout_ms, 0);
-        break;
-    case CONN_HEAD:
-        uv_timer_start(&c->timer, on_conn_timer, l->header_timeout_ms, 0);
-        break;
-    case CONN_BODY:
-        uv_timer_start(&c->timer, on_conn_timer, l->body_timeout_ms, 0);
-        break;
+    case CONN_IDLE: uv_timer_start(&c->timer, on_conn_timer, l->idle_timeout_ms, 0); break;
+    case CONN_HEAD: uv_timer_start(&c->timer, on_conn_timer, l->header_timeout_ms, 0); break;
+    case CONN_BODY: uv_timer_start(&c->timer, on_conn_timer, l->body_timeout_ms, 0); break;
     case CONN_HANDLING:
-    case CONN_CLOSING:
-        uv_timer_stop(&c->timer);
-        break;
+    case CONN_CLOSING: uv_timer_stop(&c->timer); break;
     }
 }
 
@@ -179,8 +170,9 @@ static int on_headers_complete(llhttp_t *p)
     const struct sg_http_limits *l = &c->srv->lim;
     /* The read path catches a header block that never ends; this catches one that arrived
      * whole in a single read. `in` starts at this request, so offsets are sizes. */
-    size_t end = c->n_spans ? c->spans[c->n_spans - 1].value_off + c->spans[c->n_spans - 1].value_len
-                            : c->url_off + c->url_len;
+    size_t end = c->n_spans
+                     ? c->spans[c->n_spans - 1].value_off + c->spans[c->n_spans - 1].value_len
+                     : c->url_off + c->url_len;
     if (end > l->max_header_bytes) {
         c->error_status = 431;
         c->error_msg = "request headers are larger than the limit; send fewer or shorter headers";
@@ -476,8 +468,9 @@ static void conn_process(struct sg_http_conn *c)
         }
         if (!c->message_done) {
             if (c->state == CONN_HEAD && c->parsed > l->max_header_bytes)
-                conn_send_error(c, 431, "request headers are larger than the limit; send "
-                                        "fewer or shorter headers");
+                conn_send_error(c, 431,
+                                "request headers are larger than the limit; send "
+                                "fewer or shorter headers");
             return;
         }
         conn_dispatch(c);
@@ -630,7 +623,8 @@ struct sg_http_server *sg_http_server_new(uv_loop_t *loop, const struct sg_http_
 
 int sg_http_server_listen(struct sg_http_server *s, const char *host, int port, bool reuseport)
 {
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
     struct addrinfo *ai = NULL;
     char portstr[16];

@@ -554,12 +554,12 @@ static void handle_embeddings(struct sg_mock *m, struct sg_http_request *req)
         struct json_object *it = json_object_is_type(input, json_type_array)
                                      ? json_object_array_get_idx(input, i)
                                      : input;
-        size_t len = json_object_is_type(it, json_type_string)
-                         ? (size_t)json_object_get_string_len(it)
-                         : 1;
+        size_t len =
+            json_object_is_type(it, json_type_string) ? (size_t)json_object_get_string_len(it) : 1;
         tokens += sg_mock_count_tokens(len);
-        sg_buf_appendf(&b, "%s{\"object\":\"embedding\",\"index\":%zu,\"embedding\":[%.4f,"
-                           "%.4f,%.4f,%.4f]}",
+        sg_buf_appendf(&b,
+                       "%s{\"object\":\"embedding\",\"index\":%zu,\"embedding\":[%.4f,"
+                       "%.4f,%.4f,%.4f]}",
                        i ? "," : "", i, (double)(len % 7) / 7.0, 0.5, -0.25, (double)i / 10.0);
     }
     sg_buf_appends(&b, "],\"model\":\"");

@@ -163,17 +163,17 @@ static void push_turn(struct json_object *msgs, const char *role, struct json_ob
     json_object_array_add(msgs, m);
 }
 
-static int assistant_blocks(struct json_object *msg, struct json_object *arr, size_t mi,
-                            char *err, size_t err_len)
+static int assistant_blocks(struct json_object *msg, struct json_object *arr, size_t mi, char *err,
+                            size_t err_len)
 {
     struct json_object *content = pj_get(msg, "content");
     if (pj_is(content, json_type_string)) {
         /* Anthropic rejects empty text blocks; an assistant turn with only tool calls often
          * carries content "" */
         if (json_object_get_string_len(content) > 0)
-            json_object_array_add(arr, text_block(json_object_get_string(content),
-                                                  (size_t)json_object_get_string_len(content),
-                                                  NULL));
+            json_object_array_add(arr,
+                                  text_block(json_object_get_string(content),
+                                             (size_t)json_object_get_string_len(content), NULL));
     } else if (content && !content_as_text_blocks(content, arr)) {
         snprintf(err, err_len, "messages[%zu].content: assistant content must be text", mi);
         return SG_EINVAL;
@@ -224,8 +224,8 @@ static int assistant_blocks(struct json_object *msg, struct json_object *arr, si
     return SG_OK;
 }
 
-static int tool_result_block(struct json_object *msg, struct json_object *arr, size_t mi,
-                             char *err, size_t err_len)
+static int tool_result_block(struct json_object *msg, struct json_object *arr, size_t mi, char *err,
+                             size_t err_len)
 {
     const char *id = pj_str(msg, "tool_call_id");
     if (!id) {
@@ -268,8 +268,10 @@ static int convert_tools(struct json_object *tools, struct json_object *out_arr,
         struct json_object *fn = pj_get(t, "function");
         const char *name = pj_str(fn, "name");
         if (!type || strcmp(type, "function") != 0 || !name) {
-            snprintf(err, err_len, "tools[%zu] must be {\"type\":\"function\",\"function\":"
-                                   "{\"name\":...}}", i);
+            snprintf(err, err_len,
+                     "tools[%zu] must be {\"type\":\"function\",\"function\":"
+                     "{\"name\":...}}",
+                     i);
             return SG_EINVAL;
         }
         struct json_object *a = json_object_new_object();
@@ -460,9 +462,9 @@ int sg_anthropic_encode_chat(const struct sg_chat_request *r, const struct sg_de
         v = pj_get(root, "max_tokens");
     if (v && (!pj_is(v, json_type_int) || json_object_get_int64(v) < 1))
         ERR("max_tokens must be an integer >= 1");
-    json_object_object_add(req, "max_tokens",
-                           json_object_new_int64(v ? json_object_get_int64(v)
-                                                   : default_max_tokens(d, o)));
+    json_object_object_add(
+        req, "max_tokens",
+        json_object_new_int64(v ? json_object_get_int64(v) : default_max_tokens(d, o)));
     if ((v = pj_get(root, "n")) && (!pj_is(v, json_type_int) || json_object_get_int64(v) != 1))
         ERR("n other than 1 is not supported by Anthropic deployments");
     if ((v = pj_get(root, "temperature"))) {
@@ -607,8 +609,8 @@ static void append_str(struct sg_buf *out, const char *s)
     sg_buf_append(out, "\"", 1);
 }
 
-int sg_anthropic_decode_response(const char *body, size_t len, int64_t created,
-                                 struct sg_buf *out, struct sg_usage *u)
+int sg_anthropic_decode_response(const char *body, size_t len, int64_t created, struct sg_buf *out,
+                                 struct sg_usage *u)
 {
     char err[64];
     struct json_object *root = len ? sg_json_parse_strict(body, len, err, sizeof err) : NULL;
@@ -657,8 +659,8 @@ int sg_anthropic_decode_response(const char *body, size_t len, int64_t created,
     }
     sg_buf_appends(out, "{\"id\":");
     append_str(out, pj_str(root, "id") ? pj_str(root, "id") : "msg");
-    sg_buf_appendf(out, ",\"object\":\"chat.completion\",\"created\":%lld,\"model\":",
-                   (long long)created);
+    sg_buf_appendf(
+        out, ",\"object\":\"chat.completion\",\"created\":%lld,\"model\":", (long long)created);
     append_str(out, pj_str(root, "model") ? pj_str(root, "model") : "");
     sg_buf_appends(out, ",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\","
                         "\"content\":");
@@ -731,7 +733,8 @@ int sg_anthropic_stream_event(struct sg_anthropic_stream *s, struct sg_slice eve
     char err[64];
     if (s->done || s->failed)
         return SG_OK; /* nothing may follow message_stop; ignore stray bytes */
-    struct json_object *root = data.n ? sg_json_parse_strict(data.p, data.n, err, sizeof err) : NULL;
+    struct json_object *root =
+        data.n ? sg_json_parse_strict(data.p, data.n, err, sizeof err) : NULL;
     const char *type = pj_str(root, "type");
     char ev[32];
     if (!type && event.n && event.n < sizeof ev) {
@@ -751,8 +754,8 @@ int sg_anthropic_stream_event(struct sg_anthropic_stream *s, struct sg_slice eve
     if (strcmp(type, "error") == 0) {
         struct json_object *e = pj_get(root, "error");
         s->failed = true;
-        copy_str(s->error_type, sizeof s->error_type, pj_str(e, "type") ? pj_str(e, "type")
-                                                                         : "api_error");
+        copy_str(s->error_type, sizeof s->error_type,
+                 pj_str(e, "type") ? pj_str(e, "type") : "api_error");
         copy_str(s->error, sizeof s->error,
                  pj_str(e, "message") ? pj_str(e, "message") : "the provider sent an error event");
         goto out;

@@ -29,15 +29,27 @@ static bool has(const char *hay, const char *needle)
 /* Phrases the providers use for a prompt that does not fit (OpenAI, Anthropic, and the
  * OpenAI-compatible servers: vLLM, Ollama, Groq, Together, OpenRouter). Lowercase. */
 static const char *const context_phrases[] = {
-    "context_length_exceeded", "maximum context length", "context length", "context window",
-    "prompt is too long", "too many tokens", "input is too long", "exceeds the context",
-    "reduce the length of the messages", "input length and `max_tokens` exceed",
+    "context_length_exceeded",
+    "maximum context length",
+    "context length",
+    "context window",
+    "prompt is too long",
+    "too many tokens",
+    "input is too long",
+    "exceeds the context",
+    "reduce the length of the messages",
+    "input length and `max_tokens` exceed",
 };
 
 static const char *const policy_phrases[] = {
-    "content_policy_violation", "content_filter", "content management policy",
-    "safety system", "flagged as potentially violating", "violates our usage policies",
-    "responsible ai", "harmful content",
+    "content_policy_violation",
+    "content_filter",
+    "content management policy",
+    "safety system",
+    "flagged as potentially violating",
+    "violates our usage policies",
+    "responsible ai",
+    "harmful content",
 };
 
 void sg_provider_classify(int status, const char *body, size_t len, struct sg_provider_error *out)
@@ -82,8 +94,7 @@ void sg_provider_classify(int status, const char *body, size_t len, struct sg_pr
         for (size_t i = 0; i < SG_ARRAY_LEN(context_phrases); i++)
             if (has(all, context_phrases[i]))
                 out->cls = SG_ERRC_CONTEXT_WINDOW;
-        for (size_t i = 0; out->cls == SG_ERRC_BAD_REQUEST && i < SG_ARRAY_LEN(policy_phrases);
-             i++)
+        for (size_t i = 0; out->cls == SG_ERRC_BAD_REQUEST && i < SG_ARRAY_LEN(policy_phrases); i++)
             if (has(all, policy_phrases[i]))
                 out->cls = SG_ERRC_CONTENT_POLICY;
     }
@@ -107,8 +118,7 @@ const char *sg_error_class_name(enum sg_error_class c)
     return "unknown";
 }
 
-void sg_error_class_openai(enum sg_error_class c, int *status, const char **type,
-                           const char **code)
+void sg_error_class_openai(enum sg_error_class c, int *status, const char **type, const char **code)
 {
     switch (c) {
     case SG_ERRC_CONTEXT_WINDOW:
@@ -117,15 +127,11 @@ void sg_error_class_openai(enum sg_error_class c, int *status, const char **type
     case SG_ERRC_CONTENT_POLICY:
         *status = 400, *type = "invalid_request_error", *code = "content_policy_violation";
         return;
-    case SG_ERRC_BAD_REQUEST:
-        *status = 400, *type = "invalid_request_error", *code = NULL;
-        return;
+    case SG_ERRC_BAD_REQUEST: *status = 400, *type = "invalid_request_error", *code = NULL; return;
     case SG_ERRC_NOT_FOUND:
         *status = 404, *type = "invalid_request_error", *code = "model_not_found";
         return;
-    case SG_ERRC_TIMEOUT:
-        *status = 504, *type = "timeout", *code = "upstream_timeout";
-        return;
+    case SG_ERRC_TIMEOUT: *status = 504, *type = "timeout", *code = "upstream_timeout"; return;
     case SG_ERRC_AUTH:
         /* The deployment's key, not the client's: a 401 would tell the client its key is bad. */
         *status = 502, *type = "api_error", *code = "upstream_auth_error";
@@ -134,8 +140,7 @@ void sg_error_class_openai(enum sg_error_class c, int *status, const char **type
         *status = 429, *type = "rate_limit_error", *code = "upstream_rate_limited";
         return;
     case SG_ERRC_SERVER:
-    case SG_ERRC_NONE:
-        break;
+    case SG_ERRC_NONE: break;
     }
     *status = 502, *type = "api_error", *code = "upstream_error";
 }
@@ -158,15 +163,15 @@ int sg_openai_error_body(struct sg_buf *out, const char *type, const char *code,
 int sg_anthropic_error_body(struct sg_buf *out, int status, const char *msg)
 {
     /* Anthropic's error types by status, so its SDK raises the matching exception class. */
-    const char *type = status == 400   ? "invalid_request_error"
-                       : status == 401 ? "authentication_error"
-                       : status == 403 ? "permission_error"
-                       : status == 404 ? "not_found_error"
-                       : status == 413 ? "request_too_large"
-                       : status == 429 ? "rate_limit_error"
+    const char *type = status == 400                    ? "invalid_request_error"
+                       : status == 401                  ? "authentication_error"
+                       : status == 403                  ? "permission_error"
+                       : status == 404                  ? "not_found_error"
+                       : status == 413                  ? "request_too_large"
+                       : status == 429                  ? "rate_limit_error"
                        : status == 529 || status == 503 ? "overloaded_error"
-                       : status >= 500 ? "api_error"
-                                       : "invalid_request_error";
+                       : status >= 500                  ? "api_error"
+                                                        : "invalid_request_error";
     sg_buf_appendf(out, "{\"type\":\"error\",\"error\":{\"type\":\"%s\",\"message\":\"", type);
     sg_buf_append_json_str(out, msg, strlen(msg));
     return sg_buf_appends(out, "\"}}");

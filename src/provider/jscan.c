@@ -265,8 +265,8 @@ int sg_json_validate(const char *p, size_t n, char *err, size_t err_len)
     return SG_OK;
 }
 
-int sg_json_members(const char *p, size_t n, struct sg_json_member *out, size_t max,
-                    size_t *count, char *err, size_t err_len)
+int sg_json_members(const char *p, size_t n, struct sg_json_member *out, size_t max, size_t *count,
+                    char *err, size_t err_len)
 {
     struct scan s = {p, p + n, p, 0, SG_JSON_MAX_DEPTH, NULL};
     *count = 0;

@@ -24,8 +24,8 @@
         goto fail;                                                                                 \
     } while (0)
 
-int sg_messages_request_parse(const char *body, size_t len, struct sg_chat_request *out,
-                              char *err, size_t err_len)
+int sg_messages_request_parse(const char *body, size_t len, struct sg_chat_request *out, char *err,
+                              size_t err_len)
 {
     memset(out, 0, offsetof(struct sg_chat_request, model_values));
     out->n_model_values = 0;
@@ -116,8 +116,8 @@ static struct json_object *ephemeral(void)
 }
 
 int sg_messages_encode_anthropic(const struct sg_chat_request *r, const struct sg_deployment *d,
-                                 const struct sg_anthropic_opts *o, struct sg_buf *out,
-                                 char *err, size_t err_len)
+                                 const struct sg_anthropic_opts *o, struct sg_buf *out, char *err,
+                                 size_t err_len)
 {
     if (!o || !o->prompt_caching)
         return splice_model(r, d, out);
@@ -172,8 +172,8 @@ static struct json_object *image_part(struct json_object *block, char *err, size
     const char *st = pj_str(src, "type");
     struct json_object *iu = json_object_new_object();
     if (st && strcmp(st, "base64") == 0 && pj_str(src, "media_type") && pj_str(src, "data")) {
-        char *url = sg_xasprintf("data:%s;base64,%s", pj_str(src, "media_type"),
-                                 pj_str(src, "data"));
+        char *url =
+            sg_xasprintf("data:%s;base64,%s", pj_str(src, "media_type"), pj_str(src, "data"));
         json_object_object_add(iu, "url", json_object_new_string(url));
         free(url);
     } else if (st && strcmp(st, "url") == 0 && pj_str(src, "url")) {
@@ -286,15 +286,15 @@ static int convert_turn(struct json_object *m, size_t mi, struct json_object *ms
             rc = SG_EINVAL;
         }
     }
-    if (rc == SG_OK && (json_object_array_length(parts) || text.len ||
-                        json_object_array_length(calls))) {
+    if (rc == SG_OK &&
+        (json_object_array_length(parts) || text.len || json_object_array_length(calls))) {
         struct json_object *o = json_object_new_object();
         json_object_object_add(o, "role", json_object_new_string(role));
         if (assistant) {
             if (text.len || !json_object_array_length(calls))
-                json_object_object_add(o, "content",
-                                       json_object_new_string_len(text.data ? text.data : "",
-                                                                  (int)text.len));
+                json_object_object_add(
+                    o, "content",
+                    json_object_new_string_len(text.data ? text.data : "", (int)text.len));
             else
                 json_object_object_add(o, "content", NULL);
             if (json_object_array_length(calls))
@@ -445,8 +445,7 @@ static void append_input(struct sg_buf *out, const char *args)
     json_object_put(o);
 }
 
-int sg_messages_decode_openai(const char *body, size_t len, struct sg_buf *out,
-                              struct sg_usage *u)
+int sg_messages_decode_openai(const char *body, size_t len, struct sg_buf *out, struct sg_usage *u)
 {
     char err[64];
     struct json_object *root = len ? sg_json_parse_strict(body, len, err, sizeof err) : NULL;
@@ -476,8 +475,9 @@ int sg_messages_decode_openai(const char *body, size_t len, struct sg_buf *out,
     size_t n = pj_is(calls, json_type_array) ? json_object_array_length(calls) : 0;
     for (size_t i = 0; i < n; i++) {
         struct json_object *c = json_object_array_get_idx(calls, i), *fn = pj_get(c, "function");
-        sg_buf_appends(out, first ? "{\"type\":\"tool_use\",\"id\":" : ",{\"type\":\"tool_use\","
-                                                                       "\"id\":");
+        sg_buf_appends(out, first ? "{\"type\":\"tool_use\",\"id\":"
+                                  : ",{\"type\":\"tool_use\","
+                                    "\"id\":");
         first = false;
         append_str(out, pj_str(c, "id"));
         sg_buf_appends(out, ",\"name\":");
@@ -549,15 +549,15 @@ int sg_messages_stream_finish(struct sg_messages_stream *s, struct sg_buf *out)
     return sg_buf_appends(out, "}\n\n");
 }
 
-int sg_messages_stream_chunk(struct sg_messages_stream *s, struct sg_slice data,
-                             struct sg_buf *out)
+int sg_messages_stream_chunk(struct sg_messages_stream *s, struct sg_slice data, struct sg_buf *out)
 {
     if (s->done)
         return SG_OK;
     if (sg_slice_eq(data, "[DONE]"))
         return sg_messages_stream_finish(s, out);
     char err[64];
-    struct json_object *root = data.n ? sg_json_parse_strict(data.p, data.n, err, sizeof err) : NULL;
+    struct json_object *root =
+        data.n ? sg_json_parse_strict(data.p, data.n, err, sizeof err) : NULL;
     if (!pj_is(root, json_type_object)) {
         json_object_put(root);
         return SG_EPROTO;
@@ -568,8 +568,8 @@ int sg_messages_stream_chunk(struct sg_messages_stream *s, struct sg_slice data,
     }
     if (!s->started) {
         snprintf(s->id, sizeof s->id, "%s", pj_str(root, "id") ? pj_str(root, "id") : "msg");
-        snprintf(s->model, sizeof s->model, "%s", pj_str(root, "model") ? pj_str(root, "model")
-                                                                         : "");
+        snprintf(s->model, sizeof s->model, "%s",
+                 pj_str(root, "model") ? pj_str(root, "model") : "");
         start_message(s, out);
     }
     if (pj_get(root, "usage"))
@@ -586,8 +586,9 @@ int sg_messages_stream_chunk(struct sg_messages_stream *s, struct sg_slice data,
             s->block_kind = 1;
             s->block_index = s->n_blocks++;
             event(out, "content_block_start");
-            sg_buf_appendf(out, ",\"index\":%d,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}"
-                                "\n\n",
+            sg_buf_appendf(out,
+                           ",\"index\":%d,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}"
+                           "\n\n",
                            s->block_index);
         }
         event(out, "content_block_delta");
@@ -618,8 +619,9 @@ int sg_messages_stream_chunk(struct sg_messages_stream *s, struct sg_slice data,
         const char *args = pj_str(fn, "arguments");
         if (args && *args) {
             event(out, "content_block_delta");
-            sg_buf_appendf(out, ",\"index\":%d,\"delta\":{\"type\":\"input_json_delta\","
-                                "\"partial_json\":",
+            sg_buf_appendf(out,
+                           ",\"index\":%d,\"delta\":{\"type\":\"input_json_delta\","
+                           "\"partial_json\":",
                            s->block_index);
             append_str(out, args);
             sg_buf_appends(out, "}}\n\n");

@@ -14,8 +14,7 @@ static bool has_non_finite(struct json_object *o, int depth)
     if (depth > SG_JSON_MAX_DEPTH)
         return true;
     switch (json_object_get_type(o)) {
-    case json_type_double:
-        return !isfinite(json_object_get_double(o));
+    case json_type_double: return !isfinite(json_object_get_double(o));
     case json_type_array: {
         size_t n = json_object_array_length(o);
         for (size_t i = 0; i < n; i++)
@@ -32,8 +31,7 @@ static bool has_non_finite(struct json_object *o, int depth)
         }
         return false;
     }
-    default:
-        return false;
+    default: return false;
     }
 }
 
@@ -69,8 +67,8 @@ struct json_object *sg_json_parse_strict(const char *body, size_t len, char *err
         return NULL;
     }
     json_tokener_free(tok);
-    while (end < len && (body[end] == ' ' || body[end] == '\n' || body[end] == '\r' ||
-                         body[end] == '\t'))
+    while (end < len &&
+           (body[end] == ' ' || body[end] == '\n' || body[end] == '\r' || body[end] == '\t'))
         end++;
     if (end != len) {
         snprintf(err, err_len, "the request body is not valid JSON: unexpected data at byte %zu",
@@ -79,8 +77,9 @@ struct json_object *sg_json_parse_strict(const char *body, size_t len, char *err
         return NULL;
     }
     if (has_non_finite(o, 0)) {
-        snprintf(err, err_len, "the request body holds NaN or Infinity, which JSON does not "
-                               "allow; send finite numbers");
+        snprintf(err, err_len,
+                 "the request body holds NaN or Infinity, which JSON does not "
+                 "allow; send finite numbers");
         json_object_put(o);
         return NULL;
     }
@@ -208,7 +207,8 @@ static int append_stream_options(struct sg_buf *out, struct sg_slice v)
     struct sg_json_member m[32];
     size_t n = 0;
     char err[8];
-    if (v.n && v.p[0] == '{' && sg_json_members(v.p, v.n, m, SG_ARRAY_LEN(m), &n, err, 0) == SG_OK) {
+    if (v.n && v.p[0] == '{' &&
+        sg_json_members(v.p, v.n, m, SG_ARRAY_LEN(m), &n, err, 0) == SG_OK) {
         for (size_t i = 0; rc == SG_OK && i < n; i++) {
             if (member_is(&m[i], "include_usage"))
                 continue;
@@ -295,7 +295,8 @@ void sg_provider_error_message(const char *body, size_t len, char *out, size_t o
     struct json_object *root = len ? sg_json_parse_strict(body, len, err, sizeof err) : NULL;
     struct json_object *e, *m;
     if (root && json_object_object_get_ex(root, "error", &e)) {
-        if (json_object_is_type(e, json_type_object) && json_object_object_get_ex(e, "message", &m)) {
+        if (json_object_is_type(e, json_type_object) &&
+            json_object_object_get_ex(e, "message", &m)) {
             snprintf(out, out_len, "%s", json_object_get_string(m));
             json_object_put(root);
             return;
@@ -401,10 +402,10 @@ int sg_openai_usage_parse(const char *body, size_t len, struct sg_usage *u)
         sg_json_members(usage->value.p, usage->value.n, um, SG_ARRAY_LEN(um), &un, err, 0))
         return SG_ENOTFOUND;
     u->known = true;
-    u->input_tokens = SG_MAX(member_int(um, un, "prompt_tokens",
-                                        member_int(um, un, "input_tokens", 0)), 0);
-    u->output_tokens = SG_MAX(member_int(um, un, "completion_tokens",
-                                         member_int(um, un, "output_tokens", 0)), 0);
+    u->input_tokens =
+        SG_MAX(member_int(um, un, "prompt_tokens", member_int(um, un, "input_tokens", 0)), 0);
+    u->output_tokens =
+        SG_MAX(member_int(um, un, "completion_tokens", member_int(um, un, "output_tokens", 0)), 0);
     const struct sg_json_member *det = last_member(um, un, "prompt_tokens_details");
     u->cache_read_tokens = 0;
     if (det && det->value.p[0] == '{' &&

@@ -83,7 +83,7 @@ const struct sg_price_entry *sg_pricing_lookup(const char *provider, const char 
 
 bool sg_pricing_resolve(const struct sg_deployment *d, struct sg_price *out)
 {
-    const char *family = d->kind == SG_PROVIDER_ANTHROPIC ? "anthropic"
+    const char *family = d->kind == SG_PROVIDER_ANTHROPIC     ? "anthropic"
                          : strcmp(d->provider, "openai") == 0 ? "openai"
                                                               : NULL;
     const struct sg_price_entry *e = family ? sg_pricing_lookup(family, d->provider_model) : NULL;

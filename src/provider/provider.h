@@ -32,8 +32,8 @@ struct sg_json_member {
  * SG_EINVAL with a message saying what and where otherwise. */
 int sg_json_validate(const char *p, size_t n, char *err, size_t err_len);
 /* Validate an object and list its members in order (at most `max`; more is an error). */
-int sg_json_members(const char *p, size_t n, struct sg_json_member *out, size_t max,
-                    size_t *count, char *err, size_t err_len);
+int sg_json_members(const char *p, size_t n, struct sg_json_member *out, size_t max, size_t *count,
+                    char *err, size_t err_len);
 /* Decode a validated string's inside; false when it does not fit `cap` or holds a NUL. */
 bool sg_json_unescape(struct sg_slice raw, char *out, size_t cap, size_t *len);
 
@@ -56,9 +56,9 @@ struct sg_chat_request {
     char model[SG_CHAT_MAX_MODEL]; /* the alias asked for, decoded */
     size_t model_len;
     bool stream;
-    bool include_usage;            /* stream_options.include_usage, as the client asked */
-    char user[128];                /* "user", decoded, may be empty */
-    char feature[128];             /* metadata.feature, decoded, may be empty */
+    bool include_usage; /* stream_options.include_usage, as the client asked */
+    char user[128];     /* "user", decoded, may be empty */
+    char feature[128];  /* metadata.feature, decoded, may be empty */
     /* Every top-level "model" value (json-c and the providers take the last of duplicates; the
      * encoder replaces them all, so what is billed is what runs). */
     struct sg_slice model_values[8];
@@ -192,8 +192,8 @@ int sg_anthropic_encode_chat(const struct sg_chat_request *r, const struct sg_de
                              size_t err_len);
 /* Decode a Messages answer into a chat.completion (`created` is the Unix time to stamp).
  * SG_EPROTO when the body is not a Messages answer. Fills `u` from its usage. */
-int sg_anthropic_decode_response(const char *body, size_t len, int64_t created,
-                                 struct sg_buf *out, struct sg_usage *u);
+int sg_anthropic_decode_response(const char *body, size_t len, int64_t created, struct sg_buf *out,
+                                 struct sg_usage *u);
 
 /* Read the usage of a Messages answer (for Messages clients, whose answers pass as they are).
  * SG_ENOTFOUND when there is none. */
@@ -202,16 +202,16 @@ int sg_anthropic_usage_parse(const char *body, size_t len, struct sg_usage *u);
 /* Per-stream state of a Messages stream being read (and translated to chunks). */
 struct sg_anthropic_stream {
     int64_t created;
-    bool include_usage;  /* emit the final usage chunk (the client asked) */
-    bool started;        /* message_start seen */
-    bool done;           /* message_stop seen: the stream is complete */
-    bool failed;         /* an error event came: `error` and `error_type` say what */
-    int block_kind;      /* the open content block: 0 none, 1 text, 2 tool_use, 3 other */
-    int tool_index;      /* chunk tool_calls index of the open tool_use block */
+    bool include_usage; /* emit the final usage chunk (the client asked) */
+    bool started;       /* message_start seen */
+    bool done;          /* message_stop seen: the stream is complete */
+    bool failed;        /* an error event came: `error` and `error_type` say what */
+    int block_kind;     /* the open content block: 0 none, 1 text, 2 tool_use, 3 other */
+    int tool_index;     /* chunk tool_calls index of the open tool_use block */
     int n_tools;
     char id[96];
     char model[160];
-    char finish[24];     /* finish_reason from message_delta */
+    char finish[24]; /* finish_reason from message_delta */
     char error_type[48];
     char error[256];
     struct sg_usage usage;
@@ -228,27 +228,26 @@ int sg_anthropic_stream_event(struct sg_anthropic_stream *s, struct sg_slice eve
 
 /* Parse a Messages request: model, stream, metadata.user_id, and the checks Anthropic makes
  * first (messages non-empty, max_tokens a positive integer). */
-int sg_messages_request_parse(const char *body, size_t len, struct sg_chat_request *out,
-                              char *err, size_t err_len);
+int sg_messages_request_parse(const char *body, size_t len, struct sg_chat_request *out, char *err,
+                              size_t err_len);
 /* To an Anthropic deployment: the client's bytes with the model spliced in; with
  * prompt_caching, stable system and tool blocks get cache_control markers too. */
 int sg_messages_encode_anthropic(const struct sg_chat_request *r, const struct sg_deployment *d,
-                                 const struct sg_anthropic_opts *o, struct sg_buf *out,
-                                 char *err, size_t err_len);
+                                 const struct sg_anthropic_opts *o, struct sg_buf *out, char *err,
+                                 size_t err_len);
 /* To an OpenAI-compatible deployment: a chat.completions request (streams ask for usage). */
 int sg_messages_encode_openai(const struct sg_chat_request *r, const struct sg_deployment *d,
                               struct sg_buf *out, char *err, size_t err_len);
 /* A chat.completion answer as a Messages answer. */
-int sg_messages_decode_openai(const char *body, size_t len, struct sg_buf *out,
-                              struct sg_usage *u);
+int sg_messages_decode_openai(const char *body, size_t len, struct sg_buf *out, struct sg_usage *u);
 
 /* Per-stream state: chat.completion.chunk events in, Messages events out. */
 struct sg_messages_stream {
-    bool started;       /* message_start sent */
-    bool done;          /* message_stop sent */
-    int block_kind;     /* the open block: 0 none, 1 text, 2 tool_use */
-    int block_index;    /* its index in the message's content */
-    int tool_index;     /* the chunk tool_calls index it belongs to */
+    bool started;    /* message_start sent */
+    bool done;       /* message_stop sent */
+    int block_kind;  /* the open block: 0 none, 1 text, 2 tool_use */
+    int block_index; /* its index in the message's content */
+    int tool_index;  /* the chunk tool_calls index it belongs to */
     int n_blocks;
     char id[96];
     char model[160];
@@ -280,9 +279,9 @@ enum sg_error_class {
 struct sg_provider_error {
     enum sg_error_class cls;
     int status;
-    bool retryable;   /* the router may try another deployment */
-    char type[64];    /* the provider's error type, if any */
-    char code[64];    /* the provider's error code, if any */
+    bool retryable; /* the router may try another deployment */
+    char type[64];  /* the provider's error type, if any */
+    char code[64];  /* the provider's error code, if any */
     char message[512];
 };
 

@@ -16,7 +16,7 @@
 /* Tuned on tests/data/token_corpus.jsonl against tiktoken (o200k_base, cl100k_base) and
  * Anthropic's published tokenizer; see docs/pricing.md before changing one. */
 #define WORD_CHARS 5        /* an ASCII word costs 1 token per started WORD_CHARS letters */
-#define ACCENT_COST 1.5    /* extra per non-ASCII Latin letter in a word */
+#define ACCENT_COST 1.5     /* extra per non-ASCII Latin letter in a word */
 #define CASE_BREAK_COST 1.0 /* extra per lower->upper change inside a word (camelCase) */
 #define PUNCT_COST 0.75     /* per ASCII punctuation character */
 #define CJK_COST 1.25       /* per Han / kana / Hangul character */
@@ -27,17 +27,17 @@
 #define OTHER_COST 1.5      /* any other code point */
 #define SAFETY 1.10         /* overall margin */
 
-#define MESSAGE_FRAMING 4   /* role and separators around each message */
-#define REPLY_PRIMING 3     /* the assistant turn the model is primed with */
-#define IMAGE_TOKENS 1600   /* one image: the ceiling of Anthropic's and gpt-4o's counts */
+#define MESSAGE_FRAMING 4 /* role and separators around each message */
+#define REPLY_PRIMING 3   /* the assistant turn the model is primed with */
+#define IMAGE_TOKENS 1600 /* one image: the ceiling of Anthropic's and gpt-4o's counts */
 
 enum run { R_NONE, R_WORD, R_DIGITS, R_SPACE, R_NEWLINE, R_PUNCT, R_CYRILLIC, R_SCRIPT };
 
 struct est {
     double tokens;
     enum run run;
-    int64_t len;     /* code points in the current run */
-    int64_t extra;   /* accent / case-break weight of the current word, x4 */
+    int64_t len;   /* code points in the current run */
+    int64_t extra; /* accent / case-break weight of the current word, x4 */
     bool prev_lower;
 };
 
@@ -181,9 +181,9 @@ int64_t sg_tokens_estimate_text(const char *s, size_t n)
 /* ---- the request walker: a validated JSON body, strings fed as they are decoded ---- */
 
 enum ctx {
-    CTX_SKIP,     /* count nothing (model, temperature, type tags...) */
-    CTX_CONTENT,  /* count string values (message text, ids) */
-    CTX_RAW,      /* count the JSON text itself (tool schemas, tool-call arguments) */
+    CTX_SKIP,    /* count nothing (model, temperature, type tags...) */
+    CTX_CONTENT, /* count string values (message text, ids) */
+    CTX_RAW,     /* count the JSON text itself (tool schemas, tool-call arguments) */
 };
 
 struct walk {

@@ -29,8 +29,8 @@ struct sg_redis_sync {
     int port, db;
     redisAsyncContext *ac; /* NULL while disconnected */
     bool connected;
-    bool ok;               /* the last round was answered */
-    bool round_pending;    /* a MGET is out: do not pile rounds up */
+    bool ok;            /* the last round was answered */
+    bool round_pending; /* a MGET is out: do not pile rounds up */
     bool freeing;
     uint64_t last_complaint_ms;
 };
@@ -233,15 +233,16 @@ static void on_tick(uv_timer_t *t)
         run_round(s);
 }
 
-struct sg_redis_sync *sg_redis_sync_new(uv_loop_t *loop, const char *redis_url,
-                                        struct sg_health *h, uint32_t interval_ms)
+struct sg_redis_sync *sg_redis_sync_new(uv_loop_t *loop, const char *redis_url, struct sg_health *h,
+                                        uint32_t interval_ms)
 {
     struct sg_redis_sync *s = sg_xcalloc(1, sizeof *s);
     s->loop = loop;
     s->h = h;
     s->interval_ms = interval_ms ? interval_ms : 250;
     if (parse_url(s, redis_url) != SG_OK) {
-        SG_ERROR("router", "cannot use redis_url '%s': expected redis://[:password@]host[:port][/db]",
+        SG_ERROR("router",
+                 "cannot use redis_url '%s': expected redis://[:password@]host[:port][/db]",
                  redis_url);
         free(s->host);
         free(s->password);

@@ -11,7 +11,7 @@
 
 const char *sg_outcome_name(enum sg_outcome o)
 {
-    static const char *names[] = {"success", "client_error", "context_window", "failure",
+    static const char *names[] = {"success", "client_error", "context_window",     "failure",
                                   "auth",    "rate_limited", "first_byte_timeout", "cancelled"};
     return (unsigned)o < SG_ARRAY_LEN(names) ? names[o] : "unknown";
 }
@@ -404,7 +404,10 @@ static size_t pick_weighted(struct sg_route *rt, struct cand *c, size_t n)
     }
     for (size_t i = 0; i < n; i++) {
         const struct sg_deployment *d = c[i].d;
-        w[i] = field == 0 ? d->weight : field == 1 ? (double)d->rpm : field == 2 ? (double)d->tpm : 1;
+        w[i] = field == 0   ? d->weight
+               : field == 1 ? (double)d->rpm
+               : field == 2 ? (double)d->tpm
+                            : 1;
         total += w[i];
     }
     if (total <= 0)
@@ -473,7 +476,8 @@ void sg_route_begin(struct sg_route *rt, const struct sg_router *r,
 static const struct sg_router_group *next_alias(struct sg_route *rt)
 {
     const struct sg_router_settings *rs = &rt->r->cfg->router;
-    const struct sg_fallback *list = rt->in_cw_fallbacks ? rs->context_window_fallbacks : rs->fallbacks;
+    const struct sg_fallback *list =
+        rt->in_cw_fallbacks ? rs->context_window_fallbacks : rs->fallbacks;
     size_t n = rt->in_cw_fallbacks ? rs->n_context_window_fallbacks : rs->n_fallbacks;
     const char *src = rt->first->group->alias;
     const struct sg_fallback *fb = NULL;
@@ -690,7 +694,8 @@ void sg_route_report(struct sg_route *rt, const struct sg_deployment *d, enum sg
             const char *why = o == SG_OUT_FIRST_BYTE
                                   ? "no first byte within stream_timeout, too often"
                                   : "allowed_fails failures within 60 s";
-            cool_locked(h, now_ms, rs->cooldown_ms, probe_failed ? "the half-open probe failed" : why);
+            cool_locked(h, now_ms, rs->cooldown_ms,
+                        probe_failed ? "the half-open probe failed" : why);
         }
         break;
     }

@@ -23,8 +23,8 @@
 
 /* What one attempt came to, as the router sees it. */
 enum sg_outcome {
-    SG_OUT_SUCCESS,        /* 2xx */
-    SG_OUT_CLIENT_ERROR,   /* 400/404/422...: the caller's; returned as is, not held against anyone */
+    SG_OUT_SUCCESS,      /* 2xx */
+    SG_OUT_CLIENT_ERROR, /* 400/404/422...: the caller's; returned as is, not held against anyone */
     SG_OUT_CONTEXT_WINDOW, /* the prompt does not fit: try context_window_fallbacks */
     SG_OUT_FAILURE,        /* connect/TLS error, timeout, 408, 5xx: retry elsewhere, count it */
     SG_OUT_AUTH,           /* 401/403 from the provider: its key is bad, cool down at once */
@@ -40,18 +40,18 @@ const char *sg_outcome_name(enum sg_outcome o);
 
 struct sg_dep_health {
     char *id;
-    char *fingerprint;          /* model + api_base: a changed deployment starts afresh */
-    pthread_mutex_t lock;       /* guards everything below that is not atomic */
+    char *fingerprint;              /* model + api_base: a changed deployment starts afresh */
+    pthread_mutex_t lock;           /* guards everything below that is not atomic */
     uint64_t fail_at[SG_FAIL_RING]; /* ring of recent failure times (ms) */
     unsigned fail_head, fail_count;
-    uint64_t cooldown_until;    /* ms; 0 = not cooling */
-    uint64_t shared_until;      /* the cooldown other instances know of (Redis), ms */
+    uint64_t cooldown_until;     /* ms; 0 = not cooling */
+    uint64_t shared_until;       /* the cooldown other instances know of (Redis), ms */
     const char *cooldown_reason; /* static string */
-    bool probing;               /* half-open: the one probe request is in flight */
+    bool probing;                /* half-open: the one probe request is in flight */
     bool disabled;
     double ewma_ttft_ms, ewma_total_ms; /* latency, with the time of the last sample */
     uint64_t ewma_ttft_at, ewma_total_at;
-    uint64_t minute;            /* usage-based routing: the minute the counters are for */
+    uint64_t minute; /* usage-based routing: the minute the counters are for */
     uint64_t minute_requests, minute_tokens;
     atomic_int in_flight;
     atomic_ullong successes, failures;
@@ -62,15 +62,15 @@ struct sg_dep_health {
 };
 
 struct sg_health {
-    pthread_mutex_t lock;       /* guards the table's shape (lookups and inserts) */
+    pthread_mutex_t lock; /* guards the table's shape (lookups and inserts) */
     struct sg_dep_health **v;
     size_t n, cap;
     /* Pinned deployment per alias: "alias\0id" pairs, guarded by lock. */
     char **pins;
     size_t n_pins;
-    atomic_bool bypass;         /* /admin/bypass or BYPASS_ROUTER=true */
-    atomic_bool redis_ok;       /* the Redis sync's last round was answered */
-    atomic_int faults_active;   /* deployments with a drill fault on (0: skip the header) */
+    atomic_bool bypass;       /* /admin/bypass or BYPASS_ROUTER=true */
+    atomic_bool redis_ok;     /* the Redis sync's last round was answered */
+    atomic_int faults_active; /* deployments with a drill fault on (0: skip the header) */
 };
 
 struct sg_health *sg_health_new(void);
@@ -136,21 +136,21 @@ struct sg_route {
     const struct sg_router_group *first;
     bool stream;
     bool bypass;
-    size_t fallback_next;             /* next index in this alias's fallbacks list */
-    bool in_cw_fallbacks;             /* walking context_window_fallbacks */
-    int tier;                         /* order of the tier being tried; 0 = none yet */
-    int tier_attempts;                /* attempts made in this tier */
-    int hops;                         /* tiers and fallback aliases crossed */
+    size_t fallback_next; /* next index in this alias's fallbacks list */
+    bool in_cw_fallbacks; /* walking context_window_fallbacks */
+    int tier;             /* order of the tier being tried; 0 = none yet */
+    int tier_attempts;    /* attempts made in this tier */
+    int hops;             /* tiers and fallback aliases crossed */
     int attempts;
     const struct sg_deployment *tried[SG_ROUTE_MAX_TRIED];
     size_t n_tried;
-    uint64_t deadline_ms;             /* absolute; attempts must finish before it */
-    uint64_t (*rand)(void *ud);       /* injected randomness */
+    uint64_t deadline_ms;       /* absolute; attempts must finish before it */
+    uint64_t (*rand)(void *ud); /* injected randomness */
     void *rand_ud;
     /* Why the last sg_route_next() returned NULL. */
     enum { SG_ROUTE_EXHAUSTED, SG_ROUTE_ALL_COOLING, SG_ROUTE_DEADLINE } why;
-    uint64_t retry_after_ms;          /* with ALL_COOLING: the shortest cooldown left */
-    bool probe;                       /* the last pick is a half-open probe */
+    uint64_t retry_after_ms; /* with ALL_COOLING: the shortest cooldown left */
+    bool probe;              /* the last pick is a half-open probe */
 };
 
 /* Start a walk for a request to `rg` that must end by `deadline_ms`. */
@@ -175,8 +175,8 @@ bool sg_route_context_window(struct sg_route *rt);
 struct sg_redis_sync;
 /* Every `interval_ms`, on `loop`: publish local cooldowns (SET slogate:cooldown:<id> PX) and
  * adopt other instances' (MGET). Redis being down only means local state is used alone. */
-struct sg_redis_sync *sg_redis_sync_new(uv_loop_t *loop, const char *redis_url,
-                                        struct sg_health *h, uint32_t interval_ms);
+struct sg_redis_sync *sg_redis_sync_new(uv_loop_t *loop, const char *redis_url, struct sg_health *h,
+                                        uint32_t interval_ms);
 /* Close the connection and free once libuv has closed the handles (on the loop's thread). */
 void sg_redis_sync_free(struct sg_redis_sync *s);
 /* Whether Redis answers is published in h->redis_ok, readable from any thread. */

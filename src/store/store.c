@@ -419,7 +419,10 @@ void sg_store_stats(const struct sg_store *cs, struct sg_store_stats *out)
     out->schema_version = atomic_load(&s->schema);
 }
 
-const char *sg_store_spool_path(const struct sg_store *s) { return s->sp.path; }
+const char *sg_store_spool_path(const struct sg_store *s)
+{
+    return s->sp.path;
+}
 
 /* ---- URLs ---- */
 

@@ -118,19 +118,19 @@ uint64_t sg_store_tick(struct sg_store *s, bool drain);
 /* A finished drill or trial (slogate drill / trial): one row of slogate_drills, so reports and
  * the dashboard can list past drills. Numbers < 0 are stored as NULL (not measured). */
 struct sg_store_drill {
-    const char *id;           /* "<kind>-<started_at>": unique per run */
-    const char *kind;         /* "drill" | "trial" */
-    const char *started_at;   /* RFC 3339 UTC */
+    const char *id;         /* "<kind>-<started_at>": unique per run */
+    const char *kind;       /* "drill" | "trial" */
+    const char *started_at; /* RFC 3339 UTC */
     double elapsed_s;
     const char *gateway, *alias;
-    const char *deployment;   /* the primary broken, or the candidate tried */
-    const char *mode;         /* revoke-key | block-egress | ttft; NULL for a trial */
-    const char *feature;      /* NULL when none */
+    const char *deployment; /* the primary broken, or the candidate tried */
+    const char *mode;       /* revoke-key | block-egress | ttft; NULL for a trial */
+    const char *feature;    /* NULL when none */
     bool passed, interrupted, aborted;
     double ttr_s, p95_s, success_rate, cost_avg_usd;
-    const char *summary;      /* the three summary lines */
-    const char *report_path;  /* the markdown report as written, or NULL */
-    const char *result_json;  /* the whole JSON report */
+    const char *summary;     /* the three summary lines */
+    const char *report_path; /* the markdown report as written, or NULL */
+    const char *result_json; /* the whole JSON report */
 };
 
 /* Connect to `database_url` (migrating it), insert the row (a second insert of the same id is

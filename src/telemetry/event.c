@@ -151,12 +151,8 @@ int sg_event_to_json(const struct sg_event *ev, unsigned flags, struct sg_buf *o
         case F_I64:
             rc = rc ? rc : sg_buf_appendf(out, "%" PRId64, *(const int64_t *)(const void *)p);
             break;
-        case F_INT:
-            rc = rc ? rc : sg_buf_appendf(out, "%d", *(const int *)(const void *)p);
-            break;
-        case F_DBL:
-            rc = rc ? rc : append_double(out, *(const double *)(const void *)p);
-            break;
+        case F_INT: rc = rc ? rc : sg_buf_appendf(out, "%d", *(const int *)(const void *)p); break;
+        case F_DBL: rc = rc ? rc : append_double(out, *(const double *)(const void *)p); break;
         case F_BOOL:
             rc = rc ? rc : sg_buf_appends(out, *(const bool *)(const void *)p ? "true" : "false");
             break;

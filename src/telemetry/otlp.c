@@ -416,7 +416,10 @@ void sg_otlp_add(struct sg_otlp *x, const struct sg_event *ev)
         arm(x, x->o.flush_ms);
 }
 
-size_t sg_otlp_pending(const struct sg_otlp *x) { return x ? x->n_pending + x->n_body : 0; }
+size_t sg_otlp_pending(const struct sg_otlp *x)
+{
+    return x ? x->n_pending + x->n_body : 0;
+}
 
 void sg_otlp_close(struct sg_otlp *x, uint32_t deadline_ms, void (*done)(void *ud), void *ud)
 {

@@ -261,14 +261,20 @@ void sg_telemetry_free(struct sg_telemetry *t)
     free(t);
 }
 
-struct sg_metrics *sg_telemetry_metrics(struct sg_telemetry *t) { return t->m; }
+struct sg_metrics *sg_telemetry_metrics(struct sg_telemetry *t)
+{
+    return t->m;
+}
 
 void sg_telemetry_set_state_fns(struct sg_telemetry *t, const struct sg_telemetry_state_fns *f)
 {
     t->state = *f;
 }
 
-void sg_telemetry_freeze(struct sg_telemetry *t) { sg_metrics_freeze(t->m); }
+void sg_telemetry_freeze(struct sg_telemetry *t)
+{
+    sg_metrics_freeze(t->m);
+}
 
 struct sg_metric_shard *sg_telemetry_shard(struct sg_telemetry *t, size_t worker)
 {

@@ -32,7 +32,7 @@ struct sg_upstream_result {
     uint64_t connect_us;     /* from start to connected (0 when a pooled connection was reused) */
     uint64_t first_byte_us;  /* from start to the first response byte */
     uint64_t total_us;
-    bool reused;             /* a pooled keep-alive connection carried the call */
+    bool reused; /* a pooled keep-alive connection carried the call */
 };
 
 struct sg_upstream_handlers {
@@ -45,15 +45,15 @@ struct sg_upstream_handlers {
 
 struct sg_upstream_request {
     const char *url;
-    const char *body;                   /* POST body, borrowed until on_done or cancel */
+    const char *body; /* POST body, borrowed until on_done or cancel */
     size_t body_len;
     const struct sg_upstream_headers *headers; /* prebuilt, e.g. per deployment (may be NULL) */
     const char *extra[SG_UPSTREAM_MAX_EXTRA_HEADERS]; /* "Name: value" lines, borrowed */
     size_t n_extra;
-    uint32_t timeout_ms;                /* whole call, 0 = none */
-    uint32_t connect_timeout_ms;        /* 0 = 10 s */
-    uint32_t first_byte_timeout_ms;     /* 0 = none */
-    bool first_byte_is_body;            /* streams: the clock stops at the first body byte */
+    uint32_t timeout_ms;            /* whole call, 0 = none */
+    uint32_t connect_timeout_ms;    /* 0 = 10 s */
+    uint32_t first_byte_timeout_ms; /* 0 = none */
+    bool first_byte_is_body;        /* streams: the clock stops at the first body byte */
 };
 
 struct sg_upstream *sg_upstream_new(uv_loop_t *loop);

@@ -76,8 +76,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct sg_chat_request r;
     char err[300];
     if (sg_chat_request_parse(s, size, &r, err, sizeof err) == SG_OK) {
-        struct sg_deployment d = {.id = "d", .provider = "anthropic",
-                                  .provider_model = "claude-3-5-haiku", .api_base = "http://x",
+        struct sg_deployment d = {.id = "d",
+                                  .provider = "anthropic",
+                                  .provider_model = "claude-3-5-haiku",
+                                  .api_base = "http://x",
                                   .kind = SG_PROVIDER_ANTHROPIC};
         struct sg_anthropic_opts o = {.prompt_caching = size & 2};
         sg_buf_init(&out, 1 << 24);

@@ -37,7 +37,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (!theirs || !json_object_object_get_ex(theirs, "model", &m) ||
             strcmp(json_object_get_string(m), r.model) != 0)
             abort();
-        struct sg_deployment d = {.id = "d", .provider_model = "prov-model", .api_base = "http://x"};
+        struct sg_deployment d = {
+            .id = "d", .provider_model = "prov-model", .api_base = "http://x"};
         struct sg_buf out;
         sg_buf_init(&out, 1 << 24);
         if (sg_openai_encode_chat(&r, &d, &out) == SG_OK) {

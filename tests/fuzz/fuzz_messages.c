@@ -42,10 +42,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct sg_buf out;
     struct sg_chat_request r;
     if (sg_messages_request_parse(s, size, &r, err, sizeof err) == SG_OK) {
-        struct sg_deployment oai = {.id = "o", .provider = "openai", .provider_model = "gpt",
-                                    .api_base = "http://x", .kind = SG_PROVIDER_OPENAI};
-        struct sg_deployment ant = {.id = "a", .provider = "anthropic", .provider_model = "claude",
-                                    .api_base = "http://x", .kind = SG_PROVIDER_ANTHROPIC};
+        struct sg_deployment oai = {.id = "o",
+                                    .provider = "openai",
+                                    .provider_model = "gpt",
+                                    .api_base = "http://x",
+                                    .kind = SG_PROVIDER_OPENAI};
+        struct sg_deployment ant = {.id = "a",
+                                    .provider = "anthropic",
+                                    .provider_model = "claude",
+                                    .api_base = "http://x",
+                                    .kind = SG_PROVIDER_ANTHROPIC};
         sg_buf_init(&out, 1 << 24);
         if (sg_messages_encode_openai(&r, &oai, &out, err, sizeof err) == SG_OK)
             must_be_json(out.data, out.len);

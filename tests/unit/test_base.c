@@ -114,9 +114,12 @@ static void test_format_utc(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_buf_append_and_cap),  cmocka_unit_test(test_buf_appendf_long),
-        cmocka_unit_test(test_json_escape),         cmocka_unit_test(test_parse_i64),
-        cmocka_unit_test(test_ct_equal_and_ieq),    cmocka_unit_test(test_rand_seeded_is_deterministic),
+        cmocka_unit_test(test_buf_append_and_cap),
+        cmocka_unit_test(test_buf_appendf_long),
+        cmocka_unit_test(test_json_escape),
+        cmocka_unit_test(test_parse_i64),
+        cmocka_unit_test(test_ct_equal_and_ieq),
+        cmocka_unit_test(test_rand_seeded_is_deterministic),
         cmocka_unit_test(test_format_utc),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

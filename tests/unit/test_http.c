@@ -64,8 +64,8 @@ static void handler(struct sg_http_request *req, void *ud)
     }
     char out[9000];
     int n = snprintf(out, sizeof out, "%.*s %.*s q=%.*s len=%zu body=%.*s", (int)req->method.n,
-                     req->method.p, (int)req->path.n, req->path.p, (int)req->query.n,
-                     req->query.p, req->body.len, (int)SG_MIN(req->body.len, 8000),
+                     req->method.p, (int)req->path.n, req->path.p, (int)req->query.n, req->query.p,
+                     req->body.len, (int)SG_MIN(req->body.len, 8000),
                      req->body.data ? req->body.data : "");
     struct sg_slice xh = sg_http_header_get(req, "X-Test");
     if (xh.p)
@@ -192,7 +192,8 @@ static void test_get_and_close(void **state)
 {
     (void)state;
     struct fixture *f = start(NULL);
-    const char req[] = "GET /hello?x=1 HTTP/1.1\r\nHost: a\r\nX-Test: yes\r\nConnection: close\r\n\r\n";
+    const char req[] =
+        "GET /hello?x=1 HTTP/1.1\r\nHost: a\r\nX-Test: yes\r\nConnection: close\r\n\r\n";
     char *r = exchange(f, req, sizeof req - 1, 2000);
     assert_non_null(strstr(r, "HTTP/1.1 200 OK\r\n"));
     assert_non_null(strstr(r, "Connection: close\r\n"));
@@ -205,9 +206,10 @@ static void test_keepalive_and_pipelining(void **state)
     (void)state;
     struct fixture *f = start(NULL);
     /* Three requests in one write: answered in order on one connection. */
-    const char req[] = "POST /a HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nonePOST /b HTTP/1.1\r\n"
-                       "Host: a\r\nContent-Length: 3\r\n\r\ntwoGET /c HTTP/1.1\r\nHost: a\r\n"
-                       "Connection: close\r\n\r\n";
+    const char req[] =
+        "POST /a HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nonePOST /b HTTP/1.1\r\n"
+        "Host: a\r\nContent-Length: 3\r\n\r\ntwoGET /c HTTP/1.1\r\nHost: a\r\n"
+        "Connection: close\r\n\r\n";
     char *r = exchange(f, req, sizeof req - 1, 2000);
     assert_int_equal(count(r, "HTTP/1.1 200 OK"), 3);
     char *a = strstr(r, "POST /a"), *b = strstr(r, "POST /b"), *c = strstr(r, "GET /c");
@@ -242,8 +244,9 @@ static void test_chunked_body(void **state)
 {
     (void)state;
     struct fixture *f = start(NULL);
-    const char req[] = "POST /c HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nConnection: close"
-                       "\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n";
+    const char req[] =
+        "POST /c HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nConnection: close"
+        "\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n";
     char *r = exchange(f, req, sizeof req - 1, 2000);
     assert_non_null(strstr(r, "len=11 body=hello world"));
     stop(f, 2);
@@ -265,7 +268,8 @@ static void test_header_too_large_431(void **state)
     /* The server may answer and close before all of it is written: stop writing then. */
     signal(SIGPIPE, SIG_IGN);
     for (int i = 0; i < 40; i++)
-        if (send(fd, "X-Filler: 0123456789012345678901234567890123456789\r\n", 52, MSG_NOSIGNAL) < 0)
+        if (send(fd, "X-Filler: 0123456789012345678901234567890123456789\r\n", 52, MSG_NOSIGNAL) <
+            0)
             break;
     char buf[4096];
     read_all(fd, buf, sizeof buf, 2000);
@@ -285,8 +289,10 @@ static void test_body_too_large_413(void **state)
     assert_non_null(strstr(r, "larger than the limit of 100 bytes"));
     /* Chunked bodies are counted as they arrive. */
     char big[400];
-    int n = snprintf(big, sizeof big, "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
-                                      "c8\r\n%0200d\r\n0\r\n\r\n", 0);
+    int n = snprintf(big, sizeof big,
+                     "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+                     "c8\r\n%0200d\r\n0\r\n\r\n",
+                     0);
     r = exchange(f, big, (size_t)n, 2000);
     assert_non_null(strstr(r, "HTTP/1.1 413 "));
     stop(f, 2);
@@ -298,8 +304,8 @@ static void test_malformed_400(void **state)
     struct fixture *f = start(NULL);
     const char *bad[] = {
         "GARBAGE\r\n\r\n",
-        "GET / HTTP/1.1\r\nHost : a\r\n\r\n",                    /* space before the colon */
-        "GET / HTTP/1.1\nHost: a\n\n",                           /* bare LF */
+        "GET / HTTP/1.1\r\nHost : a\r\n\r\n", /* space before the colon */
+        "GET / HTTP/1.1\nHost: a\n\n",        /* bare LF */
         "POST / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!",
         "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n0\r\n\r\n",
     };

@@ -47,12 +47,13 @@ static void test_duplicate_key_last_wins(void **state)
     /* Billing and routing must see the same model the provider will: the last one. */
     struct sg_chat_request r;
     char err[300];
-    assert_int_equal(parse("{\"model\":\"cheap\",\"messages\":[{}],\"model\":\"expensive\"}", &r, err),
-                     SG_OK);
+    assert_int_equal(
+        parse("{\"model\":\"cheap\",\"messages\":[{}],\"model\":\"expensive\"}", &r, err), SG_OK);
     assert_string_equal(r.model, "expensive");
     /* ... and an escaped member name is the same member. */
-    assert_int_equal(parse("{\"model\":\"cheap\",\"messages\":[{}],\"mod\\u0065l\":\"x\\u002fy\"}", &r, err),
-                     SG_OK);
+    assert_int_equal(
+        parse("{\"model\":\"cheap\",\"messages\":[{}],\"mod\\u0065l\":\"x\\u002fy\"}", &r, err),
+        SG_OK);
     assert_string_equal(r.model, "x/y");
     struct sg_deployment d = {.id = "d", .provider_model = "gpt-4o-mini"};
     struct sg_buf out;
@@ -75,7 +76,8 @@ static void test_rejects(void **state)
     expect_400("{\"model\":3,\"messages\":[{}]}", "you must provide a model parameter");
     expect_400("{\"model\":\"a\"}", "'messages' is a required property");
     expect_400("{\"model\":\"a\",\"messages\":[]}", "at least one message");
-    expect_400("{\"model\":\"a\",\"messages\":[{}],\"stream\":\"yes\"}", "'stream' must be a boolean");
+    expect_400("{\"model\":\"a\",\"messages\":[{}],\"stream\":\"yes\"}",
+               "'stream' must be a boolean");
     expect_400("{\"model\":\"a\",\"messages\":[{}],\"t\":NaN}", "not valid JSON");
     expect_400("{\"model\":\"a\",\"messages\":[{}],\"t\":Infinity}", "not valid JSON");
     expect_400("{\"model\":\"a\xff\",\"messages\":[{}]}", "not valid JSON");
@@ -116,15 +118,15 @@ static void test_split_model_and_encode(void **state)
     assert_string_equal(model, "gpt-4o");
     free(prov);
     free(model);
-    assert_int_equal(sg_config_split_model("anthropic/claude-3-5-haiku-latest", &prov, &model, &kind),
-                     0);
+    assert_int_equal(
+        sg_config_split_model("anthropic/claude-3-5-haiku-latest", &prov, &model, &kind), 0);
     assert_int_equal(kind, SG_PROVIDER_ANTHROPIC);
     assert_string_equal(model, "claude-3-5-haiku-latest");
     free(prov);
     free(model);
 
-    struct sg_deployment d = {.id = "primary", .provider_model = "gpt-4o-mini",
-                              .api_base = "http://127.0.0.1:9/v1"};
+    struct sg_deployment d = {
+        .id = "primary", .provider_model = "gpt-4o-mini", .api_base = "http://127.0.0.1:9/v1"};
     struct sg_chat_request r;
     char err[300];
     assert_int_equal(parse("{\"model\":\"app/chat\",\"messages\":[{\"role\":\"user\",\"content\":"

@@ -12,11 +12,13 @@
 
 #include <cmocka.h>
 
-static struct sg_deployment dep = {.id = "claude", .provider = "anthropic",
+static struct sg_deployment dep = {.id = "claude",
+                                   .provider = "anthropic",
                                    .provider_model = "claude-3-5-haiku-20241022",
                                    .kind = SG_PROVIDER_ANTHROPIC,
                                    .api_base = "https://api.anthropic.com",
-                                   .input_cost_per_token = -1, .output_cost_per_token = -1};
+                                   .input_cost_per_token = -1,
+                                   .output_cost_per_token = -1};
 
 /* Encode a chat body; returns the parsed Messages request (caller puts it). */
 static struct json_object *encode(const char *body, bool caching)
@@ -237,9 +239,10 @@ static void test_encode_rejects(void **state)
     encode_fails("{\"model\":\"a\",\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":"
                  "\"input_audio\",\"input_audio\":{}}]}]}",
                  "input_audio");
-    encode_fails("{\"model\":\"a\",\"messages\":[{\"role\":\"assistant\",\"tool_calls\":[{\"id\":"
-                 "\"c\",\"type\":\"function\",\"function\":{\"name\":\"f\",\"arguments\":\"[1]\"}}]}]}",
-                 "arguments must be a JSON object");
+    encode_fails(
+        "{\"model\":\"a\",\"messages\":[{\"role\":\"assistant\",\"tool_calls\":[{\"id\":"
+        "\"c\",\"type\":\"function\",\"function\":{\"name\":\"f\",\"arguments\":\"[1]\"}}]}]}",
+        "arguments must be a JSON object");
     encode_fails("{\"model\":\"a\",\"messages\":[{\"role\":\"tool\",\"content\":\"x\"}]}",
                  "tool_call_id");
     encode_fails("{\"model\":\"a\",\"messages\":[{\"role\":\"system\",\"content\":\"x\"}]}",
@@ -349,17 +352,20 @@ static const char text_stream[] =
                         "\"claude-3-5-haiku-20241022\",\"stop_reason\":null,\"stop_sequence\":null,"
                         "\"usage\":{\"input_tokens\":25,\"cache_creation_input_tokens\":0,"
                         "\"cache_read_input_tokens\":1000,\"output_tokens\":1}}}")
-    EV("content_block_start", "{\"type\":\"content_block_start\",\"index\":0,\"content_block\":"
-                              "{\"type\":\"text\",\"text\":\"\"}}")
-    EV("ping", "{\"type\": \"ping\"}")
-    EV("content_block_delta", "{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":"
-                              "\"text_delta\",\"text\":\"Hello\"}}")
-    EV("content_block_delta", "{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":"
-                              "\"text_delta\",\"text\":\" \\\"world\\\"\\n\"}}")
-    EV("content_block_stop", "{\"type\":\"content_block_stop\",\"index\":0}")
-    EV("message_delta", "{\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\","
-                        "\"stop_sequence\":null},\"usage\":{\"output_tokens\":15}}")
-    EV("message_stop", "{\"type\":\"message_stop\"}");
+        EV("content_block_start",
+           "{\"type\":\"content_block_start\",\"index\":0,\"content_block\":"
+           "{\"type\":\"text\",\"text\":\"\"}}") EV("ping", "{\"type\": \"ping\"}")
+            EV("content_block_delta",
+               "{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":"
+               "\"text_delta\",\"text\":\"Hello\"}}")
+                EV("content_block_delta",
+                   "{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":"
+                   "\"text_delta\",\"text\":\" \\\"world\\\"\\n\"}}")
+                    EV("content_block_stop", "{\"type\":\"content_block_stop\",\"index\":0}")
+                        EV("message_delta",
+                           "{\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\","
+                           "\"stop_sequence\":null},\"usage\":{\"output_tokens\":15}}")
+                            EV("message_stop", "{\"type\":\"message_stop\"}");
 
 /* The chunks' JSON objects, [DONE] as NULL-terminated list end; returns how many. */
 static size_t chunks(const char *sse, struct json_object **out, size_t max, bool *done)
@@ -421,24 +427,32 @@ static const char tool_stream[] =
     EV("message_start", "{\"type\":\"message_start\",\"message\":{\"id\":\"msg_t\",\"type\":"
                         "\"message\",\"role\":\"assistant\",\"content\":[],\"model\":\"claude\","
                         "\"usage\":{\"input_tokens\":400,\"output_tokens\":1}}}")
-    EV("content_block_start", "{\"type\":\"content_block_start\",\"index\":0,\"content_block\":"
-                              "{\"type\":\"text\",\"text\":\"\"}}")
-    EV("content_block_delta", "{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":"
-                              "\"text_delta\",\"text\":\"Checking.\"}}")
-    EV("content_block_stop", "{\"type\":\"content_block_stop\",\"index\":0}")
-    EV("content_block_start", "{\"type\":\"content_block_start\",\"index\":1,\"content_block\":"
-                              "{\"type\":\"tool_use\",\"id\":\"toolu_01T\",\"name\":"
-                              "\"get_weather\",\"input\":{}}}")
-    EV("content_block_delta", "{\"type\":\"content_block_delta\",\"index\":1,\"delta\":{\"type\":"
-                              "\"input_json_delta\",\"partial_json\":\"\"}}")
-    EV("content_block_delta", "{\"type\":\"content_block_delta\",\"index\":1,\"delta\":{\"type\":"
-                              "\"input_json_delta\",\"partial_json\":\"{\\\"city\\\": \"}}")
-    EV("content_block_delta", "{\"type\":\"content_block_delta\",\"index\":1,\"delta\":{\"type\":"
-                              "\"input_json_delta\",\"partial_json\":\"\\\"Paris\\\"}\"}}")
-    EV("content_block_stop", "{\"type\":\"content_block_stop\",\"index\":1}")
-    EV("message_delta", "{\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"tool_use\","
-                        "\"stop_sequence\":null},\"usage\":{\"output_tokens\":89}}")
-    EV("message_stop", "{\"type\":\"message_stop\"}");
+        EV("content_block_start", "{\"type\":\"content_block_start\",\"index\":0,\"content_block\":"
+                                  "{\"type\":\"text\",\"text\":\"\"}}")
+            EV("content_block_delta",
+               "{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":"
+               "\"text_delta\",\"text\":\"Checking.\"}}")
+                EV("content_block_stop", "{\"type\":\"content_block_stop\",\"index\":0}") EV(
+                    "content_block_start",
+                    "{\"type\":\"content_block_start\",\"index\":1,\"content_block\":"
+                    "{\"type\":\"tool_use\",\"id\":\"toolu_01T\",\"name\":"
+                    "\"get_weather\",\"input\":{}}}")
+                    EV("content_block_delta",
+                       "{\"type\":\"content_block_delta\",\"index\":1,\"delta\":{\"type\":"
+                       "\"input_json_delta\",\"partial_json\":\"\"}}")
+                        EV("content_block_delta",
+                           "{\"type\":\"content_block_delta\",\"index\":1,\"delta\":{\"type\":"
+                           "\"input_json_delta\",\"partial_json\":\"{\\\"city\\\": \"}}")
+                            EV("content_block_delta",
+                               "{\"type\":\"content_block_delta\",\"index\":1,\"delta\":{\"type\":"
+                               "\"input_json_delta\",\"partial_json\":\"\\\"Paris\\\"}\"}}")
+                                EV("content_block_stop",
+                                   "{\"type\":\"content_block_stop\",\"index\":1}")
+                                    EV("message_delta",
+                                       "{\"type\":\"message_delta\",\"delta\":{\"stop_reason\":"
+                                       "\"tool_use\","
+                                       "\"stop_sequence\":null},\"usage\":{\"output_tokens\":89}}")
+                                        EV("message_stop", "{\"type\":\"message_stop\"}");
 
 static void test_stream_tool_use(void **state)
 {
@@ -471,8 +485,8 @@ static void test_stream_error_and_broken(void **state)
     const char err_stream[] =
         EV("message_start", "{\"type\":\"message_start\",\"message\":{\"id\":\"m\",\"model\":"
                             "\"c\",\"usage\":{\"input_tokens\":3}}}")
-        EV("error", "{\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":"
-                    "\"Overloaded\"}}");
+            EV("error", "{\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":"
+                        "\"Overloaded\"}}");
     assert_int_equal(run_stream(&c, err_stream, false), SG_OK);
     assert_true(c.s.failed);
     assert_false(c.s.done);
@@ -492,9 +506,10 @@ static void test_stream_error_and_broken(void **state)
     /* Not JSON; content before message_start; a delta for a block never started. */
     assert_int_equal(run_stream(&c, "event: message_start\ndata: {not json\n\n", false), SG_EPROTO);
     sg_buf_dispose(&c.out);
-    assert_int_equal(run_stream(&c, EV("content_block_delta", "{\"type\":\"content_block_delta\","
-                                                              "\"delta\":{\"type\":\"text_delta\","
-                                                              "\"text\":\"x\"}}"),
+    assert_int_equal(run_stream(&c,
+                                EV("content_block_delta", "{\"type\":\"content_block_delta\","
+                                                          "\"delta\":{\"type\":\"text_delta\","
+                                                          "\"text\":\"x\"}}"),
                                 false),
                      SG_EPROTO);
     sg_buf_dispose(&c.out);
@@ -509,11 +524,11 @@ static void test_stream_error_and_broken(void **state)
     sg_buf_dispose(&c.out);
     /* Two message_starts. */
     assert_int_equal(
-        run_stream(&c,
-                   EV("message_start", "{\"type\":\"message_start\",\"message\":{\"id\":\"m\"}}")
-                       EV("message_start",
-                          "{\"type\":\"message_start\",\"message\":{\"id\":\"m\"}}"),
-                   false),
+        run_stream(
+            &c,
+            EV("message_start", "{\"type\":\"message_start\",\"message\":{\"id\":\"m\"}}")
+                EV("message_start", "{\"type\":\"message_start\",\"message\":{\"id\":\"m\"}}"),
+            false),
         SG_EPROTO);
     sg_buf_dispose(&c.out);
     /* Unknown event types are skipped (Anthropic may add some). */

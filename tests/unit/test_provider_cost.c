@@ -14,9 +14,12 @@
 
 static struct sg_deployment dep(const char *provider, const char *model, enum sg_provider_kind k)
 {
-    struct sg_deployment d = {.id = "d", .provider = (char *)provider,
-                              .provider_model = (char *)model, .kind = k,
-                              .api_base = "http://x/v1", .input_cost_per_token = -1,
+    struct sg_deployment d = {.id = "d",
+                              .provider = (char *)provider,
+                              .provider_model = (char *)model,
+                              .kind = k,
+                              .api_base = "http://x/v1",
+                              .input_cost_per_token = -1,
                               .output_cost_per_token = -1};
     return d;
 }
@@ -37,7 +40,7 @@ static void test_lookup(void **state)
                         "claude-opus-4-1");
     assert_string_equal(sg_pricing_lookup("anthropic", "claude-opus-4-20250514")->model,
                         "claude-opus-4");
-    assert_null(sg_pricing_lookup("openai", "gpt-4oz"));  /* a prefix must end at a '-' */
+    assert_null(sg_pricing_lookup("openai", "gpt-4oz")); /* a prefix must end at a '-' */
     assert_null(sg_pricing_lookup("openai", "claude-3-haiku"));
     assert_null(sg_pricing_lookup("anthropic", "gpt-4o"));
     assert_null(sg_pricing_lookup("openai", "llama-3.1-8b"));
@@ -64,16 +67,20 @@ static void test_resolve_and_cost(void **state)
     struct sg_price p;
     struct sg_deployment d = dep("openai", "gpt-4o-mini", SG_PROVIDER_OPENAI);
     assert_true(sg_pricing_resolve(&d, &p));
-    struct sg_usage u = {.input_tokens = 1000000, .output_tokens = 1000000,
-                         .cache_read_tokens = 400000, .known = true};
+    struct sg_usage u = {.input_tokens = 1000000,
+                         .output_tokens = 1000000,
+                         .cache_read_tokens = 400000,
+                         .known = true};
     /* 600k uncached x 0.15 + 400k cached x 0.075 + 1M out x 0.60 (per million) */
     assert_true(fabs(sg_pricing_cost(&p, &u) - (0.09 + 0.03 + 0.60)) < 1e-9);
 
     /* Anthropic: cache reads at 0.1x, cache writes at 1.25x of input. */
     d = dep("anthropic", "claude-3-5-haiku-20241022", SG_PROVIDER_ANTHROPIC);
     assert_true(sg_pricing_resolve(&d, &p));
-    u = (struct sg_usage){.input_tokens = 2112, .cache_read_tokens = 2000,
-                          .cache_creation_tokens = 100, .output_tokens = 6};
+    u = (struct sg_usage){.input_tokens = 2112,
+                          .cache_read_tokens = 2000,
+                          .cache_creation_tokens = 100,
+                          .output_tokens = 6};
     double want = 12 * 0.8e-6 + 2000 * 0.08e-6 + 100 * 1.0e-6 + 6 * 4e-6;
     assert_true(fabs(sg_pricing_cost(&p, &u) - want) < 1e-12);
 
@@ -129,14 +136,16 @@ static void test_stream_usage_chunk(void **state)
     (void)state;
     struct sg_openai_stream s = {.client_wants_usage = false};
     bool fwd;
-    sg_openai_stream_event(&s, SG_SLICE_LIT("{\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":"
-                                            "{\"content\":\"hi\"}}],\"usage\":null}"),
+    sg_openai_stream_event(&s,
+                           SG_SLICE_LIT("{\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":"
+                                        "{\"content\":\"hi\"}}],\"usage\":null}"),
                            &fwd);
     assert_true(fwd);
     assert_false(s.usage.known);
     /* The final usage chunk: recorded, and dropped for a client that did not ask for it. */
-    struct sg_slice usage = SG_SLICE_LIT("{\"id\":\"c\",\"choices\":[ ],\"usage\":{\"prompt_tokens\""
-                                         ":7,\"completion_tokens\":3,\"total_tokens\":10}}");
+    struct sg_slice usage =
+        SG_SLICE_LIT("{\"id\":\"c\",\"choices\":[ ],\"usage\":{\"prompt_tokens\""
+                     ":7,\"completion_tokens\":3,\"total_tokens\":10}}");
     sg_openai_stream_event(&s, usage, &fwd);
     assert_false(fwd);
     assert_true(s.usage.known);
@@ -151,9 +160,10 @@ static void test_stream_usage_chunk(void **state)
     assert_int_equal(asked.usage.output_tokens, 3);
     /* Some servers put usage on the last content chunk: it must reach the client. */
     struct sg_openai_stream s2 = {0};
-    sg_openai_stream_event(&s2, SG_SLICE_LIT("{\"choices\":[{\"delta\":{},\"finish_reason\":"
-                                             "\"stop\"}],\"usage\":{\"prompt_tokens\":1,"
-                                             "\"completion_tokens\":2}}"),
+    sg_openai_stream_event(&s2,
+                           SG_SLICE_LIT("{\"choices\":[{\"delta\":{},\"finish_reason\":"
+                                        "\"stop\"}],\"usage\":{\"prompt_tokens\":1,"
+                                        "\"completion_tokens\":2}}"),
                            &fwd);
     assert_true(fwd);
     assert_int_equal(s2.usage.output_tokens, 2);
@@ -294,40 +304,49 @@ static void classify(int status, const char *body, enum sg_error_class want, boo
 static void test_classify(void **state)
 {
     (void)state;
-    classify(401, "{\"error\":{\"message\":\"Incorrect API key provided\",\"type\":"
-                  "\"invalid_request_error\",\"code\":\"invalid_api_key\"}}",
+    classify(401,
+             "{\"error\":{\"message\":\"Incorrect API key provided\",\"type\":"
+             "\"invalid_request_error\",\"code\":\"invalid_api_key\"}}",
              SG_ERRC_AUTH, true);
-    classify(401, "{\"type\":\"error\",\"error\":{\"type\":\"authentication_error\",\"message\":"
-                  "\"invalid x-api-key\"}}",
+    classify(401,
+             "{\"type\":\"error\",\"error\":{\"type\":\"authentication_error\",\"message\":"
+             "\"invalid x-api-key\"}}",
              SG_ERRC_AUTH, true);
     classify(403, "", SG_ERRC_AUTH, true);
-    classify(429, "{\"error\":{\"message\":\"Rate limit reached\",\"type\":\"requests\",\"code\":"
-                  "\"rate_limit_exceeded\"}}",
+    classify(429,
+             "{\"error\":{\"message\":\"Rate limit reached\",\"type\":\"requests\",\"code\":"
+             "\"rate_limit_exceeded\"}}",
              SG_ERRC_RATE_LIMIT, true);
-    classify(429, "{\"error\":{\"message\":\"You exceeded your current quota\",\"type\":"
-                  "\"insufficient_quota\",\"code\":\"insufficient_quota\"}}",
+    classify(429,
+             "{\"error\":{\"message\":\"You exceeded your current quota\",\"type\":"
+             "\"insufficient_quota\",\"code\":\"insufficient_quota\"}}",
              SG_ERRC_AUTH, true);
-    classify(400, "{\"error\":{\"message\":\"This model's maximum context length is 128000 "
-                  "tokens. However, your messages resulted in 130000 tokens.\",\"type\":"
-                  "\"invalid_request_error\",\"code\":\"context_length_exceeded\"}}",
+    classify(400,
+             "{\"error\":{\"message\":\"This model's maximum context length is 128000 "
+             "tokens. However, your messages resulted in 130000 tokens.\",\"type\":"
+             "\"invalid_request_error\",\"code\":\"context_length_exceeded\"}}",
              SG_ERRC_CONTEXT_WINDOW, false);
-    classify(400, "{\"type\":\"error\",\"error\":{\"type\":\"invalid_request_error\",\"message\":"
-                  "\"prompt is too long: 210000 tokens > 200000 maximum\"}}",
+    classify(400,
+             "{\"type\":\"error\",\"error\":{\"type\":\"invalid_request_error\",\"message\":"
+             "\"prompt is too long: 210000 tokens > 200000 maximum\"}}",
              SG_ERRC_CONTEXT_WINDOW, false);
-    classify(400, "{\"error\":{\"message\":\"Your request was rejected as a result of our safety "
-                  "system.\",\"type\":\"invalid_request_error\",\"code\":"
-                  "\"content_policy_violation\"}}",
+    classify(400,
+             "{\"error\":{\"message\":\"Your request was rejected as a result of our safety "
+             "system.\",\"type\":\"invalid_request_error\",\"code\":"
+             "\"content_policy_violation\"}}",
              SG_ERRC_CONTENT_POLICY, false);
     classify(400, "{\"error\":{\"message\":\"'messages' is a required property\"}}",
              SG_ERRC_BAD_REQUEST, false);
     classify(422, "{\"detail\":\"bad\"}", SG_ERRC_BAD_REQUEST, false);
-    classify(404, "{\"type\":\"error\",\"error\":{\"type\":\"not_found_error\",\"message\":"
-                  "\"model: claude-x\"}}",
+    classify(404,
+             "{\"type\":\"error\",\"error\":{\"type\":\"not_found_error\",\"message\":"
+             "\"model: claude-x\"}}",
              SG_ERRC_NOT_FOUND, false);
     classify(500, "{\"type\":\"error\",\"error\":{\"type\":\"api_error\",\"message\":\"x\"}}",
              SG_ERRC_SERVER, true);
-    classify(529, "{\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":"
-                  "\"Overloaded\"}}",
+    classify(529,
+             "{\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":"
+             "\"Overloaded\"}}",
              SG_ERRC_SERVER, true);
     classify(503, "<html>busy</html>", SG_ERRC_SERVER, true);
     classify(504, "", SG_ERRC_TIMEOUT, true);
@@ -359,8 +378,9 @@ static void test_classify(void **state)
                                   "\"message\":\"slow \\\"down\\\"\"}}");
     sg_buf_reset(&out);
     sg_openai_error_body(&out, "invalid_request_error", NULL, "m");
-    assert_string_equal(out.data, "{\"error\":{\"message\":\"m\",\"type\":\"invalid_request_error\","
-                                  "\"param\":null,\"code\":null}}");
+    assert_string_equal(out.data,
+                        "{\"error\":{\"message\":\"m\",\"type\":\"invalid_request_error\","
+                        "\"param\":null,\"code\":null}}");
     sg_buf_dispose(&out);
 }
 

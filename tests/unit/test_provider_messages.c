@@ -11,15 +11,20 @@
 
 #include <cmocka.h>
 
-static struct sg_deployment oai = {.id = "gpt", .provider = "openai",
-                                   .provider_model = "gpt-4o-mini", .kind = SG_PROVIDER_OPENAI,
+static struct sg_deployment oai = {.id = "gpt",
+                                   .provider = "openai",
+                                   .provider_model = "gpt-4o-mini",
+                                   .kind = SG_PROVIDER_OPENAI,
                                    .api_base = "https://api.openai.com/v1",
-                                   .input_cost_per_token = -1, .output_cost_per_token = -1};
-static struct sg_deployment ant = {.id = "claude", .provider = "anthropic",
+                                   .input_cost_per_token = -1,
+                                   .output_cost_per_token = -1};
+static struct sg_deployment ant = {.id = "claude",
+                                   .provider = "anthropic",
                                    .provider_model = "claude-3-5-haiku-latest",
                                    .kind = SG_PROVIDER_ANTHROPIC,
                                    .api_base = "https://api.anthropic.com",
-                                   .input_cost_per_token = -1, .output_cost_per_token = -1};
+                                   .input_cost_per_token = -1,
+                                   .output_cost_per_token = -1};
 
 static const char *at(struct json_object *j, const char *path)
 {
@@ -107,7 +112,8 @@ static void test_encode_openai(void **state)
         "\"object\",\"properties\":{\"q\":{\"type\":\"string\"}}}}],\"tool_choice\":{\"type\":"
         "\"any\",\"disable_parallel_tool_use\":true}}");
     assert_string_equal(at(j, "model"), "\"gpt-4o-mini\"");
-    assert_string_equal(at(j, "messages.0"), "{\"role\":\"system\",\"content\":\"You are terse.\"}");
+    assert_string_equal(at(j, "messages.0"),
+                        "{\"role\":\"system\",\"content\":\"You are terse.\"}");
     assert_string_equal(at(j, "messages.1.content"),
                         "[{\"type\":\"text\",\"text\":\"Look:\"},{\"type\":\"image_url\","
                         "\"image_url\":{\"url\":\"data:image/jpeg;base64,/9j/4AAQ\"}}]");
@@ -118,8 +124,9 @@ static void test_encode_openai(void **state)
     /* The tool result first, as a tool message, then the rest of the user turn. */
     assert_string_equal(at(j, "messages.3"),
                         "{\"role\":\"tool\",\"tool_call_id\":\"toolu_1\",\"content\":\"a cat\"}");
-    assert_string_equal(at(j, "messages.4"),
-                        "{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"Thanks\"}]}");
+    assert_string_equal(
+        at(j, "messages.4"),
+        "{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"Thanks\"}]}");
     assert_string_equal(at(j, "max_tokens"), "256");
     assert_string_equal(at(j, "stop"), "[\"###\"]");
     assert_string_equal(at(j, "temperature"), "0.5");
@@ -137,8 +144,9 @@ static void test_encode_openai(void **state)
     /* A server tool has no OpenAI form. */
     struct sg_chat_request r;
     char err[300];
-    const char *b = "{\"model\":\"a\",\"max_tokens\":5,\"messages\":[{\"role\":\"user\",\"content\":"
-                    "\"x\"}],\"tools\":[{\"type\":\"web_search_20250305\",\"name\":\"web_search\"}]}";
+    const char *b =
+        "{\"model\":\"a\",\"max_tokens\":5,\"messages\":[{\"role\":\"user\",\"content\":"
+        "\"x\"}],\"tools\":[{\"type\":\"web_search_20250305\",\"name\":\"web_search\"}]}";
     assert_int_equal(sg_messages_request_parse(b, strlen(b), &r, err, sizeof err), SG_OK);
     struct sg_buf out;
     sg_buf_init(&out, 0);
@@ -252,19 +260,22 @@ static void test_stream(void **state)
     assert_int_equal(chunk(&s, c, &out), SG_OK);
     snprintf(c, sizeof c, "%s{\"content\":\"lo\"},\"finish_reason\":null}]}", pre);
     assert_int_equal(chunk(&s, c, &out), SG_OK);
-    snprintf(c, sizeof c, "%s{\"tool_calls\":[{\"index\":0,\"id\":\"call_1\",\"type\":"
-                          "\"function\",\"function\":{\"name\":\"f\",\"arguments\":\"\"}}]},"
-                          "\"finish_reason\":null}]}",
+    snprintf(c, sizeof c,
+             "%s{\"tool_calls\":[{\"index\":0,\"id\":\"call_1\",\"type\":"
+             "\"function\",\"function\":{\"name\":\"f\",\"arguments\":\"\"}}]},"
+             "\"finish_reason\":null}]}",
              pre);
     assert_int_equal(chunk(&s, c, &out), SG_OK);
-    snprintf(c, sizeof c, "%s{\"tool_calls\":[{\"index\":0,\"function\":{\"arguments\":"
-                          "\"{\\\"a\\\":1}\"}}]},\"finish_reason\":null}]}",
+    snprintf(c, sizeof c,
+             "%s{\"tool_calls\":[{\"index\":0,\"function\":{\"arguments\":"
+             "\"{\\\"a\\\":1}\"}}]},\"finish_reason\":null}]}",
              pre);
     assert_int_equal(chunk(&s, c, &out), SG_OK);
     snprintf(c, sizeof c, "%s{},\"finish_reason\":\"tool_calls\"}]}", pre);
     assert_int_equal(chunk(&s, c, &out), SG_OK);
-    assert_int_equal(chunk(&s, "{\"id\":\"chatcmpl-7\",\"choices\":[],\"usage\":{\"prompt_tokens\":"
-                               "20,\"completion_tokens\":9,\"total_tokens\":29}}",
+    assert_int_equal(chunk(&s,
+                           "{\"id\":\"chatcmpl-7\",\"choices\":[],\"usage\":{\"prompt_tokens\":"
+                           "20,\"completion_tokens\":9,\"total_tokens\":29}}",
                            &out),
                      SG_OK);
     assert_false(s.done);

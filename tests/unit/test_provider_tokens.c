@@ -106,9 +106,9 @@ static void test_corpus(void **state)
     printf("|---|---|---|---|---|\n");
     for (int k = 0; k < 3; k++)
         printf("| %s | %+.1f%% | %zu of %zu | %+.1f%% (%s) | %+.1f%% (%s) |\n", st[k].name,
-               100 * st[k].sum_rel / (double)st[k].n, st[k].under, st[k].n,
-               100 * st[k].worst_under, st[k].worst_under_id[0] ? st[k].worst_under_id : "-",
-               100 * st[k].worst_over, st[k].worst_over_id);
+               100 * st[k].sum_rel / (double)st[k].n, st[k].under, st[k].n, 100 * st[k].worst_under,
+               st[k].worst_under_id[0] ? st[k].worst_under_id : "-", 100 * st[k].worst_over,
+               st[k].worst_over_id);
     /* Conservative against OpenAI's tokenizers: at most 2% of prompts under, never by 20%.
      * The Claude reference is Anthropic's older published tokenizer (Claude 3+ has none
      * public): looser bounds, and the documented weak spot is low-resource Latin-script

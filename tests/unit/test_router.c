@@ -65,8 +65,12 @@ static void begin(struct fx *f, struct sg_route *rt, const char *alias, bool str
     "  - model_name: app/chat\n    litellm_params: {model: openai/" id ", api_key: k, api_base: "  \
     "\"http://127.0.0.1:1/v1\", order: " #order extra "}\n    model_info: {id: " id "}\n"
 
-static const char two_tiers[] = "model_list:\n" DEP("a1", 1, ", weight: 9") DEP("a2", 1, ", weight: 1")
-    DEP("b1", 2, "") "router_settings: {num_retries: 1, allowed_fails: 3, cooldown_time: 30}\n";
+#define DEAR_PRICES ", input_cost_per_token: 0.00001, output_cost_per_token: 0.00003"
+#define CHEAP_PRICES ", input_cost_per_token: 0.0000001, output_cost_per_token: 0.0000004"
+
+static const char two_tiers[] =
+    "model_list:\n" DEP("a1", 1, ", weight: 9") DEP("a2", 1, ", weight: 1")
+        DEP("b1", 2, "") "router_settings: {num_retries: 1, allowed_fails: 3, cooldown_time: 30}\n";
 
 static void test_weighted_shuffle_is_proportional(void **state)
 {
@@ -148,10 +152,10 @@ static void test_no_retries_or_no_weighted_failover_cross_tiers_at_once(void **s
 {
     (void)state;
     const char *variants[] = {
-        "model_list:\n" DEP("a1", 1, "") DEP("a2", 1, "") DEP("b1", 2, "")
-        "router_settings: {num_retries: 0}\n",
-        "model_list:\n" DEP("a1", 1, "") DEP("a2", 1, "") DEP("b1", 2, "")
-        "router_settings: {num_retries: 3, enable_weighted_failover: false}\n",
+        "model_list:\n" DEP("a1", 1, "") DEP("a2", 1, "")
+            DEP("b1", 2, "") "router_settings: {num_retries: 0}\n",
+        "model_list:\n" DEP("a1", 1, "") DEP("a2", 1, "")
+            DEP("b1", 2, "") "router_settings: {num_retries: 3, enable_weighted_failover: false}\n",
     };
     for (size_t v = 0; v < 2; v++) {
         struct fx f = {0};
@@ -170,10 +174,12 @@ static void test_fallback_aliases(void **state)
 {
     (void)state;
     struct fx f = {0};
-    setup_yaml(&f, "model_list:\n" DEP("a1", 1, "")
-                   "  - model_name: app/lite\n    litellm_params: {model: openai/l1, api_key: k, "
-                   "api_base: \"http://127.0.0.1:1/v1\"}\n    model_info: {id: l1}\n"
-                   "router_settings:\n  fallbacks: [{app/chat: [app/lite]}]\n");
+    setup_yaml(
+        &f, "model_list:\n" DEP(
+                "a1", 1,
+                "") "  - model_name: app/lite\n    litellm_params: {model: openai/l1, api_key: k, "
+                    "api_base: \"http://127.0.0.1:1/v1\"}\n    model_info: {id: l1}\n"
+                    "router_settings:\n  fallbacks: [{app/chat: [app/lite]}]\n");
     struct sg_route rt;
     begin(&f, &rt, "app/chat", false, 1000);
     const struct sg_deployment *d = sg_route_next(&rt, 1000);
@@ -189,10 +195,13 @@ static void test_context_window_fallbacks(void **state)
 {
     (void)state;
     struct fx f = {0};
-    setup_yaml(&f, "model_list:\n" DEP("a1", 1, "")
-                   "  - model_name: app/long\n    litellm_params: {model: openai/long, api_key: k, "
-                   "api_base: \"http://127.0.0.1:1/v1\"}\n    model_info: {id: long1}\n"
-                   "router_settings:\n  context_window_fallbacks: [{app/chat: [app/long]}]\n");
+    setup_yaml(
+        &f,
+        "model_list:\n" DEP(
+            "a1", 1,
+            "") "  - model_name: app/long\n    litellm_params: {model: openai/long, api_key: k, "
+                "api_base: \"http://127.0.0.1:1/v1\"}\n    model_info: {id: long1}\n"
+                "router_settings:\n  context_window_fallbacks: [{app/chat: [app/long]}]\n");
     struct sg_route rt;
     begin(&f, &rt, "app/chat", false, 1000);
     const struct sg_deployment *d = sg_route_next(&rt, 1000);
@@ -210,8 +219,8 @@ static void test_cooldown_after_allowed_fails_in_window(void **state)
 {
     (void)state;
     struct fx f = {0};
-    setup_yaml(&f, "model_list:\n" DEP("a1", 1, "") DEP("b1", 2, "")
-                   "router_settings: {allowed_fails: 3, cooldown_time: 30}\n");
+    setup_yaml(&f, "model_list:\n" DEP("a1", 1, "")
+                       DEP("b1", 2, "") "router_settings: {allowed_fails: 3, cooldown_time: 30}\n");
     struct sg_dep_health *h = sg_health_find(f.h, "a1");
     struct sg_dep_view v;
     uint64_t t = 100000;
@@ -247,8 +256,8 @@ static void test_auth_and_rate_limit_cool_at_once(void **state)
 {
     (void)state;
     struct fx f = {0};
-    setup_yaml(&f, "model_list:\n" DEP("a1", 1, "") DEP("a2", 1, "")
-                   "router_settings: {allowed_fails: 3, cooldown_time: 30}\n");
+    setup_yaml(&f, "model_list:\n" DEP("a1", 1, "")
+                       DEP("a2", 1, "") "router_settings: {allowed_fails: 3, cooldown_time: 30}\n");
     struct sg_route rt;
     begin(&f, &rt, "app/chat", false, 5000);
     const struct sg_deployment *d1 = sg_route_next(&rt, 5000);
@@ -272,8 +281,8 @@ static void test_half_open_probe(void **state)
 {
     (void)state;
     struct fx f = {0};
-    setup_yaml(&f, "model_list:\n" DEP("a1", 1, "") DEP("b1", 2, "")
-                   "router_settings: {allowed_fails: 1, cooldown_time: 10}\n");
+    setup_yaml(&f, "model_list:\n" DEP("a1", 1, "")
+                       DEP("b1", 2, "") "router_settings: {allowed_fails: 1, cooldown_time: 10}\n");
     struct sg_route rt, rt2, rt3;
     begin(&f, &rt, "app/chat", false, 1000);
     const struct sg_deployment *d = sg_route_next(&rt, 1000);
@@ -307,9 +316,10 @@ static void test_strategies(void **state)
     (void)state;
     /* latency-based: lowest EWMA; a stale sample (older than ttl) counts as unknown = explore. */
     struct fx f = {0};
-    setup_yaml(&f, "model_list:\n" DEP("fast", 1, "") DEP("slow", 1, "")
-                   "router_settings: {routing_strategy: latency-based-routing, "
-                   "routing_strategy_args: {ttl: 60}}\n");
+    setup_yaml(&f,
+               "model_list:\n" DEP("fast", 1, "")
+                   DEP("slow", 1, "") "router_settings: {routing_strategy: latency-based-routing, "
+                                      "routing_strategy_args: {ttl: 60}}\n");
     struct sg_route rt;
     const struct sg_deployment *fast = f.cfg->groups[0].deployments[0];
     const struct sg_deployment *slow = f.cfg->groups[0].deployments[1];
@@ -326,8 +336,8 @@ static void test_strategies(void **state)
 
     /* least-busy */
     struct fx g = {0};
-    setup_yaml(&g, "model_list:\n" DEP("x", 1, "") DEP("y", 1, "")
-                   "router_settings: {routing_strategy: least-busy}\n");
+    setup_yaml(&g, "model_list:\n" DEP("x", 1, "")
+                       DEP("y", 1, "") "router_settings: {routing_strategy: least-busy}\n");
     atomic_store(&sg_health_find(g.h, "x")->in_flight, 5);
     begin(&g, &rt, "app/chat", false, 1000);
     assert_string_equal(sg_route_next(&rt, 1000)->id, "y");
@@ -335,8 +345,9 @@ static void test_strategies(void **state)
 
     /* usage-based: a deployment at its rpm this minute is skipped */
     struct fx u = {0};
-    setup_yaml(&u, "model_list:\n" DEP("x", 1, ", rpm: 2") DEP("y", 1, ", rpm: 1000")
-                   "router_settings: {routing_strategy: usage-based-routing}\n");
+    setup_yaml(&u, "model_list:\n" DEP("x", 1, ", rpm: 2") DEP(
+                       "y", 1,
+                       ", rpm: 1000") "router_settings: {routing_strategy: usage-based-routing}\n");
     begin(&u, &rt, "app/chat", false, 60000);
     const struct sg_deployment *x = u.cfg->groups[0].deployments[0];
     for (int i = 0; i < 2; i++) {
@@ -349,10 +360,9 @@ static void test_strategies(void **state)
 
     /* cost-based: cheapest; unknown prices rank last */
     struct fx c = {0};
-    setup_yaml(&c, "model_list:\n" DEP("dear", 1, ", input_cost_per_token: 0.00001, "
-                                                  "output_cost_per_token: 0.00003")
-                   DEP("cheap", 1, ", input_cost_per_token: 0.0000001, output_cost_per_token: 0.0000004")
-                   "router_settings: {routing_strategy: cost-based-routing}\n");
+    setup_yaml(&c, "model_list:\n" DEP("dear", 1, DEAR_PRICES) DEP(
+                       "cheap", 1,
+                       CHEAP_PRICES) "router_settings: {routing_strategy: cost-based-routing}\n");
     begin(&c, &rt, "app/chat", false, 1000);
     assert_string_equal(sg_route_next(&rt, 1000)->id, "cheap");
     teardown_fx(&c);
@@ -397,7 +407,8 @@ static void test_nothing_available_is_all_cooling(void **state)
     /* Disabled, or a probe out: nothing can be tried, so the answer is 503 (ALL_COOLING), not a
      * 502 for attempts that never happened. */
     struct fx f = {0};
-    setup_yaml(&f, "model_list:\n" DEP("a1", 1, "") "router_settings: {allowed_fails: 1, cooldown_time: 1}\n");
+    setup_yaml(&f, "model_list:\n" DEP(
+                       "a1", 1, "") "router_settings: {allowed_fails: 1, cooldown_time: 1}\n");
     struct sg_route rt, rt2;
     sg_health_find(f.h, "a1")->disabled = true;
     begin(&f, &rt, "app/chat", false, 1000);
@@ -421,8 +432,8 @@ static void test_recovered_deployment_takes_its_share(void **state)
 {
     (void)state;
     struct fx f = {0};
-    setup_yaml(&f, "model_list:\n" DEP("x", 1, "") DEP("y", 1, "")
-                   "router_settings: {allowed_fails: 1, cooldown_time: 1}\n");
+    setup_yaml(&f, "model_list:\n" DEP("x", 1, "")
+                       DEP("y", 1, "") "router_settings: {allowed_fails: 1, cooldown_time: 1}\n");
     sg_health_cool(sg_health_find(f.h, "x"), 1000, 1000, "test");
     int x = 0;
     for (int i = 0; i < 200; i++) {
@@ -441,8 +452,8 @@ static void test_usage_based_skips_over_limits_and_counts_tokens(void **state)
 {
     (void)state;
     struct fx f = {0};
-    setup_yaml(&f, "model_list:\n" DEP("a", 1, ", rpm: 2") DEP("t", 1, ", tpm: 50") DEP("c", 2, "")
-                   "router_settings: {routing_strategy: usage-based-routing}\n");
+    setup_yaml(&f, "model_list:\n" DEP("a", 1, ", rpm: 2") DEP("t", 1, ", tpm: 50") DEP(
+                       "c", 2, "") "router_settings: {routing_strategy: usage-based-routing}\n");
     const char *seen[6];
     for (int i = 0; i < 6; i++) {
         struct sg_route rt;

@@ -28,7 +28,10 @@
 /* ---- helpers ---- */
 
 static uint64_t fake_now;
-static uint64_t clock_fn(void) { return fake_now; }
+static uint64_t clock_fn(void)
+{
+    return fake_now;
+}
 
 static struct sg_event *ev_n(int i)
 {
@@ -125,9 +128,15 @@ static int fake_insert(struct sg_store_backend *b, const struct sg_event *const 
     return SG_OK;
 }
 
-static void fake_disconnect(struct sg_store_backend *b) { ((struct fake *)b)->connected = false; }
+static void fake_disconnect(struct sg_store_backend *b)
+{
+    ((struct fake *)b)->connected = false;
+}
 
-static void fake_free(struct sg_store_backend *b) { (void)b; /* owned by the test */ }
+static void fake_free(struct sg_store_backend *b)
+{
+    (void)b; /* owned by the test */
+}
 
 static struct fake *fake_new(bool up)
 {

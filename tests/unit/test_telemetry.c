@@ -275,7 +275,10 @@ static void test_metrics_render_exact(void **state)
     sg_metrics_free(m);
 }
 
-static double fn_value(void *ud) { return *(double *)ud; }
+static double fn_value(void *ud)
+{
+    return *(double *)ud;
+}
 
 static void test_metrics_scrape_fn(void **state)
 {
@@ -631,7 +634,10 @@ static void run_until(uv_loop_t *loop, bool (*done)(void *), void *ud, int max_m
         uv_run(loop, UV_RUN_ONCE);
 }
 
-static bool calls_at_least_3(void *ud) { return ((struct collector *)ud)->calls >= 3; }
+static bool calls_at_least_3(void *ud)
+{
+    return ((struct collector *)ud)->calls >= 3;
+}
 
 static bool is_closed(void *ud)
 {
