@@ -57,47 +57,20 @@ static const char demo_yaml[] = "# slogate demo: two mock providers behind one a
                                 "  master_key: " DEMO_KEY "\n"
                                 "service: { name: slogate demo }\n";
 
-/* The mocks run on a loop of their own, on their own thread. */
-struct mocks {
-    const char *host; /* the gateway's, for the banner */
-    uv_loop_t loop;
-    uv_thread_t thread;
-    uv_async_t stop;
-    uv_sem_t ready;
-    struct sg_mock *a, *b;
-    int rc;
+/* What the banner needs. */
+struct demo {
+    const char *host; /* the gateway's */
+    struct sg_mock_pair *mocks;
 };
-
-static void on_mocks_stop(uv_async_t *h)
-{
-    struct mocks *m = h->data;
-    sg_mock_free(m->a);
-    sg_mock_free(m->b);
-    uv_close((uv_handle_t *)&m->stop, NULL);
-}
-
-static void mocks_main(void *arg)
-{
-    struct mocks *m = arg;
-    struct sg_mock_options oa = {.name = "provider-a", .expected_key = "demo-key-a"};
-    struct sg_mock_options ob = {.name = "provider-b", .expected_key = "demo-key-b"};
-    m->a = sg_mock_new(&m->loop, &oa);
-    m->b = sg_mock_new(&m->loop, &ob);
-    m->rc = sg_mock_listen(m->a, "127.0.0.1", 0);
-    if (m->rc == 0)
-        m->rc = sg_mock_listen(m->b, "127.0.0.1", 0);
-    uv_sem_post(&m->ready);
-    uv_run(&m->loop, UV_RUN_DEFAULT);
-}
 
 static void banner(struct sg_gateway *gw, void *ud)
 {
-    const struct mocks *m = ud;
-    const char *host = m->host;
+    const struct demo *dm = ud;
+    const char *host = dm->host;
     int port = sg_gateway_port(gw);
     printf("slogate demo: gateway on http://%s:%d, provider-a (primary) on :%d, provider-b "
            "(secondary) on :%d\n\n",
-           host, port, sg_mock_port(m->a), sg_mock_port(m->b));
+           host, port, sg_mock_pair_port(dm->mocks, 0), sg_mock_pair_port(dm->mocks, 1));
     printf("Try it:\n\n"
            "  curl -s http://%s:%d/v1/chat/completions \\\n"
            "    -H 'Authorization: Bearer " DEMO_KEY "' -H 'Content-Type: application/json' \\\n"
@@ -113,7 +86,7 @@ static void banner(struct sg_gateway *gw, void *ud)
            "Break the primary while it runs (the mock's control API):\n\n"
            "  curl -s -X POST http://127.0.0.1:%d/_mock/faults -d '{\"status\":500}'\n\n"
            "Ctrl-C stops the demo.\n",
-           host, port, host, port, sg_mock_port(m->a));
+           host, port, host, port, sg_mock_pair_port(dm->mocks, 0));
     fflush(stdout);
 }
 
@@ -151,19 +124,16 @@ int cmd_demo(int argc, char **argv)
         }
     }
     sg_upstream_global_init();
-    struct mocks m = {.host = host};
-    uv_loop_init(&m.loop);
-    uv_async_init(&m.loop, &m.stop, on_mocks_stop);
-    m.stop.data = &m;
-    uv_sem_init(&m.ready, 0);
-    uv_thread_create(&m.thread, mocks_main, &m);
-    uv_sem_wait(&m.ready);
+    struct sg_mock_options oa = {.name = "provider-a", .expected_key = "demo-key-a"};
+    struct sg_mock_options ob = {.name = "provider-b", .expected_key = "demo-key-b"};
+    struct demo dm = {.host = host, .mocks = sg_mock_pair_start(&oa, &ob)};
     int rc = SG_EXIT_FAIL;
-    if (m.rc != 0) {
+    if (!dm.mocks) {
         fprintf(stderr, "slogate demo: could not start the mock providers\n");
-        goto out;
+        return rc;
     }
-    char *yaml = sg_xasprintf(demo_yaml, sg_mock_port(m.a), sg_mock_port(m.b));
+    char *yaml =
+        sg_xasprintf(demo_yaml, sg_mock_pair_port(dm.mocks, 0), sg_mock_pair_port(dm.mocks, 1));
     struct sg_diags diags;
     sg_diags_init(&diags);
     struct sg_config *cfg = sg_config_load_string(yaml, strlen(yaml), "<demo>", NULL, NULL, &diags);
@@ -176,12 +146,9 @@ int cmd_demo(int argc, char **argv)
     }
     struct sg_gateway_options go = {.host = host, .port = port, .workers = workers};
     struct sg_gateway *gw = sg_gateway_new(cfg, &go);
-    rc = sg_gateway_run(gw, banner, &m) ? SG_EXIT_FAIL : SG_EXIT_OK;
+    rc = sg_gateway_run(gw, banner, &dm) ? SG_EXIT_FAIL : SG_EXIT_OK;
     sg_gateway_free(gw);
 out:
-    uv_async_send(&m.stop);
-    uv_thread_join(&m.thread);
-    uv_sem_destroy(&m.ready);
-    uv_loop_close(&m.loop);
+    sg_mock_pair_stop(dm.mocks);
     return rc;
 }

@@ -81,42 +81,14 @@ static const char demo_yaml[] =
     "slo: { success_rate: 99.5, p95_latency_s: 2.5, cost_avg_usd: 0.015 }\n"
     "drill: { failover_target_s: 10, min_success_during_failover: 95 }\n";
 
-struct mocks {
-    uv_loop_t loop;
-    uv_thread_t thread;
-    uv_async_t stop;
-    uv_sem_t ready;
-    struct sg_mock *a, *b;
-    int rc;
-};
-
-static void on_mocks_stop(uv_async_t *h)
-{
-    struct mocks *m = h->data;
-    sg_mock_free(m->a);
-    sg_mock_free(m->b);
-    uv_close((uv_handle_t *)&m->stop, NULL);
-}
-
-static void mocks_main(void *arg)
-{
-    struct mocks *m = arg;
-    /* Realistic-looking latencies: the primary answers in ~20 ms with a 120 ms first token on
-     * streams (so a 30 ms TTFT cap bites), the secondary in ~45 ms. */
-    struct sg_mock_options oa = {.name = "provider-a",
-                                 .expected_key = "demo-key-a",
-                                 .faults = {.latency_ms = 20, .ttft_ms = 120}};
-    struct sg_mock_options ob = {.name = "provider-b",
-                                 .expected_key = "demo-key-b",
-                                 .faults = {.latency_ms = 45, .ttft_ms = 60}};
-    m->a = sg_mock_new(&m->loop, &oa);
-    m->b = sg_mock_new(&m->loop, &ob);
-    m->rc = sg_mock_listen(m->a, "127.0.0.1", 0);
-    if (m->rc == 0)
-        m->rc = sg_mock_listen(m->b, "127.0.0.1", 0);
-    uv_sem_post(&m->ready);
-    uv_run(&m->loop, UV_RUN_DEFAULT);
-}
+/* Realistic-looking latencies: the primary answers in ~20 ms with a 120 ms first token on
+ * streams (so a 30 ms TTFT cap bites), the secondary in ~45 ms. */
+static const struct sg_mock_options demo_primary = {.name = "provider-a",
+                                                    .expected_key = "demo-key-a",
+                                                    .faults = {.latency_ms = 20, .ttft_ms = 120}};
+static const struct sg_mock_options demo_secondary = {.name = "provider-b",
+                                                      .expected_key = "demo-key-b",
+                                                      .faults = {.latency_ms = 45, .ttft_ms = 60}};
 
 static bool parse_num(const char *flag, const char *v, int64_t min, int64_t max, int64_t *out)
 {
@@ -132,22 +104,15 @@ static int run_demo(struct sg_drill_options *o)
     sg_upstream_global_init();
     /* The gateway's own log lines would tear through the live display. */
     sg_log_set_level(SG_LOG_ERROR);
-    struct mocks m;
-    memset(&m, 0, sizeof m);
-    uv_loop_init(&m.loop);
-    uv_async_init(&m.loop, &m.stop, on_mocks_stop);
-    m.stop.data = &m;
-    uv_sem_init(&m.ready, 0);
-    uv_thread_create(&m.thread, mocks_main, &m);
-    uv_sem_wait(&m.ready);
+    struct sg_mock_pair *mocks = sg_mock_pair_start(&demo_primary, &demo_secondary);
     int rc = SG_EXIT_FAIL;
     struct sg_gateway *gw = NULL;
     struct sg_config *cfg = NULL;
-    if (m.rc != 0) {
+    if (!mocks) {
         fprintf(stderr, "slogate drill: could not start the mock providers\n");
         goto out;
     }
-    char *yaml = sg_xasprintf(demo_yaml, sg_mock_port(m.a), sg_mock_port(m.b));
+    char *yaml = sg_xasprintf(demo_yaml, sg_mock_pair_port(mocks, 0), sg_mock_pair_port(mocks, 1));
     struct sg_diags diags;
     sg_diags_init(&diags);
     cfg = sg_config_load_string(yaml, strlen(yaml), "<drill demo>", NULL, NULL, &diags);
@@ -170,7 +135,7 @@ static int run_demo(struct sg_drill_options *o)
     fprintf(o->out,
             "slogate drill --demo: gateway %s, provider-a (primary) :%d, provider-b "
             "(secondary) :%d\n",
-            url, sg_mock_port(m.a), sg_mock_port(m.b));
+            url, sg_mock_pair_port(mocks, 0), sg_mock_pair_port(mocks, 1));
     o->cfg = cfg;
     o->gateway_url = url;
     o->master_key = DEMO_KEY;
@@ -183,10 +148,7 @@ out:
     }
     if (cfg)
         sg_config_unref(cfg);
-    uv_async_send(&m.stop);
-    uv_thread_join(&m.thread);
-    uv_sem_destroy(&m.ready);
-    uv_loop_close(&m.loop);
+    sg_mock_pair_stop(mocks);
     return rc;
 }
 

@@ -70,6 +70,16 @@ void sg_mock_free(struct sg_mock *m);
 void sg_mock_set_faults(struct sg_mock *m, const struct sg_mock_faults *f);
 void sg_mock_get_faults(const struct sg_mock *m, struct sg_mock_faults *out);
 
+/* Two mocks on a loop and a thread of their own (demo, drill --demo), on 127.0.0.1 ephemeral
+ * ports. NULL when they could not listen. */
+struct sg_mock_pair;
+struct sg_mock_pair *sg_mock_pair_start(const struct sg_mock_options *a,
+                                        const struct sg_mock_options *b);
+/* The port of mock 0 (a) or 1 (b). */
+int sg_mock_pair_port(const struct sg_mock_pair *p, int which);
+/* Stop both mocks, join their thread, free the pair. */
+void sg_mock_pair_stop(struct sg_mock_pair *p);
+
 /* ---------------------------------------------------------------------------------------------
  * Pure protocol helpers (render.c, faults.c): no sockets, no loop; unit-tested one by one.
  * ------------------------------------------------------------------------------------------- */
