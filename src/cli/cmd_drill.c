@@ -263,30 +263,5 @@ int cmd_drill(int argc, char **argv)
     if (demo)
         return run_demo(&o);
 
-    struct sg_config *cfg = sg_drill_config_load(config, stderr);
-    if (!cfg) {
-        fprintf(stderr, "slogate drill: %s did not load; `slogate check -c %s` shows why\n", config,
-                config);
-        return SG_EXIT_USAGE;
-    }
-    o.cfg = cfg;
-    o.master_key = sg_drill_master_key(cfg);
-    int rc;
-    if (!o.master_key) {
-        fprintf(stderr,
-                "slogate drill: no master key: set general_settings.master_key in %s or "
-                "SLOGATE_MASTER_KEY\n",
-                config);
-        rc = SG_EXIT_USAGE;
-    } else {
-        char url[300];
-        if (!o.gateway_url) {
-            sg_drill_default_gateway(cfg, url, sizeof url);
-            o.gateway_url = url;
-        }
-        sg_upstream_global_init();
-        rc = sg_drill_run(&o, NULL);
-    }
-    sg_config_unref(cfg);
-    return rc;
+    return sg_drill_from_config("drill", config, &o, sg_drill_run);
 }

@@ -285,6 +285,11 @@ struct sg_config *sg_drill_config_load(const char *path, FILE *diag_out);
 const char *sg_drill_master_key(const struct sg_config *cfg);
 /* "http://host:port" from the config's server: section. */
 void sg_drill_default_gateway(const struct sg_config *cfg, char *out, size_t n);
+/* The command-line glue `drill` and `trial` share: load `config`, take its master key (or
+ * SLOGATE_MASTER_KEY), default the gateway to its server: address, and `run` (sg_drill_run or
+ * sg_trial_run). Returns an exit code; messages name `cmd`. */
+int sg_drill_from_config(const char *cmd, const char *config, struct sg_drill_options *o,
+                         int (*run)(const struct sg_drill_options *, struct sg_drill_result *));
 
 /* The built-in prompts, or one prompt per non-empty line of `path` ('#' starts a comment).
  * Returns the count (>= 1) or a negative SG_E* with a message in err; free with

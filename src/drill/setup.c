@@ -4,6 +4,7 @@
  * the gateway's address.
  */
 #include "drill_int.h"
+#include "upstream/upstream.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,4 +55,35 @@ void sg_drill_default_gateway(const struct sg_config *cfg, char *out, size_t n)
     bool v6 = strchr(host, ':') != NULL;
     snprintf(out, n, "http://%s%s%s:%d", v6 ? "[" : "", host, v6 ? "]" : "",
              cfg->server.port ? cfg->server.port : 4000);
+}
+
+int sg_drill_from_config(const char *cmd, const char *config, struct sg_drill_options *o,
+                         int (*run)(const struct sg_drill_options *, struct sg_drill_result *))
+{
+    struct sg_config *cfg = sg_drill_config_load(config, stderr);
+    if (!cfg) {
+        fprintf(stderr, "slogate %s: %s did not load; `slogate check -c %s` shows why\n", cmd,
+                config, config);
+        return 2;
+    }
+    o->cfg = cfg;
+    o->master_key = sg_drill_master_key(cfg);
+    int rc = 2;
+    if (!o->master_key) {
+        fprintf(stderr,
+                "slogate %s: no master key: set general_settings.master_key in %s or "
+                "SLOGATE_MASTER_KEY\n",
+                cmd, config);
+    } else {
+        char url[300];
+        if (!o->gateway_url) {
+            sg_drill_default_gateway(cfg, url, sizeof url);
+            o->gateway_url = url;
+        }
+        sg_upstream_global_init();
+        rc = run(o, NULL);
+    }
+    o->cfg = NULL;
+    sg_config_unref(cfg);
+    return rc;
 }
