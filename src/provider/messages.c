@@ -27,33 +27,13 @@
 int sg_messages_request_parse(const char *body, size_t len, struct sg_chat_request *out, char *err,
                               size_t err_len)
 {
-    memset(out, 0, offsetof(struct sg_chat_request, model_values));
-    out->n_model_values = 0;
-    out->n_stream_options_values = 0;
-    out->api = SG_API_MESSAGES;
-    out->body = body;
-    out->body_len = len;
     /* The scanner finds the model values for the splice; json-c (strict) checks the rest. */
     struct sg_json_member m[SG_CHAT_MAX_MEMBERS];
     size_t n;
-    if (len == 0) {
-        snprintf(err, err_len, "the request body is empty; send a JSON object");
+    const struct sg_json_member *scanned_model;
+    if (sg_request_scan(body, len, SG_API_MESSAGES, out, m, &n, &scanned_model, err, err_len) !=
+        SG_OK)
         return SG_EINVAL;
-    }
-    if (sg_json_members(body, len, m, SG_ARRAY_LEN(m), &n, err, err_len) != SG_OK)
-        return SG_EINVAL;
-    for (size_t i = 0; i < n; i++) {
-        char name[16];
-        size_t nl;
-        if (!sg_json_unescape(m[i].name, name, sizeof name, &nl) || strcmp(name, "model") != 0)
-            continue;
-        if (out->n_model_values == SG_ARRAY_LEN(out->model_values)) {
-            snprintf(err, err_len, "'model' is given more than %zu times",
-                     SG_ARRAY_LEN(out->model_values));
-            return SG_EINVAL;
-        }
-        out->model_values[out->n_model_values++] = m[i].value;
-    }
     struct json_object *root = pj_parse_object(body, len, err, err_len);
     if (!root)
         return SG_EINVAL;

@@ -95,7 +95,7 @@ static bool member_string(const struct sg_json_member *m, char *out, size_t cap,
 }
 
 /* Is this member's name `name`? Escaped names are decoded first: "mod\u0065l" is "model". */
-static bool member_is(const struct sg_json_member *m, const char *name)
+bool sg_member_is(const struct sg_json_member *m, const char *name)
 {
     if (!m->name_escaped)
         return sg_slice_eq(m->name, name);
@@ -115,43 +115,70 @@ static const struct sg_json_member *nested(struct sg_slice obj, const char *name
         return NULL;
     const struct sg_json_member *found = NULL;
     for (size_t i = 0; i < n; i++)
-        if (member_is(&tmp[i], name))
+        if (sg_member_is(&tmp[i], name))
             found = &tmp[i];
     return found;
+}
+
+int sg_request_scan(const char *body, size_t len, enum sg_api api, struct sg_chat_request *out,
+                    struct sg_json_member *m, size_t *n, const struct sg_json_member **model,
+                    char *err, size_t err_len)
+{
+    memset(out, 0, offsetof(struct sg_chat_request, model_values));
+    out->n_model_values = 0;
+    out->n_stream_options_values = 0;
+    out->api = api;
+    out->body = body;
+    out->body_len = len;
+    *model = NULL;
+    if (len == 0) {
+        snprintf(err, err_len, "the request body is empty; send a JSON object");
+        return SG_EINVAL;
+    }
+    if (sg_json_members(body, len, m, SG_CHAT_MAX_MEMBERS, n, err, err_len) != SG_OK)
+        return SG_EINVAL;
+    for (size_t i = 0; i < *n; i++) {
+        if (!sg_member_is(&m[i], "model"))
+            continue;
+        if (out->n_model_values == SG_ARRAY_LEN(out->model_values)) {
+            snprintf(err, err_len, "'model' is given more than %zu times",
+                     SG_ARRAY_LEN(out->model_values));
+            return SG_EINVAL;
+        }
+        out->model_values[out->n_model_values++] = m[i].value;
+        *model = &m[i];
+    }
+    return SG_OK;
+}
+
+int sg_request_model(struct sg_chat_request *out, const struct sg_json_member *model, char *err,
+                     size_t err_len)
+{
+    if (!model || !member_string(model, out->model, sizeof out->model, &out->model_len) ||
+        out->model_len == 0) {
+        snprintf(err, err_len, "you must provide a model parameter");
+        return SG_EINVAL;
+    }
+    return SG_OK;
 }
 
 int sg_chat_request_parse(const char *body, size_t len, struct sg_chat_request *out, char *err,
                           size_t err_len)
 {
-    memset(out, 0, offsetof(struct sg_chat_request, model_values));
-    out->n_model_values = 0;
-    out->n_stream_options_values = 0;
-    out->body = body;
-    out->body_len = len;
     struct sg_json_member m[SG_CHAT_MAX_MEMBERS];
     size_t n;
-    if (len == 0) {
-        snprintf(err, err_len, "the request body is empty; send a JSON object");
+    const struct sg_json_member *model;
+    if (sg_request_scan(body, len, SG_API_CHAT, out, m, &n, &model, err, err_len) != SG_OK ||
+        sg_request_model(out, model, err, err_len) != SG_OK)
         return SG_EINVAL;
-    }
-    if (sg_json_members(body, len, m, SG_ARRAY_LEN(m), &n, err, err_len) != SG_OK)
-        return SG_EINVAL;
-    const struct sg_json_member *model = NULL, *messages = NULL, *stream = NULL, *opts = NULL,
-                                *user = NULL, *meta = NULL;
+    const struct sg_json_member *messages = NULL, *stream = NULL, *opts = NULL, *user = NULL,
+                                *meta = NULL;
     for (size_t i = 0; i < n; i++) {
-        if (member_is(&m[i], "model")) {
-            model = &m[i];
-            if (out->n_model_values == SG_ARRAY_LEN(out->model_values)) {
-                snprintf(err, err_len, "'model' is given more than %zu times",
-                         SG_ARRAY_LEN(out->model_values));
-                return SG_EINVAL;
-            }
-            out->model_values[out->n_model_values++] = m[i].value;
-        } else if (member_is(&m[i], "messages")) {
+        if (sg_member_is(&m[i], "messages")) {
             messages = &m[i];
-        } else if (member_is(&m[i], "stream")) {
+        } else if (sg_member_is(&m[i], "stream")) {
             stream = &m[i];
-        } else if (member_is(&m[i], "stream_options")) {
+        } else if (sg_member_is(&m[i], "stream_options")) {
             opts = &m[i];
             if (out->n_stream_options_values == SG_ARRAY_LEN(out->stream_options_values)) {
                 snprintf(err, err_len, "'stream_options' is given more than %zu times",
@@ -159,16 +186,11 @@ int sg_chat_request_parse(const char *body, size_t len, struct sg_chat_request *
                 return SG_EINVAL;
             }
             out->stream_options_values[out->n_stream_options_values++] = m[i].value;
-        } else if (member_is(&m[i], "user")) {
+        } else if (sg_member_is(&m[i], "user")) {
             user = &m[i];
-        } else if (member_is(&m[i], "metadata")) {
+        } else if (sg_member_is(&m[i], "metadata")) {
             meta = &m[i];
         }
-    }
-    if (!model || !member_string(model, out->model, sizeof out->model, &out->model_len) ||
-        out->model_len == 0) {
-        snprintf(err, err_len, "you must provide a model parameter");
-        return SG_EINVAL;
     }
     if (!messages || messages->value.p[0] != '[') {
         snprintf(err, err_len, "'messages' is a required property and must be an array");
@@ -210,7 +232,7 @@ static int append_stream_options(struct sg_buf *out, struct sg_slice v)
     if (v.n && v.p[0] == '{' &&
         sg_json_members(v.p, v.n, m, SG_ARRAY_LEN(m), &n, err, 0) == SG_OK) {
         for (size_t i = 0; rc == SG_OK && i < n; i++) {
-            if (member_is(&m[i], "include_usage"))
+            if (sg_member_is(&m[i], "include_usage"))
                 continue;
             rc = sg_buf_append(out, "\"", 1);
             if (rc == SG_OK)
@@ -366,7 +388,7 @@ void pj_openai_usage(struct json_object *usage, struct sg_usage *u)
 static int64_t member_int(const struct sg_json_member *m, size_t n, const char *name, int64_t def)
 {
     for (size_t i = n; i-- > 0;) {
-        if (!member_is(&m[i], name))
+        if (!sg_member_is(&m[i], name))
             continue;
         char num[24];
         int64_t v;
@@ -383,7 +405,7 @@ static const struct sg_json_member *last_member(const struct sg_json_member *m, 
                                                 const char *name)
 {
     for (size_t i = n; i-- > 0;)
-        if (member_is(&m[i], name))
+        if (sg_member_is(&m[i], name))
             return &m[i];
     return NULL;
 }
@@ -438,9 +460,9 @@ void sg_openai_stream_event(struct sg_openai_stream *s, struct sg_slice data, bo
         return;
     const struct sg_json_member *usage = NULL, *choices = NULL;
     for (size_t i = 0; i < n; i++) {
-        if (member_is(&m[i], "usage"))
+        if (sg_member_is(&m[i], "usage"))
             usage = &m[i];
-        else if (member_is(&m[i], "choices"))
+        else if (sg_member_is(&m[i], "choices"))
             choices = &m[i];
     }
     if (!usage || usage->value.p[0] != '{')
@@ -462,40 +484,17 @@ void sg_openai_stream_event(struct sg_openai_stream *s, struct sg_slice data, bo
 int sg_embeddings_request_parse(const char *body, size_t len, struct sg_chat_request *out,
                                 char *err, size_t err_len)
 {
-    memset(out, 0, offsetof(struct sg_chat_request, model_values));
-    out->n_model_values = 0;
-    out->n_stream_options_values = 0;
-    out->api = SG_API_EMBEDDINGS;
-    out->body = body;
-    out->body_len = len;
     struct sg_json_member m[SG_CHAT_MAX_MEMBERS];
     size_t n;
-    if (len == 0) {
-        snprintf(err, err_len, "the request body is empty; send a JSON object");
+    const struct sg_json_member *model, *input = NULL, *user = NULL;
+    if (sg_request_scan(body, len, SG_API_EMBEDDINGS, out, m, &n, &model, err, err_len) != SG_OK ||
+        sg_request_model(out, model, err, err_len) != SG_OK)
         return SG_EINVAL;
-    }
-    if (sg_json_members(body, len, m, SG_ARRAY_LEN(m), &n, err, err_len) != SG_OK)
-        return SG_EINVAL;
-    const struct sg_json_member *model = NULL, *input = NULL, *user = NULL;
     for (size_t i = 0; i < n; i++) {
-        if (member_is(&m[i], "model")) {
-            model = &m[i];
-            if (out->n_model_values == SG_ARRAY_LEN(out->model_values)) {
-                snprintf(err, err_len, "'model' is given more than %zu times",
-                         SG_ARRAY_LEN(out->model_values));
-                return SG_EINVAL;
-            }
-            out->model_values[out->n_model_values++] = m[i].value;
-        } else if (member_is(&m[i], "input")) {
+        if (sg_member_is(&m[i], "input"))
             input = &m[i];
-        } else if (member_is(&m[i], "user")) {
+        else if (sg_member_is(&m[i], "user"))
             user = &m[i];
-        }
-    }
-    if (!model || !member_string(model, out->model, sizeof out->model, &out->model_len) ||
-        out->model_len == 0) {
-        snprintf(err, err_len, "you must provide a model parameter");
-        return SG_EINVAL;
     }
     if (!input || sg_slice_eq(input->value, "null")) {
         snprintf(err, err_len, "'input' is a required property");

@@ -50,6 +50,19 @@ void pj_openai_usage(struct json_object *usage, struct sg_usage *u);
 /* Read an Anthropic usage object: input_tokens excludes the cache, we include it. Fields that are
  * absent leave `u` as it was (message_delta carries only some of them). */
 void pj_anthropic_usage(struct json_object *usage, struct sg_usage *u);
+/* What every request parser (chat, Messages, embeddings) starts with: reset `out` for `api`,
+ * scan the body's top-level members into `m` (SG_CHAT_MAX_MEMBERS of them), and record every
+ * top-level "model" value for the splice. `*model` is the last "model" member (json-c's and the
+ * providers' reading), or NULL. SG_EINVAL with the client's message in `err`. */
+int sg_request_scan(const char *body, size_t len, enum sg_api api, struct sg_chat_request *out,
+                    struct sg_json_member *m, size_t *n, const struct sg_json_member **model,
+                    char *err, size_t err_len);
+/* Is this member's name `name` (escapes decoded: "mod\u0065l" is "model")? */
+bool sg_member_is(const struct sg_json_member *m, const char *name);
+/* Decode `model` into out->model; SG_EINVAL with OpenAI's "you must provide a model parameter"
+ * when it is absent, not a string, empty or too long. */
+int sg_request_model(struct sg_chat_request *out, const struct sg_json_member *model, char *err,
+                     size_t err_len);
 /* Count cache_control markers anywhere under `o` (bounded depth). */
 int pj_count_cache_control(struct json_object *o, int depth);
 
