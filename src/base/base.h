@@ -101,6 +101,8 @@ uint64_t sg_now_ms(void);  /* monotonic milliseconds */
 uint64_t sg_wall_ms(void); /* milliseconds since the Unix epoch */
 /* Format `ms` since the epoch as RFC 3339 UTC ("2026-11-22T10:00:00.123Z"); out >= 32 bytes. */
 void sg_format_utc(uint64_t ms, char *out, size_t n);
+/* The same with microseconds ("2026-11-22T10:00:00.123456Z"). */
+void sg_format_utc_us(uint64_t us, char *out, size_t n);
 
 /* ---- random: per-thread xoshiro256**, seeded from the OS unless seeded explicitly ---- */
 uint64_t sg_rand_u64(void);

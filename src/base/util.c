@@ -67,13 +67,65 @@ uint64_t sg_wall_ms(void)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
+/* Days since 1970-01-01 to a proleptic Gregorian date (the well-known era arithmetic: 400-year
+ * eras of 146097 days, years starting in March so the leap day comes last). */
+static void civil_from_days(int64_t z, int *y, unsigned *m, unsigned *d)
+{
+    z += 719468;
+    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+    unsigned doe = (unsigned)(z - era * 146097);                          /* [0, 146096] */
+    unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365; /* [0, 399] */
+    unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);               /* [0, 365] */
+    unsigned mp = (5 * doy + 2) / 153;                                    /* [0, 11], from March */
+    *d = doy - (153 * mp + 2) / 5 + 1;
+    *m = mp < 10 ? mp + 3 : mp - 9;
+    *y = (int)(yoe + era * 400 + (*m <= 2));
+}
+
+static char *digits(char *p, unsigned v, int width)
+{
+    for (int i = width - 1; i >= 0; i--, v /= 10)
+        p[i] = (char)('0' + v % 10);
+    return p + width;
+}
+
+/* "YYYY-MM-DDTHH:MM:SS.<frac>Z" without gmtime_r and snprintf: the store formats one per row
+ * and the two showed in its writer's profile. Years 0000..9999. */
+static void format_utc(uint64_t us, int frac_digits, char *out, size_t n)
+{
+    char buf[32], *p = buf;
+    uint64_t secs = us / 1000000u;
+    int y;
+    unsigned mo, d, sod = (unsigned)(secs % 86400u);
+    civil_from_days((int64_t)(secs / 86400u), &y, &mo, &d);
+    p = digits(p, (unsigned)y % 10000u, 4);
+    *p++ = '-';
+    p = digits(p, mo, 2);
+    *p++ = '-';
+    p = digits(p, d, 2);
+    *p++ = 'T';
+    p = digits(p, sod / 3600, 2);
+    *p++ = ':';
+    p = digits(p, sod / 60 % 60, 2);
+    *p++ = ':';
+    p = digits(p, sod % 60, 2);
+    *p++ = '.';
+    p = digits(p, (unsigned)(us % 1000000u) / (frac_digits == 3 ? 1000u : 1u), frac_digits);
+    *p++ = 'Z';
+    size_t len = SG_MIN((size_t)(p - buf), n ? n - 1 : 0);
+    memcpy(out, buf, len);
+    if (n)
+        out[len] = '\0';
+}
+
 void sg_format_utc(uint64_t ms, char *out, size_t n)
 {
-    time_t secs = (time_t)(ms / 1000);
-    struct tm tm;
-    gmtime_r(&secs, &tm);
-    snprintf(out, n, "%04d-%02d-%02dT%02d:%02d:%02d.%03uZ", tm.tm_year + 1900, tm.tm_mon + 1,
-             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (unsigned)(ms % 1000));
+    format_utc(ms * 1000u, 3, out, n);
+}
+
+void sg_format_utc_us(uint64_t us, char *out, size_t n)
+{
+    format_utc(us, 6, out, n);
 }
 
 /* xoshiro256** — fast, good enough for picks and ids, never for secrets. */

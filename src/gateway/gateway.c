@@ -154,6 +154,9 @@ static void worker_main(void *arg)
     struct sg_worker *w = arg;
     struct sg_gateway *gw = w->gw;
     const struct sg_config *cfg = w->rt->cfg;
+    char name[16];
+    snprintf(name, sizeof name, "sg-worker-%d", w->id);
+    pthread_setname_np(pthread_self(), name); /* in top -H, perf and /proc */
     struct sg_http_limits lim = {
         .max_body_bytes = cfg->general.max_request_size_bytes,
         .header_timeout_ms = cfg->server.header_timeout_ms,

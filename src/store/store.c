@@ -261,6 +261,7 @@ static void wait_until(struct sg_store *s, uint64_t when)
 static void *writer_main(void *arg)
 {
     struct sg_store *s = arg;
+    pthread_setname_np(pthread_self(), "sg-store"); /* in top -H, perf and /proc */
     while (!atomic_load(&s->stop))
         wait_until(s, sg_store_tick(s, false));
     /* Drain: everything queued goes to the database or the spool, then the spool is replayed

@@ -66,9 +66,98 @@ static const struct field fields[] = {
     STR(span_id),
 };
 
+/*
+ * Events are recycled. The request path takes one per request and the store's writer thread hands
+ * it back after its batch is written, so the steady state allocates nothing, and no thread frees
+ * memory another thread allocated: glibc takes the owner's arena lock for that, and the request
+ * path then waited on the writer (docs/performance.md, Telemetry).
+ *
+ * The pool is Vyukov's bounded MPMC ring of pointers (the same algorithm as the store's queue,
+ * src/store/queue.c), process-wide and never freed. Cells are zero-initialized: a cell's stored
+ * sequence is kept relative to its index (seq - index), so "seq == index" at start is 0. Beyond
+ * POOL_CAP idle events the rest are freed (a burst does not pin its peak memory).
+ */
+#define POOL_CAP 1024 /* a power of two */
+
+/* Under AddressSanitizer an event in the pool is poisoned, so a use after sg_event_free is still
+ * reported although the memory was not given back to malloc. */
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer) /* clang */
+#define SG_ASAN 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__) /* gcc */
+#define SG_ASAN 1
+#endif
+#ifdef SG_ASAN
+#include <sanitizer/asan_interface.h>
+#define POOL_POISON(ev) ASAN_POISON_MEMORY_REGION((ev), sizeof *(ev))
+#define POOL_UNPOISON(ev) ASAN_UNPOISON_MEMORY_REGION((ev), sizeof *(ev))
+#else
+#define POOL_POISON(ev) ((void)(ev))
+#define POOL_UNPOISON(ev) ((void)(ev))
+#endif
+
+static struct {
+    _Atomic size_t rel_seq; /* seq - cell index */
+    struct sg_event *ev;
+} pool[POOL_CAP];
+static _Alignas(64) _Atomic size_t pool_enq;
+static _Alignas(64) _Atomic size_t pool_deq;
+
+static bool pool_put(struct sg_event *ev)
+{
+    size_t pos = atomic_load_explicit(&pool_enq, memory_order_relaxed);
+    for (;;) {
+        size_t i = pos & (POOL_CAP - 1);
+        size_t seq = atomic_load_explicit(&pool[i].rel_seq, memory_order_acquire) + i;
+        intptr_t dif = (intptr_t)seq - (intptr_t)pos;
+        if (dif == 0) {
+            if (atomic_compare_exchange_weak_explicit(&pool_enq, &pos, pos + 1,
+                                                      memory_order_relaxed, memory_order_relaxed)) {
+                pool[i].ev = ev;
+                atomic_store_explicit(&pool[i].rel_seq, pos + 1 - i, memory_order_release);
+                return true;
+            }
+        } else if (dif < 0) {
+            return false; /* full */
+        } else {
+            pos = atomic_load_explicit(&pool_enq, memory_order_relaxed);
+        }
+    }
+}
+
+static struct sg_event *pool_take(void)
+{
+    size_t pos = atomic_load_explicit(&pool_deq, memory_order_relaxed);
+    for (;;) {
+        size_t i = pos & (POOL_CAP - 1);
+        size_t seq = atomic_load_explicit(&pool[i].rel_seq, memory_order_acquire) + i;
+        intptr_t dif = (intptr_t)seq - (intptr_t)(pos + 1);
+        if (dif == 0) {
+            if (atomic_compare_exchange_weak_explicit(&pool_deq, &pos, pos + 1,
+                                                      memory_order_relaxed, memory_order_relaxed)) {
+                struct sg_event *ev = pool[i].ev;
+                atomic_store_explicit(&pool[i].rel_seq, pos + POOL_CAP - i, memory_order_release);
+                return ev;
+            }
+        } else if (dif < 0) {
+            return NULL; /* empty */
+        } else {
+            pos = atomic_load_explicit(&pool_deq, memory_order_relaxed);
+        }
+    }
+}
+
 struct sg_event *sg_event_new(void)
 {
-    struct sg_event *ev = sg_xcalloc(1, sizeof *ev);
+    struct sg_event *ev = pool_take();
+    if (ev) {
+        POOL_UNPOISON(ev);
+        memset(ev, 0, sizeof *ev);
+    } else {
+        ev = sg_xcalloc(1, sizeof *ev);
+    }
     ev->ttft_ms = -1;
     memcpy(ev->cache_state, "bypass", 7);
     return ev;
@@ -79,7 +168,11 @@ void sg_event_free(struct sg_event *ev)
     if (!ev)
         return;
     free(ev->prompt);
-    free(ev);
+    POOL_POISON(ev); /* before the put: once in the pool another thread may take it */
+    if (!pool_put(ev)) {
+        POOL_UNPOISON(ev);
+        free(ev);
+    }
 }
 
 void sg_event_set(char *field, size_t cap, const char *s, size_t n)
@@ -109,15 +202,6 @@ uint64_t sg_wall_us(void)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
-void sg_format_utc_us(uint64_t us, char *out, size_t n)
-{
-    time_t secs = (time_t)(us / 1000000u);
-    struct tm tm;
-    gmtime_r(&secs, &tm);
-    snprintf(out, n, "%04d-%02d-%02dT%02d:%02d:%02d.%06uZ", tm.tm_year + 1900, tm.tm_mon + 1,
-             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (unsigned)(us % 1000000u));
 }
 
 /* Doubles as JSON: finite values only (JSON has no NaN); enough digits to round-trip. */

@@ -75,6 +75,16 @@ struct sg_event {
     char *prompt; /* heap, owned by the event; only with telemetry.log_prompts */
 };
 
+/* Ask the cache for the stored fields of an event another thread wrote (the store's writer does,
+ * an event or two ahead of the one it binds: each of those lines is otherwise a wait on the
+ * other core's cache). A hint only. */
+static inline void sg_event_prefetch(const struct sg_event *ev)
+{
+    const char *p = (const char *)ev, *end = (const char *)&ev->cache_state;
+    for (; p < end; p += 64)
+        __builtin_prefetch(p, 0, 3);
+}
+
 /* A zeroed event on the heap with ttft_ms = -1 and cache_state "bypass". */
 struct sg_event *sg_event_new(void);
 /* Free an event and its prompt. NULL is fine. */
@@ -93,8 +103,6 @@ static inline void sg_event_sets(char *field, size_t cap, const char *s)
 void sg_request_id(char out[33]);
 /* Wall clock in microseconds since the Unix epoch. */
 uint64_t sg_wall_us(void);
-/* "2026-11-22T10:00:00.123456Z" (out >= 32 bytes). */
-void sg_format_utc_us(uint64_t us, char *out, size_t n);
 
 /* JSON encoding of an event: one object, no newline. The spool and the request log use it, so
  * decoding what was encoded gives back every stored field exactly. */

@@ -4,7 +4,9 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include <cmocka.h>
 
@@ -109,6 +111,36 @@ static void test_format_utc(void **state)
     char out[32];
     sg_format_utc(1795000000123ull, out, sizeof out);
     assert_string_equal(out, "2026-11-18T11:06:40.123Z");
+    sg_format_utc_us(1795000000123456ull, out, sizeof out);
+    assert_string_equal(out, "2026-11-18T11:06:40.123456Z");
+    sg_format_utc_us(951782400000000ull, out, sizeof out); /* a leap day of a century year */
+    assert_string_equal(out, "2000-02-29T00:00:00.000000Z");
+    sg_format_utc_us(0, out, sizeof out);
+    assert_string_equal(out, "1970-01-01T00:00:00.000000Z");
+    char small[11];
+    sg_format_utc_us(0, small, sizeof small); /* cut to fit, still terminated */
+    assert_string_equal(small, "1970-01-01");
+}
+
+/* The hand-written calendar arithmetic against gmtime_r, a day at a time over 1970..2400 and at
+ * random instants. */
+static void test_format_utc_matches_gmtime(void **state)
+{
+    (void)state;
+    sg_rand_seed(7);
+    for (uint64_t i = 0; i < 157000 + 20000; i++) {
+        uint64_t us = i < 157000 ? i * 86400ull * 1000000u + 86399999999ull
+                                 : sg_rand_u64() % (13569465600ull * 1000000u);
+        time_t secs = (time_t)(us / 1000000u);
+        struct tm tm;
+        gmtime_r(&secs, &tm);
+        char want[80], got[40];
+        snprintf(want, sizeof want, "%04d-%02d-%02dT%02d:%02d:%02d.%06uZ", tm.tm_year + 1900,
+                 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                 (unsigned)(us % 1000000u));
+        sg_format_utc_us(us, got, sizeof got);
+        assert_string_equal(got, want);
+    }
 }
 
 int main(void)
@@ -121,6 +153,7 @@ int main(void)
         cmocka_unit_test(test_ct_equal_and_ieq),
         cmocka_unit_test(test_rand_seeded_is_deterministic),
         cmocka_unit_test(test_format_utc),
+        cmocka_unit_test(test_format_utc_matches_gmtime),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

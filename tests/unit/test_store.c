@@ -688,7 +688,19 @@ static void test_sqlite_rows_migrations_inspect(void **state)
     be = sg_store_backend_for_url(url, err, sizeof err);
     assert_int_equal(be->connect(be, err, sizeof err), SG_OK);
     assert_int_equal(be->schema_version, SG_STORE_SCHEMA_VERSION);
+    /* One insert of 40 rows (two 16-row statements and 8 single ones): 490..529, so 10 are
+     * there already, and 520 twice within one statement; the count of new rows is exact. */
+    struct sg_event *evs[40];
+    for (int i = 0; i < 40; i++)
+        evs[i] = ev_n(i == 39 ? 520 : 490 + i);
+    size_t inserted = 0;
+    assert_int_equal(
+        be->insert(be, (const struct sg_event *const *)evs, 40, &inserted, err, sizeof err), SG_OK);
+    assert_int_equal(inserted, 29);
+    for (int i = 0; i < 40; i++)
+        sg_event_free(evs[i]);
     be->free(be);
+    assert_int_equal(sql_int(d.db, "SELECT count(*) FROM slogate_requests"), 529);
     assert_int_equal(sql_int(d.db, "SELECT count(*) FROM slogate_schema_migrations"),
                      SG_STORE_SCHEMA_VERSION);
 

@@ -108,6 +108,77 @@ static void test_event_defaults_and_truncation(void **state)
     sg_event_free(NULL);
 }
 
+/* A freed event comes back from the pool as new: every field zeroed again, no old prompt. */
+static void test_event_recycled_clean(void **state)
+{
+    (void)state;
+    struct sg_event *e = sg_event_new();
+    SG_EVENT_SETS(e, tenant_id, "acme");
+    e->status = 502;
+    e->n_attempts = 3;
+    SG_EVENT_SETS(e, attempts[2].error_type, "timeout");
+    e->prompt = strdup("secret prompt");
+    sg_event_free(e);
+    struct sg_event *again = sg_event_new();
+    assert_ptr_equal(again, e); /* the same memory, recycled (a single thread: the last put) */
+    assert_string_equal(again->tenant_id, "");
+    assert_int_equal(again->status, 0);
+    assert_int_equal(again->n_attempts, 0);
+    assert_string_equal(again->attempts[2].error_type, "");
+    assert_null(again->prompt);
+    assert_true(again->ttft_ms < 0);
+    assert_string_equal(again->cache_state, "bypass");
+    sg_event_free(again);
+}
+
+/* Requests take events on one thread while a writer frees them on another (the store's shape),
+ * with more live events than the pool holds. Two shelves: the taker fills one while the freer
+ * empties the other. Each event is checked clean when taken; ASan/TSan see the rest. */
+#define SHELF 1500
+struct pool_pass {
+    struct sg_event *ev[2][SHELF];
+    atomic_bool full[2];
+    atomic_bool failed;
+};
+
+static void *pool_taker(void *arg)
+{
+    struct pool_pass *p = arg;
+    for (int round = 0; round < 400; round++) {
+        int k = round & 1;
+        while (atomic_load(&p->full[k]))
+            ; /* the freer still empties it */
+        for (size_t i = 0; i < SHELF; i++) {
+            struct sg_event *e = sg_event_new();
+            if (e->status != 0 || e->request_id[0] || e->ttft_ms >= 0)
+                atomic_store(&p->failed, true);
+            e->status = 200;
+            SG_EVENT_SETS(e, request_id, "taken");
+            p->ev[k][i] = e;
+        }
+        atomic_store(&p->full[k], true);
+    }
+    return NULL;
+}
+
+static void test_event_pool_threads(void **state)
+{
+    (void)state;
+    struct pool_pass p = {.failed = false};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, pool_taker, &p), 0);
+    for (int round = 0; round < 400; round++) {
+        int k = round & 1;
+        while (!atomic_load(&p.full[k]))
+            ;
+        for (size_t i = 0; i < SHELF; i++)
+            sg_event_free(p.ev[k][i]);
+        atomic_store(&p.full[k], false);
+    }
+    pthread_join(t, NULL);
+    assert_false(atomic_load(&p.failed));
+}
+
 static void test_event_json_round_trip(void **state)
 {
     (void)state;
@@ -849,6 +920,8 @@ int main(void)
     sg_log_set_level(SG_LOG_ERROR);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_event_defaults_and_truncation),
+        cmocka_unit_test(test_event_recycled_clean),
+        cmocka_unit_test(test_event_pool_threads),
         cmocka_unit_test(test_event_json_round_trip),
         cmocka_unit_test(test_traceparent),
         cmocka_unit_test(test_request_id_time_ordered),
