@@ -5,7 +5,9 @@
  *
  * Rules for adding one: append (never edit an applied entry), bump SG_STORE_SCHEMA_VERSION,
  * keep changes additive (new columns nullable or with defaults) so an older slogate can still
- * write to a newer schema during a rolling upgrade.
+ * write to a newer schema during a rolling upgrade. Never change the type of an existing column of
+ * slogate_requests: the PostgreSQL writer sends rows in COPY's binary format, which is the column
+ * types' own (postgres.c).
  */
 #include "store_int.h"
 

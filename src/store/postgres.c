@@ -8,9 +8,10 @@
  * connection; the batch goes to the spool, and a commit whose answer was lost is harmless
  * because every insert ignores request_ids already stored.
  *
- * A batch is one multi-row INSERT ... ON CONFLICT (request_id) DO NOTHING: one statement, one
- * implicit transaction, one round trip. Parameters travel as text; the server casts them to the
- * column types (start_time as RFC 3339 into timestamptz).
+ * A batch is one COPY ... FROM STDIN in the binary format: one statement, one implicit
+ * transaction, no text formatting on our side and no parsing on the server's. When the batch holds
+ * a request_id the table has already (a replay), COPY fails whole and the batch is written again
+ * as one INSERT ... ON CONFLICT (request_id) DO NOTHING with text parameters.
  */
 #include "store_int.h"
 
@@ -107,12 +108,14 @@ static PGconn *pg_open(const char *conninfo, uint32_t timeout_ms, char *err, siz
     return c;
 }
 
-/* Send a query (with parameters, or several statements without), wait for every result within
- * the deadline. Returns SG_OK when all succeeded; `*tuples` gets the last command's row count. */
-/* After a PQsend*: flush it and collect every result before the deadline. */
+/* After a PQsend* (or the end of a COPY): flush it and collect every result before the
+ * deadline. Returns SG_OK when all succeeded; `*tuples` gets the last command's row count and
+ * `sqlstate` (6 bytes, may be NULL) the first failure's SQLSTATE. */
 static int pg_wait(PGconn *c, uint32_t timeout_ms, uint64_t deadline, int64_t *tuples,
-                   int *first_int, char *err, size_t n)
+                   int *first_int, char *sqlstate, char *err, size_t n)
 {
+    if (sqlstate)
+        sqlstate[0] = '\0';
     int rc = SG_OK, f;
     while ((f = PQflush(c)) == 1) {
         if ((rc = wait_io(c, true, deadline)) != SG_OK)
@@ -148,6 +151,9 @@ static int pg_wait(PGconn *c, uint32_t timeout_ms, uint64_t deadline, int64_t *t
                 while (len && (m[len - 1] == '\n' || m[len - 1] == ' '))
                     len--;
                 snprintf(err, n, "%.*s", (int)len, m);
+                const char *st = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+                if (sqlstate && st)
+                    snprintf(sqlstate, 6, "%s", st);
             }
             failed = true;
         } else {
@@ -178,7 +184,7 @@ static int pg_run(PGconn *c, uint32_t timeout_ms, const char *sql, int nparams,
         set_err(err, n, c, "sending a query");
         return SG_EIO;
     }
-    return pg_wait(c, timeout_ms, deadline, tuples, first_int, err, n);
+    return pg_wait(c, timeout_ms, deadline, tuples, first_int, NULL, err, n);
 }
 
 static int read_version(PGconn *c, uint32_t timeout_ms, int *version, char *err, size_t n)
@@ -332,15 +338,11 @@ static void event_params(struct pg_be *b, size_t *k, const struct sg_event *e)
     val(b, k, e->stream ? "true" : "false", false);
 }
 
-static int pg_insert(struct sg_store_backend *base, const struct sg_event *const *ev, size_t n,
-                     size_t *inserted, char *err, size_t errn)
+/* The batch as one INSERT ... ON CONFLICT (request_id) DO NOTHING with text parameters: rows
+ * already stored are skipped and counted out of `*inserted`. */
+static int insert_on_conflict(struct pg_be *b, const struct sg_event *const *ev, size_t n,
+                              size_t *inserted, char *err, size_t errn)
 {
-    struct pg_be *b = (struct pg_be *)base;
-    *inserted = 0;
-    if (!b->conn)
-        return SG_EIO;
-    if (!n)
-        return SG_OK;
     size_t np = n * SG_STORE_NCOLS;
     if (np > 65535) {
         snprintf(err, errn, "batch too large for one statement");
@@ -368,7 +370,7 @@ static int pg_insert(struct sg_store_backend *base, const struct sg_event *const
             set_err(err, errn, b->conn, "preparing the insert");
             return SG_EIO;
         }
-        if ((rc = pg_wait(b->conn, b->timeout_ms, deadline, NULL, NULL, err, errn)) != SG_OK)
+        if ((rc = pg_wait(b->conn, b->timeout_ms, deadline, NULL, NULL, NULL, err, errn)) != SG_OK)
             return rc;
         b->prepared_rows = n;
     }
@@ -378,7 +380,7 @@ static int pg_insert(struct sg_store_backend *base, const struct sg_event *const
             set_err(err, errn, b->conn, "sending the insert");
             return SG_EIO;
         }
-        rc = pg_wait(b->conn, b->timeout_ms, deadline, &tuples, NULL, err, errn);
+        rc = pg_wait(b->conn, b->timeout_ms, deadline, &tuples, NULL, NULL, err, errn);
     } else {
         build_sql(b, n);
         rc = pg_run(b->conn, b->timeout_ms, b->sql.data, (int)np, b->params, &tuples, NULL, err,
@@ -388,6 +390,180 @@ static int pg_insert(struct sg_store_backend *base, const struct sg_event *const
         return rc;
     *inserted = tuples > 0 ? (size_t)tuples : 0;
     return SG_OK;
+}
+
+/* ---- COPY: the batch in PostgreSQL's binary tuple format ----
+ * No number or time is formatted as text and none is parsed by the server: the fields travel
+ * as their column types' binary send formats (big-endian integers, IEEE doubles, timestamptz as
+ * microseconds since 2000-01-01). This ties the encoder to the column types of migration 1:
+ * migrations never change a column's type (src/store/migrate.c). */
+static void put_be(struct sg_buf *o, uint64_t v, int bytes)
+{
+    char b[8];
+    for (int i = bytes - 1; i >= 0; i--, v >>= 8)
+        b[i] = (char)(v & 0xff);
+    sg_buf_append(o, b, (size_t)bytes);
+}
+
+static void put_null(struct sg_buf *o)
+{
+    put_be(o, UINT32_MAX, 4); /* length -1 */
+}
+
+static void put_text(struct sg_buf *o, const char *s, bool null_if_empty)
+{
+    if (null_if_empty && !*s) {
+        put_null(o);
+        return;
+    }
+    size_t n = strlen(s);
+    put_be(o, n, 4);
+    sg_buf_append(o, s, n);
+}
+
+static void put_int(struct sg_buf *o, int64_t v, int bytes)
+{
+    put_be(o, (uint64_t)bytes, 4);
+    put_be(o, (uint64_t)v, bytes);
+}
+
+static void put_double(struct sg_buf *o, double v)
+{
+    uint64_t bits;
+    memcpy(&bits, &v, sizeof bits);
+    put_be(o, 8, 4);
+    put_be(o, bits, 8);
+}
+
+#define PG_EPOCH_UNIX_US 946684800000000ll /* 2000-01-01T00:00:00Z */
+
+static void copy_row(struct sg_buf *o, const struct sg_event *e)
+{
+    put_be(o, SG_STORE_NCOLS, 2);
+    put_text(o, e->request_id, false);
+    put_int(o, (int64_t)e->start_unix_us - PG_EPOCH_UNIX_US, 8);
+    put_text(o, e->tenant_id, false);
+    put_text(o, e->user_id, true);
+    put_text(o, e->feature, true);
+    put_text(o, e->alias, true);
+    put_text(o, e->provider, true);
+    put_text(o, e->model, true);
+    put_text(o, e->deployment, true);
+    put_text(o, e->region, true);
+    put_int(o, e->status, 4);
+    put_text(o, e->error_type, true);
+    put_double(o, e->latency_ms_total);
+    if (e->ttft_ms >= 0)
+        put_double(o, e->ttft_ms);
+    else
+        put_null(o);
+    put_int(o, (int64_t)e->overhead_us, 8);
+    put_int(o, e->retries, 4);
+    put_int(o, e->failover_hops, 4);
+    put_int(o, e->input_tokens, 8);
+    put_int(o, e->output_tokens, 8);
+    put_int(o, e->cached_tokens, 8);
+    put_double(o, e->cost_usd);
+    put_int(o, e->cache_hit, 1);
+    put_int(o, e->cache_ttl_s, 4);
+    put_int(o, e->stream, 1);
+}
+
+/* Wait until libpq can take more output (non-blocking mode). */
+static int wait_writable(PGconn *c, uint64_t deadline)
+{
+    int rc = wait_io(c, true, deadline);
+    if (!rc && (!PQconsumeInput(c) || PQflush(c) < 0))
+        rc = SG_EIO;
+    return rc;
+}
+
+/* COPY the batch in. SG_OK with `*tuples` rows; an error leaves nothing committed (COPY is one
+ * statement), and `sqlstate` says why (23505: a request_id is stored already). */
+static int copy_batch(struct pg_be *b, const struct sg_event *const *ev, size_t n, int64_t *tuples,
+                      char sqlstate[6], char *err, size_t errn)
+{
+    PGconn *c = b->conn;
+    uint64_t deadline = sg_now_ms() + b->timeout_ms;
+    sg_buf_reset(&b->vals);
+    sg_buf_append(&b->vals, "PGCOPY\n\377\r\n\0", 11);
+    put_be(&b->vals, 0, 4); /* flags */
+    put_be(&b->vals, 0, 4); /* header extension length */
+    for (size_t i = 0; i < n; i++) {
+        if (i + 2 < n)
+            sg_event_prefetch(ev[i + 2]);
+        copy_row(&b->vals, ev[i]);
+    }
+    put_be(&b->vals, UINT16_MAX, 2); /* the trailer: field count -1 */
+
+    if (!PQsendQuery(c,
+                     "COPY slogate_requests (" SG_STORE_COLUMNS ") FROM STDIN (FORMAT binary)")) {
+        set_err(err, errn, c, "sending COPY");
+        return SG_EIO;
+    }
+    int rc = SG_OK;
+    while (!rc && PQflush(c) == 1)
+        rc = wait_writable(c, deadline);
+    while (!rc && PQisBusy(c)) {
+        rc = wait_io(c, false, deadline);
+        if (!rc && !PQconsumeInput(c))
+            rc = SG_EIO;
+    }
+    PGresult *res = rc ? NULL : PQgetResult(c);
+    if (!rc && PQresultStatus(res) != PGRES_COPY_IN) {
+        /* Refused before any data (no such table...): the error is in this result. */
+        const char *st = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+        snprintf(sqlstate, 6, "%s", st ? st : "");
+        set_err(err, errn, c, "starting COPY");
+        PQclear(res);
+        while ((res = PQgetResult(c)))
+            PQclear(res);
+        return SG_EIO;
+    }
+    PQclear(res);
+    for (size_t off = 0; !rc && off < b->vals.len;) {
+        size_t chunk = SG_MIN(b->vals.len - off, (size_t)1 << 16);
+        int r = PQputCopyData(c, b->vals.data + off, (int)chunk);
+        if (r == 1)
+            off += chunk;
+        else if (r == 0)
+            rc = wait_writable(c, deadline);
+        else
+            rc = SG_EIO;
+    }
+    for (int r = 0; !rc && (r = PQputCopyEnd(c, NULL)) != 1;)
+        rc = r == 0 ? wait_writable(c, deadline) : SG_EIO;
+    if (rc) {
+        if (rc == SG_ETIMEOUT)
+            snprintf(err, errn, "PostgreSQL did not take the COPY within %u ms", b->timeout_ms);
+        else
+            set_err(err, errn, c, "sending COPY data");
+        return rc;
+    }
+    return pg_wait(c, b->timeout_ms, deadline, tuples, NULL, sqlstate, err, errn);
+}
+
+/* A batch is COPYed: the cheapest way into PostgreSQL for the server and for us (measured:
+ * docs/performance.md, Telemetry). COPY cannot skip rows already there, so when one is (a replay
+ * after a commit whose answer was lost: SQLSTATE 23505, nothing was written), the same batch goes
+ * again as INSERT ... ON CONFLICT DO NOTHING. */
+static int pg_insert(struct sg_store_backend *base, const struct sg_event *const *ev, size_t n,
+                     size_t *inserted, char *err, size_t errn)
+{
+    struct pg_be *b = (struct pg_be *)base;
+    *inserted = 0;
+    if (!b->conn)
+        return SG_EIO;
+    if (!n)
+        return SG_OK;
+    int64_t tuples = 0;
+    char sqlstate[6];
+    int rc = copy_batch(b, ev, n, &tuples, sqlstate, err, errn);
+    if (rc == SG_EIO && strcmp(sqlstate, "23505") == 0)
+        return insert_on_conflict(b, ev, n, inserted, err, errn);
+    if (!rc)
+        *inserted = tuples > 0 ? (size_t)tuples : 0;
+    return rc;
 }
 
 static int pg_exec_params(struct sg_store_backend *base, const char *sql, int n,

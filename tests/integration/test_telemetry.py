@@ -206,6 +206,93 @@ def test_postgres_every_request_is_one_row(fx):
              "check reports the PostgreSQL schema version")
 
 
+# The columns in table order, as the request log names them.
+COLUMNS = ["request_id", "start_unix_us", "tenant_id", "user_id", "feature", "alias", "provider",
+           "model", "deployment", "region", "status", "error_type", "latency_ms_total", "ttft_ms",
+           "overhead_us", "retries", "failover_hops", "input_tokens", "output_tokens",
+           "cached_tokens", "cost_usd", "cache_hit", "cache_ttl_s", "stream"]
+
+
+def pg_rows_by_id(pg):
+    """{request_id: [column values as the request log writes them]} read back from PostgreSQL."""
+    sel = ", ".join("(extract(epoch FROM start_time) * 1000000)::bigint" if c == "start_unix_us"
+                    else "coalesce(%s, -1)" % c if c == "ttft_ms"
+                    else "coalesce(%s, '')" % c if c in ("user_id", "feature", "region",
+                                                          "error_type")
+                    else c for c in COLUMNS)
+    out = {}
+    for line in pg.query("SELECT %s FROM slogate_requests" % sel, "slogate").split("\n"):
+        v = line.split("|")
+        out[v[0]] = v
+    return out
+
+
+def as_logged(col, text):
+    """A psql value as the request log has it."""
+    if col in ("cache_hit", "stream"):
+        return text == "t"
+    if col in ("latency_ms_total", "ttft_ms", "cost_usd"):
+        return float(text)
+    if col in ("start_unix_us", "status", "overhead_us", "retries", "failover_hops",
+               "input_tokens", "output_tokens", "cached_tokens", "cache_ttl_s"):
+        return int(text)
+    return text
+
+
+@time_limit(120)
+def test_postgres_columns_exact_and_replay_of_stored_rows(fx):
+    """Every column of every row equals the request's event (the request log is that event),
+    doubles and the microsecond start time exactly; then a spool holding rows the database has
+    already (a replay after a lost commit answer) adds only the new ones."""
+    pg = Postgres(fx)
+    url = pg.createdb("slogate")
+    m = fx.mock()
+    cfg = fx.config([m], general={"database_url": url})
+    cfg["model_list"][0]["litellm_params"]["region_name"] = "eu-west-1"
+    cfg["telemetry"] = {"request_log": fx.path("req.jsonl")}
+    gw = fx.gateway(cfg, workers=2)
+    ids = send(gw, 12, user="end-user-\u00e9\t7", metadata={"feature": "summarize"})
+    ids += send(gw, 6, stream=True)
+    r = gw.chat(chat_body(model="no/such-model"))
+    eq(r.status, 404, "unknown model")
+    n = len(ids) + 1
+    wait_until(lambda: pg_count(pg) == n, 15, "%d rows in PostgreSQL" % n)
+    wait_until(lambda: len(read_lines([fx.path("req.jsonl")])) == n, 10, "%d log lines" % n)
+    logged = read_lines([fx.path("req.jsonl")])
+    rows = pg_rows_by_id(pg)
+    for ev in logged:
+        row = rows.get(ev["request_id"])
+        check(row is not None, "a row for %s" % ev["request_id"])
+        got = {c: as_logged(c, v) for c, v in zip(COLUMNS, row)}
+        want = {c: ev.get(c, "") for c in COLUMNS}
+        eq(got, want, "the row of %s" % ev["request_id"])
+    eq(sorted(ev["status"] for ev in logged).count(404), 1, "the failed request is a row too")
+    check(any(ev["user_id"] == "end-user-\u00e9\t7" for ev in logged),
+          "the end user (with a tab and a non-ASCII letter) stored as sent")
+
+    gw.proc.signal(signal.SIGTERM)
+    gw.proc.wait(10)
+    # The spool of a writer that committed these rows but never heard so: the same 19 events,
+    # plus 5 the database has not seen.
+    new = []
+    for i in range(5):
+        ev = dict(logged[i], request_id="replayed-%02d" % i)
+        new.append(ev)
+    with open(fx.path("slogate-spool.jsonl"), "w") as f:
+        for ev in logged + new:
+            f.write(json.dumps(ev) + "\n")
+    gw2 = fx.gateway(cfg, workers=1, name="gateway2")
+    wait_until(lambda: pg_count(pg) == n + 5, 20, "%d rows after the replay" % (n + 5))
+    eq(pg.query("SELECT count(*), count(DISTINCT request_id) FROM slogate_requests", "slogate"),
+       "%d|%d" % (n + 5, n + 5), "no duplicates")
+    text = metrics(gw2)
+    eq(metric(text, "slogate_store_duplicate_rows_total", backend="postgres"), float(n),
+       "the rows already stored are counted as duplicates, not written")
+    eq(metric(text, "slogate_store_rows_written_total", backend="postgres"), 5.0, "new rows")
+    rows = pg_rows_by_id(pg)
+    eq(rows["replayed-03"][1:], rows[logged[3]["request_id"]][1:], "a replayed row's columns")
+
+
 @time_limit(120)
 def test_postgres_stopped_mid_load_nothing_lost_nothing_doubled(fx):
     pg = Postgres(fx)
