@@ -285,9 +285,20 @@ int sg_spool_append(struct sg_spool *sp, const char *lines, size_t len, size_t n
     } else {
         atomic_store(&sp->size, before + len);
         atomic_fetch_add(&sp->events, n_events);
+        atomic_store(&sp->unsynced, true);
     }
     pthread_mutex_unlock(&sp->mu);
     return rc;
+}
+
+int sg_spool_sync(struct sg_spool *sp)
+{
+    if (sp->fd < 0 || !atomic_exchange(&sp->unsynced, false))
+        return SG_OK;
+    if (fdatasync(sp->fd) == 0)
+        return SG_OK;
+    SG_ERROR("store", "cannot sync the spool %s: %s", sp->path, strerror(errno));
+    return SG_EIO;
 }
 
 size_t sg_spool_read(struct sg_spool *sp, struct sg_event **out, bool *tap, size_t max,

@@ -38,6 +38,7 @@ struct sg_spool {
                                 * it, other threads only read it for stats */
     _Atomic uint64_t size;     /* file size */
     _Atomic uint64_t events;   /* lines after read_off */
+    atomic_bool unsynced;      /* appended since the last sg_spool_sync */
     struct sg_buf rd;          /* replay read buffer */
 };
 
@@ -55,6 +56,10 @@ void sg_spool_close(struct sg_spool *sp);
 /* Append whole lines (each ending in '\n') in one write; on a short write the file is cut back
  * so no half line stays behind. Thread-safe. */
 int sg_spool_append(struct sg_spool *sp, const char *lines, size_t len, size_t n_events);
+/* Make what was appended durable (fdatasync) if anything was since the last call. The writer
+ * calls it after its own appends and on every tick, so lines the request path appended (queue
+ * full) reach the disk within flush_ms without the request path ever waiting on the disk. */
+int sg_spool_sync(struct sg_spool *sp);
 /* Read up to `max` events after the read offset. `tap[i]` says whether event i still needs the
  * tap. Lines that do not parse are skipped (and logged); `*bytes` covers them too. Returns the
  * number of events read into `out` (heap events, the caller frees them). */
