@@ -1,6 +1,7 @@
 /* Workers, the shared runtime, and the foreground run loop with its signals. */
 #include "gateway_int.h"
 #include "provider/provider.h"
+#include "telemetry/telemetry.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -99,6 +100,7 @@ void sg_runtime_unref(struct sg_runtime *rt)
     free(rt->dep_headers_revoked);
     free(rt->dep_urls);
     free(rt->models_json);
+    sg_telemetry_keys_free(rt->tel_keys);
     sg_router_free(rt->router);
     sg_config_unref(rt->cfg);
     free(rt);
@@ -285,6 +287,7 @@ int sg_gateway_reload(struct sg_gateway *gw, bool force, struct sg_buf *err)
     }
     /* Deployments that kept their id and endpoint keep their health (sg_health_get). */
     struct sg_runtime *fresh = sg_runtime_new(cfg, gw->health);
+    fresh->tel_keys = gw_telemetry_keys(gw, cfg); /* a new deployment gets its own series */
     pthread_mutex_lock(&gw->rt_lock);
     struct sg_runtime *old = gw->rt;
     gw->rt = fresh;

@@ -23,6 +23,7 @@ struct sg_runtime {
     bool *dep_priced;                                 /* false: no price known (cost 0, counted) */
     struct sg_router *router;                         /* routing over this config */
     char *models_json;                                /* the GET /v1/models answer */
+    struct sg_telemetry_keys *tel_keys;               /* this config's metric series */
     size_t models_json_len;
     atomic_int refs;
 };
@@ -99,6 +100,9 @@ struct sg_event;
 struct gw_telemetry;
 /* Before the workers start: metrics, the store (writer thread, spool), the request log. */
 int gw_telemetry_start(struct sg_gateway *gw);
+/* The metric series of a config's deployments (new ones get theirs); NULL before telemetry
+ * starts. A runtime holds and frees its own. */
+struct sg_telemetry_keys *gw_telemetry_keys(struct sg_gateway *gw, const struct sg_config *cfg);
 /* After the workers were joined: drain the store within drain_ms, free everything. */
 void gw_telemetry_stop(struct sg_gateway *gw);
 /* On a worker's loop: its metric shard and span exporter; stop calls `then(w)` once the last

@@ -205,13 +205,18 @@ static char *spool_path(const struct sg_config *cfg)
     return sg_xstrdup("slogate-spool.jsonl");
 }
 
+struct sg_telemetry_keys *gw_telemetry_keys(struct sg_gateway *gw, const struct sg_config *cfg)
+{
+    return gw->tel ? sg_telemetry_keys_new(gw->tel->tel, cfg) : NULL;
+}
+
 int gw_telemetry_start(struct sg_gateway *gw)
 {
     if (gw->tel)
         return SG_OK;
     const struct sg_config *cfg = gw->rt->cfg;
     struct gw_telemetry *t = sg_xcalloc(1, sizeof *t);
-    t->tel = sg_telemetry_new(cfg, (size_t)gw->n_workers);
+    t->tel = sg_telemetry_new((size_t)gw->n_workers);
     t->health = gw->health;
     t->log_prompts = cfg->telemetry.log_prompts;
     t->metrics_token =
@@ -222,6 +227,7 @@ int gw_telemetry_start(struct sg_gateway *gw)
     struct sg_telemetry_state_fns fns = {dep_healthy, dep_cooldown_s, dep_failures, t};
     sg_telemetry_set_state_fns(t->tel, &fns);
     gw->tel = t;
+    gw->rt->tel_keys = gw_telemetry_keys(gw, cfg); /* before any worker runs */
 
     char err[512] = "";
     if (cfg->telemetry.request_log) {
@@ -399,7 +405,7 @@ void gw_event_record(struct sg_worker *w, struct sg_event *ev_take, const char *
         return;
     }
     if (w->shard) {
-        sg_telemetry_count(t->tel, w->shard, ev_take, served_alias);
+        sg_telemetry_count(t->tel, w->rt->tel_keys, w->shard, ev_take, served_alias);
         sg_telemetry_in_flight(t->tel, w->shard, -1);
     }
     if (w->otlp)

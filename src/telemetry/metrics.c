@@ -7,11 +7,19 @@
  * Slot layout: a counter or gauge series has one slot (a double's bits); a histogram series has
  * one slot per bucket (non-cumulative counts, the last for +Inf) and one for the sum. `_count` is
  * the sum of the buckets read in the same pass, so +Inf and _count always agree.
+ *
+ * Series added after the freeze (a reload brought a new deployment): the freeze reserves spare
+ * series entries and spare slots in every shard, so nothing a writer or a scrape reads ever
+ * moves. A new series is written whole under the registry's mutex and then published (release)
+ * by bumping `published`, which a scrape reads first (acquire); writers learn its handle only
+ * through the new runtime, which is itself published after. When the spare runs out, the
+ * series is refused (SG_SERIES_NONE) and the caller counts under a catch-all series.
  */
 #include "telemetry.h"
 
 #include <inttypes.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -41,8 +49,12 @@ struct sg_metrics {
     struct family *fam;
     size_t n_fam, cap_fam;
     struct series *ser;
-    size_t n_ser, cap_ser;
-    uint32_t n_slots;
+    size_t n_ser, cap_ser; /* cap_ser is fixed from the freeze on */
+    uint32_t n_slots, cap_slots;
+    size_t spare_series;
+    uint32_t spare_slots;
+    atomic_size_t published; /* series a scrape may read */
+    pthread_mutex_t mu;      /* adding series */
     struct sg_metric_shard *shards;
     size_t n_shards;
     bool frozen;
@@ -52,7 +64,18 @@ struct sg_metrics *sg_metrics_new(size_t n_shards)
 {
     struct sg_metrics *m = sg_xcalloc(1, sizeof *m);
     m->n_shards = n_shards ? n_shards : 1;
+    m->spare_series = 1024; /* ~75 deployments or groups added by reloads */
+    m->spare_slots = 4096;  /* 32 KiB per shard */
+    pthread_mutex_init(&m->mu, NULL);
     return m;
+}
+
+void sg_metrics_set_spare(struct sg_metrics *m, size_t series, uint32_t slots)
+{
+    if (!m->frozen) {
+        m->spare_series = series;
+        m->spare_slots = slots;
+    }
 }
 
 void sg_metrics_free(struct sg_metrics *m)
@@ -72,6 +95,7 @@ void sg_metrics_free(struct sg_metrics *m)
     free(m->shards);
     free(m->fam);
     free(m->ser);
+    pthread_mutex_destroy(&m->mu);
     free(m);
 }
 
@@ -146,12 +170,16 @@ static void append_label_value(struct sg_buf *b, const char *v)
     }
 }
 
-static struct series *add_series(struct sg_metrics *m, int family, const char *const *labels)
+/* Called with m->mu held. NULL when the registry is frozen and its spare is used up. */
+static struct series *add_series(struct sg_metrics *m, int family, const char *const *labels,
+                                 uint32_t n_slots)
 {
-    if (m->frozen || family < 0 || (size_t)family >= m->n_fam) {
-        SG_ERROR("telemetry", "metric series added to an unknown family or after start");
-        abort(); /* a programming error: every series is declared before the workers start */
+    if (family < 0 || (size_t)family >= m->n_fam) {
+        SG_ERROR("telemetry", "metric series added to an unknown family");
+        abort(); /* a programming error */
     }
+    if (m->frozen && (m->n_ser == m->cap_ser || n_slots > m->cap_slots - m->n_slots))
+        return NULL;
     struct sg_buf b;
     sg_buf_init(&b, 0);
     for (size_t i = 0; labels && labels[i]; i += 2) {
@@ -164,48 +192,74 @@ static struct series *add_series(struct sg_metrics *m, int family, const char *c
         append_label_value(&b, labels[i + 1]);
         sg_buf_append(&b, "\"", 1);
     }
-    if (m->n_ser == m->cap_ser) {
+    if (!m->frozen && m->n_ser == m->cap_ser) {
         m->cap_ser = m->cap_ser ? m->cap_ser * 2 : 64;
         m->ser = sg_xrealloc(m->ser, m->cap_ser * sizeof *m->ser);
     }
-    struct series *s = &m->ser[m->n_ser++];
+    struct series *s = &m->ser[m->n_ser];
     memset(s, 0, sizeof *s);
     s->family = family;
     s->labels = sg_buf_steal(&b, NULL);
+    s->slot = m->n_slots;
+    s->n_slots = n_slots;
+    m->n_slots += n_slots;
     return s;
+}
+
+/* The series is whole: let scrapes see it. */
+static sg_series_t publish(struct sg_metrics *m)
+{
+    m->n_ser++;
+    atomic_store_explicit(&m->published, m->n_ser, memory_order_release);
+    return (sg_series_t)(m->n_ser - 1);
 }
 
 sg_series_t sg_metrics_series(struct sg_metrics *m, int family, const char *const *labels)
 {
-    struct series *s = add_series(m, family, labels);
-    const struct family *f = &m->fam[family];
-    s->slot = m->n_slots;
-    s->n_slots = f->type == SG_METRIC_HISTOGRAM ? (uint32_t)f->n_buckets + 2 : 1;
-    m->n_slots += s->n_slots;
-    return (sg_series_t)(m->n_ser - 1);
+    pthread_mutex_lock(&m->mu);
+    const struct family *f = family >= 0 && (size_t)family < m->n_fam ? &m->fam[family] : NULL;
+    uint32_t n = f && f->type == SG_METRIC_HISTOGRAM ? (uint32_t)f->n_buckets + 2 : 1;
+    struct series *s = add_series(m, family, labels, n);
+    sg_series_t h = s ? publish(m) : SG_SERIES_NONE;
+    pthread_mutex_unlock(&m->mu);
+    return h;
 }
 
-void sg_metrics_series_fn(struct sg_metrics *m, int family, const char *const *labels,
-                          sg_metric_fn fn, void *ud)
+int sg_metrics_series_fn(struct sg_metrics *m, int family, const char *const *labels,
+                         sg_metric_fn fn, void *ud)
 {
     if (family >= 0 && (size_t)family < m->n_fam && m->fam[family].type == SG_METRIC_HISTOGRAM) {
         SG_ERROR("telemetry", "a histogram cannot be computed at scrape");
         abort();
     }
-    struct series *s = add_series(m, family, labels);
-    s->fn = fn;
-    s->ud = ud;
+    pthread_mutex_lock(&m->mu);
+    struct series *s = add_series(m, family, labels, 0);
+    if (s) {
+        s->fn = fn;
+        s->ud = ud;
+        publish(m);
+    }
+    pthread_mutex_unlock(&m->mu);
+    return s ? SG_OK : SG_ETOOBIG;
 }
 
 void sg_metrics_freeze(struct sg_metrics *m)
 {
-    if (m->frozen)
+    pthread_mutex_lock(&m->mu);
+    if (m->frozen) {
+        pthread_mutex_unlock(&m->mu);
         return;
-    m->frozen = true;
+    }
+    /* Room for the series reloads add; from here on nothing moves. */
+    m->cap_ser = m->n_ser + m->spare_series;
+    m->ser = sg_xrealloc(m->ser, (m->cap_ser ? m->cap_ser : 1) * sizeof *m->ser);
+    memset(m->ser + m->n_ser, 0, (m->cap_ser - m->n_ser) * sizeof *m->ser);
+    m->cap_slots = m->n_slots + m->spare_slots;
     m->shards = sg_xcalloc(m->n_shards, sizeof *m->shards);
     /* Each shard is its own allocation rounded to whole cache lines: two writers never share
      * a line. */
-    size_t bytes = ((size_t)(m->n_slots ? m->n_slots : 1) * sizeof(uint64_t) + 63) & ~(size_t)63;
+    size_t bytes =
+        ((size_t)(m->cap_slots ? m->cap_slots : 1) * sizeof(uint64_t) + 63) & ~(size_t)63;
     for (size_t i = 0; i < m->n_shards; i++) {
         void *p = NULL;
         if (posix_memalign(&p, 64, bytes) != 0)
@@ -218,6 +272,8 @@ void sg_metrics_freeze(struct sg_metrics *m)
         m->shards[i].slots = p;
         m->shards[i].m = m;
     }
+    m->frozen = true;
+    pthread_mutex_unlock(&m->mu);
 }
 
 struct sg_metric_shard *sg_metrics_shard(struct sg_metrics *m, size_t i)
@@ -243,7 +299,8 @@ static inline void slot_set(_Atomic uint64_t *p, double d)
 
 void sg_metric_add(struct sg_metric_shard *s, sg_series_t series, double v)
 {
-    if (!s || series >= s->m->n_ser || !s->m->ser[series].n_slots)
+    /* cap_ser is fixed since the freeze; a spare entry not handed out yet has no slot. */
+    if (!s || series >= s->m->cap_ser || !s->m->ser[series].n_slots)
         return; /* scrape-time series have no slot */
     _Atomic uint64_t *p = &s->slots[s->m->ser[series].slot];
     slot_set(p, slot_get(p) + v);
@@ -251,11 +308,11 @@ void sg_metric_add(struct sg_metric_shard *s, sg_series_t series, double v)
 
 void sg_metric_observe(struct sg_metric_shard *s, sg_series_t series, double v)
 {
-    if (!s || series >= s->m->n_ser || isnan(v))
+    if (!s || series >= s->m->cap_ser || isnan(v))
         return;
     const struct series *se = &s->m->ser[series];
     const struct family *f = &s->m->fam[se->family];
-    if (f->type != SG_METRIC_HISTOGRAM)
+    if (f->type != SG_METRIC_HISTOGRAM || !se->n_slots)
         return;
     /* Few buckets (about a dozen): a linear scan beats a binary search's branches. */
     size_t b = 0;
@@ -361,10 +418,11 @@ int sg_metrics_render(struct sg_metrics *m, struct sg_buf *out)
     static const char *const types[] = {"counter", "gauge", "histogram"};
     sg_metrics_freeze(m);
     size_t start = out->len;
+    size_t n_ser = atomic_load_explicit(&m->published, memory_order_acquire);
     for (size_t fi = 0; fi < m->n_fam; fi++) {
         const struct family *f = &m->fam[fi];
         bool header = false;
-        for (size_t si = 0; si < m->n_ser; si++) {
+        for (size_t si = 0; si < n_ser; si++) {
             const struct series *s = &m->ser[si];
             if (s->family != (int)fi)
                 continue;

@@ -10,6 +10,7 @@
 #include "telemetry.h"
 #include "config/config.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 
 #define N_CLASSES 4 /* 2xx 3xx 4xx 5xx */
@@ -51,9 +52,18 @@ struct key_series {
     sg_series_t cost;
 };
 
-struct name_slot {
-    char *name;
-    size_t slot;
+/* The series of one label set (alias, deployment, provider), made once and shared by every
+ * config that has it; a deployment="" set stands for its group. Never freed before the
+ * telemetry, so the tables of old runtimes may point into them. */
+struct key_entry {
+    char *alias, *dep, *provider;
+    struct key_series k;
+};
+
+/* The failure series of one group alias ("" for requests no group took). */
+struct group_entry {
+    char *alias;
+    sg_series_t failures[N_ERR];
 };
 
 struct dep_state {
@@ -61,31 +71,48 @@ struct dep_state {
     char *id;
 };
 
+/* One config's view, for the request path: sorted names to the series above. */
+struct key_ref {
+    const char *name;
+    const struct key_series *k;
+    const sg_series_t *failures; /* groups only */
+};
+
+struct sg_telemetry_keys {
+    struct key_ref *deps, *groups; /* sorted by name */
+    size_t n_deps, n_groups;
+    const struct key_series *unknown;
+    const sg_series_t *unknown_failures;
+};
+
 struct sg_telemetry {
     struct sg_metrics *m;
     size_t n_workers;
-    struct name_slot *deps; /* sorted by id */
-    size_t n_deps;
-    struct name_slot *groups; /* sorted by alias */
+    int fam[5], f_fail, f_healthy, f_cool, f_dfail;
+    pthread_mutex_t mu; /* the entries below: sg_telemetry_keys_new on a reloading thread */
+    struct key_entry **keys;
+    size_t n_keys;
+    struct group_entry **groups;
     size_t n_groups;
-    struct key_series *keys; /* n_deps + n_groups + 1 */
-    sg_series_t *failures;   /* (n_groups + 1) x N_ERR */
+    struct dep_state **states;
+    size_t n_states;
+    struct key_entry *unknown;
+    struct group_entry *unknown_group;
     sg_series_t overhead, in_flight, cache[4], counters[SG_TC_COUNT];
-    struct dep_state *states;
     struct sg_telemetry_state_fns state;
 };
 
-static int cmp_name_slot(const void *a, const void *b)
+static int cmp_key_ref(const void *a, const void *b)
 {
-    return strcmp(((const struct name_slot *)a)->name, ((const struct name_slot *)b)->name);
+    return strcmp(((const struct key_ref *)a)->name, ((const struct key_ref *)b)->name);
 }
 
-static const struct name_slot *find(const struct name_slot *v, size_t n, const char *name)
+static const struct key_ref *find(const struct key_ref *v, size_t n, const char *name)
 {
     if (!name || !*name)
         return NULL;
-    struct name_slot key = {(char *)name, 0};
-    return bsearch(&key, v, n, sizeof *v, cmp_name_slot);
+    struct key_ref key = {name, NULL, NULL};
+    return bsearch(&key, v, n, sizeof *v, cmp_key_ref);
 }
 
 static double state_healthy(void *ud)
@@ -106,34 +133,146 @@ static double state_failures(void *ud)
     return d->t->state.failures ? d->t->state.failures(d->t->state.ud, d->id) : 0;
 }
 
-static void key_series_init(struct sg_telemetry *t, struct key_series *k, const int fam[],
-                            const char *alias, const char *dep, const char *provider)
+static bool key_series_init(struct sg_telemetry *t, struct key_series *k, const char *alias,
+                            const char *dep, const char *provider)
 {
     static const char *const classes[N_CLASSES] = {"2xx", "3xx", "4xx", "5xx"};
     static const char *const kinds[3] = {"input", "output", "cached"};
+    bool ok = true;
     for (size_t c = 0; c < N_CLASSES; c++) {
         const char *l[] = {"alias",  alias,          "deployment", dep, "provider",
                            provider, "status_class", classes[c],   NULL};
-        k->req[c] = sg_metrics_series(t->m, fam[0], l);
+        ok &= (k->req[c] = sg_metrics_series(t->m, t->fam[0], l)) != SG_SERIES_NONE;
     }
     const char *l2[] = {"alias", alias, "deployment", dep, NULL};
-    k->latency = sg_metrics_series(t->m, fam[1], l2);
-    k->ttft = sg_metrics_series(t->m, fam[2], l2);
+    ok &= (k->latency = sg_metrics_series(t->m, t->fam[1], l2)) != SG_SERIES_NONE;
+    ok &= (k->ttft = sg_metrics_series(t->m, t->fam[2], l2)) != SG_SERIES_NONE;
     for (size_t i = 0; i < 3; i++) {
         const char *l3[] = {"alias", alias, "deployment", dep, "type", kinds[i], NULL};
-        k->tokens[i] = sg_metrics_series(t->m, fam[3], l3);
+        ok &= (k->tokens[i] = sg_metrics_series(t->m, t->fam[3], l3)) != SG_SERIES_NONE;
     }
-    k->cost = sg_metrics_series(t->m, fam[4], l2);
+    ok &= (k->cost = sg_metrics_series(t->m, t->fam[4], l2)) != SG_SERIES_NONE;
+    return ok;
 }
 
-struct sg_telemetry *sg_telemetry_new(const struct sg_config *cfg, size_t n_workers)
+#define PUSH(v, n, x)                                                                              \
+    do {                                                                                           \
+        (v) = sg_xrealloc((v), ((n) + 1) * sizeof *(v));                                           \
+        (v)[(n)++] = (x);                                                                          \
+    } while (0)
+
+/* The entry of a label set, made (with its series) when new. NULL when the registry's spare is
+ * used up: the caller counts under something broader. Called with t->mu held. */
+static struct key_entry *key_get(struct sg_telemetry *t, const char *alias, const char *dep,
+                                 const char *provider)
+{
+    for (size_t i = 0; i < t->n_keys; i++) {
+        struct key_entry *e = t->keys[i];
+        if (!strcmp(e->alias, alias) && !strcmp(e->dep, dep) && !strcmp(e->provider, provider))
+            return e;
+    }
+    struct key_entry *e = sg_xcalloc(1, sizeof *e);
+    if (!key_series_init(t, &e->k, alias, dep, provider)) {
+        /* Some series of the set may exist now; they stay unused (counted nowhere). */
+        free(e);
+        return NULL;
+    }
+    e->alias = sg_xstrdup(alias);
+    e->dep = sg_xstrdup(dep);
+    e->provider = sg_xstrdup(provider);
+    PUSH(t->keys, t->n_keys, e);
+    return e;
+}
+
+static struct group_entry *group_get(struct sg_telemetry *t, const char *alias)
+{
+    for (size_t i = 0; i < t->n_groups; i++)
+        if (!strcmp(t->groups[i]->alias, alias))
+            return t->groups[i];
+    struct group_entry *g = sg_xcalloc(1, sizeof *g);
+    for (size_t e = 0; e < N_ERR; e++) {
+        const char *l[] = {"alias", alias, "error_type", error_labels[e], NULL};
+        if ((g->failures[e] = sg_metrics_series(t->m, t->f_fail, l)) == SG_SERIES_NONE) {
+            free(g);
+            return NULL;
+        }
+    }
+    g->alias = sg_xstrdup(alias);
+    PUSH(t->groups, t->n_groups, g);
+    return g;
+}
+
+/* Health, cooldown and failures of a deployment, read from the router at scrape. */
+static void dep_state_ensure(struct sg_telemetry *t, const char *alias, const char *id)
+{
+    for (size_t i = 0; i < t->n_states; i++)
+        if (!strcmp(t->states[i]->id, id))
+            return;
+    struct dep_state *d = sg_xcalloc(1, sizeof *d);
+    d->t = t;
+    d->id = sg_xstrdup(id);
+    PUSH(t->states, t->n_states, d);
+    const char *l[] = {"alias", alias, "deployment", id, NULL};
+    if (sg_metrics_series_fn(t->m, t->f_healthy, l, state_healthy, d) ||
+        sg_metrics_series_fn(t->m, t->f_cool, l, state_cooldown, d) ||
+        sg_metrics_series_fn(t->m, t->f_dfail, l, state_failures, d))
+        SG_WARN("telemetry", "no room left for the state metrics of deployment %s", id);
+}
+
+struct sg_telemetry_keys *sg_telemetry_keys_new(struct sg_telemetry *t, const struct sg_config *cfg)
+{
+    struct sg_telemetry_keys *k = sg_xcalloc(1, sizeof *k);
+    size_t nd = cfg ? cfg->n_deployments : 0, ng = cfg ? cfg->n_groups : 0;
+    k->deps = sg_xcalloc(nd ? nd : 1, sizeof *k->deps);
+    k->groups = sg_xcalloc(ng ? ng : 1, sizeof *k->groups);
+    k->unknown = &t->unknown->k;
+    k->unknown_failures = t->unknown_group->failures;
+    bool full = false;
+    pthread_mutex_lock(&t->mu);
+    for (size_t i = 0; i < ng; i++) {
+        const char *alias = cfg->groups[i].alias;
+        struct key_entry *e = key_get(t, alias, "", "");
+        struct group_entry *g = group_get(t, alias);
+        full |= !e || !g;
+        k->groups[k->n_groups++] =
+            (struct key_ref){alias, e ? &e->k : k->unknown, g ? g->failures : k->unknown_failures};
+    }
+    qsort(k->groups, k->n_groups, sizeof *k->groups, cmp_key_ref);
+    for (size_t i = 0; i < nd; i++) {
+        const struct sg_deployment *d = &cfg->deployments[i];
+        struct key_entry *e = key_get(t, d->alias, d->id, d->provider);
+        full |= !e;
+        if (e) /* else: counted under its group, as before the deployment existed */
+            k->deps[k->n_deps++] = (struct key_ref){d->id, &e->k, NULL};
+        dep_state_ensure(t, d->alias, d->id);
+    }
+    pthread_mutex_unlock(&t->mu);
+    qsort(k->deps, k->n_deps, sizeof *k->deps, cmp_key_ref);
+    if (full)
+        SG_WARN("telemetry", "the metric registry has no room left for the series of every "
+                             "deployment: some are counted under their group (deployment=\"\") "
+                             "until a restart");
+    return k;
+}
+
+void sg_telemetry_keys_free(struct sg_telemetry_keys *k)
+{
+    if (!k)
+        return;
+    free(k->deps);
+    free(k->groups);
+    free(k);
+}
+
+struct sg_telemetry *sg_telemetry_new(size_t n_workers)
 {
     struct sg_telemetry *t = sg_xcalloc(1, sizeof *t);
     t->n_workers = n_workers;
     t->m = sg_metrics_new(n_workers + 1);
+    pthread_mutex_init(&t->mu, NULL);
     struct sg_metrics *m = t->m;
 
-    int fam[5];
+    int *fam = t->fam;
     fam[0] = sg_metrics_family(m, "slogate_requests_total",
                                "Client requests by the group and deployment that answered, "
                                "provider and status class.",
@@ -151,9 +290,9 @@ struct sg_telemetry *sg_telemetry_new(const struct sg_config *cfg, size_t n_work
     fam[4] =
         sg_metrics_family(m, "slogate_cost_usd_total", "Cost of answered requests in US dollars.",
                           SG_METRIC_COUNTER, NULL, 0);
-    int f_fail = sg_metrics_family(m, "slogate_request_failures_total",
-                                   "Requests that ended with an error, by error type.",
-                                   SG_METRIC_COUNTER, NULL, 0);
+    t->f_fail = sg_metrics_family(m, "slogate_request_failures_total",
+                                  "Requests that ended with an error, by error type.",
+                                  SG_METRIC_COUNTER, NULL, 0);
     int f_over =
         sg_metrics_family(m, "slogate_overhead_seconds",
                           "Time spent in the gateway itself per request (receipt to "
@@ -164,17 +303,17 @@ struct sg_telemetry *sg_telemetry_new(const struct sg_config *cfg, size_t n_work
                                     SG_METRIC_COUNTER, NULL, 0);
     int f_infl = sg_metrics_family(m, "slogate_requests_in_flight",
                                    "Client requests being handled now.", SG_METRIC_GAUGE, NULL, 0);
-    int f_healthy = sg_metrics_family(m, "slogate_deployment_healthy",
-                                      "1 when the deployment takes traffic, 0 while it cools "
-                                      "down.",
-                                      SG_METRIC_GAUGE, NULL, 0);
-    int f_cool = sg_metrics_family(m, "slogate_deployment_cooldown_remaining_seconds",
-                                   "Time left in the deployment's cooldown (0 when none).",
-                                   SG_METRIC_GAUGE, NULL, 0);
-    int f_dfail = sg_metrics_family(m, "slogate_deployment_attempt_failures_total",
-                                    "Upstream attempts on the deployment that failed (timeouts, "
-                                    "5xx, 429, auth), as the router counted them.",
-                                    SG_METRIC_COUNTER, NULL, 0);
+    t->f_healthy = sg_metrics_family(m, "slogate_deployment_healthy",
+                                     "1 when the deployment takes traffic, 0 while it cools "
+                                     "down.",
+                                     SG_METRIC_GAUGE, NULL, 0);
+    t->f_cool = sg_metrics_family(m, "slogate_deployment_cooldown_remaining_seconds",
+                                  "Time left in the deployment's cooldown (0 when none).",
+                                  SG_METRIC_GAUGE, NULL, 0);
+    t->f_dfail = sg_metrics_family(m, "slogate_deployment_attempt_failures_total",
+                                   "Upstream attempts on the deployment that failed (timeouts, "
+                                   "5xx, 429, auth), as the router counted them.",
+                                   SG_METRIC_COUNTER, NULL, 0);
     int f_spans =
         sg_metrics_family(m, "slogate_otlp_spans_exported_total",
                           "Spans the OTLP collector accepted.", SG_METRIC_COUNTER, NULL, 0);
@@ -193,38 +332,9 @@ struct sg_telemetry *sg_telemetry_new(const struct sg_config *cfg, size_t n_work
     int f_logrot = sg_metrics_family(m, "slogate_request_log_rotations_total",
                                      "Request log rotations by size.", SG_METRIC_COUNTER, NULL, 0);
 
-    size_t nd = cfg ? cfg->n_deployments : 0, ng = cfg ? cfg->n_groups : 0;
-    t->deps = sg_xcalloc(nd ? nd : 1, sizeof *t->deps);
-    t->groups = sg_xcalloc(ng ? ng : 1, sizeof *t->groups);
-    t->keys = sg_xcalloc(nd + ng + 1, sizeof *t->keys);
-    t->states = sg_xcalloc(nd ? nd : 1, sizeof *t->states);
-    for (size_t i = 0; i < nd; i++) {
-        const struct sg_deployment *d = &cfg->deployments[i];
-        t->deps[i] = (struct name_slot){sg_xstrdup(d->id), i};
-        key_series_init(t, &t->keys[i], fam, d->alias, d->id, d->provider);
-        t->states[i] = (struct dep_state){t, t->deps[i].name};
-        const char *l[] = {"alias", d->alias, "deployment", d->id, NULL};
-        sg_metrics_series_fn(m, f_healthy, l, state_healthy, &t->states[i]);
-        sg_metrics_series_fn(m, f_cool, l, state_cooldown, &t->states[i]);
-        sg_metrics_series_fn(m, f_dfail, l, state_failures, &t->states[i]);
-    }
-    for (size_t i = 0; i < ng; i++) {
-        t->groups[i] = (struct name_slot){sg_xstrdup(cfg->groups[i].alias), nd + i};
-        key_series_init(t, &t->keys[nd + i], fam, cfg->groups[i].alias, "", "");
-    }
-    key_series_init(t, &t->keys[nd + ng], fam, "", "", "");
-    t->n_deps = nd;
-    t->n_groups = ng;
-    qsort(t->deps, nd, sizeof *t->deps, cmp_name_slot);
-    qsort(t->groups, ng, sizeof *t->groups, cmp_name_slot);
-
-    t->failures = sg_xcalloc((ng + 1) * N_ERR, sizeof *t->failures);
-    for (size_t g = 0; g <= ng; g++)
-        for (size_t e = 0; e < N_ERR; e++) {
-            const char *l[] = {"alias", g < ng ? cfg->groups[g].alias : "", "error_type",
-                               error_labels[e], NULL};
-            t->failures[g * N_ERR + e] = sg_metrics_series(m, f_fail, l);
-        }
+    /* Requests no deployment or group took: the one catch-all label set, made first. */
+    t->unknown = key_get(t, "", "", "");
+    t->unknown_group = group_get(t, "");
     t->overhead = sg_metrics_series(m, f_over, NULL);
     static const char *const results[4] = {"hit", "miss", "stale", "bypass"};
     for (size_t i = 0; i < 4; i++) {
@@ -249,15 +359,24 @@ void sg_telemetry_free(struct sg_telemetry *t)
     if (!t)
         return;
     sg_metrics_free(t->m);
-    for (size_t i = 0; i < t->n_deps; i++)
-        free(t->deps[i].name);
-    for (size_t i = 0; i < t->n_groups; i++)
-        free(t->groups[i].name);
-    free(t->deps);
-    free(t->groups);
+    for (size_t i = 0; i < t->n_keys; i++) {
+        free(t->keys[i]->alias);
+        free(t->keys[i]->dep);
+        free(t->keys[i]->provider);
+        free(t->keys[i]);
+    }
+    for (size_t i = 0; i < t->n_groups; i++) {
+        free(t->groups[i]->alias);
+        free(t->groups[i]);
+    }
+    for (size_t i = 0; i < t->n_states; i++) {
+        free(t->states[i]->id);
+        free(t->states[i]);
+    }
     free(t->keys);
-    free(t->failures);
+    free(t->groups);
     free(t->states);
+    pthread_mutex_destroy(&t->mu);
     free(t);
 }
 
@@ -299,16 +418,16 @@ static size_t error_index(const char *error_type)
     return N_ERR - 1;
 }
 
-void sg_telemetry_count(struct sg_telemetry *t, struct sg_metric_shard *s,
-                        const struct sg_event *ev, const char *served_alias)
+void sg_telemetry_count(struct sg_telemetry *t, const struct sg_telemetry_keys *keys,
+                        struct sg_metric_shard *s, const struct sg_event *ev,
+                        const char *served_alias)
 {
-    const struct name_slot *d = find(t->deps, t->n_deps, ev->deployment);
-    const struct name_slot *g = find(t->groups, t->n_groups, served_alias);
-    const struct name_slot *asked = find(t->groups, t->n_groups, ev->alias);
+    const struct key_ref *d = find(keys->deps, keys->n_deps, ev->deployment);
+    const struct key_ref *g = find(keys->groups, keys->n_groups, served_alias);
+    const struct key_ref *asked = find(keys->groups, keys->n_groups, ev->alias);
     if (!g)
         g = asked;
-    size_t key = d ? d->slot : g ? g->slot : t->n_deps + t->n_groups;
-    const struct key_series *k = &t->keys[key];
+    const struct key_series *k = d ? d->k : g ? g->k : keys->unknown;
 
     int cls = ev->status / 100 - 2;
     cls = cls < 0 ? 0 : cls >= N_CLASSES ? N_CLASSES - 1 : cls;
@@ -325,8 +444,8 @@ void sg_telemetry_count(struct sg_telemetry *t, struct sg_metric_shard *s,
     if (ev->cost_usd > 0)
         sg_metric_add(s, k->cost, ev->cost_usd);
     if (ev->error_type[0]) {
-        size_t gi = asked ? asked->slot - t->n_deps : t->n_groups;
-        sg_metric_add(s, t->failures[gi * N_ERR + error_index(ev->error_type)], 1);
+        const sg_series_t *f = asked ? asked->failures : keys->unknown_failures;
+        sg_metric_add(s, f[error_index(ev->error_type)], 1);
     }
     sg_metric_observe(s, t->overhead, (double)ev->overhead_us / 1e6);
     /* Requests turned away before the lookup (bad key, bad body, unknown model) did not use

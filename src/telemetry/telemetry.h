@@ -132,6 +132,7 @@ struct sg_metric_shard; /* one writer thread's slots */
 
 /* A series handle: an offset into every shard's slots. */
 typedef uint32_t sg_series_t;
+#define SG_SERIES_NONE UINT32_MAX /* refused: updates to it are ignored */
 
 /* Values computed at scrape time (queue depth, spool size, deployment state...). Called on the
  * scraping thread: it must be thread-safe (atomics) and cheap. */
@@ -145,12 +146,17 @@ void sg_metrics_free(struct sg_metrics *m);
 int sg_metrics_family(struct sg_metrics *m, const char *name, const char *help,
                       enum sg_metric_type type, const double *buckets, size_t n_buckets);
 /* A series of a family, with labels as `{"alias", "app/chat", "deployment", "primary", NULL}`
- * (name, value pairs, NULL-terminated; values are escaped on output). */
+ * (name, value pairs, NULL-terminated; values are escaped on output). Thread-safe. After the
+ * freeze it takes a spare entry (a reload's new deployment) and returns SG_SERIES_NONE when
+ * none is left. */
 sg_series_t sg_metrics_series(struct sg_metrics *m, int family, const char *const *labels);
-/* A series whose value is computed at scrape (counter or gauge families). */
-void sg_metrics_series_fn(struct sg_metrics *m, int family, const char *const *labels,
-                          sg_metric_fn fn, void *ud);
-/* No families or series may be added after this; shards are allocated here. Idempotent. */
+/* A series whose value is computed at scrape (counter or gauge families). SG_ETOOBIG when the
+ * spare is used up. */
+int sg_metrics_series_fn(struct sg_metrics *m, int family, const char *const *labels,
+                         sg_metric_fn fn, void *ud);
+/* The spare the freeze reserves for series added later (default 1024 series, 4096 slots). */
+void sg_metrics_set_spare(struct sg_metrics *m, size_t series, uint32_t slots);
+/* No families may be added after this; shards are allocated here, with the spare. Idempotent. */
 void sg_metrics_freeze(struct sg_metrics *m);
 /* Shard `i` (after freeze). Each shard has exactly one writing thread. */
 struct sg_metric_shard *sg_metrics_shard(struct sg_metrics *m, size_t i);
@@ -176,22 +182,33 @@ struct sg_telemetry_state_fns {
 };
 
 struct sg_telemetry;
+struct sg_telemetry_keys;
 
-/* Registry and series for a config's groups and deployments; `n_workers` shards plus one for
- * background threads (index n_workers). Scrape-time callbacks may be added with
- * sg_telemetry_metrics() before sg_telemetry_freeze(). */
-struct sg_telemetry *sg_telemetry_new(const struct sg_config *cfg, size_t n_workers);
+/* The registry with the gateway's families; `n_workers` shards plus one for background threads
+ * (index n_workers). Scrape-time callbacks may be added with sg_telemetry_metrics() before
+ * sg_telemetry_freeze(). */
+struct sg_telemetry *sg_telemetry_new(size_t n_workers);
 void sg_telemetry_free(struct sg_telemetry *t);
 struct sg_metrics *sg_telemetry_metrics(struct sg_telemetry *t);
 void sg_telemetry_set_state_fns(struct sg_telemetry *t, const struct sg_telemetry_state_fns *f);
 void sg_telemetry_freeze(struct sg_telemetry *t);
 struct sg_metric_shard *sg_telemetry_shard(struct sg_telemetry *t, size_t worker);
 
+/* The series of one config's groups and deployments, for the request path: made at start and
+ * at each reload (a runtime holds its own), before or after the freeze, from any one thread at
+ * a time. Series of label sets seen before are reused, so counters carry on across reloads; a
+ * new deployment gets its own (within the registry's spare, else it is counted under its
+ * group). Free it when no worker can use it any more; the series stay. */
+struct sg_telemetry_keys *sg_telemetry_keys_new(struct sg_telemetry *t,
+                                                const struct sg_config *cfg);
+void sg_telemetry_keys_free(struct sg_telemetry_keys *k);
+
 /* Count one finished request into the worker's shard: requests by alias/deployment/provider/
  * status class, failures by error type, latency/TTFT/overhead histograms, tokens, cost, cache.
  * `served_alias` is the group of the deployment that answered (NULL: none). */
-void sg_telemetry_count(struct sg_telemetry *t, struct sg_metric_shard *s,
-                        const struct sg_event *ev, const char *served_alias);
+void sg_telemetry_count(struct sg_telemetry *t, const struct sg_telemetry_keys *keys,
+                        struct sg_metric_shard *s, const struct sg_event *ev,
+                        const char *served_alias);
 /* The in-flight gauge: +1 when a request starts, -1 when it is recorded. */
 void sg_telemetry_in_flight(struct sg_telemetry *t, struct sg_metric_shard *s, int delta);
 /* Counters the OTLP exporter and the request log update (in the shard of their thread). */

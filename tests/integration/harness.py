@@ -548,7 +548,7 @@ class Fixture:
 
     def problems(self):
         """What went wrong inside the processes, whatever the test asserted: deaths by a signal
-        the test did not send, and sanitizer reports (ASan/UBSan/LSan). Call after stop_all()."""
+        the test did not send, and sanitizer reports (ASan/UBSan/LSan/TSan). Call after stop_all()."""
         out = [c for c in (p.crash() for p in self.procs) if c]
         for p in self.procs:
             rep = p.sanitizer_report()
@@ -672,7 +672,7 @@ class Fixture:
         return c
 
 
-_SANITIZER = re.compile(r"(ERROR: (Address|Leak|Thread|Memory)Sanitizer.*|"
+_SANITIZER = re.compile(r"(ERROR: (Address|Leak|Thread|Memory)Sanitizer.*|WARNING: ThreadSanitizer.*|"
                         r"SUMMARY: UndefinedBehaviorSanitizer.*|\S+:\d+:\d+: runtime error: .*)")
 
 

@@ -55,6 +55,14 @@ def metric(text, name, **labels):
     return None
 
 
+def promtool_check(text):
+    promtool = shutil.which("promtool")
+    check(promtool, "promtool is installed (Debian package prometheus; scripts/install-deps)")
+    p = subprocess.run([promtool, "check", "metrics"], input=text.encode(),
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=30)
+    eq(p.returncode, 0, "promtool check metrics: %s" % p.stdout.decode()[:2000])
+
+
 def pg_count(pg, db="slogate"):
     """Rows in slogate_requests; -1 while the table does not exist yet or the server is away."""
     try:
@@ -177,6 +185,36 @@ def test_attribution_user_and_feature(fx):
     eq(got[b.header("x-request-id")], ("default", None, "from-header"),
        "x-slogate-feature wins over metadata.feature")
     eq(got[c.header("x-request-id")], ("default", None, None), "nothing given")
+
+
+@time_limit(60)
+def test_reload_added_deployment_has_its_own_series(fx):
+    """A deployment added by a reload is counted under its own name at once (not under
+    deployment=""), and the counters of the one it kept carry on."""
+    a, b = fx.mock(name="provider-a"), fx.mock(name="provider-b")
+    cfg = fx.config([a])
+    gw = fx.gateway(cfg, workers=2)
+    send(gw, 3)
+    cfg2 = fx.config([a, b])
+    cfg2["model_list"][1]["model_info"]["id"] = "added"
+    cfg2["model_list"][1]["litellm_params"]["order"] = 1  # before the primary
+    cfg2["model_list"][0]["litellm_params"]["order"] = 2
+    fx.write_config(cfg2, "gateway.yaml")
+    r = http(gw.port, "POST", "/admin/reload", key=MASTER_KEY)
+    eq(r.status, 200, "reload (%s)" % r.text[:200])
+    send(gw, 4)
+    text = metrics(gw)
+    eq(metric(text, "slogate_requests_total", alias="app/chat", deployment="added",
+              status_class="2xx"), 4.0, "requests of the added deployment")
+    eq(metric(text, "slogate_requests_total", alias="app/chat", deployment="primary",
+              status_class="2xx"), 3.0, "the kept deployment's counter carried on")
+    eq(metric(text, "slogate_requests_total", alias="app/chat", deployment="",
+              status_class="2xx"), 0.0, "nothing counted under the group instead")
+    eq(metric(text, "slogate_deployment_healthy", deployment="added"), 1.0,
+       "the added deployment's state")
+    check(metric(text, "slogate_cost_usd_total", alias="app/chat", deployment="added") > 0,
+          "its cost")
+    promtool_check(text)
 
 
 # ---- PostgreSQL ------------------------------------------------------------------------------
@@ -389,8 +427,6 @@ def test_database_down_at_start_serves_and_reports(fx):
 # ---- Prometheus --------------------------------------------------------------------------------
 
 def test_metrics_pass_promtool_and_count(fx):
-    promtool = shutil.which("promtool")
-    check(promtool, "promtool is installed (Debian package prometheus; scripts/install-deps)")
     m = fx.mock()
     cfg = fx.config([m], general={"database_url": "sqlite://" + fx.path("m.db")})
     cfg["telemetry"] = {"metrics_token": "scrape-token"}
@@ -406,9 +442,7 @@ def test_metrics_pass_promtool_and_count(fx):
     eq(http(gw.port, "GET", "/metrics", key=None).status, 401, "no key")
     eq(http(gw.port, "GET", "/metrics", key="wrong").status, 401, "wrong key")
     text = metrics(gw, key="scrape-token")
-    p = subprocess.run([promtool, "check", "metrics"], input=text.encode(),
-                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=30)
-    eq(p.returncode, 0, "promtool check metrics: %s" % p.stdout.decode()[:2000])
+    promtool_check(text)
     r = http(gw.port, "GET", "/metrics")
     contains(r.header("content-type"), "text/plain; version=0.0.4", "content type")
     labels = dict(alias="app/chat", deployment="primary", provider="openai")

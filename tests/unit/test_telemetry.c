@@ -431,16 +431,20 @@ static const char cfg_yaml[] =
     "    litellm_params: {model: openai/gpt-4o-mini, api_key: k}\n"
     "    model_info: {id: lite}\n";
 
-static struct sg_config *load_cfg(void)
+static struct sg_config *load_yaml(const char *yaml)
 {
     struct sg_diags d;
     sg_diags_init(&d);
-    struct sg_config *c =
-        sg_config_load_string(cfg_yaml, strlen(cfg_yaml), "t.yaml", NULL, NULL, &d);
+    struct sg_config *c = sg_config_load_string(yaml, strlen(yaml), "t.yaml", NULL, NULL, &d);
     sg_diags_print(&d, stderr);
     sg_diags_dispose(&d);
     assert_non_null(c);
     return c;
+}
+
+static struct sg_config *load_cfg(void)
+{
+    return load_yaml(cfg_yaml);
 }
 
 static double healthy_fn(void *ud, const char *id)
@@ -453,7 +457,8 @@ static void test_telemetry_count(void **state)
 {
     (void)state;
     struct sg_config *cfg = load_cfg();
-    struct sg_telemetry *t = sg_telemetry_new(cfg, 1);
+    struct sg_telemetry *t = sg_telemetry_new(1);
+    struct sg_telemetry_keys *k = sg_telemetry_keys_new(t, cfg);
     struct sg_telemetry_state_fns f = {healthy_fn, NULL, NULL, NULL};
     sg_telemetry_set_state_fns(t, &f);
     sg_telemetry_freeze(t);
@@ -471,8 +476,8 @@ static void test_telemetry_count(void **state)
     ok->output_tokens = 5;
     ok->cost_usd = 0.25;
     SG_EVENT_SETS(ok, cache_state, "miss");
-    sg_telemetry_count(t, s, ok, "app/chat");
-    sg_telemetry_count(t, s, ok, "app/chat");
+    sg_telemetry_count(t, k, s, ok, "app/chat");
+    sg_telemetry_count(t, k, s, ok, "app/chat");
 
     /* An unknown alias the client typed: counted under alias="" (no new series). */
     struct sg_event *bad = sg_event_new();
@@ -480,12 +485,12 @@ static void test_telemetry_count(void **state)
     bad->status = 404;
     bad->latency_ms_total = 0.2;
     SG_EVENT_SETS(bad, error_type, "model_not_found");
-    sg_telemetry_count(t, s, bad, NULL);
+    sg_telemetry_count(t, k, s, bad, NULL);
     /* No deployment answered a known group: deployment="". Unknown error types are "other". */
     SG_EVENT_SETS(bad, alias, "app/lite");
     bad->status = 503;
     SG_EVENT_SETS(bad, error_type, "something_new");
-    sg_telemetry_count(t, s, bad, NULL);
+    sg_telemetry_count(t, k, s, bad, NULL);
     sg_telemetry_in_flight(t, s, 1);
     sg_telemetry_in_flight(t, s, 1);
     sg_telemetry_in_flight(t, s, -1);
@@ -535,8 +540,82 @@ static void test_telemetry_count(void **state)
     sg_buf_dispose(&out);
     sg_event_free(ok);
     sg_event_free(bad);
+    sg_telemetry_keys_free(k);
     sg_telemetry_free(t);
     sg_config_unref(cfg);
+}
+
+static int render_has(struct sg_telemetry *t, const char *want)
+{
+    struct sg_buf out;
+    sg_buf_init(&out, 0);
+    sg_metrics_render(sg_telemetry_metrics(t), &out);
+    int found = strstr(out.data, want) != NULL;
+    sg_buf_dispose(&out);
+    return found;
+}
+
+/* A reload adds a deployment while the registry is frozen and workers count: it gets series of
+ * its own, and the counters of the deployments it kept carry on. When the spare is used up, a
+ * new deployment is counted under its group instead. */
+static void test_telemetry_keys_after_reload(void **state)
+{
+    (void)state;
+    struct sg_config *cfg = load_cfg();
+    struct sg_config *cfg2 = load_yaml("model_list:\n"
+                                       "  - model_name: app/chat\n"
+                                       "    litellm_params: {model: openai/gpt-4o-mini}\n"
+                                       "    model_info: {id: primary}\n"
+                                       "  - model_name: app/chat\n"
+                                       "    litellm_params: {model: openai/gpt-4.1-mini}\n"
+                                       "    model_info: {id: added}\n");
+    struct sg_config *cfg3 = load_yaml("model_list:\n"
+                                       "  - model_name: app/chat\n"
+                                       "    litellm_params: {model: openai/gpt-4o-mini}\n"
+                                       "    model_info: {id: primary}\n"
+                                       "  - model_name: app/chat\n"
+                                       "    litellm_params: {model: openai/gpt-4.1-mini}\n"
+                                       "    model_info: {id: one-too-many}\n");
+    struct sg_telemetry *t = sg_telemetry_new(1);
+    struct sg_telemetry_keys *k1 = sg_telemetry_keys_new(t, cfg);
+    /* Room for exactly one more deployment: 10 series (8 counters, 2 histograms of 17 slots)
+     * and its 3 scrape-time ones. */
+    sg_metrics_set_spare(sg_telemetry_metrics(t), 13, 10 + 2 * 16);
+    sg_telemetry_freeze(t);
+    struct sg_metric_shard *s = sg_telemetry_shard(t, 0);
+    struct sg_event *ev = sg_event_new();
+    SG_EVENT_SETS(ev, alias, "app/chat");
+    SG_EVENT_SETS(ev, deployment, "primary");
+    SG_EVENT_SETS(ev, provider, "openai");
+    ev->status = 200;
+    sg_telemetry_count(t, k1, s, ev, "app/chat");
+
+    struct sg_telemetry_keys *k2 = sg_telemetry_keys_new(t, cfg2);
+    sg_telemetry_count(t, k2, s, ev, "app/chat"); /* primary again, through the new keys */
+    SG_EVENT_SETS(ev, deployment, "added");
+    sg_telemetry_count(t, k2, s, ev, "app/chat");
+    assert_true(render_has(t, "slogate_requests_total{alias=\"app/chat\",deployment=\"primary\","
+                              "provider=\"openai\",status_class=\"2xx\"} 2\n"));
+    assert_true(render_has(t, "slogate_requests_total{alias=\"app/chat\",deployment=\"added\","
+                              "provider=\"openai\",status_class=\"2xx\"} 1\n"));
+    assert_true(render_has(t, "slogate_deployment_healthy{alias=\"app/chat\","
+                              "deployment=\"added\"} 1\n"));
+
+    /* The spare is gone: the next new deployment counts under its group. */
+    struct sg_telemetry_keys *k3 = sg_telemetry_keys_new(t, cfg3);
+    SG_EVENT_SETS(ev, deployment, "one-too-many");
+    sg_telemetry_count(t, k3, s, ev, "app/chat");
+    assert_false(render_has(t, "deployment=\"one-too-many\",provider"));
+    assert_true(render_has(t, "slogate_requests_total{alias=\"app/chat\",deployment=\"\","
+                              "provider=\"\",status_class=\"2xx\"} 1\n"));
+    sg_event_free(ev);
+    sg_telemetry_keys_free(k1);
+    sg_telemetry_keys_free(k2);
+    sg_telemetry_keys_free(k3);
+    sg_telemetry_free(t);
+    sg_config_unref(cfg);
+    sg_config_unref(cfg2);
+    sg_config_unref(cfg3);
 }
 
 /* ---- OTLP encoding ---- */
@@ -734,8 +813,7 @@ static void test_otlp_exporter_retry_and_drop(void **state)
     (void)state;
     uv_loop_t loop;
     uv_loop_init(&loop);
-    struct sg_config *cfg = load_cfg();
-    struct sg_telemetry *t = sg_telemetry_new(cfg, 1);
+    struct sg_telemetry *t = sg_telemetry_new(1);
     sg_telemetry_freeze(t);
     struct sg_metric_shard *shard = sg_telemetry_shard(t, 0);
 
@@ -810,7 +888,6 @@ static void test_otlp_exporter_retry_and_drop(void **state)
     assert_int_equal(uv_loop_close(&loop), 0);
     sg_buf_dispose(&out);
     sg_telemetry_free(t);
-    sg_config_unref(cfg);
 }
 
 /* ---- the request log ---- */
@@ -929,6 +1006,7 @@ int main(void)
         cmocka_unit_test(test_metrics_scrape_fn),
         cmocka_unit_test(test_metrics_shards_concurrent),
         cmocka_unit_test(test_telemetry_count),
+        cmocka_unit_test(test_telemetry_keys_after_reload),
         cmocka_unit_test(test_otlp_encode),
         cmocka_unit_test(test_otlp_exporter_retry_and_drop),
         cmocka_unit_test(test_reqlog_rotation_and_prompts),
