@@ -397,76 +397,77 @@ static int insert_on_conflict(struct pg_be *b, const struct sg_event *const *ev,
  * as their column types' binary send formats (big-endian integers, IEEE doubles, timestamptz as
  * microseconds since 2000-01-01). This ties the encoder to the column types of migration 1:
  * migrations never change a column's type (src/store/migrate.c). */
-static void put_be(struct sg_buf *o, uint64_t v, int bytes)
+/* Fields are written through a cursor into room reserved once per row (copy_row). */
+static char *put_be(char *p, uint64_t v, int bytes)
 {
-    char b[8];
     for (int i = bytes - 1; i >= 0; i--, v >>= 8)
-        b[i] = (char)(v & 0xff);
-    sg_buf_append(o, b, (size_t)bytes);
+        p[i] = (char)(v & 0xff);
+    return p + bytes;
 }
 
-static void put_null(struct sg_buf *o)
+static char *put_null(char *p)
 {
-    put_be(o, UINT32_MAX, 4); /* length -1 */
+    return put_be(p, UINT32_MAX, 4); /* length -1 */
 }
 
-static void put_text(struct sg_buf *o, const char *s, bool null_if_empty)
+static char *put_text(char *p, const char *s, size_t n, bool null_if_empty)
 {
-    if (null_if_empty && !*s) {
-        put_null(o);
-        return;
-    }
-    size_t n = strlen(s);
-    put_be(o, n, 4);
-    sg_buf_append(o, s, n);
+    if (null_if_empty && !n)
+        return put_null(p);
+    p = put_be(p, n, 4);
+    memcpy(p, s, n);
+    return p + n;
 }
 
-static void put_int(struct sg_buf *o, int64_t v, int bytes)
+static char *put_int(char *p, int64_t v, int bytes)
 {
-    put_be(o, (uint64_t)bytes, 4);
-    put_be(o, (uint64_t)v, bytes);
+    return put_be(put_be(p, (uint64_t)bytes, 4), (uint64_t)v, bytes);
 }
 
-static void put_double(struct sg_buf *o, double v)
+static char *put_double(char *p, double v)
 {
     uint64_t bits;
     memcpy(&bits, &v, sizeof bits);
-    put_be(o, 8, 4);
-    put_be(o, bits, 8);
+    return put_be(put_be(p, 8, 4), bits, 8);
 }
 
 #define PG_EPOCH_UNIX_US 946684800000000ll /* 2000-01-01T00:00:00Z */
+#define N_TEXT 10                          /* text columns of a row */
 
-static void copy_row(struct sg_buf *o, const struct sg_event *e)
+static int copy_row(struct sg_buf *o, const struct sg_event *e)
 {
-    put_be(o, SG_STORE_NCOLS, 2);
-    put_text(o, e->request_id, false);
-    put_int(o, (int64_t)e->start_unix_us - PG_EPOCH_UNIX_US, 8);
-    put_text(o, e->tenant_id, false);
-    put_text(o, e->user_id, true);
-    put_text(o, e->feature, true);
-    put_text(o, e->alias, true);
-    put_text(o, e->provider, true);
-    put_text(o, e->model, true);
-    put_text(o, e->deployment, true);
-    put_text(o, e->region, true);
-    put_int(o, e->status, 4);
-    put_text(o, e->error_type, true);
-    put_double(o, e->latency_ms_total);
-    if (e->ttft_ms >= 0)
-        put_double(o, e->ttft_ms);
-    else
-        put_null(o);
-    put_int(o, (int64_t)e->overhead_us, 8);
-    put_int(o, e->retries, 4);
-    put_int(o, e->failover_hops, 4);
-    put_int(o, e->input_tokens, 8);
-    put_int(o, e->output_tokens, 8);
-    put_int(o, e->cached_tokens, 8);
-    put_double(o, e->cost_usd);
-    put_int(o, e->cache_hit, 1);
-    put_int(o, e->cache_ttl_s, 4);
-    put_int(o, e->stream, 1);
+    const char *text[N_TEXT] = {e->request_id, e->tenant_id, e->user_id, e->feature,
+                                e->alias,      e->provider,  e->model,   e->deployment,
+                                e->region,     e->error_type};
+    size_t len[N_TEXT], total = 0;
+    for (int i = 0; i < N_TEXT; i++)
+        total += len[i] = strlen(text[i]);
+    /* 2 for the field count, 4 per field length, 8 per number at most. */
+    if (sg_buf_reserve(o, 2 + SG_STORE_NCOLS * (4 + 8) + total) != SG_OK)
+        return SG_ETOOBIG;
+    char *p = o->data + o->len;
+    p = put_be(p, SG_STORE_NCOLS, 2);
+    p = put_text(p, text[0], len[0], false); /* request_id */
+    p = put_int(p, (int64_t)e->start_unix_us - PG_EPOCH_UNIX_US, 8);
+    p = put_text(p, text[1], len[1], false); /* tenant_id */
+    for (int i = 2; i <= 8; i++)             /* user_id .. region */
+        p = put_text(p, text[i], len[i], true);
+    p = put_int(p, e->status, 4);
+    p = put_text(p, text[9], len[9], true); /* error_type */
+    p = put_double(p, e->latency_ms_total);
+    p = e->ttft_ms >= 0 ? put_double(p, e->ttft_ms) : put_null(p);
+    p = put_int(p, (int64_t)e->overhead_us, 8);
+    p = put_int(p, e->retries, 4);
+    p = put_int(p, e->failover_hops, 4);
+    p = put_int(p, e->input_tokens, 8);
+    p = put_int(p, e->output_tokens, 8);
+    p = put_int(p, e->cached_tokens, 8);
+    p = put_double(p, e->cost_usd);
+    p = put_int(p, e->cache_hit, 1);
+    p = put_int(p, e->cache_ttl_s, 4);
+    p = put_int(p, e->stream, 1);
+    o->len = (size_t)(p - o->data);
+    return SG_OK;
 }
 
 /* Wait until libpq can take more output (non-blocking mode). */
@@ -486,22 +487,25 @@ static int copy_batch(struct pg_be *b, const struct sg_event *const *ev, size_t 
     PGconn *c = b->conn;
     uint64_t deadline = sg_now_ms() + b->timeout_ms;
     sg_buf_reset(&b->vals);
-    sg_buf_append(&b->vals, "PGCOPY\n\377\r\n\0", 11);
-    put_be(&b->vals, 0, 4); /* flags */
-    put_be(&b->vals, 0, 4); /* header extension length */
-    for (size_t i = 0; i < n; i++) {
+    /* The signature, then flags and header extension length (both 0). */
+    sg_buf_append(&b->vals, "PGCOPY\n\377\r\n\0\0\0\0\0\0\0\0\0", 19);
+    int rc = SG_OK;
+    for (size_t i = 0; i < n && !rc; i++) {
         if (i + 2 < n)
             sg_event_prefetch(ev[i + 2]);
-        copy_row(&b->vals, ev[i]);
+        rc = copy_row(&b->vals, ev[i]);
     }
-    put_be(&b->vals, UINT16_MAX, 2); /* the trailer: field count -1 */
+    rc = rc ? rc : sg_buf_append(&b->vals, "\377\377", 2); /* the trailer: field count -1 */
+    if (rc) {
+        snprintf(err, errn, "the COPY data of %zu rows does not fit in memory", n);
+        return rc;
+    }
 
     if (!PQsendQuery(c,
                      "COPY slogate_requests (" SG_STORE_COLUMNS ") FROM STDIN (FORMAT binary)")) {
         set_err(err, errn, c, "sending COPY");
         return SG_EIO;
     }
-    int rc = SG_OK;
     while (!rc && PQflush(c) == 1)
         rc = wait_writable(c, deadline);
     while (!rc && PQisBusy(c)) {
