@@ -9,6 +9,7 @@
 #define SG_BASE_H
 
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -103,6 +104,25 @@ uint64_t sg_wall_ms(void); /* milliseconds since the Unix epoch */
 void sg_format_utc(uint64_t ms, char *out, size_t n);
 /* The same with microseconds ("2026-11-22T10:00:00.123456Z"). */
 void sg_format_utc_us(uint64_t us, char *out, size_t n);
+
+/* ---- mpmc.c: a bounded lock-free ring of pointers, any number of producers and consumers ---- */
+struct sg_mpmc_cell {
+    _Atomic size_t seq;
+    void *p;
+};
+
+struct sg_mpmc {
+    struct sg_mpmc_cell *cells;
+    size_t mask;
+    _Alignas(64) _Atomic size_t enq;
+    _Alignas(64) _Atomic size_t deq;
+};
+
+void sg_mpmc_init(struct sg_mpmc *q, size_t capacity); /* rounded up to a power of two */
+void sg_mpmc_dispose(struct sg_mpmc *q);               /* the ring only, not what it points to */
+bool sg_mpmc_push(struct sg_mpmc *q, void *p);         /* false when full */
+void *sg_mpmc_pop(struct sg_mpmc *q);                  /* NULL when empty */
+size_t sg_mpmc_size(struct sg_mpmc *q);                /* approximate while others push/pop */
 
 /* ---- random: per-thread xoshiro256**, seeded from the OS unless seeded explicitly ---- */
 uint64_t sg_rand_u64(void);

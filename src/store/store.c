@@ -23,7 +23,7 @@
 struct sg_store {
     struct sg_store_backend *be;
     struct sg_store_options o;
-    struct sg_evq q;
+    struct sg_mpmc q; /* events from the request path; the writer is the one consumer */
     struct sg_spool sp;
 
     /* writer thread only */
@@ -49,6 +49,14 @@ struct sg_store {
     atomic_bool degraded, connected;
     atomic_int schema;
 };
+
+static void queue_dispose(struct sg_mpmc *q)
+{
+    struct sg_event *ev;
+    while ((ev = sg_mpmc_pop(q)))
+        sg_event_free(ev);
+    sg_mpmc_dispose(q);
+}
 
 static uint64_t now_ms(const struct sg_store *s)
 {
@@ -203,7 +211,7 @@ uint64_t sg_store_tick(struct sg_store *s, bool drain)
     /* Whole batches as long as the queue has them (bounded, so a stop request is seen under
      * sustained load); what is left waits for its flush time. */
     for (int round = 0; round < 64; round++) {
-        while (s->n_batch < s->o.batch_max && (ev = sg_evq_pop(&s->q))) {
+        while (s->n_batch < s->o.batch_max && (ev = sg_mpmc_pop(&s->q))) {
             if (!s->n_batch)
                 s->batch_t0 = now;
             s->batch[s->n_batch++] = ev;
@@ -225,7 +233,7 @@ uint64_t sg_store_tick(struct sg_store *s, bool drain)
     uint64_t next = now + s->o.flush_ms;
     if (s->n_batch)
         next = SG_MIN(next, s->batch_t0 + s->o.flush_ms);
-    if (sg_evq_size(&s->q) >= s->o.batch_max)
+    if (sg_mpmc_size(&s->q) >= s->o.batch_max)
         next = now;
     if (atomic_load(&s->sp.events) > 0 || !atomic_load(&s->connected))
         next = SG_MIN(next, SG_MAX(s->next_try, now));
@@ -242,7 +250,7 @@ static void wait_until(struct sg_store *s, uint64_t when)
     atomic_store(&s->sleeping, true);
     /* Re-check after announcing the sleep: a producer that filled a batch before it saw the
      * flag would otherwise leave us sleeping on a full queue (seq_cst on both sides). */
-    if (sg_evq_size(&s->q) >= s->o.batch_max || atomic_load(&s->stop)) {
+    if (sg_mpmc_size(&s->q) >= s->o.batch_max || atomic_load(&s->stop)) {
         atomic_store(&s->sleeping, false);
         return;
     }
@@ -270,7 +278,7 @@ static void *writer_main(void *arg)
      * while the deadline allows. */
     do
         sg_store_tick(s, true);
-    while (s->n_batch || sg_evq_size(&s->q));
+    while (s->n_batch || sg_mpmc_size(&s->q));
     while (atomic_load(&s->sp.events) > 0 && sg_now_ms() < s->close_deadline) {
         uint64_t next = sg_store_tick(s, true);
         if (atomic_load(&s->sp.events) == 0 || next >= s->close_deadline)
@@ -311,14 +319,14 @@ struct sg_store *sg_store_new(struct sg_store_backend *backend_take,
     s->rbatch = sg_xcalloc(s->o.batch_max, sizeof *s->rbatch);
     s->rtap = sg_xcalloc(s->o.batch_max, sizeof *s->rtap);
     sg_buf_init(&s->lines, 0);
-    sg_evq_init(&s->q, s->o.queue_capacity);
+    sg_mpmc_init(&s->q, s->o.queue_capacity);
     s->sp.fd = -1;
     if (!o->spool_path)
         snprintf(err, err_len, "no spool path");
     if (!o->spool_path || sg_spool_open(&s->sp, o->spool_path, err, err_len) != SG_OK) {
         if (o->spool_path)
             sg_spool_close(&s->sp);
-        sg_evq_dispose(&s->q);
+        queue_dispose(&s->q);
         s->be->free(s->be);
         sg_buf_dispose(&s->lines);
         free(s->batch);
@@ -344,9 +352,9 @@ struct sg_store *sg_store_new(struct sg_store_backend *backend_take,
 
 void sg_store_submit(struct sg_store *s, struct sg_event *ev_take)
 {
-    if (sg_evq_push(&s->q, ev_take)) {
+    if (sg_mpmc_push(&s->q, ev_take)) {
         /* Wake a sleeping writer once a whole batch waits (the flush timer covers the rest). */
-        if (atomic_load(&s->sleeping) && sg_evq_size(&s->q) >= s->o.batch_max &&
+        if (atomic_load(&s->sleeping) && sg_mpmc_size(&s->q) >= s->o.batch_max &&
             atomic_exchange(&s->sleeping, false))
             sem_post(&s->wake);
         return;
@@ -387,13 +395,13 @@ void sg_store_close(struct sg_store *s, uint32_t deadline_ms)
         /* no thread (tests): drain by hand, one pass */
         do
             sg_store_tick(s, true);
-        while (s->n_batch || sg_evq_size(&s->q));
+        while (s->n_batch || sg_mpmc_size(&s->q));
     }
     for (size_t i = 0; i < s->n_batch; i++)
         sg_event_free(s->batch[i]);
     sem_destroy(&s->wake);
     sg_spool_close(&s->sp);
-    sg_evq_dispose(&s->q);
+    queue_dispose(&s->q);
     s->be->free(s->be);
     sg_buf_dispose(&s->lines);
     free(s->batch);
@@ -406,7 +414,7 @@ void sg_store_stats(const struct sg_store *cs, struct sg_store_stats *out)
 {
     struct sg_store *s = (struct sg_store *)cs; /* atomics only */
     memset(out, 0, sizeof *out);
-    out->queued = sg_evq_size(&s->q);
+    out->queued = sg_mpmc_size(&s->q);
     out->queue_capacity = s->q.mask + 1;
     uint64_t size = atomic_load(&s->sp.size), off = atomic_load(&s->sp.read_off);
     out->spool_bytes = size > off ? size - off : 0;

@@ -7,27 +7,6 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
-/* ---- queue.c: bounded multi-producer, single-consumer ring of event pointers ----
- * Vyukov's bounded queue: a producer claims a position with one compare-and-swap and publishes
- * the cell with a release store of its sequence number; no lock, no allocation. */
-struct sg_evq_cell {
-    _Atomic size_t seq;
-    struct sg_event *ev;
-};
-
-struct sg_evq {
-    struct sg_evq_cell *cells;
-    size_t mask;
-    _Alignas(64) _Atomic size_t enq;
-    _Alignas(64) _Atomic size_t deq;
-};
-
-void sg_evq_init(struct sg_evq *q, size_t capacity);     /* rounded up to a power of two */
-void sg_evq_dispose(struct sg_evq *q);                   /* frees events still queued */
-bool sg_evq_push(struct sg_evq *q, struct sg_event *ev); /* false when full */
-struct sg_event *sg_evq_pop(struct sg_evq *q);           /* the single consumer; NULL when empty */
-size_t sg_evq_size(struct sg_evq *q);                    /* approximate from other threads */
-
 /* ---- spool.c: the append-only spool with a persisted read offset ---- */
 struct sg_spool {
     char *path;

@@ -10,6 +10,7 @@
 #include <inttypes.h>
 #include <json-c/json.h>
 #include <math.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -72,12 +73,18 @@ static const struct field fields[] = {
  * memory another thread allocated: glibc takes the owner's arena lock for that, and the request
  * path then waited on the writer (docs/performance.md, Telemetry).
  *
- * The pool is Vyukov's bounded MPMC ring of pointers (the same algorithm as the store's queue,
- * src/store/queue.c), process-wide and never freed. Cells are zero-initialized: a cell's stored
- * sequence is kept relative to its index (seq - index), so "seq == index" at start is 0. Beyond
+ * The pool is a process-wide lock-free ring (sg_mpmc), made on first use and never freed. Beyond
  * POOL_CAP idle events the rest are freed (a burst does not pin its peak memory).
  */
-#define POOL_CAP 1024 /* a power of two */
+#define POOL_CAP 1024
+
+static struct sg_mpmc pool;
+static pthread_once_t pool_once = PTHREAD_ONCE_INIT;
+
+static void pool_init(void)
+{
+    sg_mpmc_init(&pool, POOL_CAP);
+}
 
 /* Under AddressSanitizer an event in the pool is poisoned, so a use after sg_event_free is still
  * reported although the memory was not given back to malloc. */
@@ -98,60 +105,10 @@ static const struct field fields[] = {
 #define POOL_UNPOISON(ev) ((void)(ev))
 #endif
 
-static struct {
-    _Atomic size_t rel_seq; /* seq - cell index */
-    struct sg_event *ev;
-} pool[POOL_CAP];
-static _Alignas(64) _Atomic size_t pool_enq;
-static _Alignas(64) _Atomic size_t pool_deq;
-
-static bool pool_put(struct sg_event *ev)
-{
-    size_t pos = atomic_load_explicit(&pool_enq, memory_order_relaxed);
-    for (;;) {
-        size_t i = pos & (POOL_CAP - 1);
-        size_t seq = atomic_load_explicit(&pool[i].rel_seq, memory_order_acquire) + i;
-        intptr_t dif = (intptr_t)seq - (intptr_t)pos;
-        if (dif == 0) {
-            if (atomic_compare_exchange_weak_explicit(&pool_enq, &pos, pos + 1,
-                                                      memory_order_relaxed, memory_order_relaxed)) {
-                pool[i].ev = ev;
-                atomic_store_explicit(&pool[i].rel_seq, pos + 1 - i, memory_order_release);
-                return true;
-            }
-        } else if (dif < 0) {
-            return false; /* full */
-        } else {
-            pos = atomic_load_explicit(&pool_enq, memory_order_relaxed);
-        }
-    }
-}
-
-static struct sg_event *pool_take(void)
-{
-    size_t pos = atomic_load_explicit(&pool_deq, memory_order_relaxed);
-    for (;;) {
-        size_t i = pos & (POOL_CAP - 1);
-        size_t seq = atomic_load_explicit(&pool[i].rel_seq, memory_order_acquire) + i;
-        intptr_t dif = (intptr_t)seq - (intptr_t)(pos + 1);
-        if (dif == 0) {
-            if (atomic_compare_exchange_weak_explicit(&pool_deq, &pos, pos + 1,
-                                                      memory_order_relaxed, memory_order_relaxed)) {
-                struct sg_event *ev = pool[i].ev;
-                atomic_store_explicit(&pool[i].rel_seq, pos + POOL_CAP - i, memory_order_release);
-                return ev;
-            }
-        } else if (dif < 0) {
-            return NULL; /* empty */
-        } else {
-            pos = atomic_load_explicit(&pool_deq, memory_order_relaxed);
-        }
-    }
-}
-
 struct sg_event *sg_event_new(void)
 {
-    struct sg_event *ev = pool_take();
+    pthread_once(&pool_once, pool_init);
+    struct sg_event *ev = sg_mpmc_pop(&pool);
     if (ev) {
         POOL_UNPOISON(ev);
         memset(ev, 0, sizeof *ev);
@@ -168,8 +125,9 @@ void sg_event_free(struct sg_event *ev)
     if (!ev)
         return;
     free(ev->prompt);
-    POOL_POISON(ev); /* before the put: once in the pool another thread may take it */
-    if (!pool_put(ev)) {
+    pthread_once(&pool_once, pool_init);
+    POOL_POISON(ev); /* before the push: once in the pool another thread may take it */
+    if (!sg_mpmc_push(&pool, ev)) {
         POOL_UNPOISON(ev);
         free(ev);
     }

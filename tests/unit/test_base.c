@@ -4,6 +4,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -143,6 +144,62 @@ static void test_format_utc_matches_gmtime(void **state)
     }
 }
 
+/* Two producers and two consumers through a small ring: every item comes out exactly once. */
+#define MPMC_ITEMS 20000 /* per producer */
+
+struct mpmc_run {
+    struct sg_mpmc q;
+    _Atomic int taken;
+    _Atomic unsigned char seen[2 * MPMC_ITEMS];
+};
+
+struct mpmc_producer_arg {
+    struct mpmc_run *r;
+    intptr_t first; /* items first .. first + MPMC_ITEMS - 1 (never 0: NULL means empty) */
+};
+
+static void *mpmc_producer(void *arg)
+{
+    struct mpmc_producer_arg *a = arg;
+    for (intptr_t i = 0; i < MPMC_ITEMS; i++)
+        while (!sg_mpmc_push(&a->r->q, (void *)(a->first + i)))
+            ; /* full: the consumers drain */
+    return NULL;
+}
+
+static void *mpmc_consumer(void *arg)
+{
+    struct mpmc_run *r = arg;
+    while (atomic_load(&r->taken) < 2 * MPMC_ITEMS) {
+        void *p = sg_mpmc_pop(&r->q);
+        if (!p)
+            continue;
+        atomic_fetch_add(&r->seen[(intptr_t)p - 1], 1);
+        atomic_fetch_add(&r->taken, 1);
+    }
+    return NULL;
+}
+
+static void test_mpmc_many_producers_and_consumers(void **state)
+{
+    (void)state;
+    static struct mpmc_run r;
+    sg_mpmc_init(&r.q, 64);
+    struct mpmc_producer_arg a[2] = {{&r, 1}, {&r, 1 + MPMC_ITEMS}};
+    pthread_t t[4];
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, mpmc_producer, &a[i]), 0);
+    for (int i = 2; i < 4; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, mpmc_consumer, &r), 0);
+    for (int i = 0; i < 4; i++)
+        pthread_join(t[i], NULL);
+    for (int i = 0; i < 2 * MPMC_ITEMS; i++)
+        assert_int_equal(atomic_load(&r.seen[i]), 1);
+    assert_null(sg_mpmc_pop(&r.q));
+    assert_int_equal(sg_mpmc_size(&r.q), 0);
+    sg_mpmc_dispose(&r.q);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -154,6 +211,7 @@ int main(void)
         cmocka_unit_test(test_rand_seeded_is_deterministic),
         cmocka_unit_test(test_format_utc),
         cmocka_unit_test(test_format_utc_matches_gmtime),
+        cmocka_unit_test(test_mpmc_many_producers_and_consumers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

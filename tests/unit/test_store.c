@@ -205,28 +205,27 @@ static struct sg_store_stats stats(struct sg_store *s)
 static void test_queue_fifo_and_full(void **state)
 {
     (void)state;
-    struct sg_evq q;
-    sg_evq_init(&q, 3); /* rounded up to 4 */
+    struct sg_mpmc q;    /* the store's queue */
+    sg_mpmc_init(&q, 3); /* rounded up to 4 */
     struct sg_event *e[5];
     for (int i = 0; i < 5; i++)
         e[i] = ev_n(i);
     for (int i = 0; i < 4; i++)
-        assert_true(sg_evq_push(&q, e[i]));
-    assert_false(sg_evq_push(&q, e[4]));
-    assert_int_equal(sg_evq_size(&q), 4);
-    assert_ptr_equal(sg_evq_pop(&q), e[0]);
-    assert_true(sg_evq_push(&q, e[4])); /* wraps around */
+        assert_true(sg_mpmc_push(&q, e[i]));
+    assert_false(sg_mpmc_push(&q, e[4]));
+    assert_int_equal(sg_mpmc_size(&q), 4);
+    assert_ptr_equal(sg_mpmc_pop(&q), e[0]);
+    assert_true(sg_mpmc_push(&q, e[4])); /* wraps around */
     for (int i = 1; i < 5; i++)
-        assert_ptr_equal(sg_evq_pop(&q), e[i]);
-    assert_null(sg_evq_pop(&q));
+        assert_ptr_equal(sg_mpmc_pop(&q), e[i]);
+    assert_null(sg_mpmc_pop(&q));
     for (int i = 0; i < 5; i++)
         sg_event_free(e[i]);
-    sg_evq_push(&q, ev_n(9)); /* dispose frees what is left */
-    sg_evq_dispose(&q);
+    sg_mpmc_dispose(&q);
 }
 
 struct producer {
-    struct sg_evq *q;
+    struct sg_mpmc *q;
     int id;
     int pushed;
 };
@@ -238,7 +237,7 @@ static void *produce(void *p)
         struct sg_event *e = sg_event_new();
         e->status = pr->id;
         e->retries = i;
-        while (!sg_evq_push(pr->q, e))
+        while (!sg_mpmc_push(pr->q, e))
             ; /* spin: the consumer drains */
         pr->pushed++;
     }
@@ -248,15 +247,15 @@ static void *produce(void *p)
 static void test_queue_many_producers(void **state)
 {
     (void)state;
-    struct sg_evq q;
-    sg_evq_init(&q, 256);
+    struct sg_mpmc q;
+    sg_mpmc_init(&q, 256);
     struct producer p[3] = {{&q, 0, 0}, {&q, 1, 0}, {&q, 2, 0}};
     pthread_t t[3];
     for (int i = 0; i < 3; i++)
         pthread_create(&t[i], NULL, produce, &p[i]);
     int next[3] = {0, 0, 0}, got = 0;
     while (got < 60000) {
-        struct sg_event *e = sg_evq_pop(&q);
+        struct sg_event *e = sg_mpmc_pop(&q);
         if (!e)
             continue;
         /* Each producer's events come out in the order it pushed them. */
@@ -267,8 +266,8 @@ static void test_queue_many_producers(void **state)
     }
     for (int i = 0; i < 3; i++)
         pthread_join(t[i], NULL);
-    assert_null(sg_evq_pop(&q));
-    sg_evq_dispose(&q);
+    assert_null(sg_mpmc_pop(&q));
+    sg_mpmc_dispose(&q);
 }
 
 /* ---- batching ---- */
