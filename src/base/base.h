@@ -105,6 +105,11 @@ void sg_format_utc(uint64_t ms, char *out, size_t n);
 /* The same with microseconds ("2026-11-22T10:00:00.123456Z"). */
 void sg_format_utc_us(uint64_t us, char *out, size_t n);
 
+/* The length (2..4) of the well-formed UTF-8 sequence at `p` (its first byte >= 0x80; `left`
+ * bytes readable), or 0 when it is not one: overlong forms, surrogates and code points past
+ * U+10FFFF are not. */
+size_t sg_utf8_seq_len(const char *p, size_t left);
+
 /* ---- mpmc.c: a bounded lock-free ring of pointers, any number of producers and consumers ---- */
 struct sg_mpmc_cell {
     _Atomic size_t seq;

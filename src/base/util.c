@@ -128,6 +128,32 @@ void sg_format_utc_us(uint64_t us, char *out, size_t n)
     format_utc(us, 6, out, n);
 }
 
+size_t sg_utf8_seq_len(const char *p, size_t left)
+{
+    const unsigned char *u = (const unsigned char *)p;
+    unsigned c = u[0], min, cp;
+    size_t n;
+    if (c >= 0xc2 && c <= 0xdf) {
+        n = 2, min = 0x80, cp = c & 0x1f;
+    } else if (c >= 0xe0 && c <= 0xef) {
+        n = 3, min = 0x800, cp = c & 0x0f;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        n = 4, min = 0x10000, cp = c & 0x07;
+    } else {
+        return 0;
+    }
+    if (left < n)
+        return 0;
+    for (size_t i = 1; i < n; i++) {
+        if ((u[i] & 0xc0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (u[i] & 0x3f);
+    }
+    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+        return 0;
+    return n;
+}
+
 /* xoshiro256** — fast, good enough for picks and ids, never for secrets. */
 static _Thread_local uint64_t rng[4];
 static _Thread_local bool rng_seeded;

@@ -47,34 +47,8 @@ static int hexval(char c)
 /* One UTF-8 sequence starting at a byte >= 0x80; advances past it. */
 static bool utf8_seq(struct scan *s)
 {
-    const unsigned char *u = (const unsigned char *)s->p;
-    size_t left = (size_t)(s->end - s->p);
-    unsigned c = u[0];
-    size_t n;
-    unsigned min, cp;
-    if (c >= 0xc2 && c <= 0xdf) {
-        n = 2;
-        min = 0x80;
-        cp = c & 0x1f;
-    } else if (c >= 0xe0 && c <= 0xef) {
-        n = 3;
-        min = 0x800;
-        cp = c & 0x0f;
-    } else if (c >= 0xf0 && c <= 0xf4) {
-        n = 4;
-        min = 0x10000;
-        cp = c & 0x07;
-    } else {
-        return fail(s, "invalid UTF-8");
-    }
-    if (left < n)
-        return fail(s, "invalid UTF-8");
-    for (size_t i = 1; i < n; i++) {
-        if ((u[i] & 0xc0) != 0x80)
-            return fail(s, "invalid UTF-8");
-        cp = (cp << 6) | (u[i] & 0x3f);
-    }
-    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+    size_t n = sg_utf8_seq_len(s->p, (size_t)(s->end - s->p));
+    if (!n)
         return fail(s, "invalid UTF-8");
     s->p += n;
     return true;

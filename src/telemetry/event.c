@@ -135,17 +135,29 @@ void sg_event_free(struct sg_event *ev)
 
 void sg_event_set(char *field, size_t cap, const char *s, size_t n)
 {
-    if (!s)
-        n = 0;
-    if (n >= cap) {
-        n = cap - 1;
-        /* Do not cut a UTF-8 sequence in half: back up over continuation bytes. */
-        while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
-            n--;
+    /* Every stored string is well-formed UTF-8, whatever the client sent (a header's bytes need
+     * not be): PostgreSQL refuses text that is not, and refused rows would hold up the store. A
+     * byte that starts no valid sequence becomes U+FFFD; a sequence that does not fit whole is
+     * left out. */
+    size_t o = 0;
+    for (size_t i = 0; s && i < n;) {
+        const char *src = s + i;
+        size_t in = 1, out = 1;
+        if ((unsigned char)*src >= 0x80) {
+            in = out = sg_utf8_seq_len(src, n - i);
+            if (!in) {
+                src = "\xef\xbf\xbd";
+                in = 1;
+                out = 3;
+            }
+        }
+        if (o + out >= cap)
+            break;
+        memcpy(field + o, src, out);
+        o += out;
+        i += in;
     }
-    if (n)
-        memcpy(field, s, n);
-    field[n] = '\0';
+    field[o] = '\0';
 }
 
 void sg_request_id(char out[33])

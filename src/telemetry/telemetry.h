@@ -89,7 +89,8 @@ static inline void sg_event_prefetch(const struct sg_event *ev)
 struct sg_event *sg_event_new(void);
 /* Free an event and its prompt. NULL is fine. */
 void sg_event_free(struct sg_event *ev);
-/* Copy `n` bytes of `s` into a fixed field of `cap` bytes, truncated on a UTF-8 boundary. */
+/* Copy `n` bytes of `s` into a fixed field of `cap` bytes, truncated on a UTF-8 boundary; a byte
+ * that starts no well-formed UTF-8 sequence is stored as U+FFFD. */
 void sg_event_set(char *field, size_t cap, const char *s, size_t n);
 static inline void sg_event_sets(char *field, size_t cap, const char *s)
 {

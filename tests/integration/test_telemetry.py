@@ -331,6 +331,25 @@ def test_postgres_columns_exact_and_replay_of_stored_rows(fx):
     eq(rows["replayed-03"][1:], rows[logged[3]["request_id"]][1:], "a replayed row's columns")
 
 
+@time_limit(60)
+def test_invalid_utf8_in_a_header_is_still_a_row(fx):
+    """x-slogate-feature is a header: its bytes need not be UTF-8, and PostgreSQL refuses text
+    that is not. The byte is stored as U+FFFD, and neither that request's row nor the rows of the
+    same batch are lost (PostgreSQL would refuse the batch, and its spool replay, forever)."""
+    pg = Postgres(fx)
+    url = pg.createdb("slogate")
+    m = fx.mock()
+    gw = fx.gateway(fx.config([m], general={"database_url": url}))
+    r = gw.chat(chat_body(), headers={"x-slogate-feature": "caf\xe9-\xff"})
+    eq(r.status, 200, "a feature header that is not UTF-8 is still served")
+    ids = [r.header("x-request-id")] + send(gw, 5)
+    wait_until(lambda: pg_count(pg) == 6, 15, "6 rows in PostgreSQL")
+    eq(pg.query("SELECT feature FROM slogate_requests WHERE request_id = '%s'" % ids[0],
+                "slogate"), "caf\ufffd-\ufffd", "the invalid bytes stored as U+FFFD")
+    eq(metric(metrics(gw), "slogate_store_degraded", backend="postgres"), 0.0,
+       "the store is not stuck")
+
+
 @time_limit(120)
 def test_postgres_stopped_mid_load_nothing_lost_nothing_doubled(fx):
     pg = Postgres(fx)

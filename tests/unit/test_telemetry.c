@@ -104,6 +104,21 @@ static void test_event_defaults_and_truncation(void **state)
     assert_string_equal(e->feature, "ok");
     SG_EVENT_SETS(e, feature, NULL);
     assert_string_equal(e->feature, "");
+    /* Bytes that are not UTF-8 (a header's may not be): U+FFFD each, never stored raw. A lone
+     * continuation byte, Latin-1, an overlong '/', an encoded surrogate, a cut sequence. */
+    SG_EVENT_SETS(e, feature,
+                  "a\x80"
+                  "b\xe9"
+                  "c\xc0\xaf"
+                  "d\xed\xa0\x80"
+                  "e\xe2\x82");
+    assert_string_equal(e->feature, "a\xef\xbf\xbd"
+                                    "b\xef\xbf\xbd"
+                                    "c\xef\xbf\xbd\xef\xbf\xbd"
+                                    "d\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"
+                                    "e\xef\xbf\xbd\xef\xbf\xbd");
+    SG_EVENT_SETS(e, feature, "\xe2\x82\xac ok"); /* well-formed: kept as is */
+    assert_string_equal(e->feature, "\xe2\x82\xac ok");
     sg_event_free(e);
     sg_event_free(NULL);
 }
