@@ -29,8 +29,7 @@ struct pg_be {
     PGconn *conn;
     struct sg_buf sql; /* the INSERT text for the current batch size */
     size_t sql_rows;
-    size_t prepared_rows; /* rows of the prepared "slogate_insert" on this connection, or 0 */
-    struct sg_buf vals;   /* parameter values, NUL-separated */
+    struct sg_buf vals; /* parameter values, NUL-separated */
     size_t *offs;
     const char **params;
     size_t cap_params;
@@ -249,7 +248,6 @@ static void pg_disconnect(struct sg_store_backend *base)
     struct pg_be *b = (struct pg_be *)base;
     PQfinish(b->conn);
     b->conn = NULL;
-    b->prepared_rows = 0; /* prepared statements live and die with their connection */
 }
 
 static int pg_connect(struct sg_store_backend *base, char *err, size_t n)
@@ -339,7 +337,8 @@ static void event_params(struct pg_be *b, size_t *k, const struct sg_event *e)
 }
 
 /* The batch as one INSERT ... ON CONFLICT (request_id) DO NOTHING with text parameters: rows
- * already stored are skipped and counted out of `*inserted`. */
+ * already stored are skipped and counted out of `*inserted`. Only for batches COPY refused (a
+ * replay), so it is neither prepared nor fast. */
 static int insert_on_conflict(struct pg_be *b, const struct sg_event *const *ev, size_t n,
                               size_t *inserted, char *err, size_t errn)
 {
@@ -360,32 +359,9 @@ static int insert_on_conflict(struct pg_be *b, const struct sg_event *const *ev,
     for (size_t i = 0; i < np; i++)
         b->params[i] = b->offs[i] == SIZE_MAX ? NULL : b->vals.data + b->offs[i];
     int64_t tuples = 0;
-    int rc;
-    /* Full batches (the common case under load) run a statement prepared once per connection:
-     * the server parses and plans 6,000 parameters once instead of every batch. */
-    if (!b->prepared_rows && n >= 64) {
-        build_sql(b, n);
-        uint64_t deadline = sg_now_ms() + b->timeout_ms;
-        if (!PQsendPrepare(b->conn, "slogate_insert", b->sql.data, (int)np, NULL)) {
-            set_err(err, errn, b->conn, "preparing the insert");
-            return SG_EIO;
-        }
-        if ((rc = pg_wait(b->conn, b->timeout_ms, deadline, NULL, NULL, NULL, err, errn)) != SG_OK)
-            return rc;
-        b->prepared_rows = n;
-    }
-    if (n == b->prepared_rows) {
-        uint64_t deadline = sg_now_ms() + b->timeout_ms;
-        if (!PQsendQueryPrepared(b->conn, "slogate_insert", (int)np, b->params, NULL, NULL, 0)) {
-            set_err(err, errn, b->conn, "sending the insert");
-            return SG_EIO;
-        }
-        rc = pg_wait(b->conn, b->timeout_ms, deadline, &tuples, NULL, NULL, err, errn);
-    } else {
-        build_sql(b, n);
-        rc = pg_run(b->conn, b->timeout_ms, b->sql.data, (int)np, b->params, &tuples, NULL, err,
-                    errn);
-    }
+    build_sql(b, n);
+    int rc =
+        pg_run(b->conn, b->timeout_ms, b->sql.data, (int)np, b->params, &tuples, NULL, err, errn);
     if (rc)
         return rc;
     *inserted = tuples > 0 ? (size_t)tuples : 0;
@@ -396,8 +372,8 @@ static int insert_on_conflict(struct pg_be *b, const struct sg_event *const *ev,
  * No number or time is formatted as text and none is parsed by the server: the fields travel
  * as their column types' binary send formats (big-endian integers, IEEE doubles, timestamptz as
  * microseconds since 2000-01-01). This ties the encoder to the column types of migration 1:
- * migrations never change a column's type (src/store/migrate.c). */
-/* Fields are written through a cursor into room reserved once per row (copy_row). */
+ * migrations never change a column's type (src/store/migrate.c). Fields are written through a
+ * cursor into room reserved once per row (copy_row). */
 static char *put_be(char *p, uint64_t v, int bytes)
 {
     for (int i = bytes - 1; i >= 0; i--, v >>= 8)

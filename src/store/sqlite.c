@@ -231,8 +231,7 @@ static int sq_insert(struct sg_store_backend *base, const struct sg_event *const
     int rc = SG_OK;
     for (size_t i = 0; i < n && !rc;) {
         size_t rows = n - i >= ROWS_PER_INSERT ? ROWS_PER_INSERT : 1;
-        sqlite3_stmt *st = rows > 1 ? b->ins_many : b->ins1;
-        sqlite3_reset(st); /* every parameter is bound again below */
+        sqlite3_stmt *st = rows > 1 ? b->ins_many : b->ins1; /* reset after each step */
         for (size_t r = i + rows; r < n && r < i + 2 * rows; r++)
             sg_event_prefetch(ev[r]); /* the next statement's rows, while SQLite runs this one */
         for (size_t r = 0; r < rows && !rc; r++)
