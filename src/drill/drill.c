@@ -637,16 +637,8 @@ int sg_drill_run(const struct sg_drill_options *o, struct sg_drill_result *res)
     r->duration_s = o->duration_s;
     /* A TTFT cap bites on the first token: measure streams, as the clients it protects use. */
     r->stream = o->stream || o->mode == SG_DRILL_TTFT;
-    char err[400];
-    if (setup(o, r, err, sizeof err) != SG_OK) {
-        fprintf(stderr, "slogate drill: %s\n", err);
-        if (!res)
-            sg_drill_result_dispose(r);
-        return SG_DRILL_EXIT_USAGE;
-    }
     struct sg_drill_run R;
-    if (sg_drill_run_init(&R, o, r, err, sizeof err) != SG_OK) {
-        fprintf(stderr, "slogate drill: %s\n", err);
+    if (sg_drill_run_init(&R, o, r, setup, "drill") != SG_OK) {
         if (!res)
             sg_drill_result_dispose(r);
         return SG_DRILL_EXIT_USAGE;

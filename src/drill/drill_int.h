@@ -129,10 +129,13 @@ struct sg_drill_run {
     char last_line[160];
 };
 
-/* Set up the loop, the client, signals and the display. Returns SG_OK or an error (message in
- * err). */
+/* A command's own preparation (what it reads from the gateway into `res`), before the run. */
+typedef int (*sg_drill_setup_fn)(const struct sg_drill_options *o, struct sg_drill_result *res,
+                                 char *err, size_t err_len);
+/* Run `setup`, then set up the loop, the client, signals and the display. On failure prints
+ * "slogate <cmd>: <why>" on stderr and returns the error; nothing is left to dispose. */
 int sg_drill_run_init(struct sg_drill_run *R, const struct sg_drill_options *o,
-                      struct sg_drill_result *res, char *err, size_t err_len);
+                      struct sg_drill_result *res, sg_drill_setup_fn setup, const char *cmd);
 void sg_drill_run_dispose(struct sg_drill_run *R);
 /* Milliseconds since the run started. */
 double sg_drill_run_now(const struct sg_drill_run *R);

@@ -180,8 +180,8 @@ static void on_wake(uv_timer_t *t)
     SG_UNUSED(t); /* only ends a uv_run(UV_RUN_ONCE) */
 }
 
-int sg_drill_run_init(struct sg_drill_run *R, const struct sg_drill_options *o,
-                      struct sg_drill_result *res, char *err, size_t err_len)
+static int run_open(struct sg_drill_run *R, const struct sg_drill_options *o,
+                    struct sg_drill_result *res, char *err, size_t err_len)
 {
     memset(R, 0, sizeof *R);
     R->o = o;
@@ -213,6 +213,17 @@ int sg_drill_run_init(struct sg_drill_run *R, const struct sg_drill_options *o,
     R->ui.data = R;
     uv_timer_start(&R->ui, on_ui, UI_EVERY_MS, UI_EVERY_MS);
     return SG_OK;
+}
+
+int sg_drill_run_init(struct sg_drill_run *R, const struct sg_drill_options *o,
+                      struct sg_drill_result *res, sg_drill_setup_fn setup, const char *cmd)
+{
+    char err[400];
+    int rc = setup(o, res, err, sizeof err);
+    rc = rc ? rc : run_open(R, o, res, err, sizeof err);
+    if (rc)
+        fprintf(stderr, "slogate %s: %s\n", cmd, err);
+    return rc;
 }
 
 static void on_closed(uv_handle_t *h)

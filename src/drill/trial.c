@@ -176,16 +176,8 @@ int sg_trial_run(const struct sg_drill_options *o, struct sg_drill_result *res)
     sg_drill_result_meta(r, o);
     r->samples_wanted = o->samples;
     r->stream = o->stream;
-    char err[400];
-    if (setup(o, r, err, sizeof err) != SG_OK) {
-        fprintf(stderr, "slogate trial: %s\n", err);
-        if (!res)
-            sg_drill_result_dispose(r);
-        return SG_DRILL_EXIT_USAGE;
-    }
     struct sg_drill_run R;
-    if (sg_drill_run_init(&R, o, r, err, sizeof err) != SG_OK) {
-        fprintf(stderr, "slogate trial: %s\n", err);
+    if (sg_drill_run_init(&R, o, r, setup, "trial") != SG_OK) {
         if (!res)
             sg_drill_result_dispose(r);
         return SG_DRILL_EXIT_USAGE;
