@@ -12,6 +12,8 @@
 
 #include <cmocka.h>
 
+#include "json_path.h"
+
 static struct sg_deployment dep = {.id = "claude",
                                    .provider = "anthropic",
                                    .provider_model = "claude-3-5-haiku-20241022",
@@ -51,27 +53,6 @@ static void encode_fails(const char *body, const char *part)
     sg_buf_dispose(&out);
 }
 
-/* The value at a path like "messages.0.content.1.text" as compact JSON text. */
-static const char *at(struct json_object *j, const char *path)
-{
-    static char buf[4096];
-    char p[256];
-    snprintf(p, sizeof p, "%s", path);
-    struct json_object *cur = j;
-    for (char *tok = strtok(p, "."); tok && cur; tok = strtok(NULL, ".")) {
-        if (json_object_is_type(cur, json_type_array))
-            cur = json_object_array_get_idx(cur, (size_t)atoi(tok));
-        else if (!json_object_object_get_ex(cur, tok, &cur))
-            cur = NULL;
-    }
-    if (!cur)
-        return "(missing)";
-    snprintf(buf, sizeof buf, "%s",
-             json_object_to_json_string_ext(cur, JSON_C_TO_STRING_PLAIN |
-                                                     JSON_C_TO_STRING_NOSLASHESCAPE));
-    return buf;
-}
-
 static void test_encode_basic(void **state)
 {
     (void)state;
@@ -82,19 +63,19 @@ static void test_encode_basic(void **state)
                "\"stop\":\"END\",\"max_tokens\":100,\"user\":\"u-7\",\"stream\":true,"
                "\"stream_options\":{\"include_usage\":true},\"frequency_penalty\":0}",
                false);
-    assert_string_equal(at(j, "model"), "\"claude-3-5-haiku-20241022\"");
-    assert_string_equal(at(j, "system"), "[{\"type\":\"text\",\"text\":\"Be brief.\"},"
-                                         "{\"type\":\"text\",\"text\":\"No lists.\"}]");
-    assert_string_equal(at(j, "messages"),
+    assert_string_equal(json_path_text(j, "model"), "\"claude-3-5-haiku-20241022\"");
+    assert_string_equal(json_path_text(j, "system"), "[{\"type\":\"text\",\"text\":\"Be brief.\"},"
+                                                     "{\"type\":\"text\",\"text\":\"No lists.\"}]");
+    assert_string_equal(json_path_text(j, "messages"),
                         "[{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"Hi\"}]}]");
-    assert_string_equal(at(j, "max_tokens"), "100");
-    assert_string_equal(at(j, "temperature"), "0.3");
-    assert_string_equal(at(j, "top_p"), "0.9");
-    assert_string_equal(at(j, "stop_sequences"), "[\"END\"]");
-    assert_string_equal(at(j, "metadata"), "{\"user_id\":\"u-7\"}");
-    assert_string_equal(at(j, "stream"), "true");
-    assert_string_equal(at(j, "stream_options"), "(missing)");
-    assert_string_equal(at(j, "frequency_penalty"), "(missing)");
+    assert_string_equal(json_path_text(j, "max_tokens"), "100");
+    assert_string_equal(json_path_text(j, "temperature"), "0.3");
+    assert_string_equal(json_path_text(j, "top_p"), "0.9");
+    assert_string_equal(json_path_text(j, "stop_sequences"), "[\"END\"]");
+    assert_string_equal(json_path_text(j, "metadata"), "{\"user_id\":\"u-7\"}");
+    assert_string_equal(json_path_text(j, "stream"), "true");
+    assert_string_equal(json_path_text(j, "stream_options"), "(missing)");
+    assert_string_equal(json_path_text(j, "frequency_penalty"), "(missing)");
     json_object_put(j);
 }
 
@@ -105,14 +86,15 @@ static void test_encode_max_tokens_and_clamp(void **state)
     struct json_object *j = encode("{\"model\":\"a\",\"messages\":[{\"role\":\"user\",\"content\":"
                                    "\"x\"}],\"temperature\":1.7,\"stop\":[\"a\",\"b\"]}",
                                    false);
-    assert_string_equal(at(j, "max_tokens"), "8192");
-    assert_string_equal(at(j, "temperature"), "1.0");
-    assert_string_equal(at(j, "stop_sequences"), "[\"a\",\"b\"]");
+    assert_string_equal(json_path_text(j, "max_tokens"), "8192");
+    assert_string_equal(json_path_text(j, "temperature"), "1.0");
+    assert_string_equal(json_path_text(j, "stop_sequences"), "[\"a\",\"b\"]");
     json_object_put(j);
     j = encode("{\"model\":\"a\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],"
                "\"max_tokens\":5,\"max_completion_tokens\":50}",
                false);
-    assert_string_equal(at(j, "max_tokens"), "50"); /* the newer name wins, as OpenAI does */
+    assert_string_equal(json_path_text(j, "max_tokens"),
+                        "50"); /* the newer name wins, as OpenAI does */
     json_object_put(j);
     struct sg_deployment unknown = dep;
     unknown.provider_model = "claude-future-9";
@@ -149,34 +131,35 @@ static void test_encode_tools_round_trip(void **state)
         "{\"type\":\"function\",\"function\":{\"name\":\"now\"}}],"
         "\"tool_choice\":\"required\",\"parallel_tool_calls\":false}",
         false);
-    assert_string_equal(at(j, "messages.1.role"), "\"assistant\"");
+    assert_string_equal(json_path_text(j, "messages.1.role"), "\"assistant\"");
     /* The empty content of a tool-calling turn is left out: Anthropic rejects empty text. */
-    assert_string_equal(at(j, "messages.1.content"),
+    assert_string_equal(json_path_text(j, "messages.1.content"),
                         "[{\"type\":\"tool_use\",\"id\":\"call_1\",\"name\":\"get_weather\","
                         "\"input\":{\"city\":\"Paris\"}},{\"type\":\"tool_use\",\"id\":\"call_2\","
                         "\"name\":\"get_weather\",\"input\":{\"city\":\"Rome\"}}]");
     /* Both results and the question are one user turn. */
-    assert_string_equal(at(j, "messages.2.role"), "\"user\"");
-    assert_string_equal(at(j, "messages.2.content"),
+    assert_string_equal(json_path_text(j, "messages.2.role"), "\"user\"");
+    assert_string_equal(json_path_text(j, "messages.2.content"),
                         "[{\"type\":\"tool_result\",\"tool_use_id\":\"call_1\",\"content\":"
                         "\"18C\"},{\"type\":\"tool_result\",\"tool_use_id\":\"call_2\","
                         "\"content\":[{\"type\":\"text\",\"text\":\"24C\"}]},{\"type\":\"text\","
                         "\"text\":\"Which is warmer?\"}]");
-    assert_string_equal(at(j, "messages.3"), "(missing)");
-    assert_string_equal(at(j, "tools.0"),
+    assert_string_equal(json_path_text(j, "messages.3"), "(missing)");
+    assert_string_equal(json_path_text(j, "tools.0"),
                         "{\"name\":\"get_weather\",\"description\":\"Current weather\","
                         "\"input_schema\":{\"type\":\"object\",\"properties\":{\"city\":{\"type\":"
                         "\"string\"}},\"required\":[\"city\"]}}");
-    assert_string_equal(at(j, "tools.1"), "{\"name\":\"now\",\"input_schema\":{\"type\":"
-                                          "\"object\",\"properties\":{}}}");
-    assert_string_equal(at(j, "tool_choice"),
+    assert_string_equal(json_path_text(j, "tools.1"),
+                        "{\"name\":\"now\",\"input_schema\":{\"type\":"
+                        "\"object\",\"properties\":{}}}");
+    assert_string_equal(json_path_text(j, "tool_choice"),
                         "{\"type\":\"any\",\"disable_parallel_tool_use\":true}");
     json_object_put(j);
     j = encode("{\"model\":\"a\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"tools\":"
                "[{\"type\":\"function\",\"function\":{\"name\":\"f\"}}],\"tool_choice\":{\"type\":"
                "\"function\",\"function\":{\"name\":\"f\"}}}",
                false);
-    assert_string_equal(at(j, "tool_choice"), "{\"type\":\"tool\",\"name\":\"f\"}");
+    assert_string_equal(json_path_text(j, "tool_choice"), "{\"type\":\"tool\",\"name\":\"f\"}");
     json_object_put(j);
 }
 
@@ -190,10 +173,10 @@ static void test_encode_images(void **state)
         "{\"type\":\"image_url\",\"image_url\":{\"url\":\"https://example.com/cat.jpg\","
         "\"detail\":\"low\"}}]}]}",
         false);
-    assert_string_equal(at(j, "messages.0.content.1"),
+    assert_string_equal(json_path_text(j, "messages.0.content.1"),
                         "{\"type\":\"image\",\"source\":{\"type\":\"base64\",\"media_type\":"
                         "\"image/png\",\"data\":\"iVBORw0KGgo=\"}}");
-    assert_string_equal(at(j, "messages.0.content.2.source"),
+    assert_string_equal(json_path_text(j, "messages.0.content.2.source"),
                         "{\"type\":\"url\",\"url\":\"https://example.com/cat.jpg\"}");
     json_object_put(j);
 }
@@ -206,15 +189,15 @@ static void test_encode_prompt_caching(void **state)
         "{\"role\":\"user\",\"content\":\"q\"}],\"tools\":[{\"type\":\"function\",\"function\":"
         "{\"name\":\"f\"}},{\"type\":\"function\",\"function\":{\"name\":\"g\"}}]}";
     struct json_object *j = encode(body, true);
-    assert_string_equal(at(j, "tools.0.cache_control"), "(missing)");
-    assert_string_equal(at(j, "tools.1.cache_control"), "{\"type\":\"ephemeral\"}");
-    assert_string_equal(at(j, "system.0.cache_control"), "{\"type\":\"ephemeral\"}");
-    assert_string_equal(at(j, "messages.0.content.0.cache_control"), "(missing)");
+    assert_string_equal(json_path_text(j, "tools.0.cache_control"), "(missing)");
+    assert_string_equal(json_path_text(j, "tools.1.cache_control"), "{\"type\":\"ephemeral\"}");
+    assert_string_equal(json_path_text(j, "system.0.cache_control"), "{\"type\":\"ephemeral\"}");
+    assert_string_equal(json_path_text(j, "messages.0.content.0.cache_control"), "(missing)");
     json_object_put(j);
     /* Without the feature flag: no markers. */
     j = encode(body, false);
-    assert_string_equal(at(j, "tools.1.cache_control"), "(missing)");
-    assert_string_equal(at(j, "system.0.cache_control"), "(missing)");
+    assert_string_equal(json_path_text(j, "tools.1.cache_control"), "(missing)");
+    assert_string_equal(json_path_text(j, "system.0.cache_control"), "(missing)");
     json_object_put(j);
     /* The client already placed 3 breakpoints: one left, the tools get it (earlier in the
      * prefix); never more than 4 in all. */
@@ -225,9 +208,10 @@ static void test_encode_prompt_caching(void **state)
         "\"ephemeral\"}},{\"type\":\"text\",\"text\":\"c\",\"cache_control\":{\"type\":"
         "\"ephemeral\"}}]}],\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"f\"}}]}";
     j = encode(three, true);
-    assert_string_equal(at(j, "tools.0.cache_control"), "{\"type\":\"ephemeral\"}");
-    assert_string_equal(at(j, "system.0.cache_control"), "(missing)");
-    assert_string_equal(at(j, "messages.0.content.2.cache_control"), "{\"type\":\"ephemeral\"}");
+    assert_string_equal(json_path_text(j, "tools.0.cache_control"), "{\"type\":\"ephemeral\"}");
+    assert_string_equal(json_path_text(j, "system.0.cache_control"), "(missing)");
+    assert_string_equal(json_path_text(j, "messages.0.content.2.cache_control"),
+                        "{\"type\":\"ephemeral\"}");
     json_object_put(j);
 }
 
@@ -279,16 +263,16 @@ static void test_decode_response(void **state)
                      SG_OK);
     struct json_object *j = json_tokener_parse(out.data);
     assert_non_null(j);
-    assert_string_equal(at(j, "object"), "\"chat.completion\"");
-    assert_string_equal(at(j, "created"), "1700000000");
-    assert_string_equal(at(j, "choices.0.message.content"), "\"Hello! \\\"Hi\\\"\"");
-    assert_string_equal(at(j, "choices.0.finish_reason"), "\"stop\"");
+    assert_string_equal(json_path_text(j, "object"), "\"chat.completion\"");
+    assert_string_equal(json_path_text(j, "created"), "1700000000");
+    assert_string_equal(json_path_text(j, "choices.0.message.content"), "\"Hello! \\\"Hi\\\"\"");
+    assert_string_equal(json_path_text(j, "choices.0.finish_reason"), "\"stop\"");
     /* prompt_tokens counts every input token; the cached part is in the details. */
-    assert_string_equal(at(j, "usage.prompt_tokens"), "2112");
-    assert_string_equal(at(j, "usage.completion_tokens"), "6");
-    assert_string_equal(at(j, "usage.total_tokens"), "2118");
-    assert_string_equal(at(j, "usage.prompt_tokens_details.cached_tokens"), "2000");
-    assert_string_equal(at(j, "usage.cache_creation_input_tokens"), "100");
+    assert_string_equal(json_path_text(j, "usage.prompt_tokens"), "2112");
+    assert_string_equal(json_path_text(j, "usage.completion_tokens"), "6");
+    assert_string_equal(json_path_text(j, "usage.total_tokens"), "2118");
+    assert_string_equal(json_path_text(j, "usage.prompt_tokens_details.cached_tokens"), "2000");
+    assert_string_equal(json_path_text(j, "usage.cache_creation_input_tokens"), "100");
     assert_int_equal(u.input_tokens, 2112);
     assert_int_equal(u.cache_read_tokens, 2000);
     assert_int_equal(u.cache_creation_tokens, 100);
@@ -298,9 +282,9 @@ static void test_decode_response(void **state)
     sg_buf_reset(&out);
     assert_int_equal(sg_anthropic_decode_response(msg_tool, strlen(msg_tool), 1, &out, &u), SG_OK);
     j = json_tokener_parse(out.data);
-    assert_string_equal(at(j, "choices.0.finish_reason"), "\"tool_calls\"");
-    assert_string_equal(at(j, "choices.0.message.content"), "\"Let me check.\"");
-    assert_string_equal(at(j, "choices.0.message.tool_calls"),
+    assert_string_equal(json_path_text(j, "choices.0.finish_reason"), "\"tool_calls\"");
+    assert_string_equal(json_path_text(j, "choices.0.message.content"), "\"Let me check.\"");
+    assert_string_equal(json_path_text(j, "choices.0.message.tool_calls"),
                         "[{\"id\":\"toolu_01A\",\"type\":\"function\",\"function\":{\"name\":"
                         "\"get_weather\",\"arguments\":\"{\\\"city\\\":\\\"Paris\\\"}\"}}]");
     json_object_put(j);
@@ -396,16 +380,17 @@ static void test_stream_text(void **state)
     size_t n = chunks(c.out.data, ch, 16, &done);
     assert_true(done);
     assert_int_equal(n, 5); /* role, 2 deltas, finish, usage */
-    assert_string_equal(at(ch[0], "object"), "\"chat.completion.chunk\"");
-    assert_string_equal(at(ch[0], "id"), "\"msg_1nZdL29x\"");
-    assert_string_equal(at(ch[0], "choices.0.delta"), "{\"role\":\"assistant\",\"content\":\"\"}");
-    assert_string_equal(at(ch[1], "choices.0.delta.content"), "\"Hello\"");
-    assert_string_equal(at(ch[2], "choices.0.delta.content"), "\" \\\"world\\\"\\n\"");
-    assert_string_equal(at(ch[3], "choices.0.finish_reason"), "\"stop\"");
-    assert_string_equal(at(ch[4], "choices"), "[]");
-    assert_string_equal(at(ch[4], "usage.prompt_tokens"), "1025");
-    assert_string_equal(at(ch[4], "usage.completion_tokens"), "15");
-    assert_string_equal(at(ch[4], "usage.prompt_tokens_details.cached_tokens"), "1000");
+    assert_string_equal(json_path_text(ch[0], "object"), "\"chat.completion.chunk\"");
+    assert_string_equal(json_path_text(ch[0], "id"), "\"msg_1nZdL29x\"");
+    assert_string_equal(json_path_text(ch[0], "choices.0.delta"),
+                        "{\"role\":\"assistant\",\"content\":\"\"}");
+    assert_string_equal(json_path_text(ch[1], "choices.0.delta.content"), "\"Hello\"");
+    assert_string_equal(json_path_text(ch[2], "choices.0.delta.content"), "\" \\\"world\\\"\\n\"");
+    assert_string_equal(json_path_text(ch[3], "choices.0.finish_reason"), "\"stop\"");
+    assert_string_equal(json_path_text(ch[4], "choices"), "[]");
+    assert_string_equal(json_path_text(ch[4], "usage.prompt_tokens"), "1025");
+    assert_string_equal(json_path_text(ch[4], "usage.completion_tokens"), "15");
+    assert_string_equal(json_path_text(ch[4], "usage.prompt_tokens_details.cached_tokens"), "1000");
     for (size_t i = 0; i < n; i++)
         json_object_put(ch[i]);
     assert_int_equal(c.s.usage.input_tokens, 1025);
@@ -463,15 +448,15 @@ static void test_stream_tool_use(void **state)
     bool done;
     size_t n = chunks(c.out.data, ch, 16, &done);
     assert_int_equal(n, 6);
-    assert_string_equal(at(ch[1], "choices.0.delta.content"), "\"Checking.\"");
-    assert_string_equal(at(ch[2], "choices.0.delta.tool_calls"),
+    assert_string_equal(json_path_text(ch[1], "choices.0.delta.content"), "\"Checking.\"");
+    assert_string_equal(json_path_text(ch[2], "choices.0.delta.tool_calls"),
                         "[{\"index\":0,\"id\":\"toolu_01T\",\"type\":\"function\",\"function\":"
                         "{\"name\":\"get_weather\",\"arguments\":\"\"}}]");
-    assert_string_equal(at(ch[3], "choices.0.delta.tool_calls.0.function.arguments"),
+    assert_string_equal(json_path_text(ch[3], "choices.0.delta.tool_calls.0.function.arguments"),
                         "\"{\\\"city\\\": \"");
-    assert_string_equal(at(ch[4], "choices.0.delta.tool_calls.0.function.arguments"),
+    assert_string_equal(json_path_text(ch[4], "choices.0.delta.tool_calls.0.function.arguments"),
                         "\"\\\"Paris\\\"}\"");
-    assert_string_equal(at(ch[5], "choices.0.finish_reason"), "\"tool_calls\"");
+    assert_string_equal(json_path_text(ch[5], "choices.0.finish_reason"), "\"tool_calls\"");
     for (size_t i = 0; i < n; i++)
         json_object_put(ch[i]);
     sg_buf_dispose(&c.out);

@@ -11,6 +11,8 @@
 
 #include <cmocka.h>
 
+#include "json_path.h"
+
 static struct sg_deployment oai = {.id = "gpt",
                                    .provider = "openai",
                                    .provider_model = "gpt-4o-mini",
@@ -25,26 +27,6 @@ static struct sg_deployment ant = {.id = "claude",
                                    .api_base = "https://api.anthropic.com",
                                    .input_cost_per_token = -1,
                                    .output_cost_per_token = -1};
-
-static const char *at(struct json_object *j, const char *path)
-{
-    static char buf[4096];
-    char p[256];
-    snprintf(p, sizeof p, "%s", path);
-    struct json_object *cur = j;
-    for (char *tok = strtok(p, "."); tok && cur; tok = strtok(NULL, ".")) {
-        if (json_object_is_type(cur, json_type_array))
-            cur = json_object_array_get_idx(cur, (size_t)atoi(tok));
-        else if (!json_object_object_get_ex(cur, tok, &cur))
-            cur = NULL;
-    }
-    if (!cur)
-        return "(missing)";
-    snprintf(buf, sizeof buf, "%s",
-             json_object_to_json_string_ext(cur, JSON_C_TO_STRING_PLAIN |
-                                                     JSON_C_TO_STRING_NOSLASHESCAPE));
-    return buf;
-}
 
 static void parse_fails(const char *body, const char *part)
 {
@@ -111,34 +93,34 @@ static void test_encode_openai(void **state)
         "\"tools\":[{\"name\":\"lookup\",\"description\":\"Look up\",\"input_schema\":{\"type\":"
         "\"object\",\"properties\":{\"q\":{\"type\":\"string\"}}}}],\"tool_choice\":{\"type\":"
         "\"any\",\"disable_parallel_tool_use\":true}}");
-    assert_string_equal(at(j, "model"), "\"gpt-4o-mini\"");
-    assert_string_equal(at(j, "messages.0"),
+    assert_string_equal(json_path_text(j, "model"), "\"gpt-4o-mini\"");
+    assert_string_equal(json_path_text(j, "messages.0"),
                         "{\"role\":\"system\",\"content\":\"You are terse.\"}");
-    assert_string_equal(at(j, "messages.1.content"),
+    assert_string_equal(json_path_text(j, "messages.1.content"),
                         "[{\"type\":\"text\",\"text\":\"Look:\"},{\"type\":\"image_url\","
                         "\"image_url\":{\"url\":\"data:image/jpeg;base64,/9j/4AAQ\"}}]");
-    assert_string_equal(at(j, "messages.2"),
+    assert_string_equal(json_path_text(j, "messages.2"),
                         "{\"role\":\"assistant\",\"content\":\"Calling.\",\"tool_calls\":[{\"id\":"
                         "\"toolu_1\",\"type\":\"function\",\"function\":{\"name\":\"lookup\","
                         "\"arguments\":\"{\\\"q\\\":\\\"cat\\\"}\"}}]}");
     /* The tool result first, as a tool message, then the rest of the user turn. */
-    assert_string_equal(at(j, "messages.3"),
+    assert_string_equal(json_path_text(j, "messages.3"),
                         "{\"role\":\"tool\",\"tool_call_id\":\"toolu_1\",\"content\":\"a cat\"}");
     assert_string_equal(
-        at(j, "messages.4"),
+        json_path_text(j, "messages.4"),
         "{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"Thanks\"}]}");
-    assert_string_equal(at(j, "max_tokens"), "256");
-    assert_string_equal(at(j, "stop"), "[\"###\"]");
-    assert_string_equal(at(j, "temperature"), "0.5");
-    assert_string_equal(at(j, "top_k"), "(missing)");
-    assert_string_equal(at(j, "stream_options"), "{\"include_usage\":true}");
-    assert_string_equal(at(j, "user"), "\"u9\"");
-    assert_string_equal(at(j, "tools.0"),
+    assert_string_equal(json_path_text(j, "max_tokens"), "256");
+    assert_string_equal(json_path_text(j, "stop"), "[\"###\"]");
+    assert_string_equal(json_path_text(j, "temperature"), "0.5");
+    assert_string_equal(json_path_text(j, "top_k"), "(missing)");
+    assert_string_equal(json_path_text(j, "stream_options"), "{\"include_usage\":true}");
+    assert_string_equal(json_path_text(j, "user"), "\"u9\"");
+    assert_string_equal(json_path_text(j, "tools.0"),
                         "{\"type\":\"function\",\"function\":{\"name\":\"lookup\",\"description\":"
                         "\"Look up\",\"parameters\":{\"type\":\"object\",\"properties\":{\"q\":"
                         "{\"type\":\"string\"}}}}}");
-    assert_string_equal(at(j, "tool_choice"), "\"required\"");
-    assert_string_equal(at(j, "parallel_tool_calls"), "false");
+    assert_string_equal(json_path_text(j, "tool_choice"), "\"required\"");
+    assert_string_equal(json_path_text(j, "parallel_tool_calls"), "false");
     json_object_put(j);
 
     /* A server tool has no OpenAI form. */
@@ -178,9 +160,10 @@ static void test_encode_anthropic(void **state)
     struct sg_anthropic_opts o = {.prompt_caching = true};
     assert_int_equal(sg_messages_encode_anthropic(&r, &ant, &o, &out, err, sizeof err), SG_OK);
     struct json_object *j = json_tokener_parse(out.data);
-    assert_string_equal(at(j, "system"), "[{\"type\":\"text\",\"text\":\"Policy text\","
-                                         "\"cache_control\":{\"type\":\"ephemeral\"}}]");
-    assert_string_equal(at(j, "model"), "\"claude-3-5-haiku-latest\"");
+    assert_string_equal(json_path_text(j, "system"),
+                        "[{\"type\":\"text\",\"text\":\"Policy text\","
+                        "\"cache_control\":{\"type\":\"ephemeral\"}}]");
+    assert_string_equal(json_path_text(j, "model"), "\"claude-3-5-haiku-latest\"");
     json_object_put(j);
     sg_buf_dispose(&out);
 }
@@ -201,14 +184,15 @@ static void test_decode_openai(void **state)
     assert_int_equal(sg_messages_decode_openai(body, strlen(body), &out, &u), SG_OK);
     struct json_object *j = json_tokener_parse(out.data);
     assert_non_null(j);
-    assert_string_equal(at(j, "type"), "\"message\"");
-    assert_string_equal(at(j, "content"), "[{\"type\":\"tool_use\",\"id\":\"call_9\",\"name\":"
-                                          "\"lookup\",\"input\":{\"q\":\"x\"}}]");
-    assert_string_equal(at(j, "stop_reason"), "\"tool_use\"");
+    assert_string_equal(json_path_text(j, "type"), "\"message\"");
+    assert_string_equal(json_path_text(j, "content"),
+                        "[{\"type\":\"tool_use\",\"id\":\"call_9\",\"name\":"
+                        "\"lookup\",\"input\":{\"q\":\"x\"}}]");
+    assert_string_equal(json_path_text(j, "stop_reason"), "\"tool_use\"");
     /* Anthropic's input_tokens excludes what was read from the cache. */
-    assert_string_equal(at(j, "usage"), "{\"input_tokens\":36,\"output_tokens\":7,"
-                                        "\"cache_creation_input_tokens\":0,"
-                                        "\"cache_read_input_tokens\":64}");
+    assert_string_equal(json_path_text(j, "usage"), "{\"input_tokens\":36,\"output_tokens\":7,"
+                                                    "\"cache_creation_input_tokens\":0,"
+                                                    "\"cache_read_input_tokens\":64}");
     assert_int_equal(u.input_tokens, 100);
     assert_int_equal(u.cache_read_tokens, 64);
     json_object_put(j);
@@ -217,8 +201,9 @@ static void test_decode_openai(void **state)
                        "\"Hi there\"},\"finish_reason\":\"length\"}]}";
     assert_int_equal(sg_messages_decode_openai(text, strlen(text), &out, &u), SG_OK);
     j = json_tokener_parse(out.data);
-    assert_string_equal(at(j, "content"), "[{\"type\":\"text\",\"text\":\"Hi there\"}]");
-    assert_string_equal(at(j, "stop_reason"), "\"max_tokens\"");
+    assert_string_equal(json_path_text(j, "content"),
+                        "[{\"type\":\"text\",\"text\":\"Hi there\"}]");
+    assert_string_equal(json_path_text(j, "stop_reason"), "\"max_tokens\"");
     json_object_put(j);
     assert_int_equal(sg_messages_decode_openai("{\"choices\":[]}", 14, &out, &u), SG_EPROTO);
     assert_int_equal(sg_messages_decode_openai("nope", 4, &out, &u), SG_EPROTO);

@@ -20,6 +20,8 @@
 
 #include <cmocka.h>
 
+#include "json_path.h"
+
 /* An event with every stored field set to something distinct. */
 static struct sg_event *full_event(const char *id)
 {
@@ -635,27 +637,13 @@ static void test_telemetry_keys_after_reload(void **state)
 
 /* ---- OTLP encoding ---- */
 
-static struct json_object *jget(struct json_object *o, const char *path)
-{
-    /* "a.b.0.c": members and array indexes */
-    char buf[256];
-    snprintf(buf, sizeof buf, "%s", path);
-    for (char *tok = strtok(buf, "."); tok && o; tok = strtok(NULL, ".")) {
-        if (json_object_is_type(o, json_type_array))
-            o = json_object_array_get_idx(o, (size_t)atoi(tok));
-        else if (!json_object_object_get_ex(o, tok, &o))
-            o = NULL;
-    }
-    return o;
-}
-
 static const char *attr(struct json_object *span, const char *key, const char *kind)
 {
-    struct json_object *a = jget(span, "attributes");
+    struct json_object *a = json_path(span, "attributes");
     for (size_t i = 0; a && i < json_object_array_length(a); i++) {
         struct json_object *e = json_object_array_get_idx(a, i);
-        if (strcmp(json_object_get_string(jget(e, "key")), key) == 0) {
-            struct json_object *v = jget(json_object_object_get(e, "value"), kind);
+        if (strcmp(json_object_get_string(json_path(e, "key")), key) == 0) {
+            struct json_object *v = json_path(json_object_object_get(e, "value"), kind);
             return v ? json_object_get_string(v) : "<wrong kind>";
         }
     }
@@ -694,20 +682,20 @@ static void test_otlp_encode(void **state)
     assert_int_equal(sg_otlp_wrap(spans.data, spans.len, "Acme \"Assistant\"", &body), SG_OK);
     struct json_object *root = json_tokener_parse(body.data);
     assert_non_null(root);
-    assert_string_equal(json_object_get_string(
-                            jget(root, "resourceSpans.0.resource.attributes.0.value.stringValue")),
+    assert_string_equal(json_object_get_string(json_path(
+                            root, "resourceSpans.0.resource.attributes.0.value.stringValue")),
                         "Acme \"Assistant\"");
-    struct json_object *list = jget(root, "resourceSpans.0.scopeSpans.0.spans");
+    struct json_object *list = json_path(root, "resourceSpans.0.scopeSpans.0.spans");
     assert_int_equal(json_object_array_length(list), 3);
     struct json_object *req = json_object_array_get_idx(list, 0);
-    assert_string_equal(json_object_get_string(jget(req, "name")), "chat app/chat");
-    assert_int_equal(json_object_get_int(jget(req, "kind")), 2);
-    assert_string_equal(json_object_get_string(jget(req, "traceId")),
+    assert_string_equal(json_object_get_string(json_path(req, "name")), "chat app/chat");
+    assert_int_equal(json_object_get_int(json_path(req, "kind")), 2);
+    assert_string_equal(json_object_get_string(json_path(req, "traceId")),
                         "4bf92f3577b34da6a3ce929d0e0e4736");
-    assert_string_equal(json_object_get_string(jget(req, "parentSpanId")), "b7ad6b7169203331");
-    assert_string_equal(json_object_get_string(jget(req, "startTimeUnixNano")),
+    assert_string_equal(json_object_get_string(json_path(req, "parentSpanId")), "b7ad6b7169203331");
+    assert_string_equal(json_object_get_string(json_path(req, "startTimeUnixNano")),
                         "1795000000123456000");
-    assert_string_equal(json_object_get_string(jget(req, "endTimeUnixNano")),
+    assert_string_equal(json_object_get_string(json_path(req, "endTimeUnixNano")),
                         "1795000001358023000");
     assert_string_equal(attr(req, "gen_ai.operation.name", "stringValue"), "chat");
     assert_string_equal(attr(req, "gen_ai.provider.name", "stringValue"), "openai");
@@ -720,14 +708,14 @@ static void test_otlp_encode(void **state)
     assert_string_equal(attr(req, "server.address", "stringValue"), "api.anthropic.com");
     assert_string_equal(attr(req, "http.response.status_code", "intValue"), "502");
     assert_string_equal(attr(req, "slogate.request_id", "stringValue"), "req-otlp");
-    assert_int_equal(json_object_get_int(jget(req, "status.code")), 2);
+    assert_int_equal(json_object_get_int(json_path(req, "status.code")), 2);
 
     struct json_object *a0 = json_object_array_get_idx(list, 1);
-    assert_string_equal(json_object_get_string(jget(a0, "name")), "chat gpt-4o-mini");
-    assert_int_equal(json_object_get_int(jget(a0, "kind")), 3);
-    assert_string_equal(json_object_get_string(jget(a0, "parentSpanId")), "00f067aa0ba902b7");
-    assert_string_equal(json_object_get_string(jget(a0, "spanId")), "1111111111111111");
-    assert_string_equal(json_object_get_string(jget(a0, "startTimeUnixNano")),
+    assert_string_equal(json_object_get_string(json_path(a0, "name")), "chat gpt-4o-mini");
+    assert_int_equal(json_object_get_int(json_path(a0, "kind")), 3);
+    assert_string_equal(json_object_get_string(json_path(a0, "parentSpanId")), "00f067aa0ba902b7");
+    assert_string_equal(json_object_get_string(json_path(a0, "spanId")), "1111111111111111");
+    assert_string_equal(json_object_get_string(json_path(a0, "startTimeUnixNano")),
                         "1795000000123486000");
     assert_string_equal(attr(a0, "server.port", "intValue"), "443");
     assert_string_equal(attr(a0, "error.type", "stringValue"), "upstream_error");
@@ -735,7 +723,7 @@ static void test_otlp_encode(void **state)
     struct json_object *a1 = json_object_array_get_idx(list, 2);
     assert_string_equal(attr(a1, "gen_ai.provider.name", "stringValue"), "anthropic");
     assert_null(attr(a1, "error.type", "stringValue"));
-    assert_null(jget(a1, "status.code")); /* unset on success */
+    assert_null(json_path(a1, "status.code")); /* unset on success */
     json_object_put(root);
 
     /* A request that never reached a provider: one span, no provider attributes. */
@@ -751,7 +739,7 @@ static void test_otlp_encode(void **state)
     root = json_tokener_parse(spans.data);
     assert_non_null(root);
     assert_null(attr(root, "gen_ai.provider.name", "stringValue"));
-    assert_null(jget(root, "parentSpanId"));
+    assert_null(json_path(root, "parentSpanId"));
     json_object_put(root);
     sg_event_free(x);
     sg_buf_dispose(&spans);
@@ -778,7 +766,7 @@ static void collector_handle(struct sg_http_request *req, void *ud)
     snprintf(c->path, sizeof c->path, "%.*s", (int)req->path.n, req->path.p);
     if (st == 200) {
         struct json_object *root = json_tokener_parse(req->body.data);
-        struct json_object *spans = jget(root, "resourceSpans.0.scopeSpans.0.spans");
+        struct json_object *spans = json_path(root, "resourceSpans.0.scopeSpans.0.spans");
         c->spans += spans ? (int)json_object_array_length(spans) : -1000;
         json_object_put(root);
     }
