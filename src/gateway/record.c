@@ -405,7 +405,8 @@ void gw_event_record(struct sg_worker *w, struct sg_event *ev_take, const char *
         return;
     }
     if (w->shard) {
-        sg_telemetry_count(t->tel, w->rt->tel_keys, w->shard, ev_take, served_alias);
+        if (w->rt->tel_keys) /* made with the telemetry: a runtime always has them once it runs */
+            sg_telemetry_count(t->tel, w->rt->tel_keys, w->shard, ev_take, served_alias);
         sg_telemetry_in_flight(t->tel, w->shard, -1);
     }
     if (w->otlp)
