@@ -147,7 +147,6 @@ static void spool_events(struct sg_store *s, struct sg_event *const *ev, size_t 
     } else if (ok < n) {
         atomic_fetch_add(&s->lost, n - ok);
     }
-    sg_spool_sync(&s->sp); /* on disk before the events leave memory */
 }
 
 static void write_live(struct sg_store *s, uint64_t now)
@@ -222,7 +221,8 @@ uint64_t sg_store_tick(struct sg_store *s, bool drain)
         write_live(s, now);
         now = now_ms(s);
     }
-    sg_spool_sync(&s->sp); /* lines the request path appended when the queue was full */
+    /* One sync for what this tick spooled and what the request path did (queue full). */
+    sg_spool_sync(&s->sp);
     if (!atomic_load(&s->connected) && now >= s->next_try && !atomic_load(&s->sp.events))
         ensure_connected(s, now); /* connect (and migrate) early, not at the first request */
     if (atomic_load(&s->sp.events) > 0 && now >= s->next_try)

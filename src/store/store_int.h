@@ -36,8 +36,8 @@ void sg_spool_close(struct sg_spool *sp);
  * so no half line stays behind. Thread-safe. */
 int sg_spool_append(struct sg_spool *sp, const char *lines, size_t len, size_t n_events);
 /* Make what was appended durable (fdatasync) if anything was since the last call. The writer
- * calls it after its own appends and on every tick, so lines the request path appended (queue
- * full) reach the disk within flush_ms without the request path ever waiting on the disk. */
+ * calls it once per tick, after its own appends, so lines the request path appended (queue full)
+ * too reach the disk within flush_ms without the request path ever waiting on the disk. */
 int sg_spool_sync(struct sg_spool *sp);
 /* Read up to `max` events after the read offset. `tap[i]` says whether event i still needs the
  * tap. Lines that do not parse are skipped (and logged); `*bytes` covers them too. Returns the

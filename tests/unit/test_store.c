@@ -27,6 +27,26 @@
 
 /* ---- helpers ---- */
 
+/* fdatasync seen through the linker (-Wl,--wrap=fdatasync in meson.build): the calls on the file
+ * at `synced_path` are counted, so a test can tell that spooled events were made durable. Only
+ * this program's own objects are wrapped; SQLite's library is not. */
+int __real_fdatasync(int fd);
+int __wrap_fdatasync(int fd);
+static const char *synced_path;
+static int n_synced;
+
+int __wrap_fdatasync(int fd)
+{
+    char link[64], path[256];
+    snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+    ssize_t n = readlink(link, path, sizeof path - 1);
+    if (n > 0 && synced_path) {
+        path[n] = 0;
+        n_synced += strcmp(path, synced_path) == 0;
+    }
+    return __real_fdatasync(fd);
+}
+
 static uint64_t fake_now;
 static uint64_t clock_fn(void)
 {
@@ -320,6 +340,8 @@ static void test_db_down_spools_then_replays_in_order(void **state)
     struct tap_log *tl = calloc(1, sizeof *tl);
     fake_now = 5000;
     struct sg_store *s = store_new(f, d.spool, 64, tl);
+    synced_path = d.spool;
+    n_synced = 0;
     for (int i = 0; i < 6; i++)
         sg_store_submit(s, ev_n(i));
     sg_store_tick(s, false); /* connect fails: the full batch goes to the spool */
@@ -328,10 +350,12 @@ static void test_db_down_spools_then_replays_in_order(void **state)
     assert_true(st.degraded);
     assert_int_equal(st.spool_events, 4);
     assert_int_equal(st.write_failures, 1);
-    /* Within the backoff (100 ms) nothing is tried. */
+    assert_int_equal(n_synced, 1); /* on disk before the events left memory, and only once */
+    /* Within the backoff (100 ms) nothing is tried, and with nothing appended nothing synced. */
     fake_now = 5050;
     sg_store_tick(s, false);
     assert_int_equal(f->connects, 1);
+    assert_int_equal(n_synced, 1);
     /* The 2 left over are due at 5250: behind the spool they go, then one more try (the
      * backoff has doubled to 200 ms). */
     fake_now = 5250;
@@ -592,6 +616,8 @@ static void test_queue_full_spools_on_the_request_path(void **state)
     struct tap_log *tl = calloc(1, sizeof *tl);
     fake_now = 0;
     struct sg_store *s = store_new(f, d.spool, 4, tl);
+    synced_path = d.spool;
+    n_synced = 0;
     for (int i = 0; i < 10; i++) {
         struct sg_event *e = ev_n(i);
         e->prompt = sg_xstrdup("the prompt");
@@ -602,7 +628,9 @@ static void test_queue_full_spools_on_the_request_path(void **state)
     assert_int_equal(st.spool_events, 6);
     assert_int_equal(st.queued, 4);
     assert_int_equal(st.lost, 0);
+    assert_int_equal(n_synced, 0); /* the request path never waits on the disk */
     sg_store_tick(s, false); /* the queued 4 go behind the spool, then all are replayed */
+    assert_true(n_synced >= 1); /* the writer made the request path's lines durable */
     assert_int_equal(f->n, 10);
     for (int i = 0; i < 10; i++) {
         char id[32];
@@ -615,6 +643,34 @@ static void test_queue_full_spools_on_the_request_path(void **state)
     sg_store_close(s, 0);
     free(f);
     free(tl);
+    tmpdir_rm(&d);
+}
+
+/* Lines the request path spooled (queue full) are synced by the writer's next tick even when the
+ * writer itself appends nothing: here its batch is not due yet. */
+static void test_request_path_spool_synced_by_writer(void **state)
+{
+    (void)state;
+    struct tmpdir d;
+    tmpdir_make(&d);
+    struct fake *f = fake_new(true);
+    fake_now = 0;
+    struct sg_store *s = store_new(f, d.spool, 2, NULL);
+    synced_path = d.spool;
+    n_synced = 0;
+    for (int i = 0; i < 3; i++)
+        sg_store_submit(s, ev_n(i)); /* 2 queued, 1 spooled by the request path */
+    assert_int_equal(stats(s).overflows, 1);
+    assert_int_equal(n_synced, 0);
+    sg_store_tick(s, false); /* the 2 wait for their flush time (200 ms); the spool is synced */
+    assert_int_equal(n_synced, 1);
+    sg_store_tick(s, false);
+    assert_int_equal(n_synced, 1); /* nothing new: no second sync */
+    fake_now = 300;
+    sg_store_tick(s, false);
+    assert_int_equal(f->n, 3);
+    sg_store_close(s, 0);
+    free(f);
     tmpdir_rm(&d);
 }
 
@@ -816,6 +872,7 @@ int main(void)
         cmocka_unit_test(test_offset_past_end_and_bad_line),
         cmocka_unit_test(test_spool_slots_and_adoption),
         cmocka_unit_test(test_queue_full_spools_on_the_request_path),
+        cmocka_unit_test(test_request_path_spool_synced_by_writer),
         cmocka_unit_test(test_sqlite_rows_migrations_inspect),
         cmocka_unit_test(test_sqlite_migration_3_keeps_rows),
         cmocka_unit_test(test_sqlite_unusable_then_next_start),
