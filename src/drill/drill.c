@@ -63,18 +63,6 @@ static int setup(const struct sg_drill_options *o, struct sg_drill_result *r, ch
         if (w > 0)
             len = SG_MIN(len + (size_t)w, sizeof r->secondaries - 1);
     }
-    if (o->feature) {
-        const struct sg_feature *f = sg_config_feature(cfg, o->feature, strlen(o->feature));
-        if (!f) {
-            snprintf(err, n, "no feature '%s' under features: in %s", o->feature, cfg->path);
-            return SG_EINVAL;
-        }
-        snprintf(r->feature, sizeof r->feature, "%s", f->name);
-        r->target_cost_cap_usd = f->max_cost_per_request_usd;
-    }
-    r->target_p95_s = cfg->slo.p95_latency_s;
-    r->target_sr_pct = cfg->slo.success_rate;
-    r->target_cost_avg_usd = cfg->slo.cost_avg_usd;
     r->target_failover_s = cfg->drill.failover_target_s;
     r->target_min_sr_pct = cfg->drill.min_success_during_failover;
     return SG_OK;

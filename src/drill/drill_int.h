@@ -132,7 +132,8 @@ struct sg_drill_run {
 /* A command's own preparation (what it reads from the gateway into `res`), before the run. */
 typedef int (*sg_drill_setup_fn)(const struct sg_drill_options *o, struct sg_drill_result *res,
                                  char *err, size_t err_len);
-/* Run `setup`, then set up the loop, the client, signals and the display. On failure prints
+/* Run `setup`, take the SLO's targets (and --feature's cost cap), then set up the loop, the
+ * client, signals and the display. On failure prints
  * "slogate <cmd>: <why>" on stderr and returns the error; nothing is left to dispose. */
 int sg_drill_run_init(struct sg_drill_run *R, const struct sg_drill_options *o,
                       struct sg_drill_result *res, sg_drill_setup_fn setup, const char *cmd);

@@ -215,11 +215,33 @@ static int run_open(struct sg_drill_run *R, const struct sg_drill_options *o,
     return SG_OK;
 }
 
+/* What both commands measure against: the SLO's targets, and the feature's cost cap when the
+ * load runs as a feature (--feature). */
+static int slo_targets(const struct sg_drill_options *o, struct sg_drill_result *r, char *err,
+                       size_t n)
+{
+    const struct sg_config *cfg = o->cfg;
+    if (o->feature) {
+        const struct sg_feature *f = sg_config_feature(cfg, o->feature, strlen(o->feature));
+        if (!f) {
+            snprintf(err, n, "no feature '%s' under features: in %s", o->feature, cfg->path);
+            return SG_EINVAL;
+        }
+        snprintf(r->feature, sizeof r->feature, "%s", f->name);
+        r->target_cost_cap_usd = f->max_cost_per_request_usd;
+    }
+    r->target_p95_s = cfg->slo.p95_latency_s;
+    r->target_sr_pct = cfg->slo.success_rate;
+    r->target_cost_avg_usd = cfg->slo.cost_avg_usd;
+    return SG_OK;
+}
+
 int sg_drill_run_init(struct sg_drill_run *R, const struct sg_drill_options *o,
                       struct sg_drill_result *res, sg_drill_setup_fn setup, const char *cmd)
 {
     char err[400];
     int rc = setup(o, res, err, sizeof err);
+    rc = rc ? rc : slo_targets(o, res, err, sizeof err);
     rc = rc ? rc : run_open(R, o, res, err, sizeof err);
     if (rc)
         fprintf(stderr, "slogate %s: %s\n", cmd, err);

@@ -47,18 +47,6 @@ static int setup(const struct sg_drill_options *o, struct sg_drill_result *r, ch
     }
     snprintf(r->primary, sizeof r->primary, "%s", d->id);
     snprintf(r->alias, sizeof r->alias, "%s", d->alias);
-    if (o->feature) {
-        const struct sg_feature *f = sg_config_feature(cfg, o->feature, strlen(o->feature));
-        if (!f) {
-            snprintf(err, n, "no feature '%s' under features: in %s", o->feature, cfg->path);
-            return SG_EINVAL;
-        }
-        snprintf(r->feature, sizeof r->feature, "%s", f->name);
-        r->target_cost_cap_usd = f->max_cost_per_request_usd;
-    }
-    r->target_p95_s = cfg->slo.p95_latency_s;
-    r->target_sr_pct = cfg->slo.success_rate;
-    r->target_cost_avg_usd = cfg->slo.cost_avg_usd;
     return SG_OK;
 }
 

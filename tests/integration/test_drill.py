@@ -293,6 +293,8 @@ def test_usage_errors_exit_2_and_runtime_failures_exit_1(fx):
         r = fx.cli(["drill"] + args + ["--out", out])
         eq(r.code, 2, "%s: exit code (%s)" % (what, r))
         check(r.err.strip(), "%s: a message on stderr" % what)
+        if what == "unknown feature":
+            contains(r.err, "no feature 'nope' under features:", what)
     # A wrong master key: the gateway refuses it, a usage error.
     bad = fx.write_config(open(path).read().replace(MASTER_KEY, "sk-wrong"), "bad.yaml")
     r = fx.cli(["drill", "-c", bad, "--out", out, "--plain"])
@@ -306,6 +308,9 @@ def test_usage_errors_exit_2_and_runtime_failures_exit_1(fx):
     eq(r.code, 2, "trial without --candidate")
     r = fx.cli(["trial", "-c", path, "--candidate", "nope", "--out", out])
     eq(r.code, 2, "unknown candidate")
+    r = fx.cli(["trial", "-c", path, "--candidate", "secondary", "--feature", "nope", "--out", out])
+    eq(r.code, 2, "trial, unknown feature (%s)" % r)
+    contains(r.err, "no feature 'nope' under features:", "trial, unknown feature")
     gateway_clean(gw)
 
 
