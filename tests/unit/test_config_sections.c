@@ -1,0 +1,446 @@
+/*
+ * config: the sections around model_list. Unknown keys and the LiteLLM keys slogate accepts or
+ * ignores; LiteLLM's router_settings and general_settings; slogate's own server, slo, features,
+ * budgets, cache, rate_limits, alerts, telemetry and drill.
+ */
+#include "config_load.h"
+
+/* ---- unknown and unsupported keys ---- */
+
+static void test_unknown_keys(void **state)
+{
+    (void)state;
+    struct sg_config *c = load(ONE_MODEL "router_settings:\n"
+                                         "  foo: 1\n"
+                                         "bogus_section: {}\n"
+                                         "server: { colour: blue }\n");
+    assert_loaded(c);
+    assert_warning(5, "unknown key 'foo' in router_settings: not supported, ignored");
+    assert_warning(6, "unknown key 'bogus_section' at the top level: not supported, ignored");
+    assert_warning(7, "unknown key 'colour' in server: not supported, ignored");
+    assert_int_equal(sg_diags_warnings(&D), 3);
+    sg_config_unref(c);
+}
+
+static void test_litellm_unsupported_keys(void **state)
+{
+    (void)state;
+    struct sg_config *c = load("model_list:\n"
+                               "  - model_name: a\n"
+                               "    litellm_params:\n"
+                               "      model: openai/x\n"
+                               "      api_key: k\n"
+                               "      api_version: \"2024-02-01\"\n"
+                               "      vertex_project: p\n"
+                               "    model_info:\n"
+                               "      mode: chat\n"
+                               "      base_model: gpt-4o\n"
+                               "router_settings:\n"
+                               "  redis_host: localhost\n"
+                               "  routing_groups: []\n"
+                               "litellm_settings:\n"
+                               "  success_callback: [langfuse]\n"
+                               "  drop_params: true\n"
+                               "  set_verbose: false\n"
+                               "general_settings:\n"
+                               "  alerting: [slack]\n"
+                               "guardrails: []\n");
+    assert_loaded(c);
+    const char *tail = "is a LiteLLM setting slogate does not support; ignored";
+    assert_warning(6, "model_list[0].litellm_params.api_version is a LiteLLM setting slogate "
+                      "does not support; ignored");
+    assert_warning(7, "model_list[0].litellm_params.vertex_project");
+    assert_warning(9, "model_list[0].model_info.mode is a LiteLLM setting");
+    assert_warning(10, "model_list[0].model_info.base_model");
+    assert_warning(12, "router_settings.redis_host is a LiteLLM setting slogate does not support; "
+                       "ignored (set general_settings.redis_url");
+    assert_warning(13, "router_settings.routing_groups");
+    assert_warning(15, "litellm_settings.success_callback");
+    assert_warning(16, "litellm_settings.drop_params");
+    assert_warning(17, "litellm_settings.set_verbose");
+    assert_warning(19, "general_settings.alerting");
+    assert_warning(20, "guardrails is a LiteLLM setting");
+    assert_int_equal(sg_diags_warnings(&D), 11);
+    for (size_t i = 0; i < D.n; i++)
+        assert_non_null(strstr(D.v[i].msg, tail));
+    sg_config_unref(c);
+}
+
+static void test_master_key_in_litellm_settings(void **state)
+{
+    (void)state;
+    struct sg_config *c = load(ONE_MODEL "litellm_settings:\n"
+                                         "  master_key: sk-1234\n"
+                                         "  database_url: postgresql://u@h/db\n");
+    assert_loaded(c);
+    assert_warning(5, "litellm_settings.master_key is accepted, but it belongs in "
+                      "general_settings");
+    assert_warning(6, "litellm_settings.database_url is accepted");
+    assert_string_equal(c->general.master_key, "sk-1234");
+    assert_string_equal(c->general.database_url, "postgresql://u@h/db");
+    sg_config_unref(c);
+
+    c = load(ONE_MODEL "general_settings: { master_key: sk-general }\n"
+                       "litellm_settings: { master_key: sk-litellm }\n");
+    assert_loaded(c);
+    assert_warning(5, "litellm_settings.master_key is ignored because general_settings.master_key "
+                      "is set");
+    assert_string_equal(c->general.master_key, "sk-general");
+    sg_config_unref(c);
+}
+
+/* ---- router_settings ---- */
+
+static void test_routing_strategy(void **state)
+{
+    (void)state;
+    struct sg_config *c = load(ONE_MODEL "router_settings: { routing_strategy: fastest }\n");
+    assert_null(c);
+    assert_error(4, "router_settings.routing_strategy must be one of simple-shuffle, "
+                    "latency-based-routing, least-busy, usage-based-routing, cost-based-routing; "
+                    "got \"fastest\"");
+    const char *ok[] = {"latency-based-routing", "least-busy", "usage-based-routing",
+                        "cost-based-routing"};
+    for (size_t i = 0; i < 4; i++) {
+        char y[512];
+        snprintf(y, sizeof y, ONE_MODEL "router_settings: { routing_strategy: %s }\n", ok[i]);
+        c = load(y);
+        assert_clean(c);
+        assert_string_equal(c->router.routing_strategy, ok[i]);
+        sg_config_unref(c);
+    }
+    c = load(ONE_MODEL "router_settings: { routing_strategy: usage-based-routing-v2 }\n");
+    assert_loaded(c);
+    assert_warning(4, "runs it as usage-based-routing");
+    assert_string_equal(c->router.routing_strategy, "usage-based-routing");
+    sg_config_unref(c);
+}
+
+static void test_fallbacks(void **state)
+{
+    (void)state;
+    const char *models = "model_list:\n"
+                         "  - { model_name: a, litellm_params: { model: openai/x, api_key: k } }\n"
+                         "  - { model_name: b, litellm_params: { model: openai/y, api_key: k } }\n"
+                         "  - { model_name: c, litellm_params: { model: openai/z, api_key: k } }\n";
+    char y[2048];
+    snprintf(y, sizeof y,
+             "%srouter_settings:\n"
+             "  fallbacks:\n"
+             "    - a: [b, c]\n"
+             "    - { b: [c] }\n"
+             "  context_window_fallbacks: [{a: [c]}, {\"*\": [b]}]\n",
+             models);
+    struct sg_config *c = load(y);
+    assert_clean(c);
+    assert_int_equal(c->router.n_fallbacks, 2);
+    assert_string_equal(c->router.fallbacks[0].alias, "a");
+    assert_int_equal(c->router.fallbacks[0].n, 2);
+    assert_string_equal(c->router.fallbacks[0].targets[1], "c");
+    assert_string_equal(c->router.fallbacks[1].alias, "b");
+    assert_int_equal(c->router.n_context_window_fallbacks, 2);
+    assert_string_equal(c->router.context_window_fallbacks[1].alias, "*");
+    sg_config_unref(c);
+
+    snprintf(y, sizeof y,
+             "%srouter_settings:\n"
+             "  fallbacks:\n"
+             "    - a: [a-lite]\n"
+             "    - b: [b]\n"
+             "    - nope: [a]\n"
+             "    - a: [c]\n"
+             "    - just-a-string\n"
+             "  context_window_fallbacks: {a: [b]}\n",
+             models);
+    c = load(y);
+    assert_null(c);
+    assert_error(7, "router_settings.fallbacks[0].a[0]: 'a-lite' is not a model_name in "
+                    "model_list: add a deployment with model_name: a-lite or remove it");
+    assert_error(8, "router_settings.fallbacks[1].b[0]: 'b' falls back to itself: list other "
+                    "aliases");
+    assert_error(9, "router_settings.fallbacks[2].nope: 'nope' is not a model_name in "
+                    "model_list");
+    assert_error(
+        10, "router_settings.fallbacks[3].a: fallbacks for 'a' are listed twice (first at line 7)");
+    assert_error(11, "router_settings.fallbacks[4] must be a one-key mapping {alias: [fallback "
+                     "aliases]}, got \"just-a-string\"");
+    assert_error(12, "router_settings.context_window_fallbacks must be a list of {alias: "
+                     "[fallback aliases]} entries");
+    assert_int_equal(sg_diags_errors(&D), 6);
+}
+
+/* ---- general_settings, server ---- */
+
+static void test_general_settings(void **state)
+{
+    (void)state;
+    struct sg_config *c = load(ONE_MODEL "general_settings:\n"
+                                         "  max_request_size_mb: 0.5\n"
+                                         "  database_url: postgresql://u:pw@db/slogate\n"
+                                         "  redis_url: redis://127.0.0.1:6379/0\n");
+    assert_clean(c);
+    assert_int_equal(c->general.max_request_size_bytes, 524288);
+    assert_string_equal(c->general.database_url, "postgresql://u:pw@db/slogate");
+    assert_string_equal(c->general.redis_url, "redis://127.0.0.1:6379/0");
+    sg_config_unref(c);
+
+    c = load(ONE_MODEL "general_settings:\n"
+                       "  max_request_size_mb: 0\n"
+                       "  database_url: mysql://root:hunter2@db/x\n"
+                       "  redis_url: localhost:6379\n");
+    assert_null(c);
+    assert_error(5, "general_settings.max_request_size_mb must be a size in megabytes > 0 and "
+                    "<= 1024, got \"0\"");
+    assert_error(6, "general_settings.database_url must start with sqlite:// or postgresql://; "
+                    "got a mysql:// URL");
+    assert_error(7, "general_settings.redis_url must start with redis://, rediss:// or unix://");
+    for (size_t i = 0; i < D.n; i++)
+        assert_null(strstr(D.v[i].msg, "hunter2")); /* passwords never echoed */
+}
+
+static void test_server_section(void **state)
+{
+    (void)state;
+    struct sg_config *c = load(ONE_MODEL "server:\n"
+                                         "  host: 0.0.0.0\n"
+                                         "  port: 8080\n"
+                                         "  workers: 4\n"
+                                         "  idle_timeout_s: 5\n"
+                                         "  header_timeout_s: 2.5\n"
+                                         "  drain_timeout_s: 0\n"
+                                         "  max_connections: 100\n"
+                                         "  log_level: debug\n");
+    assert_clean(c);
+    assert_string_equal(c->server.host, "0.0.0.0");
+    assert_int_equal(c->server.port, 8080);
+    assert_int_equal(c->server.workers, 4);
+    assert_int_equal(c->server.idle_timeout_ms, 5000);
+    assert_int_equal(c->server.header_timeout_ms, 2500);
+    assert_int_equal(c->server.drain_timeout_ms, 0);
+    assert_int_equal(c->server.max_connections, 100);
+    assert_string_equal(c->server.log_level, "debug");
+    sg_config_unref(c);
+
+    c = load(ONE_MODEL "server:\n"
+                       "  port: 70000\n"
+                       "  workers: -1\n"
+                       "  log_level: verbose\n"
+                       "  max_connections: 0\n");
+    assert_null(c);
+    assert_error(5, "server.port must be an integer between 1 and 65535, got \"70000\"");
+    assert_error(6, "server.workers must be an integer between 0 and 1024, got \"-1\"");
+    assert_error(7, "server.log_level must be one of debug, info, warn, error; got \"verbose\"");
+    assert_error(8, "server.max_connections must be an integer between 1 and 10000000, got \"0\"");
+}
+
+/* ---- slogate's sections ---- */
+
+static void test_slo_section(void **state)
+{
+    (void)state;
+    struct sg_config *c = load(ONE_MODEL "slo:\n"
+                                         "  window_days: 7\n"
+                                         "  success_rate: 99.9\n"
+                                         "  maintenance:\n"
+                                         "    - { start: \"2024-03-01T00:30:00.250+01:00\", "
+                                         "minutes: 15 }\n");
+    assert_clean(c);
+    assert_int_equal(c->slo.window_days, 7);
+    assert_true(c->slo.success_rate == 99.9);
+    assert_true(c->slo.maintenance[0].start_ms == 1709249400250ull);
+    sg_config_unref(c);
+
+    c = load(ONE_MODEL "slo:\n"
+                       "  success_rate: 100\n"
+                       "  p95_latency_s: 0\n"
+                       "  maintenance:\n"
+                       "    - { start: \"2026-12-01 02:00\", minutes: 30 }\n"
+                       "    - { start: \"2026-02-30T00:00:00Z\", minutes: 30 }\n"
+                       "    - { minutes: 0 }\n"
+                       "    - { start: \"2026-12-01T02:00:00\" }\n");
+    assert_null(c);
+    assert_error(5, "slo.success_rate must be a number > 0 and < 100, got \"100\"");
+    assert_error(6, "slo.p95_latency_s must be a number > 0 and <= 3600, got \"0\"");
+    assert_error(8, "slo.maintenance[0].start must be an RFC 3339 time in UTC, e.g. "
+                    "\"2026-12-01T02:00:00Z\"; got \"2026-12-01 02:00\"");
+    assert_error(9, "slo.maintenance[1].start must be an RFC 3339 time");
+    assert_error(10, "slo.maintenance[2].minutes must be an integer between 1 and 10080");
+    assert_error(10, "slo.maintenance[2].start is required");
+    assert_error(11, "slo.maintenance[3].start must be an RFC 3339 time"); /* no zone */
+    assert_error(11, "slo.maintenance[3].minutes is required");
+    assert_int_equal(sg_diags_errors(&D), 8);
+}
+
+static void test_features_section(void **state)
+{
+    (void)state;
+    struct sg_config *c = load(ONE_MODEL "features:\n"
+                                         "  a: { cache: true }\n"
+                                         "  b: { cache: { enabled: false, ttl_min: 5 } }\n"
+                                         "  c:\n"
+                                         "  d: { cache: { normalize: { lowercase: yes } } }\n");
+    assert_clean(c);
+    assert_int_equal(c->n_features, 4);
+    assert_true(c->features[0].cache.enabled);
+    assert_int_equal(c->features[0].cache.ttl_min, 60);
+    assert_false(c->features[1].cache.enabled);
+    assert_int_equal(c->features[1].cache.ttl_min, 5);
+    assert_false(c->features[2].cache.enabled);
+    assert_string_equal(c->features[2].name, "c");
+    assert_int_equal(c->features[2].line, 7);
+    assert_true(c->features[3].cache.enabled);
+    assert_true(c->features[3].cache.lowercase);
+    assert_ptr_equal(sg_config_feature(c, "d", 1), &c->features[3]);
+    sg_config_unref(c);
+
+    c = load(ONE_MODEL "features:\n"
+                       "  a:\n"
+                       "    on_cost_cap: explode\n"
+                       "    max_output_tokens: -1\n"
+                       "    cache: sometimes\n"
+                       "    budget: 3\n"
+                       "  b: { cache: { normalize: { strip: \"[0-9]+\" } } }\n");
+    assert_null(c);
+    assert_error(6, "features.a.on_cost_cap must be one of degrade, reject; got \"explode\"");
+    assert_error(7, "features.a.max_output_tokens must be an integer >= 0, got \"-1\"");
+    assert_error(8, "features.a.cache must be true, false or a mapping");
+    assert_warning(9, "unknown key 'budget' in features.a: not supported, ignored");
+    assert_error(10, "features.b.cache.normalize.strip must be a list of regular expressions");
+
+    c = load(ONE_MODEL "features: [summarize]\n");
+    assert_null(c);
+    assert_error(4, "features must be a mapping of feature name to its settings");
+}
+
+static void test_budgets_section(void **state)
+{
+    (void)state;
+    const char *models = "model_list:\n"
+                         "  - { model_name: app/chat, litellm_params: { model: openai/x, "
+                         "api_key: k } }\n"
+                         "  - { model_name: app/lite, litellm_params: { model: openai/y, "
+                         "api_key: k } }\n";
+    char y[1024];
+    snprintf(y, sizeof y,
+             "%sbudgets: { tenant_monthly_usd: 100, alert_at: [50, 90], safeguard_model: "
+             "app/lite }\n",
+             models);
+    struct sg_config *c = load(y);
+    assert_clean(c);
+    assert_true(c->budgets.tenant_monthly_usd == 100);
+    assert_int_equal(c->budgets.n_alert_at, 2);
+    assert_true(c->budgets.alert_at[1] == 90);
+    assert_string_equal(c->budgets.safeguard_model, "app/lite");
+    sg_config_unref(c);
+
+    snprintf(y, sizeof y,
+             "%sbudgets:\n"
+             "  alert_at: [60, 95, 85, 0, 120]\n"
+             "  safeguard_at: 0\n"
+             "  safeguard_model: app/cheap\n"
+             "  user_monthly_usd: -5\n",
+             models);
+    c = load(y);
+    assert_null(c);
+    assert_error(5, "budgets.alert_at must list percents in ascending order: 85 comes after 95");
+    assert_error(5, "budgets.alert_at[3] must be a percentage > 0 and <= 100, got \"0\"");
+    assert_error(5, "budgets.alert_at[4] must be a percentage > 0 and <= 100, got \"120\"");
+    assert_error(6, "budgets.safeguard_at must be a number > 0 and <= 100");
+    assert_error(7, "budgets.safeguard_model 'app/cheap' is not a model_name in model_list; use "
+                    "one of: app/chat, app/lite");
+    assert_error(8, "budgets.user_monthly_usd must be a number >= 0");
+    assert_int_equal(sg_diags_errors(&D), 6);
+}
+
+static void test_cache_and_rate_limits(void **state)
+{
+    (void)state;
+    struct sg_config *c = load(ONE_MODEL "cache: { backend: redis }\n");
+    assert_null(c);
+    assert_error(4, "cache.backend is redis but general_settings.redis_url is not set");
+
+    c = load(ONE_MODEL "cache: { backend: redis, max_mb: 64 }\n"
+                       "general_settings: { redis_url: \"redis://r:6379/1\" }\n"
+                       "rate_limits: { rps: 5 }\n");
+    assert_clean(c);
+    assert_string_equal(c->cache.backend, "redis");
+    assert_int_equal(c->cache.max_mb, 64);
+    assert_true(c->rate_limits.burst == 5); /* one second's worth by default */
+    sg_config_unref(c);
+
+    c = load(ONE_MODEL "cache: { backend: disk }\n"
+                       "rate_limits: { rps: 5, burst: 0.5 }\n");
+    assert_null(c);
+    assert_error(4, "cache.backend must be one of memory, redis; got \"disk\"");
+    assert_error(5, "rate_limits.burst must be >= 1 when rps is set");
+
+    c = load(ONE_MODEL "rate_limits: { burst: 3 }\n");
+    assert_loaded(c);
+    assert_warning(4, "rate_limits.burst has no effect without rps");
+    sg_config_unref(c);
+}
+
+static void test_alert_sinks(void **state)
+{
+    (void)state;
+    struct sg_config *c = load(ONE_MODEL "alerts:\n"
+                                         "  sinks:\n"
+                                         "    - { type: slack }\n"
+                                         "    - { type: pager, url: \"https://x\" }\n"
+                                         "    - { type: webhook, url: \"not a url\" }\n"
+                                         "    - { type: log, url: \"https://x\" }\n"
+                                         "    - { url: \"https://x\" }\n");
+    assert_null(c);
+    assert_error(6, "alerts.sinks[0].url is required for a slack sink");
+    assert_error(7, "alerts.sinks[1].type must be one of slack, webhook, log; got \"pager\"");
+    assert_error(8, "alerts.sinks[2].url must be an http:// or https:// URL with a host, got "
+                    "\"not a url\"");
+    assert_warning(9, "alerts.sinks[3].url is not used by a log sink; ignored");
+    assert_error(10, "alerts.sinks[4].type is required: slack, webhook or log");
+    assert_int_equal(sg_diags_errors(&D), 4);
+
+    c = load(ONE_MODEL "alerts: { sinks: { type: log } }\n");
+    assert_null(c);
+    assert_error(4, "alerts.sinks must be a list");
+}
+
+static void test_telemetry_and_drill(void **state)
+{
+    (void)state;
+    struct sg_config *c = load(ONE_MODEL "telemetry: { otlp_endpoint: \"http://otel:4318/\", "
+                                         "log_prompts: true }\n"
+                                         "drill: { failover_target_s: 5, "
+                                         "min_success_during_failover: 99 }\n");
+    assert_clean(c);
+    assert_string_equal(c->telemetry.otlp_endpoint, "http://otel:4318");
+    assert_true(c->telemetry.log_prompts);
+    assert_true(c->drill.failover_target_s == 5);
+    assert_true(c->drill.min_success_during_failover == 99);
+    sg_config_unref(c);
+
+    c = load(ONE_MODEL "drill: { failover_target_s: 0, min_success_during_failover: 101 }\n");
+    assert_null(c);
+    assert_error(4, "drill.failover_target_s must be a number > 0 and <= 3600");
+    assert_error(4, "drill.min_success_during_failover must be a number > 0 and <= 100");
+}
+
+int main(void)
+{
+    sg_diags_init(&D);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_teardown(test_unknown_keys, teardown),
+        cmocka_unit_test_teardown(test_litellm_unsupported_keys, teardown),
+        cmocka_unit_test_teardown(test_master_key_in_litellm_settings, teardown),
+        cmocka_unit_test_teardown(test_routing_strategy, teardown),
+        cmocka_unit_test_teardown(test_fallbacks, teardown),
+        cmocka_unit_test_teardown(test_general_settings, teardown),
+        cmocka_unit_test_teardown(test_server_section, teardown),
+        cmocka_unit_test_teardown(test_slo_section, teardown),
+        cmocka_unit_test_teardown(test_features_section, teardown),
+        cmocka_unit_test_teardown(test_budgets_section, teardown),
+        cmocka_unit_test_teardown(test_cache_and_rate_limits, teardown),
+        cmocka_unit_test_teardown(test_alert_sinks, teardown),
+        cmocka_unit_test_teardown(test_telemetry_and_drill, teardown),
+    };
+    return cmocka_run_group_tests_name("config_sections", tests, NULL, NULL);
+}

@@ -1,0 +1,261 @@
+/*
+ * config: where a value comes from and how it is read. os.environ/ secrets, the
+ * environment_variables section and a provider's key variable; typed values (integers, numbers,
+ * durations, booleans, strings) and the exact wording of their messages.
+ */
+#include "config_load.h"
+
+/* ---- secrets ---- */
+
+static void test_env_secret_set(void **state)
+{
+    (void)state;
+    struct sg_config *c = load("model_list:\n"
+                               "  - model_name: a\n"
+                               "    litellm_params:\n"
+                               "      model: openai/gpt-4o-mini\n"
+                               "      api_key: os.environ/PROVIDER_A_KEY\n"
+                               "      order: os.environ/ORDER_TWO\n");
+    assert_clean(c);
+    assert_string_equal(c->deployments[0].api_key, "sk-a");
+    assert_int_equal(c->deployments[0].order, 2);
+    sg_config_unref(c);
+}
+
+static void test_env_secret_unset(void **state)
+{
+    (void)state;
+    struct sg_config *c = load("model_list:\n"
+                               "  - model_name: a\n"
+                               "    litellm_params:\n"
+                               "      model: openai/gpt-4o-mini\n"
+                               "      api_key: os.environ/PROVIDER_Z_KEY\n");
+    assert_null(c);
+    assert_int_equal(sg_diags_errors(&D), 1);
+    assert_error(5, "model_list[0].litellm_params.api_key: os.environ/PROVIDER_Z_KEY is not set: "
+                    "export PROVIDER_Z_KEY or put the value in the config");
+    /* No second message about OPENAI_API_KEY: the api_key line was there. */
+    assert_int_equal(sg_diags_warnings(&D), 0);
+}
+
+static void test_env_secret_empty(void **state)
+{
+    (void)state;
+    struct sg_config *c = load(ONE_MODEL "general_settings:\n"
+                                         "  master_key: os.environ/EMPTY_VAR\n");
+    assert_null(c);
+    assert_error(5, "general_settings.master_key: os.environ/EMPTY_VAR is not set (it is empty): "
+                    "export EMPTY_VAR or put the value in the config");
+}
+
+static void test_env_bad_name(void **state)
+{
+    (void)state;
+    struct sg_config *c = load(ONE_MODEL "general_settings:\n"
+                                         "  master_key: os.environ/\n"
+                                         "  redis_url: os.environ/BAD-NAME\n");
+    assert_null(c);
+    assert_error(5, "'os.environ/' is not a valid environment variable reference");
+    assert_error(6, "'os.environ/BAD-NAME' is not a valid environment variable reference");
+}
+
+static void test_env_getenv_default(void **state)
+{
+    (void)state;
+    setenv("SG_TEST_CONFIG_KEY", "from-getenv", 1);
+    const char *y =
+        "model_list:\n"
+        "  - model_name: a\n"
+        "    litellm_params: { model: openai/x, api_key: os.environ/SG_TEST_CONFIG_KEY }\n";
+    sg_diags_dispose(&D);
+    sg_diags_init(&D);
+    struct sg_config *c = sg_config_load_string(y, strlen(y), "t.yaml", NULL, NULL, &D);
+    assert_clean(c);
+    assert_string_equal(c->deployments[0].api_key, "from-getenv");
+    sg_config_unref(c);
+    unsetenv("SG_TEST_CONFIG_KEY");
+}
+
+static void test_environment_variables_section(void **state)
+{
+    (void)state;
+    struct sg_config *c =
+        load("environment_variables:\n"
+             "  MY_KEY: sk-inline\n"
+             "model_list:\n"
+             "  - model_name: a\n"
+             "    litellm_params: { model: openai/x, api_key: os.environ/MY_KEY }\n");
+    assert_clean(c);
+    assert_string_equal(c->deployments[0].api_key, "sk-inline");
+    sg_config_unref(c);
+}
+
+static void test_api_key_from_provider_env(void **state)
+{
+    (void)state;
+    static const struct kv env[] = {{"OPENAI_API_KEY", "sk-openai"}, {NULL, NULL}};
+    const char *y = "model_list:\n"
+                    "  - model_name: a\n"
+                    "    litellm_params: { model: openai/gpt-4o-mini }\n"
+                    "  - model_name: b\n"
+                    "    litellm_params: { model: anthropic/claude-3-5-haiku-latest }\n"
+                    "  - model_name: c\n"
+                    "    litellm_params: { model: hosted_vllm/llama, api_base: "
+                    "\"http://10.0.0.2:8000/v1\" }\n";
+    struct sg_config *c = load_env(y, env);
+    assert_loaded(c);
+    assert_string_equal(c->deployments[0].api_key, "sk-openai");
+    assert_null(c->deployments[1].api_key);
+    assert_null(c->deployments[2].api_key);
+    assert_int_equal(sg_diags_warnings(&D), 1);
+    assert_warning(4, "model_list[1] has no litellm_params.api_key and ANTHROPIC_API_KEY is not "
+                      "exported");
+    sg_config_unref(c);
+}
+
+/* ---- typed values and their messages ---- */
+
+static void test_order_not_integer(void **state)
+{
+    (void)state;
+    struct sg_config *c = load("model_list:\n"
+                               "  - model_name: a\n"
+                               "    litellm_params: { model: openai/x, api_key: k }\n"
+                               "  - model_name: a\n"
+                               "    litellm_params: { model: openai/x, api_key: k }\n"
+                               "  - model_name: a\n"
+                               "    litellm_params:\n"
+                               "      model: openai/x\n"
+                               "      api_key: k\n"
+                               "      order: first\n");
+    assert_null(c);
+    assert_int_equal(sg_diags_errors(&D), 1);
+    assert_error(10, "model_list[2].litellm_params.order must be an integer >= 1, got \"first\"");
+}
+
+static void test_numeric_ranges(void **state)
+{
+    (void)state;
+    struct sg_config *c = load("model_list:\n"
+                               "  - model_name: a\n"
+                               "    litellm_params:\n"
+                               "      model: openai/x\n"
+                               "      api_key: k\n"
+                               "      order: 0\n"
+                               "      weight: -1\n"
+                               "      rpm: -5\n"
+                               "      tpm: 1.5\n"
+                               "      timeout: 0\n"
+                               "      stream_timeout: fast\n"
+                               "      num_retries: [1]\n"
+                               "      input_cost_per_token: -0.1\n");
+    assert_null(c);
+    assert_error(6, "model_list[0].litellm_params.order must be an integer >= 1, got \"0\"");
+    assert_error(7, "model_list[0].litellm_params.weight must be a number >= 0, got \"-1\"");
+    assert_error(8, "model_list[0].litellm_params.rpm must be an integer >= 0, got \"-5\"");
+    assert_error(9, "model_list[0].litellm_params.tpm must be an integer");
+    assert_error(10, "model_list[0].litellm_params.timeout must be a duration in seconds > 0 "
+                     "and <= 86400, got \"0\"");
+    assert_error(11, "stream_timeout must be a duration in seconds > 0 and <= 86400, got \"fast\"");
+    assert_error(12, "num_retries must be an integer between 0 and 100, got a list");
+    assert_error(13, "input_cost_per_token must be a number >= 0, got \"-0.1\"");
+    assert_int_equal(sg_diags_errors(&D), 8);
+}
+
+static void test_durations(void **state)
+{
+    (void)state;
+    struct sg_config *c = load("model_list:\n"
+                               "  - model_name: a\n"
+                               "    litellm_params:\n"
+                               "      model: openai/x\n"
+                               "      api_key: k\n"
+                               "      timeout: 1.5\n"
+                               "      stream_timeout: 0.0001\n"
+                               "router_settings:\n"
+                               "  cooldown_time: 0.5\n"
+                               "  timeout: 45\n"
+                               "  stream_timeout: 3\n"
+                               "  hedge_after_ms: 250\n"
+                               "  routing_strategy_args: { ttl: 120 }\n");
+    assert_clean(c);
+    assert_int_equal(c->deployments[0].timeout_ms, 1500);
+    assert_int_equal(c->deployments[0].stream_timeout_ms, 1); /* never rounds down to "unset" */
+    assert_int_equal(c->router.cooldown_ms, 500);
+    assert_int_equal(c->router.timeout_ms, 45000);
+    assert_int_equal(c->router.stream_timeout_ms, 3000);
+    assert_int_equal(c->router.hedge_after_ms, 250);
+    assert_int_equal(c->router.latency_ttl_ms, 120000);
+    sg_config_unref(c);
+
+    c = load(ONE_MODEL "router_settings:\n"
+                       "  hedge_after_ms: 1.5\n"
+                       "  cooldown_time: -1\n");
+    assert_null(c);
+    assert_error(5, "router_settings.hedge_after_ms must be an integer number of milliseconds "
+                    "between 0 and 600000, got \"1.5\"");
+    assert_error(6, "router_settings.cooldown_time must be a duration in seconds between 0 and "
+                    "86400, got \"-1\"");
+}
+
+static void test_bools(void **state)
+{
+    (void)state;
+    struct sg_config *c = load(ONE_MODEL "router_settings: { enable_weighted_failover: no }\n"
+                                         "cache: { stale_if_error: On }\n"
+                                         "telemetry: { log_prompts: maybe }\n");
+    assert_null(c);
+    assert_int_equal(sg_diags_errors(&D), 1);
+    assert_error(6, "telemetry.log_prompts must be true or false, got \"maybe\"");
+    c = load(ONE_MODEL "router_settings: { enable_weighted_failover: no }\n"
+                       "cache: { stale_if_error: On }\n");
+    assert_clean(c);
+    assert_false(c->router.enable_weighted_failover);
+    assert_true(c->cache.stale_if_error);
+    sg_config_unref(c);
+}
+
+static void test_wrong_shapes(void **state)
+{
+    (void)state;
+    struct sg_config *c = load(ONE_MODEL "router_settings: [1, 2]\n"
+                                         "server:\n"
+                                         "  host: { a: 1 }\n"
+                                         "  port: \"8080\"\n"
+                                         "service:\n"
+                                         "  name: \"\"\n");
+    assert_null(c);
+    assert_error(4, "router_settings must be a mapping of `key: value` lines, got a list");
+    assert_error(6, "server.host must be a string, got a mapping");
+    assert_error(9, "service.name is empty: give a value or remove the line");
+    assert_int_equal(sg_diags_errors(&D), 3); /* a quoted "8080" is still a port */
+}
+
+static void test_nul_byte(void **state)
+{
+    (void)state;
+    struct sg_config *c = load(ONE_MODEL "service: { name: \"a\\0b\" }\n");
+    assert_null(c);
+    assert_error(4, "service.name contains a NUL byte");
+}
+
+int main(void)
+{
+    sg_diags_init(&D);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_teardown(test_env_secret_set, teardown),
+        cmocka_unit_test_teardown(test_env_secret_unset, teardown),
+        cmocka_unit_test_teardown(test_env_secret_empty, teardown),
+        cmocka_unit_test_teardown(test_env_bad_name, teardown),
+        cmocka_unit_test_teardown(test_env_getenv_default, teardown),
+        cmocka_unit_test_teardown(test_environment_variables_section, teardown),
+        cmocka_unit_test_teardown(test_api_key_from_provider_env, teardown),
+        cmocka_unit_test_teardown(test_order_not_integer, teardown),
+        cmocka_unit_test_teardown(test_numeric_ranges, teardown),
+        cmocka_unit_test_teardown(test_durations, teardown),
+        cmocka_unit_test_teardown(test_bools, teardown),
+        cmocka_unit_test_teardown(test_wrong_shapes, teardown),
+        cmocka_unit_test_teardown(test_nul_byte, teardown),
+    };
+    return cmocka_run_group_tests_name("config_values", tests, NULL, NULL);
+}
