@@ -1022,6 +1022,12 @@ static int p_on_headers_complete(llhttp_t *p)
         c->interim = true; /* 100 Continue, 103 Early Hints: skipped */
         return 0;
     }
+    if (status < 200 || status > 599) {
+        /* llhttp takes any number up to 999 ("HTTP/1.1 099", "HTTP/1.1 700"); the owner is
+         * promised a real final status. */
+        c->perr = "a status code outside 100-599";
+        return -1;
+    }
     c->status = status;
     c->head_done = true;
     struct sg_http_header hdrs[H1_MAX_HEADERS];
