@@ -66,6 +66,8 @@ struct h1_conn {
     bool reading;
     bool writing; /* a uv_write is in flight */
     bool broken;  /* must not be pooled (a write failed after the response began) */
+    bool stalled; /* the parser stopped inside a callback the owner paused in: it must run again
+                     (on `held`, even when that is empty) before reading resumes */
     bool idle;    /* on the host's idle list */
     bool closing;
 };
@@ -452,6 +454,7 @@ static enum feed_result conn_feed(struct h1_conn *k, const char *data, size_t le
         }
     }
     c->perr = NULL;
+    k->stalled = false;
     llhttp_errno_t e = llhttp_execute(&k->parser, data, len);
     if (k->call != c)
         return FEED_ENDED; /* cancelled from a callback */
@@ -467,6 +470,7 @@ static enum feed_result conn_feed(struct h1_conn *k, const char *data, size_t le
             return FEED_ENDED;
         }
         llhttp_resume(&k->parser);
+        k->stalled = true;
         return FEED_PAUSED;
     }
     if (c->perr)
@@ -799,14 +803,18 @@ static void call_arm(struct h1_call *c)
     uv_timer_start(&c->timer, on_call_timer, next > now ? next - now : 0, 0);
 }
 
-/* Feed bytes held while paused; false when the call ended meanwhile. */
+/* Run the parser where the owner's pause stopped it, on the bytes held meanwhile. It runs even
+ * when none are held: the pause may have come at the last byte of a read, with what follows
+ * needing no byte (the end of a Content-Length body, a head without a body). False when the
+ * call ended meanwhile. */
 static bool call_resume_held(struct h1_call *c)
 {
     struct h1_conn *k = c->conn;
-    if (!k || !k->held.len || c->paused)
+    if (!k || !k->stalled || c->paused)
         return true;
     size_t used = 0;
-    enum feed_result fr = conn_feed(k, k->held.data, k->held.len, &used);
+    const char *p = k->held.len ? k->held.data : "";
+    enum feed_result fr = conn_feed(k, p, k->held.len, &used);
     if (fr == FEED_ENDED)
         return false;
     sg_buf_consume(&k->held, fr == FEED_MORE ? k->held.len : used);
@@ -827,7 +835,7 @@ static void on_call_timer(uv_timer_t *t)
         c->kick = false;
         if (!call_resume_held(c))
             return;
-        if (c->conn && !c->paused && !c->conn->held.len)
+        if (c->conn && !c->paused && !c->conn->stalled)
             conn_start_reading(c->conn);
     }
     uint64_t now = uv_now(c->h->loop);
@@ -1196,12 +1204,12 @@ void sg_h1_pause(struct sg_upstream_call *call, bool paused)
         conn_stop_reading(k);
         return;
     }
-    if (!k->held.len) {
+    if (!k->stalled) {
         conn_start_reading(k);
         return;
     }
-    /* Deliver the held bytes on the next turn, not from inside this call; reading resumes
-     * once they are parsed, so newer bytes cannot overtake them. */
+    /* Run the parser on the held bytes on the next turn, not from inside this call; reading
+     * resumes once they are parsed, so newer bytes cannot overtake them. */
     c->kick = true;
     c->armed = 0;
     uv_timer_start(&c->timer, on_call_timer, 0, 0);
