@@ -1,7 +1,8 @@
 /*
  * The own HTTP/1.1 client for plain http:// upstreams: libuv TCP, llhttp for the responses and a
- * keep-alive pool per host:port, all on one loop. curl stays in charge of https:// and of
- * anything this file does not take (see sg_h1_start).
+ * keep-alive pool per host:port (h1_pool.c), all on one loop. curl stays in charge of https://
+ * and of anything this file does not take (see sg_h1_start). This file carries the calls and
+ * their connections: connect, write the request, read and parse the response, deadlines, DNS.
  *
  * A call goes
  *
@@ -18,7 +19,7 @@
  * User callbacks may cancel the call or start others; after each one the code checks that the
  * connection still belongs to the call before it touches either again.
  */
-#include "upstream_int.h"
+#include "h1_int.h"
 
 #include <llhttp.h>
 #include <netdb.h>
@@ -31,8 +32,6 @@
 #define H1_MAX_HEADERS 128
 #define H1_MAX_HEAD_BYTES (64 * 1024)    /* response header block */
 #define H1_MAX_REQUEST_HEAD (256 * 1024) /* our request line + headers */
-#define H1_MAX_ADDRS 4
-#define H1_READ_BUF (64 * 1024)
 #define H1_DEFAULT_CONNECT_MS 10000
 
 enum call_state {
@@ -45,48 +44,6 @@ static const char *const call_state_names[] = {"FREE", "RESOLVING", "CONNECTING"
 
 struct h1_span {
     uint32_t name_off, name_len, value_off, value_len; /* offsets into call->hbuf */
-};
-
-struct h1_host;
-
-/* One TCP connection. Freed in its close callback only. */
-struct h1_conn {
-    uv_tcp_t tcp;
-    uv_connect_t creq;
-    uv_write_t wreq;
-    llhttp_t parser;
-    struct sg_h1 *h;
-    struct h1_host *host;
-    struct h1_call *call;        /* the call it carries, NULL when idle or closing */
-    struct h1_conn *prev, *next; /* the host's idle list, most recently used first */
-    struct sg_buf held;          /* bytes read but not parsed while the call is paused */
-    uint64_t idle_since_ms;      /* loop time it went idle */
-    uint32_t served;             /* responses completed on it */
-    bool connected;
-    bool reading;
-    bool writing; /* a uv_write is in flight */
-    bool broken;  /* must not be pooled (a write failed after the response began) */
-    bool idle;    /* on the host's idle list */
-    bool closing;
-};
-
-/* One host:port: the pool key, its addresses and its idle connections. Lives until the client
- * is freed (one per distinct authority ever called; URLs come from the configuration). */
-struct h1_host {
-    struct h1_host *next;
-    struct sg_h1 *h;
-    char *authority; /* "host:port" as written in the URL: the key and the Host header */
-    size_t auth_len;
-    char *name; /* host without brackets or port, NUL-terminated */
-    int port;
-    struct sockaddr_storage addrs[H1_MAX_ADDRS];
-    int n_addrs;
-    uint64_t addrs_expire_ms; /* loop time; UINT64_MAX for numeric addresses */
-    bool resolving;
-    uv_getaddrinfo_t gai;
-    struct h1_call *waiters; /* calls waiting for the name (by wnext) */
-    struct h1_conn *idle, *idle_tail;
-    uint32_t n_idle;
 };
 
 struct h1_call {
@@ -134,32 +91,12 @@ struct h1_call {
     char detail[256];
 };
 
-struct sg_h1 {
-    uv_loop_t *loop;
-    struct sg_h1_limits lim;
-    struct h1_host *hosts;
-    struct h1_call *free_calls;
-    struct h1_call *active_calls;
-    size_t active;
-    size_t n_idle;
-    uint64_t opened;
-    uint64_t retries; /* calls re-sent after a pooled connection turned out dead */
-    uv_timer_t sweep; /* closes connections idle too long; runs while any are idle */
-    bool sweeping;
-    int handles; /* handles and requests whose callbacks are still to come */
-    bool freeing;
-    llhttp_settings_t settings;
-    char rbuf[H1_READ_BUF]; /* libuv calls alloc and read back to back: one buffer serves all */
-};
-
 static void call_end(struct h1_call *c, int error, bool reuse);
 static void call_fail(struct h1_call *c, int error, const char *fmt, ...) SG_PRINTF(3, 4);
 static void call_open(struct h1_call *c, bool new_deadline);
 static bool call_retry(struct h1_call *c, int why);
 static void call_send(struct h1_call *c);
 static void call_arm(struct h1_call *c);
-static void conn_close(struct h1_conn *k);
-static void conn_start_reading(struct h1_conn *k);
 
 /* ---- small helpers ---- */
 
@@ -167,13 +104,7 @@ static void maybe_free(struct sg_h1 *h)
 {
     if (!h->freeing || h->handles > 0)
         return;
-    while (h->hosts) {
-        struct h1_host *host = h->hosts;
-        h->hosts = host->next;
-        free(host->authority);
-        free(host->name);
-        free(host);
-    }
+    h1_hosts_free(h);
     free(h);
 }
 
@@ -209,7 +140,7 @@ static int buf_add_u64(struct sg_buf *b, uint64_t v)
     return buf_add(b, tmp + i, sizeof tmp - i);
 }
 
-/* ---- URL and hosts ---- */
+/* ---- URLs ---- */
 
 /* Split "http://authority/path?query#frag". False for anything this client leaves to curl:
  * another scheme, user info, control characters or spaces, an empty host. */
@@ -230,164 +161,6 @@ static bool parse_url(const char *url, struct sg_slice *auth, struct sg_slice *p
     return true;
 }
 
-/* Split an authority into host name and port; false when it is not "host[:port]" or
- * "[v6][:port]". */
-static bool split_authority(struct sg_slice a, struct sg_slice *name, int *port)
-{
-    const char *end = a.p + a.n;
-    const char *colon = NULL;
-    if (a.p[0] == '[') {
-        const char *rb = memchr(a.p, ']', a.n);
-        if (!rb || rb == a.p + 1)
-            return false;
-        *name = (struct sg_slice){a.p + 1, (size_t)(rb - a.p - 1)};
-        if (rb + 1 < end) {
-            if (rb[1] != ':')
-                return false;
-            colon = rb + 1;
-        }
-    } else {
-        colon = memchr(a.p, ':', a.n);
-        if (colon && memchr(colon + 1, ':', (size_t)(end - colon - 1)))
-            return false;
-        *name = (struct sg_slice){a.p, colon ? (size_t)(colon - a.p) : a.n};
-        if (name->n == 0)
-            return false;
-    }
-    *port = 80;
-    if (colon && colon + 1 < end) {
-        int v = 0;
-        for (const char *q = colon + 1; q < end; q++) {
-            if (*q < '0' || *q > '9' || v > 65535)
-                return false;
-            v = v * 10 + (*q - '0');
-        }
-        if (v < 1 || v > 65535)
-            return false;
-        *port = v;
-    }
-    return true;
-}
-
-static struct h1_host *host_get(struct sg_h1 *h, struct sg_slice auth)
-{
-    struct h1_host **pp = &h->hosts;
-    for (struct h1_host *host = h->hosts; host; pp = &host->next, host = host->next) {
-        if (host->auth_len == auth.n && memcmp(host->authority, auth.p, auth.n) == 0) {
-            if (pp != &h->hosts) { /* move to front: a worker talks to few hosts, often */
-                *pp = host->next;
-                host->next = h->hosts;
-                h->hosts = host;
-            }
-            return host;
-        }
-    }
-    struct sg_slice name;
-    int port;
-    if (!split_authority(auth, &name, &port))
-        return NULL;
-    struct h1_host *host = sg_xcalloc(1, sizeof *host);
-    host->h = h;
-    host->authority = sg_xstrndup(auth.p, auth.n);
-    host->auth_len = auth.n;
-    host->name = sg_xstrndup(name.p, name.n);
-    host->port = port;
-    struct sockaddr_in *v4 = (struct sockaddr_in *)&host->addrs[0];
-    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&host->addrs[0];
-    if (uv_ip4_addr(host->name, port, v4) == 0 || uv_ip6_addr(host->name, port, v6) == 0) {
-        host->n_addrs = 1;
-        host->addrs_expire_ms = UINT64_MAX; /* numeric: never resolved */
-    }
-    host->next = h->hosts;
-    h->hosts = host;
-    return host;
-}
-
-/* ---- the idle pool ---- */
-
-static void pool_unlink(struct h1_conn *k)
-{
-    struct h1_host *host = k->host;
-    if (k->prev)
-        k->prev->next = k->next;
-    else
-        host->idle = k->next;
-    if (k->next)
-        k->next->prev = k->prev;
-    else
-        host->idle_tail = k->prev;
-    k->prev = k->next = NULL;
-    k->idle = false;
-    host->n_idle--;
-    k->h->n_idle--;
-}
-
-static void on_sweep(uv_timer_t *t)
-{
-    struct sg_h1 *h = t->data;
-    uint64_t now = uv_now(h->loop);
-    for (struct h1_host *host = h->hosts; host; host = host->next) {
-        /* The tail is the connection idle longest. */
-        while (host->idle_tail && now - host->idle_tail->idle_since_ms >= h->lim.idle_timeout_ms)
-            conn_close(host->idle_tail);
-    }
-    if (h->n_idle == 0) {
-        uv_timer_stop(&h->sweep);
-        h->sweeping = false;
-    }
-}
-
-/* Take the most recently used idle connection that is still young enough. */
-static struct h1_conn *pool_take(struct h1_host *host)
-{
-    struct sg_h1 *h = host->h;
-    uint64_t now = uv_now(h->loop);
-    while (host->idle) {
-        struct h1_conn *k = host->idle;
-        if (now - k->idle_since_ms >= h->lim.idle_timeout_ms) {
-            conn_close(k);
-            continue;
-        }
-        pool_unlink(k);
-        uv_ref((uv_handle_t *)&k->tcp);
-        return k;
-    }
-    return NULL;
-}
-
-/* A connection whose last response ended cleanly and allows keep-alive: park it. It keeps
- * reading so a close by the peer is noticed, and it does not keep the loop alive. */
-static void pool_put(struct h1_conn *k)
-{
-    struct sg_h1 *h = k->h;
-    struct h1_host *host = k->host;
-    if (h->freeing || host->n_idle >= h->lim.max_idle_per_host) {
-        conn_close(k);
-        return;
-    }
-    llhttp_reset(&k->parser);
-    sg_buf_reset(&k->held);
-    conn_start_reading(k);
-    k->served++;
-    k->idle = true;
-    k->idle_since_ms = uv_now(h->loop);
-    k->prev = NULL;
-    k->next = host->idle;
-    if (host->idle)
-        host->idle->prev = k;
-    else
-        host->idle_tail = k;
-    host->idle = k;
-    host->n_idle++;
-    h->n_idle++;
-    uv_unref((uv_handle_t *)&k->tcp);
-    if (!h->sweeping) {
-        uint64_t every = SG_MAX(h->lim.idle_timeout_ms / 4, 10u);
-        uv_timer_start(&h->sweep, on_sweep, every, every);
-        h->sweeping = true;
-    }
-}
-
 /* ---- connections ---- */
 
 static void on_conn_closed(uv_handle_t *hd)
@@ -402,12 +175,12 @@ static void on_conn_closed(uv_handle_t *hd)
 
 /* Close a connection that no call owns any more. Pending connect and write requests are
  * cancelled by libuv; their callbacks see `closing` and return. */
-static void conn_close(struct h1_conn *k)
+void h1_conn_close(struct h1_conn *k)
 {
     if (k->closing)
         return;
     if (k->idle)
-        pool_unlink(k);
+        h1_pool_unlink(k);
     k->closing = true;
     k->call = NULL;
     uv_close((uv_handle_t *)&k->tcp, on_conn_closed);
@@ -422,9 +195,9 @@ static void call_detach_conn(struct h1_call *c, bool reuse)
     c->conn = NULL;
     k->call = NULL;
     if (reuse)
-        pool_put(k);
+        h1_pool_put(k);
     else
-        conn_close(k);
+        h1_conn_close(k);
 }
 
 static void on_alloc(uv_handle_t *hd, size_t suggested, uv_buf_t *buf)
@@ -452,6 +225,7 @@ static enum feed_result conn_feed(struct h1_conn *k, const char *data, size_t le
         }
     }
     c->perr = NULL;
+    k->stalled = false;
     llhttp_errno_t e = llhttp_execute(&k->parser, data, len);
     if (k->call != c)
         return FEED_ENDED; /* cancelled from a callback */
@@ -467,6 +241,7 @@ static enum feed_result conn_feed(struct h1_conn *k, const char *data, size_t le
             return FEED_ENDED;
         }
         llhttp_resume(&k->parser);
+        k->stalled = true;
         return FEED_PAUSED;
     }
     if (c->perr)
@@ -482,7 +257,7 @@ static void conn_on_eof(struct h1_conn *k, ssize_t err)
 {
     struct h1_call *c = k->call;
     if (!c) {
-        conn_close(k); /* an idle connection the peer gave up on */
+        h1_conn_close(k); /* an idle connection the peer gave up on */
         return;
     }
     const char *auth = c->host->authority;
@@ -516,7 +291,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     if (!k->call) {
-        conn_close(k); /* bytes nobody asked for on an idle connection */
+        h1_conn_close(k); /* bytes nobody asked for on an idle connection */
         return;
     }
     size_t used = 0;
@@ -528,7 +303,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     }
 }
 
-static void conn_start_reading(struct h1_conn *k)
+void h1_conn_start_reading(struct h1_conn *k)
 {
     if (k->reading)
         return;
@@ -568,7 +343,7 @@ static void on_connect(uv_connect_t *req, int status)
     c->t_connected_us = sg_now_us();
     call_set_state(c, CALL_EXCHANGE);
     if (!c->paused)
-        conn_start_reading(k);
+        h1_conn_start_reading(k);
     call_arm(c); /* the connect deadline no longer applies */
     call_send(c);
 }
@@ -799,14 +574,18 @@ static void call_arm(struct h1_call *c)
     uv_timer_start(&c->timer, on_call_timer, next > now ? next - now : 0, 0);
 }
 
-/* Feed bytes held while paused; false when the call ended meanwhile. */
+/* Run the parser where the owner's pause stopped it, on the bytes held meanwhile. It runs even
+ * when none are held: the pause may have come at the last byte of a read, with what follows
+ * needing no byte (the end of a Content-Length body, a head without a body). False when the
+ * call ended meanwhile. */
 static bool call_resume_held(struct h1_call *c)
 {
     struct h1_conn *k = c->conn;
-    if (!k || !k->held.len || c->paused)
+    if (!k || !k->stalled || c->paused)
         return true;
     size_t used = 0;
-    enum feed_result fr = conn_feed(k, k->held.data, k->held.len, &used);
+    const char *p = k->held.len ? k->held.data : "";
+    enum feed_result fr = conn_feed(k, p, k->held.len, &used);
     if (fr == FEED_ENDED)
         return false;
     sg_buf_consume(&k->held, fr == FEED_MORE ? k->held.len : used);
@@ -827,8 +606,8 @@ static void on_call_timer(uv_timer_t *t)
         c->kick = false;
         if (!call_resume_held(c))
             return;
-        if (c->conn && !c->paused && !c->conn->held.len)
-            conn_start_reading(c->conn);
+        if (c->conn && !c->paused && !c->conn->stalled)
+            h1_conn_start_reading(c->conn);
     }
     uint64_t now = uv_now(c->h->loop);
     const char *auth = c->host->authority;
@@ -1022,6 +801,12 @@ static int p_on_headers_complete(llhttp_t *p)
         c->interim = true; /* 100 Continue, 103 Early Hints: skipped */
         return 0;
     }
+    if (status < 200 || status > 599) {
+        /* llhttp takes any number up to 999 ("HTTP/1.1 099", "HTTP/1.1 700"); the owner is
+         * promised a real final status. */
+        c->perr = "a status code outside 100-599";
+        return -1;
+    }
     c->status = status;
     c->head_done = true;
     struct sg_http_header hdrs[H1_MAX_HEADERS];
@@ -1116,7 +901,7 @@ struct sg_upstream_call *sg_h1_start(struct sg_h1 *h, const struct sg_upstream_r
     struct sg_slice auth, path;
     if (!parse_url(r->url, &auth, &path))
         return NULL;
-    struct h1_host *host = host_get(h, auth);
+    struct h1_host *host = h1_host_get(h, auth);
     if (!host)
         return NULL;
     struct h1_call *c = call_get(h);
@@ -1152,7 +937,7 @@ struct sg_upstream_call *sg_h1_start(struct sg_h1 *h, const struct sg_upstream_r
         call_fail(c, SG_EINVAL, "the request headers are larger than %u bytes",
                   H1_MAX_REQUEST_HEAD);
     } else {
-        struct h1_conn *k = pool_take(host);
+        struct h1_conn *k = h1_pool_take(host);
         if (k) {
             c->conn = k;
             k->call = c;
@@ -1190,12 +975,12 @@ void sg_h1_pause(struct sg_upstream_call *call, bool paused)
         conn_stop_reading(k);
         return;
     }
-    if (!k->held.len) {
-        conn_start_reading(k);
+    if (!k->stalled) {
+        h1_conn_start_reading(k);
         return;
     }
-    /* Deliver the held bytes on the next turn, not from inside this call; reading resumes
-     * once they are parsed, so newer bytes cannot overtake them. */
+    /* Run the parser on the held bytes on the next turn, not from inside this call; reading
+     * resumes once they are parsed, so newer bytes cannot overtake them. */
     c->kick = true;
     c->armed = 0;
     uv_timer_start(&c->timer, on_call_timer, 0, 0);
@@ -1256,7 +1041,7 @@ void sg_h1_free(struct sg_h1 *h)
         call_retire(h->active_calls, false);
     for (struct h1_host *host = h->hosts; host; host = host->next) {
         while (host->idle)
-            conn_close(host->idle);
+            h1_conn_close(host->idle);
         if (host->resolving)
             uv_cancel((uv_req_t *)&host->gai);
     }
