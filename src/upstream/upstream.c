@@ -44,6 +44,7 @@ struct curl_call {
     bool got_byte;
     bool first_byte_is_body;
     bool fb_timeout;
+    bool bad_status; /* the head's status was outside 100-599: the call failed on it */
     int status;
     uint64_t t_start_us, t_first_us;
     struct sg_buf head; /* raw header lines of the final response */
@@ -350,6 +351,12 @@ static size_t on_curl_header(char *data, size_t size, size_t nitems, void *userp
         c->status = sp ? atoi(sp + 1) : 0;
     }
     if ((n == 2 && data[0] == '\r') || (n == 1 && data[0] == '\n')) {
+        if (c->status < 100 || c->status > 599) {
+            /* curl passes any three digits on (600, 099); the owner is promised a real
+             * status, as the own client promises it (h1.c). */
+            c->bad_status = true;
+            return 0;
+        }
         if (c->status >= 200 && !c->head_done)
             call_report_head(c);
         return c->cancelled ? 0 : n;
@@ -413,7 +420,7 @@ static struct curl_call *call_get(struct sg_upstream *u)
         sg_buf_init(&c->head, 64 * 1024);
     }
     c->next = NULL;
-    c->cancelled = c->head_done = c->got_byte = c->fb_timeout = false;
+    c->cancelled = c->head_done = c->got_byte = c->fb_timeout = c->bad_status = false;
     c->status = 0;
     c->t_first_us = 0;
     sg_buf_reset(&c->head);
@@ -589,7 +596,13 @@ static void check_done(struct sg_upstream *u)
         CURLcode rc = m->data.result;
         struct sg_upstream_result r = {.error = map_error(rc), .status = c->status};
         char detail[CURL_ERROR_SIZE]; /* c may be reused by a call on_done starts */
-        if (rc != CURLE_OK) {
+        if (c->bad_status) {
+            r.error = SG_EPROTO;
+            r.status = 0;
+            snprintf(detail, sizeof detail, "malformed response: status %d is outside 100-599",
+                     c->status);
+            r.detail = detail;
+        } else if (rc != CURLE_OK) {
             snprintf(detail, sizeof detail, "%s",
                      c->errbuf[0] ? c->errbuf : curl_easy_strerror(rc));
             r.detail = detail;

@@ -338,6 +338,7 @@ static void test_engines_agree(void **state)
         {"/midbody", SG_ECLOSED, 200, "only-part"},
         {"/silent-close", SG_ECLOSED, 0, ""},
         {"/empty", 0, 204, ""},
+        {"/status600", SG_EPROTO, 0, ""}, /* no status outside 100-599 reaches the owner */
     };
     for (int engine = 0; engine < 2; engine++) {
         struct fx *f = fx_new(NULL, engine == 1);

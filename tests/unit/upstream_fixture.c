@@ -80,6 +80,7 @@ static const struct scenario scenarios[] = {
      false},
     {"/extra", {{"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokGARBAGE", 0}}, false},
     {"/empty", {{"HTTP/1.1 204 No Content\r\n\r\n", 0}}, false},
+    {"/status600", {{"HTTP/1.1 600 Nonsense\r\nContent-Length: 2\r\n\r\nok", 0}}, false},
     {"/hang", {{NULL, 0}}, false},
     {"/silent-close", {{NULL, 0}}, true},
     /* dynamic: /big (1 MiB), /echo (length and sum of the request body), /early (answers
