@@ -355,9 +355,12 @@ void sg_drill_gw_state_read(struct sg_drill_gw_state *st, int status, const char
         o = json_tokener_parse_ex(tok, body, (int)SG_MIN(body_len, (size_t)INT32_MAX));
         json_tokener_free(tok);
     }
+    /* Only a list is read: json-c asserts on array calls made on anything else. */
     struct json_object *deps = NULL;
-    if (st->status == 200 && (!o || !json_object_object_get_ex(o, "deployments", &deps) ||
-                              !json_object_is_type(deps, json_type_array))) {
+    if (!json_object_object_get_ex(o, "deployments", &deps) ||
+        !json_object_is_type(deps, json_type_array))
+        deps = NULL;
+    if (st->status == 200 && !deps) {
         st->status = 0;
         snprintf(st->error, sizeof st->error,
                  "GET /admin/deployments did not answer with a "
@@ -365,7 +368,7 @@ void sg_drill_gw_state_read(struct sg_drill_gw_state *st, int status, const char
     } else if (st->status != 200) {
         snprintf(st->error, sizeof st->error, "%s", error ? error : body ? body : "no body");
     }
-    if (o && deps) {
+    if (deps) {
         st->bypass = jget_true(o, "bypass");
         size_t len = 0;
         for (size_t i = 0; i < json_object_array_length(deps) && st->n < SG_DRILL_MAX_GW_DEPS;

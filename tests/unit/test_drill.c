@@ -320,10 +320,18 @@ static void test_answer_read(void **state)
                                  "finish_reason=absent;usage=no");
 }
 
+/* A 200 whose "deployments" is not a list used to reach json_object_array_length, which asserts
+ * on an object: slogate drill aborted on a gateway that answered {"deployments":{...}}. */
 static void test_gw_state_read(void **state)
 {
     (void)state;
     static struct sg_drill_gw_state st;
+    const char *odd = "{\"deployments\":{\"id\":\"x\"}}";
+    sg_drill_gw_state_read(&st, 200, odd, strlen(odd), NULL);
+    assert_int_equal(st.status, 0);
+    assert_int_equal(st.n, 0);
+    assert_non_null(strstr(st.error, "did not answer with a deployments list"));
+
     const char *ok =
         "{\"bypass\":true,\"deployments\":[1,{\"id\":\"primary\",\"alias\":\"app/chat\","
         "\"state\":\"cooldown\",\"cooldown_reason\":\"HTTP 500\",\"pinned\":true,"
