@@ -9,6 +9,7 @@
 #include "store/store.h"
 
 #include <json-c/json.h>
+#include <math.h>
 #include <setjmp.h>
 #include <sqlite3.h>
 #include <stdarg.h>
@@ -290,6 +291,46 @@ static void test_prom_sum(void **state)
     assert_true(sum == 0);
     assert_int_equal(sg_drill_prom_sum(text, strlen(text), "slogate_up", NULL, &sum), 1);
     assert_true(sum == 1);
+}
+
+/* Label values as the exporter escapes them: a deployment id may hold any visible ASCII
+ * (config.c), and '}' inside a value does not end the labels. */
+static void test_prom_sum_escaped_labels(void **state)
+{
+    (void)state;
+    const char *text =
+        "slogate_requests_total{alias=\"app/{chat}\",deployment=\"prim}ary\",provider=\"openai\","
+        "status_class=\"2xx\"} 4\n"
+        "slogate_requests_total{deployment=\"we\\\"ird\\\\id\",status_class=\"2xx\"} 2\n"
+        "slogate_requests_total{deployment=\"tab\\tid\",status_class=\"2xx\"} 8\n"
+        "  slogate_requests_total\t{ deployment = \"primary\" , status_class=\"2xx\", }\t16 17000\n"
+        "slogate_requests_total{deployment=\"primary\",status_class=\"2xx\" 32\n"
+        "slogate_requests_total{deployment=\"primary\",status_class=\"2xx\"} "
+        "1e999999999999999999999"
+        "9999999999999999999999999999999999999999999999999999\n"
+        "slogate_requests_total{deployment=\"primary\",status_class=\"2xx\"} NaN";
+    double sum = 0;
+    const char *brace[] = {"deployment", "prim}ary", NULL};
+    assert_int_equal(sg_drill_prom_sum(text, strlen(text), "slogate_requests_total", brace, &sum),
+                     1);
+    assert_true(sum == 4);
+    const char *quote[] = {"deployment", "we\"ird\\id", "status_class", "2xx", NULL};
+    assert_int_equal(sg_drill_prom_sum(text, strlen(text), "slogate_requests_total", quote, &sum),
+                     1);
+    assert_true(sum == 2);
+    /* An escape the format does not define stands for itself, backslash included. */
+    const char *tab[] = {"deployment", "tab\\tid", NULL};
+    assert_int_equal(sg_drill_prom_sum(text, strlen(text), "slogate_requests_total", tab, &sum), 1);
+    assert_true(sum == 8);
+    /* Blanks and tabs between tokens, a trailing comma, a timestamp; the unclosed labels and
+     * the 80-byte value are skipped; NaN is a value and makes the sum NaN. */
+    const char *primary[] = {"deployment", "primary", NULL};
+    assert_int_equal(
+        sg_drill_prom_sum(text, strlen(text) - 4, "slogate_requests_total", primary, &sum), 1);
+    assert_true(sum == 16);
+    assert_int_equal(sg_drill_prom_sum(text, strlen(text), "slogate_requests_total", primary, &sum),
+                     2);
+    assert_true(isnan(sum));
 }
 
 /* ---- reading what the gateway answers ---- */
@@ -737,6 +778,7 @@ int main(void)
         cmocka_unit_test(test_model_family),
         cmocka_unit_test(test_shape),
         cmocka_unit_test(test_prom_sum),
+        cmocka_unit_test(test_prom_sum_escaped_labels),
         cmocka_unit_test(test_answer_read),
         cmocka_unit_test(test_gw_state_read),
         cmocka_unit_test(test_evaluate_pass),
