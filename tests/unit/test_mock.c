@@ -110,6 +110,20 @@ static void test_json_parse_strict(void **state)
             fail_msg("accepted bad JSON #%zu", i);
         assert_true(strlen(err) > 0);
     }
+    /* A top-level number is whole at the end of the body: "2" used to be refused as "unexpected
+     * end of input" while "2 " parsed, and a body of 5 sent to /_mock/faults was "not valid
+     * JSON" rather than "not an object". A number cut short is still refused. */
+    o = parse_ok("2", 1);
+    assert_int_equal(json_object_get_int(o), 2);
+    json_object_put(o);
+    o = parse_ok("-1.5e3", 6);
+    assert_true(json_object_get_double(o) == -1500);
+    json_object_put(o);
+    assert_null(sg_mock_json_parse("-", 1, err, sizeof err));
+    assert_null(sg_mock_json_parse("1e", 2, err, sizeof err));
+    struct sg_mock_faults f = {0};
+    assert_int_equal(sg_mock_faults_merge(&f, "5", 1, err, sizeof err), SG_EINVAL);
+    assert_string_equal(err, "the faults must be a JSON object");
     /* Nesting: 64 levels pass, 65 do not. */
     char deep[200];
     for (int depth = 64; depth <= 65; depth++) {
