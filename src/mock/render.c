@@ -362,12 +362,29 @@ int sg_mock_reply_text(struct sg_buf *out, const struct sg_mock_answer *a)
     return 0;
 }
 
-/* Append `s` as a JSON string literal, quotes included. */
+/* Append `s` as a JSON string literal, quotes included. A byte that starts no well-formed UTF-8
+ * sequence becomes U+FFFD (as telemetry stores it): error messages quote what a client sent (a
+ * role, a field name, a key) and are cut to their buffer, maybe mid-character, yet the body must
+ * stay JSON that any client can parse. */
 static int json_str(struct sg_buf *out, const char *s, size_t n)
 {
     int rc = sg_buf_append(out, "\"", 1);
-    if (!rc)
-        rc = sg_buf_append_json_str(out, s, n);
+    for (size_t i = 0; !rc && i < n;) {
+        size_t run = 0; /* well-formed bytes from i */
+        while (i + run < n) {
+            size_t l =
+                (unsigned char)s[i + run] < 0x80 ? 1 : sg_utf8_seq_len(s + i + run, n - i - run);
+            if (!l)
+                break;
+            run += l;
+        }
+        rc = sg_buf_append_json_str(out, s + i, run);
+        i += run;
+        if (!rc && i < n) {
+            rc = sg_buf_append(out, "\xef\xbf\xbd", 3);
+            i++;
+        }
+    }
     if (!rc)
         rc = sg_buf_append(out, "\"", 1);
     return rc;
