@@ -102,8 +102,12 @@ static void test_json_parse_strict(void **state)
         "{\"a\":\"\xff\"}",
         "[1,2",
         "{\"a\":1}\0",
+        /* json-c's own UTF-8 check passes these three: overlong, a surrogate, past U+10FFFF */
+        "{\"a\":\"\xc1\xa9\"}",
+        "{\"a\":\"\xed\xa0\x80\"}",
+        "{\"a\":\"\xf4\x90\x80\x80\"}",
     };
-    static const size_t lens[] = {0, 9, 9, 9, 14, 9, 8, 8, 4, 8};
+    static const size_t lens[] = {0, 9, 9, 9, 14, 9, 8, 8, 4, 8, 10, 11, 12};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         o = sg_mock_json_parse(bad[i], lens[i], err, sizeof err);
         if (o)
