@@ -154,21 +154,21 @@ static const char *json_str_of(struct json_object *o, const char *k)
 }
 
 /* Model, usage and the error message of one JSON object (an answer, a chunk or an error). */
-static void read_object(struct sg_drill_call *k, struct json_object *o)
+static void read_object(struct sg_drill_sample *s, struct json_object *o)
 {
     if (!o || !json_object_is_type(o, json_type_object))
         return;
     const char *model = json_str_of(o, "model");
     if (model)
-        snprintf(k->s.model, sizeof k->s.model, "%s", model);
+        snprintf(s->model, sizeof s->model, "%s", model);
     struct json_object *u = NULL, *e = NULL;
     if (json_object_object_get_ex(o, "usage", &u) && json_object_is_type(u, json_type_object)) {
-        k->s.input_tokens = json_i64(u, "prompt_tokens");
-        k->s.output_tokens = json_i64(u, "completion_tokens");
+        s->input_tokens = json_i64(u, "prompt_tokens");
+        s->output_tokens = json_i64(u, "completion_tokens");
     }
     if (json_object_object_get_ex(o, "error", &e) && json_object_is_type(e, json_type_object)) {
         const char *msg = json_str_of(e, "message");
-        snprintf(k->s.error, sizeof k->s.error, "%s", msg ? msg : "error without a message");
+        snprintf(s->error, sizeof s->error, "%s", msg ? msg : "error without a message");
     }
 }
 
@@ -180,16 +180,15 @@ static struct json_object *parse(const char *p, size_t n)
     return o;
 }
 
-/* Read a whole answer: JSON, or an SSE stream whose events are read one by one. */
-static void read_answer(struct sg_drill_call *k)
+void sg_drill_answer_read(struct sg_drill_sample *s, bool stream, const char *p, size_t n)
 {
-    const char *p = k->answer.data ? k->answer.data : "";
-    size_t n = k->answer.len;
-    bool sse = k->stream && k->s.status >= 200 && k->s.status < 300;
-    sg_drill_shape(p, n, sse, k->s.shape, sizeof k->s.shape);
+    if (!p)
+        p = "";
+    bool sse = stream && s->status >= 200 && s->status < 300;
+    sg_drill_shape(p, n, sse, s->shape, sizeof s->shape);
     if (!sse) {
         struct json_object *o = parse(p, n);
-        read_object(k, o);
+        read_object(s, o);
         json_object_put(o);
         return;
     }
@@ -209,14 +208,14 @@ static void read_answer(struct sg_drill_call *k)
                 done = true;
             } else {
                 struct json_object *o = parse(d, dl);
-                read_object(k, o);
+                read_object(s, o);
                 json_object_put(o);
             }
         }
         p = le + 1;
     }
-    if (!done && !k->s.error[0])
-        snprintf(k->s.error, sizeof k->s.error, "the stream ended without [DONE]");
+    if (!done && !s->error[0])
+        snprintf(s->error, sizeof s->error, "the stream ended without [DONE]");
 }
 
 /* usage × the answering deployment's prices (from the config, or the built-in table). */
@@ -273,7 +272,7 @@ static void on_chat_done(void *ud, const struct sg_upstream_result *r)
         if (!k->t_head_us)
             k->s.status = 0;
     } else {
-        read_answer(k);
+        sg_drill_answer_read(&k->s, k->stream, k->answer.data, k->answer.len);
     }
     k->s.ok = !r->error && k->s.status >= 200 && k->s.status < 300 && !k->s.error[0];
     if (!k->s.ok && !k->s.error[0])
@@ -427,11 +426,4 @@ int sg_drill_admin(struct sg_drill_client *c, const char *method, const char *pa
 void sg_drill_reply_dispose(struct sg_drill_reply *r)
 {
     sg_buf_dispose(&r->body);
-}
-
-struct json_object *sg_drill_json(const struct sg_drill_reply *r)
-{
-    if (!r->body.data)
-        return NULL;
-    return parse(r->body.data, r->body.len);
 }

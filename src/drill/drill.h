@@ -133,7 +133,11 @@ void sg_drill_model_family(const char *model, char *out, size_t n);
 void sg_drill_shape(const char *json, size_t len, bool stream, char *out, size_t n);
 
 /* Sum the values of a Prometheus text exposition's samples named `metric` whose labels include
- * every `label="value"` pair in `match` (NULL-terminated name, value, ... list). Returns the
+ * every `label="value"` pair in `match` (NULL-terminated name, value, ... list; at most 16
+ * pairs, more match nothing). Label values are compared unescaped (\\, \" and \n), so an id
+ * holding a quote or a brace matches. Values are read as the format writes them, NaN and +-Inf
+ * included: a NaN sample makes the sum NaN. Malformed lines (labels that never close, no value,
+ * a value that is not a number or is longer than 63 bytes) count as no sample. Returns the
  * number of samples summed (0 when none matched), the sum in *sum. */
 size_t sg_drill_prom_sum(const char *text, size_t len, const char *metric, const char *const *match,
                          double *sum);

@@ -66,8 +66,10 @@ int sg_drill_admin(struct sg_drill_client *c, const char *method, const char *pa
                    const char *json_body, uint32_t timeout_ms, struct sg_drill_reply *out);
 void sg_drill_reply_dispose(struct sg_drill_reply *r);
 
-/* Parse a reply body as JSON (NULL when it is not); the caller puts it. */
-struct json_object *sg_drill_json(const struct sg_drill_reply *r);
+/* Read a chat answer's body into `s`, whose status is set: its shape, model, usage and error
+ * message. A 2xx answer to a stream request is read as SSE, event by event, and is an error
+ * unless it ends with [DONE]. Pure (the fuzz target feeds it any bytes); `p` may be NULL. */
+void sg_drill_answer_read(struct sg_drill_sample *s, bool stream, const char *p, size_t n);
 
 /* ---- load.c: the steady load ---- */
 
@@ -171,6 +173,11 @@ struct sg_drill_gw_state {
     char faults[200]; /* "primary" ... for deployments with a fault on; "" when none */
 };
 void sg_drill_run_state(struct sg_drill_run *R, struct sg_drill_gw_state *st);
+/* The reading half of sg_drill_run_state, pure: `status` is the HTTP status (0: no answer,
+ * `error` says why), `body` (NUL-terminated, or NULL) the answer. A 200 that is not a
+ * deployments list becomes status 0 with a message. */
+void sg_drill_gw_state_read(struct sg_drill_gw_state *st, int status, const char *body,
+                            size_t body_len, const char *error);
 /* The entry for `id`, or NULL. */
 const char *sg_drill_gw_dep_state(const struct sg_drill_gw_state *st, const char *id);
 

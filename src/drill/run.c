@@ -359,25 +359,38 @@ static bool jget_true(struct json_object *o, const char *k)
 
 void sg_drill_run_state(struct sg_drill_run *R, struct sg_drill_gw_state *st)
 {
-    memset(st, 0, sizeof *st);
     struct sg_drill_reply rep;
     int rc = sg_drill_admin(&R->c, "GET", "/admin/deployments", NULL, 10000, &rep);
-    st->status = rc == SG_OK ? rep.status : 0;
-    struct json_object *o = st->status == 200 ? sg_drill_json(&rep) : NULL;
+    sg_drill_gw_state_read(st, rc == SG_OK ? rep.status : 0, rep.body.data, rep.body.len,
+                           rc == SG_OK ? NULL : rep.error);
+    sg_drill_reply_dispose(&rep);
+}
+
+void sg_drill_gw_state_read(struct sg_drill_gw_state *st, int status, const char *body,
+                            size_t body_len, const char *error)
+{
+    memset(st, 0, sizeof *st);
+    st->status = status;
+    struct json_object *o = NULL;
+    if (status == 200 && body) {
+        struct json_tokener *tok = json_tokener_new_ex(64);
+        o = json_tokener_parse_ex(tok, body, (int)SG_MIN(body_len, (size_t)INT32_MAX));
+        json_tokener_free(tok);
+    }
+    /* Only a list is read: json-c asserts on array calls made on anything else. */
     struct json_object *deps = NULL;
-    if (st->status == 200 && (!o || !json_object_object_get_ex(o, "deployments", &deps) ||
-                              !json_object_is_type(deps, json_type_array))) {
+    if (!json_object_object_get_ex(o, "deployments", &deps) ||
+        !json_object_is_type(deps, json_type_array))
+        deps = NULL;
+    if (st->status == 200 && !deps) {
         st->status = 0;
         snprintf(st->error, sizeof st->error,
                  "GET /admin/deployments did not answer with a "
                  "deployments list: is this a slogate gateway?");
     } else if (st->status != 200) {
-        snprintf(st->error, sizeof st->error, "%s",
-                 rc != SG_OK     ? rep.error
-                 : rep.body.data ? rep.body.data
-                                 : "no body");
+        snprintf(st->error, sizeof st->error, "%s", error ? error : body ? body : "no body");
     }
-    if (o && deps) {
+    if (deps) {
         st->bypass = jget_true(o, "bypass");
         size_t len = 0;
         for (size_t i = 0; i < json_object_array_length(deps) && st->n < SG_DRILL_MAX_GW_DEPS;
@@ -407,7 +420,6 @@ void sg_drill_run_state(struct sg_drill_run *R, struct sg_drill_gw_state *st)
         }
     }
     json_object_put(o);
-    sg_drill_reply_dispose(&rep);
 }
 
 const char *sg_drill_gw_dep_state(const struct sg_drill_gw_state *st, const char *id)

@@ -387,82 +387,129 @@ void sg_drill_shape(const char *json, size_t len, bool stream, char *out, size_t
 
 /* ---- Prometheus text ---- */
 
-/* Does the label set "{a="x",b="y"}" (without braces) hold name="value"? Values are compared
- * as written (escapes included), which is exact for ids and status classes. */
-static bool has_label(const char *p, size_t n, const char *name, const char *value)
+/* The text exposition format: a line is blank, a comment ('#' first), or a sample
+ * `name[{label="value",...}] value [timestamp]`, its tokens separated by blanks and tabs.
+ * Label values escape backslash, double quote and line feed as \\, \" and \n. */
+
+#define PROM_MAX_MATCH 16
+
+static const char *skip_blanks(const char *p, const char *end)
 {
-    size_t nl = strlen(name), vl = strlen(value);
-    size_t i = 0;
-    while (i < n) {
-        while (i < n && (p[i] == ',' || p[i] == ' '))
-            i++;
-        size_t k0 = i;
-        while (i < n && p[i] != '=')
-            i++;
-        size_t k1 = i;
-        if (i + 1 >= n || p[i + 1] != '"')
-            return false;
-        i += 2;
-        size_t v0 = i;
-        while (i < n && p[i] != '"') {
-            if (p[i] == '\\')
-                i++;
-            i++;
+    while (p < end && (*p == ' ' || *p == '\t'))
+        p++;
+    return p;
+}
+
+/* Is the escaped label value [p, end) `want` once unescaped? An escape the format does not
+ * define stands for itself, backslash included, as Prometheus reads it. */
+static bool label_value_is(const char *p, const char *end, const char *want)
+{
+    const char *w = want;
+    while (p < end) {
+        char c = *p++;
+        if (c == '\\' && p < end) {
+            char e = *p++;
+            if (e == 'n') {
+                c = '\n';
+            } else if (e == '\\' || e == '"') {
+                c = e;
+            } else if (*w == '\\') {
+                w++;
+                c = e;
+            } else {
+                return false;
+            }
         }
-        size_t v1 = SG_MIN(i, n);
-        i++;
-        if (k1 - k0 == nl && memcmp(p + k0, name, nl) == 0)
-            return v1 - v0 == vl && memcmp(p + v0, value, vl) == 0;
+        if (*w == '\0' || *w != c)
+            return false;
+        w++;
     }
-    return false;
+    return *w == '\0';
+}
+
+/* The value of the sample on line [p, end) when it is named `metric` (length ml) and has every
+ * name="value" pair of match[0 .. 2 * n_pairs); false for any other line, or a malformed one. */
+static bool prom_sample(const char *p, const char *end, const char *metric, size_t ml,
+                        const char *const *match, size_t n_pairs, double *value)
+{
+    p = skip_blanks(p, end);
+    if ((size_t)(end - p) <= ml || memcmp(p, metric, ml) != 0)
+        return false;
+    p += ml;
+    if (*p != '{' && *p != ' ' && *p != '\t')
+        return false; /* a longer name */
+    p = skip_blanks(p, end);
+    uint32_t seen = 0;
+    if (p < end && *p == '{') {
+        p++;
+        for (;;) {
+            p = skip_blanks(p, end);
+            if (p < end && *p == '}')
+                break; /* no labels, or a trailing comma */
+            const char *n0 = p;
+            while (p < end && *p != '=' && *p != ' ' && *p != '\t' && *p != '}' && *p != ',')
+                p++;
+            const char *n1 = p;
+            p = skip_blanks(p, end);
+            if (n1 == n0 || p == end || *p != '=')
+                return false;
+            p = skip_blanks(p + 1, end);
+            if (p == end || *p != '"')
+                return false;
+            const char *v0 = ++p;
+            while (p < end && *p != '"')
+                p += *p == '\\' && p + 1 < end ? 2 : 1;
+            if (p == end)
+                return false; /* the value never closes */
+            for (size_t i = 0; i < n_pairs; i++) {
+                const char *name = match[2 * i];
+                if (strlen(name) == (size_t)(n1 - n0) && memcmp(name, n0, (size_t)(n1 - n0)) == 0 &&
+                    label_value_is(v0, p, match[2 * i + 1]))
+                    seen |= 1u << i;
+            }
+            p = skip_blanks(p + 1, end);
+            if (p < end && *p == ',')
+                p++;
+            else if (p == end || *p != '}')
+                return false;
+        }
+        p = skip_blanks(p + 1, end);
+    }
+    if (seen != (n_pairs ? (1u << n_pairs) - 1 : 0))
+        return false;
+    const char *v = p;
+    while (p < end && *p != ' ' && *p != '\t')
+        p++;
+    char num[64];
+    size_t vl = (size_t)(p - v);
+    if (vl == 0 || vl >= sizeof num)
+        return false;
+    memcpy(num, v, vl);
+    num[vl] = '\0';
+    char *e;
+    *value = strtod(num, &e);
+    return *e == '\0';
 }
 
 size_t sg_drill_prom_sum(const char *text, size_t len, const char *metric, const char *const *match,
                          double *sum)
 {
-    size_t ml = strlen(metric), count = 0;
+    size_t ml = strlen(metric), count = 0, n_pairs = 0;
     *sum = 0;
+    while (match && match[2 * n_pairs] && match[2 * n_pairs + 1])
+        n_pairs++;
+    if (n_pairs > PROM_MAX_MATCH)
+        return 0;
     const char *p = text, *end = text + len;
     while (p < end) {
         const char *nl = memchr(p, '\n', (size_t)(end - p));
         const char *le = nl ? nl : end;
-        size_t ll = (size_t)(le - p);
-        if (ll > ml && p[0] != '#' && memcmp(p, metric, ml) == 0 &&
-            (p[ml] == '{' || p[ml] == ' ')) {
-            const char *lab = p + ml, *lab_end = lab;
-            bool ok = true;
-            if (*lab == '{') {
-                lab_end = memchr(lab, '}', (size_t)(le - lab));
-                if (!lab_end) {
-                    ok = false;
-                } else {
-                    for (size_t i = 0; match && match[i] && match[i + 1]; i += 2)
-                        ok = ok && has_label(lab + 1, (size_t)(lab_end - lab - 1), match[i],
-                                             match[i + 1]);
-                    lab_end++;
-                }
-            } else if (match && match[0]) {
-                ok = false;
-            }
-            if (ok) {
-                char num[64];
-                const char *v = lab_end;
-                while (v < le && *v == ' ')
-                    v++;
-                size_t vl = 0;
-                while (v + vl < le && v[vl] != ' ' && vl < sizeof num - 1)
-                    vl++;
-                memcpy(num, v, vl);
-                num[vl] = '\0';
-                char *e;
-                double x = strtod(num, &e);
-                if (vl && *e == '\0') {
-                    *sum += x;
-                    count++;
-                }
-            }
+        double v;
+        if (prom_sample(p, le, metric, ml, match, n_pairs, &v)) {
+            *sum += v;
+            count++;
         }
-        p = le + 1;
+        p = nl ? nl + 1 : end;
     }
     return count;
 }

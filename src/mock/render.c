@@ -47,6 +47,17 @@ struct json_object *sg_mock_json_parse(const char *p, size_t n, char *err, size_
         snprintf(err, errn, "the request body is too large");
         return NULL;
     }
+    /* json-c's VALIDATE_UTF8 only checks that continuation bytes follow a lead byte: overlong
+     * forms, encoded surrogates and code points past U+10FFFF pass, and would be echoed back
+     * (the model) into answers no strict client parses. */
+    for (size_t i = 0; i < n;) {
+        size_t l = (unsigned char)p[i] < 0x80 ? 1 : sg_utf8_seq_len(p + i, n - i);
+        if (!l) {
+            snprintf(err, errn, "the body is not valid JSON: invalid UTF-8 at byte %zu", i);
+            return NULL;
+        }
+        i += l;
+    }
     struct json_tokener *tok = json_tokener_new_ex(SG_MOCK_JSON_DEPTH);
     if (!tok) {
         snprintf(err, errn, "out of memory");
@@ -56,6 +67,13 @@ struct json_object *sg_mock_json_parse(const char *p, size_t n, char *err, size_
     struct json_object *obj = json_tokener_parse_ex(tok, p, (int)n);
     enum json_tokener_error jerr = json_tokener_get_error(tok);
     size_t end = json_tokener_get_parse_end(tok);
+    if (!obj && jerr == json_tokener_continue) {
+        /* A top-level number ("2") is not known to be whole until a byte follows it (as in
+         * sg_json_parse_strict). */
+        obj = json_tokener_parse_ex(tok, " ", 1);
+        jerr = json_tokener_get_error(tok);
+        end = n;
+    }
     json_tokener_free(tok);
     if (jerr != json_tokener_success || !obj) {
         /* json_tokener_continue means the body stopped in the middle of a value. */
@@ -355,12 +373,29 @@ int sg_mock_reply_text(struct sg_buf *out, const struct sg_mock_answer *a)
     return 0;
 }
 
-/* Append `s` as a JSON string literal, quotes included. */
+/* Append `s` as a JSON string literal, quotes included. A byte that starts no well-formed UTF-8
+ * sequence becomes U+FFFD (as telemetry stores it): error messages quote what a client sent (a
+ * role, a field name, a key) and are cut to their buffer, maybe mid-character, yet the body must
+ * stay JSON that any client can parse. */
 static int json_str(struct sg_buf *out, const char *s, size_t n)
 {
     int rc = sg_buf_append(out, "\"", 1);
-    if (!rc)
-        rc = sg_buf_append_json_str(out, s, n);
+    for (size_t i = 0; !rc && i < n;) {
+        size_t run = 0; /* well-formed bytes from i */
+        while (i + run < n) {
+            size_t l =
+                (unsigned char)s[i + run] < 0x80 ? 1 : sg_utf8_seq_len(s + i + run, n - i - run);
+            if (!l)
+                break;
+            run += l;
+        }
+        rc = sg_buf_append_json_str(out, s + i, run);
+        i += run;
+        if (!rc && i < n) {
+            rc = sg_buf_append(out, "\xef\xbf\xbd", 3);
+            i++;
+        }
+    }
     if (!rc)
         rc = sg_buf_append(out, "\"", 1);
     return rc;

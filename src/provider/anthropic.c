@@ -564,14 +564,11 @@ void pj_anthropic_usage(struct json_object *usage, struct sg_usage *u)
         u->cache_creation_tokens = json_object_get_int64(v);
     if ((v = pj_get(usage, "output_tokens")) && pj_is(v, json_type_int))
         u->output_tokens = json_object_get_int64(v);
-    if (uncached < 0)
-        uncached = 0;
-    if (u->cache_read_tokens < 0)
-        u->cache_read_tokens = 0;
-    if (u->cache_creation_tokens < 0)
-        u->cache_creation_tokens = 0;
-    if (u->output_tokens < 0)
-        u->output_tokens = 0;
+    /* Clamped first: the sum below is of three counts a provider wrote. */
+    uncached = pj_tokens(uncached);
+    u->cache_read_tokens = pj_tokens(u->cache_read_tokens);
+    u->cache_creation_tokens = pj_tokens(u->cache_creation_tokens);
+    u->output_tokens = pj_tokens(u->output_tokens);
     u->input_tokens = uncached + u->cache_read_tokens + u->cache_creation_tokens;
 }
 

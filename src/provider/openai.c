@@ -359,25 +359,20 @@ struct json_object *pj_parse_object(const char *body, size_t len, char *err, siz
     return o;
 }
 
-static int64_t nonneg(int64_t v)
-{
-    return v < 0 ? 0 : v;
-}
-
 void pj_openai_usage(struct json_object *usage, struct sg_usage *u)
 {
     if (!pj_is(usage, json_type_object))
         return;
     u->known = true;
-    u->input_tokens = nonneg(pj_int(usage, "prompt_tokens", pj_int(usage, "input_tokens", 0)));
+    u->input_tokens = pj_tokens(pj_int(usage, "prompt_tokens", pj_int(usage, "input_tokens", 0)));
     u->output_tokens =
-        nonneg(pj_int(usage, "completion_tokens", pj_int(usage, "output_tokens", 0)));
+        pj_tokens(pj_int(usage, "completion_tokens", pj_int(usage, "output_tokens", 0)));
     struct json_object *det = pj_get(usage, "prompt_tokens_details");
-    u->cache_read_tokens = nonneg(pj_int(det, "cached_tokens", 0));
+    u->cache_read_tokens = pj_tokens(pj_int(det, "cached_tokens", 0));
     /* Gateways in front of Anthropic (LiteLLM, OpenRouter) add these beside the OpenAI fields. */
-    u->cache_creation_tokens = nonneg(pj_int(usage, "cache_creation_input_tokens", 0));
+    u->cache_creation_tokens = pj_tokens(pj_int(usage, "cache_creation_input_tokens", 0));
     if (!u->cache_read_tokens)
-        u->cache_read_tokens = nonneg(pj_int(usage, "cache_read_input_tokens", 0));
+        u->cache_read_tokens = pj_tokens(pj_int(usage, "cache_read_input_tokens", 0));
     /* A provider that reports more cached than prompt tokens is wrong; never price negative. */
     if (u->cache_read_tokens + u->cache_creation_tokens > u->input_tokens)
         u->input_tokens = u->cache_read_tokens + u->cache_creation_tokens;
@@ -425,18 +420,18 @@ int sg_openai_usage_parse(const char *body, size_t len, struct sg_usage *u)
         return SG_ENOTFOUND;
     u->known = true;
     u->input_tokens =
-        SG_MAX(member_int(um, un, "prompt_tokens", member_int(um, un, "input_tokens", 0)), 0);
+        pj_tokens(member_int(um, un, "prompt_tokens", member_int(um, un, "input_tokens", 0)));
     u->output_tokens =
-        SG_MAX(member_int(um, un, "completion_tokens", member_int(um, un, "output_tokens", 0)), 0);
+        pj_tokens(member_int(um, un, "completion_tokens", member_int(um, un, "output_tokens", 0)));
     const struct sg_json_member *det = last_member(um, un, "prompt_tokens_details");
     u->cache_read_tokens = 0;
     if (det && det->value.p[0] == '{' &&
         sg_json_members(det->value.p, det->value.n, dm, SG_ARRAY_LEN(dm), &dn, err, 0) == SG_OK)
-        u->cache_read_tokens = SG_MAX(member_int(dm, dn, "cached_tokens", 0), 0);
+        u->cache_read_tokens = pj_tokens(member_int(dm, dn, "cached_tokens", 0));
     /* Gateways in front of Anthropic (LiteLLM, OpenRouter) add these beside the OpenAI fields. */
-    u->cache_creation_tokens = SG_MAX(member_int(um, un, "cache_creation_input_tokens", 0), 0);
+    u->cache_creation_tokens = pj_tokens(member_int(um, un, "cache_creation_input_tokens", 0));
     if (!u->cache_read_tokens)
-        u->cache_read_tokens = SG_MAX(member_int(um, un, "cache_read_input_tokens", 0), 0);
+        u->cache_read_tokens = pj_tokens(member_int(um, un, "cache_read_input_tokens", 0));
     /* A provider that reports more cached than prompt tokens is wrong; never price negative. */
     if (u->cache_read_tokens + u->cache_creation_tokens > u->input_tokens)
         u->input_tokens = u->cache_read_tokens + u->cache_creation_tokens;

@@ -98,7 +98,10 @@ void sg_provider_error_message(const char *body, size_t len, char *out, size_t o
 /* Token counts as a provider reported them, normalised: `input_tokens` counts every prompt token,
  * cached ones included (OpenAI's prompt_tokens; for Anthropic input + cache read + cache
  * creation), and the two cache fields say which part of it was read from / written to the
- * provider's prompt cache. */
+ * provider's prompt cache. Each count read is clamped to [0, SG_USAGE_MAX_TOKENS], so the sums
+ * made of them (input + output, Anthropic's three input parts) cannot overflow whatever a
+ * provider writes. */
+#define SG_USAGE_MAX_TOKENS (INT64_C(1) << 40) /* about 10^12: no request comes near */
 struct sg_usage {
     int64_t input_tokens;
     int64_t output_tokens;

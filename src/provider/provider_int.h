@@ -34,6 +34,12 @@ static inline int64_t pj_int(struct json_object *o, const char *k, int64_t def)
     return pj_is(v, json_type_int) ? json_object_get_int64(v) : def;
 }
 
+/* A token count a provider reported, clamped to [0, SG_USAGE_MAX_TOKENS]. */
+static inline int64_t pj_tokens(int64_t v)
+{
+    return v < 0 ? 0 : v > SG_USAGE_MAX_TOKENS ? SG_USAGE_MAX_TOKENS : v;
+}
+
 /* Add `v` under `k`, taking a new reference to a value owned by another tree. */
 static inline void pj_add_ref(struct json_object *dst, const char *k, struct json_object *v)
 {

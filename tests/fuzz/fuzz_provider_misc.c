@@ -1,7 +1,9 @@
 /*
  * Fuzz the small readers on the gateway's path: the input-token estimator (request and text),
- * error classification, usage extraction and the OpenAI stream usage watcher. They see provider
- * and client bytes as they come; none may crash, loop or return nonsense (negative counts).
+ * error classification, usage extraction (OpenAI and Anthropic answers) and the OpenAI stream
+ * usage watcher. They see provider and client bytes as they come; none may crash, loop or return
+ * nonsense: counts are never negative, the cached parts never exceed the input they belong to,
+ * and a body without usage leaves the caller's struct as it was.
  */
 #include "provider/provider.h"
 
@@ -25,6 +27,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     sg_openai_usage_parse(s, size, &u);
     if (u.input_tokens < 0 || u.output_tokens < 0 || u.cache_read_tokens > u.input_tokens)
         abort();
+    struct sg_usage a = {.input_tokens = 7, .output_tokens = 7, .known = false};
+    if (sg_anthropic_usage_parse(s, size, &a) == SG_OK) {
+        if (!a.known || a.input_tokens < 0 || a.output_tokens < 0 || a.cache_read_tokens < 0 ||
+            a.cache_creation_tokens < 0 || a.cache_read_tokens > a.input_tokens ||
+            a.cache_creation_tokens > a.input_tokens - a.cache_read_tokens)
+            abort();
+    } else if (a.input_tokens != 7 || a.output_tokens != 7 || a.known) {
+        abort();
+    }
     struct sg_openai_stream st = {.client_wants_usage = size & 1};
     bool fwd;
     sg_openai_stream_event(&st, (struct sg_slice){s, size}, &fwd);

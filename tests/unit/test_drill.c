@@ -1,13 +1,15 @@
 /*
  * The drill's pure parts with fixed numbers: percentiles, phase statistics, TTR and recovery from
- * a timeline, model families, answer shapes, Prometheus sums, the verdict and its follow-ups,
- * the reports (JSON parsed back, markdown, SVG checked for well-formedness), prompts, report
- * names, and a drill row in the store.
+ * a timeline, model families, answer shapes, Prometheus sums, the readers of a chat answer and
+ * of GET /admin/deployments, the verdict and its follow-ups, the reports (JSON parsed back,
+ * markdown, SVG checked for well-formedness), prompts, report names, and a drill row in the
+ * store.
  */
-#include "drill/drill.h"
+#include "drill/drill_int.h"
 #include "store/store.h"
 
 #include <json-c/json.h>
+#include <math.h>
 #include <setjmp.h>
 #include <sqlite3.h>
 #include <stdarg.h>
@@ -289,6 +291,106 @@ static void test_prom_sum(void **state)
     assert_true(sum == 0);
     assert_int_equal(sg_drill_prom_sum(text, strlen(text), "slogate_up", NULL, &sum), 1);
     assert_true(sum == 1);
+}
+
+/* Label values as the exporter escapes them: a deployment id may hold any visible ASCII
+ * (config.c), and '}' inside a value does not end the labels. */
+static void test_prom_sum_escaped_labels(void **state)
+{
+    (void)state;
+    const char *text =
+        "slogate_requests_total{alias=\"app/{chat}\",deployment=\"prim}ary\",provider=\"openai\","
+        "status_class=\"2xx\"} 4\n"
+        "slogate_requests_total{deployment=\"we\\\"ird\\\\id\",status_class=\"2xx\"} 2\n"
+        "slogate_requests_total{deployment=\"tab\\tid\",status_class=\"2xx\"} 8\n"
+        "  slogate_requests_total\t{ deployment = \"primary\" , status_class=\"2xx\", }\t16 17000\n"
+        "slogate_requests_total{deployment=\"primary\",status_class=\"2xx\" 32\n"
+        "slogate_requests_total{deployment=\"primary\",status_class=\"2xx\"} "
+        "1e999999999999999999999"
+        "9999999999999999999999999999999999999999999999999999\n"
+        "slogate_requests_total{deployment=\"primary\",status_class=\"2xx\"} NaN";
+    double sum = 0;
+    const char *brace[] = {"deployment", "prim}ary", NULL};
+    assert_int_equal(sg_drill_prom_sum(text, strlen(text), "slogate_requests_total", brace, &sum),
+                     1);
+    assert_true(sum == 4);
+    const char *quote[] = {"deployment", "we\"ird\\id", "status_class", "2xx", NULL};
+    assert_int_equal(sg_drill_prom_sum(text, strlen(text), "slogate_requests_total", quote, &sum),
+                     1);
+    assert_true(sum == 2);
+    /* An escape the format does not define stands for itself, backslash included. */
+    const char *tab[] = {"deployment", "tab\\tid", NULL};
+    assert_int_equal(sg_drill_prom_sum(text, strlen(text), "slogate_requests_total", tab, &sum), 1);
+    assert_true(sum == 8);
+    /* Blanks and tabs between tokens, a trailing comma, a timestamp; the unclosed labels and
+     * the 80-byte value are skipped; NaN is a value and makes the sum NaN. */
+    const char *primary[] = {"deployment", "primary", NULL};
+    assert_int_equal(
+        sg_drill_prom_sum(text, strlen(text) - 4, "slogate_requests_total", primary, &sum), 1);
+    assert_true(sum == 16);
+    assert_int_equal(sg_drill_prom_sum(text, strlen(text), "slogate_requests_total", primary, &sum),
+                     2);
+    assert_true(isnan(sum));
+}
+
+/* ---- reading what the gateway answers ---- */
+
+static void test_answer_read(void **state)
+{
+    (void)state;
+    struct sg_drill_sample s = {.status = 200, .input_tokens = -1, .output_tokens = -1};
+    const char *sse = "data: {\"model\":\"gpt-4o\",\"choices\":[{\"delta\":{\"content\":\"Hi\"}}]}"
+                      "\r\n\r\ndata:{\"choices\":[],\"usage\":{\"prompt_tokens\":5,"
+                      "\"completion_tokens\":24}}\n\ndata: [DONE]\n\n";
+    sg_drill_answer_read(&s, true, sse, strlen(sse));
+    assert_string_equal(s.model, "gpt-4o");
+    assert_int_equal(s.input_tokens, 5);
+    assert_int_equal(s.output_tokens, 24);
+    assert_string_equal(s.error, "");
+    /* Cut before [DONE]: a failure even though every event parsed. */
+    memset(&s, 0, sizeof s);
+    s.status = 200;
+    sg_drill_answer_read(&s, true, sse, strlen(sse) - 16);
+    assert_string_equal(s.error, "the stream ended without [DONE]");
+    memset(&s, 0, sizeof s);
+    s.status = 502;
+    const char *err = "{\"error\":{\"message\":\"primary: HTTP 500\"}}";
+    sg_drill_answer_read(&s, true, err, strlen(err));
+    assert_string_equal(s.error, "primary: HTTP 500");
+    assert_string_equal(s.shape, "?;choices=no;message.role=absent;message.content=absent;"
+                                 "finish_reason=absent;usage=no");
+}
+
+/* A 200 whose "deployments" is not a list used to reach json_object_array_length, which asserts
+ * on an object: slogate drill aborted on a gateway that answered {"deployments":{...}}. */
+static void test_gw_state_read(void **state)
+{
+    (void)state;
+    static struct sg_drill_gw_state st;
+    const char *odd = "{\"deployments\":{\"id\":\"x\"}}";
+    sg_drill_gw_state_read(&st, 200, odd, strlen(odd), NULL);
+    assert_int_equal(st.status, 0);
+    assert_int_equal(st.n, 0);
+    assert_non_null(strstr(st.error, "did not answer with a deployments list"));
+
+    const char *ok =
+        "{\"bypass\":true,\"deployments\":[1,{\"id\":\"primary\",\"alias\":\"app/chat\","
+        "\"state\":\"cooldown\",\"cooldown_reason\":\"HTTP 500\",\"pinned\":true,"
+        "\"faults\":{\"ttft_ms\":30}},{\"id\":\"secondary\",\"faults\":[true]}]}";
+    sg_drill_gw_state_read(&st, 200, ok, strlen(ok), NULL);
+    assert_int_equal(st.status, 200);
+    assert_true(st.bypass);
+    assert_int_equal(st.n, 2);
+    assert_string_equal(sg_drill_gw_dep_state(&st, "primary"), "cooldown");
+    assert_string_equal(st.d[0].reason, "HTTP 500");
+    assert_true(st.d[0].pinned && st.d[0].fault && !st.d[1].fault);
+    assert_string_equal(st.faults, "primary");
+
+    sg_drill_gw_state_read(&st, 401, "{\"error\":\"no key\"}", 18, NULL);
+    assert_int_equal(st.status, 401);
+    assert_string_equal(st.error, "{\"error\":\"no key\"}");
+    sg_drill_gw_state_read(&st, 0, NULL, 0, "connection refused");
+    assert_string_equal(st.error, "connection refused");
 }
 
 /* ---- the verdict ---- */
@@ -676,6 +778,9 @@ int main(void)
         cmocka_unit_test(test_model_family),
         cmocka_unit_test(test_shape),
         cmocka_unit_test(test_prom_sum),
+        cmocka_unit_test(test_prom_sum_escaped_labels),
+        cmocka_unit_test(test_answer_read),
+        cmocka_unit_test(test_gw_state_read),
         cmocka_unit_test(test_evaluate_pass),
         cmocka_unit_test(test_evaluate_secondary_broken),
         cmocka_unit_test(test_trial_evaluate),

@@ -102,14 +102,32 @@ static void test_json_parse_strict(void **state)
         "{\"a\":\"\xff\"}",
         "[1,2",
         "{\"a\":1}\0",
+        /* json-c's own UTF-8 check passes these three: overlong, a surrogate, past U+10FFFF */
+        "{\"a\":\"\xc1\xa9\"}",
+        "{\"a\":\"\xed\xa0\x80\"}",
+        "{\"a\":\"\xf4\x90\x80\x80\"}",
     };
-    static const size_t lens[] = {0, 9, 9, 9, 14, 9, 8, 8, 4, 8};
+    static const size_t lens[] = {0, 9, 9, 9, 14, 9, 8, 8, 4, 8, 10, 11, 12};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         o = sg_mock_json_parse(bad[i], lens[i], err, sizeof err);
         if (o)
             fail_msg("accepted bad JSON #%zu", i);
         assert_true(strlen(err) > 0);
     }
+    /* A top-level number is whole at the end of the body: "2" used to be refused as "unexpected
+     * end of input" while "2 " parsed, and a body of 5 sent to /_mock/faults was "not valid
+     * JSON" rather than "not an object". A number cut short is still refused. */
+    o = parse_ok("2", 1);
+    assert_int_equal(json_object_get_int(o), 2);
+    json_object_put(o);
+    o = parse_ok("-1.5e3", 6);
+    assert_true(json_object_get_double(o) == -1500);
+    json_object_put(o);
+    assert_null(sg_mock_json_parse("-", 1, err, sizeof err));
+    assert_null(sg_mock_json_parse("1e", 2, err, sizeof err));
+    struct sg_mock_faults f = {0};
+    assert_int_equal(sg_mock_faults_merge(&f, "5", 1, err, sizeof err), SG_EINVAL);
+    assert_string_equal(err, "the faults must be a JSON object");
     /* Nesting: 64 levels pass, 65 do not. */
     char deep[200];
     for (int depth = 64; depth <= 65; depth++) {
@@ -587,6 +605,40 @@ static void test_render_errors(void **state)
     sg_buf_dispose(&b);
 }
 
+/* An error message quotes what the client sent and is cut to mock.c's 256-byte buffer: cut in
+ * the middle of a two-byte character it used to put a lone lead byte in the body, which no
+ * UTF-8 JSON parser accepts. Bytes that are not UTF-8 at all (a header) become U+FFFD too. */
+static void test_render_errors_utf8(void **state)
+{
+    (void)state;
+    char body[400], err[256], param[64];
+    int n = snprintf(body, sizeof body, "{\"model\":\"m\",\"messages\":[{\"role\":\"x");
+    for (int i = 0; i < 150; i++)
+        n += snprintf(body + n, sizeof body - (size_t)n, "\xc3\xa9");
+    snprintf(body + n, sizeof body - (size_t)n, "\",\"content\":\"hi\"}]}");
+    struct sg_mock_chat c;
+    assert_int_equal(sg_mock_chat_parse(SG_MOCK_API_OPENAI, body, strlen(body), &c, err, sizeof err,
+                                        param, sizeof param),
+                     SG_EINVAL);
+    assert_int_equal(strlen(err), sizeof err - 1);
+    assert_int_equal((unsigned char)err[sizeof err - 2], 0xc3); /* cut mid-character */
+    struct sg_buf b;
+    sg_buf_init(&b, 0);
+    sg_mock_render_error(&b, SG_MOCK_API_OPENAI, 400, NULL, param, err);
+    struct json_object *o = parse_ok(b.data, b.len);
+    const char *msg = str_at(o, "error.message");
+    assert_int_equal(strncmp(msg, "messages[0].role: 'x\xc3\xa9", 22), 0);
+    assert_string_equal(msg + strlen(msg) - 3, "\xef\xbf\xbd");
+    json_object_put(o);
+
+    sg_buf_reset(&b);
+    sg_mock_render_error(&b, SG_MOCK_API_ANTHROPIC, 401, NULL, NULL, "invalid x-api-key s\xe9***");
+    o = parse_ok(b.data, b.len);
+    assert_string_equal(str_at(o, "error.message"), "invalid x-api-key s\xef\xbf\xbd***");
+    json_object_put(o);
+    sg_buf_dispose(&b);
+}
+
 /* ---- faults ---- */
 
 static bool faults_equal(const struct sg_mock_faults *a, const struct sg_mock_faults *b)
@@ -1045,14 +1097,23 @@ static void test_live(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_json_parse_strict),     cmocka_unit_test(test_count_tokens),
-        cmocka_unit_test(test_parse_openai),          cmocka_unit_test(test_parse_anthropic),
-        cmocka_unit_test(test_parse_errors),          cmocka_unit_test(test_reply_text),
-        cmocka_unit_test(test_render_openai_body),    cmocka_unit_test(test_render_anthropic_body),
-        cmocka_unit_test(test_openai_stream),         cmocka_unit_test(test_anthropic_stream),
-        cmocka_unit_test(test_render_errors),         cmocka_unit_test(test_faults_merge),
-        cmocka_unit_test(test_faults_json_roundtrip), cmocka_unit_test(test_decide),
-        cmocka_unit_test(test_error_rate_seeded),     cmocka_unit_test(test_live),
+        cmocka_unit_test(test_json_parse_strict),
+        cmocka_unit_test(test_count_tokens),
+        cmocka_unit_test(test_parse_openai),
+        cmocka_unit_test(test_parse_anthropic),
+        cmocka_unit_test(test_parse_errors),
+        cmocka_unit_test(test_reply_text),
+        cmocka_unit_test(test_render_openai_body),
+        cmocka_unit_test(test_render_anthropic_body),
+        cmocka_unit_test(test_openai_stream),
+        cmocka_unit_test(test_anthropic_stream),
+        cmocka_unit_test(test_render_errors),
+        cmocka_unit_test(test_render_errors_utf8),
+        cmocka_unit_test(test_faults_merge),
+        cmocka_unit_test(test_faults_json_roundtrip),
+        cmocka_unit_test(test_decide),
+        cmocka_unit_test(test_error_rate_seeded),
+        cmocka_unit_test(test_live),
     };
     return cmocka_run_group_tests_name("mock", tests, NULL, NULL);
 }

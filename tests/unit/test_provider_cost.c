@@ -131,6 +131,33 @@ static void test_usage_parse(void **state)
     assert_int_equal(u.output_tokens, 0);
 }
 
+/* Counts near INT64_MAX used to overflow the sums the readers make (Anthropic's three input
+ * parts, OpenAI's cached + written check): a negative input_tokens, or UB under UBSan. */
+static void test_usage_huge_counts(void **state)
+{
+    (void)state;
+    struct sg_usage u = {0};
+    const char *b = "{\"usage\":{\"input_tokens\":9223372036854775807,"
+                    "\"cache_read_input_tokens\":5,\"cache_creation_input_tokens\":"
+                    "9223372036854775807,\"output_tokens\":-4}}";
+    assert_int_equal(sg_anthropic_usage_parse(b, strlen(b), &u), SG_OK);
+    assert_true(u.known);
+    assert_int_equal(u.cache_read_tokens, 5);
+    assert_int_equal(u.cache_creation_tokens, SG_USAGE_MAX_TOKENS);
+    assert_int_equal(u.input_tokens, 2 * SG_USAGE_MAX_TOKENS + 5);
+    assert_int_equal(u.output_tokens, 0);
+
+    memset(&u, 0, sizeof u);
+    b = "{\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":9223372036854775807,"
+        "\"cache_creation_input_tokens\":9223372036854775807,"
+        "\"cache_read_input_tokens\":9223372036854775807}}";
+    assert_int_equal(sg_openai_usage_parse(b, strlen(b), &u), SG_OK);
+    assert_int_equal(u.cache_read_tokens, SG_USAGE_MAX_TOKENS);
+    assert_int_equal(u.cache_creation_tokens, SG_USAGE_MAX_TOKENS);
+    assert_int_equal(u.input_tokens, 2 * SG_USAGE_MAX_TOKENS);
+    assert_int_equal(u.output_tokens, SG_USAGE_MAX_TOKENS);
+}
+
 static void test_stream_usage_chunk(void **state)
 {
     (void)state;
@@ -390,6 +417,7 @@ int main(void)
         cmocka_unit_test(test_lookup),
         cmocka_unit_test(test_resolve_and_cost),
         cmocka_unit_test(test_usage_parse),
+        cmocka_unit_test(test_usage_huge_counts),
         cmocka_unit_test(test_stream_usage_chunk),
         cmocka_unit_test(test_encode_include_usage),
         cmocka_unit_test(test_embeddings_parse),
