@@ -629,8 +629,8 @@ static void test_queue_full_spools_on_the_request_path(void **state)
     assert_int_equal(st.queued, 4);
     assert_int_equal(st.lost, 0);
     assert_int_equal(n_synced, 0); /* the request path never waits on the disk */
-    sg_store_tick(s, false); /* the queued 4 go behind the spool, then all are replayed */
-    assert_true(n_synced >= 1); /* the writer made the request path's lines durable */
+    sg_store_tick(s, false);       /* the queued 4 go behind the spool, then all are replayed */
+    assert_true(n_synced >= 1);    /* the writer made the request path's lines durable */
     assert_int_equal(f->n, 10);
     for (int i = 0; i < 10; i++) {
         char id[32];
