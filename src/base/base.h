@@ -109,6 +109,9 @@ void sg_format_utc_us(uint64_t us, char *out, size_t n);
  * bytes readable), or 0 when it is not one: overlong forms, surrogates and code points past
  * U+10FFFF are not. */
 size_t sg_utf8_seq_len(const char *p, size_t left);
+/* The offset of the first byte of `p[0..n)` that starts no well-formed UTF-8 sequence (as above),
+ * or `n` when all of it is UTF-8. */
+size_t sg_utf8_check(const char *p, size_t n);
 
 /* ---- mpmc.c: a bounded lock-free ring of pointers, any number of producers and consumers ---- */
 struct sg_mpmc_cell {

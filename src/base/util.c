@@ -154,6 +154,22 @@ size_t sg_utf8_seq_len(const char *p, size_t left)
     return n;
 }
 
+size_t sg_utf8_check(const char *p, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        if ((unsigned char)p[i] < 0x80) {
+            i++;
+            continue;
+        }
+        size_t l = sg_utf8_seq_len(p + i, n - i);
+        if (!l)
+            return i;
+        i += l;
+    }
+    return n;
+}
+
 /* xoshiro256** — fast, good enough for picks and ids, never for secrets. */
 static _Thread_local uint64_t rng[4];
 static _Thread_local bool rng_seeded;

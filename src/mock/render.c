@@ -50,13 +50,10 @@ struct json_object *sg_mock_json_parse(const char *p, size_t n, char *err, size_
     /* json-c's VALIDATE_UTF8 only checks that continuation bytes follow a lead byte: overlong
      * forms, encoded surrogates and code points past U+10FFFF pass, and would be echoed back
      * (the model) into answers no strict client parses. */
-    for (size_t i = 0; i < n;) {
-        size_t l = (unsigned char)p[i] < 0x80 ? 1 : sg_utf8_seq_len(p + i, n - i);
-        if (!l) {
-            snprintf(err, errn, "the body is not valid JSON: invalid UTF-8 at byte %zu", i);
-            return NULL;
-        }
-        i += l;
+    size_t bad = sg_utf8_check(p, n);
+    if (bad < n) {
+        snprintf(err, errn, "the body is not valid JSON: invalid UTF-8 at byte %zu", bad);
+        return NULL;
     }
     struct json_tokener *tok = json_tokener_new_ex(SG_MOCK_JSON_DEPTH);
     if (!tok) {

@@ -45,6 +45,15 @@ struct json_object *sg_json_parse_strict(const char *body, size_t len, char *err
         snprintf(err, err_len, "the request body is too large");
         return NULL;
     }
+    /* json-c's VALIDATE_UTF8 only checks that continuation bytes follow a lead byte: overlong
+     * forms, encoded surrogates and code points past U+10FFFF pass, and a translated answer
+     * would carry them to the client. */
+    size_t bad = sg_utf8_check(body, len);
+    if (bad < len) {
+        snprintf(err, err_len, "the request body is not valid JSON: invalid UTF-8 at byte %zu",
+                 bad);
+        return NULL;
+    }
     struct json_tokener *tok = json_tokener_new_ex(SG_JSON_MAX_DEPTH);
     json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
     struct json_object *o = json_tokener_parse_ex(tok, body, (int)len);

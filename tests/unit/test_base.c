@@ -200,6 +200,33 @@ static void test_mpmc_many_producers_and_consumers(void **state)
     sg_mpmc_dispose(&r.q);
 }
 
+static void test_utf8_check(void **state)
+{
+    SG_UNUSED(state);
+    static const struct {
+        const char *s;
+        size_t bad; /* SIZE_MAX: all of it is UTF-8 */
+    } cases[] = {
+        {"", SIZE_MAX},
+        {"plain ascii", SIZE_MAX},
+        {"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80", SIZE_MAX}, /* 2, 3 and 4 bytes */
+        {"\xf4\x8f\xbf\xbf", SIZE_MAX},                          /* U+10FFFF */
+        {"ab\xc0\xaf", 2},                                       /* overlong '/' */
+        {"a\xe0\x80\xaf", 1},                                    /* overlong, 3 bytes */
+        {"\xed\xa0\x80", 0},                                     /* a surrogate */
+        {"x\xf4\x90\x80\x80", 1},                                /* past U+10FFFF */
+        {"ok\x80", 2},                                           /* a lone continuation */
+        {"\xc3", 0},                                             /* cut short */
+        {"\xc3\xa9\xff", 2},
+    };
+    for (size_t i = 0; i < SG_ARRAY_LEN(cases); i++) {
+        size_t n = strlen(cases[i].s);
+        size_t want = cases[i].bad == SIZE_MAX ? n : cases[i].bad;
+        if (sg_utf8_check(cases[i].s, n) != want)
+            fail_msg("case %zu: %zu, want %zu", i, sg_utf8_check(cases[i].s, n), want);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -212,6 +239,7 @@ int main(void)
         cmocka_unit_test(test_format_utc),
         cmocka_unit_test(test_format_utc_matches_gmtime),
         cmocka_unit_test(test_mpmc_many_producers_and_consumers),
+        cmocka_unit_test(test_utf8_check),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -295,6 +295,13 @@ static void test_decode_response(void **state)
                      SG_EPROTO);
     assert_int_equal(sg_anthropic_decode_response("{\"type\":\"mess", 13, 1, &out, &u), SG_EPROTO);
     assert_int_equal(sg_anthropic_decode_response("", 0, 1, &out, &u), SG_EPROTO);
+    /* Text that is not UTF-8 (an overlong '/', json-c's own check lets it through) is not handed
+     * on to the client. */
+    static const char bad_text[] =
+        "{\"type\":\"message\",\"role\":\"assistant\",\"model\":\"m\",\"content\":[{\"type\":"
+        "\"text\",\"text\":\"a\xc0\xaf\"}],\"stop_reason\":\"end_turn\",\"usage\":{}}";
+    assert_int_equal(sg_anthropic_decode_response(bad_text, strlen(bad_text), 1, &out, &u),
+                     SG_EPROTO);
     sg_buf_dispose(&out);
 }
 
