@@ -18,6 +18,7 @@
  *            that is not a deployments list becomes status 0 with a message.
  */
 #include "drill/drill_int.h"
+#include "fuzz.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -25,18 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
 static const char METRIC[] = "slogate_requests_total";
-
-/* A property that does not hold names itself before the abort libFuzzer reports. */
-#define check(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: property violated: %s\n", __FILE__, __LINE__, #cond);          \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
 
 static bool same(double a, double b)
 {

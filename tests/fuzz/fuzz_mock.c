@@ -14,6 +14,7 @@
  *            JSON; an accepted one leaves every field in range, and the faults written out and
  *            merged back onto zeros are the same faults.
  */
+#include "fuzz.h"
 #include "mock/mock.h"
 
 #include <json-c/json.h>
@@ -22,20 +23,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
 /* The sizes of mock.c's buffers for a client's error message and the offending field. */
 #define ERRLEN 256
 #define PARAMLEN 64
-
-/* A property that does not hold names itself before the abort libFuzzer reports. */
-#define check(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: property violated: %s\n", __FILE__, __LINE__, #cond);          \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
 
 /* `p` is strict, UTF-8 valid JSON; returns it parsed (the caller puts it). */
 static struct json_object *must_parse(const char *p, size_t n)
