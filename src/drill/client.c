@@ -105,11 +105,13 @@ static void copy_slice(char *out, size_t n, struct sg_slice v)
     out[l] = '\0';
 }
 
-static int slice_int(struct sg_slice v)
+/* A count header (x-slogate-attempts, x-slogate-failover-hops): 0 unless it is a count. */
+static int slice_count(struct sg_slice v)
 {
     char num[16];
     copy_slice(num, sizeof num, v);
-    return atoi(num);
+    int64_t x = 0;
+    return sg_parse_i64(num, 0, INT32_MAX, &x) ? (int)x : 0;
 }
 
 static void on_chat_head(void *ud, int status, const struct sg_http_header *h, size_t n)
@@ -121,9 +123,9 @@ static void on_chat_head(void *ud, int status, const struct sg_http_header *h, s
         if (sg_slice_ieq(h[i].name, "x-slogate-deployment"))
             copy_slice(k->s.deployment, sizeof k->s.deployment, h[i].value);
         else if (sg_slice_ieq(h[i].name, "x-slogate-attempts"))
-            k->s.attempts = slice_int(h[i].value);
+            k->s.attempts = slice_count(h[i].value);
         else if (sg_slice_ieq(h[i].name, "x-slogate-failover-hops"))
-            k->s.hops = slice_int(h[i].value);
+            k->s.hops = slice_count(h[i].value);
         else if (sg_slice_ieq(h[i].name, "x-slogate-bypass"))
             k->s.bypass = sg_slice_eq(h[i].value, "true");
         else if (sg_slice_ieq(h[i].name, "x-slogate-cost-usd"))
