@@ -112,6 +112,9 @@ size_t sg_utf8_seq_len(const char *p, size_t left);
 /* The offset of the first byte of `p[0..n)` that starts no well-formed UTF-8 sequence (as above),
  * or `n` when all of it is UTF-8. */
 size_t sg_utf8_check(const char *p, size_t n);
+/* A NUL-terminated copy of `p[0..n)` in which each byte that starts no well-formed sequence is
+ * U+FFFD. Never fails (aborts when out of memory, as sg_xmalloc). */
+char *sg_utf8_dup(const char *p, size_t n);
 
 /* ---- mpmc.c: a bounded lock-free ring of pointers, any number of producers and consumers ---- */
 struct sg_mpmc_cell {

@@ -170,6 +170,24 @@ size_t sg_utf8_check(const char *p, size_t n)
     return n;
 }
 
+char *sg_utf8_dup(const char *p, size_t n)
+{
+    char *out = sg_xmalloc(3 * n + 1), *o = out; /* at worst every byte becomes 3 */
+    for (size_t i = 0; i < n;) {
+        size_t run = sg_utf8_check(p + i, n - i);
+        memcpy(o, p + i, run);
+        o += run;
+        i += run;
+        if (i < n) {
+            memcpy(o, "\xef\xbf\xbd", 3);
+            o += 3;
+            i++;
+        }
+    }
+    *o = '\0';
+    return out;
+}
+
 /* xoshiro256** — fast, good enough for picks and ids, never for secrets. */
 static _Thread_local uint64_t rng[4];
 static _Thread_local bool rng_seeded;

@@ -345,8 +345,9 @@ static void last_record(struct last_request *l, const struct sg_http_request *re
     last_clear(l);
     l->present = true;
     l->method = sg_xstrndup(req->method.p, req->method.n);
-    l->path = sg_xstrndup(req->path.p, req->path.n);
-    l->query = sg_xstrndup(req->query.p ? req->query.p : "", req->query.n);
+    /* Shown back as JSON strings: bytes that are not UTF-8 become U+FFFD. */
+    l->path = sg_utf8_dup(req->path.p, req->path.n);
+    l->query = sg_utf8_dup(req->query.p ? req->query.p : "", req->query.n);
     l->n_headers = req->n_headers;
     l->names = sg_xcalloc(req->n_headers + 1, sizeof *l->names);
     l->values = sg_xcalloc(req->n_headers + 1, sizeof *l->values);
@@ -356,7 +357,7 @@ static void last_record(struct last_request *l, const struct sg_http_request *re
             if (*c >= 'A' && *c <= 'Z')
                 *c = (char)(*c + 32);
         l->names[i] = name;
-        l->values[i] = sg_xstrndup(req->headers[i].value.p, req->headers[i].value.n);
+        l->values[i] = sg_utf8_dup(req->headers[i].value.p, req->headers[i].value.n);
     }
     l->body = sg_xstrndup(req->body.data ? req->body.data : "", req->body.len);
     l->body_len = req->body.len;

@@ -378,14 +378,7 @@ static int json_str(struct sg_buf *out, const char *s, size_t n)
 {
     int rc = sg_buf_append(out, "\"", 1);
     for (size_t i = 0; !rc && i < n;) {
-        size_t run = 0; /* well-formed bytes from i */
-        while (i + run < n) {
-            size_t l =
-                (unsigned char)s[i + run] < 0x80 ? 1 : sg_utf8_seq_len(s + i + run, n - i - run);
-            if (!l)
-                break;
-            run += l;
-        }
+        size_t run = sg_utf8_check(s + i, n - i); /* well-formed bytes from i */
         rc = sg_buf_append_json_str(out, s + i, run);
         i += run;
         if (!rc && i < n) {

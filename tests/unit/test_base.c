@@ -225,6 +225,15 @@ static void test_utf8_check(void **state)
         if (sg_utf8_check(cases[i].s, n) != want)
             fail_msg("case %zu: %zu, want %zu", i, sg_utf8_check(cases[i].s, n), want);
     }
+    char *d = sg_utf8_dup("a\xc0\xaf"
+                          "b\xc3\xa9\xff",
+                          7);
+    assert_string_equal(d, "a\xef\xbf\xbd\xef\xbf\xbd"
+                           "b\xc3\xa9\xef\xbf\xbd");
+    free(d);
+    d = sg_utf8_dup("", 0);
+    assert_string_equal(d, "");
+    free(d);
 }
 
 int main(void)

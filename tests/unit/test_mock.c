@@ -1010,6 +1010,20 @@ static void test_live(void **state)
     assert_string_equal(str_at(o, "model"), "gpt-x");
     assert_string_equal(str_at(o, "body.messages.0.content"), "Hello");
     json_object_put(o);
+    /* A header byte that is not UTF-8 (Latin-1 e-acute) is shown as U+FFFD: the page stays
+     * UTF-8 JSON. */
+    fd = live_connect(port);
+    live_send(fd, "POST", "/v1/chat/completions?q=\xff",
+              "Authorization: Bearer sk-live\r\nX-Note: caf\xe9\r\n", live_chat);
+    assert_int_equal(live_read(fd, &h, &b), 200);
+    live_send(fd, "GET", "/_mock/last", "", "");
+    assert_int_equal(live_read(fd, &h, &b), 200);
+    close(fd);
+    assert_int_equal(sg_utf8_check(b.data, b.len), b.len);
+    o = parse_ok(b.data, b.len);
+    assert_string_equal(str_at(o, "headers.x-note"), "caf\xef\xbf\xbd");
+    assert_string_equal(str_at(o, "query"), "q=\xef\xbf\xbd");
+    json_object_put(o);
 
     /* Prompt caching: the same marked system prompt writes the cache, then reads it. */
     static const char *cached = "{\"model\":\"c\",\"max_tokens\":5,\"system\":[{\"type\":"
