@@ -83,7 +83,9 @@ int sg_buf_append(struct sg_buf *b, const void *p, size_t n);
 int sg_buf_appends(struct sg_buf *b, const char *s);
 int sg_buf_appendf(struct sg_buf *b, const char *fmt, ...) SG_PRINTF(2, 3);
 int sg_buf_vappendf(struct sg_buf *b, const char *fmt, va_list ap) SG_PRINTF(2, 0);
-/* Append `s` as the inside of a JSON string literal (quotes not included). */
+/* Append `s` as the inside of a JSON string literal (quotes not included). A byte that starts no
+ * well-formed UTF-8 sequence is written as U+FFFD, so what is written is always UTF-8 JSON, even
+ * when `s` quotes a client's header bytes or was cut mid-character. */
 int sg_buf_append_json_str(struct sg_buf *b, const char *s, size_t n);
 /* Drop the first n bytes. */
 void sg_buf_consume(struct sg_buf *b, size_t n);

@@ -111,7 +111,12 @@ int sg_buf_append_json_str(struct sg_buf *b, const char *s, size_t n)
             outn = 2;
             break;
         default:
-            if (c < 0x20) {
+            if (c >= 0x80) {
+                size_t l = sg_utf8_seq_len(s + i, n - i);
+                out = l ? &s[i] : "\xef\xbf\xbd";
+                outn = l ? l : 3;
+                i += l ? l - 1 : 0;
+            } else if (c < 0x20) {
                 esc[0] = '\\';
                 esc[1] = 'u';
                 esc[2] = '0';

@@ -4,99 +4,16 @@
  * Nothing here knows about sockets or time, so every byte can be checked by a unit test.
  */
 #include "mock/mock.h"
+#include "provider/provider.h"
 
 #include <inttypes.h>
 #include <json-c/json.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 
-/* json-c accepts NaN and Infinity even in strict mode; JSON has neither. Depth is bounded by
- * the tokener, so the recursion is too. */
-static bool all_finite(struct json_object *o)
-{
-    switch (json_object_get_type(o)) {
-    case json_type_double: return isfinite(json_object_get_double(o));
-    case json_type_array: {
-        size_t n = json_object_array_length(o);
-        for (size_t i = 0; i < n; i++)
-            if (!all_finite(json_object_array_get_idx(o, i)))
-                return false;
-        return true;
-    }
-    case json_type_object: {
-        json_object_object_foreach(o, k, v)
-        {
-            SG_UNUSED(k);
-            if (!all_finite(v))
-                return false;
-        }
-        return true;
-    }
-    default: return true;
-    }
-}
-
 struct json_object *sg_mock_json_parse(const char *p, size_t n, char *err, size_t errn)
 {
-    if (n == 0) {
-        snprintf(err, errn, "the request body is empty; expected a JSON object");
-        return NULL;
-    }
-    if (n > INT32_MAX) {
-        snprintf(err, errn, "the request body is too large");
-        return NULL;
-    }
-    /* json-c's VALIDATE_UTF8 only checks that continuation bytes follow a lead byte: overlong
-     * forms, encoded surrogates and code points past U+10FFFF pass, and would be echoed back
-     * (the model) into answers no strict client parses. */
-    size_t bad = sg_utf8_check(p, n);
-    if (bad < n) {
-        snprintf(err, errn, "the body is not valid JSON: invalid UTF-8 at byte %zu", bad);
-        return NULL;
-    }
-    struct json_tokener *tok = json_tokener_new_ex(SG_MOCK_JSON_DEPTH);
-    if (!tok) {
-        snprintf(err, errn, "out of memory");
-        return NULL;
-    }
-    json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
-    struct json_object *obj = json_tokener_parse_ex(tok, p, (int)n);
-    enum json_tokener_error jerr = json_tokener_get_error(tok);
-    size_t end = json_tokener_get_parse_end(tok);
-    if (!obj && jerr == json_tokener_continue) {
-        /* A top-level number ("2") is not known to be whole until a byte follows it (as in
-         * sg_json_parse_strict). */
-        obj = json_tokener_parse_ex(tok, " ", 1);
-        jerr = json_tokener_get_error(tok);
-        end = n;
-    }
-    json_tokener_free(tok);
-    if (jerr != json_tokener_success || !obj) {
-        /* json_tokener_continue means the body stopped in the middle of a value. */
-        snprintf(err, errn, "the body is not valid JSON: %s",
-                 jerr == json_tokener_continue ? "unexpected end of input"
-                                               : json_tokener_error_desc(jerr));
-        json_object_put(obj);
-        return NULL;
-    }
-    for (size_t i = end; i < n; i++) {
-        char c = p[i];
-        if (c != ' ' && c != '\t' && c != '\r' && c != '\n') {
-            snprintf(err, errn,
-                     "the body is not valid JSON: unexpected data after the value "
-                     "at byte %zu",
-                     i);
-            json_object_put(obj);
-            return NULL;
-        }
-    }
-    if (!all_finite(obj)) {
-        snprintf(err, errn, "the body is not valid JSON: NaN and Infinity are not numbers");
-        json_object_put(obj);
-        return NULL;
-    }
-    return obj;
+    return sg_json_parse_depth(p, n, SG_MOCK_JSON_DEPTH, err, errn);
 }
 
 uint64_t sg_mock_count_tokens(uint64_t text_bytes)
@@ -370,22 +287,14 @@ int sg_mock_reply_text(struct sg_buf *out, const struct sg_mock_answer *a)
     return 0;
 }
 
-/* Append `s` as a JSON string literal, quotes included. A byte that starts no well-formed UTF-8
- * sequence becomes U+FFFD (as telemetry stores it): error messages quote what a client sent (a
- * role, a field name, a key) and are cut to their buffer, maybe mid-character, yet the body must
- * stay JSON that any client can parse. */
+/* Append `s` as a JSON string literal, quotes included. Error messages quote what a client sent
+ * (a role, a field name, a key) and are cut to their buffer, maybe mid-character: the base writer
+ * turns such bytes into U+FFFD, so the body stays JSON any client can parse. */
 static int json_str(struct sg_buf *out, const char *s, size_t n)
 {
     int rc = sg_buf_append(out, "\"", 1);
-    for (size_t i = 0; !rc && i < n;) {
-        size_t run = sg_utf8_check(s + i, n - i); /* well-formed bytes from i */
-        rc = sg_buf_append_json_str(out, s + i, run);
-        i += run;
-        if (!rc && i < n) {
-            rc = sg_buf_append(out, "\xef\xbf\xbd", 3);
-            i++;
-        }
-    }
+    if (!rc)
+        rc = sg_buf_append_json_str(out, s, n);
     if (!rc)
         rc = sg_buf_append(out, "\"", 1);
     return rc;

@@ -37,6 +37,12 @@ static bool has_non_finite(struct json_object *o, int depth)
 
 struct json_object *sg_json_parse_strict(const char *body, size_t len, char *err, size_t err_len)
 {
+    return sg_json_parse_depth(body, len, SG_JSON_MAX_DEPTH, err, err_len);
+}
+
+struct json_object *sg_json_parse_depth(const char *body, size_t len, int depth, char *err,
+                                        size_t err_len)
+{
     if (len == 0) {
         snprintf(err, err_len, "the request body is empty; send a JSON object");
         return NULL;
@@ -54,7 +60,11 @@ struct json_object *sg_json_parse_strict(const char *body, size_t len, char *err
                  bad);
         return NULL;
     }
-    struct json_tokener *tok = json_tokener_new_ex(SG_JSON_MAX_DEPTH);
+    struct json_tokener *tok = json_tokener_new_ex(depth);
+    if (!tok) {
+        snprintf(err, err_len, "out of memory");
+        return NULL;
+    }
     json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
     struct json_object *o = json_tokener_parse_ex(tok, body, (int)len);
     enum json_tokener_error jerr = json_tokener_get_error(tok);

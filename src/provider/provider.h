@@ -76,6 +76,9 @@ int sg_chat_request_parse(const char *body, size_t len, struct sg_chat_request *
 
 /* Parse any JSON value strictly, as above; NULL on failure with a message in `err`. */
 struct json_object *sg_json_parse_strict(const char *body, size_t len, char *err, size_t err_len);
+/* The same with nesting bounded at `depth` (<= SG_JSON_MAX_DEPTH) instead (the mock's 64). */
+struct json_object *sg_json_parse_depth(const char *body, size_t len, int depth, char *err,
+                                        size_t err_len);
 
 /* The body sent to an OpenAI-compatible deployment: the client's bytes with every top-level
  * `model` value replaced by the deployment's provider model id, and — for a stream —

@@ -60,6 +60,15 @@ static void test_json_escape(void **state)
     sg_buf_append_json_str(&b, in, sizeof in - 1);
     assert_string_equal(b.data, "a\\\"b\\\\c\\nd\\u0001\\te");
     sg_buf_dispose(&b);
+    /* UTF-8 passes as it is; a byte that starts no sequence (Latin-1, overlong, a cut tail)
+     * is written as U+FFFD. */
+    sg_buf_init(&b, 0);
+    const char mixed[] = "caf\xc3\xa9 caf\xe9 \xc0\xaf \xe2\x82";
+    sg_buf_append_json_str(&b, mixed, sizeof mixed - 1);
+    assert_string_equal(b.data, "caf\xc3\xa9 caf\xef\xbf\xbd \xef\xbf\xbd\xef\xbf\xbd "
+                                "\xef\xbf\xbd\xef\xbf\xbd");
+    assert_int_equal(sg_utf8_check(b.data, b.len), b.len);
+    sg_buf_dispose(&b);
     /* Escaping that would pass the cap fails whole. */
     sg_buf_init(&b, 4);
     assert_int_equal(sg_buf_append_json_str(&b, "\"\"\"", 3), SG_ETOOBIG);
