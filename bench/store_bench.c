@@ -8,15 +8,19 @@
  * Phase 2: EVENTS more events submitted while keeping the queue under half full (the submitter
  * waits, the writer never does), timed until the last row is committed: rows per second. The
  * time spent building and submitting each event (sg_event_new, fill, sg_store_submit: what the
- * request path does), waits excluded, is the submit cost.
+ * request path does), waits excluded, is the submit cost. The writer thread's CPU time over
+ * phase 2, per row, is what storing costs the machine (for PostgreSQL, bench/store adds the
+ * server's).
  * Prints one JSON line. bench/store runs it against SQLite and a PostgreSQL it starts.
  */
 #include "store/store.h"
 #include "telemetry/telemetry.h"
 
+#include <dirent.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -58,6 +62,33 @@ static struct sg_store *open_store(const char *url, const char *spool, size_t qc
         fprintf(stderr, "store_bench: %s\n", err);
         exit(1);
     }
+    return s;
+}
+
+/* CPU seconds (utime + stime) the writer thread (named sg-store) has used so far. */
+static double writer_cpu_s(void)
+{
+    DIR *d = opendir("/proc/self/task");
+    double s = 0;
+    struct dirent *de;
+    while (d && (de = readdir(d))) {
+        char path[300], line[1024];
+        snprintf(path, sizeof path, "/proc/self/task/%s/stat", de->d_name);
+        FILE *f = fopen(path, "r");
+        if (!f)
+            continue;
+        size_t n = fread(line, 1, sizeof line - 1, f);
+        fclose(f);
+        line[n] = '\0';
+        const char *rp = strrchr(line, ')');
+        unsigned long ut = 0, st = 0;
+        /* after "(comm) ": state, then fields 4..13; utime and stime are fields 14 and 15 */
+        if (strstr(line, "(sg-store)") && rp &&
+            sscanf(rp + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) == 2)
+            s += (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+    }
+    if (d)
+        closedir(d);
     return s;
 }
 
@@ -115,13 +146,15 @@ int main(int argc, char **argv)
            st.rows_written - base < n && st.lost == 0 && sg_now_us() - t0 < 300000000u)
         usleep(1000);
     uint64_t t1 = sg_now_us();
+    double writer_s = writer_cpu_s();
     st = stats(s);
     double secs = (double)(t1 - t0) / 1e6;
     printf("{\"url_scheme\":\"%.*s\",\"events\":%" PRIu64 ",\"submit_ns_per_event\":%.0f,"
-           "\"rows_per_s\":%.0f,\"batches\":%" PRIu64 ",\"overflows\":%" PRIu64 ",\"lost\":%" PRIu64
-           "}\n",
+           "\"rows_per_s\":%.0f,\"writer_cpu_us_per_row\":%.2f,\"batches\":%" PRIu64
+           ",\"overflows\":%" PRIu64 ",\"lost\":%" PRIu64 "}\n",
            (int)(strstr(url, "://") ? strstr(url, "://") - url : 0), url, n, submit_ns,
-           (double)(st.rows_written - base) / secs, st.batches, st.overflows, st.lost);
+           (double)(st.rows_written - base) / secs, writer_s * 1e6 / (double)n, st.batches,
+           st.overflows, st.lost);
     sg_store_close(s, 60000);
     char cmd[160];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
