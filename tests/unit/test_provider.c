@@ -167,6 +167,47 @@ static void test_provider_error_message(void **state)
     assert_string_equal(out, "");
 }
 
+/* Strings are scanned 8 bytes at a time while they are plain ASCII: a byte that needs a look of
+ * its own must be seen at every offset within and across those words. */
+static void test_string_scan_every_offset(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *bytes, *err; /* err NULL: valid */
+    } cases[] = {
+        {"\t", "control character"},
+        {"\x1f", "control character"},
+        {"\x80", "invalid UTF-8"},
+        {"\xff", "invalid UTF-8"},
+        {"\\q", "invalid escape"},
+        {"\"x", "expected"},
+        {"\\n", NULL},
+        {"\\u00e9", NULL},
+        {"\xc3\xa9", NULL},
+        {" ", NULL},
+        {"\x7f", NULL},
+        {"!#[]~", NULL},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        for (size_t off = 0; off < 20; off++) {
+            char body[128], err[200] = "";
+            snprintf(body, sizeof body, "{\"x\":\"%.*s%s%.*s\"}", (int)off,
+                     "abcdefghijklmnopqrstuvwxyz", cases[c].bytes, (int)(19 - off),
+                     "ABCDEFGHIJKLMNOPQRSTUVWXYZ");
+            int rc = sg_json_validate(body, strlen(body), err, sizeof err);
+            if (cases[c].err ? rc != SG_EINVAL || !strstr(err, cases[c].err) : rc != SG_OK)
+                fail_msg("case %zu at offset %zu: rc %d, '%s'", c, off, rc, err);
+        }
+    }
+    /* A string that ends without its quote, at and around a word's end. */
+    for (size_t n = 0; n < 20; n++) {
+        char body[64], err[200] = "";
+        snprintf(body, sizeof body, "\"%.*s", (int)n, "abcdefghijklmnopqrstuvwxyz");
+        assert_int_equal(sg_json_validate(body, strlen(body), err, sizeof err), SG_EINVAL);
+        assert_non_null(strstr(err, "unterminated string"));
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -175,6 +216,7 @@ int main(void)
         cmocka_unit_test(test_rejects),
         cmocka_unit_test(test_split_model_and_encode),
         cmocka_unit_test(test_provider_error_message),
+        cmocka_unit_test(test_string_scan_every_offset),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
