@@ -81,6 +81,8 @@ void sg_buf_dispose(struct sg_buf *b);
 int sg_buf_reserve(struct sg_buf *b, size_t extra);
 int sg_buf_append(struct sg_buf *b, const void *p, size_t n);
 int sg_buf_appends(struct sg_buf *b, const char *s);
+/* v in decimal (sg_fmt_u64), without printf's cost on the request path. */
+int sg_buf_append_u64(struct sg_buf *b, uint64_t v);
 int sg_buf_appendf(struct sg_buf *b, const char *fmt, ...) SG_PRINTF(2, 3);
 int sg_buf_vappendf(struct sg_buf *b, const char *fmt, va_list ap) SG_PRINTF(2, 0);
 /* Append `s` as the inside of a JSON string literal (quotes not included). A byte that starts no
@@ -162,6 +164,9 @@ void sg_log(enum sg_log_level lvl, const char *module, const char *fmt, ...) SG_
 /* ---- small string helpers ---- */
 /* Parse a decimal integer in [min, max]; false on junk, overflow or range. */
 bool sg_parse_i64(const char *s, int64_t min, int64_t max, int64_t *out);
+/* v in decimal into out (at least 21 bytes), NUL-terminated; returns the length. The request
+ * path's headers use it instead of snprintf. */
+size_t sg_fmt_u64(char *out, uint64_t v);
 /* Constant-time comparison of two byte strings (for keys). */
 bool sg_ct_equal(const char *a, size_t an, const char *b, size_t bn);
 

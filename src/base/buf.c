@@ -52,6 +52,12 @@ int sg_buf_appends(struct sg_buf *b, const char *s)
     return sg_buf_append(b, s, strlen(s));
 }
 
+int sg_buf_append_u64(struct sg_buf *b, uint64_t v)
+{
+    char d[21];
+    return sg_buf_append(b, d, sg_fmt_u64(d, v));
+}
+
 int sg_buf_vappendf(struct sg_buf *b, const char *fmt, va_list ap)
 {
     va_list ap2;

@@ -101,6 +101,12 @@ static bool is_success(int status)
     return status >= 200 && status < 300;
 }
 
+/* A header value: v in decimal, written into buf (at least 21 bytes). */
+static struct sg_slice num_value(char *buf, uint64_t v)
+{
+    return (struct sg_slice){buf, sg_fmt_u64(buf, v)};
+}
+
 /* The x-slogate-* headers every proxied answer carries. Returns how many were written. */
 static size_t gw_headers(struct gw_req *g, struct sg_http_header *h, const char *content_type)
 {
@@ -118,19 +124,15 @@ static size_t gw_headers(struct gw_req *g, struct sg_http_header *h, const char 
     uint64_t overhead = g->t_attempt_us ? g->t_attempt_us - g->t_recv_us : now - g->t_recv_us;
     if (g->t_up_done_us)
         overhead += now - g->t_up_done_us;
-    snprintf(g->hdr_vals[0], sizeof g->hdr_vals[0], "%d", g->route.attempts);
-    snprintf(g->hdr_vals[1], sizeof g->hdr_vals[1], "%d", g->route.hops);
-    snprintf(g->hdr_vals[2], sizeof g->hdr_vals[2], "%" PRIu64, (now - g->t_recv_us) / 1000);
-    snprintf(g->hdr_vals[3], sizeof g->hdr_vals[3], "%" PRIu64, overhead);
-    h[n++] =
-        (struct sg_http_header){SG_SLICE_LIT("x-slogate-attempts"), sg_slice_of(g->hdr_vals[0])};
+    h[n++] = (struct sg_http_header){SG_SLICE_LIT("x-slogate-attempts"),
+                                     num_value(g->hdr_vals[0], (uint64_t)g->route.attempts)};
     h[n++] = (struct sg_http_header){SG_SLICE_LIT("x-slogate-failover-hops"),
-                                     sg_slice_of(g->hdr_vals[1])};
+                                     num_value(g->hdr_vals[1], (uint64_t)g->route.hops)};
     h[n++] = (struct sg_http_header){SG_SLICE_LIT("x-slogate-cache"), sg_slice_of(g->cache_state)};
-    h[n++] =
-        (struct sg_http_header){SG_SLICE_LIT("x-slogate-latency-ms"), sg_slice_of(g->hdr_vals[2])};
-    h[n++] =
-        (struct sg_http_header){SG_SLICE_LIT("x-slogate-overhead-us"), sg_slice_of(g->hdr_vals[3])};
+    h[n++] = (struct sg_http_header){SG_SLICE_LIT("x-slogate-latency-ms"),
+                                     num_value(g->hdr_vals[2], (now - g->t_recv_us) / 1000)};
+    h[n++] = (struct sg_http_header){SG_SLICE_LIT("x-slogate-overhead-us"),
+                                     num_value(g->hdr_vals[3], overhead)};
     /* Whole answers: the cost of the usage they report. Streams: the head leaves before the
      * usage exists, so the header holds the pre-call estimate (docs/pricing.md). */
     snprintf(g->cost_hdr, sizeof g->cost_hdr, "%.8f", g->cost_usd);
@@ -141,10 +143,9 @@ static size_t gw_headers(struct gw_req *g, struct sg_http_header *h, const char 
     if (atomic_load_explicit(&health->faults_active, memory_order_relaxed) &&
         sg_health_faults_text(health, g->faults, sizeof g->faults))
         h[n++] = (struct sg_http_header){SG_SLICE_LIT("x-slogate-faults"), sg_slice_of(g->faults)};
-    if (g->retry_after_s) {
-        snprintf(g->hdr_vals[4], sizeof g->hdr_vals[4], "%" PRIu64, g->retry_after_s);
-        h[n++] = (struct sg_http_header){SG_SLICE_LIT("Retry-After"), sg_slice_of(g->hdr_vals[4])};
-    }
+    if (g->retry_after_s)
+        h[n++] = (struct sg_http_header){SG_SLICE_LIT("Retry-After"),
+                                         num_value(g->hdr_vals[4], g->retry_after_s)};
     return n;
 }
 

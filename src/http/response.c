@@ -41,14 +41,20 @@ const char *sg_http_reason(int status)
 static void append_head(struct sg_buf *out, struct sg_http_request *req, int status,
                         const struct sg_http_header *headers, size_t n_headers)
 {
-    sg_buf_appendf(out, "HTTP/1.1 %d %s\r\n", status, sg_http_reason(status));
+    sg_buf_append(out, "HTTP/1.1 ", 9);
+    sg_buf_append_u64(out, (uint64_t)status);
+    sg_buf_append(out, " ", 1);
+    sg_buf_appends(out, sg_http_reason(status));
+    sg_buf_append(out, "\r\n", 2);
     for (size_t i = 0; i < n_headers; i++) {
         sg_buf_append(out, headers[i].name.p, headers[i].name.n);
         sg_buf_append(out, ": ", 2);
         sg_buf_append(out, headers[i].value.p, headers[i].value.n);
         sg_buf_append(out, "\r\n", 2);
     }
-    sg_buf_appendf(out, "Date: %s\r\n", sg_http_server_date(req->server));
+    sg_buf_append(out, "Date: ", 6);
+    sg_buf_appends(out, sg_http_server_date(req->server));
+    sg_buf_append(out, "\r\n", 2);
     if (!req->keep_alive || req->server->draining)
         sg_buf_appends(out, "Connection: close\r\n");
 }
@@ -62,7 +68,9 @@ void sg_http_respond(struct sg_http_request *req, int status, const struct sg_ht
         struct sg_buf *b = &req->server->scratch;
         sg_buf_reset(b);
         append_head(b, req, status, headers, n_headers);
-        sg_buf_appendf(b, "Content-Length: %zu\r\n\r\n", body_len);
+        sg_buf_append(b, "Content-Length: ", 16);
+        sg_buf_append_u64(b, body_len);
+        sg_buf_append(b, "\r\n\r\n", 4);
         sg_buf_append(b, body, body_len);
         sg_http_conn_write(c, b->data, b->len);
         if (b->cap > 256 * 1024)

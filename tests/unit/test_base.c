@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <pthread.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -74,6 +75,19 @@ static void test_json_escape(void **state)
     assert_int_equal(sg_buf_append_json_str(&b, "\"\"\"", 3), SG_ETOOBIG);
     assert_int_equal(b.len, 0);
     sg_buf_dispose(&b);
+}
+
+static void test_fmt_u64(void **state)
+{
+    (void)state;
+    static const uint64_t v[] = {
+        0, 1, 9, 10, 99, 100, 12345, UINT32_MAX, 1000000000000000000u, UINT64_MAX - 1, UINT64_MAX};
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
+        char ours[21], want[32];
+        int n = snprintf(want, sizeof want, "%" PRIu64, v[i]);
+        assert_int_equal(sg_fmt_u64(ours, v[i]), (size_t)n);
+        assert_string_equal(ours, want);
+    }
 }
 
 static void test_parse_i64(void **state)
@@ -251,6 +265,7 @@ int main(void)
         cmocka_unit_test(test_buf_append_and_cap),
         cmocka_unit_test(test_buf_appendf_long),
         cmocka_unit_test(test_json_escape),
+        cmocka_unit_test(test_fmt_u64),
         cmocka_unit_test(test_parse_i64),
         cmocka_unit_test(test_ct_equal_and_ieq),
         cmocka_unit_test(test_rand_seeded_is_deterministic),
