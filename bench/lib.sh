@@ -4,6 +4,8 @@
 #   to_us VALUE                       wrk's "123.45us" / "1.23ms" / "1.2s" in microseconds
 #   bench_upstream_conf DIR PORT      DIR/nginx.conf: an nginx on 127.0.0.1:PORT answering every
 #                                     request with a fixed ~600-byte chat.completion
+#   bench_proxy_conf DIR PORT UP      DIR/nginx.conf: nginx proxy_pass on 127.0.0.1:PORT (1 worker,
+#                                     keep-alive pool) to the upstream on port UP
 #   bench_chat_body                   the ~1 KB JSON chat request both benches send
 #   bench_post_lua FILE BODY          a wrk script that POSTs BODY with the bench's master key
 
@@ -30,6 +32,30 @@ http {
   server {
     listen 127.0.0.1:$2;
     location / { default_type application/json; return 200 '$bench_answer'; }
+  }
+}
+CONF
+}
+
+bench_proxy_conf() { # dir port upstream-port
+  mkdir -p "$1"
+  cat >"$1/nginx.conf" <<CONF
+worker_processes 1;
+daemon off;
+error_log $1/error.log warn;
+pid $1/nginx.pid;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  upstream up { server 127.0.0.1:$3; keepalive 64; }
+  server {
+    listen 127.0.0.1:$2;
+    location / {
+      proxy_pass http://up;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+    }
   }
 }
 CONF
