@@ -161,6 +161,14 @@ void sg_log(enum sg_log_level lvl, const char *module, const char *fmt, ...) SG_
 #define SG_WARN(mod, ...) sg_log(SG_LOG_WARN, mod, __VA_ARGS__)
 #define SG_ERROR(mod, ...) sg_log(SG_LOG_ERROR, mod, __VA_ARGS__)
 
+/* ---- nofile.c: the open-files limit ---- */
+/* Raise this process's soft RLIMIT_NOFILE to its hard limit, as nginx's worker_rlimit_nofile does
+ * (the usual soft limit, 1024, holds a few hundred proxied connections). Never lowers it. Returns
+ * the soft limit in force afterwards, 0 when it cannot be read. When `need` (the descriptors the
+ * caller can use at its configured maximum; 0 = unknown) is above it, logs a warning naming
+ * `why` (what needs them; may be NULL). Call it once at start, before other threads run. */
+uint64_t sg_nofile_raise(uint64_t need, const char *why);
+
 /* ---- small string helpers ---- */
 /* Parse a decimal integer in [min, max]; false on junk, overflow or range. */
 bool sg_parse_i64(const char *s, int64_t min, int64_t max, int64_t *out);

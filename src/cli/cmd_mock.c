@@ -2,6 +2,7 @@
 #include "cli.h"
 
 #include "base/base.h"
+#include "http/http.h"
 #include "mock/mock.h"
 
 #include <getopt.h>
@@ -247,6 +248,11 @@ int cmd_mock(int argc, char **argv)
     if (rc)
         return rc;
 
+    /* Drills and benches hold thousands of streams open through it: as many connections as it
+     * has descriptors for, not the HTTP server's default cap of 10,000. */
+    uint64_t nofile = sg_nofile_raise(0, NULL);
+    struct sg_http_limits lim = {.max_connections = (uint32_t)SG_MIN(nofile, UINT32_MAX)};
+    o.limits = &lim;
     /* A client that vanishes mid-write must not kill the process. */
     signal(SIGPIPE, SIG_IGN);
     struct mock_cli c = {.loop = uv_default_loop()};

@@ -5,6 +5,7 @@
 #include "upstream/upstream.h"
 
 #include <getopt.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -31,6 +32,28 @@ static void banner(struct sg_gateway *gw, void *ud)
            cfg->n_deployments, cfg->n_groups);
     sg_config_unref(cfg);
     fflush(stdout);
+}
+
+/* Each client connection can hold one upstream connection too; the slack covers the listeners,
+ * the loops' own descriptors, the store and the log. */
+#define FDS_PER_CONNECTION 2
+#define FDS_SLACK 64
+
+/* Raise the open-files limit before the workers listen, and warn when even the hard limit is
+ * below what server.max_connections lets the workers open. */
+static void raise_nofile(struct sg_gateway *gw)
+{
+    struct sg_config *cfg = sg_gateway_config_ref(gw);
+    uint64_t per_worker = cfg->server.max_connections;
+    int workers = sg_gateway_workers(gw);
+    uint64_t need = per_worker * (uint64_t)workers * FDS_PER_CONNECTION + FDS_SLACK;
+    char why[128];
+    snprintf(why, sizeof why,
+             "server.max_connections (%" PRIu64 " per worker x %d worker%s, a client and an "
+             "upstream socket each)",
+             per_worker, workers, workers == 1 ? "" : "s");
+    sg_nofile_raise(need, why);
+    sg_config_unref(cfg);
 }
 
 int cmd_serve(int argc, char **argv)
@@ -113,6 +136,7 @@ int cmd_serve(int argc, char **argv)
     sg_upstream_global_init();
     go.config_path = path;
     struct sg_gateway *gw = sg_gateway_new(cfg, &go);
+    raise_nofile(gw);
     int rc = sg_gateway_run(gw, banner, (void *)go.host);
     sg_gateway_free(gw);
     return rc ? SG_EXIT_FAIL : SG_EXIT_OK;

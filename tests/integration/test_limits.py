@@ -1,10 +1,13 @@
-"""HTTP limits and protocol errors, on raw sockets: 413, 431, 400, 408, idle timeout."""
+"""HTTP limits and protocol errors, on raw sockets: 413, 431, 400, 408, idle timeout; the
+open-files limit."""
 
 import json
 import socket
+import sys
 import time
 
-from harness import (MASTER_KEY, ConnClosed, TestFailure, chat_body, check, eq, time_limit)
+from harness import (MASTER_KEY, ConnClosed, Gateway, Mock, Proc, TestFailure, chat_body, check, eq,
+                     time_limit)
 
 SERVER = {"header_timeout_s": 1, "idle_timeout_s": 1, "drain_timeout_s": 5}
 SMALL = {"max_request_size_mb": 0.01}  # 10 KiB (10485 bytes)
@@ -175,4 +178,57 @@ def test_many_connections_then_still_serving(fx):
     finally:
         for s in socks:
             s.close()
+    still_serving(gw)
+
+
+# ---- the open-files limit: raised to the hard limit at start, a warning when that is short ----
+
+# Sets RLIMIT_NOFILE to soft:hard, then becomes the command (same pid).
+_WITH_NOFILE = ("import os, resource, sys; "
+                "resource.setrlimit(resource.RLIMIT_NOFILE, (int(sys.argv[1]), int(sys.argv[2]))); "
+                "os.execv(sys.argv[3], sys.argv[3:])")
+
+
+def start_with_nofile(fx, soft, hard, args, name):
+    return Proc(fx, [sys.executable, "-c", _WITH_NOFILE, str(soft), str(hard), fx.bin] + args, name)
+
+
+def nofile_of(pid):
+    """(soft, hard) open-files limit of a running process."""
+    with open("/proc/%d/limits" % pid) as f:
+        for line in f:
+            if line.startswith("Max open files"):
+                soft, hard = line.split()[3:5]
+                return int(soft), int(hard)
+    raise TestFailure("no open-files line in /proc/%d/limits" % pid)
+
+
+def mock_and_gateway_with_nofile(fx, soft, hard, server):
+    mp = start_with_nofile(fx, soft, hard, ["mock", "--port", "0", "--log-level", "warn"], "mock")
+    m = mp.wait_line(r"^mock (\S+) listening on http://127\.0\.0\.1:(\d+)$")
+    mock = Mock(mp, m.group(1), int(m.group(2)))
+    path = fx.write_config(fx.config([mock], server=server))
+    gp = start_with_nofile(fx, soft, hard, ["serve", "-c", path, "--port", "0", "--workers", "1",
+                                            "--log-level", "warn"], "gateway")
+    m = gp.wait_line(r"^slogate listening on http://([\d.]+):(\d+)")
+    return mock, Gateway(gp, int(m.group(2)), path)
+
+
+def test_serve_and_mock_raise_their_open_files_limit(fx):
+    # 100 connections need 2 x 100 + 64 descriptors: well under the hard limit, no warning.
+    m, gw = mock_and_gateway_with_nofile(fx, 256, 4096, {"max_connections": 100})
+    eq(nofile_of(gw.proc.pid), (4096, 4096), "serve raised its soft limit 256 to the hard 4096")
+    eq(nofile_of(m.proc.pid), (4096, 4096), "mock raised its soft limit 256 to the hard 4096")
+    still_serving(gw)
+    check("open-files" not in gw.proc.stderr(), "no warning: %r" % gw.proc.stderr())
+
+
+def test_serve_warns_when_the_hard_limit_is_below_max_connections(fx):
+    # The default 10,000 connections per worker need 20,064 descriptors; the hard limit is 1000.
+    m, gw = mock_and_gateway_with_nofile(fx, 256, 1000, None)
+    eq(nofile_of(gw.proc.pid), (1000, 1000), "raised as far as the hard limit goes")
+    err = gw.proc.stderr()
+    check("warn" in err and "open-files limit is 1000" in err and "20064" in err
+          and "server.max_connections" in err,
+          "a warning names the limit, what is needed and the setting: %r" % err)
     still_serving(gw)

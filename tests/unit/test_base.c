@@ -8,6 +8,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include <cmocka.h>
@@ -259,6 +260,27 @@ static void test_utf8_check(void **state)
     free(d);
 }
 
+/* The soft open-files limit goes up to the hard one, and a second call changes nothing. */
+static void test_nofile_raise(void **state)
+{
+    (void)state;
+    struct rlimit rl;
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &rl), 0);
+    if (rl.rlim_max == RLIM_INFINITY || rl.rlim_max <= 64)
+        skip(); /* nothing to raise to, or no room to lower it first */
+    struct rlimit low = {.rlim_cur = 64, .rlim_max = rl.rlim_max};
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+    assert_int_equal(sg_nofile_raise(0, NULL), (uint64_t)rl.rlim_max);
+    struct rlimit now;
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &now), 0);
+    assert_int_equal(now.rlim_cur, rl.rlim_max);
+    assert_int_equal(now.rlim_max, rl.rlim_max);
+    /* Asking for more than the hard limit warns and still reports what is in force. */
+    assert_int_equal(sg_nofile_raise((uint64_t)rl.rlim_max + 1, "the test"), (uint64_t)rl.rlim_max);
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &now), 0);
+    assert_int_equal(now.rlim_cur, rl.rlim_max);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -273,6 +295,7 @@ int main(void)
         cmocka_unit_test(test_format_utc_matches_gmtime),
         cmocka_unit_test(test_mpmc_many_producers_and_consumers),
         cmocka_unit_test(test_utf8_check),
+        cmocka_unit_test(test_nofile_raise),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
