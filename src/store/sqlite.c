@@ -157,10 +157,12 @@ static int sq_connect(struct sg_store_backend *base, char *err, size_t n)
         return SG_EIO;
     }
     sqlite3_busy_timeout(b->db, 5000);
-    /* 16 MiB of page cache (the default is 2): the indexes' hot pages stay in memory. */
+    /* 4 MiB of page cache. Request ids and start times grow, so every insert lands on the right
+     * edge of each b-tree (per tenant for the tenant index): few hot pages. 2 MiB and 16 MiB
+     * write at the same speed; 16 MiB only kept the gateway's RSS 16 MiB higher after traffic. */
     int rc = exec(b->db,
                   "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
-                  "PRAGMA cache_size=-16384",
+                  "PRAGMA cache_size=-4096",
                   err, n);
     rc = rc ? rc : migrate(b, err, n);
     if (!rc && (prepare_insert(b->db, 1, &b->ins1) != SQLITE_OK ||
