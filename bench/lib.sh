@@ -17,9 +17,11 @@ to_us() { # wrk latency "123.45us" / "1.23ms" / "1.2s" → microseconds
 
 bench_answer='{"id":"chatcmpl-bench0000000000000000000000","object":"chat.completion","created":1795000000,"model":"gpt-4o-mini","choices":[{"index":0,"message":{"role":"assistant","content":"This is a fixed answer from the benchmark upstream. It is about as long as a short reply from a chat model, which is what the gateway relays most of the time in production traffic.","refusal":null},"logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":240,"completion_tokens":42,"total_tokens":282},"system_fingerprint":"fp_bench"}'
 
-bench_upstream_conf() { # dir port
+# DIR/nginx.conf: one worker, no access log, long keep-alive; the rest of the http block on stdin.
+nginx_conf() { # dir
   mkdir -p "$1"
-  cat >"$1/nginx.conf" <<CONF
+  {
+    cat <<CONF
 worker_processes 1;
 daemon off;
 error_log $1/error.log warn;
@@ -28,26 +30,24 @@ events { worker_connections 4096; }
 http {
   access_log off;
   keepalive_requests 1000000;
+CONF
+    cat
+    echo "}"
+  } >"$1/nginx.conf"
+}
+
+bench_upstream_conf() { # dir port
+  nginx_conf "$1" <<CONF
   client_body_buffer_size 16k;
   server {
     listen 127.0.0.1:$2;
     location / { default_type application/json; return 200 '$bench_answer'; }
   }
-}
 CONF
 }
 
 bench_proxy_conf() { # dir port upstream-port
-  mkdir -p "$1"
-  cat >"$1/nginx.conf" <<CONF
-worker_processes 1;
-daemon off;
-error_log $1/error.log warn;
-pid $1/nginx.pid;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  keepalive_requests 1000000;
+  nginx_conf "$1" <<CONF
   upstream up { server 127.0.0.1:$3; keepalive 64; }
   server {
     listen 127.0.0.1:$2;
@@ -57,7 +57,6 @@ http {
       proxy_set_header Connection "";
     }
   }
-}
 CONF
 }
 
