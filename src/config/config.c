@@ -9,6 +9,7 @@
 #include "config_int.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <strings.h>
@@ -547,6 +548,73 @@ const struct sg_feature *sg_config_feature(const struct sg_config *c, const char
             return &c->features[i];
     }
     return NULL;
+}
+
+/* ---- keys read at start ---- */
+
+enum start_key_kind { SK_STR, SK_INT, SK_U32, SK_SIZE, SK_BOOL };
+
+static const struct start_key {
+    const char *name;
+    enum start_key_kind kind;
+    size_t off; /* into struct sg_config */
+} start_keys[] = {
+#define SK(name, kind, field)                                                                      \
+    {                                                                                              \
+        name, kind, offsetof(struct sg_config, field)                                              \
+    }
+    SK("server.host", SK_STR, server.host),
+    SK("server.port", SK_INT, server.port),
+    SK("server.workers", SK_INT, server.workers),
+    SK("server.idle_timeout_s", SK_U32, server.idle_timeout_ms),
+    SK("server.header_timeout_s", SK_U32, server.header_timeout_ms),
+    SK("server.drain_timeout_s", SK_U32, server.drain_timeout_ms),
+    SK("server.max_connections", SK_U32, server.max_connections),
+    SK("server.log_level", SK_STR, server.log_level),
+    SK("general_settings.database_url", SK_STR, general.database_url),
+    SK("general_settings.disable_spend_logs", SK_BOOL, general.disable_spend_logs),
+    SK("general_settings.redis_url", SK_STR, general.redis_url),
+    SK("general_settings.max_request_size_mb", SK_SIZE, general.max_request_size_bytes),
+    SK("general_settings.background_health_checks", SK_BOOL, general.background_health_checks),
+    SK("general_settings.health_check_interval", SK_U32, general.health_check_interval_ms),
+    SK("service.name", SK_STR, service.name),
+    SK("telemetry.otlp_endpoint", SK_STR, telemetry.otlp_endpoint),
+    SK("telemetry.request_log", SK_STR, telemetry.request_log),
+    SK("telemetry.log_prompts", SK_BOOL, telemetry.log_prompts),
+    SK("telemetry.request_log_max_mb", SK_SIZE, telemetry.request_log_max_bytes),
+    SK("telemetry.request_log_backups", SK_INT, telemetry.request_log_backups),
+    SK("telemetry.metrics_token", SK_STR, telemetry.metrics_token),
+    SK("telemetry.spool_path", SK_STR, telemetry.spool_path),
+#undef SK
+};
+
+_Static_assert(SG_ARRAY_LEN(start_keys) == SG_CONFIG_N_START_KEYS, "one name per key");
+
+static bool start_key_equal(const struct start_key *k, const struct sg_config *a,
+                            const struct sg_config *b)
+{
+    const char *pa = (const char *)a + k->off, *pb = (const char *)b + k->off;
+    switch (k->kind) {
+    case SK_STR: {
+        const char *sa = *(char *const *)(const void *)pa, *sb = *(char *const *)(const void *)pb;
+        return sa == sb || (sa && sb && strcmp(sa, sb) == 0);
+    }
+    case SK_INT: return memcmp(pa, pb, sizeof(int)) == 0;
+    case SK_U32: return memcmp(pa, pb, sizeof(uint32_t)) == 0;
+    case SK_SIZE: return memcmp(pa, pb, sizeof(size_t)) == 0;
+    case SK_BOOL: return memcmp(pa, pb, sizeof(bool)) == 0;
+    }
+    return false;
+}
+
+size_t sg_config_start_keys_changed(const struct sg_config *running, const struct sg_config *fresh,
+                                    const char *keys[SG_CONFIG_N_START_KEYS])
+{
+    size_t n = 0;
+    for (size_t i = 0; i < SG_ARRAY_LEN(start_keys); i++)
+        if (!start_key_equal(&start_keys[i], running, fresh))
+            keys[n++] = start_keys[i].name;
+    return n;
 }
 
 static void top_level_keys(struct sg_cfg_loader *ld, const struct sg_ynode *root)

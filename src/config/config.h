@@ -249,6 +249,14 @@ void sg_config_unref(struct sg_config *c);
 const struct sg_group *sg_config_group(const struct sg_config *c, const char *alias, size_t len);
 const struct sg_feature *sg_config_feature(const struct sg_config *c, const char *name, size_t len);
 
+/* The keys a running gateway reads once, at start (the listener, the threads, the store, the
+ * exporters): a reload that changes one of them changes nothing until the next start. Fills
+ * `keys` with the names, as written in the file ("server.max_connections"), of those that differ
+ * between `running` and `fresh`; returns how many (at most SG_CONFIG_N_START_KEYS). */
+#define SG_CONFIG_N_START_KEYS 22
+size_t sg_config_start_keys_changed(const struct sg_config *running, const struct sg_config *fresh,
+                                    const char *keys[SG_CONFIG_N_START_KEYS]);
+
 /* Split "openai/gpt-4o-mini" into provider "openai" and model "gpt-4o-mini"; a model without
  * '/' is an OpenAI model. Unknown providers with an api_base are OpenAI-compatible. Writes
  * heap strings the caller frees. Returns 0, or SG_EINVAL for an empty model. */

@@ -302,17 +302,20 @@ static void reload(struct sg_http_request *req, struct sg_worker *w)
     bool force = sg_slice_eq(req->query, "force=true");
     struct sg_buf err;
     sg_buf_init(&err, 16384);
-    int rc = sg_gateway_reload(w->gw, force, &err);
+    struct gw_reload done;
+    int rc = sg_gateway_reload(w->gw, force, &done, &err);
     if (rc != SG_OK) {
         sg_http_respond_error(req, rc == SG_EINVAL ? 409 : 400, "invalid_request_error",
                               "reload_refused", err.data ? err.data : "reload failed");
     } else {
-        struct sg_runtime *rt = sg_gateway_runtime(w->gw);
         struct sg_buf b;
         sg_buf_init(&b, 0);
-        sg_buf_appendf(&b, "{\"reloaded\":true,\"deployments\":%zu,\"groups\":%zu}",
-                       rt->cfg->n_deployments, rt->cfg->n_groups);
-        sg_runtime_unref(rt);
+        sg_buf_appendf(
+            &b, "{\"reloaded\":true,\"deployments\":%zu,\"groups\":%zu,\"restart_required\":[",
+            done.deployments, done.groups);
+        for (size_t i = 0; i < done.n_start_keys; i++)
+            sg_buf_appendf(&b, "%s\"%s\"", i ? "," : "", done.start_keys[i]); /* plain names */
+        sg_buf_appends(&b, "]}");
         reply(req, 200, &b);
         sg_buf_dispose(&b);
     }

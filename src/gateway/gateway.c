@@ -237,6 +237,7 @@ struct sg_gateway *sg_gateway_new(struct sg_config *cfg_take, const struct sg_ga
                            "first order-1 deployment, with no retries and no failover");
     }
     pthread_mutex_init(&gw->rt_lock, NULL);
+    gw->start_cfg = sg_config_ref(cfg_take);
     gw->rt = sg_runtime_new(cfg_take, gw->health);
     gw->config_path = gw->opt.config_path ? sg_xstrdup(gw->opt.config_path) : NULL;
     return gw;
@@ -258,7 +259,7 @@ struct sg_runtime *sg_gateway_runtime(struct sg_gateway *gw)
     return rt;
 }
 
-int sg_gateway_reload(struct sg_gateway *gw, bool force, struct sg_buf *err)
+int sg_gateway_reload(struct sg_gateway *gw, bool force, struct gw_reload *out, struct sg_buf *err)
 {
     if (!gw->config_path) {
         sg_buf_appends(err, "this gateway was not started from a config file (slogate demo?): "
@@ -299,6 +300,19 @@ int sg_gateway_reload(struct sg_gateway *gw, bool force, struct sg_buf *err)
     }
     SG_INFO("gateway", "reloaded %s: %zu deployments in %zu groups", gw->config_path,
             cfg->n_deployments, cfg->n_groups);
+    *out = (struct gw_reload){.deployments = cfg->n_deployments, .groups = cfg->n_groups};
+    out->n_start_keys = sg_config_start_keys_changed(gw->start_cfg, cfg, out->start_keys);
+    if (out->n_start_keys) {
+        struct sg_buf keys;
+        sg_buf_init(&keys, 0);
+        for (size_t i = 0; i < out->n_start_keys; i++)
+            sg_buf_appendf(&keys, "%s%s", i ? ", " : "", out->start_keys[i]);
+        SG_WARN("gateway",
+                "%s changes %s, which the gateway reads only when it starts: the running "
+                "values stay until a restart",
+                gw->config_path, keys.data);
+        sg_buf_dispose(&keys);
+    }
     return SG_OK;
 }
 
@@ -365,6 +379,7 @@ void sg_gateway_free(struct sg_gateway *gw)
         return;
     free(gw->workers);
     sg_runtime_unref(gw->rt);
+    sg_config_unref(gw->start_cfg);
     sg_health_free(gw->health);
     free(gw->config_path);
     free(gw->refused_url);
@@ -388,7 +403,8 @@ static void on_sighup(uv_signal_t *s, int signum)
     struct run_ctx *rc = s->data;
     struct sg_buf err;
     sg_buf_init(&err, 8192);
-    if (sg_gateway_reload(rc->gw, false, &err) != SG_OK)
+    struct gw_reload done;
+    if (sg_gateway_reload(rc->gw, false, &done, &err) != SG_OK)
         SG_ERROR("gateway", "SIGHUP: reload refused, the running config stays: %s",
                  err.data ? err.data : "");
     sg_buf_dispose(&err);

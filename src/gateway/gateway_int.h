@@ -57,12 +57,13 @@ struct sg_worker {
 };
 
 struct sg_gateway {
-    pthread_mutex_t rt_lock; /* guards rt and reloads */
-    struct sg_runtime *rt;   /* the current runtime (the gateway's own reference) */
-    char *config_path;       /* where reloads read from; NULL when not from a file */
-    bool frozen;             /* change freeze: reloads refused unless forced */
-    atomic_bool stopping;    /* sg_gateway_stop was called */
-    char *refused_url;       /* where block-egress sends calls: a port that refuses */
+    pthread_mutex_t rt_lock;     /* guards rt and reloads */
+    struct sg_runtime *rt;       /* the current runtime (the gateway's own reference) */
+    char *config_path;           /* where reloads read from; NULL when not from a file */
+    struct sg_config *start_cfg; /* what the listeners, threads and store were set up from */
+    bool frozen;                 /* change freeze: reloads refused unless forced */
+    atomic_bool stopping;        /* sg_gateway_stop was called */
+    char *refused_url;           /* where block-egress sends calls: a port that refuses */
     int refused_fd;
     struct sg_health *health; /* deployment health, shared by workers, kept across reloads */
     struct sg_gateway_options opt;
@@ -79,8 +80,16 @@ void sg_gateway_handle(struct sg_http_request *req, void *worker);
 bool gw_authenticate(struct sg_http_request *req, const struct sg_config *cfg);
 void gw_reject_auth(struct sg_http_request *req);
 
+/* What a reload published. */
+struct gw_reload {
+    size_t deployments, groups;
+    /* Keys the new file changes that only a restart applies (sg_config_start_keys_changed,
+     * against the config the gateway started with). */
+    const char *start_keys[SG_CONFIG_N_START_KEYS];
+    size_t n_start_keys;
+};
 /* Load the config file again and publish it; `err` gets the reason on failure. */
-int sg_gateway_reload(struct sg_gateway *gw, bool force, struct sg_buf *err);
+int sg_gateway_reload(struct sg_gateway *gw, bool force, struct gw_reload *out, struct sg_buf *err);
 /* A reference to the current runtime (any thread). */
 struct sg_runtime *sg_gateway_runtime(struct sg_gateway *gw);
 

@@ -41,81 +41,92 @@ void gw_reject_auth(struct sg_http_request *req)
                           "the gateway's master key.");
 }
 
-void sg_gateway_handle(struct sg_http_request *req, void *ud)
+static void readiness(struct sg_http_request *req, struct sg_worker *w)
 {
-    struct sg_worker *w = ud;
-    const struct sg_config *cfg = w->rt->cfg;
-    bool get = sg_slice_eq(req->method, "GET"), post = sg_slice_eq(req->method, "POST");
-    struct sg_slice p = req->path;
+    char body[400], store[200];
+    gw_store_readiness(w->gw, store, sizeof store); /* degraded store: still ready */
+    /* Redis is connected at start: a reload does not change which (start_cfg). */
+    const char *redis = !w->gw->start_cfg->general.redis_url ? "none"
+                        : atomic_load(&w->gw->health->redis_ok)
+                            ? "ok"
+                            : "unreachable (cooldowns are local only)";
+    int n = snprintf(body, sizeof body,
+                     "{\"status\":\"%s\",\"deployments\":%zu,\"worker\":%d,\"redis\":\"%s\","
+                     "\"store\":%s}",
+                     w->stopping ? "draining" : "healthy", w->rt->cfg->n_deployments, w->id, redis,
+                     store);
+    respond_json(req, w->stopping ? 503 : 200, body, (size_t)n);
+}
 
-    if (sg_slice_eq(p, "/v1/chat/completions") || sg_slice_eq(p, "/chat/completions") ||
-        sg_slice_eq(p, "/v1/messages") || sg_slice_eq(p, "/v1/embeddings") ||
-        sg_slice_eq(p, "/embeddings")) {
-        if (post) {
-            gw_chat(req, w);
-            return;
-        } /* chat.c tells the three APIs apart by path */
-    } else if (sg_slice_eq(p, "/health/liveliness") || sg_slice_eq(p, "/health/liveness")) {
-        if (get) {
-            static const char alive[] = "\"I'm alive!\"";
-            {
-                respond_json(req, 200, alive, sizeof alive - 1);
-                return;
-            }
-        }
-    } else if (sg_slice_eq(p, "/health/readiness")) {
-        if (get) {
-            char body[400], store[200];
-            gw_store_readiness(w->gw, store, sizeof store); /* degraded store: still ready */
-            const char *rs = !cfg->general.redis_url ? "none"
-                             : atomic_load(&w->gw->health->redis_ok)
-                                 ? "ok"
-                                 : "unreachable (cooldowns are local only)";
-            int n = snprintf(body, sizeof body,
-                             "{\"status\":\"%s\",\"deployments\":%zu,\"worker\":%d,"
-                             "\"redis\":\"%s\",\"store\":%s}",
-                             w->stopping ? "draining" : "healthy", cfg->n_deployments, w->id, rs,
-                             store);
-            {
-                respond_json(req, w->stopping ? 503 : 200, body, (size_t)n);
-                return;
-            }
-        }
-    } else if (sg_slice_eq(p, "/metrics")) {
-        if (get) {
-            gw_metrics(req, w);
-            return;
-        }
-    } else if (sg_slice_eq(p, "/v1/models") || sg_slice_eq(p, "/models")) {
-        if (get) {
-            if (!gw_authenticate(req, cfg)) {
-                gw_reject_auth(req);
-                return;
-            }
-            struct sg_runtime *rt = w->rt;
-            {
-                respond_json(req, 200, rt->models_json, rt->models_json_len);
-                return;
-            }
-        }
-    } else if (p.n >= 7 && memcmp(p.p, "/admin/", 7) == 0) {
-        if (!gw_authenticate(req, cfg)) {
-            gw_reject_auth(req);
-            return;
-        }
-        gw_admin(req, w);
-        return;
-    } else {
-        char msg[300];
-        snprintf(msg, sizeof msg, "Invalid URL (%.*s %.*s)", (int)req->method.n, req->method.p,
-                 (int)SG_MIN(req->path.n, 200), req->path.p);
-        {
-            sg_http_respond_error(req, 404, "invalid_request_error", NULL, msg);
-            return;
-        }
-    }
+static void not_found(struct sg_http_request *req)
+{
+    char msg[300];
+    snprintf(msg, sizeof msg, "Invalid URL (%.*s %.*s)", (int)req->method.n, req->method.p,
+             (int)SG_MIN(req->path.n, 200), req->path.p);
+    sg_http_respond_error(req, 404, "invalid_request_error", NULL, msg);
+}
+
+static void method_not_allowed(struct sg_http_request *req)
+{
     char msg[300];
     snprintf(msg, sizeof msg, "Method %.*s is not allowed on %.*s", (int)req->method.n,
              req->method.p, (int)SG_MIN(req->path.n, 200), req->path.p);
     sg_http_respond_error(req, 405, "invalid_request_error", NULL, msg);
+}
+
+static void liveness(struct sg_http_request *req, struct sg_worker *w)
+{
+    SG_UNUSED(w);
+    static const char alive[] = "\"I'm alive!\"";
+    respond_json(req, 200, alive, sizeof alive - 1);
+}
+
+static void models(struct sg_http_request *req, struct sg_worker *w)
+{
+    if (gw_authenticate(req, w->rt->cfg))
+        respond_json(req, 200, w->rt->models_json, w->rt->models_json_len);
+    else
+        gw_reject_auth(req);
+}
+
+/* Exact paths; the chat path first, as it is nearly every request. chat.c tells the three APIs
+ * apart by path. */
+static const struct route {
+    const char *path;
+    bool post; /* else GET */
+    void (*handle)(struct sg_http_request *req, struct sg_worker *w);
+} routes[] = {
+    {"/v1/chat/completions", true, gw_chat},
+    {"/chat/completions", true, gw_chat},
+    {"/v1/messages", true, gw_chat},
+    {"/v1/embeddings", true, gw_chat},
+    {"/embeddings", true, gw_chat},
+    {"/health/liveliness", false, liveness},
+    {"/health/liveness", false, liveness},
+    {"/health/readiness", false, readiness},
+    {"/metrics", false, gw_metrics},
+    {"/v1/models", false, models},
+    {"/models", false, models},
+};
+
+void sg_gateway_handle(struct sg_http_request *req, void *ud)
+{
+    struct sg_worker *w = ud;
+    for (size_t i = 0; i < SG_ARRAY_LEN(routes); i++) {
+        if (!sg_slice_eq(req->path, routes[i].path))
+            continue;
+        if (sg_slice_eq(req->method, routes[i].post ? "POST" : "GET"))
+            routes[i].handle(req, w);
+        else
+            method_not_allowed(req);
+        return;
+    }
+    if (req->path.n >= 7 && memcmp(req->path.p, "/admin/", 7) == 0) {
+        if (gw_authenticate(req, w->rt->cfg))
+            gw_admin(req, w); /* its own methods per path */
+        else
+            gw_reject_auth(req);
+        return;
+    }
+    not_found(req);
 }

@@ -9,6 +9,7 @@ Waits are on observable conditions (wait_until), never fixed sleeps; timing boun
 """
 
 import json
+import os
 import signal
 import threading
 import time
@@ -850,6 +851,38 @@ def test_reload_under_load_keeps_health(fx):
     check(len(results) > n, "requests went on during the reloads")
     eq(sum(1 for _, d in results if d == "primary"), 0, "the cooling primary served nothing")
     check(gw.proc.alive(), "the gateway is still running")
+
+
+def test_reload_names_the_keys_only_a_restart_applies(fx):
+    m = fx.mock()
+    cfg = fx.config([m], server={"max_connections": 500})
+    gw = fx.gateway(cfg)
+    # The listener's limit, the Redis connection and the request log are set up at start.
+    cfg2 = fx.config([m], server={"max_connections": 9000},
+                     general={"redis_url": "redis://127.0.0.1:1/0"})
+    cfg2["telemetry"] = {"request_log": "requests.jsonl"}
+    cfg2["model_list"][0]["litellm_params"]["stream_timeout"] = 5   # a reloadable change
+    fx.write_config(cfg2, "gateway.yaml")
+    want = ["server.max_connections", "general_settings.redis_url", "telemetry.request_log"]
+    j = admin(gw, "POST", "/admin/reload").json()
+    eq((j["reloaded"], j["restart_required"]), (True, want), "POST /admin/reload reply")
+    wait_until(lambda: "server.max_connections, general_settings.redis_url, "
+               "telemetry.request_log, which the gateway reads only when it starts"
+               in gw.proc.stderr(), 5, "the reload's warning in the log")
+    r = http(gw.port, "GET", "/health/readiness")
+    eq(r.json()["redis"], "none", "readiness: no Redis is connected after the reload either")
+    eq(chat(gw.port).status, 200, "requests are served on the new config")
+    check(not os.path.exists(fx.path("requests.jsonl")), "no request log opened by a reload")
+    # Compared with what the gateway started with, not with the previous reload.
+    eq(admin(gw, "POST", "/admin/reload").json()["restart_required"], want, "a second reload")
+    fx.write_config(cfg, "gateway.yaml")
+    eq(admin(gw, "POST", "/admin/reload").json()["restart_required"], [],
+       "back to the start values: nothing waits for a restart")
+    # SIGHUP says the same in the log.
+    fx.write_config(fx.config([m], server={"max_connections": 501}), "gateway.yaml")
+    gw.proc.signal(signal.SIGHUP)
+    wait_until(lambda: "changes server.max_connections, which" in gw.proc.stderr(), 5,
+               "SIGHUP's warning")
 
 
 @time_limit(30)

@@ -519,6 +519,56 @@ static void test_refcount(void **state)
     assert_null(sg_config_ref(NULL));
 }
 
+/* Every key read only at start is compared, each under the name the file uses; a change
+ * elsewhere (a deployment, the router) is not one of them. */
+static void test_start_keys_changed(void **state)
+{
+    (void)state;
+    struct sg_config *a = load(ONE_MODEL);
+    assert_clean(a);
+    const char *keys[SG_CONFIG_N_START_KEYS];
+    assert_int_equal(sg_config_start_keys_changed(a, a, keys), 0);
+
+    struct sg_config *b = load(ONE_MODEL "router_settings: { num_retries: 5 }\n"
+                                         "general_settings: { master_key: sk-new }\n");
+    assert_clean(b);
+    assert_int_equal(sg_config_start_keys_changed(a, b, keys), 0); /* reloadable */
+    sg_config_unref(b);
+
+    b = load(ONE_MODEL
+             "server: { host: 0.0.0.0, port: 4001, workers: 3, idle_timeout_s: 5,\n"
+             "  header_timeout_s: 5, drain_timeout_s: 5, max_connections: 7,\n"
+             "  log_level: debug }\n"
+             "general_settings: { database_url: 'sqlite://other.db',\n"
+             "  disable_spend_logs: true, redis_url: 'redis://127.0.0.1:6379/0',\n"
+             "  max_request_size_mb: 2, background_health_checks: true,\n"
+             "  health_check_interval: 60 }\n"
+             "service: { name: Acme }\n"
+             "telemetry: { otlp_endpoint: 'http://127.0.0.1:4318', request_log: r.jsonl,\n"
+             "  log_prompts: true, request_log_max_mb: 1, request_log_backups: 2,\n"
+             "  metrics_token: tok, spool_path: s.jsonl }\n");
+    assert_clean(b);
+    size_t n = sg_config_start_keys_changed(a, b, keys);
+    assert_int_equal(n, SG_CONFIG_N_START_KEYS);
+    assert_string_equal(keys[0], "server.host");
+    assert_string_equal(keys[6], "server.max_connections");
+    assert_string_equal(keys[10], "general_settings.redis_url");
+    assert_string_equal(keys[n - 1], "telemetry.spool_path");
+    for (size_t i = 0; i < n; i++) /* each named once */
+        for (size_t j = i + 1; j < n; j++)
+            assert_string_not_equal(keys[i], keys[j]);
+    /* One key back to its start value drops out; a string set on one side only counts. */
+    assert_int_equal(sg_config_start_keys_changed(b, b, keys), 0);
+    sg_config_unref(b);
+    b = load(ONE_MODEL "telemetry: { metrics_token: tok }\n");
+    assert_clean(b);
+    assert_int_equal(sg_config_start_keys_changed(a, b, keys), 1);
+    assert_string_equal(keys[0], "telemetry.metrics_token");
+    assert_int_equal(sg_config_start_keys_changed(b, a, keys), 1);
+    sg_config_unref(b);
+    sg_config_unref(a);
+}
+
 int main(void)
 {
     sg_diags_init(&D);
@@ -539,6 +589,7 @@ int main(void)
         cmocka_unit_test_teardown(test_load_file_errors, teardown),
         cmocka_unit_test_teardown(test_diags_print, teardown),
         cmocka_unit_test_teardown(test_refcount, teardown),
+        cmocka_unit_test_teardown(test_start_keys_changed, teardown),
     };
     return cmocka_run_group_tests_name("config", tests, NULL, NULL);
 }
