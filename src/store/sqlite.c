@@ -283,6 +283,13 @@ static int sq_exec_params(struct sg_store_backend *base, const char *sql, int n,
     return rc;
 }
 
+static void sq_release_memory(struct sg_store_backend *base)
+{
+    struct sqlite_be *b = (struct sqlite_be *)base;
+    if (b->db)
+        sqlite3_db_release_memory(b->db);
+}
+
 static void sq_free(struct sg_store_backend *base)
 {
     struct sqlite_be *b = (struct sqlite_be *)base;
@@ -308,6 +315,7 @@ struct sg_store_backend *sg_store_sqlite_new(const char *path)
     b->base.insert = sq_insert;
     b->base.disconnect = sq_disconnect;
     b->base.exec_params = sq_exec_params;
+    b->base.release_memory = sq_release_memory;
     b->base.free = sq_free;
     b->path = sg_xstrdup(path);
     return &b->base;

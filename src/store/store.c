@@ -15,6 +15,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <malloc.h>
 #include <semaphore.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,7 +37,9 @@ struct sg_store {
     uint32_t backoff;
     struct sg_buf lines;
     char err[512];
-    bool logged_down; /* the outage was logged once; recovery will be */
+    bool logged_down;    /* the outage was logged once; recovery will be */
+    uint64_t last_event; /* when the queue last had one */
+    bool released;       /* release_idle_memory ran since */
 
     pthread_t thread;
     bool has_thread;
@@ -203,6 +206,17 @@ static void replay(struct sg_store *s, uint64_t until)
     }
 }
 
+/* Requests stopped: what the last busy spell left cached goes back to the system, as an
+ * idle nginx sits at its start size. malloc_trim covers every thread's arena (the workers' freed
+ * buffers too); it runs once per idle spell, on this thread, never on the request path. */
+static void release_idle_memory(struct sg_store *s)
+{
+    if (s->be->release_memory && atomic_load(&s->connected))
+        s->be->release_memory(s->be);
+    sg_event_pool_release();
+    malloc_trim(0);
+}
+
 uint64_t sg_store_tick(struct sg_store *s, bool drain)
 {
     uint64_t now = now_ms(s);
@@ -214,6 +228,8 @@ uint64_t sg_store_tick(struct sg_store *s, bool drain)
             if (!s->n_batch)
                 s->batch_t0 = now;
             s->batch[s->n_batch++] = ev;
+            s->last_event = now;
+            s->released = false;
         }
         if (!s->n_batch ||
             !(drain || s->n_batch >= s->o.batch_max || now - s->batch_t0 >= s->o.flush_ms))
@@ -229,6 +245,10 @@ uint64_t sg_store_tick(struct sg_store *s, bool drain)
         replay(s, drain ? s->close_deadline : now_ms(s) + s->o.flush_ms);
 
     now = now_ms(s);
+    if (!s->released && !s->n_batch && now - s->last_event >= s->o.idle_release_ms) {
+        release_idle_memory(s);
+        s->released = true;
+    }
     /* Idle: look again within flush_ms, so a partial batch never waits much past it. */
     uint64_t next = now + s->o.flush_ms;
     if (s->n_batch)
@@ -312,6 +332,8 @@ struct sg_store *sg_store_new(struct sg_store_backend *backend_take,
         s->o.retry_min_ms = 250;
     if (!s->o.retry_max_ms)
         s->o.retry_max_ms = 5000;
+    if (!s->o.idle_release_ms)
+        s->o.idle_release_ms = 5000;
     if (s->o.retry_max_ms < s->o.retry_min_ms)
         s->o.retry_max_ms = s->o.retry_min_ms;
     s->backoff = s->o.retry_min_ms;

@@ -46,6 +46,9 @@ struct sg_store_backend {
      * results). */
     int (*exec_params)(struct sg_store_backend *b, const char *sql, int n,
                        const char *const *params, char *err, size_t err_len);
+    /* Give back the memory the connection caches (its page cache) while no rows come. May be
+     * NULL. */
+    void (*release_memory)(struct sg_store_backend *b);
     void (*free)(struct sg_store_backend *b);
     int schema_version; /* after connect */
 };
@@ -69,6 +72,10 @@ struct sg_store_options {
     uint32_t flush_ms;      /* a partial batch waits at most this long (default 200) */
     uint32_t retry_min_ms;  /* backoff after a failure: doubles from here ... (default 250) */
     uint32_t retry_max_ms;  /* ... up to here (default 5000) */
+    /* After this long with no event, the memory kept for the next busy spell goes back to the
+     * system once: the connection's page cache, the recycled events, malloc's free pages
+     * (default 5000) */
+    uint32_t idle_release_ms;
     /* Called on the writer thread with each batch as it is taken from the queue (the request
      * log), before the database sees it. May be NULL. */
     void (*tap)(void *ud, const struct sg_event *const *ev, size_t n);

@@ -133,6 +133,18 @@ void sg_event_free(struct sg_event *ev)
     }
 }
 
+size_t sg_event_pool_release(void)
+{
+    pthread_once(&pool_once, pool_init);
+    struct sg_event *ev;
+    size_t n = 0;
+    for (; (ev = sg_mpmc_pop(&pool)); n++) {
+        POOL_UNPOISON(ev);
+        free(ev);
+    }
+    return n;
+}
+
 void sg_event_set(char *field, size_t cap, const char *s, size_t n)
 {
     /* Every stored string is well-formed UTF-8, whatever the client sent (a header's bytes need

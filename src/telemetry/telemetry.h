@@ -89,6 +89,9 @@ static inline void sg_event_prefetch(const struct sg_event *ev)
 struct sg_event *sg_event_new(void);
 /* Free an event and its prompt. NULL is fine. */
 void sg_event_free(struct sg_event *ev);
+/* Free the recycled events kept for reuse (sg_event_new takes them first), for when requests
+ * stop coming: the pool holds up to 4 MiB after a busy spell. Any thread; returns how many. */
+size_t sg_event_pool_release(void);
 /* Copy `n` bytes of `s` into a fixed field of `cap` bytes, truncated on a UTF-8 boundary; a byte
  * that starts no well-formed UTF-8 sequence is stored as U+FFFD. */
 void sg_event_set(char *field, size_t cap, const char *s, size_t n);

@@ -97,7 +97,7 @@ struct fake {
     bool connected;
     char ids[FAKE_MAX][40];
     size_t n;
-    int connects, inserts, attempted_dups;
+    int connects, inserts, attempted_dups, releases;
 };
 
 static int fake_connect(struct sg_store_backend *b, char *err, size_t n)
@@ -153,6 +153,11 @@ static void fake_disconnect(struct sg_store_backend *b)
     ((struct fake *)b)->connected = false;
 }
 
+static void fake_release_memory(struct sg_store_backend *b)
+{
+    ((struct fake *)b)->releases++;
+}
+
 static void fake_free(struct sg_store_backend *b)
 {
     (void)b; /* owned by the test */
@@ -165,6 +170,7 @@ static struct fake *fake_new(bool up)
     f->base.connect = fake_connect;
     f->base.insert = fake_insert;
     f->base.disconnect = fake_disconnect;
+    f->base.release_memory = fake_release_memory;
     f->base.free = fake_free;
     f->up = up;
     return f;
@@ -326,6 +332,48 @@ static void test_batch_by_size_then_time(void **state)
     sg_store_close(s, 0);
     free(f);
     free(tl);
+    tmpdir_rm(&d);
+}
+
+/* Memory goes back once per idle spell: not while events come, not before idle_release_ms
+ * without one, not again until the next event. */
+static void test_idle_releases_memory_once(void **state)
+{
+    (void)state;
+    struct tmpdir d;
+    tmpdir_make(&d);
+    struct fake *f = fake_new(true);
+    fake_now = 1000;
+    struct sg_store *s = store_new(f, d.spool, 64, NULL); /* idle_release_ms: 5000 */
+    for (int i = 0; i < 4; i++)
+        sg_store_submit(s, ev_n(i));
+    sg_store_tick(s, false);
+    assert_int_equal(f->n, 4);
+    int before = f->releases; /* a store idle since its start may release at once */
+    fake_now = 1000 + 4999;
+    sg_store_tick(s, false);
+    assert_int_equal(f->releases, before);
+    fake_now = 1000 + 5000;
+    sg_store_tick(s, false);
+    assert_int_equal(f->releases, before + 1);
+    fake_now = 1000 + 60000;
+    sg_store_tick(s, false);
+    assert_int_equal(f->releases, before + 1);
+    /* Busy again: one event every second keeps it from releasing; then idle once more. */
+    for (int i = 4; i < 12; i++) {
+        fake_now += 1000;
+        sg_store_submit(s, ev_n(i));
+        sg_store_tick(s, false);
+    }
+    assert_int_equal(f->releases, before + 1);
+    fake_now += 200; /* the last partial batch is flushed */
+    sg_store_tick(s, false);
+    assert_rows_in_order(f, 0, 12);
+    fake_now += 5000;
+    sg_store_tick(s, false);
+    assert_int_equal(f->releases, before + 2);
+    sg_store_close(s, 0);
+    free(f);
     tmpdir_rm(&d);
 }
 
@@ -865,6 +913,7 @@ int main(void)
         cmocka_unit_test(test_queue_fifo_and_full),
         cmocka_unit_test(test_queue_many_producers),
         cmocka_unit_test(test_batch_by_size_then_time),
+        cmocka_unit_test(test_idle_releases_memory_once),
         cmocka_unit_test(test_db_down_spools_then_replays_in_order),
         cmocka_unit_test(test_ambiguous_commit_no_duplicate),
         cmocka_unit_test(test_crash_mid_append_torn_line),

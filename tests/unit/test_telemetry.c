@@ -148,6 +148,27 @@ static void test_event_recycled_clean(void **state)
     sg_event_free(again);
 }
 
+/* Released, the pool is empty: the next event is a new allocation, zeroed all the same. */
+static void test_event_pool_release(void **state)
+{
+    (void)state;
+    sg_event_pool_release(); /* whatever earlier tests left */
+    struct sg_event *e[3];
+    for (int i = 0; i < 3; i++) {
+        e[i] = sg_event_new();
+        e[i]->status = 200 + i;
+    }
+    for (int i = 0; i < 3; i++)
+        sg_event_free(e[i]);
+    assert_int_equal(sg_event_pool_release(), 3);
+    assert_int_equal(sg_event_pool_release(), 0);
+    struct sg_event *fresh = sg_event_new();
+    assert_int_equal(fresh->status, 0);
+    assert_true(fresh->ttft_ms < 0);
+    sg_event_free(fresh);
+    assert_int_equal(sg_event_pool_release(), 1);
+}
+
 /* Requests take events on one thread while a writer frees them on another (the store's shape),
  * with more live events than the pool holds. Two shelves: the taker fills one while the freer
  * empties the other. Each event is checked clean when taken; ASan/TSan see the rest. */
@@ -1001,6 +1022,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_event_defaults_and_truncation),
         cmocka_unit_test(test_event_recycled_clean),
+        cmocka_unit_test(test_event_pool_release),
         cmocka_unit_test(test_event_pool_threads),
         cmocka_unit_test(test_event_json_round_trip),
         cmocka_unit_test(test_traceparent),
