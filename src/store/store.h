@@ -51,6 +51,10 @@ struct sg_store_backend {
     void (*release_memory)(struct sg_store_backend *b);
     void (*free)(struct sg_store_backend *b);
     int schema_version; /* after connect */
+    /* Set by the writer before each insert: it is not behind, so a backend that spends long on
+     * the writer's own CPU (SQLite) leaves the CPU between statements, for the request path
+     * that shares the cores. */
+    bool pace;
 };
 
 /* Backends. The URL forms: sqlite://PATH (relative to the working directory, or absolute with
