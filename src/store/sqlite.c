@@ -24,7 +24,7 @@
  * the workers, a worker woken on the writer's core waits for it: with backend.pace set, the writer
  * sleeps this long after each ROWS_PER_INSERT rows, so a request waits behind one statement at
  * most (~90 us). Measured: throughput with SQLite on, and the p99 back to back, both better; the
- * writer's CPU per row +0.2-1 us (docs/performance.md, Telemetry). */
+ * writer's CPU per row +0.5-1.5 us (docs/performance.md, Telemetry). */
 #define PACE_NS 20000
 
 struct sqlite_be {
