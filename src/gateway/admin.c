@@ -354,8 +354,8 @@ void gw_admin(struct sg_http_request *req, struct sg_worker *w)
         else if (sg_slice_eq(req->method, "DELETE"))
             clear_faults(req, w, (struct sg_slice){"", 0});
         else
-            sg_http_respond_error(req, 405, "invalid_request_error", NULL,
-                                  "use GET, POST or DELETE on /admin/faults");
+            sg_http_respond_405(req, "GET, POST, DELETE",
+                                "use GET, POST or DELETE on /admin/faults");
     } else if (p.n > 14 && memcmp(p.p, "/admin/faults/", 14) == 0 &&
                sg_slice_eq(req->method, "DELETE")) {
         clear_faults(req, w, (struct sg_slice){p.p + 14, p.n - 14});

@@ -66,12 +66,12 @@ static void not_found(struct sg_http_request *req)
     sg_http_respond_error(req, 404, "invalid_request_error", NULL, msg);
 }
 
-static void method_not_allowed(struct sg_http_request *req)
+static void method_not_allowed(struct sg_http_request *req, const char *allow)
 {
     char msg[300];
-    snprintf(msg, sizeof msg, "Method %.*s is not allowed on %.*s", (int)req->method.n,
-             req->method.p, (int)SG_MIN(req->path.n, 200), req->path.p);
-    sg_http_respond_error(req, 405, "invalid_request_error", NULL, msg);
+    snprintf(msg, sizeof msg, "Method %.*s is not allowed on %.*s; use %s", (int)req->method.n,
+             req->method.p, (int)SG_MIN(req->path.n, 200), req->path.p, allow);
+    sg_http_respond_405(req, allow, msg);
 }
 
 static void liveness(struct sg_http_request *req, struct sg_worker *w)
@@ -115,10 +115,11 @@ void sg_gateway_handle(struct sg_http_request *req, void *ud)
     for (size_t i = 0; i < SG_ARRAY_LEN(routes); i++) {
         if (!sg_slice_eq(req->path, routes[i].path))
             continue;
-        if (sg_slice_eq(req->method, routes[i].post ? "POST" : "GET"))
+        const char *method = routes[i].post ? "POST" : "GET";
+        if (sg_slice_eq(req->method, method))
             routes[i].handle(req, w);
         else
-            method_not_allowed(req);
+            method_not_allowed(req, method);
         return;
     }
     if (req->path.n >= 7 && memcmp(req->path.p, "/admin/", 7) == 0) {

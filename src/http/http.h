@@ -92,6 +92,8 @@ void sg_http_respond(struct sg_http_request *req, int status, const struct sg_ht
 /* Finish with an OpenAI-shaped JSON error: {"error":{"message","type","param","code"}}. */
 void sg_http_respond_error(struct sg_http_request *req, int status, const char *type,
                            const char *code, const char *message);
+/* 405 with the Allow header HTTP requires ("GET, POST") and the same error body. */
+void sg_http_respond_405(struct sg_http_request *req, const char *allow, const char *message);
 
 /* Start a chunked response (used for SSE). The caller passes its own Content-Type. */
 void sg_http_stream_begin(struct sg_http_request *req, int status,

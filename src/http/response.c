@@ -79,8 +79,8 @@ void sg_http_respond(struct sg_http_request *req, int status, const struct sg_ht
     sg_http_conn_finish(c);
 }
 
-void sg_http_respond_error(struct sg_http_request *req, int status, const char *type,
-                           const char *code, const char *message)
+static void respond_error_h(struct sg_http_request *req, int status, const char *allow,
+                            const char *type, const char *code, const char *message)
 {
     struct sg_buf body;
     sg_buf_init(&body, 0);
@@ -91,10 +91,22 @@ void sg_http_respond_error(struct sg_http_request *req, int status, const char *
         sg_buf_appendf(&body, "\"%s\"}}", code);
     else
         sg_buf_appends(&body, "null}}");
-    static const struct sg_http_header ct[] = {
-        {SG_SLICE_LIT("Content-Type"), SG_SLICE_LIT("application/json")}};
-    sg_http_respond(req, status, ct, 1, body.data, body.len);
+    const struct sg_http_header h[] = {
+        {SG_SLICE_LIT("Content-Type"), SG_SLICE_LIT("application/json")},
+        {SG_SLICE_LIT("Allow"), sg_slice_of(allow)}};
+    sg_http_respond(req, status, h, allow ? 2 : 1, body.data, body.len);
     sg_buf_dispose(&body);
+}
+
+void sg_http_respond_error(struct sg_http_request *req, int status, const char *type,
+                           const char *code, const char *message)
+{
+    respond_error_h(req, status, NULL, type, code, message);
+}
+
+void sg_http_respond_405(struct sg_http_request *req, const char *allow, const char *message)
+{
+    respond_error_h(req, 405, allow, "invalid_request_error", NULL, message);
 }
 
 void sg_http_stream_begin(struct sg_http_request *req, int status,

@@ -122,12 +122,16 @@ def test_upstream_wrong_key_is_not_the_clients_fault(fx):
 
 def test_405_and_404_are_openai_shaped(fx):
     m, gw = fx.mock_and_gateway()
-    for method, path, want in (("DELETE", "/v1/chat/completions", 405),
-                               ("GET", "/nothing-here", 404)):
+    # A 405 names the methods the path takes in Allow, as HTTP requires.
+    for method, path, want, allow in (("DELETE", "/v1/chat/completions", 405, "POST"),
+                                      ("PUT", "/metrics", 405, "GET"),
+                                      ("PATCH", "/admin/faults", 405, "GET, POST, DELETE"),
+                                      ("GET", "/nothing-here", 404, None)):
         with Conn(gw.port) as c:
             c.request(method, path, None)
             r = c.read_response()
         eq(r.status, want, "%s %s" % (method, path))
+        eq(r.header("allow"), allow, "Allow on %s %s" % (method, path))
         r.error()
 
 
