@@ -338,6 +338,7 @@ struct sg_store *sg_store_new(struct sg_store_backend *backend_take,
     if (s->o.retry_max_ms < s->o.retry_min_ms)
         s->o.retry_max_ms = s->o.retry_min_ms;
     s->backoff = s->o.retry_min_ms;
+    s->last_event = now_ms(s); /* idle time counts from the start, not from the epoch */
     s->batch = sg_xcalloc(s->o.batch_max, sizeof *s->batch);
     s->rbatch = sg_xcalloc(s->o.batch_max, sizeof *s->rbatch);
     s->rtap = sg_xcalloc(s->o.batch_max, sizeof *s->rtap);

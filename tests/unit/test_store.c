@@ -344,20 +344,23 @@ static void test_idle_releases_memory_once(void **state)
     struct tmpdir d;
     tmpdir_make(&d);
     struct fake *f = fake_new(true);
-    fake_now = 1000;
+    fake_now = 100000;
     struct sg_store *s = store_new(f, d.spool, 64, NULL); /* idle_release_ms: 5000 */
+    sg_store_tick(s, false); /* no event yet: idle time counts from the start */
+    assert_int_equal(f->releases, 0);
     for (int i = 0; i < 4; i++)
         sg_store_submit(s, ev_n(i));
     sg_store_tick(s, false);
     assert_int_equal(f->n, 4);
-    int before = f->releases; /* a store idle since its start may release at once */
-    fake_now = 1000 + 4999;
+    int before = f->releases;
+    assert_int_equal(before, 0); /* idle time counts from the store's start */
+    fake_now = 100000 + 4999;
     sg_store_tick(s, false);
     assert_int_equal(f->releases, before);
-    fake_now = 1000 + 5000;
+    fake_now = 100000 + 5000;
     sg_store_tick(s, false);
     assert_int_equal(f->releases, before + 1);
-    fake_now = 1000 + 60000;
+    fake_now = 100000 + 60000;
     sg_store_tick(s, false);
     assert_int_equal(f->releases, before + 1);
     /* Busy again: one event every second keeps it from releasing; then idle once more. */
