@@ -128,6 +128,20 @@ static void respond_error(struct sg_mock *m, struct sg_http_request *req, enum s
     sg_buf_dispose(&b);
 }
 
+/* A 405 in `api`'s shape, with the Allow header HTTP requires. */
+static void respond_405(struct sg_mock *m, struct sg_http_request *req, enum sg_mock_api api,
+                        const char *allow, const char *message)
+{
+    struct sg_buf b;
+    sg_buf_init(&b, 0);
+    sg_mock_render_error(&b, api, 405, "method_not_allowed", NULL, message);
+    struct hdrs hs;
+    hdrs_init(&hs, m, "application/json", 0);
+    hs.h[hs.n++] = (struct sg_http_header){SG_SLICE_LIT("allow"), sg_slice_of(allow)};
+    sg_http_respond(req, 405, hs.h, hs.n, b.data, b.len);
+    sg_buf_dispose(&b);
+}
+
 static void respond_buf(struct sg_mock *m, struct sg_http_request *req, int status,
                         struct sg_buf *b)
 {
@@ -751,18 +765,19 @@ static void handle_control(struct sg_mock *m, struct sg_http_request *req)
             log_faults(m, "back to startup");
             respond_faults(m, req);
         } else {
-            control_error(m, req, 405, "use GET, POST or DELETE on /_mock/faults");
+            respond_405(m, req, SG_MOCK_API_OPENAI, "GET, POST, PATCH, DELETE",
+                        "use GET, POST, PATCH or DELETE on /_mock/faults");
         }
     } else if (sg_slice_eq(p, "/_mock/stats")) {
         if (!sg_slice_eq(meth, "GET")) {
-            control_error(m, req, 405, "use GET on /_mock/stats");
+            respond_405(m, req, SG_MOCK_API_OPENAI, "GET", "use GET on /_mock/stats");
         } else {
             render_stats(m, &b);
             respond_buf(m, req, 200, &b);
         }
     } else if (sg_slice_eq(p, "/_mock/stats/reset")) {
         if (!sg_slice_eq(meth, "POST")) {
-            control_error(m, req, 405, "use POST on /_mock/stats/reset");
+            respond_405(m, req, SG_MOCK_API_OPENAI, "POST", "use POST on /_mock/stats/reset");
         } else {
             memset(&m->stats, 0, sizeof m->stats);
             render_stats(m, &b);
@@ -770,7 +785,7 @@ static void handle_control(struct sg_mock *m, struct sg_http_request *req)
         }
     } else if (sg_slice_eq(p, "/_mock/last")) {
         if (!sg_slice_eq(meth, "GET")) {
-            control_error(m, req, 405, "use GET on /_mock/last");
+            respond_405(m, req, SG_MOCK_API_OPENAI, "GET", "use GET on /_mock/last");
         } else {
             last_render(&m->last, &b);
             respond_buf(m, req, 200, &b);
@@ -819,7 +834,7 @@ static void on_request(struct sg_http_request *req, void *ud)
     if (!sg_slice_eq(req->method, want)) {
         char msg[ERRLEN];
         snprintf(msg, sizeof msg, "Use %s on %.*s.", want, (int)SG_MIN(p.n, 100), p.p);
-        respond_error(m, req, api, 405, "method_not_allowed", NULL, msg, 0);
+        respond_405(m, req, api, want, msg);
         return;
     }
     m->stats.requests++;

@@ -1004,6 +1004,27 @@ static void test_live(void **state)
     assert_int_equal(int_at(st, "by_status.401"), 1);
     json_object_put(st);
 
+    /* A wrong method gets a 405 that names the right ones in Allow, on the API and control paths
+     * alike. */
+    static const struct {
+        const char *method, *path, *allow;
+    } wrong[] = {{"GET", "/v1/chat/completions", "POST"},
+                 {"PUT", "/_mock/faults", "GET, POST, PATCH, DELETE"},
+                 {"POST", "/_mock/stats", "GET"},
+                 {"GET", "/_mock/stats/reset", "POST"}};
+    for (size_t i = 0; i < SG_ARRAY_LEN(wrong); i++) {
+        fd = live_connect(port);
+        live_send(fd, wrong[i].method, wrong[i].path, "", "");
+        assert_int_equal(live_read(fd, &h, &b), 405);
+        close(fd);
+        char want[64];
+        snprintf(want, sizeof want, "allow: %s\r\n", wrong[i].allow);
+        assert_non_null(strcasestr(h.data, want));
+        o = parse_ok(b.data, b.len);
+        assert_string_equal(str_at(o, "error.code"), "method_not_allowed");
+        json_object_put(o);
+    }
+
     /* The last request shows the key and the model as sent. */
     o = live_get_json(port, "/_mock/last");
     assert_string_equal(str_at(o, "authorization"), "Bearer sk-live");
