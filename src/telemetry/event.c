@@ -193,7 +193,7 @@ static int append_double(struct sg_buf *out, double v)
 {
     if (!isfinite(v))
         v = 0;
-    if (v == (double)(int64_t)v && fabs(v) < 9e15)
+    if (fabs(v) < 9e15 && v == (double)(int64_t)v) /* in range first: the cast is UB outside */
         return sg_buf_appendf(out, "%" PRId64, (int64_t)v);
     return sg_buf_appendf(out, "%.17g", v);
 }

@@ -336,7 +336,7 @@ static void append_value(struct sg_buf *b, double v)
         sg_buf_appends(b, v > 0 ? "+Inf" : "-Inf");
         return;
     }
-    if (v == (double)(int64_t)v && fabs(v) < 9e15) {
+    if (fabs(v) < 9e15 && v == (double)(int64_t)v) { /* in range first: the cast is UB outside */
         sg_buf_appendf(b, "%" PRId64, (int64_t)v);
         return;
     }
