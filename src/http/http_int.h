@@ -37,6 +37,7 @@ struct sg_http_conn {
     size_t n_spans, cap_spans;
     bool in_value; /* the last header callback was a value */
     bool message_done;
+    bool headers_done; /* later header callbacks are a chunked body's trailer fields */
     bool keep_alive;
     int error_status; /* an error answer to send instead of dispatching (413, 431...) */
     const char *error_msg;

@@ -107,6 +107,7 @@ static int on_message_begin(llhttp_t *p)
     c->n_spans = 0;
     c->in_value = false;
     c->message_done = false;
+    c->headers_done = false;
     if (c->state == CONN_IDLE)
         conn_set_state(c, CONN_HEAD);
     if (!c->req.t_start_us)
@@ -126,6 +127,10 @@ static int on_url(llhttp_t *p, const char *at, size_t n)
 static int on_header_field(llhttp_t *p, const char *at, size_t n)
 {
     struct sg_http_conn *c = conn_of(p);
+    /* Trailer fields are dropped, not merged into the header section (RFC 9110 §6.5.1): a key
+     * or a routing header there would reach the handler unseen by anything in front of it. */
+    if (c->headers_done)
+        return 0;
     /* llhttp 8 lets "Name : value" through; a proxy must not (request smuggling). */
     if (memchr(at, ' ', n) || memchr(at, '\t', n)) {
         c->error_status = 400;
@@ -153,6 +158,8 @@ static int on_header_field(llhttp_t *p, const char *at, size_t n)
 static int on_header_value(llhttp_t *p, const char *at, size_t n)
 {
     struct sg_http_conn *c = conn_of(p);
+    if (c->headers_done)
+        return 0;
     struct hdr_span *h = &c->spans[c->n_spans - 1];
     if (!c->in_value) {
         h->value_off = off_of(c, at);
@@ -168,6 +175,7 @@ static int on_headers_complete(llhttp_t *p)
 {
     struct sg_http_conn *c = conn_of(p);
     const struct sg_http_limits *l = &c->srv->lim;
+    c->headers_done = true;
     /* The read path catches a header block that never ends; this catches one that arrived
      * whole in a single read. `in` starts at this request, so offsets are sizes. */
     size_t end = c->n_spans

@@ -1,5 +1,6 @@
 """Errors a client sees: auth, bad requests, unknown models, upstream failures. OpenAI-shaped."""
 
+import json
 import time
 
 from harness import (Conn, MASTER_KEY, chat_body, check, contains, eq, free_port, http,
@@ -28,6 +29,16 @@ def test_401_without_key_wrong_key_wrong_scheme(fx):
              headers={"Authorization": "bearer " + MASTER_KEY}, key=None)
     eq(r.status, 200, "lower-case 'bearer' scheme (%s)" % r.text)
     eq(m.stats()["chat"], 1, "only the authenticated request reached the provider")
+
+    # A key sent only as a chunked body's trailer field is no key: trailers are not headers.
+    body = json.dumps(chat_body()).encode()
+    with Conn(gw.port) as c:
+        c.send(b"POST /v1/chat/completions HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n"
+               b"Content-Type: application/json\r\n\r\n%x\r\n%s\r\n0\r\n"
+               b"Authorization: Bearer %s\r\n\r\n" % (len(body), body, MASTER_KEY.encode()))
+        r = c.read_response()
+    eq(r.status, 401, "a key in the trailer (%s)" % r.text)
+    eq(m.stats()["chat"], 1, "the trailer-keyed request did not reach the provider")
 
 
 def test_400_bad_json_says_what_is_wrong(fx):

@@ -250,6 +250,24 @@ static void test_chunked_body(void **state)
     char *r = exchange(f, req, sizeof req - 1, 2000);
     assert_non_null(strstr(r, "len=11 body=hello world"));
     stop(f, 2);
+
+    /* Trailer fields are not headers: X-Test sent only as a trailer never reaches the handler,
+     * the one in the header section does. */
+    f = start(NULL);
+    const char trailer[] = "POST /c HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n"
+                           "X-Test: head\r\nConnection: close\r\n\r\n5\r\nhello\r\n0\r\n"
+                           "X-Test: trailer\r\nAuthorization: Bearer sk-x\r\n\r\n";
+    r = exchange(f, trailer, sizeof trailer - 1, 2000);
+    assert_non_null(strstr(r, "len=5 body=hello x-test=head"));
+    assert_null(strstr(r, "trailer"));
+    stop(f, 2);
+    f = start(NULL);
+    const char only[] = "POST /c HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n"
+                        "Connection: close\r\n\r\n5\r\nhello\r\n0\r\nX-Test: trailer\r\n\r\n";
+    r = exchange(f, only, sizeof only - 1, 2000);
+    assert_non_null(strstr(r, "len=5 body=hello"));
+    assert_null(strstr(r, "x-test="));
+    stop(f, 2);
 }
 
 static void test_header_too_large_431(void **state)
