@@ -551,10 +551,15 @@ static void on_read(uv_stream_t *stream, ssize_t n, const uv_buf_t *buf)
     if (n == 0)
         return;
     if (c->req_active) {
-        /* Pipelined bytes wait until the current request is finished. */
-        if (sg_buf_append(&c->ahead, buf->base, (size_t)n) != SG_OK) {
+        /* Pipelined bytes wait until the current request is finished. Past the limit reading
+         * stops, so TCP holds the client back, and resumes then; the buffer has room for the
+         * read that crosses the limit, so no byte read is dropped (were one, the connection
+         * would close after this answer, not go on out of step). */
+        bool kept = sg_buf_append(&c->ahead, buf->base, (size_t)n) == SG_OK;
+        if (!kept || c->ahead.len >= c->srv->lim.max_pipelined_bytes) {
             uv_read_stop(stream);
             c->reading = false;
+            c->close_after |= !kept;
         }
         return;
     }
@@ -602,7 +607,7 @@ static void on_connection(uv_stream_t *listener, int status)
     s->accepted++;
     uv_tcp_nodelay(&c->tcp, 1);
     sg_buf_init(&c->in, 0);
-    sg_buf_init(&c->ahead, s->lim.max_pipelined_bytes);
+    sg_buf_init(&c->ahead, s->lim.max_pipelined_bytes + sizeof s->read_buf);
     sg_buf_init(&c->req.body, s->lim.max_body_bytes);
     c->req.conn = c;
     c->req.server = s;

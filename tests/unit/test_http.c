@@ -222,6 +222,42 @@ static void test_keepalive_and_pipelining(void **state)
     stop(f, 2);
 }
 
+/* Requests pipelined behind one in flight, more than the read-ahead limit: reading stops at the
+ * limit and resumes when the request is done, and every request is answered, in order. */
+static void test_pipelining_past_the_read_ahead_limit(void **state)
+{
+    (void)state;
+    struct sg_http_limits lim = {.max_pipelined_bytes = 1024};
+    struct fixture *f = start(&lim);
+    int fd = connect_to(f->port);
+    const char slow[] = "GET /slow HTTP/1.1\r\nHost: a\r\n\r\n";
+    send_all(fd, slow, sizeof slow - 1);
+    usleep(30 * 1000); /* /slow is in flight (150 ms) */
+    enum { N = 200 };
+    for (int i = 0; i < N; i++) { /* ~34 bytes each, in writes of ~850 bytes */
+        char req[64];
+        int n = snprintf(req, sizeof req, "GET /p%03d HTTP/1.1\r\nHost: a\r\n%s\r\n", i,
+                         i == N - 1 ? "Connection: close\r\n" : "");
+        send_all(fd, req, (size_t)n);
+        if (i % 25 == 24)
+            usleep(2 * 1000);
+    }
+    static char buf[1 << 16];
+    read_all(fd, buf, sizeof buf, 3000);
+    close(fd);
+    assert_int_equal(count(buf, "HTTP/1.1 200 OK"), N + 1);
+    assert_non_null(strstr(buf, "slow done"));
+    const char *at = buf;
+    for (int i = 0; i < N; i++) {
+        char want[32];
+        snprintf(want, sizeof want, "GET /p%03d ", i);
+        const char *next = strstr(at, want);
+        assert_non_null(next);
+        at = next;
+    }
+    stop(f, 2);
+}
+
 static void test_keepalive_separate_writes(void **state)
 {
     (void)state;
@@ -435,6 +471,7 @@ int main(void)
         cmocka_unit_test(test_get_and_close),
         cmocka_unit_test(test_keepalive_and_pipelining),
         cmocka_unit_test(test_keepalive_separate_writes),
+        cmocka_unit_test(test_pipelining_past_the_read_ahead_limit),
         cmocka_unit_test(test_chunked_body),
         cmocka_unit_test(test_header_too_large_431),
         cmocka_unit_test(test_body_too_large_413),
