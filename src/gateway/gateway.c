@@ -318,6 +318,12 @@ int sg_gateway_reload(struct sg_gateway *gw, bool force, struct gw_reload *out, 
 
 int sg_gateway_start(struct sg_gateway *gw)
 {
+    /* The workers' listeners share the port through SO_REUSEPORT; that must not let them join
+     * another server already there (an old slogate with another config, say). */
+    if (sg_http_port_check(gw->host, gw->port) != SG_OK) {
+        gw->n_workers = 0;
+        return SG_EIO;
+    }
     /* Metrics, the store and the request log exist before a worker can record anything. */
     if (gw_telemetry_start(gw) != SG_OK) {
         gw_telemetry_stop(gw);

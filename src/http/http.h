@@ -66,6 +66,11 @@ struct sg_http_server *sg_http_server_new(uv_loop_t *loop, const struct sg_http_
 /* Bind and listen. `reuseport` sets SO_REUSEPORT so several loops can share one port.
  * port 0 picks an ephemeral port; sg_http_server_port() tells which. Returns 0 or SG_EIO. */
 int sg_http_server_listen(struct sg_http_server *s, const char *host, int port, bool reuseport);
+/* Whether this process can listen on host:port, tried with a socket bound without SO_REUSEPORT:
+ * a server already listening there makes it fail (with the reason logged), even one that set
+ * SO_REUSEPORT itself, which the gateway's own listeners would otherwise join and share
+ * connections with silently. Port 0 always passes. */
+int sg_http_port_check(const char *host, int port);
 int sg_http_server_port(const struct sg_http_server *s);
 /* Stop accepting, close idle connections, let in-flight requests finish (their connections close
  * afterwards). `on_drained` runs once no connection is left, or when `deadline_ms` passes

@@ -634,7 +634,9 @@ struct sg_http_server *sg_http_server_new(uv_loop_t *loop, const struct sg_http_
     return s;
 }
 
-int sg_http_server_listen(struct sg_http_server *s, const char *host, int port, bool reuseport)
+/* A non-blocking TCP socket bound to host:port (SO_REUSEADDR, and SO_REUSEPORT when asked), or
+ * -1 with the reason logged. */
+static int bound_socket(const char *host, int port, bool reuseport)
 {
     struct addrinfo hints = {.ai_family = AF_UNSPEC,
                              .ai_socktype = SOCK_STREAM,
@@ -645,27 +647,50 @@ int sg_http_server_listen(struct sg_http_server *s, const char *host, int port, 
     int rc = getaddrinfo(host, portstr, &hints, &ai);
     if (rc != 0) {
         SG_ERROR("http", "cannot resolve listen address %s: %s", host, gai_strerror(rc));
-        return SG_EIO;
+        return -1;
     }
     int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     int one = 1;
     if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
         (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0)) {
         SG_ERROR("http", "cannot create a listening socket: %s", strerror(errno));
-        if (fd >= 0)
-            close(fd);
+    } else if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
+        SG_ERROR("http", "cannot listen on %s:%d: %s%s", host, port, strerror(errno),
+                 errno == EADDRINUSE
+                     ? " (another process listens there: stop it or choose another port)"
+                     : "");
+    } else {
         freeaddrinfo(ai);
-        return SG_EIO;
+        return fd;
     }
+    if (fd >= 0)
+        close(fd);
+    freeaddrinfo(ai);
+    return -1;
+}
+
+int sg_http_port_check(const char *host, int port)
+{
+    if (port == 0)
+        return SG_OK;
+    int fd = bound_socket(host, port, false);
+    if (fd < 0)
+        return SG_EIO;
+    close(fd);
+    return SG_OK;
+}
+
+int sg_http_server_listen(struct sg_http_server *s, const char *host, int port, bool reuseport)
+{
+    int fd = bound_socket(host, port, reuseport);
+    if (fd < 0)
+        return SG_EIO;
     uv_tcp_init(s->loop, &s->listener);
     s->listener.data = s;
     s->listener_open = true;
-    rc = uv_tcp_open(&s->listener, fd);
-    if (rc == 0)
-        rc = uv_tcp_bind(&s->listener, ai->ai_addr, 0);
+    int rc = uv_tcp_open(&s->listener, fd);
     if (rc == 0)
         rc = uv_listen((uv_stream_t *)&s->listener, 1024, on_connection);
-    freeaddrinfo(ai);
     if (rc != 0) {
         SG_ERROR("http", "cannot listen on %s:%d: %s", host, port, uv_strerror(rc));
         return SG_EIO;

@@ -5,7 +5,7 @@ import signal
 import socket
 import time
 
-from harness import Conn, chat_body, check, eq, time_limit, wait_until
+from harness import Conn, chat_body, check, contains, eq, time_limit, wait_until
 
 
 def refused(port):
@@ -91,6 +91,22 @@ def test_restart_on_same_port(fx):
     gw2 = fx.gateway(cfg, args=["--port", str(port)], name="gateway2")
     eq(gw2.port, port, "the second instance binds the same port right away")
     eq(gw2.chat().status, 200, "second instance")
+
+
+@time_limit(30)
+def test_a_second_instance_on_a_taken_port_exits_instead_of_sharing_it(fx):
+    # The workers' listeners set SO_REUSEPORT; a second slogate must not join the first one's
+    # port and take part of its traffic with another config.
+    m = fx.mock()
+    gw = fx.gateway(fx.config([m]), workers=2)
+    other = fx.config([m], master_key="sk-other-instance")
+    path = fx.write_config(other, name="other.yaml")
+    r = fx.cli(["serve", "-c", path, "--port", str(gw.port), "--workers", "2"], timeout=10)
+    eq(r.code, 1, "the second instance exits 1 (%s)" % r.err)
+    contains(r.err, "already in use", "it says the port is taken")
+    contains(r.err, str(gw.port), "and which port")
+    for i in range(20):
+        eq(gw.chat().status, 200, "request %d goes to the first instance" % i)
 
 
 @time_limit(30)
