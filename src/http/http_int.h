@@ -12,6 +12,7 @@ enum conn_state {
     CONN_HEAD,     /* reading the request line and headers */
     CONN_BODY,     /* reading the body */
     CONN_HANDLING, /* the handler owns the request */
+    CONN_LINGER,   /* an error answer was sent; what still arrives is read and dropped */
     CONN_CLOSING,  /* uv_close() called on the handles */
 };
 
@@ -51,6 +52,9 @@ struct sg_http_conn {
     bool close_after; /* close once the current response is written */
     bool reading;
     bool peer_gone;
+    bool linger;           /* after the error answer is written: linger, not close */
+    uint64_t linger_until; /* sg_now_ms() deadline of CONN_LINGER */
+    uv_shutdown_t shutdown;
     int handles_open; /* tcp + timer until their close callbacks ran */
 
     size_t write_queued; /* bytes handed to uv_write and not completed */

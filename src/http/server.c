@@ -21,9 +21,14 @@
 
 #define MAX_HEADERS 128
 
-static const char *state_names[] = {"IDLE", "HEAD", "BODY", "HANDLING", "CLOSING"};
+static const char *state_names[] = {"IDLE", "HEAD", "BODY", "HANDLING", "LINGER", "CLOSING"};
+
+/* Lingering close (nginx's lingering_timeout and lingering_time): how long a connection that got
+ * an error answer keeps reading and dropping what the client still sends. */
+enum { LINGER_IDLE_MS = 5000, LINGER_MAX_MS = 30000 };
 
 static void conn_close(struct sg_http_conn *c);
+static void conn_close_or_linger(struct sg_http_conn *c);
 static void conn_process(struct sg_http_conn *c);
 static void conn_send_error(struct sg_http_conn *c, int status, const char *msg);
 static void conn_start_reading(struct sg_http_conn *c);
@@ -67,6 +72,7 @@ static void on_conn_timer(uv_timer_t *t)
                         "the request body did not arrive in time; send the whole "
                         "request promptly");
         break;
+    case CONN_LINGER: conn_close(c); break;
     default: break;
     }
 }
@@ -83,6 +89,7 @@ static void conn_set_state(struct sg_http_conn *c, enum conn_state st)
     case CONN_IDLE: uv_timer_start(&c->timer, on_conn_timer, l->idle_timeout_ms, 0); break;
     case CONN_HEAD: uv_timer_start(&c->timer, on_conn_timer, l->header_timeout_ms, 0); break;
     case CONN_BODY: uv_timer_start(&c->timer, on_conn_timer, l->body_timeout_ms, 0); break;
+    case CONN_LINGER: uv_timer_start(&c->timer, on_conn_timer, LINGER_IDLE_MS, 0); break;
     case CONN_HANDLING:
     case CONN_CLOSING: uv_timer_stop(&c->timer); break;
     }
@@ -260,7 +267,7 @@ static void on_write_done(uv_write_t *w, int status)
         if (c->on_drain && c->req_active && !c->peer_gone)
             c->on_drain(&c->req, c->drain_ud);
         if (!c->req_active && (c->close_after || c->peer_gone) && c->state != CONN_CLOSING)
-            conn_close(c);
+            conn_close_or_linger(c);
     }
 }
 
@@ -340,6 +347,7 @@ static void conn_send_error(struct sg_http_conn *c, int status, const char *msg)
                    status, sg_http_reason(status), body.len, sg_http_server_date(c->srv),
                    body.data);
     c->close_after = true;
+    c->linger = status != 408;        /* a client too slow to send gets no more time */
     conn_set_state(c, CONN_HANDLING); /* stop reading and timers while the answer drains */
     uv_read_stop((uv_stream_t *)&c->tcp);
     c->reading = false;
@@ -347,7 +355,7 @@ static void conn_send_error(struct sg_http_conn *c, int status, const char *msg)
     sg_buf_dispose(&body);
     sg_buf_dispose(&out);
     if (c->write_queued == 0)
-        conn_close(c);
+        conn_close_or_linger(c);
 }
 
 /* ---- connection lifecycle ---- */
@@ -388,6 +396,24 @@ static void conn_close(struct sg_http_conn *c)
     c->peer_gone = true;
     uv_close((uv_handle_t *)&c->tcp, on_conn_handle_closed);
     uv_close((uv_handle_t *)&c->timer, on_conn_handle_closed);
+}
+
+/* After an error answer the client may still be sending its request (a body over the limit,
+ * say). Closing now would make the kernel answer those bytes with a reset, and the client would
+ * see "connection reset" instead of the answer. So, as nginx does, the write side is shut (the
+ * client reads the answer and the end of the stream) and what still arrives is read and dropped
+ * until the client closes, LINGER_IDLE_MS pass without a byte or LINGER_MAX_MS in all. */
+static void conn_close_or_linger(struct sg_http_conn *c)
+{
+    if (!c->linger || c->peer_gone || c->srv->draining ||
+        uv_shutdown(&c->shutdown, (uv_stream_t *)&c->tcp, NULL) != 0) {
+        conn_close(c);
+        return;
+    }
+    c->linger_until = sg_now_ms() + LINGER_MAX_MS;
+    conn_set_state(c, CONN_LINGER);
+    if (!c->reading)
+        conn_start_reading(c);
 }
 
 /* The client went away while its request was being handled. */
@@ -536,6 +562,13 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 static void on_read(uv_stream_t *stream, ssize_t n, const uv_buf_t *buf)
 {
     struct sg_http_conn *c = stream->data;
+    if (c->state == CONN_LINGER) {
+        if (n < 0 || sg_now_ms() >= c->linger_until)
+            conn_close(c);
+        else if (n > 0)
+            uv_timer_start(&c->timer, on_conn_timer, LINGER_IDLE_MS, 0);
+        return;
+    }
     if (c->close_after && !c->req_active) {
         /* The answer is draining before a close: ignore (and stop) further input. */
         if (n < 0) {
@@ -789,7 +822,8 @@ void sg_http_server_drain(struct sg_http_server *s, uint32_t deadline_ms,
         next = c->next;
         if (c->req_active)
             c->close_after = true;
-        else if (c->state == CONN_IDLE || (c->state == CONN_HEAD && c->in.len == 0))
+        else if (c->state == CONN_IDLE || c->state == CONN_LINGER ||
+                 (c->state == CONN_HEAD && c->in.len == 0))
             conn_close(c);
     }
     server_maybe_drained(s);

@@ -29,6 +29,10 @@ def test_413_body_over_max_request_size(fx):
     eq(r.status, 413, "a 20 KB body with max_request_size_mb 0.01 (%s)" % r.text)
     e = r.error()
     eq(e["type"], "invalid_request_error", "error type")
+    # A client that sends its whole body before it reads (as the SDKs do) gets the 413 too, not a
+    # connection reset: after answering, the gateway reads and drops the rest of the body.
+    r = gw.chat(chat_body(content="z" * 8000000))
+    eq(r.status, 413, "an 8 MB body sent whole before reading (%s)" % r.text[:200])
     # Announced by Content-Length, the gateway can answer before the body is sent.
     c = fx.conn(gw.port)
     c.send(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
