@@ -923,17 +923,12 @@ void gw_chat(struct sg_http_request *req, struct sg_worker *w)
                                                          : SG_API_CHAT;
 
     if (!gw_authenticate(req, cfg)) {
-        if (g->chat.api == SG_API_MESSAGES) {
+        if (g->chat.api == SG_API_MESSAGES)
             gw_error(g, 401, "authentication_error", "invalid_api_key",
                      "invalid x-api-key: send the gateway's master key in x-api-key or "
                      "'Authorization: Bearer <key>'");
-            gw_finish(g);
-            return;
-        }
-        g->error_type = "invalid_api_key";
-        g->status = 401;
-        g->finished = true;
-        gw_reject_auth(req);
+        else
+            gw_error(g, 401, "invalid_request_error", "invalid_api_key", GW_AUTH_MESSAGE);
         gw_finish(g);
         return;
     }

@@ -167,6 +167,7 @@ static void worker_main(void *arg)
     };
     w->up = sg_upstream_new(&w->loop);
     w->http = sg_http_server_new(&w->loop, &lim, sg_gateway_handle, w);
+    sg_http_server_on_refusal(w->http, gw_refused);
     w->listen_rc = sg_http_server_listen(w->http, gw->host, gw->port, true);
     if (w->listen_rc == 0 && gw->port == 0)
         gw->port = sg_http_server_port(w->http); /* worker 0 picks; the others follow */

@@ -78,6 +78,10 @@ struct sg_gateway {
 /* handler.c: the HTTP handler every worker's server calls, and the auth helpers. */
 void sg_gateway_handle(struct sg_http_request *req, void *worker);
 bool gw_authenticate(struct sg_http_request *req, const struct sg_config *cfg);
+/* The 401 for a missing or wrong key, OpenAI-shaped. */
+#define GW_AUTH_MESSAGE                                                                            \
+    "Incorrect API key provided. Send 'Authorization: Bearer <key>' with the gateway's master "    \
+    "key."
 void gw_reject_auth(struct sg_http_request *req);
 
 /* What a reload published. */
@@ -120,6 +124,11 @@ void gw_telemetry_worker_start(struct sg_worker *w);
 void gw_telemetry_worker_stop(struct sg_worker *w, void (*then)(void *ud));
 /* A request's event: trace context from `traceparent`, in flight +1. */
 struct sg_event *gw_event_begin(struct sg_worker *w, struct sg_http_request *req);
+/* Record a request the HTTP server refused itself (malformed, too large, too slow) and give its
+ * request id: the event of a model endpoint's request that never reached the handler. */
+void gw_event_refusal(struct sg_worker *w, const struct sg_http_refusal *r, char request_id[33]);
+/* The HTTP server's refusal hook: records the ones on model endpoints (gw_event_refusal). */
+void gw_refused(const struct sg_http_refusal *r, char request_id[33], void *ud);
 /* An attempt's child span; `traceparent` gets the header line to send upstream (or ""). */
 int gw_event_attempt_begin(struct sg_worker *w, struct sg_event *ev, const struct sg_deployment *d,
                            uint64_t offset_us, char *traceparent, size_t tp_len);

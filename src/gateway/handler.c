@@ -36,9 +36,7 @@ static void respond_json(struct sg_http_request *req, int status, const char *bo
 
 void gw_reject_auth(struct sg_http_request *req)
 {
-    sg_http_respond_error(req, 401, "invalid_request_error", "invalid_api_key",
-                          "Incorrect API key provided. Send 'Authorization: Bearer <key>' with "
-                          "the gateway's master key.");
+    sg_http_respond_error(req, 401, "invalid_request_error", "invalid_api_key", GW_AUTH_MESSAGE);
 }
 
 static void readiness(struct sg_http_request *req, struct sg_worker *w)
@@ -108,6 +106,15 @@ static const struct route {
     {"/v1/models", false, models},
     {"/models", false, models},
 };
+
+void gw_refused(const struct sg_http_refusal *r, char request_id[33], void *ud)
+{
+    for (size_t i = 0; i < SG_ARRAY_LEN(routes); i++)
+        if (routes[i].handle == gw_chat && sg_slice_eq(r->path, routes[i].path)) {
+            gw_event_refusal(ud, r, request_id);
+            return;
+        }
+}
 
 void sg_gateway_handle(struct sg_http_request *req, void *ud)
 {

@@ -316,22 +316,44 @@ void gw_telemetry_worker_stop(struct sg_worker *w, void (*then)(void *ud))
 
 /* ---- the event ---- */
 
-struct sg_event *gw_event_begin(struct sg_worker *w, struct sg_http_request *req)
+/* A new event in the trace `tp` names (a new trace without one), counted in flight. */
+static struct sg_event *event_new(struct sg_worker *w, struct sg_slice tp)
 {
     struct gw_telemetry *t = w->gw->tel;
     struct sg_event *ev = sg_event_new();
-    struct sg_slice tp = sg_http_header_get(req, "traceparent");
     if (!tp.p || !sg_traceparent_parse(tp, ev->trace_id, ev->parent_span_id, &ev->trace_flags)) {
         sg_rand_hex(ev->trace_id, 16);
         ev->parent_span_id[0] = '\0';
         ev->trace_flags = 1; /* sampled: every request is exported */
     }
     sg_rand_hex(ev->span_id, 8);
-    if (t && t->log_prompts && t->reqlog && req->body.len)
-        ev->prompt = sg_xstrndup(req->body.data, SG_MIN(req->body.len, (size_t)PROMPT_MAX));
     if (t && w->shard)
         sg_telemetry_in_flight(t->tel, w->shard, 1);
     return ev;
+}
+
+struct sg_event *gw_event_begin(struct sg_worker *w, struct sg_http_request *req)
+{
+    struct gw_telemetry *t = w->gw->tel;
+    struct sg_event *ev = event_new(w, sg_http_header_get(req, "traceparent"));
+    if (t && t->log_prompts && t->reqlog && req->body.len)
+        ev->prompt = sg_xstrndup(req->body.data, SG_MIN(req->body.len, (size_t)PROMPT_MAX));
+    return ev;
+}
+
+void gw_event_refusal(struct sg_worker *w, const struct sg_http_refusal *r, char request_id[33])
+{
+    struct sg_event *ev = event_new(w, (struct sg_slice){NULL, 0}); /* its headers are not read */
+    sg_request_id(request_id);
+    uint64_t now = sg_now_us(), t0 = r->t_start_us ? r->t_start_us : now;
+    SG_EVENT_SETS(ev, request_id, request_id);
+    ev->start_unix_us = sg_wall_us() - (now - t0);
+    ev->status = r->status;
+    SG_EVENT_SETS(ev, error_type, r->code);
+    /* The answer is the first byte; the time is the client's (sending, or not), none the
+     * gateway's own: overhead 0. */
+    ev->latency_ms_total = ev->ttft_ms = (double)(now - t0) / 1000.0;
+    gw_event_record(w, ev, NULL);
 }
 
 /* "https://api.openai.com/v1" -> host "api.openai.com", port 443. */

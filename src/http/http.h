@@ -63,6 +63,19 @@ typedef void (*sg_http_drain_fn)(struct sg_http_request *req, void *ud);
 /* Create a server on `loop`; `handler` receives every complete request. */
 struct sg_http_server *sg_http_server_new(uv_loop_t *loop, const struct sg_http_limits *limits,
                                           sg_http_handler_fn handler, void *ud);
+/* A request the server answered itself before any handler saw it (400 malformed, 408, 413, 431).
+ * method and path are empty when they were not read whole. */
+struct sg_http_refusal {
+    struct sg_slice method, path;
+    int status;
+    const char *code;    /* the error code of the answer: bad_request, request_timeout, ... */
+    uint64_t t_start_us; /* sg_now_us() at the request's first byte */
+};
+/* Told of each refusal before it is answered; it may write a request id (at most 32 characters,
+ * "" for none) that the answer then carries as x-request-id. */
+typedef void (*sg_http_refusal_fn)(const struct sg_http_refusal *r, char request_id[33], void *ud);
+void sg_http_server_on_refusal(struct sg_http_server *s, sg_http_refusal_fn fn);
+
 /* Bind and listen. `reuseport` sets SO_REUSEPORT so several loops can share one port.
  * port 0 picks an ephemeral port; sg_http_server_port() tells which. Returns 0 or SG_EIO. */
 int sg_http_server_listen(struct sg_http_server *s, const char *host, int port, bool reuseport);

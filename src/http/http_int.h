@@ -71,6 +71,7 @@ struct sg_http_server {
     bool listener_open;
     struct sg_http_limits lim;
     sg_http_handler_fn handler;
+    sg_http_refusal_fn on_refusal; /* may be NULL; gets `ud` too */
     void *ud;
     struct sg_http_conn *conns; /* doubly linked list */
     size_t n_conns;

@@ -334,6 +334,18 @@ static void conn_send_error(struct sg_http_conn *c, int status, const char *msg)
                        : status == 413 ? "request_too_large"
                        : status == 431 ? "headers_too_large"
                                        : "bad_request";
+    char request_id[33] = "";
+    if (c->srv->on_refusal) {
+        struct sg_http_refusal r = {
+            .status = status, .code = code, .t_start_us = c->req.t_start_us};
+        if (c->url_len && (c->headers_done || c->n_spans)) { /* the request line was read whole */
+            r.method = sg_slice_of(llhttp_method_name((llhttp_method_t)c->parser.method));
+            const char *url = c->in.data + c->url_off;
+            const char *q = memchr(url, '?', c->url_len);
+            r.path = (struct sg_slice){url, q ? (size_t)(q - url) : c->url_len};
+        }
+        c->srv->on_refusal(&r, request_id, c->srv->ud);
+    }
     struct sg_buf body;
     sg_buf_init(&body, 0);
     sg_buf_appends(&body, "{\"error\":{\"message\":\"");
@@ -343,9 +355,9 @@ static void conn_send_error(struct sg_http_conn *c, int status, const char *msg)
     sg_buf_init(&out, 0);
     sg_buf_appendf(&out,
                    "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
-                   "Connection: close\r\nDate: %s\r\n\r\n%s",
-                   status, sg_http_reason(status), body.len, sg_http_server_date(c->srv),
-                   body.data);
+                   "%s%s%sConnection: close\r\nDate: %s\r\n\r\n%s",
+                   status, sg_http_reason(status), body.len, request_id[0] ? "x-request-id: " : "",
+                   request_id, request_id[0] ? "\r\n" : "", sg_http_server_date(c->srv), body.data);
     c->close_after = true;
     c->linger = status != 408;        /* a client too slow to send gets no more time */
     conn_set_state(c, CONN_HANDLING); /* stop reading and timers while the answer drains */
@@ -735,6 +747,11 @@ int sg_http_server_listen(struct sg_http_server *s, const char *host, int port, 
                                        : ntohs(((struct sockaddr_in *)&ss)->sin_port);
     s->listening = true;
     return SG_OK;
+}
+
+void sg_http_server_on_refusal(struct sg_http_server *s, sg_http_refusal_fn fn)
+{
+    s->on_refusal = fn;
 }
 
 int sg_http_server_port(const struct sg_http_server *s)

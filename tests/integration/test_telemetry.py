@@ -13,7 +13,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from harness import MASTER_KEY, chat_body, check, contains, eq, http, time_limit, wait_until
+from harness import MASTER_KEY, Conn, chat_body, check, contains, eq, http, time_limit, wait_until
 from pg import Postgres
 
 
@@ -129,12 +129,27 @@ def test_sqlite_every_request_is_one_row(fx):
     # Requests that fail count too: a bad key, an unknown model, bad JSON.
     r = gw.chat(chat_body(), key="wrong")
     eq(r.status, 401, "wrong key")
+    ids.append(r.header("x-request-id"))
     r = gw.chat(chat_body(model="no/such-model"))
     eq(r.status, 404, "unknown model")
     ids.append(r.header("x-request-id"))
     r = http(gw.port, "POST", "/v1/chat/completions", "{nope")
     eq(r.status, 400, "bad JSON")
-    n = 150 + 20 + 3
+    # So do the ones the HTTP layer refuses before the handler: too large, malformed, headers too
+    # large. A refusal on another path is no model request and no row.
+    refused = [(b"Content-Length: 50000000\r\n", 413),
+               (b"Content-Length: 5\r\nContent-Length: 6\r\n", 400),
+               (b"X-Big: " + b"b" * 20000 + b"\r\nContent-Length: 2\r\n", 431)]
+    for path in (b"/v1/chat/completions", b"/elsewhere"):
+        for head, status in refused:
+            with Conn(gw.port) as c:
+                c.send(b"POST " + path + b" HTTP/1.1\r\nHost: t\r\n" + head + b"\r\n{}")
+                r = c.read_response()
+            eq(r.status, status, "%s refused (%s)" % (path, r.text))
+            if path == b"/v1/chat/completions":
+                ids.append(r.header("x-request-id"))
+    check(None not in ids, "every model request's answer has an x-request-id")
+    n = 150 + 20 + 3 + 3
     db = fx.path("t.db")
     wait_until(lambda: sqlite_count(db) >= n, 10, "%d rows in SQLite" % n)
     time.sleep(0.5)  # nothing more arrives
@@ -145,7 +160,12 @@ def test_sqlite_every_request_is_one_row(fx):
     missing = [i for i in ids if i not in stored]
     eq(missing, [], "answers' x-request-id values missing from the store")
     rows = sqlite_rows(db, "SELECT status, count(*) FROM slogate_requests GROUP BY status")
-    eq(dict(rows), {200: 170, 400: 1, 401: 1, 404: 1}, "rows by status")
+    eq(dict(rows), {200: 170, 400: 2, 401: 1, 404: 1, 413: 1, 431: 1}, "rows by status")
+    e = sqlite_rows(db, "SELECT status, error_type, ttft_ms >= 0, overhead_us FROM "
+                        "slogate_requests WHERE status IN (413, 431) OR error_type = 'bad_request' "
+                        "ORDER BY status")
+    eq([list(x) for x in e], [[400, "bad_request", 1, 0], [413, "request_too_large", 1, 0],
+                              [431, "headers_too_large", 1, 0]], "the refusals' rows")
     one = sqlite_rows(db, "SELECT tenant_id, alias, provider, model, deployment, region, "
                           "error_type, input_tokens > 0, output_tokens > 0, latency_ms_total > 0, "
                           "ttft_ms > 0, ttft_ms <= latency_ms_total, overhead_us > 0, retries, "
