@@ -73,6 +73,7 @@ struct gw_req {
     struct sg_buf up_body; /* encoded for the current attempt */
     struct sg_buf log;     /* "primary: HTTP 500 (12 ms); ..." for the final error */
     enum sg_outcome last_outcome;
+    int n_timeouts; /* attempts that failed by a timeout (first byte or whole answer) */
 
     bool stream_started; /* the stream head went to the client */
     bool finished;       /* the HTTP request was finished */
@@ -522,9 +523,14 @@ static void gw_fail(struct gw_req *g)
         gw_error(g, 504, "timeout", "deadline_exceeded",
                  "the request deadline (router_settings.timeout) passed after %d attempt%s: %s",
                  rt->attempts, rt->attempts == 1 ? "" : "s", g->log.data ? g->log.data : "none");
-    } else if (g->last_outcome == SG_OUT_FIRST_BYTE && rt->attempts == 1) {
+    } else if (g->n_timeouts == rt->attempts && g->last_outcome == SG_OUT_FIRST_BYTE) {
         gw_error(g, 504, "timeout", "first_byte_timeout",
                  "no deployment answered in time: %s; retry later or raise stream_timeout",
+                 g->log.data ? g->log.data : "");
+    } else if (g->n_timeouts == rt->attempts) {
+        gw_error(g, 504, "timeout", "timeout",
+                 "no deployment completed its answer in time: %s; retry later or raise the "
+                 "deployment's timeout",
                  g->log.data ? g->log.data : "");
     } else {
         gw_error(g, 502, "api_error", "upstream_error", "%s%d attempt%s failed: %s",
@@ -552,6 +558,7 @@ static void log_attempt(struct gw_req *g, struct gw_attempt *a, const struct sg_
     sg_buf_appendf(&g->log, "%s%s (%s at %s): %s, %" PRIu64 " ms", g->log.len ? "; " : "",
                    a->dep->id, a->dep->model, a->dep->api_base, what, r->total_us / 1000);
     g->last_outcome = o;
+    g->n_timeouts += r->error == SG_ETIMEOUT;
 }
 
 /* The answer's usage, priced at its deployment's prices; unpriced deployments cost 0 and are

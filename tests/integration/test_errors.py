@@ -164,5 +164,13 @@ def test_hung_upstream_is_504_after_its_timeout(fx):
     wait_until(lambda: m.stats()["in_flight"] == 0, 2,
                "the timed-out upstream requests to be abandoned (mock in_flight 0)")
     eq(m.stats()["aborted"], 2, "the provider saw both requests abandoned")
+    # With timeout alone (no stream_timeout) the whole answer is bounded: 504 `timeout` too.
+    cfg = fx.config([m], timeout=1)
+    del cfg["model_list"][0]["litellm_params"]["stream_timeout"]
+    gw2 = fx.gateway(cfg, name="gateway2")
+    r = gw2.chat(chat_body())
+    eq(r.status, 504, "a provider that never answers, timeout 1 s (%s)" % r.text)
+    eq(r.error()["code"], "timeout", "error code")
+    contains(r.error()["message"], "did not complete the response within 1000 ms", "the reason")
     m.clear_faults()
     eq(gw.chat().status, 200, "after the provider recovers")
