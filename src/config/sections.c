@@ -910,6 +910,32 @@ bool sg_cfg_is_section(const char *key, size_t len)
     return false;
 }
 
+/* Sections this version reads and checks but does not act on yet: said once each, so nobody
+ * believes a budget or a rate limit protects them (docs/configuration.md, "Not enforced yet"). */
+static void warn_not_enforced(struct sg_cfg_loader *ld, const struct sg_ynode *root)
+{
+    static const char *const idle[] = {"budgets", "rate_limits", "cache", "alerts"};
+    for (size_t i = 0; root && root->kind == SG_YMAP && i < root->n; i++) {
+        const struct sg_ynode *k = root->pairs[i].key;
+        for (size_t j = 0; j < SG_ARRAY_LEN(idle); j++)
+            if (k->len == strlen(idle[j]) && memcmp(k->s, idle[j], k->len) == 0 &&
+                !sg_ynode_is_null(root->pairs[i].val))
+                sg_cfg_warn(ld, k->line,
+                            "%s is checked but not enforced by this version of slogate yet",
+                            idle[j]);
+    }
+    const struct sg_config *c = ld->c;
+    for (size_t i = 0; i < c->n_features; i++) {
+        const struct sg_feature *f = &c->features[i];
+        if (f->max_input_tokens || f->max_output_tokens || f->max_cost_per_request_usd > 0 ||
+            f->cache.enabled)
+            sg_cfg_warn(ld, f->line,
+                        "features.%s: its caps and cache are checked but not enforced by this "
+                        "version of slogate yet (prompt_caching works)",
+                        f->name);
+    }
+}
+
 void sg_cfg_load_sections(struct sg_cfg_loader *ld, const struct sg_ynode *root)
 {
     struct sg_config *c = ld->c;
@@ -942,6 +968,7 @@ void sg_cfg_load_sections(struct sg_cfg_loader *ld, const struct sg_ynode *root)
                     "rate_limits.burst has no effect without rps: set rps (requests per second "
                     "per key)");
     }
+    warn_not_enforced(ld, root);
 }
 
 void sg_cfg_free_sections(struct sg_config *c)

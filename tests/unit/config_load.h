@@ -91,10 +91,21 @@ static inline bool has(enum sg_diag_severity sev, int line, const char *sub)
 #define assert_error(line, sub) assert_diag(SG_DIAG_ERROR, line, sub)
 #define assert_warning(line, sub) assert_diag(SG_DIAG_WARNING, line, sub)
 
-/* The load gave a config and said nothing at all. */
+/* Warnings, less the notes that a section is checked but not enforced by this version yet
+ * (tests that are about those count them themselves). */
+static inline size_t warnings(void)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < D.n; i++)
+        n += D.v[i].severity == SG_DIAG_WARNING &&
+             !strstr(D.v[i].msg, "not enforced by this version of slogate yet");
+    return n;
+}
+
+/* The load gave a config and said nothing at all (but the not-enforced notes). */
 #define assert_clean(c)                                                                            \
     do {                                                                                           \
-        if (!(c) || sg_diags_errors(&D) || sg_diags_warnings(&D)) {                                \
+        if (!(c) || sg_diags_errors(&D) || warnings()) {                                           \
             dump();                                                                                \
             fail_msg("expected a clean load");                                                     \
         }                                                                                          \
