@@ -49,6 +49,7 @@ struct sg_http_request {
     size_t n_headers;
     struct sg_buf body;  /* de-chunked request body */
     bool keep_alive;     /* the connection may carry another request after this one */
+    bool http10;         /* an HTTP/1.0 client: no chunked framing, keep-alive only if asked */
     bool aborted;        /* the client went away; writes are ignored */
     uint64_t t_start_us; /* monotonic time the first byte of this request arrived */
     void *user;          /* free for the handler */

@@ -57,6 +57,8 @@ static void append_head(struct sg_buf *out, struct sg_http_request *req, int sta
     sg_buf_append(out, "\r\n", 2);
     if (!req->keep_alive || req->server->draining)
         sg_buf_appends(out, "Connection: close\r\n");
+    else if (req->http10) /* a 1.0 connection closes unless the answer says otherwise */
+        sg_buf_appends(out, "Connection: keep-alive\r\n");
 }
 
 void sg_http_respond(struct sg_http_request *req, int status, const struct sg_http_header *headers,
@@ -118,8 +120,11 @@ void sg_http_stream_begin(struct sg_http_request *req, int status,
         return;
     struct sg_buf *b = &req->server->scratch;
     sg_buf_reset(b);
+    /* HTTP/1.0 has no chunked coding: the stream's end is the connection's (RFC 9112 §6.1). */
+    if (req->http10)
+        req->keep_alive = false;
     append_head(b, req, status, headers, n_headers);
-    sg_buf_appends(b, "Transfer-Encoding: chunked\r\n\r\n");
+    sg_buf_appends(b, req->http10 ? "\r\n" : "Transfer-Encoding: chunked\r\n\r\n");
     sg_http_conn_write(c, b->data, b->len);
 }
 
@@ -128,6 +133,10 @@ size_t sg_http_stream_write(struct sg_http_request *req, const char *data, size_
     struct sg_http_conn *c = req->conn;
     if (req->aborted || len == 0)
         return c->write_queued;
+    if (req->http10) {
+        sg_http_conn_write(c, data, len);
+        return c->write_queued;
+    }
     char stack[4096];
     char *frame = len + 32 <= sizeof stack ? stack : sg_xmalloc(len + 32);
     int h = snprintf(frame, 32, "%zx\r\n", len);
@@ -142,7 +151,7 @@ size_t sg_http_stream_write(struct sg_http_request *req, const char *data, size_
 void sg_http_stream_end(struct sg_http_request *req)
 {
     struct sg_http_conn *c = req->conn;
-    if (!req->aborted && c->stream_open)
+    if (!req->aborted && c->stream_open && !req->http10)
         sg_http_conn_write(c, "0\r\n\r\n", 5);
     sg_http_conn_finish(c);
 }

@@ -207,7 +207,8 @@ static int on_headers_complete(llhttp_t *p)
             struct hdr_span *h = &c->spans[i];
             struct sg_slice name = {c->in.data + h->name_off, h->name_len};
             struct sg_slice val = {c->in.data + h->value_off, h->value_len};
-            if (sg_slice_ieq(name, "expect") && sg_slice_ieq(val, "100-continue")) {
+            if (sg_slice_ieq(name, "expect") && sg_slice_ieq(val, "100-continue") &&
+                !(p->http_major == 1 && p->http_minor == 0)) { /* 1.0 knows no 100 */
                 static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
                 sg_http_conn_write(c, cont, sizeof cont - 1);
             }
@@ -475,6 +476,7 @@ static void conn_dispatch(struct sg_http_conn *c)
         r->query = (struct sg_slice){"", 0};
     }
     r->keep_alive = c->keep_alive && !c->srv->draining;
+    r->http10 = c->parser.http_major == 1 && c->parser.http_minor == 0;
     r->aborted = false;
     r->user = NULL;
     c->on_abort = NULL;

@@ -442,6 +442,38 @@ static void test_stream_chunks_and_error_shape(void **state)
     stop(f, 2);
 }
 
+/* HTTP/1.0: a stream has no chunked framing and ends with the connection; a keep-alive the
+ * client asked for is said in the answer; Expect: 100-continue is not answered. */
+static void test_http10(void **state)
+{
+    (void)state;
+    struct fixture *f = start(NULL);
+    const char stream[] = "GET /stream HTTP/1.0\r\nHost: a\r\nConnection: keep-alive\r\n\r\n";
+    char *r = exchange(f, stream, sizeof stream - 1, 2000); /* returns at EOF */
+    assert_null(strstr(r, "Transfer-Encoding"));
+    assert_non_null(strstr(r, "Connection: close\r\n"));
+    assert_non_null(strstr(r, "\r\n\r\nabbccc"));
+    assert_int_equal(strlen(strstr(r, "\r\n\r\n")), 4 + 6);
+
+    int fd = connect_to(f->port);
+    char buf[4096];
+    for (int i = 0; i < 2; i++) { /* the same connection twice */
+        const char req[] = "GET /k HTTP/1.0\r\nHost: a\r\nConnection: keep-alive\r\n\r\n";
+        send_all(fd, req, sizeof req - 1);
+        assert_true(read_all(fd, buf, sizeof buf, 300) > 0);
+        assert_non_null(strstr(buf, "HTTP/1.1 200 OK"));
+        assert_non_null(strstr(buf, "Connection: keep-alive\r\n"));
+    }
+    close(fd);
+
+    const char expect[] = "POST /e HTTP/1.0\r\nHost: a\r\nExpect: 100-continue\r\n"
+                          "Content-Length: 2\r\n\r\nhi";
+    r = exchange(f, expect, sizeof expect - 1, 2000);
+    assert_null(strstr(r, "100 Continue"));
+    assert_non_null(strstr(r, "len=2 body=hi"));
+    stop(f, 2);
+}
+
 static void test_drain_finishes_in_flight(void **state)
 {
     (void)state;
@@ -472,6 +504,7 @@ int main(void)
         cmocka_unit_test(test_keepalive_and_pipelining),
         cmocka_unit_test(test_keepalive_separate_writes),
         cmocka_unit_test(test_pipelining_past_the_read_ahead_limit),
+        cmocka_unit_test(test_http10),
         cmocka_unit_test(test_chunked_body),
         cmocka_unit_test(test_header_too_large_431),
         cmocka_unit_test(test_body_too_large_413),
