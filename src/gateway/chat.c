@@ -648,12 +648,15 @@ static void answer(struct gw_req *g, struct gw_attempt *a, int status)
 static void relay_client_error(struct gw_req *g, struct gw_attempt *a, int status)
 {
     bool anthropic = a->dep->kind == SG_PROVIDER_ANTHROPIC;
-    if (anthropic == (g->chat.api == SG_API_MESSAGES)) {
-        gw_respond(g, status, a->body.data ? a->body.data : "", a->body.len);
-        return;
-    }
     struct sg_provider_error e;
     sg_provider_classify(status, a->body.data, a->body.len, &e);
+    /* Unchanged when the client speaks the provider's API and the body is an error in it; a
+     * plain-text or HTML body (a proxy in front of the provider, say) is put in the client's
+     * shape, its text as the message. */
+    if (e.shaped && anthropic == (g->chat.api == SG_API_MESSAGES)) {
+        gw_respond(g, status, a->body.data, a->body.len);
+        return;
+    }
     sg_buf_reset(&a->xlate);
     if (g->chat.api == SG_API_MESSAGES) {
         sg_anthropic_error_body(&a->xlate, status, e.message);

@@ -59,6 +59,7 @@ void sg_provider_classify(int status, const char *body, size_t len, struct sg_pr
     char err[64];
     struct json_object *root = len ? sg_json_parse_strict(body, len, err, sizeof err) : NULL;
     struct json_object *e = pj_get(root, "error");
+    out->shaped = e != NULL;
     if (pj_is(e, json_type_string)) {
         snprintf(out->message, sizeof out->message, "%s", json_object_get_string(e));
     } else if (e) {

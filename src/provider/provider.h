@@ -286,6 +286,7 @@ struct sg_provider_error {
     enum sg_error_class cls;
     int status;
     bool retryable; /* the router may try another deployment */
+    bool shaped;    /* the body is a JSON object with an "error" member (an API's own shape) */
     char type[64];  /* the provider's error type, if any */
     char code[64];  /* the provider's error code, if any */
     char message[512];

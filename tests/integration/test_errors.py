@@ -1,7 +1,9 @@
 """Errors a client sees: auth, bad requests, unknown models, upstream failures. OpenAI-shaped."""
 
 import json
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from harness import (Conn, MASTER_KEY, chat_body, check, contains, eq, free_port, http,
                      time_limit, wait_until)
@@ -118,6 +120,35 @@ def test_upstream_client_errors_pass_through_unchanged(fx):
     r = gw.chat({"model": "app/chat", "messages": [{"role": "wizard", "content": "x"}]})
     eq(r.status, 400, "provider-side validation error (%s)" % r.text)
     contains(r.error()["message"].lower(), "role", "the provider's message")
+
+
+def test_a_providers_plain_text_error_comes_in_the_clients_shape(fx):
+    # A 400 that is not JSON (a proxy in front of the provider, say) still reaches an OpenAI
+    # client as an OpenAI error, its text as the message.
+    class Upstream(BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.rfile.read(int(self.headers["Content-Length"]))
+            body = b"bad request from the edge proxy"
+            self.send_response(400)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), Upstream)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        gw = fx.gateway(fx.config(["http://127.0.0.1:%d/v1" % srv.server_port]))
+        r = gw.chat()
+        eq(r.status, 400, "the provider's 400 (%s)" % r.text)
+        eq(r.header("content-type"), "application/json", "content type")
+        contains(r.error()["message"], "bad request from the edge proxy", "its text")
+    finally:
+        srv.shutdown()
+        srv.server_close()
 
 
 def test_upstream_wrong_key_is_not_the_clients_fault(fx):
