@@ -77,7 +77,9 @@ struct gw_req {
 
     bool stream_started; /* the stream head went to the client */
     bool finished;       /* the HTTP request was finished */
-    uint64_t t_recv_us, t_attempt_us, t_up_done_us;
+    uint64_t t_recv_us;  /* the request's first byte */
+    uint64_t t_read_us;  /* the request read whole: where the gateway's own time starts */
+    uint64_t t_attempt_us, t_up_done_us;
     uint64_t retry_after_s;     /* Retry-After on our own answer (503) */
     char faults[256];           /* x-slogate-faults: drill faults active right now */
     struct sg_usage usage;      /* as the answering provider reported it */
@@ -108,6 +110,14 @@ static struct sg_slice num_value(char *buf, uint64_t v)
     return (struct sg_slice){buf, sg_fmt_u64(buf, v)};
 }
 
+/* The gateway's own time (x-slogate-overhead-us): from the request read whole to the first
+ * upstream call, plus from the upstream's end to now. The client's upload is not in it. */
+static uint64_t gw_overhead_us(const struct gw_req *g, uint64_t now)
+{
+    return (g->t_attempt_us ? g->t_attempt_us : now) - g->t_read_us +
+           (g->t_up_done_us ? now - g->t_up_done_us : 0);
+}
+
 /* The x-slogate-* headers every proxied answer carries. Returns how many were written. */
 static size_t gw_headers(struct gw_req *g, struct sg_http_header *h, const char *content_type)
 {
@@ -121,10 +131,6 @@ static size_t gw_headers(struct gw_req *g, struct sg_http_header *h, const char 
             (struct sg_http_header){SG_SLICE_LIT("x-slogate-provider"), sg_slice_of(d->provider)};
     }
     uint64_t now = sg_now_us();
-    /* Overhead = receipt → first upstream call started, plus upstream done → answer written. */
-    uint64_t overhead = g->t_attempt_us ? g->t_attempt_us - g->t_recv_us : now - g->t_recv_us;
-    if (g->t_up_done_us)
-        overhead += now - g->t_up_done_us;
     h[n++] = (struct sg_http_header){SG_SLICE_LIT("x-slogate-attempts"),
                                      num_value(g->hdr_vals[0], (uint64_t)g->route.attempts)};
     h[n++] = (struct sg_http_header){SG_SLICE_LIT("x-slogate-failover-hops"),
@@ -133,7 +139,7 @@ static size_t gw_headers(struct gw_req *g, struct sg_http_header *h, const char 
     h[n++] = (struct sg_http_header){SG_SLICE_LIT("x-slogate-latency-ms"),
                                      num_value(g->hdr_vals[2], (now - g->t_recv_us) / 1000)};
     h[n++] = (struct sg_http_header){SG_SLICE_LIT("x-slogate-overhead-us"),
-                                     num_value(g->hdr_vals[3], overhead)};
+                                     num_value(g->hdr_vals[3], gw_overhead_us(g, now))};
     /* Whole answers: the cost of the usage they report. Streams: the head leaves before the
      * usage exists, so the header holds the pre-call estimate (docs/pricing.md). */
     snprintf(g->cost_hdr, sizeof g->cost_hdr, "%.8f", g->cost_usd);
@@ -216,9 +222,7 @@ static void gw_record(struct gw_req *g)
     ev->latency_ms_total = (double)(now - g->t_recv_us) / 1000.0;
     ev->ttft_ms =
         g->t_first_client_us ? (double)(g->t_first_client_us - g->t_recv_us) / 1000.0 : -1;
-    /* As x-slogate-overhead-us: receipt to the first upstream call, plus answer handling. */
-    ev->overhead_us = (g->t_attempt_us ? g->t_attempt_us - g->t_recv_us : now - g->t_recv_us) +
-                      (g->t_up_done_us ? now - g->t_up_done_us : 0);
+    ev->overhead_us = gw_overhead_us(g, now);
     ev->retries = g->route.attempts > 1 ? g->route.attempts - 1 : 0;
     ev->failover_hops = g->route.hops;
     ev->input_tokens = g->usage.input_tokens;
@@ -911,7 +915,8 @@ void gw_chat(struct sg_http_request *req, struct sg_worker *w)
     g->w = w;
     g->http = req;
     g->rt = sg_runtime_ref(w->rt);
-    g->t_recv_us = req->t_start_us ? req->t_start_us : sg_now_us();
+    g->t_read_us = sg_now_us();
+    g->t_recv_us = req->t_start_us ? req->t_start_us : g->t_read_us;
     g->cache_state = "bypass";
     sg_request_id(g->request_id); /* time-ordered: cheap inserts into the store's key */
     g->ev = gw_event_begin(w, req);

@@ -27,6 +27,24 @@ def check_proxy_headers(r, deployment="primary"):
     check(len(r.header("x-request-id")) >= 8, "x-request-id looks like an id")
 
 
+def test_overhead_leaves_out_the_clients_upload(fx):
+    # The headers, then the body a second later: the latency counts the wait, the gateway's own
+    # time (x-slogate-overhead-us) does not.
+    m, gw = fx.mock_and_gateway()
+    body = json.dumps(chat_body()).encode()
+    c = fx.conn(gw.port)
+    c.send(b"POST /v1/chat/completions HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer "
+           + MASTER_KEY.encode() + b"\r\nContent-Length: %d\r\n\r\n" % len(body))
+    time.sleep(1.0)
+    c.send(body)
+    r = c.read_response()
+    eq(r.status, 200, "status (%s)" % r.text)
+    check(int(r.header("x-slogate-latency-ms")) >= 1000, "latency counts the upload: %s ms"
+          % r.header("x-slogate-latency-ms"))
+    check(int(r.header("x-slogate-overhead-us")) < 500000, "overhead leaves it out: %s us"
+          % r.header("x-slogate-overhead-us"))
+
+
 def test_chat_nonstreaming_reaches_provider_with_its_model_and_key(fx):
     m, gw = fx.mock_and_gateway()
     body = chat_body(content="What is the capital of France?", temperature=0.2)
