@@ -446,6 +446,38 @@ def test_gateway_killed_while_db_down_replays_spool_on_restart(fx):
 
 
 @time_limit(60)
+def test_sqlite_locked_by_another_process_spools_and_survives_sigkill(fx):
+    # Another process holds SQLite's write lock: the writer waits a moment, then spools, so a
+    # SIGKILL loses nothing and the restart stores every row once the lock is gone.
+    db = fx.path("locked.db")
+    m = fx.mock()
+    cfg = fx.config([m], general={"database_url": "sqlite://" + db})
+    gw = fx.gateway(cfg)
+    ids = send(gw, 5)
+    wait_until(lambda: sqlite_count(db) == 5, 10, "5 rows")
+    lock = sqlite3.connect(db, timeout=5, isolation_level=None)
+    lock.execute("BEGIN EXCLUSIVE")
+    try:
+        ids += send(gw, 40)
+        # Spooled within 3 s: the writer waits 250 ms for the lock (it used to wait 5 s, with
+        # the batch in no queue and no file).
+        wait_until(lambda: readiness(gw)[1]["store"]["spool_events"] == 40, 3,
+                   "the 40 events spooled while the database is locked")
+        gw.proc.signal(signal.SIGKILL)
+        gw.proc.wait(5)
+    finally:
+        lock.execute("ROLLBACK")
+        lock.close()
+    gw2 = fx.gateway(cfg, name="gateway2")
+    ids += send(gw2, 3)
+    wait_until(lambda: sqlite_count(db) == 48, 20, "48 rows after the restart replayed the spool")
+    eq(sqlite_rows(db, "SELECT count(DISTINCT request_id) FROM slogate_requests")[0][0], 48,
+       "distinct ids")
+    stored = set(r[0] for r in sqlite_rows(db, "SELECT request_id FROM slogate_requests"))
+    eq([i for i in ids if i not in stored], [], "ids missing")
+
+
+@time_limit(60)
 def test_database_down_at_start_serves_and_reports(fx):
     pg = Postgres(fx)
     url = pg.createdb("slogate")
