@@ -317,6 +317,17 @@ const char *sg_http_server_date(struct sg_http_server *s)
     return s->date;
 }
 
+/* The request target's path; `query` (may be NULL) gets what follows '?', or "". */
+static struct sg_slice url_path(const struct sg_http_conn *c, struct sg_slice *query)
+{
+    const char *url = c->in.data + c->url_off;
+    const char *q = memchr(url, '?', c->url_len);
+    size_t n = q ? (size_t)(q - url) : c->url_len;
+    if (query)
+        *query = q ? (struct sg_slice){q + 1, c->url_len - n - 1} : (struct sg_slice){"", 0};
+    return (struct sg_slice){url, n};
+}
+
 /* An error found while reading a request: answer it and close (the stream is out of sync). */
 static void conn_send_error(struct sg_http_conn *c, int status, const char *msg)
 {
@@ -341,9 +352,7 @@ static void conn_send_error(struct sg_http_conn *c, int status, const char *msg)
             .status = status, .code = code, .t_start_us = c->req.t_start_us};
         if (c->url_len && (c->headers_done || c->n_spans)) { /* the request line was read whole */
             r.method = sg_slice_of(llhttp_method_name((llhttp_method_t)c->parser.method));
-            const char *url = c->in.data + c->url_off;
-            const char *q = memchr(url, '?', c->url_len);
-            r.path = (struct sg_slice){url, q ? (size_t)(q - url) : c->url_len};
+            r.path = url_path(c, NULL);
         }
         c->srv->on_refusal(&r, request_id, c->srv->ud);
     }
@@ -466,15 +475,7 @@ static void conn_dispatch(struct sg_http_conn *c)
     r->headers = c->headers;
     r->n_headers = c->n_spans;
     r->method = sg_slice_of(llhttp_method_name((llhttp_method_t)c->parser.method));
-    const char *url = c->in.data + c->url_off;
-    const char *q = memchr(url, '?', c->url_len);
-    if (q) {
-        r->path = (struct sg_slice){url, (size_t)(q - url)};
-        r->query = (struct sg_slice){q + 1, c->url_len - (size_t)(q - url) - 1};
-    } else {
-        r->path = (struct sg_slice){url, c->url_len};
-        r->query = (struct sg_slice){"", 0};
-    }
+    r->path = url_path(c, &r->query);
     r->keep_alive = c->keep_alive && !c->srv->draining;
     r->http10 = c->parser.http_major == 1 && c->parser.http_minor == 0;
     r->aborted = false;

@@ -203,5 +203,17 @@ def test_hung_upstream_is_504_after_its_timeout(fx):
     eq(r.status, 504, "a provider that never answers, timeout 1 s (%s)" % r.text)
     eq(r.error()["code"], "timeout", "error code")
     contains(r.error()["message"], "did not complete the response within 1000 ms", "the reason")
+    # Every attempt timing out, over a failover too, is a 504 naming each deployment; one
+    # attempt that failed otherwise makes it a 502.
+    m2 = fx.mock(name="mock2", hang=True)
+    gw3 = fx.gateway(fx.config([m, m2], stream_timeout=0.5), name="gateway3")
+    r = gw3.chat(chat_body())
+    eq(r.status, 504, "both deployments never answer (%s)" % r.text)
+    eq(r.error()["code"], "first_byte_timeout", "error code")
+    contains(r.error()["message"], "secondary", "the message names the second attempt")
+    eq(r.header("x-slogate-attempts"), "2", "two attempts")
+    m2.faults(hang=False, status=500)
+    r = gw3.chat(chat_body())
+    eq(r.status, 502, "a timeout, then a 500 (%s)" % r.text)
     m.clear_faults()
     eq(gw.chat().status, 200, "after the provider recovers")
