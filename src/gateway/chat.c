@@ -199,6 +199,12 @@ static void gw_error(struct gw_req *g, int status, const char *type, const char 
     sg_buf_dispose(&msg);
 }
 
+/* The deployment of the latest attempt, NULL before the first. */
+static const struct sg_deployment *last_tried(const struct gw_req *g)
+{
+    return g->route.n_tried ? g->route.tried[g->route.n_tried - 1] : NULL;
+}
+
 /* ---- record: one request event per client request (the telemetry issue widens this) ---- */
 
 static void gw_record(struct gw_req *g)
@@ -207,7 +213,8 @@ static void gw_record(struct gw_req *g)
     struct sg_event *ev = g->ev;
     g->ev = NULL;
     uint64_t now = sg_now_us();
-    const struct sg_deployment *d = g->answered_by;
+    /* Nobody answered (the client left, the drain cut it): the deployment it was waiting for. */
+    const struct sg_deployment *d = g->answered_by ? g->answered_by : last_tried(g);
     SG_EVENT_SETS(ev, request_id, g->request_id);
     ev->start_unix_us = sg_wall_us() - (now - g->t_recv_us);
     SG_EVENT_SET(ev, alias, g->chat.model, g->chat.model_len);
@@ -503,8 +510,7 @@ static void on_up_body(void *ud, const char *data, size_t len)
 static void gw_fail(struct gw_req *g)
 {
     struct sg_route *rt = &g->route;
-    if (rt->n_tried)
-        g->answered_by = rt->tried[rt->n_tried - 1]; /* the last one tried, for the headers */
+    g->answered_by = last_tried(g); /* for the headers */
     if (rt->why == SG_ROUTE_ALL_COOLING) {
         g->retry_after_s = (rt->retry_after_ms + 999) / 1000;
         struct sg_buf list;
@@ -873,15 +879,32 @@ static void gw_next(struct gw_req *g)
     }
 }
 
-/* The client went away: stop every attempt and finish quietly. */
+/* The drain deadline passed with this request unfinished: it ends now, saying so. */
+static void gw_cut(struct gw_req *g)
+{
+    static const char why[] =
+        "the gateway is shutting down and its drain deadline (server.drain_timeout_s) passed "
+        "before the answer was complete";
+    if (g->stream_started) {
+        stream_fail(g, "gateway_shutdown", "%s; the answer is incomplete", why);
+    } else {
+        gw_error(g, 503, "service_unavailable", "gateway_shutdown", "%s; retry the request", why);
+    }
+    gw_finish(g);
+}
+
+/* The client went away (or the drain deadline cut the request): stop every attempt and finish. */
 static void on_client_abort(struct sg_http_request *req, void *ud)
 {
-    SG_UNUSED(req);
     struct gw_req *g = ud;
     if (g->finished)
         return;
     for (int i = 0; i < MAX_ATTEMPTS; i++)
         attempt_cancel(&g->att[i]);
+    if (req->cut) {
+        gw_cut(g);
+        return;
+    }
     g->error_type = "client_disconnected";
     g->status = 499; /* nginx's convention for "client closed request" */
     g->finished = true;

@@ -51,12 +51,16 @@ struct sg_http_request {
     bool keep_alive;     /* the connection may carry another request after this one */
     bool http10;         /* an HTTP/1.0 client: no chunked framing, keep-alive only if asked */
     bool aborted;        /* the client went away; writes are ignored */
+    bool cut;            /* the server's drain deadline passed: answer now, the connection closes
+                          * (DRAIN_FLUSH_MS later at the latest) */
     uint64_t t_start_us; /* monotonic time the first byte of this request arrived */
     void *user;          /* free for the handler */
 };
 
 typedef void (*sg_http_handler_fn)(struct sg_http_request *req, void *ud);
-/* Called at most once, when the client disconnects before the request was finished. */
+/* Called at most once, before the request was finished: when the client disconnects
+ * (req->aborted), or when the server's drain deadline passes (req->cut; writes still go out, so
+ * the handler can say why the answer ends there). */
 typedef void (*sg_http_abort_fn)(struct sg_http_request *req, void *ud);
 /* Called when a stream's queued output drops back under the low-water mark. */
 typedef void (*sg_http_drain_fn)(struct sg_http_request *req, void *ud);

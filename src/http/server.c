@@ -26,6 +26,8 @@ static const char *state_names[] = {"IDLE", "HEAD", "BODY", "HANDLING", "LINGER"
 /* Lingering close (nginx's lingering_timeout and lingering_time): how long a connection that got
  * an error answer keeps reading and dropping what the client still sends. */
 enum { LINGER_IDLE_MS = 5000, LINGER_MAX_MS = 30000 };
+/* After the drain deadline: how long the answers of the requests it cut get to leave. */
+enum { DRAIN_FLUSH_MS = 1000 };
 
 static void conn_close(struct sg_http_conn *c);
 static void conn_close_or_linger(struct sg_http_conn *c);
@@ -479,6 +481,7 @@ static void conn_dispatch(struct sg_http_conn *c)
     r->keep_alive = c->keep_alive && !c->srv->draining;
     r->http10 = c->parser.http_major == 1 && c->parser.http_minor == 0;
     r->aborted = false;
+    r->cut = false;
     r->user = NULL;
     c->on_abort = NULL;
     c->on_drain = NULL;
@@ -812,17 +815,39 @@ static void server_maybe_drained(struct sg_http_server *s)
     }
 }
 
-static void on_drain_deadline(uv_timer_t *t)
+/* The last step of a drain: every connection still open closes, its request abandoned. */
+static void on_drain_flushed(uv_timer_t *t)
 {
     struct sg_http_server *s = t->data;
-    SG_WARN("http", "drain deadline reached with %zu requests in flight: closing them",
-            s->in_flight);
     for (struct sg_http_conn *c = s->conns, *next; c; c = next) {
         next = c->next;
         if (c->req_active)
             conn_peer_gone(c);
         conn_close(c);
     }
+}
+
+/* The drain deadline: each request still in flight is cut (its handler answers at once, see
+ * sg_http_request.cut); what they write gets DRAIN_FLUSH_MS to leave before the connections
+ * close. */
+static void on_drain_deadline(uv_timer_t *t)
+{
+    struct sg_http_server *s = t->data;
+    SG_WARN("http", "drain deadline reached with %zu requests in flight: cutting them",
+            s->in_flight);
+    for (struct sg_http_conn *c = s->conns, *next; c; c = next) {
+        next = c->next;
+        if (c->req_active && c->on_abort && !c->peer_gone) {
+            sg_http_abort_fn fn = c->on_abort;
+            c->on_abort = NULL;
+            c->req.cut = true;
+            fn(&c->req, c->abort_ud);
+        } else if (!c->req_active) {
+            conn_close(c);
+        }
+    }
+    if (s->n_conns > 0)
+        uv_timer_start(&s->drain_timer, on_drain_flushed, DRAIN_FLUSH_MS, 0);
 }
 
 void sg_http_server_drain(struct sg_http_server *s, uint32_t deadline_ms,

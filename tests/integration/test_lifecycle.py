@@ -1,8 +1,10 @@
 """Process lifecycle: graceful SIGTERM/SIGINT drain, drain deadline, restart on the same port."""
 
+import json
 import select
 import signal
 import socket
+import sqlite3
 import time
 
 from harness import Conn, chat_body, check, contains, eq, time_limit, wait_until
@@ -77,6 +79,51 @@ def test_drain_deadline_bounds_shutdown(fx):
               % r.status)
     except Exception:
         check(c.closed_by_peer(1), "or its connection is closed")
+
+
+def _rows(db):
+    con = sqlite3.connect("file:%s?mode=ro" % db, uri=True, timeout=5)
+    try:
+        return con.execute("SELECT status, error_type, deployment FROM slogate_requests").fetchall()
+    finally:
+        con.close()
+
+
+@time_limit(30)
+def test_drain_deadline_answers_what_it_cuts_and_records_it(fx):
+    # At the drain deadline a request still waiting for its provider gets a 503 that says the
+    # gateway is shutting down, and a stream already under way ends with an error event: the
+    # client learns its answer is incomplete, and the row says why, not "client went away".
+    m = fx.mock(tps=5, tokens=200)
+    db = fx.path("drain.db")
+    cfg = fx.config([m], server={"drain_timeout_s": 1}, general={"database_url": "sqlite://" + db})
+    gw = fx.gateway(cfg)
+    s = fx.conn(gw.port)
+    s.request("POST", "/v1/chat/completions", chat_body(stream=True))
+    wait_until(lambda: m.stats()["in_flight"] == 1, 3, "the stream to reach the provider")
+    time.sleep(0.5)  # a few tokens reach the client
+    w = fx.conn(gw.port)
+    m.faults(hang=True)
+    w.request("POST", "/v1/chat/completions", chat_body())
+    wait_until(lambda: m.stats()["hangs"] == 1, 3, "the second request to reach the provider")
+    gw.proc.signal(signal.SIGTERM)
+    r = s.read_response(timeout=5)
+    eq(r.status, 200, "the stream began before the signal")
+    events = r.sse_events()
+    check(len(events) > 2, "some tokens went out before the deadline (%d events)" % len(events))
+    last = json.loads(events[-1])
+    eq(last.get("error", {}).get("code"), "gateway_shutdown",
+       "the stream ends with an error event (%s)" % events[-1][:300])
+    contains(last["error"]["message"], "drain_timeout_s", "which says what cut it")
+    check("[DONE]" not in events, "no [DONE] after a cut stream")
+    r = w.read_response(timeout=5)
+    eq(r.status, 503, "the waiting request is answered 503 (%s)" % r.text[:300])
+    eq(r.error()["code"], "gateway_shutdown", "error code")
+    check(r.header("x-request-id"), "the 503 carries its request id")
+    eq(gw.proc.wait(5), 0, "exit code")
+    got = sorted(_rows(db))
+    eq(got, [(200, "gateway_shutdown", "primary"), (503, "gateway_shutdown", "primary")],
+       "both cut requests are rows that say the shutdown cut them")
 
 
 @time_limit(30)

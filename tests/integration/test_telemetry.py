@@ -208,6 +208,27 @@ def test_attribution_user_and_feature(fx):
 
 
 @time_limit(60)
+def test_client_gone_is_a_499_row_naming_the_deployment_it_waited_for(fx):
+    # A client that leaves while the provider is still thinking: the row says 499 and which
+    # deployment the request was at, as a client that leaves mid-stream does.
+    m = fx.mock(latency_ms=600)
+    db = fx.path("gone.db")
+    gw = fx.gateway(fx.config([m], general={"database_url": "sqlite://" + db}))
+    for stream in (False, True):
+        c = Conn(gw.port)
+        c.request("POST", "/v1/chat/completions", chat_body(stream=stream))
+        wait_until(lambda: m.stats()["in_flight"] == 1, 3, "the request to reach the provider")
+        c.close()
+        wait_until(lambda: m.stats()["in_flight"] == 0, 3, "the provider call to be cancelled")
+    wait_until(lambda: sqlite_count(db) == 2, 10, "2 rows")
+    got = sqlite_rows(db, "SELECT status, error_type, deployment, provider, model, stream "
+                          "FROM slogate_requests ORDER BY request_id")
+    want = ("primary", "openai", "gpt-4o-mini")
+    eq(got, [(499, "client_disconnected") + want + (0,), (499, "client_disconnected") + want + (1,)],
+       "499 rows with their deployment")
+
+
+@time_limit(60)
 def test_reload_added_deployment_has_its_own_series(fx):
     """A deployment added by a reload is counted under its own name at once (not under
     deployment=""), and the counters of the one it kept carry on."""
