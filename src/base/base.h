@@ -116,6 +116,13 @@ size_t sg_utf8_seq_len(const char *p, size_t left);
 /* The offset of the first byte of `p[0..n)` that starts no well-formed UTF-8 sequence (as above),
  * or `n` when all of it is UTF-8. */
 size_t sg_utf8_check(const char *p, size_t n);
+/* An identifier (a user, a feature) that did not fit a `cap`-byte field stays distinct: `out`
+ * holds its first `len` bytes (whole UTF-8 sequences); they are cut back to leave room for '~' and
+ * 16 hex digits of a 64-bit hash (FNV-1a) of all `n` bytes of the original `s`. cap >= 24. */
+void sg_id_shorten(char *out, size_t cap, size_t len, const char *s, size_t n);
+/* `s` (n bytes) into `out` as is when it fits, else shortened as above (cut between bytes, so
+ * for text already known to be UTF-8). */
+void sg_id_copy(char *out, size_t cap, const char *s, size_t n);
 /* A NUL-terminated copy of `p[0..n)` in which each byte that starts no well-formed sequence is
  * U+FFFD. Never fails (aborts when out of memory, as sg_xmalloc). */
 char *sg_utf8_dup(const char *p, size_t n);

@@ -2,6 +2,7 @@
 #include "base.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -152,6 +153,26 @@ size_t sg_utf8_seq_len(const char *p, size_t left)
     if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
         return 0;
     return n;
+}
+
+void sg_id_shorten(char *out, size_t cap, size_t len, const char *s, size_t n)
+{
+    uint64_t h = 0xcbf29ce484222325u;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)s[i]) * 0x100000001b3u;
+    size_t keep = SG_MIN(len, cap - 18); /* '~', 16 digits, NUL */
+    while (keep > 0 && keep < len && ((unsigned char)out[keep] & 0xc0) == 0x80)
+        keep--; /* never inside a sequence */
+    snprintf(out + keep, cap - keep, "~%016" PRIx64, h);
+}
+
+void sg_id_copy(char *out, size_t cap, const char *s, size_t n)
+{
+    size_t len = SG_MIN(n, cap - 1);
+    memcpy(out, s, len);
+    out[len] = '\0';
+    if (len < n)
+        sg_id_shorten(out, cap, len, s, n);
 }
 
 size_t sg_utf8_check(const char *p, size_t n)

@@ -988,9 +988,9 @@ void gw_chat(struct sg_http_request *req, struct sg_worker *w)
     struct sg_slice feat = sg_http_header_get(req, "x-slogate-feature");
     g->feature = feat.p ? feat : sg_slice_of(g->chat.feature);
     /* Copied now: header slices do not outlive the HTTP request, the event does. */
-    SG_EVENT_SET(g->ev, tenant_id, g->tenant.p, g->tenant.n);
-    SG_EVENT_SET(g->ev, user_id, g->user.p, g->user.n);
-    SG_EVENT_SET(g->ev, feature, g->feature.p, g->feature.n);
+    SG_EVENT_SET_ID(g->ev, tenant_id, g->tenant.p, g->tenant.n);
+    SG_EVENT_SET_ID(g->ev, user_id, g->user.p, g->user.n);
+    SG_EVENT_SET_ID(g->ev, feature, g->feature.p, g->feature.n);
 
     const struct sg_router_group *rg =
         sg_router_group(g->rt->router, g->chat.model, g->chat.model_len);

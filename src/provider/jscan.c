@@ -322,7 +322,8 @@ bad:
 }
 
 /* Decode the inside of a JSON string (validated already) into `out`; false if it does not fit
- * or decodes to a NUL (which no identifier we compare against contains). */
+ * or decodes to a NUL (which no identifier we compare against contains); `out` then holds what
+ * was decoded before that, whole characters. */
 bool sg_json_unescape(struct sg_slice raw, char *out, size_t cap, size_t *len)
 {
     size_t o = 0;
@@ -331,7 +332,7 @@ bool sg_json_unescape(struct sg_slice raw, char *out, size_t cap, size_t *len)
         char c = raw.p[i];
         if (c != '\\') {
             if (o + 1 >= cap)
-                return false;
+                goto cut;
             out[o++] = c;
             i++;
             continue;
@@ -363,7 +364,7 @@ bool sg_json_unescape(struct sg_slice raw, char *out, size_t cap, size_t *len)
         default: cp = (unsigned char)e; break;
         }
         if (cp == 0)
-            return false;
+            goto cut;
         char tmp[4];
         size_t n;
         if (cp < 0x80) {
@@ -386,11 +387,15 @@ bool sg_json_unescape(struct sg_slice raw, char *out, size_t cap, size_t *len)
             n = 4;
         }
         if (o + n >= cap)
-            return false;
+            goto cut;
         memcpy(out + o, tmp, n);
         o += n;
     }
     out[o] = '\0';
     *len = o;
     return true;
+cut:
+    out[o] = '\0';
+    *len = o;
+    return false;
 }

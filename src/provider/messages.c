@@ -56,10 +56,11 @@ int sg_messages_request_parse(const char *body, size_t len, struct sg_chat_reque
     out->stream = v && json_object_get_boolean(v);
     out->include_usage = true; /* Messages streams always carry usage */
     struct json_object *meta = pj_get(root, "metadata");
-    if (pj_str(meta, "user_id"))
-        snprintf(out->user, sizeof out->user, "%s", pj_str(meta, "user_id"));
-    if (pj_str(meta, "feature"))
-        snprintf(out->feature, sizeof out->feature, "%s", pj_str(meta, "feature"));
+    const char *id;
+    if ((id = pj_str(meta, "user_id")))
+        sg_id_copy(out->user, sizeof out->user, id, strlen(id));
+    if ((id = pj_str(meta, "feature")))
+        sg_id_copy(out->feature, sizeof out->feature, id, strlen(id));
     rc = SG_OK;
 fail:
     json_object_put(root);

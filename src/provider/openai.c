@@ -113,6 +113,19 @@ static bool member_string(const struct sg_json_member *m, char *out, size_t cap,
     return sg_json_unescape((struct sg_slice){m->value.p + 1, m->value.n - 2}, out, cap, len);
 }
 
+/* An id the request gives (user, metadata.feature), decoded; empty when it is not a string. One
+ * too long for `out` keeps its start and a hash of the whole (sg_id_shorten): two stay two. */
+static void member_id(const struct sg_json_member *m, char *out, size_t cap)
+{
+    size_t len;
+    out[0] = '\0';
+    if (m->value.n < 2 || m->value.p[0] != '"')
+        return;
+    struct sg_slice raw = {m->value.p + 1, m->value.n - 2};
+    if (!sg_json_unescape(raw, out, cap, &len))
+        sg_id_shorten(out, cap, len, raw.p, raw.n);
+}
+
 /* Is this member's name `name`? Escaped names are decoded first: "mod\u0065l" is "model". */
 bool sg_member_is(const struct sg_json_member *m, const char *name)
 {
@@ -232,12 +245,11 @@ int sg_chat_request_parse(const char *body, size_t len, struct sg_chat_request *
     struct sg_json_member tmp[32];
     const struct sg_json_member *iu = opts ? nested(opts->value, "include_usage", tmp, 32) : NULL;
     out->include_usage = iu && sg_slice_eq(iu->value, "true");
-    size_t ignored;
-    if (user && !member_string(user, out->user, sizeof out->user, &ignored))
-        out->user[0] = '\0';
+    if (user)
+        member_id(user, out->user, sizeof out->user);
     const struct sg_json_member *f = meta ? nested(meta->value, "feature", tmp, 32) : NULL;
-    if (f && !member_string(f, out->feature, sizeof out->feature, &ignored))
-        out->feature[0] = '\0';
+    if (f)
+        member_id(f, out->feature, sizeof out->feature);
     return SG_OK;
 }
 
@@ -514,9 +526,8 @@ int sg_embeddings_request_parse(const char *body, size_t len, struct sg_chat_req
         snprintf(err, err_len, "'input' is a required property");
         return SG_EINVAL;
     }
-    size_t ignored;
-    if (user && !member_string(user, out->user, sizeof out->user, &ignored))
-        out->user[0] = '\0';
+    if (user)
+        member_id(user, out->user, sizeof out->user);
     return SG_OK;
 }
 

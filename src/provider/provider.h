@@ -34,7 +34,8 @@ int sg_json_validate(const char *p, size_t n, char *err, size_t err_len);
 /* Validate an object and list its members in order (at most `max`; more is an error). */
 int sg_json_members(const char *p, size_t n, struct sg_json_member *out, size_t max, size_t *count,
                     char *err, size_t err_len);
-/* Decode a validated string's inside; false when it does not fit `cap` or holds a NUL. */
+/* Decode a validated string's inside; false when it does not fit `cap` or holds a NUL (`out`
+ * then holds the part before, NUL-terminated, `*len` its length). */
 bool sg_json_unescape(struct sg_slice raw, char *out, size_t cap, size_t *len);
 
 #define SG_CHAT_MAX_MEMBERS 128

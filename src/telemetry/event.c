@@ -145,7 +145,7 @@ size_t sg_event_pool_release(void)
     return n;
 }
 
-void sg_event_set(char *field, size_t cap, const char *s, size_t n)
+bool sg_event_set(char *field, size_t cap, const char *s, size_t n)
 {
     /* Every stored string is well-formed UTF-8, whatever the client sent (a header's bytes need
      * not be): PostgreSQL refuses text that is not, and refused rows would hold up the store. A
@@ -163,13 +163,22 @@ void sg_event_set(char *field, size_t cap, const char *s, size_t n)
                 out = 3;
             }
         }
-        if (o + out >= cap)
-            break;
+        if (o + out >= cap) {
+            field[o] = '\0';
+            return false;
+        }
         memcpy(field + o, src, out);
         o += out;
         i += in;
     }
     field[o] = '\0';
+    return true;
+}
+
+void sg_event_set_id(char *field, size_t cap, const char *s, size_t n)
+{
+    if (!sg_event_set(field, cap, s, n))
+        sg_id_shorten(field, cap, strlen(field), s, n);
 }
 
 void sg_request_id(char out[33])

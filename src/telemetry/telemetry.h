@@ -93,14 +93,18 @@ void sg_event_free(struct sg_event *ev);
  * stop coming: the pool holds up to 4 MiB after a busy spell. Any thread; returns how many. */
 size_t sg_event_pool_release(void);
 /* Copy `n` bytes of `s` into a fixed field of `cap` bytes, truncated on a UTF-8 boundary; a byte
- * that starts no well-formed UTF-8 sequence is stored as U+FFFD. */
-void sg_event_set(char *field, size_t cap, const char *s, size_t n);
+ * that starts no well-formed UTF-8 sequence is stored as U+FFFD. False when it was truncated. */
+bool sg_event_set(char *field, size_t cap, const char *s, size_t n);
+/* The same for an identifier (tenant, user, feature): one too long keeps its start and a hash of
+ * the whole (sg_id_shorten), so two long ids stay two in the store and the metrics. */
+void sg_event_set_id(char *field, size_t cap, const char *s, size_t n);
 static inline void sg_event_sets(char *field, size_t cap, const char *s)
 {
     sg_event_set(field, cap, s, s ? strlen(s) : 0);
 }
 #define SG_EVENT_SET(ev, field, s, n) sg_event_set((ev)->field, sizeof((ev)->field), (s), (n))
 #define SG_EVENT_SETS(ev, field, s) sg_event_sets((ev)->field, sizeof((ev)->field), (s))
+#define SG_EVENT_SET_ID(ev, field, s, n) sg_event_set_id((ev)->field, sizeof((ev)->field), (s), (n))
 /* A new request id: 32 lowercase hex digits, the first 12 the wall clock in milliseconds and the
  * rest random (UUIDv7's layout). Ids made later sort later, so the store's primary-key index
  * grows at its end instead of taking random inserts (measured: docs/performance.md). */

@@ -208,6 +208,34 @@ def test_attribution_user_and_feature(fx):
 
 
 @time_limit(60)
+def test_long_user_and_feature_stay_distinct(fx):
+    # Ids longer than the row's column keep their start and a hash of the whole, so two long
+    # ids that differ only at the end are still two users (budgets and reports count by them).
+    m = fx.mock()
+    db = fx.path("long.db")
+    gw = fx.gateway(fx.config([m], general={"database_url": "sqlite://" + db}))
+    base = "tenant-42/" + "é" * 100  # 210 bytes of UTF-8
+    ids = []
+    for tail in ("-a", "-b"):
+        r = gw.chat(chat_body(user=base + tail, metadata={"feature": "f" * 80 + tail}))
+        eq(r.status, 200, "chat")
+        ids.append(r.header("x-request-id"))
+    r = gw.chat(chat_body(user="short"), headers={"x-slogate-feature": "h" * 70 + "-a"})
+    ids.append(r.header("x-request-id"))
+    wait_until(lambda: sqlite_count(db) == 3, 10, "3 rows")
+    got = dict((rid, (u, f)) for rid, u, f in sqlite_rows(
+        db, "SELECT request_id, user_id, feature FROM slogate_requests"))
+    (u1, f1), (u2, f2), (u3, f3) = (got[i] for i in ids)
+    check(u1 and u2 and u1 != u2, "two long users stay two users: %r %r" % (u1, u2))
+    for u in (u1, u2):
+        check(len(u.encode()) <= 127 and u.startswith("tenant-42/éé"),
+              "a long user keeps its start and fits the column: %r" % u)
+    check(f1 and f2 and f1 != f2 and f1.startswith("ffff"), "long features: %r %r" % (f1, f2))
+    eq(u3, "short", "a short user as given")
+    check(f3 and f3.startswith("hhhh") and len(f3) <= 63, "long header feature: %r" % f3)
+
+
+@time_limit(60)
 def test_client_gone_is_a_499_row_naming_the_deployment_it_waited_for(fx):
     # A client that leaves while the provider is still thinking: the row says 499 and which
     # deployment the request was at, as a client that leaves mid-stream does.

@@ -224,6 +224,35 @@ static void test_mpmc_many_producers_and_consumers(void **state)
     sg_mpmc_dispose(&r.q);
 }
 
+static void test_id_copy_keeps_long_ids_distinct(void **state)
+{
+    SG_UNUSED(state);
+    char a[32], b[25], c[25];
+    sg_id_copy(a, sizeof a, "short", 5);
+    assert_string_equal(a, "short");
+    /* 31 bytes fit a 32-byte field as they are. */
+    const char *fits = "0123456789012345678901234567890";
+    sg_id_copy(a, sizeof a, fits, strlen(fits));
+    assert_string_equal(a, fits);
+    /* Longer: the start, '~' and 16 hex digits, whole sequences only; different tails differ.
+     * 25 bytes leave 7 for the start: 3 whole two-byte characters. */
+    const char *x = "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3"
+                    "\xa9\xc3\xa9\xc3\xa9-tail-x";
+    const char *y = "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3"
+                    "\xa9\xc3\xa9\xc3\xa9-tail-y";
+    sg_id_copy(b, sizeof b, x, strlen(x));
+    sg_id_copy(c, sizeof c, y, strlen(y));
+    assert_int_equal(strlen(b), 6 + 17);
+    assert_memory_equal(b, x, 6);
+    assert_int_equal(b[6], '~');
+    assert_int_equal(sg_utf8_check(b, strlen(b)), strlen(b));
+    assert_string_not_equal(b, c);
+    assert_memory_equal(b, c, 7); /* only the hash differs */
+    /* The same id gives the same result. */
+    sg_id_copy(c, sizeof c, x, strlen(x));
+    assert_string_equal(b, c);
+}
+
 static void test_utf8_check(void **state)
 {
     SG_UNUSED(state);
@@ -295,6 +324,7 @@ int main(void)
         cmocka_unit_test(test_format_utc_matches_gmtime),
         cmocka_unit_test(test_mpmc_many_producers_and_consumers),
         cmocka_unit_test(test_utf8_check),
+        cmocka_unit_test(test_id_copy_keeps_long_ids_distinct),
         cmocka_unit_test(test_nofile_raise),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -41,6 +41,30 @@ static void test_parse_ok(void **state)
     assert_string_equal(r.feature, "summarize");
 }
 
+static void test_long_user_keeps_its_start_and_a_hash(void **state)
+{
+    (void)state;
+    /* A user longer than the field (escaped in the JSON) is not dropped: its decoded start and a
+     * hash of the whole, so two long users stay two. */
+    char body[1024], u1[sizeof((struct sg_chat_request){0}.user)], u2[sizeof u1];
+    struct sg_chat_request r;
+    char err[300];
+    for (int k = 0; k < 2; k++) {
+        int n = snprintf(
+            body, sizeof body,
+            "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"user\":\"");
+        for (int i = 0; i < 100; i++)
+            n += snprintf(body + n, sizeof body - (size_t)n, "\\u00e9"); /* é, 2 bytes each */
+        snprintf(body + n, sizeof body - (size_t)n, "%s\"}", k ? "b" : "a");
+        assert_int_equal(parse(body, &r, err), SG_OK);
+        strcpy(k ? u2 : u1, r.user);
+    }
+    assert_true(strlen(u1) < sizeof u1 && strlen(u1) > 100);
+    assert_memory_equal(u1, "\xc3\xa9\xc3\xa9", 4);
+    assert_non_null(strchr(u1, '~'));
+    assert_string_not_equal(u1, u2);
+}
+
 static void test_duplicate_key_last_wins(void **state)
 {
     (void)state;
@@ -212,6 +236,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parse_ok),
+        cmocka_unit_test(test_long_user_keeps_its_start_and_a_hash),
         cmocka_unit_test(test_duplicate_key_last_wins),
         cmocka_unit_test(test_rejects),
         cmocka_unit_test(test_split_model_and_encode),
