@@ -104,6 +104,17 @@ static bool is_success(int status)
     return status >= 200 && status < 300;
 }
 
+/* Does a whole answer's body start like a JSON object? (Parsing it all is the client's job; an
+ * empty body or an HTML page is caught here.) */
+static bool is_json_object(const struct sg_buf *b)
+{
+    size_t i = 0;
+    while (i < b->len &&
+           (b->data[i] == ' ' || b->data[i] == '\n' || b->data[i] == '\r' || b->data[i] == '\t'))
+        i++;
+    return i < b->len && b->data[i] == '{';
+}
+
 /* A header value: v in decimal, written into buf (at least 21 bytes). */
 static struct sg_slice num_value(char *buf, uint64_t v)
 {
@@ -560,6 +571,13 @@ static void log_attempt(struct gw_req *g, struct gw_attempt *a, const struct sg_
                  r->first_byte_timeout ? "no first byte within stream_timeout"
                  : r->detail           ? r->detail
                                        : sg_strerror(r->error));
+    } else if (is_success(r->status) && (!a->g->chat.stream || a->body.len == 0)) {
+        /* A 2xx that delivered nothing (a stream that failed in its own format says why in
+         * its body, below). */
+        snprintf(what, sizeof what, "HTTP %d but %s", r->status,
+                 !a->g->chat.stream               ? "its body is not a JSON object"
+                 : sg_sse_parser_pending(&a->sse) ? "its stream ended in the middle of an event"
+                                                  : "its stream ended before its first event");
     } else {
         char msg[300];
         sg_provider_error_message(a->body.data, a->body.len, msg, sizeof msg);
@@ -689,9 +707,11 @@ static void on_up_done(void *ud, const struct sg_upstream_result *r)
     int status = r->error ? 0 : r->status;
     enum sg_outcome o =
         sg_router_classify(status, r->error, r->first_byte_timeout, a->body.data, a->body.len);
-    /* A 2xx stream that ended mid-event or without any event did not deliver. */
+    /* A 2xx stream that ended mid-event or without any event did not deliver, nor did a whole
+     * 2xx answer that is not a JSON object (empty, an HTML page from a proxy). */
     bool delivered =
-        o == SG_OUT_SUCCESS && (!stream || (sg_sse_parser_pending(&a->sse) == 0 && g->winner == a));
+        o == SG_OUT_SUCCESS &&
+        (stream ? sg_sse_parser_pending(&a->sse) == 0 && g->winner == a : is_json_object(&a->body));
     double ttft = a->t_first_us ? (double)(a->t_first_us - a->t_start_us) / 1000.0 : 0;
     double total = (double)r->total_us / 1000.0;
     sg_route_report(&g->route, a->dep, o == SG_OUT_SUCCESS && !delivered ? SG_OUT_FAILURE : o,
@@ -716,11 +736,12 @@ static void on_up_done(void *ud, const struct sg_upstream_result *r)
                             a->dep->id);
             else
                 stream_complete(g, a);
-        } else if (r->error) {
-            /* Nothing reached the client yet: a whole answer that broke off can fail over. */
+        } else if (r->error || !delivered) {
+            /* Nothing reached the client yet: a whole answer that broke off (or is no answer)
+             * can fail over. */
             g->winner = NULL;
             g->answered_by = NULL;
-            log_attempt(g, a, r, o);
+            log_attempt(g, a, r, delivered ? o : SG_OUT_FAILURE);
             gw_next(g);
             return;
         } else {
