@@ -322,14 +322,62 @@ static void reload(struct sg_http_request *req, struct sg_worker *w)
     sg_buf_dispose(&err);
 }
 
+/* The methods the admin endpoint at `p` takes, NULL when there is none. */
+static const char *admin_methods(struct sg_slice p)
+{
+    static const char dep_prefix[] = "/admin/deployments/";
+    if (sg_slice_eq(p, "/admin/deployments"))
+        return "GET";
+    if (sg_slice_eq(p, "/admin/deployments/clear-cooldowns"))
+        return "POST";
+    if (p.n > sizeof dep_prefix - 1 && memcmp(p.p, dep_prefix, sizeof dep_prefix - 1) == 0)
+        return "POST";
+    if (sg_slice_eq(p, "/admin/bypass"))
+        return "GET, POST";
+    if (sg_slice_eq(p, "/admin/reload"))
+        return "POST";
+    if (sg_slice_eq(p, "/admin/faults"))
+        return "GET, POST, DELETE";
+    if (p.n > 14 && memcmp(p.p, "/admin/faults/", 14) == 0)
+        return "DELETE";
+    return NULL;
+}
+
+/* Is `method` one of the comma-separated `list`? */
+static bool method_in(struct sg_slice method, const char *list)
+{
+    for (const char *q = list; *q;) {
+        size_t n = strcspn(q, ",");
+        if (n == method.n && memcmp(q, method.p, n) == 0)
+            return true;
+        q += n;
+        q += strspn(q, ", ");
+    }
+    return false;
+}
+
 void gw_admin(struct sg_http_request *req, struct sg_worker *w)
 {
     struct sg_slice p = req->path;
-    bool get = sg_slice_eq(req->method, "GET"), post = sg_slice_eq(req->method, "POST");
-    static const char dep_prefix[] = "/admin/deployments/";
-    if (sg_slice_eq(p, "/admin/deployments") && get) {
+    const char *allow = admin_methods(p);
+    char msg[300];
+    if (!allow) {
+        snprintf(msg, sizeof msg, "no admin endpoint %.*s %.*s; see docs/api.md",
+                 (int)req->method.n, req->method.p, (int)SG_MIN(p.n, 200), p.p);
+        sg_http_respond_error(req, 404, "invalid_request_error", "not_found", msg);
+        return;
+    }
+    if (!method_in(req->method, allow)) {
+        snprintf(msg, sizeof msg, "Method %.*s is not allowed on %.*s; use %s",
+                 (int)SG_MIN(req->method.n, 20), req->method.p, (int)SG_MIN(p.n, 200), p.p, allow);
+        sg_http_respond_405(req, allow, msg);
+        return;
+    }
+    /* The path and its method are known good from here. */
+    bool post = sg_slice_eq(req->method, "POST");
+    if (sg_slice_eq(p, "/admin/deployments")) {
         list_deployments(req, w);
-    } else if (sg_slice_eq(p, "/admin/deployments/clear-cooldowns") && post) {
+    } else if (sg_slice_eq(p, "/admin/deployments/clear-cooldowns")) {
         struct sg_runtime *rt = w->rt;
         for (size_t i = 0; i < rt->cfg->n_deployments; i++)
             sg_health_clear_cooldown(sg_router_health_of(rt->router, &rt->cfg->deployments[i]));
@@ -338,31 +386,20 @@ void gw_admin(struct sg_http_request *req, struct sg_worker *w)
         sg_buf_appendf(&b, "{\"cleared\":%zu}", rt->cfg->n_deployments);
         reply(req, 200, &b);
         sg_buf_dispose(&b);
-    } else if (p.n > sizeof dep_prefix - 1 && memcmp(p.p, dep_prefix, sizeof dep_prefix - 1) == 0 &&
-               post) {
-        deployment_action(
-            req, w, (struct sg_slice){p.p + sizeof dep_prefix - 1, p.n - (sizeof dep_prefix - 1)});
-    } else if (sg_slice_eq(p, "/admin/bypass") && (get || post)) {
+    } else if (sg_slice_eq(p, "/admin/bypass")) {
         bypass(req, w, post);
-    } else if (sg_slice_eq(p, "/admin/reload") && post) {
+    } else if (sg_slice_eq(p, "/admin/reload")) {
         reload(req, w);
     } else if (sg_slice_eq(p, "/admin/faults")) {
-        if (get)
-            list_faults(req, w);
-        else if (post)
+        if (post)
             set_faults(req, w);
-        else if (sg_slice_eq(req->method, "DELETE"))
-            clear_faults(req, w, (struct sg_slice){"", 0});
+        else if (sg_slice_eq(req->method, "GET"))
+            list_faults(req, w);
         else
-            sg_http_respond_405(req, "GET, POST, DELETE",
-                                "use GET, POST or DELETE on /admin/faults");
-    } else if (p.n > 14 && memcmp(p.p, "/admin/faults/", 14) == 0 &&
-               sg_slice_eq(req->method, "DELETE")) {
+            clear_faults(req, w, (struct sg_slice){"", 0});
+    } else if (memcmp(p.p, "/admin/faults/", 14) == 0) {
         clear_faults(req, w, (struct sg_slice){p.p + 14, p.n - 14});
-    } else {
-        char msg[300];
-        snprintf(msg, sizeof msg, "no admin endpoint %.*s %.*s; see docs/api.md",
-                 (int)req->method.n, req->method.p, (int)SG_MIN(p.n, 200), p.p);
-        sg_http_respond_error(req, 404, "invalid_request_error", "not_found", msg);
+    } else { /* /admin/deployments/{id}/... */
+        deployment_action(req, w, (struct sg_slice){p.p + 19, p.n - 19});
     }
 }

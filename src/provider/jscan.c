@@ -165,10 +165,16 @@ static bool scan_number(struct scan *s)
     return true;
 }
 
+static bool starts_with(const struct scan *s, const char *lit)
+{
+    size_t n = strlen(lit);
+    return (size_t)(s->end - s->p) >= n && memcmp(s->p, lit, n) == 0;
+}
+
 static bool scan_literal(struct scan *s, const char *lit)
 {
     size_t n = strlen(lit);
-    if ((size_t)(s->end - s->p) < n || memcmp(s->p, lit, n) != 0)
+    if (!starts_with(s, lit))
         return fail(s, "unexpected character");
     s->p += n;
     return true;
@@ -228,6 +234,8 @@ static bool scan_value(struct scan *s)
     case 'f': return scan_literal(s, "false");
     case 'n': return scan_literal(s, "null");
     default:
+        if (starts_with(s, "NaN") || starts_with(s, "Infinity") || starts_with(s, "-Infinity"))
+            return fail(s, "NaN and Infinity are not JSON numbers (send a finite number or null)");
         if (*s->p == '-' || (*s->p >= '0' && *s->p <= '9'))
             return scan_number(s);
         return fail(s, "unexpected character");

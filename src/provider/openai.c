@@ -186,9 +186,22 @@ int sg_request_scan(const char *body, size_t len, enum sg_api api, struct sg_cha
 int sg_request_model(struct sg_chat_request *out, const struct sg_json_member *model, char *err,
                      size_t err_len)
 {
-    if (!model || !member_string(model, out->model, sizeof out->model, &out->model_len) ||
-        out->model_len == 0) {
+    char c = model ? model->value.p[0] : 'n';
+    if (c == 'n' || sg_slice_eq(model->value, "\"\"")) {
         snprintf(err, err_len, "you must provide a model parameter");
+        return SG_EINVAL;
+    }
+    if (c != '"') { /* OpenAI's wording for a type error */
+        snprintf(err, err_len, "Invalid type for 'model': expected a string, but got %s instead.",
+                 c == '{'               ? "an object"
+                 : c == '['             ? "an array"
+                 : c == 't' || c == 'f' ? "a boolean"
+                                        : "a number");
+        return SG_EINVAL;
+    }
+    if (!member_string(model, out->model, sizeof out->model, &out->model_len)) {
+        snprintf(err, err_len, "'model' must be at most %zu bytes, with no NUL character",
+                 sizeof out->model - 1);
         return SG_EINVAL;
     }
     return SG_OK;

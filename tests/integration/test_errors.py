@@ -177,6 +177,23 @@ def test_405_and_404_are_openai_shaped(fx):
         r.error()
 
 
+def test_admin_wrong_method_is_405_with_allow(fx):
+    m, gw = fx.mock_and_gateway()
+    for method, path, want, allow in (("PUT", "/admin/deployments", 405, "GET"),
+                                      ("GET", "/admin/deployments/primary/pin", 405, "POST"),
+                                      ("DELETE", "/admin/reload", 405, "POST"),
+                                      ("PUT", "/admin/bypass", 405, "GET, POST"),
+                                      ("POST", "/admin/faults/primary", 405, "DELETE"),
+                                      ("GET", "/admin/nothing", 404, None)):
+        with Conn(gw.port) as c:
+            c.request(method, path, None)
+            r = c.read_response()
+        eq(r.status, want, "%s %s (%s)" % (method, path, r.text[:200]))
+        eq(r.header("allow"), allow, "Allow on %s %s" % (method, path))
+        if allow:
+            contains(r.error()["message"], "use " + allow, "the message says what to use")
+
+
 @time_limit(30)
 def test_hung_upstream_is_504_after_its_timeout(fx):
     # stream_timeout bounds the wait for a stream's first byte and, for a non-streamed answer,

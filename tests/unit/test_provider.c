@@ -97,13 +97,20 @@ static void test_rejects(void **state)
     expect_400("[1]", "must be a JSON object");
     expect_400("{\"messages\":[{}]}", "you must provide a model parameter");
     expect_400("{\"model\":\"\",\"messages\":[{}]}", "you must provide a model parameter");
-    expect_400("{\"model\":3,\"messages\":[{}]}", "you must provide a model parameter");
+    expect_400("{\"model\":null,\"messages\":[{}]}", "you must provide a model parameter");
+    expect_400("{\"model\":3,\"messages\":[{}]}",
+               "Invalid type for 'model': expected a string, but got a number instead.");
+    expect_400("{\"model\":[\"a\"],\"messages\":[{}]}", "but got an array instead");
+    expect_400("{\"model\":{},\"messages\":[{}]}", "but got an object instead");
+    expect_400("{\"model\":true,\"messages\":[{}]}", "but got a boolean instead");
     expect_400("{\"model\":\"a\"}", "'messages' is a required property");
     expect_400("{\"model\":\"a\",\"messages\":[]}", "at least one message");
     expect_400("{\"model\":\"a\",\"messages\":[{}],\"stream\":\"yes\"}",
                "'stream' must be a boolean");
-    expect_400("{\"model\":\"a\",\"messages\":[{}],\"t\":NaN}", "not valid JSON");
-    expect_400("{\"model\":\"a\",\"messages\":[{}],\"t\":Infinity}", "not valid JSON");
+    expect_400("{\"model\":\"a\",\"messages\":[{}],\"t\":NaN}",
+               "not valid JSON: NaN and Infinity are not JSON numbers");
+    expect_400("{\"model\":\"a\",\"messages\":[{}],\"t\":Infinity}", "NaN and Infinity");
+    expect_400("{\"model\":\"a\",\"messages\":[{}],\"t\":-Infinity}", "NaN and Infinity");
     expect_400("{\"model\":\"a\xff\",\"messages\":[{}]}", "not valid JSON");
     expect_400("{'model':'a','messages':[{}]}", "not valid JSON");
     expect_400("{\"model\":\"a\",\"messages\":[{},],}", "not valid JSON");
@@ -112,7 +119,7 @@ static void test_rejects(void **state)
     expect_400("{\"model\":\"a\",\"messages\":[{}],\"x\":\"\xc0\xaf\"}", "invalid UTF-8");
     expect_400("{\"model\":\"a\",\"messages\":[{}],\"x\":\"\xed\xa0\x80\"}", "invalid UTF-8");
     expect_400("{\"model\":\"a\",\"messages\":[{}],\"x\":\"tab\there\"}", "control character");
-    expect_400("{\"model\":\"a\\u0000\",\"messages\":[{}]}", "you must provide a model");
+    expect_400("{\"model\":\"a\\u0000\",\"messages\":[{}]}", "'model' must be at most");
     /* Nesting beyond the depth limit is refused, not a stack overflow. */
     char deep[1000];
     size_t n = 0;
