@@ -619,7 +619,17 @@ static void stream_complete(struct gw_req *g, struct gw_attempt *a)
                         a->dep->id);
             return;
         }
-    } else if (g->chat.api == SG_API_MESSAGES) {
+    } else if (g->chat.api != SG_API_MESSAGES) {
+        /* [DONE] ends an OpenAI stream; the usage chunk (asked for on every stream) comes last
+         * before it. A stream with neither was cut, however cleanly its connection closed. */
+        if (!a->ostream.done && !a->ostream.usage.known) {
+            stream_fail(g, "stream_interrupted",
+                        "the stream from deployment %s ended without [DONE]; the answer may be "
+                        "incomplete",
+                        a->dep->id);
+            return;
+        }
+    } else {
         u = &a->mstream.usage;
         if (!a->mstream.done && !a->mstream.stop_reason[0]) {
             stream_fail(g, "stream_interrupted",
