@@ -569,6 +569,7 @@ static const struct start_key {
     SK("server.idle_timeout_s", SK_U32, server.idle_timeout_ms),
     SK("server.header_timeout_s", SK_U32, server.header_timeout_ms),
     SK("server.drain_timeout_s", SK_U32, server.drain_timeout_ms),
+    SK("server.shutdown_delay_s", SK_U32, server.shutdown_delay_ms),
     SK("server.max_connections", SK_U32, server.max_connections),
     SK("server.log_level", SK_STR, server.log_level),
     SK("general_settings.database_url", SK_STR, general.database_url),

@@ -123,6 +123,7 @@ struct sg_server_settings {
     uint32_t idle_timeout_ms;   /* default 60 s */
     uint32_t header_timeout_ms; /* default 10 s */
     uint32_t drain_timeout_ms;  /* graceful shutdown deadline, default 30 s */
+    uint32_t shutdown_delay_ms; /* serving on, readiness 503, before the drain; default 0 */
     uint32_t max_connections;   /* per worker, default 10000 */
     char *log_level;            /* default "info" */
 };
@@ -253,7 +254,7 @@ const struct sg_feature *sg_config_feature(const struct sg_config *c, const char
  * exporters): a reload that changes one of them changes nothing until the next start. Fills
  * `keys` with the names, as written in the file ("server.max_connections"), of those that differ
  * between `running` and `fresh`; returns how many (at most SG_CONFIG_N_START_KEYS). */
-#define SG_CONFIG_N_START_KEYS 22
+#define SG_CONFIG_N_START_KEYS 23
 size_t sg_config_start_keys_changed(const struct sg_config *running, const struct sg_config *fresh,
                                     const char *keys[SG_CONFIG_N_START_KEYS]);
 

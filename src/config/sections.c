@@ -463,6 +463,7 @@ static const struct sg_cfg_field server_fields[] = {
     {"header_timeout_s", SG_FT_SECS_MS, SERVER(header_timeout_ms), .def = 10, .min = 0, .max = 3600,
      .flags = SG_FL_GT},
     {"drain_timeout_s", SG_FT_SECS_MS, SERVER(drain_timeout_ms), .def = 30, .min = 0, .max = 3600},
+    {"shutdown_delay_s", SG_FT_SECS_MS, SERVER(shutdown_delay_ms), .def = 0, .min = 0, .max = 3600},
     {"max_connections", SG_FT_U32, SERVER(max_connections), .def = 10000, .min = 1,
      .max = 10000000},
     {"log_level", SG_FT_ENUM, SERVER(log_level), .defs = "info",

@@ -136,6 +136,13 @@ static void on_server_drained(struct sg_http_server *s, void *ud)
     gw_telemetry_worker_stop(w, on_worker_quiet);
 }
 
+static void on_shutdown_delay(uv_timer_t *t)
+{
+    struct sg_worker *w = t->data;
+    uv_close((uv_handle_t *)t, NULL);
+    sg_http_server_drain(w->http, w->gw->drain_ms, on_server_drained, w);
+}
+
 static void on_wake(uv_async_t *a)
 {
     struct sg_worker *w = a->data;
@@ -148,7 +155,15 @@ static void on_wake(uv_async_t *a)
     if (!atomic_load(&w->gw->stopping) || w->stopping || !w->http)
         return;
     w->stopping = true;
-    sg_http_server_drain(w->http, w->gw->drain_ms, on_server_drained, w);
+    if (!w->gw->shutdown_delay_ms) {
+        sg_http_server_drain(w->http, w->gw->drain_ms, on_server_drained, w);
+        return;
+    }
+    /* Readiness says "draining" while the listener still takes requests: a load balancer has
+     * time to stop sending any before connections are refused. */
+    uv_timer_init(&w->loop, &w->delay);
+    w->delay.data = w;
+    uv_timer_start(&w->delay, on_shutdown_delay, w->gw->shutdown_delay_ms, 0);
 }
 
 static void worker_main(void *arg)
@@ -227,6 +242,7 @@ struct sg_gateway *sg_gateway_new(struct sg_config *cfg_take, const struct sg_ga
         gw->n_workers = cores > 0 ? (int)cores : 1;
     }
     gw->drain_ms = cfg->server.drain_timeout_ms;
+    gw->shutdown_delay_ms = cfg->server.shutdown_delay_ms;
     gw->health = sg_health_new();
     gw->refused_fd = -1;
     gw->refused_url = blackhole_url(&gw->refused_fd);
@@ -421,8 +437,15 @@ static void on_signal(uv_signal_t *s, int signum)
 {
     struct run_ctx *rc = s->data;
     if (++rc->signals == 1) {
-        SG_INFO("gateway", "%s: finishing in-flight requests (up to %u ms), then exiting",
-                signum == SIGINT ? "SIGINT" : "SIGTERM", rc->gw->drain_ms);
+        const char *sig = signum == SIGINT ? "SIGINT" : "SIGTERM";
+        if (rc->gw->shutdown_delay_ms)
+            SG_INFO("gateway",
+                    "%s: serving %u ms more with readiness 503 (server.shutdown_delay_s), then "
+                    "finishing in-flight requests (up to %u ms) and exiting",
+                    sig, rc->gw->shutdown_delay_ms, rc->gw->drain_ms);
+        else
+            SG_INFO("gateway", "%s: finishing in-flight requests (up to %u ms), then exiting", sig,
+                    rc->gw->drain_ms);
         sg_gateway_stop(rc->gw);
         /* Stop watching signals so the loop can end; a second Ctrl-C then kills at once. */
         uv_close((uv_handle_t *)&rc->sigint, NULL);

@@ -47,9 +47,10 @@ struct sg_worker {
     struct sg_upstream *up;
     int listen_rc; /* result of listening, read by the starting thread */
     uv_sem_t started;
-    bool stopping;
-    uint64_t requests;             /* handled by this worker (its own counter, no sharing) */
-    uint64_t unpriced;             /* answered by a deployment with no known price (cost 0) */
+    bool stopping;     /* readiness answers 503 draining from here on */
+    uv_timer_t delay;  /* server.shutdown_delay_s: serving on until it fires, then the drain */
+    uint64_t requests; /* handled by this worker (its own counter, no sharing) */
+    uint64_t unpriced; /* answered by a deployment with no known price (cost 0) */
     struct gw_probes *probes;      /* worker 0: background health checks, or NULL */
     struct sg_redis_sync *redis;   /* worker 0: cooldowns shared through Redis, or NULL */
     struct sg_metric_shard *shard; /* this worker's metrics (record.c) */
@@ -72,6 +73,7 @@ struct sg_gateway {
     int n_workers;
     struct sg_worker *workers;
     uint32_t drain_ms;
+    uint32_t shutdown_delay_ms;
     struct gw_telemetry *tel; /* metrics, the store, the request log (record.c) */
 };
 

@@ -7,7 +7,7 @@ import socket
 import sqlite3
 import time
 
-from harness import Conn, chat_body, check, contains, eq, time_limit, wait_until
+from harness import Conn, chat_body, check, contains, eq, http, time_limit, wait_until
 
 
 def refused(port):
@@ -79,6 +79,25 @@ def test_drain_deadline_bounds_shutdown(fx):
               % r.status)
     except Exception:
         check(c.closed_by_peer(1), "or its connection is closed")
+
+
+@time_limit(30)
+def test_shutdown_delay_serves_on_with_readiness_503_then_drains(fx):
+    # server.shutdown_delay_s: after SIGTERM the gateway goes on serving, new connections too,
+    # while readiness says "draining", so a load balancer takes it out before the listener closes.
+    m, gw = fx.mock_and_gateway(server={"shutdown_delay_s": 1.5, "drain_timeout_s": 5})
+    eq(http(gw.port, "GET", "/health/readiness", key=None).status, 200, "ready before")
+    t0 = time.monotonic()
+    gw.proc.signal(signal.SIGTERM)
+    wait_until(lambda: http(gw.port, "GET", "/health/readiness", key=None).status == 503, 1,
+               "readiness to answer 503 after SIGTERM")
+    r = http(gw.port, "GET", "/health/readiness", key=None)
+    eq(r.json()["status"], "draining", "readiness body")
+    eq(gw.chat().status, 200, "a new connection is still served during the delay")
+    check(time.monotonic() - t0 < 1.2, "all of that within the delay")
+    wait_until(lambda: refused(gw.port), 3, "the listener to close after the delay")
+    check(time.monotonic() - t0 >= 1.4, "not before the delay (%.2fs)" % (time.monotonic() - t0))
+    eq(gw.proc.wait(5), 0, "exit code")
 
 
 def _rows(db):
