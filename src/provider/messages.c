@@ -40,6 +40,8 @@ int sg_messages_request_parse(const char *body, size_t len, struct sg_chat_reque
     int rc = SG_EINVAL;
     const char *model = pj_str(root, "model");
     struct json_object *msgs = pj_get(root, "messages"), *v;
+    if ((v = pj_get(root, "model")) && !pj_is(v, json_type_string) && !pj_is(v, json_type_null))
+        ERR("model: Input should be a valid string"); /* Anthropic's wording */
     if (!model || !*model)
         ERR("model: Field required (a non-empty string)");
     if (strlen(model) >= sizeof out->model)

@@ -50,7 +50,9 @@ static void test_parse(void **state)
     assert_true(r.stream);
     assert_string_equal(r.user, "u1");
     assert_int_equal(r.n_model_values, 1);
-    parse_fails("{\"max_tokens\":1,\"messages\":[{}]}", "model");
+    parse_fails("{\"max_tokens\":1,\"messages\":[{}]}", "model: Field required");
+    parse_fails("{\"model\":7,\"max_tokens\":1,\"messages\":[{}]}",
+                "model: Input should be a valid string");
     parse_fails("{\"model\":\"a\",\"messages\":[{}]}", "max_tokens");
     parse_fails("{\"model\":\"a\",\"max_tokens\":0,\"messages\":[{}]}", "max_tokens");
     parse_fails("{\"model\":\"a\",\"max_tokens\":1,\"messages\":[]}", "messages");
