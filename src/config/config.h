@@ -150,7 +150,8 @@ struct sg_feature_cache {
     bool enabled;
     uint32_t ttl_min; /* default 60 */
     bool lowercase;
-    char **strip; /* regexes as written (PCRE2 syntax; the cache compiles them) */
+    char **strip; /* regexes as written: PCRE2 syntax, checked at load by compiling them in
+                     UTF-8 mode (PCRE2_UTF), as the cache must compile them; <= 4096 bytes */
     size_t n_strip;
 };
 

@@ -101,6 +101,30 @@ def test_check_bad_config_lists_every_problem_with_file_line(fx):
     check(r.out.strip(), "check prints a summary on stdout")
 
 
+def test_check_refuses_a_strip_pattern_that_does_not_compile(fx):
+    path = fx.write("strip.yaml", """\
+model_list:
+  - model_name: app/chat
+    litellm_params: { model: openai/gpt-4o-mini, api_key: k, api_base: "http://127.0.0.1:9/v1" }
+features:
+  summarize:
+    cache:
+      normalize:
+        strip:
+          - "[0-9a-f]{8}-[0-9a-f-]{27}"
+          - "(unclosed"
+          - '(?i)ticket-\\d+'
+""")
+    r = fx.cli(["check", "-c", path])
+    eq(r.code, 2, "check with a bad strip pattern (%s)" % r)
+    contains(r.err, "%s:10: error: features.summarize.cache.normalize.strip[1]: \"(unclosed\" is "
+                    "not a valid regular expression: missing closing parenthesis at offset 9"
+             % path, "the error names the pattern, the reason and the line")
+    eq(len([ln for ln in r.err.splitlines() if ": error: " in ln]), 1,
+       "only the bad pattern is an error (%s)" % r.err)
+    contains(r.out, "1 error", "the summary counts it")
+
+
 def test_check_unknown_keys_are_warnings_not_errors(fx):
     text = fx.write("warn.yaml", """\
 model_list:
