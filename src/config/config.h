@@ -39,7 +39,10 @@ void sg_diags_add(struct sg_diags *d, enum sg_diag_severity sev, const char *fil
                   const char *fmt, ...) SG_PRINTF(5, 6);
 size_t sg_diags_errors(const struct sg_diags *d);
 size_t sg_diags_warnings(const struct sg_diags *d);
-/* One line each: "file:line: error: message" (or "warning:"), in source order. */
+/* Stable-sort by line, so diagnostics added after a load (check's own) read in file order too:
+ * problems about the whole file (line 0) first, equal lines in the order they were added. */
+void sg_diags_sort(struct sg_diags *d);
+/* One line each: "file:line: error: message" (or "warning:"), in the list's order. */
 void sg_diags_print(const struct sg_diags *d, FILE *out);
 
 /* ---- typed configuration ---- */

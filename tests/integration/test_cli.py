@@ -125,6 +125,31 @@ features:
     contains(r.out, "1 error", "the summary counts it")
 
 
+def test_check_prints_every_problem_in_file_order(fx):
+    # The price check runs after the load; its warning (line 2) must still come first.
+    path = fx.write("order.yaml", """\
+model_list:
+  - model_name: app/chat
+    litellm_params:
+      model: hosted_vllm/my-model
+      api_base: "http://127.0.0.1:9/v1"
+      api_key: k
+      colour: blue
+router_settings:
+  bogus: 1
+budgets:
+  tenant_monthly_usd: 5
+""")
+    r = fx.cli(["check", "-c", path])
+    eq(r.code, 0, "warnings only (%s)" % r)
+    lines = [int(m.group(1)) for m in
+             (re.match(r"^.*?:(\d+): (?:error|warning): ", ln) for ln in r.err.splitlines()) if m]
+    check(len(lines) >= 4, "four warnings at least: %r" % r.err)
+    eq(lines, sorted(lines), "the lines of every problem, as printed")
+    contains(r.err.splitlines()[0], ":2: warning: model_list[0] (app/chat#1): no price known",
+             "the first problem is the one on line 2")
+
+
 def test_check_unknown_keys_are_warnings_not_errors(fx):
     text = fx.write("warn.yaml", """\
 model_list:
