@@ -460,7 +460,7 @@ static void merge_litellm(struct sg_cfg_loader *ld, const struct sg_ynode *root)
 static const struct sg_cfg_field server_fields[] = {
     {"host", SG_FT_STR, SERVER(host), .defs = "127.0.0.1"},
     {"port", SG_FT_INT, SERVER(port), .def = 4000, .min = 1, .max = 65535},
-    {"workers", SG_FT_INT, SERVER(workers), .def = 0, .min = 0, .max = 1024},
+    {"workers", SG_FT_INT, SERVER(workers), .def = 0, .min = 0, .max = SG_WORKERS_MAX},
     {"idle_timeout_s", SG_FT_SECS_MS, SERVER(idle_timeout_ms), .def = 60, .min = 0, .max = 86400,
      .flags = SG_FL_GT},
     {"header_timeout_s", SG_FT_SECS_MS, SERVER(header_timeout_ms), .def = 10, .min = 0, .max = 3600,

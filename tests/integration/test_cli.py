@@ -46,9 +46,30 @@ def test_serve_without_config_points_at_demo(fx):
 
 def test_serve_bad_flag_values_exit_2(fx):
     cfg = fx.write_config(fx.config(["http://127.0.0.1:9/v1"]))
-    for args in (["--port", "70000"], ["--workers", "0"], ["--bogus"]):
+    for args in (["--port", "70000"], ["--workers", "1025"], ["--workers", "-1"], ["--bogus"]):
         r = fx.cli(["serve", "-c", cfg] + args, timeout=5)
         eq(r.code, 2, "serve %s exit code (%s)" % (" ".join(args), r))
+    for cmd in ("serve", "demo"):
+        r = fx.cli([cmd, "--workers", "1025"], timeout=5)
+        eq(r.code, 2, "%s --workers 1025 exit code (%s)" % (cmd, r))
+        contains(r.err, "--workers must be 0 (one per core) or 1..1024, got '1025'",
+                 "%s --workers names the range server.workers has" % cmd)
+        contains(fx.cli([cmd, "--help"]).out, "0 = one per core, at most 1024",
+                 "%s --help gives the range" % cmd)
+
+
+def test_serve_workers_flag_has_the_config_key_range(fx):
+    # The flag takes what server.workers takes: up to 1024 gets past the flag to the config
+    # (here one with nothing to route to, so nothing starts)...
+    empty = fx.write("empty.yaml", "server: { port: 4000 }\n")
+    r = fx.cli(["serve", "-c", empty, "--workers", "1024"], timeout=5)
+    eq(r.code, 2, "serve --workers 1024 on a config without model_list (%s)" % r)
+    contains(r.err, "no model_list entries", "--workers 1024 is accepted; the config is not")
+    # ... and 0 means one per core there too, whatever server.workers says.
+    cores = min(os.cpu_count() or 1, 1024)
+    cfg = fx.config(["http://127.0.0.1:9/v1"], server={"workers": cores + 1})
+    gw = fx.gateway(cfg, workers=None, args=["--workers", "0"])
+    eq(gw.workers, cores, "serve --workers 0 with server.workers: %d" % (cores + 1))
 
 
 def test_check_good_config_exits_0(fx):

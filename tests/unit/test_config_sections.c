@@ -5,6 +5,8 @@
  */
 #include "config_load.h"
 
+#include <unistd.h>
+
 /* ---- unknown and unsupported keys ---- */
 
 static void test_unknown_keys(void **state)
@@ -219,7 +221,25 @@ static void test_server_section(void **state)
     assert_int_equal(c->server.drain_timeout_ms, 0);
     assert_int_equal(c->server.max_connections, 100);
     assert_string_equal(c->server.log_level, "debug");
+    /* --workers overrides server.workers; 0 means one per core in both places. */
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    int per_core = cores < 1 ? 1 : cores > SG_WORKERS_MAX ? SG_WORKERS_MAX : (int)cores;
+    assert_int_equal(sg_config_workers(c, -1), 4); /* no flag: the config's 4 */
+    assert_int_equal(sg_config_workers(c, 0), per_core);
+    assert_int_equal(sg_config_workers(c, 7), 7);
+    assert_int_equal(sg_config_workers(c, SG_WORKERS_MAX), SG_WORKERS_MAX);
     sg_config_unref(c);
+    c = load(ONE_MODEL "server: { workers: 0 }\n");
+    assert_clean(c);
+    assert_int_equal(sg_config_workers(c, -1), per_core);
+    sg_config_unref(c);
+    c = load(ONE_MODEL "server: { workers: 1024 }\n");
+    assert_clean(c);
+    assert_int_equal(sg_config_workers(c, -1), 1024);
+    sg_config_unref(c);
+    c = load(ONE_MODEL "server: { workers: 1025 }\n");
+    assert_null(c);
+    assert_error(4, "server.workers must be an integer between 0 and 1024, got \"1025\"");
 
     c = load(ONE_MODEL "server:\n"
                        "  port: 70000\n"
