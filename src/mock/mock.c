@@ -792,14 +792,24 @@ static void handle_control(struct sg_mock *m, struct sg_http_request *req)
             respond_buf(m, req, 200, &b);
         }
     } else if (sg_slice_eq(p, "/_mock/health")) {
-        sg_buf_appends(&b, "{\"ok\":true,\"name\":\"");
-        sg_buf_append_json_str(&b, m->name, strlen(m->name));
-        sg_buf_appendf(&b, "\",\"port\":%d}", sg_mock_port(m));
-        respond_buf(m, req, 200, &b);
+        if (!sg_slice_eq(meth, "GET")) {
+            respond_405(m, req, SG_MOCK_API_OPENAI, "GET", "use GET on /_mock/health");
+        } else {
+            sg_buf_appends(&b, "{\"ok\":true,\"name\":\"");
+            sg_buf_append_json_str(&b, m->name, strlen(m->name));
+            sg_buf_appendf(&b, "\",\"port\":%d}", sg_mock_port(m));
+            respond_buf(m, req, 200, &b);
+        }
     } else {
-        control_error(m, req, 404,
-                      "unknown control path; see /_mock/faults, /_mock/stats, "
-                      "/_mock/stats/reset, /_mock/last, /_mock/health");
+        /* A typo here must not look like a model error (a 404's default code): say what the
+         * control paths are. */
+        char msg[ERRLEN * 2];
+        snprintf(msg, sizeof msg,
+                 "Unknown control path %.*s (mock %.64s). The control API is /_mock/faults (GET, "
+                 "POST, PATCH, DELETE), /_mock/stats (GET), /_mock/stats/reset (POST), "
+                 "/_mock/last (GET), /_mock/health (GET).",
+                 (int)SG_MIN(p.n, 64), p.p, m->name);
+        respond_error(m, req, SG_MOCK_API_OPENAI, 404, "not_found", NULL, msg, 0);
     }
     sg_buf_dispose(&b);
 }

@@ -1,5 +1,5 @@
 """`slogate mock` at the edges of what it accepts: fault values out of range (control API, flags,
---faults) and the pace of a stream inside the range."""
+--faults), the pace of a stream inside the range, and paths under /_mock/ that do not exist."""
 
 import json
 
@@ -83,3 +83,22 @@ def test_slow_pace_in_range_spaces_the_tokens(fx):
             contains(str(e), "timed out", "reading the slow stream")
     check(not ended, "a stream at 0.001 tokens/s ended within a second: %r" % got)
     check(any(b'"content":"Mock' in d for d in got), "the first token came at once: %r" % got)
+
+
+def test_unknown_control_path_is_a_404_listing_the_control_paths(fx):
+    m = fx.mock("ctl")
+    for method, path in (("POST", "/_mock/fault"), ("GET", "/_mock/"), ("GET", "/_mock/stats/x")):
+        r = http(m.port, method, path, "{}" if method == "POST" else None, key=None)
+        eq(r.status, 404, "%s %s status (%s)" % (method, path, r.text))
+        eq(r.header("x-mock-name"), "ctl", "the answer names the mock")
+        e = r.error()
+        eq(e["code"], "not_found", "%s %s error code" % (method, path))
+        eq(e["type"], "invalid_request_error", "%s %s error type" % (method, path))
+        contains(e["message"], "Unknown control path %s" % path, "the message names the path")
+        for p in ("/_mock/faults", "/_mock/stats", "/_mock/stats/reset", "/_mock/last",
+                  "/_mock/health"):
+            contains(e["message"], p, "the message lists the control paths")
+    r = http(m.port, "POST", "/_mock/health", "{}", key=None)
+    eq(r.status, 405, "POST /_mock/health (%s)" % r.text)
+    eq(r.header("allow"), "GET", "Allow on /_mock/health")
+    eq(http(m.port, "GET", "/_mock/health", key=None).json()["ok"], True, "GET /_mock/health")

@@ -1083,6 +1083,32 @@ static void test_live(void **state)
         json_object_put(o);
     }
 
+    /* An unknown control path is a 404 that names it and lists the control paths, not a
+     * model_not_found; the health check is GET only, like the others. */
+    fd = live_connect(port);
+    live_send(fd, "POST", "/_mock/fault", "", "{\"status\":503}");
+    assert_int_equal(live_read(fd, &h, &b), 404);
+    close(fd);
+    o = parse_ok(b.data, b.len);
+    assert_string_equal(str_at(o, "error.code"), "not_found");
+    assert_string_equal(str_at(o, "error.type"), "invalid_request_error");
+    assert_string_equal(str_at(o, "error.message"),
+                        "Unknown control path /_mock/fault (mock live). The control API is "
+                        "/_mock/faults (GET, POST, PATCH, DELETE), /_mock/stats (GET), "
+                        "/_mock/stats/reset (POST), /_mock/last (GET), /_mock/health (GET).");
+    json_object_put(o);
+    fd = live_connect(port);
+    live_send(fd, "DELETE", "/_mock/health", "", "");
+    assert_int_equal(live_read(fd, &h, &b), 405);
+    close(fd);
+    assert_non_null(strcasestr(h.data, "allow: GET\r\n"));
+    st = live_get_json(port, "/_mock/health");
+    assert_true(json_object_get_boolean(json_object_object_get(st, "ok")));
+    json_object_put(st);
+    st = live_get_json(port, "/_mock/faults"); /* the typo changed nothing */
+    assert_int_equal(int_at(st, "status"), 0);
+    json_object_put(st);
+
     /* The last request shows the key and the model as sent. */
     o = live_get_json(port, "/_mock/last");
     assert_string_equal(str_at(o, "authorization"), "Bearer sk-live");
