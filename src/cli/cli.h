@@ -21,4 +21,14 @@ int sg_cli_wants_help(int argc, char **argv, const char *usage);
 /* True when argv holds --version; prints the version then. */
 int sg_cli_wants_version(int argc, char **argv);
 
+/* A macro's value as a string literal, for usage texts. */
+#define SG_CLI_STR_(x) #x
+#define SG_CLI_STR(x) SG_CLI_STR_(x)
+/* SG_WORKERS_MAX (config.h) as a string: "... at most " SG_CLI_WORKERS_MAX "\n". */
+#define SG_CLI_WORKERS_MAX SG_CLI_STR(SG_WORKERS_MAX)
+
+/* `--workers N` of serve and demo, with server.workers' range (0 = one per core). Returns 0 and
+ * sets *out, or prints "slogate CMD: --workers must be ..." and returns SG_EXIT_USAGE. */
+int sg_cli_parse_workers(const char *cmd, const char *arg, int *out);
+
 #endif

@@ -101,6 +101,7 @@ int cmd_check(int argc, char **argv)
                          "Set litellm_params.input_cost_per_token and output_cost_per_token",
                          i, d->id, d->model);
     }
+    sg_diags_sort(&diags); /* the load's own are in file order; these join them there */
     sg_diags_print(&diags, stderr);
     fflush(stderr);
     size_t errors = sg_diags_errors(&diags), warnings = sg_diags_warnings(&diags);

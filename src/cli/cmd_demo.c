@@ -20,7 +20,8 @@ static const char usage[] =
     "\n"
     "      --host HOST   gateway listen address (default 127.0.0.1)\n"
     "      --port PORT   gateway port (default 4000; 0 picks a free one)\n"
-    "      --workers N   gateway event-loop threads (default: one per core)\n";
+    "      --workers N   gateway event-loop threads, 0 = one per core, at most " SG_CLI_WORKERS_MAX
+    " (default: 0)\n";
 
 #define DEMO_KEY "sk-slogate-demo"
 
@@ -114,11 +115,8 @@ int cmd_demo(int argc, char **argv)
             port = (int)v;
             break;
         case 'w':
-            if (!sg_parse_i64(optarg, 1, 256, &v)) {
-                fprintf(stderr, "slogate demo: --workers must be 1..256, got '%s'\n", optarg);
+            if (sg_cli_parse_workers("demo", optarg, &workers))
                 return SG_EXIT_USAGE;
-            }
-            workers = (int)v;
             break;
         default: fputs(usage, stderr); return SG_EXIT_USAGE;
         }
@@ -144,7 +142,8 @@ int cmd_demo(int argc, char **argv)
         fprintf(stderr, "slogate demo: the embedded config did not load (a bug: please report)\n");
         goto out;
     }
-    struct sg_gateway_options go = {.host = host, .port = port, .workers = workers};
+    struct sg_gateway_options go = {
+        .host = host, .port = port, .workers = sg_config_workers(cfg, workers)};
     struct sg_gateway *gw = sg_gateway_new(cfg, &go);
     rc = sg_gateway_run(gw, banner, &dm) ? SG_EXIT_FAIL : SG_EXIT_OK;
     sg_gateway_free(gw);

@@ -28,7 +28,8 @@ static const char usage[] =
     "faults (all off by default):\n"
     "  --latency-ms N      delay before an answer, an error or a stream's head\n"
     "  --ttft-ms N         streams: further delay before the first token (head goes with it)\n"
-    "  --tps N             streams: tokens per second after the first (0 = at once)\n"
+    "  --tps N             streams: tokens per second after the first, 0.001..1000000\n"
+    "                      (0 = at once)\n"
     "  --error-rate F      fraction 0..1 of requests answered with --error-status\n"
     "  --error-status N    status of those errors (default 500)\n"
     "  --status N          answer every request with this status (400..599)\n"
@@ -179,9 +180,12 @@ static int parse_args(int argc, char **argv, struct sg_mock_options *o, const ch
                 o->faults.retry_after_s = (uint32_t)i;
             break;
         case OPT_TPS:
-            if (!parse_double(optarg, 0, 1e6, &d))
-                return bad("--tps", optarg, "want a number 0..1000000");
-            o->faults.tokens_per_s = d;
+            if (!parse_double(optarg, 0, SG_MOCK_TPS_MAX, &d) || !sg_mock_tps_valid(d)) {
+                snprintf(err, sizeof err, "want 0 (no pacing) or tokens per second %g..%.0f",
+                         SG_MOCK_TPS_MIN, SG_MOCK_TPS_MAX);
+                return bad("--tps", optarg, err);
+            }
+            o->faults.tokens_per_s = d == 0 ? 0 : d;
             break;
         case OPT_ERROR_RATE:
             if (!parse_double(optarg, 0, 1, &d))

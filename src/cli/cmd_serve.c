@@ -17,7 +17,8 @@ static const char usage[] =
     "  -c, --config FILE   the configuration (or set SLOGATE_CONFIG)\n"
     "      --host HOST     listen address (default: server.host, 127.0.0.1)\n"
     "      --port PORT     listen port (default: server.port, 4000; 0 picks a free one)\n"
-    "      --workers N     event-loop threads (default: server.workers, else one per core)\n"
+    "      --workers N     event-loop threads, 0 = one per core, at most " SG_CLI_WORKERS_MAX "\n"
+    "                      (default: server.workers, else one per core)\n"
     "      --log-level L   debug | info | warn | error (default: server.log_level, info)\n"
     "\n"
     "No config yet? `slogate demo` runs the gateway in front of two built-in mock providers,\n"
@@ -66,6 +67,7 @@ int cmd_serve(int argc, char **argv)
         {"log-level", required_argument, NULL, 'l'}, {NULL, 0, NULL, 0}};
     const char *path = getenv("SLOGATE_CONFIG"), *log_level = NULL;
     struct sg_gateway_options go = {.port = -1};
+    int workers = -1; /* -1: not given */
     int64_t v;
     int c;
     optind = 1;
@@ -81,11 +83,8 @@ int cmd_serve(int argc, char **argv)
             go.port = (int)v;
             break;
         case 'w':
-            if (!sg_parse_i64(optarg, 1, 256, &v)) {
-                fprintf(stderr, "slogate serve: --workers must be 1..256, got '%s'\n", optarg);
+            if (sg_cli_parse_workers("serve", optarg, &workers))
                 return SG_EXIT_USAGE;
-            }
-            go.workers = (int)v;
             break;
         case 'l': log_level = optarg; break;
         default: fputs(usage, stderr); return SG_EXIT_USAGE;
@@ -135,6 +134,8 @@ int cmd_serve(int argc, char **argv)
                          "(master_key: os.environ/SLOGATE_MASTER_KEY) before exposing the gateway");
     sg_upstream_global_init();
     go.config_path = path;
+    /* Resolved here so --workers 0 means one per core, as in the config, not "the config's". */
+    go.workers = sg_config_workers(cfg, workers);
     struct sg_gateway *gw = sg_gateway_new(cfg, &go);
     raise_nofile(gw);
     int rc = sg_gateway_run(gw, banner, (void *)go.host);

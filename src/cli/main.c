@@ -1,5 +1,6 @@
 /* slogate's entry point: find the command in the table and hand it argv. */
 #include "cli.h"
+#include "config/config.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -50,6 +51,18 @@ int sg_cli_wants_version(int argc, char **argv)
             return 1;
         }
     }
+    return 0;
+}
+
+int sg_cli_parse_workers(const char *cmd, const char *arg, int *out)
+{
+    int64_t v;
+    if (!sg_parse_i64(arg, 0, SG_WORKERS_MAX, &v)) {
+        fprintf(stderr, "slogate %s: --workers must be 0 (one per core) or 1..%d, got '%s'\n", cmd,
+                SG_WORKERS_MAX, arg);
+        return SG_EXIT_USAGE;
+    }
+    *out = (int)v;
     return 0;
 }
 

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <strings.h>
+#include <unistd.h>
 
 /* ---- providers ---- */
 
@@ -548,6 +549,16 @@ const struct sg_feature *sg_config_feature(const struct sg_config *c, const char
             return &c->features[i];
     }
     return NULL;
+}
+
+int sg_config_workers(const struct sg_config *c, int flag)
+{
+    int n = flag >= 0 ? flag : c->server.workers;
+    if (n <= 0) {
+        long cores = sysconf(_SC_NPROCESSORS_ONLN);
+        n = cores < 1 ? 1 : (int)SG_MIN(cores, (long)SG_WORKERS_MAX);
+    }
+    return SG_MIN(n, SG_WORKERS_MAX);
 }
 
 /* ---- keys read at start ---- */

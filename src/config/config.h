@@ -39,7 +39,10 @@ void sg_diags_add(struct sg_diags *d, enum sg_diag_severity sev, const char *fil
                   const char *fmt, ...) SG_PRINTF(5, 6);
 size_t sg_diags_errors(const struct sg_diags *d);
 size_t sg_diags_warnings(const struct sg_diags *d);
-/* One line each: "file:line: error: message" (or "warning:"), in source order. */
+/* Stable-sort by line, so diagnostics added after a load (check's own) read in file order too:
+ * problems about the whole file (line 0) first, equal lines in the order they were added. */
+void sg_diags_sort(struct sg_diags *d);
+/* One line each: "file:line: error: message" (or "warning:"), in the list's order. */
 void sg_diags_print(const struct sg_diags *d, FILE *out);
 
 /* ---- typed configuration ---- */
@@ -115,11 +118,14 @@ struct sg_general_settings {
     uint32_t health_check_interval_ms; /* health_check_interval, default 300 s */
 };
 
+/* The most event-loop threads server.workers and `serve --workers` accept (one range for both). */
+#define SG_WORKERS_MAX 1024
+
 /* slogate's own `server:` section; command-line flags override it. */
 struct sg_server_settings {
     char *host;                 /* default "127.0.0.1" */
     int port;                   /* default 4000 */
-    int workers;                /* 0 = number of cores */
+    int workers;                /* 0 = one per core; sg_config_workers */
     uint32_t idle_timeout_ms;   /* default 60 s */
     uint32_t header_timeout_ms; /* default 10 s */
     uint32_t drain_timeout_ms;  /* graceful shutdown deadline, default 30 s */
@@ -151,7 +157,8 @@ struct sg_feature_cache {
     bool enabled;
     uint32_t ttl_min; /* default 60 */
     bool lowercase;
-    char **strip; /* regexes as written (PCRE2 syntax; the cache compiles them) */
+    char **strip; /* regexes as written: PCRE2 syntax, checked at load by compiling them in
+                     UTF-8 mode (PCRE2_UTF), as the cache must compile them; <= 4096 bytes */
     size_t n_strip;
 };
 
@@ -257,6 +264,10 @@ const struct sg_feature *sg_config_feature(const struct sg_config *c, const char
 #define SG_CONFIG_N_START_KEYS 23
 size_t sg_config_start_keys_changed(const struct sg_config *running, const struct sg_config *fresh,
                                     const char *keys[SG_CONFIG_N_START_KEYS]);
+
+/* How many workers to run: `flag` (`--workers`; -1 when not given) wins over server.workers.
+ * In both, 0 means one per online core (at most SG_WORKERS_MAX); the result is >= 1. */
+int sg_config_workers(const struct sg_config *c, int flag);
 
 /* Split "openai/gpt-4o-mini" into provider "openai" and model "gpt-4o-mini"; a model without
  * '/' is an OpenAI model. Unknown providers with an api_base are OpenAI-compatible. Writes

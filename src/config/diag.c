@@ -93,6 +93,11 @@ void sg_diags_sort_from(struct sg_diags *d, size_t from)
     free(tmp);
 }
 
+void sg_diags_sort(struct sg_diags *d)
+{
+    sg_diags_sort_from(d, 0);
+}
+
 void sg_diags_print(const struct sg_diags *d, FILE *out)
 {
     for (size_t i = 0; i < d->n; i++) {

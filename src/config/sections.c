@@ -12,6 +12,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+
 #define OFF(type, member) offsetof(type, member)
 #define TABLE(fields, litellm)                                                                     \
     {                                                                                              \
@@ -457,7 +460,7 @@ static void merge_litellm(struct sg_cfg_loader *ld, const struct sg_ynode *root)
 static const struct sg_cfg_field server_fields[] = {
     {"host", SG_FT_STR, SERVER(host), .defs = "127.0.0.1"},
     {"port", SG_FT_INT, SERVER(port), .def = 4000, .min = 1, .max = 65535},
-    {"workers", SG_FT_INT, SERVER(workers), .def = 0, .min = 0, .max = 1024},
+    {"workers", SG_FT_INT, SERVER(workers), .def = 0, .min = 0, .max = SG_WORKERS_MAX},
     {"idle_timeout_s", SG_FT_SECS_MS, SERVER(idle_timeout_ms), .def = 60, .min = 0, .max = 86400,
      .flags = SG_FL_GT},
     {"header_timeout_s", SG_FT_SECS_MS, SERVER(header_timeout_ms), .def = 10, .min = 0, .max = 3600,
@@ -547,6 +550,44 @@ static const struct sg_cfg_table slo_table = TABLE(slo_fields, NULL);
 
 /* ---- features ---- */
 
+/* How strip patterns are compiled: PCRE2 (DESIGN §3), UTF-8 mode, since prompts are UTF-8 and
+ * `.` must take a whole character. The cache must compile them the same way. */
+#define STRIP_OPTIONS PCRE2_UTF
+/* Longer than any pattern a person writes; keeps a hostile file from compiling megabytes. */
+#define STRIP_PATTERN_MAX 4096
+
+/* Whether `re` (the text of `v`) compiles as the cache will compile it; an error naming the
+ * pattern, the compiler's reason and the offset otherwise. Nothing compiled is kept. */
+static bool strip_compiles(struct sg_cfg_loader *ld, const struct sg_ynode *v, const char *path,
+                           const char *re)
+{
+    char shown[96];
+    /* Name a pattern taken from the environment by its variable, as every message does. */
+    const char *env = strncmp(v->s, "os.environ/", 11) == 0 ? v->s + 11 : NULL;
+    size_t len = strlen(re);
+    if (len > STRIP_PATTERN_MAX) {
+        sg_cfg_err(ld, v->line,
+                   "%s: %s is %zu bytes long; a strip pattern may have at most %d: split it", path,
+                   sg_cfg_show(v, NULL, shown, sizeof shown), len, STRIP_PATTERN_MAX);
+        return false;
+    }
+    int code;
+    PCRE2_SIZE off;
+    pcre2_code *compiled = pcre2_compile((PCRE2_SPTR)re, len, STRIP_OPTIONS, &code, &off, NULL);
+    if (compiled) {
+        pcre2_code_free(compiled);
+        return true;
+    }
+    PCRE2_UCHAR why[160];
+    if (pcre2_get_error_message(code, why, sizeof why) < 0)
+        snprintf((char *)why, sizeof why, "PCRE2 error %d", code);
+    sg_cfg_err(ld, v->line,
+               "%s: %s is not a valid regular expression: %s at offset %zu (PCRE2 syntax; fix "
+               "the pattern or remove it)",
+               path, sg_cfg_show(v, env, shown, sizeof shown), (const char *)why, (size_t)off);
+    return false;
+}
+
 static void strip_list(struct sg_cfg_loader *ld, const struct sg_ynode *v, const char *path,
                        void *base)
 {
@@ -564,13 +605,15 @@ static void strip_list(struct sg_cfg_loader *ld, const struct sg_ynode *v, const
                    sg_cfg_show(v, NULL, shown, sizeof shown));
         return;
     }
-    /* Kept as strings: the cache module compiles them (PCRE2 syntax). */
+    /* Kept as text; compiled here only to refuse what the cache could not use. */
     fc->strip = sg_xcalloc(v->n ? v->n : 1, sizeof *fc->strip);
     for (size_t i = 0; i < v->n; i++) {
         sg_cfg_index(ipath, path, i);
         char *re = sg_cfg_string(ld, v->items[i], ipath);
-        if (re)
+        if (re && strip_compiles(ld, v->items[i], ipath, re))
             fc->strip[fc->n_strip++] = re;
+        else
+            free(re);
     }
 }
 

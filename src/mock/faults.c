@@ -7,10 +7,28 @@
 #include <json-c/json.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 bool sg_mock_status_valid(int status)
 {
     return status >= 400 && status <= 599;
+}
+
+bool sg_mock_tps_valid(double tokens_per_s)
+{
+    return tokens_per_s == 0 ||
+           (tokens_per_s >= SG_MOCK_TPS_MIN && tokens_per_s <= SG_MOCK_TPS_MAX);
+}
+
+uint64_t sg_mock_token_offset_ms(double tokens_per_s, size_t k)
+{
+    if (!(tokens_per_s > 0) || k == 0)
+        return 0;
+    double tps = tokens_per_s < SG_MOCK_TPS_MIN   ? SG_MOCK_TPS_MIN
+                 : tokens_per_s > SG_MOCK_TPS_MAX ? SG_MOCK_TPS_MAX
+                                                  : tokens_per_s;
+    double ms = (double)k * (1000.0 / tps) + 0.5;
+    return ms < (double)SG_MOCK_OFFSET_MAX_MS ? (uint64_t)ms : SG_MOCK_OFFSET_MAX_MS;
 }
 
 const char *sg_mock_reset_name(enum sg_mock_reset r)
@@ -45,27 +63,67 @@ static int get_uint(struct json_object *v, const char *key, int64_t min, int64_t
     }
     int64_t x = json_object_get_int64(v);
     if (x < min || x > max) {
-        snprintf(err, errn, "%s: must be between %lld and %lld", key, (long long)min,
-                 (long long)max);
+        snprintf(err, errn, "%s: must be between %lld and %lld, got %lld", key, (long long)min,
+                 (long long)max, (long long)x);
         return SG_EINVAL;
     }
     *out = x;
     return 0;
 }
 
-static int get_number(struct json_object *v, const char *key, double min, double max, double *out,
-                      char *err, size_t errn)
+/* The shortest "%g" text that reads back as x, for "got ..." in messages (1e-300, not
+ * 1.0000000000000001e-300). */
+static const char *show_number(double x, char *buf, size_t n)
+{
+    for (int prec = 15; prec <= 17; prec++) {
+        snprintf(buf, n, "%.*g", prec, x);
+        if (strtod(buf, NULL) == x)
+            break;
+    }
+    return buf;
+}
+
+/* A JSON number, integer or not (NULL-safe: JSON null is a wrong type). */
+static int get_double(struct json_object *v, const char *key, double *out, char *err, size_t errn)
 {
     if (!json_object_is_type(v, json_type_int) && !json_object_is_type(v, json_type_double)) {
         snprintf(err, errn, "%s: must be a number", key);
         return SG_EINVAL;
     }
-    double x = json_object_get_double(v);
+    *out = json_object_get_double(v);
+    return 0;
+}
+
+static int get_number(struct json_object *v, const char *key, double min, double max, double *out,
+                      char *err, size_t errn)
+{
+    double x;
+    char shown[32];
+    if (get_double(v, key, &x, err, errn))
+        return SG_EINVAL;
     if (!isfinite(x) || x < min || x > max) {
-        snprintf(err, errn, "%s: must be between %g and %g", key, min, max);
+        snprintf(err, errn, "%s: must be between %g and %g, got %s", key, min, max,
+                 show_number(x, shown, sizeof shown));
         return SG_EINVAL;
     }
-    *out = x;
+    *out = x == 0 ? 0 : x; /* -0 is 0, and is written back as 0 */
+    return 0;
+}
+
+/* tokens_per_s: 0 or SG_MOCK_TPS_MIN..SG_MOCK_TPS_MAX. Below the range the next token would be
+ * centuries away (or its delay overflow); above it, it is "all at once" in disguise. */
+static int get_tps(struct json_object *v, double *out, char *err, size_t errn)
+{
+    double x;
+    char shown[32];
+    if (get_double(v, "tokens_per_s", &x, err, errn))
+        return SG_EINVAL;
+    if (!sg_mock_tps_valid(x)) {
+        snprintf(err, errn, "tokens_per_s: must be 0 (no pacing) or between %g and %.0f, got %s",
+                 SG_MOCK_TPS_MIN, SG_MOCK_TPS_MAX, show_number(x, shown, sizeof shown));
+        return SG_EINVAL;
+    }
+    *out = x == 0 ? 0 : x;
     return 0;
 }
 
@@ -98,7 +156,7 @@ int sg_mock_faults_merge(struct sg_mock_faults *f, const char *json, size_t len,
             else
                 n.retry_after_s = (uint32_t)i;
         } else if (strcmp(key, "tokens_per_s") == 0) {
-            rc = get_number(v, key, 0, 1e6, &n.tokens_per_s, err, errn);
+            rc = get_tps(v, &n.tokens_per_s, err, errn);
         } else if (strcmp(key, "error_rate") == 0) {
             rc = get_number(v, key, 0, 1, &n.error_rate, err, errn);
         } else if (strcmp(key, "error_status") == 0 || strcmp(key, "status") == 0) {

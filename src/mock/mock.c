@@ -77,7 +77,7 @@ struct held {
     size_t content_limit; /* reset after this many content events (reset mid) */
     bool reset_pending;   /* the half was sent; the reset comes on the next timer */
     uint64_t t0_ms;       /* loop time the first content event went out */
-    double interval_ms;   /* between content events; 0 = all at once */
+    double tokens_per_s;  /* the pace when the request arrived; 0 = all at once */
 };
 
 static void count_status(struct sg_mock *m, int status)
@@ -273,7 +273,7 @@ static void stream_step(struct held *hd)
         stream_write_events(hd, head + hd->content_sent, head + hd->content_sent + 1);
         hd->content_sent++;
     }
-    if (hd->interval_ms <= 0) {
+    if (!(hd->tokens_per_s > 0)) {
         /* As fast as possible, but no faster than the client reads, as a real server's socket
          * would make it: past a high-water mark it waits for the queue to drain. */
         while (hd->content_sent < hd->content_limit) {
@@ -289,7 +289,8 @@ static void stream_step(struct held *hd)
     if (hd->content_sent >= hd->content_limit && hd->d.reset_mid) {
         /* Reset on a later turn so the chunks already written reach the peer first. */
         hd->reset_pending = true;
-        uv_timer_start(&hd->timer, held_on_timer, (uint64_t)SG_MAX(hd->interval_ms, 1.0), 0);
+        uint64_t gap = sg_mock_token_offset_ms(hd->tokens_per_s, 1);
+        uv_timer_start(&hd->timer, held_on_timer, SG_MAX(gap, 1), 0);
         return;
     }
     if (hd->content_sent >= n) {
@@ -300,7 +301,7 @@ static void stream_step(struct held *hd)
         return;
     }
     /* Pace from the first token so rounding never accumulates. */
-    uint64_t due = hd->t0_ms + (uint64_t)((double)hd->content_sent * hd->interval_ms + 0.5);
+    uint64_t due = hd->t0_ms + sg_mock_token_offset_ms(hd->tokens_per_s, hd->content_sent);
     uint64_t now = uv_now(hd->m->loop);
     uv_timer_start(&hd->timer, held_on_timer, due > now ? due - now : 0, 0);
 }
@@ -672,7 +673,7 @@ static void handle_chat(struct sg_mock *m, struct sg_http_request *req, enum sg_
         apply_cache(m, &chat, &hd->ans);
         sg_mock_stream_plan(&hd->ans, &hd->plan);
         hd->content_limit = d.reset_mid ? hd->plan.n_content / 2 : hd->plan.n_content;
-        hd->interval_ms = m->faults.tokens_per_s > 0 ? 1000.0 / m->faults.tokens_per_s : 0;
+        hd->tokens_per_s = m->faults.tokens_per_s;
         break;
     }
     }
@@ -791,14 +792,24 @@ static void handle_control(struct sg_mock *m, struct sg_http_request *req)
             respond_buf(m, req, 200, &b);
         }
     } else if (sg_slice_eq(p, "/_mock/health")) {
-        sg_buf_appends(&b, "{\"ok\":true,\"name\":\"");
-        sg_buf_append_json_str(&b, m->name, strlen(m->name));
-        sg_buf_appendf(&b, "\",\"port\":%d}", sg_mock_port(m));
-        respond_buf(m, req, 200, &b);
+        if (!sg_slice_eq(meth, "GET")) {
+            respond_405(m, req, SG_MOCK_API_OPENAI, "GET", "use GET on /_mock/health");
+        } else {
+            sg_buf_appends(&b, "{\"ok\":true,\"name\":\"");
+            sg_buf_append_json_str(&b, m->name, strlen(m->name));
+            sg_buf_appendf(&b, "\",\"port\":%d}", sg_mock_port(m));
+            respond_buf(m, req, 200, &b);
+        }
     } else {
-        control_error(m, req, 404,
-                      "unknown control path; see /_mock/faults, /_mock/stats, "
-                      "/_mock/stats/reset, /_mock/last, /_mock/health");
+        /* A typo here must not look like a model error (a 404's default code): say what the
+         * control paths are. */
+        char msg[ERRLEN * 2];
+        snprintf(msg, sizeof msg,
+                 "Unknown control path %.*s (mock %.64s). The control API is /_mock/faults (GET, "
+                 "POST, PATCH, DELETE), /_mock/stats (GET), /_mock/stats/reset (POST), "
+                 "/_mock/last (GET), /_mock/health (GET).",
+                 (int)SG_MIN(p.n, 64), p.p, m->name);
+        respond_error(m, req, SG_MOCK_API_OPENAI, 404, "not_found", NULL, msg, 0);
     }
     sg_buf_dispose(&b);
 }

@@ -34,7 +34,8 @@ struct sg_mock_faults {
     uint32_t latency_ms;    /* delay before a non-streaming answer (errors too) or stream head */
     uint32_t ttft_ms;       /* streams: further delay until the first content chunk; the head
                              * goes out together with that chunk */
-    double tokens_per_s;    /* streams: pace of the chunks after the first; 0 = at once */
+    double tokens_per_s;    /* streams: pace of the chunks after the first; 0 = at once,
+                             * else SG_MOCK_TPS_MIN..SG_MOCK_TPS_MAX */
     double error_rate;      /* 0..1: fraction of requests answered with error_status */
     int error_status;       /* status of error_rate answers; 0 means 500 */
     int status;             /* 0 = off; else every answer gets this status (400..599) */
@@ -175,6 +176,18 @@ int sg_mock_faults_merge(struct sg_mock_faults *f, const char *json, size_t len,
 int sg_mock_faults_to_json(struct sg_buf *out, const struct sg_mock_faults *f);
 /* Valid ranges: the checks the merge and the CLI share. */
 bool sg_mock_status_valid(int status);
+/* tokens_per_s: 0 (no pacing) or SG_MOCK_TPS_MIN..SG_MOCK_TPS_MAX. The slowest is a token every
+ * 1000 s (the other delays stop at an hour); the fastest is already "at once" to a client. */
+#define SG_MOCK_TPS_MIN 0.001
+#define SG_MOCK_TPS_MAX 1e6
+bool sg_mock_tps_valid(double tokens_per_s);
+/* When content event k (0 = the first) of a stream paced at `tokens_per_s` is due, in ms after
+ * the first: round(k * 1000 / tokens_per_s), counted from the first so rounding never drifts.
+ * 0 for no pacing (0, negative, NaN). A pace outside the valid range (sg_mock_set_faults does
+ * not check) is clamped into it, and the result is at most SG_MOCK_OFFSET_MAX_MS, so nothing
+ * overflows and nothing is sent all at once by accident. */
+#define SG_MOCK_OFFSET_MAX_MS (UINT64_C(1) << 52) /* exact in a double; loop time + it fits */
+uint64_t sg_mock_token_offset_ms(double tokens_per_s, size_t k);
 const char *sg_mock_reset_name(enum sg_mock_reset r);
 
 /* What to do with one model request. */

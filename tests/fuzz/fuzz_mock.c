@@ -11,13 +11,15 @@
  *            the error body the mock sends with it (message and param cut to the buffers
  *            mock.c uses) is strict UTF-8 JSON;
  *   faults - a refused merge leaves the faults as they were and its error body is strict UTF-8
- *            JSON; an accepted one leaves every field in range, and the faults written out and
- *            merged back onto zeros are the same faults.
+ *            JSON; an accepted one leaves every field in range (a stream's pace gives delays
+ *            that neither overflow nor go backwards), and the faults written out and merged
+ *            back onto zeros are the same faults.
  */
 #include "fuzz.h"
 #include "mock/mock.h"
 
 #include <json-c/json.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -154,7 +156,12 @@ static void check_faults(const char *s, size_t n)
         return;
     }
     check(f.latency_ms <= 3600000 && f.ttft_ms <= 3600000 && f.retry_after_s <= 3600000);
-    check(f.tokens_per_s >= 0 && f.tokens_per_s <= 1e6);
+    check(sg_mock_tps_valid(f.tokens_per_s) && !signbit(f.tokens_per_s));
+    /* Any accepted pace is paced without overflow (UBSan's float-cast-overflow watches the
+     * conversion), token after token, for the longest answer the CLI allows. */
+    uint64_t last = sg_mock_token_offset_ms(f.tokens_per_s, 100000);
+    check(last <= SG_MOCK_OFFSET_MAX_MS);
+    check(f.tokens_per_s == 0 ? last == 0 : last >= sg_mock_token_offset_ms(f.tokens_per_s, 1));
     check(f.error_rate >= 0 && f.error_rate <= 1);
     check(f.error_status == 0 || sg_mock_status_valid(f.error_status));
     check(f.status == 0 || sg_mock_status_valid(f.status));

@@ -46,9 +46,30 @@ def test_serve_without_config_points_at_demo(fx):
 
 def test_serve_bad_flag_values_exit_2(fx):
     cfg = fx.write_config(fx.config(["http://127.0.0.1:9/v1"]))
-    for args in (["--port", "70000"], ["--workers", "0"], ["--bogus"]):
+    for args in (["--port", "70000"], ["--workers", "1025"], ["--workers", "-1"], ["--bogus"]):
         r = fx.cli(["serve", "-c", cfg] + args, timeout=5)
         eq(r.code, 2, "serve %s exit code (%s)" % (" ".join(args), r))
+    for cmd in ("serve", "demo"):
+        r = fx.cli([cmd, "--workers", "1025"], timeout=5)
+        eq(r.code, 2, "%s --workers 1025 exit code (%s)" % (cmd, r))
+        contains(r.err, "--workers must be 0 (one per core) or 1..1024, got '1025'",
+                 "%s --workers names the range server.workers has" % cmd)
+        contains(fx.cli([cmd, "--help"]).out, "0 = one per core, at most 1024",
+                 "%s --help gives the range" % cmd)
+
+
+def test_serve_workers_flag_has_the_config_key_range(fx):
+    # The flag takes what server.workers takes: up to 1024 gets past the flag to the config
+    # (here one with nothing to route to, so nothing starts)...
+    empty = fx.write("empty.yaml", "server: { port: 4000 }\n")
+    r = fx.cli(["serve", "-c", empty, "--workers", "1024"], timeout=5)
+    eq(r.code, 2, "serve --workers 1024 on a config without model_list (%s)" % r)
+    contains(r.err, "no model_list entries", "--workers 1024 is accepted; the config is not")
+    # ... and 0 means one per core there too, whatever server.workers says.
+    cores = min(os.cpu_count() or 1, 1024)
+    cfg = fx.config(["http://127.0.0.1:9/v1"], server={"workers": cores + 1})
+    gw = fx.gateway(cfg, workers=None, args=["--workers", "0"])
+    eq(gw.workers, cores, "serve --workers 0 with server.workers: %d" % (cores + 1))
 
 
 def test_check_good_config_exits_0(fx):
@@ -99,6 +120,55 @@ def test_check_bad_config_lists_every_problem_with_file_line(fx):
     check(7 in warnings and "colour" in warnings[7],
           "unknown key `colour` is a warning at line 7 naming it; got warnings %r" % warnings)
     check(r.out.strip(), "check prints a summary on stdout")
+
+
+def test_check_refuses_a_strip_pattern_that_does_not_compile(fx):
+    path = fx.write("strip.yaml", """\
+model_list:
+  - model_name: app/chat
+    litellm_params: { model: openai/gpt-4o-mini, api_key: k, api_base: "http://127.0.0.1:9/v1" }
+features:
+  summarize:
+    cache:
+      normalize:
+        strip:
+          - "[0-9a-f]{8}-[0-9a-f-]{27}"
+          - "(unclosed"
+          - '(?i)ticket-\\d+'
+""")
+    r = fx.cli(["check", "-c", path])
+    eq(r.code, 2, "check with a bad strip pattern (%s)" % r)
+    contains(r.err, "%s:10: error: features.summarize.cache.normalize.strip[1]: \"(unclosed\" is "
+                    "not a valid regular expression: missing closing parenthesis at offset 9"
+             % path, "the error names the pattern, the reason and the line")
+    eq(len([ln for ln in r.err.splitlines() if ": error: " in ln]), 1,
+       "only the bad pattern is an error (%s)" % r.err)
+    contains(r.out, "1 error", "the summary counts it")
+
+
+def test_check_prints_every_problem_in_file_order(fx):
+    # The price check runs after the load; its warning (line 2) must still come first.
+    path = fx.write("order.yaml", """\
+model_list:
+  - model_name: app/chat
+    litellm_params:
+      model: hosted_vllm/my-model
+      api_base: "http://127.0.0.1:9/v1"
+      api_key: k
+      colour: blue
+router_settings:
+  bogus: 1
+budgets:
+  tenant_monthly_usd: 5
+""")
+    r = fx.cli(["check", "-c", path])
+    eq(r.code, 0, "warnings only (%s)" % r)
+    lines = [int(m.group(1)) for m in
+             (re.match(r"^.*?:(\d+): (?:error|warning): ", ln) for ln in r.err.splitlines()) if m]
+    check(len(lines) >= 4, "four warnings at least: %r" % r.err)
+    eq(lines, sorted(lines), "the lines of every problem, as printed")
+    contains(r.err.splitlines()[0], ":2: warning: model_list[0] (app/chat#1): no price known",
+             "the first problem is the one on line 2")
 
 
 def test_check_unknown_keys_are_warnings_not_errors(fx):

@@ -504,6 +504,33 @@ static void test_diags_print(void **state)
     assert_int_equal(d.n, 0);
 }
 
+/* Diagnostics added after a load (check adds its pricing warnings) are put back in file order:
+ * by line, problems about the whole file (line 0) first, equal lines in the order added. */
+static void test_diags_sort(void **state)
+{
+    (void)state;
+    struct sg_diags d;
+    sg_diags_init(&d);
+    sg_diags_sort(&d); /* empty: nothing to do */
+    static const struct {
+        int line;
+        const char *msg;
+    } added[] = {{7, "b7"}, {2, "a2"}, {7, "c7"}, {0, "file"}, {30, "z30"},
+                 {2, "b2"}, {7, "d7"}, {1, "a1"}, {0, "file2"}};
+    for (size_t i = 0; i < SG_ARRAY_LEN(added); i++)
+        sg_diags_add(&d, i % 2 ? SG_DIAG_ERROR : SG_DIAG_WARNING, "x.yaml", added[i].line, "%s",
+                     added[i].msg);
+    sg_diags_sort(&d);
+    static const char *want[] = {"file", "file2", "a1", "a2", "b2", "b7", "c7", "d7", "z30"};
+    assert_int_equal(d.n, SG_ARRAY_LEN(want));
+    for (size_t i = 0; i < d.n; i++)
+        assert_string_equal(d.v[i].msg, want[i]);
+    assert_int_equal(sg_diags_errors(&d), 4);           /* severities travel with their messages */
+    assert_int_equal(d.v[1].severity, SG_DIAG_WARNING); /* file2 was added as a warning */
+    assert_int_equal(d.v[3].severity, SG_DIAG_ERROR);   /* a2 as an error */
+    sg_diags_dispose(&d);
+}
+
 static void test_refcount(void **state)
 {
     (void)state;
@@ -588,6 +615,7 @@ int main(void)
         cmocka_unit_test_teardown(test_every_problem_collected, teardown),
         cmocka_unit_test_teardown(test_load_file_errors, teardown),
         cmocka_unit_test_teardown(test_diags_print, teardown),
+        cmocka_unit_test_teardown(test_diags_sort, teardown),
         cmocka_unit_test_teardown(test_refcount, teardown),
         cmocka_unit_test_teardown(test_start_keys_changed, teardown),
     };

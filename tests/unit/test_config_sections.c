@@ -5,6 +5,8 @@
  */
 #include "config_load.h"
 
+#include <unistd.h>
+
 /* ---- unknown and unsupported keys ---- */
 
 static void test_unknown_keys(void **state)
@@ -219,7 +221,25 @@ static void test_server_section(void **state)
     assert_int_equal(c->server.drain_timeout_ms, 0);
     assert_int_equal(c->server.max_connections, 100);
     assert_string_equal(c->server.log_level, "debug");
+    /* --workers overrides server.workers; 0 means one per core in both places. */
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    int per_core = cores < 1 ? 1 : cores > SG_WORKERS_MAX ? SG_WORKERS_MAX : (int)cores;
+    assert_int_equal(sg_config_workers(c, -1), 4); /* no flag: the config's 4 */
+    assert_int_equal(sg_config_workers(c, 0), per_core);
+    assert_int_equal(sg_config_workers(c, 7), 7);
+    assert_int_equal(sg_config_workers(c, SG_WORKERS_MAX), SG_WORKERS_MAX);
     sg_config_unref(c);
+    c = load(ONE_MODEL "server: { workers: 0 }\n");
+    assert_clean(c);
+    assert_int_equal(sg_config_workers(c, -1), per_core);
+    sg_config_unref(c);
+    c = load(ONE_MODEL "server: { workers: 1024 }\n");
+    assert_clean(c);
+    assert_int_equal(sg_config_workers(c, -1), 1024);
+    sg_config_unref(c);
+    c = load(ONE_MODEL "server: { workers: 1025 }\n");
+    assert_null(c);
+    assert_error(4, "server.workers must be an integer between 0 and 1024, got \"1025\"");
 
     c = load(ONE_MODEL "server:\n"
                        "  port: 70000\n"
@@ -310,6 +330,77 @@ static void test_features_section(void **state)
     c = load(ONE_MODEL "features: [summarize]\n");
     assert_null(c);
     assert_error(4, "features must be a mapping of feature name to its settings");
+}
+
+/* cache.normalize.strip is a list of PCRE2 patterns: each is compiled when the config loads,
+ * so `check` names a pattern the cache could not use, with the compiler's reason and offset. */
+static void test_features_strip_regex(void **state)
+{
+    (void)state;
+    struct sg_config *c = load(ONE_MODEL "features:\n"
+                                         "  a:\n"
+                                         "    cache:\n"
+                                         "      normalize:\n"
+                                         "        strip:\n"
+                                         "          - '[0-9a-f]{8}-[0-9a-f-]{27}'\n"
+                                         "          - '(?i)order #\\d+'\n"
+                                         "          - '(?<=token=)[^&\\s]+'\n"
+                                         "          - '\\bsess_\\w+?\\b'\n"
+                                         "          - 'caf\xc3\xa9'\n");
+    assert_clean(c);
+    assert_int_equal(c->features[0].cache.n_strip, 5);
+    assert_string_equal(c->features[0].cache.strip[1], "(?i)order #\\d+");
+    sg_config_unref(c);
+
+    c = load(ONE_MODEL "features:\n"
+                       "  a:\n"
+                       "    cache:\n"
+                       "      normalize:\n"
+                       "        strip:\n"
+                       "          - '(unclosed'\n"
+                       "          - ok+\n"
+                       "          - '[z-a]'\n"
+                       "  b: { cache: { normalize: { strip: ['x{2,1}', '*lead'] } } }\n");
+    assert_null(c);
+    assert_error(9, "features.a.cache.normalize.strip[0]: \"(unclosed\" is not a valid regular "
+                    "expression: missing closing parenthesis at offset 9");
+    assert_error(11, "features.a.cache.normalize.strip[2]: \"[z-a]\" is not a valid regular "
+                     "expression: range out of order in character class at offset 3");
+    assert_error(12, "features.b.cache.normalize.strip[0]: \"x{2,1}\" is not a valid regular "
+                     "expression: numbers out of order in {} quantifier at offset 5");
+    assert_error(12, "features.b.cache.normalize.strip[1]: \"*lead\" is not a valid regular "
+                     "expression: quantifier does not follow a repeatable item at offset 0");
+    assert_error(9, "(PCRE2 syntax");
+    assert_int_equal(sg_diags_errors(&D), 4);
+
+    /* One from the environment is named by its variable. */
+    static const struct kv env[] = {{"STRIP_RE", "(?<=x"}, {NULL, NULL}};
+    c = load_env(ONE_MODEL "features: { f: { cache: { normalize: { strip: [os.environ/STRIP_RE] } "
+                           "} } }\n",
+                 env);
+    assert_null(c);
+    assert_error(4, "features.f.cache.normalize.strip[0]: the value of os.environ/STRIP_RE is not "
+                    "a valid regular expression: ");
+
+    /* A pattern longer than 4096 bytes is refused before it is compiled. */
+    char yaml[9000];
+    char *re = malloc(4098);
+    for (size_t n = 4096; n <= 4097; n++) {
+        memset(re, 'a', n);
+        re[n] = '\0';
+        snprintf(yaml, sizeof yaml,
+                 ONE_MODEL "features: { f: { cache: { normalize: { strip: [%s] } } } }\n", re);
+        c = load(yaml);
+        if (n == 4096) {
+            assert_clean(c);
+            sg_config_unref(c);
+        } else {
+            assert_null(c);
+            assert_error(4, "features.f.cache.normalize.strip[0]: \"aaaa");
+            assert_error(4, "is 4097 bytes long; a strip pattern may have at most 4096: split it");
+        }
+    }
+    free(re);
 }
 
 static void test_budgets_section(void **state)
@@ -460,6 +551,7 @@ int main(void)
         cmocka_unit_test_teardown(test_server_section, teardown),
         cmocka_unit_test_teardown(test_slo_section, teardown),
         cmocka_unit_test_teardown(test_features_section, teardown),
+        cmocka_unit_test_teardown(test_features_strip_regex, teardown),
         cmocka_unit_test_teardown(test_budgets_section, teardown),
         cmocka_unit_test_teardown(test_cache_and_rate_limits, teardown),
         cmocka_unit_test_teardown(test_alert_sinks, teardown),

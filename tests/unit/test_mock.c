@@ -4,11 +4,13 @@
 
 #include <arpa/inet.h>
 #include <json-c/json.h>
+#include <math.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/socket.h>
@@ -691,6 +693,18 @@ static void test_faults_merge(void **state)
         {"{\"status\":200}", "status"},
         {"{\"error_status\":0}", "error_status"},
         {"{\"hang\":1}", "hang: must be a boolean"},
+        /* A pace so slow that its delay overflows (or so fast it rounds to nothing) is refused
+         * with the range, not sent all at once. */
+        {"{\"tokens_per_s\":1e-300}",
+         "tokens_per_s: must be 0 (no pacing) or between 0.001 and 1000000, got 1e-300"},
+        {"{\"tokens_per_s\":5e-324}", "tokens_per_s: must be 0 (no pacing) or between 0.001"},
+        {"{\"tokens_per_s\":0.0009}", "got 0.0009"},
+        {"{\"tokens_per_s\":1000000.5}", "got 1000000.5"},
+        {"{\"tokens_per_s\":-1}", "tokens_per_s: must be 0 (no pacing)"},
+        {"{\"tokens_per_s\":1e400}", "NaN or Infinity"}, /* refused by the parser */
+        {"{\"tokens_per_s\":\"fast\"}", "tokens_per_s: must be a number"},
+        {"{\"error_rate\":-0.5}", "error_rate: must be between 0 and 1, got -0.5"},
+        {"{\"latency_ms\":3600001}", "latency_ms: must be between 0 and 3600000, got 3600001"},
         {"{\"reset\":\"later\"}", "reset"},
         {"[1]", "JSON object"},
         {"{\"hang\":", "not valid JSON"},
@@ -702,6 +716,50 @@ static void test_faults_merge(void **state)
             fail_msg("%s: message '%s' lacks '%s'", bad[i].json, err, bad[i].want);
         assert_true(faults_equal(&f, &before));
     }
+}
+
+/* The edges of tokens_per_s: both ends of the range are accepted as written, -0 is 0. */
+static void test_faults_tokens_per_s_range(void **state)
+{
+    (void)state;
+    struct sg_mock_faults f = {0};
+    char err[256];
+    assert_int_equal(merge(&f, "{\"tokens_per_s\":0.001}", err), 0);
+    assert_true(f.tokens_per_s == SG_MOCK_TPS_MIN);
+    assert_int_equal(merge(&f, "{\"tokens_per_s\":1000000}", err), 0);
+    assert_true(f.tokens_per_s == SG_MOCK_TPS_MAX);
+    assert_int_equal(merge(&f, "{\"tokens_per_s\":-0.0}", err), 0);
+    assert_true(f.tokens_per_s == 0 && !signbit(f.tokens_per_s));
+    assert_true(sg_mock_tps_valid(0) && sg_mock_tps_valid(0.001) && sg_mock_tps_valid(1e6));
+    assert_false(sg_mock_tps_valid(1e-300) || sg_mock_tps_valid(1e6 + 1) || sg_mock_tps_valid(-1) ||
+                 sg_mock_tps_valid(NAN) || sg_mock_tps_valid(INFINITY));
+}
+
+/* When content token k of a stream is due, in ms after the first: exact for the whole accepted
+ * range, and never an overflow (or "all at once") for a value set in-process past the checks. */
+static void test_token_offsets(void **state)
+{
+    (void)state;
+    assert_int_equal(sg_mock_token_offset_ms(0, 5), 0); /* no pacing */
+    assert_int_equal(sg_mock_token_offset_ms(20, 0), 0);
+    assert_int_equal(sg_mock_token_offset_ms(20, 1), 50);
+    assert_int_equal(sg_mock_token_offset_ms(20, 3), 150);
+    assert_int_equal(sg_mock_token_offset_ms(3, 1), 333); /* from t0: no drift */
+    assert_int_equal(sg_mock_token_offset_ms(3, 2), 667);
+    assert_int_equal(sg_mock_token_offset_ms(3, 300), 100000);
+    assert_int_equal(sg_mock_token_offset_ms(SG_MOCK_TPS_MIN, 1), 1000000);
+    assert_int_equal(sg_mock_token_offset_ms(SG_MOCK_TPS_MIN, 100000), 100000000000ull);
+    assert_int_equal(sg_mock_token_offset_ms(SG_MOCK_TPS_MAX, 1), 0);
+    assert_int_equal(sg_mock_token_offset_ms(SG_MOCK_TPS_MAX, 100000), 100);
+    assert_int_equal(sg_mock_token_offset_ms(SG_MOCK_TPS_MAX, SIZE_MAX), SG_MOCK_OFFSET_MAX_MS);
+    /* Out of range (sg_mock_set_faults does not check): clamped to the slowest accepted pace. */
+    assert_int_equal(sg_mock_token_offset_ms(1e-300, 1), 1000000);
+    assert_int_equal(sg_mock_token_offset_ms(5e-324, 2), 2000000);
+    assert_int_equal(sg_mock_token_offset_ms(1e-300, SIZE_MAX), SG_MOCK_OFFSET_MAX_MS);
+    assert_int_equal(sg_mock_token_offset_ms(1e300, 7), 0);
+    assert_int_equal(sg_mock_token_offset_ms(INFINITY, 7), 0);
+    assert_int_equal(sg_mock_token_offset_ms(-5, 7), 0);
+    assert_int_equal(sg_mock_token_offset_ms(NAN, 7), 0);
 }
 
 static void test_faults_json_roundtrip(void **state)
@@ -1025,6 +1083,32 @@ static void test_live(void **state)
         json_object_put(o);
     }
 
+    /* An unknown control path is a 404 that names it and lists the control paths, not a
+     * model_not_found; the health check is GET only, like the others. */
+    fd = live_connect(port);
+    live_send(fd, "POST", "/_mock/fault", "", "{\"status\":503}");
+    assert_int_equal(live_read(fd, &h, &b), 404);
+    close(fd);
+    o = parse_ok(b.data, b.len);
+    assert_string_equal(str_at(o, "error.code"), "not_found");
+    assert_string_equal(str_at(o, "error.type"), "invalid_request_error");
+    assert_string_equal(str_at(o, "error.message"),
+                        "Unknown control path /_mock/fault (mock live). The control API is "
+                        "/_mock/faults (GET, POST, PATCH, DELETE), /_mock/stats (GET), "
+                        "/_mock/stats/reset (POST), /_mock/last (GET), /_mock/health (GET).");
+    json_object_put(o);
+    fd = live_connect(port);
+    live_send(fd, "DELETE", "/_mock/health", "", "");
+    assert_int_equal(live_read(fd, &h, &b), 405);
+    close(fd);
+    assert_non_null(strcasestr(h.data, "allow: GET\r\n"));
+    st = live_get_json(port, "/_mock/health");
+    assert_true(json_object_get_boolean(json_object_object_get(st, "ok")));
+    json_object_put(st);
+    st = live_get_json(port, "/_mock/faults"); /* the typo changed nothing */
+    assert_int_equal(int_at(st, "status"), 0);
+    json_object_put(st);
+
     /* The last request shows the key and the model as sent. */
     o = live_get_json(port, "/_mock/last");
     assert_string_equal(str_at(o, "authorization"), "Bearer sk-live");
@@ -1145,6 +1229,8 @@ int main(void)
         cmocka_unit_test(test_render_errors),
         cmocka_unit_test(test_render_errors_utf8),
         cmocka_unit_test(test_faults_merge),
+        cmocka_unit_test(test_faults_tokens_per_s_range),
+        cmocka_unit_test(test_token_offsets),
         cmocka_unit_test(test_faults_json_roundtrip),
         cmocka_unit_test(test_decide),
         cmocka_unit_test(test_error_rate_seeded),
