@@ -36,6 +36,8 @@ static const char usage[] =
     "  --retry-after S     Retry-After seconds on 429 and 503 answers\n"
     "  --hang              accept requests and never answer\n"
     "  --reset before|mid  reset the connection instead of answering / halfway through a stream\n"
+    "  --malformed KIND    200 answers broken: empty (nothing), html (a proxy's page), cut (half,\n"
+    "                      ended cleanly: a stream without its closing events)\n"
     "  --faults JSON       set faults as JSON, same fields as /_mock/faults (applied in order\n"
     "                      with the flags above)\n"
     "  --seed N            seed of the error-rate draws (deterministic runs)\n"
@@ -95,6 +97,7 @@ enum {
     OPT_RETRY_AFTER,
     OPT_HANG,
     OPT_RESET,
+    OPT_MALFORMED,
     OPT_FAULTS,
     OPT_SEED,
     OPT_LOG_LEVEL,
@@ -116,6 +119,7 @@ static const struct option long_opts[] = {
     {"retry-after", required_argument, NULL, OPT_RETRY_AFTER},
     {"hang", no_argument, NULL, OPT_HANG},
     {"reset", required_argument, NULL, OPT_RESET},
+    {"malformed", required_argument, NULL, OPT_MALFORMED},
     {"faults", required_argument, NULL, OPT_FAULTS},
     {"seed", required_argument, NULL, OPT_SEED},
     {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
@@ -211,6 +215,10 @@ static int parse_args(int argc, char **argv, struct sg_mock_options *o, const ch
                 o->faults.reset = SG_MOCK_RESET_NONE;
             else
                 return bad("--reset", optarg, "want before, mid or none");
+            break;
+        case OPT_MALFORMED:
+            if (sg_mock_malformed_parse(optarg, &o->faults.malformed) != SG_OK)
+                return bad("--malformed", optarg, "want empty, html, cut or none");
             break;
         case OPT_FAULTS:
             if (sg_mock_faults_merge(&o->faults, optarg, strlen(optarg), err, sizeof err))

@@ -20,6 +20,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <strings.h>
 
 #define MAX_UPSTREAM_BODY (32u * 1024 * 1024) /* a non-streamed answer larger than this is cut */
 #define MAX_SSE_EVENT (4u * 1024 * 1024)
@@ -41,12 +42,16 @@ struct gw_attempt {
     int ev_i;             /* this attempt's child span in the request event */
     char traceparent[80]; /* "traceparent: ..." sent upstream, or "" */
     bool paused;          /* back-pressure: the client is slower than the provider */
+    char ctype[48];       /* the answer's Content-Type, for what a broken 200 was */
     /* Stream state, by wire format (provider/provider.h): usage and completion are read from
      * every stream; events are translated when the client speaks another format. */
     struct sg_openai_stream ostream;    /* OpenAI-format stream: the usage chunk */
     struct sg_anthropic_stream astream; /* Anthropic-format stream */
     struct sg_messages_stream mstream;  /* chunks turned into Messages events */
     struct sg_buf xlate;                /* the events one upstream event became */
+    /* A whole answer, once checked (answer_decode): what the client gets, and its usage. */
+    struct sg_slice answer;
+    struct sg_usage usage;
 };
 
 /* The hedge timer lives apart: libuv frees a handle only in its close callback, which may run
@@ -102,17 +107,6 @@ static void on_client_drain(struct sg_http_request *req, void *ud);
 static bool is_success(int status)
 {
     return status >= 200 && status < 300;
-}
-
-/* Does a whole answer's body start like a JSON object? (Parsing it all is the client's job; an
- * empty body or an HTML page is caught here.) */
-static bool is_json_object(const struct sg_buf *b)
-{
-    size_t i = 0;
-    while (i < b->len &&
-           (b->data[i] == ' ' || b->data[i] == '\n' || b->data[i] == '\r' || b->data[i] == '\t'))
-        i++;
-    return i < b->len && b->data[i] == '{';
 }
 
 /* A header value: v in decimal, written into buf (at least 21 bytes). */
@@ -483,6 +477,11 @@ static void on_up_head(void *ud, int status, const struct sg_http_header *header
     struct gw_attempt *a = ud;
     a->status = status;
     a->retry_after_ms = parse_retry_after(headers, n);
+    a->ctype[0] = '\0';
+    for (size_t i = 0; i < n && is_success(status); i++)
+        if (sg_slice_ieq(headers[i].name, "content-type"))
+            snprintf(a->ctype, sizeof a->ctype, "%.*s", (int)SG_MIN(headers[i].value.n, 47),
+                     headers[i].value.p);
     if (!a->t_first_us)
         a->t_first_us = sg_now_us();
     /* A whole (non-streamed) answer: a 2xx head is its first byte, so it wins the hedge. */
@@ -574,10 +573,13 @@ static void log_attempt(struct gw_req *g, struct gw_attempt *a, const struct sg_
     } else if (is_success(r->status) && (!a->g->chat.stream || a->body.len == 0)) {
         /* A 2xx that delivered nothing (a stream that failed in its own format says why in
          * its body, below). */
-        snprintf(what, sizeof what, "HTTP %d but %s", r->status,
-                 !a->g->chat.stream               ? "its body is not a JSON object"
-                 : sg_sse_parser_pending(&a->sse) ? "its stream ended in the middle of an event"
-                                                  : "its stream ended before its first event");
+        const char *how =
+            !a->g->chat.stream ? "its body is not a valid answer in its API's format"
+            : strncasecmp(a->ctype, "text/event-stream", 17) != 0 ? "it is not an event stream"
+            : sg_sse_parser_pending(&a->sse) ? "its stream ended in the middle of an event"
+                                             : "its stream ended before its first event";
+        snprintf(what, sizeof what, "HTTP %d but %s (Content-Type: %s)", r->status, how,
+                 a->ctype[0] ? a->ctype : "none");
     } else {
         char msg[300];
         sg_provider_error_message(a->body.data, a->body.len, msg, sizeof msg);
@@ -649,36 +651,30 @@ static void stream_complete(struct gw_req *g, struct gw_attempt *a)
     sg_http_stream_end(g->http);
 }
 
-/* A whole 2xx answer, in the client's format, with its cost. */
-static void answer(struct gw_req *g, struct gw_attempt *a, int status)
+/* A whole 2xx answer, checked and put in the client's format: a->answer (the body as it came,
+ * or a->xlate) and a->usage. False when it is no answer: not a JSON object (empty, a proxy's
+ * HTML page, cut short), or not one of its provider's format that translates. */
+static bool answer_decode(struct gw_req *g, struct gw_attempt *a)
 {
     bool anthropic = a->dep->kind == SG_PROVIDER_ANTHROPIC;
     const char *body = a->body.data ? a->body.data : "";
     size_t len = a->body.len;
-    struct sg_usage u = {0};
-    int rc = SG_OK;
+    int rc;
+    a->usage = (struct sg_usage){0};
     sg_buf_reset(&a->xlate);
     if (g->chat.api == SG_API_CHAT && anthropic) {
-        rc = sg_anthropic_decode_response(body, len, (int64_t)(sg_wall_ms() / 1000), &a->xlate, &u);
-        body = a->xlate.data;
-        len = a->xlate.len;
+        rc = sg_anthropic_decode_response(body, len, (int64_t)(sg_wall_ms() / 1000), &a->xlate,
+                                          &a->usage);
     } else if (g->chat.api == SG_API_MESSAGES && !anthropic) {
-        rc = sg_messages_decode_openai(body, len, &a->xlate, &u);
-        body = a->xlate.data;
-        len = a->xlate.len;
-    } else if (anthropic) {
-        sg_anthropic_usage_parse(body, len, &u);
+        rc = sg_messages_decode_openai(body, len, &a->xlate, &a->usage);
     } else {
-        sg_openai_usage_parse(body, len, &u);
+        rc = anthropic ? sg_anthropic_usage_parse(body, len, &a->usage)
+                       : sg_openai_usage_parse(body, len, &a->usage);
+        a->answer = (struct sg_slice){body, len};
+        return rc != SG_EINVAL; /* no usage is still an answer */
     }
-    if (rc != SG_OK) {
-        gw_error(g, 502, "api_error", "upstream_protocol_error",
-                 "deployment %s (%s) answered HTTP %d with a body that is not a %s answer",
-                 a->dep->id, a->dep->model, status, anthropic ? "Messages" : "chat.completion");
-        return;
-    }
-    gw_cost(g, a->dep, &u);
-    gw_respond(g, status, body, len);
+    a->answer = (struct sg_slice){a->xlate.data, a->xlate.len};
+    return rc == SG_OK;
 }
 
 /* The provider says the request is wrong: the client gets its message, in the client's own
@@ -721,7 +717,7 @@ static void on_up_done(void *ud, const struct sg_upstream_result *r)
      * 2xx answer that is not a JSON object (empty, an HTML page from a proxy). */
     bool delivered =
         o == SG_OUT_SUCCESS &&
-        (stream ? sg_sse_parser_pending(&a->sse) == 0 && g->winner == a : is_json_object(&a->body));
+        (stream ? sg_sse_parser_pending(&a->sse) == 0 && g->winner == a : answer_decode(g, a));
     double ttft = a->t_first_us ? (double)(a->t_first_us - a->t_start_us) / 1000.0 : 0;
     double total = (double)r->total_us / 1000.0;
     sg_route_report(&g->route, a->dep, o == SG_OUT_SUCCESS && !delivered ? SG_OUT_FAILURE : o,
@@ -755,7 +751,8 @@ static void on_up_done(void *ud, const struct sg_upstream_result *r)
             gw_next(g);
             return;
         } else {
-            answer(g, a, r->status);
+            gw_cost(g, a->dep, &a->usage);
+            gw_respond(g, r->status, a->answer.p, a->answer.n);
         }
         gw_finish(g);
         return;

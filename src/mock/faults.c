@@ -40,17 +40,52 @@ const char *sg_mock_reset_name(enum sg_mock_reset r)
     }
 }
 
+const char *sg_mock_malformed_name(enum sg_mock_malformed m)
+{
+    switch (m) {
+    case SG_MOCK_MALFORMED_EMPTY: return "empty";
+    case SG_MOCK_MALFORMED_HTML: return "html";
+    case SG_MOCK_MALFORMED_CUT: return "cut";
+    case SG_MOCK_MALFORMED_NONE: break;
+    }
+    return "none";
+}
+
 int sg_mock_faults_to_json(struct sg_buf *out, const struct sg_mock_faults *f)
 {
     /* %.17g round-trips a double; integers stay integers in the output. */
     return sg_buf_appendf(out,
                           "{\"latency_ms\":%u,\"ttft_ms\":%u,\"tokens_per_s\":%.17g,"
                           "\"error_rate\":%.17g,\"error_status\":%d,\"status\":%d,"
-                          "\"retry_after_s\":%u,\"hang\":%s,\"reset\":\"%s\"}",
+                          "\"retry_after_s\":%u,\"hang\":%s,\"reset\":\"%s\",\"malformed\":\"%s\"}",
                           (unsigned)f->latency_ms, (unsigned)f->ttft_ms, f->tokens_per_s,
                           f->error_rate, f->error_status ? f->error_status : 500, f->status,
                           (unsigned)f->retry_after_s, f->hang ? "true" : "false",
-                          sg_mock_reset_name(f->reset));
+                          sg_mock_reset_name(f->reset), sg_mock_malformed_name(f->malformed));
+}
+
+int sg_mock_malformed_parse(const char *s, enum sg_mock_malformed *out)
+{
+    for (int m = SG_MOCK_MALFORMED_NONE; m <= SG_MOCK_MALFORMED_CUT; m++)
+        if (s && strcmp(s, sg_mock_malformed_name((enum sg_mock_malformed)m)) == 0) {
+            *out = (enum sg_mock_malformed)m;
+            return SG_OK;
+        }
+    return SG_EINVAL;
+}
+
+static int get_malformed(struct json_object *v, enum sg_mock_malformed *out, char *err, size_t errn)
+{
+    if (!v) { /* null: off */
+        *out = SG_MOCK_MALFORMED_NONE;
+        return SG_OK;
+    }
+    const char *s = json_object_is_type(v, json_type_string) ? json_object_get_string(v) : NULL;
+    if (sg_mock_malformed_parse(s, out) == SG_OK)
+        return SG_OK;
+    snprintf(err, errn, "malformed: must be \"none\", \"empty\", \"html\" or \"cut\", got %s",
+             json_object_to_json_string(v));
+    return SG_EINVAL;
 }
 
 /* An integer field in [min, max]. Only JSON integers qualify: 1.5 ms is a type error. */
@@ -194,10 +229,12 @@ int sg_mock_faults_merge(struct sg_mock_faults *f, const char *json, size_t len,
                 rc = SG_EINVAL;
                 goto out;
             }
+        } else if (strcmp(key, "malformed") == 0) {
+            rc = get_malformed(v, &n.malformed, err, errn);
         } else {
             snprintf(err, errn,
                      "unknown field '%s' (known: latency_ms, ttft_ms, tokens_per_s, error_rate, "
-                     "error_status, status, retry_after_s, hang, reset)",
+                     "error_status, status, retry_after_s, hang, reset, malformed)",
                      key);
             rc = SG_EINVAL;
         }
@@ -252,6 +289,7 @@ void sg_mock_decide(const struct sg_mock_faults *f, bool key_ok, bool body_ok, b
                 return;
             }
         }
+        d->malformed = f->malformed;
         if (stream)
             d->delay_ms += f->ttft_ms;
         return;

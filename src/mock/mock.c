@@ -148,6 +148,37 @@ static void respond_buf(struct sg_mock *m, struct sg_http_request *req, int stat
     respond_json(m, req, status, 0, b->data ? b->data : "", b->len);
 }
 
+/* A whole 200 answer: JSON, or the proxy page of the html fault. */
+static void respond_answer(struct sg_mock *m, struct sg_http_request *req,
+                           enum sg_mock_malformed how, struct sg_buf *b)
+{
+    struct hdrs hs;
+    hdrs_init(&hs, m,
+              how == SG_MOCK_MALFORMED_HTML ? "text/html; charset=utf-8" : "application/json", 0);
+    sg_http_respond(req, 200, hs.h, hs.n, b->data ? b->data : "", b->len);
+}
+
+/* A whole answer broken as the malformed fault says: nothing, a proxy's page, its first half. */
+static void malform_body(const struct sg_mock *m, struct sg_buf *b, enum sg_mock_malformed how)
+{
+    switch (how) {
+    case SG_MOCK_MALFORMED_EMPTY: sg_buf_reset(b); break;
+    case SG_MOCK_MALFORMED_HTML:
+        sg_buf_reset(b);
+        sg_buf_appendf(b,
+                       "<html><head><title>502 Bad Gateway</title></head><body><h1>502 Bad "
+                       "Gateway</h1><p>mock %s (malformed: html)</p></body></html>\n",
+                       m->name);
+        break;
+    case SG_MOCK_MALFORMED_CUT:
+        b->len /= 2;
+        if (b->data)
+            b->data[b->len] = '\0';
+        break;
+    case SG_MOCK_MALFORMED_NONE: break;
+    }
+}
+
 /* ---- held requests ---- */
 
 static void mock_destroy(struct sg_mock *m);
@@ -252,6 +283,13 @@ static void stream_begin(struct held *hd)
     hd->streaming = true;
 }
 
+static void stream_end(struct held *hd)
+{
+    sg_http_stream_end(hd->req);
+    hd->m->stats.completed++;
+    held_done(hd);
+}
+
 #define MOCK_STREAM_HIGH_WATER (256u * 1024)
 
 /* Send what is due of a stream, then arm the timer for the next token, the reset or nothing
@@ -261,6 +299,11 @@ static void stream_step(struct held *hd)
     size_t head = hd->plan.n_head, n = hd->plan.n_content;
     if (hd->reset_pending) {
         held_reset(hd);
+        return;
+    }
+    if (!hd->streaming && hd->d.malformed == SG_MOCK_MALFORMED_EMPTY) {
+        stream_begin(hd); /* a head, then the end: not one event */
+        stream_end(hd);
         return;
     }
     if (!hd->streaming) {
@@ -293,11 +336,13 @@ static void stream_step(struct held *hd)
         uv_timer_start(&hd->timer, held_on_timer, SG_MAX(gap, 1), 0);
         return;
     }
+    if (hd->content_sent >= hd->content_limit && hd->d.malformed == SG_MOCK_MALFORMED_CUT) {
+        stream_end(hd); /* cleanly, but without the closing events */
+        return;
+    }
     if (hd->content_sent >= n) {
         stream_write_events(hd, head + n, head + n + hd->plan.n_tail);
-        sg_http_stream_end(hd->req);
-        hd->m->stats.completed++;
-        held_done(hd);
+        stream_end(hd);
         return;
     }
     /* Pace from the first token so rounding never accumulates. */
@@ -327,7 +372,7 @@ static void held_on_timer(uv_timer_t *t)
         return;
     case SG_MOCK_ANSWER:
         if (!hd->stream) {
-            respond_buf(hd->m, hd->req, 200, &hd->body);
+            respond_answer(hd->m, hd->req, hd->d.malformed, &hd->body);
             count_status(hd->m, 200);
             hd->m->stats.completed++;
             held_done(hd);
@@ -649,14 +694,15 @@ static void handle_chat(struct sg_mock *m, struct sg_http_request *req, enum sg_
     case SG_MOCK_ANSWER: {
         char id[48];
         make_id(m, api, id, sizeof id);
-        if (!chat.stream) {
+        if (!chat.stream || d.malformed == SG_MOCK_MALFORMED_HTML) {
             struct sg_mock_answer a;
             sg_mock_answer_init(&a, &chat, m->name, m->model, id, sg_wall_ms() / 1000,
                                 m->reply_tokens);
             apply_cache(m, &chat, &a);
             sg_mock_render_body(&body, &a);
+            malform_body(m, &body, d.malformed);
             if (d.delay_ms == 0) {
-                respond_buf(m, req, 200, &body);
+                respond_answer(m, req, d.malformed, &body);
                 count_status(m, 200);
                 m->stats.completed++;
                 m->in_flight--;
@@ -672,7 +718,9 @@ static void handle_chat(struct sg_mock *m, struct sg_http_request *req, enum sg_
                             m->reply_tokens);
         apply_cache(m, &chat, &hd->ans);
         sg_mock_stream_plan(&hd->ans, &hd->plan);
-        hd->content_limit = d.reset_mid ? hd->plan.n_content / 2 : hd->plan.n_content;
+        hd->content_limit = d.reset_mid || d.malformed == SG_MOCK_MALFORMED_CUT
+                                ? hd->plan.n_content / 2
+                                : hd->plan.n_content;
         hd->tokens_per_s = m->faults.tokens_per_s;
         break;
     }

@@ -28,6 +28,15 @@ enum sg_mock_reset {
                            * non-streaming: reset without sending anything */
 };
 
+/* An answer that is not one: what broken providers and the proxies in front of them send. */
+enum sg_mock_malformed {
+    SG_MOCK_MALFORMED_NONE = 0,
+    SG_MOCK_MALFORMED_EMPTY, /* 200 with nothing: an empty body, a stream head with no event */
+    SG_MOCK_MALFORMED_HTML,  /* 200 text/html (a proxy's page), for streams too */
+    SG_MOCK_MALFORMED_CUT,   /* the answer cut halfway but ended cleanly: half a JSON body; a
+                              * stream without its last events ([DONE], usage, message_stop) */
+};
+
 /* Injected faults. All zero = a healthy provider. They apply to POST /v1/chat/completions,
  * /chat/completions and /v1/messages; GET /v1/models only checks the key; /_mock/ never. */
 struct sg_mock_faults {
@@ -42,6 +51,7 @@ struct sg_mock_faults {
     uint32_t retry_after_s; /* 0 = none; else 429 and 503 answers carry Retry-After */
     bool hang;              /* accept the request and never answer */
     enum sg_mock_reset reset;
+    enum sg_mock_malformed malformed; /* 200 answers only; a reset comes first */
 };
 
 struct sg_mock_options {
@@ -168,7 +178,8 @@ int sg_mock_render_event(struct sg_buf *out, const struct sg_mock_answer *a, siz
 int sg_mock_render_error(struct sg_buf *out, enum sg_mock_api api, int status, const char *code,
                          const char *param, const char *message);
 
-/* Faults <-> JSON. The JSON names are the struct's field names; reset is "none"|"before"|"mid".
+/* Faults <-> JSON. The JSON names are the struct's field names; reset is "none"|"before"|"mid",
+ * malformed "none"|"empty"|"html"|"cut".
  * Merge applies the fields of a JSON object onto `f` all-or-nothing: unknown field, wrong type or
  * a value out of range -> SG_EINVAL, `f` unchanged, err names the field. */
 int sg_mock_faults_merge(struct sg_mock_faults *f, const char *json, size_t len, char *err,
@@ -189,6 +200,9 @@ bool sg_mock_tps_valid(double tokens_per_s);
 #define SG_MOCK_OFFSET_MAX_MS (UINT64_C(1) << 52) /* exact in a double; loop time + it fits */
 uint64_t sg_mock_token_offset_ms(double tokens_per_s, size_t k);
 const char *sg_mock_reset_name(enum sg_mock_reset r);
+const char *sg_mock_malformed_name(enum sg_mock_malformed m);
+/* "none", "empty", "html" or "cut"; SG_EINVAL otherwise. */
+int sg_mock_malformed_parse(const char *s, enum sg_mock_malformed *out);
 
 /* What to do with one model request. */
 enum sg_mock_action {
@@ -208,10 +222,11 @@ enum sg_mock_cause {
 struct sg_mock_decision {
     enum sg_mock_action action;
     enum sg_mock_cause cause;
-    int status;             /* for ANSWER 200, for ERROR the status */
-    uint32_t delay_ms;      /* before the answer, the error or the stream head */
-    bool reset_mid;         /* ANSWER of a stream: reset after about half the content */
-    uint32_t retry_after_s; /* 0 = no Retry-After header */
+    int status;                       /* for ANSWER 200, for ERROR the status */
+    uint32_t delay_ms;                /* before the answer, the error or the stream head */
+    bool reset_mid;                   /* ANSWER of a stream: reset after about half the content */
+    enum sg_mock_malformed malformed; /* ANSWER: sent broken this way */
+    uint32_t retry_after_s;           /* 0 = no Retry-After header */
 };
 /* Decide, in this order: reset before -> hang -> (latency) -> 401 when !key_ok -> forced status
  * -> 400 when !body_ok -> error_rate (error when draw < error_rate; draw in [0,1)) -> answer. */

@@ -577,7 +577,7 @@ int sg_anthropic_usage_parse(const char *body, size_t len, struct sg_usage *u)
     char err[64];
     struct json_object *root = len ? sg_json_parse_strict(body, len, err, sizeof err) : NULL;
     struct json_object *usage = pj_get(root, "usage");
-    int rc = SG_ENOTFOUND;
+    int rc = root ? SG_ENOTFOUND : SG_EINVAL;
     if (pj_is(usage, json_type_object)) {
         memset(u, 0, sizeof *u);
         pj_anthropic_usage(usage, u);

@@ -457,7 +457,7 @@ int sg_openai_usage_parse(const char *body, size_t len, struct sg_usage *u)
     size_t n = 0, un = 0, dn = 0;
     char err[8];
     if (!len || sg_json_members(body, len, top, SG_ARRAY_LEN(top), &n, err, 0) != SG_OK)
-        return SG_ENOTFOUND;
+        return SG_EINVAL;
     const struct sg_json_member *usage = last_member(top, n, "usage");
     if (!usage || usage->value.p[0] != '{' ||
         sg_json_members(usage->value.p, usage->value.n, um, SG_ARRAY_LEN(um), &un, err, 0))

@@ -158,7 +158,8 @@ int64_t sg_tokens_estimate_request(const char *body, size_t len);
 /* ---- OpenAI-compatible answers (openai.c) ---- */
 
 /* Read the top-level "usage" of a chat.completion, a chunk or an embeddings answer. Returns 0
- * and sets u->known when there is one; SG_ENOTFOUND when there is none or it is null. */
+ * and sets u->known when there is one; SG_ENOTFOUND when there is none or it is null; SG_EINVAL
+ * when the body is not a JSON object at all. */
 int sg_openai_usage_parse(const char *body, size_t len, struct sg_usage *u);
 
 /* Relaying an OpenAI-compatible stream: watches for the usage chunk. */
@@ -203,7 +204,7 @@ int sg_anthropic_decode_response(const char *body, size_t len, int64_t created, 
                                  struct sg_usage *u);
 
 /* Read the usage of a Messages answer (for Messages clients, whose answers pass as they are).
- * SG_ENOTFOUND when there is none. */
+ * SG_ENOTFOUND when there is none, SG_EINVAL when the body is not JSON. */
 int sg_anthropic_usage_parse(const char *body, size_t len, struct sg_usage *u);
 
 /* Per-stream state of a Messages stream being read (and translated to chunks). */

@@ -234,3 +234,45 @@ def test_hung_upstream_is_504_after_its_timeout(fx):
     eq(r.status, 502, "a timeout, then a 500 (%s)" % r.text)
     m.clear_faults()
     eq(gw.chat().status, 200, "after the provider recovers")
+
+
+@time_limit(30)
+def test_a_200_that_is_no_answer_fails_over_or_says_so(fx):
+    # Broken providers (and proxies in front of them) answer 200 with nothing, an HTML page or an
+    # answer cut short. None of that is relayed as a success: a whole answer fails over, and
+    # the final error says what the 200 was; a stream already relayed ends with an error event.
+    bad = fx.mock("provider-a", malformed="html")
+    good = fx.mock("provider-b")
+    cfg = fx.config([bad, good])
+    cfg["router_settings"] = {"allowed_fails": 100}  # every request meets the broken provider
+    gw = fx.gateway(cfg)
+    for kind in ("html", "empty", "cut"):
+        bad.faults(malformed=kind)
+        r = gw.chat(chat_body())
+        eq(r.status, 200, "%s: the second deployment answers (%s)" % (kind, r.text[:300]))
+        eq(r.header("x-slogate-deployment"), "secondary", "%s: answered by" % kind)
+        eq(r.header("x-slogate-attempts"), "2", "%s: after one failed attempt" % kind)
+        r.json()
+    cfg = fx.config([bad])
+    cfg["router_settings"] = {"allowed_fails": 100}
+    alone = fx.gateway(cfg, name="alone")
+    for kind, stream, why in (("html", False, "HTTP 200 but its body is not a valid answer"),
+                              ("empty", False, "HTTP 200 but its body is not a valid answer"),
+                              ("cut", False, "HTTP 200 but its body is not a valid answer"),
+                              ("html", True, "HTTP 200 but it is not an event stream "
+                                             "(Content-Type: text/html"),
+                              ("empty", True, "HTTP 200 but its stream ended before its first event")):
+        bad.faults(malformed=kind)
+        r = alone.chat(chat_body(stream=stream))
+        eq(r.status, 502, "%s%s alone (%s)" % (kind, " stream" if stream else "", r.text[:300]))
+        contains(r.error()["message"], why, "%s: the message says what the 200 was" % kind)
+    # A stream cut short but ended cleanly: the client has tokens already, so it gets an error
+    # event instead of [DONE], and no success is recorded.
+    bad.faults(malformed="cut")
+    r = alone.chat(chat_body(stream=True))
+    eq(r.status, 200, "the stream began")
+    events = r.sse_events()
+    check("[DONE]" not in events, "no [DONE] relayed for a cut stream")
+    last = json.loads(events[-1])
+    eq(last.get("error", {}).get("code"), "stream_interrupted", "ends with an error event")
+    contains(last["error"]["message"], "ended without [DONE]", "which says why")

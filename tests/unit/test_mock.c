@@ -648,7 +648,8 @@ static bool faults_equal(const struct sg_mock_faults *a, const struct sg_mock_fa
     return a->latency_ms == b->latency_ms && a->ttft_ms == b->ttft_ms &&
            a->tokens_per_s == b->tokens_per_s && a->error_rate == b->error_rate &&
            a->error_status == b->error_status && a->status == b->status &&
-           a->retry_after_s == b->retry_after_s && a->hang == b->hang && a->reset == b->reset;
+           a->retry_after_s == b->retry_after_s && a->hang == b->hang && a->reset == b->reset &&
+           a->malformed == b->malformed;
 }
 
 static int merge(struct sg_mock_faults *f, const char *json, char *err)
@@ -678,6 +679,10 @@ static void test_faults_merge(void **state)
     assert_int_equal(f.status, 0);
     assert_int_equal(f.reset, SG_MOCK_RESET_NONE);
     assert_int_equal(f.latency_ms, 150);
+    assert_int_equal(merge(&f, "{\"malformed\":\"html\"}", err), 0);
+    assert_int_equal(f.malformed, SG_MOCK_MALFORMED_HTML);
+    assert_int_equal(merge(&f, "{\"malformed\":null}", err), 0);
+    assert_int_equal(f.malformed, SG_MOCK_MALFORMED_NONE);
 
     /* All or nothing: a bad field leaves everything as it was, and is named. */
     struct sg_mock_faults before = f;
@@ -693,6 +698,9 @@ static void test_faults_merge(void **state)
         {"{\"status\":200}", "status"},
         {"{\"error_status\":0}", "error_status"},
         {"{\"hang\":1}", "hang: must be a boolean"},
+        {"{\"malformed\":\"broken\"}",
+         "malformed: must be \"none\", \"empty\", \"html\" or \"cut\", got \"broken\""},
+        {"{\"malformed\":true}", "malformed: must be"},
         /* A pace so slow that its delay overflows (or so fast it rounds to nothing) is refused
          * with the range, not sent all at once. */
         {"{\"tokens_per_s\":1e-300}",
@@ -773,13 +781,15 @@ static void test_faults_json_roundtrip(void **state)
                                .status = 0,
                                .retry_after_s = 3,
                                .hang = false,
-                               .reset = SG_MOCK_RESET_BEFORE};
+                               .reset = SG_MOCK_RESET_BEFORE,
+                               .malformed = SG_MOCK_MALFORMED_CUT};
     struct sg_buf b;
     sg_buf_init(&b, 0);
     sg_mock_faults_to_json(&b, &f);
     struct json_object *o = parse_ok(b.data, b.len);
     assert_int_equal(int_at(o, "latency_ms"), 10);
     assert_string_equal(str_at(o, "reset"), "before");
+    assert_string_equal(str_at(o, "malformed"), "cut");
     json_object_put(o);
     struct sg_mock_faults g = {0};
     char err[256];
@@ -791,7 +801,8 @@ static void test_faults_json_roundtrip(void **state)
     sg_mock_faults_to_json(&b, &z);
     assert_string_equal(b.data, "{\"latency_ms\":0,\"ttft_ms\":0,\"tokens_per_s\":0,"
                                 "\"error_rate\":0,\"error_status\":500,\"status\":0,"
-                                "\"retry_after_s\":0,\"hang\":false,\"reset\":\"none\"}");
+                                "\"retry_after_s\":0,\"hang\":false,\"reset\":\"none\","
+                                "\"malformed\":\"none\"}");
     sg_buf_dispose(&b);
 }
 

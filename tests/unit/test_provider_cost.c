@@ -122,7 +122,12 @@ static void test_usage_parse(void **state)
     memset(&u, 0, sizeof u);
     assert_int_equal(sg_openai_usage_parse("{\"usage\":null}", 14, &u), SG_ENOTFOUND);
     assert_false(u.known);
-    assert_int_equal(sg_openai_usage_parse("{\"usa", 5, &u), SG_ENOTFOUND);
+    /* Not an answer at all (cut short, empty, HTML): the gateway fails over on it. */
+    assert_int_equal(sg_openai_usage_parse("{\"usa", 5, &u), SG_EINVAL);
+    assert_int_equal(sg_openai_usage_parse("", 0, &u), SG_EINVAL);
+    assert_int_equal(sg_openai_usage_parse("<html></html>", 13, &u), SG_EINVAL);
+    assert_int_equal(sg_anthropic_usage_parse("{\"usa", 5, &u), SG_EINVAL);
+    assert_int_equal(sg_anthropic_usage_parse("{\"id\":1}", 8, &u), SG_ENOTFOUND);
     /* Embeddings answers have prompt_tokens only. */
     b = "{\"object\":\"list\",\"data\":[],\"model\":\"text-embedding-3-small\",\"usage\":"
         "{\"prompt_tokens\":8,\"total_tokens\":8}}";
