@@ -236,11 +236,7 @@ struct sg_gateway *sg_gateway_new(struct sg_config *cfg_take, const struct sg_ga
     const struct sg_config *cfg = cfg_take;
     gw->host = gw->opt.host ? gw->opt.host : cfg->server.host;
     gw->port = gw->opt.port >= 0 ? gw->opt.port : cfg->server.port;
-    gw->n_workers = gw->opt.workers > 0 ? gw->opt.workers : cfg->server.workers;
-    if (gw->n_workers <= 0) {
-        long cores = sysconf(_SC_NPROCESSORS_ONLN);
-        gw->n_workers = cores > 0 ? (int)cores : 1;
-    }
+    gw->n_workers = sg_config_workers(cfg, gw->opt.workers > 0 ? gw->opt.workers : -1);
     gw->drain_ms = cfg->server.drain_timeout_ms;
     gw->shutdown_delay_ms = cfg->server.shutdown_delay_ms;
     gw->health = sg_health_new();
