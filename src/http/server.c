@@ -195,6 +195,10 @@ static int on_headers_complete(llhttp_t *p)
         c->error_msg = "request headers are larger than the limit; send fewer or shorter headers";
         return HPE_USER;
     }
+    /* The server never switches protocols, so a request with Upgrade (or a CONNECT) is an
+     * ordinary one and the next request follows it; left set, llhttp would take every later
+     * byte for another protocol's and the connection would end in a 400. */
+    p->upgrade = 0;
     bool has_len = (p->flags & F_CONTENT_LENGTH) != 0;
     if (has_len && p->content_length > l->max_body_bytes) {
         c->error_status = 413;

@@ -497,6 +497,20 @@ static void test_drain_finishes_in_flight(void **state)
     free(f);
 }
 
+/* A request with Upgrade (or a CONNECT) is answered as any other, since the server never
+ * switches protocols, and the connection goes on with the next request. */
+static void test_upgrade_request_keeps_the_connection_in_step(void **state)
+{
+    (void)state;
+    struct fixture *f = start(NULL);
+    const char req[] = "GET /u HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+                       "\r\nGET /v HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n";
+    char *r = exchange(f, req, sizeof req - 1, 2000);
+    assert_int_equal(count(r, "HTTP/1.1 200 OK"), 2);
+    assert_non_null(strstr(r, "GET /v q= "));
+    stop(f, 2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -514,6 +528,7 @@ int main(void)
         cmocka_unit_test(test_expect_continue),
         cmocka_unit_test(test_stream_chunks_and_error_shape),
         cmocka_unit_test(test_drain_finishes_in_flight),
+        cmocka_unit_test(test_upgrade_request_keeps_the_connection_in_step),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
