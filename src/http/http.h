@@ -25,7 +25,8 @@ struct sg_http_conn;
 
 /* Limits and timeouts; zero fields take the defaults below. */
 struct sg_http_limits {
-    size_t max_header_bytes;    /* request line + headers; 431 beyond (default 16 KiB) */
+    size_t max_header_bytes;    /* request line + headers (default 16 KiB): beyond, 414 while
+                                   the request line is not over, 431 after */
     size_t max_body_bytes;      /* 413 beyond (default 8 MiB) */
     uint32_t header_timeout_ms; /* whole header block must arrive within (default 10 s): 408 */
     uint32_t body_timeout_ms;   /* whole body must arrive within (default 60 s): 408 */
@@ -43,7 +44,7 @@ struct sg_http_request {
     struct sg_http_conn *conn;
     struct sg_http_server *server;
     struct sg_slice method; /* "GET", "POST", ... */
-    struct sg_slice path;   /* without the query string */
+    struct sg_slice path;   /* without the query string; the path of an absolute-form target */
     struct sg_slice query;  /* after '?', may be empty */
     struct sg_http_header *headers;
     size_t n_headers;
@@ -68,8 +69,9 @@ typedef void (*sg_http_drain_fn)(struct sg_http_request *req, void *ud);
 /* Create a server on `loop`; `handler` receives every complete request. */
 struct sg_http_server *sg_http_server_new(uv_loop_t *loop, const struct sg_http_limits *limits,
                                           sg_http_handler_fn handler, void *ud);
-/* A request the server answered itself before any handler saw it (400 malformed, 408, 413, 431).
- * method and path are empty when they were not read whole. */
+/* A request the server answered itself before any handler saw it (400 malformed, 408, 413, 414,
+ * 431, 501 transfer coding, 505 version). method and path are empty when the path was not read
+ * whole (up to its '?' is enough); the path is the one the request would have been routed by. */
 struct sg_http_refusal {
     struct sg_slice method, path;
     int status;

@@ -23,6 +23,7 @@ const char *sg_http_reason(int status)
     case 408: return "Request Timeout";
     case 409: return "Conflict";
     case 413: return "Payload Too Large";
+    case 414: return "URI Too Long";
     case 415: return "Unsupported Media Type";
     case 422: return "Unprocessable Entity";
     case 429: return "Too Many Requests";
@@ -32,6 +33,7 @@ const char *sg_http_reason(int status)
     case 502: return "Bad Gateway";
     case 503: return "Service Unavailable";
     case 504: return "Gateway Timeout";
+    case 505: return "HTTP Version Not Supported";
     case 529: return "Site Overloaded";
     default: return status < 400 ? "OK" : status < 500 ? "Client Error" : "Server Error";
     }

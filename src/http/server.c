@@ -11,15 +11,23 @@
  */
 #include "http_int.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <netdb.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
 #define MAX_HEADERS 128
+
+/* Answers to requests framed in a way that could be read two ways: each closes the connection. */
+#define MSG_BAD_TARGET                                                                             \
+    "send a path such as /v1/chat/completions, or an absolute URI such as "                        \
+    "http://host:port/v1/chat/completions"
 
 static const char *state_names[] = {"IDLE", "HEAD", "BODY", "HANDLING", "LINGER", "CLOSING"};
 
@@ -109,10 +117,25 @@ static size_t off_of(struct sg_http_conn *c, const char *at)
     return (size_t)(at - c->in.data);
 }
 
+/* Remember an error found in a parser callback, for conn_process to answer; returns HPE_USER,
+ * which stops the parser. */
+static int parse_fail(struct sg_http_conn *c, int status, const char *fmt, ...) SG_PRINTF(3, 4);
+static int parse_fail(struct sg_http_conn *c, int status, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(c->error_buf, sizeof c->error_buf, fmt, ap);
+    va_end(ap);
+    c->error_status = status;
+    c->error_msg = c->error_buf;
+    return HPE_USER;
+}
+
 static int on_message_begin(llhttp_t *p)
 {
     struct sg_http_conn *c = conn_of(p);
     c->url_len = 0;
+    c->method_done = c->url_done = c->version_done = false;
     c->n_spans = 0;
     c->in_value = false;
     c->message_done = false;
@@ -124,6 +147,12 @@ static int on_message_begin(llhttp_t *p)
     return 0;
 }
 
+static int on_method_complete(llhttp_t *p)
+{
+    conn_of(p)->method_done = true;
+    return 0;
+}
+
 static int on_url(llhttp_t *p, const char *at, size_t n)
 {
     struct sg_http_conn *c = conn_of(p);
@@ -131,6 +160,101 @@ static int on_url(llhttp_t *p, const char *at, size_t n)
         c->url_off = off_of(c, at);
     c->url_len += n;
     return 0;
+}
+
+/* The length of the scheme of an absolute-form target ("http" of "http://..."), or 0. */
+static size_t scheme_len(struct sg_slice t)
+{
+    size_t i = 0;
+    while (i < t.n &&
+           (isalnum((unsigned char)t.p[i]) || t.p[i] == '+' || t.p[i] == '-' || t.p[i] == '.'))
+        i++;
+    if (i == 0 || !isalpha((unsigned char)t.p[0]) || t.n - i < 3 || memcmp(t.p + i, "://", 3) != 0)
+        return 0;
+    return i;
+}
+
+/* The request target split into the path it is routed by and the query (RFC 9112 §3.2).
+ * Origin-form "/p?q" is taken as it is; absolute-form "http://host:port/p?q", which a server MUST
+ * accept (§3.2.2) and which a forward proxy sends, by its path ("/" when it has none) and query,
+ * its authority unused (the gateway has no virtual hosts). Anything else (OPTIONS's "*",
+ * CONNECT's host:port) is the path as it is. Works on a target still being read: its path is
+ * whole once a '?' was seen. `query` may be NULL. */
+static struct sg_slice target_split(struct sg_slice t, struct sg_slice *query)
+{
+    bool root = false;
+    size_t sl = scheme_len(t);
+    if (sl) {
+        size_t at = sl + 3;
+        while (at < t.n && t.p[at] != '/' && t.p[at] != '?')
+            at++;
+        t = (struct sg_slice){t.p + at, t.n - at};
+        root = t.n == 0 || t.p[0] == '?';
+    }
+    const char *q = memchr(t.p, '?', t.n);
+    size_t n = q ? (size_t)(q - t.p) : t.n;
+    if (query)
+        *query = q ? (struct sg_slice){q + 1, t.n - n - 1} : (struct sg_slice){"", 0};
+    return root ? SG_SLICE_LIT("/") : (struct sg_slice){t.p, n};
+}
+
+/* What is wrong with a request target llhttp let through, or NULL. llhttp itself refuses a
+ * target that is none of the four forms (a bare host:port outside CONNECT among them). */
+static const char *target_problem(struct sg_slice t, llhttp_method_t method)
+{
+    if (method == HTTP_CONNECT || (t.n && t.p[0] == '/'))
+        return NULL; /* CONNECT's authority-form is the handler's to refuse (never tunnelled) */
+    if (t.n == 1 && t.p[0] == '*') /* PRI *: HTTP/2's preface, answered by its version (505) */
+        return method == HTTP_OPTIONS || method == HTTP_PRI
+                   ? NULL
+                   : "the request target * (asterisk-form) is only for OPTIONS";
+    size_t sl = scheme_len(t);
+    if (!(sl == 4 && strncasecmp(t.p, "http", 4) == 0) &&
+        !(sl == 5 && strncasecmp(t.p, "https", 5) == 0))
+        return "the request target is an absolute URI whose scheme is not http or https";
+    size_t a = sl + 3, e = a;
+    while (e < t.n && t.p[e] != '/' && t.p[e] != '?')
+        e++;
+    if (e == a) /* RFC 9110 §4.2.1: MUST reject an http URI with an empty host */
+        return "the request target is an http URI without a host";
+    if (memchr(t.p + a, '@', e - a)) /* RFC 9110 §4.2.4: treat userinfo as an error */
+        return "the request target carries user information (user@host), which HTTP forbids";
+    return NULL;
+}
+
+static int on_url_complete(llhttp_t *p)
+{
+    struct sg_http_conn *c = conn_of(p);
+    c->url_done = true;
+    const char *why = target_problem((struct sg_slice){c->in.data + c->url_off, c->url_len},
+                                     (llhttp_method_t)p->method);
+    if (why)
+        return parse_fail(c, 400, "malformed HTTP request: %s; %s", why, MSG_BAD_TARGET);
+    return 0;
+}
+
+/* The 505's message, in c->error_buf. */
+static const char *msg_version(struct sg_http_conn *c, int major, int minor)
+{
+    snprintf(c->error_buf, sizeof c->error_buf,
+             "HTTP/%d.%d is not supported: the gateway speaks HTTP/1.1 (and 1.0) on this port; "
+             "send the request as HTTP/1.1",
+             major, minor);
+    return c->error_buf;
+}
+
+/* Only HTTP/1.1 and 1.0 are spoken: any other well-formed HTTP/x.y is a 505 that says which to
+ * use. llhttp calls this for the versions it knows (0.9, 2.0 too) and refuses the others itself
+ * first (see llhttp_error_message); a malformed version stays its 400. */
+static int on_version_complete(llhttp_t *p)
+{
+    struct sg_http_conn *c = conn_of(p);
+    c->version_done = true;
+    if (p->http_major == 1 && p->http_minor <= 1)
+        return 0;
+    c->error_status = 505;
+    c->error_msg = msg_version(c, p->http_major, p->http_minor);
+    return HPE_USER;
 }
 
 static int on_header_field(llhttp_t *p, const char *at, size_t n)
@@ -180,6 +304,17 @@ static int on_header_value(llhttp_t *p, const char *at, size_t n)
     return 0;
 }
 
+/* The 414's message, in c->error_buf. */
+static const char *msg_uri_too_long(struct sg_http_conn *c)
+{
+    snprintf(c->error_buf, sizeof c->error_buf,
+             "the request target (URL) is longer than the limit of %zu bytes for the request "
+             "line; send a shorter URL (large data belongs in the request body)",
+             c->srv->lim.max_header_bytes);
+    return c->error_buf;
+}
+
+/* The head is whole: refuse what is framed wrongly or too large, before any body is read. */
 static int on_headers_complete(llhttp_t *p)
 {
     struct sg_http_conn *c = conn_of(p);
@@ -190,11 +325,22 @@ static int on_headers_complete(llhttp_t *p)
     size_t end = c->n_spans
                      ? c->spans[c->n_spans - 1].value_off + c->spans[c->n_spans - 1].value_len
                      : c->url_off + c->url_len;
+    const char *nl = memchr(c->in.data + c->url_off, '\n', c->in.len - c->url_off);
+    size_t line_end = nl ? (size_t)(nl + 1 - c->in.data) : c->in.len;
+    if (line_end > l->max_header_bytes) {
+        c->error_status = 414;
+        c->error_msg = msg_uri_too_long(c);
+        return HPE_USER;
+    }
     if (end > l->max_header_bytes) {
         c->error_status = 431;
         c->error_msg = "request headers are larger than the limit; send fewer or shorter headers";
         return HPE_USER;
     }
+    if (!c->version_done) /* llhttp reads "GET /path" alone as HTTP/0.9 */
+        return parse_fail(c, 400,
+                          "malformed HTTP request: the request line has no HTTP version (HTTP/0.9 "
+                          "is not served); send METHOD TARGET HTTP/1.1");
     /* The server never switches protocols, so a request with Upgrade (or a CONNECT) is an
      * ordinary one and the next request follows it; left set, llhttp would take every later
      * byte for another protocol's and the connection would end in a 400. */
@@ -245,7 +391,10 @@ static int on_message_complete(llhttp_t *p)
 
 static const llhttp_settings_t parser_settings = {
     .on_message_begin = on_message_begin,
+    .on_method_complete = on_method_complete,
     .on_url = on_url,
+    .on_url_complete = on_url_complete,
+    .on_version_complete = on_version_complete,
     .on_header_field = on_header_field,
     .on_header_value = on_header_value,
     .on_headers_complete = on_headers_complete,
@@ -323,17 +472,6 @@ const char *sg_http_server_date(struct sg_http_server *s)
     return s->date;
 }
 
-/* The request target's path; `query` (may be NULL) gets what follows '?', or "". */
-static struct sg_slice url_path(const struct sg_http_conn *c, struct sg_slice *query)
-{
-    const char *url = c->in.data + c->url_off;
-    const char *q = memchr(url, '?', c->url_len);
-    size_t n = q ? (size_t)(q - url) : c->url_len;
-    if (query)
-        *query = q ? (struct sg_slice){q + 1, c->url_len - n - 1} : (struct sg_slice){"", 0};
-    return (struct sg_slice){url, n};
-}
-
 /* An error found while reading a request: answer it and close (the stream is out of sync). */
 static void conn_send_error(struct sg_http_conn *c, int status, const char *msg)
 {
@@ -350,15 +488,19 @@ static void conn_send_error(struct sg_http_conn *c, int status, const char *msg)
     const char *type = "invalid_request_error";
     const char *code = status == 408   ? "request_timeout"
                        : status == 413 ? "request_too_large"
+                       : status == 414 ? "uri_too_long"
                        : status == 431 ? "headers_too_large"
+                       : status == 505 ? "http_version_not_supported"
                                        : "bad_request";
     char request_id[33] = "";
     if (c->srv->on_refusal) {
         struct sg_http_refusal r = {
             .status = status, .code = code, .t_start_us = c->req.t_start_us};
-        if (c->url_len && (c->headers_done || c->n_spans)) { /* the request line was read whole */
+        /* The path is known once the target was read whole, or up to its '?' (a 414). */
+        struct sg_slice target = {c->in.data + c->url_off, c->url_len};
+        if (c->method_done && c->url_len && (c->url_done || memchr(target.p, '?', target.n))) {
             r.method = sg_slice_of(llhttp_method_name((llhttp_method_t)c->parser.method));
-            r.path = url_path(c, NULL);
+            r.path = target_split(target, NULL);
         }
         c->srv->on_refusal(&r, request_id, c->srv->ud);
     }
@@ -481,7 +623,7 @@ static void conn_dispatch(struct sg_http_conn *c)
     r->headers = c->headers;
     r->n_headers = c->n_spans;
     r->method = sg_slice_of(llhttp_method_name((llhttp_method_t)c->parser.method));
-    r->path = url_path(c, &r->query);
+    r->path = target_split((struct sg_slice){c->in.data + c->url_off, c->url_len}, &r->query);
     r->keep_alive = c->keep_alive && !c->srv->draining;
     r->http10 = c->parser.http_major == 1 && c->parser.http_minor == 0;
     r->aborted = false;
@@ -498,6 +640,37 @@ static void conn_dispatch(struct sg_http_conn *c)
     c->in_dispatch = false;
 }
 
+/* The status and message for an error llhttp found itself (the message in c->error_buf when it
+ * is not a constant). */
+static const char *llhttp_error_message(struct sg_http_conn *c, int *status)
+{
+    *status = 400;
+    switch (llhttp_get_errno(&c->parser)) {
+    case HPE_INVALID_URL:
+        snprintf(c->error_buf, sizeof c->error_buf,
+                 "malformed HTTP request: the request target is neither a path nor an absolute "
+                 "URI (%s), and host:port alone is only for CONNECT; %s",
+                 llhttp_get_error_reason(&c->parser), MSG_BAD_TARGET);
+        return c->error_buf;
+    case HPE_INVALID_VERSION: {
+        /* llhttp refuses a version it does not know (1.2, 3.0) before on_version_complete, as
+         * soon as it has read its minor digit; a well-formed one (" HTTP/" DIGIT "." DIGIT after
+         * the target) is still a 505. 1.0 and 1.1 are here for what follows them (a bare CR). */
+        const char *v = c->in.data + c->url_off + c->url_len, *end = c->in.data + c->in.len;
+        if (c->url_done && end - v >= 9 && memcmp(v, " HTTP/", 6) == 0 &&
+            isdigit((unsigned char)v[6]) && v[7] == '.' && isdigit((unsigned char)v[8]) &&
+            !(v[6] == '1' && (v[8] == '0' || v[8] == '1'))) {
+            *status = 505;
+            return msg_version(c, v[6] - '0', v[8] - '0');
+        }
+    } /* fall through */
+    default:
+        snprintf(c->error_buf, sizeof c->error_buf, "malformed HTTP request: %s",
+                 llhttp_get_error_reason(&c->parser));
+        return c->error_buf;
+    }
+}
+
 /* Parse what is buffered and dispatch complete requests, one at a time. */
 static void conn_process(struct sg_http_conn *c)
 {
@@ -511,22 +684,18 @@ static void conn_process(struct sg_http_conn *c)
             c->parsed = (size_t)(llhttp_get_error_pos(&c->parser) - c->in.data);
             llhttp_resume(&c->parser);
         } else {
-            int status = c->error_status ? c->error_status : 400;
-            const char *msg = c->error_msg;
-            char buf[200];
-            if (!c->error_status) {
-                snprintf(buf, sizeof buf, "malformed HTTP request: %s",
-                         llhttp_get_error_reason(&c->parser));
-                msg = buf;
-            }
+            int status = c->error_status;
+            const char *msg = status ? c->error_msg : llhttp_error_message(c, &status);
             conn_send_error(c, status, msg);
             return;
         }
         if (!c->message_done) {
+            /* Past the limit: still in the request line, it is the target that is too long. */
             if (c->state == CONN_HEAD && c->parsed > l->max_header_bytes)
-                conn_send_error(c, 431,
-                                "request headers are larger than the limit; send "
-                                "fewer or shorter headers");
+                conn_send_error(c, c->version_done ? 431 : 414,
+                                c->version_done ? "request headers are larger than the limit; "
+                                                  "send fewer or shorter headers"
+                                                : msg_uri_too_long(c));
             return;
         }
         conn_dispatch(c);
@@ -563,6 +732,10 @@ void sg_http_conn_finish(struct sg_http_conn *c)
     sg_buf_reset(&c->req.body);
     c->req.t_start_us = 0;
     c->message_done = false;
+    /* Until the next request's first callbacks, nothing of it is known (a 408 on its head must
+     * not be told this one's method and path). */
+    c->url_len = 0;
+    c->method_done = c->url_done = c->version_done = false;
     conn_set_state(c, CONN_IDLE);
     if (!c->reading)
         conn_start_reading(c);

@@ -73,6 +73,15 @@ static void handler(struct sg_http_request *req, void *ud)
     sg_http_respond(req, 200, NULL, 0, out, (size_t)n);
 }
 
+/* The refusal hook: the request id it gives says what the hook was told, "STATUS-METHOD-PATH"
+ * (cut at 32 characters), so a test reads it off the answer's x-request-id. */
+static void refused(const struct sg_http_refusal *r, char request_id[33], void *ud)
+{
+    (void)ud;
+    snprintf(request_id, 33, "%d-%.*s-%.*s", r->status, (int)r->method.n,
+             r->method.p ? r->method.p : "", (int)r->path.n, r->path.p ? r->path.p : "");
+}
+
 static void on_drained(struct sg_http_server *s, void *ud)
 {
     struct fixture *f = ud;
@@ -100,6 +109,7 @@ static void loop_main(void *arg)
 {
     struct fixture *f = arg;
     f->srv = sg_http_server_new(&f->loop, &f->lim, handler, f);
+    sg_http_server_on_refusal(f->srv, refused);
     assert_int_equal(sg_http_server_listen(f->srv, "127.0.0.1", 0, false), 0);
     f->port = sg_http_server_port(f->srv);
     uv_sem_post(&f->ready);
@@ -497,6 +507,130 @@ static void test_drain_finishes_in_flight(void **state)
     free(f);
 }
 
+/* What one request on a fresh connection got: the status code, or -1 for no status line. */
+static int status_of(const char *r)
+{
+    return strncmp(r, "HTTP/1.1 ", 9) == 0 ? atoi(r + 9) : -1;
+}
+
+/* Each input, sent alone on a fresh connection, gets `status`, an error body containing `says`,
+ * Connection: close, and the connection closed (read_all returned at EOF, well before 2 s). */
+static void refused_each(struct fixture *f, const char *const *inputs, size_t n, int status,
+                         const char *says)
+{
+    for (size_t i = 0; i < n; i++) {
+        char *r = exchange(f, inputs[i], strlen(inputs[i]), 2000);
+        if (status_of(r) != status || !strstr(r, says) || !strstr(r, "Connection: close\r\n"))
+            fail_msg("input %zu (%.60s...) expected %d saying \"%s\", got: %s", i, inputs[i],
+                     status, says, r);
+        assert_non_null(strstr(r, "{\"error\":{\"message\":\""));
+    }
+}
+
+/* RFC 9112 §3.2.2: a server MUST accept the absolute-form; it is routed by its path and query.
+ * Asterisk-form is for OPTIONS only, authority-form for CONNECT only. */
+static void test_absolute_form_target(void **state)
+{
+    (void)state;
+    struct fixture *f = start(NULL);
+    static const struct {
+        const char *target, *want;
+    } ok[] = {
+        {"http://127.0.0.1:4000/hello?x=1", "GET /hello q=x=1 "},
+        {"HTTPS://example.com/a/b", "GET /a/b q= "},
+        {"http://example.com", "GET / q= "},
+        {"http://example.com?k=v", "GET / q=k=v "},
+        {"http://[::1]:4000/v6", "GET /v6 q= "},
+    };
+    for (size_t i = 0; i < SG_ARRAY_LEN(ok); i++) {
+        char req[256];
+        int n = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+                         ok[i].target);
+        char *r = exchange(f, req, (size_t)n, 2000);
+        if (status_of(r) != 200 || !strstr(r, ok[i].want))
+            fail_msg("%s: expected 200 with \"%s\", got: %s", ok[i].target, ok[i].want, r);
+    }
+    /* OPTIONS * is the one use of asterisk-form: it reaches the handler. */
+    const char opt[] = "OPTIONS * HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n";
+    assert_non_null(strstr(exchange(f, opt, sizeof opt - 1, 2000), "OPTIONS * q= "));
+
+    const char *bad[] = {
+        "GET * HTTP/1.1\r\nHost: a\r\n\r\n",
+        "POST 127.0.0.1:4000 HTTP/1.1\r\nHost: a\r\n\r\n",
+        "GET localhost:4000 HTTP/1.1\r\nHost: a\r\n\r\n",
+        "GET ftp://example.com/hello HTTP/1.1\r\nHost: a\r\n\r\n",
+        "GET http://user:pw@example.com/hello HTTP/1.1\r\nHost: a\r\n\r\n",
+        "GET http:///hello HTTP/1.1\r\nHost: a\r\n\r\n",
+    };
+    refused_each(f, bad, SG_ARRAY_LEN(bad), 400, "request target");
+    /* The refusal hook is told the method and the target's path. */
+    char *r = exchange(f, bad[0], strlen(bad[0]), 2000);
+    assert_non_null(strstr(r, "x-request-id: 400-GET-*\r\n"));
+    stop(f, 2);
+}
+
+/* HTTP/1.0 and 1.1 are served; another well-formed version is a 505, a request line without
+ * a version (HTTP/0.9's) a 400. */
+static void test_http_versions(void **state)
+{
+    (void)state;
+    struct fixture *f = start(NULL);
+    const char *unsupported[] = {
+        "GET /v HTTP/2.0\r\nHost: a\r\n\r\n", "GET /v HTTP/1.2\r\nHost: a\r\n\r\n",
+        "GET /v HTTP/0.9\r\nHost: a\r\n\r\n", "GET /v HTTP/3.0\r\nHost: a\r\n\r\n",
+        "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", /* HTTP/2 with prior knowledge */
+    };
+    refused_each(f, unsupported, SG_ARRAY_LEN(unsupported), 505, "send the request as HTTP/1.1");
+    char *r = exchange(f, unsupported[0], strlen(unsupported[0]), 2000);
+    assert_non_null(strstr(r, "505 HTTP Version Not Supported\r\n"));
+    assert_non_null(strstr(r, "HTTP/2.0 is not supported"));
+    assert_non_null(strstr(r, "x-request-id: 505-GET-/v\r\n"));
+    const char *no_version[] = {
+        "GET /v\r\n\r\n",
+        "GET /v\r\nHost: a\r\n\r\n",
+    };
+    refused_each(f, no_version, SG_ARRAY_LEN(no_version), 400, "no HTTP version");
+    const char *malformed[] = {
+        "GET /v HTTP/1.x\r\nHost: a\r\n\r\n",
+        "GET /v HTTP/11.1\r\nHost: a\r\n\r\n",
+    };
+    refused_each(f, malformed, SG_ARRAY_LEN(malformed), 400, "malformed HTTP request");
+    stop(f, 2);
+}
+
+/* A request target over the limit is a 414 (nginx's answer too), a header block a 431. */
+static void test_uri_too_long_414(void **state)
+{
+    (void)state;
+    struct sg_http_limits lim = {.max_header_bytes = 1024};
+    struct fixture *f = start(&lim);
+    char req[4096];
+    int n = snprintf(req, sizeof req, "GET /long?q=%02000d HTTP/1.1\r\nHost: a\r\n\r\n", 0);
+    char *r = exchange(f, req, (size_t)n, 2000);
+    assert_int_equal(status_of(r), 414);
+    assert_non_null(strstr(r, "414 URI Too Long\r\n"));
+    assert_non_null(strstr(r, "\"code\":\"uri_too_long\""));
+    assert_non_null(strstr(r, "limit of 1024 bytes"));
+    assert_non_null(strstr(r, "x-request-id: 414-GET-/long\r\n"));
+    /* The same when the target arrives in pieces and has not ended when the limit is passed. */
+    int fd = connect_to(f->port);
+    send_all(fd, "GET /long?q=", 12);
+    signal(SIGPIPE, SIG_IGN);
+    for (int i = 0; i < 40; i++)
+        if (send(fd, "0123456789012345678901234567890123456789012345678901", 52, MSG_NOSIGNAL) < 0)
+            break;
+    char buf[4096];
+    read_all(fd, buf, sizeof buf, 2000);
+    close(fd);
+    assert_int_equal(status_of(buf), 414);
+    assert_non_null(strstr(buf, "x-request-id: 414-GET-/long\r\n"));
+    /* A short target with a header block over the limit stays a 431. */
+    n = snprintf(req, sizeof req, "GET /short HTTP/1.1\r\nHost: a\r\nX-Big: %02000d\r\n\r\n", 0);
+    r = exchange(f, req, (size_t)n, 2000);
+    assert_int_equal(status_of(r), 431);
+    stop(f, 2);
+}
+
 /* A request with Upgrade (or a CONNECT) is answered as any other, since the server never
  * switches protocols, and the connection goes on with the next request. */
 static void test_upgrade_request_keeps_the_connection_in_step(void **state)
@@ -528,6 +662,9 @@ int main(void)
         cmocka_unit_test(test_expect_continue),
         cmocka_unit_test(test_stream_chunks_and_error_shape),
         cmocka_unit_test(test_drain_finishes_in_flight),
+        cmocka_unit_test(test_absolute_form_target),
+        cmocka_unit_test(test_http_versions),
+        cmocka_unit_test(test_uri_too_long_414),
         cmocka_unit_test(test_upgrade_request_keeps_the_connection_in_step),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
