@@ -25,6 +25,12 @@
 #define MAX_HEADERS 128
 
 /* Answers to requests framed in a way that could be read two ways: each closes the connection. */
+#define MSG_TE_NOT_LAST                                                                            \
+    "malformed HTTP request: Transfer-Encoding does not end with chunked (once), so the body's "   \
+    "length cannot be known (RFC 9112 §6.3); send Transfer-Encoding: chunked, or Content-Length"
+#define MSG_TE_AND_CL                                                                              \
+    "malformed HTTP request: Content-Length and Transfer-Encoding together (the body could be "    \
+    "read two ways); send only one of them"
 #define MSG_BAD_TARGET                                                                             \
     "send a path such as /v1/chat/completions, or an absolute URI such as "                        \
     "http://host:port/v1/chat/completions"
@@ -314,6 +320,37 @@ static const char *msg_uri_too_long(struct sg_http_conn *c)
     return c->error_buf;
 }
 
+static struct sg_slice span_name(const struct sg_http_conn *c, size_t i)
+{
+    return (struct sg_slice){c->in.data + c->spans[i].name_off, c->spans[i].name_len};
+}
+
+/* A header's value without the whitespace llhttp leaves at its end (RFC 9110 §5.5: it is not
+ * part of the value; llhttp drops only the leading whitespace). */
+static struct sg_slice span_value(const struct sg_http_conn *c, size_t i)
+{
+    struct sg_slice v = {c->in.data + c->spans[i].value_off, c->spans[i].value_len};
+    while (v.n && (v.p[v.n - 1] == ' ' || v.p[v.n - 1] == '\t'))
+        v.n--;
+    return v;
+}
+
+/* The Transfer-Encoding values as sent, joined (for the message that names them). */
+static void te_values(const struct sg_http_conn *c, char *out, size_t cap, size_t *n_lines)
+{
+    size_t n = 0;
+    *n_lines = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < c->n_spans; i++) {
+        if (!sg_slice_ieq(span_name(c, i), "transfer-encoding"))
+            continue;
+        struct sg_slice v = span_value(c, i);
+        if (n < cap)
+            n += (size_t)snprintf(out + n, cap - n, "%s%.*s", *n_lines ? ", " : "", (int)v.n, v.p);
+        ++*n_lines;
+    }
+}
+
 /* The head is whole: refuse what is framed wrongly or too large, before any body is read. */
 static int on_headers_complete(llhttp_t *p)
 {
@@ -341,6 +378,43 @@ static int on_headers_complete(llhttp_t *p)
         return parse_fail(c, 400,
                           "malformed HTTP request: the request line has no HTTP version (HTTP/0.9 "
                           "is not served); send METHOD TARGET HTTP/1.1");
+    bool http10 = p->http_major == 1 && p->http_minor == 0;
+    /* RFC 9112 §3.2: Host is required in HTTP/1.1, and a request with two is a 400 in any
+     * version (which one would the gateway, and a proxy in front of it, have used?). */
+    size_t n_host = 0;
+    for (size_t i = 0; i < c->n_spans; i++)
+        n_host += sg_slice_ieq(span_name(c, i), "host");
+    if (n_host == 0 && !http10)
+        return parse_fail(c, 400,
+                          "HTTP/1.1 request without Host header (RFC 9112 §3.2); send Host: with "
+                          "the gateway's host and port");
+    if (n_host > 1)
+        return parse_fail(c, 400,
+                          "malformed HTTP request: more than one Host header (RFC 9112 §3.2); "
+                          "send exactly one");
+    if (p->flags & F_TRANSFER_ENCODING) {
+        /* Framing that could be read two ways is refused, and the connection closed (§6.1). */
+        if (http10)
+            return parse_fail(c, 400,
+                              "malformed HTTP request: Transfer-Encoding in an HTTP/1.0 request, "
+                              "which has no transfer codings (RFC 9112 §6.1); send Content-Length, "
+                              "or the request as HTTP/1.1");
+        if (p->flags & F_CONTENT_LENGTH)
+            return parse_fail(c, 400, "%s", MSG_TE_AND_CL);
+        char te[96];
+        size_t n_te;
+        te_values(c, te, sizeof te, &n_te);
+        if (!(p->flags & F_CHUNKED))
+            return parse_fail(c, 400, "%s", MSG_TE_NOT_LAST);
+        /* chunked last, but after another coding, which would still have to be undone: nginx's
+         * 501, as RFC 9112 §6.1 has it for a coding the server does not implement. */
+        if (n_te != 1 || !sg_slice_ieq(sg_slice_of(te), "chunked"))
+            return parse_fail(c, 501,
+                              "Transfer-Encoding \"%s\" is not implemented: the only transfer "
+                              "coding the gateway reads is chunked; send the body with "
+                              "Transfer-Encoding: chunked alone, or with Content-Length",
+                              te);
+    }
     /* The server never switches protocols, so a request with Upgrade (or a CONNECT) is an
      * ordinary one and the next request follows it; left set, llhttp would take every later
      * byte for another protocol's and the connection would end in a 400. */
@@ -356,11 +430,8 @@ static int on_headers_complete(llhttp_t *p)
         conn_set_state(c, CONN_BODY);
         /* Clients such as curl wait for 100 Continue before sending a large body. */
         for (size_t i = 0; i < c->n_spans; i++) {
-            struct hdr_span *h = &c->spans[i];
-            struct sg_slice name = {c->in.data + h->name_off, h->name_len};
-            struct sg_slice val = {c->in.data + h->value_off, h->value_len};
-            if (sg_slice_ieq(name, "expect") && sg_slice_ieq(val, "100-continue") &&
-                !(p->http_major == 1 && p->http_minor == 0)) { /* 1.0 knows no 100 */
+            if (sg_slice_ieq(span_name(c, i), "expect") &&
+                sg_slice_ieq(span_value(c, i), "100-continue") && !http10) { /* 1.0 knows no 1xx */
                 static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
                 sg_http_conn_write(c, cont, sizeof cont - 1);
             }
@@ -490,6 +561,7 @@ static void conn_send_error(struct sg_http_conn *c, int status, const char *msg)
                        : status == 413 ? "request_too_large"
                        : status == 414 ? "uri_too_long"
                        : status == 431 ? "headers_too_large"
+                       : status == 501 ? "not_implemented"
                        : status == 505 ? "http_version_not_supported"
                                        : "bad_request";
     char request_id[33] = "";
@@ -616,9 +688,8 @@ static void conn_dispatch(struct sg_http_conn *c)
         c->headers = sg_xrealloc(c->headers, c->cap_headers * sizeof *c->headers);
     }
     for (size_t i = 0; i < c->n_spans; i++) {
-        struct hdr_span *h = &c->spans[i];
-        c->headers[i].name = (struct sg_slice){c->in.data + h->name_off, h->name_len};
-        c->headers[i].value = (struct sg_slice){c->in.data + h->value_off, h->value_len};
+        c->headers[i].name = span_name(c, i);
+        c->headers[i].value = span_value(c, i);
     }
     r->headers = c->headers;
     r->n_headers = c->n_spans;
@@ -652,6 +723,8 @@ static const char *llhttp_error_message(struct sg_http_conn *c, int *status)
                  "URI (%s), and host:port alone is only for CONNECT; %s",
                  llhttp_get_error_reason(&c->parser), MSG_BAD_TARGET);
         return c->error_buf;
+    case HPE_INVALID_TRANSFER_ENCODING: return MSG_TE_NOT_LAST;
+    case HPE_UNEXPECTED_CONTENT_LENGTH: return MSG_TE_AND_CL;
     case HPE_INVALID_VERSION: {
         /* llhttp refuses a version it does not know (1.2, 3.0) before on_version_complete, as
          * soon as it has read its minor digit; a well-formed one (" HTTP/" DIGIT "." DIGIT after

@@ -370,8 +370,9 @@ static void test_malformed_400(void **state)
         "GARBAGE\r\n\r\n",
         "GET / HTTP/1.1\r\nHost : a\r\n\r\n", /* space before the colon */
         "GET / HTTP/1.1\nHost: a\n\n",        /* bare LF */
-        "POST / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!",
-        "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n0\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!",
+        "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n"
+        "0\r\n\r\n",
     };
     for (size_t i = 0; i < SG_ARRAY_LEN(bad); i++) {
         char *r = exchange(f, bad[i], strlen(bad[i]), 2000);
@@ -569,6 +570,78 @@ static void test_absolute_form_target(void **state)
     stop(f, 2);
 }
 
+/* RFC 9112 §3.2: an HTTP/1.1 request without Host, or any request with two, is a 400. */
+static void test_host_header_required_once(void **state)
+{
+    (void)state;
+    struct fixture *f = start(NULL);
+    const char *missing[] = {
+        "GET /h HTTP/1.1\r\n\r\n", "GET /h HTTP/1.1\r\nX-Test: a\r\n\r\n",
+        "GET http://a/h HTTP/1.1\r\n\r\n", /* the target's authority does not stand in for it */
+    };
+    refused_each(f, missing, SG_ARRAY_LEN(missing), 400, "without Host header");
+    const char *twice[] = {
+        "GET /h HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+        "GET /h HTTP/1.1\r\nHost: a\r\nhost: a\r\n\r\n",
+        "GET /h HTTP/1.0\r\nHost: a\r\nHost: b\r\n\r\n",
+    };
+    refused_each(f, twice, SG_ARRAY_LEN(twice), 400, "more than one Host header");
+    char *r = exchange(f, twice[0], strlen(twice[0]), 2000);
+    assert_non_null(strstr(r, "x-request-id: 400-GET-/h\r\n"));
+    /* HTTP/1.0 has no Host requirement; an empty Host is allowed (RFC 9110 §7.2). */
+    const char ok10[] = "GET /h HTTP/1.0\r\n\r\n";
+    r = exchange(f, ok10, sizeof ok10 - 1, 2000);
+    assert_int_equal(status_of(r), 200);
+    assert_non_null(strstr(r, "GET /h q= "));
+    const char empty[] = "GET /h HTTP/1.1\r\nHost:\r\nConnection: close\r\n\r\n";
+    assert_int_equal(status_of(exchange(f, empty, sizeof empty - 1, 2000)), 200);
+    const char empty_last[] = "GET /h HTTP/1.1\r\nConnection: close\r\nHost:\r\n\r\n";
+    assert_int_equal(status_of(exchange(f, empty_last, sizeof empty_last - 1, 2000)), 200);
+    stop(f, 2);
+}
+
+/* Transfer-Encoding: chunked is the one coding implemented. Another coding before it is a 501
+ * (RFC 9112 §6.1); chunked not last is a 400 (§6.3); with Content-Length, or in HTTP/1.0, a
+ * 400 (§6.1, §6.2). Each closes the connection. */
+static void test_transfer_encoding_other_than_chunked(void **state)
+{
+    (void)state;
+    struct fixture *f = start(NULL);
+    const char *not_impl[] = {
+        "POST /t HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
+        "POST /t HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked"
+        "\r\n\r\n0\r\n\r\n",
+        "POST /t HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: identity, chunked\r\n\r\n0\r\n\r\n",
+    };
+    refused_each(f, not_impl, SG_ARRAY_LEN(not_impl), 501, "is not implemented");
+    char *r = exchange(f, not_impl[0], strlen(not_impl[0]), 2000);
+    assert_non_null(strstr(r, "501 Not Implemented\r\n"));
+    assert_non_null(strstr(r, "x-request-id: 501-POST-/t\r\n"));
+    const char *not_last[] = {
+        "POST /t HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n",
+        "POST /t HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, gzip\r\n\r\n",
+    };
+    refused_each(f, not_last, SG_ARRAY_LEN(not_last), 400, "does not end with chunked");
+    const char *both[] = {
+        "POST /t HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n"
+        "0\r\n\r\n",
+        "POST /t HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n"
+        "0\r\n\r\n",
+    };
+    refused_each(f, both, SG_ARRAY_LEN(both), 400, "Content-Length and Transfer-Encoding");
+    const char *http10[] = {
+        "POST /t HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+    };
+    refused_each(f, http10, SG_ARRAY_LEN(http10), 400, "HTTP/1.0");
+    /* chunked, in any letter case and with spaces around it, is read. */
+    const char ok[] = "POST /t HTTP/1.1\r\nHost: a\r\nTransfer-Encoding:  Chunked \r\n"
+                      "Connection: close\r\n\r\n5\r\nhello\r\n0\r\n\r\n";
+    r = exchange(f, ok, sizeof ok - 1, 2000);
+    assert_int_equal(status_of(r), 200);
+    assert_non_null(strstr(r, "len=5 body=hello"));
+    stop(f, 2);
+}
+
 /* HTTP/1.0 and 1.1 are served; another well-formed version is a 505, a request line without
  * a version (HTTP/0.9's) a 400. */
 static void test_http_versions(void **state)
@@ -663,6 +736,8 @@ int main(void)
         cmocka_unit_test(test_stream_chunks_and_error_shape),
         cmocka_unit_test(test_drain_finishes_in_flight),
         cmocka_unit_test(test_absolute_form_target),
+        cmocka_unit_test(test_host_header_required_once),
+        cmocka_unit_test(test_transfer_encoding_other_than_chunked),
         cmocka_unit_test(test_http_versions),
         cmocka_unit_test(test_uri_too_long_414),
         cmocka_unit_test(test_upgrade_request_keeps_the_connection_in_step),
