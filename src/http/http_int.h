@@ -42,6 +42,8 @@ struct sg_http_conn {
     bool in_value; /* the last header callback was a value */
     bool message_done;
     bool headers_done; /* later header callbacks are a chunked body's trailer fields */
+    bool chunked;      /* the body is chunked */
+    size_t chunk_end;  /* offset in `in` of the end of the current chunk's data (0: none yet) */
     bool keep_alive;
     int error_status; /* an error answer to send instead of dispatching (413, 431...) */
     const char *error_msg;

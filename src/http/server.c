@@ -25,6 +25,9 @@
 #define MAX_HEADERS 128
 
 /* Answers to requests framed in a way that could be read two ways: each closes the connection. */
+#define MSG_BARE_LF                                                                                \
+    "malformed HTTP request: a line ends with a bare LF (\\n); the request line, every header "    \
+    "line and every chunk line must end with CRLF (\\r\\n)"
 #define MSG_TE_NOT_LAST                                                                            \
     "malformed HTTP request: Transfer-Encoding does not end with chunked (once), so the body's "   \
     "length cannot be known (RFC 9112 §6.3); send Transfer-Encoding: chunked, or Content-Length"
@@ -142,6 +145,7 @@ static int on_message_begin(llhttp_t *p)
     struct sg_http_conn *c = conn_of(p);
     c->url_len = 0;
     c->method_done = c->url_done = c->version_done = false;
+    c->chunked = false;
     c->n_spans = 0;
     c->in_value = false;
     c->message_done = false;
@@ -300,12 +304,22 @@ static int on_header_value(llhttp_t *p, const char *at, size_t n)
     if (c->headers_done)
         return 0;
     struct hdr_span *h = &c->spans[c->n_spans - 1];
+    size_t off = off_of(c, at), name_end = h->name_off + h->name_len;
+    /* A folded line (obs-fold): llhttp hands its continuation over as more of the value, across
+     * the CRLF between them (the value would carry that CRLF), or, after an empty first line, as
+     * the value. RFC 9112 §5.2 lets a server refuse it, and nginx does. (An empty value's span
+     * lies after its line's end, hence `n`.) */
+    if (c->in_value ? off != h->value_off + h->value_len
+                    : n && memchr(c->in.data + name_end, '\n', off - name_end))
+        return parse_fail(c, 400,
+                          "malformed HTTP request: a header value continues on the next line "
+                          "(obsolete line folding, RFC 9112 §5.2); send each header on one line");
     if (!c->in_value) {
-        h->value_off = off_of(c, at);
+        h->value_off = off;
         h->value_len = n;
         c->in_value = true;
     } else {
-        h->value_len += n;
+        h->value_len += n; /* the same value, split across reads */
     }
     return 0;
 }
@@ -333,6 +347,30 @@ static struct sg_slice span_value(const struct sg_http_conn *c, size_t i)
     while (v.n && (v.p[v.n - 1] == ' ' || v.p[v.n - 1] == '\t'))
         v.n--;
     return v;
+}
+
+/* Whether a line of the request head ends with a bare LF. llhttp (not built strict) refuses one
+ * inside the header section but takes one after the request line and as the blank line that
+ * ends the head; a proxy in front that reads those heads another way could smuggle a request
+ * past it, so they are refused too. Called once the whole head is in conn->in. */
+static bool head_has_bare_lf(const struct sg_http_conn *c)
+{
+    const char *s = c->in.data, *end = s + c->in.len;
+    size_t last = c->url_off + c->url_len; /* where the head's last line has its last byte */
+    for (size_t i = 0; i < c->n_spans; i++) {
+        last = SG_MAX(last, c->spans[i].name_off + c->spans[i].name_len);
+        if (c->spans[i].value_len) /* llhttp puts an empty value after its line's end */
+            last = SG_MAX(last, c->spans[i].value_off + c->spans[i].value_len);
+    }
+    const char *lf = memchr(s + last, '\n', (size_t)(end - (s + last)));
+    if (!lf || lf + 1 >= end)
+        return false;  /* cannot be: the head is whole */
+    if (lf[1] == '\n') /* the blank line that ends the head */
+        return true;
+    for (const char *p = s + c->url_off; (p = memchr(p, '\n', (size_t)(lf + 1 - p))); p++)
+        if (p[-1] != '\r')
+            return true;
+    return false;
 }
 
 /* The Transfer-Encoding values as sent, joined (for the message that names them). */
@@ -378,6 +416,8 @@ static int on_headers_complete(llhttp_t *p)
         return parse_fail(c, 400,
                           "malformed HTTP request: the request line has no HTTP version (HTTP/0.9 "
                           "is not served); send METHOD TARGET HTTP/1.1");
+    if (head_has_bare_lf(c))
+        return parse_fail(c, 400, "%s", MSG_BARE_LF);
     bool http10 = p->http_major == 1 && p->http_minor == 0;
     /* RFC 9112 §3.2: Host is required in HTTP/1.1, and a request with two is a 400 in any
      * version (which one would the gateway, and a proxy in front of it, have used?). */
@@ -419,6 +459,7 @@ static int on_headers_complete(llhttp_t *p)
      * ordinary one and the next request follows it; left set, llhttp would take every later
      * byte for another protocol's and the connection would end in a 400. */
     p->upgrade = 0;
+    c->chunked = (p->flags & F_CHUNKED) != 0;
     bool has_len = (p->flags & F_CONTENT_LENGTH) != 0;
     if (has_len && p->content_length > l->max_body_bytes) {
         c->error_status = 413;
@@ -449,7 +490,29 @@ static int on_body(llhttp_t *p, const char *at, size_t n)
         c->error_status = 413;
         return HPE_USER;
     }
+    c->chunk_end = off_of(c, at) + n;
     return 0;
+}
+
+static int on_chunk_header(llhttp_t *p)
+{
+    conn_of(p)->chunk_end = 0;
+    return 0;
+}
+
+/* llhttp (not built strict) skips the two bytes after a chunk's data without looking at them:
+ * "5\r\nhelloXY0\r\n\r\n" would pass, and a proxy in front that reads the chunks otherwise
+ * could hide a request in them. They must be CRLF (RFC 9112 §7.1). */
+static int on_chunk_complete(llhttp_t *p)
+{
+    struct sg_http_conn *c = conn_of(p);
+    if (c->chunk_end == 0 || memcmp(c->in.data + c->chunk_end, "\r\n", 2) == 0)
+        return 0;
+    return parse_fail(c, 400, "%s",
+                      c->in.data[c->chunk_end] == '\n'
+                          ? MSG_BARE_LF
+                          : "malformed HTTP request: a chunk's data is not followed by CRLF; "
+                            "check that each chunk size is the length of its data, in hex");
 }
 
 static int on_message_complete(llhttp_t *p)
@@ -471,6 +534,8 @@ static const llhttp_settings_t parser_settings = {
     .on_headers_complete = on_headers_complete,
     .on_body = on_body,
     .on_message_complete = on_message_complete,
+    .on_chunk_header = on_chunk_header,
+    .on_chunk_complete = on_chunk_complete,
 };
 
 /* ---- writing ---- */
@@ -711,11 +776,22 @@ static void conn_dispatch(struct sg_http_conn *c)
     c->in_dispatch = false;
 }
 
+/* Whether the LF at `p` (inside conn->in) ends a line without a CR before it. */
+static bool bare_lf_at(const struct sg_http_conn *c, const char *p)
+{
+    return p >= c->in.data && p < c->in.data + c->in.len && *p == '\n' &&
+           (p == c->in.data || p[-1] != '\r');
+}
+
 /* The status and message for an error llhttp found itself (the message in c->error_buf when it
  * is not a constant). */
 static const char *llhttp_error_message(struct sg_http_conn *c, int *status)
 {
+    const char *pos = llhttp_get_error_pos(&c->parser);
     *status = 400;
+    /* Where llhttp stops on a bare LF: at it, or one byte on (an empty header value's). */
+    if (pos && (bare_lf_at(c, pos) || bare_lf_at(c, pos - 1)))
+        return MSG_BARE_LF;
     switch (llhttp_get_errno(&c->parser)) {
     case HPE_INVALID_URL:
         snprintf(c->error_buf, sizeof c->error_buf,
@@ -756,6 +832,13 @@ static void conn_process(struct sg_http_conn *c)
         } else if (err == HPE_PAUSED) {
             c->parsed = (size_t)(llhttp_get_error_pos(&c->parser) - c->in.data);
             llhttp_resume(&c->parser);
+            /* A chunked body ends with a blank line after the last chunk (or its trailer), which
+             * llhttp also takes as a bare LF. */
+            if (c->message_done && c->chunked &&
+                (c->parsed < 4 || memcmp(c->in.data + c->parsed - 4, "\r\n\r\n", 4) != 0)) {
+                conn_send_error(c, 400, MSG_BARE_LF);
+                return;
+            }
         } else {
             int status = c->error_status;
             const char *msg = status ? c->error_msg : llhttp_error_message(c, &status);

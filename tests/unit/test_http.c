@@ -704,6 +704,71 @@ static void test_uri_too_long_414(void **state)
     stop(f, 2);
 }
 
+/* Lines end with CRLF; a bare LF anywhere in the head (or a chunk line) is a 400 that says so.
+ * llhttp takes some of them (after the request line, as the blank line) unless we check. */
+static void test_bare_lf_is_refused_and_said(void **state)
+{
+    (void)state;
+    struct fixture *f = start(NULL);
+    const char *bad[] = {
+        "GET /l HTTP/1.1\nHost: a\n\n",
+        "GET /l HTTP/1.1\nHost: a\r\n\r\n",
+        "GET /l HTTP/1.1\r\nHost: a\nX-Test: b\r\n\r\n",
+        "GET /l HTTP/1.1\r\nHost: a\r\n\n",
+        "GET /l HTTP/1.1\r\nHost: a\r\nX-Empty:\n\r\n",
+        "GET /l HTTP/1.1\r\nHost: a\r\nX-Empty:\nX-Test: b\r\n\r\n",
+        "POST /l HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\nhello\r\n0\r\n\r\n",
+        "POST /l HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\n0\r\n\r\n",
+        "POST /l HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\n",
+        "POST /l HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n"
+        "X-Trailer: t\n\r\n",
+    };
+    refused_each(f, bad, SG_ARRAY_LEN(bad), 400, "must end with CRLF");
+    /* llhttp skips the two bytes after a chunk's data unread: they must be CRLF. */
+    const char *chunk[] = {
+        "POST /l HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhelloXY0\r\n\r\n",
+        "POST /l HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nhello\r\n0\r\n\r\n",
+    };
+    refused_each(f, chunk, SG_ARRAY_LEN(chunk), 400, "not followed by CRLF");
+    /* A folded header line (obs-fold): refused, not joined into a value with a CRLF in it. */
+    const char *fold[] = {
+        "GET /l HTTP/1.1\r\nHost: a\r\nX-Test: a\r\n b\r\n\r\n",
+        "GET /l HTTP/1.1\r\nHost: a\r\nX-Test: a\r\n\tb\r\nX-Other: c\r\n\r\n",
+        "GET /l HTTP/1.1\r\nHost: a\r\nX-Test:\r\n b\r\n\r\n",
+        "GET /l HTTP/1.1\r\nHost: a\r\nX-Test: \r\n  b\r\nX-Other: c\r\n\r\n",
+    };
+    refused_each(f, fold, SG_ARRAY_LEN(fold), 400, "obsolete line folding");
+    /* Whitespace after a value is not part of it (RFC 9110 §5.5). */
+    const char ows[] =
+        "GET /l HTTP/1.1\r\nHost: a\r\nX-Test:  b c \t \r\nConnection: close\r\n\r\n";
+    char *r = exchange(f, ows, sizeof ows - 1, 2000);
+    assert_non_null(strstr(r, " x-test=b c"));
+    assert_null(strstr(r, " x-test=b c "));
+    stop(f, 2);
+}
+
+/* A request read one byte at a time passes the checks that look at where its parts lie (a value
+ * split across reads is not a folded line, a head split across reads has no bare LF). */
+static void test_request_one_byte_at_a_time(void **state)
+{
+    (void)state;
+    struct fixture *f = start(NULL);
+    int fd = connect_to(f->port);
+    const char req[] = "POST http://a/split?x=1 HTTP/1.1\r\nHost: a\r\nX-Test:  one two \r\n"
+                       "X-Empty:\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+                       "3\r\nabc\r\n2\r\nde\r\n0\r\nX-Trailer: t\r\n\r\n";
+    for (size_t i = 0; i < sizeof req - 1; i++) {
+        send_all(fd, req + i, 1);
+        usleep(500);
+    }
+    char buf[4096];
+    read_all(fd, buf, sizeof buf, 2000);
+    close(fd);
+    assert_int_equal(status_of(buf), 200);
+    assert_non_null(strstr(buf, "POST /split q=x=1 len=5 body=abcde x-test=one two"));
+    stop(f, 2);
+}
+
 /* A request with Upgrade (or a CONNECT) is answered as any other, since the server never
  * switches protocols, and the connection goes on with the next request. */
 static void test_upgrade_request_keeps_the_connection_in_step(void **state)
@@ -740,6 +805,8 @@ int main(void)
         cmocka_unit_test(test_transfer_encoding_other_than_chunked),
         cmocka_unit_test(test_http_versions),
         cmocka_unit_test(test_uri_too_long_414),
+        cmocka_unit_test(test_bare_lf_is_refused_and_said),
+        cmocka_unit_test(test_request_one_byte_at_a_time),
         cmocka_unit_test(test_upgrade_request_keeps_the_connection_in_step),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
