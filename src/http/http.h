@@ -43,7 +43,7 @@ struct sg_http_header {
 struct sg_http_request {
     struct sg_http_conn *conn;
     struct sg_http_server *server;
-    struct sg_slice method; /* "GET", "POST", ... */
+    struct sg_slice method; /* "GET", "POST", ...; "GET" for a HEAD request (see `head`) */
     struct sg_slice path;   /* without the query string; the path of an absolute-form target */
     struct sg_slice query;  /* after '?', may be empty */
     struct sg_http_header *headers;
@@ -51,6 +51,7 @@ struct sg_http_request {
     struct sg_buf body;  /* de-chunked request body */
     bool keep_alive;     /* the connection may carry another request after this one */
     bool http10;         /* an HTTP/1.0 client: no chunked framing, keep-alive only if asked */
+    bool head;           /* a HEAD, handed over as GET: its answer's body is not sent */
     bool aborted;        /* the client went away; writes are ignored */
     bool cut;            /* the server's drain deadline passed: answer now, the connection closes
                           * (DRAIN_FLUSH_MS later at the latest) */
@@ -117,7 +118,8 @@ void sg_http_respond(struct sg_http_request *req, int status, const struct sg_ht
 /* Finish with an OpenAI-shaped JSON error: {"error":{"message","type","param","code"}}. */
 void sg_http_respond_error(struct sg_http_request *req, int status, const char *type,
                            const char *code, const char *message);
-/* 405 with the Allow header HTTP requires ("GET, POST") and the same error body. */
+/* 405 with the Allow header HTTP requires ("GET, POST") and the same error body. HEAD is added
+ * after GET (the server answers HEAD wherever GET is answered). */
 void sg_http_respond_405(struct sg_http_request *req, const char *allow, const char *message);
 
 /* Start a chunked response (used for SSE). The caller passes its own Content-Type. */

@@ -641,6 +641,8 @@ static void conn_send_error(struct sg_http_conn *c, int status, const char *msg)
         }
         c->srv->on_refusal(&r, request_id, c->srv->ud);
     }
+    /* The answer to a HEAD has no body, not even an error's (RFC 9110 §9.3.2). */
+    bool head = c->method_done && c->parser.method == HTTP_HEAD;
     struct sg_buf body;
     sg_buf_init(&body, 0);
     sg_buf_appends(&body, "{\"error\":{\"message\":\"");
@@ -652,7 +654,8 @@ static void conn_send_error(struct sg_http_conn *c, int status, const char *msg)
                    "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
                    "%s%s%sConnection: close\r\nDate: %s\r\n\r\n%s",
                    status, sg_http_reason(status), body.len, request_id[0] ? "x-request-id: " : "",
-                   request_id, request_id[0] ? "\r\n" : "", sg_http_server_date(c->srv), body.data);
+                   request_id, request_id[0] ? "\r\n" : "", sg_http_server_date(c->srv),
+                   head ? "" : body.data);
     c->close_after = true;
     c->linger = status != 408;        /* a client too slow to send gets no more time */
     conn_set_state(c, CONN_HANDLING); /* stop reading and timers while the answer drains */
@@ -758,7 +761,11 @@ static void conn_dispatch(struct sg_http_conn *c)
     }
     r->headers = c->headers;
     r->n_headers = c->n_spans;
-    r->method = sg_slice_of(llhttp_method_name((llhttp_method_t)c->parser.method));
+    /* HEAD is handled as GET, and its answer sent without the body (response.c): the handler
+     * gives the same status and headers as to a GET, as HEAD requires, without knowing it. */
+    r->head = c->parser.method == HTTP_HEAD;
+    r->method = r->head ? SG_SLICE_LIT("GET")
+                        : sg_slice_of(llhttp_method_name((llhttp_method_t)c->parser.method));
     r->path = target_split((struct sg_slice){c->in.data + c->url_off, c->url_len}, &r->query);
     r->keep_alive = c->keep_alive && !c->srv->draining;
     r->http10 = c->parser.http_major == 1 && c->parser.http_minor == 0;

@@ -62,6 +62,15 @@ static void handler(struct sg_http_request *req, void *ud)
         sg_http_respond_error(req, 404, "invalid_request_error", "nope", "it \"is\" not here");
         return;
     }
+    if (sg_slice_eq(req->path, "/only-post") && !sg_slice_eq(req->method, "POST")) {
+        sg_http_respond_405(req, "POST", "use POST");
+        return;
+    }
+    if (sg_slice_eq(req->path, "/get-or-delete") && !sg_slice_eq(req->method, "GET") &&
+        !sg_slice_eq(req->method, "DELETE")) {
+        sg_http_respond_405(req, "GET, DELETE", "use GET or DELETE");
+        return;
+    }
     char out[9000];
     int n = snprintf(out, sizeof out, "%.*s %.*s q=%.*s len=%zu body=%.*s", (int)req->method.n,
                      req->method.p, (int)req->path.n, req->path.p, (int)req->query.n, req->query.p,
@@ -600,6 +609,93 @@ static void test_host_header_required_once(void **state)
     stop(f, 2);
 }
 
+/* Reads one response with a Content-Length body from fd; returns its length through *head_len
+ * (status line and headers) and the Content-Length value. */
+static size_t read_head(int fd, char *buf, size_t cap, size_t *head_len)
+{
+    size_t n = 0;
+    char *end = NULL;
+    while (!end && n < cap - 1) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, 2000) <= 0)
+            break;
+        ssize_t r = read(fd, buf + n, cap - 1 - n);
+        if (r <= 0)
+            break;
+        n += (size_t)r;
+        buf[n] = '\0';
+        end = strstr(buf, "\r\n\r\n");
+    }
+    assert_non_null(end);
+    *head_len = (size_t)(end + 4 - buf);
+    return n;
+}
+
+/* HEAD is answered as GET would be, without the body (RFC 9110 §9.3.2): same status and
+ * headers, Content-Length of the GET body. The connection goes on with the next request. */
+static void test_head_is_get_without_body(void **state)
+{
+    (void)state;
+    struct fixture *f = start(NULL);
+    int fd = connect_to(f->port);
+    char buf[8192];
+    const char get[] = "GET /k?a=1 HTTP/1.1\r\nHost: a\r\n\r\n";
+    send_all(fd, get, sizeof get - 1);
+    size_t head_len, n = read_head(fd, buf, sizeof buf, &head_len);
+    const char *body = "GET /k q=a=1 len=0 body=";
+    assert_int_equal(n - head_len, strlen(body));
+    /* Three HEADs in a row on the same connection, then a GET: each answered, in order. */
+    for (int i = 0; i < 3; i++) {
+        const char head[] = "HEAD /k?a=1 HTTP/1.1\r\nHost: a\r\n\r\n";
+        send_all(fd, head, sizeof head - 1);
+        n = read_head(fd, buf, sizeof buf, &head_len);
+        assert_int_equal(status_of(buf), 200);
+        char want[64];
+        snprintf(want, sizeof want, "Content-Length: %zu\r\n", strlen(body));
+        assert_non_null(strstr(buf, want));
+        assert_null(strstr(buf, "Connection: close"));
+        assert_int_equal(n, head_len); /* nothing after the head */
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        assert_int_equal(poll(&p, 1, 100), 0); /* and nothing later either */
+    }
+    send_all(fd, get, sizeof get - 1);
+    n = read_head(fd, buf, sizeof buf, &head_len);
+    assert_int_equal(status_of(buf), 200);
+    assert_string_equal(buf + head_len, body);
+    close(fd);
+
+    /* Pipelined: a HEAD of a stream, a HEAD of an error, then a GET, in one write. */
+    const char piped[] = "HEAD /stream HTTP/1.1\r\nHost: a\r\n\r\nHEAD /error HTTP/1.1\r\nHost: a"
+                         "\r\n\r\nGET /k HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n";
+    char *r = exchange(f, piped, sizeof piped - 1, 2000);
+    assert_int_equal(count(r, "HTTP/1.1 "), 3);
+    const char *s = strstr(r, "Transfer-Encoding: chunked\r\n\r\nHTTP/1.1 404 Not Found\r\n");
+    assert_non_null(s);
+    s = strstr(s + 10, "\r\n\r\nHTTP/1.1 200 OK\r\n"); /* the 404's head, no body */
+    assert_non_null(s);
+    assert_non_null(strstr(s, "\r\n\r\nGET /k q= len=0 body="));
+    assert_null(strstr(r, "not here"));
+
+    /* A 405 lists HEAD wherever it lists GET; HEAD on a path that takes only POST is a 405. */
+    const char del[] = "PUT /get-or-delete HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n";
+    r = exchange(f, del, sizeof del - 1, 2000);
+    assert_int_equal(status_of(r), 405);
+    assert_non_null(strstr(r, "Allow: GET, HEAD, DELETE\r\n"));
+    const char hpost[] = "HEAD /only-post HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n";
+    r = exchange(f, hpost, sizeof hpost - 1, 2000);
+    assert_int_equal(status_of(r), 405);
+    assert_non_null(strstr(r, "Allow: POST\r\n"));
+    assert_null(strstr(r, "use POST")); /* no body */
+    /* A HEAD the server refuses itself gets the error's head, no body. */
+    const char hbad[] = "HEAD /k HTTP/1.1\r\n\r\n";
+    r = exchange(f, hbad, sizeof hbad - 1, 2000);
+    assert_int_equal(status_of(r), 400);
+    assert_non_null(strstr(r, "x-request-id: 400-HEAD-/k\r\n"));
+    assert_non_null(strstr(r, "Content-Length: "));
+    assert_string_equal(strstr(r, "\r\n\r\n"), "\r\n\r\n");
+    stop(f, 2);
+}
+
 /* Transfer-Encoding: chunked is the one coding implemented. Another coding before it is a 501
  * (RFC 9112 §6.1); chunked not last is a 400 (§6.3); with Content-Length, or in HTTP/1.0, a
  * 400 (§6.1, §6.2). Each closes the connection. */
@@ -802,6 +898,7 @@ int main(void)
         cmocka_unit_test(test_drain_finishes_in_flight),
         cmocka_unit_test(test_absolute_form_target),
         cmocka_unit_test(test_host_header_required_once),
+        cmocka_unit_test(test_head_is_get_without_body),
         cmocka_unit_test(test_transfer_encoding_other_than_chunked),
         cmocka_unit_test(test_http_versions),
         cmocka_unit_test(test_uri_too_long_414),
