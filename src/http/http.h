@@ -25,7 +25,8 @@ struct sg_http_conn;
 
 /* Limits and timeouts; zero fields take the defaults below. */
 struct sg_http_limits {
-    size_t max_header_bytes;    /* request line + headers; 431 beyond (default 16 KiB) */
+    size_t max_header_bytes;    /* request line + headers (default 16 KiB): beyond, 414 while
+                                   the request line is not over, 431 after */
     size_t max_body_bytes;      /* 413 beyond (default 8 MiB) */
     uint32_t header_timeout_ms; /* whole header block must arrive within (default 10 s): 408 */
     uint32_t body_timeout_ms;   /* whole body must arrive within (default 60 s): 408 */
@@ -42,14 +43,15 @@ struct sg_http_header {
 struct sg_http_request {
     struct sg_http_conn *conn;
     struct sg_http_server *server;
-    struct sg_slice method; /* "GET", "POST", ... */
-    struct sg_slice path;   /* without the query string */
+    struct sg_slice method; /* "GET", "POST", ...; "GET" for a HEAD request (see `head`) */
+    struct sg_slice path;   /* without the query string; the path of an absolute-form target */
     struct sg_slice query;  /* after '?', may be empty */
     struct sg_http_header *headers;
     size_t n_headers;
     struct sg_buf body;  /* de-chunked request body */
     bool keep_alive;     /* the connection may carry another request after this one */
     bool http10;         /* an HTTP/1.0 client: no chunked framing, keep-alive only if asked */
+    bool head;           /* a HEAD, handed over as GET: its answer's body is not sent */
     bool aborted;        /* the client went away; writes are ignored */
     bool cut;            /* the server's drain deadline passed: answer now, the connection closes
                           * (DRAIN_FLUSH_MS later at the latest) */
@@ -68,8 +70,9 @@ typedef void (*sg_http_drain_fn)(struct sg_http_request *req, void *ud);
 /* Create a server on `loop`; `handler` receives every complete request. */
 struct sg_http_server *sg_http_server_new(uv_loop_t *loop, const struct sg_http_limits *limits,
                                           sg_http_handler_fn handler, void *ud);
-/* A request the server answered itself before any handler saw it (400 malformed, 408, 413, 431).
- * method and path are empty when they were not read whole. */
+/* A request the server answered itself before any handler saw it (400 malformed, 408, 413, 414,
+ * 431, 501 transfer coding, 505 version). method and path are empty when the path was not read
+ * whole (up to its '?' is enough); the path is the one the request would have been routed by. */
 struct sg_http_refusal {
     struct sg_slice method, path;
     int status;
@@ -115,7 +118,8 @@ void sg_http_respond(struct sg_http_request *req, int status, const struct sg_ht
 /* Finish with an OpenAI-shaped JSON error: {"error":{"message","type","param","code"}}. */
 void sg_http_respond_error(struct sg_http_request *req, int status, const char *type,
                            const char *code, const char *message);
-/* 405 with the Allow header HTTP requires ("GET, POST") and the same error body. */
+/* 405 with the Allow header HTTP requires ("GET, POST") and the same error body. HEAD is added
+ * after GET (the server answers HEAD wherever GET is answered). */
 void sg_http_respond_405(struct sg_http_request *req, const char *allow, const char *message);
 
 /* Start a chunked response (used for SSE). The caller passes its own Content-Type. */

@@ -34,14 +34,20 @@ struct sg_http_conn {
     struct sg_buf ahead; /* bytes read while a request is being handled (pipelining) */
 
     size_t url_off, url_len;
+    bool method_done;  /* the method was read: parser.method is this request's */
+    bool url_done;     /* the request target was read whole */
+    bool version_done; /* the request line was read up to its version */
     struct hdr_span *spans;
     size_t n_spans, cap_spans;
     bool in_value; /* the last header callback was a value */
     bool message_done;
     bool headers_done; /* later header callbacks are a chunked body's trailer fields */
+    bool chunked;      /* the body is chunked */
+    size_t chunk_end;  /* offset in `in` of the end of the current chunk's data (0: none yet) */
     bool keep_alive;
     int error_status; /* an error answer to send instead of dispatching (413, 431...) */
     const char *error_msg;
+    char error_buf[256]; /* error_msg when it says which value was wrong */
 
     struct sg_http_request req;
     struct sg_http_header *headers; /* req.headers storage */

@@ -23,6 +23,7 @@ const char *sg_http_reason(int status)
     case 408: return "Request Timeout";
     case 409: return "Conflict";
     case 413: return "Payload Too Large";
+    case 414: return "URI Too Long";
     case 415: return "Unsupported Media Type";
     case 422: return "Unprocessable Entity";
     case 429: return "Too Many Requests";
@@ -32,6 +33,7 @@ const char *sg_http_reason(int status)
     case 502: return "Bad Gateway";
     case 503: return "Service Unavailable";
     case 504: return "Gateway Timeout";
+    case 505: return "HTTP Version Not Supported";
     case 529: return "Site Overloaded";
     default: return status < 400 ? "OK" : status < 500 ? "Client Error" : "Server Error";
     }
@@ -73,7 +75,8 @@ void sg_http_respond(struct sg_http_request *req, int status, const struct sg_ht
         sg_buf_append(b, "Content-Length: ", 16);
         sg_buf_append_u64(b, body_len);
         sg_buf_append(b, "\r\n\r\n", 4);
-        sg_buf_append(b, body, body_len);
+        if (!req->head) /* HEAD: the length of the body a GET gets, and no body */
+            sg_buf_append(b, body, body_len);
         sg_http_conn_write(c, b->data, b->len);
         if (b->cap > 256 * 1024)
             sg_buf_dispose(b); /* do not keep a large answer's memory around */
@@ -108,6 +111,17 @@ void sg_http_respond_error(struct sg_http_request *req, int status, const char *
 
 void sg_http_respond_405(struct sg_http_request *req, const char *allow, const char *message)
 {
+    /* HEAD is answered wherever GET is (server.c hands it over as GET), so it is allowed there:
+     * "GET, POST" -> "GET, HEAD, POST". */
+    char with_head[200];
+    const char *get = strstr(allow, "GET");
+    bool is_get = get && (get == allow || get[-1] == ' ' || get[-1] == ',') &&
+                  (get[3] == '\0' || get[3] == ',' || get[3] == ' ');
+    if (is_get && !strstr(allow, "HEAD") && strlen(allow) + 6 < sizeof with_head) {
+        snprintf(with_head, sizeof with_head, "%.*sGET, HEAD%s", (int)(get - allow), allow,
+                 get + 3);
+        allow = with_head;
+    }
     respond_error_h(req, 405, allow, "invalid_request_error", NULL, message);
 }
 
@@ -120,8 +134,9 @@ void sg_http_stream_begin(struct sg_http_request *req, int status,
         return;
     struct sg_buf *b = &req->server->scratch;
     sg_buf_reset(b);
-    /* HTTP/1.0 has no chunked coding: the stream's end is the connection's (RFC 9112 §6.1). */
-    if (req->http10)
+    /* HTTP/1.0 has no chunked coding: the stream's end is the connection's (RFC 9112 §6.1).
+     * A HEAD gets the head a GET would, and no chunk is sent after it. */
+    if (req->http10 && !req->head)
         req->keep_alive = false;
     append_head(b, req, status, headers, n_headers);
     sg_buf_appends(b, req->http10 ? "\r\n" : "Transfer-Encoding: chunked\r\n\r\n");
@@ -131,7 +146,7 @@ void sg_http_stream_begin(struct sg_http_request *req, int status,
 size_t sg_http_stream_write(struct sg_http_request *req, const char *data, size_t len)
 {
     struct sg_http_conn *c = req->conn;
-    if (req->aborted || len == 0)
+    if (req->aborted || req->head || len == 0)
         return c->write_queued;
     if (req->http10) {
         sg_http_conn_write(c, data, len);
@@ -151,7 +166,7 @@ size_t sg_http_stream_write(struct sg_http_request *req, const char *data, size_
 void sg_http_stream_end(struct sg_http_request *req)
 {
     struct sg_http_conn *c = req->conn;
-    if (!req->aborted && c->stream_open && !req->http10)
+    if (!req->aborted && c->stream_open && !req->http10 && !req->head)
         sg_http_conn_write(c, "0\r\n\r\n", 5);
     sg_http_conn_finish(c);
 }

@@ -62,6 +62,15 @@ static void handler(struct sg_http_request *req, void *ud)
         sg_http_respond_error(req, 404, "invalid_request_error", "nope", "it \"is\" not here");
         return;
     }
+    if (sg_slice_eq(req->path, "/only-post") && !sg_slice_eq(req->method, "POST")) {
+        sg_http_respond_405(req, "POST", "use POST");
+        return;
+    }
+    if (sg_slice_eq(req->path, "/get-or-delete") && !sg_slice_eq(req->method, "GET") &&
+        !sg_slice_eq(req->method, "DELETE")) {
+        sg_http_respond_405(req, "GET, DELETE", "use GET or DELETE");
+        return;
+    }
     char out[9000];
     int n = snprintf(out, sizeof out, "%.*s %.*s q=%.*s len=%zu body=%.*s", (int)req->method.n,
                      req->method.p, (int)req->path.n, req->path.p, (int)req->query.n, req->query.p,
@@ -71,6 +80,15 @@ static void handler(struct sg_http_request *req, void *ud)
     if (xh.p)
         n += snprintf(out + n, sizeof out - (size_t)n, " x-test=%.*s", (int)xh.n, xh.p);
     sg_http_respond(req, 200, NULL, 0, out, (size_t)n);
+}
+
+/* The refusal hook: the request id it gives says what the hook was told, "STATUS-METHOD-PATH"
+ * (cut at 32 characters), so a test reads it off the answer's x-request-id. */
+static void refused(const struct sg_http_refusal *r, char request_id[33], void *ud)
+{
+    (void)ud;
+    snprintf(request_id, 33, "%d-%.*s-%.*s", r->status, (int)r->method.n,
+             r->method.p ? r->method.p : "", (int)r->path.n, r->path.p ? r->path.p : "");
 }
 
 static void on_drained(struct sg_http_server *s, void *ud)
@@ -100,6 +118,7 @@ static void loop_main(void *arg)
 {
     struct fixture *f = arg;
     f->srv = sg_http_server_new(&f->loop, &f->lim, handler, f);
+    sg_http_server_on_refusal(f->srv, refused);
     assert_int_equal(sg_http_server_listen(f->srv, "127.0.0.1", 0, false), 0);
     f->port = sg_http_server_port(f->srv);
     uv_sem_post(&f->ready);
@@ -360,8 +379,9 @@ static void test_malformed_400(void **state)
         "GARBAGE\r\n\r\n",
         "GET / HTTP/1.1\r\nHost : a\r\n\r\n", /* space before the colon */
         "GET / HTTP/1.1\nHost: a\n\n",        /* bare LF */
-        "POST / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!",
-        "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n0\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!",
+        "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n"
+        "0\r\n\r\n",
     };
     for (size_t i = 0; i < SG_ARRAY_LEN(bad); i++) {
         char *r = exchange(f, bad[i], strlen(bad[i]), 2000);
@@ -497,6 +517,368 @@ static void test_drain_finishes_in_flight(void **state)
     free(f);
 }
 
+/* What one request on a fresh connection got: the status code, or -1 for no status line. */
+static int status_of(const char *r)
+{
+    return strncmp(r, "HTTP/1.1 ", 9) == 0 ? atoi(r + 9) : -1;
+}
+
+/* Each input, sent alone on a fresh connection, gets `status`, an error body containing `says`,
+ * Connection: close, and the connection closed (read_all returned at EOF, well before 2 s). */
+static void refused_each(struct fixture *f, const char *const *inputs, size_t n, int status,
+                         const char *says)
+{
+    for (size_t i = 0; i < n; i++) {
+        char *r = exchange(f, inputs[i], strlen(inputs[i]), 2000);
+        if (status_of(r) != status || !strstr(r, says) || !strstr(r, "Connection: close\r\n"))
+            fail_msg("input %zu (%.60s...) expected %d saying \"%s\", got: %s", i, inputs[i],
+                     status, says, r);
+        assert_non_null(strstr(r, "{\"error\":{\"message\":\""));
+    }
+}
+
+/* RFC 9112 §3.2.2: a server MUST accept the absolute-form; it is routed by its path and query.
+ * Asterisk-form is for OPTIONS only, authority-form for CONNECT only. */
+static void test_absolute_form_target(void **state)
+{
+    (void)state;
+    struct fixture *f = start(NULL);
+    static const struct {
+        const char *target, *want;
+    } ok[] = {
+        {"http://127.0.0.1:4000/hello?x=1", "GET /hello q=x=1 "},
+        {"HTTPS://example.com/a/b", "GET /a/b q= "},
+        {"http://example.com", "GET / q= "},
+        {"http://example.com?k=v", "GET / q=k=v "},
+        {"http://[::1]:4000/v6", "GET /v6 q= "},
+    };
+    for (size_t i = 0; i < SG_ARRAY_LEN(ok); i++) {
+        char req[256];
+        int n = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+                         ok[i].target);
+        char *r = exchange(f, req, (size_t)n, 2000);
+        if (status_of(r) != 200 || !strstr(r, ok[i].want))
+            fail_msg("%s: expected 200 with \"%s\", got: %s", ok[i].target, ok[i].want, r);
+    }
+    /* OPTIONS * is the one use of asterisk-form: it reaches the handler. */
+    const char opt[] = "OPTIONS * HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n";
+    assert_non_null(strstr(exchange(f, opt, sizeof opt - 1, 2000), "OPTIONS * q= "));
+
+    const char *bad[] = {
+        "GET * HTTP/1.1\r\nHost: a\r\n\r\n",
+        "POST 127.0.0.1:4000 HTTP/1.1\r\nHost: a\r\n\r\n",
+        "GET localhost:4000 HTTP/1.1\r\nHost: a\r\n\r\n",
+        "GET ftp://example.com/hello HTTP/1.1\r\nHost: a\r\n\r\n",
+        "GET http://user:pw@example.com/hello HTTP/1.1\r\nHost: a\r\n\r\n",
+        "GET http:///hello HTTP/1.1\r\nHost: a\r\n\r\n",
+    };
+    refused_each(f, bad, SG_ARRAY_LEN(bad), 400, "request target");
+    /* The refusal hook is told the method and the target's path. */
+    char *r = exchange(f, bad[0], strlen(bad[0]), 2000);
+    assert_non_null(strstr(r, "x-request-id: 400-GET-*\r\n"));
+    stop(f, 2);
+}
+
+/* RFC 9112 §3.2: an HTTP/1.1 request without Host, or any request with two, is a 400. */
+static void test_host_header_required_once(void **state)
+{
+    (void)state;
+    struct fixture *f = start(NULL);
+    const char *missing[] = {
+        "GET /h HTTP/1.1\r\n\r\n", "GET /h HTTP/1.1\r\nX-Test: a\r\n\r\n",
+        "GET http://a/h HTTP/1.1\r\n\r\n", /* the target's authority does not stand in for it */
+    };
+    refused_each(f, missing, SG_ARRAY_LEN(missing), 400, "without Host header");
+    const char *twice[] = {
+        "GET /h HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+        "GET /h HTTP/1.1\r\nHost: a\r\nhost: a\r\n\r\n",
+        "GET /h HTTP/1.0\r\nHost: a\r\nHost: b\r\n\r\n",
+    };
+    refused_each(f, twice, SG_ARRAY_LEN(twice), 400, "more than one Host header");
+    char *r = exchange(f, twice[0], strlen(twice[0]), 2000);
+    assert_non_null(strstr(r, "x-request-id: 400-GET-/h\r\n"));
+    /* HTTP/1.0 has no Host requirement; an empty Host is allowed (RFC 9110 §7.2). */
+    const char ok10[] = "GET /h HTTP/1.0\r\n\r\n";
+    r = exchange(f, ok10, sizeof ok10 - 1, 2000);
+    assert_int_equal(status_of(r), 200);
+    assert_non_null(strstr(r, "GET /h q= "));
+    const char empty[] = "GET /h HTTP/1.1\r\nHost:\r\nConnection: close\r\n\r\n";
+    assert_int_equal(status_of(exchange(f, empty, sizeof empty - 1, 2000)), 200);
+    const char empty_last[] = "GET /h HTTP/1.1\r\nConnection: close\r\nHost:\r\n\r\n";
+    assert_int_equal(status_of(exchange(f, empty_last, sizeof empty_last - 1, 2000)), 200);
+    stop(f, 2);
+}
+
+/* Reads one response with a Content-Length body from fd; returns its length through *head_len
+ * (status line and headers) and the Content-Length value. */
+static size_t read_head(int fd, char *buf, size_t cap, size_t *head_len)
+{
+    size_t n = 0;
+    char *end = NULL;
+    while (!end && n < cap - 1) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, 2000) <= 0)
+            break;
+        ssize_t r = read(fd, buf + n, cap - 1 - n);
+        if (r <= 0)
+            break;
+        n += (size_t)r;
+        buf[n] = '\0';
+        end = strstr(buf, "\r\n\r\n");
+    }
+    assert_non_null(end);
+    *head_len = (size_t)(end + 4 - buf);
+    return n;
+}
+
+/* HEAD is answered as GET would be, without the body (RFC 9110 §9.3.2): same status and
+ * headers, Content-Length of the GET body. The connection goes on with the next request. */
+static void test_head_is_get_without_body(void **state)
+{
+    (void)state;
+    struct fixture *f = start(NULL);
+    int fd = connect_to(f->port);
+    char buf[8192];
+    const char get[] = "GET /k?a=1 HTTP/1.1\r\nHost: a\r\n\r\n";
+    send_all(fd, get, sizeof get - 1);
+    size_t head_len, n = read_head(fd, buf, sizeof buf, &head_len);
+    const char *body = "GET /k q=a=1 len=0 body=";
+    assert_int_equal(n - head_len, strlen(body));
+    /* Three HEADs in a row on the same connection, then a GET: each answered, in order. */
+    for (int i = 0; i < 3; i++) {
+        const char head[] = "HEAD /k?a=1 HTTP/1.1\r\nHost: a\r\n\r\n";
+        send_all(fd, head, sizeof head - 1);
+        n = read_head(fd, buf, sizeof buf, &head_len);
+        assert_int_equal(status_of(buf), 200);
+        char want[64];
+        snprintf(want, sizeof want, "Content-Length: %zu\r\n", strlen(body));
+        assert_non_null(strstr(buf, want));
+        assert_null(strstr(buf, "Connection: close"));
+        assert_int_equal(n, head_len); /* nothing after the head */
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        assert_int_equal(poll(&p, 1, 100), 0); /* and nothing later either */
+    }
+    send_all(fd, get, sizeof get - 1);
+    n = read_head(fd, buf, sizeof buf, &head_len);
+    assert_int_equal(status_of(buf), 200);
+    assert_string_equal(buf + head_len, body);
+    close(fd);
+
+    /* Pipelined: a HEAD of a stream, a HEAD of an error, then a GET, in one write. */
+    const char piped[] = "HEAD /stream HTTP/1.1\r\nHost: a\r\n\r\nHEAD /error HTTP/1.1\r\nHost: a"
+                         "\r\n\r\nGET /k HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n";
+    char *r = exchange(f, piped, sizeof piped - 1, 2000);
+    assert_int_equal(count(r, "HTTP/1.1 "), 3);
+    const char *s = strstr(r, "Transfer-Encoding: chunked\r\n\r\nHTTP/1.1 404 Not Found\r\n");
+    assert_non_null(s);
+    s = strstr(s + 10, "\r\n\r\nHTTP/1.1 200 OK\r\n"); /* the 404's head, no body */
+    assert_non_null(s);
+    assert_non_null(strstr(s, "\r\n\r\nGET /k q= len=0 body="));
+    assert_null(strstr(r, "not here"));
+
+    /* A 405 lists HEAD wherever it lists GET; HEAD on a path that takes only POST is a 405. */
+    const char del[] = "PUT /get-or-delete HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n";
+    r = exchange(f, del, sizeof del - 1, 2000);
+    assert_int_equal(status_of(r), 405);
+    assert_non_null(strstr(r, "Allow: GET, HEAD, DELETE\r\n"));
+    const char hpost[] = "HEAD /only-post HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n";
+    r = exchange(f, hpost, sizeof hpost - 1, 2000);
+    assert_int_equal(status_of(r), 405);
+    assert_non_null(strstr(r, "Allow: POST\r\n"));
+    assert_null(strstr(r, "use POST")); /* no body */
+    /* A HEAD the server refuses itself gets the error's head, no body. */
+    const char hbad[] = "HEAD /k HTTP/1.1\r\n\r\n";
+    r = exchange(f, hbad, sizeof hbad - 1, 2000);
+    assert_int_equal(status_of(r), 400);
+    assert_non_null(strstr(r, "x-request-id: 400-HEAD-/k\r\n"));
+    assert_non_null(strstr(r, "Content-Length: "));
+    assert_string_equal(strstr(r, "\r\n\r\n"), "\r\n\r\n");
+    stop(f, 2);
+}
+
+/* Transfer-Encoding: chunked is the one coding implemented. Another coding before it is a 501
+ * (RFC 9112 §6.1); chunked not last is a 400 (§6.3); with Content-Length, or in HTTP/1.0, a
+ * 400 (§6.1, §6.2). Each closes the connection. */
+static void test_transfer_encoding_other_than_chunked(void **state)
+{
+    (void)state;
+    struct fixture *f = start(NULL);
+    const char *not_impl[] = {
+        "POST /t HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
+        "POST /t HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked"
+        "\r\n\r\n0\r\n\r\n",
+        "POST /t HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: identity, chunked\r\n\r\n0\r\n\r\n",
+    };
+    refused_each(f, not_impl, SG_ARRAY_LEN(not_impl), 501, "is not implemented");
+    char *r = exchange(f, not_impl[0], strlen(not_impl[0]), 2000);
+    assert_non_null(strstr(r, "501 Not Implemented\r\n"));
+    assert_non_null(strstr(r, "x-request-id: 501-POST-/t\r\n"));
+    const char *not_last[] = {
+        "POST /t HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n",
+        "POST /t HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, gzip\r\n\r\n",
+    };
+    refused_each(f, not_last, SG_ARRAY_LEN(not_last), 400, "does not end with chunked");
+    const char *both[] = {
+        "POST /t HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n"
+        "0\r\n\r\n",
+        "POST /t HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n"
+        "0\r\n\r\n",
+    };
+    refused_each(f, both, SG_ARRAY_LEN(both), 400, "Content-Length and Transfer-Encoding");
+    const char *http10[] = {
+        "POST /t HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+    };
+    refused_each(f, http10, SG_ARRAY_LEN(http10), 400, "HTTP/1.0");
+    /* chunked, in any letter case and with spaces around it, is read. */
+    const char ok[] = "POST /t HTTP/1.1\r\nHost: a\r\nTransfer-Encoding:  Chunked \r\n"
+                      "Connection: close\r\n\r\n5\r\nhello\r\n0\r\n\r\n";
+    r = exchange(f, ok, sizeof ok - 1, 2000);
+    assert_int_equal(status_of(r), 200);
+    assert_non_null(strstr(r, "len=5 body=hello"));
+    stop(f, 2);
+}
+
+/* HTTP/1.0 and 1.1 are served; another well-formed version is a 505, a request line without
+ * a version (HTTP/0.9's) a 400. */
+static void test_http_versions(void **state)
+{
+    (void)state;
+    struct fixture *f = start(NULL);
+    const char *unsupported[] = {
+        "GET /v HTTP/2.0\r\nHost: a\r\n\r\n", "GET /v HTTP/1.2\r\nHost: a\r\n\r\n",
+        "GET /v HTTP/0.9\r\nHost: a\r\n\r\n", "GET /v HTTP/3.0\r\nHost: a\r\n\r\n",
+        "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", /* HTTP/2 with prior knowledge */
+    };
+    refused_each(f, unsupported, SG_ARRAY_LEN(unsupported), 505, "send the request as HTTP/1.1");
+    char *r = exchange(f, unsupported[0], strlen(unsupported[0]), 2000);
+    assert_non_null(strstr(r, "505 HTTP Version Not Supported\r\n"));
+    assert_non_null(strstr(r, "HTTP/2.0 is not supported"));
+    assert_non_null(strstr(r, "x-request-id: 505-GET-/v\r\n"));
+    const char *no_version[] = {
+        "GET /v\r\n\r\n",
+        "GET /v\r\nHost: a\r\n\r\n",
+    };
+    refused_each(f, no_version, SG_ARRAY_LEN(no_version), 400, "no HTTP version");
+    const char *malformed[] = {
+        "GET /v HTTP/1.x\r\nHost: a\r\n\r\n",
+        "GET /v HTTP/11.1\r\nHost: a\r\n\r\n",
+    };
+    refused_each(f, malformed, SG_ARRAY_LEN(malformed), 400, "malformed HTTP request");
+    stop(f, 2);
+}
+
+/* A request target over the limit is a 414 (nginx's answer too), a header block a 431. */
+static void test_uri_too_long_414(void **state)
+{
+    (void)state;
+    struct sg_http_limits lim = {.max_header_bytes = 1024};
+    struct fixture *f = start(&lim);
+    char req[4096];
+    int n = snprintf(req, sizeof req, "GET /long?q=%02000d HTTP/1.1\r\nHost: a\r\n\r\n", 0);
+    char *r = exchange(f, req, (size_t)n, 2000);
+    assert_int_equal(status_of(r), 414);
+    assert_non_null(strstr(r, "414 URI Too Long\r\n"));
+    assert_non_null(strstr(r, "\"code\":\"uri_too_long\""));
+    assert_non_null(strstr(r, "limit of 1024 bytes"));
+    assert_non_null(strstr(r, "x-request-id: 414-GET-/long\r\n"));
+    /* The same when the target arrives in pieces and has not ended when the limit is passed. */
+    int fd = connect_to(f->port);
+    send_all(fd, "GET /long?q=", 12);
+    signal(SIGPIPE, SIG_IGN);
+    for (int i = 0; i < 40; i++)
+        if (send(fd, "0123456789012345678901234567890123456789012345678901", 52, MSG_NOSIGNAL) < 0)
+            break;
+    char buf[4096];
+    read_all(fd, buf, sizeof buf, 2000);
+    close(fd);
+    assert_int_equal(status_of(buf), 414);
+    assert_non_null(strstr(buf, "x-request-id: 414-GET-/long\r\n"));
+    /* A short target with a header block over the limit stays a 431. */
+    n = snprintf(req, sizeof req, "GET /short HTTP/1.1\r\nHost: a\r\nX-Big: %02000d\r\n\r\n", 0);
+    r = exchange(f, req, (size_t)n, 2000);
+    assert_int_equal(status_of(r), 431);
+    stop(f, 2);
+}
+
+/* Lines end with CRLF; a bare LF anywhere in the head (or a chunk line) is a 400 that says so.
+ * llhttp takes some of them (after the request line, as the blank line) unless we check. */
+static void test_bare_lf_is_refused_and_said(void **state)
+{
+    (void)state;
+    struct fixture *f = start(NULL);
+    const char *bad[] = {
+        "GET /l HTTP/1.1\nHost: a\n\n",
+        "GET /l HTTP/1.1\nHost: a\r\n\r\n",
+        "GET /l HTTP/1.1\r\nHost: a\nX-Test: b\r\n\r\n",
+        "GET /l HTTP/1.1\r\nHost: a\r\n\n",
+        "GET /l HTTP/1.1\r\nHost: a\r\nX-Empty:\n\r\n",
+        "GET /l HTTP/1.1\r\nHost: a\r\nX-Empty:\nX-Test: b\r\n\r\n",
+        "POST /l HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\nhello\r\n0\r\n\r\n",
+        "POST /l HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\n0\r\n\r\n",
+        "POST /l HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\n",
+        "POST /l HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n"
+        "X-Trailer: t\n\r\n",
+    };
+    refused_each(f, bad, SG_ARRAY_LEN(bad), 400, "must end with CRLF");
+    /* llhttp skips the two bytes after a chunk's data unread: they must be CRLF. */
+    const char *chunk[] = {
+        "POST /l HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhelloXY0\r\n\r\n",
+        "POST /l HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nhello\r\n0\r\n\r\n",
+    };
+    refused_each(f, chunk, SG_ARRAY_LEN(chunk), 400, "not followed by CRLF");
+    /* A folded header line (obs-fold): refused, not joined into a value with a CRLF in it. */
+    const char *fold[] = {
+        "GET /l HTTP/1.1\r\nHost: a\r\nX-Test: a\r\n b\r\n\r\n",
+        "GET /l HTTP/1.1\r\nHost: a\r\nX-Test: a\r\n\tb\r\nX-Other: c\r\n\r\n",
+        "GET /l HTTP/1.1\r\nHost: a\r\nX-Test:\r\n b\r\n\r\n",
+        "GET /l HTTP/1.1\r\nHost: a\r\nX-Test: \r\n  b\r\nX-Other: c\r\n\r\n",
+    };
+    refused_each(f, fold, SG_ARRAY_LEN(fold), 400, "obsolete line folding");
+    /* Whitespace after a value is not part of it (RFC 9110 §5.5). */
+    const char ows[] =
+        "GET /l HTTP/1.1\r\nHost: a\r\nX-Test:  b c \t \r\nConnection: close\r\n\r\n";
+    char *r = exchange(f, ows, sizeof ows - 1, 2000);
+    assert_non_null(strstr(r, " x-test=b c"));
+    assert_null(strstr(r, " x-test=b c "));
+    stop(f, 2);
+}
+
+/* A request read one byte at a time passes the checks that look at where its parts lie (a value
+ * split across reads is not a folded line, a head split across reads has no bare LF). */
+static void test_request_one_byte_at_a_time(void **state)
+{
+    (void)state;
+    struct fixture *f = start(NULL);
+    int fd = connect_to(f->port);
+    const char req[] = "POST http://a/split?x=1 HTTP/1.1\r\nHost: a\r\nX-Test:  one two \r\n"
+                       "X-Empty:\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+                       "3\r\nabc\r\n2\r\nde\r\n0\r\nX-Trailer: t\r\n\r\n";
+    for (size_t i = 0; i < sizeof req - 1; i++) {
+        send_all(fd, req + i, 1);
+        usleep(500);
+    }
+    char buf[4096];
+    read_all(fd, buf, sizeof buf, 2000);
+    close(fd);
+    assert_int_equal(status_of(buf), 200);
+    assert_non_null(strstr(buf, "POST /split q=x=1 len=5 body=abcde x-test=one two"));
+    stop(f, 2);
+}
+
+/* A request with Upgrade (or a CONNECT) is answered as any other, since the server never
+ * switches protocols, and the connection goes on with the next request. */
+static void test_upgrade_request_keeps_the_connection_in_step(void **state)
+{
+    (void)state;
+    struct fixture *f = start(NULL);
+    const char req[] = "GET /u HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+                       "\r\nGET /v HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n";
+    char *r = exchange(f, req, sizeof req - 1, 2000);
+    assert_int_equal(count(r, "HTTP/1.1 200 OK"), 2);
+    assert_non_null(strstr(r, "GET /v q= "));
+    stop(f, 2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -514,6 +896,15 @@ int main(void)
         cmocka_unit_test(test_expect_continue),
         cmocka_unit_test(test_stream_chunks_and_error_shape),
         cmocka_unit_test(test_drain_finishes_in_flight),
+        cmocka_unit_test(test_absolute_form_target),
+        cmocka_unit_test(test_host_header_required_once),
+        cmocka_unit_test(test_head_is_get_without_body),
+        cmocka_unit_test(test_transfer_encoding_other_than_chunked),
+        cmocka_unit_test(test_http_versions),
+        cmocka_unit_test(test_uri_too_long_414),
+        cmocka_unit_test(test_bare_lf_is_refused_and_said),
+        cmocka_unit_test(test_request_one_byte_at_a_time),
+        cmocka_unit_test(test_upgrade_request_keeps_the_connection_in_step),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

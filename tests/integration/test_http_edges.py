@@ -1,0 +1,253 @@
+"""The HTTP layer at the edges of HTTP/1.1, on raw sockets, as a client sees it: absolute-form
+targets (accepted, RFC 9112 3.2.2), Host (required once), HEAD (answered as GET without the body),
+transfer codings other than chunked (501/400), versions other than 1.0/1.1 (505), a request target
+over the limit (414), bare LF line ends (400 that says so). Every refusal closes the connection
+and, on a model endpoint, carries an x-request-id and is recorded as a row."""
+
+import os
+import sqlite3
+import time
+
+from harness import MASTER_KEY, ConnClosed, TestFailure, check, contains, eq, wait_until
+
+CHAT = b"/v1/chat/completions"
+AUTH = b"Authorization: Bearer " + MASTER_KEY.encode() + b"\r\n"
+BODY = b'{"model":"app/chat","messages":[{"role":"user","content":"Hello"}]}'
+
+
+def gateway(fx):
+    m = fx.mock()
+    cfg = fx.config([m], general={"database_url": "sqlite://" + fx.path("t.db")})
+    return m, fx.gateway(cfg)
+
+
+def post(target=CHAT, version=b"HTTP/1.1", host=b"Host: 127.0.0.1\r\n", extra=b"",
+         body=BODY, length=True):
+    """A chat POST as bytes, with the parts a test wants wrong."""
+    head = b"POST " + target + b" " + version + b"\r\n" + host + AUTH
+    head += b"Content-Type: application/json\r\n" + extra
+    if length:
+        head += b"Content-Length: %d\r\n" % len(body)
+    return head + b"\r\n" + body
+
+
+def refused(fx, gw, raw, status, says, what):
+    """Send `raw` on a fresh connection: the answer is `status` with an error body whose message
+    contains `says`, Connection: close, and the connection is closed after it."""
+    c = fx.conn(gw.port)
+    c.send(raw)
+    try:
+        r = c.read_response(timeout=5)
+    except ConnClosed:
+        raise TestFailure("%s: the connection closed without an answer" % what)
+    eq(r.status, status, "%s: status (%s)" % (what, r.text))
+    contains(r.error()["message"], says, what + ": the message")
+    eq(r.header("connection"), "close", what + ": Connection")
+    check(c.closed_by_peer(), what + ": the connection is closed after the %d" % status)
+    return r
+
+
+def rows(path, ids):
+    """{request_id: (status, error_type)} of the stored rows among `ids`."""
+    if not os.path.exists(path):
+        return {}
+    con = sqlite3.connect("file:%s?mode=ro" % path, uri=True, timeout=5)
+    try:
+        got = con.execute("SELECT request_id, status, error_type FROM slogate_requests").fetchall()
+    except sqlite3.OperationalError:
+        return {}
+    finally:
+        con.close()
+    return dict((i, (s, e)) for i, s, e in got if i in ids)
+
+
+def test_absolute_form_target_is_routed_by_its_path(fx):
+    m, gw = gateway(fx)
+    # What a client configured with the gateway as its HTTP proxy sends.
+    c = fx.conn(gw.port)
+    c.send(post(target=b"http://127.0.0.1:%d/v1/chat/completions" % gw.port))
+    r = c.read_response()
+    eq(r.status, 200, "an absolute-form chat request (%s)" % r.text[:300])
+    check(r.json()["choices"][0]["message"]["content"], "a chat answer")
+    check(r.header("x-request-id"), "x-request-id on the answer")
+    eq(m.stats()["chat"], 1, "the request reached the provider")
+    # The query goes with the path; no path is "/"; the authority is not the Host's business.
+    c.send(b"GET HTTP://elsewhere.example/health/liveliness?x=1 HTTP/1.1\r\nHost: a\r\n\r\n")
+    eq(c.read_response().status, 200, "an absolute-form GET, on the same connection")
+    c.send(b"GET http://127.0.0.1 HTTP/1.1\r\nHost: a\r\n\r\n")
+    r = c.read_response()
+    eq(r.status, 404, "http://host alone is the path /")
+    contains(r.error()["message"], "Invalid URL (GET /)", "routed as /")
+    # Asterisk-form outside OPTIONS, authority-form outside CONNECT, other schemes: 400.
+    refused(fx, gw, b"GET * HTTP/1.1\r\nHost: a\r\n\r\n", 400,
+            "the request target * (asterisk-form) is only for OPTIONS", "GET *")
+    refused(fx, gw, b"POST 127.0.0.1:%d HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n"
+            % gw.port, 400, "host:port alone is only for CONNECT", "authority-form POST")
+    refused(fx, gw, post(target=b"ftp://127.0.0.1/v1/chat/completions"), 400,
+            "scheme is not http or https", "an ftp:// target")
+    refused(fx, gw, post(target=b"http://user:pw@127.0.0.1/v1/chat/completions"), 400,
+            "user information", "userinfo in the target")
+
+
+def test_host_header_required_once(fx):
+    m, gw = gateway(fx)
+    r = refused(fx, gw, post(host=b""), 400, "HTTP/1.1 request without Host header", "no Host")
+    check(r.header("x-request-id"), "a refusal on a model endpoint has an x-request-id")
+    refused(fx, gw, post(host=b"Host: a\r\nHost: b\r\n"), 400, "more than one Host header",
+            "two Host headers")
+    refused(fx, gw, b"GET /health/liveliness HTTP/1.1\r\n\r\n", 400, "without Host header",
+            "no Host on a GET")
+    # HTTP/1.0 needs none.
+    c = fx.conn(gw.port)
+    c.send(b"GET /health/liveliness HTTP/1.0\r\n\r\n")
+    r = c.read_response()
+    eq(r.status, 200, "HTTP/1.0 without Host (%s)" % r.text)
+    eq(r.body, b'"I\'m alive!"', "the liveness answer")
+    eq(m.stats()["chat"], 0, "nothing reached the provider")
+
+
+def test_head_answers_as_get_without_body(fx):
+    m, gw = gateway(fx)
+    c = fx.conn(gw.port)
+    for path in ("/health/liveliness", "/health/readiness", "/v1/models", "/models"):
+        c.request("GET", path)
+        g = c.read_response()
+        eq(g.status, 200, "GET %s" % path)
+        c.request("HEAD", path)
+        h = c.read_response(head_only_method=True)
+        eq(h.status, g.status, "HEAD %s: the GET's status" % path)
+        eq([kv for kv in h.headers if kv[0] != "date"], [kv for kv in g.headers if kv[0] != "date"],
+           "HEAD %s: the GET's headers" % path)
+        eq(h.header("content-length"), str(len(g.body)), "HEAD %s: the GET body's length" % path)
+        # No body followed: the next answer on this connection starts with its status line.
+        c.request("GET", path)
+        eq(c.read_response().body, g.body, "GET %s after the HEAD, same connection" % path)
+    # /metrics changes between two requests (process gauges): its HEAD has a length and no body
+    # (the next answer on the connection is read right).
+    c.request("HEAD", "/metrics")
+    h = c.read_response(head_only_method=True)
+    eq(h.status, 200, "HEAD /metrics")
+    eq(h.header("content-type"), "text/plain; version=0.0.4; charset=utf-8", "its Content-Type")
+    check(int(h.header("content-length")) > 100, "HEAD /metrics has a Content-Length")
+    c.request("HEAD", "/metrics", key="wrong")
+    eq(c.read_response(head_only_method=True).status, 401, "HEAD /metrics with a wrong key")
+    # Where only POST is taken, HEAD is a 405 (without a body); where GET is, Allow lists HEAD.
+    c.request("HEAD", "/v1/chat/completions")
+    h = c.read_response(head_only_method=True)
+    eq(h.status, 405, "HEAD on the chat endpoint")
+    eq(h.header("allow"), "POST", "Allow on the chat endpoint")
+    for method, path, allow in (("PUT", "/metrics", "GET, HEAD"),
+                                ("POST", "/health/liveliness", "GET, HEAD"),
+                                ("PATCH", "/admin/faults", "GET, HEAD, POST, DELETE")):
+        c.request(method, path, body="{}")
+        r = c.read_response()
+        eq(r.status, 405, "%s %s" % (method, path))
+        eq(r.header("allow"), allow, "Allow on %s %s" % (method, path))
+    c.request("GET", "/health/liveliness", close=True)
+    eq(c.read_response().status, 200, "the connection still serves after all that")
+
+
+def test_transfer_codings_other_than_chunked(fx):
+    m, gw = gateway(fx)
+    chunked = b"%x\r\n%s\r\n0\r\n\r\n" % (len(BODY), BODY)
+    r = refused(fx, gw, post(extra=b"Transfer-Encoding: gzip, chunked\r\n", body=chunked,
+                             length=False), 501, "Transfer-Encoding \"gzip, chunked\" is not "
+                "implemented", "gzip, chunked")
+    eq(r.reason, "Not Implemented", "reason phrase")
+    eq(r.error()["code"], "not_implemented", "error code")
+    check(r.header("x-request-id"), "x-request-id on the 501")
+    refused(fx, gw, post(extra=b"Transfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n",
+                         body=chunked, length=False), 501, "is not implemented",
+            "gzip and chunked on two lines")
+    refused(fx, gw, post(extra=b"Transfer-Encoding: gzip\r\n", body=b"", length=False), 400,
+            "does not end with chunked", "gzip alone")
+    refused(fx, gw, post(extra=b"Transfer-Encoding: chunked\r\n", body=chunked), 400,
+            "Content-Length and Transfer-Encoding together", "chunked with Content-Length")
+    refused(fx, gw, post(version=b"HTTP/1.0", extra=b"Transfer-Encoding: chunked\r\n",
+                         body=chunked, length=False), 400, "HTTP/1.0", "chunked in HTTP/1.0")
+    # The one coding implemented still works, in any letter case.
+    c = fx.conn(gw.port)
+    c.send(post(extra=b"Transfer-Encoding: Chunked\r\n", body=chunked, length=False))
+    eq(c.read_response().status, 200, "a chunked chat request")
+    eq(m.stats()["chat"], 1, "only that one reached the provider")
+
+
+def test_http_versions_other_than_1_0_and_1_1(fx):
+    m, gw = gateway(fx)
+    for v in (b"HTTP/2.0", b"HTTP/1.2", b"HTTP/3.0", b"HTTP/9.9", b"HTTP/0.9"):
+        r = refused(fx, gw, post(version=v), 505,
+                    "%s is not supported: the gateway speaks HTTP/1.1" % v.decode(), v.decode())
+        eq(r.reason, "HTTP Version Not Supported", "reason phrase")
+        check(r.header("x-request-id"), "x-request-id on the 505 (%s)" % v.decode())
+    # HTTP/2 with prior knowledge on the HTTP/1.1 port.
+    refused(fx, gw, b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 505, "HTTP/2.0 is not supported",
+            "the HTTP/2 preface")
+    # A request line without a version (HTTP/0.9's), or with a malformed one: 400.
+    refused(fx, gw, b"GET /health/liveliness\r\n\r\n", 400, "no HTTP version", "no version")
+    refused(fx, gw, b"GET /health/liveliness HTTP/1.x\r\nHost: a\r\n\r\n", 400,
+            "malformed HTTP request", "HTTP/1.x")
+    c = fx.conn(gw.port)
+    c.send(post(version=b"HTTP/1.0"))
+    eq(c.read_response().status, 200, "HTTP/1.0 is served")
+    eq(m.stats()["chat"], 1, "only the HTTP/1.0 request reached the provider")
+
+
+def test_target_over_the_limit_is_414_headers_431(fx):
+    m, gw = gateway(fx)
+    r = refused(fx, gw, post(target=CHAT + b"?pad=" + b"a" * 17000), 414,
+                "the request target (URL) is longer than the limit of 16384 bytes", "17 KB target")
+    eq(r.reason, "URI Too Long", "reason phrase")
+    eq(r.error()["code"], "uri_too_long", "error code")
+    check(r.header("x-request-id"), "x-request-id on the 414")
+    refused(fx, gw, post(extra=b"X-Big: " + b"b" * 20000 + b"\r\n"), 431,
+            "request headers are larger than the limit", "20 KB header")
+    eq(m.stats()["chat"], 0, "nothing reached the provider")
+
+
+def test_bare_lf_is_refused_and_said(fx):
+    m, gw = gateway(fx)
+    says = "must end with CRLF"
+    refused(fx, gw, b"GET /health/liveliness HTTP/1.1\nHost: a\n\n", 400, says, "all bare LF")
+    refused(fx, gw, b"GET /health/liveliness HTTP/1.1\nHost: a\r\n\r\n", 400, says,
+            "bare LF after the request line")
+    refused(fx, gw, b"GET /health/liveliness HTTP/1.1\r\nHost: a\r\n\n", 400, says,
+            "bare LF as the blank line")
+    refused(fx, gw, post(extra=b"Transfer-Encoding: chunked\r\n", length=False,
+                         body=b"%x\n%s\r\n0\r\n\r\n" % (len(BODY), BODY)), 400, says,
+            "bare LF after a chunk size")
+    refused(fx, gw, post(extra=b"Transfer-Encoding: chunked\r\n", length=False,
+                         body=b"%x\r\n%sXY0\r\n\r\n" % (len(BODY), BODY)), 400,
+            "not followed by CRLF", "a chunk's data followed by XY")
+    refused(fx, gw, post(extra=b"X-Folded: a\r\n b\r\n"), 400, "obsolete line folding",
+            "a folded header line")
+    eq(m.stats()["chat"], 0, "nothing reached the provider")
+
+
+def test_refusals_on_model_endpoints_are_recorded(fx):
+    m, gw = gateway(fx)
+    cases = [
+        (post(host=b""), 400, "bad_request"),
+        (post(extra=b"Transfer-Encoding: gzip, chunked\r\n", length=False,
+              body=b"0\r\n\r\n"), 501, "not_implemented"),
+        (post(version=b"HTTP/2.0"), 505, "http_version_not_supported"),
+        (post(target=CHAT + b"?pad=" + b"a" * 17000), 414, "uri_too_long"),
+        (post(target=b"http://127.0.0.1/v1/chat/completions", host=b""), 400, "bad_request"),
+    ]
+    ids = {}
+    for raw, status, code in cases:
+        for target, model in ((CHAT, True), (b"/elsewhere", False)):
+            c = fx.conn(gw.port)
+            c.send(raw.replace(CHAT, target, 1))
+            r = c.read_response(timeout=5)
+            eq(r.status, status, "%s refused (%s)" % (code, r.text[:200]))
+            rid = r.header("x-request-id")
+            if model:
+                check(rid, "x-request-id on the %d on the chat endpoint" % status)
+                ids[rid] = (status, code)
+            else:
+                eq(rid, None, "no x-request-id on a refusal elsewhere (%d)" % status)
+    db = fx.path("t.db")
+    wait_until(lambda: len(rows(db, ids)) == len(ids), 10, "%d rows in SQLite" % len(ids))
+    time.sleep(0.3)
+    eq(rows(db, ids), ids, "each refusal's row: its status and error type")
+    eq(m.stats()["chat"], 0, "nothing reached the provider")
