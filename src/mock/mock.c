@@ -814,12 +814,12 @@ static void handle_control(struct sg_mock *m, struct sg_http_request *req)
             log_faults(m, "back to startup");
             respond_faults(m, req);
         } else {
-            respond_405(m, req, SG_MOCK_API_OPENAI, "GET, POST, PATCH, DELETE",
+            respond_405(m, req, SG_MOCK_API_OPENAI, "GET, HEAD, POST, PATCH, DELETE",
                         "use GET, POST, PATCH or DELETE on /_mock/faults");
         }
     } else if (sg_slice_eq(p, "/_mock/stats")) {
         if (!sg_slice_eq(meth, "GET")) {
-            respond_405(m, req, SG_MOCK_API_OPENAI, "GET", "use GET on /_mock/stats");
+            respond_405(m, req, SG_MOCK_API_OPENAI, "GET, HEAD", "use GET on /_mock/stats");
         } else {
             render_stats(m, &b);
             respond_buf(m, req, 200, &b);
@@ -834,14 +834,14 @@ static void handle_control(struct sg_mock *m, struct sg_http_request *req)
         }
     } else if (sg_slice_eq(p, "/_mock/last")) {
         if (!sg_slice_eq(meth, "GET")) {
-            respond_405(m, req, SG_MOCK_API_OPENAI, "GET", "use GET on /_mock/last");
+            respond_405(m, req, SG_MOCK_API_OPENAI, "GET, HEAD", "use GET on /_mock/last");
         } else {
             last_render(&m->last, &b);
             respond_buf(m, req, 200, &b);
         }
     } else if (sg_slice_eq(p, "/_mock/health")) {
         if (!sg_slice_eq(meth, "GET")) {
-            respond_405(m, req, SG_MOCK_API_OPENAI, "GET", "use GET on /_mock/health");
+            respond_405(m, req, SG_MOCK_API_OPENAI, "GET, HEAD", "use GET on /_mock/health");
         } else {
             sg_buf_appends(&b, "{\"ok\":true,\"name\":\"");
             sg_buf_append_json_str(&b, m->name, strlen(m->name));
@@ -893,7 +893,7 @@ static void on_request(struct sg_http_request *req, void *ud)
     if (!sg_slice_eq(req->method, want)) {
         char msg[ERRLEN];
         snprintf(msg, sizeof msg, "Use %s on %.*s.", want, (int)SG_MIN(p.n, 100), p.p);
-        respond_405(m, req, api, want, msg);
+        respond_405(m, req, api, models ? "GET, HEAD" : "POST", msg);
         return;
     }
     m->stats.requests++;

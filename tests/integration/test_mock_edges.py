@@ -100,5 +100,5 @@ def test_unknown_control_path_is_a_404_listing_the_control_paths(fx):
             contains(e["message"], p, "the message lists the control paths")
     r = http(m.port, "POST", "/_mock/health", "{}", key=None)
     eq(r.status, 405, "POST /_mock/health (%s)" % r.text)
-    eq(r.header("allow"), "GET", "Allow on /_mock/health")
+    eq(r.header("allow"), "GET, HEAD", "Allow on /_mock/health (HEAD is answered where GET is)")
     eq(http(m.port, "GET", "/_mock/health", key=None).json()["ok"], True, "GET /_mock/health")

@@ -1078,8 +1078,9 @@ static void test_live(void **state)
     static const struct {
         const char *method, *path, *allow;
     } wrong[] = {{"GET", "/v1/chat/completions", "POST"},
-                 {"PUT", "/_mock/faults", "GET, POST, PATCH, DELETE"},
-                 {"POST", "/_mock/stats", "GET"},
+                 {"PUT", "/_mock/faults", "GET, HEAD, POST, PATCH, DELETE"},
+                 {"POST", "/_mock/stats", "GET, HEAD"},
+                 {"POST", "/v1/models", "GET, HEAD"},
                  {"GET", "/_mock/stats/reset", "POST"}};
     for (size_t i = 0; i < SG_ARRAY_LEN(wrong); i++) {
         fd = live_connect(port);
@@ -1112,7 +1113,7 @@ static void test_live(void **state)
     live_send(fd, "DELETE", "/_mock/health", "", "");
     assert_int_equal(live_read(fd, &h, &b), 405);
     close(fd);
-    assert_non_null(strcasestr(h.data, "allow: GET\r\n"));
+    assert_non_null(strcasestr(h.data, "allow: GET, HEAD\r\n"));
     st = live_get_json(port, "/_mock/health");
     assert_true(json_object_get_boolean(json_object_object_get(st, "ok")));
     json_object_put(st);
