@@ -112,6 +112,9 @@ void gw_refused(const struct sg_http_refusal *r, char request_id[33], void *ud)
     for (size_t i = 0; i < SG_ARRAY_LEN(routes); i++)
         if (routes[i].handle == gw_chat && sg_slice_eq(r->path, routes[i].path)) {
             gw_event_refusal(ud, r, request_id);
+            /* Anthropic's SDK picks its exception by Anthropic's error shape. */
+            if (sg_slice_eq(r->path, "/v1/messages"))
+                sg_anthropic_error_body(r->body, r->status, r->message);
             return;
         }
 }

@@ -77,10 +77,13 @@ struct sg_http_refusal {
     struct sg_slice method, path;
     int status;
     const char *code;    /* the error code of the answer: bad_request, request_timeout, ... */
+    const char *message; /* what was wrong and what to do */
     uint64_t t_start_us; /* sg_now_us() at the request's first byte */
+    struct sg_buf *body; /* the hook may write the answer's body here, in its API's error shape;
+                          * left empty, the server sends OpenAI's */
 };
 /* Told of each refusal before it is answered; it may write a request id (at most 32 characters,
- * "" for none) that the answer then carries as x-request-id. */
+ * "" for none) that the answer then carries as x-request-id, and the body (above). */
 typedef void (*sg_http_refusal_fn)(const struct sg_http_refusal *r, char request_id[33], void *ud);
 void sg_http_server_on_refusal(struct sg_http_server *s, sg_http_refusal_fn fn);
 

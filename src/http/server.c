@@ -630,9 +630,14 @@ static void conn_send_error(struct sg_http_conn *c, int status, const char *msg)
                        : status == 505 ? "http_version_not_supported"
                                        : "bad_request";
     char request_id[33] = "";
+    struct sg_buf body;
+    sg_buf_init(&body, 0);
     if (c->srv->on_refusal) {
-        struct sg_http_refusal r = {
-            .status = status, .code = code, .t_start_us = c->req.t_start_us};
+        struct sg_http_refusal r = {.status = status,
+                                    .code = code,
+                                    .message = msg,
+                                    .t_start_us = c->req.t_start_us,
+                                    .body = &body};
         /* The path is known once the target was read whole, or up to its '?' (a 414). */
         struct sg_slice target = {c->in.data + c->url_off, c->url_len};
         if (c->method_done && c->url_len && (c->url_done || memchr(target.p, '?', target.n))) {
@@ -643,11 +648,11 @@ static void conn_send_error(struct sg_http_conn *c, int status, const char *msg)
     }
     /* The answer to a HEAD has no body, not even an error's (RFC 9110 §9.3.2). */
     bool head = c->method_done && c->parser.method == HTTP_HEAD;
-    struct sg_buf body;
-    sg_buf_init(&body, 0);
-    sg_buf_appends(&body, "{\"error\":{\"message\":\"");
-    sg_buf_append_json_str(&body, msg, strlen(msg));
-    sg_buf_appendf(&body, "\",\"type\":\"%s\",\"param\":null,\"code\":\"%s\"}}", type, code);
+    if (body.len == 0) {
+        sg_buf_appends(&body, "{\"error\":{\"message\":\"");
+        sg_buf_append_json_str(&body, msg, strlen(msg));
+        sg_buf_appendf(&body, "\",\"type\":\"%s\",\"param\":null,\"code\":\"%s\"}}", type, code);
+    }
     struct sg_buf out;
     sg_buf_init(&out, 0);
     sg_buf_appendf(&out,

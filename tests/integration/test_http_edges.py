@@ -251,3 +251,30 @@ def test_refusals_on_model_endpoints_are_recorded(fx):
     time.sleep(0.3)
     eq(rows(db, ids), ids, "each refusal's row: its status and error type")
     eq(m.stats()["chat"], 0, "nothing reached the provider")
+
+
+def test_refusals_on_the_messages_endpoint_are_in_anthropics_shape(fx):
+    # Anthropic's SDK reads {"type":"error","error":{"type":...,"message":...}} to pick its
+    # exception; an OpenAI-shaped body would surface as an unknown error. The chat endpoint keeps
+    # OpenAI's shape.
+    m, gw = gateway(fx)
+    big = b'{"model":"app/chat","max_tokens":5,"messages":[{"role":"user","content":"' + \
+        b"x" * (9 * 1024 * 1024) + b'"}]}'
+    for target, raw_body, status, etype in ((b"/v1/messages", big, 413, "request_too_large"),
+                                            (b"/v1/messages", BODY, 505, "api_error")):
+        raw = post(target=target, body=raw_body,
+                   version=b"HTTP/1.1" if status == 413 else b"HTTP/2.0")
+        c = fx.conn(gw.port)
+        try:
+            c.send(raw)
+        except OSError:
+            pass  # the gateway answered the 413 and shut its side while we were still sending
+        r = c.read_response(timeout=5)
+        eq(r.status, status, "%s: status (%s)" % (target, r.text[:200]))
+        j = r.json()
+        eq(j.get("type"), "error", "%d on %s: Anthropic's shape (%s)" % (status, target, r.text))
+        eq(j["error"]["type"], etype, "%d: Anthropic's error type" % status)
+        check(j["error"]["message"], "%d: a message" % status)
+        check(r.header("x-request-id"), "%d: the request id" % status)
+    r = refused(fx, gw, post(version=b"HTTP/2.0"), 505, "HTTP/2.0", "chat endpoint")
+    eq(r.json()["error"]["code"], "http_version_not_supported", "the chat endpoint: OpenAI's shape")
