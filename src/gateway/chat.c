@@ -714,7 +714,7 @@ static void on_up_done(void *ud, const struct sg_upstream_result *r)
     enum sg_outcome o =
         sg_router_classify(status, r->error, r->first_byte_timeout, a->body.data, a->body.len);
     /* A 2xx stream that ended mid-event or without any event did not deliver, nor did a whole
-     * 2xx answer that is not a JSON object (empty, an HTML page from a proxy). */
+     * 2xx answer that is no answer (answer_decode: empty, a proxy's HTML page, cut short). */
     bool delivered =
         o == SG_OUT_SUCCESS &&
         (stream ? sg_sse_parser_pending(&a->sse) == 0 && g->winner == a : answer_decode(g, a));
