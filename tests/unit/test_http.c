@@ -380,8 +380,8 @@ static void test_malformed_400(void **state)
         "GET / HTTP/1.1\r\nHost : a\r\n\r\n", /* space before the colon */
         "GET / HTTP/1.1\nHost: a\n\n",        /* bare LF */
         "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!",
-        "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n"
-        "0\r\n\r\n",
+        ("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n"
+         "0\r\n\r\n"),
     };
     for (size_t i = 0; i < SG_ARRAY_LEN(bad); i++) {
         char *r = exchange(f, bad[i], strlen(bad[i]), 2000);
@@ -705,8 +705,8 @@ static void test_transfer_encoding_other_than_chunked(void **state)
     struct fixture *f = start(NULL);
     const char *not_impl[] = {
         "POST /t HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
-        "POST /t HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked"
-        "\r\n\r\n0\r\n\r\n",
+        ("POST /t HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked"
+         "\r\n\r\n0\r\n\r\n"),
         "POST /t HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: identity, chunked\r\n\r\n0\r\n\r\n",
     };
     refused_each(f, not_impl, SG_ARRAY_LEN(not_impl), 501, "is not implemented");
@@ -816,8 +816,8 @@ static void test_bare_lf_is_refused_and_said(void **state)
         "POST /l HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\nhello\r\n0\r\n\r\n",
         "POST /l HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\n0\r\n\r\n",
         "POST /l HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\n",
-        "POST /l HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n"
-        "X-Trailer: t\n\r\n",
+        ("POST /l HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n"
+         "X-Trailer: t\n\r\n"),
     };
     refused_each(f, bad, SG_ARRAY_LEN(bad), 400, "must end with CRLF");
     /* llhttp skips the two bytes after a chunk's data unread: they must be CRLF. */
