@@ -132,7 +132,7 @@ static bool faults_equal(const struct sg_mock_faults *a, const struct sg_mock_fa
            a->tokens_per_s == b->tokens_per_s && a->error_rate == b->error_rate &&
            (a->error_status ? a->error_status : 500) == (b->error_status ? b->error_status : 500) &&
            a->status == b->status && a->retry_after_s == b->retry_after_s && a->hang == b->hang &&
-           a->reset == b->reset;
+           a->reset == b->reset && a->malformed == b->malformed;
 }
 
 static void check_faults(const char *s, size_t n)
@@ -143,7 +143,8 @@ static void check_faults(const char *s, size_t n)
                                          .error_rate = 0.25,
                                          .error_status = 503,
                                          .retry_after_s = 2,
-                                         .reset = SG_MOCK_RESET_MID};
+                                         .reset = SG_MOCK_RESET_MID,
+                                         .malformed = SG_MOCK_MALFORMED_HTML};
     struct sg_mock_faults f = start;
     char err[ERRLEN];
     if (sg_mock_faults_merge(&f, s, n, err, sizeof err) != 0) {
@@ -167,6 +168,7 @@ static void check_faults(const char *s, size_t n)
     check(f.status == 0 || sg_mock_status_valid(f.status));
     check(f.reset == SG_MOCK_RESET_NONE || f.reset == SG_MOCK_RESET_BEFORE ||
           f.reset == SG_MOCK_RESET_MID);
+    check(f.malformed >= SG_MOCK_MALFORMED_NONE && f.malformed <= SG_MOCK_MALFORMED_CUT);
     struct sg_buf b;
     sg_buf_init(&b, 0);
     check(sg_mock_faults_to_json(&b, &f) == 0);
