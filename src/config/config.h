@@ -162,6 +162,9 @@ struct sg_feature_cache {
     size_t n_strip;
 };
 
+/* The longest feature name: what the request rows' feature column holds whole. */
+#define SG_FEATURE_NAME_MAX 63
+
 struct sg_feature {
     char *name;
     int64_t max_input_tokens;        /* 0 = no cap */

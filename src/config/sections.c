@@ -689,6 +689,18 @@ static const struct sg_cfg_field feature_fields[] = {
 };
 static const struct sg_cfg_table feature_table = TABLE(feature_fields, NULL);
 
+/* A name a request can give (a header value has no control characters) and a row can store
+ * whole (its feature column). */
+static bool feature_name_ok(const char *s, size_t n)
+{
+    if (n == 0 || n > SG_FEATURE_NAME_MAX || strlen(s) != n)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+            return false;
+    return true;
+}
+
 static void load_features(struct sg_cfg_loader *ld, const struct sg_ynode *v)
 {
     struct sg_config *c = ld->c;
@@ -709,8 +721,12 @@ static void load_features(struct sg_cfg_loader *ld, const struct sg_ynode *v)
         f->name = sg_xstrndup(k->s, k->len);
         f->line = k->line;
         sg_cfg_child(path, "features", k->s, k->len);
-        if (k->len == 0 || strlen(k->s) != k->len)
-            sg_cfg_err(ld, k->line, "%s: a feature needs a non-empty name", path);
+        if (!feature_name_ok(k->s, k->len))
+            sg_cfg_err(ld, k->line,
+                       "%s: a feature name must be 1 to %d bytes with no control character (it "
+                       "is what x-slogate-feature or metadata.feature names, and what the request "
+                       "rows store)",
+                       path, SG_FEATURE_NAME_MAX);
         sg_cfg_load(ld, v->pairs[i].val, path, &feature_table, f);
     }
 }

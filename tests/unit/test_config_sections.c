@@ -330,6 +330,20 @@ static void test_features_section(void **state)
     c = load(ONE_MODEL "features: [summarize]\n");
     assert_null(c);
     assert_error(4, "features must be a mapping of feature name to its settings");
+
+    /* A name no request could give, or no row could hold whole. */
+    c = load(ONE_MODEL "features:\n"
+                       "  \"tab\\there\": {}\n"
+                       "  ? \"\"\n"
+                       "  : {}\n"
+                       "  f123456789012345678901234567890123456789012345678901234567890123: {}\n"
+                       "  f12345678901234567890123456789012345678901234567890123456789012: {}\n");
+    assert_null(c);
+    assert_error(5, "features.tab?here: a feature name must be 1 to 63 bytes with no control "
+                    "character");
+    assert_error(6, "a feature name must be 1 to 63 bytes");
+    assert_error(8, "a feature name must be 1 to 63 bytes");
+    assert_false(has(SG_DIAG_ERROR, 9, "feature name")); /* 63 bytes: fine */
 }
 
 /* cache.normalize.strip is a list of PCRE2 patterns: each is compiled when the config loads,
