@@ -33,7 +33,7 @@ static const char usage[] =
     "  --error-rate F      fraction 0..1 of requests answered with --error-status\n"
     "  --error-status N    status of those errors (default 500)\n"
     "  --status N          answer every request with this status (400..599)\n"
-    "  --retry-after S     Retry-After seconds on 429 and 503 answers\n"
+    "  --retry-after S     Retry-After seconds (0..86400) on 429 and 503 answers\n"
     "  --hang              accept requests and never answer\n"
     "  --reset before|mid  reset the connection instead of answering / halfway through a stream\n"
     "  --malformed KIND    200 answers broken: empty (nothing), html (a proxy's page), cut (half,\n"
@@ -171,17 +171,19 @@ static int parse_args(int argc, char **argv, struct sg_mock_options *o, const ch
                 return bad("--tokens", optarg, "want an integer 1..100000");
             o->reply_tokens = (uint32_t)i;
             break;
+        case OPT_RETRY_AFTER:
+            if (!sg_parse_i64(optarg, 0, SG_MOCK_RETRY_AFTER_MAX, &i))
+                return bad(flag, optarg, "want seconds 0..86400");
+            o->faults.retry_after_s = (uint32_t)i;
+            break;
         case OPT_LATENCY:
         case OPT_TTFT:
-        case OPT_RETRY_AFTER:
             if (!sg_parse_i64(optarg, 0, 3600000, &i))
                 return bad(flag, optarg, "want an integer 0..3600000");
             if (opt == OPT_LATENCY)
                 o->faults.latency_ms = (uint32_t)i;
-            else if (opt == OPT_TTFT)
-                o->faults.ttft_ms = (uint32_t)i;
             else
-                o->faults.retry_after_s = (uint32_t)i;
+                o->faults.ttft_ms = (uint32_t)i;
             break;
         case OPT_TPS:
             if (!parse_double(optarg, 0, SG_MOCK_TPS_MAX, &d) || !sg_mock_tps_valid(d)) {

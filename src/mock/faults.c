@@ -178,18 +178,18 @@ int sg_mock_faults_merge(struct sg_mock_faults *f, const char *json, size_t len,
     json_object_object_foreach(root, key, v)
     {
         int64_t i = 0;
-        if (strcmp(key, "latency_ms") == 0 || strcmp(key, "ttft_ms") == 0 ||
-            strcmp(key, "retry_after_s") == 0) {
+        if (strcmp(key, "latency_ms") == 0 || strcmp(key, "ttft_ms") == 0) {
             /* An hour is far beyond any timeout under test; larger is a typo. */
             rc = get_uint(v, key, 0, 3600000, &i, err, errn);
             if (rc)
                 goto out;
             if (key[0] == 'l')
                 n.latency_ms = (uint32_t)i;
-            else if (key[0] == 't')
-                n.ttft_ms = (uint32_t)i;
             else
-                n.retry_after_s = (uint32_t)i;
+                n.ttft_ms = (uint32_t)i;
+        } else if (strcmp(key, "retry_after_s") == 0) {
+            rc = get_uint(v, key, 0, SG_MOCK_RETRY_AFTER_MAX, &i, err, errn);
+            n.retry_after_s = (uint32_t)i;
         } else if (strcmp(key, "tokens_per_s") == 0) {
             rc = get_tps(v, &n.tokens_per_s, err, errn);
         } else if (strcmp(key, "error_rate") == 0) {

@@ -189,6 +189,8 @@ int sg_mock_faults_to_json(struct sg_buf *out, const struct sg_mock_faults *f);
 bool sg_mock_status_valid(int status);
 /* tokens_per_s: 0 (no pacing) or SG_MOCK_TPS_MIN..SG_MOCK_TPS_MAX. The slowest is a token every
  * 1000 s (the other delays stop at an hour); the fastest is already "at once" to a client. */
+/* Retry-After seconds: a day at most, the most the gateway honours (larger is a typo). */
+#define SG_MOCK_RETRY_AFTER_MAX 86400
 #define SG_MOCK_TPS_MIN 0.001
 #define SG_MOCK_TPS_MAX 1e6
 bool sg_mock_tps_valid(double tokens_per_s);

@@ -156,7 +156,8 @@ static void check_faults(const char *s, size_t n)
         sg_buf_dispose(&b);
         return;
     }
-    check(f.latency_ms <= 3600000 && f.ttft_ms <= 3600000 && f.retry_after_s <= 3600000);
+    check(f.latency_ms <= 3600000 && f.ttft_ms <= 3600000 &&
+          f.retry_after_s <= SG_MOCK_RETRY_AFTER_MAX);
     check(sg_mock_tps_valid(f.tokens_per_s) && !signbit(f.tokens_per_s));
     /* Any accepted pace is paced without overflow (UBSan's float-cast-overflow watches the
      * conversion), token after token, for the longest answer the CLI allows. */

@@ -698,6 +698,7 @@ static void test_faults_merge(void **state)
         {"{\"status\":200}", "status"},
         {"{\"error_status\":0}", "error_status"},
         {"{\"hang\":1}", "hang: must be a boolean"},
+        {"{\"retry_after_s\":86401}", "retry_after_s: must be between 0 and 86400, got 86401"},
         {"{\"malformed\":\"broken\"}",
          "malformed: must be \"none\", \"empty\", \"html\" or \"cut\", got \"broken\""},
         {"{\"malformed\":true}", "malformed: must be"},
