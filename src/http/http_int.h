@@ -1,4 +1,5 @@
-/* http — private: the connection and server structs shared by server.c and response.c. */
+/* http — private: the connection and server structs shared by server.c (connections), parse.c
+ * (the parser's callbacks) and response.c (answers). */
 #ifndef SG_HTTP_INT_H
 #define SG_HTTP_INT_H
 
@@ -6,7 +7,10 @@
 
 #include <llhttp.h>
 
-/* Where a connection is in its life; see conn_set_state() for the transitions. */
+/* Headers per request; more is a 431. */
+#define MAX_HEADERS 128
+
+/* Where a connection is in its life; see sg_http_conn_set_state() for the transitions. */
 enum conn_state {
     CONN_IDLE,     /* keep-alive, no byte of the next request yet */
     CONN_HEAD,     /* reading the request line and headers */
@@ -99,11 +103,38 @@ struct sg_http_server {
     char read_buf[65536];  /* shared by every connection: libuv reads synchronously per loop */
 };
 
+/* A parsed header's name and value (llhttp leaves the whitespace after a value in it; it is not
+ * part of the value, RFC 9110 §5.5). */
+static inline struct sg_slice span_name(const struct sg_http_conn *c, size_t i)
+{
+    return (struct sg_slice){c->in.data + c->spans[i].name_off, c->spans[i].name_len};
+}
+static inline struct sg_slice span_value(const struct sg_http_conn *c, size_t i)
+{
+    struct sg_slice v = {c->in.data + c->spans[i].value_off, c->spans[i].value_len};
+    while (v.n && (v.p[v.n - 1] == ' ' || v.p[v.n - 1] == '\t'))
+        v.n--;
+    return v;
+}
+
 /* server.c: called by response.c when the handler has finished the request. */
 void sg_http_conn_finish(struct sg_http_conn *c);
 /* server.c: queue bytes on the socket (copied); false when the peer is gone. */
 bool sg_http_conn_write(struct sg_http_conn *c, const char *data, size_t len);
 /* server.c: the cached Date header value. */
 const char *sg_http_server_date(struct sg_http_server *s);
+/* server.c: the single place a connection changes state (it also arms the timer). */
+void sg_http_conn_set_state(struct sg_http_conn *c, enum conn_state st);
+
+/* parse.c: llhttp's callbacks for a connection's parser (parser.data is the connection). */
+extern const llhttp_settings_t sg_http_parser_settings;
+/* parse.c: parse what conn->in holds past c->parsed. 0 when nothing is wrong (the request is
+ * whole when c->message_done, the parser then paused at its end); otherwise the status of the
+ * error to answer (400, 413, 414, 431, 501, 505) and *msg what to say (NULL for the 413: the
+ * answer names the limit). */
+int sg_http_parse(struct sg_http_conn *c, const char **msg);
+/* parse.c: a request target split into the path it is routed by and the query (`query` may be
+ * NULL); an absolute-form target by its path, its authority unused. */
+struct sg_slice sg_http_target_split(struct sg_slice t, struct sg_slice *query);
 
 #endif

@@ -11,32 +11,13 @@
  */
 #include "http_int.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <netdb.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
-
-#define MAX_HEADERS 128
-
-/* Answers to requests framed in a way that could be read two ways: each closes the connection. */
-#define MSG_BARE_LF                                                                                \
-    "malformed HTTP request: a line ends with a bare LF (\\n); the request line, every header "    \
-    "line and every chunk line must end with CRLF (\\r\\n)"
-#define MSG_TE_NOT_LAST                                                                            \
-    "malformed HTTP request: Transfer-Encoding does not end with chunked (once), so the body's "   \
-    "length cannot be known (RFC 9112 §6.3); send Transfer-Encoding: chunked, or Content-Length"
-#define MSG_TE_AND_CL                                                                              \
-    "malformed HTTP request: Content-Length and Transfer-Encoding together (the body could be "    \
-    "read two ways); send only one of them"
-#define MSG_BAD_TARGET                                                                             \
-    "send a path such as /v1/chat/completions, or an absolute URI such as "                        \
-    "http://host:port/v1/chat/completions"
 
 static const char *state_names[] = {"IDLE", "HEAD", "BODY", "HANDLING", "LINGER", "CLOSING"};
 
@@ -97,7 +78,7 @@ static void on_conn_timer(uv_timer_t *t)
 }
 
 /* The single place a connection changes state (curl's rule: one transition function). */
-static void conn_set_state(struct sg_http_conn *c, enum conn_state st)
+void sg_http_conn_set_state(struct sg_http_conn *c, enum conn_state st)
 {
     if (c->state == st)
         return;
@@ -113,430 +94,6 @@ static void conn_set_state(struct sg_http_conn *c, enum conn_state st)
     case CONN_CLOSING: uv_timer_stop(&c->timer); break;
     }
 }
-
-/* ---- parser callbacks: record offsets into conn->in ---- */
-
-static struct sg_http_conn *conn_of(llhttp_t *p)
-{
-    return p->data;
-}
-
-static size_t off_of(struct sg_http_conn *c, const char *at)
-{
-    return (size_t)(at - c->in.data);
-}
-
-/* Remember an error found in a parser callback, for conn_process to answer; returns HPE_USER,
- * which stops the parser. */
-static int parse_fail(struct sg_http_conn *c, int status, const char *fmt, ...) SG_PRINTF(3, 4);
-static int parse_fail(struct sg_http_conn *c, int status, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(c->error_buf, sizeof c->error_buf, fmt, ap);
-    va_end(ap);
-    c->error_status = status;
-    c->error_msg = c->error_buf;
-    return HPE_USER;
-}
-
-static int on_message_begin(llhttp_t *p)
-{
-    struct sg_http_conn *c = conn_of(p);
-    c->url_len = 0;
-    c->method_done = c->url_done = c->version_done = false;
-    c->chunked = false;
-    c->n_spans = 0;
-    c->in_value = false;
-    c->message_done = false;
-    c->headers_done = false;
-    if (c->state == CONN_IDLE)
-        conn_set_state(c, CONN_HEAD);
-    if (!c->req.t_start_us)
-        c->req.t_start_us = sg_now_us();
-    return 0;
-}
-
-static int on_method_complete(llhttp_t *p)
-{
-    conn_of(p)->method_done = true;
-    return 0;
-}
-
-static int on_url(llhttp_t *p, const char *at, size_t n)
-{
-    struct sg_http_conn *c = conn_of(p);
-    if (c->url_len == 0)
-        c->url_off = off_of(c, at);
-    c->url_len += n;
-    return 0;
-}
-
-/* The length of the scheme of an absolute-form target ("http" of "http://..."), or 0. */
-static size_t scheme_len(struct sg_slice t)
-{
-    size_t i = 0;
-    while (i < t.n &&
-           (isalnum((unsigned char)t.p[i]) || t.p[i] == '+' || t.p[i] == '-' || t.p[i] == '.'))
-        i++;
-    if (i == 0 || !isalpha((unsigned char)t.p[0]) || t.n - i < 3 || memcmp(t.p + i, "://", 3) != 0)
-        return 0;
-    return i;
-}
-
-/* The request target split into the path it is routed by and the query (RFC 9112 §3.2).
- * Origin-form "/p?q" is taken as it is; absolute-form "http://host:port/p?q", which a server MUST
- * accept (§3.2.2) and which a forward proxy sends, by its path ("/" when it has none) and query,
- * its authority unused (the gateway has no virtual hosts). Anything else (OPTIONS's "*",
- * CONNECT's host:port) is the path as it is. Works on a target still being read: its path is
- * whole once a '?' was seen. `query` may be NULL. */
-static struct sg_slice target_split(struct sg_slice t, struct sg_slice *query)
-{
-    bool root = false;
-    size_t sl = scheme_len(t);
-    if (sl) {
-        size_t at = sl + 3;
-        while (at < t.n && t.p[at] != '/' && t.p[at] != '?')
-            at++;
-        t = (struct sg_slice){t.p + at, t.n - at};
-        root = t.n == 0 || t.p[0] == '?';
-    }
-    const char *q = memchr(t.p, '?', t.n);
-    size_t n = q ? (size_t)(q - t.p) : t.n;
-    if (query)
-        *query = q ? (struct sg_slice){q + 1, t.n - n - 1} : (struct sg_slice){"", 0};
-    return root ? SG_SLICE_LIT("/") : (struct sg_slice){t.p, n};
-}
-
-/* What is wrong with a request target llhttp let through, or NULL. llhttp itself refuses a
- * target that is none of the four forms (a bare host:port outside CONNECT among them). */
-static const char *target_problem(struct sg_slice t, llhttp_method_t method)
-{
-    if (method == HTTP_CONNECT || (t.n && t.p[0] == '/'))
-        return NULL; /* CONNECT's authority-form is the handler's to refuse (never tunnelled) */
-    if (t.n == 1 && t.p[0] == '*') /* PRI *: HTTP/2's preface, answered by its version (505) */
-        return method == HTTP_OPTIONS || method == HTTP_PRI
-                   ? NULL
-                   : "the request target * (asterisk-form) is only for OPTIONS";
-    size_t sl = scheme_len(t);
-    if (!(sl == 4 && strncasecmp(t.p, "http", 4) == 0) &&
-        !(sl == 5 && strncasecmp(t.p, "https", 5) == 0))
-        return "the request target is an absolute URI whose scheme is not http or https";
-    size_t a = sl + 3, e = a;
-    while (e < t.n && t.p[e] != '/' && t.p[e] != '?')
-        e++;
-    if (e == a) /* RFC 9110 §4.2.1: MUST reject an http URI with an empty host */
-        return "the request target is an http URI without a host";
-    if (memchr(t.p + a, '@', e - a)) /* RFC 9110 §4.2.4: treat userinfo as an error */
-        return "the request target carries user information (user@host), which HTTP forbids";
-    return NULL;
-}
-
-static int on_url_complete(llhttp_t *p)
-{
-    struct sg_http_conn *c = conn_of(p);
-    c->url_done = true;
-    const char *why = target_problem((struct sg_slice){c->in.data + c->url_off, c->url_len},
-                                     (llhttp_method_t)p->method);
-    if (why)
-        return parse_fail(c, 400, "malformed HTTP request: %s; %s", why, MSG_BAD_TARGET);
-    return 0;
-}
-
-/* The 505's message, in c->error_buf. */
-static const char *msg_version(struct sg_http_conn *c, int major, int minor)
-{
-    snprintf(c->error_buf, sizeof c->error_buf,
-             "HTTP/%d.%d is not supported: the gateway speaks HTTP/1.1 (and 1.0) on this port; "
-             "send the request as HTTP/1.1",
-             major, minor);
-    return c->error_buf;
-}
-
-/* Only HTTP/1.1 and 1.0 are spoken: any other well-formed HTTP/x.y is a 505 that says which to
- * use. llhttp calls this for the versions it knows (0.9, 2.0 too) and refuses the others itself
- * first (see llhttp_error_message); a malformed version stays its 400. */
-static int on_version_complete(llhttp_t *p)
-{
-    struct sg_http_conn *c = conn_of(p);
-    c->version_done = true;
-    if (p->http_major == 1 && p->http_minor <= 1)
-        return 0;
-    c->error_status = 505;
-    c->error_msg = msg_version(c, p->http_major, p->http_minor);
-    return HPE_USER;
-}
-
-static int on_header_field(llhttp_t *p, const char *at, size_t n)
-{
-    struct sg_http_conn *c = conn_of(p);
-    /* Trailer fields are dropped, not merged into the header section (RFC 9110 §6.5.1): a key
-     * or a routing header there would reach the handler unseen by anything in front of it. */
-    if (c->headers_done)
-        return 0;
-    /* llhttp 8 lets "Name : value" through; a proxy must not (request smuggling). */
-    if (memchr(at, ' ', n) || memchr(at, '\t', n)) {
-        c->error_status = 400;
-        c->error_msg = "malformed HTTP request: whitespace in a header name";
-        return HPE_USER;
-    }
-    if (c->n_spans == 0 || c->in_value) {
-        if (c->n_spans == MAX_HEADERS) {
-            c->error_status = 431;
-            c->error_msg = "too many request headers (at most 128); send fewer headers";
-            return HPE_USER;
-        }
-        if (c->n_spans == c->cap_spans) {
-            c->cap_spans = c->cap_spans ? c->cap_spans * 2 : 16;
-            c->spans = sg_xrealloc(c->spans, c->cap_spans * sizeof *c->spans);
-        }
-        c->spans[c->n_spans++] = (struct hdr_span){off_of(c, at), n, 0, 0};
-        c->in_value = false;
-    } else {
-        c->spans[c->n_spans - 1].name_len += n;
-    }
-    return 0;
-}
-
-static int on_header_value(llhttp_t *p, const char *at, size_t n)
-{
-    struct sg_http_conn *c = conn_of(p);
-    if (c->headers_done)
-        return 0;
-    struct hdr_span *h = &c->spans[c->n_spans - 1];
-    size_t off = off_of(c, at), name_end = h->name_off + h->name_len;
-    /* A folded line (obs-fold): llhttp hands its continuation over as more of the value, across
-     * the CRLF between them (the value would carry that CRLF), or, after an empty first line, as
-     * the value. RFC 9112 §5.2 lets a server refuse it, and nginx does. (An empty value's span
-     * lies after its line's end, hence `n`.) */
-    if (c->in_value ? off != h->value_off + h->value_len
-                    : n && memchr(c->in.data + name_end, '\n', off - name_end))
-        return parse_fail(c, 400,
-                          "malformed HTTP request: a header value continues on the next line "
-                          "(obsolete line folding, RFC 9112 §5.2); send each header on one line");
-    if (!c->in_value) {
-        h->value_off = off;
-        h->value_len = n;
-        c->in_value = true;
-    } else {
-        h->value_len += n; /* the same value, split across reads */
-    }
-    return 0;
-}
-
-/* The 414's message, in c->error_buf. */
-static const char *msg_uri_too_long(struct sg_http_conn *c)
-{
-    snprintf(c->error_buf, sizeof c->error_buf,
-             "the request target (URL) is longer than the limit of %zu bytes for the request "
-             "line; send a shorter URL (large data belongs in the request body)",
-             c->srv->lim.max_header_bytes);
-    return c->error_buf;
-}
-
-static struct sg_slice span_name(const struct sg_http_conn *c, size_t i)
-{
-    return (struct sg_slice){c->in.data + c->spans[i].name_off, c->spans[i].name_len};
-}
-
-/* A header's value without the whitespace llhttp leaves at its end (RFC 9110 §5.5: it is not
- * part of the value; llhttp drops only the leading whitespace). */
-static struct sg_slice span_value(const struct sg_http_conn *c, size_t i)
-{
-    struct sg_slice v = {c->in.data + c->spans[i].value_off, c->spans[i].value_len};
-    while (v.n && (v.p[v.n - 1] == ' ' || v.p[v.n - 1] == '\t'))
-        v.n--;
-    return v;
-}
-
-/* Whether a line of the request head ends with a bare LF. llhttp (not built strict) refuses one
- * inside the header section but takes one after the request line and as the blank line that
- * ends the head; a proxy in front that reads those heads another way could smuggle a request
- * past it, so they are refused too. Called once the whole head is in conn->in. */
-static bool head_has_bare_lf(const struct sg_http_conn *c)
-{
-    const char *s = c->in.data, *end = s + c->in.len;
-    size_t last = c->url_off + c->url_len; /* where the head's last line has its last byte */
-    for (size_t i = 0; i < c->n_spans; i++) {
-        last = SG_MAX(last, c->spans[i].name_off + c->spans[i].name_len);
-        if (c->spans[i].value_len) /* llhttp puts an empty value after its line's end */
-            last = SG_MAX(last, c->spans[i].value_off + c->spans[i].value_len);
-    }
-    const char *lf = memchr(s + last, '\n', (size_t)(end - (s + last)));
-    if (!lf || lf + 1 >= end)
-        return false;  /* cannot be: the head is whole */
-    if (lf[1] == '\n') /* the blank line that ends the head */
-        return true;
-    for (const char *p = s + c->url_off; (p = memchr(p, '\n', (size_t)(lf + 1 - p))); p++)
-        if (p[-1] != '\r')
-            return true;
-    return false;
-}
-
-/* The Transfer-Encoding values as sent, joined (for the message that names them). */
-static void te_values(const struct sg_http_conn *c, char *out, size_t cap, size_t *n_lines)
-{
-    size_t n = 0;
-    *n_lines = 0;
-    out[0] = '\0';
-    for (size_t i = 0; i < c->n_spans; i++) {
-        if (!sg_slice_ieq(span_name(c, i), "transfer-encoding"))
-            continue;
-        struct sg_slice v = span_value(c, i);
-        if (n < cap)
-            n += (size_t)snprintf(out + n, cap - n, "%s%.*s", *n_lines ? ", " : "", (int)v.n, v.p);
-        ++*n_lines;
-    }
-}
-
-/* The head is whole: refuse what is framed wrongly or too large, before any body is read. */
-static int on_headers_complete(llhttp_t *p)
-{
-    struct sg_http_conn *c = conn_of(p);
-    const struct sg_http_limits *l = &c->srv->lim;
-    c->headers_done = true;
-    /* The read path catches a header block that never ends; this catches one that arrived
-     * whole in a single read. `in` starts at this request, so offsets are sizes. */
-    size_t end = c->n_spans
-                     ? c->spans[c->n_spans - 1].value_off + c->spans[c->n_spans - 1].value_len
-                     : c->url_off + c->url_len;
-    const char *nl = memchr(c->in.data + c->url_off, '\n', c->in.len - c->url_off);
-    size_t line_end = nl ? (size_t)(nl + 1 - c->in.data) : c->in.len;
-    if (line_end > l->max_header_bytes) {
-        c->error_status = 414;
-        c->error_msg = msg_uri_too_long(c);
-        return HPE_USER;
-    }
-    if (end > l->max_header_bytes) {
-        c->error_status = 431;
-        c->error_msg = "request headers are larger than the limit; send fewer or shorter headers";
-        return HPE_USER;
-    }
-    if (!c->version_done) /* llhttp reads "GET /path" alone as HTTP/0.9 */
-        return parse_fail(c, 400,
-                          "malformed HTTP request: the request line has no HTTP version (HTTP/0.9 "
-                          "is not served); send METHOD TARGET HTTP/1.1");
-    if (head_has_bare_lf(c))
-        return parse_fail(c, 400, "%s", MSG_BARE_LF);
-    bool http10 = p->http_major == 1 && p->http_minor == 0;
-    /* RFC 9112 §3.2: Host is required in HTTP/1.1, and a request with two is a 400 in any
-     * version (which one would the gateway, and a proxy in front of it, have used?). */
-    size_t n_host = 0;
-    for (size_t i = 0; i < c->n_spans; i++)
-        n_host += sg_slice_ieq(span_name(c, i), "host");
-    if (n_host == 0 && !http10)
-        return parse_fail(c, 400,
-                          "HTTP/1.1 request without Host header (RFC 9112 §3.2); send Host: with "
-                          "the gateway's host and port");
-    if (n_host > 1)
-        return parse_fail(c, 400,
-                          "malformed HTTP request: more than one Host header (RFC 9112 §3.2); "
-                          "send exactly one");
-    if (p->flags & F_TRANSFER_ENCODING) {
-        /* Framing that could be read two ways is refused, and the connection closed (§6.1). */
-        if (http10)
-            return parse_fail(c, 400,
-                              "malformed HTTP request: Transfer-Encoding in an HTTP/1.0 request, "
-                              "which has no transfer codings (RFC 9112 §6.1); send Content-Length, "
-                              "or the request as HTTP/1.1");
-        if (p->flags & F_CONTENT_LENGTH)
-            return parse_fail(c, 400, "%s", MSG_TE_AND_CL);
-        char te[96];
-        size_t n_te;
-        te_values(c, te, sizeof te, &n_te);
-        if (!(p->flags & F_CHUNKED))
-            return parse_fail(c, 400, "%s", MSG_TE_NOT_LAST);
-        /* chunked last, but after another coding, which would still have to be undone: nginx's
-         * 501, as RFC 9112 §6.1 has it for a coding the server does not implement. */
-        if (n_te != 1 || !sg_slice_ieq(sg_slice_of(te), "chunked"))
-            return parse_fail(c, 501,
-                              "Transfer-Encoding \"%s\" is not implemented: the only transfer "
-                              "coding the gateway reads is chunked; send the body with "
-                              "Transfer-Encoding: chunked alone, or with Content-Length",
-                              te);
-    }
-    /* The server never switches protocols, so a request with Upgrade (or a CONNECT) is an
-     * ordinary one and the next request follows it; left set, llhttp would take every later
-     * byte for another protocol's and the connection would end in a 400. */
-    p->upgrade = 0;
-    c->chunked = (p->flags & F_CHUNKED) != 0;
-    bool has_len = (p->flags & F_CONTENT_LENGTH) != 0;
-    if (has_len && p->content_length > l->max_body_bytes) {
-        c->error_status = 413;
-        c->error_msg = NULL; /* filled with the limit in conn_send_error */
-        return HPE_USER;
-    }
-    bool has_body = has_len ? p->content_length > 0 : (p->flags & F_CHUNKED) != 0;
-    if (has_body) {
-        conn_set_state(c, CONN_BODY);
-        /* Clients such as curl wait for 100 Continue before sending a large body. */
-        for (size_t i = 0; i < c->n_spans; i++) {
-            if (sg_slice_ieq(span_name(c, i), "expect") &&
-                sg_slice_ieq(span_value(c, i), "100-continue") && !http10) { /* 1.0 knows no 1xx */
-                static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
-                sg_http_conn_write(c, cont, sizeof cont - 1);
-            }
-        }
-    }
-    if (has_len)
-        sg_buf_reserve(&c->req.body, (size_t)p->content_length);
-    return 0;
-}
-
-static int on_body(llhttp_t *p, const char *at, size_t n)
-{
-    struct sg_http_conn *c = conn_of(p);
-    if (sg_buf_append(&c->req.body, at, n) != SG_OK) {
-        c->error_status = 413;
-        return HPE_USER;
-    }
-    c->chunk_end = off_of(c, at) + n;
-    return 0;
-}
-
-static int on_chunk_header(llhttp_t *p)
-{
-    conn_of(p)->chunk_end = 0;
-    return 0;
-}
-
-/* llhttp (not built strict) skips the two bytes after a chunk's data without looking at them:
- * "5\r\nhelloXY0\r\n\r\n" would pass, and a proxy in front that reads the chunks otherwise
- * could hide a request in them. They must be CRLF (RFC 9112 §7.1). */
-static int on_chunk_complete(llhttp_t *p)
-{
-    struct sg_http_conn *c = conn_of(p);
-    if (c->chunk_end == 0 || memcmp(c->in.data + c->chunk_end, "\r\n", 2) == 0)
-        return 0;
-    return parse_fail(c, 400, "%s",
-                      c->in.data[c->chunk_end] == '\n'
-                          ? MSG_BARE_LF
-                          : "malformed HTTP request: a chunk's data is not followed by CRLF; "
-                            "check that each chunk size is the length of its data, in hex");
-}
-
-static int on_message_complete(llhttp_t *p)
-{
-    struct sg_http_conn *c = conn_of(p);
-    c->message_done = true;
-    c->keep_alive = llhttp_should_keep_alive(p) != 0;
-    return HPE_PAUSED; /* one request at a time: resume when it is finished */
-}
-
-static const llhttp_settings_t parser_settings = {
-    .on_message_begin = on_message_begin,
-    .on_method_complete = on_method_complete,
-    .on_url = on_url,
-    .on_url_complete = on_url_complete,
-    .on_version_complete = on_version_complete,
-    .on_header_field = on_header_field,
-    .on_header_value = on_header_value,
-    .on_headers_complete = on_headers_complete,
-    .on_body = on_body,
-    .on_message_complete = on_message_complete,
-    .on_chunk_header = on_chunk_header,
-    .on_chunk_complete = on_chunk_complete,
-};
 
 /* ---- writing ---- */
 
@@ -642,7 +199,7 @@ static void conn_send_error(struct sg_http_conn *c, int status, const char *msg)
         struct sg_slice target = {c->in.data + c->url_off, c->url_len};
         if (c->method_done && c->url_len && (c->url_done || memchr(target.p, '?', target.n))) {
             r.method = sg_slice_of(llhttp_method_name((llhttp_method_t)c->parser.method));
-            r.path = target_split(target, NULL);
+            r.path = sg_http_target_split(target, NULL);
         }
         c->srv->on_refusal(&r, request_id, c->srv->ud);
     }
@@ -662,8 +219,8 @@ static void conn_send_error(struct sg_http_conn *c, int status, const char *msg)
                    request_id, request_id[0] ? "\r\n" : "", sg_http_server_date(c->srv),
                    head ? "" : body.data);
     c->close_after = true;
-    c->linger = status != 408;        /* a client too slow to send gets no more time */
-    conn_set_state(c, CONN_HANDLING); /* stop reading and timers while the answer drains */
+    c->linger = status != 408;                /* a client too slow to send gets no more time */
+    sg_http_conn_set_state(c, CONN_HANDLING); /* stop reading and timers while the answer drains */
     uv_read_stop((uv_stream_t *)&c->tcp);
     c->reading = false;
     sg_http_conn_write(c, out.data, out.len);
@@ -707,7 +264,7 @@ static void conn_close(struct sg_http_conn *c)
 {
     if (c->state == CONN_CLOSING)
         return;
-    conn_set_state(c, CONN_CLOSING);
+    sg_http_conn_set_state(c, CONN_CLOSING);
     c->peer_gone = true;
     uv_close((uv_handle_t *)&c->tcp, on_conn_handle_closed);
     uv_close((uv_handle_t *)&c->timer, on_conn_handle_closed);
@@ -726,7 +283,7 @@ static void conn_close_or_linger(struct sg_http_conn *c)
         return;
     }
     c->linger_until = sg_now_ms() + LINGER_MAX_MS;
-    conn_set_state(c, CONN_LINGER);
+    sg_http_conn_set_state(c, CONN_LINGER);
     if (!c->reading)
         conn_start_reading(c);
 }
@@ -771,7 +328,8 @@ static void conn_dispatch(struct sg_http_conn *c)
     r->head = c->parser.method == HTTP_HEAD;
     r->method = r->head ? SG_SLICE_LIT("GET")
                         : sg_slice_of(llhttp_method_name((llhttp_method_t)c->parser.method));
-    r->path = target_split((struct sg_slice){c->in.data + c->url_off, c->url_len}, &r->query);
+    r->path =
+        sg_http_target_split((struct sg_slice){c->in.data + c->url_off, c->url_len}, &r->query);
     r->keep_alive = c->keep_alive && !c->srv->draining;
     r->http10 = c->parser.http_major == 1 && c->parser.http_minor == 0;
     r->aborted = false;
@@ -782,90 +340,24 @@ static void conn_dispatch(struct sg_http_conn *c)
     c->req_active = true;
     c->stream_open = false;
     c->srv->in_flight++;
-    conn_set_state(c, CONN_HANDLING);
+    sg_http_conn_set_state(c, CONN_HANDLING);
     c->in_dispatch = true;
     c->srv->handler(r, c->srv->ud);
     c->in_dispatch = false;
 }
 
-/* Whether the LF at `p` (inside conn->in) ends a line without a CR before it. */
-static bool bare_lf_at(const struct sg_http_conn *c, const char *p)
-{
-    return p >= c->in.data && p < c->in.data + c->in.len && *p == '\n' &&
-           (p == c->in.data || p[-1] != '\r');
-}
-
-/* The status and message for an error llhttp found itself (the message in c->error_buf when it
- * is not a constant). */
-static const char *llhttp_error_message(struct sg_http_conn *c, int *status)
-{
-    const char *pos = llhttp_get_error_pos(&c->parser);
-    *status = 400;
-    /* Where llhttp stops on a bare LF: at it, or one byte on (an empty header value's). */
-    if (pos && (bare_lf_at(c, pos) || bare_lf_at(c, pos - 1)))
-        return MSG_BARE_LF;
-    switch (llhttp_get_errno(&c->parser)) {
-    case HPE_INVALID_URL:
-        snprintf(c->error_buf, sizeof c->error_buf,
-                 "malformed HTTP request: the request target is neither a path nor an absolute "
-                 "URI (%s), and host:port alone is only for CONNECT; %s",
-                 llhttp_get_error_reason(&c->parser), MSG_BAD_TARGET);
-        return c->error_buf;
-    case HPE_INVALID_TRANSFER_ENCODING: return MSG_TE_NOT_LAST;
-    case HPE_UNEXPECTED_CONTENT_LENGTH: return MSG_TE_AND_CL;
-    case HPE_INVALID_VERSION: {
-        /* llhttp refuses a version it does not know (1.2, 3.0) before on_version_complete, as
-         * soon as it has read its minor digit; a well-formed one (" HTTP/" DIGIT "." DIGIT after
-         * the target) is still a 505. 1.0 and 1.1 are here for what follows them (a bare CR). */
-        const char *v = c->in.data + c->url_off + c->url_len, *end = c->in.data + c->in.len;
-        if (c->url_done && end - v >= 9 && memcmp(v, " HTTP/", 6) == 0 &&
-            isdigit((unsigned char)v[6]) && v[7] == '.' && isdigit((unsigned char)v[8]) &&
-            !(v[6] == '1' && (v[8] == '0' || v[8] == '1'))) {
-            *status = 505;
-            return msg_version(c, v[6] - '0', v[8] - '0');
-        }
-    } /* fall through */
-    default:
-        snprintf(c->error_buf, sizeof c->error_buf, "malformed HTTP request: %s",
-                 llhttp_get_error_reason(&c->parser));
-        return c->error_buf;
-    }
-}
-
 /* Parse what is buffered and dispatch complete requests, one at a time. */
 static void conn_process(struct sg_http_conn *c)
 {
-    const struct sg_http_limits *l = &c->srv->lim;
     while (c->state != CONN_CLOSING && !c->req_active && c->parsed < c->in.len) {
-        const char *start = c->in.data + c->parsed;
-        llhttp_errno_t err = llhttp_execute(&c->parser, start, c->in.len - c->parsed);
-        if (err == HPE_OK) {
-            c->parsed = c->in.len;
-        } else if (err == HPE_PAUSED) {
-            c->parsed = (size_t)(llhttp_get_error_pos(&c->parser) - c->in.data);
-            llhttp_resume(&c->parser);
-            /* A chunked body ends with a blank line after the last chunk (or its trailer), which
-             * llhttp also takes as a bare LF. */
-            if (c->message_done && c->chunked &&
-                (c->parsed < 4 || memcmp(c->in.data + c->parsed - 4, "\r\n\r\n", 4) != 0)) {
-                conn_send_error(c, 400, MSG_BARE_LF);
-                return;
-            }
-        } else {
-            int status = c->error_status;
-            const char *msg = status ? c->error_msg : llhttp_error_message(c, &status);
+        const char *msg;
+        int status = sg_http_parse(c, &msg);
+        if (status) {
             conn_send_error(c, status, msg);
             return;
         }
-        if (!c->message_done) {
-            /* Past the limit: still in the request line, it is the target that is too long. */
-            if (c->state == CONN_HEAD && c->parsed > l->max_header_bytes)
-                conn_send_error(c, c->version_done ? 431 : 414,
-                                c->version_done ? "request headers are larger than the limit; "
-                                                  "send fewer or shorter headers"
-                                                : msg_uri_too_long(c));
+        if (!c->message_done)
             return;
-        }
         conn_dispatch(c);
     }
 }
@@ -904,12 +396,12 @@ void sg_http_conn_finish(struct sg_http_conn *c)
      * not be told this one's method and path). */
     c->url_len = 0;
     c->method_done = c->url_done = c->version_done = false;
-    conn_set_state(c, CONN_IDLE);
+    sg_http_conn_set_state(c, CONN_IDLE);
     if (!c->reading)
         conn_start_reading(c);
     if (c->in.len) {
         c->req.t_start_us = sg_now_us();
-        conn_set_state(c, CONN_HEAD);
+        sg_http_conn_set_state(c, CONN_HEAD);
         if (!c->in_dispatch)
             conn_process(c);
     }
@@ -961,7 +453,7 @@ static void on_read(uv_stream_t *stream, ssize_t n, const uv_buf_t *buf)
     }
     if (c->state == CONN_IDLE) {
         c->req.t_start_us = sg_now_us();
-        conn_set_state(c, CONN_HEAD);
+        sg_http_conn_set_state(c, CONN_HEAD);
     }
     size_t cap = c->srv->lim.max_header_bytes + c->srv->lim.max_body_bytes + 65536;
     if (sg_buf_append(&c->in, buf->base, (size_t)n) != SG_OK || c->in.len > cap) {
@@ -1007,7 +499,7 @@ static void on_connection(uv_stream_t *listener, int status)
     sg_buf_init(&c->req.body, s->lim.max_body_bytes);
     c->req.conn = c;
     c->req.server = s;
-    llhttp_init(&c->parser, HTTP_REQUEST, &parser_settings);
+    llhttp_init(&c->parser, HTTP_REQUEST, &sg_http_parser_settings);
     c->parser.data = c;
     c->state = CONN_HEAD; /* a new connection must send its request within header_timeout */
     uv_timer_start(&c->timer, on_conn_timer, s->lim.header_timeout_ms, 0);
@@ -1272,7 +764,7 @@ void sg_http_reset(struct sg_http_request *req)
 {
     struct sg_http_conn *c = req->conn;
     if (c->state != CONN_CLOSING) {
-        conn_set_state(c, CONN_CLOSING);
+        sg_http_conn_set_state(c, CONN_CLOSING);
         c->peer_gone = true;
         if (uv_tcp_close_reset(&c->tcp, on_conn_handle_closed) != 0)
             uv_close((uv_handle_t *)&c->tcp, on_conn_handle_closed);
