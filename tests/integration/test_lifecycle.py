@@ -85,7 +85,7 @@ def test_drain_deadline_bounds_shutdown(fx):
 def test_shutdown_delay_serves_on_with_readiness_503_then_drains(fx):
     # server.shutdown_delay_s: after SIGTERM the gateway goes on serving, new connections too,
     # while readiness says "draining", so a load balancer takes it out before the listener closes.
-    m, gw = fx.mock_and_gateway(server={"shutdown_delay_s": 1.5, "drain_timeout_s": 5})
+    m, gw = fx.mock_and_gateway(server={"shutdown_delay_s": 3, "drain_timeout_s": 5})
     eq(http(gw.port, "GET", "/health/readiness", key=None).status, 200, "ready before")
     t0 = time.monotonic()
     gw.proc.signal(signal.SIGTERM)
@@ -94,9 +94,9 @@ def test_shutdown_delay_serves_on_with_readiness_503_then_drains(fx):
     r = http(gw.port, "GET", "/health/readiness", key=None)
     eq(r.json()["status"], "draining", "readiness body")
     eq(gw.chat().status, 200, "a new connection is still served during the delay")
-    check(time.monotonic() - t0 < 1.2, "all of that within the delay")
-    wait_until(lambda: refused(gw.port), 3, "the listener to close after the delay")
-    check(time.monotonic() - t0 >= 1.4, "not before the delay (%.2fs)" % (time.monotonic() - t0))
+    check(time.monotonic() - t0 < 2.5, "all of that within the delay")
+    wait_until(lambda: refused(gw.port), 4, "the listener to close after the delay")
+    check(time.monotonic() - t0 >= 2.9, "not before the delay (%.2fs)" % (time.monotonic() - t0))
     eq(gw.proc.wait(5), 0, "exit code")
 
 
