@@ -166,8 +166,9 @@ static void clear_faults(struct sg_http_request *req, struct sg_worker *w, struc
     list_faults(req, w);
 }
 
-static void list_deployments(struct sg_http_request *req, struct sg_worker *w)
+static void list_deployments(struct sg_http_request *req, struct sg_worker *w, struct sg_slice rest)
 {
+    SG_UNUSED(rest);
     struct sg_runtime *rt = w->rt;
     struct sg_health *h = w->gw->health;
     uint64_t now = sg_now_ms();
@@ -267,10 +268,11 @@ static void deployment_action(struct sg_http_request *req, struct sg_worker *w,
     sg_buf_dispose(&b);
 }
 
-static void bypass(struct sg_http_request *req, struct sg_worker *w, bool post)
+static void bypass(struct sg_http_request *req, struct sg_worker *w, struct sg_slice rest)
 {
+    SG_UNUSED(rest);
     struct sg_health *h = w->gw->health;
-    if (post) {
+    if (sg_slice_eq(req->method, "POST")) {
         char err[200];
         struct sg_json_member m[4];
         size_t n = 0;
@@ -297,8 +299,9 @@ static void bypass(struct sg_http_request *req, struct sg_worker *w, bool post)
     sg_buf_dispose(&b);
 }
 
-static void reload(struct sg_http_request *req, struct sg_worker *w)
+static void reload(struct sg_http_request *req, struct sg_worker *w, struct sg_slice rest)
 {
+    SG_UNUSED(rest);
     bool force = sg_slice_eq(req->query, "force=true");
     struct sg_buf err;
     sg_buf_init(&err, 16384);
@@ -322,24 +325,58 @@ static void reload(struct sg_http_request *req, struct sg_worker *w)
     sg_buf_dispose(&err);
 }
 
-/* The methods the admin endpoint at `p` takes, NULL when there is none. */
-static const char *admin_methods(struct sg_slice p)
+static void clear_cooldowns(struct sg_http_request *req, struct sg_worker *w, struct sg_slice rest)
 {
-    static const char dep_prefix[] = "/admin/deployments/";
-    if (sg_slice_eq(p, "/admin/deployments"))
-        return "GET";
-    if (sg_slice_eq(p, "/admin/deployments/clear-cooldowns"))
-        return "POST";
-    if (p.n > sizeof dep_prefix - 1 && memcmp(p.p, dep_prefix, sizeof dep_prefix - 1) == 0)
-        return "POST";
-    if (sg_slice_eq(p, "/admin/bypass"))
-        return "GET, POST";
-    if (sg_slice_eq(p, "/admin/reload"))
-        return "POST";
-    if (sg_slice_eq(p, "/admin/faults"))
-        return "GET, POST, DELETE";
-    if (p.n > 14 && memcmp(p.p, "/admin/faults/", 14) == 0)
-        return "DELETE";
+    SG_UNUSED(rest);
+    struct sg_runtime *rt = w->rt;
+    for (size_t i = 0; i < rt->cfg->n_deployments; i++)
+        sg_health_clear_cooldown(sg_router_health_of(rt->router, &rt->cfg->deployments[i]));
+    struct sg_buf b;
+    sg_buf_init(&b, 0);
+    sg_buf_appendf(&b, "{\"cleared\":%zu}", rt->cfg->n_deployments);
+    reply(req, 200, &b);
+    sg_buf_dispose(&b);
+}
+
+/* /admin/faults: GET lists, POST sets, DELETE clears them all. */
+static void faults(struct sg_http_request *req, struct sg_worker *w, struct sg_slice rest)
+{
+    if (sg_slice_eq(req->method, "POST"))
+        set_faults(req, w);
+    else if (sg_slice_eq(req->method, "DELETE"))
+        clear_faults(req, w, rest);
+    else
+        list_faults(req, w);
+}
+
+/* Every admin endpoint: its path (a prefix when it ends in '/': the rest is handed over), the
+ * methods it takes (Allow on a 405), its handler. The first that matches is taken. */
+static const struct admin_route {
+    const char *path;
+    const char *methods;
+    void (*handle)(struct sg_http_request *req, struct sg_worker *w, struct sg_slice rest);
+} admin_routes[] = {
+    {"/admin/deployments", "GET", list_deployments},
+    {"/admin/deployments/clear-cooldowns", "POST", clear_cooldowns},
+    {"/admin/deployments/", "POST", deployment_action}, /* <id>/<action> */
+    {"/admin/bypass", "GET, POST", bypass},
+    {"/admin/reload", "POST", reload},
+    {"/admin/faults", "GET, POST, DELETE", faults},
+    {"/admin/faults/", "DELETE", clear_faults}, /* <id> */
+};
+
+/* The route for `p`, and in *rest what follows a prefix route's path; NULL when none. */
+static const struct admin_route *admin_route(struct sg_slice p, struct sg_slice *rest)
+{
+    for (size_t i = 0; i < SG_ARRAY_LEN(admin_routes); i++) {
+        const char *path = admin_routes[i].path;
+        size_t n = strlen(path);
+        bool prefix = path[n - 1] == '/';
+        if (prefix ? p.n > n && memcmp(p.p, path, n) == 0 : sg_slice_eq(p, path)) {
+            *rest = (struct sg_slice){p.p + n, p.n - n};
+            return &admin_routes[i];
+        }
+    }
     return NULL;
 }
 
@@ -358,48 +395,21 @@ static bool method_in(struct sg_slice method, const char *list)
 
 void gw_admin(struct sg_http_request *req, struct sg_worker *w)
 {
-    struct sg_slice p = req->path;
-    const char *allow = admin_methods(p);
+    struct sg_slice p = req->path, rest;
+    const struct admin_route *r = admin_route(p, &rest);
     char msg[300];
-    if (!allow) {
+    if (!r) {
         snprintf(msg, sizeof msg, "no admin endpoint %.*s %.*s; see docs/api.md",
                  (int)req->method.n, req->method.p, (int)SG_MIN(p.n, 200), p.p);
         sg_http_respond_error(req, 404, "invalid_request_error", "not_found", msg);
         return;
     }
-    if (!method_in(req->method, allow)) {
+    if (!method_in(req->method, r->methods)) {
         snprintf(msg, sizeof msg, "Method %.*s is not allowed on %.*s; use %s",
-                 (int)SG_MIN(req->method.n, 20), req->method.p, (int)SG_MIN(p.n, 200), p.p, allow);
-        sg_http_respond_405(req, allow, msg);
+                 (int)SG_MIN(req->method.n, 20), req->method.p, (int)SG_MIN(p.n, 200), p.p,
+                 r->methods);
+        sg_http_respond_405(req, r->methods, msg);
         return;
     }
-    /* The path and its method are known good from here. */
-    bool post = sg_slice_eq(req->method, "POST");
-    if (sg_slice_eq(p, "/admin/deployments")) {
-        list_deployments(req, w);
-    } else if (sg_slice_eq(p, "/admin/deployments/clear-cooldowns")) {
-        struct sg_runtime *rt = w->rt;
-        for (size_t i = 0; i < rt->cfg->n_deployments; i++)
-            sg_health_clear_cooldown(sg_router_health_of(rt->router, &rt->cfg->deployments[i]));
-        struct sg_buf b;
-        sg_buf_init(&b, 0);
-        sg_buf_appendf(&b, "{\"cleared\":%zu}", rt->cfg->n_deployments);
-        reply(req, 200, &b);
-        sg_buf_dispose(&b);
-    } else if (sg_slice_eq(p, "/admin/bypass")) {
-        bypass(req, w, post);
-    } else if (sg_slice_eq(p, "/admin/reload")) {
-        reload(req, w);
-    } else if (sg_slice_eq(p, "/admin/faults")) {
-        if (post)
-            set_faults(req, w);
-        else if (sg_slice_eq(req->method, "GET"))
-            list_faults(req, w);
-        else
-            clear_faults(req, w, (struct sg_slice){"", 0});
-    } else if (memcmp(p.p, "/admin/faults/", 14) == 0) {
-        clear_faults(req, w, (struct sg_slice){p.p + 14, p.n - 14});
-    } else { /* /admin/deployments/{id}/... */
-        deployment_action(req, w, (struct sg_slice){p.p + 19, p.n - 19});
-    }
+    r->handle(req, w, rest);
 }
