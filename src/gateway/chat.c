@@ -457,31 +457,47 @@ static void on_client_drain(struct sg_http_request *req, void *ud)
     }
 }
 
-/* Retry-After as seconds (or retry-after-ms, which OpenAI also sends). */
-static uint64_t parse_retry_after(const struct sg_http_header *h, size_t n)
+/* A header's value as an integer in 0..max. */
+static bool header_int(struct sg_slice v, int64_t max, int64_t *out)
 {
+    char buf[32];
+    snprintf(buf, sizeof buf, "%.*s", (int)SG_MIN(v.n, sizeof buf - 1), v.p);
+    return sg_parse_i64(buf, 0, max, out);
+}
+
+/* What an attempt keeps of its upstream head, in one pass: the first valid Retry-After (seconds,
+ * or retry-after-ms, which OpenAI also sends) as ms, and a 2xx's Content-Type (for the message
+ * of a 2xx that is no answer). */
+static void read_head(struct gw_attempt *a, int status, const struct sg_http_header *h, size_t n)
+{
+    a->retry_after_ms = 0;
+    a->ctype[0] = '\0';
+    bool retry_found = false;
     for (size_t i = 0; i < n; i++) {
-        char v[32];
-        snprintf(v, sizeof v, "%.*s", (int)SG_MIN(h[i].value.n, 31), h[i].value.p);
         int64_t x;
-        if (sg_slice_ieq(h[i].name, "retry-after-ms") && sg_parse_i64(v, 0, 86400000, &x))
-            return (uint64_t)x;
-        if (sg_slice_ieq(h[i].name, "retry-after") && sg_parse_i64(v, 0, 86400, &x))
-            return (uint64_t)x * 1000;
+        if (sg_slice_ieq(h[i].name, "retry-after-ms")) {
+            if (!retry_found && header_int(h[i].value, 86400000, &x)) {
+                a->retry_after_ms = (uint64_t)x;
+                retry_found = true;
+            }
+        } else if (sg_slice_ieq(h[i].name, "retry-after")) {
+            if (!retry_found && header_int(h[i].value, 86400, &x)) {
+                a->retry_after_ms = (uint64_t)x * 1000;
+                retry_found = true;
+            }
+        } else if (is_success(status) && sg_slice_ieq(h[i].name, "content-type")) {
+            size_t len = SG_MIN(h[i].value.n, sizeof a->ctype - 1);
+            memcpy(a->ctype, h[i].value.p, len);
+            a->ctype[len] = '\0';
+        }
     }
-    return 0;
 }
 
 static void on_up_head(void *ud, int status, const struct sg_http_header *headers, size_t n)
 {
     struct gw_attempt *a = ud;
     a->status = status;
-    a->retry_after_ms = parse_retry_after(headers, n);
-    a->ctype[0] = '\0';
-    for (size_t i = 0; i < n && is_success(status); i++)
-        if (sg_slice_ieq(headers[i].name, "content-type"))
-            snprintf(a->ctype, sizeof a->ctype, "%.*s", (int)SG_MIN(headers[i].value.n, 47),
-                     headers[i].value.p);
+    read_head(a, status, headers, n);
     if (!a->t_first_us)
         a->t_first_us = sg_now_us();
     /* A whole (non-streamed) answer: a 2xx head is its first byte, so it wins the hedge. */
