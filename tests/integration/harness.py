@@ -361,6 +361,25 @@ def chat(port, body=None, key=MASTER_KEY, path="/v1/chat/completions", headers=N
                 timeout)
 
 
+def http_refused(fx, gw, raw, status, says, what):
+    """Send the raw bytes `raw` to the gateway on a fresh connection: the HTTP layer refuses them
+    with `status`, an error body (whose message contains `says`, unless None) and Connection:
+    close, and the connection is closed after the answer."""
+    c = fx.conn(gw.port)
+    c.send(raw)
+    try:
+        r = c.read_response(timeout=5)
+    except ConnClosed:
+        raise TestFailure("%s: the connection closed without an answer" % what)
+    eq(r.status, status, "%s: status (%s)" % (what, r.text))
+    msg = r.error()["message"]
+    if says is not None:
+        contains(msg, says, what + ": the message")
+    eq(r.header("connection"), "close", what + ": Connection")
+    check(c.closed_by_peer(), what + ": the connection is closed after the %d" % status)
+    return r
+
+
 # ---------------------------------------------------------------------------------------------
 # Processes
 # ---------------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ import os
 import sqlite3
 import time
 
-from harness import MASTER_KEY, ConnClosed, TestFailure, check, contains, eq, wait_until
+from harness import MASTER_KEY, check, contains, eq, http_refused, wait_until
 
 CHAT = b"/v1/chat/completions"
 AUTH = b"Authorization: Bearer " + MASTER_KEY.encode() + b"\r\n"
@@ -29,22 +29,6 @@ def post(target=CHAT, version=b"HTTP/1.1", host=b"Host: 127.0.0.1\r\n", extra=b"
     if length:
         head += b"Content-Length: %d\r\n" % len(body)
     return head + b"\r\n" + body
-
-
-def refused(fx, gw, raw, status, says, what):
-    """Send `raw` on a fresh connection: the answer is `status` with an error body whose message
-    contains `says`, Connection: close, and the connection is closed after it."""
-    c = fx.conn(gw.port)
-    c.send(raw)
-    try:
-        r = c.read_response(timeout=5)
-    except ConnClosed:
-        raise TestFailure("%s: the connection closed without an answer" % what)
-    eq(r.status, status, "%s: status (%s)" % (what, r.text))
-    contains(r.error()["message"], says, what + ": the message")
-    eq(r.header("connection"), "close", what + ": Connection")
-    check(c.closed_by_peer(), what + ": the connection is closed after the %d" % status)
-    return r
 
 
 def rows(path, ids):
@@ -79,23 +63,23 @@ def test_absolute_form_target_is_routed_by_its_path(fx):
     eq(r.status, 404, "http://host alone is the path /")
     contains(r.error()["message"], "Invalid URL (GET /)", "routed as /")
     # Asterisk-form outside OPTIONS, authority-form outside CONNECT, other schemes: 400.
-    refused(fx, gw, b"GET * HTTP/1.1\r\nHost: a\r\n\r\n", 400,
+    http_refused(fx, gw, b"GET * HTTP/1.1\r\nHost: a\r\n\r\n", 400,
             "the request target * (asterisk-form) is only for OPTIONS", "GET *")
-    refused(fx, gw, b"POST 127.0.0.1:%d HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n"
+    http_refused(fx, gw, b"POST 127.0.0.1:%d HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n"
             % gw.port, 400, "host:port alone is only for CONNECT", "authority-form POST")
-    refused(fx, gw, post(target=b"ftp://127.0.0.1/v1/chat/completions"), 400,
+    http_refused(fx, gw, post(target=b"ftp://127.0.0.1/v1/chat/completions"), 400,
             "scheme is not http or https", "an ftp:// target")
-    refused(fx, gw, post(target=b"http://user:pw@127.0.0.1/v1/chat/completions"), 400,
+    http_refused(fx, gw, post(target=b"http://user:pw@127.0.0.1/v1/chat/completions"), 400,
             "user information", "userinfo in the target")
 
 
 def test_host_header_required_once(fx):
     m, gw = gateway(fx)
-    r = refused(fx, gw, post(host=b""), 400, "HTTP/1.1 request without Host header", "no Host")
+    r = http_refused(fx, gw, post(host=b""), 400, "HTTP/1.1 request without Host header", "no Host")
     check(r.header("x-request-id"), "a refusal on a model endpoint has an x-request-id")
-    refused(fx, gw, post(host=b"Host: a\r\nHost: b\r\n"), 400, "more than one Host header",
+    http_refused(fx, gw, post(host=b"Host: a\r\nHost: b\r\n"), 400, "more than one Host header",
             "two Host headers")
-    refused(fx, gw, b"GET /health/liveliness HTTP/1.1\r\n\r\n", 400, "without Host header",
+    http_refused(fx, gw, b"GET /health/liveliness HTTP/1.1\r\n\r\n", 400, "without Host header",
             "no Host on a GET")
     # HTTP/1.0 needs none.
     c = fx.conn(gw.port)
@@ -150,20 +134,20 @@ def test_head_answers_as_get_without_body(fx):
 def test_transfer_codings_other_than_chunked(fx):
     m, gw = gateway(fx)
     chunked = b"%x\r\n%s\r\n0\r\n\r\n" % (len(BODY), BODY)
-    r = refused(fx, gw, post(extra=b"Transfer-Encoding: gzip, chunked\r\n", body=chunked,
+    r = http_refused(fx, gw, post(extra=b"Transfer-Encoding: gzip, chunked\r\n", body=chunked,
                              length=False), 501, "Transfer-Encoding \"gzip, chunked\" is not "
                 "implemented", "gzip, chunked")
     eq(r.reason, "Not Implemented", "reason phrase")
     eq(r.error()["code"], "not_implemented", "error code")
     check(r.header("x-request-id"), "x-request-id on the 501")
-    refused(fx, gw, post(extra=b"Transfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n",
+    http_refused(fx, gw, post(extra=b"Transfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n",
                          body=chunked, length=False), 501, "is not implemented",
             "gzip and chunked on two lines")
-    refused(fx, gw, post(extra=b"Transfer-Encoding: gzip\r\n", body=b"", length=False), 400,
+    http_refused(fx, gw, post(extra=b"Transfer-Encoding: gzip\r\n", body=b"", length=False), 400,
             "does not end with chunked", "gzip alone")
-    refused(fx, gw, post(extra=b"Transfer-Encoding: chunked\r\n", body=chunked), 400,
+    http_refused(fx, gw, post(extra=b"Transfer-Encoding: chunked\r\n", body=chunked), 400,
             "Content-Length and Transfer-Encoding together", "chunked with Content-Length")
-    refused(fx, gw, post(version=b"HTTP/1.0", extra=b"Transfer-Encoding: chunked\r\n",
+    http_refused(fx, gw, post(version=b"HTTP/1.0", extra=b"Transfer-Encoding: chunked\r\n",
                          body=chunked, length=False), 400, "HTTP/1.0", "chunked in HTTP/1.0")
     # The one coding implemented still works, in any letter case.
     c = fx.conn(gw.port)
@@ -175,16 +159,16 @@ def test_transfer_codings_other_than_chunked(fx):
 def test_http_versions_other_than_1_0_and_1_1(fx):
     m, gw = gateway(fx)
     for v in (b"HTTP/2.0", b"HTTP/1.2", b"HTTP/3.0", b"HTTP/9.9", b"HTTP/0.9"):
-        r = refused(fx, gw, post(version=v), 505,
+        r = http_refused(fx, gw, post(version=v), 505,
                     "%s is not supported: the gateway speaks HTTP/1.1" % v.decode(), v.decode())
         eq(r.reason, "HTTP Version Not Supported", "reason phrase")
         check(r.header("x-request-id"), "x-request-id on the 505 (%s)" % v.decode())
     # HTTP/2 with prior knowledge on the HTTP/1.1 port.
-    refused(fx, gw, b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 505, "HTTP/2.0 is not supported",
+    http_refused(fx, gw, b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 505, "HTTP/2.0 is not supported",
             "the HTTP/2 preface")
     # A request line without a version (HTTP/0.9's), or with a malformed one: 400.
-    refused(fx, gw, b"GET /health/liveliness\r\n\r\n", 400, "no HTTP version", "no version")
-    refused(fx, gw, b"GET /health/liveliness HTTP/1.x\r\nHost: a\r\n\r\n", 400,
+    http_refused(fx, gw, b"GET /health/liveliness\r\n\r\n", 400, "no HTTP version", "no version")
+    http_refused(fx, gw, b"GET /health/liveliness HTTP/1.x\r\nHost: a\r\n\r\n", 400,
             "malformed HTTP request", "HTTP/1.x")
     c = fx.conn(gw.port)
     c.send(post(version=b"HTTP/1.0"))
@@ -194,12 +178,12 @@ def test_http_versions_other_than_1_0_and_1_1(fx):
 
 def test_target_over_the_limit_is_414_headers_431(fx):
     m, gw = gateway(fx)
-    r = refused(fx, gw, post(target=CHAT + b"?pad=" + b"a" * 17000), 414,
+    r = http_refused(fx, gw, post(target=CHAT + b"?pad=" + b"a" * 17000), 414,
                 "the request target (URL) is longer than the limit of 16384 bytes", "17 KB target")
     eq(r.reason, "URI Too Long", "reason phrase")
     eq(r.error()["code"], "uri_too_long", "error code")
     check(r.header("x-request-id"), "x-request-id on the 414")
-    refused(fx, gw, post(extra=b"X-Big: " + b"b" * 20000 + b"\r\n"), 431,
+    http_refused(fx, gw, post(extra=b"X-Big: " + b"b" * 20000 + b"\r\n"), 431,
             "request headers are larger than the limit", "20 KB header")
     eq(m.stats()["chat"], 0, "nothing reached the provider")
 
@@ -207,18 +191,18 @@ def test_target_over_the_limit_is_414_headers_431(fx):
 def test_bare_lf_is_refused_and_said(fx):
     m, gw = gateway(fx)
     says = "must end with CRLF"
-    refused(fx, gw, b"GET /health/liveliness HTTP/1.1\nHost: a\n\n", 400, says, "all bare LF")
-    refused(fx, gw, b"GET /health/liveliness HTTP/1.1\nHost: a\r\n\r\n", 400, says,
+    http_refused(fx, gw, b"GET /health/liveliness HTTP/1.1\nHost: a\n\n", 400, says, "all bare LF")
+    http_refused(fx, gw, b"GET /health/liveliness HTTP/1.1\nHost: a\r\n\r\n", 400, says,
             "bare LF after the request line")
-    refused(fx, gw, b"GET /health/liveliness HTTP/1.1\r\nHost: a\r\n\n", 400, says,
+    http_refused(fx, gw, b"GET /health/liveliness HTTP/1.1\r\nHost: a\r\n\n", 400, says,
             "bare LF as the blank line")
-    refused(fx, gw, post(extra=b"Transfer-Encoding: chunked\r\n", length=False,
+    http_refused(fx, gw, post(extra=b"Transfer-Encoding: chunked\r\n", length=False,
                          body=b"%x\n%s\r\n0\r\n\r\n" % (len(BODY), BODY)), 400, says,
             "bare LF after a chunk size")
-    refused(fx, gw, post(extra=b"Transfer-Encoding: chunked\r\n", length=False,
+    http_refused(fx, gw, post(extra=b"Transfer-Encoding: chunked\r\n", length=False,
                          body=b"%x\r\n%sXY0\r\n\r\n" % (len(BODY), BODY)), 400,
             "not followed by CRLF", "a chunk's data followed by XY")
-    refused(fx, gw, post(extra=b"X-Folded: a\r\n b\r\n"), 400, "obsolete line folding",
+    http_refused(fx, gw, post(extra=b"X-Folded: a\r\n b\r\n"), 400, "obsolete line folding",
             "a folded header line")
     eq(m.stats()["chat"], 0, "nothing reached the provider")
 
@@ -276,5 +260,5 @@ def test_refusals_on_the_messages_endpoint_are_in_anthropics_shape(fx):
         eq(j["error"]["type"], etype, "%d: Anthropic's error type" % status)
         check(j["error"]["message"], "%d: a message" % status)
         check(r.header("x-request-id"), "%d: the request id" % status)
-    r = refused(fx, gw, post(version=b"HTTP/2.0"), 505, "HTTP/2.0", "chat endpoint")
+    r = http_refused(fx, gw, post(version=b"HTTP/2.0"), 505, "HTTP/2.0", "chat endpoint")
     eq(r.json()["error"]["code"], "http_version_not_supported", "the chat endpoint: OpenAI's shape")

@@ -7,7 +7,7 @@ import sys
 import time
 
 from harness import (MASTER_KEY, ConnClosed, Gateway, Mock, Proc, TestFailure, chat_body, check, eq,
-                     time_limit)
+                     http_refused, time_limit)
 
 SERVER = {"header_timeout_s": 1, "idle_timeout_s": 1, "drain_timeout_s": 5}
 SMALL = {"max_request_size_mb": 0.01}  # 10 KiB (10485 bytes)
@@ -92,14 +92,7 @@ def test_400_malformed_http(fx):
          b"zz\r\n", "bad chunk size"),
     ]
     for raw, what in cases:
-        c = fx.conn(gw.port)
-        c.send(raw)
-        try:
-            r = c.read_response(timeout=3)
-        except ConnClosed:
-            raise TestFailure("%s: the connection closed without a 400" % what)
-        eq(r.status, 400, what + " (%s)" % r.text)
-        check(c.closed_by_peer(), what + ": the connection is closed after the 400")
+        http_refused(fx, gw, raw, 400, None, what)
     still_serving(gw)
 
 
