@@ -348,8 +348,8 @@ static int convert_tool_choice(struct json_object *tc, struct json_object *paral
 
 /* ---- response_format: a forced tool whose input is the answer (as LiteLLM does) ---- */
 
-#define RF_SHAPES                                                                                 \
-    "{\"type\":\"json_schema\",\"json_schema\":{\"name\":...,\"schema\":{\"type\":\"object\","      \
+#define RF_SHAPES                                                                                  \
+    "{\"type\":\"json_schema\",\"json_schema\":{\"name\":...,\"schema\":{\"type\":\"object\","     \
     "...}}}, {\"type\":\"json_object\"} or {\"type\":\"text\"}"
 
 /* A json_schema's schema as an input_schema: Anthropic wants "type":"object" at the top, so an
@@ -375,8 +375,8 @@ static struct json_object *rf_input_schema(struct json_object *js, char *err, si
         return NULL;
     }
     struct json_object *type = pj_get(schema, "type");
-    if (type && !(pj_is(type, json_type_string) &&
-                  strcmp(json_object_get_string(type), "object") == 0)) {
+    if (type &&
+        !(pj_is(type, json_type_string) && strcmp(json_object_get_string(type), "object") == 0)) {
         snprintf(err, err_len,
                  "response_format.json_schema.schema.type must be \"object\" at Anthropic "
                  "deployments (the answer is a tool's input, an object): put the value in a "
@@ -870,7 +870,8 @@ int sg_anthropic_decode_response(const char *body, size_t len, int64_t created, 
         sg_buf_appends(out, "]");
     }
     sg_buf_appends(out, ",\"refusal\":null},\"logprobs\":null,\"finish_reason\":");
-    const char *fr = answer_finish(finish_reason(pj_str(root, "stop_reason")), json_answer, n_tools);
+    const char *fr =
+        answer_finish(finish_reason(pj_str(root, "stop_reason")), json_answer, n_tools);
     if (fr)
         append_str(out, fr);
     else
@@ -966,7 +967,8 @@ static void block_start(struct sg_anthropic_stream *s, struct json_object *b, st
 }
 
 /* A tool call's arguments piece `t` (a JSON string). */
-static void arguments_chunk(struct sg_anthropic_stream *s, struct sg_buf *out, struct json_object *t)
+static void arguments_chunk(struct sg_anthropic_stream *s, struct sg_buf *out,
+                            struct json_object *t)
 {
     chunk_open(s, out);
     sg_buf_appendf(out, "{\"tool_calls\":[{\"index\":%d,\"function\":{\"arguments\":\"",

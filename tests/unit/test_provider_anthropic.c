@@ -627,16 +627,15 @@ static void test_stream_tool_use_without_arguments(void **state)
 
 #define RF_USER "{\"model\":\"a\",\"messages\":[{\"role\":\"user\",\"content\":\"Paris?\"}],"
 #define RF_SCHEMA                                                                                  \
-    "{\"type\":\"object\",\"properties\":{\"city\":{\"type\":\"string\"},\"pop\":{\"type\":"     \
+    "{\"type\":\"object\",\"properties\":{\"city\":{\"type\":\"string\"},\"pop\":{\"type\":"       \
     "\"integer\"}},\"required\":[\"city\",\"pop\"],\"additionalProperties\":false}"
 #define RF_JSON_SCHEMA                                                                             \
-    "\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{\"name\":\"city\","           \
+    "\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{\"name\":\"city\","            \
     "\"strict\":true,\"schema\":" RF_SCHEMA "}}"
 #define RF_TOOLS                                                                                   \
-    "\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"lookup\",\"parameters\":{"        \
+    "\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"lookup\",\"parameters\":{"         \
     "\"type\":\"object\",\"properties\":{}}}}]"
-#define FORCED                                                                                     \
-    "{\"type\":\"tool\",\"name\":\"json_tool_call\",\"disable_parallel_tool_use\":true}"
+#define FORCED "{\"type\":\"tool\",\"name\":\"json_tool_call\",\"disable_parallel_tool_use\":true}"
 
 static void test_encode_response_format(void **state)
 {
@@ -691,8 +690,8 @@ static void test_encode_response_format_with_tools(void **state)
     assert_string_equal(json_path_text(j, "tools.1.name"), "\"json_tool_call\"");
     assert_string_equal(json_path_text(j, "tool_choice"), "{\"type\":\"any\"}");
     json_object_put(j);
-    j = encode(RF_USER RF_TOOLS ",\"tool_choice\":\"auto\",\"parallel_tool_calls\":false,"
-                                RF_JSON_SCHEMA "}",
+    j = encode(RF_USER RF_TOOLS
+               ",\"tool_choice\":\"auto\",\"parallel_tool_calls\":false," RF_JSON_SCHEMA "}",
                false);
     assert_string_equal(json_path_text(j, "tool_choice"),
                         "{\"type\":\"any\",\"disable_parallel_tool_use\":true}");
@@ -703,10 +702,10 @@ static void test_encode_response_format_with_tools(void **state)
     assert_string_equal(json_path_text(j, "tool_choice"), FORCED);
     json_object_put(j);
     /* A forced tool call has no text to format: the request goes as without response_format. */
-    const char *forced[] = {
-        RF_USER RF_TOOLS ",\"tool_choice\":\"required\"," RF_JSON_SCHEMA "}",
-        RF_USER RF_TOOLS ",\"tool_choice\":{\"type\":\"function\",\"function\":{\"name\":"
-                         "\"lookup\"}}," RF_JSON_SCHEMA "}"};
+    const char *forced[] = {RF_USER RF_TOOLS ",\"tool_choice\":\"required\"," RF_JSON_SCHEMA "}",
+                            RF_USER RF_TOOLS
+                            ",\"tool_choice\":{\"type\":\"function\",\"function\":{\"name\":"
+                            "\"lookup\"}}," RF_JSON_SCHEMA "}"};
     const char *choice[] = {"{\"type\":\"any\"}", "{\"type\":\"tool\",\"name\":\"lookup\"}"};
     for (size_t i = 0; i < 2; i++) {
         j = encode(forced[i], false);
@@ -720,7 +719,8 @@ static void test_encode_response_format_rejects(void **state)
 {
     (void)state;
     encode_fails(RF_USER "\"response_format\":\"json\"}", "response_format must be an object");
-    encode_fails(RF_USER "\"response_format\":{}}", "response_format must be an object with a type");
+    encode_fails(RF_USER "\"response_format\":{}}",
+                 "response_format must be an object with a type");
     encode_fails(RF_USER "\"response_format\":{\"type\":\"yaml\"}}",
                  "response_format.type 'yaml' is not supported: send 'json_schema'");
     encode_fails(RF_USER "\"response_format\":{\"type\":\"json_schema\"}}",
@@ -772,9 +772,8 @@ static void test_decode_json_answer(void **state)
     struct sg_usage u;
     /* The input is the content, as text; no tool call; stop. Usage as Anthropic counted it
      * (the tool's definition is in its input tokens, which is what is billed). */
-    struct json_object *j =
-        decode_json_answer(JSON_USE("toolu_1", "{\"city\":\"Paris\",\"pop\":2102650}"),
-                           "tool_use", &u);
+    struct json_object *j = decode_json_answer(
+        JSON_USE("toolu_1", "{\"city\":\"Paris\",\"pop\":2102650}"), "tool_use", &u);
     assert_string_equal(json_path_text(j, "choices.0.message.content"),
                         "\"{\\\"city\\\":\\\"Paris\\\",\\\"pop\\\":2102650}\"");
     assert_string_equal(json_path_text(j, "choices.0.message.tool_calls"), "(missing)");
@@ -785,8 +784,8 @@ static void test_decode_json_answer(void **state)
     assert_int_equal(u.output_tokens, 30);
     json_object_put(j);
     /* Text around it and a second answer are left out: the content must parse as JSON. */
-    j = decode_json_answer("{\"type\":\"text\",\"text\":\"Sure.\"}," JSON_USE("t1", "{\"a\":1}")
-                           "," JSON_USE("t2", "{\"a\":2}"),
+    j = decode_json_answer("{\"type\":\"text\",\"text\":\"Sure.\"}," JSON_USE(
+                               "t1", "{\"a\":1}") "," JSON_USE("t2", "{\"a\":2}"),
                            "tool_use", &u);
     assert_string_equal(json_path_text(j, "choices.0.message.content"), "\"{\\\"a\\\":1}\"");
     json_object_put(j);
@@ -809,7 +808,7 @@ static void test_decode_json_answer(void **state)
 }
 
 #define MSG_START(id)                                                                              \
-    EV("message_start", "{\"type\":\"message_start\",\"message\":{\"id\":\"" id "\",\"model\":"   \
+    EV("message_start", "{\"type\":\"message_start\",\"message\":{\"id\":\"" id "\",\"model\":"    \
                         "\"claude\",\"usage\":{\"input_tokens\":420,\"output_tokens\":1}}}")
 #define BLOCK_START(i, block)                                                                      \
     EV("content_block_start",                                                                      \
@@ -819,11 +818,11 @@ static void test_decode_json_answer(void **state)
                               "\"type\":\"input_json_delta\",\"partial_json\":" js "}}")
 #define BLOCK_STOP(i) EV("content_block_stop", "{\"type\":\"content_block_stop\",\"index\":" #i "}")
 #define MSG_END(stop)                                                                              \
-    EV("message_delta", "{\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"" stop "\"},"   \
-                        "\"usage\":{\"output_tokens\":30}}")                                      \
+    EV("message_delta", "{\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"" stop "\"},"    \
+                        "\"usage\":{\"output_tokens\":30}}")                                       \
     EV("message_stop", "{\"type\":\"message_stop\"}")
 #define JSON_START(i)                                                                              \
-    BLOCK_START(i, "{\"type\":\"tool_use\",\"id\":\"toolu_j\",\"name\":\"json_tool_call\","       \
+    BLOCK_START(i, "{\"type\":\"tool_use\",\"id\":\"toolu_j\",\"name\":\"json_tool_call\","        \
                    "\"input\":{}}")
 
 /* What a client assembles from a translated stream: content, tool call names, finish. */
@@ -878,13 +877,13 @@ static void test_stream_json_answer(void **state)
     /* Text and a second answer after it are left out; a client tool call stays one. */
     assemble(MSG_START("msg_m") JSON_START(0) INPUT(0, "\"{\\\"a\\\":1}\"") BLOCK_STOP(0)
                  JSON_START(1) INPUT(1, "\"{\\\"a\\\":2}\"") BLOCK_STOP(1)
-                     BLOCK_START(2, "{\"type\":\"text\",\"text\":\"Done.\"}") EV(
-                         "content_block_delta",
-                         "{\"type\":\"content_block_delta\",\"index\":2,\"delta\":{\"type\":"
-                         "\"text_delta\",\"text\":\" Really.\"}}") BLOCK_STOP(2)
-                         BLOCK_START(3, "{\"type\":\"tool_use\",\"id\":\"toolu_l\",\"name\":"
-                                        "\"lookup\",\"input\":{}}") BLOCK_STOP(3)
-                             MSG_END("tool_use"),
+                     BLOCK_START(2, "{\"type\":\"text\",\"text\":\"Done.\"}")
+                         EV("content_block_delta",
+                            "{\"type\":\"content_block_delta\",\"index\":2,\"delta\":{\"type\":"
+                            "\"text_delta\",\"text\":\" Really.\"}}") BLOCK_STOP(2)
+                             BLOCK_START(3, "{\"type\":\"tool_use\",\"id\":\"toolu_l\",\"name\":"
+                                            "\"lookup\",\"input\":{}}") BLOCK_STOP(3)
+                                 MSG_END("tool_use"),
              false, &a);
     assert_string_equal(a.content, "{\"a\":1}");
     assert_string_equal(a.tools, "lookup");
