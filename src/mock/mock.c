@@ -73,6 +73,7 @@ struct held {
     struct sg_mock_stream_plan plan;
     char id[48];
     char *model;
+    char *input; /* the forced call's input (taken from the request: ans.input points here) */
     size_t content_sent;
     size_t content_limit; /* reset after this many content events (reset mid) */
     bool reset_pending;   /* the half was sent; the reset comes on the next timer */
@@ -189,6 +190,7 @@ static void held_closed(uv_handle_t *h)
     struct sg_mock *m = hd->m;
     sg_buf_dispose(&hd->body);
     free(hd->model);
+    free(hd->input);
     free(hd);
     m->open_handles--;
     if (m->closing && m->open_handles == 0)
@@ -715,8 +717,11 @@ static void handle_chat(struct sg_mock *m, struct sg_http_request *req, enum sg_
         hd->stream = true;
         memcpy(hd->id, id, sizeof id);
         hd->model = sg_xstrdup(m->model ? m->model : chat.model);
+        hd->input = chat.input; /* the answer outlives the request's parse */
+        chat.input = NULL;
         sg_mock_answer_init(&hd->ans, &chat, m->name, hd->model, hd->id, sg_wall_ms() / 1000,
                             m->reply_tokens);
+        hd->ans.input = hd->input;
         apply_cache(m, &chat, &hd->ans);
         hd->ans.no_usage = d.no_usage && api == SG_MOCK_API_OPENAI;
         sg_mock_stream_plan(&hd->ans, &hd->plan);

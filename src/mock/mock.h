@@ -129,6 +129,10 @@ struct sg_mock_chat {
     uint64_t cache_prefix_hash;
     uint32_t n_calls; /* tools the answer calls; 0 = a text answer */
     char calls[SG_MOCK_MAX_TOOL_CALLS][SG_MOCK_TOOL_NAME_MAX + 1];
+    /* Owned: the input of an Anthropic call forced by name ({"type":"tool","name":N}) when N's
+     * input_schema requires properties or forbids additional ones: the required properties
+     * filled by type (docs/mock.md). NULL: the usual arguments (sg_mock_tool_args). */
+    char *input;
 };
 
 /* Parse and validate a request body. On failure returns SG_EINVAL and writes a message for the
@@ -158,6 +162,7 @@ struct sg_mock_answer {
     uint64_t prompt_hash;
     uint32_t n_calls; /* tool calls instead of text (output_tokens = their stream events) */
     char calls[SG_MOCK_MAX_TOOL_CALLS][SG_MOCK_TOOL_NAME_MAX + 1];
+    const char *input; /* borrowed sg_mock_chat.input: call 0's input, or NULL */
 };
 
 /* Fill `a` for request `c` from a mock called `name` whose full answer has `reply_tokens`
@@ -172,8 +177,8 @@ int sg_mock_reply_token(struct sg_buf *out, const struct sg_mock_answer *a, uint
 /* The whole reply text: tokens 0..output_tokens-1. */
 int sg_mock_reply_text(struct sg_buf *out, const struct sg_mock_answer *a);
 
-/* The arguments of tool call k (a JSON object's text: {"mock":NAME,"call":k,"text":...}) and
- * piece j (0..SG_MOCK_ARG_PIECES-1) of it as streamed. */
+/* The arguments of tool call k (a JSON object's text: {"mock":NAME,"call":k,"text":...}, or
+ * `input` for a call forced by name) and piece j (0..SG_MOCK_ARG_PIECES-1) of it as streamed. */
 int sg_mock_tool_args(struct sg_buf *out, const struct sg_mock_answer *a, uint32_t k);
 int sg_mock_tool_args_piece(struct sg_buf *out, const struct sg_mock_answer *a, uint32_t k,
                             uint32_t j);

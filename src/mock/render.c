@@ -109,6 +109,130 @@ static int opt_bool(struct json_object *obj, const char *key, bool *out)
     return 0;
 }
 
+/* ---- a forced tool's input, from its schema ---- */
+
+/* Values a schema fill may write at most: a schema that nests objects and arrays (or lists a
+ * required name many times) must not make a request's answer grow without bound. */
+#define FILL_BUDGET 256
+#define FILL_DEPTH 8
+#define FILL_TEXT                                                                                  \
+    "Gr\xc3\xbc\xc3\x9f"                                                                           \
+    "e \xf0\x9f\x98\x80" /* split mid-character if cut by bytes */
+
+/* The type a schema names: its "type" string, or the first non-null one of a type array. */
+static const char *schema_type(struct json_object *schema)
+{
+    struct json_object *t;
+    if (!json_object_object_get_ex(schema, "type", &t))
+        return json_object_object_get_ex(schema, "properties", &t) ? "object" : NULL;
+    if (json_object_is_type(t, json_type_string))
+        return json_object_get_string(t);
+    size_t n = json_object_is_type(t, json_type_array) ? json_object_array_length(t) : 0;
+    for (size_t i = 0; i < n; i++) {
+        struct json_object *e = json_object_array_get_idx(t, i);
+        if (json_object_is_type(e, json_type_string) &&
+            strcmp(json_object_get_string(e), "null") != 0)
+            return json_object_get_string(e);
+    }
+    return NULL;
+}
+
+/* The first element of schema[key] when that is a non-empty array, else NULL. */
+static struct json_object *first_of(struct json_object *schema, const char *key, bool *found)
+{
+    struct json_object *v;
+    *found = json_object_object_get_ex(schema, key, &v) &&
+             json_object_is_type(v, json_type_array) && json_object_array_length(v) > 0;
+    return *found ? json_object_array_get_idx(v, 0) : NULL;
+}
+
+static struct json_object *fill_value(struct json_object *schema, int depth, int *budget);
+
+/* An object with every property `required` lists, each filled from its schema in properties. */
+static struct json_object *fill_object(struct json_object *schema, int depth, int *budget)
+{
+    struct json_object *obj = json_object_new_object(), *req, *props = NULL, *ps;
+    json_object_object_get_ex(schema, "properties", &props);
+    size_t n = json_object_object_get_ex(schema, "required", &req) &&
+                       json_object_is_type(req, json_type_array)
+                   ? json_object_array_length(req)
+                   : 0;
+    for (size_t i = 0; i < n; i++) {
+        struct json_object *name = json_object_array_get_idx(req, i);
+        if (!json_object_is_type(name, json_type_string))
+            continue;
+        ps = NULL;
+        if (json_object_is_type(props, json_type_object))
+            json_object_object_get_ex(props, json_object_get_string(name), &ps);
+        json_object_object_add(obj, json_object_get_string(name),
+                               fill_value(ps, depth + 1, budget));
+    }
+    return obj;
+}
+
+/* A value that fits `schema` for the schemas response formats use: const, the first enum value,
+ * the first anyOf/oneOf branch, else by type (an object with its required properties, minItems
+ * items of an array up to 4, FILL_TEXT, 1, 1.5, true); null for anything else ($ref included)
+ * and once the depth or the budget is spent. */
+static struct json_object *fill_value(struct json_object *schema, int depth, int *budget)
+{
+    struct json_object *v;
+    bool found;
+    if (!json_object_is_type(schema, json_type_object) || depth > FILL_DEPTH || --*budget < 0)
+        return NULL;
+    if (json_object_object_get_ex(schema, "const", &v))
+        return json_object_get(v);
+    if ((v = first_of(schema, "enum", &found)) || found)
+        return json_object_get(v);
+    if ((v = first_of(schema, "anyOf", &found)) || (v = first_of(schema, "oneOf", &found)))
+        return fill_value(v, depth + 1, budget);
+    const char *type = schema_type(schema);
+    if (!type)
+        return NULL;
+    if (strcmp(type, "object") == 0)
+        return fill_object(schema, depth, budget);
+    if (strcmp(type, "array") == 0) {
+        struct json_object *arr = json_object_new_array(), *items = NULL;
+        json_object_object_get_ex(schema, "items", &items);
+        int64_t k =
+            json_object_object_get_ex(schema, "minItems", &v) ? json_object_get_int64(v) : 0;
+        for (int64_t i = 0; i < SG_MIN(k, 4); i++)
+            json_object_array_add(arr, fill_value(items, depth + 1, budget));
+        return arr;
+    }
+    if (strcmp(type, "string") == 0)
+        return json_object_new_string(FILL_TEXT);
+    if (strcmp(type, "integer") == 0)
+        return json_object_new_int(1);
+    if (strcmp(type, "number") == 0)
+        return json_object_new_double(1.5);
+    if (strcmp(type, "boolean") == 0)
+        return json_object_new_boolean(1);
+    return NULL;
+}
+
+/* The input of an Anthropic call forced by name, as JSON text (owned), from the tool's
+ * input_schema when that requires properties (or forbids any); NULL for the usual arguments. */
+static char *forced_input(struct json_object *tool)
+{
+    struct json_object *schema, *req, *extra;
+    if (!json_object_object_get_ex(tool, "input_schema", &schema) ||
+        !json_object_is_type(schema, json_type_object))
+        return NULL;
+    bool required = json_object_object_get_ex(schema, "required", &req) &&
+                    json_object_is_type(req, json_type_array) && json_object_array_length(req);
+    bool closed = json_object_object_get_ex(schema, "additionalProperties", &extra) &&
+                  json_object_is_type(extra, json_type_boolean) && !json_object_get_boolean(extra);
+    if (!required && !closed)
+        return NULL;
+    int budget = FILL_BUDGET;
+    struct json_object *input = fill_object(schema, 0, &budget);
+    char *s = sg_xstrdup(json_object_to_json_string_ext(input, JSON_C_TO_STRING_PLAIN |
+                                                                   JSON_C_TO_STRING_NOSLASHESCAPE));
+    json_object_put(input);
+    return s;
+}
+
 /* tools and tool_choice: which tools the answer calls. The checks are the ones both APIs make
  * first (a list of named tools; a choice that names one of them). */
 static int parse_tools(enum sg_mock_api api, struct json_object *root, struct sg_mock_chat *out,
@@ -200,6 +324,8 @@ static int parse_tools(enum sg_mock_api api, struct json_object *root, struct sg
         }
         snprintf(out->calls[0], sizeof out->calls[0], "%s", named);
         out->n_calls = 1;
+        if (!oa)
+            out->input = forced_input(t);
     } else if (any) {
         out->n_calls = parallel ? (uint32_t)n_names : 1;
         for (uint32_t i = 0; i < out->n_calls; i++)
@@ -301,8 +427,7 @@ int sg_mock_chat_parse(enum sg_mock_api api, const char *body, size_t len, struc
     return 0;
 fail:
     json_object_put(root);
-    free(out->model);
-    out->model = NULL;
+    sg_mock_chat_dispose(out);
     return SG_EINVAL;
 }
 
@@ -312,6 +437,8 @@ void sg_mock_chat_dispose(struct sg_mock_chat *c)
 {
     free(c->model);
     c->model = NULL;
+    free(c->input);
+    c->input = NULL;
 }
 
 void sg_mock_answer_init(struct sg_mock_answer *a, const struct sg_mock_chat *c, const char *name,
@@ -334,6 +461,7 @@ void sg_mock_answer_init(struct sg_mock_answer *a, const struct sg_mock_chat *c,
     a->include_usage = c->include_usage;
     a->prompt_hash = c->prompt_hash;
     a->n_calls = c->n_calls;
+    a->input = c->input;
     memcpy(a->calls, c->calls, sizeof a->calls);
     if (a->n_calls) {
         /* One output token per stream event of the calls (a call's start, its pieces, and for
@@ -346,6 +474,8 @@ void sg_mock_answer_init(struct sg_mock_answer *a, const struct sg_mock_chat *c,
 
 int sg_mock_tool_args(struct sg_buf *out, const struct sg_mock_answer *a, uint32_t k)
 {
+    if (a->input && k == 0)
+        return sg_buf_appends(out, a->input); /* a call forced by name fits its schema */
     int rc = sg_buf_appends(out, "{\"mock\":\"");
     if (!rc)
         rc = sg_buf_append_json_str(out, a->name, strlen(a->name));

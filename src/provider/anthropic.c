@@ -15,6 +15,8 @@
  *   max_completion_tokens / max_tokens -> max_tokens (always present: Anthropic requires it)
  *   stop -> stop_sequences, temperature (clamped to Anthropic's 0..1), top_p,
  *   tools / tool_choice / parallel_tool_calls, user -> metadata.user_id
+ *   response_format json_schema / json_object -> the json_tool_call tool, forced; its call in
+ *   the answer (and its input_json_delta in a stream) -> the message's content
  */
 #include "provider_int.h"
 
@@ -274,6 +276,16 @@ static int convert_tools(struct json_object *tools, struct json_object *out_arr,
                      i);
             return SG_EINVAL;
         }
+        if (strcmp(name, SG_ANTHROPIC_JSON_TOOL) == 0) {
+            /* Answers are decoded without the request: a call of this name is taken for the
+             * response_format answer, so a client's tool may not share it. */
+            snprintf(err, err_len,
+                     "tools[%zu].function.name '" SG_ANTHROPIC_JSON_TOOL
+                     "' is reserved at Anthropic deployments (the gateway's response_format "
+                     "tool): rename the function",
+                     i);
+            return SG_EINVAL;
+        }
         struct json_object *a = json_object_new_object();
         json_object_object_add(a, "name", json_object_new_string(name));
         if (pj_str(fn, "description"))
@@ -331,6 +343,154 @@ static int convert_tool_choice(struct json_object *tc, struct json_object *paral
     }
     if (out)
         json_object_object_add(req, "tool_choice", out);
+    return SG_OK;
+}
+
+/* ---- response_format: a forced tool whose input is the answer (as LiteLLM does) ---- */
+
+#define RF_SHAPES                                                                                  \
+    "{\"type\":\"json_schema\",\"json_schema\":{\"name\":...,\"schema\":{\"type\":\"object\","     \
+    "...}}}, {\"type\":\"json_object\"} or {\"type\":\"text\"}"
+
+/* A json_schema's schema as an input_schema: Anthropic wants "type":"object" at the top, so an
+ * untyped schema gets it (LiteLLM's default too) and another type is refused: the answer is a
+ * tool's input, which is an object. NULL with a message otherwise. */
+static struct json_object *rf_input_schema(struct json_object *js, char *err, size_t err_len)
+{
+    struct json_object *schema = pj_get(js, "schema"), *strict = pj_get(js, "strict");
+    if (strict && !pj_is(strict, json_type_boolean)) {
+        snprintf(err, err_len, "response_format.json_schema.strict must be a boolean");
+        return NULL;
+    }
+    if (!schema) {
+        snprintf(err, err_len,
+                 "response_format.json_schema.schema is required at Anthropic deployments: send "
+                 "the JSON Schema of the answer, {\"type\":\"object\",\"properties\":{...}}");
+        return NULL;
+    }
+    if (!pj_is(schema, json_type_object)) {
+        snprintf(err, err_len,
+                 "response_format.json_schema.schema must be a JSON Schema object, "
+                 "{\"type\":\"object\",\"properties\":{...}}");
+        return NULL;
+    }
+    struct json_object *type = pj_get(schema, "type");
+    if (type &&
+        !(pj_is(type, json_type_string) && strcmp(json_object_get_string(type), "object") == 0)) {
+        snprintf(err, err_len,
+                 "response_format.json_schema.schema.type must be \"object\" at Anthropic "
+                 "deployments (the answer is a tool's input, an object): put the value in a "
+                 "property of an object");
+        return NULL;
+    }
+    struct json_object *out = json_object_new_object();
+    if (!type)
+        json_object_object_add(out, "type", json_object_new_string("object"));
+    json_object_object_foreach(schema, k, v)
+    {
+        pj_add_ref(out, k, v);
+    }
+    return out;
+}
+
+/* The input_schema response_format asks for: *schema NULL for "text" (or none), else a new
+ * object. SG_EINVAL with a message naming the field and what to send. */
+static int rf_schema(struct json_object *rf, struct json_object **schema, const char **desc,
+                     char *err, size_t err_len)
+{
+    *schema = NULL;
+    *desc = NULL;
+    if (!rf)
+        return SG_OK; /* absent or null */
+    const char *type = pj_str(rf, "type");
+    if (!pj_is(rf, json_type_object) || !type) {
+        snprintf(err, err_len, "response_format must be an object with a type: " RF_SHAPES);
+        return SG_EINVAL;
+    }
+    if (strcmp(type, "text") == 0)
+        return SG_OK;
+    if (strcmp(type, "json_object") == 0) {
+        /* Any object: Anthropic refuses an input_schema whose properties are missing. */
+        *schema = json_object_new_object();
+        json_object_object_add(*schema, "type", json_object_new_string("object"));
+        json_object_object_add(*schema, "properties", json_object_new_object());
+        json_object_object_add(*schema, "additionalProperties", json_object_new_boolean(1));
+        return SG_OK;
+    }
+    if (strcmp(type, "json_schema") != 0) {
+        snprintf(err, err_len,
+                 "response_format.type '%.40s' is not supported: send 'json_schema', "
+                 "'json_object' or 'text'",
+                 type);
+        return SG_EINVAL;
+    }
+    struct json_object *js = pj_get(rf, "json_schema");
+    if (!pj_is(js, json_type_object)) {
+        snprintf(err, err_len,
+                 "response_format.json_schema must be an object: "
+                 "{\"name\":...,\"schema\":{\"type\":\"object\",...}}");
+        return SG_EINVAL;
+    }
+    *desc = pj_str(js, "description");
+    *schema = rf_input_schema(js, err, err_len);
+    return *schema ? SG_OK : SG_EINVAL;
+}
+
+static struct json_object *rf_tool(struct json_object *schema_take, const char *desc)
+{
+    struct sg_buf d;
+    sg_buf_init(&d, 0);
+    /* Said from the model's side, as Anthropic advises for tools used for JSON output. */
+    sg_buf_appends(&d, "Give your answer by calling this tool: its input is your whole answer, "
+                       "a JSON object that follows the schema.");
+    if (desc)
+        sg_buf_appendf(&d, " The answer: %s", desc);
+    struct json_object *t = json_object_new_object();
+    json_object_object_add(t, "name", json_object_new_string(SG_ANTHROPIC_JSON_TOOL));
+    json_object_object_add(t, "description", json_object_new_string(d.data));
+    json_object_object_add(t, "input_schema", schema_take);
+    sg_buf_dispose(&d);
+    return t;
+}
+
+/* Add the response_format tool to an encoded request `req` and make the model answer with it.
+ * Without tools of its own (or with tool_choice "none") the tool is forced, one call. With
+ * tools the model may call, the choice is "any": it calls the client's tools or answers through
+ * ours. A client that forces a tool call ("required", a function) gets that call, which has
+ * no text to format, so nothing is added. */
+static int apply_response_format(struct json_object *rf, struct json_object *req, char *err,
+                                 size_t err_len)
+{
+    struct json_object *schema;
+    const char *desc;
+    int rc = rf_schema(rf, &schema, &desc, err, err_len);
+    if (rc != SG_OK || !schema)
+        return rc;
+    struct json_object *choice = pj_get(req, "tool_choice");
+    const char *type = pj_str(choice, "type");
+    if (type && (strcmp(type, "any") == 0 || strcmp(type, "tool") == 0)) {
+        json_object_put(schema);
+        return SG_OK;
+    }
+    struct json_object *tools = pj_get(req, "tools");
+    bool callable = tools && !(type && strcmp(type, "none") == 0);
+    struct json_object *parallel = pj_get(choice, "disable_parallel_tool_use");
+    if (!tools) {
+        tools = json_object_new_array();
+        json_object_object_add(req, "tools", tools);
+    }
+    json_object_array_add(tools, rf_tool(schema, desc));
+    struct json_object *c = json_object_new_object();
+    json_object_object_add(c, "type", json_object_new_string(callable ? "any" : "tool"));
+    if (callable) {
+        if (parallel)
+            pj_add_ref(c, "disable_parallel_tool_use", parallel);
+    } else {
+        /* One answer: two calls would be two JSON texts in one content. */
+        json_object_object_add(c, "name", json_object_new_string(SG_ANTHROPIC_JSON_TOOL));
+        json_object_object_add(c, "disable_parallel_tool_use", json_object_new_boolean(1));
+    }
+    json_object_object_add(req, "tool_choice", c); /* replaces (and frees) the client's */
     return SG_OK;
 }
 
@@ -521,6 +681,8 @@ int sg_anthropic_encode_chat(const struct sg_chat_request *r, const struct sg_de
     if (convert_tool_choice(pj_get(root, "tool_choice"), pj_get(root, "parallel_tool_calls"), req,
                             err, err_len) != SG_OK)
         goto fail;
+    if (apply_response_format(pj_get(root, "response_format"), req, err, err_len) != SG_OK)
+        goto fail;
     if (o && o->prompt_caching)
         add_cache_markers(req);
     rc = pj_append(out, req) == SG_OK ? SG_OK : SG_ETOOBIG;
@@ -533,6 +695,20 @@ fail:
 }
 
 /* ---- answers ---- */
+
+/* A tool_use block that carries the response_format answer. */
+static bool is_json_tool(struct json_object *block)
+{
+    const char *name = pj_str(block, "name");
+    return name && strcmp(name, SG_ANTHROPIC_JSON_TOOL) == 0;
+}
+
+/* finish_reason of an answer: a response_format answer made with no call of the client's own
+ * tools stopped as a text answer does ("stop"), not as a tool call. */
+static const char *answer_finish(const char *fr, bool json_answer, int n_tools)
+{
+    return fr && json_answer && n_tools == 0 && strcmp(fr, "tool_calls") == 0 ? "stop" : fr;
+}
 
 static const char *finish_reason(const char *stop_reason)
 {
@@ -607,6 +783,16 @@ static void append_str(struct sg_buf *out, const char *s)
     sg_buf_append(out, "\"", 1);
 }
 
+/* A tool_use block's input as JSON text ("{}" when it has none). */
+static void append_input(struct sg_buf *out, struct json_object *block)
+{
+    struct json_object *input = pj_get(block, "input");
+    if (input)
+        pj_append(out, input);
+    else
+        sg_buf_appends(out, "{}");
+}
+
 int sg_anthropic_decode_response(const char *body, size_t len, int64_t created, struct sg_buf *out,
                                  struct sg_usage *u)
 {
@@ -620,11 +806,12 @@ int sg_anthropic_decode_response(const char *body, size_t len, int64_t created, 
     }
     memset(u, 0, sizeof *u);
     pj_anthropic_usage(pj_get(root, "usage"), u);
-    struct sg_buf text, tools;
+    struct sg_buf text, tools, json;
     sg_buf_init(&text, 0);
     sg_buf_init(&tools, 0);
+    sg_buf_init(&json, 0);
     size_t n = json_object_array_length(content);
-    bool any_text = false;
+    bool any_text = false, json_answer = false;
     int n_tools = 0;
     for (size_t i = 0; i < n; i++) {
         struct json_object *b = json_object_array_get_idx(content, i);
@@ -636,6 +823,12 @@ int sg_anthropic_decode_response(const char *body, size_t len, int64_t created, 
             sg_buf_append_json_str(&text, json_object_get_string(t),
                                    (size_t)json_object_get_string_len(t));
             any_text = true;
+        } else if (strcmp(bt, "tool_use") == 0 && is_json_tool(b)) {
+            /* The response_format answer is the content; a second one (the forced tool is
+             * asked for once) would make it two JSON texts, so only the first counts. */
+            if (!json_answer)
+                append_input(&json, b);
+            json_answer = true;
         } else if (strcmp(bt, "tool_use") == 0) {
             sg_buf_appends(&tools, n_tools++ ? ",{\"id\":" : "{\"id\":");
             append_str(&tools, pj_str(b, "id") ? pj_str(b, "id") : "");
@@ -644,16 +837,18 @@ int sg_anthropic_decode_response(const char *body, size_t len, int64_t created, 
             sg_buf_appends(&tools, ",\"arguments\":");
             struct sg_buf args;
             sg_buf_init(&args, 0);
-            struct json_object *input = pj_get(b, "input");
-            if (input)
-                pj_append(&args, input);
-            else
-                sg_buf_appends(&args, "{}");
+            append_input(&args, b);
             append_str(&tools, args.data);
             sg_buf_dispose(&args);
             sg_buf_appends(&tools, "}}");
         }
         /* thinking and server-tool blocks have no chat.completions form: left out */
+    }
+    if (json_answer) {
+        /* The JSON is the whole content: text around it would break the client's parse. */
+        sg_buf_reset(&text);
+        sg_buf_append_json_str(&text, json.data ? json.data : "", json.len);
+        any_text = true;
     }
     sg_buf_appends(out, "{\"id\":");
     append_str(out, pj_str(root, "id") ? pj_str(root, "id") : "msg");
@@ -675,7 +870,8 @@ int sg_anthropic_decode_response(const char *body, size_t len, int64_t created, 
         sg_buf_appends(out, "]");
     }
     sg_buf_appends(out, ",\"refusal\":null},\"logprobs\":null,\"finish_reason\":");
-    const char *fr = finish_reason(pj_str(root, "stop_reason"));
+    const char *fr =
+        answer_finish(finish_reason(pj_str(root, "stop_reason")), json_answer, n_tools);
     if (fr)
         append_str(out, fr);
     else
@@ -685,6 +881,7 @@ int sg_anthropic_decode_response(const char *body, size_t len, int64_t created, 
     int rc = sg_buf_appends(out, "}");
     sg_buf_dispose(&text);
     sg_buf_dispose(&tools);
+    sg_buf_dispose(&json);
     json_object_put(root);
     return rc == SG_OK ? SG_OK : SG_ETOOBIG;
 }
@@ -720,9 +917,109 @@ static void chunk_close(struct sg_buf *out, const char *finish)
     sg_buf_appends(out, "}]}\n\n");
 }
 
+/* A chunk whose delta is the JSON string `t` as content. */
+static void content_chunk(struct sg_anthropic_stream *s, struct sg_buf *out, struct json_object *t)
+{
+    chunk_open(s, out);
+    sg_buf_appends(out, "{\"content\":\"");
+    sg_buf_append_json_str(out, json_object_get_string(t), (size_t)json_object_get_string_len(t));
+    sg_buf_appends(out, "\"}");
+    chunk_close(out, NULL);
+}
+
 static void copy_str(char *dst, size_t cap, const char *src)
 {
     snprintf(dst, cap, "%s", src ? src : "");
+}
+
+/* content_block_start: which kind of block opens, and its first chunk. */
+static void block_start(struct sg_anthropic_stream *s, struct json_object *b, struct sg_buf *out)
+{
+    const char *bt = pj_str(b, "type");
+    bool text = bt && strcmp(bt, "text") == 0;
+    bool tool = bt && strcmp(bt, "tool_use") == 0;
+    bool json = tool && is_json_tool(b);
+    s->block_kind = 3;
+    s->tool_args = false;
+    if (s->json_answer && (text || json)) {
+        s->block_kind = 5; /* after the JSON content nothing may be added to it */
+    } else if (json) {
+        s->block_kind = 4;
+        s->json_answer = true;
+    } else if (text) {
+        s->block_kind = 1;
+        struct json_object *t = pj_get(b, "text");
+        if (out && pj_is(t, json_type_string) && json_object_get_string_len(t) > 0)
+            content_chunk(s, out, t);
+    } else if (tool) {
+        s->block_kind = 2;
+        s->tool_index = s->n_tools++;
+        if (out) {
+            chunk_open(s, out);
+            sg_buf_appendf(out, "{\"tool_calls\":[{\"index\":%d,\"id\":", s->tool_index);
+            append_str(out, pj_str(b, "id") ? pj_str(b, "id") : "");
+            sg_buf_appends(out, ",\"type\":\"function\",\"function\":{\"name\":");
+            append_str(out, pj_str(b, "name") ? pj_str(b, "name") : "");
+            sg_buf_appends(out, ",\"arguments\":\"\"}}]}");
+            chunk_close(out, NULL);
+        }
+    }
+}
+
+/* A tool call's arguments piece `t` (a JSON string). */
+static void arguments_chunk(struct sg_anthropic_stream *s, struct sg_buf *out,
+                            struct json_object *t)
+{
+    chunk_open(s, out);
+    sg_buf_appendf(out, "{\"tool_calls\":[{\"index\":%d,\"function\":{\"arguments\":\"",
+                   s->tool_index);
+    sg_buf_append_json_str(out, json_object_get_string(t), (size_t)json_object_get_string_len(t));
+    sg_buf_appends(out, "\"}}]}");
+    chunk_close(out, NULL);
+}
+
+/* content_block_delta: text and tool input become chunks; SG_EPROTO for a delta whose block
+ * was never started. */
+static int block_delta(struct sg_anthropic_stream *s, struct json_object *d, struct sg_buf *out)
+{
+    const char *dt = pj_str(d, "type");
+    if (!dt)
+        return SG_EPROTO;
+    bool text = strcmp(dt, "text_delta") == 0, input = strcmp(dt, "input_json_delta") == 0;
+    struct json_object *t = pj_get(d, text ? "text" : "partial_json");
+    bool some = pj_is(t, json_type_string) && json_object_get_string_len(t) > 0;
+    if (s->block_kind == 5 || (!text && !input))
+        return SG_OK; /* left out; thinking_delta, signature_delta, citations_delta: no
+                       * chat.completions form */
+    if (text && s->block_kind == 1) {
+        if (out && pj_is(t, json_type_string))
+            content_chunk(s, out, t);
+    } else if (input && (s->block_kind == 2 || s->block_kind == 4)) {
+        s->tool_args = s->tool_args || some;
+        if (out && some && s->block_kind == 4)
+            content_chunk(s, out, t); /* the response_format answer is the content */
+        else if (out && some)
+            arguments_chunk(s, out, t);
+    } else {
+        return SG_EPROTO;
+    }
+    return SG_OK;
+}
+
+/* content_block_stop: a tool (or response_format) block that sent no input gets "{}". */
+static void block_stop(struct sg_anthropic_stream *s, struct sg_buf *out)
+{
+    if ((s->block_kind == 2 || s->block_kind == 4) && !s->tool_args && out) {
+        /* No input_json_delta: the tool takes no arguments. OpenAI sends "{}" then; an empty
+         * string is no JSON to whoever parses the arguments. */
+        struct json_object *empty = json_object_new_string("{}");
+        if (s->block_kind == 4)
+            content_chunk(s, out, empty);
+        else
+            arguments_chunk(s, out, empty);
+        json_object_put(empty);
+    }
+    s->block_kind = 0;
 }
 
 int sg_anthropic_stream_event(struct sg_anthropic_stream *s, struct sg_slice event,
@@ -780,83 +1077,16 @@ int sg_anthropic_stream_event(struct sg_anthropic_stream *s, struct sg_slice eve
         goto out;
     }
     if (strcmp(type, "content_block_start") == 0) {
-        struct json_object *b = pj_get(root, "content_block");
-        const char *bt = pj_str(b, "type");
-        s->block_kind = 3;
-        if (bt && strcmp(bt, "text") == 0) {
-            s->block_kind = 1;
-            struct json_object *t = pj_get(b, "text");
-            if (out && pj_is(t, json_type_string) && json_object_get_string_len(t) > 0) {
-                chunk_open(s, out);
-                sg_buf_appends(out, "{\"content\":\"");
-                sg_buf_append_json_str(out, json_object_get_string(t),
-                                       (size_t)json_object_get_string_len(t));
-                sg_buf_appends(out, "\"}");
-                chunk_close(out, NULL);
-            }
-        } else if (bt && strcmp(bt, "tool_use") == 0) {
-            s->block_kind = 2;
-            s->tool_index = s->n_tools++;
-            s->tool_args = false;
-            if (out) {
-                chunk_open(s, out);
-                sg_buf_appendf(out, "{\"tool_calls\":[{\"index\":%d,\"id\":", s->tool_index);
-                append_str(out, pj_str(b, "id") ? pj_str(b, "id") : "");
-                sg_buf_appends(out, ",\"type\":\"function\",\"function\":{\"name\":");
-                append_str(out, pj_str(b, "name") ? pj_str(b, "name") : "");
-                sg_buf_appends(out, ",\"arguments\":\"\"}}]}");
-                chunk_close(out, NULL);
-            }
-        }
+        block_start(s, pj_get(root, "content_block"), out);
     } else if (strcmp(type, "content_block_delta") == 0) {
-        struct json_object *d = pj_get(root, "delta");
-        const char *dt = pj_str(d, "type");
-        if (!dt) {
-            rc = SG_EPROTO;
-        } else if (strcmp(dt, "text_delta") == 0 && s->block_kind == 1) {
-            struct json_object *t = pj_get(d, "text");
-            if (out && pj_is(t, json_type_string)) {
-                chunk_open(s, out);
-                sg_buf_appends(out, "{\"content\":\"");
-                sg_buf_append_json_str(out, json_object_get_string(t),
-                                       (size_t)json_object_get_string_len(t));
-                sg_buf_appends(out, "\"}");
-                chunk_close(out, NULL);
-            }
-        } else if (strcmp(dt, "input_json_delta") == 0 && s->block_kind == 2) {
-            struct json_object *t = pj_get(d, "partial_json");
-            if (pj_is(t, json_type_string) && json_object_get_string_len(t) > 0)
-                s->tool_args = true;
-            if (out && pj_is(t, json_type_string) && json_object_get_string_len(t) > 0) {
-                chunk_open(s, out);
-                sg_buf_appendf(out, "{\"tool_calls\":[{\"index\":%d,\"function\":{\"arguments\":\"",
-                               s->tool_index);
-                sg_buf_append_json_str(out, json_object_get_string(t),
-                                       (size_t)json_object_get_string_len(t));
-                sg_buf_appends(out, "\"}}]}");
-                chunk_close(out, NULL);
-            }
-        } else if ((strcmp(dt, "text_delta") == 0 && s->block_kind != 1) ||
-                   (strcmp(dt, "input_json_delta") == 0 && s->block_kind != 2)) {
-            rc = SG_EPROTO; /* a delta for a block that was never started */
-        }
-        /* thinking_delta, signature_delta, citations_delta: no chat.completions form */
+        rc = block_delta(s, pj_get(root, "delta"), out);
     } else if (strcmp(type, "content_block_stop") == 0) {
-        if (s->block_kind == 2 && !s->tool_args && out) {
-            /* No input_json_delta: the tool takes no arguments. OpenAI sends "{}" then; an empty
-             * string is no JSON to whoever parses the arguments. */
-            chunk_open(s, out);
-            sg_buf_appendf(out,
-                           "{\"tool_calls\":[{\"index\":%d,\"function\":{\"arguments\":"
-                           "\"{}\"}}]}",
-                           s->tool_index);
-            chunk_close(out, NULL);
-        }
-        s->block_kind = 0;
+        block_stop(s, out);
     } else if (strcmp(type, "message_delta") == 0) {
         const char *sr = pj_str(pj_get(root, "delta"), "stop_reason");
         if (sr)
-            copy_str(s->finish, sizeof s->finish, finish_reason(sr));
+            copy_str(s->finish, sizeof s->finish,
+                     answer_finish(finish_reason(sr), s->json_answer, s->n_tools));
         pj_anthropic_usage(pj_get(root, "usage"), &s->usage);
         if (out) {
             chunk_open(s, out);

@@ -196,6 +196,11 @@ char *sg_openai_embeddings_url(const struct sg_deployment *d);
 #define SG_ANTHROPIC_MAX_BREAKPOINTS 4
 /* max_tokens sent when neither the request nor the price table gives one. */
 #define SG_ANTHROPIC_DEFAULT_MAX_TOKENS 4096
+/* The tool a chat request's response_format becomes at an Anthropic deployment (LiteLLM's name):
+ * its input_schema is the answer's schema and its input the answer, turned back into the
+ * message's text content. Clients may not name a tool so (sg_anthropic_encode_chat refuses
+ * it), so a tool_use of this name in an answer is always the response_format's. */
+#define SG_ANTHROPIC_JSON_TOOL "json_tool_call"
 
 struct sg_anthropic_opts {
     bool prompt_caching;        /* mark stable system and tool blocks with cache_control */
@@ -205,12 +210,16 @@ struct sg_anthropic_opts {
 /* api_base + "/v1/messages". Heap string. */
 char *sg_anthropic_url(const struct sg_deployment *d);
 /* Encode a chat.completions request as a Messages request for `d`. SG_EINVAL with a message
- * for the client when the request uses something Messages cannot express (n > 1, audio...). */
+ * for the client when the request uses something Messages cannot express (n > 1, audio...) or
+ * a malformed response_format. A json_schema / json_object response_format becomes the
+ * SG_ANTHROPIC_JSON_TOOL tool, forced (docs/api.md says when it is not). */
 int sg_anthropic_encode_chat(const struct sg_chat_request *r, const struct sg_deployment *d,
                              const struct sg_anthropic_opts *o, struct sg_buf *out, char *err,
                              size_t err_len);
 /* Decode a Messages answer into a chat.completion (`created` is the Unix time to stamp).
- * SG_EPROTO when the body is not a Messages answer. Fills `u` from its usage. */
+ * SG_EPROTO when the body is not a Messages answer. Fills `u` from its usage. A
+ * SG_ANTHROPIC_JSON_TOOL call is the response_format answer: its input is the message content
+ * and, without other tool calls, the finish_reason is "stop" (streams alike). */
 int sg_anthropic_decode_response(const char *body, size_t len, int64_t created, struct sg_buf *out,
                                  struct sg_usage *u);
 
@@ -225,10 +234,13 @@ struct sg_anthropic_stream {
     bool started;       /* message_start seen */
     bool done;          /* message_stop seen: the stream is complete */
     bool failed;        /* an error event came: `error` and `error_type` say what */
-    int block_kind;     /* the open content block: 0 none, 1 text, 2 tool_use, 3 other */
+    int block_kind;     /* the open content block: 0 none, 1 text, 2 tool_use, 3 other, 4 the
+                         * response_format tool (its input streams as content), 5 left out
+                         * (text or a second answer after the response_format one) */
     int tool_index;     /* chunk tool_calls index of the open tool_use block */
-    bool tool_args;     /* the open tool_use block has sent some arguments */
-    int n_tools;
+    bool tool_args;     /* the open tool_use (or response_format) block sent some input */
+    bool json_answer;   /* a response_format tool block came: the input is the content */
+    int n_tools;        /* the client's tool calls (the response_format tool is not one) */
     char id[96];
     char model[160];
     char finish[24]; /* finish_reason from message_delta */

@@ -1500,6 +1500,120 @@ static void test_tool_answers(void **state)
     check_tool_answer(SG_MOCK_API_ANTHROPIC);
 }
 
+/* An Anthropic call forced by name fits the tool's input_schema: its required properties
+ * filled by type (nested objects, arrays, enums too), whole and streamed alike. */
+static void test_forced_tool_input(void **state)
+{
+    (void)state;
+    static const char schema[] =
+        "{\"type\":\"object\",\"properties\":{\"city\":{\"type\":\"string\"},\"pop\":{\"type\":"
+        "\"integer\"},\"area\":{\"type\":\"number\"},\"capital\":{\"type\":\"boolean\"},"
+        "\"unit\":{\"enum\":[\"km\",\"mi\"]},\"tags\":{\"type\":\"array\",\"items\":{\"type\":"
+        "\"string\"},\"minItems\":2},\"mayor\":{\"type\":[\"object\",\"null\"],\"properties\":{"
+        "\"name\":{\"type\":\"string\"}},\"required\":[\"name\"]},\"note\":{\"anyOf\":[{"
+        "\"type\":\"null\"},{\"type\":\"string\"}]},\"extra\":{\"type\":\"string\"}},"
+        "\"required\":[\"city\",\"pop\",\"area\",\"capital\",\"unit\",\"tags\",\"mayor\","
+        "\"note\"],\"additionalProperties\":false}";
+    static const char want[] =
+        "{\"city\":\"Gr\xc3\xbc\xc3\x9f"
+        "e \xf0\x9f\x98\x80\",\"pop\":1,\"area\":1.5,\"capital\":true,\"unit\":\"km\","
+        "\"tags\":[\"Gr\xc3\xbc\xc3\x9f"
+        "e \xf0\x9f\x98\x80\",\"Gr\xc3\xbc\xc3\x9f"
+        "e \xf0\x9f\x98\x80\"],\"mayor\":{\"name\":\"Gr\xc3\xbc\xc3\x9f"
+        "e \xf0\x9f\x98\x80\"},\"note\":null}";
+    char x[1536];
+    snprintf(x, sizeof x,
+             "\"tools\":[{\"name\":\"other\",\"input_schema\":{}},{\"name\":\"json_tool_call\","
+             "\"input_schema\":%s}],\"tool_choice\":{\"type\":\"tool\",\"name\":"
+             "\"json_tool_call\"}",
+             schema);
+    struct sg_mock_chat c;
+    chat_with(SG_MOCK_API_ANTHROPIC, x, true, &c);
+    assert_int_equal(c.n_calls, 1);
+    assert_non_null(c.input);
+    assert_string_equal(c.input, want);
+    struct sg_mock_answer a;
+    sg_mock_answer_init(&a, &c, "provider-a", NULL, "msg_f1", 1, 0);
+    struct sg_buf b;
+    sg_buf_init(&b, 0);
+    assert_int_equal(sg_mock_render_body(&b, &a), 0);
+    struct json_object *whole = parse_ok(b.data, b.len);
+    assert_string_equal(str_at(whole, "content.0.name"), "json_tool_call");
+    assert_string_equal(
+        json_object_to_json_string_ext(at(whole, "content.0.input"),
+                                       JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE),
+        want);
+    assert_string_equal(str_at(whole, "stop_reason"), "tool_use");
+    json_object_put(whole);
+    size_t n;
+    char *sse = render_stream(&a, &n);
+    struct ev evs[32];
+    assert_int_equal(split_events(sse, evs, 32), n);
+    char input[1024] = "";
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(evs[i].name, "content_block_delta") != 0)
+            continue;
+        struct json_object *o = parse_ok(evs[i].data, strlen(evs[i].data));
+        strcat(input, str_at(o, "delta.partial_json"));
+        json_object_put(o);
+    }
+    assert_string_equal(input, want);
+    free(sse);
+    sg_buf_dispose(&b);
+    sg_mock_chat_dispose(&c);
+
+    /* A schema that requires nothing keeps the usual arguments, unless it forbids them. */
+    const char *open_s = "{\"type\":\"object\",\"properties\":{},\"additionalProperties\":true}";
+    const char *closed = "{\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"string\"}},"
+                         "\"additionalProperties\":false}";
+    const char *schemas[] = {open_s, closed};
+    for (size_t i = 0; i < 2; i++) {
+        snprintf(x, sizeof x,
+                 "\"tools\":[{\"name\":\"t\",\"input_schema\":%s}],\"tool_choice\":{\"type\":"
+                 "\"tool\",\"name\":\"t\"}",
+                 schemas[i]);
+        chat_with(SG_MOCK_API_ANTHROPIC, x, false, &c);
+        if (i == 0)
+            assert_null(c.input);
+        else
+            assert_string_equal(c.input, "{}");
+        sg_mock_chat_dispose(&c);
+    }
+    /* OpenAI's forced function keeps the usual arguments; a hostile schema (a required name
+     * listed again and again, nested) stays bounded. */
+    snprintf(x, sizeof x,
+             "\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"t\",\"parameters\":%s}}],"
+             "\"tool_choice\":{\"type\":\"function\",\"function\":{\"name\":\"t\"}}",
+             closed);
+    chat_with(SG_MOCK_API_OPENAI, x, false, &c);
+    assert_null(c.input);
+    sg_mock_chat_dispose(&c);
+    struct sg_buf big;
+    sg_buf_init(&big, 0);
+    sg_buf_appends(&big, "\"tools\":[{\"name\":\"t\",\"input_schema\":");
+    for (int d = 0; d < 12; d++) {
+        sg_buf_appends(&big, "{\"type\":\"object\",\"required\":[");
+        for (int k = 0; k < 40; k++)
+            sg_buf_appendf(&big, "%s\"p%d\"", k ? "," : "", k);
+        sg_buf_appends(&big, "],\"properties\":{\"p0\":");
+    }
+    sg_buf_appends(&big, "{\"type\":\"integer\"}");
+    for (int d = 0; d < 12; d++)
+        sg_buf_appends(&big, "}}");
+    sg_buf_appends(&big, "}],\"tool_choice\":{\"type\":\"tool\",\"name\":\"t\"}");
+    char body[8192];
+    snprintf(body, sizeof body,
+             "{\"model\":\"m\",\"max_tokens\":5,\"messages\":[{\"role\":\"user\",\"content\":"
+             "\"x\"}],%s}",
+             big.data);
+    parse_chat(SG_MOCK_API_ANTHROPIC, body, &c);
+    assert_non_null(c.input);
+    assert_true(strlen(c.input) < 8192);
+    json_object_put(parse_ok(c.input, strlen(c.input)));
+    sg_mock_chat_dispose(&c);
+    sg_buf_dispose(&big);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1525,6 +1639,7 @@ int main(void)
         cmocka_unit_test(test_live),
         cmocka_unit_test(test_parse_tool_choice),
         cmocka_unit_test(test_tool_answers),
+        cmocka_unit_test(test_forced_tool_input),
     };
     return cmocka_run_group_tests_name("mock", tests, NULL, NULL);
 }

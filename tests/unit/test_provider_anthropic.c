@@ -623,6 +623,278 @@ static void test_stream_tool_use_without_arguments(void **state)
     sg_buf_dispose(&c.out);
 }
 
+/* ---- response_format: the json_tool_call tool ---- */
+
+#define RF_USER "{\"model\":\"a\",\"messages\":[{\"role\":\"user\",\"content\":\"Paris?\"}],"
+#define RF_SCHEMA                                                                                  \
+    "{\"type\":\"object\",\"properties\":{\"city\":{\"type\":\"string\"},\"pop\":{\"type\":"       \
+    "\"integer\"}},\"required\":[\"city\",\"pop\"],\"additionalProperties\":false}"
+#define RF_JSON_SCHEMA                                                                             \
+    "\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{\"name\":\"city\","            \
+    "\"strict\":true,\"schema\":" RF_SCHEMA "}}"
+#define RF_TOOLS                                                                                   \
+    "\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"lookup\",\"parameters\":{"         \
+    "\"type\":\"object\",\"properties\":{}}}}]"
+#define FORCED "{\"type\":\"tool\",\"name\":\"json_tool_call\",\"disable_parallel_tool_use\":true}"
+
+static void test_encode_response_format(void **state)
+{
+    (void)state;
+    /* json_schema: the schema is the tool's input_schema, the tool is forced, and the field
+     * itself is not sent (Anthropic would refuse it). */
+    struct json_object *j = encode(RF_USER RF_JSON_SCHEMA "}", false);
+    assert_string_equal(json_path_text(j, "tools.0.name"), "\"json_tool_call\"");
+    assert_string_equal(json_path_text(j, "tools.0.input_schema"), RF_SCHEMA);
+    assert_non_null(strstr(json_path_text(j, "tools.0.description"), "your whole answer"));
+    assert_string_equal(json_path_text(j, "tools.1"), "(missing)");
+    assert_string_equal(json_path_text(j, "tool_choice"), FORCED);
+    assert_string_equal(json_path_text(j, "response_format"), "(missing)");
+    json_object_put(j);
+    /* A schema without a type gets "type":"object" (Anthropic requires it), a description is
+     * passed on to the model, strict: false is fine. */
+    j = encode(RF_USER "\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{\"name\":"
+                       "\"n\",\"description\":\"A city.\",\"strict\":false,\"schema\":{"
+                       "\"properties\":{\"x\":{\"type\":\"number\"}}}}}}",
+               false);
+    assert_string_equal(json_path_text(j, "tools.0.input_schema"),
+                        "{\"type\":\"object\",\"properties\":{\"x\":{\"type\":\"number\"}}}");
+    assert_non_null(strstr(json_path_text(j, "tools.0.description"), "The answer: A city."));
+    json_object_put(j);
+    /* json_object: any object (properties present: Anthropic refuses a schema without). */
+    j = encode(RF_USER "\"response_format\":{\"type\":\"json_object\"}}", false);
+    assert_string_equal(json_path_text(j, "tools.0.input_schema"),
+                        "{\"type\":\"object\",\"properties\":{},\"additionalProperties\":true}");
+    assert_string_equal(json_path_text(j, "tool_choice"), FORCED);
+    json_object_put(j);
+    /* text, null: nothing to do. */
+    const char *plain[] = {RF_USER "\"response_format\":{\"type\":\"text\"}}",
+                           RF_USER "\"response_format\":null}"};
+    for (size_t i = 0; i < 2; i++) {
+        j = encode(plain[i], false);
+        assert_string_equal(json_path_text(j, "tools"), "(missing)");
+        assert_string_equal(json_path_text(j, "tool_choice"), "(missing)");
+        json_object_put(j);
+    }
+    /* With caching, the stable prefix ends with the response_format tool. */
+    j = encode(RF_USER RF_JSON_SCHEMA "}", true);
+    assert_string_equal(json_path_text(j, "tools.0.cache_control"), "{\"type\":\"ephemeral\"}");
+    json_object_put(j);
+}
+
+static void test_encode_response_format_with_tools(void **state)
+{
+    (void)state;
+    /* Tools the model may call: it calls one of them or answers through ours ("any"). */
+    struct json_object *j = encode(RF_USER RF_TOOLS "," RF_JSON_SCHEMA "}", false);
+    assert_string_equal(json_path_text(j, "tools.0.name"), "\"lookup\"");
+    assert_string_equal(json_path_text(j, "tools.1.name"), "\"json_tool_call\"");
+    assert_string_equal(json_path_text(j, "tool_choice"), "{\"type\":\"any\"}");
+    json_object_put(j);
+    j = encode(RF_USER RF_TOOLS
+               ",\"tool_choice\":\"auto\",\"parallel_tool_calls\":false," RF_JSON_SCHEMA "}",
+               false);
+    assert_string_equal(json_path_text(j, "tool_choice"),
+                        "{\"type\":\"any\",\"disable_parallel_tool_use\":true}");
+    json_object_put(j);
+    /* tool_choice none: the tools cannot be called, the answer is forced through ours. */
+    j = encode(RF_USER RF_TOOLS ",\"tool_choice\":\"none\"," RF_JSON_SCHEMA "}", false);
+    assert_string_equal(json_path_text(j, "tools.1.name"), "\"json_tool_call\"");
+    assert_string_equal(json_path_text(j, "tool_choice"), FORCED);
+    json_object_put(j);
+    /* A forced tool call has no text to format: the request goes as without response_format. */
+    const char *forced[] = {RF_USER RF_TOOLS ",\"tool_choice\":\"required\"," RF_JSON_SCHEMA "}",
+                            RF_USER RF_TOOLS
+                            ",\"tool_choice\":{\"type\":\"function\",\"function\":{\"name\":"
+                            "\"lookup\"}}," RF_JSON_SCHEMA "}"};
+    const char *choice[] = {"{\"type\":\"any\"}", "{\"type\":\"tool\",\"name\":\"lookup\"}"};
+    for (size_t i = 0; i < 2; i++) {
+        j = encode(forced[i], false);
+        assert_string_equal(json_path_text(j, "tools.1"), "(missing)");
+        assert_string_equal(json_path_text(j, "tool_choice"), choice[i]);
+        json_object_put(j);
+    }
+}
+
+static void test_encode_response_format_rejects(void **state)
+{
+    (void)state;
+    encode_fails(RF_USER "\"response_format\":\"json\"}", "response_format must be an object");
+    encode_fails(RF_USER "\"response_format\":{}}",
+                 "response_format must be an object with a type");
+    encode_fails(RF_USER "\"response_format\":{\"type\":\"yaml\"}}",
+                 "response_format.type 'yaml' is not supported: send 'json_schema'");
+    encode_fails(RF_USER "\"response_format\":{\"type\":\"json_schema\"}}",
+                 "response_format.json_schema must be an object");
+    encode_fails(RF_USER "\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{\"name\":"
+                         "\"x\"}}}",
+                 "response_format.json_schema.schema is required");
+    encode_fails(RF_USER "\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{\"name\":"
+                         "\"x\",\"schema\":[1]}}}",
+                 "response_format.json_schema.schema must be a JSON Schema object");
+    encode_fails(RF_USER "\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{\"name\":"
+                         "\"x\",\"schema\":{\"type\":\"array\"}}}}",
+                 "schema.type must be \"object\"");
+    encode_fails(RF_USER "\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{\"name\":"
+                         "\"x\",\"strict\":\"yes\",\"schema\":{}}}}",
+                 "response_format.json_schema.strict must be a boolean");
+    /* The name is the gateway's: a client tool of that name would be taken for the answer. */
+    encode_fails(RF_USER "\"tools\":[{\"type\":\"function\",\"function\":{\"name\":"
+                         "\"json_tool_call\"}}]}",
+                 "tools[0].function.name 'json_tool_call' is reserved");
+}
+
+/* A whole answer through json_tool_call, with `extra` blocks after it and `stop` as its
+ * stop_reason; returns the chat.completion (caller puts it). */
+static struct json_object *decode_json_answer(const char *blocks, const char *stop,
+                                              struct sg_usage *u)
+{
+    char body[2048];
+    snprintf(body, sizeof body,
+             "{\"id\":\"msg_j\",\"type\":\"message\",\"role\":\"assistant\",\"model\":\"claude\","
+             "\"content\":[%s],\"stop_reason\":\"%s\",\"stop_sequence\":null,\"usage\":{"
+             "\"input_tokens\":420,\"output_tokens\":30}}",
+             blocks, stop);
+    struct sg_buf out;
+    sg_buf_init(&out, 0);
+    assert_int_equal(sg_anthropic_decode_response(body, strlen(body), 1, &out, u), SG_OK);
+    struct json_object *j = json_tokener_parse(out.data);
+    assert_non_null(j);
+    sg_buf_dispose(&out);
+    return j;
+}
+
+#define JSON_USE(id, input)                                                                        \
+    "{\"type\":\"tool_use\",\"id\":\"" id "\",\"name\":\"json_tool_call\",\"input\":" input "}"
+
+static void test_decode_json_answer(void **state)
+{
+    (void)state;
+    struct sg_usage u;
+    /* The input is the content, as text; no tool call; stop. Usage as Anthropic counted it
+     * (the tool's definition is in its input tokens, which is what is billed). */
+    struct json_object *j = decode_json_answer(
+        JSON_USE("toolu_1", "{\"city\":\"Paris\",\"pop\":2102650}"), "tool_use", &u);
+    assert_string_equal(json_path_text(j, "choices.0.message.content"),
+                        "\"{\\\"city\\\":\\\"Paris\\\",\\\"pop\\\":2102650}\"");
+    assert_string_equal(json_path_text(j, "choices.0.message.tool_calls"), "(missing)");
+    assert_string_equal(json_path_text(j, "choices.0.finish_reason"), "\"stop\"");
+    assert_string_equal(json_path_text(j, "usage.prompt_tokens"), "420");
+    assert_string_equal(json_path_text(j, "usage.completion_tokens"), "30");
+    assert_int_equal(u.input_tokens, 420);
+    assert_int_equal(u.output_tokens, 30);
+    json_object_put(j);
+    /* Text around it and a second answer are left out: the content must parse as JSON. */
+    j = decode_json_answer("{\"type\":\"text\",\"text\":\"Sure.\"}," JSON_USE(
+                               "t1", "{\"a\":1}") "," JSON_USE("t2", "{\"a\":2}"),
+                           "tool_use", &u);
+    assert_string_equal(json_path_text(j, "choices.0.message.content"), "\"{\\\"a\\\":1}\"");
+    json_object_put(j);
+    /* A call of the client's own tool beside it stays a tool call. */
+    j = decode_json_answer(JSON_USE("t1", "{\"a\":1}") ",{\"type\":\"tool_use\",\"id\":\"t2\","
+                                                       "\"name\":\"lookup\",\"input\":{}}",
+                           "tool_use", &u);
+    assert_string_equal(json_path_text(j, "choices.0.message.content"), "\"{\\\"a\\\":1}\"");
+    assert_string_equal(json_path_text(j, "choices.0.message.tool_calls.0.function.name"),
+                        "\"lookup\"");
+    assert_string_equal(json_path_text(j, "choices.0.message.tool_calls.1"), "(missing)");
+    assert_string_equal(json_path_text(j, "choices.0.finish_reason"), "\"tool_calls\"");
+    json_object_put(j);
+    /* Cut by max_tokens: length, as OpenAI says of a cut JSON answer; no input is "{}". */
+    j = decode_json_answer("{\"type\":\"tool_use\",\"id\":\"t\",\"name\":\"json_tool_call\"}",
+                           "max_tokens", &u);
+    assert_string_equal(json_path_text(j, "choices.0.message.content"), "\"{}\"");
+    assert_string_equal(json_path_text(j, "choices.0.finish_reason"), "\"length\"");
+    json_object_put(j);
+}
+
+#define MSG_START(id)                                                                              \
+    EV("message_start", "{\"type\":\"message_start\",\"message\":{\"id\":\"" id "\",\"model\":"    \
+                        "\"claude\",\"usage\":{\"input_tokens\":420,\"output_tokens\":1}}}")
+#define BLOCK_START(i, block)                                                                      \
+    EV("content_block_start",                                                                      \
+       "{\"type\":\"content_block_start\",\"index\":" #i ",\"content_block\":" block "}")
+#define INPUT(i, js)                                                                               \
+    EV("content_block_delta", "{\"type\":\"content_block_delta\",\"index\":" #i ",\"delta\":{"     \
+                              "\"type\":\"input_json_delta\",\"partial_json\":" js "}}")
+#define BLOCK_STOP(i) EV("content_block_stop", "{\"type\":\"content_block_stop\",\"index\":" #i "}")
+#define MSG_END(stop)                                                                              \
+    EV("message_delta", "{\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"" stop "\"},"    \
+                        "\"usage\":{\"output_tokens\":30}}")                                       \
+    EV("message_stop", "{\"type\":\"message_stop\"}")
+#define JSON_START(i)                                                                              \
+    BLOCK_START(i, "{\"type\":\"tool_use\",\"id\":\"toolu_j\",\"name\":\"json_tool_call\","        \
+                   "\"input\":{}}")
+
+/* What a client assembles from a translated stream: content, tool call names, finish. */
+struct assembled {
+    char content[256];
+    char tools[128];
+    char finish[24];
+    int64_t usage_prompt;
+    bool done;
+};
+
+static void assemble(const char *sse, bool include_usage, struct assembled *a)
+{
+    struct feed_ctx c;
+    assert_int_equal(run_stream(&c, sse, include_usage), SG_OK);
+    memset(a, 0, sizeof *a);
+    struct json_object *ch[32];
+    size_t n = chunks(c.out.data, ch, 32, &a->done);
+    for (size_t i = 0; i < n; i++) {
+        struct json_object *v = json_path(ch[i], "choices.0.delta.content");
+        if (v && json_object_is_type(v, json_type_string))
+            strcat(a->content, json_object_get_string(v));
+        if ((v = json_path(ch[i], "choices.0.delta.tool_calls.0.function.name")))
+            strcat(a->tools, json_object_get_string(v));
+        if ((v = json_path(ch[i], "choices.0.finish_reason")) &&
+            json_object_is_type(v, json_type_string))
+            snprintf(a->finish, sizeof a->finish, "%s", json_object_get_string(v));
+        if ((v = json_path(ch[i], "usage.prompt_tokens")))
+            a->usage_prompt = json_object_get_int64(v);
+        json_object_put(ch[i]);
+    }
+    sg_buf_dispose(&c.out);
+}
+
+static void test_stream_json_answer(void **state)
+{
+    (void)state;
+    struct assembled a;
+    /* input_json_delta pieces become content deltas; no tool call; stop; usage unchanged. */
+    assemble(MSG_START("msg_s") JSON_START(0) INPUT(0, "\"\"") INPUT(0, "\"{\\\"city\\\": \\\"Pa\"")
+                 INPUT(0, "\"ris\\\", \\\"pop\\\": 2102650}\"") BLOCK_STOP(0) MSG_END("tool_use"),
+             true, &a);
+    assert_string_equal(a.content, "{\"city\": \"Paris\", \"pop\": 2102650}");
+    assert_string_equal(a.tools, "");
+    assert_string_equal(a.finish, "stop");
+    assert_int_equal(a.usage_prompt, 420);
+    assert_true(a.done);
+    /* No input at all: "{}", as the whole answer says. */
+    assemble(MSG_START("msg_e") JSON_START(0) BLOCK_STOP(0) MSG_END("tool_use"), false, &a);
+    assert_string_equal(a.content, "{}");
+    assert_string_equal(a.finish, "stop");
+    /* Text and a second answer after it are left out; a client tool call stays one. */
+    assemble(MSG_START("msg_m") JSON_START(0) INPUT(0, "\"{\\\"a\\\":1}\"") BLOCK_STOP(0)
+                 JSON_START(1) INPUT(1, "\"{\\\"a\\\":2}\"") BLOCK_STOP(1)
+                     BLOCK_START(2, "{\"type\":\"text\",\"text\":\"Done.\"}")
+                         EV("content_block_delta",
+                            "{\"type\":\"content_block_delta\",\"index\":2,\"delta\":{\"type\":"
+                            "\"text_delta\",\"text\":\" Really.\"}}") BLOCK_STOP(2)
+                             BLOCK_START(3, "{\"type\":\"tool_use\",\"id\":\"toolu_l\",\"name\":"
+                                            "\"lookup\",\"input\":{}}") BLOCK_STOP(3)
+                                 MSG_END("tool_use"),
+             false, &a);
+    assert_string_equal(a.content, "{\"a\":1}");
+    assert_string_equal(a.tools, "lookup");
+    assert_string_equal(a.finish, "tool_calls");
+    /* Cut by max_tokens: length. */
+    assemble(MSG_START("msg_c") JSON_START(0) INPUT(0, "\"{\\\"a\\\":\"") MSG_END("max_tokens"),
+             false, &a);
+    assert_string_equal(a.content, "{\"a\":");
+    assert_string_equal(a.finish, "length");
+}
+
 static void test_url(void **state)
 {
     (void)state;
@@ -647,6 +919,11 @@ int main(void)
         cmocka_unit_test(test_url),
         cmocka_unit_test(test_context_window_stop_is_length),
         cmocka_unit_test(test_stream_tool_use_without_arguments),
+        cmocka_unit_test(test_encode_response_format),
+        cmocka_unit_test(test_encode_response_format_with_tools),
+        cmocka_unit_test(test_encode_response_format_rejects),
+        cmocka_unit_test(test_decode_json_answer),
+        cmocka_unit_test(test_stream_json_answer),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
