@@ -1354,7 +1354,7 @@ static const char *an_tools = "\"tools\":[{\"name\":\"get_weather\",\"input_sche
 
 static void chat_with(enum sg_mock_api api, const char *extra, bool stream, struct sg_mock_chat *c)
 {
-    char body[1024];
+    char body[4096];
     snprintf(body, sizeof body,
              "{\"model\":\"m\",%s\"stream\":%s,\"messages\":[{\"role\":\"user\",\"content\":"
              "\"Hello\"}],%s}",
