@@ -939,20 +939,20 @@ static void block_start(struct sg_anthropic_stream *s, struct json_object *b, st
     bool text = bt && strcmp(bt, "text") == 0;
     bool tool = bt && strcmp(bt, "tool_use") == 0;
     bool json = tool && is_json_tool(b);
-    s->block_kind = 3;
+    s->block_kind = SG_ABLOCK_OTHER;
     s->tool_args = false;
     if (s->json_answer && (text || json)) {
-        s->block_kind = 5; /* after the JSON content nothing may be added to it */
+        s->block_kind = SG_ABLOCK_DROPPED; /* after the JSON content nothing may be added to it */
     } else if (json) {
-        s->block_kind = 4;
+        s->block_kind = SG_ABLOCK_ANSWER;
         s->json_answer = true;
     } else if (text) {
-        s->block_kind = 1;
+        s->block_kind = SG_ABLOCK_TEXT;
         struct json_object *t = pj_get(b, "text");
         if (out && pj_is(t, json_type_string) && json_object_get_string_len(t) > 0)
             content_chunk(s, out, t);
     } else if (tool) {
-        s->block_kind = 2;
+        s->block_kind = SG_ABLOCK_TOOL;
         s->tool_index = s->n_tools++;
         if (out) {
             chunk_open(s, out);
@@ -988,15 +988,15 @@ static int block_delta(struct sg_anthropic_stream *s, struct json_object *d, str
     bool text = strcmp(dt, "text_delta") == 0, input = strcmp(dt, "input_json_delta") == 0;
     struct json_object *t = pj_get(d, text ? "text" : "partial_json");
     bool some = pj_is(t, json_type_string) && json_object_get_string_len(t) > 0;
-    if (s->block_kind == 5 || (!text && !input))
+    if (s->block_kind == SG_ABLOCK_DROPPED || (!text && !input))
         return SG_OK; /* left out; thinking_delta, signature_delta, citations_delta: no
                        * chat.completions form */
-    if (text && s->block_kind == 1) {
+    if (text && s->block_kind == SG_ABLOCK_TEXT) {
         if (out && pj_is(t, json_type_string))
             content_chunk(s, out, t);
-    } else if (input && (s->block_kind == 2 || s->block_kind == 4)) {
+    } else if (input && (s->block_kind == SG_ABLOCK_TOOL || s->block_kind == SG_ABLOCK_ANSWER)) {
         s->tool_args = s->tool_args || some;
-        if (out && some && s->block_kind == 4)
+        if (out && some && s->block_kind == SG_ABLOCK_ANSWER)
             content_chunk(s, out, t); /* the response_format answer is the content */
         else if (out && some)
             arguments_chunk(s, out, t);
@@ -1009,17 +1009,18 @@ static int block_delta(struct sg_anthropic_stream *s, struct json_object *d, str
 /* content_block_stop: a tool (or response_format) block that sent no input gets "{}". */
 static void block_stop(struct sg_anthropic_stream *s, struct sg_buf *out)
 {
-    if ((s->block_kind == 2 || s->block_kind == 4) && !s->tool_args && out) {
+    if ((s->block_kind == SG_ABLOCK_TOOL || s->block_kind == SG_ABLOCK_ANSWER) && !s->tool_args &&
+        out) {
         /* No input_json_delta: the tool takes no arguments. OpenAI sends "{}" then; an empty
          * string is no JSON to whoever parses the arguments. */
         struct json_object *empty = json_object_new_string("{}");
-        if (s->block_kind == 4)
+        if (s->block_kind == SG_ABLOCK_ANSWER)
             content_chunk(s, out, empty);
         else
             arguments_chunk(s, out, empty);
         json_object_put(empty);
     }
-    s->block_kind = 0;
+    s->block_kind = SG_ABLOCK_NONE;
 }
 
 int sg_anthropic_stream_event(struct sg_anthropic_stream *s, struct sg_slice event,

@@ -227,20 +227,28 @@ int sg_anthropic_decode_response(const char *body, size_t len, int64_t created, 
  * SG_ENOTFOUND when there is none, SG_EINVAL when the body is not JSON. */
 int sg_anthropic_usage_parse(const char *body, size_t len, struct sg_usage *u);
 
+/* The content block an Anthropic stream has open. */
+enum sg_ablock {
+    SG_ABLOCK_NONE,
+    SG_ABLOCK_TEXT,
+    SG_ABLOCK_TOOL,   /* a client tool's tool_use */
+    SG_ABLOCK_OTHER,  /* thinking, server tools: no chat.completions form */
+    SG_ABLOCK_ANSWER, /* the response_format tool: its input streams as content */
+    SG_ABLOCK_DROPPED /* text or a second answer after the response_format one */
+};
+
 /* Per-stream state of a Messages stream being read (and translated to chunks). */
 struct sg_anthropic_stream {
     int64_t created;
-    bool include_usage; /* emit the final usage chunk (the client asked) */
-    bool started;       /* message_start seen */
-    bool done;          /* message_stop seen: the stream is complete */
-    bool failed;        /* an error event came: `error` and `error_type` say what */
-    int block_kind;     /* the open content block: 0 none, 1 text, 2 tool_use, 3 other, 4 the
-                         * response_format tool (its input streams as content), 5 left out
-                         * (text or a second answer after the response_format one) */
-    int tool_index;     /* chunk tool_calls index of the open tool_use block */
-    bool tool_args;     /* the open tool_use (or response_format) block sent some input */
-    bool json_answer;   /* a response_format tool block came: the input is the content */
-    int n_tools;        /* the client's tool calls (the response_format tool is not one) */
+    bool include_usage;        /* emit the final usage chunk (the client asked) */
+    bool started;              /* message_start seen */
+    bool done;                 /* message_stop seen: the stream is complete */
+    bool failed;               /* an error event came: `error` and `error_type` say what */
+    enum sg_ablock block_kind; /* the open content block */
+    int tool_index;            /* chunk tool_calls index of the open tool_use block */
+    bool tool_args;            /* the open tool_use (or response_format) block sent some input */
+    bool json_answer;          /* a response_format tool block came: the input is the content */
+    int n_tools;               /* the client's tool calls (the response_format tool is not one) */
     char id[96];
     char model[160];
     char finish[24]; /* finish_reason from message_delta */
