@@ -91,7 +91,9 @@ struct gw_req {
     uint64_t t_attempt_us, t_up_done_us;
     uint64_t retry_after_s;     /* Retry-After on our own answer (503) */
     char faults[256];           /* x-slogate-faults: drill faults active right now */
-    struct sg_usage usage;      /* as the answering provider reported it */
+    struct sg_usage usage;      /* as the answering provider reported it, or estimated */
+    int64_t input_estimate;     /* the pre-call input-token estimate, once computed */
+    bool input_estimated;       /* input_estimate is set */
     double cost_usd;            /* usage at the deployment's prices (0 when unpriced) */
     bool unpriced;              /* answered by a deployment with no known price: the
                                  * request event's `unpriced` (slogate_unpriced_requests_total) */
@@ -108,6 +110,19 @@ static void gw_next(struct gw_req *g);
 static void log_attempt(struct gw_req *g, struct gw_attempt *a, const struct sg_upstream_result *r,
                         enum sg_outcome o);
 static void on_client_drain(struct sg_http_request *req, void *ud);
+static void usage_estimate(struct gw_req *g, const struct gw_attempt *a, struct sg_usage *u);
+
+/* The request's input tokens by the pre-call estimator (docs/pricing.md), computed once: the
+ * stream's cost header, a Messages stream's message_start and any usage estimate share it. */
+static int64_t input_estimate(struct gw_req *g)
+{
+    if (!g->input_estimated) {
+        int64_t in = sg_tokens_estimate_request(g->chat.body, g->chat.body_len);
+        g->input_estimate = in > 0 ? in : 0;
+        g->input_estimated = true;
+    }
+    return g->input_estimate;
+}
 
 /* ---- answers ---- */
 
@@ -426,10 +441,18 @@ static bool stream_translate(struct gw_attempt *a, struct sg_slice raw, struct s
     *out = raw;
     *why = NULL;
     if (!anthropic && g->chat.api != SG_API_MESSAGES) {
-        bool fwd; /* the hot path: relayed as is, the usage chunk only if the client asked */
-        sg_openai_stream_event(&a->ostream, data, &fwd);
-        if (!fwd)
-            *out = (struct sg_slice){raw.p, 0};
+        /* The hot path: relayed as is, usage only to a client that asked for it. */
+        *out = sg_openai_stream_relay(&a->ostream, raw, data, &a->xlate);
+        struct sg_openai_stream *s = &a->ostream;
+        if (s->done && s->client_wants_usage && !s->usage.known && !s->usage.estimated) {
+            /* [DONE] and no usage came: the client gets the usage chunk it asked for, with
+             * the numbers the gateway records (docs/pricing.md). */
+            usage_estimate(g, a, &s->usage);
+            sg_buf_reset(&a->xlate);
+            sg_openai_usage_chunk(s, &s->usage, &a->xlate);
+            sg_buf_append(&a->xlate, raw.p, raw.n);
+            *out = (struct sg_slice){a->xlate.data, a->xlate.len};
+        }
         return true;
     }
     int rc;
@@ -483,9 +506,8 @@ static void on_sse_event(void *ud, struct sg_slice raw, struct sg_slice event, s
         if (!g->cost_usd) {
             /* The head leaves now, before any usage: the header carries the estimate. */
             size_t di = sg_runtime_dep_index(g->rt, a->dep);
-            int64_t in = sg_tokens_estimate_request(g->chat.body, g->chat.body_len);
-            if (g->rt->dep_priced[di] && in > 0)
-                g->cost_usd = (double)in * g->rt->dep_prices[di].input;
+            if (g->rt->dep_priced[di])
+                g->cost_usd = (double)input_estimate(g) * g->rt->dep_prices[di].input;
         }
         a->t_first_us = sg_now_us(); /* time to first token: latency-based routing's score */
         if (a->call)                 /* the first event: the time-to-first-token cap is met */
@@ -699,20 +721,20 @@ static void log_attempt(struct gw_req *g, struct gw_attempt *a, const struct sg_
 /* The usage of an answer that came without any (OpenAI-compatible servers that ignore
  * stream_options.include_usage, whole answers without a usage object): input tokens by the
  * pre-call estimator over the request; output tokens by the text of a whole answer (parsed once
- * here: rare, off the hot path), or one per chunk of a stream (docs/pricing.md). */
-static void usage_estimate(const struct gw_req *g, const struct gw_attempt *a, struct sg_usage *u)
+ * here: rare, off the hot path), or one per chunk of a stream (docs/pricing.md). A Messages
+ * client's translated stream makes its own (sg_messages_stream_finish), from the same input
+ * estimate. */
+static void usage_estimate(struct gw_req *g, const struct gw_attempt *a, struct sg_usage *u)
 {
-    int64_t in = sg_tokens_estimate_request(g->chat.body, g->chat.body_len), out = 0;
+    int64_t out = 0;
     if (!g->chat.stream)
         out = sg_tokens_estimate_answer(a->body.data ? a->body.data : "", a->body.len);
     else if (a->dep->kind == SG_PROVIDER_ANTHROPIC)
         out = 0; /* Anthropic streams carry usage in message_start and message_delta */
-    else if (g->chat.api == SG_API_MESSAGES)
-        out = a->mstream.content_chunks;
     else
         out = a->ostream.chunks;
     *u = (struct sg_usage){
-        .input_tokens = in > 0 ? in : 0, .output_tokens = out > 0 ? out : 0, .estimated = true};
+        .input_tokens = input_estimate(g), .output_tokens = out > 0 ? out : 0, .estimated = true};
 }
 
 /* The answer's usage, priced at its deployment's prices; unpriced deployments cost 0 and are
@@ -722,7 +744,7 @@ static void gw_cost(struct gw_req *g, const struct gw_attempt *a, const struct s
     const struct sg_deployment *d = a->dep;
     size_t di = sg_runtime_dep_index(g->rt, d);
     struct sg_usage est;
-    if (!u->known) {
+    if (!u->known && !u->estimated) {
         usage_estimate(g, a, &est);
         u = &est;
     }
@@ -807,6 +829,18 @@ static bool answer_decode(struct gw_req *g, struct gw_attempt *a)
     return rc == SG_OK;
 }
 
+/* A whole answer that came without usage gets the estimate the gateway records, in the client's
+ * format: the Messages API has no answer without usage (its SDK needs the two counts), and an
+ * OpenAI answer always has one (docs/pricing.md). Rare: the answer is copied once. */
+static void answer_show_usage(struct gw_req *g, struct gw_attempt *a)
+{
+    /* The answer is in one of the two buffers (answer_decode); the other is free by now. */
+    struct sg_buf *dst = a->answer.p == a->xlate.data ? &a->body : &a->xlate;
+    sg_buf_reset(dst);
+    if (sg_answer_set_usage(g->chat.api, a->answer, &g->usage, dst) == SG_OK)
+        a->answer = (struct sg_slice){dst->data, dst->len};
+}
+
 /* The provider says the request is wrong: the client gets its message, in the client's own
  * error shape when the provider speaks the other format. */
 static void relay_client_error(struct gw_req *g, struct gw_attempt *a, int status)
@@ -889,6 +923,8 @@ static void on_up_done(void *ud, const struct sg_upstream_result *r)
             return;
         } else {
             gw_cost(g, a, &a->usage);
+            if (g->usage.estimated)
+                answer_show_usage(g, a);
             gw_respond(g, r->status, a->answer.p, a->answer.n);
         }
         gw_finish(g);
@@ -961,6 +997,8 @@ static bool attempt_start(struct gw_req *g, const struct sg_deployment *d)
     a->ostream = (struct sg_openai_stream){.client_wants_usage = g->chat.include_usage};
     sg_anthropic_stream_init(&a->astream, g->chat.include_usage, (int64_t)(sg_wall_ms() / 1000));
     sg_messages_stream_init(&a->mstream);
+    if (g->chat.api == SG_API_MESSAGES && g->chat.stream && d->kind != SG_PROVIDER_ANTHROPIC)
+        a->mstream.input_estimate = input_estimate(g);
     sg_buf_reset(&g->up_body);
     char err[300] = "";
     int erc = gw_encode(g, d, err, sizeof err);

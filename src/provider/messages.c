@@ -406,14 +406,15 @@ static void append_str(struct sg_buf *out, const char *s)
     sg_buf_append(out, "\"", 1);
 }
 
-static void append_anthropic_usage(struct sg_buf *out, const struct sg_usage *u)
+int sg_messages_append_usage(struct sg_buf *out, const struct sg_usage *u)
 {
-    sg_buf_appendf(out,
-                   "{\"input_tokens\":%lld,\"output_tokens\":%lld,"
-                   "\"cache_creation_input_tokens\":%lld,\"cache_read_input_tokens\":%lld}",
-                   (long long)(u->input_tokens - u->cache_read_tokens - u->cache_creation_tokens),
-                   (long long)u->output_tokens, (long long)u->cache_creation_tokens,
-                   (long long)u->cache_read_tokens);
+    return sg_buf_appendf(
+        out,
+        "{\"input_tokens\":%lld,\"output_tokens\":%lld,"
+        "\"cache_creation_input_tokens\":%lld,\"cache_read_input_tokens\":%lld}",
+        (long long)(u->input_tokens - u->cache_read_tokens - u->cache_creation_tokens),
+        (long long)u->output_tokens, (long long)u->cache_creation_tokens,
+        (long long)u->cache_read_tokens);
 }
 
 /* A tool call's arguments as a JSON object for `input` ({} when they are not an object). */
@@ -474,7 +475,7 @@ int sg_messages_decode_openai(const char *body, size_t len, struct sg_buf *out, 
     sg_buf_appends(out, "],\"stop_reason\":");
     append_str(out, stop_reason(pj_str(c0, "finish_reason")));
     sg_buf_appends(out, ",\"stop_sequence\":null,\"usage\":");
-    append_anthropic_usage(out, u);
+    sg_messages_append_usage(out, u);
     int rc = sg_buf_appends(out, "}");
     json_object_put(root);
     return rc == SG_OK ? SG_OK : SG_ETOOBIG;
@@ -511,9 +512,13 @@ static void start_message(struct sg_messages_stream *s, struct sg_buf *out)
     append_str(out, s->id);
     sg_buf_appends(out, ",\"type\":\"message\",\"role\":\"assistant\",\"model\":");
     append_str(out, s->model);
-    /* Input tokens are known only from the final usage chunk: message_delta carries them. */
-    sg_buf_appends(out, ",\"content\":[],\"stop_reason\":null,\"stop_sequence\":null,"
-                        "\"usage\":{\"input_tokens\":0,\"output_tokens\":0}}}\n\n");
+    /* The provider counts input tokens only in its final usage chunk, so message_delta carries
+     * the count; here, as Anthropic counts the prompt before answering, the caller's estimate
+     * (what SDKs that read input_tokens only from message_start keep; docs/pricing.md). */
+    sg_buf_appendf(out,
+                   ",\"content\":[],\"stop_reason\":null,\"stop_sequence\":null,"
+                   "\"usage\":{\"input_tokens\":%lld,\"output_tokens\":0}}}\n\n",
+                   (long long)s->input_estimate);
 }
 
 int sg_messages_stream_finish(struct sg_messages_stream *s, struct sg_buf *out)
@@ -523,11 +528,15 @@ int sg_messages_stream_finish(struct sg_messages_stream *s, struct sg_buf *out)
     if (!s->started)
         start_message(s, out);
     close_block(s, out);
+    if (!s->usage.known) /* the numbers the gateway records (docs/pricing.md) */
+        s->usage = (struct sg_usage){.input_tokens = s->input_estimate,
+                                     .output_tokens = s->content_chunks,
+                                     .estimated = true};
     event(out, "message_delta");
     sg_buf_appends(out, ",\"delta\":{\"stop_reason\":");
     append_str(out, s->stop_reason[0] ? s->stop_reason : "end_turn");
     sg_buf_appends(out, ",\"stop_sequence\":null},\"usage\":");
-    append_anthropic_usage(out, &s->usage);
+    sg_messages_append_usage(out, &s->usage);
     sg_buf_appends(out, "}\n\n");
     event(out, "message_stop");
     s->done = true;

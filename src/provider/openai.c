@@ -266,32 +266,38 @@ int sg_chat_request_parse(const char *body, size_t len, struct sg_chat_request *
     return SG_OK;
 }
 
-/* stream_options with include_usage forced to true, other members kept as the client wrote them. */
-static int append_stream_options(struct sg_buf *out, struct sg_slice v)
+int sg_json_set_member(struct sg_buf *out, struct sg_slice obj, const char *name,
+                       struct sg_slice value)
 {
-    int rc = sg_buf_append(out, "{", 1);
-    struct sg_json_member m[32];
+    struct sg_json_member m[SG_CHAT_MAX_MEMBERS];
     size_t n = 0;
     char err[8];
-    if (v.n && v.p[0] == '{' &&
-        sg_json_members(v.p, v.n, m, SG_ARRAY_LEN(m), &n, err, 0) == SG_OK) {
-        for (size_t i = 0; rc == SG_OK && i < n; i++) {
-            if (sg_member_is(&m[i], "include_usage"))
-                continue;
-            rc = sg_buf_append(out, "\"", 1);
-            if (rc == SG_OK)
-                rc = sg_buf_append(out, m[i].name.p, m[i].name.n);
-            if (rc == SG_OK)
-                rc = sg_buf_append(out, "\":", 2);
-            if (rc == SG_OK)
-                rc = sg_buf_append(out, m[i].value.p, m[i].value.n);
-            if (rc == SG_OK)
-                rc = sg_buf_append(out, ",", 1);
-        }
+    if (!obj.n || obj.p[0] != '{' ||
+        sg_json_members(obj.p, obj.n, m, SG_ARRAY_LEN(m), &n, err, 0) != SG_OK)
+        return SG_EINVAL;
+    int rc = sg_buf_append(out, "{", 1);
+    for (size_t i = 0; rc == SG_OK && i < n; i++) {
+        if (sg_member_is(&m[i], name))
+            continue;
+        /* The member as written: its name's quotes to its value's end. */
+        const char *from = m[i].name.p - 1;
+        rc = sg_buf_append(out, from, (size_t)(m[i].value.p + m[i].value.n - from));
+        if (rc == SG_OK)
+            rc = sg_buf_append(out, ",", 1);
     }
     if (rc == SG_OK)
-        rc = sg_buf_appends(out, "\"include_usage\":true}");
-    return rc;
+        rc = sg_buf_appendf(out, "\"%s\":", name);
+    if (rc == SG_OK)
+        rc = sg_buf_append(out, value.p, value.n);
+    return rc == SG_OK ? sg_buf_append(out, "}", 1) : rc;
+}
+
+/* stream_options with include_usage forced to true, other members kept as the client wrote them
+ * (a value that is no object becomes one). */
+static int append_stream_options(struct sg_buf *out, struct sg_slice v)
+{
+    int rc = sg_json_set_member(out, v, "include_usage", SG_SLICE_LIT("true"));
+    return rc == SG_EINVAL ? sg_buf_appends(out, "{\"include_usage\":true}") : rc;
 }
 
 struct splice {
@@ -482,55 +488,262 @@ int sg_openai_usage_parse(const char *body, size_t len, struct sg_usage *u)
     return SG_OK;
 }
 
+/* ---- usage in streams ---- */
+
+static bool is_ws(char c)
+{
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+static const char *ws_fwd(const char *p, const char *end)
+{
+    while (p < end && is_ws(*p))
+        p++;
+    return p;
+}
+
+/* Back from `p` over whitespace: the position just after the last other byte. */
+static const char *ws_back(const char *begin, const char *p)
+{
+    while (p > begin && is_ws(p[-1]))
+        p--;
+    return p;
+}
+
+/* The cut that takes out a member whose name's opening quote is at `name` and whose value ends
+ * at `vend`, with the comma that joins it: from the end of the member before it, or, for the
+ * first member, up to the next member's name. False when the bytes around are not an object's
+ * (no ',' or '{' before, no ',' or '}' after). */
+static bool member_cut(struct sg_slice d, const char *name, const char *vend, struct sg_slice *cut)
+{
+    const char *end = d.p + d.n, *before = ws_back(d.p, name), *after = ws_fwd(vend, end);
+    if (before == d.p || after == end)
+        return false;
+    if (before[-1] == ',') {
+        const char *from = ws_back(d.p, before - 1);
+        *cut = (struct sg_slice){from, (size_t)(vend - from)};
+        return true;
+    }
+    if (before[-1] != '{')
+        return false;
+    if (*after == ',') { /* the first member: up to the next name */
+        const char *next = ws_fwd(after + 1, end);
+        *cut = (struct sg_slice){name, (size_t)(next - name)};
+        return true;
+    }
+    *cut = (struct sg_slice){name, (size_t)(vend - name)}; /* the only member: {} is left */
+    return *after == '}';
+}
+
+/* OpenAI's layout, found from the end in a dozen bytes: "usage":null is the last member of the
+ * object the final '}' closes, so a top-level one (and the one a reader takes: the last). Its
+ * cut is filled. */
+static bool null_usage_last(struct sg_slice d, struct sg_slice *cut)
+{
+    const char *b = d.p, *p = ws_back(b, d.p + d.n);
+    if (p == b || *--p != '}')
+        return false;
+    const char *vend = ws_back(b, p);
+    if (vend - b < 4 || memcmp(vend - 4, "null", 4) != 0)
+        return false;
+    p = ws_back(b, vend - 4);
+    if (p == b || *--p != ':')
+        return false;
+    p = ws_back(b, p);
+    if (p - b < 7 || memcmp(p - 7, "\"usage\"", 7) != 0)
+        return false;
+    return member_cut(d, p - 7, vend, cut);
+}
+
+/* `u` is the first "usage" in the chunk: is it a null member, and the only usage member?
+ * Outside a key, "usage" with both quotes bare can only be a string value, which no ':'
+ * follows. `*vend` is set to the end of the null. */
+static bool only_null_usage(struct sg_slice d, const char *u, const char **vend)
+{
+    const char *end = d.p + d.n, *v = ws_fwd(u + 7, end);
+    if (v == end || *v != ':')
+        return false;
+    v = ws_fwd(v + 1, end);
+    *vend = v + 4;
+    return end - v >= 4 && memcmp(v, "null", 4) == 0 &&
+           !memmem(v + 4, (size_t)(end - v - 4), "\"usage\"", 7);
+}
+
+/* A string member's raw JSON text into `out`; "" when it is not a string or does not fit. */
+static void copy_raw_string(const struct sg_json_member *m, char *out, size_t cap)
+{
+    out[0] = '\0';
+    if (m && m->value.p[0] == '"' && m->value.n < cap) {
+        memcpy(out, m->value.p, m->value.n);
+        out[m->value.n] = '\0';
+    }
+}
+
+/* The first chunk's id, model and created, for a usage chunk the gateway may have to write. */
+static void remember_head(struct sg_openai_stream *s, struct sg_slice d)
+{
+    struct sg_json_member m[SG_CHAT_MAX_MEMBERS];
+    size_t n = 0;
+    char err[8];
+    if (sg_json_members(d.p, d.n, m, SG_ARRAY_LEN(m), &n, err, 0) != SG_OK)
+        return;
+    copy_raw_string(last_member(m, n, "id"), s->id, sizeof s->id);
+    copy_raw_string(last_member(m, n, "model"), s->model, sizeof s->model);
+    s->created = member_int(m, n, "created", 0);
+}
+
+/* No choices, or an empty array: the final usage chunk. */
+static bool no_choices(const struct sg_json_member *choices)
+{
+    if (!choices)
+        return true;
+    struct sg_slice v = choices->value;
+    return v.p[0] == '[' && *ws_fwd(v.p + 1, v.p + v.n) == ']';
+}
+
+/* Any other layout: the scanner lists the members. Usage is read; for a client that did not
+ * ask, the usage chunk is not forwarded and a usage member on any other chunk is cut. */
+static void scan_chunk(struct sg_openai_stream *s, struct sg_slice d, bool *forward)
+{
+    struct sg_json_member m[SG_CHAT_MAX_MEMBERS];
+    size_t n = 0;
+    char err[8];
+    if (sg_json_members(d.p, d.n, m, SG_ARRAY_LEN(m), &n, err, 0) != SG_OK)
+        return;
+    const struct sg_json_member *usage = last_member(m, n, "usage");
+    if (!usage)
+        return;
+    bool counted = usage->value.p[0] == '{';
+    if (counted)
+        sg_openai_usage_parse(d.p, d.n, &s->usage);
+    if (s->client_wants_usage)
+        return;
+    if (counted && no_choices(last_member(m, n, "choices")))
+        *forward = false;
+    else
+        member_cut(d, usage->name.p - 1, usage->value.p + usage->value.n, &s->hide);
+}
+
+/* Is `u` right after the chunk's opening brace? Then a member there is a top-level one. */
+static bool first_member(struct sg_slice d, const char *u)
+{
+    const char *first = ws_fwd(d.p, u);
+    return first < u && *first == '{' && ws_fwd(first + 1, u) == u;
+}
+
 void sg_openai_stream_event(struct sg_openai_stream *s, struct sg_slice data, bool *forward)
 {
     *forward = true;
+    s->hide = (struct sg_slice){data.p, 0};
     if (sg_slice_eq(data, "[DONE]")) {
         s->done = true;
         return;
     }
     s->chunks++; /* the whole cost of the estimate on the hot path */
-    /* Most chunks carry no usage, or "usage":null (every chunk but the last when usage is asked
-     * for, and the gateway always asks): a memmem keeps them off the scanner. Outside a key,
-     * "usage" with both quotes bare can only be a string value, which no ':' follows. */
-    const char *u = data.n ? memmem(data.p, data.n, "\"usage\"", 7) : NULL;
+    if (s->chunks == 1 && s->client_wants_usage)
+        remember_head(s, data); /* once a stream */
+    /* Every chunk but the last carries "usage":null (the gateway always asks for usage):
+     * OpenAI's layout costs a look at the last bytes; any other a memmem, and a scan only
+     * when it finds something other than a lone null. */
+    struct sg_slice cut;
+    if (null_usage_last(data, &cut)) {
+        if (!s->client_wants_usage)
+            s->hide = cut;
+        return;
+    }
+    const char *u = data.n ? memmem(data.p, data.n, "\"usage\"", 7) : NULL, *vend;
     if (!u)
         return;
-    const char *end = data.p + data.n, *v = u + 7;
-    while (v < end && (*v == ' ' || *v == '\t' || *v == '\r' || *v == '\n'))
-        v++;
-    if (v < end && *v == ':') {
-        v++;
-        while (v < end && (*v == ' ' || *v == '\t' || *v == '\r' || *v == '\n'))
-            v++;
-        if (end - v >= 4 && memcmp(v, "null", 4) == 0 &&
-            !memmem(v + 4, (size_t)(end - v - 4), "\"usage\"", 7))
-            return; /* the only usage member is null */
+    if (only_null_usage(data, u, &vend) &&
+        (s->client_wants_usage || (first_member(data, u) && member_cut(data, u, vend, &s->hide))))
+        return; /* kept, or cut as the chunk's first member */
+    scan_chunk(s, data, forward);
+}
+
+struct sg_slice sg_openai_stream_relay(struct sg_openai_stream *s, struct sg_slice raw,
+                                       struct sg_slice data, struct sg_buf *scratch)
+{
+    bool forward;
+    sg_openai_stream_event(s, data, &forward);
+    if (!forward)
+        return (struct sg_slice){raw.p, 0};
+    /* `data` is the SSE parser's copy of the event's data lines joined by "\n". With one
+     * data line (always, in practice) it is that line's value in `raw`; a value split over
+     * several lines is relayed as it came. */
+    if (!s->hide.n || memchr(data.p, '\n', data.n))
+        return raw;
+    const char *line = raw.p, *end = raw.p + raw.n;
+    while (line < end && (end - line < 5 || memcmp(line, "data:", 5) != 0)) {
+        /* A line before the data line (id:, event:, a comment; rare): skip it and its end of
+         * line ("\r\n" takes two turns, the second as an empty line). */
+        while (line < end && *line != '\r' && *line != '\n')
+            line++;
+        if (line < end)
+            line++;
     }
-    struct sg_json_member m[SG_CHAT_MAX_MEMBERS];
-    size_t n = 0;
-    char err[8];
-    if (sg_json_members(data.p, data.n, m, SG_ARRAY_LEN(m), &n, err, 0) != SG_OK)
-        return;
-    const struct sg_json_member *usage = NULL, *choices = NULL;
-    for (size_t i = 0; i < n; i++) {
-        if (sg_member_is(&m[i], "usage"))
-            usage = &m[i];
-        else if (sg_member_is(&m[i], "choices"))
-            choices = &m[i];
-    }
-    if (!usage || usage->value.p[0] != '{')
-        return;
-    sg_openai_usage_parse(data.p, data.n, &s->usage);
-    bool no_choices = false;
-    if (choices) {
-        const char *q = choices->value.p + 1;
-        while (q < choices->value.p + choices->value.n && strchr(" \t\r\n", *q))
-            q++;
-        no_choices = choices->value.p[0] == '[' && *q == ']';
-    }
-    if (!s->client_wants_usage && (no_choices || !choices))
-        *forward = false;
+    if (line == end)
+        return raw;
+    const char *v = line + 5 + (end - line > 5 && line[5] == ' ');
+    if ((size_t)(end - v) < data.n)
+        return raw;
+    const char *cut = v + (s->hide.p - data.p);
+    sg_buf_reset(scratch);
+    if (sg_buf_append(scratch, raw.p, (size_t)(cut - raw.p)) != SG_OK ||
+        sg_buf_append(scratch, cut + s->hide.n, (size_t)(end - cut - s->hide.n)) != SG_OK)
+        return raw;
+    return (struct sg_slice){scratch->data, scratch->len};
+}
+
+/* ---- usage the gateway writes (the estimate, docs/pricing.md) ---- */
+
+/* OpenAI's usage object for `u`; embeddings answers have no completion tokens. */
+static int append_openai_usage(struct sg_buf *out, const struct sg_usage *u, bool embeddings)
+{
+    if (embeddings)
+        return sg_buf_appendf(out, "{\"prompt_tokens\":%lld,\"total_tokens\":%lld}",
+                              (long long)u->input_tokens, (long long)u->input_tokens);
+    int rc = sg_buf_appendf(out,
+                            "{\"prompt_tokens\":%lld,\"completion_tokens\":%lld,"
+                            "\"total_tokens\":%lld",
+                            (long long)u->input_tokens, (long long)u->output_tokens,
+                            (long long)(u->input_tokens + u->output_tokens));
+    if (rc == SG_OK && u->cache_read_tokens)
+        rc = sg_buf_appendf(out, ",\"prompt_tokens_details\":{\"cached_tokens\":%lld}",
+                            (long long)u->cache_read_tokens);
+    return rc == SG_OK ? sg_buf_append(out, "}", 1) : rc;
+}
+
+int sg_openai_usage_chunk(const struct sg_openai_stream *s, const struct sg_usage *u,
+                          struct sg_buf *out)
+{
+    int rc = sg_buf_appends(out, "data: {");
+    if (rc == SG_OK && s->id[0])
+        rc = sg_buf_appendf(out, "\"id\":%s,", s->id);
+    if (rc == SG_OK)
+        rc = sg_buf_appends(out, "\"object\":\"chat.completion.chunk\",");
+    if (rc == SG_OK && s->created > 0)
+        rc = sg_buf_appendf(out, "\"created\":%lld,", (long long)s->created);
+    if (rc == SG_OK && s->model[0])
+        rc = sg_buf_appendf(out, "\"model\":%s,", s->model);
+    if (rc == SG_OK)
+        rc = sg_buf_appends(out, "\"choices\":[],\"usage\":");
+    if (rc == SG_OK)
+        rc = append_openai_usage(out, u, false);
+    return rc == SG_OK ? sg_buf_appends(out, "}\n\n") : rc;
+}
+
+int sg_answer_set_usage(enum sg_api api, struct sg_slice answer, const struct sg_usage *u,
+                        struct sg_buf *out)
+{
+    struct sg_buf usage;
+    sg_buf_init(&usage, 0);
+    int rc = api == SG_API_MESSAGES ? sg_messages_append_usage(&usage, u)
+                                    : append_openai_usage(&usage, u, api == SG_API_EMBEDDINGS);
+    if (rc == SG_OK)
+        rc = sg_json_set_member(out, answer, "usage",
+                                (struct sg_slice){usage.data ? usage.data : "", usage.len});
+    sg_buf_dispose(&usage);
+    return rc;
 }
 
 /* ---- embeddings ---- */

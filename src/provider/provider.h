@@ -178,10 +178,35 @@ struct sg_openai_stream {
     int64_t chunks;          /* events before "[DONE]": the output-token estimate of a stream
                               * that brings no usage (about one token a chunk, docs/pricing.md) */
     struct sg_usage usage;
+    struct sg_slice hide; /* of the last event's data, what the client must not see: its
+                           * top-level usage member and the comma joining it (n = 0: nothing) */
+    /* The first chunk's id and model (raw JSON strings, "" when absent or longer) and created
+     * (0: none), kept for a client that asked for usage: the usage chunk the gateway writes
+     * when the provider sends none (sg_openai_usage_chunk). */
+    char id[128];
+    char model[SG_CHAT_MAX_MODEL + 8];
+    int64_t created;
 };
 /* Look at one event's data. *forward is false for the usage chunk (choices: [] with usage)
- * when the client did not ask for it. Never fails: a chunk it cannot read is forwarded. */
+ * when the client did not ask for it; for such a client `hide` is the usage member of any
+ * other chunk ("usage":null on every chunk, as the gateway always asks for usage): OpenAI
+ * sends it only to clients that set include_usage. Never fails: a chunk it cannot read is
+ * forwarded. No allocation; a chunk in OpenAI's layout ("usage" last) is not scanned. */
 void sg_openai_stream_event(struct sg_openai_stream *s, struct sg_slice data, bool *forward);
+/* sg_openai_stream_event, then what the client gets of the event `raw` (whose data is `data`):
+ * `raw`, nothing (n = 0), or `raw` without `hide`, written into `scratch` (reset first). A data
+ * value split over several data lines is relayed as it came. */
+struct sg_slice sg_openai_stream_relay(struct sg_openai_stream *s, struct sg_slice raw,
+                                       struct sg_slice data, struct sg_buf *scratch);
+/* Append the final usage chunk ("data: {...,\"choices\":[],\"usage\":{...}}\n\n") for `u`,
+ * with the id, model and created the stream's first chunk had. */
+int sg_openai_usage_chunk(const struct sg_openai_stream *s, const struct sg_usage *u,
+                          struct sg_buf *out);
+/* Append `answer` (a whole answer in the `api`'s format, a JSON object) with its top-level usage
+ * set to `u` in that format, replacing any usage it had. SG_EINVAL (nothing appended) when it is
+ * not a JSON object. */
+int sg_answer_set_usage(enum sg_api api, struct sg_slice answer, const struct sg_usage *u,
+                        struct sg_buf *out);
 
 /* POST /v1/embeddings: the model (and model_values, for the splice encoder) of a body. */
 int sg_embeddings_request_parse(const char *body, size_t len, struct sg_chat_request *out,
@@ -300,7 +325,11 @@ struct sg_messages_stream {
     char error[256];        /* an error chunk's message (sg_messages_stream_chunk said SG_EPROTO) */
     int64_t content_chunks; /* chunks with text or tool arguments: the output-token estimate
                              * when no usage comes */
-    struct sg_usage usage;
+    int64_t input_estimate; /* set by the caller after init: the request's estimated input
+                             * tokens, message_start's input_tokens and the input count when no
+                             * usage comes (docs/pricing.md) */
+    struct sg_usage usage;  /* reported, or at the end (sg_messages_stream_finish) estimated:
+                             * input_estimate and content_chunks */
 };
 void sg_messages_stream_init(struct sg_messages_stream *s);
 /* One chunk's data (or "[DONE]") in; Messages events ("event: X\ndata: {...}\n\n") out.

@@ -69,6 +69,13 @@ bool sg_member_is(const struct sg_json_member *m, const char *name);
  * when it is absent, not a string, empty or too long. */
 int sg_request_model(struct sg_chat_request *out, const struct sg_json_member *model, char *err,
                      size_t err_len);
+/* Append `obj` (raw JSON) with its top-level member `name` set to `value` (raw JSON): the other
+ * members as written, in order, then "name":value; any earlier member of that name is left out.
+ * SG_EINVAL, nothing appended, when `obj` is not an object of at most SG_CHAT_MAX_MEMBERS. */
+int sg_json_set_member(struct sg_buf *out, struct sg_slice obj, const char *name,
+                       struct sg_slice value);
+/* Append the Messages API usage object for `u` (input_tokens without the cached parts). */
+int sg_messages_append_usage(struct sg_buf *out, const struct sg_usage *u);
 /* Count cache_control markers anywhere under `o` (bounded depth). */
 int pj_count_cache_control(struct json_object *o, int depth);
 

@@ -61,6 +61,38 @@ describe('Anthropic and OpenAI SDKs across wire formats', () => {
     });
   }
 
+  test('a deployment that reports no usage: both SDKs see the estimate the gateway records', T,
+    async () => {
+      // The Anthropic SDK needs usage.input_tokens and output_tokens (ints): a Messages client
+      // gets the gateway's estimate, never zeros, and OpenAI clients get the same numbers.
+      await mock.faults({ no_usage: true });
+      try {
+        const messages = [{ role: 'user', content: 'Count my tokens please' }];
+        const whole = await anthropic.messages.create({ model: 'app/gpt', max_tokens: 8, messages });
+        assert.ok(whole.usage.input_tokens > 0, `input estimated: ${JSON.stringify(whole.usage)}`);
+        assert.ok(whole.usage.output_tokens >= 8, 'output estimated from the text');
+        const msg = await anthropic.messages.stream({ model: 'app/gpt', max_tokens: 8, messages })
+          .finalMessage();
+        assert.equal(msg.usage.input_tokens, whole.usage.input_tokens, 'the same input estimate');
+        assert.equal(msg.usage.output_tokens, 8, 'one token a chunk with text');
+        const res = await openai.chat.completions.create({ model: 'app/gpt', max_tokens: 8,
+          messages });
+        assert.equal(res.usage.prompt_tokens, whole.usage.input_tokens, 'OpenAI answer: same input');
+        assert.equal(res.usage.total_tokens, res.usage.prompt_tokens + res.usage.completion_tokens);
+        const stream = await openai.chat.completions.create({ model: 'app/gpt', max_tokens: 8,
+          messages, stream: true, stream_options: { include_usage: true } });
+        const chunks = [];
+        for await (const chunk of stream) chunks.push(chunk);
+        const last = chunks.at(-1);
+        assert.deepEqual(last.choices, [], 'the usage chunk the client asked for');
+        assert.equal(last.id, chunks[0].id);
+        assert.equal(last.usage.prompt_tokens, whole.usage.input_tokens);
+        assert.equal(last.usage.completion_tokens, 10, 'role, 8 tokens and finish: 10 chunks');
+      } finally {
+        await mock.clearFaults();
+      }
+    });
+
   test('anthropic SDK: wrong key is an AuthenticationError, unknown model a NotFoundError', T,
     async () => {
       const bad = new Anthropic({ apiKey: 'wrong', baseURL: `http://127.0.0.1:${gw.port}`,

@@ -74,6 +74,31 @@ describe('openai SDK through slogate', () => {
     assert.equal(text, whole.choices[0].message.content);
   });
 
+  test('streamed chunks have a usage property only when include_usage is set', T, async () => {
+    // OpenAI: "usage" is present on chunks only with stream_options.include_usage (null on all
+    // but the last). The gateway always asks the deployment for usage, which then puts
+    // "usage":null on every chunk; the SDK passes unknown keys through, so it would show.
+    for (const asked of [false, true]) {
+      const stream = await client.chat.completions.create({
+        model: 'app/chat', messages: [{ role: 'user', content: 'Usage or not' }], stream: true,
+        ...(asked ? { stream_options: { include_usage: true } } : {}),
+      });
+      const chunks = [];
+      for await (const chunk of stream) chunks.push(chunk);
+      assert.ok(chunks.length >= 5, `several chunks (got ${chunks.length})`);
+      if (!asked) {
+        const withUsage = chunks.filter((c) => 'usage' in c);
+        assert.deepEqual(withUsage, [], 'no chunk has a usage property');
+        continue;
+      }
+      assert.ok(chunks.every((c) => 'usage' in c), 'every chunk has a usage property');
+      assert.deepEqual(chunks.slice(0, -1).map((c) => c.usage), chunks.slice(0, -1).map(() => null),
+        'usage is null on every chunk but the last');
+      assert.deepEqual(chunks.at(-1).choices, []);
+      assert.ok(chunks.at(-1).usage.completion_tokens > 0, 'the last chunk has the numbers');
+    }
+  });
+
   test('models.list()', T, async () => {
     const ids = [];
     for await (const m of client.models.list()) ids.push(m.id);

@@ -3,12 +3,14 @@
  * error classification, usage extraction (OpenAI and Anthropic answers) and the OpenAI stream
  * usage watcher. They see provider and client bytes as they come; none may crash, loop or return
  * nonsense: counts are never negative, the cached parts never exceed the input they belong to,
- * and a body without usage leaves the caller's struct as it was.
+ * and a body without usage leaves the caller's struct as it was. A chunk that is JSON stays JSON
+ * once the watcher's cut (its usage member) is taken out, and so does an answer given usage.
  */
 #include "provider/provider.h"
 
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -39,6 +41,26 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct sg_openai_stream st = {.client_wants_usage = size & 1};
     bool fwd;
     sg_openai_stream_event(&st, (struct sg_slice){s, size}, &fwd);
+    bool json = sg_json_validate(s, size, err, sizeof err) == SG_OK;
+    if (st.hide.n) {
+        if (st.client_wants_usage || st.hide.p < s || st.hide.p + st.hide.n > s + size)
+            abort();
+        char *left = malloc(size);
+        size_t head = (size_t)(st.hide.p - s);
+        memcpy(left, s, head);
+        memcpy(left + head, st.hide.p + st.hide.n, size - head - st.hide.n);
+        if (json && sg_json_validate(left, size - st.hide.n, err, sizeof err) != SG_OK)
+            abort();
+        free(left);
+    }
+    struct sg_buf ans;
+    sg_buf_init(&ans, 0);
+    struct sg_usage est = {.input_tokens = 3, .output_tokens = 4, .estimated = true};
+    if (sg_answer_set_usage((enum sg_api)(size % 3), (struct sg_slice){s, size}, &est, &ans) ==
+            SG_OK &&
+        (!json || sg_json_validate(ans.data, ans.len, err, sizeof err) != SG_OK))
+        abort();
+    sg_buf_dispose(&ans);
     struct sg_chat_request r;
     char e2[300];
     if (sg_embeddings_request_parse(s, size, &r, e2, sizeof e2) == SG_OK && r.model_len == 0)

@@ -5,7 +5,8 @@ import socket
 import struct
 import time
 
-from harness import TestFailure, chat_body, check, contains, eq, time_limit, wait_until
+from harness import (MOCK_KEY, TestFailure, chat_body, check, contains, eq, http, time_limit,
+                     wait_until)
 
 
 def stream(fx, gw, body=None, timeout=10):
@@ -71,6 +72,70 @@ def test_stream_include_usage_is_relayed(fx):
     usage = [ch["usage"] for ch in chunks if ch.get("usage")]
     eq(len(usage), 1, "one usage chunk")
     check(usage[0]["completion_tokens"] > 0, "usage numbers: %r" % usage[0])
+
+
+def check_usage_members(chunks, asked, who):
+    """What OpenAI sends (stream_options.include_usage): to a client that asked, a usage member
+    on every chunk, null but on the last, the usage chunk (choices: []); to one that did not,
+    no usage member on any chunk."""
+    if not asked:
+        bad = [c for c in chunks if "usage" in c]
+        check(not bad, "%s: a client that did not ask sees no usage member, got %d chunks "
+                       "with one: %r" % (who, len(bad), bad[:2]))
+        check(all(c["choices"] for c in chunks), "%s: and no usage chunk" % who)
+        return
+    check(all("usage" in c for c in chunks), "%s: usage on every chunk of a client that asked: "
+                                              "%r" % (who, [c for c in chunks if "usage" not in c][:2]))
+    eq([i for i, c in enumerate(chunks) if c["usage"] is not None], [len(chunks) - 1],
+       "%s: usage null on every chunk but the last" % who)
+    eq(chunks[-1]["choices"], [], "%s: the last is the usage chunk" % who)
+    check(chunks[-1]["usage"]["completion_tokens"] > 0, "%s: its numbers: %r"
+          % (who, chunks[-1]["usage"]))
+
+
+@time_limit(30)
+def test_stream_usage_member_only_for_clients_that_asked(fx):
+    m, gw = fx.mock_and_gateway()
+    # The deployment, asked for usage as the gateway always asks, puts "usage":null on every
+    # chunk (OpenAI's wire format): what the gateway must take out for a client that did not ask.
+    direct = http(m.port, "POST", "/v1/chat/completions",
+                  chat_body(model="gpt-4o-mini", stream=True,
+                            stream_options={"include_usage": True}), key=MOCK_KEY)
+    raw = [e for e in direct.sse_events()[:-1] if json.loads(e)["choices"]]
+    check(raw and all(e.endswith(',"usage":null}') for e in raw),
+          "the mock sends usage:null on every chunk when asked: %r" % raw[:1])
+    texts = []
+    for asked in (False, True):
+        body = chat_body(stream=True)
+        if asked:
+            body["stream_options"] = {"include_usage": True}
+        c, r = stream(fx, gw, body)
+        eq(r.status, 200, "status")
+        eq(m.last()["body"]["stream_options"], {"include_usage": True},
+           "the deployment is asked for usage either way")
+        chunks = chunks_of(r.sse_events())
+        check_usage_members(chunks, asked, "include_usage=%s" % asked)
+        eq(r.sse_events()[-1], "[DONE]", "the stream ends with [DONE]")
+        # Nothing else is touched: the same chunks, bar the usage member.
+        texts.append([{k: v for k, v in ch.items() if k not in ("usage", "id", "created")}
+                      for ch in chunks if ch["choices"]])
+    eq(texts[0], texts[1], "the chunks are the same with and without usage")
+
+
+@time_limit(30)
+def test_stream_usage_member_from_an_anthropic_deployment(fx):
+    """Chunks translated from an Anthropic stream: the same rule for a client that did not ask;
+    one that asked gets the final usage chunk."""
+    from test_providers import anthropic_config
+    m = fx.mock(name="claude-mock")
+    gw = fx.gateway(anthropic_config(fx, m))
+    c, r = stream(fx, gw)
+    eq(r.status, 200, "status (%s)" % r.text[:200])
+    check_usage_members(chunks_of(r.sse_events()), False, "from Anthropic")
+    c, r = stream(fx, gw, chat_body(stream=True, stream_options={"include_usage": True}))
+    chunks = chunks_of(r.sse_events())
+    eq(chunks[-1]["choices"], [], "the usage chunk comes last")
+    check(chunks[-1]["usage"]["completion_tokens"] > 0, "its numbers: %r" % chunks[-1]["usage"])
 
 
 @time_limit(20)

@@ -1,6 +1,7 @@
 """A provider that reports no usage (OpenAI-compatible servers that ignore
 stream_options.include_usage, or send whole answers without a usage object: `slogate mock
---no-usage`): the gateway estimates the tokens, prices the estimate, and says so — the
+--no-usage`): the gateway estimates the tokens, prices the estimate, shows it to the client in
+its format (docs/pricing.md: the Anthropic SDK needs the counts), and says so — the
 usage_estimated column in SQLite and PostgreSQL (migration 4, applied to a database of schema 3
 with its rows), the request log, the slogate.usage.estimated span attribute, and
 slogate_usage_estimated_total. Requests whose provider reports usage keep its exact counts.
@@ -58,15 +59,47 @@ def send_all(gw):
     return ids
 
 
-def check_answers_carry_no_usage(ans):
-    """What the clients got: no usage anywhere, the stream still complete."""
-    check("usage" not in ans["whole"].json(), "the whole answer has no usage object")
+def data_events(r):
+    return [json.loads(e) for e in r.sse_events() if e != "[DONE]"]
+
+
+def check_answers_show_the_record(ans, rows, estimated):
+    """What the clients got: the numbers the gateway records, in each format — estimated or
+    reported alike (docs/pricing.md). A Messages answer cannot leave them out (the Anthropic
+    SDK needs both counts), so OpenAI answers show them too."""
+    def rec(kind):
+        return rows[ans[kind].header("x-request-id")][:2]
+
+    u = ans["whole"].json()["usage"]
+    eq((u["prompt_tokens"], u["completion_tokens"]), rec("whole"), "the whole answer's usage")
+    eq(u["total_tokens"], sum(rec("whole")), "total_tokens")
     ev = ans["stream_usage"].sse_events()
     eq(ev[-1], "[DONE]", "the stream ends with [DONE]")
-    check(all('"usage"' not in e for e in ev),
-          "no usage chunk although the client asked: %s" % ev[-3:])
+    chunks = data_events(ans["stream_usage"])
+    last = chunks[-1]
+    eq(last["choices"], [], "the usage chunk the client asked for comes last")
+    eq((last["usage"]["prompt_tokens"], last["usage"]["completion_tokens"]), rec("stream_usage"),
+       "the usage chunk's numbers")
+    for k in ("id", "model", "object", "created"):
+        eq(last[k], chunks[0][k], "the usage chunk's %s is the stream's" % k)
+    check(all("usage" not in c for c in data_events(ans["stream"])),
+          "no usage for the stream that did not ask")
+    mu = ans["messages"].json()["usage"]
+    eq((mu["input_tokens"], mu["output_tokens"]), rec("messages"), "the Messages answer's usage")
+    mev = data_events(ans["messages_stream"])
+    start = [e for e in mev if e["type"] == "message_start"][0]["message"]["usage"]
+    delta = [e for e in mev if e["type"] == "message_delta"][0]["usage"]
+    eq((delta["input_tokens"], delta["output_tokens"]), rec("messages_stream"),
+       "message_delta's usage")
+    # message_start leaves before any usage: the pre-call estimate, the same for every request
+    # of this prompt (the recorded input when nothing is reported).
+    check(start["input_tokens"] > 0 and start["output_tokens"] == 0,
+          "message_start's usage: %r" % start)
+    if estimated:
+        eq(start["input_tokens"], rec("messages_stream")[0], "message_start's input: the estimate")
     # The whole answer's cost header is the estimate's (it was 0 before the estimate).
     check(float(ans["whole"].header("x-slogate-cost-usd")) > 0, "the whole answer is priced")
+    return start["input_tokens"]
 
 
 COLS = "input_tokens, output_tokens, cost_usd, usage_estimated, stream"
@@ -124,7 +157,6 @@ def test_no_usage_is_estimated_priced_and_marked(fx):
         cfg["telemetry"] = {"otlp_endpoint": col.url, "request_log": fx.path("req.jsonl")}
         gw = fx.gateway(cfg)
         est = send_all(gw)
-        check_answers_carry_no_usage(est)
         m.faults(no_usage=False)
         rep = send_all(gw)
         check("usage" in rep["whole"].json(), "usage reported once the fault is off")
@@ -132,6 +164,9 @@ def test_no_usage_is_estimated_priced_and_marked(fx):
         rows = sqlite_by_id(db)
         check_rows(rows, est, True)
         check_rows(rows, rep, False)
+        start_in = check_answers_show_the_record(est, rows, True)
+        eq(check_answers_show_the_record(rep, rows, False), start_in,
+           "message_start: the same estimate when usage is reported")
 
         # The request log (the spool's line format) says it too.
         wait_until(lambda: len(read_lines([fx.path("req.jsonl")])) == 10, 10, "10 log lines")
@@ -215,6 +250,7 @@ def test_postgres_schema_3_migrated_and_estimates_marked(fx):
         rows[v[0]] = (int(v[1]), int(v[2]), float(v[3]), v[4] == "t", v[5] == "t")
     check_rows(rows, est, True)
     check_rows(rows, rep, False)
+    check_answers_show_the_record(est, rows, True)
     r = fx.cli(["check", "-c", gw.config_path])
     check("schema version 4 (current)" in r.out, "check reports schema 4: %s" % r.out[-500:])
 

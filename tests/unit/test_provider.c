@@ -239,6 +239,189 @@ static void test_string_scan_every_offset(void **state)
     }
 }
 
+/* The stream watcher for a client that did not ask for usage: what is left of one chunk's data
+ * once `hide` is cut (must still be JSON), and whether it is forwarded at all. */
+static void expect_cut(const char *data, bool wants, const char *left)
+{
+    struct sg_openai_stream s = {.client_wants_usage = wants};
+    bool fwd;
+    size_t n = strlen(data);
+    sg_openai_stream_event(&s, (struct sg_slice){data, n}, &fwd);
+    assert_true(fwd);
+    assert_true(s.hide.p >= data && s.hide.p + s.hide.n <= data + n);
+    char out[512];
+    size_t head = (size_t)(s.hide.p - data);
+    snprintf(out, sizeof out, "%.*s%s", (int)head, data, data + head + s.hide.n);
+    if (strcmp(out, left) != 0)
+        fail_msg("for %s expected %s, got %s", data, left, out);
+    char err[64];
+    assert_int_equal(sg_json_validate(out, strlen(out), err, sizeof err), SG_OK);
+}
+
+static void test_stream_usage_null_is_cut_unless_asked(void **state)
+{
+    (void)state;
+    /* OpenAI's layout: the last member, found from the end; any whitespace a provider puts. */
+    expect_cut("{\"id\":\"c\",\"choices\":[{\"delta\":{\"content\":\"hi\"}}],\"usage\":null}",
+               false, "{\"id\":\"c\",\"choices\":[{\"delta\":{\"content\":\"hi\"}}]}");
+    expect_cut("{\"id\":\"c\" , \"usage\" :\n null }\n", false, "{\"id\":\"c\" }\n");
+    expect_cut("{\"usage\":null}", false, "{}");
+    /* First, middle, after a content of "usage": the first by a memmem, the others scanned. */
+    expect_cut("{\"usage\":null,\"id\":\"c\"}", false, "{\"id\":\"c\"}");
+    expect_cut("{ \"usage\" : null ,\n \"id\":\"c\"}", false, "{ \"id\":\"c\"}");
+    expect_cut("{\"id\":\"c\",\"usage\": null,\"choices\":[]}", false,
+               "{\"id\":\"c\",\"choices\":[]}");
+    expect_cut("{\"choices\":[{\"delta\":{\"content\":\"usage\"}}],\"usage\":null,\"x\":1}", false,
+               "{\"choices\":[{\"delta\":{\"content\":\"usage\"}}],\"x\":1}");
+    /* Usage on a chunk with choices (servers that put it on the finish chunk): counted, and cut
+     * for a client that did not ask. */
+    expect_cut("{\"choices\":[{\"delta\":{},\"finish_reason\":\"stop\"}],\"usage\":{\"prompt_to"
+               "kens\":1,\"completion_tokens\":2}}",
+               false, "{\"choices\":[{\"delta\":{},\"finish_reason\":\"stop\"}]}");
+    /* A client that asked sees every chunk as it came. */
+    expect_cut("{\"id\":\"c\",\"usage\":null}", true, "{\"id\":\"c\",\"usage\":null}");
+    expect_cut("{\"usage\":null,\"id\":\"c\"}", true, "{\"usage\":null,\"id\":\"c\"}");
+    /* Only a top-level member is the chunk's usage: nested ones, values and keys that merely
+     * end in "usage" stay. */
+    expect_cut("{\"choices\":[{\"delta\":{},\"usage\":null}]}", false,
+               "{\"choices\":[{\"delta\":{},\"usage\":null}]}");
+    expect_cut("{\"a\":{\"usage\":null}}", false, "{\"a\":{\"usage\":null}}");
+    expect_cut("{\"a\":{\"usage\":null},\"b\":1}", false, "{\"a\":{\"usage\":null},\"b\":1}");
+    expect_cut("{\"x\\\"usage\":null}", false, "{\"x\\\"usage\":null}");
+    expect_cut("{\"note\":\"usage\"}", false, "{\"note\":\"usage\"}");
+    expect_cut("{\"id\":\"c\"}", false, "{\"id\":\"c\"}");
+    /* Not JSON: relayed as it came. */
+    struct sg_openai_stream s = {0};
+    bool fwd;
+    sg_openai_stream_event(&s, SG_SLICE_LIT("usage\":null}"), &fwd);
+    assert_true(fwd);
+    assert_int_equal(s.hide.n, 0);
+    sg_openai_stream_event(&s, SG_SLICE_LIT("{\"a\":[\"usage\":null]}"), &fwd);
+    assert_int_equal(s.hide.n, 0);
+}
+
+static struct sg_slice relay(struct sg_openai_stream *s, const char *raw, const char *data,
+                             struct sg_buf *scratch)
+{
+    return sg_openai_stream_relay(s, (struct sg_slice){raw, strlen(raw)},
+                                  (struct sg_slice){data, strlen(data)}, scratch);
+}
+
+static void expect_relay(const char *raw, const char *data, bool wants, const char *sent)
+{
+    struct sg_openai_stream s = {.client_wants_usage = wants};
+    struct sg_buf scratch;
+    sg_buf_init(&scratch, 0);
+    struct sg_slice out = relay(&s, raw, data, &scratch);
+    if (out.n != strlen(sent) || memcmp(out.p, sent, out.n) != 0)
+        fail_msg("for %s expected %s, got %.*s", raw, sent, (int)out.n, out.p);
+    sg_buf_dispose(&scratch);
+}
+
+static void test_stream_relay_cuts_in_the_event(void **state)
+{
+    (void)state;
+    expect_relay("data: {\"id\":\"c\",\"usage\":null}\n\n", "{\"id\":\"c\",\"usage\":null}", false,
+                 "data: {\"id\":\"c\"}\n\n");
+    expect_relay("data:{\"id\":\"c\",\"usage\":null}\r\n\r\n", "{\"id\":\"c\",\"usage\":null}",
+                 false, "data:{\"id\":\"c\"}\r\n\r\n");
+    /* Lines before the data line are kept. */
+    expect_relay(": keep-alive\nid: 7\ndata: {\"usage\":null,\"id\":\"c\"}\n\n",
+                 "{\"usage\":null,\"id\":\"c\"}", false,
+                 ": keep-alive\nid: 7\ndata: {\"id\":\"c\"}\n\n");
+    expect_relay("event: chunk\r\nid: 7\rdata:{\"id\":\"c\",\"usage\":null}\r\n\r\n",
+                 "{\"id\":\"c\",\"usage\":null}", false,
+                 "event: chunk\r\nid: 7\rdata:{\"id\":\"c\"}\r\n\r\n");
+    expect_relay("data: {\"id\":\"c\",\"usage\":null}\n\n", "{\"id\":\"c\",\"usage\":null}", true,
+                 "data: {\"id\":\"c\",\"usage\":null}\n\n");
+    /* A value split over two data lines: as it came. */
+    expect_relay("data: {\"id\":\"c\",\ndata: \"usage\":null}\n\n",
+                 "{\"id\":\"c\",\n\"usage\":null}", false,
+                 "data: {\"id\":\"c\",\ndata: \"usage\":null}\n\n");
+    /* The usage chunk the client did not ask for: nothing; [DONE]: as it came. */
+    expect_relay("data: {\"choices\":[],\"usage\":{\"prompt_tokens\":1}}\n\n",
+                 "{\"choices\":[],\"usage\":{\"prompt_tokens\":1}}", false, "");
+    expect_relay("data: [DONE]\n\n", "[DONE]", false, "data: [DONE]\n\n");
+}
+
+static void test_usage_chunk_and_answer_usage(void **state)
+{
+    (void)state;
+    struct sg_openai_stream s = {.client_wants_usage = true};
+    struct sg_buf out;
+    sg_buf_init(&out, 0);
+    const char *first =
+        "{\"id\":\"chatcmpl-1\",\"object\":\"chat.completion.chunk\",\"created\":17,"
+        "\"model\":\"m\\\"x\",\"choices\":[],\"usage\":null}";
+    relay(&s, "data: x\n\n", first, &out);
+    struct sg_usage u = {.input_tokens = 12, .output_tokens = 26, .estimated = true};
+    sg_buf_reset(&out);
+    assert_int_equal(sg_openai_usage_chunk(&s, &u, &out), SG_OK);
+    assert_string_equal(out.data,
+                        "data: {\"id\":\"chatcmpl-1\",\"object\":\"chat.completion.chunk\","
+                        "\"created\":17,\"model\":\"m\\\"x\",\"choices\":[],\"usage\":{\"prompt_"
+                        "tokens\":12,\"completion_tokens\":26,\"total_tokens\":38}}\n\n");
+    /* No first chunk seen (or one without these members): only what is known. */
+    struct sg_openai_stream none = {0};
+    sg_buf_reset(&out);
+    sg_openai_usage_chunk(&none, &u, &out);
+    assert_string_equal(out.data, "data: {\"object\":\"chat.completion.chunk\",\"choices\":[],"
+                                  "\"usage\":{\"prompt_tokens\":12,\"completion_tokens\":26,"
+                                  "\"total_tokens\":38}}\n\n");
+    /* Whole answers: usage added, or put in place of a null one, in each API's shape. */
+    sg_buf_reset(&out);
+    assert_int_equal(sg_answer_set_usage(SG_API_CHAT,
+                                         SG_SLICE_LIT("{\"id\":\"a\",\"usage\":null,\"x\":[1]}"),
+                                         &u, &out),
+                     SG_OK);
+    assert_string_equal(out.data, "{\"id\":\"a\",\"x\":[1],\"usage\":{\"prompt_tokens\":12,"
+                                  "\"completion_tokens\":26,\"total_tokens\":38}}");
+    sg_buf_reset(&out);
+    sg_answer_set_usage(SG_API_EMBEDDINGS, SG_SLICE_LIT("{ \"data\" : [] }"), &u, &out);
+    assert_string_equal(out.data,
+                        "{\"data\" : [],\"usage\":{\"prompt_tokens\":12,\"total_tokens\":12}}");
+    sg_buf_reset(&out);
+    sg_answer_set_usage(SG_API_MESSAGES,
+                        SG_SLICE_LIT("{\"type\":\"message\",\"usage\":{\"input_tokens\":0,"
+                                     "\"output_tokens\":0}}"),
+                        &u, &out);
+    assert_string_equal(out.data, "{\"type\":\"message\",\"usage\":{\"input_tokens\":12,"
+                                  "\"output_tokens\":26,\"cache_creation_input_tokens\":0,"
+                                  "\"cache_read_input_tokens\":0}}");
+    sg_buf_reset(&out);
+    assert_int_equal(sg_answer_set_usage(SG_API_CHAT, SG_SLICE_LIT("[1]"), &u, &out), SG_EINVAL);
+    assert_int_equal(sg_answer_set_usage(SG_API_CHAT, SG_SLICE_LIT("{\"a\":"), &u, &out),
+                     SG_EINVAL);
+    assert_int_equal(out.len, 0);
+    sg_buf_dispose(&out);
+}
+
+static void test_stream_options_spliced(void **state)
+{
+    (void)state;
+    struct sg_deployment d = {.id = "p", .provider_model = "gpt", .api_base = "http://x/v1"};
+    struct sg_chat_request r;
+    char err[300];
+    struct sg_buf out;
+    sg_buf_init(&out, 0);
+    /* The client's other stream_options stay; include_usage is forced to true. */
+    assert_int_equal(
+        parse("{\"model\":\"a\",\"stream\":true,\"stream_options\":{\"include_usage\""
+              ":false, \"x\" : 1},\"messages\":[{\"role\":\"user\",\"content\":\"h\"}]}",
+              &r, err),
+        SG_OK);
+    assert_int_equal(sg_openai_encode_chat(&r, &d, &out), SG_OK);
+    assert_non_null(strstr(out.data, "\"stream_options\":{\"x\" : 1,\"include_usage\":true}"));
+    sg_buf_reset(&out);
+    assert_int_equal(parse("{\"model\":\"a\",\"stream\":true,\"stream_options\":null,\"messages\""
+                           ":[{\"role\":\"user\",\"content\":\"h\"}]}",
+                           &r, err),
+                     SG_OK);
+    assert_int_equal(sg_openai_encode_chat(&r, &d, &out), SG_OK);
+    assert_non_null(strstr(out.data, "\"stream_options\":{\"include_usage\":true}"));
+    sg_buf_dispose(&out);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -249,6 +432,10 @@ int main(void)
         cmocka_unit_test(test_split_model_and_encode),
         cmocka_unit_test(test_provider_error_message),
         cmocka_unit_test(test_string_scan_every_offset),
+        cmocka_unit_test(test_stream_usage_null_is_cut_unless_asked),
+        cmocka_unit_test(test_stream_relay_cuts_in_the_event),
+        cmocka_unit_test(test_usage_chunk_and_answer_usage),
+        cmocka_unit_test(test_stream_options_spliced),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

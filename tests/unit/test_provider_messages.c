@@ -317,6 +317,48 @@ static void test_stream(void **state)
     sg_buf_dispose(&out);
 }
 
+/* message_start's input_tokens is the caller's pre-call estimate (Anthropic counts the prompt
+ * before answering); message_delta carries the final counts: the reported ones, or, when none
+ * came, the estimate the gateway records (input estimate, chunks with text). */
+static void test_stream_usage_estimate(void **state)
+{
+    (void)state;
+    struct sg_messages_stream s;
+    struct sg_buf out;
+    sg_buf_init(&out, 0);
+    const char *text = "{\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hi\"},"
+                       "\"finish_reason\":null}]}",
+               *stop = "{\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{},"
+                       "\"finish_reason\":\"stop\"}]}";
+    for (int reported = 0; reported < 2; reported++) {
+        sg_buf_reset(&out);
+        sg_messages_stream_init(&s);
+        s.input_estimate = 31;
+        assert_int_equal(chunk(&s, text, &out), SG_OK);
+        assert_non_null(strstr(out.data, "\"usage\":{\"input_tokens\":31,\"output_tokens\":0}"));
+        assert_int_equal(chunk(&s, text, &out), SG_OK);
+        assert_int_equal(chunk(&s, stop, &out), SG_OK);
+        if (reported)
+            assert_int_equal(chunk(&s,
+                                   "{\"id\":\"c\",\"choices\":[],\"usage\":{\"prompt_tokens\":"
+                                   "20,\"completion_tokens\":9}}",
+                                   &out),
+                             SG_OK);
+        assert_int_equal(chunk(&s, "[DONE]", &out), SG_OK);
+        const char *delta = strstr(out.data, "event: message_delta");
+        assert_non_null(delta);
+        assert_non_null(strstr(delta, reported ? "\"usage\":{\"input_tokens\":20,"
+                                                 "\"output_tokens\":9,"
+                                               : "\"usage\":{\"input_tokens\":31,"
+                                                 "\"output_tokens\":2,"));
+        assert_int_equal(s.usage.known, reported);
+        assert_int_equal(s.usage.estimated, !reported);
+        assert_int_equal(s.usage.input_tokens, reported ? 20 : 31);
+        assert_int_equal(s.usage.output_tokens, reported ? 9 : 2);
+    }
+    sg_buf_dispose(&out);
+}
+
 /* A NUL (\u0000) in an answer's text is text like any other: the Messages answer carries all of
  * it, not the part before the NUL. */
 static void test_decode_openai_text_with_nul(void **state)
@@ -430,6 +472,7 @@ int main(void)
         cmocka_unit_test(test_encode_anthropic),
         cmocka_unit_test(test_decode_openai),
         cmocka_unit_test(test_stream),
+        cmocka_unit_test(test_stream_usage_estimate),
         cmocka_unit_test(test_decode_openai_text_with_nul),
         cmocka_unit_test(test_stream_interleaved_tool_calls),
     };
