@@ -907,14 +907,16 @@ static void chunk_open(struct sg_anthropic_stream *s, struct sg_buf *out)
     sg_buf_appends(out, ",\"choices\":[{\"index\":0,\"delta\":");
 }
 
-static void chunk_close(struct sg_buf *out, const char *finish)
+/* A client that asked for usage sees "usage":null on every chunk before the usage chunk, as
+ * OpenAI sends them. */
+static void chunk_close(const struct sg_anthropic_stream *s, struct sg_buf *out, const char *finish)
 {
     sg_buf_appends(out, ",\"logprobs\":null,\"finish_reason\":");
     if (finish)
         append_str(out, finish);
     else
         sg_buf_appends(out, "null");
-    sg_buf_appends(out, "}]}\n\n");
+    sg_buf_appends(out, s->include_usage ? "}],\"usage\":null}\n\n" : "}]}\n\n");
 }
 
 /* A chunk whose delta is the JSON string `t` as content. */
@@ -924,7 +926,7 @@ static void content_chunk(struct sg_anthropic_stream *s, struct sg_buf *out, str
     sg_buf_appends(out, "{\"content\":\"");
     sg_buf_append_json_str(out, json_object_get_string(t), (size_t)json_object_get_string_len(t));
     sg_buf_appends(out, "\"}");
-    chunk_close(out, NULL);
+    chunk_close(s, out, NULL);
 }
 
 static void copy_str(char *dst, size_t cap, const char *src)
@@ -961,7 +963,7 @@ static void block_start(struct sg_anthropic_stream *s, struct json_object *b, st
             sg_buf_appends(out, ",\"type\":\"function\",\"function\":{\"name\":");
             append_str(out, pj_str(b, "name") ? pj_str(b, "name") : "");
             sg_buf_appends(out, ",\"arguments\":\"\"}}]}");
-            chunk_close(out, NULL);
+            chunk_close(s, out, NULL);
         }
     }
 }
@@ -975,7 +977,7 @@ static void arguments_chunk(struct sg_anthropic_stream *s, struct sg_buf *out,
                    s->tool_index);
     sg_buf_append_json_str(out, json_object_get_string(t), (size_t)json_object_get_string_len(t));
     sg_buf_appends(out, "\"}}]}");
-    chunk_close(out, NULL);
+    chunk_close(s, out, NULL);
 }
 
 /* content_block_delta: text and tool input become chunks; SG_EPROTO for a delta whose block
@@ -1069,7 +1071,7 @@ int sg_anthropic_stream_event(struct sg_anthropic_stream *s, struct sg_slice eve
         if (out) {
             chunk_open(s, out);
             sg_buf_appends(out, "{\"role\":\"assistant\",\"content\":\"\"}");
-            chunk_close(out, NULL);
+            chunk_close(s, out, NULL);
         }
         goto out;
     }
@@ -1092,7 +1094,7 @@ int sg_anthropic_stream_event(struct sg_anthropic_stream *s, struct sg_slice eve
         if (out) {
             chunk_open(s, out);
             sg_buf_appends(out, "{}");
-            chunk_close(out, s->finish[0] ? s->finish : "stop");
+            chunk_close(s, out, s->finish[0] ? s->finish : "stop");
         }
     } else if (strcmp(type, "message_stop") == 0) {
         s->done = true;
