@@ -383,14 +383,30 @@ static void server_of(const char *url, char *host, size_t n, int *port)
     *port = colon ? atoi(colon + 1) : tls ? 443 : 80;
 }
 
+/* The slot of a new attempt. A request may make more attempts than an event keeps (tiers,
+ * retries and fallbacks have no fixed bound): past the last slot, the newest attempt takes the
+ * last slot and the one it replaces is counted as dropped — the spans and the request log keep
+ * the first attempts and the one that ended the request, and say how many are missing. A last
+ * slot still running (a hedge) is kept, and the new attempt is the one dropped: -1. */
+static int attempt_slot(struct sg_event *ev)
+{
+    if (ev->n_attempts < SG_EVENT_MAX_ATTEMPTS)
+        return ev->n_attempts++;
+    ev->attempts_dropped++;
+    const struct sg_event_attempt *last = &ev->attempts[SG_EVENT_MAX_ATTEMPTS - 1];
+    return last->end_us > last->start_us ? SG_EVENT_MAX_ATTEMPTS - 1 : -1;
+}
+
 int gw_event_attempt_begin(struct sg_worker *w, struct sg_event *ev, const struct sg_deployment *d,
                            uint64_t offset_us, char *traceparent, size_t tp_len)
 {
     traceparent[0] = '\0';
-    if (!ev || ev->n_attempts >= SG_EVENT_MAX_ATTEMPTS)
+    int i = ev ? attempt_slot(ev) : -1;
+    if (i < 0)
         return -1;
-    int i = ev->n_attempts++;
     struct sg_event_attempt *a = &ev->attempts[i];
+    memset(a, 0, sizeof *a);
+    a->number = ev->n_attempts + ev->attempts_dropped;
     SG_EVENT_SETS(ev, attempts[i].deployment, d->id);
     SG_EVENT_SETS(ev, attempts[i].provider, d->provider);
     SG_EVENT_SETS(ev, attempts[i].model, d->provider_model);

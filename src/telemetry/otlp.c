@@ -122,6 +122,8 @@ int sg_otlp_encode_spans(const struct sg_event *ev, struct sg_buf *out)
     attr_str(out, &first, "slogate.cache", ev->cache_state);
     attr_int(out, &first, "slogate.retries", ev->retries);
     attr_int(out, &first, "slogate.failover_hops", ev->failover_hops);
+    if (ev->attempts_dropped) /* the attempt spans below are not all of them */
+        attr_int(out, &first, "slogate.attempts_dropped", ev->attempts_dropped);
     attr_int(out, &first, "slogate.overhead_us", (int64_t)ev->overhead_us);
     if (ev->cached_tokens > 0)
         attr_int(out, &first, "slogate.usage.cached_tokens", ev->cached_tokens);
@@ -151,7 +153,7 @@ int sg_otlp_encode_spans(const struct sg_event *ev, struct sg_buf *out)
             attr_int(out, &first, "http.response.status_code", a->status);
         attr_str(out, &first, "error.type", a->error_type);
         attr_str(out, &first, "slogate.deployment", a->deployment);
-        attr_int(out, &first, "slogate.attempt", i + 1);
+        attr_int(out, &first, "slogate.attempt", a->number ? a->number : i + 1);
         /* A client span fails on any error; a hedge's loser, cancelled because the other
          * attempt answered first, did not fail (routing does not count it either). */
         span_tail(out, a->error_type, strcmp(a->error_type, "cancelled") != 0);

@@ -249,6 +249,49 @@ static void test_event_json_round_trip(void **state)
     assert_string_equal(d->prompt, e->prompt);
     assert_stored_equal(e, d);
 
+    /* The attempts read back too (what the request path spools when the queue is full is
+     * logged at replay: its line must list them like the live ones), the dropped count with
+     * them. */
+    e->n_attempts = 2;
+    SG_EVENT_SETS(e, attempts[1].deployment, "secondary");
+    e->attempts[1].status = 200;
+    e->attempts[1].start_us = 1000;
+    e->attempts[1].end_us = 13250;
+    SG_EVENT_SETS(e, attempts[0].error_type, "failure");
+    e->attempts_dropped = 3;
+    sg_buf_reset(&b);
+    assert_int_equal(sg_event_to_json(e, SG_EVENT_JSON_ATTEMPTS, &b), SG_OK);
+    assert_non_null(strstr(b.data, "],\"attempts_dropped\":3"));
+    assert_int_equal(sg_event_from_json(b.data, b.len, d), SG_OK);
+    assert_int_equal(d->n_attempts, 2);
+    assert_int_equal(d->attempts_dropped, 3);
+    assert_string_equal(d->attempts[0].deployment, "primary");
+    assert_string_equal(d->attempts[0].error_type, "failure");
+    assert_int_equal(d->attempts[0].status, 500);
+    assert_string_equal(d->attempts[1].deployment, "secondary");
+    assert_string_equal(d->attempts[1].error_type, "");
+    assert_true(d->attempts[1].end_us - d->attempts[1].start_us == 12250);
+    struct sg_buf again;
+    sg_buf_init(&again, 0);
+    assert_int_equal(sg_event_to_json(d, SG_EVENT_JSON_ATTEMPTS, &again), SG_OK);
+    assert_string_equal(again.data, b.data); /* the same line */
+    sg_buf_dispose(&again);
+    /* Attempts that are not the log's shape: the line is refused like any bad field. */
+    static const char *const bad_attempts[] = {
+        "{\"request_id\":\"x\",\"attempts\":{}}",
+        "{\"request_id\":\"x\",\"attempts\":[1]}",
+        "{\"request_id\":\"x\",\"attempts\":[{\"deployment\":\"a\",\"status\":200,"
+        "\"ms\":-1,\"error_type\":\"\"}]}",
+        "{\"request_id\":\"x\",\"attempts\":[{\"deployment\":\"a\",\"status\":\"200\","
+        "\"ms\":1,\"error_type\":\"\"}]}",
+        "{\"request_id\":\"x\",\"attempts\":[],\"attempts_dropped\":-1}",
+    };
+    for (size_t i = 0; i < SG_ARRAY_LEN(bad_attempts); i++)
+        assert_int_equal(sg_event_from_json(bad_attempts[i], strlen(bad_attempts[i]), d),
+                         SG_EINVAL);
+    e->n_attempts = 0;
+    e->attempts_dropped = 0;
+
     /* A negative ttft (no byte reached the client) survives too. */
     e->ttft_ms = -1;
     sg_buf_reset(&b);
@@ -707,6 +750,20 @@ static const char *attr(struct json_object *span, const char *key, const char *k
     return NULL;
 }
 
+/* The spans of `e` in an export body: its root (to put), and the span list in `*list`. */
+static struct json_object *encode_wrapped(const struct sg_event *e, struct sg_buf *spans,
+                                          struct sg_buf *body, struct json_object **list)
+{
+    sg_buf_reset(spans);
+    sg_otlp_encode_spans(e, spans);
+    sg_buf_reset(body);
+    assert_int_equal(sg_otlp_wrap(spans->data, spans->len, "svc", body), SG_OK);
+    struct json_object *root = json_tokener_parse(body->data);
+    assert_non_null(root);
+    *list = json_path(root, "resourceSpans.0.scopeSpans.0.spans");
+    return root;
+}
+
 static void test_otlp_encode(void **state)
 {
     (void)state;
@@ -778,6 +835,8 @@ static void test_otlp_encode(void **state)
     assert_string_equal(attr(a0, "server.port", "intValue"), "443");
     assert_string_equal(attr(a0, "error.type", "stringValue"), "upstream_error");
     assert_string_equal(attr(a0, "http.response.status_code", "intValue"), "503");
+    assert_string_equal(attr(a0, "slogate.attempt", "intValue"), "1");
+    assert_null(attr(req, "slogate.attempts_dropped", "intValue")); /* none were */
     struct json_object *a1 = json_object_array_get_idx(list, 2);
     assert_string_equal(attr(a1, "gen_ai.provider.name", "stringValue"), "anthropic");
     assert_null(attr(a1, "error.type", "stringValue"));
@@ -812,12 +871,7 @@ static void test_otlp_encode(void **state)
     SG_EVENT_SETS(x, attempts[0].error_type, "cancelled");
     SG_EVENT_SETS(x, attempts[1].span_id, "2222222222222222");
     SG_EVENT_SETS(x, attempts[1].error_type, "timeout");
-    sg_buf_reset(&spans);
-    sg_otlp_encode_spans(x, &spans);
-    sg_buf_reset(&body);
-    assert_int_equal(sg_otlp_wrap(spans.data, spans.len, "svc", &body), SG_OK);
-    root = json_tokener_parse(body.data);
-    list = json_path(root, "resourceSpans.0.scopeSpans.0.spans");
+    root = encode_wrapped(x, &spans, &body, &list);
     assert_int_equal(json_object_array_length(list), 3);
     assert_null(json_path(json_object_array_get_idx(list, 0), "status.code"));
     a0 = json_object_array_get_idx(list, 1);
@@ -825,6 +879,18 @@ static void test_otlp_encode(void **state)
     assert_null(json_path(a0, "status.code"));
     assert_int_equal(
         json_object_get_int(json_path(json_object_array_get_idx(list, 2), "status.code")), 2);
+    json_object_put(root);
+    /* More attempts than an event keeps: the request span says how many are not there, and the
+     * attempt in the last slot keeps its own number (the 10th, not the 2nd). */
+    x->attempts_dropped = 8;
+    x->attempts[1].number = 10;
+    root = encode_wrapped(x, &spans, &body, &list);
+    assert_string_equal(
+        attr(json_object_array_get_idx(list, 0), "slogate.attempts_dropped", "intValue"), "8");
+    assert_string_equal(attr(json_object_array_get_idx(list, 1), "slogate.attempt", "intValue"),
+                        "1");
+    assert_string_equal(attr(json_object_array_get_idx(list, 2), "slogate.attempt", "intValue"),
+                        "10");
     json_object_put(root);
     sg_event_free(x);
     sg_buf_dispose(&spans);
