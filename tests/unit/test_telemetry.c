@@ -863,6 +863,18 @@ static void test_otlp_encode(void **state)
     assert_string_equal(attr(root, "error.type", "stringValue"), "model_not_found");
     assert_null(json_path(root, "status.code"));
     json_object_put(root);
+    /* A 200 whose stream then broke off failed: the status code is no success here (the
+     * failures counter counts it too). */
+    x->status = 200;
+    SG_EVENT_SETS(x, error_type, "stream_interrupted");
+    sg_buf_reset(&spans);
+    sg_otlp_encode_spans(x, &spans);
+    root = json_tokener_parse(spans.data);
+    assert_non_null(root);
+    assert_int_equal(json_object_get_int(json_path(root, "status.code")), 2);
+    assert_string_equal(json_object_get_string(json_path(root, "status.message")),
+                        "stream_interrupted");
+    json_object_put(root);
     /* A hedge's loser, cancelled when the other attempt answered first, did not fail. */
     x->status = 200;
     x->error_type[0] = '\0';
