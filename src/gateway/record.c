@@ -141,10 +141,12 @@ static void reqlog_tap(void *ud, const struct sg_event *const *ev, size_t n)
 {
     struct gw_telemetry *t = ud;
     int rotated = 0;
-    if (sg_reqlog_write(t->reqlog, ev, n, &rotated) == SG_OK)
-        sg_telemetry_bump(t->tel, t->bg, SG_TC_LOG_LINES, (double)n);
-    else
-        sg_telemetry_bump(t->tel, t->bg, SG_TC_LOG_ERRORS, (double)n);
+    size_t written = 0;
+    sg_reqlog_write(t->reqlog, ev, n, &rotated, &written);
+    /* Lines counted as they are in the file: a batch that failed after a rotation still put
+     * the lines before it there. */
+    sg_telemetry_bump(t->tel, t->bg, SG_TC_LOG_LINES, (double)written);
+    sg_telemetry_bump(t->tel, t->bg, SG_TC_LOG_ERRORS, (double)(n - written));
     if (rotated)
         sg_telemetry_bump(t->tel, t->bg, SG_TC_LOG_ROTATIONS, rotated);
 }

@@ -290,9 +290,12 @@ struct sg_reqlog;
  * past `max_bytes` (0 = never). Prompts are written only when `log_prompts`. */
 struct sg_reqlog *sg_reqlog_open(const char *path, uint64_t max_bytes, int keep, bool log_prompts,
                                  char *err, size_t err_len);
-/* Write one line per event with a single write(2). Returns SG_OK or SG_EIO. The rotation count
- * goes into *rotated when not NULL. Called from one thread (the store's writer). */
-int sg_reqlog_write(struct sg_reqlog *l, const struct sg_event *const *ev, size_t n, int *rotated);
+/* Write one line per event with a single write(2) (two around a rotation). Returns SG_OK or
+ * SG_EIO. The rotation count goes into *rotated, the lines that went in into *written (all n on
+ * SG_OK; a failed write may still have taken those before a rotation), when not NULL. Called from
+ * one thread (the store's writer). */
+int sg_reqlog_write(struct sg_reqlog *l, const struct sg_event *const *ev, size_t n, int *rotated,
+                    size_t *written);
 void sg_reqlog_close(struct sg_reqlog *l);
 
 #endif

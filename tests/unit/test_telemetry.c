@@ -1101,7 +1101,7 @@ static void test_reqlog_rotation_and_prompts(void **state)
     const struct sg_event *batch[4] = {e, e, e, e};
     int rot = 0, total = 0;
     for (int i = 0; i < 5; i++) { /* 20 lines: rotations at 3, 6, 9 ... */
-        assert_int_equal(sg_reqlog_write(l, batch, 4, &rot), SG_OK);
+        assert_int_equal(sg_reqlog_write(l, batch, 4, &rot, NULL), SG_OK);
         total += rot;
     }
     sg_reqlog_close(l);
@@ -1123,7 +1123,7 @@ static void test_reqlog_rotation_and_prompts(void **state)
     }
     fclose(f);
     l = sg_reqlog_open(path, 0, 2, true, err, sizeof err);
-    assert_int_equal(sg_reqlog_write(l, batch, 1, NULL), SG_OK);
+    assert_int_equal(sg_reqlog_write(l, batch, 1, NULL, NULL), SG_OK);
     sg_reqlog_close(l);
     f = fopen(path, "r");
     int with = 0;
@@ -1142,7 +1142,7 @@ static void test_reqlog_rotation_and_prompts(void **state)
     rot = 0;
     for (int i = 0; i < 3; i++) {
         int r = 0;
-        assert_int_equal(sg_reqlog_write(l, batch, 4, &r), SG_OK);
+        assert_int_equal(sg_reqlog_write(l, batch, 4, &r, NULL), SG_OK);
         rot += r;
     }
     sg_reqlog_close(l);
@@ -1183,7 +1183,7 @@ static void test_reqlog_cut_write_leaves_no_partial_line(void **state)
     struct sg_reqlog *l = sg_reqlog_open(path, 0, 2, false, err, sizeof err);
     assert_non_null(l);
     const struct sg_event *batch[3] = {e, e, e};
-    assert_int_equal(sg_reqlog_write(l, batch, 1, NULL), SG_OK);
+    assert_int_equal(sg_reqlog_write(l, batch, 1, NULL, NULL), SG_OK);
 
     /* The file may grow by a line and a half: the next batch of three is cut in its second. */
     struct rlimit old, lim;
@@ -1192,11 +1192,13 @@ static void test_reqlog_cut_write_leaves_no_partial_line(void **state)
     lim = old;
     lim.rlim_cur = (rlim_t)(line * 2 + line / 2);
     assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
-    assert_int_equal(sg_reqlog_write(l, batch, 3, NULL), SG_EIO);
+    size_t written = 99;
+    assert_int_equal(sg_reqlog_write(l, batch, 3, NULL, &written), SG_EIO);
+    assert_int_equal(written, 0); /* what went in was taken back */
     assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
     signal(SIGXFSZ, prev);
 
-    assert_int_equal(sg_reqlog_write(l, batch, 2, NULL), SG_OK);
+    assert_int_equal(sg_reqlog_write(l, batch, 2, NULL, NULL), SG_OK);
     sg_reqlog_close(l);
 
     FILE *f = fopen(path, "r");
@@ -1222,6 +1224,54 @@ static void test_reqlog_cut_write_leaves_no_partial_line(void **state)
     sg_event_free(e);
 }
 
+/* A batch that rotates, the write before the rotation refused (the old file may not grow) and the
+ * one after taken: the caller hears how many lines went in, so slogate_request_log_lines_total
+ * counts the line that is in the new file (and the errors counter the two lost). */
+static void test_reqlog_written_lines_around_a_rotation(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/sg-reqlog-rot-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char path[128], p1[140];
+    snprintf(path, sizeof path, "%s/req.jsonl", dir);
+    snprintf(p1, sizeof p1, "%s.1", path);
+    struct sg_event *e = full_event("r-rot");
+    struct sg_buf one;
+    sg_buf_init(&one, 0);
+    sg_event_to_json(e, SG_EVENT_JSON_ATTEMPTS, &one);
+    size_t line = one.len + 1;
+    char err[200];
+    struct sg_reqlog *l = sg_reqlog_open(path, line * 3, 2, false, err, sizeof err);
+    assert_non_null(l);
+    const struct sg_event *batch[3] = {e, e, e};
+    size_t written = 0;
+    assert_int_equal(sg_reqlog_write(l, batch, 2, NULL, &written), SG_OK);
+    assert_int_equal(written, 2);
+
+    /* Files may hold two and a half lines: the old file refuses its third line; the second
+     * line of the batch rotates and goes into the new file; the third is not tried. */
+    struct rlimit old, lim;
+    assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+    void (*prev)(int) = signal(SIGXFSZ, SIG_IGN);
+    lim = old;
+    lim.rlim_cur = (rlim_t)(line * 2 + line / 2);
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+    int rot = 0;
+    assert_int_equal(sg_reqlog_write(l, batch, 3, &rot, &written), SG_EIO);
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+    signal(SIGXFSZ, prev);
+    sg_reqlog_close(l);
+    assert_int_equal(rot, 1);
+    assert_int_equal(written, 1);
+    assert_int_equal(count_lines(p1), 2);
+    assert_int_equal(count_lines(path), 1);
+    unlink(path);
+    unlink(p1);
+    rmdir(dir);
+    sg_buf_dispose(&one);
+    sg_event_free(e);
+}
+
 int main(void)
 {
     sg_log_set_level(SG_LOG_ERROR);
@@ -1242,6 +1292,7 @@ int main(void)
         cmocka_unit_test(test_otlp_exporter_retry_and_drop),
         cmocka_unit_test(test_reqlog_rotation_and_prompts),
         cmocka_unit_test(test_reqlog_cut_write_leaves_no_partial_line),
+        cmocka_unit_test(test_reqlog_written_lines_around_a_rotation),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
