@@ -867,12 +867,10 @@ static void test_otlp_encode(void **state)
      * failures counter counts it too). */
     x->status = 200;
     SG_EVENT_SETS(x, error_type, "stream_interrupted");
-    sg_buf_reset(&spans);
-    sg_otlp_encode_spans(x, &spans);
-    root = json_tokener_parse(spans.data);
-    assert_non_null(root);
-    assert_int_equal(json_object_get_int(json_path(root, "status.code")), 2);
-    assert_string_equal(json_object_get_string(json_path(root, "status.message")),
+    root = encode_wrapped(x, &spans, &body, &list);
+    req = json_object_array_get_idx(list, 0);
+    assert_int_equal(json_object_get_int(json_path(req, "status.code")), 2);
+    assert_string_equal(json_object_get_string(json_path(req, "status.message")),
                         "stream_interrupted");
     json_object_put(root);
     /* A hedge's loser, cancelled when the other attempt answered first, did not fail. */
@@ -1164,6 +1162,23 @@ static void test_reqlog_rotation_and_prompts(void **state)
     sg_event_free(e);
 }
 
+/* sg_reqlog_write with files limited to `cap` bytes (RLIMIT_FSIZE, SIGXFSZ ignored): a disk
+ * that refuses what goes past it, as a full one does. */
+static int write_capped(struct sg_reqlog *l, const struct sg_event *const *batch, size_t n,
+                        size_t cap, int *rotated, size_t *written)
+{
+    struct rlimit old, lim;
+    assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+    void (*prev)(int) = signal(SIGXFSZ, SIG_IGN);
+    lim = old;
+    lim.rlim_cur = (rlim_t)cap;
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+    int rc = sg_reqlog_write(l, batch, n, rotated, written);
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+    signal(SIGXFSZ, prev);
+    return rc;
+}
+
 /* A write the disk cut short (RLIMIT_FSIZE here; ENOSPC or EIO in life) leaves no part of a line
  * behind: the next batch's lines start on a line of their own, and every line parses. */
 static void test_reqlog_cut_write_leaves_no_partial_line(void **state)
@@ -1186,17 +1201,9 @@ static void test_reqlog_cut_write_leaves_no_partial_line(void **state)
     assert_int_equal(sg_reqlog_write(l, batch, 1, NULL, NULL), SG_OK);
 
     /* The file may grow by a line and a half: the next batch of three is cut in its second. */
-    struct rlimit old, lim;
-    assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
-    void (*prev)(int) = signal(SIGXFSZ, SIG_IGN);
-    lim = old;
-    lim.rlim_cur = (rlim_t)(line * 2 + line / 2);
-    assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
     size_t written = 99;
-    assert_int_equal(sg_reqlog_write(l, batch, 3, NULL, &written), SG_EIO);
+    assert_int_equal(write_capped(l, batch, 3, line * 2 + line / 2, NULL, &written), SG_EIO);
     assert_int_equal(written, 0); /* what went in was taken back */
-    assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
-    signal(SIGXFSZ, prev);
 
     assert_int_equal(sg_reqlog_write(l, batch, 2, NULL, NULL), SG_OK);
     sg_reqlog_close(l);
@@ -1239,7 +1246,7 @@ static void test_reqlog_written_lines_around_a_rotation(void **state)
     struct sg_buf one;
     sg_buf_init(&one, 0);
     sg_event_to_json(e, SG_EVENT_JSON_ATTEMPTS, &one);
-    size_t line = one.len + 1;
+    size_t line = one.len + 1; /* every line of the test */
     char err[200];
     struct sg_reqlog *l = sg_reqlog_open(path, line * 3, 2, false, err, sizeof err);
     assert_non_null(l);
@@ -1250,16 +1257,8 @@ static void test_reqlog_written_lines_around_a_rotation(void **state)
 
     /* Files may hold two and a half lines: the old file refuses its third line; the second
      * line of the batch rotates and goes into the new file; the third is not tried. */
-    struct rlimit old, lim;
-    assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
-    void (*prev)(int) = signal(SIGXFSZ, SIG_IGN);
-    lim = old;
-    lim.rlim_cur = (rlim_t)(line * 2 + line / 2);
-    assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
     int rot = 0;
-    assert_int_equal(sg_reqlog_write(l, batch, 3, &rot, &written), SG_EIO);
-    assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
-    signal(SIGXFSZ, prev);
+    assert_int_equal(write_capped(l, batch, 3, line * 2 + line / 2, &rot, &written), SG_EIO);
     sg_reqlog_close(l);
     assert_int_equal(rot, 1);
     assert_int_equal(written, 1);
