@@ -141,10 +141,12 @@ static void reqlog_tap(void *ud, const struct sg_event *const *ev, size_t n)
 {
     struct gw_telemetry *t = ud;
     int rotated = 0;
-    if (sg_reqlog_write(t->reqlog, ev, n, &rotated) == SG_OK)
-        sg_telemetry_bump(t->tel, t->bg, SG_TC_LOG_LINES, (double)n);
-    else
-        sg_telemetry_bump(t->tel, t->bg, SG_TC_LOG_ERRORS, (double)n);
+    size_t written = 0;
+    sg_reqlog_write(t->reqlog, ev, n, &rotated, &written);
+    /* Lines counted as they are in the file: a batch that failed after a rotation still put
+     * the lines before it there. */
+    sg_telemetry_bump(t->tel, t->bg, SG_TC_LOG_LINES, (double)written);
+    sg_telemetry_bump(t->tel, t->bg, SG_TC_LOG_ERRORS, (double)(n - written));
     if (rotated)
         sg_telemetry_bump(t->tel, t->bg, SG_TC_LOG_ROTATIONS, rotated);
 }
@@ -383,14 +385,30 @@ static void server_of(const char *url, char *host, size_t n, int *port)
     *port = colon ? atoi(colon + 1) : tls ? 443 : 80;
 }
 
+/* The slot of a new attempt. A request may make more attempts than an event keeps (tiers,
+ * retries and fallbacks have no fixed bound): past the last slot, the newest attempt takes the
+ * last slot and the one it replaces is counted as dropped — the spans and the request log keep
+ * the first attempts and the one that ended the request, and say how many are missing. A last
+ * slot still running (a hedge) is kept, and the new attempt is the one dropped: -1. */
+static int attempt_slot(struct sg_event *ev)
+{
+    if (ev->n_attempts < SG_EVENT_MAX_ATTEMPTS)
+        return ev->n_attempts++;
+    ev->attempts_dropped++;
+    const struct sg_event_attempt *last = &ev->attempts[SG_EVENT_MAX_ATTEMPTS - 1];
+    return last->end_us > last->start_us ? SG_EVENT_MAX_ATTEMPTS - 1 : -1;
+}
+
 int gw_event_attempt_begin(struct sg_worker *w, struct sg_event *ev, const struct sg_deployment *d,
                            uint64_t offset_us, char *traceparent, size_t tp_len)
 {
     traceparent[0] = '\0';
-    if (!ev || ev->n_attempts >= SG_EVENT_MAX_ATTEMPTS)
+    int i = ev ? attempt_slot(ev) : -1;
+    if (i < 0)
         return -1;
-    int i = ev->n_attempts++;
     struct sg_event_attempt *a = &ev->attempts[i];
+    memset(a, 0, sizeof *a);
+    a->number = ev->n_attempts + ev->attempts_dropped;
     SG_EVENT_SETS(ev, attempts[i].deployment, d->id);
     SG_EVENT_SETS(ev, attempts[i].provider, d->provider);
     SG_EVENT_SETS(ev, attempts[i].model, d->provider_model);

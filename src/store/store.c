@@ -426,13 +426,14 @@ void sg_store_submit(struct sg_store *s, struct sg_event *ev_take)
         return;
     }
     /* The queue is full: the writer is far behind. Spool this event now rather than block or
-     * drop it; the writer replays it (and logs it) in order with the rest. */
+     * drop it; the writer replays it (and logs it) in order with the rest — with its prompt and
+     * its attempts, which the request log's line lists as the live ones do. */
     atomic_fetch_add(&s->overflows, 1);
     struct sg_buf b;
     sg_buf_init(&b, 0);
     int rc = sg_buf_appends(&b, SG_SPOOL_TAP_PREFIX);
     size_t at = b.len;
-    rc = rc ? rc : sg_event_to_json(ev_take, SG_EVENT_JSON_PROMPT, &b);
+    rc = rc ? rc : sg_event_to_json(ev_take, SG_EVENT_JSON_PROMPT | SG_EVENT_JSON_ATTEMPTS, &b);
     if (!rc) {
         /* Splice: the prefix already opened the object, so drop the event's own '{'. */
         memmove(b.data + at, b.data + at + 1, b.len - at - 1);

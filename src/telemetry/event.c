@@ -254,6 +254,8 @@ int sg_event_to_json(const struct sg_event *ev, unsigned flags, struct sg_buf *o
             rc = rc ? rc : sg_buf_appends(out, "\"}");
         }
         rc = rc ? rc : sg_buf_append(out, "]", 1);
+        if (!rc && ev->attempts_dropped)
+            rc = sg_buf_appendf(out, ",\"attempts_dropped\":%d", ev->attempts_dropped);
     }
     if (!rc && (flags & SG_EVENT_JSON_PROMPT) && ev->prompt) {
         rc = sg_buf_appends(out, ",\"prompt\":\"");
@@ -283,6 +285,56 @@ static bool get_int64(struct json_object *v, int64_t *out)
         return true;
     }
     return false;
+}
+
+static struct json_object *member(struct json_object *o, const char *key, json_type type)
+{
+    struct json_object *v;
+    return json_object_object_get_ex(o, key, &v) && json_object_is_type(v, type) ? v : NULL;
+}
+
+/* One attempt as the request log writes it: {deployment, status, ms, error_type}. Its times
+ * come back as an offset from 0 with the logged duration. */
+static bool attempt_from_json(struct json_object *o, struct sg_event_attempt *at)
+{
+    struct json_object *dep = member(o, "deployment", json_type_string);
+    struct json_object *et = member(o, "error_type", json_type_string), *st, *ms;
+    int64_t status = 0;
+    if (!dep || !et || !json_object_object_get_ex(o, "status", &st) || !get_int64(st, &status) ||
+        status < 0 || status > 999 || !json_object_object_get_ex(o, "ms", &ms) ||
+        !(json_object_is_type(ms, json_type_double) || json_object_is_type(ms, json_type_int)))
+        return false;
+    double d = json_object_get_double(ms);
+    if (!(d >= 0 && d <= 1e12)) /* NaN too; beyond ~30 years is no attempt */
+        return false;
+    sg_event_set(at->deployment, sizeof at->deployment, json_object_get_string(dep),
+                 (size_t)json_object_get_string_len(dep));
+    sg_event_set(at->error_type, sizeof at->error_type, json_object_get_string(et),
+                 (size_t)json_object_get_string_len(et));
+    at->status = (int)status;
+    at->end_us = (uint64_t)llround(d * 1000.0);
+    return true;
+}
+
+/* The attempts of a request log line: what the request path spools when the queue is full
+ * carries them, so the line its replay logs lists them as a live one does. */
+static bool attempts_from_json(struct json_object *arr, struct json_object *dropped,
+                               struct sg_event *ev)
+{
+    if (!json_object_is_type(arr, json_type_array))
+        return false;
+    size_t n = json_object_array_length(arr);
+    for (size_t i = 0; i < n && ev->n_attempts < SG_EVENT_MAX_ATTEMPTS; i++) {
+        struct json_object *a = json_object_array_get_idx(arr, i);
+        if (!json_object_is_type(a, json_type_object) ||
+            !attempt_from_json(a, &ev->attempts[ev->n_attempts++]))
+            return false;
+    }
+    int64_t k = 0;
+    if (dropped && (!get_int64(dropped, &k) || k < 0 || k > INT32_MAX))
+        return false;
+    ev->attempts_dropped = (int)k;
+    return true;
 }
 
 int sg_event_from_json(const char *p, size_t n, struct sg_event *ev)
@@ -340,6 +392,11 @@ int sg_event_from_json(const char *p, size_t n, struct sg_event *ev)
         }
     }
     ok = ok && ev->request_id[0];
+    struct json_object *av, *dv = NULL;
+    if (ok && json_object_object_get_ex(root, "attempts", &av)) {
+        json_object_object_get_ex(root, "attempts_dropped", &dv);
+        ok = attempts_from_json(av, dv, ev);
+    }
     struct json_object *pv;
     if (ok && json_object_object_get_ex(root, "prompt", &pv) &&
         json_object_is_type(pv, json_type_string))

@@ -87,6 +87,15 @@ static void span_tail(struct sg_buf *b, const char *error_type, bool error)
     }
 }
 
+/* Whether the request (SERVER) span is an error, as OpenTelemetry's HTTP conventions have it: a
+ * 5xx, no answer at all, or a 2xx whose answer then broke off (a stream ended by an error event:
+ * "another error" than the status, which the failures counter counts too). A 4xx — the client's
+ * mistake, or a client that left (499) — leaves it unset; error.type still names it. */
+static bool request_failed(const struct sg_event *ev)
+{
+    return ev->status >= 500 || ev->status == 0 || (ev->status < 400 && ev->error_type[0]);
+}
+
 int sg_otlp_encode_spans(const struct sg_event *ev, struct sg_buf *out)
 {
     size_t start = out->len;
@@ -122,6 +131,8 @@ int sg_otlp_encode_spans(const struct sg_event *ev, struct sg_buf *out)
     attr_str(out, &first, "slogate.cache", ev->cache_state);
     attr_int(out, &first, "slogate.retries", ev->retries);
     attr_int(out, &first, "slogate.failover_hops", ev->failover_hops);
+    if (ev->attempts_dropped) /* the attempt spans below are not all of them */
+        attr_int(out, &first, "slogate.attempts_dropped", ev->attempts_dropped);
     attr_int(out, &first, "slogate.overhead_us", (int64_t)ev->overhead_us);
     if (ev->cached_tokens > 0)
         attr_int(out, &first, "slogate.usage.cached_tokens", ev->cached_tokens);
@@ -130,10 +141,7 @@ int sg_otlp_encode_spans(const struct sg_event *ev, struct sg_buf *out)
     attr_bool(out, &first, "slogate.stream", ev->stream);
     if (ev->usage_estimated)
         attr_bool(out, &first, "slogate.usage.estimated", true);
-    /* A server span is an error when the gateway failed (5xx, or no answer at all); a 4xx is
-     * the client's mistake and leaves it unset, as OpenTelemetry's HTTP conventions say, while
-     * error.type still names it. */
-    span_tail(out, ev->error_type, ev->status >= 500 || ev->status == 0);
+    span_tail(out, ev->error_type, request_failed(ev));
 
     for (int i = 0; i < ev->n_attempts; i++) {
         const struct sg_event_attempt *a = &ev->attempts[i];
@@ -151,7 +159,7 @@ int sg_otlp_encode_spans(const struct sg_event *ev, struct sg_buf *out)
             attr_int(out, &first, "http.response.status_code", a->status);
         attr_str(out, &first, "error.type", a->error_type);
         attr_str(out, &first, "slogate.deployment", a->deployment);
-        attr_int(out, &first, "slogate.attempt", i + 1);
+        attr_int(out, &first, "slogate.attempt", a->number ? a->number : i + 1);
         /* A client span fails on any error; a hedge's loser, cancelled because the other
          * attempt answered first, did not fail (routing does not count it either). */
         span_tail(out, a->error_type, strcmp(a->error_type, "cancelled") != 0);

@@ -30,6 +30,8 @@ struct sg_reqlog {
     bool failing; /* the last batch failed: said once, and again when it works */
     int err;      /* errno of the last failure */
     struct sg_buf out;
+    size_t out_lines; /* lines in `out` */
+    size_t written;   /* lines of the current sg_reqlog_write that went in */
 };
 
 static int open_log(struct sg_reqlog *l, char *err, size_t err_len)
@@ -107,6 +109,8 @@ static int write_all(int fd, const char *p, size_t n, size_t *written)
  * the damage stays one unreadable line. */
 static int flush(struct sg_reqlog *l)
 {
+    size_t lines = l->out_lines;
+    l->out_lines = 0;
     if (!l->out.len)
         return SG_OK;
     size_t w = 0;
@@ -120,6 +124,7 @@ static int flush(struct sg_reqlog *l)
         rc = write_all(l->fd, l->out.data, l->out.len, &w);
         if (rc == SG_OK) {
             l->size += l->out.len;
+            l->written += lines;
         } else {
             l->err = errno;
             off_t end = w ? lseek(l->fd, 0, SEEK_CUR) : 0;
@@ -171,10 +176,12 @@ static void reopen_if_moved(struct sg_reqlog *l)
     open_log(l, NULL, 0);
 }
 
-int sg_reqlog_write(struct sg_reqlog *l, const struct sg_event *const *ev, size_t n, int *rotated)
+int sg_reqlog_write(struct sg_reqlog *l, const struct sg_event *const *ev, size_t n, int *rotated,
+                    size_t *written)
 {
     unsigned flags = SG_EVENT_JSON_ATTEMPTS | (l->prompts ? SG_EVENT_JSON_PROMPT : 0);
     int rc = SG_OK, rot = 0;
+    l->written = 0;
     reopen_if_moved(l);
     if (l->fd < 0 && open_log(l, NULL, 0) != SG_OK)
         rc = SG_EIO; /* keep trying on later batches: the directory may come back */
@@ -185,22 +192,27 @@ int sg_reqlog_write(struct sg_reqlog *l, const struct sg_event *const *ev, size_
             break;
         }
         sg_buf_append(&l->out, "\n", 1);
+        l->out_lines++;
         size_t line = l->out.len - before;
         /* Rotate before a line that would take the file past the limit (a file always gets at
          * least one line, so a huge line cannot make it rotate forever). */
         if (l->max && l->size + l->out.len > l->max && l->size + before > 0) {
             char *tmp = sg_xstrndup(l->out.data + before, line);
             l->out.len = before;
+            l->out_lines--;
             rc = flush(l);
             if (rotate(l) == SG_OK)
                 rot++;
             sg_buf_append(&l->out, tmp, line);
+            l->out_lines = 1;
             free(tmp);
         }
     }
     int frc = flush(l);
     if (rotated)
         *rotated = rot;
+    if (written)
+        *written = l->written;
     rc = rc ? rc : frc;
     /* Said once when writes start failing, and once when they work again: a full disk must not
      * also fill the gateway's own log. */

@@ -372,8 +372,9 @@ struct sg_telemetry *sg_telemetry_new(size_t n_workers)
     int f_log = sg_metrics_family(m, "slogate_request_log_lines_total",
                                   "Lines written to the JSON lines request log.", SG_METRIC_COUNTER,
                                   NULL, 0);
-    int f_logerr = sg_metrics_family(m, "slogate_request_log_errors_total",
-                                     "Request log writes that failed.", SG_METRIC_COUNTER, NULL, 0);
+    int f_logerr =
+        sg_metrics_family(m, "slogate_request_log_errors_total",
+                          "Request log lines lost to failed writes.", SG_METRIC_COUNTER, NULL, 0);
     int f_logrot = sg_metrics_family(m, "slogate_request_log_rotations_total",
                                      "Request log rotations by size.", SG_METRIC_COUNTER, NULL, 0);
 

@@ -35,6 +35,7 @@ struct sg_event_attempt {
     uint64_t start_us, end_us;
     int status;          /* HTTP status from the provider, 0 when none came */
     char error_type[40]; /* empty when the attempt succeeded */
+    int number;          /* 1 for the request's first attempt (slots may skip some: dropped) */
 };
 
 /* One client request. Strings are NUL-terminated and truncated to fit (sg_event_set). Integer
@@ -75,6 +76,9 @@ struct sg_event {
     uint8_t trace_flags;
     struct sg_event_attempt attempts[SG_EVENT_MAX_ATTEMPTS];
     int n_attempts;
+    /* Attempts past SG_EVENT_MAX_ATTEMPTS that were not kept: the first ones and the latest
+     * are (gw_event_attempt_begin). */
+    int attempts_dropped;
     char *prompt; /* heap, owned by the event; only with telemetry.log_prompts */
 };
 
@@ -118,13 +122,15 @@ uint64_t sg_wall_us(void);
 /* JSON encoding of an event: one object, no newline. The spool and the request log use it, so
  * decoding what was encoded gives back every stored field exactly. */
 enum {
-    SG_EVENT_JSON_ATTEMPTS = 1, /* add "attempts":[...] (request log) */
+    SG_EVENT_JSON_ATTEMPTS = 1, /* add "attempts":[...] and "attempts_dropped" when some were
+                                 * (the request log; a spool line the request log will read) */
     SG_EVENT_JSON_PROMPT = 2,   /* add "prompt" when the event has one (log_prompts) */
 };
 int sg_event_to_json(const struct sg_event *ev, unsigned flags, struct sg_buf *out);
 /* Parse one line written by sg_event_to_json into `ev` (from sg_event_new or zeroed; its old
- * prompt is freed). Unknown keys are ignored, missing ones stay zero. SG_EINVAL when it is not
- * such an object or has no request_id. */
+ * prompt is freed), with its attempts when it has them (deployment, status, duration, error
+ * type). Unknown keys are ignored, missing ones stay zero. SG_EINVAL when it is not such an
+ * object or has no request_id. */
 int sg_event_from_json(const char *p, size_t n, struct sg_event *ev);
 
 /* W3C traceparent "00-<32 hex>-<16 hex>-<2 hex>". Returns true and fills the ids when valid
@@ -284,9 +290,12 @@ struct sg_reqlog;
  * past `max_bytes` (0 = never). Prompts are written only when `log_prompts`. */
 struct sg_reqlog *sg_reqlog_open(const char *path, uint64_t max_bytes, int keep, bool log_prompts,
                                  char *err, size_t err_len);
-/* Write one line per event with a single write(2). Returns SG_OK or SG_EIO. The rotation count
- * goes into *rotated when not NULL. Called from one thread (the store's writer). */
-int sg_reqlog_write(struct sg_reqlog *l, const struct sg_event *const *ev, size_t n, int *rotated);
+/* Write one line per event with a single write(2) (two around a rotation). Returns SG_OK or
+ * SG_EIO. The rotation count goes into *rotated, the lines that went in into *written (all n on
+ * SG_OK; a failed write may still have taken those before a rotation), when not NULL. Called from
+ * one thread (the store's writer). */
+int sg_reqlog_write(struct sg_reqlog *l, const struct sg_event *const *ev, size_t n, int *rotated,
+                    size_t *written);
 void sg_reqlog_close(struct sg_reqlog *l);
 
 #endif

@@ -3,7 +3,8 @@
  * spool's event lines read back from disk (a torn or damaged file must not crash the writer).
  * Properties, not just "no crash": a traceparent that parses formats back into one that parses to
  * the same ids and the flags version 00 knows (the others are sent as zero); an event line that
- * parses, written and read again, writes the same line.
+ * parses, written and read again, writes the same line (its prompt and attempts included: the
+ * request path spools them so, and the replay logs them).
  */
 #include "telemetry/telemetry.h"
 
@@ -30,14 +31,15 @@ static void traceparent(const char *s, size_t n)
 
 static void event_line(const char *s, size_t n)
 {
+    const unsigned flags = SG_EVENT_JSON_PROMPT | SG_EVENT_JSON_ATTEMPTS;
     struct sg_event *ev = sg_event_new(), *back = sg_event_new();
     if (sg_event_from_json(s, n, ev) == SG_OK) {
         struct sg_buf a, b;
         sg_buf_init(&a, 0);
         sg_buf_init(&b, 0);
-        if (sg_event_to_json(ev, SG_EVENT_JSON_PROMPT, &a) != SG_OK ||
+        if (sg_event_to_json(ev, flags, &a) != SG_OK ||
             sg_event_from_json(a.data, a.len, back) != SG_OK ||
-            sg_event_to_json(back, SG_EVENT_JSON_PROMPT, &b) != SG_OK || a.len != b.len ||
+            sg_event_to_json(back, flags, &b) != SG_OK || a.len != b.len ||
             memcmp(a.data, b.data, a.len) != 0)
             abort();
         sg_buf_dispose(&a);

@@ -215,14 +215,17 @@ static void assert_rows_in_order(struct fake *f, int from, int to)
 
 struct tap_log {
     char ids[FAKE_MAX][40];
+    int attempts[FAKE_MAX]; /* each event's attempts, as the request log would list them */
     size_t n;
 };
 
 static void tap(void *ud, const struct sg_event *const *ev, size_t n)
 {
     struct tap_log *t = ud;
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
+        t->attempts[t->n] = ev[i]->n_attempts;
         snprintf(t->ids[t->n++], sizeof t->ids[0], "%s", ev[i]->request_id);
+    }
 }
 
 static struct sg_store *store_new(struct fake *f, const char *spool, size_t qcap,
@@ -922,6 +925,10 @@ static void test_queue_full_spools_on_the_request_path(void **state)
     for (int i = 0; i < 10; i++) {
         struct sg_event *e = ev_n(i);
         e->prompt = sg_xstrdup("the prompt");
+        e->n_attempts = 2; /* a retry: the request log lists both attempts */
+        SG_EVENT_SETS(e, attempts[0].deployment, "primary");
+        SG_EVENT_SETS(e, attempts[0].error_type, "failure");
+        SG_EVENT_SETS(e, attempts[1].deployment, "secondary");
         sg_store_submit(s, e);
     }
     struct sg_store_stats st = stats(s);
@@ -938,8 +945,11 @@ static void test_queue_full_spools_on_the_request_path(void **state)
         snprintf(id, sizeof id, "req-%04d", i);
         assert_true(fake_has(f, id));
     }
-    /* The tap: the 4 live ones when taken off the queue, the 6 spooled ones at replay. */
+    /* The tap: the 4 live ones when taken off the queue, the 6 spooled ones at replay — with
+     * their attempts, as the live ones (the spool line carries them). */
     assert_int_equal(tl->n, 10);
+    for (size_t i = 0; i < tl->n; i++)
+        assert_int_equal(tl->attempts[i], 2);
     assert_int_equal(stats(s).spool_events, 0);
     sg_store_close(s, 0);
     free(f);

@@ -249,6 +249,49 @@ static void test_event_json_round_trip(void **state)
     assert_string_equal(d->prompt, e->prompt);
     assert_stored_equal(e, d);
 
+    /* The attempts read back too (what the request path spools when the queue is full is
+     * logged at replay: its line must list them like the live ones), the dropped count with
+     * them. */
+    e->n_attempts = 2;
+    SG_EVENT_SETS(e, attempts[1].deployment, "secondary");
+    e->attempts[1].status = 200;
+    e->attempts[1].start_us = 1000;
+    e->attempts[1].end_us = 13250;
+    SG_EVENT_SETS(e, attempts[0].error_type, "failure");
+    e->attempts_dropped = 3;
+    sg_buf_reset(&b);
+    assert_int_equal(sg_event_to_json(e, SG_EVENT_JSON_ATTEMPTS, &b), SG_OK);
+    assert_non_null(strstr(b.data, "],\"attempts_dropped\":3"));
+    assert_int_equal(sg_event_from_json(b.data, b.len, d), SG_OK);
+    assert_int_equal(d->n_attempts, 2);
+    assert_int_equal(d->attempts_dropped, 3);
+    assert_string_equal(d->attempts[0].deployment, "primary");
+    assert_string_equal(d->attempts[0].error_type, "failure");
+    assert_int_equal(d->attempts[0].status, 500);
+    assert_string_equal(d->attempts[1].deployment, "secondary");
+    assert_string_equal(d->attempts[1].error_type, "");
+    assert_true(d->attempts[1].end_us - d->attempts[1].start_us == 12250);
+    struct sg_buf again;
+    sg_buf_init(&again, 0);
+    assert_int_equal(sg_event_to_json(d, SG_EVENT_JSON_ATTEMPTS, &again), SG_OK);
+    assert_string_equal(again.data, b.data); /* the same line */
+    sg_buf_dispose(&again);
+    /* Attempts that are not the log's shape: the line is refused like any bad field. */
+    static const char *const bad_attempts[] = {
+        "{\"request_id\":\"x\",\"attempts\":{}}",
+        "{\"request_id\":\"x\",\"attempts\":[1]}",
+        "{\"request_id\":\"x\",\"attempts\":[{\"deployment\":\"a\",\"status\":200,"
+        "\"ms\":-1,\"error_type\":\"\"}]}",
+        "{\"request_id\":\"x\",\"attempts\":[{\"deployment\":\"a\",\"status\":\"200\","
+        "\"ms\":1,\"error_type\":\"\"}]}",
+        "{\"request_id\":\"x\",\"attempts\":[],\"attempts_dropped\":-1}",
+    };
+    for (size_t i = 0; i < SG_ARRAY_LEN(bad_attempts); i++)
+        assert_int_equal(sg_event_from_json(bad_attempts[i], strlen(bad_attempts[i]), d),
+                         SG_EINVAL);
+    e->n_attempts = 0;
+    e->attempts_dropped = 0;
+
     /* A negative ttft (no byte reached the client) survives too. */
     e->ttft_ms = -1;
     sg_buf_reset(&b);
@@ -707,6 +750,20 @@ static const char *attr(struct json_object *span, const char *key, const char *k
     return NULL;
 }
 
+/* The spans of `e` in an export body: its root (to put), and the span list in `*list`. */
+static struct json_object *encode_wrapped(const struct sg_event *e, struct sg_buf *spans,
+                                          struct sg_buf *body, struct json_object **list)
+{
+    sg_buf_reset(spans);
+    sg_otlp_encode_spans(e, spans);
+    sg_buf_reset(body);
+    assert_int_equal(sg_otlp_wrap(spans->data, spans->len, "svc", body), SG_OK);
+    struct json_object *root = json_tokener_parse(body->data);
+    assert_non_null(root);
+    *list = json_path(root, "resourceSpans.0.scopeSpans.0.spans");
+    return root;
+}
+
 static void test_otlp_encode(void **state)
 {
     (void)state;
@@ -778,6 +835,8 @@ static void test_otlp_encode(void **state)
     assert_string_equal(attr(a0, "server.port", "intValue"), "443");
     assert_string_equal(attr(a0, "error.type", "stringValue"), "upstream_error");
     assert_string_equal(attr(a0, "http.response.status_code", "intValue"), "503");
+    assert_string_equal(attr(a0, "slogate.attempt", "intValue"), "1");
+    assert_null(attr(req, "slogate.attempts_dropped", "intValue")); /* none were */
     struct json_object *a1 = json_object_array_get_idx(list, 2);
     assert_string_equal(attr(a1, "gen_ai.provider.name", "stringValue"), "anthropic");
     assert_null(attr(a1, "error.type", "stringValue"));
@@ -804,6 +863,16 @@ static void test_otlp_encode(void **state)
     assert_string_equal(attr(root, "error.type", "stringValue"), "model_not_found");
     assert_null(json_path(root, "status.code"));
     json_object_put(root);
+    /* A 200 whose stream then broke off failed: the status code is no success here (the
+     * failures counter counts it too). */
+    x->status = 200;
+    SG_EVENT_SETS(x, error_type, "stream_interrupted");
+    root = encode_wrapped(x, &spans, &body, &list);
+    req = json_object_array_get_idx(list, 0);
+    assert_int_equal(json_object_get_int(json_path(req, "status.code")), 2);
+    assert_string_equal(json_object_get_string(json_path(req, "status.message")),
+                        "stream_interrupted");
+    json_object_put(root);
     /* A hedge's loser, cancelled when the other attempt answered first, did not fail. */
     x->status = 200;
     x->error_type[0] = '\0';
@@ -812,12 +881,7 @@ static void test_otlp_encode(void **state)
     SG_EVENT_SETS(x, attempts[0].error_type, "cancelled");
     SG_EVENT_SETS(x, attempts[1].span_id, "2222222222222222");
     SG_EVENT_SETS(x, attempts[1].error_type, "timeout");
-    sg_buf_reset(&spans);
-    sg_otlp_encode_spans(x, &spans);
-    sg_buf_reset(&body);
-    assert_int_equal(sg_otlp_wrap(spans.data, spans.len, "svc", &body), SG_OK);
-    root = json_tokener_parse(body.data);
-    list = json_path(root, "resourceSpans.0.scopeSpans.0.spans");
+    root = encode_wrapped(x, &spans, &body, &list);
     assert_int_equal(json_object_array_length(list), 3);
     assert_null(json_path(json_object_array_get_idx(list, 0), "status.code"));
     a0 = json_object_array_get_idx(list, 1);
@@ -825,6 +889,18 @@ static void test_otlp_encode(void **state)
     assert_null(json_path(a0, "status.code"));
     assert_int_equal(
         json_object_get_int(json_path(json_object_array_get_idx(list, 2), "status.code")), 2);
+    json_object_put(root);
+    /* More attempts than an event keeps: the request span says how many are not there, and the
+     * attempt in the last slot keeps its own number (the 10th, not the 2nd). */
+    x->attempts_dropped = 8;
+    x->attempts[1].number = 10;
+    root = encode_wrapped(x, &spans, &body, &list);
+    assert_string_equal(
+        attr(json_object_array_get_idx(list, 0), "slogate.attempts_dropped", "intValue"), "8");
+    assert_string_equal(attr(json_object_array_get_idx(list, 1), "slogate.attempt", "intValue"),
+                        "1");
+    assert_string_equal(attr(json_object_array_get_idx(list, 2), "slogate.attempt", "intValue"),
+                        "10");
     json_object_put(root);
     sg_event_free(x);
     sg_buf_dispose(&spans);
@@ -1023,7 +1099,7 @@ static void test_reqlog_rotation_and_prompts(void **state)
     const struct sg_event *batch[4] = {e, e, e, e};
     int rot = 0, total = 0;
     for (int i = 0; i < 5; i++) { /* 20 lines: rotations at 3, 6, 9 ... */
-        assert_int_equal(sg_reqlog_write(l, batch, 4, &rot), SG_OK);
+        assert_int_equal(sg_reqlog_write(l, batch, 4, &rot, NULL), SG_OK);
         total += rot;
     }
     sg_reqlog_close(l);
@@ -1045,7 +1121,7 @@ static void test_reqlog_rotation_and_prompts(void **state)
     }
     fclose(f);
     l = sg_reqlog_open(path, 0, 2, true, err, sizeof err);
-    assert_int_equal(sg_reqlog_write(l, batch, 1, NULL), SG_OK);
+    assert_int_equal(sg_reqlog_write(l, batch, 1, NULL, NULL), SG_OK);
     sg_reqlog_close(l);
     f = fopen(path, "r");
     int with = 0;
@@ -1064,7 +1140,7 @@ static void test_reqlog_rotation_and_prompts(void **state)
     rot = 0;
     for (int i = 0; i < 3; i++) {
         int r = 0;
-        assert_int_equal(sg_reqlog_write(l, batch, 4, &r), SG_OK);
+        assert_int_equal(sg_reqlog_write(l, batch, 4, &r, NULL), SG_OK);
         rot += r;
     }
     sg_reqlog_close(l);
@@ -1086,6 +1162,23 @@ static void test_reqlog_rotation_and_prompts(void **state)
     sg_event_free(e);
 }
 
+/* sg_reqlog_write with files limited to `cap` bytes (RLIMIT_FSIZE, SIGXFSZ ignored): a disk
+ * that refuses what goes past it, as a full one does. */
+static int write_capped(struct sg_reqlog *l, const struct sg_event *const *batch, size_t n,
+                        size_t cap, int *rotated, size_t *written)
+{
+    struct rlimit old, lim;
+    assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+    void (*prev)(int) = signal(SIGXFSZ, SIG_IGN);
+    lim = old;
+    lim.rlim_cur = (rlim_t)cap;
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+    int rc = sg_reqlog_write(l, batch, n, rotated, written);
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+    signal(SIGXFSZ, prev);
+    return rc;
+}
+
 /* A write the disk cut short (RLIMIT_FSIZE here; ENOSPC or EIO in life) leaves no part of a line
  * behind: the next batch's lines start on a line of their own, and every line parses. */
 static void test_reqlog_cut_write_leaves_no_partial_line(void **state)
@@ -1105,20 +1198,14 @@ static void test_reqlog_cut_write_leaves_no_partial_line(void **state)
     struct sg_reqlog *l = sg_reqlog_open(path, 0, 2, false, err, sizeof err);
     assert_non_null(l);
     const struct sg_event *batch[3] = {e, e, e};
-    assert_int_equal(sg_reqlog_write(l, batch, 1, NULL), SG_OK);
+    assert_int_equal(sg_reqlog_write(l, batch, 1, NULL, NULL), SG_OK);
 
     /* The file may grow by a line and a half: the next batch of three is cut in its second. */
-    struct rlimit old, lim;
-    assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
-    void (*prev)(int) = signal(SIGXFSZ, SIG_IGN);
-    lim = old;
-    lim.rlim_cur = (rlim_t)(line * 2 + line / 2);
-    assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
-    assert_int_equal(sg_reqlog_write(l, batch, 3, NULL), SG_EIO);
-    assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
-    signal(SIGXFSZ, prev);
+    size_t written = 99;
+    assert_int_equal(write_capped(l, batch, 3, line * 2 + line / 2, NULL, &written), SG_EIO);
+    assert_int_equal(written, 0); /* what went in was taken back */
 
-    assert_int_equal(sg_reqlog_write(l, batch, 2, NULL), SG_OK);
+    assert_int_equal(sg_reqlog_write(l, batch, 2, NULL, NULL), SG_OK);
     sg_reqlog_close(l);
 
     FILE *f = fopen(path, "r");
@@ -1144,6 +1231,46 @@ static void test_reqlog_cut_write_leaves_no_partial_line(void **state)
     sg_event_free(e);
 }
 
+/* A batch that rotates, the write before the rotation refused (the old file may not grow) and the
+ * one after taken: the caller hears how many lines went in, so slogate_request_log_lines_total
+ * counts the line that is in the new file (and the errors counter the two lost). */
+static void test_reqlog_written_lines_around_a_rotation(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/sg-reqlog-rot-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char path[128], p1[140];
+    snprintf(path, sizeof path, "%s/req.jsonl", dir);
+    snprintf(p1, sizeof p1, "%s.1", path);
+    struct sg_event *e = full_event("r-rot");
+    struct sg_buf one;
+    sg_buf_init(&one, 0);
+    sg_event_to_json(e, SG_EVENT_JSON_ATTEMPTS, &one);
+    size_t line = one.len + 1; /* every line of the test */
+    char err[200];
+    struct sg_reqlog *l = sg_reqlog_open(path, line * 3, 2, false, err, sizeof err);
+    assert_non_null(l);
+    const struct sg_event *batch[3] = {e, e, e};
+    size_t written = 0;
+    assert_int_equal(sg_reqlog_write(l, batch, 2, NULL, &written), SG_OK);
+    assert_int_equal(written, 2);
+
+    /* Files may hold two and a half lines: the old file refuses its third line; the second
+     * line of the batch rotates and goes into the new file; the third is not tried. */
+    int rot = 0;
+    assert_int_equal(write_capped(l, batch, 3, line * 2 + line / 2, &rot, &written), SG_EIO);
+    sg_reqlog_close(l);
+    assert_int_equal(rot, 1);
+    assert_int_equal(written, 1);
+    assert_int_equal(count_lines(p1), 2);
+    assert_int_equal(count_lines(path), 1);
+    unlink(path);
+    unlink(p1);
+    rmdir(dir);
+    sg_buf_dispose(&one);
+    sg_event_free(e);
+}
+
 int main(void)
 {
     sg_log_set_level(SG_LOG_ERROR);
@@ -1164,6 +1291,7 @@ int main(void)
         cmocka_unit_test(test_otlp_exporter_retry_and_drop),
         cmocka_unit_test(test_reqlog_rotation_and_prompts),
         cmocka_unit_test(test_reqlog_cut_write_leaves_no_partial_line),
+        cmocka_unit_test(test_reqlog_written_lines_around_a_rotation),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
