@@ -71,7 +71,7 @@ struct gw_req {
     char request_id[33];
     struct sg_chat_request chat;
     struct sg_slice tenant, user, feature;
-    const char *cache_state; /* hit | miss | stale | bypass */
+    const char *cache_state; /* hit | miss | stale | bypass; NULL before the lookup */
 
     struct sg_route route;
     struct gw_attempt att[MAX_ATTEMPTS];
@@ -111,6 +111,8 @@ static void log_attempt(struct gw_req *g, struct gw_attempt *a, const struct sg_
                         enum sg_outcome o);
 static void on_client_drain(struct sg_http_request *req, void *ud);
 static void usage_estimate(struct gw_req *g, const struct gw_attempt *a, struct sg_usage *u);
+static void gw_record(struct gw_req *g);
+static void stream_cost(struct gw_req *g);
 
 /* The request's input tokens by the pre-call estimator (docs/pricing.md), computed once: the
  * stream's cost header, a Messages stream's message_start and any usage estimate share it. */
@@ -162,7 +164,9 @@ static size_t gw_headers(struct gw_req *g, struct sg_http_header *h, const char 
                                      num_value(g->hdr_vals[0], (uint64_t)g->route.attempts)};
     h[n++] = (struct sg_http_header){SG_SLICE_LIT("x-slogate-failover-hops"),
                                      num_value(g->hdr_vals[1], (uint64_t)g->route.hops)};
-    h[n++] = (struct sg_http_header){SG_SLICE_LIT("x-slogate-cache"), sg_slice_of(g->cache_state)};
+    if (g->cache_state) /* the lookup ran: a request turned away before has no cache result */
+        h[n++] =
+            (struct sg_http_header){SG_SLICE_LIT("x-slogate-cache"), sg_slice_of(g->cache_state)};
     h[n++] = (struct sg_http_header){SG_SLICE_LIT("x-slogate-latency-ms"),
                                      num_value(g->hdr_vals[2], (now - g->t_recv_us) / 1000)};
     h[n++] = (struct sg_http_header){SG_SLICE_LIT("x-slogate-overhead-us"),
@@ -193,6 +197,7 @@ static void gw_respond(struct gw_req *g, int status, const char *body, size_t le
     g->finished = true;
     if (!g->t_first_client_us)
         g->t_first_client_us = sg_now_us();
+    gw_record(g); /* counted before the client can see the answer (and scrape /metrics) */
     sg_http_respond(g->http, status, h, n, body, len);
 }
 
@@ -236,6 +241,8 @@ static const struct sg_deployment *last_tried(const struct gw_req *g)
 
 static void gw_record(struct gw_req *g)
 {
+    if (!g->ev)
+        return; /* recorded already: before the answer's last byte went out */
     g->w->requests++;
     struct sg_event *ev = g->ev;
     g->ev = NULL;
@@ -384,6 +391,8 @@ static void attempt_win(struct gw_attempt *a)
     struct gw_req *g = a->g;
     g->winner = a;
     g->answered_by = a->dep;
+    if (a->call) /* it is still running: an earlier attempt's end no longer counts (overhead) */
+        g->t_up_done_us = 0;
     for (int i = 0; i < MAX_ATTEMPTS; i++)
         if (&g->att[i] != a)
             attempt_cancel(&g->att[i]);
@@ -422,10 +431,12 @@ static void stream_fail(struct gw_req *g, const char *code, const char *fmt, ...
         sg_buf_append_json_str(&b, msg, strlen(msg));
         sg_buf_appendf(&b, "\",\"type\":\"api_error\",\"param\":null,\"code\":\"%s\"}}\n\n", code);
     }
-    sg_http_stream_write(g->http, b.data, b.len);
-    sg_buf_dispose(&b);
     g->error_type = code;
     g->finished = true;
+    stream_cost(g);
+    gw_record(g);
+    sg_http_stream_write(g->http, b.data, b.len);
+    sg_buf_dispose(&b);
     sg_http_stream_end(g->http);
 }
 
@@ -601,11 +612,10 @@ static void attempt_body_too_big(struct gw_attempt *a, const char *what)
     uint64_t now = sg_now_us();
     g->t_up_done_us = now;
     if (g->stream_started || g->finished) {
-        attempt_cancel(a);
+        for (int i = 0; i < MAX_ATTEMPTS; i++) /* `a` too; ended before the event is recorded */
+            attempt_cancel(&g->att[i]);
         if (!g->finished)
             stream_fail(g, "upstream_protocol_error", "deployment %s sent %s", a->dep->id, what);
-        for (int i = 0; i < MAX_ATTEMPTS; i++)
-            attempt_cancel(&g->att[i]);
         gw_finish(g);
         return;
     }
@@ -722,8 +732,8 @@ static void log_attempt(struct gw_req *g, struct gw_attempt *a, const struct sg_
  * stream_options.include_usage, whole answers without a usage object): input tokens by the
  * pre-call estimator over the request; output tokens by the text of a whole answer (parsed once
  * here: rare, off the hot path), or one per chunk of a stream (docs/pricing.md). A Messages
- * client's translated stream makes its own (sg_messages_stream_finish), from the same input
- * estimate. */
+ * client's translated stream that ends makes its own (sg_messages_stream_finish), from the same
+ * input estimate; this one is for one that was cut. */
 static void usage_estimate(struct gw_req *g, const struct gw_attempt *a, struct sg_usage *u)
 {
     int64_t out = 0;
@@ -731,6 +741,8 @@ static void usage_estimate(struct gw_req *g, const struct gw_attempt *a, struct 
         out = sg_tokens_estimate_answer(a->body.data ? a->body.data : "", a->body.len);
     else if (a->dep->kind == SG_PROVIDER_ANTHROPIC)
         out = 0; /* Anthropic streams carry usage in message_start and message_delta */
+    else if (g->chat.api == SG_API_MESSAGES)
+        out = a->mstream.content_chunks;
     else
         out = a->ostream.chunks;
     *u = (struct sg_usage){
@@ -757,13 +769,30 @@ static void gw_cost(struct gw_req *g, const struct gw_attempt *a, const struct s
         g->w->unpriced++;
 }
 
+/* The usage a stream reported, read in the format the provider streams (a Messages client's
+ * from an OpenAI-compatible deployment: as translated). */
+static const struct sg_usage *stream_usage(const struct gw_req *g, const struct gw_attempt *a)
+{
+    if (a->dep->kind == SG_PROVIDER_ANTHROPIC)
+        return &a->astream.usage;
+    return g->chat.api == SG_API_MESSAGES ? &a->mstream.usage : &a->ostream.usage;
+}
+
+/* A stream that ends before its usage (cut, or the client left) is charged what it reported so
+ * far or, with nothing, the estimate, marked as such: the head's cost header (the pre-call
+ * input estimate alone) is not what the record keeps. */
+static void stream_cost(struct gw_req *g)
+{
+    if (g->stream_started && g->winner && !g->usage.known && !g->usage.estimated)
+        gw_cost(g, g->winner, stream_usage(g, g->winner));
+}
+
 /* A stream the provider ended cleanly: check it is complete in its own format, close the
  * client's side (translated streams get their closing events), record the usage. */
 static void stream_complete(struct gw_req *g, struct gw_attempt *a)
 {
-    const struct sg_usage *u = &a->ostream.usage;
+    const struct sg_usage *u = stream_usage(g, a);
     if (a->dep->kind == SG_PROVIDER_ANTHROPIC) {
-        u = &a->astream.usage;
         if (a->astream.failed) {
             g->error_type = "upstream_stream_error"; /* relayed as is to a Messages client */
         } else if (!a->astream.done) {
@@ -784,7 +813,6 @@ static void stream_complete(struct gw_req *g, struct gw_attempt *a)
             return;
         }
     } else {
-        u = &a->mstream.usage;
         if (!a->mstream.done && !a->mstream.stop_reason[0]) {
             stream_fail(g, "stream_interrupted",
                         "the stream from deployment %s ended before its finish_reason; the answer "
@@ -800,6 +828,7 @@ static void stream_complete(struct gw_req *g, struct gw_attempt *a)
     }
     gw_cost(g, a, u);
     g->finished = true;
+    gw_record(g);
     sg_http_stream_end(g->http);
 }
 
@@ -976,6 +1005,18 @@ static int gw_encode(struct gw_req *g, const struct sg_deployment *d, char *err,
                      : sg_openai_encode_chat(&g->chat, d, &g->up_body);
 }
 
+/* The attempt on `d` ended before it was sent: its format cannot carry the request. It is the
+ * one the client is told about (x-slogate-deployment, the message) and it is an attempt in the
+ * record, as x-slogate-attempts counts it, with the refusal as its error. */
+static void encode_refused(struct gw_req *g, const struct sg_deployment *d, const char *error)
+{
+    char tp[80];
+    uint64_t at = sg_now_us() - g->t_recv_us;
+    gw_event_attempt_end(g->ev, gw_event_attempt_begin(g->w, g->ev, d, at, tp, sizeof tp), at, 0,
+                         error);
+    g->answered_by = d;
+}
+
 /* Start an attempt on `d` in a free slot. False when the request could not be encoded for it:
  * the request was then answered and freed. */
 static bool attempt_start(struct gw_req *g, const struct sg_deployment *d)
@@ -1004,14 +1045,15 @@ static bool attempt_start(struct gw_req *g, const struct sg_deployment *d)
     int erc = gw_encode(g, d, err, sizeof err);
     if (erc != SG_OK) {
         sg_route_report(&g->route, d, SG_OUT_CANCELLED, now_ms(), 0, 0, 0, 0);
+        for (int i = 0; i < MAX_ATTEMPTS; i++) /* ended before the event is recorded */
+            attempt_cancel(&g->att[i]);
+        encode_refused(g, d, erc == SG_EINVAL ? "invalid_request_error" : "request_too_large");
         if (erc == SG_EINVAL) /* the request cannot be said in this deployment's format */
             gw_error(g, 400, "invalid_request_error", NULL, "%s (deployment %s, %s)", err, d->id,
                      d->model);
         else
             gw_error(g, 413, "invalid_request_error", "request_too_large",
                      "the request is too large to forward");
-        for (int i = 0; i < MAX_ATTEMPTS; i++)
-            attempt_cancel(&g->att[i]);
         gw_finish(g);
         return false;
     }
@@ -1115,6 +1157,8 @@ static void on_client_abort(struct sg_http_request *req, void *ud)
     g->error_type = "client_disconnected";
     g->status = 499; /* nginx's convention for "client closed request" */
     g->finished = true;
+    stream_cost(g);
+    gw_record(g);
     if (g->stream_started)
         sg_http_stream_end(g->http);
     else
@@ -1147,7 +1191,6 @@ void gw_chat(struct sg_http_request *req, struct sg_worker *w)
     g->rt = sg_runtime_ref(w->rt);
     g->t_read_us = sg_now_us();
     g->t_recv_us = req->t_start_us ? req->t_start_us : g->t_read_us;
-    g->cache_state = "bypass";
     sg_request_id(g->request_id); /* time-ordered: cheap inserts into the store's key */
     g->ev = gw_event_begin(w, req);
     if (g->ev && g->ev->parent_span_id[0])
@@ -1179,6 +1222,14 @@ void gw_chat(struct sg_http_request *req, struct sg_worker *w)
         gw_finish(g);
         return;
     }
+    /* Attribution: the key names the tenant (master key: "default"), x-slogate-feature the
+     * feature; a body the parser refuses below is still theirs. */
+    g->tenant = SG_SLICE_LIT("default");
+    SG_EVENT_SET_ID(g->ev, tenant_id, g->tenant.p, g->tenant.n);
+    g->feature = sg_http_header_get(req, "x-slogate-feature");
+    if (g->feature.p) /* copied now: header slices do not outlive the HTTP request, the event
+                       * does */
+        SG_EVENT_SET_ID(g->ev, feature, g->feature.p, g->feature.n);
     char err[300];
     int prc =
         g->chat.api == SG_API_MESSAGES
@@ -1191,15 +1242,13 @@ void gw_chat(struct sg_http_request *req, struct sg_worker *w)
         gw_finish(g);
         return;
     }
-    /* Attribution: the key names tenant and user (master key: tenant "default"). */
-    g->tenant = SG_SLICE_LIT("default");
+    /* The body's attribution: the end user, and metadata.feature without the header. */
     g->user = sg_slice_of(g->chat.user);
-    struct sg_slice feat = sg_http_header_get(req, "x-slogate-feature");
-    g->feature = feat.p ? feat : sg_slice_of(g->chat.feature);
-    /* Copied now: header slices do not outlive the HTTP request, the event does. */
-    SG_EVENT_SET_ID(g->ev, tenant_id, g->tenant.p, g->tenant.n);
     SG_EVENT_SET_ID(g->ev, user_id, g->user.p, g->user.n);
-    SG_EVENT_SET_ID(g->ev, feature, g->feature.p, g->feature.n);
+    if (!g->feature.p) {
+        g->feature = sg_slice_of(g->chat.feature);
+        SG_EVENT_SET_ID(g->ev, feature, g->feature.p, g->feature.n);
+    }
 
     const struct sg_router_group *rg =
         sg_router_group(g->rt->router, g->chat.model, g->chat.model_len);

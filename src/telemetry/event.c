@@ -117,8 +117,7 @@ struct sg_event *sg_event_new(void)
         ev = sg_xcalloc(1, sizeof *ev);
     }
     ev->ttft_ms = -1;
-    ev->trace_flags = SG_TRACE_SAMPLED;
-    memcpy(ev->cache_state, "bypass", 7);
+    ev->trace_flags = SG_TRACE_SAMPLED; /* cache_state stays "": no lookup ran yet */
     return ev;
 }
 

@@ -92,7 +92,7 @@ static inline void sg_event_prefetch(const struct sg_event *ev)
         __builtin_prefetch(p, 0, 3);
 }
 
-/* A zeroed event on the heap with ttft_ms = -1, cache_state "bypass" and trace_flags sampled. */
+/* A zeroed event on the heap with ttft_ms = -1 and trace_flags sampled. */
 struct sg_event *sg_event_new(void);
 /* Free an event and its prompt. NULL is fine. */
 void sg_event_free(struct sg_event *ev);

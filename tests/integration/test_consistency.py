@@ -16,15 +16,10 @@ mid-way, providers that report no usage, the gateway's own errors (400, 401, 404
 Each lane is one alias with its own providers, run in order, so what each request meets is the
 same in both runs whatever the lanes' interleaving; lanes run concurrently.
 
-Where the request path (src/gateway/chat.c) does not agree yet, the step is marked and the check
-takes what it does now, so the test still guards everything else: `unattributed` (a body the
-parser refused leaves tenant and feature empty, though the key and the header named them),
-`cache_now` (such a request counts as a cache bypass though it never reached the cache),
-`encode_refused` + `row_now` (a request no deployment's format can carry: x-slogate-attempts 1
-and no x-slogate-deployment for no upstream call, while the row names the deployment),
-`cost_now` (a stream that ended without usage keeps the head's pre-call estimate as its cost,
-with no tokens), `overhead_now` (a failed-over stream's x-slogate-overhead-us counts the next
-provider's wait for its first event). Each is a defect to fix there, then its mark goes.
+A step marked `refused_body` is a body the parser refused: attributed by the key and
+x-slogate-feature alone, and no cache lookup. `estimated` marks the rows whose usage is the
+gateway's estimate: a provider that reported none, and streams that ended before their usage (cut,
+or the client left), which are charged the estimate rather than nothing.
 """
 
 import json
@@ -180,7 +175,7 @@ def lanes():
                  want={"status": 401, "error": "invalid_api_key"}),
             dict(msg_req("claude/chat"), key="sk-wrong", unread=True,
                  want={"status": 401, "error": "invalid_api_key"}),
-            dict(chat_req("ok/chat"), raw=b'{"model": "ok/chat", "messages": [', unread=True,
+            dict(chat_req("ok/chat"), raw=b'{"model": "ok/chat", "messages": [', refused_body=True,
                  want={"status": 400, "error": "invalid_request_error"}),
             # Refused by the HTTP layer before the handler: still a request, still a row.
             dict(chat_req("ok/chat"), unread=True,
@@ -190,15 +185,14 @@ def lanes():
             dict(chat_req("no/such-model", stream=True),
                  want={"status": 404, "error": "model_not_found"}),
             # A body the parser refuses (Messages needs max_tokens); authenticated, so its tenant
-            # and x-slogate-feature are known — but not recorded yet (`unattributed`, above).
-            dict(msg_req("claude/chat", max_tokens=None), unattributed=True, cache_now=True,
+            # and x-slogate-feature are known and recorded.
+            dict(msg_req("claude/chat", max_tokens=None), refused_body=True,
                  want={"status": 400, "error": "invalid_request_error"}),
             # Anthropic has no embeddings: refused before anything is sent upstream. The router
-            # had picked `claude` (the row and the message name it, the answer's
-            # x-slogate-deployment does not, and x-slogate-attempts says 1 for no upstream
-            # call: chat.c's attempt_start, reported).
-            dict(embed_req("claude/chat"), encode_refused=True, row_now={"deployment": "claude"},
-                 want={"status": 400, "error": "invalid_request_error"}),
+            # had picked `claude`: the answer, the row and the one attempt name it.
+            dict(embed_req("claude/chat"),
+                 want={"status": 400, "error": "invalid_request_error", "deployment": "claude",
+                       "attempts": 1, "hops": 0}),
         ],
         "claude": [
             dict(msg_req("claude/chat"), want=ok("claude")),
@@ -214,14 +208,12 @@ def lanes():
         ],
         "failover": [
             dict(chat_req("failover/chat"), want=ok("fo-good", 2, 1)),
-            dict(chat_req("failover/chat", stream=True, usage=True), overhead_now=True,
-                 want=ok("fo-good", 2, 1)),
+            dict(chat_req("failover/chat", stream=True, usage=True), want=ok("fo-good", 2, 1)),
             dict(msg_req("failover/chat"), want=ok("fo-good", 2, 1)),
         ],
         "retry": [
             dict(chat_req("retry/chat"), want=ok("rt-good", 2, 0)),
-            dict(chat_req("retry/chat", stream=True, usage=True), overhead_now=True,
-                 want=ok("rt-good", 2, 0)),
+            dict(chat_req("retry/chat", stream=True, usage=True), want=ok("rt-good", 2, 0)),
         ],
         "limited": [
             dict(chat_req("limited/chat"), want=ok("lim-good", 2, 1)),
@@ -252,7 +244,7 @@ def lanes():
             # A whole answer reset before any byte: failed over.
             dict(chat_req("cut/chat"), want=ok("cut-good", 2, 1)),
             # A stream reset after its first tokens went out: an error event ends it.
-            dict(chat_req("cut/chat", stream=True, usage=True), cost_now="head estimate",
+            dict(chat_req("cut/chat", stream=True, usage=True), estimated=True,
                  want=failed(200, "stream_interrupted", "cut", 1, 0)),
         ],
         "hedge": [
@@ -268,7 +260,7 @@ def lanes():
         "gone": [
             # The client reads the stream's first chunk and hangs up.
             dict(chat_req("paced/chat", stream=True, usage=True), hangup="mid-stream",
-                 cost_now="head estimate",
+                 estimated=True,
                  want={"status": 499, "deployment": "paced", "error": "client_disconnected"}),
             # The client hangs up while the provider has not answered: it never saw a byte,
             # not even its request id.
@@ -522,8 +514,9 @@ def client_fields(s, deps):
     strings for NULL text, ttft -1 for none)."""
     step, body, h = s.step, s.step["body"], s.headers
     unread = step.get("unread")  # refused before the body was read: nothing of it is known
-    # Refused by the body's parser: chat.c attributes (tenant, user, feature) after the parse.
-    unattributed = unread or step.get("unattributed")
+    # Refused by the body's parser: attributed by the key and x-slogate-feature only.
+    refused = step.get("refused_body")
+    unparsed = unread or step.get("raw")  # not even its model was read
     meta = body.get("metadata") or {}
     want = step["want"]
     dep_id = want.get("deployment", "")
@@ -533,13 +526,14 @@ def client_fields(s, deps):
     out = {
         "request_id": s.rid,
         "status": s.status,
-        "tenant_id": "" if unattributed else "default",
-        "alias": "" if unread else body["model"],
-        "stream": False if unread else bool(body.get("stream")),
-        "user_id": "" if unattributed else (meta.get("user_id", "") if step["api"] == "messages"
-                                      else body.get("user", "")),
-        "feature": "" if unattributed else step["headers"].get("x-slogate-feature",
-                                                         meta.get("feature", "")),
+        "tenant_id": "" if unread else "default",
+        "alias": "" if unparsed else body["model"],
+        "stream": False if unparsed else bool(body.get("stream")),
+        "user_id": "" if unread or refused else (meta.get("user_id", "")
+                                                 if step["api"] == "messages"
+                                                 else body.get("user", "")),
+        "feature": "" if unread else step["headers"].get("x-slogate-feature",
+                                                         "" if refused else meta.get("feature", "")),
         "deployment": dep_id,
         "provider": provider,
         "model": model,
@@ -551,9 +545,6 @@ def client_fields(s, deps):
         "cache_hit": False,
         "cache_ttl_s": 0,
     }
-    if "deployment" in step.get("row_now", {}):
-        d = out["deployment"] = step["row_now"]["deployment"]
-        out["provider"], out["model"] = deps[d][1:]
     if s.usage:
         out["input_tokens"], out["output_tokens"], out["cached_tokens"] = s.usage[:3]
     return out
@@ -566,10 +557,8 @@ def check_row(s, row, deps):
         del want["request_id"]
     eq({k: row[k] for k in want}, want, what + ": the row against what the client saw")
     eq(row["ttft_ms"] >= 0, s.first_byte, what + ": a time to first byte iff one was sent")
-    # The row's overhead is the header's, plus the answer's handling after the head left. (A
-    # stream that failed over has a header that counts the next provider's wait for its first
-    # event as the gateway's own time: chat.c's gw_overhead_us, reported.)
-    if "x-slogate-overhead-us" in s.headers and not s.step.get("overhead_now"):
+    # The row's overhead is the header's, plus the answer's handling after the head left.
+    if "x-slogate-overhead-us" in s.headers:
         check(row["overhead_us"] >= int(s.headers["x-slogate-overhead-us"]),
               what + ": overhead %d us, the header said %s" % (
                   row["overhead_us"], s.headers["x-slogate-overhead-us"]))
@@ -580,13 +569,10 @@ def check_row(s, row, deps):
     # The cost is the row's tokens at the deployment's prices: none without tokens, and an
     # unpriced deployment's are free.
     pin, pout, pread, pwrite = PRICES.get(row["model"], (0, 0, 0, 0))
-    if s.step.get("cost_now") == "head estimate":
-        # A stream that ended without its usage (cut, or the client left) keeps the pre-call
-        # estimate the head carried as its cost, with no tokens (chat.c's gw_record, reported).
-        check(abs(row["cost_usd"] - float(s.headers["x-slogate-cost-usd"])) < 1e-8 and
-              row["input_tokens"] == row["output_tokens"] == 0,
-              what + ": the head's estimate, no tokens (%r)" % row)
-        return
+    if s.step.get("estimated") and not s.usage:
+        # Ended before its usage (cut, or the client left): the estimate, some of each.
+        check(row["input_tokens"] > 0 and row["output_tokens"] > 0,
+              what + ": estimated tokens of a stream that ended early (%r)" % row)
     read, write = row["cached_tokens"], s.usage[3] if s.usage else 0
     close_to(row["cost_usd"], (row["input_tokens"] - read - write) * pin +
              row["output_tokens"] * pout + read * pread + write * pwrite,
@@ -691,7 +677,7 @@ def tally(rows, key, value=lambda r: 1):
     return {k: v for k, v in out.items() if v}
 
 
-def check_metrics(run, text, rows, deps, logged, before_lookup=(), cache_now=()):
+def check_metrics(run, text, rows, deps, logged, before_lookup=()):
     """Every counter and histogram of request events equals the rows grouped by its labels
     (docs/internals/telemetry.md, Metrics: series are keyed by the deployment that answered, or
     was tried last; the failures by the group the client asked for)."""
@@ -753,11 +739,8 @@ def check_metrics(run, text, rows, deps, logged, before_lookup=(), cache_now=())
              sum(r["overhead_us"] for r in rows) / 1e6, run + ": overhead histogram sum")
     eq(p["slogate_requests_in_flight"][0][1], 0.0, run + ": requests in flight after the load")
     # Every request that reached the cache stage bypasses it for now; those turned away before
-    # it (bad key, bad body, unknown model) are not lookups — but a body the parser refused
-    # with a configured model still counts (`cache_now`: chat.c sets cache_state from the
-    # start, reported).
-    lookups = sum(1 for r in rows if r["alias"] in aliases and
-                  (r["request_id"] not in before_lookup or r["request_id"] in cache_now))
+    # it (bad key, bad body, unknown model) are not lookups.
+    lookups = sum(1 for r in rows if r["alias"] in aliases and r["request_id"] not in before_lookup)
     eq(grouped(p["slogate_cache_requests_total"], ("result",)), {("bypass",): lookups},
        run + ": cache lookups")
     # The router's failed attempts per deployment are the attempts the request log lists as
@@ -842,7 +825,7 @@ def check_spans(run, spans, seen, rows, logged, exported):
         eq(dropped, ev.get("attempts_dropped", 0), what + ": attempts dropped, span and log")
         check(len(children) <= 8 and (dropped == 0 or len(children) == 8),
               what + ": %d attempt spans, %d dropped" % (len(children), dropped))
-        if "x-slogate-attempts" in s.headers and not s.step.get("encode_refused"):
+        if "x-slogate-attempts" in s.headers:
             eq(len(children) + dropped, int(s.headers["x-slogate-attempts"]),
                what + ": attempt spans (and dropped ones) against x-slogate-attempts")
         eq(len(children) + dropped, row["retries"] + 1 if children else 0,
@@ -913,7 +896,7 @@ def test_every_record_of_a_mixed_load_agrees(fx):
             marked = lambda flag: {rows[run][k]["request_id"] for k, s in seen[run].items()
                                    if s.step.get(flag)}
             p = check_metrics(run, scrape_idle(gw), list(rows[run].values()), deps, logged,
-                              before_lookup=marked("unattributed"), cache_now=marked("cache_now"))
+                              before_lookup=marked("refused_body"))
             exported = p["slogate_otlp_spans_exported_total"][0][1]
             traces = {logged[rid]["trace_id"] for rid in rids}
             spans = [sp for sp in col.spans() if sp["traceId"] in traces]
@@ -969,3 +952,4 @@ def test_attempts_past_what_an_event_keeps(fx):
         eq([attrs(s)["error.type"] for s in kids], ["failure"] * 8, "each attempt failed")
     finally:
         col.close()
+
