@@ -3,6 +3,7 @@ restart_required), how long a reload holds the worker that runs it, and what an 
 manual state (pins, disables) becomes when a reload removes a deployment and a later one brings
 it back (docs/routing.md, Reload)."""
 
+import os
 import time
 
 from harness import MASTER_KEY, chat, check, contains, eq, http, time_limit
@@ -90,6 +91,67 @@ def test_a_large_reload_does_not_hold_up_the_worker_that_received_it(fx):
               "reload %d (%.0f ms) held up the worker: slowest of %d requests %.0f ms"
               % (rnd + 1, took * 1000, n, worst * 1000))
     eq(len(deployments(gw)), 4000, "the config in effect")
+
+
+def cpu_seconds(pid):
+    """User + system CPU time a process has used (Linux /proc)."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+# A renaming reload of 5 times the deployments may cost at most this many times the CPU: linear
+# work costs about 5 to 6 (n log n, caches), quadratic work 25. Measured in CPU time of the
+# gateway, so a busy machine does not make it fail; 10 ms clock ticks are well below what the
+# smaller reload costs even in a release build.
+GROWTH_LIMIT = 12
+# And a backstop: CPU seconds for the reloads of 20000. Measured: under 2 s in a debug build,
+# about 10 s under ASan on the loaded 2-core development machine; the quadratic steps this guards
+# against took 50 s in a debug build and minutes under ASan.
+BIG_RELOADS_CPU_S = 60
+
+
+@time_limit(300)
+def test_reloads_of_20000_deployments_cost_linear_time(fx):
+    # The reload path is linear in the deployments: loading, ids, the router's health table, the
+    # telemetry's series. A renaming reload (every deployment new, every old one forgotten) of
+    # 4000 and one of 20000, with ids that share a long start (what a comparison scans), then
+    # the 20000 again unchanged (all kept).
+    small, big = 4000, 20000
+    m = fx.mock()
+    gw = fx.gateway(fx.config([m]), workers=1)
+    pid = gw.proc.pid
+
+    def reload_to(n, prefix):
+        if prefix:
+            fx.write("gateway.yaml", big_model_list(m.url, n, prefix=prefix))
+        c0 = cpu_seconds(pid)
+        r = http(gw.port, "POST", "/admin/reload", timeout=280)
+        spent = cpu_seconds(pid) - c0
+        eq(r.status, 200, "the reload (%s)" % r.text[:300])
+        eq(r.json()["deployments"], n, "deployments reloaded")
+        return spent
+    reload_to(small, "a-deployment-in-a-large-fleet-")
+    cost_small = reload_to(small, "b-deployment-in-a-large-fleet-")
+    reload_to(big, "c-deployment-in-a-large-fleet-")
+    admin(gw, "POST", "/admin/deployments/c-deployment-in-a-large-fleet-7/pin")
+    cost_big = reload_to(big, "d-deployment-in-a-large-fleet-")
+    cost_same = reload_to(big, None)
+    print("CPU seconds of a renaming reload: %.2f for %d, %.2f for %d (x%.1f); unchanged %d: "
+          "%.2f" % (cost_small, small, cost_big, big, cost_big / max(cost_small, 0.01), big,
+                    cost_same))
+    check(cost_big < GROWTH_LIMIT * max(cost_small, 0.01),
+          "a renaming reload of %d took %.2f s of CPU, %d took %.2f s: more than linear growth"
+          % (big, cost_big, small, cost_small))
+    check(cost_big + cost_same < BIG_RELOADS_CPU_S,
+          "reloads of %d took %.1f + %.1f s of CPU" % (big, cost_big, cost_same))
+    # What the reloads did: the renamed deployments are in effect, the pin on a removed one went
+    # with it, and the admin listing (one health lookup per deployment) answers whole.
+    ds = deployments(gw)
+    eq(len(ds), big, "deployments listed")
+    check("d-deployment-in-a-large-fleet-7" in ds and "c-deployment-in-a-large-fleet-7" not in ds,
+          "the renamed ids are in effect")
+    eq(sum(d["pinned"] for d in ds.values()), 0, "the pin left with the deployment it named")
 
 
 @time_limit(30)
