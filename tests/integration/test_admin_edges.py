@@ -190,3 +190,33 @@ def test_a_deployment_removed_then_restored_comes_back_as_new(fx):
        "the restored third is not disabled any more")
     seen = {chat(gw.port).header("x-slogate-deployment") for _ in range(30)}
     eq(seen, {"primary", "secondary"}, "no pin: the tier shares the requests")
+
+
+@time_limit(30)
+def test_unpin_names_the_deployment_it_unpins(fx):
+    # An operator who unpins b while a is pinned removed a's pin. Unpinning b now leaves a's pin
+    # and answers 409 naming it and the request that would remove it; with nothing pinned,
+    # unpin is a success (a retried unpin whose first answer was lost still succeeds).
+    a, b = fx.mock(name="provider-a"), fx.mock(name="provider-b")
+    gw = fx.gateway({"model_list": [
+        {"model_name": "app/chat", "litellm_params": lp(a, order=1),
+         "model_info": {"id": "primary"}},
+        {"model_name": "app/chat", "litellm_params": lp(b, order=1),
+         "model_info": {"id": "secondary"}}],
+        "general_settings": {"master_key": MASTER_KEY}})
+    admin(gw, "POST", "/admin/deployments/primary/pin")
+    r = admin(gw, "POST", "/admin/deployments/secondary/unpin", want=409)
+    eq((r.error()["type"], r.error()["code"]), ("invalid_request_error", "pinned_elsewhere"),
+       "the error (%s)" % r.text)
+    contains(r.error()["message"], "pinned to 'primary'", "names the pinned deployment")
+    contains(r.error()["message"], "POST /admin/deployments/primary/unpin", "says how to unpin it")
+    ds = deployments(gw)
+    eq((ds["primary"]["pinned"], ds["secondary"]["pinned"]), (True, False), "the pin stays")
+    for _ in range(6):
+        eq(chat(gw.port).header("x-slogate-deployment"), "primary", "the pin still serves")
+    eq(admin(gw, "POST", "/admin/deployments/primary/unpin").json(),
+       {"id": "primary", "done": "unpin"}, "unpinning the pinned one")
+    admin(gw, "POST", "/admin/deployments/primary/unpin")      # again: nothing pinned, 200
+    admin(gw, "POST", "/admin/deployments/secondary/unpin")    # nothing pinned, 200
+    eq(sum(d["pinned"] for d in deployments(gw).values()), 0, "nothing pinned")
+    admin(gw, "POST", "/admin/deployments/nobody/unpin", want=404)
