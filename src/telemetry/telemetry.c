@@ -208,21 +208,21 @@ static bool key_series_init(struct sg_telemetry *t, struct key_series *k, const 
         (v)[(n)++] = (x);                                                                          \
     } while (0)
 
-/* The labels joined as a map key, in t->scratch (valid until the next call). Called with t->mu
- * held. */
-static const char *scratch_key(struct sg_telemetry *t, const char *const *labels, size_t n,
-                               size_t *len)
+/* The entry stored in `m` under the labels joined as a map key, or NULL. The key is built in
+ * t->scratch. Called with t->mu held. */
+static void *labels_find(struct sg_telemetry *t, struct sg_map *m, const char *const *labels,
+                         size_t n)
 {
     sg_buf_reset(&t->scratch);
     for (size_t i = 0; i < n; i++)
         sg_buf_append(&t->scratch, labels[i], strlen(labels[i]) + (i + 1 < n));
-    *len = t->scratch.len;
-    return t->scratch.data ? t->scratch.data : "";
+    return sg_map_get(m, t->scratch.data ? t->scratch.data : "", t->scratch.len);
 }
 
-/* A copy of the labels joined as a map key; `out[i]` points at each label in it. */
-static void label_key_init(struct label_key *k, const char *const *labels, size_t n,
-                           const char **out)
+/* Store `entry` in `m` under a copy of the labels joined as a map key (`k`, the entry's own);
+ * `out[i]` points at each label in the copy. */
+static void labels_add(struct sg_map *m, struct label_key *k, const char *const *labels, size_t n,
+                       const char **out, void *entry)
 {
     size_t len = 0;
     for (size_t i = 0; i < n; i++)
@@ -236,6 +236,7 @@ static void label_key_init(struct label_key *k, const char *const *labels, size_
         out[i] = p;
         p += l;
     }
+    sg_map_put(m, k->bytes, k->len, entry);
 }
 
 /* The entry of a label set, made (with its series) when new. NULL when the registry's spare is
@@ -244,9 +245,7 @@ static struct key_entry *key_get(struct sg_telemetry *t, const char *alias, cons
                                  const char *provider)
 {
     const char *labels[3] = {alias, dep, provider};
-    size_t len;
-    const char *kb = scratch_key(t, labels, 3, &len);
-    struct key_entry *e = sg_map_get(&t->key_map, kb, len);
+    struct key_entry *e = labels_find(t, &t->key_map, labels, 3);
     if (e)
         return e;
     e = sg_xcalloc(1, sizeof *e);
@@ -256,18 +255,17 @@ static struct key_entry *key_get(struct sg_telemetry *t, const char *alias, cons
         return NULL;
     }
     const char *in[3];
-    label_key_init(&e->key, labels, 3, in);
+    labels_add(&t->key_map, &e->key, labels, 3, in, e);
     e->alias = in[0];
     e->dep = in[1];
     e->provider = in[2];
     PUSH(t->keys, t->n_keys, t->cap_keys, e);
-    sg_map_put(&t->key_map, e->key.bytes, e->key.len, e);
     return e;
 }
 
 static struct group_entry *group_get(struct sg_telemetry *t, const char *alias)
 {
-    struct group_entry *g = sg_map_get(&t->group_map, alias, strlen(alias));
+    struct group_entry *g = labels_find(t, &t->group_map, &alias, 1);
     if (g)
         return g;
     g = sg_xcalloc(1, sizeof *g);
@@ -278,9 +276,8 @@ static struct group_entry *group_get(struct sg_telemetry *t, const char *alias)
             return NULL;
         }
     }
-    label_key_init(&g->key, &alias, 1, &g->alias);
+    labels_add(&t->group_map, &g->key, &alias, 1, &g->alias, g);
     PUSH(t->groups, t->n_groups, t->cap_groups, g);
-    sg_map_put(&t->group_map, g->key.bytes, g->key.len, g);
     return g;
 }
 
@@ -290,20 +287,17 @@ static struct dep_state *dep_state_ensure(struct sg_telemetry *t, const char *al
                                           bool *full)
 {
     const char *labels[2] = {alias, id};
-    size_t len;
-    const char *kb = scratch_key(t, labels, 2, &len);
-    struct dep_state *d = sg_map_get(&t->state_map, kb, len);
+    struct dep_state *d = labels_find(t, &t->state_map, labels, 2);
     if (d)
         return d;
     d = sg_xcalloc(1, sizeof *d);
     d->t = t;
     const char *in[2];
-    label_key_init(&d->key, labels, 2, in);
+    labels_add(&t->state_map, &d->key, labels, 2, in, d);
     d->alias = in[0];
     d->id = in[1];
     atomic_init(&d->current, false); /* sg_telemetry_keys_new sets it once the series exist */
     PUSH(t->states, t->n_states, t->cap_states, d);
-    sg_map_put(&t->state_map, d->key.bytes, d->key.len, d);
     const char *l[] = {"alias", alias, "deployment", id, NULL};
     if (sg_metrics_series_fn(t->m, t->f_healthy, l, state_healthy, d) ||
         sg_metrics_series_fn(t->m, t->f_cool, l, state_cooldown, d) ||
