@@ -270,46 +270,44 @@ def test_trial_undoes_a_pin_whose_answer_was_lost(fx):
         proxy.close()
 
 
+def drill_losing_an_answer(fx, what, swallow):
+    """A drill through a proxy that swallows the answer to one request (`swallow`): it stops
+    (exit 1), undoes what that request did, and leaves nothing on. Returns (primary mock, report
+    JSON)."""
+    a, b, gw, path, out = setup(fx, db=False)
+    proxy = SwallowingProxy(gw.port, swallow)
+    try:
+        r = fx.cli(["drill", "-c", via_proxy(fx, path, proxy), "--out", out] + SHORT, timeout=40)
+        eq(r.code, 1, "the drill stops (%s)" % r)
+        eq(len(proxy.swallowed), 1, "%s reached the gateway and its answer was lost" % what)
+        gateway_clean(gw)
+        j, _ = report(out)
+        eq(j["left_on"], [], "nothing left on")
+        return a, j
+    finally:
+        proxy.close()
+
+
 @time_limit(40)
 def test_drill_turns_off_a_bypass_whose_answer_was_lost(fx):
     # The pre-check's bypass reached the gateway, its answer did not reach the drill: the bypass
     # may be on (it is), so the drill's rollback turns it off.
-    a, b, gw, path, out = setup(fx, db=False)
-    proxy = SwallowingProxy(gw.port, lambda line, body: line.startswith("POST /admin/bypass ")
-                            and b"true" in body)
-    try:
-        r = fx.cli(["drill", "-c", via_proxy(fx, path, proxy), "--out", out] + SHORT, timeout=40)
-        eq(r.code, 1, "the drill stops (%s)" % r)
-        eq(len(proxy.swallowed), 1, "the bypass went on and its answer was lost")
-        gateway_clean(gw)
-        j, md = report(out)
-        contains(j["precheck"]["note"], "got no answer", "the pre-check note")
-        contains(timeline(j), "turning the router bypass on got no answer", "the timeline")
-        contains(timeline(j), "router bypass off", "the rollback")
-        eq(j["left_on"], [], "nothing left on")
-        eq(a.stats()["chat"], 0, "no load was sent: nothing was broken")
-    finally:
-        proxy.close()
+    a, j = drill_losing_an_answer(fx, "the bypass", lambda line, body: line.startswith(
+        "POST /admin/bypass ") and b"true" in body)
+    contains(j["precheck"]["note"], "got no answer", "the pre-check note")
+    contains(timeline(j), "turning the router bypass on got no answer", "the timeline")
+    contains(timeline(j), "router bypass off", "the rollback")
+    eq(a.stats()["chat"], 0, "no load was sent: nothing was broken")
 
 
 @time_limit(40)
 def test_drill_removes_a_fault_whose_answer_was_lost(fx):
     # The fault reached the gateway, its answer did not reach the drill: the drill stops, takes
     # the fault off, and says the answer was lost rather than that the gateway refused.
-    a, b, gw, path, out = setup(fx, db=False)
-    proxy = SwallowingProxy(gw.port, lambda line, body: line.startswith("POST /admin/faults ")
-                            and b"revoke_key\":true" in body)
-    try:
-        r = fx.cli(["drill", "-c", via_proxy(fx, path, proxy), "--out", out] + SHORT, timeout=40)
-        eq(r.code, 1, "the drill stops (%s)" % r)
-        eq(len(proxy.swallowed), 1, "the fault went on and its answer was lost")
-        gateway_clean(gw)
-        j, md = report(out)
-        contains(timeline(j), "putting the fault on got no answer", "the timeline")
-        contains(timeline(j), "fault removed from primary", "the rollback")
-        eq(j["left_on"], [], "nothing left on")
-    finally:
-        proxy.close()
+    a, j = drill_losing_an_answer(fx, "the fault", lambda line, body: line.startswith(
+        "POST /admin/faults ") and b'revoke_key":true' in body)
+    contains(timeline(j), "putting the fault on got no answer", "the timeline")
+    contains(timeline(j), "fault removed from primary", "the rollback")
 
 
 @time_limit(40)
