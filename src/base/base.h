@@ -146,6 +146,32 @@ bool sg_mpmc_push(struct sg_mpmc *q, void *p);         /* false when full */
 void *sg_mpmc_pop(struct sg_mpmc *q);                  /* NULL when empty */
 size_t sg_mpmc_size(struct sg_mpmc *q);                /* approximate while others push/pop */
 
+/* ---- map.c: a hash table from byte-string keys to pointers ---- */
+/* The map borrows its keys: a key must stay alive and unchanged while it is in the map (it
+ * usually lives in the value). Not thread-safe: its owner locks. Zero-initialized is empty. */
+struct sg_map_slot {
+    const char *key; /* NULL: an empty slot */
+    size_t len;
+    uint64_t hash;
+    void *val;
+};
+
+struct sg_map {
+    struct sg_map_slot *v;
+    size_t cap, n; /* cap: 0 or a power of two, at least twice n */
+    size_t probes; /* slots examined so far: a test can check that lookups stay O(1) */
+};
+
+void sg_map_dispose(struct sg_map *m); /* the table only; keys and values are the caller's */
+/* The value stored under the key's `len` bytes, or NULL. */
+void *sg_map_get(struct sg_map *m, const char *key, size_t len);
+/* Store `val` under the key, replacing what was there. */
+void sg_map_put(struct sg_map *m, const char *key, size_t len, void *val);
+/* Remove the key; returns what was stored under it, or NULL. */
+void *sg_map_del(struct sg_map *m, const char *key, size_t len);
+/* 64-bit FNV-1a of n bytes. */
+uint64_t sg_hash(const void *p, size_t n);
+
 /* ---- random: per-thread xoshiro256**, seeded from the OS unless seeded explicitly ---- */
 uint64_t sg_rand_u64(void);
 void sg_rand_seed(uint64_t seed);

@@ -393,6 +393,10 @@ static void admin_work(uv_work_t *req)
         w->rc = cc == CURLE_OPERATION_TIMEDOUT ? SG_ETIMEOUT
                 : cc == CURLE_COULDNT_CONNECT  ? SG_ECONNECT
                                                : SG_EIO;
+        /* Bytes of the request went out: the gateway may have acted before the answer was
+         * lost (a timeout, a cut connection). */
+        long sent = 0;
+        w->out->lost = curl_easy_getinfo(e, CURLINFO_REQUEST_SIZE, &sent) == CURLE_OK && sent > 0;
         snprintf(w->out->error, sizeof w->out->error, "%s %s: %s", w->method, w->url,
                  curl_easy_strerror(cc));
     }

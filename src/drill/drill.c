@@ -206,8 +206,10 @@ static void precheck(struct sg_drill_run *R)
     struct sg_drill_result *r = R->res;
     sg_drill_run_phase(R, "pre-check: the bypass path answers", 0);
     if (!sg_drill_run_bypass(R, true)) {
-        snprintf(r->precheck_note, sizeof r->precheck_note,
-                 "the gateway refused POST /admin/bypass");
+        snprintf(r->precheck_note, sizeof r->precheck_note, "%s",
+                 R->bypass_on ? "POST /admin/bypass got no answer: the bypass may have gone on "
+                                "(the rollback turns it off)"
+                              : "the gateway refused POST /admin/bypass");
         return;
     }
     sg_drill_run_event(R, "router bypass on");
@@ -252,6 +254,9 @@ static void fault_body(const struct sg_drill_result *r, const struct sg_drill_op
     sg_buf_appends(b, "}");
 }
 
+/* Put the fault on or take it off. Putting it on may take effect without an answer saying so:
+ * then R->fault_on stays set (the rollback takes it off) and the timeline says so; a refusal
+ * (4xx) clears R->fault_on, since nothing went on. */
 static bool set_fault(struct sg_drill_run *R, bool on, char *err, size_t n)
 {
     struct sg_buf b;
@@ -268,6 +273,11 @@ static bool set_fault(struct sg_drill_run *R, bool on, char *err, size_t n)
                      rc != SG_OK     ? rep.error
                      : rep.body.data ? rep.body.data
                                      : "no body");
+        if (!ok && on) {
+            R->fault_on = sg_drill_reply_maybe_applied(rc, &rep);
+            if (R->fault_on)
+                sg_drill_run_unsure(R, "putting the fault on", rc, &rep);
+        }
         sg_drill_reply_dispose(&rep);
         if (!ok && !on)
             sg_drill_run_wait(R, 500, false);
@@ -456,7 +466,10 @@ static void verify(struct sg_drill_run *R)
     int ok[2] = {0, 0};
     memset(s, 0, sizeof s);
     if (!sg_drill_run_bypass(R, true)) {
-        snprintf(r->verify_note, sizeof r->verify_note, "the bypass could not be turned on");
+        snprintf(r->verify_note, sizeof r->verify_note, "%s",
+                 R->bypass_on ? "the bypass may have gone on but did not answer (turned off "
+                                "again)"
+                              : "the bypass could not be turned on");
         return;
     }
     R->load.phase = SG_DRILL_PH_VERIFY_BYPASS; /* the load is stopped: this is for the display */

@@ -42,7 +42,19 @@ struct sg_drill_reply {
     int status;
     struct sg_buf body;
     char error[256];
+    /* No answer came, but the request went out (the answer timed out, or the connection was
+     * cut before it): the gateway may have acted on it. */
+    bool lost;
 };
+
+/* Whether an admin call that changes something may have taken effect: it did (2xx), or nobody
+ * knows (its answer was lost, or a 5xx from something in between). Only a 4xx from the gateway,
+ * or a request that never left, says it was not applied. What may have been applied is rolled
+ * back (every undo is idempotent). */
+static inline bool sg_drill_reply_maybe_applied(int rc, const struct sg_drill_reply *r)
+{
+    return rc == SG_OK ? r->status < 400 || r->status >= 500 : r->lost;
+}
 
 typedef void (*sg_drill_chat_cb)(void *ud, const struct sg_drill_sample *s);
 
@@ -164,8 +176,13 @@ void sg_drill_run_keep(struct sg_drill_run *R, const struct sg_drill_sample *s);
 /* Send one request and wait for its answer (pre-check, verify). */
 bool sg_drill_run_one(struct sg_drill_run *R, enum sg_drill_phase phase,
                       struct sg_drill_sample *out);
-/* Turn the router bypass on or off; false (with a timeline line) when the gateway refused. */
+/* Turn the router bypass on or off; false (with a timeline line) when the gateway refused or
+ * did not answer. Turning it on without an answer leaves R->bypass_on set: it may be on. */
 bool sg_drill_run_bypass(struct sg_drill_run *R, bool on);
+/* The timeline line for a change (`what`: "turning the router bypass on") that may have taken
+ * effect although no answer said so (sg_drill_reply_maybe_applied): it is undone with the rest. */
+void sg_drill_run_unsure(struct sg_drill_run *R, const char *what, int rc,
+                         const struct sg_drill_reply *rep);
 /* What GET /admin/deployments says. */
 #define SG_DRILL_MAX_GW_DEPS 64
 struct sg_drill_gw_state {

@@ -371,17 +371,33 @@ bool sg_drill_run_one(struct sg_drill_run *R, enum sg_drill_phase phase,
     return w.done && out->ok;
 }
 
+void sg_drill_run_unsure(struct sg_drill_run *R, const char *what, int rc,
+                         const struct sg_drill_reply *rep)
+{
+    char why[300];
+    if (rc == SG_OK)
+        snprintf(why, sizeof why, "was answered HTTP %d", rep->status);
+    else
+        snprintf(why, sizeof why, "got no answer (%s)", rep->error);
+    sg_drill_run_event(R, "%s %s: the gateway may have applied it, so the rollback undoes it", what,
+                       why);
+}
+
 bool sg_drill_run_bypass(struct sg_drill_run *R, bool on)
 {
     struct sg_drill_reply rep;
     int rc = sg_drill_admin(&R->c, "POST", "/admin/bypass",
                             on ? "{\"enabled\":true}" : "{\"enabled\":false}", 10000, &rep);
     bool ok = rc == SG_OK && rep.status == 200;
-    if (ok)
+    if (ok) {
         R->bypass_on = on;
-    else
+    } else if (on && sg_drill_reply_maybe_applied(rc, &rep)) {
+        R->bypass_on = true; /* it may be on: turned off with everything else */
+        sg_drill_run_unsure(R, "turning the router bypass on", rc, &rep);
+    } else {
         sg_drill_run_event(R, "could not turn the router bypass %s: %s", on ? "on" : "off",
                            rc == SG_OK ? (rep.body.data ? rep.body.data : "no body") : rep.error);
+    }
     sg_drill_reply_dispose(&rep);
     return ok;
 }

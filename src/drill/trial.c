@@ -50,37 +50,56 @@ static int setup(const struct sg_drill_options *o, struct sg_drill_result *r, ch
     return SG_OK;
 }
 
-static bool pin(struct sg_drill_run *R, const char *id, const char *action)
+/* POST /admin/deployments/<id>/<action> (pin or unpin), up to three tries: each is idempotent,
+ * so a try whose answer was lost is simply made again. The status of the last answer (0: none);
+ * *unsure is set when a try may have taken effect without an answer saying so. A 409 (an unpin
+ * of a deployment that is not the pinned one) is final. */
+static int pin(struct sg_drill_run *R, const char *id, const char *action, bool *unsure)
 {
     char path[200];
     snprintf(path, sizeof path, "/admin/deployments/%s/%s", id, action);
-    struct sg_drill_reply rep;
-    bool ok = false;
-    for (int attempt = 0; attempt < 3 && !ok; attempt++) {
+    int status = 0;
+    for (int attempt = 0; attempt < 3 && status != 200 && status != 409; attempt++) {
+        struct sg_drill_reply rep;
         int rc = sg_drill_admin(&R->c, "POST", path, "{}", ADMIN_TIMEOUT_MS, &rep);
-        ok = rc == SG_OK && rep.status == 200;
-        if (!ok)
+        status = rc == SG_OK ? rep.status : 0;
+        if (status != 200 && sg_drill_reply_maybe_applied(rc, &rep)) {
+            char what[260];
+            snprintf(what, sizeof what, "POST %s (try %d of 3)", path, attempt + 1);
+            *unsure = true;
+            sg_drill_run_unsure(R, what, rc, &rep);
+        } else if (status != 200) {
             sg_drill_run_event(R, "POST %s failed: %s", path,
                                rc != SG_OK     ? rep.error
                                : rep.body.data ? rep.body.data
                                                : "");
+        }
         sg_drill_reply_dispose(&rep);
     }
-    return ok;
+    return status;
 }
 
-/* Put the alias's pin back the way it was. */
+/* Put the alias's pin back the way it was. The trial unpins only the candidate, the deployment
+ * it pinned: the gateway refuses (409) to unpin it when another deployment holds the pin now —
+ * someone pinned it meanwhile — and that pin is left alone. */
 static void unpin(struct sg_drill_run *R)
 {
     if (!R->pinned)
         return;
-    bool ok = R->prev_pin[0] ? pin(R, R->prev_pin, "pin") : pin(R, R->res->primary, "unpin");
-    if (ok) {
+    bool unsure = false;
+    int status = R->prev_pin[0] ? pin(R, R->prev_pin, "pin", &unsure)
+                                : pin(R, R->res->primary, "unpin", &unsure);
+    if (status == 200 || status == 409) {
         R->pinned = false;
         if (R->prev_pin[0])
             sg_drill_run_event(R, "pin restored to %s", R->prev_pin);
-        else
+        else if (status == 200)
             sg_drill_run_event(R, "%s unpinned", R->res->primary);
+        else
+            sg_drill_run_event(R,
+                               "%s is not pinned any more: another deployment of %s was "
+                               "pinned meanwhile, and keeps its pin",
+                               R->res->primary, R->res->alias);
     } else {
         sg_drill_run_event(R,
                            "COULD NOT UNDO THE PIN: run POST /admin/deployments/%s/unpin on "
@@ -141,13 +160,19 @@ static int phases(struct sg_drill_run *R)
             snprintf(R->prev_pin, sizeof R->prev_pin, "%s", st.d[i].id);
     sg_drill_run_event(R, "gateway %s answers; candidate %s (%s) is %s%s%s", r->gateway, r->primary,
                        r->alias, cs, R->prev_pin[0] ? "; pinned now: " : "", R->prev_pin);
-    R->pinned = true; /* set before the call: a pin that went through must be undone */
-    if (!pin(R, r->primary, "pin")) {
-        R->pinned = false;
+    bool unsure = false;
+    if (pin(R, r->primary, "pin", &unsure) != 200) {
+        /* A pin whose answer was lost may be in place all the same: undo it. */
+        R->pinned = unsure;
         r->aborted = true;
-        snprintf(r->abort_reason, sizeof r->abort_reason, "the candidate could not be pinned");
+        snprintf(r->abort_reason, sizeof r->abort_reason, "%s",
+                 unsure ? "the candidate's pin got no answer: it may have taken effect, so "
+                          "the trial undoes it"
+                        : "the candidate could not be pinned");
+        unpin(R);
         return 0;
     }
+    R->pinned = true;
     sg_drill_run_event(R, "%s pinned for %s: every request of the alias goes to it first",
                        r->primary, r->alias);
     char title[96];

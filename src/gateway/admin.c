@@ -5,6 +5,7 @@
  *
  *   GET  /admin/deployments
  *   POST /admin/deployments/<id>/{disable,enable,pin,unpin,clear-cooldown}
+ *                                 (unpin: 409 when another deployment holds the alias's pin)
  *   POST /admin/deployments/clear-cooldowns
  *   GET  /admin/bypass            POST /admin/bypass {"enabled": true|false}
  *   POST /admin/reload[?force=true]
@@ -219,6 +220,23 @@ static void list_deployments(struct sg_http_request *req, struct sg_worker *w, s
     sg_buf_dispose(&b);
 }
 
+/* Unpin `d` only if it is the pinned deployment of its alias: unpinning another would silently
+ * drop the pin an operator (or a trial) set on the one that is. Nothing pinned is a success, so a
+ * retried unpin whose first answer was lost still succeeds. False when answered with the 409. */
+static bool unpin(struct sg_http_request *req, struct sg_health *h, const struct sg_deployment *d)
+{
+    char holder[256], msg[1024];
+    if (sg_health_unpin(h, d->alias, d->id, holder, sizeof holder) == SG_OK)
+        return true;
+    snprintf(
+        msg, sizeof msg,
+        "'%.200s' is pinned to '%.200s', not to '%.200s': nothing was unpinned; to remove that "
+        "pin, POST /admin/deployments/%.200s/unpin",
+        d->alias, holder, d->id, holder);
+    sg_http_respond_error(req, 409, "invalid_request_error", "pinned_elsewhere", msg);
+    return false;
+}
+
 /* POST /admin/deployments/<id>/<action> */
 static void deployment_action(struct sg_http_request *req, struct sg_worker *w,
                               struct sg_slice rest)
@@ -248,7 +266,8 @@ static void deployment_action(struct sg_http_request *req, struct sg_worker *w,
     } else if (strcmp(action, "pin") == 0) {
         sg_health_pin(h, d->alias, d->id);
     } else if (strcmp(action, "unpin") == 0) {
-        sg_health_pin(h, d->alias, NULL);
+        if (!unpin(req, h, d))
+            return;
     } else if (strcmp(action, "clear-cooldown") == 0) {
         sg_health_clear_cooldown(e);
     } else {
@@ -300,9 +319,9 @@ static void bypass(struct sg_http_request *req, struct sg_worker *w, struct sg_s
 }
 
 /* A POST /admin/reload under way. Loading a file and building its runtime takes time that
- * grows with model_list (about 0.3 s for 4000 deployments on the development machine, more for
- * an instance whose table of health entries is large): it runs on libuv's thread pool, so the
- * worker that received the request goes on serving its other clients meanwhile. */
+ * grows with model_list (about 0.07 s of CPU for 4000 deployments and 0.5 s for 20000 on the
+ * development machine, release build): it runs on libuv's thread pool, so the worker that
+ * received the request goes on serving its other clients meanwhile. */
 struct reload_job {
     uv_work_t work;
     struct sg_http_request *req; /* NULL once answered early (the drain deadline) */

@@ -293,11 +293,12 @@ static void clear_faults_of_dropped(struct sg_gateway *gw, const struct sg_confi
     /* Held: a worker letting the old runtime go may retire an entry meanwhile. */
     struct sg_dep_health **all;
     size_t n = sg_health_hold_all(h, &all);
+    struct sg_map ids = {0}; /* the new config's ids: linear in a large config */
+    for (size_t j = 0; j < cfg->n_deployments; j++)
+        sg_map_put(&ids, cfg->deployments[j].id, strlen(cfg->deployments[j].id), &ids);
     for (size_t i = 0; i < n; i++) {
         struct sg_dep_health *e = all[i];
-        bool kept = false;
-        for (size_t j = 0; j < cfg->n_deployments && !kept; j++)
-            kept = strcmp(cfg->deployments[j].id, e->id) == 0;
+        bool kept = sg_map_get(&ids, e->id, strlen(e->id)) != NULL;
         if (!kept && (atomic_load(&e->fault_revoke_key) || atomic_load(&e->fault_block_egress) ||
                       atomic_load(&e->fault_ttft_ms))) {
             sg_health_set_faults(h, e, 0, 0, 0);
@@ -306,6 +307,7 @@ static void clear_faults_of_dropped(struct sg_gateway *gw, const struct sg_confi
         }
         sg_health_put(h, e);
     }
+    sg_map_dispose(&ids);
     free(all);
 }
 

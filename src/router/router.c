@@ -40,8 +40,10 @@ void sg_health_free(struct sg_health *h)
 {
     if (!h)
         return;
-    for (size_t i = 0; i < h->n; i++)
-        entry_free(h->v[i]);
+    for (size_t i = 0; i < h->len; i++)
+        if (h->v[i])
+            entry_free(h->v[i]);
+    sg_map_dispose(&h->ids);
     for (size_t i = 0; i < h->n_spare; i++)
         entry_free(h->spare[i]);
     free(h->spare);
@@ -65,14 +67,48 @@ static void entry_reset(struct sg_dep_health *e)
     e->minute = e->minute_requests = e->minute_tokens = 0;
 }
 
+/* Callers hold h->lock. */
+static struct sg_dep_health *entry_find_locked(struct sg_health *h, const char *id)
+{
+    return sg_map_get(&h->ids, id, strlen(id));
+}
+
+/* Callers hold h->lock. `e` joins the table at its end. */
+static void entry_add_locked(struct sg_health *h, struct sg_dep_health *e)
+{
+    if (h->len == h->cap) {
+        h->cap = h->cap ? h->cap * 2 : 8;
+        h->v = sg_xrealloc(h->v, h->cap * sizeof *h->v);
+    }
+    e->slot = h->len;
+    h->v[h->len++] = e;
+    h->n++;
+    sg_map_put(&h->ids, e->id, strlen(e->id), e);
+}
+
+/* Callers hold h->lock. `e` leaves the table; the others keep their order. */
+static void entry_remove_locked(struct sg_health *h, struct sg_dep_health *e)
+{
+    sg_map_del(&h->ids, e->id, strlen(e->id));
+    h->v[e->slot] = NULL;
+    h->n--;
+    if (2 * (h->len - h->n) < h->len)
+        return;
+    size_t k = 0;
+    for (size_t i = 0; i < h->len; i++) {
+        if (!h->v[i])
+            continue;
+        h->v[i]->slot = k;
+        h->v[k++] = h->v[i];
+    }
+    h->len = k;
+}
+
 struct sg_dep_health *sg_health_get(struct sg_health *h, const struct sg_deployment *d)
 {
     char *fp = sg_xasprintf("%s %s", d->model, d->api_base ? d->api_base : "");
     pthread_mutex_lock(&h->lock);
-    struct sg_dep_health *e = NULL;
-    for (size_t i = 0; i < h->n && !e; i++)
-        if (strcmp(h->v[i]->id, d->id) == 0)
-            e = h->v[i];
+    struct sg_dep_health *e = entry_find_locked(h, d->id);
     if (e && strcmp(e->fingerprint, fp) != 0) {
         pthread_mutex_lock(&e->lock);
         entry_reset(e);
@@ -98,11 +134,7 @@ struct sg_dep_health *sg_health_get(struct sg_health *h, const struct sg_deploym
         e->id = sg_xstrdup(d->id);
         e->fingerprint = fp;
         fp = NULL;
-        if (h->n == h->cap) {
-            h->cap = h->cap ? h->cap * 2 : 8;
-            h->v = sg_xrealloc(h->v, h->cap * sizeof *h->v);
-        }
-        h->v[h->n++] = e;
+        entry_add_locked(h, e);
     }
     e->refs++;
     pthread_mutex_unlock(&h->lock);
@@ -111,26 +143,19 @@ struct sg_dep_health *sg_health_get(struct sg_health *h, const struct sg_deploym
 }
 
 static bool has_fault(struct sg_dep_health *e);
+static const char *pin_id(const struct sg_health *h, size_t i);
+static void pin_drop_locked(struct sg_health *h, size_t i);
 
 /* Callers hold h->lock. The last holder let `e` go: out of the table, its pins dropped, its
  * state reset, and kept for reuse. */
 static void entry_retire_locked(struct sg_health *h, struct sg_dep_health *e)
 {
-    for (size_t i = 0; i < h->n; i++) {
-        if (h->v[i] == e) { /* the order is kept: it is the order of x-slogate-faults */
-            memmove(&h->v[i], &h->v[i + 1], (h->n - i - 1) * sizeof *h->v);
-            h->n--;
-            break;
-        }
-    }
+    entry_remove_locked(h, e);
     for (size_t i = 0; i < h->n_pins;) {
-        const char *pin = h->pins[i];
-        if (strcmp(pin + strlen(pin) + 1, e->id) == 0) {
-            free(h->pins[i]);
-            h->pins[i] = h->pins[--h->n_pins];
-        } else {
+        if (strcmp(pin_id(h, i), e->id) == 0)
+            pin_drop_locked(h, i);
+        else
             i++;
-        }
     }
     if (has_fault(e))
         atomic_fetch_sub(&h->faults_active, 1);
@@ -145,7 +170,10 @@ static void entry_retire_locked(struct sg_health *h, struct sg_dep_health *e)
     atomic_store(&e->fault_revoke_key, false);
     atomic_store(&e->fault_block_egress, false);
     atomic_store(&e->fault_ttft_ms, 0);
-    h->spare = sg_xrealloc(h->spare, (h->n_spare + 1) * sizeof *h->spare);
+    if (h->n_spare == h->cap_spare) { /* by half: a reload may retire thousands */
+        h->cap_spare = h->cap_spare ? h->cap_spare + h->cap_spare / 2 : 16;
+        h->spare = sg_xrealloc(h->spare, h->cap_spare * sizeof *h->spare);
+    }
     h->spare[h->n_spare++] = e;
 }
 
@@ -162,10 +190,12 @@ void sg_health_put(struct sg_health *h, struct sg_dep_health *e)
 size_t sg_health_hold_all(struct sg_health *h, struct sg_dep_health ***out)
 {
     pthread_mutex_lock(&h->lock);
-    size_t n = h->n;
-    *out = sg_xcalloc(n ? n : 1, sizeof **out);
-    for (size_t i = 0; i < n; i++) {
-        (*out)[i] = h->v[i];
+    size_t n = 0;
+    *out = sg_xcalloc(h->n ? h->n : 1, sizeof **out);
+    for (size_t i = 0; i < h->len; i++) {
+        if (!h->v[i])
+            continue;
+        (*out)[n++] = h->v[i];
         h->v[i]->refs++;
     }
     pthread_mutex_unlock(&h->lock);
@@ -174,26 +204,41 @@ size_t sg_health_hold_all(struct sg_health *h, struct sg_dep_health ***out)
 
 struct sg_dep_health *sg_health_find(struct sg_health *h, const char *id)
 {
-    struct sg_dep_health *e = NULL;
     pthread_mutex_lock(&h->lock);
-    for (size_t i = 0; i < h->n && !e; i++)
-        if (strcmp(h->v[i]->id, id) == 0)
-            e = h->v[i];
+    struct sg_dep_health *e = entry_find_locked(h, id);
     pthread_mutex_unlock(&h->lock);
     return e;
+}
+
+/* Callers hold h->lock. The index of the alias's pin, or n_pins when it has none. */
+static size_t pin_find_locked(const struct sg_health *h, const char *alias)
+{
+    size_t i = 0;
+    while (i < h->n_pins && strcmp(h->pins[i], alias) != 0)
+        i++;
+    return i;
+}
+
+/* Callers hold h->lock. The pinned id of the pin at `i`. */
+static const char *pin_id(const struct sg_health *h, size_t i)
+{
+    return h->pins[i] + strlen(h->pins[i]) + 1;
+}
+
+/* Callers hold h->lock; i < n_pins. */
+static void pin_drop_locked(struct sg_health *h, size_t i)
+{
+    free(h->pins[i]);
+    h->pins[i] = h->pins[--h->n_pins];
 }
 
 void sg_health_pin(struct sg_health *h, const char *alias, const char *id)
 {
     size_t alen = strlen(alias) + 1;
     pthread_mutex_lock(&h->lock);
-    for (size_t i = 0; i < h->n_pins; i++) {
-        if (strcmp(h->pins[i], alias) == 0) {
-            free(h->pins[i]);
-            h->pins[i] = h->pins[--h->n_pins];
-            break;
-        }
-    }
+    size_t i = pin_find_locked(h, alias);
+    if (i < h->n_pins)
+        pin_drop_locked(h, i);
     if (id) {
         size_t ilen = strlen(id) + 1;
         char *p = sg_xmalloc(alen + ilen);
@@ -205,16 +250,28 @@ void sg_health_pin(struct sg_health *h, const char *alias, const char *id)
     pthread_mutex_unlock(&h->lock);
 }
 
+int sg_health_unpin(struct sg_health *h, const char *alias, const char *id, char *holder, size_t n)
+{
+    int rc = SG_OK;
+    pthread_mutex_lock(&h->lock);
+    size_t i = pin_find_locked(h, alias);
+    if (i < h->n_pins && strcmp(pin_id(h, i), id) == 0) {
+        pin_drop_locked(h, i);
+    } else if (i < h->n_pins) {
+        snprintf(holder, n, "%s", pin_id(h, i));
+        rc = SG_EINVAL;
+    }
+    pthread_mutex_unlock(&h->lock);
+    return rc;
+}
+
 bool sg_health_pinned(struct sg_health *h, const char *alias, char *out, size_t n)
 {
-    bool found = false;
     pthread_mutex_lock(&h->lock);
-    for (size_t i = 0; i < h->n_pins && !found; i++) {
-        if (strcmp(h->pins[i], alias) == 0) {
-            snprintf(out, n, "%s", h->pins[i] + strlen(h->pins[i]) + 1);
-            found = true;
-        }
-    }
+    size_t i = pin_find_locked(h, alias);
+    bool found = i < h->n_pins;
+    if (found)
+        snprintf(out, n, "%s", pin_id(h, i));
     pthread_mutex_unlock(&h->lock);
     return found;
 }
@@ -239,16 +296,16 @@ void sg_health_set_faults(struct sg_health *h, struct sg_dep_health *e, int revo
                           int block_egress, long ttft_ms)
 {
     pthread_mutex_lock(&h->lock);
+    /* Counted as it changes, not recounted over the table: clearing every deployment's faults
+     * stays linear in a large config. */
+    int had = has_fault(e);
     if (revoke_key >= 0)
         atomic_store(&e->fault_revoke_key, revoke_key != 0);
     if (block_egress >= 0)
         atomic_store(&e->fault_block_egress, block_egress != 0);
     if (ttft_ms >= 0)
         atomic_store(&e->fault_ttft_ms, (unsigned)ttft_ms);
-    int n = 0;
-    for (size_t i = 0; i < h->n; i++)
-        n += has_fault(h->v[i]);
-    atomic_store(&h->faults_active, n);
+    atomic_fetch_add(&h->faults_active, has_fault(e) - had);
     pthread_mutex_unlock(&h->lock);
 }
 
@@ -257,9 +314,9 @@ size_t sg_health_faults_text(struct sg_health *h, char *out, size_t n)
     struct sg_buf b;
     sg_buf_init(&b, n ? n - 1 : 0);
     pthread_mutex_lock(&h->lock);
-    for (size_t i = 0; i < h->n; i++) {
+    for (size_t i = 0; i < h->len; i++) {
         struct sg_dep_health *e = h->v[i];
-        if (!has_fault(e))
+        if (!e || !has_fault(e))
             continue;
         const char *sep = "=";
         sg_buf_appendf(&b, "%s%s", b.len ? "; " : "", e->id);
@@ -347,6 +404,11 @@ struct sg_router *sg_router_new(const struct sg_config *cfg, struct sg_health *h
         for (size_t j = 0; j < g->n; j++)
             r->groups[i].health[j] = sg_health_get(h, g->deployments[j]);
     }
+    r->by_dep = sg_xcalloc(cfg->n_deployments ? cfg->n_deployments : 1, sizeof *r->by_dep);
+    for (size_t i = 0; i < r->n_groups; i++)
+        for (size_t j = 0; j < r->groups[i].group->n; j++)
+            r->by_dep[r->groups[i].group->deployments[j] - cfg->deployments] =
+                r->groups[i].health[j];
     return r;
 }
 
@@ -360,6 +422,7 @@ void sg_router_free(struct sg_router *r)
         free(r->groups[i].health);
     }
     free(r->groups);
+    free(r->by_dep);
     free(r);
 }
 
@@ -376,11 +439,11 @@ const struct sg_router_group *sg_router_group(const struct sg_router *r, const c
 
 struct sg_dep_health *sg_router_health_of(const struct sg_router *r, const struct sg_deployment *d)
 {
-    for (size_t i = 0; i < r->n_groups; i++)
-        for (size_t j = 0; j < r->groups[i].group->n; j++)
-            if (r->groups[i].group->deployments[j] == d)
-                return r->groups[i].health[j];
-    return NULL;
+    /* Compared as addresses: a pointer from another config is not inside this array. */
+    uintptr_t p = (uintptr_t)d, first = (uintptr_t)r->cfg->deployments;
+    if (p < first || p >= first + r->cfg->n_deployments * sizeof *d || (p - first) % sizeof *d != 0)
+        return NULL;
+    return r->by_dep[(p - first) / sizeof *d];
 }
 
 /* ---- selection ---- */

@@ -44,6 +44,7 @@ const char *sg_outcome_name(enum sg_outcome o);
 struct sg_dep_health {
     char *id;                       /* changes only under the table's lock (an entry is reused) */
     unsigned refs;                  /* routers (and Redis rounds) holding it; the table's lock */
+    size_t slot;                    /* its index in the table's `v`; the table's lock */
     char *fingerprint;              /* model + api_base: a changed deployment starts afresh */
     pthread_mutex_t lock;           /* guards everything below that is not atomic */
     uint64_t fail_at[SG_FAIL_RING]; /* ring of recent failure times (ms) */
@@ -67,12 +68,17 @@ struct sg_dep_health {
 
 struct sg_health {
     pthread_mutex_t lock; /* guards the table's shape (lookups, inserts, removals) and refs */
+    /* The entries in the order they joined (the order of x-slogate-faults). A retired entry
+     * leaves a NULL; the holes are squeezed out when they are half of `v`, so a removal costs
+     * O(1) amortized and a reload that drops thousands of deployments stays linear. */
     struct sg_dep_health **v;
-    size_t n, cap;
+    size_t len, cap;   /* slots of `v` in use, holes included */
+    size_t n;          /* entries in the table */
+    struct sg_map ids; /* id -> entry, for every entry in `v` */
     /* Entries no router holds any more, reset, for the next new deployment: an entry's memory
      * is never freed before the table, so a pointer from sg_health_find stays safe to read. */
     struct sg_dep_health **spare;
-    size_t n_spare;
+    size_t n_spare, cap_spare;
     /* Pinned deployment per alias: "alias\0id" pairs, guarded by lock. */
     char **pins;
     size_t n_pins;
@@ -95,8 +101,11 @@ size_t sg_health_hold_all(struct sg_health *h, struct sg_dep_health ***out);
 /* Find by id (metrics); NULL when unknown. The memory stays valid, but once no router holds
  * the entry it may be reused for another deployment: hold an entry to keep it. */
 struct sg_dep_health *sg_health_find(struct sg_health *h, const char *id);
-/* Pin `id` for `alias` (NULL id unpins). */
+/* Pin `id` for `alias` (NULL id unpins whatever is pinned). */
 void sg_health_pin(struct sg_health *h, const char *alias, const char *id);
+/* Unpin `id` for `alias` only if it is the pinned one: SG_OK when it was (now unpinned) or when
+ * nothing is pinned; SG_EINVAL, with the pinned id copied into `holder`, when another is. */
+int sg_health_unpin(struct sg_health *h, const char *alias, const char *id, char *holder, size_t n);
 /* The pinned id for an alias, copied into out; false when none. */
 bool sg_health_pinned(struct sg_health *h, const char *alias, char *out, size_t n);
 void sg_health_clear_cooldown(struct sg_dep_health *e);
@@ -134,12 +143,15 @@ struct sg_router {
     struct sg_health *health;
     struct sg_router_group *groups; /* parallel to cfg->groups */
     size_t n_groups;
+    struct sg_dep_health **by_dep; /* parallel to cfg->deployments: sg_router_health_of */
 };
 
 struct sg_router *sg_router_new(const struct sg_config *cfg, struct sg_health *h);
 void sg_router_free(struct sg_router *r);
 const struct sg_router_group *sg_router_group(const struct sg_router *r, const char *alias,
                                               size_t len);
+/* The entry of a deployment of this router's config (a pointer into cfg->deployments), in
+ * O(1); NULL for any other pointer. */
 struct sg_dep_health *sg_router_health_of(const struct sg_router *r, const struct sg_deployment *d);
 
 /* ---- one request's walk ---- */

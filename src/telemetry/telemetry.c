@@ -68,17 +68,27 @@ struct key_series {
     sg_series_t estimated; /* requests whose usage was estimated */
 };
 
+/* The entries below are found by their labels through hash maps (struct sg_map), keyed by the
+ * labels joined with NUL bytes ("alias\0deployment\0provider"): a reload of thousands of
+ * deployments costs O(1) per deployment, where a scan of every label set seen cost O(n) each. */
+struct label_key {
+    char *bytes; /* the labels, each NUL-terminated, one after the other */
+    size_t len;  /* the map's key: every byte but the last NUL */
+};
+
 /* The series of one label set (alias, deployment, provider), made once and shared by every
  * config that has it; a deployment="" set stands for its group. Never freed before the
  * telemetry, so the tables of old runtimes may point into them. */
 struct key_entry {
-    char *alias, *dep, *provider;
+    struct label_key key;
+    const char *alias, *dep, *provider; /* in key.bytes */
     struct key_series k;
 };
 
 /* The failure series of one group alias ("" for requests no group took). */
 struct group_entry {
-    char *alias;
+    struct label_key key;
+    const char *alias; /* key.bytes */
     sg_series_t failures[N_ERR];
 };
 
@@ -87,8 +97,10 @@ struct group_entry {
  * router's table under its old labels any more. */
 struct dep_state {
     struct sg_telemetry *t;
-    char *alias, *id;
-    atomic_bool current; /* in the config sg_telemetry_keys_new saw last */
+    struct label_key key;
+    const char *alias, *id; /* in key.bytes */
+    atomic_bool current;    /* in the config sg_telemetry_keys_new saw last */
+    bool in_config;         /* sg_telemetry_keys_new's mark, under the telemetry's mutex */
 };
 
 /* One config's view, for the request path: sorted names to the series above. */
@@ -111,11 +123,13 @@ struct sg_telemetry {
     int fam[6], f_fail, f_healthy, f_cool, f_dfail;
     pthread_mutex_t mu; /* the entries below: sg_telemetry_keys_new on a reloading thread */
     struct key_entry **keys;
-    size_t n_keys;
+    size_t n_keys, cap_keys;
     struct group_entry **groups;
-    size_t n_groups;
+    size_t n_groups, cap_groups;
     struct dep_state **states;
-    size_t n_states;
+    size_t n_states, cap_states;
+    struct sg_map key_map, group_map, state_map; /* label_key -> the entries above */
+    struct sg_buf scratch;                       /* a lookup's label_key bytes */
     struct key_entry *unknown;
     struct group_entry *unknown_group;
     sg_series_t overhead, in_flight, cache[4], counters[SG_TC_COUNT];
@@ -183,41 +197,78 @@ static bool key_series_init(struct sg_telemetry *t, struct key_series *k, const 
     return ok;
 }
 
-#define PUSH(v, n, x)                                                                              \
+/* Append x to the array v of n (capacity cap), growing it by half: growing it by one each time
+ * copied the whole array at every new label set, quadratic in a reload of thousands. */
+#define PUSH(v, n, cap, x)                                                                         \
     do {                                                                                           \
-        (v) = sg_xrealloc((v), ((n) + 1) * sizeof *(v));                                           \
+        if ((n) == (cap)) {                                                                        \
+            (cap) = (cap) ? (cap) + (cap) / 2 : 16;                                                \
+            (v) = sg_xrealloc((v), (cap) * sizeof *(v));                                           \
+        }                                                                                          \
         (v)[(n)++] = (x);                                                                          \
     } while (0)
+
+/* The entry stored in `m` under the labels joined as a map key, or NULL. The key is built in
+ * t->scratch. Called with t->mu held. */
+static void *labels_find(struct sg_telemetry *t, struct sg_map *m, const char *const *labels,
+                         size_t n)
+{
+    sg_buf_reset(&t->scratch);
+    for (size_t i = 0; i < n; i++)
+        sg_buf_append(&t->scratch, labels[i], strlen(labels[i]) + (i + 1 < n));
+    return sg_map_get(m, t->scratch.data ? t->scratch.data : "", t->scratch.len);
+}
+
+/* Store `entry` in `m` under a copy of the labels joined as a map key (`k`, the entry's own);
+ * `out[i]` points at each label in the copy. */
+static void labels_add(struct sg_map *m, struct label_key *k, const char *const *labels, size_t n,
+                       const char **out, void *entry)
+{
+    size_t len = 0;
+    for (size_t i = 0; i < n; i++)
+        len += strlen(labels[i]) + 1;
+    k->bytes = sg_xmalloc(len);
+    k->len = len - 1;
+    char *p = k->bytes;
+    for (size_t i = 0; i < n; i++) {
+        size_t l = strlen(labels[i]) + 1;
+        memcpy(p, labels[i], l);
+        out[i] = p;
+        p += l;
+    }
+    sg_map_put(m, k->bytes, k->len, entry);
+}
 
 /* The entry of a label set, made (with its series) when new. NULL when the registry's spare is
  * used up: the caller counts under something broader. Called with t->mu held. */
 static struct key_entry *key_get(struct sg_telemetry *t, const char *alias, const char *dep,
                                  const char *provider)
 {
-    for (size_t i = 0; i < t->n_keys; i++) {
-        struct key_entry *e = t->keys[i];
-        if (!strcmp(e->alias, alias) && !strcmp(e->dep, dep) && !strcmp(e->provider, provider))
-            return e;
-    }
-    struct key_entry *e = sg_xcalloc(1, sizeof *e);
+    const char *labels[3] = {alias, dep, provider};
+    struct key_entry *e = labels_find(t, &t->key_map, labels, 3);
+    if (e)
+        return e;
+    e = sg_xcalloc(1, sizeof *e);
     if (!key_series_init(t, &e->k, alias, dep, provider)) {
         /* Some series of the set may exist now; they stay unused (counted nowhere). */
         free(e);
         return NULL;
     }
-    e->alias = sg_xstrdup(alias);
-    e->dep = sg_xstrdup(dep);
-    e->provider = sg_xstrdup(provider);
-    PUSH(t->keys, t->n_keys, e);
+    const char *in[3];
+    labels_add(&t->key_map, &e->key, labels, 3, in, e);
+    e->alias = in[0];
+    e->dep = in[1];
+    e->provider = in[2];
+    PUSH(t->keys, t->n_keys, t->cap_keys, e);
     return e;
 }
 
 static struct group_entry *group_get(struct sg_telemetry *t, const char *alias)
 {
-    for (size_t i = 0; i < t->n_groups; i++)
-        if (!strcmp(t->groups[i]->alias, alias))
-            return t->groups[i];
-    struct group_entry *g = sg_xcalloc(1, sizeof *g);
+    struct group_entry *g = labels_find(t, &t->group_map, &alias, 1);
+    if (g)
+        return g;
+    g = sg_xcalloc(1, sizeof *g);
     for (size_t e = 0; e < N_ERR; e++) {
         const char *l[] = {"alias", alias, "error_type", error_labels[e], NULL};
         if ((g->failures[e] = sg_metrics_series(t->m, t->f_fail, l)) == SG_SERIES_NONE) {
@@ -225,28 +276,34 @@ static struct group_entry *group_get(struct sg_telemetry *t, const char *alias)
             return NULL;
         }
     }
-    g->alias = sg_xstrdup(alias);
-    PUSH(t->groups, t->n_groups, g);
+    labels_add(&t->group_map, &g->key, &alias, 1, &g->alias, g);
+    PUSH(t->groups, t->n_groups, t->cap_groups, g);
     return g;
 }
 
-/* Health, cooldown and failures of a deployment, read from the router at scrape. */
-static void dep_state_ensure(struct sg_telemetry *t, const char *alias, const char *id)
+/* Health, cooldown and failures of a deployment, read from the router at scrape. `*full` is set
+ * when the registry had no room left for them. */
+static struct dep_state *dep_state_ensure(struct sg_telemetry *t, const char *alias, const char *id,
+                                          bool *full)
 {
-    for (size_t i = 0; i < t->n_states; i++)
-        if (!strcmp(t->states[i]->id, id) && !strcmp(t->states[i]->alias, alias))
-            return;
-    struct dep_state *d = sg_xcalloc(1, sizeof *d);
+    const char *labels[2] = {alias, id};
+    struct dep_state *d = labels_find(t, &t->state_map, labels, 2);
+    if (d)
+        return d;
+    d = sg_xcalloc(1, sizeof *d);
     d->t = t;
-    d->alias = sg_xstrdup(alias);
-    d->id = sg_xstrdup(id);
+    const char *in[2];
+    labels_add(&t->state_map, &d->key, labels, 2, in, d);
+    d->alias = in[0];
+    d->id = in[1];
     atomic_init(&d->current, false); /* sg_telemetry_keys_new sets it once the series exist */
-    PUSH(t->states, t->n_states, d);
+    PUSH(t->states, t->n_states, t->cap_states, d);
     const char *l[] = {"alias", alias, "deployment", id, NULL};
     if (sg_metrics_series_fn(t->m, t->f_healthy, l, state_healthy, d) ||
         sg_metrics_series_fn(t->m, t->f_cool, l, state_cooldown, d) ||
         sg_metrics_series_fn(t->m, t->f_dfail, l, state_failures, d))
-        SG_WARN("telemetry", "no room left for the state metrics of deployment %s", id);
+        *full = true;
+    return d;
 }
 
 struct sg_telemetry_keys *sg_telemetry_keys_new(struct sg_telemetry *t, const struct sg_config *cfg)
@@ -257,7 +314,7 @@ struct sg_telemetry_keys *sg_telemetry_keys_new(struct sg_telemetry *t, const st
     k->groups = sg_xcalloc(ng ? ng : 1, sizeof *k->groups);
     k->unknown = &t->unknown->k;
     k->unknown_failures = t->unknown_group->failures;
-    bool full = false;
+    bool full = false, states_full = false;
     pthread_mutex_lock(&t->mu);
     for (size_t i = 0; i < ng; i++) {
         const char *alias = cfg->groups[i].alias;
@@ -274,20 +331,23 @@ struct sg_telemetry_keys *sg_telemetry_keys_new(struct sg_telemetry *t, const st
         full |= !e;
         if (e) /* else: counted under its group, as before the deployment existed */
             k->deps[k->n_deps++] = (struct key_ref){d->id, &e->k, NULL};
-        dep_state_ensure(t, d->alias, d->id);
+        dep_state_ensure(t, d->alias, d->id, &states_full)->in_config = true;
     }
     /* This config's pairs are the ones reported from now on; each flag is stored once, so a
      * scrape meanwhile sees every pair either as before or as after. */
     for (size_t i = 0; i < t->n_states; i++) {
         struct dep_state *st = t->states[i];
-        bool cur = false;
-        for (size_t j = 0; j < nd && !cur; j++)
-            cur = !strcmp(cfg->deployments[j].id, st->id) &&
-                  !strcmp(cfg->deployments[j].alias, st->alias);
-        atomic_store_explicit(&st->current, cur, memory_order_relaxed);
+        atomic_store_explicit(&st->current, st->in_config, memory_order_relaxed);
+        st->in_config = false;
     }
     pthread_mutex_unlock(&t->mu);
     qsort(k->deps, k->n_deps, sizeof *k->deps, cmp_key_ref);
+    /* One line per reload, not one per deployment: a reload that renames thousands would
+     * otherwise flood the log. */
+    if (states_full)
+        SG_WARN("telemetry", "the metric registry has no room left for the state metrics "
+                             "(slogate_deployment_healthy...) of some new deployments: they are "
+                             "not reported until a restart");
     if (full)
         SG_WARN("telemetry", "the metric registry has no room left for the series of every "
                              "deployment: some are counted under their group (deployment=\"\") "
@@ -310,6 +370,7 @@ struct sg_telemetry *sg_telemetry_new(size_t n_workers)
     t->n_workers = n_workers;
     t->m = sg_metrics_new(n_workers + 1);
     pthread_mutex_init(&t->mu, NULL);
+    sg_buf_init(&t->scratch, 0);
     struct sg_metrics *m = t->m;
 
     int *fam = t->fam;
@@ -406,23 +467,24 @@ void sg_telemetry_free(struct sg_telemetry *t)
         return;
     sg_metrics_free(t->m);
     for (size_t i = 0; i < t->n_keys; i++) {
-        free(t->keys[i]->alias);
-        free(t->keys[i]->dep);
-        free(t->keys[i]->provider);
+        free(t->keys[i]->key.bytes);
         free(t->keys[i]);
     }
     for (size_t i = 0; i < t->n_groups; i++) {
-        free(t->groups[i]->alias);
+        free(t->groups[i]->key.bytes);
         free(t->groups[i]);
     }
     for (size_t i = 0; i < t->n_states; i++) {
-        free(t->states[i]->alias);
-        free(t->states[i]->id);
+        free(t->states[i]->key.bytes);
         free(t->states[i]);
     }
     free(t->keys);
     free(t->groups);
     free(t->states);
+    sg_map_dispose(&t->key_map);
+    sg_map_dispose(&t->group_map);
+    sg_map_dispose(&t->state_map);
+    sg_buf_dispose(&t->scratch);
     pthread_mutex_destroy(&t->mu);
     free(t);
 }

@@ -3,6 +3,7 @@ restart_required), how long a reload holds the worker that runs it, and what an 
 manual state (pins, disables) becomes when a reload removes a deployment and a later one brings
 it back (docs/routing.md, Reload)."""
 
+import os
 import time
 
 from harness import MASTER_KEY, chat, check, contains, eq, http, time_limit
@@ -92,6 +93,67 @@ def test_a_large_reload_does_not_hold_up_the_worker_that_received_it(fx):
     eq(len(deployments(gw)), 4000, "the config in effect")
 
 
+def cpu_seconds(pid):
+    """User + system CPU time a process has used (Linux /proc)."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+# A renaming reload of 5 times the deployments may cost at most this many times the CPU: linear
+# work costs about 5 to 6 (n log n, caches), quadratic work 25. Measured in CPU time of the
+# gateway, so a busy machine does not make it fail; 10 ms clock ticks are well below what the
+# smaller reload costs even in a release build.
+GROWTH_LIMIT = 12
+# And a backstop: CPU seconds for the reloads of 20000. Measured: under 2 s in a debug build,
+# about 10 s under ASan on the loaded 2-core development machine; the quadratic steps this guards
+# against took 50 s in a debug build and minutes under ASan.
+BIG_RELOADS_CPU_S = 60
+
+
+@time_limit(300)
+def test_reloads_of_20000_deployments_cost_linear_time(fx):
+    # The reload path is linear in the deployments: loading, ids, the router's health table, the
+    # telemetry's series. A renaming reload (every deployment new, every old one forgotten) of
+    # 4000 and one of 20000, with ids that share a long start (what a comparison scans), then
+    # the 20000 again unchanged (all kept).
+    small, big = 4000, 20000
+    m = fx.mock()
+    gw = fx.gateway(fx.config([m]), workers=1)
+    pid = gw.proc.pid
+
+    def reload_to(n, prefix):
+        if prefix:
+            fx.write("gateway.yaml", big_model_list(m.url, n, prefix=prefix))
+        c0 = cpu_seconds(pid)
+        r = http(gw.port, "POST", "/admin/reload", timeout=280)
+        spent = cpu_seconds(pid) - c0
+        eq(r.status, 200, "the reload (%s)" % r.text[:300])
+        eq(r.json()["deployments"], n, "deployments reloaded")
+        return spent
+    reload_to(small, "a-deployment-in-a-large-fleet-")
+    cost_small = reload_to(small, "b-deployment-in-a-large-fleet-")
+    reload_to(big, "c-deployment-in-a-large-fleet-")
+    admin(gw, "POST", "/admin/deployments/c-deployment-in-a-large-fleet-7/pin")
+    cost_big = reload_to(big, "d-deployment-in-a-large-fleet-")
+    cost_same = reload_to(big, None)
+    print("CPU seconds of a renaming reload: %.2f for %d, %.2f for %d (x%.1f); unchanged %d: "
+          "%.2f" % (cost_small, small, cost_big, big, cost_big / max(cost_small, 0.01), big,
+                    cost_same))
+    check(cost_big < GROWTH_LIMIT * max(cost_small, 0.01),
+          "a renaming reload of %d took %.2f s of CPU, %d took %.2f s: more than linear growth"
+          % (big, cost_big, small, cost_small))
+    check(cost_big + cost_same < BIG_RELOADS_CPU_S,
+          "reloads of %d took %.1f + %.1f s of CPU" % (big, cost_big, cost_same))
+    # What the reloads did: the renamed deployments are in effect, the pin on a removed one went
+    # with it, and the admin listing (one health lookup per deployment) answers whole.
+    ds = deployments(gw)
+    eq(len(ds), big, "deployments listed")
+    check("d-deployment-in-a-large-fleet-7" in ds and "c-deployment-in-a-large-fleet-7" not in ds,
+          "the renamed ids are in effect")
+    eq(sum(d["pinned"] for d in ds.values()), 0, "the pin left with the deployment it named")
+
+
 @time_limit(30)
 def test_a_deployment_removed_then_restored_comes_back_as_new(fx):
     # An operator pinned one deployment and disabled another, then a reload removed both (a
@@ -128,3 +190,33 @@ def test_a_deployment_removed_then_restored_comes_back_as_new(fx):
        "the restored third is not disabled any more")
     seen = {chat(gw.port).header("x-slogate-deployment") for _ in range(30)}
     eq(seen, {"primary", "secondary"}, "no pin: the tier shares the requests")
+
+
+@time_limit(30)
+def test_unpin_names_the_deployment_it_unpins(fx):
+    # An operator who unpins b while a is pinned removed a's pin. Unpinning b now leaves a's pin
+    # and answers 409 naming it and the request that would remove it; with nothing pinned,
+    # unpin is a success (a retried unpin whose first answer was lost still succeeds).
+    a, b = fx.mock(name="provider-a"), fx.mock(name="provider-b")
+    gw = fx.gateway({"model_list": [
+        {"model_name": "app/chat", "litellm_params": lp(a, order=1),
+         "model_info": {"id": "primary"}},
+        {"model_name": "app/chat", "litellm_params": lp(b, order=1),
+         "model_info": {"id": "secondary"}}],
+        "general_settings": {"master_key": MASTER_KEY}})
+    admin(gw, "POST", "/admin/deployments/primary/pin")
+    r = admin(gw, "POST", "/admin/deployments/secondary/unpin", want=409)
+    eq((r.error()["type"], r.error()["code"]), ("invalid_request_error", "pinned_elsewhere"),
+       "the error (%s)" % r.text)
+    contains(r.error()["message"], "pinned to 'primary'", "names the pinned deployment")
+    contains(r.error()["message"], "POST /admin/deployments/primary/unpin", "says how to unpin it")
+    ds = deployments(gw)
+    eq((ds["primary"]["pinned"], ds["secondary"]["pinned"]), (True, False), "the pin stays")
+    for _ in range(6):
+        eq(chat(gw.port).header("x-slogate-deployment"), "primary", "the pin still serves")
+    eq(admin(gw, "POST", "/admin/deployments/primary/unpin").json(),
+       {"id": "primary", "done": "unpin"}, "unpinning the pinned one")
+    admin(gw, "POST", "/admin/deployments/primary/unpin")      # again: nothing pinned, 200
+    admin(gw, "POST", "/admin/deployments/secondary/unpin")    # nothing pinned, 200
+    eq(sum(d["pinned"] for d in deployments(gw).values()), 0, "nothing pinned")
+    admin(gw, "POST", "/admin/deployments/nobody/unpin", want=404)

@@ -1,11 +1,15 @@
 """slogate drill and trial at their edges: a report directory that cannot be written (refused
 before anything is broken), a gateway that dies mid-drill (the report and the summary say what
 was left on), a pin the trial found in place (put back), a candidate the gateway serves under
-another alias, and prompts longer than a line buffer. Each test is a few seconds."""
+another alias, prompts longer than a line buffer, and changes whose answer was lost on the way
+back (undone all the same). Each test is a few seconds."""
 
 import json
 import os
+import select
 import signal
+import socket
+import threading
 import time
 
 import yaml
@@ -143,3 +147,186 @@ def test_a_prompt_longer_than_8_kib_is_sent_whole(fx):
     got = b.last()["body"]["messages"][0]["content"]
     eq(len(got), len(long.strip()), "the length of the prompt the provider got")
     eq(got, long.strip(), "the prompt the provider got")
+
+
+class SwallowingProxy:
+    """A loopback proxy in front of the gateway. Every connection is passed through, except one
+    whose first request matches `swallow(request_line, body)`: that request goes to the gateway,
+    whose whole answer is read (so the change takes effect), and then the client's connection is
+    closed without a byte of it — an answer lost on the way back. close() stops every thread."""
+
+    def __init__(self, target_port, swallow):
+        self.target = target_port
+        self.swallow = swallow
+        self.swallowed = []
+        self.stop = threading.Event()
+        self.srv = socket.socket()
+        self.srv.bind(("127.0.0.1", 0))
+        self.srv.listen(64)
+        self.srv.settimeout(0.2)
+        self.port = self.srv.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def close(self):
+        self.stop.set()
+        self.srv.close()
+
+    def _accept(self):
+        while not self.stop.is_set():
+            try:
+                c, _ = self.srv.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
+
+    @staticmethod
+    def _message(sock, data=b""):
+        """Read one HTTP message (head + Content-Length body) from sock: (head, body, rest)."""
+        while b"\r\n\r\n" not in data:
+            more = sock.recv(65536)
+            if not more:
+                return None, None, data
+            data += more
+        head, body = data.split(b"\r\n\r\n", 1)
+        length = 0
+        for line in head.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value.strip())
+        while len(body) < length:
+            more = sock.recv(65536)
+            if not more:
+                break
+            body += more
+        return head, body[:length], body[length:]
+
+    def _serve(self, c):
+        up = None
+        try:
+            c.settimeout(10)
+            head, body, rest = self._message(c)
+            if head is None:
+                return
+            up = socket.create_connection(("127.0.0.1", self.target), timeout=10)
+            up.sendall(head + b"\r\n\r\n" + body + rest)
+            line = head.split(b"\r\n", 1)[0].decode("latin-1")
+            if self.swallow(line, body):
+                self._message(up)  # the gateway acted and answered; the client gets nothing
+                self.swallowed.append(line)
+                return
+            self._pipe(c, up)
+        except OSError:
+            pass
+        finally:
+            c.close()
+            if up:
+                up.close()
+
+    def _pipe(self, c, up):
+        peer = {c: up, up: c}
+        while not self.stop.is_set():
+            ready, _, _ = select.select([c, up], [], [], 0.2)
+            for s in ready:
+                data = s.recv(65536)
+                if not data:
+                    return
+                peer[s].sendall(data)
+
+
+def via_proxy(fx, path, proxy):
+    """The drill's config, pointed at the proxy instead of the gateway."""
+    cfg = yaml.safe_load(open(path))
+    cfg["server"]["port"] = proxy.port
+    return fx.write_config(cfg, "via-proxy.yaml")
+
+
+def timeline(j):
+    return "\n".join(e["event"] for e in j["timeline"])
+
+
+@time_limit(40)
+def test_trial_undoes_a_pin_whose_answer_was_lost(fx):
+    # The pin reached the gateway, its answer did not reach the trial (three times): the trial
+    # cannot know the pin is on, so it unpins — it used to stop and leave the pin in place,
+    # sending every client of the alias to the candidate.
+    a, b, gw, path, out = setup(fx, db=False)
+    proxy = SwallowingProxy(gw.port, lambda line, body: "/admin/deployments/secondary/pin " in line)
+    try:
+        r = fx.cli(["trial", "-c", via_proxy(fx, path, proxy), "--candidate", "secondary",
+                    "--samples", "3", "--rps", "20", "--out", out, "--plain"], timeout=40)
+        eq(r.code, 1, "a trial that could not pin fails (%s)" % r)
+        check(proxy.swallowed, "the pin went to the gateway and its answer was lost")
+        gateway_clean(gw)
+        j, md = report(out, "trial")
+        contains(j["abort_reason"], "got no answer", "the abort reason")
+        contains(timeline(j), "/admin/deployments/secondary/pin (try 1 of 3) got no answer",
+                 "the timeline says a reply was lost")
+        contains(timeline(j), "secondary unpinned", "and that the pin was undone")
+        eq(j["left_on"], [], "nothing left on")
+        contains(md, "may have applied it, so the rollback undoes it", "the markdown report")
+    finally:
+        proxy.close()
+
+
+def drill_losing_an_answer(fx, what, swallow):
+    """A drill through a proxy that swallows the answer to one request (`swallow`): it stops
+    (exit 1), undoes what that request did, and leaves nothing on. Returns (primary mock, report
+    JSON)."""
+    a, b, gw, path, out = setup(fx, db=False)
+    proxy = SwallowingProxy(gw.port, swallow)
+    try:
+        r = fx.cli(["drill", "-c", via_proxy(fx, path, proxy), "--out", out] + SHORT, timeout=40)
+        eq(r.code, 1, "the drill stops (%s)" % r)
+        eq(len(proxy.swallowed), 1, "%s reached the gateway and its answer was lost" % what)
+        gateway_clean(gw)
+        j, _ = report(out)
+        eq(j["left_on"], [], "nothing left on")
+        return a, j
+    finally:
+        proxy.close()
+
+
+@time_limit(40)
+def test_drill_turns_off_a_bypass_whose_answer_was_lost(fx):
+    # The pre-check's bypass reached the gateway, its answer did not reach the drill: the bypass
+    # may be on (it is), so the drill's rollback turns it off.
+    a, j = drill_losing_an_answer(fx, "the bypass", lambda line, body: line.startswith(
+        "POST /admin/bypass ") and b"true" in body)
+    contains(j["precheck"]["note"], "got no answer", "the pre-check note")
+    contains(timeline(j), "turning the router bypass on got no answer", "the timeline")
+    contains(timeline(j), "router bypass off", "the rollback")
+    eq(a.stats()["chat"], 0, "no load was sent: nothing was broken")
+
+
+@time_limit(40)
+def test_drill_removes_a_fault_whose_answer_was_lost(fx):
+    # The fault reached the gateway, its answer did not reach the drill: the drill stops, takes
+    # the fault off, and says the answer was lost rather than that the gateway refused.
+    a, j = drill_losing_an_answer(fx, "the fault", lambda line, body: line.startswith(
+        "POST /admin/faults ") and b'revoke_key":true' in body)
+    contains(timeline(j), "putting the fault on got no answer", "the timeline")
+    contains(timeline(j), "fault removed from primary", "the rollback")
+
+
+@time_limit(40)
+def test_trial_leaves_a_pin_an_operator_set_meanwhile(fx):
+    # While the trial ran, an operator pinned another deployment of the alias (replacing the
+    # candidate's pin). The trial unpins only the candidate: the gateway answers 409, and the
+    # operator's pin stays — an unpin used to clear the alias's pin whoever held it.
+    a, b, gw, path, out = setup(fx, db=False)
+    p = fx.spawn(["trial", "-c", path, "--candidate", "secondary", "--samples", "20", "--rps",
+                  "10", "--out", out, "--plain"], "trial")
+    p.wait_line(r"secondary pinned for app/chat", timeout=15)
+    eq(http(gw.port, "POST", "/admin/deployments/primary/pin", {}).status, 200, "operator's pin")
+    p.wait(30)
+    pins = {d["id"]: d["pinned"]
+            for d in http(gw.port, "GET", "/admin/deployments").json()["deployments"]}
+    eq(pins, {"primary": True, "secondary": False}, "the operator's pin is still there")
+    j, _ = report(out, "trial")
+    contains(timeline(j), "another deployment of app/chat was pinned meanwhile, and keeps its pin",
+             "the timeline")
+    eq(j["left_on"], [], "nothing claimed left on")
+    http(gw.port, "POST", "/admin/deployments/primary/unpin", {})
+    gateway_clean(gw)

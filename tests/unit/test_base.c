@@ -1,4 +1,5 @@
-/* base: buffers and their caps, JSON escaping, parsing helpers, constant-time compare, random. */
+/* base: buffers and their caps, the hash map, JSON escaping, parsing helpers, constant-time
+ * compare, random. */
 #include "base/base.h"
 
 #include <setjmp.h>
@@ -341,6 +342,101 @@ static void test_nofile_raise(void **state)
     assert_int_equal(now.rlim_cur, rl.rlim_max);
 }
 
+static void test_map_put_get_del(void **state)
+{
+    (void)state;
+    struct sg_map m = {0};
+    int a = 1, b = 2, c = 3;
+    assert_null(sg_map_get(&m, "x", 1)); /* empty: no table yet */
+    assert_null(sg_map_del(&m, "x", 1));
+    sg_map_put(&m, "alias\0d1", 8, &a); /* keys are bytes: a NUL inside is part of the key */
+    sg_map_put(&m, "alias", 5, &b);
+    sg_map_put(&m, "", 0, &c);
+    assert_int_equal(m.n, 3);
+    assert_ptr_equal(sg_map_get(&m, "alias\0d1", 8), &a);
+    assert_ptr_equal(sg_map_get(&m, "alias", 5), &b);
+    assert_ptr_equal(sg_map_get(&m, "", 0), &c);
+    assert_null(sg_map_get(&m, "alias\0d2", 8));
+    sg_map_put(&m, "alias", 5, &c); /* replaced, not added */
+    assert_int_equal(m.n, 3);
+    assert_ptr_equal(sg_map_get(&m, "alias", 5), &c);
+    assert_ptr_equal(sg_map_del(&m, "alias", 5), &c);
+    assert_null(sg_map_get(&m, "alias", 5));
+    assert_null(sg_map_del(&m, "alias", 5));
+    assert_ptr_equal(sg_map_get(&m, "alias\0d1", 8), &a);
+    assert_int_equal(m.n, 2);
+    sg_map_dispose(&m);
+    assert_int_equal(m.n, 0);
+    assert_null(sg_map_get(&m, "", 0));
+}
+
+/* Random puts and deletes over a small key space, checked against a plain array after every
+ * step: every key present is found (the backward shift after a delete keeps each reachable from
+ * its home slot, across the wrap at the table's end), every key absent is not. */
+static void test_map_matches_a_model_under_churn(void **state)
+{
+    (void)state;
+    enum { KEYS = 300, STEPS = 20000 };
+    static char keys[KEYS][16];
+    static int vals[KEYS];
+    bool in[KEYS] = {false};
+    struct sg_map m = {0};
+    for (int i = 0; i < KEYS; i++)
+        snprintf(keys[i], sizeof keys[i], "g%d#%x", i % 7, i);
+    sg_rand_seed(42);
+    for (int step = 0; step < STEPS; step++) {
+        int k = (int)(sg_rand_u64() % KEYS);
+        if (sg_rand_u64() % 3) {
+            sg_map_put(&m, keys[k], strlen(keys[k]), &vals[k]);
+            in[k] = true;
+        } else {
+            assert_ptr_equal(sg_map_del(&m, keys[k], strlen(keys[k])), in[k] ? &vals[k] : NULL);
+            in[k] = false;
+        }
+        size_t n = 0;
+        for (int j = 0; j < KEYS; j++) {
+            assert_ptr_equal(sg_map_get(&m, keys[j], strlen(keys[j])), in[j] ? &vals[j] : NULL);
+            n += in[j];
+        }
+        assert_int_equal(m.n, n);
+    }
+    sg_map_dispose(&m);
+}
+
+/* The work of a lookup does not grow with the table: numbered keys with a long common prefix
+ * (how large configs name deployments) cost one or two slots each, found or not. Counted, not
+ * timed. */
+static void test_map_lookups_stay_constant_as_the_table_grows(void **state)
+{
+    (void)state;
+    enum { N = 100000 };
+    char(*keys)[48] = calloc(N, sizeof *keys);
+    struct sg_map m = {0};
+    for (int i = 0; i < N; i++) {
+        snprintf(keys[i], sizeof keys[i], "deployment-eu-west-1-gpt-4o-mini-%d", i);
+        sg_map_put(&m, keys[i], strlen(keys[i]), keys[i]);
+    }
+    m.probes = 0;
+    for (int i = 0; i < N; i++)
+        assert_ptr_equal(sg_map_get(&m, keys[i], strlen(keys[i])), keys[i]);
+    assert_true(m.probes < 2 * (size_t)N); /* about 1.5 per lookup at half full */
+    m.probes = 0;
+    char miss[48];
+    for (int i = 0; i < N; i++) {
+        int len = snprintf(miss, sizeof miss, "deployment-eu-west-1-gpt-4o-mini-%d", N + i);
+        assert_null(sg_map_get(&m, miss, (size_t)len));
+    }
+    assert_true(m.probes < 4 * (size_t)N); /* about 2.5 per miss */
+    for (int i = 0; i < N; i += 2)
+        assert_non_null(sg_map_del(&m, keys[i], strlen(keys[i])));
+    m.probes = 0;
+    for (int i = 1; i < N; i += 2)
+        assert_ptr_equal(sg_map_get(&m, keys[i], strlen(keys[i])), keys[i]);
+    assert_true(m.probes < (size_t)N); /* N/2 lookups, still about 1.5 each */
+    sg_map_dispose(&m);
+    free(keys);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -358,6 +454,9 @@ int main(void)
         cmocka_unit_test(test_utf8_check),
         cmocka_unit_test(test_id_copy_keeps_long_ids_distinct),
         cmocka_unit_test(test_nofile_raise),
+        cmocka_unit_test(test_map_put_get_del),
+        cmocka_unit_test(test_map_matches_a_model_under_churn),
+        cmocka_unit_test(test_map_lookups_stay_constant_as_the_table_grows),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

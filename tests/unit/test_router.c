@@ -738,6 +738,131 @@ static void test_removed_deployments_are_forgotten(void **state)
     teardown_fx(&f);
 }
 
+/* Unpin names the deployment it means: only the pinned one is unpinned; another's request is
+ * refused with the holder named; with nothing pinned it is a no-op that succeeds. */
+static void test_unpin_only_the_pinned_deployment(void **state)
+{
+    (void)state;
+    struct fx f = {0};
+    setup_yaml(&f, two_tiers);
+    struct sg_health *h = f.h;
+    char holder[64] = "", pinned[64];
+    sg_health_pin(h, "app/chat", "a1");
+    sg_health_pin(h, "other", "x9"); /* another alias's pin is never touched */
+    assert_int_equal(sg_health_unpin(h, "app/chat", "b1", holder, sizeof holder), SG_EINVAL);
+    assert_string_equal(holder, "a1");
+    assert_true(sg_health_pinned(h, "app/chat", pinned, sizeof pinned));
+    assert_string_equal(pinned, "a1");
+    assert_int_equal(sg_health_unpin(h, "app/chat", "a1", holder, sizeof holder), SG_OK);
+    assert_false(sg_health_pinned(h, "app/chat", pinned, sizeof pinned));
+    holder[0] = '\0';
+    assert_int_equal(sg_health_unpin(h, "app/chat", "b1", holder, sizeof holder), SG_OK);
+    assert_int_equal(sg_health_unpin(h, "app/chat", "a1", holder, sizeof holder), SG_OK);
+    assert_string_equal(holder, "");
+    assert_true(sg_health_pinned(h, "other", pinned, sizeof pinned));
+    assert_string_equal(pinned, "x9");
+    teardown_fx(&f);
+}
+
+/* x-slogate-faults lists deployments in the order they joined the table, across removals (which
+ * leave holes) and the squeeze that closes them. */
+static void test_faults_keep_their_order_across_removals(void **state)
+{
+    (void)state;
+    struct fx f = {0};
+    setup_yaml(&f, "model_list:\n" DEP("p1", 1, "") DEP("p2", 1, "") DEP("p3", 1, "")
+                       DEP("p4", 1, "") DEP("p5", 1, "") DEP("p6", 1, ""));
+    struct sg_health *h = f.h;
+    const char *faulty[] = {"p2", "p4", "p6"};
+    for (size_t i = 0; i < 3; i++)
+        sg_health_set_faults(h, sg_health_find(h, faulty[i]), 1, -1, -1);
+    char text[200];
+    sg_health_faults_text(h, text, sizeof text);
+    assert_string_equal(text, "p2=revoke_key; p4=revoke_key; p6=revoke_key");
+    /* p3 and p4 go (two holes of six), p7 comes: it joins at the end. */
+    reload(&f, "model_list:\n" DEP("p1", 1, "") DEP("p2", 1, "") DEP("p5", 1, "") DEP("p6", 1, "")
+                   DEP("p7", 1, ""));
+    sg_health_set_faults(h, sg_health_find(h, "p7"), -1, 1, -1);
+    sg_health_set_faults(h, sg_health_find(h, "p1"), -1, -1, 30);
+    assert_int_equal(atomic_load(&h->faults_active), 4);
+    sg_health_faults_text(h, text, sizeof text);
+    assert_string_equal(text, "p1=ttft_ms:30; p2=revoke_key; p6=revoke_key; p7=block_egress");
+    /* Most of the table goes: the holes are squeezed out, the order stays. */
+    reload(&f, "model_list:\n" DEP("p2", 1, "") DEP("p7", 1, ""));
+    assert_int_equal(h->n, 2);
+    assert_true(h->len <= 4);
+    assert_int_equal(atomic_load(&h->faults_active), 2);
+    sg_health_faults_text(h, text, sizeof text);
+    assert_string_equal(text, "p2=revoke_key; p7=block_egress");
+    sg_health_set_faults(h, sg_health_find(h, "p2"), 0, 0, 0);
+    sg_health_set_faults(h, sg_health_find(h, "p2"), 0, 0, 0); /* clearing twice counts once */
+    assert_int_equal(atomic_load(&h->faults_active), 1);
+    teardown_fx(&f);
+}
+
+/* `n` deployments "<prefix>0".."<prefix>n-1" in 50 groups, ids with a long shared start (as
+ * generated ids and numbered fleets have). */
+static char *fleet_yaml(size_t n, const char *prefix)
+{
+    struct sg_buf b;
+    sg_buf_init(&b, 0);
+    sg_buf_appends(&b, "model_list:\n");
+    for (size_t i = 0; i < n; i++)
+        sg_buf_appendf(&b,
+                       "  - model_name: g%zu\n    litellm_params: {model: openai/gpt-4o-mini, "
+                       "api_key: k, api_base: \"http://127.0.0.1:1/v1\"}\n    model_info: "
+                       "{id: %s-deployment-in-a-large-fleet-%zu}\n",
+                       i % 50, prefix, i);
+    return sg_buf_steal(&b, NULL);
+}
+
+/* A large fleet costs the health table O(1) per deployment at start and at each reload —
+ * counted in slots of its id map, not timed. A table that scanned its entries for each id made
+ * a reload of 10000 deployments take seconds of CPU (and 20000 four times that). */
+static void test_a_large_fleet_costs_the_table_constant_work_per_deployment(void **state)
+{
+    (void)state;
+    enum { N = 20000 };
+    char *a = fleet_yaml(N, "d"), *b = fleet_yaml(N, "e");
+    struct fx f = {0};
+    setup_yaml(&f, a);
+    struct sg_health *h = f.h;
+    assert_int_equal(h->n, N);
+    assert_true(h->ids.probes >= N && h->ids.probes < 10 * (size_t)N); /* about 5 */
+    char id[64], pinned[64];
+    snprintf(id, sizeof id, "d-deployment-in-a-large-fleet-%d", 7);
+    sg_health_cool(sg_health_find(h, id), 1000, 30000, "test");
+    sg_health_pin(h, "g7", id);
+    /* The same file again: every entry kept, with its state. */
+    h->ids.probes = 0;
+    reload(&f, a);
+    assert_int_equal(h->n, N);
+    assert_true(h->ids.probes >= N && h->ids.probes < 3 * (size_t)N); /* about 1.2 */
+    struct sg_dep_view v;
+    sg_health_view(sg_health_find(h, id), 2000, &v);
+    assert_int_equal(v.cooling_ms, 29000);
+    assert_true(sg_health_pinned(h, "g7", pinned, sizeof pinned));
+    /* Every id renamed: N new entries, N old ones forgotten with their pins. */
+    h->ids.probes = 0;
+    reload(&f, b);
+    assert_int_equal(h->n, N);
+    assert_true(h->ids.probes >= N && h->ids.probes < 15 * (size_t)N); /* about 6 */
+    assert_null(sg_health_find(h, id));
+    assert_false(sg_health_pinned(h, "g7", pinned, sizeof pinned));
+    for (size_t i = 0; i < N; i += 997) {
+        snprintf(id, sizeof id, "e-deployment-in-a-large-fleet-%zu", i);
+        struct sg_dep_health *e = sg_health_find(h, id);
+        assert_non_null(e);
+        assert_ptr_equal(sg_router_health_of(f.r, &f.cfg->deployments[i]), e);
+    }
+    /* A deployment of another config is not this router's. */
+    struct sg_deployment other = f.cfg->deployments[0];
+    assert_null(sg_router_health_of(f.r, &other));
+    teardown_fx(&f);
+    free(a);
+    free(b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -763,6 +888,9 @@ int main(void)
         cmocka_unit_test(test_classify),
         cmocka_unit_test(test_health_survives_reload),
         cmocka_unit_test(test_removed_deployments_are_forgotten),
+        cmocka_unit_test(test_unpin_only_the_pinned_deployment),
+        cmocka_unit_test(test_faults_keep_their_order_across_removals),
+        cmocka_unit_test(test_a_large_fleet_costs_the_table_constant_work_per_deployment),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -736,6 +736,92 @@ static void test_telemetry_keys_after_reload(void **state)
     sg_config_unref(cfg3);
 }
 
+/* A config of the deployments "<prefix><i>", i in [from, to), step `step`, in 20 groups
+ * ("g0".."g19"); `moved` is filed under "moved" instead of its group. */
+static void fleet_append(struct sg_buf *b, const char *prefix, int from, int to, int step,
+                         const char *moved)
+{
+    for (int i = from; i < to; i += step) {
+        char id[32], group[16];
+        snprintf(id, sizeof id, "%s%d", prefix, i);
+        snprintf(group, sizeof group, "g%d", i % 20);
+        sg_buf_appendf(
+            b,
+            "  - model_name: %s\n    litellm_params: {model: openai/gpt-4o-mini, api_key: k}\n"
+            "    model_info: {id: %s}\n",
+            moved && !strcmp(moved, id) ? "moved" : group, id);
+    }
+}
+
+static size_t lines_starting(const char *text, const char *start)
+{
+    size_t n = 0;
+    for (const char *p = strstr(text, start); p; p = strstr(p + 1, start))
+        n += p == text || p[-1] == '\n';
+    return n;
+}
+
+/* A reload of thousands of deployments, some kept, some removed, some new, one moved to another
+ * alias: the kept ones count on in their series, the new ones get theirs, and the state gauges
+ * describe exactly the new config (each pair once), as with a handful. */
+static void test_telemetry_keys_follow_a_large_reload(void **state)
+{
+    (void)state;
+    enum { N = 3000 };
+    struct sg_buf y1, y2;
+    sg_buf_init(&y1, 0);
+    sg_buf_init(&y2, 0);
+    sg_buf_appends(&y1, "model_list:\n");
+    fleet_append(&y1, "a", 0, N, 1, NULL);
+    sg_buf_appends(&y2, "model_list:\n");
+    fleet_append(&y2, "a", 0, N, 2, "a2"); /* the even ones stay; a2 moves */
+    fleet_append(&y2, "b", 0, N / 2, 1, NULL);
+    struct sg_config *c1 = load_yaml(y1.data), *c2 = load_yaml(y2.data);
+    struct sg_telemetry *t = sg_telemetry_new(1);
+    struct sg_telemetry_keys *k1 = sg_telemetry_keys_new(t, c1);
+    sg_metrics_set_spare(sg_telemetry_metrics(t), 14 * N, 60 * N);
+    sg_telemetry_freeze(t);
+    struct sg_metric_shard *s = sg_telemetry_shard(t, 0);
+    struct sg_event *ev = sg_event_new();
+    SG_EVENT_SETS(ev, alias, "g4");
+    SG_EVENT_SETS(ev, deployment, "a4");
+    ev->status = 200;
+    sg_telemetry_count(t, k1, s, ev, "g4");
+    struct sg_telemetry_keys *k2 = sg_telemetry_keys_new(t, c2);
+    sg_telemetry_count(t, k2, s, ev, "g4");
+    SG_EVENT_SETS(ev, alias, "g7");
+    SG_EVENT_SETS(ev, deployment, "b7");
+    sg_telemetry_count(t, k2, s, ev, "g7");
+
+    struct sg_buf out;
+    sg_buf_init(&out, 0);
+    sg_metrics_render(sg_telemetry_metrics(t), &out);
+    const char *txt = out.data;
+    assert_non_null(strstr(txt, "slogate_requests_total{alias=\"g4\",deployment=\"a4\","
+                                "provider=\"openai\",status_class=\"2xx\"} 2\n"));
+    assert_non_null(strstr(txt, "slogate_requests_total{alias=\"g7\",deployment=\"b7\","
+                                "provider=\"openai\",status_class=\"2xx\"} 1\n"));
+    /* The state gauges: the new config's pairs, each once. */
+    assert_int_equal(lines_starting(txt, "slogate_deployment_healthy{"), N / 2 + N / 2);
+    assert_non_null(strstr(txt, "slogate_deployment_healthy{alias=\"g4\",deployment=\"a4\"} 1\n"));
+    assert_non_null(strstr(txt, "slogate_deployment_healthy{alias=\"g0\",deployment=\"b0\"} 1\n"));
+    assert_null(strstr(txt, "slogate_deployment_healthy{alias=\"g3\",deployment=\"a3\"}"));
+    assert_non_null(strstr(txt, "slogate_deployment_healthy{alias=\"moved\",deployment=\"a2\"}"));
+    assert_null(strstr(txt, "slogate_deployment_healthy{alias=\"g2\",deployment=\"a2\"}"));
+    /* Counter series are made once per label set: a removed deployment keeps its (still) series,
+     * the moved one has one under each alias. */
+    assert_int_equal(lines_starting(txt, "slogate_cost_usd_total{"), 20 + 1 + N + N / 2 + 1 + 1);
+    sg_buf_dispose(&out);
+    sg_event_free(ev);
+    sg_telemetry_keys_free(k1);
+    sg_telemetry_keys_free(k2);
+    sg_telemetry_free(t);
+    sg_config_unref(c1);
+    sg_config_unref(c2);
+    sg_buf_dispose(&y1);
+    sg_buf_dispose(&y2);
+}
+
 /* ---- OTLP encoding ---- */
 
 static const char *attr(struct json_object *span, const char *key, const char *kind)
@@ -1288,6 +1374,7 @@ int main(void)
         cmocka_unit_test(test_metrics_shards_concurrent),
         cmocka_unit_test(test_telemetry_count),
         cmocka_unit_test(test_telemetry_keys_after_reload),
+        cmocka_unit_test(test_telemetry_keys_follow_a_large_reload),
         cmocka_unit_test(test_otlp_encode),
         cmocka_unit_test(test_otlp_exporter_retry_and_drop),
         cmocka_unit_test(test_reqlog_rotation_and_prompts),
