@@ -893,17 +893,33 @@ def test_every_record_of_a_mixed_load_agrees(fx):
                                     attrs(sp).get("slogate.request_id") in rids]) >= want_spans,
                        15, "%s: %d request spans" % (run, want_spans))
             logged = log_events(log[run])
+            traces = {logged[rid]["trace_id"] for rid in rids}
+            # The collector has a batch before the exporter has read its 200 and counted it.
+            wait_until(lambda: exported_count(gw) == len(spans_of_run(col.spans(), rids)),
+                       10, run + ": every span received counted as exported")
             marked = lambda flag: {rows[run][k]["request_id"] for k, s in seen[run].items()
                                    if s.step.get(flag)}
             p = check_metrics(run, scrape_idle(gw), list(rows[run].values()), deps, logged,
                               before_lookup=marked("refused_body"))
             exported = p["slogate_otlp_spans_exported_total"][0][1]
-            traces = {logged[rid]["trace_id"] for rid in rids}
             spans = [sp for sp in col.spans() if sp["traceId"] in traces]
             check_spans(run, spans, seen[run], rows[run], logged, exported)
             promtool_check(text)
     finally:
         col.close()
+
+
+def spans_of_run(spans, rids):
+    """The request spans of these request ids and their attempt children."""
+    reqs = {sp["spanId"] for sp in spans
+            if sp["kind"] == 2 and attrs(sp).get("slogate.request_id") in rids}
+    return [sp for sp in spans if sp["spanId"] in reqs or
+            (sp["kind"] == 3 and sp.get("parentSpanId") in reqs)]
+
+
+def exported_count(gw):
+    return parse_prom(http(gw.port, "GET", "/metrics").text)[
+        "slogate_otlp_spans_exported_total"][0][1]
 
 
 def scrape_idle(gw):
