@@ -377,6 +377,15 @@ static void attempt_cancel(struct gw_attempt *a)
     gw_event_attempt_end(a->g->ev, a->ev_i, sg_now_us() - a->g->t_recv_us, a->status, "cancelled");
 }
 
+/* Stop every attempt still running except `keep` (NULL: all of them). Called before the answer
+ * is recorded, so the event holds every attempt's end. */
+static void attempts_cancel(struct gw_req *g, const struct gw_attempt *keep)
+{
+    for (int i = 0; i < MAX_ATTEMPTS; i++)
+        if (&g->att[i] != keep)
+            attempt_cancel(&g->att[i]);
+}
+
 static int running(const struct gw_req *g)
 {
     int n = 0;
@@ -393,9 +402,7 @@ static void attempt_win(struct gw_attempt *a)
     g->answered_by = a->dep;
     if (a->call) /* it is still running: an earlier attempt's end no longer counts (overhead) */
         g->t_up_done_us = 0;
-    for (int i = 0; i < MAX_ATTEMPTS; i++)
-        if (&g->att[i] != a)
-            attempt_cancel(&g->att[i]);
+    attempts_cancel(g, a);
     hedge_stop(g);
 }
 
@@ -612,8 +619,7 @@ static void attempt_body_too_big(struct gw_attempt *a, const char *what)
     uint64_t now = sg_now_us();
     g->t_up_done_us = now;
     if (g->stream_started || g->finished) {
-        for (int i = 0; i < MAX_ATTEMPTS; i++) /* `a` too; ended before the event is recorded */
-            attempt_cancel(&g->att[i]);
+        attempts_cancel(g, NULL); /* `a` too */
         if (!g->finished)
             stream_fail(g, "upstream_protocol_error", "deployment %s sent %s", a->dep->id, what);
         gw_finish(g);
@@ -1045,8 +1051,7 @@ static bool attempt_start(struct gw_req *g, const struct sg_deployment *d)
     int erc = gw_encode(g, d, err, sizeof err);
     if (erc != SG_OK) {
         sg_route_report(&g->route, d, SG_OUT_CANCELLED, now_ms(), 0, 0, 0, 0);
-        for (int i = 0; i < MAX_ATTEMPTS; i++) /* ended before the event is recorded */
-            attempt_cancel(&g->att[i]);
+        attempts_cancel(g, NULL);
         encode_refused(g, d, erc == SG_EINVAL ? "invalid_request_error" : "request_too_large");
         if (erc == SG_EINVAL) /* the request cannot be said in this deployment's format */
             gw_error(g, 400, "invalid_request_error", NULL, "%s (deployment %s, %s)", err, d->id,
@@ -1148,8 +1153,7 @@ static void on_client_abort(struct sg_http_request *req, void *ud)
     struct gw_req *g = ud;
     if (g->finished)
         return;
-    for (int i = 0; i < MAX_ATTEMPTS; i++)
-        attempt_cancel(&g->att[i]);
+    attempts_cancel(g, NULL);
     if (req->cut) {
         gw_cut(g);
         return;
