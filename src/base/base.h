@@ -165,6 +165,9 @@ struct sg_map {
 void sg_map_dispose(struct sg_map *m); /* the table only; keys and values are the caller's */
 /* The value stored under the key's `len` bytes, or NULL. */
 void *sg_map_get(struct sg_map *m, const char *key, size_t len);
+/* The same lookup on a map nobody changes any more: it writes nothing (not even `probes`), so
+ * threads may share the map without a lock. */
+void *sg_map_find(const struct sg_map *m, const char *key, size_t len);
 /* Store `val` under the key, replacing what was there. */
 void sg_map_put(struct sg_map *m, const char *key, size_t len, void *val);
 /* Remove the key; returns what was stored under it, or NULL. */

@@ -29,16 +29,23 @@ static size_t home(uint64_t hash, size_t cap)
     return (size_t)((hash * 0x9e3779b97f4a7c15u) >> (64 - __builtin_ctzll(cap)));
 }
 
-/* The slot holding `key`, or the empty slot where it would go. `m->cap` > 0. */
-static size_t slot_of(struct sg_map *m, const char *key, size_t len, uint64_t hash)
+/* The slot holding `key`, or the empty slot where it would go; adds the slots it examined to
+ * `*probes`. `m->cap` > 0. */
+static size_t find_slot(const struct sg_map *m, const char *key, size_t len, uint64_t hash,
+                        size_t *probes)
 {
     size_t mask = m->cap - 1;
     for (size_t i = home(hash, m->cap);; i = (i + 1) & mask) {
         const struct sg_map_slot *s = &m->v[i];
-        m->probes++;
+        (*probes)++;
         if (!s->key || (s->hash == hash && s->len == len && memcmp(s->key, key, len) == 0))
             return i;
     }
+}
+
+static size_t slot_of(struct sg_map *m, const char *key, size_t len, uint64_t hash)
+{
+    return find_slot(m, key, len, hash, &m->probes);
 }
 
 static void grow(struct sg_map *m)
@@ -64,6 +71,15 @@ void *sg_map_get(struct sg_map *m, const char *key, size_t len)
     if (!m->n)
         return NULL;
     const struct sg_map_slot *s = &m->v[slot_of(m, key, len, sg_hash(key, len))];
+    return s->key ? s->val : NULL;
+}
+
+void *sg_map_find(const struct sg_map *m, const char *key, size_t len)
+{
+    if (!m->n)
+        return NULL;
+    size_t ignored = 0;
+    const struct sg_map_slot *s = &m->v[find_slot(m, key, len, sg_hash(key, len), &ignored)];
     return s->key ? s->val : NULL;
 }
 

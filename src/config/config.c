@@ -567,6 +567,8 @@ static void config_free(struct sg_config *c)
         free(c->groups[i].deployments);
     }
     free(c->groups);
+    sg_map_dispose(&c->group_index);
+    sg_map_dispose(&c->feature_index);
     sg_cfg_free_sections(c);
     free(c->path);
     free(c);
@@ -586,25 +588,24 @@ void sg_config_unref(struct sg_config *c)
         config_free(c);
 }
 
+/* Once the config is whole: its arrays no longer move, so the indexes can point into them. */
+static void build_indexes(struct sg_config *c)
+{
+    for (size_t i = 0; i < c->n_groups; i++)
+        sg_map_put(&c->group_index, c->groups[i].alias, strlen(c->groups[i].alias), &c->groups[i]);
+    for (size_t i = 0; i < c->n_features; i++)
+        sg_map_put(&c->feature_index, c->features[i].name, strlen(c->features[i].name),
+                   &c->features[i]);
+}
+
 const struct sg_group *sg_config_group(const struct sg_config *c, const char *alias, size_t len)
 {
-    /* A handful of groups: a linear scan beats hashing at this size. */
-    for (size_t i = 0; i < c->n_groups; i++) {
-        const char *a = c->groups[i].alias;
-        if (strlen(a) == len && memcmp(a, alias, len) == 0)
-            return &c->groups[i];
-    }
-    return NULL;
+    return sg_map_find(&c->group_index, alias, len);
 }
 
 const struct sg_feature *sg_config_feature(const struct sg_config *c, const char *name, size_t len)
 {
-    for (size_t i = 0; i < c->n_features; i++) {
-        const char *f = c->features[i].name;
-        if (strlen(f) == len && memcmp(f, name, len) == 0)
-            return &c->features[i];
-    }
-    return NULL;
+    return sg_map_find(&c->feature_index, name, len);
 }
 
 int sg_config_workers(const struct sg_config *c, int flag)
@@ -758,6 +759,8 @@ out:
     if (errors_from(diags, from) > 0) {
         config_free(c);
         c = NULL;
+    } else if (c) {
+        build_indexes(c);
     }
     free(ld.aliases);
     sg_yaml_free(root);

@@ -429,12 +429,9 @@ void sg_router_free(struct sg_router *r)
 const struct sg_router_group *sg_router_group(const struct sg_router *r, const char *alias,
                                               size_t len)
 {
-    for (size_t i = 0; i < r->n_groups; i++) {
-        const char *a = r->groups[i].group->alias;
-        if (strlen(a) == len && memcmp(a, alias, len) == 0)
-            return &r->groups[i];
-    }
-    return NULL;
+    /* The config's index, shared by every worker; router groups parallel the config's. */
+    const struct sg_group *g = sg_config_group(r->cfg, alias, len);
+    return g ? &r->groups[g - r->cfg->groups] : NULL;
 }
 
 struct sg_dep_health *sg_router_health_of(const struct sg_router *r, const struct sg_deployment *d)

@@ -802,7 +802,9 @@ static void test_faults_keep_their_order_across_removals(void **state)
 
 /* `n` deployments "<prefix>0".."<prefix>n-1" in 50 groups, ids with a long shared start (as
  * generated ids and numbered fleets have). */
-static char *fleet_yaml(size_t n, const char *prefix)
+/* n deployments named <prefix>-deployment-in-a-large-fleet-<i>, spread over `aliases` aliases
+ * g0, g1, ... */
+static char *fleet_yaml(size_t n, const char *prefix, size_t aliases)
 {
     struct sg_buf b;
     sg_buf_init(&b, 0);
@@ -812,7 +814,7 @@ static char *fleet_yaml(size_t n, const char *prefix)
                        "  - model_name: g%zu\n    litellm_params: {model: openai/gpt-4o-mini, "
                        "api_key: k, api_base: \"http://127.0.0.1:1/v1\"}\n    model_info: "
                        "{id: %s-deployment-in-a-large-fleet-%zu}\n",
-                       i % 50, prefix, i);
+                       i % aliases, prefix, i);
     return sg_buf_steal(&b, NULL);
 }
 
@@ -823,7 +825,7 @@ static void test_a_large_fleet_costs_the_table_constant_work_per_deployment(void
 {
     (void)state;
     enum { N = 20000 };
-    char *a = fleet_yaml(N, "d"), *b = fleet_yaml(N, "e");
+    char *a = fleet_yaml(N, "d", 50), *b = fleet_yaml(N, "e", 50);
     struct fx f = {0};
     setup_yaml(&f, a);
     struct sg_health *h = f.h;
@@ -863,6 +865,34 @@ static void test_a_large_fleet_costs_the_table_constant_work_per_deployment(void
     free(b);
 }
 
+/* Every request looks its model up: the config's alias index, which the workers share without
+ * a lock, finds each of 20000 aliases (and no near miss) as the router's own group. */
+static void test_each_of_many_aliases_is_found_by_its_exact_name(void **state)
+{
+    (void)state;
+    enum { N = 20000 };
+    char *yaml = fleet_yaml(N, "d", N);
+    struct fx f = {0};
+    setup_yaml(&f, yaml);
+    assert_int_equal(f.r->n_groups, N);
+    assert_int_equal(f.cfg->group_index.n, N);
+    char name[32];
+    for (size_t i = 0; i < N; i += 7) {
+        int len = snprintf(name, sizeof name, "g%zuX", i); /* X: not part of the name looked up */
+        const struct sg_router_group *g = sg_router_group(f.r, name, (size_t)len - 1);
+        assert_non_null(g);
+        assert_ptr_equal(g->group, sg_config_group(f.cfg, name, (size_t)len - 1));
+        assert_int_equal(g->group->n, 1);
+        assert_true(strncmp(g->group->alias, name, (size_t)len - 1) == 0 &&
+                    g->group->alias[len - 1] == '\0');
+        assert_null(sg_router_group(f.r, name, (size_t)len)); /* "g7X" is no alias */
+    }
+    assert_null(sg_router_group(f.r, "g", 1));
+    assert_null(sg_router_group(f.r, "", 0));
+    teardown_fx(&f);
+    free(yaml);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -891,6 +921,7 @@ int main(void)
         cmocka_unit_test(test_unpin_only_the_pinned_deployment),
         cmocka_unit_test(test_faults_keep_their_order_across_removals),
         cmocka_unit_test(test_a_large_fleet_costs_the_table_constant_work_per_deployment),
+        cmocka_unit_test(test_each_of_many_aliases_is_found_by_its_exact_name),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
