@@ -349,7 +349,10 @@ int64_t sg_tokens_estimate_request(const char *body, size_t len)
         } else if (strcmp(name, "system") == 0) {
             sub.fixed += MESSAGE_FRAMING; /* Anthropic's system prompt */
             walk_value(&sub, CTX_CONTENT, 1);
-        } else if (strcmp(name, "tools") == 0 || strcmp(name, "functions") == 0) {
+        } else if (strcmp(name, "tools") == 0 || strcmp(name, "functions") == 0 ||
+                   strcmp(name, "response_format") == 0) {
+            /* A schema is prompt: OpenAI puts response_format's in front of the model, and an
+             * Anthropic deployment gets it as the forced tool's input_schema. */
             walk_value(&sub, CTX_RAW, 1);
         } else if (strcmp(name, "input") == 0) {
             walk_value(&sub, CTX_CONTENT, 1); /* an embeddings body's text(s) */

@@ -336,6 +336,14 @@ static void test_tokens(void **state)
     const char *plain = "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}";
     assert_true(sg_tokens_estimate_request(tools, strlen(tools)) >
                 sg_tokens_estimate_request(plain, strlen(plain)) + 10);
+    /* So does a response_format's schema: the model reads it (at an Anthropic deployment, as
+     * the forced tool's input_schema). */
+    const char *schema = "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],"
+                         "\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{"
+                         "\"name\":\"weather\",\"schema\":{\"type\":\"object\",\"properties\":"
+                         "{\"city\":{\"type\":\"string\"},\"celsius\":{\"type\":\"number\"}}}}}}";
+    assert_true(sg_tokens_estimate_request(schema, strlen(schema)) >
+                sg_tokens_estimate_request(plain, strlen(plain)) + 20);
     const char *sys = "{\"model\":\"m\",\"system\":\"A long system prompt here\",\"messages\":"
                       "[{\"role\":\"user\",\"content\":\"x\"}]}";
     assert_true(sg_tokens_estimate_request(sys, strlen(sys)) >
