@@ -121,3 +121,22 @@ def test_run_list_needs_no_binary(fx):
     eq(p.returncode, 0, "run.py --list without a binary (%s %s)" % (out, p.stderr.decode()))
     check("docs.test_run_list_needs_no_binary" in out.splitlines(),
           "the list names this test: %r" % out)
+
+
+def test_an_unknown_admin_path_lists_the_admin_api_routing_md_documents(fx):
+    # It said "see docs/api.md", which has no admin endpoints but the pins.
+    m, gw = fx.mock_and_gateway()
+    r = http(gw.port, "GET", "/admin/deployment")
+    eq(r.status, 404, "GET /admin/deployment (%s)" % r.text)
+    e = r.error()
+    eq(e["code"], "not_found", "the code")
+    check(e["message"].startswith("no admin endpoint GET /admin/deployment; the admin API is "),
+          "the message names the request and lists the endpoints: %r" % e["message"])
+    check("docs/routing.md" in e["message"], "it points at docs/routing.md: %r" % e["message"])
+    listed = re.findall(r"(/admin/[a-z/<>_-]*[a-z>])", e["message"].split(" is ", 1)[1])
+    check(len(listed) >= 6, "the endpoints listed: %r" % listed)
+    text = doc("docs/routing.md")
+    section = text[text.index("## The admin API"):text.index("## What the client sees")]
+    for path in listed:
+        probe = path.split("<")[0].rstrip("/") if "<" in path else path
+        check(probe in section, "%s (in the message) is in routing.md's admin API section" % path)
