@@ -138,7 +138,8 @@ int cmd_serve(int argc, char **argv)
     const char *lvl = log_level ? log_level : cfg->server.log_level;
     int lv = lvl ? sg_log_level_parse(lvl) : SG_LOG_INFO;
     if (lv < 0) {
-        fprintf(stderr, "slogate serve: --log-level must be debug, info, warn or error\n");
+        fprintf(stderr, "slogate serve: --log-level must be debug, info, warn or error, got '%s'\n",
+                lvl);
         sg_config_unref(cfg);
         return SG_EXIT_USAGE;
     }

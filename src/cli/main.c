@@ -103,6 +103,11 @@ int main(int argc, char **argv)
         if (strcmp(name, commands[i].name) == 0) {
             if (sg_cli_wants_version(argc - 1, argv + 1))
                 return SG_EXIT_OK;
+            /* getopt names the program by argv[0] in its messages: "slogate demo: unrecognized
+             * option '--bogus'", as the commands name themselves, not "demo: ...". */
+            char prog[32];
+            snprintf(prog, sizeof prog, "slogate %s", commands[i].name);
+            argv[1] = prog;
             return commands[i].fn(argc - 1, argv + 1);
         }
     }

@@ -482,10 +482,14 @@ void gw_admin(struct sg_http_request *req, struct sg_worker *w)
 {
     struct sg_slice p = req->path, rest;
     const struct admin_route *r = admin_route(p, &rest);
-    char msg[300];
+    char msg[512];
     if (!r) {
-        snprintf(msg, sizeof msg, "no admin endpoint %.*s %.*s; see docs/api.md",
-                 (int)req->method.n, req->method.p, (int)SG_MIN(p.n, 200), p.p);
+        snprintf(msg, sizeof msg,
+                 "no admin endpoint %.*s %.*s; the admin API is /admin/deployments, "
+                 "/admin/deployments/<id>/<action>, /admin/deployments/clear-cooldowns, "
+                 "/admin/bypass, /admin/reload and /admin/faults[/<id>] (docs/routing.md, "
+                 "The admin API)",
+                 (int)SG_MIN(req->method.n, 20), req->method.p, (int)SG_MIN(p.n, 200), p.p);
         sg_http_respond_error(req, 404, "invalid_request_error", "not_found", msg);
         return;
     }

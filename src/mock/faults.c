@@ -76,6 +76,12 @@ int sg_mock_malformed_parse(const char *s, enum sg_mock_malformed *out)
     return SG_EINVAL;
 }
 
+/* A value as the client sent it, for "got ..." in messages ("5" stays quoted: it is a string). */
+static const char *sent(struct json_object *v)
+{
+    return v ? json_object_to_json_string_ext(v, JSON_C_TO_STRING_NOSLASHESCAPE) : "null";
+}
+
 static int get_malformed(struct json_object *v, enum sg_mock_malformed *out, char *err, size_t errn)
 {
     if (!v) { /* null: off */
@@ -85,8 +91,8 @@ static int get_malformed(struct json_object *v, enum sg_mock_malformed *out, cha
     const char *s = json_object_is_type(v, json_type_string) ? json_object_get_string(v) : NULL;
     if (sg_mock_malformed_parse(s, out) == SG_OK)
         return SG_OK;
-    snprintf(err, errn, "malformed: must be \"none\", \"empty\", \"html\" or \"cut\", got %s",
-             json_object_to_json_string(v));
+    snprintf(err, errn, "malformed: must be \"none\", \"empty\", \"html\" or \"cut\", got %.60s",
+             sent(v));
     return SG_EINVAL;
 }
 
@@ -95,7 +101,8 @@ static int get_uint(struct json_object *v, const char *key, int64_t min, int64_t
                     char *err, size_t errn)
 {
     if (!json_object_is_type(v, json_type_int)) {
-        snprintf(err, errn, "%s: must be an integer", key);
+        snprintf(err, errn, "%s: must be an integer between %lld and %lld, got %.60s", key,
+                 (long long)min, (long long)max, sent(v));
         return SG_EINVAL;
     }
     int64_t x = json_object_get_int64(v);
@@ -120,13 +127,12 @@ static const char *show_number(double x, char *buf, size_t n)
     return buf;
 }
 
-/* A JSON number, integer or not (NULL-safe: JSON null is a wrong type). */
-static int get_double(struct json_object *v, const char *key, double *out, char *err, size_t errn)
+/* A JSON number, integer or not (NULL-safe: JSON null is a wrong type). The caller says what
+ * it takes. */
+static int get_double(struct json_object *v, double *out)
 {
-    if (!json_object_is_type(v, json_type_int) && !json_object_is_type(v, json_type_double)) {
-        snprintf(err, errn, "%s: must be a number", key);
+    if (!json_object_is_type(v, json_type_int) && !json_object_is_type(v, json_type_double))
         return SG_EINVAL;
-    }
     *out = json_object_get_double(v);
     return 0;
 }
@@ -136,8 +142,11 @@ static int get_number(struct json_object *v, const char *key, double min, double
 {
     double x;
     char shown[32];
-    if (get_double(v, key, &x, err, errn))
+    if (get_double(v, &x)) {
+        snprintf(err, errn, "%s: must be a number between %g and %g, got %.60s", key, min, max,
+                 sent(v));
         return SG_EINVAL;
+    }
     if (!isfinite(x) || x < min || x > max) {
         snprintf(err, errn, "%s: must be between %g and %g, got %s", key, min, max,
                  show_number(x, shown, sizeof shown));
@@ -153,8 +162,12 @@ static int get_tps(struct json_object *v, double *out, char *err, size_t errn)
 {
     double x;
     char shown[32];
-    if (get_double(v, "tokens_per_s", &x, err, errn))
+    if (get_double(v, &x)) {
+        snprintf(err, errn,
+                 "tokens_per_s: must be a number, 0 (no pacing) or between %g and %.0f, got %.60s",
+                 SG_MOCK_TPS_MIN, SG_MOCK_TPS_MAX, sent(v));
         return SG_EINVAL;
+    }
     if (!sg_mock_tps_valid(x)) {
         snprintf(err, errn, "tokens_per_s: must be 0 (no pacing) or between %g and %.0f, got %s",
                  SG_MOCK_TPS_MIN, SG_MOCK_TPS_MAX, show_number(x, shown, sizeof shown));
@@ -212,7 +225,8 @@ int sg_mock_faults_merge(struct sg_mock_faults *f, const char *json, size_t len,
                 n.error_status = (int)i;
         } else if (strcmp(key, "hang") == 0 || strcmp(key, "no_usage") == 0) {
             if (!json_object_is_type(v, json_type_boolean)) {
-                snprintf(err, errn, "%s: must be a boolean", key);
+                snprintf(err, errn, "%s: must be a boolean (true or false), got %.60s", key,
+                         sent(v));
                 rc = SG_EINVAL;
                 goto out;
             }
@@ -230,7 +244,8 @@ int sg_mock_faults_merge(struct sg_mock_faults *f, const char *json, size_t len,
             } else if (s && strcmp(s, "mid") == 0) {
                 n.reset = SG_MOCK_RESET_MID;
             } else {
-                snprintf(err, errn, "reset: must be \"none\", \"before\" or \"mid\"");
+                snprintf(err, errn, "reset: must be \"none\", \"before\" or \"mid\", got %.60s",
+                         sent(v));
                 rc = SG_EINVAL;
                 goto out;
             }

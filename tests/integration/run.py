@@ -177,16 +177,16 @@ def main():
         return run_child(args.bin, modname, funcname, args.timeout or DEFAULT_TIMEOUT,
                          args.result_fd)
 
+    tests = discover(args.pattern)
+    if args.list:  # names only: no binary needed
+        for d, _, _, _ in tests:
+            print(d)
+        return 0
     if not os.access(args.bin, os.X_OK):
         print("FAIL setup: %s is not an executable (build first, or pass --bin)" % args.bin)
         print("0 passed, 1 failed")
         return 1
     args.bin = os.path.abspath(args.bin)
-    tests = discover(args.pattern)
-    if args.list:
-        for d, _, _, _ in tests:
-            print(d)
-        return 0
     if not tests:
         print("no test matches %r" % args.pattern)
         print("0 passed, 0 failed")

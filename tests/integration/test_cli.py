@@ -58,6 +58,28 @@ def test_serve_bad_flag_values_exit_2(fx):
                  "%s --help gives the range" % cmd)
 
 
+def test_option_errors_name_the_command_and_what_was_wrong(fx):
+    # Every command names itself as `slogate CMD:` in its errors; the option parser's own
+    # messages said "demo: unrecognized option" (argv[0] was the bare command name).
+    for cmd in COMMANDS:
+        r = fx.cli([cmd, "--bogus"], timeout=5)
+        eq(r.code, 2, "slogate %s --bogus exit code (%s)" % (cmd, r))
+        first = r.err.splitlines()[0] if r.err else ""
+        check(first.startswith("slogate %s: " % cmd) and "--bogus" in first,
+              "slogate %s --bogus: the first line names the command and the option, got %r"
+              % (cmd, first))
+    for cmd in ("serve", "drill", "trial"):
+        r = fx.cli([cmd, "-c"], timeout=5)
+        eq(r.code, 2, "slogate %s -c with no file exit code (%s)" % (cmd, r))
+        contains(r.err.splitlines()[0], "slogate %s: option requires an argument" % cmd,
+                 "slogate %s -c without its argument" % cmd)
+    cfg = fx.write_config(fx.config(["http://127.0.0.1:9/v1"]))
+    r = fx.cli(["serve", "-c", cfg, "--port", "0", "--log-level", "loud"], timeout=5)
+    eq(r.code, 2, "serve --log-level loud exit code (%s)" % r)
+    contains(r.err, "slogate serve: --log-level must be debug, info, warn or error, got 'loud'",
+             "a bad --log-level is named")
+
+
 def test_serve_workers_flag_has_the_config_key_range(fx):
     # The flag takes what server.workers takes: up to 1024 gets past the flag to the config
     # (here one with nothing to route to, so nothing starts)...

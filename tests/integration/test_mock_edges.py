@@ -49,6 +49,30 @@ def test_absurd_tokens_per_s_is_refused_with_the_range(fx):
     eq(r.sse_events()[-1], "[DONE]", "the stream ends with [DONE]")
 
 
+@time_limit(20)
+def test_a_fault_of_the_wrong_type_is_refused_with_what_it_takes_and_what_was_sent(fx):
+    # docs/mock.md: a wrong type is a 400 whose message names the field, its range and the
+    # value sent (it said only "must be an integer", so "5" and 5.5 looked alike).
+    m = fx.mock("types")
+    before = http(m.port, "GET", "/_mock/faults", key=None).json()
+    for body, want in (
+            ('{"latency_ms":"5"}', 'latency_ms: must be an integer between 0 and 3600000, got "5"'),
+            ('{"ttft_ms":1.5}', "ttft_ms: must be an integer between 0 and 3600000, got 1.5"),
+            ('{"error_rate":"0.3"}', 'error_rate: must be a number between 0 and 1, got "0.3"'),
+            ('{"tokens_per_s":null}', "tokens_per_s: must be a number, 0 (no pacing) or between "
+                                      "0.001 and 1000000, got null"),
+            ('{"hang":"yes"}', 'hang: must be a boolean (true or false), got "yes"'),
+            ('{"reset":"later"}', 'reset: must be "none", "before" or "mid", got "later"')):
+        r = http(m.port, "POST", "/_mock/faults", body, key=None)
+        eq(r.status, 400, "POST /_mock/faults %s (%s)" % (body, r.text))
+        eq(r.error()["message"], want, "the message for %s" % body)
+    eq(http(m.port, "GET", "/_mock/faults", key=None).json(), before, "no fault changed")
+    r = fx.cli(["mock", "--port", "0", "--faults", '{"latency_ms":"5"}'], timeout=5)
+    eq(r.code, 2, "slogate mock --faults with a string latency (%s)" % r)
+    contains(r.err, 'latency_ms: must be an integer between 0 and 3600000, got "5"',
+             "--faults says the same")
+
+
 def test_absurd_tps_on_the_command_line_exits_2(fx):
     for args in (["--tps", "1e-300"], ["--tps", "2e6"],
                  ["--faults", '{"tokens_per_s":1e-300}']):

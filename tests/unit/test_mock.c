@@ -751,20 +751,21 @@ static void test_faults_merge(void **state)
         const char *json, *want;
     } bad[] = {
         {"{\"latency_ms\":5,\"colour\":1}", "colour"},
-        {"{\"latency_ms\":\"5\"}", "latency_ms: must be an integer"},
-        {"{\"latency_ms\":1.5}", "latency_ms: must be an integer"},
+        {"{\"latency_ms\":\"5\"}",
+         "latency_ms: must be an integer between 0 and 3600000, got \"5\""},
+        {"{\"latency_ms\":1.5}", "latency_ms: must be an integer between 0 and 3600000, got 1.5"},
         {"{\"latency_ms\":-1}", "latency_ms"},
         {"{\"error_rate\":1.5}", "error_rate"},
-        {"{\"error_rate\":true}", "error_rate: must be a number"},
+        {"{\"error_rate\":true}", "error_rate: must be a number between 0 and 1, got true"},
         {"{\"status\":200}", "status"},
         {"{\"error_status\":0}", "error_status"},
-        {"{\"hang\":1}", "hang: must be a boolean"},
+        {"{\"hang\":1}", "hang: must be a boolean (true or false), got 1"},
         {"{\"retry_after_s\":86401}", "retry_after_s: must be between 0 and 86400, got 86401"},
         {"{\"malformed\":\"broken\"}",
          "malformed: must be \"none\", \"empty\", \"html\" or \"cut\", got \"broken\""},
         {"{\"malformed\":true}", "malformed: must be"},
         {"{\"no_usage\":1}", "no_usage: must be a boolean"},
-        {"{\"no_usage\":null}", "no_usage: must be a boolean"},
+        {"{\"no_usage\":null}", "no_usage: must be a boolean (true or false), got null"},
         {"{\"no_usage\":\"yes\"}", "no_usage: must be a boolean"},
         {"{\"usage\":false}", "unknown field 'usage' (known: latency_ms, ttft_ms, tokens_per_s, "
                               "error_rate, error_status, status, retry_after_s, hang, reset, "
@@ -778,10 +779,11 @@ static void test_faults_merge(void **state)
         {"{\"tokens_per_s\":1000000.5}", "got 1000000.5"},
         {"{\"tokens_per_s\":-1}", "tokens_per_s: must be 0 (no pacing)"},
         {"{\"tokens_per_s\":1e400}", "NaN or Infinity"}, /* refused by the parser */
-        {"{\"tokens_per_s\":\"fast\"}", "tokens_per_s: must be a number"},
+        {"{\"tokens_per_s\":\"fast\"}", "tokens_per_s: must be a number, 0 (no pacing) or between "
+                                        "0.001 and 1000000, got \"fast\""},
         {"{\"error_rate\":-0.5}", "error_rate: must be between 0 and 1, got -0.5"},
         {"{\"latency_ms\":3600001}", "latency_ms: must be between 0 and 3600000, got 3600001"},
-        {"{\"reset\":\"later\"}", "reset"},
+        {"{\"reset\":\"later\"}", "reset: must be \"none\", \"before\" or \"mid\", got \"later\""},
         {"[1]", "JSON object"},
         {"{\"hang\":", "not valid JSON"},
     };
