@@ -369,7 +369,7 @@ void sg_cfg_defaults(struct sg_cfg_loader *ld, const struct sg_cfg_table *t, voi
         set_default(&t->fields[i], (char *)base + t->fields[i].off, ld, base);
 }
 
-static bool url_ok(const char *s)
+bool sg_cfg_url_ok(const char *s)
 {
     const char *rest;
     if (strncasecmp(s, "http://", 7) == 0)
@@ -401,8 +401,8 @@ static bool enum_ok(const char *choices, const char *s)
     return false;
 }
 
-static void load_field(struct sg_cfg_loader *ld, const struct sg_cfg_field *f,
-                       const struct sg_ynode *v, const char *path, void *base)
+void sg_cfg_value(struct sg_cfg_loader *ld, const struct sg_cfg_field *f, const struct sg_ynode *v,
+                  const char *path, void *base)
 {
     void *p = (char *)base + f->off;
     char shown[96], want[128];
@@ -459,7 +459,7 @@ static void load_field(struct sg_cfg_loader *ld, const struct sg_cfg_field *f,
             sg_cfg_err(ld, v->line, "%s must be one of %s; got %s", path, list, shown);
             return;
         }
-        if (f->type == SG_FT_URL && !url_ok(t)) {
+        if (f->type == SG_FT_URL && !sg_cfg_url_ok(t)) {
             sg_cfg_err(ld, v->line, "%s must be an http:// or https:// URL with a host, got %s",
                        path, shown);
             return;
@@ -559,7 +559,7 @@ void sg_cfg_values(struct sg_cfg_loader *ld, const struct sg_ynode *node, const 
         if (j < t->n) {
             if (j < SG_ARRAY_LEN(seen))
                 seen[j] = true;
-            load_field(ld, &t->fields[j], node->pairs[i].val, sub, base);
+            sg_cfg_value(ld, &t->fields[j], node->pairs[i].val, sub, base);
             continue;
         }
         const struct sg_cfg_ignored *ig = find_ignored(t->litellm, k);
