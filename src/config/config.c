@@ -757,17 +757,45 @@ void sg_cfg_at(struct sg_cfg_loader *ld, const char *key)
     }
 }
 
-void sg_cfg_add_alias_group(struct sg_cfg_loader *ld, const char *alias,
-                            const struct sg_group *target)
+struct sg_cfg_group_ix {
+    const char *alias; /* borrowed from the group */
+    size_t group;
+};
+
+static int cmp_group_ix(const void *a, const void *b)
+{
+    return strcmp(((const struct sg_cfg_group_ix *)a)->alias,
+                  ((const struct sg_cfg_group_ix *)b)->alias);
+}
+
+bool sg_cfg_add_alias_group(struct sg_cfg_loader *ld, const char *alias, const char *target)
 {
     struct sg_config *c = ld->c;
-    size_t t = (size_t)(target - c->groups);
-    c->groups = sg_xrealloc(c->groups, (c->n_groups + 1) * sizeof *c->groups);
+    if (!ld->group_ix) { /* model_list's groups, sorted once: aliases may be many */
+        ld->group_ix = sg_xmalloc((c->n_groups ? c->n_groups : 1) * sizeof *ld->group_ix);
+        for (size_t i = 0; i < c->n_groups; i++)
+            ld->group_ix[i] = (struct sg_cfg_group_ix){c->groups[i].alias, i};
+        if (c->n_groups > 1)
+            qsort(ld->group_ix, c->n_groups, sizeof *ld->group_ix, cmp_group_ix);
+        ld->groups_cap = ld->n_group_ix = c->n_groups;
+    }
+    struct sg_cfg_group_ix key = {target, 0};
+    const struct sg_cfg_group_ix *hit = ld->n_group_ix ? bsearch(&key, ld->group_ix, ld->n_group_ix,
+                                                                 sizeof *ld->group_ix, cmp_group_ix)
+                                                       : NULL;
+    if (!hit)
+        return false;
+    if (c->n_groups == ld->groups_cap) {
+        ld->groups_cap = ld->groups_cap ? ld->groups_cap * 2 : 4;
+        c->groups = sg_xrealloc(c->groups, ld->groups_cap * sizeof *c->groups);
+    }
+    const struct sg_group *t = &c->groups[hit->group];
     struct sg_group *g = &c->groups[c->n_groups++];
     g->alias = sg_xstrdup(alias);
-    g->n = c->groups[t].n;
+    g->n = t->n;
     g->deployments = sg_xmalloc(g->n * sizeof *g->deployments);
-    memcpy(g->deployments, c->groups[t].deployments, g->n * sizeof *g->deployments);
+    memcpy(g->deployments, t->deployments, g->n * sizeof *g->deployments);
+    return true;
 }
 
 const char *sg_cfg_alias_list(const struct sg_cfg_loader *ld, char *buf, size_t n)
@@ -1009,6 +1037,7 @@ out:
     }
     free(ld.aliases);
     free(ld.unrouted);
+    free(ld.group_ix);
     sg_cfg_includes_free(inc);
     sg_yaml_free(root);
     return c;
@@ -1020,23 +1049,31 @@ struct sg_config *sg_config_load_string(const char *yaml, size_t len, const char
     return load_buf(yaml, len, name, NULL, env, env_ud, diags);
 }
 
-/* Read `f` to its end into b; false (after a diagnostic) when it cannot. */
-static bool read_stream(FILE *f, const char *name, struct sg_buf *b, struct sg_diags *diags)
+int sg_cfg_read_all(FILE *f, size_t max, struct sg_buf *b)
 {
-    sg_buf_init(b, SG_CONFIG_MAX_FILE);
+    sg_buf_init(b, max);
     char chunk[16384];
     size_t got;
     int rc = SG_OK;
     while (rc == SG_OK && (got = fread(chunk, 1, sizeof chunk, f)) > 0)
         rc = sg_buf_append(b, chunk, got);
-    int err = ferror(f) ? errno : 0;
+    if (ferror(f))
+        return errno ? errno : EIO;
+    return rc == SG_ETOOBIG ? SG_ETOOBIG : SG_OK;
+}
+
+/* Read `f` to its end into b; false (after a diagnostic) when it cannot. */
+static bool read_stream(FILE *f, const char *name, struct sg_buf *b, struct sg_diags *diags)
+{
+    int rc = sg_cfg_read_all(f, SG_CONFIG_MAX_FILE, b);
+    int err = rc > 0 ? rc : 0;
     if (err)
         sg_diags_add(diags, SG_DIAG_ERROR, name, 0, "cannot read the config: %s", strerror(err));
     else if (rc == SG_ETOOBIG)
         sg_diags_add(diags, SG_DIAG_ERROR, name, 0,
                      "the config is larger than %u MiB: is this the right file?",
                      SG_CONFIG_MAX_FILE >> 20);
-    return !err && rc != SG_ETOOBIG;
+    return rc == SG_OK;
 }
 
 struct sg_config *sg_config_load_stream(FILE *f, const char *name, sg_env_fn env, void *env_ud,

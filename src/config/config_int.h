@@ -90,6 +90,8 @@ struct sg_cfg_loader {
     char **unrouted; /* model_names whose every entry is not routed, sorted; borrowed */
     size_t n_unrouted;
     const struct sg_cfg_doc *doc;
+    struct sg_cfg_group_ix *group_ix; /* model_list's groups by alias (sg_cfg_add_alias_group) */
+    size_t n_group_ix, groups_cap;
 };
 
 enum sg_cfg_ftype {
@@ -195,11 +197,15 @@ bool sg_cfg_has_alias(const struct sg_cfg_loader *ld, const char *name);
 bool sg_cfg_unrouted_alias(const struct sg_cfg_loader *ld, const char *name);
 /* Messages from here on name the file the top-level `key` was written in (include:). */
 void sg_cfg_at(struct sg_cfg_loader *ld, const char *key);
-/* Append a group `alias` that routes to the deployments of `target` (model_group_alias). */
-void sg_cfg_add_alias_group(struct sg_cfg_loader *ld, const char *alias,
-                            const struct sg_group *target);
+/* Append a group `alias` that routes to the deployments of the model_list group `target`
+ * (model_group_alias); false when there is no such group. O(log groups) each. */
+bool sg_cfg_add_alias_group(struct sg_cfg_loader *ld, const char *alias, const char *target);
 /* "a, b, c" (at most a few) for "use one of ..." messages; writes into buf. */
 const char *sg_cfg_alias_list(const struct sg_cfg_loader *ld, char *buf, size_t n);
+
+/* Read `f` to its end into b (initialised here; at most `max` bytes): SG_OK, SG_ETOOBIG, or
+ * the errno of a read error (> 0). The caller disposes of b either way. */
+int sg_cfg_read_all(FILE *f, size_t max, struct sg_buf *b);
 
 /* LiteLLM's `include:` (include.c). Parses every file the main config's `include` lists
  * (paths relative to `base_dir`, the main file's folder; NULL refuses includes: the config

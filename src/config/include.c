@@ -17,6 +17,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,6 +70,7 @@ struct merge {
     struct sg_cfg_includes *inc;
     struct mpair *pairs;
     size_t n_pairs;
+    struct sg_map by_key; /* key -> index + 1 into pairs: merge keys may make a file long */
     struct pending *queue;
     size_t n_queue;
     size_t bytes; /* read from included files so far */
@@ -91,10 +93,17 @@ static void queue_list(struct merge *m, const struct sg_ynode *list, const char 
 
 static struct mpair *find_pair(struct merge *m, const struct sg_ynode *key)
 {
-    for (size_t i = 0; i < m->n_pairs; i++)
-        if (m->pairs[i].key->len == key->len && memcmp(m->pairs[i].key->s, key->s, key->len) == 0)
-            return &m->pairs[i];
-    return NULL;
+    uintptr_t i = (uintptr_t)sg_map_get(&m->by_key, key->s, key->len);
+    return i ? &m->pairs[i - 1] : NULL;
+}
+
+static struct mpair *add_pair(struct merge *m, const struct sg_ynode *key)
+{
+    m->pairs = sg_xrealloc(m->pairs, (m->n_pairs + 1) * sizeof *m->pairs);
+    struct mpair *p = &m->pairs[m->n_pairs++];
+    *p = (struct mpair){.key = key};
+    sg_map_put(&m->by_key, key->s, key->len, (void *)(uintptr_t)m->n_pairs);
+    return p;
 }
 
 static void add_seg(struct mpair *p, const struct sg_ynode *list, const char *file)
@@ -124,9 +133,7 @@ static void merge_pair(struct merge *m, const struct sg_ynode *k, const struct s
         return;
     }
     if (!p) {
-        m->pairs = sg_xrealloc(m->pairs, (m->n_pairs + 1) * sizeof *m->pairs);
-        p = &m->pairs[m->n_pairs++];
-        *p = (struct mpair){.key = k};
+        p = add_pair(m, k);
     } else if (!sg_ynode_is_null(p->val)) {
         sg_cfg_warn(ld, k->line,
                     "%.60s replaces the %.60s of %.200s (line %d): an included file's section "
@@ -172,15 +179,10 @@ static bool read_file(const char *name, size_t max, struct sg_buf *b, char *err,
         snprintf(err, n, "%s", strerror(errno));
         return false;
     }
-    sg_buf_init(b, max);
-    char chunk[16384];
-    size_t got;
-    int rc = SG_OK;
-    while (rc == SG_OK && (got = fread(chunk, 1, sizeof chunk, f)) > 0)
-        rc = sg_buf_append(b, chunk, got);
-    bool ok = !ferror(f) && rc == SG_OK;
+    int rc = sg_cfg_read_all(f, max, b);
+    bool ok = rc == SG_OK;
     if (!ok) {
-        snprintf(err, n, "%s", rc == SG_ETOOBIG ? "it grew past the size limit" : "read error");
+        snprintf(err, n, "%s", rc == SG_ETOOBIG ? "it grew past the size limit" : strerror(rc));
         sg_buf_dispose(b);
     }
     fclose(f);
@@ -333,9 +335,9 @@ struct sg_cfg_includes *sg_cfg_include(struct sg_cfg_loader *ld, const struct sg
             list = main_root->pairs[i].val;
             continue;
         }
-        m.pairs = sg_xrealloc(m.pairs, (m.n_pairs + 1) * sizeof *m.pairs);
-        m.pairs[m.n_pairs++] =
-            (struct mpair){.key = k, .val = main_root->pairs[i].val, .file = ld->main_file};
+        struct mpair *p = add_pair(&m, k);
+        p->val = main_root->pairs[i].val;
+        p->file = ld->main_file;
     }
     if (list && !base_dir) {
         ld->file = ld->main_file;
@@ -359,6 +361,7 @@ struct sg_cfg_includes *sg_cfg_include(struct sg_cfg_loader *ld, const struct sg
         free(m.pairs[i].segs);
     free(m.pairs);
     free(m.queue);
+    sg_map_dispose(&m.by_key);
     ld->file = ld->main_file;
     return inc;
 }

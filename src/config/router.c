@@ -326,25 +326,17 @@ static void model_group_alias(struct sg_cfg_loader *ld, const struct sg_ynode *v
         if (hidden && !sg_ynode_is_null(hidden) &&
             (hidden->kind != SG_YSCALAR || !sg_cfg_parse_bool(hidden->s, &hide)))
             sg_cfg_err(ld, hidden->line, "%s.hidden must be true or false", apath);
-        const struct sg_group *g = NULL;
-        for (size_t j = 0; j < ld->c->n_groups && !g; j++)
-            if (strcmp(ld->c->groups[j].alias, target) == 0)
-                g = &ld->c->groups[j];
-        if (sg_cfg_has_alias(ld, k->s) || sg_cfg_unrouted_alias(ld, k->s)) {
+        if (sg_cfg_has_alias(ld, k->s) || sg_cfg_unrouted_alias(ld, k->s))
             sg_cfg_warn(ld, k->line,
                         "%s: '%.60s' is a model_name of model_list already: the alias is "
                         "ignored, requests for it go to its own deployments",
                         apath, k->s);
-        } else if (!g) {
+        else if (!sg_cfg_add_alias_group(ld, k->s, target))
             warn_missing_alias(ld, t->line, tpath, target, "the alias is ignored");
-        } else {
-            if (hide)
-                sg_cfg_warn(ld, hidden->line,
-                            "%s.hidden is not supported: '%.60s' is routed, and listed in "
-                            "/v1/models",
-                            apath, k->s);
-            sg_cfg_add_alias_group(ld, k->s, g);
-        }
+        else if (hide)
+            sg_cfg_warn(ld, hidden->line,
+                        "%s.hidden is not supported: '%.60s' is routed, and listed in /v1/models",
+                        apath, k->s);
         free(target);
     }
 }
