@@ -104,10 +104,10 @@ int cmd_check(int argc, char **argv)
         const struct sg_deployment *d = &c->deployments[i];
         struct sg_price p;
         if (!sg_pricing_resolve(d, &p))
-            sg_diags_add(&diags, SG_DIAG_WARNING, path, d->line,
+            sg_diags_add(&diags, SG_DIAG_WARNING, d->file ? d->file : path, d->line,
                          "model_list[%zu] (%s): no price known for %s; its requests will cost 0. "
                          "Set litellm_params.input_cost_per_token and output_cost_per_token",
-                         i, d->id, d->model);
+                         d->index, d->id, d->model);
     }
     sg_diags_sort(&diags); /* the load's own are in file order; these join them there */
     sg_diags_print(&diags, stderr);

@@ -17,37 +17,82 @@
 
 /* ---- providers ---- */
 
-/* Providers slogate knows an endpoint for. Everything not listed here speaks the OpenAI wire
- * format at an api_base the config must give. key_env is where LiteLLM looks for the key
- * when litellm_params.api_key is absent; slogate does the same. */
+/* How a provider's api_base becomes the OpenAI-compatible base slogate appends
+ * /chat/completions to. LiteLLM writes some of them as the server's root. */
+enum base_rule {
+    BASE_AS_IS,
+    BASE_ADD_V1,   /* Ollama: LiteLLM's api_base is the root; the OpenAI API is under /v1 */
+    BASE_AZURE_V1, /* Azure OpenAI: the resource root; its OpenAI-compatible v1 API is under
+                    * /openai/v1 (model = the deployment name, key as a Bearer token) */
+};
+
+/* Providers slogate knows an endpoint for. Everything not listed here (nor foreign, below)
+ * speaks the OpenAI wire format at an api_base the config must give. key_env and base_env are
+ * where LiteLLM looks for the key and the endpoint when litellm_params has none; slogate does
+ * the same. */
 struct provider_info {
     const char *name;
-    const char *api_base;
+    const char *api_base; /* NULL: the config (or base_env) must give one */
     const char *key_env;
+    const char *base_env;
+    enum base_rule rule;
 };
 
 static const struct provider_info providers[] = {
-    {"openai", "https://api.openai.com/v1", "OPENAI_API_KEY"},
-    {"anthropic", "https://api.anthropic.com", "ANTHROPIC_API_KEY"},
-    {"groq", "https://api.groq.com/openai/v1", "GROQ_API_KEY"},
-    {"together_ai", "https://api.together.xyz/v1", "TOGETHERAI_API_KEY"},
-    {"openrouter", "https://openrouter.ai/api/v1", "OPENROUTER_API_KEY"},
-    {"mistral", "https://api.mistral.ai/v1", "MISTRAL_API_KEY"},
-    {"deepseek", "https://api.deepseek.com/v1", "DEEPSEEK_API_KEY"},
-    {"fireworks_ai", "https://api.fireworks.ai/inference/v1", "FIREWORKS_AI_API_KEY"},
-    {"xai", "https://api.x.ai/v1", "XAI_API_KEY"},
-    {"perplexity", "https://api.perplexity.ai", "PERPLEXITYAI_API_KEY"},
+    {"openai", "https://api.openai.com/v1", "OPENAI_API_KEY", NULL, BASE_AS_IS},
+    {"anthropic", "https://api.anthropic.com", "ANTHROPIC_API_KEY", NULL, BASE_AS_IS},
+    {"groq", "https://api.groq.com/openai/v1", "GROQ_API_KEY", NULL, BASE_AS_IS},
+    {"together_ai", "https://api.together.xyz/v1", "TOGETHERAI_API_KEY", NULL, BASE_AS_IS},
+    {"openrouter", "https://openrouter.ai/api/v1", "OPENROUTER_API_KEY", NULL, BASE_AS_IS},
+    {"mistral", "https://api.mistral.ai/v1", "MISTRAL_API_KEY", NULL, BASE_AS_IS},
+    {"deepseek", "https://api.deepseek.com/v1", "DEEPSEEK_API_KEY", NULL, BASE_AS_IS},
+    {"fireworks_ai", "https://api.fireworks.ai/inference/v1", "FIREWORKS_AI_API_KEY", NULL,
+     BASE_AS_IS},
+    {"xai", "https://api.x.ai/v1", "XAI_API_KEY", NULL, BASE_AS_IS},
+    {"perplexity", "https://api.perplexity.ai", "PERPLEXITYAI_API_KEY", NULL, BASE_AS_IS},
+    /* Google's OpenAI-compatible endpoint for the Gemini API (same key). */
+    {"gemini", "https://generativelanguage.googleapis.com/v1beta/openai", "GEMINI_API_KEY", NULL,
+     BASE_AS_IS},
+    {"ollama", "http://localhost:11434", NULL, "OLLAMA_API_BASE", BASE_ADD_V1},
+    {"ollama_chat", "http://localhost:11434", NULL, "OLLAMA_API_BASE", BASE_ADD_V1},
+    {"azure", NULL, "AZURE_API_KEY", "AZURE_API_BASE", BASE_AZURE_V1},
 };
 
-/* LiteLLM providers with their own wire format, which slogate has no adapter for. */
-static const char *const foreign_providers[] = {
-    "azure",       "azure_ai",  "bedrock", "vertex_ai", "vertex_ai_beta", "gemini",    "cohere",
-    "cohere_chat", "sagemaker", "watsonx", "replicate", "huggingface",    "cloudflare"};
+/* LiteLLM providers with their own wire format (or API), which slogate has no adapter for:
+ * their deployments are not routed (LiteLLM's proxy drops a deployment it cannot set up and
+ * starts with the others, too). */
+static const char *const foreign_providers[] = {"azure_ai",
+                                                "bedrock",
+                                                "vertex_ai",
+                                                "vertex_ai_beta",
+                                                "cohere",
+                                                "cohere_chat",
+                                                "sagemaker",
+                                                "sagemaker_chat",
+                                                "watsonx",
+                                                "replicate",
+                                                "huggingface",
+                                                "cloudflare",
+                                                "palm",
+                                                "ai21",
+                                                "predibase",
+                                                "text-completion-openai",
+                                                "text-completion-codestral",
+                                                "auto_router"};
 
-static const struct provider_info *find_provider(const char *name)
+static bool is_foreign(const char *provider, size_t len)
+{
+    for (size_t i = 0; i < SG_ARRAY_LEN(foreign_providers); i++)
+        if (strlen(foreign_providers[i]) == len &&
+            strncasecmp(foreign_providers[i], provider, len) == 0)
+            return true;
+    return false;
+}
+
+static const struct provider_info *find_provider(const char *name, size_t len)
 {
     for (size_t i = 0; i < SG_ARRAY_LEN(providers); i++)
-        if (strcasecmp(providers[i].name, name) == 0)
+        if (strlen(providers[i].name) == len && strncasecmp(providers[i].name, name, len) == 0)
             return &providers[i];
     return NULL;
 }
@@ -78,6 +123,7 @@ struct dep_load {
     char *mi_id;
     char *mi_region;
     double mi_in, mi_out;
+    int64_t entry_rpm, entry_tpm; /* rpm / tpm beside litellm_params (LiteLLM takes them too) */
 };
 
 #define DEP(m) offsetof(struct dep_load, m)
@@ -104,7 +150,7 @@ static const struct sg_cfg_field lp_fields[] = {
     {"region_name", SG_FT_STR, DEP(region_name), .defs = NULL},
 };
 static const struct sg_cfg_ignored lp_litellm[] = {
-    {"api_version", NULL},
+    {"api_version", "slogate calls Azure OpenAI's v1 API, which takes none"},
     {"custom_llm_provider", "write the provider as the model's prefix: provider/model"},
     {"organization", NULL},
     {"vertex_project", NULL},
@@ -140,6 +186,13 @@ static const struct sg_cfg_ignored lp_litellm[] = {
     {"max_budget", "use budgets:"},
     {"budget_duration", NULL},
     {"configurable_clientside_auth_params", NULL},
+    {"custom_user_agent", NULL},
+    {"mock_timeout", NULL},
+    {"initial_prompt_value", NULL},
+    {"roles", NULL},
+    {"final_prompt_value", NULL},
+    {"bos_token", NULL},
+    {"eos_token", NULL},
     {NULL, NULL},
 };
 static const struct sg_cfg_table lp_table = {lp_fields, SG_ARRAY_LEN(lp_fields), lp_litellm};
@@ -176,6 +229,9 @@ static const struct sg_cfg_ignored mi_litellm[] = {
     {"output_cost_per_reasoning_token", NULL},
     {"rpm", "put rpm in litellm_params"},
     {"tpm", "put tpm in litellm_params"},
+    {"version", NULL},
+    {"custom_tokenizer", NULL},
+    {"health_check_timeout", NULL},
     {NULL, NULL},
 };
 static const struct sg_cfg_table mi_table = {mi_fields, SG_ARRAY_LEN(mi_fields), mi_litellm};
@@ -186,6 +242,10 @@ static const struct sg_cfg_field entry_fields[] = {
     {"litellm_params", SG_FT_MAP, 0, .sub = &lp_table, .flags = SG_FL_REQUIRED,
      .hint = ": add one with at least `model: provider/model`"},
     {"model_info", SG_FT_MAP, 0, .sub = &mi_table},
+    /* LiteLLM's router copies a deployment's own rpm/tpm into litellm_params when those have
+     * none (load_balancer.yaml writes them there). */
+    {"rpm", SG_FT_I64, DEP(entry_rpm), .def = -1, .min = 0, .max = SG_CFG_NOMAX},
+    {"tpm", SG_FT_I64, DEP(entry_tpm), .def = -1, .min = 0, .max = SG_CFG_NOMAX},
 };
 static const struct sg_cfg_table entry_table = {entry_fields, SG_ARRAY_LEN(entry_fields), NULL};
 
@@ -232,6 +292,35 @@ static void trim_suffix(char *s, const char *suffix)
         s[n - k] = '\0';
 }
 
+static void append_str(char **s, const char *tail)
+{
+    char *t = sg_xasprintf("%s%s", *s, tail);
+    free(*s);
+    *s = t;
+}
+
+/* The base the OpenAI adapter appends /chat/completions to, from the api_base as LiteLLM's
+ * config writes it for this provider (no trailing '/': the URL field dropped it). */
+static void apply_base_rule(char **base, enum base_rule rule)
+{
+    const char *host = strstr(*base, "://");
+    const char *path = host ? strchr(host + 3, '/') : NULL;
+    size_t n = strlen(*base);
+    if (rule == BASE_ADD_V1 && !(n >= 3 && strcasecmp(*base + n - 3, "/v1") == 0))
+        append_str(base, "/v1");
+    else if (rule == BASE_AZURE_V1 && !path)
+        append_str(base, "/openai/v1");
+    else if (rule == BASE_AZURE_V1 && strcasecmp(path, "/openai") == 0)
+        append_str(base, "/v1");
+}
+
+/* A provider's fallback endpoint from the environment (base_env), or NULL. */
+static const char *env_base(struct sg_cfg_loader *ld, const struct provider_info *pi)
+{
+    const char *v = pi && pi->base_env ? sg_cfg_env(ld, pi->base_env) : NULL;
+    return v && sg_cfg_url_ok(v) ? v : NULL;
+}
+
 static void resolve_provider(struct sg_cfg_loader *ld, struct sg_deployment *d,
                              const struct sg_ynode *lp, const char *path, int line)
 {
@@ -257,27 +346,23 @@ static void resolve_provider(struct sg_cfg_loader *ld, struct sg_deployment *d,
                     "%s.litellm_params.model '%.60s' has no provider prefix, so it is sent to "
                     "OpenAI: write anthropic/%.60s",
                     path, d->model, d->model);
-    for (size_t i = 0; i < SG_ARRAY_LEN(foreign_providers); i++) {
-        if (strcasecmp(d->provider, foreign_providers[i]) == 0) {
-            sg_cfg_warn(ld, mline,
-                        "%s.litellm_params.model: slogate has no %s adapter; it speaks the "
-                        "OpenAI wire format to api_base, so point api_base at an "
-                        "OpenAI-compatible endpoint",
-                        path, d->provider);
-            break;
-        }
-    }
-    const struct provider_info *pi = find_provider(d->provider);
+    const struct provider_info *pi = find_provider(d->provider, strlen(d->provider));
     if (!d->api_base) {
-        if (!pi) {
-            sg_cfg_err(ld, mline,
-                       "%s: provider '%s' has no default endpoint: set litellm_params.api_base "
-                       "to its OpenAI-compatible URL (e.g. http://127.0.0.1:8000/v1)",
-                       path, d->provider);
+        /* An api_base line that failed to resolve was reported already. */
+        if (sg_ynode_get(lp, "api_base") && !sg_ynode_is_null(sg_ynode_get(lp, "api_base")))
             return;
+        const char *eb = env_base(ld, pi);
+        if (eb) {
+            d->api_base = sg_xstrdup(eb);
+            trim_suffix(d->api_base, "/");
+        } else if (pi && pi->api_base) {
+            d->api_base = sg_xstrdup(pi->api_base);
+        } else {
+            return; /* unrouted() took the entry out already; not reached */
         }
-        d->api_base = sg_xstrdup(pi->api_base);
     }
+    if (pi)
+        apply_base_rule(&d->api_base, pi->rule);
     if (d->kind == SG_PROVIDER_ANTHROPIC) {
         trim_suffix(d->api_base, "/v1/messages");
         trim_suffix(d->api_base, "/v1");
@@ -287,12 +372,73 @@ static void resolve_provider(struct sg_cfg_loader *ld, struct sg_deployment *d,
         const char *k = sg_cfg_env(ld, pi->key_env);
         if (k && *k)
             d->api_key = sg_xstrdup(k);
-        else if (strcmp(d->api_base, pi->api_base) == 0)
+        else if (!pi->api_base || strcmp(d->api_base, pi->api_base) == 0)
             sg_cfg_warn(ld, line,
                         "%s has no litellm_params.api_key and %s is not exported: %s will "
                         "refuse its requests; set api_key: os.environ/%s",
-                        path, pi->key_env, pi->api_base, pi->key_env);
+                        path, pi->key_env, pi->api_base ? pi->api_base : pi->name, pi->key_env);
     }
+}
+
+/* Why slogate cannot route this model_list entry, into `why`; NULL when it can. Decided from
+ * the text as written, before the rest of the entry is read, so the secrets of an entry that
+ * is not routed are never looked up: LiteLLM's proxy, too, starts without a deployment it
+ * cannot set up and serves the others. Anything odd (not a string, os.environ/, a bad
+ * provider name) is left to the normal checks. */
+static const char *unrouted(struct sg_cfg_loader *ld, const struct sg_ynode *entry, char *why,
+                            size_t n)
+{
+    const struct sg_ynode *name = sg_ynode_get(entry, "model_name");
+    const struct sg_ynode *lp = sg_ynode_get(entry, "litellm_params");
+    const struct sg_ynode *mv = sg_ynode_get(lp, "model");
+    if (!mv || mv->kind != SG_YSCALAR || sg_ynode_is_null(mv) || strlen(mv->s) != mv->len ||
+        strncmp(mv->s, "os.environ/", 11) == 0)
+        return NULL;
+    const char *m = mv->s;
+    bool star_name = name && name->kind == SG_YSCALAR && memchr(name->s, '*', name->len);
+    if (star_name || strchr(m, '*')) {
+        snprintf(why, n,
+                 "LiteLLM's wildcard routes ('*' in model_name or model) are not supported: "
+                 "slogate serves the model names it lists, so add one entry per model clients "
+                 "call (model_name: gpt-4o, model: openai/gpt-4o)");
+        return why;
+    }
+    const char *slash = strchr(m, '/');
+    if (slash == m)
+        return NULL;
+    size_t plen = slash ? (size_t)(slash - m) : 6;
+    const char *provider = slash ? m : "openai";
+    char pname[64];
+    snprintf(pname, sizeof pname, "%.*s", (int)SG_MIN(plen, 60), provider);
+    if (!provider_name_ok(pname))
+        return NULL;
+    if (slash && slash[1] == '\0') {
+        snprintf(why, n, "litellm_params.model '%.60s' names a provider but no model", m);
+        return why;
+    }
+    if (is_foreign(provider, plen)) {
+        snprintf(why, n,
+                 "slogate has no %s adapter (it speaks the OpenAI and Anthropic APIs); to reach "
+                 "%.60s through an OpenAI-compatible endpoint, write model: openai/%.60s with "
+                 "that endpoint as api_base",
+                 pname, slash + 1, slash + 1);
+        return why;
+    }
+    const struct provider_info *pi = find_provider(provider, plen);
+    const struct sg_ynode *base = sg_ynode_get(lp, "api_base");
+    if ((base && !sg_ynode_is_null(base)) || (pi && pi->api_base) || env_base(ld, pi))
+        return NULL;
+    if (pi)
+        snprintf(why, n,
+                 "%s needs its endpoint: set litellm_params.api_base (https://NAME.openai.azure."
+                 "com for Azure) or export %s",
+                 pname, pi->base_env);
+    else
+        snprintf(why, n,
+                 "provider '%s' has no default endpoint: set litellm_params.api_base to its "
+                 "OpenAI-compatible URL (e.g. http://127.0.0.1:8000/v1)",
+                 pname);
+    return why;
 }
 
 static uint64_t fnv1a(uint64_t h, const char *s)
@@ -346,6 +492,10 @@ static void finish_deployment(struct sg_cfg_loader *ld, struct dep_load *dl,
     } else {
         d->id = generated_id(d, lp);
     }
+    if (dl->entry_rpm >= 0 && !sg_ynode_get(lp, "rpm"))
+        d->rpm = dl->entry_rpm;
+    if (dl->entry_tpm >= 0 && !sg_ynode_get(lp, "tpm"))
+        d->tpm = dl->entry_tpm;
     if (d->input_cost_per_token < 0)
         d->input_cost_per_token = dl->mi_in;
     if (d->output_cost_per_token < 0)
@@ -372,6 +522,7 @@ static void free_deployment(struct sg_deployment *d)
     free(d->api_key);
     free(d->api_base);
     free(d->region);
+    free(d->file);
 }
 
 /* qsort has no context argument: the array being sorted, for this thread's current sort. */
@@ -456,9 +607,22 @@ static void dedupe_generated_ids(struct sg_config *c, const bool *generated)
     free(ix);
 }
 
-static void check_ids(struct sg_cfg_loader *ld, const struct sg_ynode *list)
+/* "line 12" in the file being read, or "models.yaml:12" in another one (include:). */
+static const char *where(const struct sg_cfg_loader *ld, const char *file, int line, char *buf,
+                         size_t n)
+{
+    if (!file || strcmp(file, ld->file) == 0)
+        snprintf(buf, n, "line %d", line);
+    else
+        snprintf(buf, n, "%.200s:%d", file, line);
+    return buf;
+}
+
+/* `entries[i]` is the model_list entry deployment i was read from. */
+static void check_ids(struct sg_cfg_loader *ld, const struct sg_ynode *const *entries)
 {
     struct sg_config *c = ld->c;
+    char at[256];
     size_t *ix = sg_xmalloc((c->n_deployments ? c->n_deployments : 1) * sizeof *ix);
     for (size_t i = 0; i < c->n_deployments; i++)
         ix[i] = i;
@@ -469,25 +633,34 @@ static void check_ids(struct sg_cfg_loader *ld, const struct sg_ynode *list)
         const struct sg_deployment *a = &c->deployments[ix[k - 1]], *b = &c->deployments[ix[k]];
         if (strcmp(a->id, b->id) != 0)
             continue;
-        const struct sg_ynode *entry = list->items[ix[k]];
-        const struct sg_ynode *idn = sg_ynode_get(sg_ynode_get(entry, "model_info"), "id");
+        const struct sg_ynode *idn = sg_ynode_get(sg_ynode_get(entries[ix[k]], "model_info"), "id");
+        ld->file = b->file;
         sg_cfg_err(ld, line_of(idn, b->line),
                    "model_list[%zu] has deployment id '%.60s', already used by model_list[%zu] "
-                   "(line %d): give each deployment its own model_info.id",
-                   ix[k], b->id, ix[k - 1], a->line);
+                   "(%s): give each deployment its own model_info.id",
+                   b->index, b->id, a->index, where(ld, a->file, a->line, at, sizeof at));
     }
+    ld->file = ld->main_file;
     free(ix);
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
 static void load_model_list(struct sg_cfg_loader *ld, const struct sg_ynode *list)
 {
     struct sg_config *c = ld->c;
-    char shown[96], path[SG_CFG_PATH_MAX];
+    const struct sg_cfg_doc *doc = ld->doc;
+    char shown[96], path[SG_CFG_PATH_MAX], why[400];
+    sg_cfg_at(ld, "model_list");
     if (!list || sg_ynode_is_null(list) || (list->kind == SG_YSEQ && list->n == 0)) {
         sg_cfg_warn(ld, list ? list->line : 0,
                     "no model_list: the gateway has nothing to route to; add deployments "
                     "(see examples/slogate.yaml)");
         build_groups(ld);
+        ld->file = ld->main_file;
         return;
     }
     if (list->kind != SG_YSEQ) {
@@ -496,14 +669,30 @@ static void load_model_list(struct sg_cfg_loader *ld, const struct sg_ynode *lis
                    "'- model_name: ...'), got %s",
                    sg_cfg_show(list, NULL, shown, sizeof shown));
         build_groups(ld);
+        ld->file = ld->main_file;
         return;
     }
     c->deployments = sg_xcalloc(list->n, sizeof *c->deployments);
     bool *generated = sg_xcalloc(list->n, sizeof *generated);
+    const struct sg_ynode **entries = sg_xcalloc(list->n, sizeof *entries);
+    ld->unrouted = sg_xcalloc(list->n, sizeof *ld->unrouted);
     for (size_t i = 0; i < list->n; i++) {
         const struct sg_ynode *entry = list->items[i];
+        size_t index = doc && doc->item_index ? doc->item_index[i] : i;
+        ld->file = doc && doc->item_file ? doc->item_file[i] : ld->main_file;
+        sg_cfg_index(path, "model_list", index);
+        const struct sg_ynode *name = sg_ynode_get(entry, "model_name");
+        if (entry->kind == SG_YMAP && unrouted(ld, entry, why, sizeof why)) {
+            bool named = name && name->kind == SG_YSCALAR && strlen(name->s) == name->len;
+            sg_cfg_warn(
+                ld,
+                line_of(sg_ynode_get(sg_ynode_get(entry, "litellm_params"), "model"), entry->line),
+                "%s (%.60s) is not routed: %s", path, named ? name->s : "?", why);
+            if (named)
+                ld->unrouted[ld->n_unrouted++] = name->s;
+            continue;
+        }
         struct dep_load dl = {0};
-        sg_cfg_index(path, "model_list", i);
         dl.d.line = entry->line;
         sg_cfg_defaults(ld, &entry_table, &dl);
         if (entry->kind != SG_YMAP) {
@@ -513,28 +702,100 @@ static void load_model_list(struct sg_cfg_loader *ld, const struct sg_ynode *lis
         } else {
             sg_cfg_values(ld, entry, path, &entry_table, &dl);
         }
-        generated[i] = !sg_ynode_get(sg_ynode_get(entry, "model_info"), "id");
+        generated[c->n_deployments] = !sg_ynode_get(sg_ynode_get(entry, "model_info"), "id");
         finish_deployment(ld, &dl, entry, path);
+        dl.d.file = sg_xstrdup(ld->file);
+        dl.d.index = index;
+        entries[c->n_deployments] = entry;
         c->deployments[c->n_deployments++] = dl.d;
     }
+    ld->file = ld->main_file;
+    sg_cfg_at(ld, "model_list");
+    if (c->n_deployments == 0)
+        sg_cfg_warn(ld, list->line,
+                    "none of the %zu model_list entries can be routed by slogate (each says "
+                    "why): the gateway has nothing to route to, and serve refuses to start",
+                    list->n);
+    ld->file = ld->main_file;
     dedupe_generated_ids(c, generated);
     free(generated);
     build_groups(ld);
-    check_ids(ld, list);
+    if (ld->n_unrouted > 1)
+        qsort(ld->unrouted, ld->n_unrouted, sizeof *ld->unrouted, cmp_str);
+    check_ids(ld, entries);
+    free(entries);
 }
 
 /* ---- lookups used while loading ---- */
-
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
 
 bool sg_cfg_has_alias(const struct sg_cfg_loader *ld, const char *name)
 {
     if (!ld->n_aliases)
         return false;
     return bsearch(&name, ld->aliases, ld->n_aliases, sizeof *ld->aliases, cmp_str) != NULL;
+}
+
+bool sg_cfg_unrouted_alias(const struct sg_cfg_loader *ld, const char *name)
+{
+    return ld->n_unrouted && !sg_cfg_has_alias(ld, name) &&
+           bsearch(&name, ld->unrouted, ld->n_unrouted, sizeof *ld->unrouted, cmp_str) != NULL;
+}
+
+void sg_cfg_at(struct sg_cfg_loader *ld, const char *key)
+{
+    ld->file = ld->main_file;
+    const struct sg_cfg_doc *doc = ld->doc;
+    if (!doc || !doc->pair_file || !doc->root)
+        return;
+    size_t kl = strlen(key);
+    for (size_t i = 0; i < doc->root->n; i++) {
+        const struct sg_ynode *k = doc->root->pairs[i].key;
+        if (k->len == kl && memcmp(k->s, key, kl) == 0) {
+            ld->file = doc->pair_file[i];
+            return;
+        }
+    }
+}
+
+struct sg_cfg_group_ix {
+    const char *alias; /* borrowed from the group */
+    size_t group;
+};
+
+static int cmp_group_ix(const void *a, const void *b)
+{
+    return strcmp(((const struct sg_cfg_group_ix *)a)->alias,
+                  ((const struct sg_cfg_group_ix *)b)->alias);
+}
+
+bool sg_cfg_add_alias_group(struct sg_cfg_loader *ld, const char *alias, const char *target)
+{
+    struct sg_config *c = ld->c;
+    if (!ld->group_ix) { /* model_list's groups, sorted once: aliases may be many */
+        ld->group_ix = sg_xmalloc((c->n_groups ? c->n_groups : 1) * sizeof *ld->group_ix);
+        for (size_t i = 0; i < c->n_groups; i++)
+            ld->group_ix[i] = (struct sg_cfg_group_ix){c->groups[i].alias, i};
+        if (c->n_groups > 1)
+            qsort(ld->group_ix, c->n_groups, sizeof *ld->group_ix, cmp_group_ix);
+        ld->groups_cap = ld->n_group_ix = c->n_groups;
+    }
+    struct sg_cfg_group_ix key = {target, 0};
+    const struct sg_cfg_group_ix *hit = ld->n_group_ix ? bsearch(&key, ld->group_ix, ld->n_group_ix,
+                                                                 sizeof *ld->group_ix, cmp_group_ix)
+                                                       : NULL;
+    if (!hit)
+        return false;
+    if (c->n_groups == ld->groups_cap) {
+        ld->groups_cap = ld->groups_cap ? ld->groups_cap * 2 : 4;
+        c->groups = sg_xrealloc(c->groups, ld->groups_cap * sizeof *c->groups);
+    }
+    const struct sg_group *t = &c->groups[hit->group];
+    struct sg_group *g = &c->groups[c->n_groups++];
+    g->alias = sg_xstrdup(alias);
+    g->n = t->n;
+    g->deployments = sg_xmalloc(g->n * sizeof *g->deployments);
+    memcpy(g->deployments, t->deployments, g->n * sizeof *g->deployments);
+    return true;
 }
 
 const char *sg_cfg_alias_list(const struct sg_cfg_loader *ld, char *buf, size_t n)
@@ -689,10 +950,12 @@ size_t sg_config_start_keys_changed(const struct sg_config *running, const struc
 static void top_level_keys(struct sg_cfg_loader *ld, const struct sg_ynode *root)
 {
     char key[SG_CFG_PATH_MAX];
+    const struct sg_cfg_doc *doc = ld->doc;
     for (size_t i = 0; i < root->n; i++) {
         const struct sg_ynode *k = root->pairs[i].key;
         if (sg_cfg_is_section(k->s, k->len))
             continue;
+        ld->file = doc && doc->pair_file ? doc->pair_file[i] : ld->main_file;
         sg_cfg_child(key, "", k->s, k->len);
         const struct sg_cfg_ignored *ig = sg_cfg_top_litellm();
         while (ig->key && !(strlen(ig->key) == k->len && memcmp(ig->key, k->s, k->len) == 0))
@@ -705,6 +968,7 @@ static void top_level_keys(struct sg_cfg_loader *ld, const struct sg_ynode *root
             sg_cfg_warn(ld, k->line, "unknown key '%s' at the top level: not supported, ignored",
                         key);
     }
+    ld->file = ld->main_file;
 }
 
 static size_t errors_from(const struct sg_diags *d, size_t from)
@@ -715,13 +979,19 @@ static size_t errors_from(const struct sg_diags *d, size_t from)
     return n;
 }
 
-struct sg_config *sg_config_load_string(const char *yaml, size_t len, const char *name,
-                                        sg_env_fn env, void *env_ud, struct sg_diags *diags)
+/* Load a config held in memory. `base_dir` is the folder of the file it was read from, where
+ * `include:` paths start; NULL when it was not read from a file (includes are refused). */
+static struct sg_config *load_buf(const char *yaml, size_t len, const char *name,
+                                  const char *base_dir, sg_env_fn env, void *env_ud,
+                                  struct sg_diags *diags)
 {
     const char *file = name ? name : "<config>";
     size_t from = diags->n;
     struct sg_config *c = NULL;
-    struct sg_cfg_loader ld = {.file = file, .d = diags, .env = env, .env_ud = env_ud};
+    struct sg_cfg_loader ld = {
+        .file = file, .main_file = file, .d = diags, .env = env, .env_ud = env_ud};
+    struct sg_cfg_includes *inc = NULL;
+    struct sg_cfg_doc doc = {0};
     char shown[96];
     bool empty = false;
     struct sg_ynode *root = sg_yaml_parse(yaml ? yaml : "", yaml ? len : 0, file, diags, &empty);
@@ -739,20 +1009,26 @@ struct sg_config *sg_config_load_string(const char *yaml, size_t len, const char
                    sg_cfg_show(root, NULL, shown, sizeof shown));
         goto out;
     }
+    doc.root = root;
+    if (sg_ynode_get(root, "include"))
+        inc = sg_cfg_include(&ld, root, base_dir, &doc);
+    ld.doc = &doc;
     c = sg_xcalloc(1, sizeof *c);
     c->refs = 1;
     c->path = sg_xstrdup(file);
     ld.c = c;
 
-    const struct sg_ynode *ev = sg_ynode_get(root, "environment_variables");
+    const struct sg_ynode *ev = sg_ynode_get(doc.root, "environment_variables");
+    sg_cfg_at(&ld, "environment_variables");
     if (ev && ev->kind == SG_YMAP)
         ld.envvars = ev;
     else if (ev && !sg_ynode_is_null(ev))
         sg_cfg_err(&ld, ev->line, "environment_variables must be a mapping of NAME: value");
+    ld.file = ld.main_file;
 
-    load_model_list(&ld, sg_ynode_get(root, "model_list"));
-    sg_cfg_load_sections(&ld, root);
-    top_level_keys(&ld, root);
+    load_model_list(&ld, sg_ynode_get(doc.root, "model_list"));
+    sg_cfg_load_sections(&ld, doc.root);
+    top_level_keys(&ld, doc.root);
 
 out:
     sg_diags_sort_from(diags, from);
@@ -763,30 +1039,53 @@ out:
         build_indexes(c);
     }
     free(ld.aliases);
+    free(ld.unrouted);
+    free(ld.group_ix);
+    sg_cfg_includes_free(inc);
     sg_yaml_free(root);
     return c;
 }
 
-struct sg_config *sg_config_load_stream(FILE *f, const char *name, sg_env_fn env, void *env_ud,
-                                        struct sg_diags *diags)
+struct sg_config *sg_config_load_string(const char *yaml, size_t len, const char *name,
+                                        sg_env_fn env, void *env_ud, struct sg_diags *diags)
 {
-    struct sg_buf b;
-    sg_buf_init(&b, SG_CONFIG_MAX_FILE);
+    return load_buf(yaml, len, name, NULL, env, env_ud, diags);
+}
+
+int sg_cfg_read_all(FILE *f, size_t max, struct sg_buf *b)
+{
+    sg_buf_init(b, max);
     char chunk[16384];
     size_t got;
     int rc = SG_OK;
     while (rc == SG_OK && (got = fread(chunk, 1, sizeof chunk, f)) > 0)
-        rc = sg_buf_append(&b, chunk, got);
-    int err = ferror(f) ? errno : 0;
-    struct sg_config *c = NULL;
+        rc = sg_buf_append(b, chunk, got);
+    if (ferror(f))
+        return errno ? errno : EIO;
+    return rc == SG_ETOOBIG ? SG_ETOOBIG : SG_OK;
+}
+
+/* Read `f` to its end into b; false (after a diagnostic) when it cannot. */
+static bool read_stream(FILE *f, const char *name, struct sg_buf *b, struct sg_diags *diags)
+{
+    int rc = sg_cfg_read_all(f, SG_CONFIG_MAX_FILE, b);
+    int err = rc > 0 ? rc : 0;
     if (err)
         sg_diags_add(diags, SG_DIAG_ERROR, name, 0, "cannot read the config: %s", strerror(err));
     else if (rc == SG_ETOOBIG)
         sg_diags_add(diags, SG_DIAG_ERROR, name, 0,
                      "the config is larger than %u MiB: is this the right file?",
                      SG_CONFIG_MAX_FILE >> 20);
-    else
-        c = sg_config_load_string(b.data ? b.data : "", b.len, name, env, env_ud, diags);
+    return rc == SG_OK;
+}
+
+struct sg_config *sg_config_load_stream(FILE *f, const char *name, sg_env_fn env, void *env_ud,
+                                        struct sg_diags *diags)
+{
+    struct sg_buf b;
+    struct sg_config *c = NULL;
+    if (read_stream(f, name, &b, diags))
+        c = load_buf(b.data ? b.data : "", b.len, name, NULL, env, env_ud, diags);
     sg_buf_dispose(&b);
     return c;
 }
@@ -799,7 +1098,15 @@ struct sg_config *sg_config_load_file(const char *path, sg_env_fn env, void *env
         sg_diags_add(diags, SG_DIAG_ERROR, path, 0, "cannot open the config: %s", strerror(errno));
         return NULL;
     }
-    struct sg_config *c = sg_config_load_stream(f, path, env, env_ud, diags);
+    struct sg_buf b;
+    struct sg_config *c = NULL;
+    if (read_stream(f, path, &b, diags)) {
+        const char *slash = strrchr(path, '/');
+        char *dir = slash ? sg_xstrndup(path, (size_t)(slash - path + (slash == path))) : NULL;
+        c = load_buf(b.data ? b.data : "", b.len, path, dir ? dir : ".", env, env_ud, diags);
+        free(dir);
+    }
+    sg_buf_dispose(&b);
     fclose(f);
     return c;
 }

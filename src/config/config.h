@@ -76,6 +76,10 @@ struct sg_deployment {
     double input_cost_per_token;  /* < 0 = unset (use the built-in price table) */
     double output_cost_per_token; /* < 0 = unset */
     int line;                     /* line of the list entry */
+    char *file;                   /* the file the entry is written in: the config's path, or
+                                   * a file its `include:` names */
+    size_t index;                 /* the entry's index in that file's model_list (entries
+                                   * slogate does not route count too) */
 };
 
 /* Deployments sharing one model_name, in config order. */

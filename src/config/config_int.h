@@ -63,8 +63,23 @@ void sg_diags_sort_from(struct sg_diags *d, size_t from);
 
 /* ---- the table-driven loader (table.c), shared by config.c and sections.c ---- */
 
+/*
+ * The top level after LiteLLM's `include:` (include.c): the main file's mapping with each
+ * included file's sections merged in, as LiteLLM merges them (a list extends the list of the
+ * same name, anything else replaces the section). The nodes are borrowed from the files'
+ * trees; `files` says which file each top-level pair and each model_list entry was written
+ * in, so a message names the right file and line.
+ */
+struct sg_cfg_doc {
+    const struct sg_ynode *root;  /* the merged top-level mapping */
+    const char *const *pair_file; /* per root pair; NULL: all in the main file */
+    const char *const *item_file; /* per model_list entry; NULL: all in the main file */
+    const size_t *item_index;     /* per entry: its index in its own file's model_list */
+};
+
 struct sg_cfg_loader {
-    const char *file;
+    const char *file; /* where the node being read is written: messages name it */
+    const char *main_file;
     struct sg_diags *d;
     sg_env_fn env;
     void *env_ud;
@@ -72,6 +87,11 @@ struct sg_cfg_loader {
     struct sg_config *c;            /* being built */
     char **aliases;                 /* model_names, sorted, for lookups; borrowed strings */
     size_t n_aliases;
+    char **unrouted; /* model_names whose every entry is not routed, sorted; borrowed */
+    size_t n_unrouted;
+    const struct sg_cfg_doc *doc;
+    struct sg_cfg_group_ix *group_ix; /* model_list's groups by alias (sg_cfg_add_alias_group) */
+    size_t n_group_ix, groups_cap;
 };
 
 enum sg_cfg_ftype {
@@ -142,6 +162,9 @@ void sg_cfg_warn(struct sg_cfg_loader *ld, int line, const char *fmt, ...) SG_PR
 void sg_cfg_load(struct sg_cfg_loader *ld, const struct sg_ynode *node, const char *path,
                  const struct sg_cfg_table *t, void *base);
 void sg_cfg_defaults(struct sg_cfg_loader *ld, const struct sg_cfg_table *t, void *base);
+/* One field's value `v` (not NULL) into base, as a table would load it; `path` names it. */
+void sg_cfg_value(struct sg_cfg_loader *ld, const struct sg_cfg_field *f, const struct sg_ynode *v,
+                  const char *path, void *base);
 void sg_cfg_values(struct sg_cfg_loader *ld, const struct sg_ynode *node, const char *path,
                    const struct sg_cfg_table *t, void *base);
 /* The text of a scalar with os.environ/NAME resolved; NULL after an error. *env_name (may be
@@ -152,6 +175,8 @@ const char *sg_cfg_text(struct sg_cfg_loader *ld, const struct sg_ynode *v, cons
 const char *sg_cfg_env(struct sg_cfg_loader *ld, const char *name);
 /* A string value (scalar, not null, not empty) as a fresh heap copy; NULL after an error. */
 char *sg_cfg_string(struct sg_cfg_loader *ld, const struct sg_ynode *v, const char *path);
+/* An http:// or https:// URL with a host and no space or control character. */
+bool sg_cfg_url_ok(const char *s);
 /* YAML 1.1 booleans as PyYAML reads them (true/false, yes/no, on/off). */
 bool sg_cfg_parse_bool(const char *s, bool *out);
 /* Parse a number; false on junk, NaN or infinity. */
@@ -166,10 +191,39 @@ void sg_cfg_child(char *out, const char *path, const char *key, size_t klen);
 void sg_cfg_index(char *out, const char *path, size_t i);
 /* A short, printable rendering of a value for messages: "\"first\"", "a mapping", ... */
 const char *sg_cfg_show(const struct sg_ynode *v, const char *env_name, char *buf, size_t n);
-/* Whether `name` is a model_name in model_list. */
+/* Whether `name` is a model_name in model_list that slogate routes (has a deployment). */
 bool sg_cfg_has_alias(const struct sg_cfg_loader *ld, const char *name);
+/* Whether `name` is a model_name whose entries are all not routed (config.c says why). */
+bool sg_cfg_unrouted_alias(const struct sg_cfg_loader *ld, const char *name);
+/* Messages from here on name the file the top-level `key` was written in (include:). */
+void sg_cfg_at(struct sg_cfg_loader *ld, const char *key);
+/* Append a group `alias` that routes to the deployments of the model_list group `target`
+ * (model_group_alias); false when there is no such group. O(log groups) each. */
+bool sg_cfg_add_alias_group(struct sg_cfg_loader *ld, const char *alias, const char *target);
 /* "a, b, c" (at most a few) for "use one of ..." messages; writes into buf. */
 const char *sg_cfg_alias_list(const struct sg_cfg_loader *ld, char *buf, size_t n);
+
+/* Read `f` to its end into b (initialised here; at most `max` bytes): SG_OK, SG_ETOOBIG, or
+ * the errno of a read error (> 0). The caller disposes of b either way. */
+int sg_cfg_read_all(FILE *f, size_t max, struct sg_buf *b);
+
+/* LiteLLM's `include:` (include.c). Parses every file the main config's `include` lists
+ * (paths relative to `base_dir`, the main file's folder; NULL refuses includes: the config
+ * was not read from a file) and merges their sections into `doc`. Problems are added to the
+ * diagnostics. sg_cfg_doc_free releases what it built (not the main tree). */
+struct sg_cfg_includes;
+struct sg_cfg_includes *sg_cfg_include(struct sg_cfg_loader *ld, const struct sg_ynode *main_root,
+                                       const char *base_dir, struct sg_cfg_doc *doc);
+void sg_cfg_includes_free(struct sg_cfg_includes *inc);
+
+/* router_settings (router.c). */
+extern const struct sg_cfg_table sg_cfg_router_table;
+/* The router keys LiteLLM also takes from litellm_settings, and default_fallbacks: read once
+ * router_settings is. */
+void sg_cfg_router_defaults(struct sg_cfg_loader *ld, const struct sg_ynode *root);
+void sg_cfg_free_router(struct sg_router_settings *r);
+/* A custom field that does nothing: the key is known, and read elsewhere, later. */
+void sg_cfg_later(struct sg_cfg_loader *ld, const struct sg_ynode *v, const char *path, void *base);
 
 /* Section tables and top-level loaders (sections.c). */
 void sg_cfg_load_sections(struct sg_cfg_loader *ld, const struct sg_ynode *root);

@@ -1,8 +1,9 @@
 /*
- * The section tables: LiteLLM's router_settings, general_settings and litellm_settings, and
- * slogate's own server, service, slo, features, budgets, rate_limits, cache, alerts, telemetry
- * and drill. Each table is the single place that says a key's type, default and bounds; the
- * few keys that need more than a table row have a custom loader next to their table.
+ * The section tables: LiteLLM's general_settings and litellm_settings, and slogate's own
+ * server, service, slo, features, budgets, rate_limits, cache, alerts, telemetry and drill
+ * (router_settings has a file of its own, router.c). Each table is the single place that says a
+ * key's type, default and bounds; the few keys that need more than a table row have a custom loader
+ * next to their table.
  *
  * model_list lives in config.c: it needs the provider logic and builds the groups that the
  * fallbacks and budgets checks below look aliases up in.
@@ -31,248 +32,6 @@ static void replace_str(char **slot, char *take)
     free(*slot);
     *slot = take;
 }
-
-/* ---- router_settings ---- */
-
-static const char *const strategies[] = {"simple-shuffle", "latency-based-routing", "least-busy",
-                                         "usage-based-routing", "cost-based-routing"};
-
-static void routing_strategy(struct sg_cfg_loader *ld, const struct sg_ynode *v, const char *path,
-                             void *base)
-{
-    struct sg_router_settings *r = base;
-    if (!v) {
-        replace_str(&r->routing_strategy, sg_xstrdup(strategies[0]));
-        return;
-    }
-    char *s = sg_cfg_string(ld, v, path);
-    if (!s)
-        return;
-    if (strcmp(s, "usage-based-routing-v2") == 0) {
-        sg_cfg_warn(ld, v->line,
-                    "%s: usage-based-routing-v2 is LiteLLM's Redis-backed variant; "
-                    "slogate runs it as usage-based-routing",
-                    path);
-        replace_str(&s, sg_xstrdup("usage-based-routing"));
-    }
-    for (size_t i = 0; i < SG_ARRAY_LEN(strategies); i++) {
-        if (strcmp(s, strategies[i]) == 0) {
-            replace_str(&r->routing_strategy, s);
-            return;
-        }
-    }
-    char shown[96];
-    sg_cfg_err(ld, v->line,
-               "%s must be one of simple-shuffle, latency-based-routing, least-busy, "
-               "usage-based-routing, cost-based-routing; got %s",
-               path, sg_cfg_show(v, NULL, shown, sizeof shown));
-    free(s);
-}
-
-static void free_fallbacks(struct sg_fallback *fb, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        free(fb[i].alias);
-        for (size_t j = 0; j < fb[i].n; j++)
-            free(fb[i].targets[j]);
-        free(fb[i].targets);
-    }
-    free(fb);
-}
-
-struct fb_seen {
-    const char *alias;
-    int line;
-    size_t item;
-};
-
-static int fb_seen_cmp(const void *a, const void *b)
-{
-    const struct fb_seen *x = a, *y = b;
-    int c = strcmp(x->alias, y->alias);
-    if (c)
-        return c;
-    return x->line < y->line ? -1 : x->line > y->line;
-}
-
-/* `[{alias: [target, ...]}, ...]`; every alias must be a model_name ("*" = any source). */
-static void load_fallbacks(struct sg_cfg_loader *ld, const struct sg_ynode *v, const char *path,
-                           struct sg_fallback **out, size_t *n_out)
-{
-    char shown[96], ipath[SG_CFG_PATH_MAX], kpath[SG_CFG_PATH_MAX], tpath[SG_CFG_PATH_MAX];
-    struct fb_seen *seen = NULL;
-    size_t n_seen = 0;
-    if (!v) {
-        *out = NULL;
-        *n_out = 0;
-        return;
-    }
-    if (v->kind != SG_YSEQ) {
-        sg_cfg_err(ld, v->line,
-                   "%s must be a list of {alias: [fallback aliases]} entries, e.g. "
-                   "[{app/chat: [app/chat-lite]}]; got %s",
-                   path, sg_cfg_show(v, NULL, shown, sizeof shown));
-        return;
-    }
-    for (size_t i = 0; i < v->n; i++) {
-        const struct sg_ynode *item = v->items[i];
-        sg_cfg_index(ipath, path, i);
-        if (item->kind != SG_YMAP) {
-            sg_cfg_err(ld, item->line,
-                       "%s must be a one-key mapping {alias: [fallback aliases]}, got %s", ipath,
-                       sg_cfg_show(item, NULL, shown, sizeof shown));
-            continue;
-        }
-        for (size_t k = 0; k < item->n; k++) {
-            const struct sg_ynode *key = item->pairs[k].key, *val = item->pairs[k].val;
-            sg_cfg_child(kpath, ipath, key->s, key->len);
-            if (strlen(key->s) != key->len)
-                continue;
-            bool bad = false;
-            if (strcmp(key->s, "*") != 0 && !sg_cfg_has_alias(ld, key->s)) {
-                sg_cfg_err(ld, key->line,
-                           "%s: '%.60s' is not a model_name in model_list: a fallback starts "
-                           "from an alias clients call",
-                           kpath, key->s);
-                bad = true;
-            }
-            seen = sg_xrealloc(seen, (n_seen + 1) * sizeof *seen);
-            seen[n_seen++] = (struct fb_seen){key->s, key->line, i};
-            struct sg_fallback fb = {.alias = sg_xstrdup(key->s)};
-            size_t n_t = val->kind == SG_YSEQ ? val->n : 1;
-            if (val->kind == SG_YMAP || sg_ynode_is_null(val)) {
-                sg_cfg_err(ld, val->line, "%s must be a list of aliases, e.g. [app/chat-lite]",
-                           kpath);
-                n_t = 0;
-                bad = true;
-            }
-            fb.targets = sg_xcalloc(n_t ? n_t : 1, sizeof *fb.targets);
-            for (size_t t = 0; t < n_t; t++) {
-                const struct sg_ynode *tv = val->kind == SG_YSEQ ? val->items[t] : val;
-                sg_cfg_index(tpath, kpath, t);
-                char *target = sg_cfg_string(ld, tv, tpath);
-                if (!target) {
-                    bad = true;
-                    continue;
-                }
-                if (strcmp(target, key->s) == 0) {
-                    sg_cfg_err(ld, tv->line, "%s: '%.60s' falls back to itself: list other aliases",
-                               tpath, target);
-                    bad = true;
-                } else if (!sg_cfg_has_alias(ld, target)) {
-                    sg_cfg_err(ld, tv->line,
-                               "%s: '%.60s' is not a model_name in model_list: add a deployment "
-                               "with model_name: %.60s or remove it",
-                               tpath, target, target);
-                    bad = true;
-                }
-                fb.targets[fb.n++] = target;
-            }
-            if (bad) {
-                free(fb.alias);
-                for (size_t t = 0; t < fb.n; t++)
-                    free(fb.targets[t]);
-                free(fb.targets);
-                continue;
-            }
-            *out = sg_xrealloc(*out, (*n_out + 1) * sizeof **out);
-            (*out)[(*n_out)++] = fb;
-        }
-    }
-    /* The same source alias twice: sorted, so a long list stays O(n log n). */
-    if (n_seen > 1) /* qsort of NULL (none seen) is undefined even for 0 items */
-        qsort(seen, n_seen, sizeof *seen, fb_seen_cmp);
-    for (size_t k = 1; k < n_seen; k++) {
-        if (strcmp(seen[k].alias, seen[k - 1].alias) != 0)
-            continue;
-        size_t f = k - 1;
-        while (f > 0 && strcmp(seen[f - 1].alias, seen[k].alias) == 0)
-            f--;
-        sg_cfg_index(ipath, path, seen[k].item);
-        sg_cfg_child(kpath, ipath, seen[k].alias, strlen(seen[k].alias));
-        sg_cfg_err(ld, seen[k].line,
-                   "%s: fallbacks for '%.60s' are listed twice (first at line %d): merge them "
-                   "into one list",
-                   kpath, seen[k].alias, seen[f].line);
-    }
-    free(seen);
-}
-
-static void fallbacks(struct sg_cfg_loader *ld, const struct sg_ynode *v, const char *path,
-                      void *base)
-{
-    struct sg_router_settings *r = base;
-    if (!v)
-        free_fallbacks(r->fallbacks, r->n_fallbacks);
-    load_fallbacks(ld, v, path, &r->fallbacks, &r->n_fallbacks);
-}
-
-static void cw_fallbacks(struct sg_cfg_loader *ld, const struct sg_ynode *v, const char *path,
-                         void *base)
-{
-    struct sg_router_settings *r = base;
-    if (!v)
-        free_fallbacks(r->context_window_fallbacks, r->n_context_window_fallbacks);
-    load_fallbacks(ld, v, path, &r->context_window_fallbacks, &r->n_context_window_fallbacks);
-}
-
-static const struct sg_cfg_field strategy_args_fields[] = {
-    {"ttl", SG_FT_SECS_MS, OFF(struct sg_router_settings, latency_ttl_ms), .def = 60, .min = 0,
-     .max = 86400, .flags = SG_FL_GT},
-};
-static const struct sg_cfg_ignored strategy_args_litellm[] = {
-    {"lowest_latency_buffer", NULL}, {"max_latency_list_size", NULL}, {NULL, NULL}};
-static const struct sg_cfg_table strategy_args_table =
-    TABLE(strategy_args_fields, strategy_args_litellm);
-
-#define ROUTER(m) OFF(struct sg_router_settings, m)
-static const struct sg_cfg_field router_fields[] = {
-    {"routing_strategy", SG_FT_CUSTOM, 0, .custom = routing_strategy},
-    {"enable_weighted_failover", SG_FT_BOOL, ROUTER(enable_weighted_failover), .def = 1},
-    {"num_retries", SG_FT_INT, ROUTER(num_retries), .def = 1, .min = 0, .max = 100},
-    {"allowed_fails", SG_FT_INT, ROUTER(allowed_fails), .def = 3, .min = 0, .max = 1000000},
-    {"cooldown_time", SG_FT_SECS_MS, ROUTER(cooldown_ms), .def = 30, .min = 0, .max = 86400},
-    {"timeout", SG_FT_SECS_MS, ROUTER(timeout_ms), .def = 30, .min = 0, .max = 86400,
-     .flags = SG_FL_GT},
-    {"stream_timeout", SG_FT_SECS_MS, ROUTER(stream_timeout_ms), .def = 0, .min = 0, .max = 86400},
-    {"hedge_after_ms", SG_FT_MS, ROUTER(hedge_after_ms), .def = 0, .min = 0, .max = 600000},
-    {"routing_strategy_args", SG_FT_MAP, 0, .sub = &strategy_args_table},
-    {"fallbacks", SG_FT_CUSTOM, 0, .custom = fallbacks},
-    {"context_window_fallbacks", SG_FT_CUSTOM, 0, .custom = cw_fallbacks},
-};
-static const struct sg_cfg_ignored router_litellm[] = {
-    {"redis_host", "set general_settings.redis_url: redis://HOST:PORT/0 instead"},
-    {"redis_port", "set general_settings.redis_url: redis://HOST:PORT/0 instead"},
-    {"redis_password", "put the password in general_settings.redis_url"},
-    {"redis_url", "move it to general_settings.redis_url"},
-    {"routing_groups", "one routing_strategy applies to every group"},
-    {"cache_responses", "configure caching per feature under features:"},
-    {"cache_kwargs", NULL},
-    {"default_fallbacks", "use fallbacks with '*' as the alias"},
-    {"content_policy_fallbacks", NULL},
-    {"retry_policy", "num_retries applies to every error class"},
-    {"model_group_retry_policy", NULL},
-    {"allowed_fails_policy", "allowed_fails applies to every error class"},
-    {"model_group_alias", NULL},
-    {"enable_pre_call_checks", NULL},
-    {"optional_pre_call_checks", NULL},
-    {"retry_after", NULL},
-    {"provider_budget_config", "use budgets: and features: caps"},
-    {"default_litellm_params", NULL},
-    {"set_verbose", "use server.log_level"},
-    {"debug_level", "use server.log_level"},
-    {"disable_cooldowns", "set cooldown_time: 0"},
-    {"polling_interval", NULL},
-    {"max_fallbacks", NULL},
-    {"enable_tag_filtering", NULL},
-    {"default_max_parallel_requests", NULL},
-    {"client_ttl", NULL},
-    {"default_priority", NULL},
-    {"router_general_settings", NULL},
-    {"alerting_config", "use alerts.sinks"},
-    {NULL, NULL},
-};
-static const struct sg_cfg_table router_table = TABLE(router_fields, router_litellm);
 
 /* ---- general_settings and litellm_settings ---- */
 
@@ -372,6 +131,9 @@ static const struct sg_cfg_ignored general_litellm[] = {
     {"key_management_system", NULL},
     {"key_management_settings", NULL},
     {"forward_client_headers_to_llm_api", NULL},
+    {"disable_error_logs", NULL},
+    {"litellm_jwtauth", NULL},
+    {"use_queue", NULL},
     {NULL, NULL},
 };
 static const struct sg_cfg_table general_table = TABLE(general_fields, general_litellm);
@@ -380,6 +142,13 @@ static const struct sg_cfg_table general_table = TABLE(general_fields, general_l
 static const struct sg_cfg_field litellm_fields[] = {
     {"master_key", SG_FT_STR, GENERAL(master_key), .defs = NULL},
     {"database_url", SG_FT_CUSTOM, 0, .custom = database_url},
+    /* LiteLLM's router defaults (router_defaults). */
+    {"num_retries", SG_FT_CUSTOM, 0, .custom = sg_cfg_later},
+    {"request_timeout", SG_FT_CUSTOM, 0, .custom = sg_cfg_later},
+    {"allowed_fails", SG_FT_CUSTOM, 0, .custom = sg_cfg_later},
+    {"fallbacks", SG_FT_CUSTOM, 0, .custom = sg_cfg_later},
+    {"context_window_fallbacks", SG_FT_CUSTOM, 0, .custom = sg_cfg_later},
+    {"default_fallbacks", SG_FT_CUSTOM, 0, .custom = sg_cfg_later},
 };
 static const struct sg_cfg_ignored litellm_litellm[] = {
     {"success_callback", "slogate exports OTLP spans: see telemetry.otlp_endpoint"},
@@ -390,13 +159,10 @@ static const struct sg_cfg_ignored litellm_litellm[] = {
     {"modify_params", NULL},
     {"set_verbose", "use server.log_level"},
     {"json_logs", NULL},
-    {"num_retries", "use router_settings.num_retries"},
-    {"request_timeout", "use router_settings.timeout"},
-    {"fallbacks", "put them under router_settings"},
-    {"context_window_fallbacks", "put them under router_settings"},
     {"content_policy_fallbacks", NULL},
-    {"default_fallbacks", NULL},
-    {"allowed_fails", "use router_settings.allowed_fails"},
+    {"cooldown_time", "LiteLLM's router reads it from router_settings.cooldown_time only, as "
+                      "slogate does"},
+    {"include_cost_in_streaming_usage", "x-slogate-cost-usd carries each answer's cost"},
     {"cache", "configure caching in the cache: section and per feature"},
     {"cache_params", "configure caching in the cache: section and per feature"},
     {"turn_off_message_logging", "prompts are not logged unless telemetry.log_prompts is true"},
@@ -433,6 +199,7 @@ static void merge_litellm(struct sg_cfg_loader *ld, const struct sg_ynode *root)
     const struct sg_ynode *gn = sg_ynode_get(root, "general_settings");
     const struct sg_ynode *ln = sg_ynode_get(root, "litellm_settings");
     struct sg_general_settings tmp = {0};
+    sg_cfg_at(ld, "litellm_settings");
     sg_cfg_values(ld, ln, "litellm_settings", &litellm_table, &tmp);
     static const char *const keys[] = {"master_key", "database_url"};
     char **from[] = {&tmp.master_key, &tmp.database_url};
@@ -1019,7 +786,7 @@ struct section {
  * config.c); litellm_settings merges into general_settings, so general comes before it. */
 static const struct section sections[] = {
     {"general_settings", &general_table, OFF(struct sg_config, general)},
-    {"router_settings", &router_table, OFF(struct sg_config, router)},
+    {"router_settings", &sg_cfg_router_table, OFF(struct sg_config, router)},
     {"server", &server_table, OFF(struct sg_config, server)},
     {"service", &service_table, OFF(struct sg_config, service)},
     {"slo", &slo_table, OFF(struct sg_config, slo)},
@@ -1036,13 +803,18 @@ static const char *const other_sections[] = {"model_list", "litellm_settings", "
 
 static const struct sg_cfg_ignored top_litellm[] = {
     {"guardrails", NULL},
+    {"policies", NULL},
+    {"policy_attachments", NULL},
     {"callback_settings", NULL},
     {"credential_list", "reference secrets with os.environ/NAME"},
     {"mcp_servers", NULL},
+    {"mcp_builtin_servers", NULL},
+    {"search_tools", NULL},
+    {"sandbox_tools", NULL},
+    {"agent_settings", NULL},
     {"files_settings", NULL},
     {"assistant_settings", NULL},
     {"finetune_settings", NULL},
-    {"include", "put everything in one file"},
     {"vector_store_registry", NULL},
     {NULL, NULL},
 };
@@ -1072,12 +844,13 @@ static void warn_not_enforced(struct sg_cfg_loader *ld, const struct sg_ynode *r
         const struct sg_ynode *k = root->pairs[i].key;
         for (size_t j = 0; j < SG_ARRAY_LEN(idle); j++)
             if (k->len == strlen(idle[j]) && memcmp(k->s, idle[j], k->len) == 0 &&
-                !sg_ynode_is_null(root->pairs[i].val))
+                !sg_ynode_is_null(root->pairs[i].val) && (sg_cfg_at(ld, idle[j]), true))
                 sg_cfg_warn(ld, k->line,
                             "%s is checked but not enforced by this version of slogate yet",
                             idle[j]);
     }
     const struct sg_config *c = ld->c;
+    sg_cfg_at(ld, "features");
     for (size_t i = 0; i < c->n_features; i++) {
         const struct sg_feature *f = &c->features[i];
         if (f->max_input_tokens || f->max_output_tokens || f->max_cost_per_request_usd > 0 ||
@@ -1094,19 +867,25 @@ void sg_cfg_load_sections(struct sg_cfg_loader *ld, const struct sg_ynode *root)
     struct sg_config *c = ld->c;
     for (size_t i = 0; i < SG_ARRAY_LEN(sections); i++) {
         const struct sg_ynode *n = sg_ynode_get(root, sections[i].name);
+        sg_cfg_at(ld, sections[i].name);
         sg_cfg_load(ld, n, sections[i].name, sections[i].table, (char *)c + sections[i].off);
         if (i == 0)
             merge_litellm(ld, root);
+        if (i == 1)
+            sg_cfg_router_defaults(ld, root);
     }
+    sg_cfg_at(ld, "features");
     load_features(ld, sg_ynode_get(root, "features"));
 
     /* Checks that span sections. */
+    sg_cfg_at(ld, "cache");
     if (strcmp(c->cache.backend, "redis") == 0 && !c->general.redis_url) {
         const struct sg_ynode *b = sg_ynode_get(sg_ynode_get(root, "cache"), "backend");
         sg_cfg_err(ld, b ? b->line : 0,
                    "cache.backend is redis but general_settings.redis_url is not set: set it "
                    "(redis://HOST:6379/0) or use backend: memory");
     }
+    sg_cfg_at(ld, "rate_limits");
     if (c->rate_limits.rps > 0 && c->rate_limits.burst == 0) {
         /* A bucket must hold at least one request; by default it holds one second's worth. */
         c->rate_limits.burst = c->rate_limits.rps < 1 ? 1 : c->rate_limits.rps;
@@ -1122,13 +901,12 @@ void sg_cfg_load_sections(struct sg_cfg_loader *ld, const struct sg_ynode *root)
                     "per key)");
     }
     warn_not_enforced(ld, root);
+    ld->file = ld->main_file;
 }
 
 void sg_cfg_free_sections(struct sg_config *c)
 {
-    free(c->router.routing_strategy);
-    free_fallbacks(c->router.fallbacks, c->router.n_fallbacks);
-    free_fallbacks(c->router.context_window_fallbacks, c->router.n_context_window_fallbacks);
+    sg_cfg_free_router(&c->router);
     free(c->general.master_key);
     free(c->general.database_url);
     free(c->general.redis_url);

@@ -195,31 +195,93 @@ bool sg_cfg_parse_double(const char *s, double *out)
     return true;
 }
 
+/* Base 60, "1:30" (90) or "1:30.5" (90.5): PyYAML's sexagesimal numbers. */
+static bool sexagesimal(const char *d, double *out)
+{
+    double v = 0;
+    const char *p = d;
+    for (bool first = true;; first = false) {
+        size_t k = strspn(p, "0123456789");
+        if (k == 0 || (!first && k > 2))
+            return false;
+        double part = 0;
+        for (size_t i = 0; i < k; i++)
+            part = part * 10 + (p[i] - '0');
+        if (!first && part >= 60)
+            return false;
+        v = v * 60 + part;
+        p += k;
+        if (*p == ':') {
+            p++;
+            continue;
+        }
+        if (*p == '.' && !first) {
+            size_t f = strspn(p + 1, "0123456789");
+            if (p[1 + f])
+                return false;
+            v += strtod(p, NULL);
+            p += 1 + f;
+        }
+        break;
+    }
+    *out = v;
+    return *p == '\0';
+}
+
 const char *sg_cfg_number_text(const struct sg_ynode *v, const char *t, const char *env_name,
                                char *buf, size_t n)
 {
-    /* PyYAML's int and float patterns take '_' anywhere after the first digit (1_000, 1__0,
-     * 0.000_15) but not in an exponent; a quoted scalar or an os.environ/ value is a string
-     * there, and stays as written here. */
-    if (env_name || !v->plain || !strchr(t, '_'))
+    /* A quoted scalar or an os.environ/ value is a string to PyYAML, and stays as written. */
+    if (env_name || !v->plain)
         return t;
-    const char *s = t + (*t == '+' || *t == '-');
-    if (!(*s >= '0' && *s <= '9'))
+    const char *p = t + (*t == '+' || *t == '-');
+    const char *sign = *t == '-' ? "-" : "";
+    if (!(*p >= '0' && *p <= '9'))
         return t;
+    /* '_' may follow the first digit anywhere but in an exponent (1_000, 0.000_15, 0x_ff). */
+    bool hex = p[0] == '0' && (p[1] == 'x' || p[1] == 'X');
+    bool bin = p[0] == '0' && (p[1] == 'b' || p[1] == 'B');
+    char d[80];
     size_t o = 0;
     bool exponent = false;
-    for (const char *c = t; *c; c++) {
-        if (*c == 'e' || *c == 'E')
+    for (const char *c = p; *c; c++) {
+        if (!hex && (*c == 'e' || *c == 'E'))
             exponent = true;
         if (*c == '_' && exponent)
             return t;
         if (*c == '_')
             continue;
-        if (o + 1 >= n)
+        if (o + 1 >= sizeof d)
             return t;
-        buf[o++] = *c;
+        d[o++] = *c;
     }
-    buf[o] = '\0';
+    d[o] = '\0';
+    /* YAML 1.1's other integer forms, as PyYAML resolves a plain scalar: 0x1f, 0b101, a
+     * leading 0 for octal (017 is 15) and sexagesimal 1:30 (90). */
+    if (hex || bin) {
+        const char *digits = d + 2;
+        const char *set = hex ? "0123456789abcdefABCDEF" : "01";
+        if (!*digits || strspn(digits, set) != strlen(digits) || strlen(digits) > 15)
+            return t;
+        snprintf(buf, n, "%s%llu", sign, strtoull(digits, NULL, hex ? 16 : 2));
+        return buf;
+    }
+    if (d[0] == '0' && d[1] && strspn(d + 1, "01234567") == strlen(d + 1)) {
+        if (strlen(d) > 20)
+            return t;
+        snprintf(buf, n, "%s%llu", sign, strtoull(d, NULL, 8));
+        return buf;
+    }
+    double x;
+    if (strchr(d, ':')) {
+        if (!sexagesimal(d, &x))
+            return t;
+        snprintf(buf, n, "%s%.17g", sign, x);
+        return buf;
+    }
+    if (strlen(d) == strlen(p))
+        return t; /* nothing to drop */
+    snprintf(buf, n, "%s%s", sign, d);
     return buf;
 }
 
@@ -307,7 +369,7 @@ void sg_cfg_defaults(struct sg_cfg_loader *ld, const struct sg_cfg_table *t, voi
         set_default(&t->fields[i], (char *)base + t->fields[i].off, ld, base);
 }
 
-static bool url_ok(const char *s)
+bool sg_cfg_url_ok(const char *s)
 {
     const char *rest;
     if (strncasecmp(s, "http://", 7) == 0)
@@ -339,8 +401,8 @@ static bool enum_ok(const char *choices, const char *s)
     return false;
 }
 
-static void load_field(struct sg_cfg_loader *ld, const struct sg_cfg_field *f,
-                       const struct sg_ynode *v, const char *path, void *base)
+void sg_cfg_value(struct sg_cfg_loader *ld, const struct sg_cfg_field *f, const struct sg_ynode *v,
+                  const char *path, void *base)
 {
     void *p = (char *)base + f->off;
     char shown[96], want[128];
@@ -397,7 +459,7 @@ static void load_field(struct sg_cfg_loader *ld, const struct sg_cfg_field *f,
             sg_cfg_err(ld, v->line, "%s must be one of %s; got %s", path, list, shown);
             return;
         }
-        if (f->type == SG_FT_URL && !url_ok(t)) {
+        if (f->type == SG_FT_URL && !sg_cfg_url_ok(t)) {
             sg_cfg_err(ld, v->line, "%s must be an http:// or https:// URL with a host, got %s",
                        path, shown);
             return;
@@ -497,7 +559,7 @@ void sg_cfg_values(struct sg_cfg_loader *ld, const struct sg_ynode *node, const 
         if (j < t->n) {
             if (j < SG_ARRAY_LEN(seen))
                 seen[j] = true;
-            load_field(ld, &t->fields[j], node->pairs[i].val, sub, base);
+            sg_cfg_value(ld, &t->fields[j], node->pairs[i].val, sub, base);
             continue;
         }
         const struct sg_cfg_ignored *ig = find_ignored(t->litellm, k);

@@ -157,19 +157,44 @@ static void test_fallbacks(void **state)
              models);
     c = load(y);
     assert_null(c);
-    assert_error(7, "router_settings.fallbacks[0].a[0]: 'a-lite' is not a model_name in "
-                    "model_list: add a deployment with model_name: a-lite or remove it");
-    assert_error(8, "router_settings.fallbacks[1].b[0]: 'b' falls back to itself: list other "
-                    "aliases");
-    assert_error(9, "router_settings.fallbacks[2].nope: 'nope' is not a model_name in "
-                    "model_list");
-    assert_error(
-        10, "router_settings.fallbacks[3].a: fallbacks for 'a' are listed twice (first at line 7)");
+    /* What LiteLLM loads (and fails on only when a request needs it) is a warning, skipped. */
+    assert_warning(7, "router_settings.fallbacks[0].a[0]: 'a-lite' is not a model_name in "
+                      "model_list: add a deployment with model_name: a-lite or remove it; "
+                      "skipped");
+    assert_warning(8, "router_settings.fallbacks[1].b[0]: 'b' falls back to itself: skipped "
+                      "(list other aliases)");
+    assert_warning(9, "router_settings.fallbacks[2].nope: 'nope' is not a model_name in "
+                      "model_list: add a deployment with model_name: nope or remove it; this "
+                      "fallback is skipped");
+    assert_warning(10, "router_settings.fallbacks[3].a: fallbacks for 'a' are listed twice "
+                       "(first at line 7): the first list is used, as in LiteLLM; merge them "
+                       "into one");
+    /* What LiteLLM refuses too (Router.validate_fallbacks) stays an error. */
     assert_error(11, "router_settings.fallbacks[4] must be a one-key mapping {alias: [fallback "
                      "aliases]}, got \"just-a-string\"");
     assert_error(12, "router_settings.context_window_fallbacks must be a list of {alias: "
                      "[fallback aliases]} entries");
-    assert_int_equal(sg_diags_errors(&D), 6);
+    assert_int_equal(sg_diags_errors(&D), 2);
+
+    /* Without the shapes LiteLLM refuses, it loads: each skipped part is gone, the rest kept
+     * (a's first list, with a-lite dropped, is empty, so a has no fallbacks; the repeat of a
+     * is not used). */
+    snprintf(y, sizeof y,
+             "%srouter_settings:\n"
+             "  fallbacks:\n"
+             "    - a: [a-lite, b]\n"
+             "    - b: [b]\n"
+             "    - nope: [a]\n"
+             "    - a: [c]\n",
+             models);
+    c = load(y);
+    assert_loaded(c);
+    assert_int_equal(c->router.n_fallbacks, 1);
+    assert_string_equal(c->router.fallbacks[0].alias, "a");
+    assert_int_equal(c->router.fallbacks[0].n, 1);
+    assert_string_equal(c->router.fallbacks[0].targets[0], "b");
+    assert_int_equal(warnings(), 4);
+    sg_config_unref(c);
 }
 
 /* ---- general_settings, server ---- */

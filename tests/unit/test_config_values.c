@@ -294,6 +294,51 @@ static void test_yaml11_underscore_numbers(void **state)
     assert_int_equal(sg_diags_errors(&D), 4);
 }
 
+/* YAML 1.1's other integer forms, as PyYAML (and so LiteLLM) resolves a plain scalar: 0x1f is
+ * 31, 0b1010 is 10, a leading zero is octal (017 is 15), and 1:30 is sexagesimal (90). A quoted
+ * one is a string to PyYAML, which LiteLLM's int() reads in base 10, as slogate does. */
+static void test_yaml11_integer_forms(void **state)
+{
+    (void)state;
+    struct sg_config *c = load("model_list:\n"
+                               "  - model_name: app/chat\n"
+                               "    litellm_params:\n"
+                               "      model: openai/gpt-4o-mini\n"
+                               "      api_key: sk-test\n"
+                               "      rpm: 0x1f\n"
+                               "      tpm: 0b1010\n"
+                               "      order: 017\n"
+                               "      timeout: 1:30\n"
+                               "      stream_timeout: 1:30.5\n"
+                               "      num_retries: 09\n"
+                               "router_settings: { allowed_fails: 0x_f, num_retries: \"017\" }\n");
+    assert_clean(c);
+    const struct sg_deployment *d = &c->deployments[0];
+    assert_int_equal(d->rpm, 31);
+    assert_int_equal(d->tpm, 10);
+    assert_int_equal(d->order, 15);
+    assert_int_equal(d->timeout_ms, 90000);
+    assert_int_equal(d->stream_timeout_ms, 90500);
+    assert_int_equal(d->num_retries, 9);
+    assert_int_equal(c->router.allowed_fails, 15);
+    assert_int_equal(c->router.num_retries, 17);
+    sg_config_unref(c);
+
+    c = load("model_list:\n"
+             "  - model_name: app/chat\n"
+             "    litellm_params:\n"
+             "      model: openai/gpt-4o-mini\n"
+             "      api_key: sk-test\n"
+             "      rpm: 0o17\n"
+             "      timeout: 1:60\n"
+             "      tpm: 0x\n");
+    assert_null(c);
+    assert_error(6, "model_list[0].litellm_params.rpm must be an integer >= 0, got \"0o17\"");
+    assert_error(7, "model_list[0].litellm_params.timeout must be a duration");
+    assert_error(8, "model_list[0].litellm_params.tpm must be an integer >= 0, got \"0x\"");
+    assert_int_equal(sg_diags_errors(&D), 3);
+}
+
 static void test_wrong_shapes(void **state)
 {
     (void)state;
@@ -335,6 +380,7 @@ int main(void)
         cmocka_unit_test_teardown(test_durations, teardown),
         cmocka_unit_test_teardown(test_bools, teardown),
         cmocka_unit_test_teardown(test_yaml11_underscore_numbers, teardown),
+        cmocka_unit_test_teardown(test_yaml11_integer_forms, teardown),
         cmocka_unit_test_teardown(test_wrong_shapes, teardown),
         cmocka_unit_test_teardown(test_nul_byte, teardown),
     };
