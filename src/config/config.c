@@ -549,8 +549,17 @@ static int by_first(const void *a, const void *b)
     return i < j ? -1 : i > j;
 }
 
-/* Groups in first-seen order, plus the sorted alias index the other sections look up. Sorting
- * keeps this O(n log n) even for a model_list inflated by aliases. */
+/* The alias index over c->groups, built again whenever the array moves. */
+static void index_groups(struct sg_config *c)
+{
+    sg_map_dispose(&c->group_index);
+    for (size_t i = 0; i < c->n_groups; i++)
+        sg_map_put(&c->group_index, c->groups[i].alias, strlen(c->groups[i].alias), &c->groups[i]);
+}
+
+/* Groups in first-seen order, and their alias index (sg_config_group), which the other sections
+ * use while they load and every request after. Sorting keeps this O(n log n) even for a
+ * model_list inflated by aliases. */
 static void build_groups(struct sg_cfg_loader *ld)
 {
     struct sg_config *c = ld->c;
@@ -562,7 +571,7 @@ static void build_groups(struct sg_cfg_loader *ld)
     sort_deps = c->deployments;
     qsort(ix, n, sizeof *ix, by_alias);
     c->groups = sg_xcalloc(n ? n : 1, sizeof *c->groups);
-    ld->aliases = sg_xcalloc(n ? n : 1, sizeof *ld->aliases);
+    ld->groups_cap = n ? n : 1;
     for (size_t s = 0; s < n;) {
         size_t e = s + 1;
         while (e < n && strcmp(c->deployments[ix[e]].alias, c->deployments[ix[s]].alias) == 0)
@@ -573,12 +582,13 @@ static void build_groups(struct sg_cfg_loader *ld)
         g->deployments = sg_xmalloc(g->n * sizeof *g->deployments);
         for (size_t k = s; k < e; k++)
             g->deployments[k - s] = &c->deployments[ix[k]];
-        ld->aliases[ld->n_aliases++] = g->alias;
         s = e;
     }
     qsort(c->groups, c->n_groups, sizeof *c->groups, by_first);
     sort_deps = NULL;
     free(ix);
+    ld->model_groups = c->n_groups;
+    index_groups(c);
 }
 
 /* Identical entries without model_info.id hash to one id: the second becomes "<id>-2", the
@@ -730,9 +740,7 @@ static void load_model_list(struct sg_cfg_loader *ld, const struct sg_ynode *lis
 
 bool sg_cfg_has_alias(const struct sg_cfg_loader *ld, const char *name)
 {
-    if (!ld->n_aliases)
-        return false;
-    return bsearch(&name, ld->aliases, ld->n_aliases, sizeof *ld->aliases, cmp_str) != NULL;
+    return sg_config_group(ld->c, name, strlen(name)) != NULL;
 }
 
 bool sg_cfg_unrouted_alias(const struct sg_cfg_loader *ld, const char *name)
@@ -757,44 +765,26 @@ void sg_cfg_at(struct sg_cfg_loader *ld, const char *key)
     }
 }
 
-struct sg_cfg_group_ix {
-    const char *alias; /* borrowed from the group */
-    size_t group;
-};
-
-static int cmp_group_ix(const void *a, const void *b)
-{
-    return strcmp(((const struct sg_cfg_group_ix *)a)->alias,
-                  ((const struct sg_cfg_group_ix *)b)->alias);
-}
-
 bool sg_cfg_add_alias_group(struct sg_cfg_loader *ld, const char *alias, const char *target)
 {
     struct sg_config *c = ld->c;
-    if (!ld->group_ix) { /* model_list's groups, sorted once: aliases may be many */
-        ld->group_ix = sg_xmalloc((c->n_groups ? c->n_groups : 1) * sizeof *ld->group_ix);
-        for (size_t i = 0; i < c->n_groups; i++)
-            ld->group_ix[i] = (struct sg_cfg_group_ix){c->groups[i].alias, i};
-        if (c->n_groups > 1)
-            qsort(ld->group_ix, c->n_groups, sizeof *ld->group_ix, cmp_group_ix);
-        ld->groups_cap = ld->n_group_ix = c->n_groups;
-    }
-    struct sg_cfg_group_ix key = {target, 0};
-    const struct sg_cfg_group_ix *hit = ld->n_group_ix ? bsearch(&key, ld->group_ix, ld->n_group_ix,
-                                                                 sizeof *ld->group_ix, cmp_group_ix)
-                                                       : NULL;
-    if (!hit)
+    /* A model_list group, as LiteLLM resolves an alias once: not another alias. */
+    const struct sg_group *hit = sg_config_group(c, target, strlen(target));
+    if (!hit || (size_t)(hit - c->groups) >= ld->model_groups)
         return false;
-    if (c->n_groups == ld->groups_cap) {
-        ld->groups_cap = ld->groups_cap ? ld->groups_cap * 2 : 4;
+    size_t target_ix = (size_t)(hit - c->groups);
+    if (c->n_groups == ld->groups_cap) { /* doubling: the index is rebuilt O(log n) times */
+        ld->groups_cap *= 2;
         c->groups = sg_xrealloc(c->groups, ld->groups_cap * sizeof *c->groups);
+        index_groups(c);
     }
-    const struct sg_group *t = &c->groups[hit->group];
+    const struct sg_group *t = &c->groups[target_ix];
     struct sg_group *g = &c->groups[c->n_groups++];
     g->alias = sg_xstrdup(alias);
     g->n = t->n;
     g->deployments = sg_xmalloc(g->n * sizeof *g->deployments);
     memcpy(g->deployments, t->deployments, g->n * sizeof *g->deployments);
+    sg_map_put(&c->group_index, g->alias, strlen(g->alias), g);
     return true;
 }
 
@@ -849,11 +839,9 @@ void sg_config_unref(struct sg_config *c)
         config_free(c);
 }
 
-/* Once the config is whole: its arrays no longer move, so the indexes can point into them. */
-static void build_indexes(struct sg_config *c)
+/* Once the config is whole: the features no longer move, so the index can point into them. */
+static void index_features(struct sg_config *c)
 {
-    for (size_t i = 0; i < c->n_groups; i++)
-        sg_map_put(&c->group_index, c->groups[i].alias, strlen(c->groups[i].alias), &c->groups[i]);
     for (size_t i = 0; i < c->n_features; i++)
         sg_map_put(&c->feature_index, c->features[i].name, strlen(c->features[i].name),
                    &c->features[i]);
@@ -1036,11 +1024,9 @@ out:
         config_free(c);
         c = NULL;
     } else if (c) {
-        build_indexes(c);
+        index_features(c);
     }
-    free(ld.aliases);
     free(ld.unrouted);
-    free(ld.group_ix);
     sg_cfg_includes_free(inc);
     sg_yaml_free(root);
     return c;

@@ -244,8 +244,9 @@ struct sg_config {
     struct sg_alert_settings alerts;
     struct sg_telemetry_settings telemetry;
     struct sg_drill_settings drill;
-    /* alias -> struct sg_group *, feature name -> struct sg_feature *: built once the config is
-     * whole and never changed, so every worker looks up its requests' names without a lock. */
+    /* alias -> struct sg_group *, feature name -> struct sg_feature *: built by the loader and
+     * never changed once it returns, so every worker looks up its requests' names without a
+     * lock. */
     struct sg_map group_index, feature_index;
     int refs; /* atomic reference count; starts at 1 */
 };

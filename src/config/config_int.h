@@ -85,13 +85,11 @@ struct sg_cfg_loader {
     void *env_ud;
     const struct sg_ynode *envvars; /* top-level environment_variables (LiteLLM), or NULL */
     struct sg_config *c;            /* being built */
-    char **aliases;                 /* model_names, sorted, for lookups; borrowed strings */
-    size_t n_aliases;
     char **unrouted; /* model_names whose every entry is not routed, sorted; borrowed */
     size_t n_unrouted;
     const struct sg_cfg_doc *doc;
-    struct sg_cfg_group_ix *group_ix; /* model_list's groups by alias (sg_cfg_add_alias_group) */
-    size_t n_group_ix, groups_cap;
+    size_t groups_cap;   /* c->groups' room: model_group_alias appends to it */
+    size_t model_groups; /* c->groups before it: model_list's own */
 };
 
 enum sg_cfg_ftype {

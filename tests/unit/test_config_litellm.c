@@ -294,7 +294,8 @@ static void test_model_group_alias(void **state)
                                             "    gpt-4: a\n"
                                             "    GPT-B: { model: b, hidden: true }\n"
                                             "    c: a\n"
-                                            "    old: nope\n");
+                                            "    old: nope\n"
+                                            "    chain: gpt-4\n");
     assert_loaded(c);
     assert_int_equal(c->n_groups, 5);
     assert_string_equal(c->groups[3].alias, "gpt-4");
@@ -303,6 +304,8 @@ static void test_model_group_alias(void **state)
     assert_string_equal(c->groups[4].alias, "GPT-B");
     assert_ptr_equal(c->groups[4].deployments[0], &c->deployments[1]);
     assert_ptr_equal(sg_config_group(c, "gpt-4", 5), &c->groups[3]);
+    assert_ptr_equal(sg_config_group(c, "a", 1), &c->groups[0]); /* the index followed the move */
+    assert_null(sg_config_group(c, "chain", 5));
     assert_warning(8, "router_settings.model_group_alias.GPT-B.hidden is not supported: 'GPT-B' "
                       "is routed, and listed in /v1/models");
     assert_warning(9, "router_settings.model_group_alias.c: 'c' is a model_name of model_list "
@@ -310,7 +313,11 @@ static void test_model_group_alias(void **state)
     assert_warning(10, "router_settings.model_group_alias.old: 'nope' is not a model_name in "
                        "model_list: add a deployment with model_name: nope or remove it; the "
                        "alias is ignored");
-    assert_int_equal(warnings(), 3);
+    /* LiteLLM resolves an alias once: an alias of an alias finds no model_list group. */
+    assert_warning(11, "router_settings.model_group_alias.chain: 'gpt-4' is not a model_name in "
+                       "model_list: add a deployment with model_name: gpt-4 or remove it; the "
+                       "alias is ignored");
+    assert_int_equal(warnings(), 4);
     sg_config_unref(c);
 
     c = load(THREE_GROUPS "router_settings:\n"
