@@ -128,9 +128,9 @@ int cmd_serve(int argc, char **argv)
     }
     if (cfg->n_deployments == 0) {
         fprintf(stderr,
-                "slogate serve: %s has no model_list entries, so there is nothing to "
-                "route to.\n  Add deployments (see examples/slogate.yaml) or try "
-                "`slogate demo`.\n",
+                "slogate serve: %s has no model_list entries slogate can route (any it "
+                "left out are in the warnings above), so there is nothing to route to.\n  Add "
+                "deployments (see examples/slogate.yaml) or try `slogate demo`.\n",
                 path);
         sg_config_unref(cfg);
         return SG_EXIT_USAGE;

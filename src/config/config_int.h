@@ -214,7 +214,7 @@ struct sg_cfg_includes *sg_cfg_include(struct sg_cfg_loader *ld, const struct sg
                                        const char *base_dir, struct sg_cfg_doc *doc);
 void sg_cfg_includes_free(struct sg_cfg_includes *inc);
 
-/* router_settings (router.c). */
+/* router_settings (router_settings.c). */
 extern const struct sg_cfg_table sg_cfg_router_table;
 /* The router keys LiteLLM also takes from litellm_settings, and default_fallbacks: read once
  * router_settings is. */

@@ -1,7 +1,7 @@
 /*
  * The section tables: LiteLLM's general_settings and litellm_settings, and slogate's own
  * server, service, slo, features, budgets, rate_limits, cache, alerts, telemetry and drill
- * (router_settings has a file of its own, router.c). Each table is the single place that says a
+ * (router_settings has a file of its own, router_settings.c). Each table is the single place that says a
  * key's type, default and bounds; the few keys that need more than a table row have a custom loader
  * next to their table.
  *

@@ -359,7 +359,8 @@ static int reload_locked(struct sg_gateway *gw, bool force, struct gw_reload *ou
         return SG_ECONFIG;
     }
     if (cfg->n_deployments == 0) {
-        sg_buf_appends(err, "the new config has no model_list entries; keeping the old one");
+        sg_buf_appends(err, "the new config has no model_list entries slogate can route; keeping "
+                            "the old one");
         sg_config_unref(cfg);
         sg_buf_dispose(&warn);
         return SG_ECONFIG;
