@@ -654,11 +654,6 @@ static void check_ids(struct sg_cfg_loader *ld, const struct sg_ynode *const *en
     free(ix);
 }
 
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
 static void load_model_list(struct sg_cfg_loader *ld, const struct sg_ynode *list)
 {
     struct sg_config *c = ld->c;
@@ -685,7 +680,7 @@ static void load_model_list(struct sg_cfg_loader *ld, const struct sg_ynode *lis
     c->deployments = sg_xcalloc(list->n, sizeof *c->deployments);
     bool *generated = sg_xcalloc(list->n, sizeof *generated);
     const struct sg_ynode **entries = sg_xcalloc(list->n, sizeof *entries);
-    ld->unrouted = sg_xcalloc(list->n, sizeof *ld->unrouted);
+    c->unrouted = sg_xcalloc(list->n, sizeof *c->unrouted);
     for (size_t i = 0; i < list->n; i++) {
         const struct sg_ynode *entry = list->items[i];
         size_t index = doc && doc->item_index ? doc->item_index[i] : i;
@@ -698,8 +693,11 @@ static void load_model_list(struct sg_cfg_loader *ld, const struct sg_ynode *lis
                 ld,
                 line_of(sg_ynode_get(sg_ynode_get(entry, "litellm_params"), "model"), entry->line),
                 "%s (%.60s) is not routed: %s", path, named ? name->s : "?", why);
-            if (named)
-                ld->unrouted[ld->n_unrouted++] = name->s;
+            if (named && !sg_map_find(&c->unrouted_index, name->s, name->len)) {
+                struct sg_unrouted *u = &c->unrouted[c->n_unrouted++];
+                *u = (struct sg_unrouted){sg_xstrdup(name->s), sg_xstrdup(why)};
+                sg_map_put(&c->unrouted_index, u->alias, name->len, u);
+            }
             continue;
         }
         struct dep_load dl = {0};
@@ -730,8 +728,6 @@ static void load_model_list(struct sg_cfg_loader *ld, const struct sg_ynode *lis
     dedupe_generated_ids(c, generated);
     free(generated);
     build_groups(ld);
-    if (ld->n_unrouted > 1)
-        qsort(ld->unrouted, ld->n_unrouted, sizeof *ld->unrouted, cmp_str);
     check_ids(ld, entries);
     free(entries);
 }
@@ -745,8 +741,7 @@ bool sg_cfg_has_alias(const struct sg_cfg_loader *ld, const char *name)
 
 bool sg_cfg_unrouted_alias(const struct sg_cfg_loader *ld, const char *name)
 {
-    return ld->n_unrouted && !sg_cfg_has_alias(ld, name) &&
-           bsearch(&name, ld->unrouted, ld->n_unrouted, sizeof *ld->unrouted, cmp_str) != NULL;
+    return !sg_cfg_has_alias(ld, name) && sg_config_unrouted(ld->c, name, strlen(name));
 }
 
 void sg_cfg_at(struct sg_cfg_loader *ld, const char *key)
@@ -820,6 +815,12 @@ static void config_free(struct sg_config *c)
     free(c->groups);
     sg_map_dispose(&c->group_index);
     sg_map_dispose(&c->feature_index);
+    for (size_t i = 0; i < c->n_unrouted; i++) {
+        free(c->unrouted[i].alias);
+        free(c->unrouted[i].why);
+    }
+    free(c->unrouted);
+    sg_map_dispose(&c->unrouted_index);
     sg_cfg_free_sections(c);
     free(c->path);
     free(c);
@@ -850,6 +851,12 @@ static void index_features(struct sg_config *c)
 const struct sg_group *sg_config_group(const struct sg_config *c, const char *alias, size_t len)
 {
     return sg_map_find(&c->group_index, alias, len);
+}
+
+const char *sg_config_unrouted(const struct sg_config *c, const char *alias, size_t len)
+{
+    const struct sg_unrouted *u = sg_map_find(&c->unrouted_index, alias, len);
+    return u ? u->why : NULL;
 }
 
 const struct sg_feature *sg_config_feature(const struct sg_config *c, const char *name, size_t len)
@@ -1026,7 +1033,6 @@ out:
     } else if (c) {
         index_features(c);
     }
-    free(ld.unrouted);
     sg_cfg_includes_free(inc);
     sg_yaml_free(root);
     return c;

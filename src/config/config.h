@@ -89,6 +89,13 @@ struct sg_group {
     size_t n;
 };
 
+/* A model_name whose every model_list entry was left out (a provider slogate cannot call, a
+ * wildcard...), with why: its requests are told, not answered "does not exist". */
+struct sg_unrouted {
+    char *alias;
+    char *why; /* the first left-out entry's reason, as the config warning gave it */
+};
+
 /* `alias: [target, ...]` from fallbacks / context_window_fallbacks. */
 struct sg_fallback {
     char *alias;
@@ -248,6 +255,9 @@ struct sg_config {
      * never changed once it returns, so every worker looks up its requests' names without a
      * lock. */
     struct sg_map group_index, feature_index;
+    struct sg_unrouted *unrouted; /* indexed by unrouted_index (alias -> entry) */
+    size_t n_unrouted;
+    struct sg_map unrouted_index;
     int refs; /* atomic reference count; starts at 1 */
 };
 
@@ -270,6 +280,8 @@ struct sg_config *sg_config_ref(struct sg_config *c);
 void sg_config_unref(struct sg_config *c);
 
 const struct sg_group *sg_config_group(const struct sg_config *c, const char *alias, size_t len);
+/* Why a model_name that has no group was left out of model_list, or NULL if it is not in it. */
+const char *sg_config_unrouted(const struct sg_config *c, const char *alias, size_t len);
 const struct sg_feature *sg_config_feature(const struct sg_config *c, const char *name, size_t len);
 
 /* The keys a running gateway reads once, at start (the listener, the threads, the store, the

@@ -85,8 +85,6 @@ struct sg_cfg_loader {
     void *env_ud;
     const struct sg_ynode *envvars; /* top-level environment_variables (LiteLLM), or NULL */
     struct sg_config *c;            /* being built */
-    char **unrouted; /* model_names whose every entry is not routed, sorted; borrowed */
-    size_t n_unrouted;
     const struct sg_cfg_doc *doc;
     size_t groups_cap;   /* c->groups' room: model_group_alias appends to it */
     size_t model_groups; /* c->groups before it: model_list's own */

@@ -1257,10 +1257,19 @@ void gw_chat(struct sg_http_request *req, struct sg_worker *w)
     const struct sg_router_group *rg =
         sg_router_group(g->rt->router, g->chat.model, g->chat.model_len);
     if (!rg) {
-        gw_error(g, 404, "invalid_request_error", "model_not_found",
-                 "The model `%.*s` does not exist or you do not have access to it. GET /v1/models "
-                 "lists the models this gateway serves.",
-                 (int)SG_MIN(g->chat.model_len, 200), g->chat.model);
+        int n = (int)SG_MIN(g->chat.model_len, 200);
+        /* In the file, but every entry was left out at load: say why, not "does not exist". */
+        const char *why = sg_config_unrouted(cfg, g->chat.model, g->chat.model_len);
+        if (why)
+            gw_error(g, 404, "invalid_request_error", "model_not_found",
+                     "The model `%.*s` is in this gateway's config but not routed: %s. GET "
+                     "/v1/models lists the models this gateway serves.",
+                     n, g->chat.model, why);
+        else
+            gw_error(g, 404, "invalid_request_error", "model_not_found",
+                     "The model `%.*s` does not exist or you do not have access to it. GET "
+                     "/v1/models lists the models this gateway serves.",
+                     n, g->chat.model);
         gw_finish(g);
         return;
     }

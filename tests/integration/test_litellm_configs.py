@@ -142,6 +142,18 @@ def test_deployments_slogate_cannot_route_are_left_out(fx):
     r = chat(gw.port, chat_body(model="bedrock-claude"))
     eq(r.status, 404, "an alias slogate does not route (%s)" % r.text)
     eq(r.error()["code"], "model_not_found", "the error code")
+    eq(r.error()["message"],
+       "The model `bedrock-claude` is in this gateway's config but not routed: slogate has no "
+       "bedrock adapter (it speaks the OpenAI and Anthropic APIs); to reach "
+       "anthropic.claude-instant-v1 through an OpenAI-compatible endpoint, write model: "
+       "openai/anthropic.claude-instant-v1 with that endpoint as api_base. GET /v1/models lists "
+       "the models this gateway serves.", "the client is told why, as the operator was")
+    r = chat(gw.port, chat_body(model="anthropic/*"))
+    contains(r.error()["message"], "is in this gateway's config but not routed: LiteLLM's "
+             "wildcard routes", "a wildcard entry's name")
+    r = chat(gw.port, chat_body(model="gpt-4o"))  # what the wildcard would have taken
+    eq(r.status, 404, "a model the wildcard would match (%s)" % r.text)
+    contains(r.error()["message"], "does not exist", "a name in no entry: the usual message")
     r = chat(gw.port, chat_body(model="local-llama"))
     eq(r.status, 200, "the Ollama deployment answers (%s)" % r.text)
     # LiteLLM's Ollama api_base is the server's root: its OpenAI-compatible API is under /v1.
