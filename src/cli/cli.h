@@ -21,6 +21,12 @@ int sg_cli_wants_help(int argc, char **argv, const char *usage);
 /* True when argv holds --version; prints the version then. */
 int sg_cli_wants_version(int argc, char **argv);
 
+/* `one` when n is 1, else `many`: "1 deployment", "2 deployments". */
+static inline const char *sg_cli_plural(long long n, const char *one, const char *many)
+{
+    return n == 1 ? one : many;
+}
+
 /* A macro's value as a string literal, for usage texts. */
 #define SG_CLI_STR_(x) #x
 #define SG_CLI_STR(x) SG_CLI_STR_(x)

@@ -23,11 +23,6 @@ static const char usage[] =
     "\n"
     "exit codes: 0 no errors (warnings allowed), 2 errors or a usage problem\n";
 
-static const char *plural(size_t n, const char *one, const char *many)
-{
-    return n == 1 ? one : many;
-}
-
 /* The store's schema version, read without creating or migrating anything. */
 static void report_store(const struct sg_config *c)
 {
@@ -115,13 +110,14 @@ int cmd_check(int argc, char **argv)
     size_t errors = sg_diags_errors(&diags), warnings = sg_diags_warnings(&diags);
     if (c && errors == 0) {
         printf("%s: ok \xe2\x80\x94 %zu %s in %zu %s, %zu %s\n", path, c->n_deployments,
-               plural(c->n_deployments, "deployment", "deployments"), c->n_groups,
-               plural(c->n_groups, "group", "groups"), warnings,
-               plural(warnings, "warning", "warnings"));
+               sg_cli_plural((long long)c->n_deployments, "deployment", "deployments"), c->n_groups,
+               sg_cli_plural((long long)c->n_groups, "group", "groups"), warnings,
+               sg_cli_plural((long long)warnings, "warning", "warnings"));
         report_store(c);
     } else {
-        printf("%s: %zu %s, %zu %s\n", path, errors, plural(errors, "error", "errors"), warnings,
-               plural(warnings, "warning", "warnings"));
+        printf("%s: %zu %s, %zu %s\n", path, errors,
+               sg_cli_plural((long long)errors, "error", "errors"), warnings,
+               sg_cli_plural((long long)warnings, "warning", "warnings"));
     }
     sg_config_unref(c);
     sg_diags_dispose(&diags);

@@ -29,9 +29,12 @@ static void banner(struct sg_gateway *gw, void *ud)
 {
     const char *host = ud;
     struct sg_config *cfg = sg_gateway_config_ref(gw);
-    printf("slogate listening on http://%s:%d (%d workers, %zu deployments in %zu groups)\n",
-           host ? host : cfg->server.host, sg_gateway_port(gw), sg_gateway_workers(gw),
-           cfg->n_deployments, cfg->n_groups);
+    int workers = sg_gateway_workers(gw);
+    printf("slogate listening on http://%s:%d (%d %s, %zu %s in %zu %s)\n",
+           host ? host : cfg->server.host, sg_gateway_port(gw), workers,
+           sg_cli_plural(workers, "worker", "workers"), cfg->n_deployments,
+           sg_cli_plural((long long)cfg->n_deployments, "deployment", "deployments"), cfg->n_groups,
+           sg_cli_plural((long long)cfg->n_groups, "group", "groups"));
     sg_config_unref(cfg);
     fflush(stdout);
 }

@@ -675,9 +675,10 @@ class Fixture:
         if workers:
             a += ["--workers", str(workers)]
         p = self.spawn(a + list(args), name, env)
-        m = p.wait_line(r"^slogate listening on http://([\d.]+):(\d+) \((\d+) workers")
+        m = p.wait_line(r"^slogate listening on http://([\d.]+):(\d+) \((\d+) workers?, .*\)$")
         gw = Gateway(p, int(m.group(2)), path)
         gw.workers = int(m.group(3))
+        gw.banner = m.group(0)
         return gw
 
     def mock_and_gateway(self, workers=1, server=None, general=None, mock_args=None, **params):

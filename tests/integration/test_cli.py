@@ -298,3 +298,9 @@ def test_demo_answers_chat_and_exits_0_on_sigint(fx):
     eq(r.status, 401, "demo rejects another key")
     p.signal(signal.SIGINT)
     eq(p.wait(10), 0, "demo exit code after SIGINT")
+
+
+def test_serve_banner_counts_in_words_that_agree(fx):
+    m, gw = fx.mock_and_gateway(workers=1)
+    eq(gw.banner, "slogate listening on http://127.0.0.1:%d (1 worker, 1 deployment in 1 group)"
+       % gw.port, "the banner, singular where it is one")
