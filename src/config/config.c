@@ -760,7 +760,8 @@ void sg_cfg_at(struct sg_cfg_loader *ld, const char *key)
     }
 }
 
-bool sg_cfg_add_alias_group(struct sg_cfg_loader *ld, const char *alias, const char *target)
+bool sg_cfg_add_alias_group(struct sg_cfg_loader *ld, const char *alias, const char *target,
+                            bool hidden)
 {
     struct sg_config *c = ld->c;
     /* A model_list group, as LiteLLM resolves an alias once: not another alias. */
@@ -776,6 +777,7 @@ bool sg_cfg_add_alias_group(struct sg_cfg_loader *ld, const char *alias, const c
     const struct sg_group *t = &c->groups[target_ix];
     struct sg_group *g = &c->groups[c->n_groups++];
     g->alias = sg_xstrdup(alias);
+    g->hidden = hidden;
     g->n = t->n;
     g->deployments = sg_xmalloc(g->n * sizeof *g->deployments);
     memcpy(g->deployments, t->deployments, g->n * sizeof *g->deployments);

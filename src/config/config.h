@@ -85,6 +85,7 @@ struct sg_deployment {
 /* Deployments sharing one model_name, in config order. */
 struct sg_group {
     char *alias;
+    bool hidden; /* model_group_alias with hidden: true: routed, not listed in /v1/models */
     struct sg_deployment **deployments; /* borrowed from sg_config.deployments */
     size_t n;
 };

@@ -195,7 +195,8 @@ bool sg_cfg_unrouted_alias(const struct sg_cfg_loader *ld, const char *name);
 void sg_cfg_at(struct sg_cfg_loader *ld, const char *key);
 /* Append a group `alias` that routes to the deployments of the model_list group `target`
  * (model_group_alias); false when there is no such group. O(log groups) each. */
-bool sg_cfg_add_alias_group(struct sg_cfg_loader *ld, const char *alias, const char *target);
+bool sg_cfg_add_alias_group(struct sg_cfg_loader *ld, const char *alias, const char *target,
+                            bool hidden);
 /* "a, b, c" (at most a few) for "use one of ..." messages; writes into buf. */
 const char *sg_cfg_alias_list(const struct sg_cfg_loader *ld, char *buf, size_t n);
 

@@ -331,12 +331,8 @@ static void model_group_alias(struct sg_cfg_loader *ld, const struct sg_ynode *v
                         "%s: '%.60s' is a model_name of model_list already: the alias is "
                         "ignored, requests for it go to its own deployments",
                         apath, k->s);
-        else if (!sg_cfg_add_alias_group(ld, k->s, target))
+        else if (!sg_cfg_add_alias_group(ld, k->s, target, hide))
             warn_missing_alias(ld, t->line, tpath, target, "the alias is ignored");
-        else if (hide)
-            sg_cfg_warn(ld, hidden->line,
-                        "%s.hidden is not supported: '%.60s' is routed, and listed in /v1/models",
-                        apath, k->s);
         free(target);
     }
 }

@@ -1,9 +1,9 @@
 /*
  * The section tables: LiteLLM's general_settings and litellm_settings, and slogate's own
  * server, service, slo, features, budgets, rate_limits, cache, alerts, telemetry and drill
- * (router_settings has a file of its own, router_settings.c). Each table is the single place that says a
- * key's type, default and bounds; the few keys that need more than a table row have a custom loader
- * next to their table.
+ * (router_settings has a file of its own, router_settings.c). Each table is the single place that
+ * says a key's type, default and bounds; the few keys that need more than a table row have a custom
+ * loader next to their table.
  *
  * model_list lives in config.c: it needs the provider logic and builds the groups that the
  * fallbacks and budgets checks below look aliases up in.

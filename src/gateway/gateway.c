@@ -17,9 +17,13 @@ static void append_models_json(struct sg_buf *b, const struct sg_config *cfg)
     /* Created time is fixed at load: clients cache the list, so it should not move. */
     long created = (long)(sg_wall_ms() / 1000);
     sg_buf_appends(b, "{\"object\":\"list\",\"data\":[");
+    bool first = true;
     for (size_t i = 0; i < cfg->n_groups; i++) {
-        if (i)
+        if (cfg->groups[i].hidden)
+            continue; /* served, not listed: LiteLLM's model_group_alias hidden: true */
+        if (!first)
             sg_buf_append(b, ",", 1);
+        first = false;
         sg_buf_appends(b, "{\"id\":\"");
         sg_buf_append_json_str(b, cfg->groups[i].alias, strlen(cfg->groups[i].alias));
         sg_buf_appendf(b, "\",\"object\":\"model\",\"created\":%ld,\"owned_by\":\"slogate\"}",

@@ -284,16 +284,19 @@ def test_model_group_alias_is_served_and_listed(fx):
             "    model_info: { id: four-o }\n"
             "router_settings:\n"
             "  routing_strategy: simple-shuffle\n"
-            "  model_group_alias: {\"gpt-4\": \"gpt-4o\"}\n"
+            "  model_group_alias:\n"
+            "    gpt-4: gpt-4o\n"
+            "    legacy-4: { model: gpt-4o, hidden: true }\n"
             "  num_retries: 2\n"
             "  timeout: 30\n"
             "general_settings: { master_key: %s }\n" % (m.url, MOCK_KEY, MASTER_KEY))
     checked(fx, text, 0, [])
     gw = fx.gateway(text)
-    eq(models(gw), ["gpt-4o", "gpt-4"], "/v1/models lists the alias")
-    r = chat(gw.port, chat_body(model="gpt-4"))
-    eq(r.status, 200, "a request for the alias (%s)" % r.text)
-    eq(r.header("x-slogate-deployment"), "four-o", "served by the target's deployment")
+    eq(models(gw), ["gpt-4o", "gpt-4"], "/v1/models lists the alias, not the hidden one")
+    for alias in ("legacy-4", "gpt-4"):
+        r = chat(gw.port, chat_body(model=alias))
+        eq(r.status, 200, "a request for %s (%s)" % (alias, r.text))
+        eq(r.header("x-slogate-deployment"), "four-o", "served by the target's deployment")
     eq(m.last()["model"], "gpt-4o", "the target's model is sent")
 
 

@@ -306,8 +306,8 @@ static void test_model_group_alias(void **state)
     assert_ptr_equal(sg_config_group(c, "gpt-4", 5), &c->groups[3]);
     assert_ptr_equal(sg_config_group(c, "a", 1), &c->groups[0]); /* the index followed the move */
     assert_null(sg_config_group(c, "chain", 5));
-    assert_warning(8, "router_settings.model_group_alias.GPT-B.hidden is not supported: 'GPT-B' "
-                      "is routed, and listed in /v1/models");
+    assert_true(c->groups[4].hidden); /* routed, left out of /v1/models */
+    assert_false(c->groups[3].hidden);
     assert_warning(9, "router_settings.model_group_alias.c: 'c' is a model_name of model_list "
                       "already: the alias is ignored, requests for it go to its own deployments");
     assert_warning(10, "router_settings.model_group_alias.old: 'nope' is not a model_name in "
@@ -317,7 +317,7 @@ static void test_model_group_alias(void **state)
     assert_warning(11, "router_settings.model_group_alias.chain: 'gpt-4' is not a model_name in "
                        "model_list: add a deployment with model_name: gpt-4 or remove it; the "
                        "alias is ignored");
-    assert_int_equal(warnings(), 4);
+    assert_int_equal(warnings(), 3);
     sg_config_unref(c);
 
     c = load(THREE_GROUPS "router_settings:\n"
