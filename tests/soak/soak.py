@@ -507,9 +507,11 @@ def evaluate(s):
                                           if len(lost) > 12 else []))
     s.window_losses = excused
     if not s.args.strict:
+        ages = [k.t_kill - q.t1 for q in excused for k in s.kills if k.life == q.life]
         v.add(True, "KNOWN: events a SIGKILL took from the writer's memory: %d of requests "
-              "answered at most %.2f s before it (the documented limit: --strict counts them)"
-              % (len(excused), s.args.kill_window_s), fmt_list(when(q) for q in excused))
+              "answered at most %.2f s before it (the earliest %.3f s; the documented limit: "
+              "--strict counts them)" % (len(excused), s.args.kill_window_s, max(ages or [0])),
+              fmt_list(when(q) for q in excused))
 
     # 2. No duplicates: one row per request, one request per x-request-id, and no row that no
     # request made (except those of requests a SIGKILL or a restart cut: listed).
