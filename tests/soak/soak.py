@@ -314,8 +314,10 @@ class Soak:
                 self.do(actions[i])
                 i += 1
             if time.monotonic() - last_rss >= 1.0:
-                self.sample_rss()
+                rss = self.sample_rss()
                 last_rss = time.monotonic()
+                if rss and len(self.rss) % 30 == 0:
+                    self.say("RSS %.1f MiB" % (rss / MiB))
             if not self.gw.proc.alive():
                 self.problem("the gateway (lifetime %d) died: exit %s"
                              % (self.state.life, self.gw.proc.p.returncode))
