@@ -96,7 +96,8 @@ static void register_store_metrics(struct gw_telemetry *t)
         size_t off;
         char kind;
     } defs[] = {
-        {"slogate_store_queue_depth", "Request events waiting for the store's writer.",
+        {"slogate_store_queue_depth",
+         "Request events neither written nor spooled yet (the queue and the writer's batch).",
          SG_METRIC_GAUGE, offsetof(struct sg_store_stats, queued), 'u'},
         {"slogate_store_spool_bytes", "Bytes in the local spool not yet written to the database.",
          SG_METRIC_GAUGE, offsetof(struct sg_store_stats, spool_bytes), 'u'},

@@ -30,7 +30,8 @@ struct sg_store {
     /* writer thread only */
     struct sg_event **batch;
     size_t n_batch;
-    uint64_t batch_t0;
+    uint64_t batch_t0;        /* the batch's age counts from here: its first event came later */
+    uint64_t seen_empty;      /* when the writer last found the queue empty */
     struct sg_event **rbatch; /* replay scratch */
     bool *rtap;
     uint64_t next_try;
@@ -49,6 +50,7 @@ struct sg_store {
     uint64_t close_deadline;
 
     _Atomic uint64_t rows, dups, failures, overflows, lost, batches;
+    _Atomic uint64_t held; /* n_batch, for stats: events taken off the queue, not written yet */
     _Atomic uint64_t lost_logged_at; /* request path: when a lost event was last logged */
     _Atomic uint64_t lost_unlogged;  /* ... and how many were lost since */
     atomic_bool degraded, connected;
@@ -265,17 +267,26 @@ uint64_t sg_store_tick(struct sg_store *s, bool drain)
     /* Whole batches as long as the queue has them (bounded, so a stop request is seen under
      * sustained load); what is left waits for its flush time. */
     for (int round = 0; round < 64; round++) {
-        while (s->n_batch < s->o.batch_max && (ev = sg_mpmc_pop(&s->q))) {
+        while (s->n_batch < s->o.batch_max) {
+            if (!(ev = sg_mpmc_pop(&s->q))) {
+                s->seen_empty = now;
+                break;
+            }
+            /* The event came after the queue was last seen empty, maybe while this thread
+             * slept a whole flush_ms: its wait counts from then, not from now, or it would wait
+             * up to twice flush_ms (and a SIGKILL loses what waits in memory). */
             if (!s->n_batch)
-                s->batch_t0 = now;
+                s->batch_t0 = s->seen_empty;
             s->batch[s->n_batch++] = ev;
             s->last_event = now;
             s->released = false;
         }
+        atomic_store_explicit(&s->held, s->n_batch, memory_order_relaxed);
         if (!s->n_batch ||
             !(drain || s->n_batch >= s->o.batch_max || now - s->batch_t0 >= s->o.flush_ms))
             break;
         write_live(s, now);
+        atomic_store_explicit(&s->held, 0, memory_order_relaxed);
         now = now_ms(s);
     }
     /* One sync for what this tick spooled and what the request path did (queue full). */
@@ -380,6 +391,7 @@ struct sg_store *sg_store_new(struct sg_store_backend *backend_take,
     s->backoff = s->o.retry_min_ms;
     atomic_init(&s->lost_logged_at, UINT64_MAX);
     s->last_event = now_ms(s); /* idle time counts from the start, not from the epoch */
+    s->seen_empty = s->last_event;
     s->batch = sg_xcalloc(s->o.batch_max, sizeof *s->batch);
     s->rbatch = sg_xcalloc(s->o.batch_max, sizeof *s->rbatch);
     s->rtap = sg_xcalloc(s->o.batch_max, sizeof *s->rtap);
@@ -495,7 +507,8 @@ void sg_store_stats(const struct sg_store *cs, struct sg_store_stats *out)
 {
     struct sg_store *s = (struct sg_store *)cs; /* atomics only */
     memset(out, 0, sizeof *out);
-    out->queued = sg_mpmc_size(&s->q);
+    /* The writer's batch in hand too: events it took off the queue are in no database yet. */
+    out->queued = sg_mpmc_size(&s->q) + atomic_load_explicit(&s->held, memory_order_relaxed);
     out->queue_capacity = s->q.mask + 1;
     uint64_t size = atomic_load(&s->sp.size), off = atomic_load(&s->sp.read_off);
     out->spool_bytes = size > off ? size - off : 0;

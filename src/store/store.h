@@ -91,7 +91,7 @@ struct sg_store_options {
 
 /* Counters for metrics and /health/readiness; read from any thread. */
 struct sg_store_stats {
-    uint64_t queued; /* events in the queue now */
+    uint64_t queued; /* events not written nor spooled yet: the queue and the writer's batch */
     uint64_t queue_capacity;
     uint64_t spool_bytes; /* not yet replayed */
     uint64_t spool_events;
