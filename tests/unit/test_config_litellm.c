@@ -325,6 +325,12 @@ static void test_model_group_alias(void **state)
     assert_null(c);
     assert_error(6, "router_settings.model_group_alias must be a mapping of alias: model_name, "
                     "e.g. {gpt-4: gpt-4o}; got a list");
+
+    c = load(THREE_GROUPS "router_settings:\n"
+                          "  model_group_alias:\n"
+                          "    old: { model: a, hidden: maybe }\n");
+    assert_null(c);
+    assert_error(7, "router_settings.model_group_alias.old.hidden must be true or false");
 }
 
 /* ---- include: ---- */
