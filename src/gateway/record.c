@@ -42,7 +42,7 @@ struct gw_telemetry {
     char *otlp_endpoint;
     char *service_name;
     bool log_prompts;
-    struct stat_ref refs[12];
+    struct stat_ref refs[11]; /* one per store metric (register_store_metrics) */
 };
 
 /* ---- scrape-time values ---- */
@@ -123,9 +123,14 @@ static void register_store_metrics(struct gw_telemetry *t)
          SG_METRIC_COUNTER, offsetof(struct sg_store_stats, overflows), 'u'},
         {"slogate_store_events_lost_total", "Events that could not even be spooled (disk full).",
          SG_METRIC_COUNTER, offsetof(struct sg_store_stats, lost), 'u'},
+        {"slogate_store_unjournaled_total",
+         "Events handed to the store with no crash journal copy (the journal was full or could "
+         "not be made): a SIGKILL loses them while they wait in memory.",
+         SG_METRIC_COUNTER, offsetof(struct sg_store_stats, unjournaled), 'u'},
         {"slogate_store_schema_version", "The database's schema version.", SG_METRIC_GAUGE,
          offsetof(struct sg_store_stats, schema_version), 'i'},
     };
+    _Static_assert(SG_ARRAY_LEN(defs) == SG_ARRAY_LEN(t->refs), "one reference per metric");
     struct sg_metrics *m = sg_telemetry_metrics(t->tel);
     const char *labels[] = {"backend", t->backend, NULL};
     for (size_t i = 0; i < SG_ARRAY_LEN(defs); i++) {

@@ -200,7 +200,9 @@ static void adopt(struct sg_spool *sp, const char *base, int slot)
                     sp->path, lines, path);
         }
     }
-    if (ok) {
+    /* What the dead process held in memory came after its spooled lines. */
+    bool journal_ok = sg_journal_recover(sp->journal_dir, path, sp);
+    if (ok && journal_ok) {
         /* Emptied: the default name stays as an empty file, extra slots go away. */
         if (slot) {
             unlink(pos_path);
@@ -214,10 +216,12 @@ static void adopt(struct sg_spool *sp, const char *base, int slot)
     free(pos_path);
 }
 
-int sg_spool_open(struct sg_spool *sp, const char *base, char *err, size_t err_len)
+int sg_spool_open(struct sg_spool *sp, const char *base, const char *journal_dir, char *err,
+                  size_t err_len)
 {
     memset(sp, 0, sizeof *sp);
     sp->fd = -1;
+    sp->journal_dir = journal_dir;
     pthread_mutex_init(&sp->mu, NULL);
     sg_buf_init(&sp->rd, 0);
     /* One spool file per process: two processes appending to and replaying one file would
@@ -277,6 +281,8 @@ int sg_spool_open(struct sg_spool *sp, const char *base, char *err, size_t err_l
     atomic_init(&sp->events, lines);
     if (lines)
         SG_INFO("store", "spool %s holds %" PRIu64 " events to replay", sp->path, lines);
+    /* The events the last process in this slot held in memory when it died. */
+    sp->journal_kept = !sg_journal_recover(journal_dir, sp->path, sp);
     for (int i = 0; i < SG_SPOOL_SLOTS; i++)
         if (i != slot)
             adopt(sp, base, i);
@@ -293,6 +299,23 @@ void sg_spool_close(struct sg_spool *sp)
     free(sp->path);
     free(sp->pos_path);
     sp->path = sp->pos_path = NULL;
+}
+
+int sg_spool_tap_line(const struct sg_event *ev, struct sg_buf *b)
+{
+    size_t start = b->len;
+    int rc = sg_buf_appends(b, SG_SPOOL_TAP_PREFIX);
+    size_t at = b->len;
+    rc = rc ? rc : sg_event_to_json(ev, SG_EVENT_JSON_PROMPT | SG_EVENT_JSON_ATTEMPTS, b);
+    if (!rc) {
+        /* Splice: the prefix already opened the object, so drop the event's own '{'. */
+        memmove(b->data + at, b->data + at + 1, b->len - at - 1);
+        b->len--;
+        rc = sg_buf_append(b, "\n", 1);
+    }
+    if (rc)
+        b->len = start;
+    return rc;
 }
 
 int sg_spool_append(struct sg_spool *sp, const char *lines, size_t len, size_t n_events)

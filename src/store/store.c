@@ -26,6 +26,7 @@ struct sg_store {
     struct sg_store_options o;
     struct sg_mpmc q; /* events from the request path; the writer is the one consumer */
     struct sg_spool sp;
+    struct sg_journal j; /* a copy of each event from submit until written or spooled */
 
     /* writer thread only */
     struct sg_event **batch;
@@ -208,8 +209,10 @@ static void write_live(struct sg_store *s, uint64_t now)
     } else {
         db_ok(s);
     }
-    for (size_t i = 0; i < s->n_batch; i++)
+    for (size_t i = 0; i < s->n_batch; i++) {
+        sg_journal_done(&s->j, s->batch[i]->journal_cell);
         sg_event_free(s->batch[i]);
+    }
     s->n_batch = 0;
 }
 
@@ -400,7 +403,8 @@ struct sg_store *sg_store_new(struct sg_store_backend *backend_take,
     s->sp.fd = -1;
     if (!o->spool_path)
         snprintf(err, err_len, "no spool path");
-    if (!o->spool_path || sg_spool_open(&s->sp, o->spool_path, err, err_len) != SG_OK) {
+    const char *jdir = o->journal_dir ? o->journal_dir : "/dev/shm";
+    if (!o->spool_path || sg_spool_open(&s->sp, o->spool_path, jdir, err, err_len) != SG_OK) {
         if (o->spool_path)
             sg_spool_close(&s->sp);
         queue_dispose(&s->q);
@@ -412,6 +416,11 @@ struct sg_store *sg_store_new(struct sg_store_backend *backend_take,
         free(s);
         return NULL;
     }
+    if (s->sp.journal_kept)
+        SG_WARN("store", "no crash journal this time: the last one for %s is still unread",
+                s->sp.path);
+    else
+        sg_journal_open(&s->j, jdir, s->sp.path);
     if (atomic_load(&s->sp.events))
         atomic_store(&s->degraded, true); /* catching up until the spool is replayed */
     sem_init(&s->wake, 0, 0);
@@ -430,6 +439,8 @@ struct sg_store *sg_store_new(struct sg_store_backend *backend_take,
 
 void sg_store_submit(struct sg_store *s, struct sg_event *ev_take)
 {
+    /* A copy that survives this process until the event is written or spooled. */
+    ev_take->journal_cell = sg_journal_put(&s->j, ev_take);
     if (sg_mpmc_push(&s->q, ev_take)) {
         /* Wake a sleeping writer once a whole batch waits (the flush timer covers the rest). */
         if (atomic_load(&s->sleeping) && sg_mpmc_size(&s->q) >= s->o.batch_max &&
@@ -443,15 +454,7 @@ void sg_store_submit(struct sg_store *s, struct sg_event *ev_take)
     atomic_fetch_add(&s->overflows, 1);
     struct sg_buf b;
     sg_buf_init(&b, 0);
-    int rc = sg_buf_appends(&b, SG_SPOOL_TAP_PREFIX);
-    size_t at = b.len;
-    rc = rc ? rc : sg_event_to_json(ev_take, SG_EVENT_JSON_PROMPT | SG_EVENT_JSON_ATTEMPTS, &b);
-    if (!rc) {
-        /* Splice: the prefix already opened the object, so drop the event's own '{'. */
-        memmove(b.data + at, b.data + at + 1, b.len - at - 1);
-        b.len--;
-        rc = sg_buf_append(&b, "\n", 1);
-    }
+    int rc = sg_spool_tap_line(ev_take, &b);
     if (rc || sg_spool_append(&s->sp, b.data, b.len, 1) != SG_OK) {
         int saved = rc ? ENOMEM : errno;
         atomic_fetch_add(&s->lost, 1);
@@ -471,6 +474,7 @@ void sg_store_submit(struct sg_store *s, struct sg_event *ev_take)
         }
     }
     sg_buf_dispose(&b);
+    sg_journal_done(&s->j, ev_take->journal_cell);
     sg_event_free(ev_take);
 }
 
@@ -493,6 +497,7 @@ void sg_store_close(struct sg_store *s, uint32_t deadline_ms)
         sg_event_free(s->batch[i]);
     sem_destroy(&s->wake);
     pthread_mutex_destroy(&s->last_err_mu);
+    sg_journal_close(&s->j); /* before the spool lets go of the slot its name comes from */
     sg_spool_close(&s->sp);
     queue_dispose(&s->q);
     s->be->free(s->be);
@@ -518,6 +523,7 @@ void sg_store_stats(const struct sg_store *cs, struct sg_store_stats *out)
     out->write_failures = atomic_load(&s->failures);
     out->overflows = atomic_load(&s->overflows);
     out->lost = atomic_load(&s->lost);
+    out->unjournaled = atomic_load(&s->j.skipped);
     out->batches = atomic_load(&s->batches);
     out->degraded = atomic_load(&s->degraded);
     out->connected = atomic_load(&s->connected);

@@ -84,6 +84,9 @@ struct sg_store_options {
      * log), before the database sees it. May be NULL. */
     void (*tap)(void *ud, const struct sg_event *const *ev, size_t n);
     void *tap_ud;
+    /* Where the crash journal lives: a tmpfs directory, so the copies cost the request path no
+     * I/O (default /dev/shm; "" = none: a SIGKILL loses what the writer holds in memory). */
+    const char *journal_dir;
     /* Tests drive the writer by hand with sg_store_tick instead of a thread. */
     bool no_thread;
     uint64_t (*now_ms)(void); /* clock; default sg_now_ms */
@@ -100,6 +103,7 @@ struct sg_store_stats {
     uint64_t write_failures; /* failed transactions or connects */
     uint64_t overflows;      /* events spooled by the request path because the queue was full */
     uint64_t lost;           /* events that could not even be spooled (disk full...) */
+    uint64_t unjournaled;    /* events handed over with no crash journal copy (journal full) */
     uint64_t batches;
     bool degraded; /* a database operation failed and the spool is not replayed yet */
     bool connected;

@@ -19,6 +19,8 @@ struct sg_spool {
     _Atomic uint64_t events;   /* lines after read_off */
     atomic_bool unsynced;      /* appended since the last sg_spool_sync */
     bool orphaned;             /* deleted under us and could not be created again (writer) */
+    const char *journal_dir;   /* where the slots' crash journals live (NULL: none) */
+    bool journal_kept;         /* this slot's journal could not be recovered: do not reuse it */
     struct sg_buf rd;          /* replay read buffer */
 };
 
@@ -30,12 +32,17 @@ struct sg_spool {
 
 /* Open (create) the spool in the first slot (base, base.1, ...) no other live process holds,
  * cut a torn last line, read the offset, count the lines still to replay, and take over the
- * lines of slots no live process holds. */
-int sg_spool_open(struct sg_spool *sp, const char *path, char *err, size_t err_len);
+ * lines of slots no live process holds. The crash journals (journal.c) in `journal_dir` of this
+ * slot and of the slots taken over are appended behind their lines. */
+int sg_spool_open(struct sg_spool *sp, const char *path, const char *journal_dir, char *err,
+                  size_t err_len);
 void sg_spool_close(struct sg_spool *sp);
 /* Append whole lines (each ending in '\n') in one write; on a short write the file is cut back
  * so no half line stays behind. Thread-safe. */
 int sg_spool_append(struct sg_spool *sp, const char *lines, size_t len, size_t n_events);
+/* Append to `b` the line for an event the request log has not seen yet (the request path's
+ * overflow, a crash journal's events): replayed, it goes to the tap too. */
+int sg_spool_tap_line(const struct sg_event *ev, struct sg_buf *b);
 /* Make what was appended durable (fdatasync) if anything was since the last call. The writer
  * calls it once per tick, after its own appends, so lines the request path appended (queue full)
  * too reach the disk within flush_ms without the request path ever waiting on the disk. */
@@ -48,6 +55,38 @@ size_t sg_spool_read(struct sg_spool *sp, struct sg_event **out, bool *tap, size
 /* The `bytes` / `lines` read last are in the database: move the offset past them (persisted);
  * when the whole file has been replayed, truncate it to zero. */
 void sg_spool_commit(struct sg_spool *sp, uint64_t bytes, size_t lines);
+
+/* ---- journal.c: the crash journal, a copy of each event until it is written or spooled ---- */
+struct sg_journal_cell;
+struct sg_journal {
+    char *path; /* NULL: no journal (no directory for it, or it could not be made) */
+    void *map;
+    size_t map_len;
+    struct sg_journal_cell *cells;
+    size_t mask;
+    _Atomic uint64_t next;    /* claim numbers */
+    _Atomic uint64_t skipped; /* events handed over without a copy (journal full or none) */
+};
+
+/* `<dir>/slogate-<hash of the slot's real path>.journal`, or NULL (no dir, no such slot). */
+char *sg_journal_path(const char *dir, const char *slot_path);
+/* Make this slot's journal, empty (a dead predecessor's was recovered by sg_spool_open). Without
+ * one (no dir, tmpfs full) events are handed over uncopied, with a warning. */
+void sg_journal_open(struct sg_journal *j, const char *dir, const char *slot_path);
+/* Copy the event into a free cell: its number (1..), or 0 when none was free. Lock-free. */
+uint32_t sg_journal_put(struct sg_journal *j, const struct sg_event *ev);
+/* The event in `cell` (0: none) is in the database or the spool. */
+void sg_journal_done(struct sg_journal *j, uint32_t cell);
+/* Unmap; the file goes away when no cell holds an event, else it waits for the next start. */
+void sg_journal_close(struct sg_journal *j);
+/* Append the events a dead process's journal of `slot_path` holds to the spool, in the order
+ * they were handed over, and remove it. False when they could not be appended (kept). */
+bool sg_journal_recover(const char *dir, const char *slot_path, struct sg_spool *sp);
+/* The events a journal's bytes hold, in claim order (heap events in a heap array, *out); 0 with
+ * `why` when the bytes are not a journal of this build's layout (or, with `real`, not of that
+ * spool). Exposed for the fuzz target. */
+size_t sg_journal_parse(const void *data, size_t len, const char *real, struct sg_event ***out,
+                        char *why, size_t why_len);
 
 /* ---- migrations (migrate.c): ordered SQL per backend ---- */
 struct sg_store_migration {

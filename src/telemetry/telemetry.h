@@ -79,7 +79,8 @@ struct sg_event {
     /* Attempts past SG_EVENT_MAX_ATTEMPTS that were not kept: the first ones and the latest
      * are (gw_event_attempt_begin). */
     int attempts_dropped;
-    char *prompt; /* heap, owned by the event; only with telemetry.log_prompts */
+    char *prompt;          /* heap, owned by the event; only with telemetry.log_prompts */
+    uint32_t journal_cell; /* the store's: the crash journal cell holding a copy (0: none) */
 };
 
 /* Ask the cache for the stored fields of an event another thread wrote (the store's writer does,

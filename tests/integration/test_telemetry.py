@@ -527,6 +527,38 @@ def test_sqlite_locked_by_another_process_spools_and_survives_sigkill(fx):
 
 
 @time_limit(60)
+def test_sigkill_with_the_database_up_loses_no_answered_request(fx):
+    # Answered requests whose events still wait in the writer's memory (the next batch goes out
+    # within 200 ms) when the gateway is killed: the crash journal keeps a copy, and the next
+    # start writes them. They used to be lost.
+    db = fx.path("k.db")
+    m = fx.mock()
+    cfg = fx.config([m], general={"database_url": "sqlite://" + db})
+    gw = fx.gateway(cfg)
+    ids = send(gw, 20)
+    queued = 0
+    for _ in range(40):
+        ids += send(gw, 3)
+        queued = readiness(gw)[1]["store"]["queued"]
+        if queued:
+            break
+    check(queued > 0, "answered requests' events wait in memory (queued %d)" % queued)
+    gw.proc.signal(signal.SIGKILL)
+    gw.proc.wait(5)
+    check(sqlite_count(db) < len(ids), "the killed gateway had not written them all")
+    gw2 = fx.gateway(cfg, name="gateway2")
+    wait_until(lambda: sqlite_count(db) == len(ids), 10,
+               "%d rows after the restart" % len(ids))
+    eq(sqlite_rows(db, "SELECT count(DISTINCT request_id) FROM slogate_requests")[0][0],
+       len(ids), "distinct ids")
+    stored = set(r[0] for r in sqlite_rows(db, "SELECT request_id FROM slogate_requests"))
+    eq([i for i in ids if i not in stored], [], "ids missing")
+    contains(gw2.proc.stderr(), "held in memory when it ended", "the restart says what it recovered")
+    eq(metric(metrics(gw2), "slogate_store_unjournaled_total", backend="sqlite"), 0.0,
+       "every event had its journal copy")
+
+
+@time_limit(60)
 def test_database_down_at_start_serves_and_reports(fx):
     pg = Postgres(fx)
     url = pg.createdb("slogate")

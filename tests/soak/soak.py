@@ -482,19 +482,14 @@ def evaluate(s):
           % (len(reqs), sum(1 for q in reqs if q.outcome in (CUT, UNANSWERED) and cut_by_kill(q))),
           fmt_list(bad))
 
-    # 1. Every answered request (an x-request-id seen) and every client that hung up: one row.
-    # A SIGKILL loses the events the writer still held in memory: at most one flush interval's
-    # worth (docs/internals/store.md, Shutdown). Those are counted apart unless --strict.
-    def in_kill_window(q):
-        return any(k.life == q.life and not k.graceful and
-                   -eps <= k.t_kill - q.t1 <= s.args.kill_window_s for k in s.kills)
-
+    # 1. Every answered request (an x-request-id seen) and every client that hung up: one row —
+    # a SIGKILL's too: what the writer held in memory is in the crash journal, and the next
+    # start writes it (docs/internals/store.md, The crash journal). A client that hung up on a
+    # request a kill or a restart cut may have no row: the gateway may not have seen it leave.
     answered = [q for q in reqs if q.outcome == ANSWERED]
     left = [q for q in reqs if q.outcome == LEFT]
-    missing = [q for q in answered + left if not found[q.seq] and
-               not (q.outcome == LEFT and cut_by_kill(q) and not in_kill_window(q))]
-    excused = [q for q in missing if in_kill_window(q) and not s.args.strict]
-    lost = [q for q in missing if q not in excused]
+    lost = [q for q in answered + left if not found[q.seq] and
+            not (q.outcome == LEFT and cut_by_kill(q))]
 
     def when(q):
         k = next((k for k in s.kills if k.life == q.life), None)
@@ -502,18 +497,9 @@ def evaluate(s):
             k.t_kill - q.t1, "SIGTERM" if k.graceful else "SIGKILL") if k else
             "in the last lifetime")
     v.add(not lost, "every answered request has its row, every client that hung up too "
-          "(%d answered, %d hung up; %d rows missing%s)"
-          % (len(answered), len(left), len(lost),
-             "" if s.args.strict else ", beside the SIGKILL's in-memory window"),
+          "(%d answered, %d hung up; %d rows missing)" % (len(answered), len(left), len(lost)),
           [when(q) for q in lost[:12]] + (["... and %d more" % (len(lost) - 12)]
                                           if len(lost) > 12 else []))
-    s.window_losses = excused
-    if not s.args.strict:
-        ages = [k.t_kill - q.t1 for q in excused for k in s.kills if k.life == q.life]
-        v.add(True, "KNOWN: events a SIGKILL took from the writer's memory: %d of requests "
-              "answered at most %.2f s before it (the earliest %.3f s; the documented limit: "
-              "--strict counts them)" % (len(excused), s.args.kill_window_s, max(ages or [0])),
-              fmt_list(when(q) for q in excused))
 
     # 2. No duplicates: one row per request, one request per x-request-id, and no row that no
     # request made (except those of requests a SIGKILL or a restart cut: listed).

@@ -23,6 +23,7 @@
 #include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -1009,6 +1010,197 @@ static void test_queue_full_spools_on_the_request_path(void **state)
     tmpdir_rm(&d);
 }
 
+/* ---- the crash journal ---- */
+
+static struct sg_store *journal_store(struct fake *f, struct tmpdir *d, size_t qcap,
+                                      struct tap_log *tl)
+{
+    struct sg_store_options o = {.spool_path = d->spool,
+                                 .journal_dir = d->dir,
+                                 .queue_capacity = qcap,
+                                 .batch_max = 4,
+                                 .flush_ms = 200,
+                                 .no_thread = true,
+                                 .now_ms = clock_fn,
+                                 .tap = tl ? tap : NULL,
+                                 .tap_ud = tl};
+    char err[256];
+    struct sg_store *s = sg_store_new(&f->base, &o, err, sizeof err);
+    if (!s)
+        fail_msg("%s", err);
+    return s;
+}
+
+/* A child process that runs a store over `d`, hands it events 0..n-1 with a tick after
+ * `tick_after` of them (the whole batches go to its database, the rest stays in its memory:
+ * the writer's batch and the queue), and is then killed with SIGKILL. */
+static void child_killed_holding(struct tmpdir *d, int n, int tick_after)
+{
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        struct fake *cf = fake_new(true);
+        struct sg_store *cs = journal_store(cf, d, 64, NULL);
+        submit_range(cs, 0, tick_after);
+        sg_store_tick(cs, false);
+        submit_range(cs, tick_after, n);
+        raise(SIGKILL);
+        _exit(1);
+    }
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+}
+
+/* What a killed process held in memory — the writer's partial batch and the queue — is in the
+ * next start's spool, in the order it was handed over, and reaches the database and the request
+ * log; what it had written is not replayed. Its journal is gone once recovered, and a clean
+ * stop leaves none behind. */
+static void test_journal_recovers_what_a_killed_process_held(void **state)
+{
+    (void)state;
+    struct tmpdir d;
+    tmpdir_make(&d);
+    char *jpath = NULL;
+    {
+        int fd = open(d.spool, O_RDWR | O_CREAT, 0640); /* the path's real name needs a file */
+        close(fd);
+        jpath = sg_journal_path(d.dir, d.spool);
+    }
+    child_killed_holding(&d, 11, 10); /* 0-7 written; 8, 9 in the batch; 10 in the queue */
+    struct stat sb;
+    assert_int_equal(stat(jpath, &sb), 0); /* the killed process's journal */
+
+    struct fake *f = fake_new(true);
+    struct tap_log *tl = calloc(1, sizeof *tl);
+    fake_now = 0;
+    struct sg_store *s = journal_store(f, &d, 64, tl);
+    assert_int_equal(stats(s).spool_events, 3);
+    sg_store_tick(s, false);
+    assert_rows_in_order(f, 8, 11);
+    assert_int_equal(tl->n, 3); /* the request log gets them too */
+    assert_string_equal(tl->ids[0], "req-0008");
+    assert_int_equal(stats(s).spool_events, 0);
+
+    /* This process's journal holds what it has not written yet, and a clean stop, which
+     * writes everything, removes it. */
+    submit_range(s, 20, 22);
+    assert_int_equal(stat(jpath, &sb), 0);
+    sg_store_close(s, 0);
+    assert_int_not_equal(stat(jpath, &sb), 0);
+    assert_int_equal(f->n, 5);
+    free(jpath);
+    free(f);
+    free(tl);
+    tmpdir_rm(&d);
+}
+
+/* A process that dies in an extra slot (another held the first): the next start takes that
+ * slot over — its spooled lines, then what its journal held. */
+static void test_journal_of_an_adopted_slot(void **state)
+{
+    (void)state;
+    struct tmpdir d;
+    tmpdir_make(&d);
+    int other = open(d.spool, O_RDWR | O_CREAT, 0640);
+    assert_int_equal(flock(other, LOCK_EX | LOCK_NB), 0);
+    child_killed_holding(&d, 6, 4); /* in slot 1: 0-3 written, 4 and 5 held */
+    close(other);
+
+    struct fake *f = fake_new(true);
+    fake_now = 0;
+    struct sg_store *s = journal_store(f, &d, 64, NULL);
+    assert_string_equal(sg_store_spool_path(s), d.spool);
+    assert_int_equal(stats(s).spool_events, 2);
+    sg_store_tick(s, false);
+    assert_rows_in_order(f, 4, 6);
+    sg_store_close(s, 0);
+    free(f);
+    tmpdir_rm(&d);
+}
+
+/* More events waiting than the journal has cells (the writer thousands behind): the rest are
+ * handed over uncopied and counted; all are still written, and once the writer caught up the
+ * journal copies again. */
+static void test_journal_full_counts_uncopied_events(void **state)
+{
+    (void)state;
+    struct tmpdir d;
+    tmpdir_make(&d);
+    struct fake *f = fake_new(true);
+    fake_now = 0;
+    struct sg_store *s = journal_store(f, &d, 4096, NULL);
+    submit_range(s, 0, 2100);
+    assert_int_equal(stats(s).unjournaled, 2100 - 2048);
+    while (stats(s).queued)
+        sg_store_tick(s, true);
+    assert_int_equal(f->n, 2100);
+    submit_range(s, 2100, 2101);
+    assert_int_equal(stats(s).unjournaled, 2100 - 2048);
+    sg_store_close(s, 0);
+    free(f);
+    tmpdir_rm(&d);
+}
+
+/* A journal written by a build with another event layout, or for another spool, is set aside
+ * (never misread into rows); no directory means no journal, and nothing breaks. */
+static void test_journal_foreign_or_none(void **state)
+{
+    (void)state;
+    struct tmpdir d;
+    tmpdir_make(&d);
+    int fd = open(d.spool, O_RDWR | O_CREAT, 0640);
+    close(fd);
+    char *jpath = sg_journal_path(d.dir, d.spool);
+    /* A journal of the right size whose header says schema 999, with a FULL first cell. */
+    char *bytes = calloc(2049, 1024);
+    memcpy(bytes, "SGJRNL1", 8);
+    uint32_t hdr[4] = {1024, 2048, (uint32_t)offsetof(struct sg_event, cache_state), 999};
+    memcpy(bytes + 8, hdr, sizeof hdr);
+    uint64_t full = 2;
+    memcpy(bytes + 1024, &full, sizeof full);
+    memcpy(bytes + 1024 + 16, "req-0001", 9);
+    FILE *fp = fopen(jpath, "wb");
+    assert_int_equal(fwrite(bytes, 1024, 2049, fp), 2049);
+    fclose(fp);
+    struct sg_event **ev = NULL;
+    char why[256];
+    assert_int_equal(sg_journal_parse(bytes, 2049 * 1024, NULL, &ev, why, sizeof why), 0);
+    assert_non_null(strstr(why, "another event layout"));
+    hdr[3] = SG_STORE_SCHEMA_VERSION; /* this layout, but another spool's */
+    memcpy(bytes + 8, hdr, sizeof hdr);
+    memcpy(bytes + 24, "/elsewhere/spool", 17);
+    assert_int_equal(sg_journal_parse(bytes, 2049 * 1024, d.spool, &ev, why, sizeof why), 0);
+    assert_non_null(strstr(why, "another spool"));
+    assert_int_equal(sg_journal_parse(bytes, 2049 * 1024, NULL, &ev, why, sizeof why), 1);
+    assert_string_equal(ev[0]->request_id, "req-0001");
+    sg_event_free(ev[0]);
+    free(ev);
+    free(bytes);
+
+    struct fake *f = fake_new(true);
+    fake_now = 0;
+    struct sg_store *s = journal_store(f, &d, 64, NULL);
+    assert_int_equal(stats(s).spool_events, 0);
+    sg_store_close(s, 0);
+    struct stat sb;
+    assert_int_not_equal(stat(jpath, &sb), 0);
+
+    struct sg_store_options o = {
+        .spool_path = d.spool, .journal_dir = "", .no_thread = true, .now_ms = clock_fn};
+    char err[256];
+    s = sg_store_new(&f->base, &o, err, sizeof err);
+    assert_non_null(s);
+    submit_range(s, 0, 3);
+    assert_int_equal(stats(s).unjournaled, 3);
+    sg_store_close(s, 0);
+    assert_int_equal(f->n, 3);
+    free(jpath);
+    free(f);
+    tmpdir_rm(&d);
+}
+
 /* The disk is full and the queue too: every request's event is lost, and counted, but the log
  * says so about once a second, not once per request (a line written by the worker that serves
  * the request, onto a disk that is full, at the request rate). */
@@ -1512,6 +1704,10 @@ int main(void)
         cmocka_unit_test(test_queue_full_spools_on_the_request_path),
         cmocka_unit_test(test_request_path_spool_synced_by_writer),
         cmocka_unit_test(test_overflow_lost_logged_not_per_event),
+        cmocka_unit_test(test_journal_recovers_what_a_killed_process_held),
+        cmocka_unit_test(test_journal_of_an_adopted_slot),
+        cmocka_unit_test(test_journal_full_counts_uncopied_events),
+        cmocka_unit_test(test_journal_foreign_or_none),
         cmocka_unit_test(test_sqlite_rows_migrations_inspect),
         cmocka_unit_test(test_sqlite_paced_insert),
         cmocka_unit_test(test_sqlite_migration_3_keeps_rows),
