@@ -29,6 +29,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -193,11 +194,15 @@ bool sg_journal_recover(const char *dir, const char *slot_path, struct sg_spool 
         free(path);
         return true;
     }
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) { /* a live process's (sg_journal_open) */
+        close(fd);
+        free(path);
+        return true;
+    }
     struct stat st;
     void *map = MAP_FAILED;
     if (fstat(fd, &st) == 0 && st.st_size >= CELL_BYTES)
         map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
-    close(fd);
     struct sg_event **ev = NULL;
     char why[256] = "";
     size_t n = map == MAP_FAILED
@@ -232,7 +237,8 @@ bool sg_journal_recover(const char *dir, const char *slot_path, struct sg_spool 
         free(ev);
     }
     if (ok)
-        unlink(path);
+        unlink(path); /* before the lock goes */
+    close(fd);
     free(path);
     return ok;
 }
@@ -251,24 +257,29 @@ void sg_journal_open(struct sg_journal *j, const char *dir, const char *slot_pat
     }
     size_t len = (size_t)(CELLS + 1) * CELL_BYTES;
     int fd = open(j->path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    /* The spool slot's lock already makes this process the only one with this name, unless
+     * two mount namespaces share /dev/shm and a spool path: the file's own lock says so. */
+    bool locked = fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0;
     void *map = MAP_FAILED;
     /* Cut to zero first: every cell FREE, whatever an earlier file held (recovered already). */
-    if (fd >= 0 && ftruncate(fd, 0) == 0 && ftruncate(fd, (off_t)len) == 0)
+    if (locked && ftruncate(fd, 0) == 0 && ftruncate(fd, (off_t)len) == 0)
         map = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    int saved = errno;
-    if (fd >= 0)
-        close(fd);
     if (map == MAP_FAILED) {
         SG_WARN("store",
                 "cannot make the crash journal %s (%s): events the writer holds in memory are "
                 "lost if slogate is killed",
-                j->path, strerror(saved));
-        if (fd >= 0)
+                j->path,
+                fd >= 0 && !locked ? "another live slogate holds it: is /dev/shm shared?"
+                                   : strerror(errno));
+        if (locked)
             unlink(j->path);
+        if (fd >= 0)
+            close(fd);
         free(j->path);
         j->path = NULL;
         return;
     }
+    j->fd = fd; /* kept open: its lock lasts as long as the process */
     header_init(map, real);
     j->map = map;
     j->map_len = len;
@@ -313,7 +324,8 @@ void sg_journal_close(struct sg_journal *j)
     if (held)
         SG_WARN("store", "journal %s keeps %zu events for the next start", j->path, held);
     else
-        unlink(j->path);
+        unlink(j->path); /* under the lock: a newcomer's open finds no file or a new one */
+    close(j->fd);
     free(j->path);
     memset(j, 0, sizeof *j);
 }

@@ -60,6 +60,7 @@ void sg_spool_commit(struct sg_spool *sp, uint64_t bytes, size_t lines);
 struct sg_journal_cell;
 struct sg_journal {
     char *path; /* NULL: no journal (no directory for it, or it could not be made) */
+    int fd;     /* open (and flock'ed) while mapped */
     void *map;
     size_t map_len;
     struct sg_journal_cell *cells;

@@ -12,6 +12,7 @@
 #include "store/store_int.h"
 
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -1143,6 +1144,26 @@ static void test_journal_full_counts_uncopied_events(void **state)
     tmpdir_rm(&d);
 }
 
+/* A journal file as journal.c lays it out: the header (this layout unless `schema` says
+ * otherwise, for the spool at `spool`), then one FULL cell holding request id `id`. The bytes are
+ * returned (2049 KiB) and written to `path`. */
+static char *journal_bytes(const char *path, uint32_t schema, const char *spool, const char *id)
+{
+    char *bytes = calloc(2049, 1024);
+    memcpy(bytes, "SGJRNL1", 8);
+    uint32_t hdr[4] = {1024, 2048, (uint32_t)offsetof(struct sg_event, cache_state), schema};
+    memcpy(bytes + 8, hdr, sizeof hdr);
+    snprintf(bytes + 24, 1000, "%s", spool);
+    uint64_t full = 2;
+    memcpy(bytes + 1024, &full, sizeof full);
+    snprintf(bytes + 1024 + 16, 40, "%s", id);
+    FILE *fp = fopen(path, "wb");
+    assert_non_null(fp);
+    assert_int_equal(fwrite(bytes, 1024, 2049, fp), 2049);
+    fclose(fp);
+    return bytes;
+}
+
 /* A journal written by a build with another event layout, or for another spool, is set aside
  * (never misread into rows); no directory means no journal, and nothing breaks. */
 static void test_journal_foreign_or_none(void **state)
@@ -1153,24 +1174,13 @@ static void test_journal_foreign_or_none(void **state)
     int fd = open(d.spool, O_RDWR | O_CREAT, 0640);
     close(fd);
     char *jpath = sg_journal_path(d.dir, d.spool);
-    /* A journal of the right size whose header says schema 999, with a FULL first cell. */
-    char *bytes = calloc(2049, 1024);
-    memcpy(bytes, "SGJRNL1", 8);
-    uint32_t hdr[4] = {1024, 2048, (uint32_t)offsetof(struct sg_event, cache_state), 999};
-    memcpy(bytes + 8, hdr, sizeof hdr);
-    uint64_t full = 2;
-    memcpy(bytes + 1024, &full, sizeof full);
-    memcpy(bytes + 1024 + 16, "req-0001", 9);
-    FILE *fp = fopen(jpath, "wb");
-    assert_int_equal(fwrite(bytes, 1024, 2049, fp), 2049);
-    fclose(fp);
+    char *bytes = journal_bytes(jpath, 999, "", "req-0001");
     struct sg_event **ev = NULL;
     char why[256];
     assert_int_equal(sg_journal_parse(bytes, 2049 * 1024, NULL, &ev, why, sizeof why), 0);
     assert_non_null(strstr(why, "another event layout"));
-    hdr[3] = SG_STORE_SCHEMA_VERSION; /* this layout, but another spool's */
-    memcpy(bytes + 8, hdr, sizeof hdr);
-    memcpy(bytes + 24, "/elsewhere/spool", 17);
+    free(bytes);
+    bytes = journal_bytes(jpath, SG_STORE_SCHEMA_VERSION, "/elsewhere/spool", "req-0001");
     assert_int_equal(sg_journal_parse(bytes, 2049 * 1024, d.spool, &ev, why, sizeof why), 0);
     assert_non_null(strstr(why, "another spool"));
     assert_int_equal(sg_journal_parse(bytes, 2049 * 1024, NULL, &ev, why, sizeof why), 1);
@@ -1196,6 +1206,45 @@ static void test_journal_foreign_or_none(void **state)
     assert_int_equal(stats(s).unjournaled, 3);
     sg_store_close(s, 0);
     assert_int_equal(f->n, 3);
+    free(jpath);
+    free(f);
+    tmpdir_rm(&d);
+}
+
+/* The journal's own lock: a file at this spool's journal name that a live process holds (two
+ * containers sharing /dev/shm and a spool path) is neither recovered nor overwritten; this
+ * process runs without one. Once that process is gone, the next start recovers its events. */
+static void test_journal_held_by_a_live_process_is_left_alone(void **state)
+{
+    (void)state;
+    struct tmpdir d;
+    tmpdir_make(&d);
+    int fd = open(d.spool, O_RDWR | O_CREAT, 0640);
+    close(fd);
+    char real[PATH_MAX];
+    assert_non_null(realpath(d.spool, real));
+    char *jpath = sg_journal_path(d.dir, d.spool);
+    free(journal_bytes(jpath, SG_STORE_SCHEMA_VERSION, real, "req-0042"));
+    int holder = open(jpath, O_RDWR);
+    assert_int_equal(flock(holder, LOCK_EX | LOCK_NB), 0);
+
+    struct fake *f = fake_new(true);
+    fake_now = 0;
+    struct sg_store *s = journal_store(f, &d, 64, NULL);
+    assert_int_equal(stats(s).spool_events, 0);
+    submit_range(s, 0, 2);
+    assert_int_equal(stats(s).unjournaled, 2);
+    sg_store_close(s, 0);
+    struct stat sb;
+    assert_int_equal(stat(jpath, &sb), 0);
+    assert_int_equal(sb.st_size, 2049 * 1024);
+    close(holder);
+
+    s = journal_store(f, &d, 64, NULL);
+    assert_int_equal(stats(s).spool_events, 1);
+    sg_store_tick(s, false);
+    assert_true(fake_has(f, "req-0042"));
+    sg_store_close(s, 0);
     free(jpath);
     free(f);
     tmpdir_rm(&d);
@@ -1708,6 +1757,7 @@ int main(void)
         cmocka_unit_test(test_journal_of_an_adopted_slot),
         cmocka_unit_test(test_journal_full_counts_uncopied_events),
         cmocka_unit_test(test_journal_foreign_or_none),
+        cmocka_unit_test(test_journal_held_by_a_live_process_is_left_alone),
         cmocka_unit_test(test_sqlite_rows_migrations_inspect),
         cmocka_unit_test(test_sqlite_paced_insert),
         cmocka_unit_test(test_sqlite_migration_3_keeps_rows),
