@@ -2,7 +2,7 @@
  * store_bench — how many request rows per second the store's writer sustains, and what
  * sg_store_submit costs the request path.
  *
- *   build/store_bench URL [EVENTS]       e.g. sqlite:///tmp/x.db, postgresql://...
+ *   build/store_bench URL [EVENTS] [--no-journal]   e.g. sqlite:///tmp/x.db, postgresql://...
  *
  * Phase 1 (warm-up): EVENTS events submitted and written (creates and migrates the schema).
  * Phase 2: EVENTS more events submitted while keeping the queue under half full (the submitter
@@ -10,7 +10,8 @@
  * time spent building and submitting each event (sg_event_new, fill, sg_store_submit: what the
  * request path does), waits excluded, is the submit cost. The writer thread's CPU time over
  * phase 2, per row, is what storing costs the machine (for PostgreSQL, bench/store adds the
- * server's).
+ * server's). --no-journal runs the store without its crash journal (journal_dir ""), to see what
+ * the journal's copy adds to the submit cost.
  * Prints one JSON line. bench/store runs it against SQLite and a PostgreSQL it starts.
  */
 #include "store/store.h"
@@ -48,6 +49,8 @@ static struct sg_event *make_event(uint64_t i, const char *run)
     return e;
 }
 
+static const char *journal_dir; /* NULL: the default (/dev/shm); "": none (--no-journal) */
+
 static struct sg_store *open_store(const char *url, const char *spool, size_t qcap)
 {
     char err[512];
@@ -56,7 +59,8 @@ static struct sg_store *open_store(const char *url, const char *spool, size_t qc
         fprintf(stderr, "store_bench: %s\n", err);
         exit(2);
     }
-    struct sg_store_options o = {.spool_path = spool, .queue_capacity = qcap};
+    struct sg_store_options o = {
+        .spool_path = spool, .queue_capacity = qcap, .journal_dir = journal_dir};
     struct sg_store *s = sg_store_new(be, &o, err, sizeof err);
     if (!s) {
         fprintf(stderr, "store_bench: %s\n", err);
@@ -102,11 +106,13 @@ static struct sg_store_stats stats(struct sg_store *s)
 int main(int argc, char **argv)
 {
     if (argc < 2) {
-        fprintf(stderr, "usage: store_bench URL [EVENTS]\n");
+        fprintf(stderr, "usage: store_bench URL [EVENTS] [--no-journal]\n");
         return 2;
     }
     const char *url = argv[1];
     uint64_t n = argc > 2 ? strtoull(argv[2], NULL, 10) : 100000;
+    if (argc > 3 && strcmp(argv[3], "--no-journal") == 0)
+        journal_dir = "";
     sg_log_set_level(SG_LOG_WARN);
     char dir[] = "/tmp/slogate-store-bench-XXXXXX";
     if (!mkdtemp(dir))
@@ -149,12 +155,13 @@ int main(int argc, char **argv)
     double writer_s = writer_cpu_s();
     st = stats(s);
     double secs = (double)(t1 - t0) / 1e6;
-    printf("{\"url_scheme\":\"%.*s\",\"events\":%" PRIu64 ",\"submit_ns_per_event\":%.0f,"
+    printf("{\"url_scheme\":\"%.*s\",\"journal\":%s,\"events\":%" PRIu64
+           ",\"submit_ns_per_event\":%.0f,"
            "\"rows_per_s\":%.0f,\"writer_cpu_us_per_row\":%.2f,\"batches\":%" PRIu64
            ",\"overflows\":%" PRIu64 ",\"lost\":%" PRIu64 "}\n",
-           (int)(strstr(url, "://") ? strstr(url, "://") - url : 0), url, n, submit_ns,
-           (double)(st.rows_written - base) / secs, writer_s * 1e6 / (double)n, st.batches,
-           st.overflows, st.lost);
+           (int)(strstr(url, "://") ? strstr(url, "://") - url : 0), url,
+           journal_dir ? "false" : "true", n, submit_ns, (double)(st.rows_written - base) / secs,
+           writer_s * 1e6 / (double)n, st.batches, st.overflows, st.lost);
     sg_store_close(s, 60000);
     char cmd[160];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
