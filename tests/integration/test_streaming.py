@@ -247,6 +247,9 @@ def test_slow_reader_pauses_the_provider_instead_of_buffering_its_answer(fx):
     # itself only finishes once what it wrote was taken, so `completed` shows who waits for whom.
     m, gw = fx.mock_and_gateway(mock_args={"tokens": 40000})
     c = fx.conn(gw.port)
+    # A small receive buffer that the kernel does not grow: with autotuning the client's buffer
+    # alone can take several MB, and on a busy machine the buffers on the way took all 10 MB.
+    c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
     c.request("POST", "/v1/chat/completions", chat_body(stream=True))
     time.sleep(1.5)
     s = m.stats()
