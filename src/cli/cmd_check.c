@@ -98,6 +98,10 @@ int cmd_check(int argc, char **argv)
     for (size_t i = 0; c && i < c->n_deployments; i++) {
         const struct sg_deployment *d = &c->deployments[i];
         struct sg_price p;
+        /* A wildcard route's model is priced per request, for the model the name fills in:
+         * the built-in table knows OpenAI's and Anthropic's (docs/pricing.md). */
+        if (d->stars && (d->kind == SG_PROVIDER_ANTHROPIC || strcmp(d->provider, "openai") == 0))
+            continue;
         if (!sg_pricing_resolve(d, &p))
             sg_diags_add(&diags, SG_DIAG_WARNING, d->file ? d->file : path, d->line,
                          "model_list[%zu] (%s): no price known for %s; its requests will cost 0. "

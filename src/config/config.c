@@ -347,6 +347,13 @@ static void resolve_provider(struct sg_cfg_loader *ld, struct sg_deployment *d,
                     "OpenAI: write anthropic/%.60s",
                     path, d->model, d->model);
     const struct provider_info *pi = find_provider(d->provider, strlen(d->provider));
+    if (!strchr(d->model, '/') && strchr(d->model, '*') && !d->api_base)
+        sg_cfg_warn(ld, mline,
+                    "%s.litellm_params.model '%.60s' names no provider, so every model it takes "
+                    "is sent to OpenAI (LiteLLM picks each name's provider from its own model "
+                    "list): write openai/%.60s to say so, and an entry per other provider "
+                    "(model_name: \"anthropic/*\", model: \"anthropic/*\")",
+                    path, d->model, d->model);
     if (!d->api_base) {
         /* An api_base line that failed to resolve was reported already. */
         if (sg_ynode_get(lp, "api_base") && !sg_ynode_is_null(sg_ynode_get(lp, "api_base")))
@@ -395,14 +402,7 @@ static const char *unrouted(struct sg_cfg_loader *ld, const struct sg_ynode *ent
         strncmp(mv->s, "os.environ/", 11) == 0)
         return NULL;
     const char *m = mv->s;
-    bool star_name = name && name->kind == SG_YSCALAR && memchr(name->s, '*', name->len);
-    if (star_name || strchr(m, '*')) {
-        snprintf(why, n,
-                 "LiteLLM's wildcard routes ('*' in model_name or model) are not supported: "
-                 "slogate serves the model names it lists, so add one entry per model clients "
-                 "call (model_name: gpt-4o, model: openai/gpt-4o)");
-        return why;
-    }
+    bool named = name && name->kind == SG_YSCALAR && strlen(name->s) == name->len;
     const char *slash = strchr(m, '/');
     if (slash == m)
         return NULL;
@@ -410,6 +410,8 @@ static const char *unrouted(struct sg_cfg_loader *ld, const struct sg_ynode *ent
     const char *provider = slash ? m : "openai";
     char pname[64];
     snprintf(pname, sizeof pname, "%.*s", (int)SG_MIN(plen, 60), provider);
+    if (memchr(pname, '*', strlen(pname))) /* a wildcard provider: wildcard.c says why */
+        return sg_cfg_wild_unrouted(named ? name->s : "", named ? name->len : 0, m, why, n);
     if (!provider_name_ok(pname))
         return NULL;
     if (slash && slash[1] == '\0') {
@@ -427,7 +429,8 @@ static const char *unrouted(struct sg_cfg_loader *ld, const struct sg_ynode *ent
     const struct provider_info *pi = find_provider(provider, plen);
     const struct sg_ynode *base = sg_ynode_get(lp, "api_base");
     if ((base && !sg_ynode_is_null(base)) || (pi && pi->api_base) || env_base(ld, pi))
-        return NULL;
+        /* Served, unless a wildcard route's '*'s do not fit (LiteLLM's pattern router). */
+        return sg_cfg_wild_unrouted(named ? name->s : "", named ? name->len : 0, m, why, n);
     if (pi)
         snprintf(why, n,
                  "%s needs its endpoint: set litellm_params.api_base (https://NAME.openai.azure."
@@ -480,6 +483,8 @@ static void finish_deployment(struct sg_cfg_loader *ld, struct dep_load *dl,
                    "%s.model_name must not hold control characters", path);
     if (d->model)
         resolve_provider(ld, d, lp, path, d->line);
+    for (const char *p = d->provider_model; p && *p; p++)
+        d->stars += *p == '*';
 
     if (dl->mi_id) {
         if (!header_safe(dl->mi_id))
@@ -728,6 +733,7 @@ static void load_model_list(struct sg_cfg_loader *ld, const struct sg_ynode *lis
     dedupe_generated_ids(c, generated);
     free(generated);
     build_groups(ld);
+    sg_cfg_index_patterns(ld);
     check_ids(ld, entries);
     free(entries);
 }
@@ -778,6 +784,7 @@ bool sg_cfg_add_alias_group(struct sg_cfg_loader *ld, const char *alias, const c
     struct sg_group *g = &c->groups[c->n_groups++];
     g->alias = sg_xstrdup(alias);
     g->hidden = hidden;
+    g->stars = 0; /* an alias is an exact name, whatever it holds */
     g->n = t->n;
     g->deployments = sg_xmalloc(g->n * sizeof *g->deployments);
     memcpy(g->deployments, t->deployments, g->n * sizeof *g->deployments);
@@ -823,6 +830,7 @@ static void config_free(struct sg_config *c)
     }
     free(c->unrouted);
     sg_map_dispose(&c->unrouted_index);
+    sg_cfg_free_patterns(c);
     sg_cfg_free_sections(c);
     free(c->path);
     free(c);
@@ -858,7 +866,7 @@ const struct sg_group *sg_config_group(const struct sg_config *c, const char *al
 const char *sg_config_unrouted(const struct sg_config *c, const char *alias, size_t len)
 {
     const struct sg_unrouted *u = sg_map_find(&c->unrouted_index, alias, len);
-    return u ? u->why : NULL;
+    return u ? u->why : sg_cfg_unrouted_match(c, alias, len);
 }
 
 const struct sg_feature *sg_config_feature(const struct sg_config *c, const char *name, size_t len)

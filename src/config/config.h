@@ -80,12 +80,17 @@ struct sg_deployment {
                                    * a file its `include:` names */
     size_t index;                 /* the entry's index in that file's model_list (entries
                                    * slogate does not route count too) */
+    unsigned stars;               /* '*' in provider_model: a wildcard route's model, filled
+                                   * per request with what its model_name's '*' matched
+                                   * (sg_config_fill); 0 for a model called as written */
 };
 
 /* Deployments sharing one model_name, in config order. */
 struct sg_group {
     char *alias;
-    bool hidden; /* model_group_alias with hidden: true: routed, not listed in /v1/models */
+    bool hidden;    /* model_group_alias with hidden: true: routed, not listed in /v1/models */
+    unsigned stars; /* '*' in a model_list alias: a wildcard route (LiteLLM's pattern), which
+                     * serves the names it matches when no exact name does (sg_config_resolve) */
     struct sg_deployment **deployments; /* borrowed from sg_config.deployments */
     size_t n;
 };
@@ -259,7 +264,37 @@ struct sg_config {
     struct sg_unrouted *unrouted; /* indexed by unrouted_index (alias -> entry) */
     size_t n_unrouted;
     struct sg_map unrouted_index;
+    /* The wildcard routes in the order LiteLLM's pattern router tries them (most specific
+     * first): the routed ones, and those whose every entry was left out (for a 404's reason). */
+    struct sg_pattern *patterns, *unrouted_patterns;
+    size_t n_patterns, n_unrouted_patterns;
     int refs; /* atomic reference count; starts at 1 */
+};
+
+/* ---- wildcard routes (LiteLLM's pattern router; docs/configuration.md, "Wildcard routes") ---- */
+
+#define SG_WILDCARD_MAX 8        /* '*' in one model_name */
+#define SG_MATCH_MAX 288         /* the longest name a wildcard route matches, in bytes + 1 */
+#define SG_WILD_TEMPLATE_MAX 200 /* the longest litellm_params.model with a '*' */
+#define SG_WILD_MODEL_MAX (SG_MATCH_MAX + SG_WILD_TEMPLATE_MAX) /* what sg_config_fill writes */
+
+/* A model_name with '*'. `text` is borrowed from the group (or the unrouted entry). */
+struct sg_pattern {
+    const char *text;
+    size_t len;
+    size_t group;    /* index into groups; unused for unrouted ones */
+    const char *why; /* unrouted ones: why (as sg_unrouted) */
+};
+
+/* What resolved a client's model name: its group and, for a wildcard route, the text each '*' of
+ * the model_name matched. Self-contained (no pointer into the name), so it may outlive it. */
+struct sg_match {
+    const struct sg_group *group;
+    unsigned n;                    /* captures: the group's stars; 0 for an exact name */
+    uint16_t off[SG_WILDCARD_MAX]; /* capture i is text[off[i]] for len[i] bytes */
+    uint16_t len[SG_WILDCARD_MAX];
+    char text[SG_MATCH_MAX]; /* the name matched (with the provider LiteLLM would put
+                              * before a bare name, sg_router_resolve) */
 };
 
 /* Where os.environ/NAME values come from; NULL means getenv(). Tests inject their own. */
@@ -280,8 +315,30 @@ struct sg_config *sg_config_load_string(const char *yaml, size_t len, const char
 struct sg_config *sg_config_ref(struct sg_config *c);
 void sg_config_unref(struct sg_config *c);
 
+/* The group of an exact name (a model_name or a model_group_alias): one hash lookup. */
 const struct sg_group *sg_config_group(const struct sg_config *c, const char *alias, size_t len);
-/* Why a model_name that has no group was left out of model_list, or NULL if it is not in it. */
+/* A client's model name as LiteLLM's router resolves it: the exact name first (one hash
+ * lookup; `m` gets the group and n = 0, nothing else is written), else the first wildcard route
+ * whose model_name matches it whole, most specific first (sg_config_match). NULL when nothing
+ * serves it. No allocation and no lock: any worker, any time after the load. */
+const struct sg_group *sg_config_resolve(const struct sg_config *c, const char *name, size_t len,
+                                         struct sg_match *m);
+/* The wildcard routes alone, in their order. A name of SG_MATCH_MAX bytes or more, or with a
+ * newline (which LiteLLM's `(.*)` does not match), matches none. */
+const struct sg_group *sg_config_match(const struct sg_config *c, const char *name, size_t len,
+                                       struct sg_match *m);
+/* The model id `d` is called with for match `m`: d->provider_model itself when it has no '*',
+ * else (in `buf`, SG_WILD_MODEL_MAX bytes) with its i-th '*' replaced by what the i-th '*' of
+ * the model_name matched. Never NULL. */
+const char *sg_config_fill(const struct sg_deployment *d, const struct sg_match *m, char *buf);
+/* The reverse, for listing: the name a client sends to reach provider model id `model` through
+ * the wildcard group `g`'s deployment `d` (into `out`, SG_WILD_MODEL_MAX bytes); false when d's
+ * model cannot be `model` or cannot say which text each '*' took. The caller checks the name
+ * resolves back to `g` (an exact name or a more specific route may take it). */
+bool sg_config_unfill(const struct sg_group *g, const struct sg_deployment *d, const char *model,
+                      char *out);
+/* Why a model_name that has no group was left out of model_list, or NULL if it is not in it.
+ * A name that is none but matches a wildcard route that was left out gets that route's reason. */
 const char *sg_config_unrouted(const struct sg_config *c, const char *alias, size_t len);
 const struct sg_feature *sg_config_feature(const struct sg_config *c, const char *name, size_t len);
 

@@ -200,6 +200,20 @@ bool sg_cfg_add_alias_group(struct sg_cfg_loader *ld, const char *alias, const c
 /* "a, b, c" (at most a few) for "use one of ..." messages; writes into buf. */
 const char *sg_cfg_alias_list(const struct sg_cfg_loader *ld, char *buf, size_t n);
 
+/* Wildcard routes (wildcard.c). Why an entry with '*' in its model_name or model cannot be
+ * served as LiteLLM's pattern router would (into `why`), or NULL when it can or has no '*'. */
+const char *sg_cfg_wild_unrouted(const char *name, size_t name_len, const char *model, char *why,
+                                 size_t n);
+/* Once model_list's groups are built: each group's stars, and the routes in LiteLLM's order
+ * (c->patterns), with the left-out ones apart (c->unrouted_patterns). */
+void sg_cfg_index_patterns(struct sg_cfg_loader *ld);
+void sg_cfg_free_patterns(struct sg_config *c);
+/* The group `alias` when a deployment of it has a '*' in its model, which only a client's name
+ * fills: such a group cannot be a fallback or model_group_alias target. NULL otherwise. */
+const struct sg_group *sg_cfg_takes_name(const struct sg_cfg_loader *ld, const char *alias);
+/* The reason of the first left-out wildcard route that matches `name`, or NULL. */
+const char *sg_cfg_unrouted_match(const struct sg_config *c, const char *name, size_t len);
+
 /* Read `f` to its end into b (initialised here; at most `max` bytes): SG_OK, SG_ETOOBIG, or
  * the errno of a read error (> 0). The caller disposes of b either way. */
 int sg_cfg_read_all(FILE *f, size_t max, struct sg_buf *b);

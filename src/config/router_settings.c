@@ -106,6 +106,32 @@ static void warn_missing_alias(struct sg_cfg_loader *ld, int line, const char *p
                     path, alias, alias, what);
 }
 
+/* A fallback or model_group_alias target: a model_name or alias whose deployments call their
+ * own model. A wildcard route whose model takes the client's name has no name to take there,
+ * and a name only a wildcard route serves is no group to go to: said, and skipped. */
+static bool target_ok(struct sg_cfg_loader *ld, int line, const char *path, const char *target,
+                      const char *what)
+{
+    struct sg_match m;
+    const struct sg_group *g = sg_cfg_takes_name(ld, target);
+    if (g)
+        sg_cfg_warn(ld, line,
+                    "%s: '%.60s' is a wildcard route whose model takes the client's model name "
+                    "('%.60s'), which a fallback or alias does not give: %s (name a model_name "
+                    "whose model is written out)",
+                    path, target, g->deployments[0]->model, what);
+    else if (sg_cfg_has_alias(ld, target))
+        return true;
+    else if ((g = sg_config_match(ld->c, target, strlen(target), &m)))
+        sg_cfg_warn(ld, line,
+                    "%s: '%.60s' is no model_name, only a name the wildcard route '%.60s' serves "
+                    "to clients: add a model_list entry with model_name: %.60s; %s",
+                    path, target, g->alias, target, what);
+    else
+        warn_missing_alias(ld, line, path, target, what);
+    return false;
+}
+
 /* `[{alias: [target, ...]}, ...]`; "*" as the alias means any alias. A source or a target that
  * is not a routed model_name, a target equal to its source and a source listed again (LiteLLM
  * uses the first list) are warnings and skipped; a shape LiteLLM refuses too is an error. */
@@ -175,7 +201,11 @@ static void load_fallbacks(struct sg_cfg_loader *ld, const struct sg_ynode *v, c
                 continue;
             }
             bool bad = false, known = true;
-            if (strcmp(key->s, "*") != 0 && !sg_cfg_has_alias(ld, key->s)) {
+            struct sg_match m;
+            /* A name a wildcard route serves is a source too: LiteLLM keys a request's
+             * fallbacks by the name the client sent. */
+            if (strcmp(key->s, "*") != 0 && !sg_cfg_has_alias(ld, key->s) &&
+                !sg_config_match(ld->c, key->s, key->len, &m)) {
                 warn_missing_alias(ld, key->line, kpath, key->s, "this fallback is skipped");
                 known = false;
             }
@@ -196,8 +226,7 @@ static void load_fallbacks(struct sg_cfg_loader *ld, const struct sg_ynode *v, c
                                 "%s: '%.60s' falls back to itself: skipped (list other aliases)",
                                 tpath, target);
                     free(target);
-                } else if (!sg_cfg_has_alias(ld, target)) {
-                    warn_missing_alias(ld, tv->line, tpath, target, "skipped");
+                } else if (!target_ok(ld, tv->line, tpath, target, "skipped")) {
                     free(target);
                 } else {
                     fb.targets[fb.n++] = target;
@@ -269,8 +298,7 @@ static void default_fallbacks(struct sg_cfg_loader *ld, const struct sg_ynode *v
     for (size_t t = 0; t < v->n; t++) {
         sg_cfg_index(tpath, path, t);
         char *target = sg_cfg_string(ld, v->items[t], tpath);
-        if (target && !sg_cfg_has_alias(ld, target)) {
-            warn_missing_alias(ld, v->items[t]->line, tpath, target, "skipped");
+        if (target && !target_ok(ld, v->items[t]->line, tpath, target, "skipped")) {
             free(target);
         } else if (target) {
             fb.targets[fb.n++] = target;
@@ -331,7 +359,8 @@ static void model_group_alias(struct sg_cfg_loader *ld, const struct sg_ynode *v
                         "%s: '%.60s' is a model_name of model_list already: the alias is "
                         "ignored, requests for it go to its own deployments",
                         apath, k->s);
-        else if (!sg_cfg_add_alias_group(ld, k->s, target, hide))
+        else if (target_ok(ld, t->line, tpath, target, "the alias is ignored") &&
+                 !sg_cfg_add_alias_group(ld, k->s, target, hide))
             warn_missing_alias(ld, t->line, tpath, target, "the alias is ignored");
         free(target);
     }

@@ -54,6 +54,8 @@ struct gw_attempt {
     /* A whole answer, once checked (answer_decode): what the client gets, and its usage. */
     struct sg_slice answer;
     struct sg_usage usage;
+    struct sg_price price; /* the model called: a wildcard route's, looked up for its model */
+    bool priced;           /* false: no price known (cost 0, counted) */
 };
 
 /* A request's timers (the hedge, a deferred failover) live apart: libuv frees a handle only in
@@ -70,6 +72,7 @@ struct gw_req {
     struct sg_runtime *rt; /* a reference: a reload cannot pull the config away */
     char request_id[33];
     struct sg_chat_request chat;
+    struct sg_match match; /* how chat.model resolved: a wildcard route's captures */
     struct sg_slice tenant, user, feature;
     const char *cache_state; /* hit | miss | stale | bypass; NULL before the lookup */
 
@@ -249,12 +252,13 @@ static void gw_record(struct gw_req *g)
     uint64_t now = sg_now_us();
     /* Nobody answered (the client left, the drain cut it): the deployment it was waiting for. */
     const struct sg_deployment *d = g->answered_by ? g->answered_by : last_tried(g);
+    char model[SG_WILD_MODEL_MAX];
     SG_EVENT_SETS(ev, request_id, g->request_id);
     ev->start_unix_us = sg_wall_us() - (now - g->t_recv_us);
     SG_EVENT_SET(ev, alias, g->chat.model, g->chat.model_len);
     if (d) {
         SG_EVENT_SETS(ev, provider, d->provider);
-        SG_EVENT_SETS(ev, model, d->provider_model);
+        SG_EVENT_SETS(ev, model, sg_config_fill(d, &g->match, model));
         SG_EVENT_SETS(ev, deployment, d->id);
         SG_EVENT_SETS(ev, region, d->region);
     }
@@ -521,12 +525,9 @@ static void on_sse_event(void *ud, struct sg_slice raw, struct sg_slice event, s
     if (a->astream.failed && !g->winner)
         return;
     if (!g->winner) {
-        if (!g->cost_usd) {
-            /* The head leaves now, before any usage: the header carries the estimate. */
-            size_t di = sg_runtime_dep_index(g->rt, a->dep);
-            if (g->rt->dep_priced[di])
-                g->cost_usd = (double)input_estimate(g) * g->rt->dep_prices[di].input;
-        }
+        if (!g->cost_usd && a->priced) /* the head leaves now, before any usage: the
+                                        * header carries the estimate */
+            g->cost_usd = (double)input_estimate(g) * a->price.input;
         a->t_first_us = sg_now_us(); /* time to first token: latency-based routing's score */
         if (a->call)                 /* the first event: the time-to-first-token cap is met */
             sg_upstream_first_byte(a->call);
@@ -760,17 +761,16 @@ static void usage_estimate(struct gw_req *g, const struct gw_attempt *a, struct 
 static void gw_cost(struct gw_req *g, const struct gw_attempt *a, const struct sg_usage *u)
 {
     const struct sg_deployment *d = a->dep;
-    size_t di = sg_runtime_dep_index(g->rt, d);
     struct sg_usage est;
     if (!u->known && !u->estimated) {
         usage_estimate(g, a, &est);
         u = &est;
     }
     g->usage = *u;
-    g->cost_usd = g->rt->dep_priced[di] ? sg_pricing_cost(&g->rt->dep_prices[di], u) : 0;
+    g->cost_usd = a->priced ? sg_pricing_cost(&a->price, u) : 0;
     /* usage-based routing counts tokens per minute, estimated ones too */
     sg_route_tokens(&g->route, d, (uint64_t)(u->input_tokens + u->output_tokens), now_ms());
-    g->unpriced = !g->rt->dep_priced[di];
+    g->unpriced = !a->priced;
     if (g->unpriced)
         g->w->unpriced++;
 }
@@ -1047,8 +1047,22 @@ static bool attempt_start(struct gw_req *g, const struct sg_deployment *d)
     if (g->chat.api == SG_API_MESSAGES && g->chat.stream && d->kind != SG_PROVIDER_ANTHROPIC)
         a->mstream.input_estimate = input_estimate(g);
     sg_buf_reset(&g->up_body);
+    /* A wildcard route's deployment is called with the model the client's name fills in, and
+     * priced for it: `ed` is the deployment as this request sees it. */
+    char model[SG_WILD_MODEL_MAX];
+    struct sg_deployment wild;
+    const struct sg_deployment *ed = d;
+    if (d->stars) {
+        wild = *d;
+        wild.provider_model = (char *)sg_config_fill(d, &g->match, model);
+        ed = &wild;
+        a->priced = sg_pricing_resolve(ed, &a->price);
+    } else {
+        a->price = g->rt->dep_prices[di];
+        a->priced = g->rt->dep_priced[di];
+    }
     char err[300] = "";
-    int erc = gw_encode(g, d, err, sizeof err);
+    int erc = gw_encode(g, ed, err, sizeof err);
     if (erc != SG_OK) {
         sg_route_report(&g->route, d, SG_OUT_CANCELLED, now_ms(), 0, 0, 0, 0);
         attempts_cancel(g, NULL);
@@ -1092,7 +1106,7 @@ static bool attempt_start(struct gw_req *g, const struct sg_deployment *d)
         .first_byte_by_owner = g->chat.stream,
     };
     a->t_start_us = sg_now_us();
-    a->ev_i = gw_event_attempt_begin(g->w, g->ev, d, a->t_start_us - g->t_recv_us, a->traceparent,
+    a->ev_i = gw_event_attempt_begin(g->w, g->ev, ed, a->t_start_us - g->t_recv_us, a->traceparent,
                                      sizeof a->traceparent);
     if (a->traceparent[0]) /* W3C trace context, continued upstream */
         r.extra[r.n_extra++] = a->traceparent;
@@ -1255,7 +1269,7 @@ void gw_chat(struct sg_http_request *req, struct sg_worker *w)
     }
 
     const struct sg_router_group *rg =
-        sg_router_group(g->rt->router, g->chat.model, g->chat.model_len);
+        sg_router_resolve(g->rt->router, g->chat.model, g->chat.model_len, &g->match);
     if (!rg) {
         int n = (int)SG_MIN(g->chat.model_len, 200);
         /* In the file, but every entry was left out at load: say why, not "does not exist". */
@@ -1277,5 +1291,9 @@ void gw_chat(struct sg_http_request *req, struct sg_worker *w)
         return;
     uint64_t now = now_ms();
     sg_route_begin(&g->route, g->rt->router, rg, g->chat.stream, now, now + cfg->router.timeout_ms);
+    if (rg->group->stars) { /* LiteLLM keys the fallbacks of a wildcard route's request by it */
+        g->route.name = g->chat.model;
+        g->route.name_len = g->chat.model_len;
+    }
     gw_next(g);
 }

@@ -12,22 +12,37 @@
 
 /* ---- runtime ---- */
 
-static void append_models_json(struct sg_buf *b, const struct sg_config *cfg)
+struct models_json {
+    struct sg_buf *b;
+    long created;
+    bool first;
+};
+
+static void append_model(const char *id, void *ud)
 {
+    struct models_json *mj = ud;
+    if (!mj->first)
+        sg_buf_append(mj->b, ",", 1);
+    mj->first = false;
+    sg_buf_appends(mj->b, "{\"id\":\"");
+    sg_buf_append_json_str(mj->b, id, strlen(id));
+    sg_buf_appendf(mj->b, "\",\"object\":\"model\",\"created\":%ld,\"owned_by\":\"slogate\"}",
+                   mj->created);
+}
+
+static void append_models_json(struct sg_buf *b, const struct sg_router *r)
+{
+    const struct sg_config *cfg = r->cfg;
     /* Created time is fixed at load: clients cache the list, so it should not move. */
-    long created = (long)(sg_wall_ms() / 1000);
+    struct models_json mj = {b, (long)(sg_wall_ms() / 1000), true};
     sg_buf_appends(b, "{\"object\":\"list\",\"data\":[");
-    bool first = true;
     for (size_t i = 0; i < cfg->n_groups; i++) {
         if (cfg->groups[i].hidden)
             continue; /* served, not listed: LiteLLM's model_group_alias hidden: true */
-        if (!first)
-            sg_buf_append(b, ",", 1);
-        first = false;
-        sg_buf_appends(b, "{\"id\":\"");
-        sg_buf_append_json_str(b, cfg->groups[i].alias, strlen(cfg->groups[i].alias));
-        sg_buf_appendf(b, "\",\"object\":\"model\",\"created\":%ld,\"owned_by\":\"slogate\"}",
-                       created);
+        append_model(cfg->groups[i].alias, &mj);
+        /* A wildcard route: its own name, then the known models it serves, as LiteLLM lists. */
+        if (cfg->groups[i].stars)
+            sg_router_wildcard_names(r, &cfg->groups[i], append_model, &mj);
     }
     sg_buf_appends(b, "]}");
 }
@@ -75,7 +90,7 @@ struct sg_runtime *sg_runtime_new(struct sg_config *cfg_take, struct sg_health *
     }
     struct sg_buf b;
     sg_buf_init(&b, 0);
-    append_models_json(&b, cfg_take);
+    append_models_json(&b, rt->router);
     rt->models_json = sg_buf_steal(&b, &rt->models_json_len);
     atomic_init(&rt->refs, 1);
     return rt;

@@ -434,6 +434,79 @@ const struct sg_router_group *sg_router_group(const struct sg_router *r, const c
     return g ? &r->groups[g - r->cfg->groups] : NULL;
 }
 
+/* The provider LiteLLM's get_llm_provider names for a bare model name, for the names slogate
+ * knows: those of its price table. NULL for any other. */
+static const char *known_provider(const char *model)
+{
+    static const char *const families[] = {"openai", "anthropic"};
+    for (size_t i = 0; i < SG_ARRAY_LEN(families); i++)
+        if (sg_pricing_lookup(families[i], model))
+            return families[i];
+    return NULL;
+}
+
+const struct sg_router_group *sg_router_resolve(const struct sg_router *r, const char *name,
+                                                size_t len, struct sg_match *m)
+{
+    const struct sg_config *c = r->cfg;
+    const struct sg_group *g = sg_config_resolve(c, name, len, m);
+    if (!g && c->n_patterns && len < SG_CHAT_MAX_MODEL && !memchr(name, '/', len) &&
+        !memchr(name, '\0', len)) {
+        /* LiteLLM: route(model) or route(f"{provider}/{model}"): a route for openai/ and a star
+         * serves gpt-4o. */
+        char bare[SG_CHAT_MAX_MODEL], q[SG_MATCH_MAX];
+        memcpy(bare, name, len);
+        bare[len] = '\0';
+        const char *provider = known_provider(bare);
+        int k = provider ? snprintf(q, sizeof q, "%s/%s", provider, bare) : -1;
+        if (k > 0 && (size_t)k < sizeof q)
+            g = sg_config_match(c, q, (size_t)k, m);
+    }
+    return g ? &r->groups[g - c->groups] : NULL;
+}
+
+/* Adds `name` to `seen`; false when it was there. */
+static bool first_time(struct sg_map *seen, char ***names, size_t *n, const char *name)
+{
+    if (sg_map_find(seen, name, strlen(name)))
+        return false;
+    *names = sg_xrealloc(*names, (*n + 1) * sizeof **names);
+    char *copy = (*names)[(*n)++] = sg_xstrdup(name);
+    sg_map_put(seen, copy, strlen(copy), copy);
+    return true;
+}
+
+void sg_router_wildcard_names(const struct sg_router *r, const struct sg_group *g,
+                              void (*fn)(const char *name, void *ud), void *ud)
+{
+    size_t n_rows, n = 0;
+    const struct sg_price_entry *rows = sg_pricing_table(&n_rows);
+    struct sg_map seen = {0};
+    char **names = NULL;
+    char name[SG_WILD_MODEL_MAX], back[SG_WILD_MODEL_MAX];
+    struct sg_match m;
+    for (size_t j = 0; j < g->n; j++) {
+        const struct sg_deployment *d = g->deployments[j];
+        const char *family = d->kind == SG_PROVIDER_ANTHROPIC     ? "anthropic"
+                             : strcmp(d->provider, "openai") == 0 ? "openai"
+                                                                  : NULL;
+        for (size_t i = 0; family && i < n_rows; i++) {
+            /* Listed only when a request for it comes back here, to this very model. */
+            if (strcmp(rows[i].provider, family) != 0 ||
+                !sg_config_unfill(g, d, rows[i].model, name) ||
+                sg_config_resolve(r->cfg, name, strlen(name), &m) != g ||
+                strcmp(sg_config_fill(d, &m, back), rows[i].model) != 0)
+                continue;
+            if (first_time(&seen, &names, &n, name))
+                fn(name, ud);
+        }
+    }
+    for (size_t i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+    sg_map_dispose(&seen);
+}
+
 struct sg_dep_health *sg_router_health_of(const struct sg_router *r, const struct sg_deployment *d)
 {
     /* Compared as addresses: a pointer from another config is not inside this array. */
@@ -621,6 +694,10 @@ static const struct sg_router_group *next_alias(struct sg_route *rt)
     size_t n = rt->in_cw_fallbacks ? rs->n_context_window_fallbacks : rs->n_fallbacks;
     const char *src = rt->first->group->alias;
     const struct sg_fallback *fb = NULL;
+    for (size_t i = 0; rt->name && i < n && !fb; i++)
+        if (strlen(list[i].alias) == rt->name_len &&
+            memcmp(list[i].alias, rt->name, rt->name_len) == 0)
+            fb = &list[i];
     for (size_t i = 0; i < n && !fb; i++)
         if (strcmp(list[i].alias, src) == 0)
             fb = &list[i];

@@ -148,8 +148,22 @@ struct sg_router {
 
 struct sg_router *sg_router_new(const struct sg_config *cfg, struct sg_health *h);
 void sg_router_free(struct sg_router *r);
+/* The group of an exact name (a model_name or alias): the config's hash index, O(1). */
 const struct sg_router_group *sg_router_group(const struct sg_router *r, const char *alias,
                                               size_t len);
+/* A client's model name as LiteLLM's router resolves it: an exact name (O(1), nothing else
+ * runs), else the config's wildcard routes, most specific first, else — for a bare name
+ * LiteLLM knows the provider of — the routes again with "<provider>/" before it (LiteLLM's
+ * get_pattern; slogate knows the names of its price table). `m` says what each '*' matched:
+ * sg_config_fill gives the model a deployment is called with. NULL when nothing serves it.
+ * No allocation, no lock. */
+const struct sg_router_group *sg_router_resolve(const struct sg_router *r, const char *name,
+                                                size_t len, struct sg_match *m);
+/* For /v1/models: calls `fn` with each name a client may send to reach a wildcard group `g`
+ * that the provider's models in slogate's price table give (what LiteLLM lists from its own
+ * model list), each once, those another group would take left out. */
+void sg_router_wildcard_names(const struct sg_router *r, const struct sg_group *g,
+                              void (*fn)(const char *name, void *ud), void *ud);
 /* The entry of a deployment of this router's config (a pointer into cfg->deployments), in
  * O(1); NULL for any other pointer. */
 struct sg_dep_health *sg_router_health_of(const struct sg_router *r, const struct sg_deployment *d);
@@ -162,6 +176,11 @@ struct sg_route {
     const struct sg_router *r;
     const struct sg_router_group *rg; /* the alias being tried now */
     const struct sg_router_group *first;
+    /* The name the client sent, when a wildcard route serves it (set after sg_route_begin):
+     * LiteLLM keys a request's fallbacks by it, so a fallback for that name comes first, then
+     * one for the route's own model_name. NULL: the group's alias is the name. */
+    const char *name;
+    size_t name_len;
     bool stream;
     bool bypass;
     size_t fallback_next; /* next index in this alias's fallbacks list */

@@ -79,9 +79,10 @@ def test_litellm_settings_fallbacks_fail_over(fx):
 
 def test_deployments_slogate_cannot_route_are_left_out(fx):
     # LiteLLM's docs quick start and proxy_server_config.yaml mix providers: Bedrock,
-    # SageMaker, text-completion models, wildcard routes ("*", "anthropic/*"). LiteLLM's proxy
+    # SageMaker, text-completion models, Vertex AI behind a wildcard route. LiteLLM's proxy
     # drops a deployment it cannot set up and serves the rest; slogate loads such a config,
-    # says which entries it does not route and why, and serves the others.
+    # says which entries it does not route and why, and serves the others. (Wildcard routes it
+    # can fill are served: test_wildcard.py.)
     m = fx.mock(key=None)
     text = ("model_list:\n"
             "  - model_name: bedrock-claude\n"
@@ -97,11 +98,11 @@ def test_deployments_slogate_cannot_route_are_left_out(fx):
             "      model: text-completion-openai/gpt-3.5-turbo-instruct\n"
             "  - model_name: \"*\"\n"
             "    litellm_params:\n"
-            "      model: openai/*\n"
+            "      model: vertex_ai/*\n"
             "      api_key: os.environ/NEVER_EXPORTED_KEY\n"
-            "  - model_name: \"anthropic/*\"\n"
+            "  - model_name: team\n"
             "    litellm_params:\n"
-            "      model: \"anthropic/*\"\n"
+            "      model: \"openai/*\"\n"
             "  - model_name: local-llama\n"
             "    litellm_params:\n"
             "      model: ollama/llama3\n"
@@ -122,14 +123,13 @@ def test_deployments_slogate_cannot_route_are_left_out(fx):
         "text-completion-openai adapter (it speaks the OpenAI and Anthropic APIs); to reach "
         "gpt-3.5-turbo-instruct through an OpenAI-compatible endpoint, write model: "
         "openai/gpt-3.5-turbo-instruct with that endpoint as api_base",
-        "litellm.yaml:15: warning: model_list[3] (*) is not routed: LiteLLM's wildcard routes "
-        "('*' in model_name or model) are not supported: slogate serves the model names it "
-        "lists, so add one entry per model clients call (model_name: gpt-4o, model: "
-        "openai/gpt-4o)",
-        "litellm.yaml:19: warning: model_list[4] (anthropic/*) is not routed: LiteLLM's wildcard "
-        "routes ('*' in model_name or model) are not supported: slogate serves the model names "
-        "it lists, so add one entry per model clients call (model_name: gpt-4o, model: "
-        "openai/gpt-4o)",
+        "litellm.yaml:15: warning: model_list[3] (*) is not routed: slogate has no vertex_ai "
+        "adapter (it speaks the OpenAI and Anthropic APIs); to reach * through an "
+        "OpenAI-compatible endpoint, write model: openai/* with that endpoint as api_base",
+        "litellm.yaml:19: warning: model_list[4] (team) is not routed: litellm_params.model "
+        "'openai/*' has a '*' but model_name 'team' has none to fill it (LiteLLM would send the "
+        "'*' itself as the model): write model_name: \"team/*\" so that team/<model> calls "
+        "<model>, or name the model (model: openai/gpt-4o)",
         "litellm.yaml:20: warning: model_list[5] (llama-one): no price known for "
         "ollama/llama3; its requests will cost 0. Set litellm_params.input_cost_per_token and "
         "output_cost_per_token",
@@ -148,11 +148,15 @@ def test_deployments_slogate_cannot_route_are_left_out(fx):
        "anthropic.claude-instant-v1 through an OpenAI-compatible endpoint, write model: "
        "openai/anthropic.claude-instant-v1 with that endpoint as api_base. GET /v1/models lists "
        "the models this gateway serves.", "the client is told why, as the operator was")
-    r = chat(gw.port, chat_body(model="anthropic/*"))
-    contains(r.error()["message"], "is in this gateway's config but not routed: LiteLLM's "
-             "wildcard routes", "a wildcard entry's name")
+    r = chat(gw.port, chat_body(model="team"))
+    contains(r.error()["message"], "is in this gateway's config but not routed: "
+             "litellm_params.model 'openai/*' has a '*'", "an entry's name")
     r = chat(gw.port, chat_body(model="gpt-4o"))  # what the wildcard would have taken
     eq(r.status, 404, "a model the wildcard would match (%s)" % r.text)
+    contains(r.error()["message"], "is in this gateway's config but not routed: slogate has no "
+             "vertex_ai adapter", "a name the left-out route matches: its reason")
+    r = chat(gw.port, chat_body(model="gpt-4o/x\ny"))  # no route matches a newline
+    eq(r.status, 404, "a name no route matches (%s)" % r.text)
     contains(r.error()["message"], "does not exist", "a name in no entry: the usual message")
     r = chat(gw.port, chat_body(model="local-llama"))
     eq(r.status, 200, "the Ollama deployment answers (%s)" % r.text)

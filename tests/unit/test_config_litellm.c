@@ -1,7 +1,7 @@
 /*
  * config: LiteLLM configs as LiteLLM's proxy reads them. Entries slogate cannot route (a
- * provider without an adapter, a wildcard route, no endpoint) load with a warning and are left
- * out; the OpenAI-compatible APIs of Gemini, Ollama and Azure OpenAI; rpm/tpm beside
+ * provider without an adapter, a wildcard it cannot fill, no endpoint) load with a warning and are
+ * left out; the OpenAI-compatible APIs of Gemini, Ollama and Azure OpenAI; rpm/tpm beside
  * litellm_params; the router settings LiteLLM also takes from litellm_settings;
  * default_fallbacks and model_group_alias; and `include:` of other files. Each test says which
  * LiteLLM behaviour it pins.
@@ -25,10 +25,10 @@ static void test_unrouted_entries_are_left_out(void **state)
                                "      model: bedrock/anthropic.claude-v2\n"
                                "      aws_secret_access_key: os.environ/UNSET_AWS_SECRET\n"
                                "      api_key: os.environ/UNSET_KEY\n"
-                               "  - model_name: \"*\"\n"
-                               "    litellm_params: { model: \"*\" }\n"
-                               "  - model_name: anthropic/*\n"
-                               "    litellm_params: { model: anthropic/*, api_key: k }\n"
+                               "  - model_name: team\n"
+                               "    litellm_params: { model: \"openai/*\" }\n"
+                               "  - model_name: bedrock/*\n"
+                               "    litellm_params: { model: bedrock/*, api_key: k }\n"
                                "  - model_name: chat\n"
                                "    litellm_params: { model: openai/gpt-4o-mini, api_key: k, "
                                "order: 0 }\n"
@@ -39,11 +39,10 @@ static void test_unrouted_entries_are_left_out(void **state)
                       "speaks the OpenAI and Anthropic APIs); to reach anthropic.claude-v2 "
                       "through an OpenAI-compatible endpoint, write model: "
                       "openai/anthropic.claude-v2 with that endpoint as api_base");
-    assert_warning(8, "model_list[1] (*) is not routed: LiteLLM's wildcard routes ('*' in "
-                      "model_name or model) are not supported: slogate serves the model names it "
-                      "lists, so add one entry per model clients call (model_name: gpt-4o, "
-                      "model: openai/gpt-4o)");
-    assert_warning(10, "model_list[2] (anthropic/*) is not routed: LiteLLM's wildcard routes");
+    /* Wildcard routes are served (test_config_wildcard.c), but for what cannot be filled. */
+    assert_warning(8, "model_list[1] (team) is not routed: litellm_params.model 'openai/*' has a "
+                      "'*' but model_name 'team' has none to fill it");
+    assert_warning(10, "model_list[2] (bedrock/*) is not routed: slogate has no bedrock adapter");
     assert_error(12, "model_list[3].litellm_params.order must be an integer >= 1, got \"0\"");
     assert_warning(14, "model_list[4] (gpt-35) is not routed: azure needs its endpoint: set "
                        "litellm_params.api_base (https://NAME.openai.azure.com for Azure) or "
