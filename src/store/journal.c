@@ -24,6 +24,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/falloc.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <math.h>
@@ -289,22 +290,49 @@ void sg_journal_open(struct sg_journal *j, const char *dir, const char *slot_pat
 
 uint32_t sg_journal_put(struct sg_journal *j, const struct sg_event *ev)
 {
-    if (j->cells) {
-        for (int t = 0; t < CLAIM_TRIES; t++) {
-            uint64_t n = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
-            struct sg_journal_cell *c = &j->cells[n & j->mask];
-            uint64_t expect = CELL_FREE;
-            if (atomic_compare_exchange_strong_explicit(
-                    &c->state, &expect, CELL_BUSY, memory_order_acquire, memory_order_relaxed)) {
-                c->seq = n;
-                memcpy(c->ev, ev, EVENT_BYTES);
-                atomic_store_explicit(&c->state, CELL_FULL, memory_order_release);
-                return (uint32_t)(n & j->mask) + 1;
-            }
+    for (int t = 0; j->cells && t < CLAIM_TRIES; t++) {
+        uint64_t n = atomic_fetch_add_explicit(&j->next, 1, memory_order_acq_rel);
+        if (n & SG_JOURNAL_CLOSED)
+            break; /* sg_journal_trim is giving the pages back: no cell now */
+        struct sg_journal_cell *c = &j->cells[n & j->mask];
+        uint64_t expect = CELL_FREE;
+        bool won = atomic_compare_exchange_strong_explicit(
+            &c->state, &expect, CELL_BUSY, memory_order_acquire, memory_order_relaxed);
+        if (won) {
+            c->seq = n;
+            memcpy(c->ev, ev, EVENT_BYTES);
+            atomic_store_explicit(&c->state, CELL_FULL, memory_order_release);
         }
+        /* Every claim number is finished once its cell is no longer touched: the trim's
+         * proof that no producer is inside. */
+        atomic_fetch_add_explicit(&j->finished, 1, memory_order_release);
+        if (won)
+            return (uint32_t)(n & j->mask) + 1;
     }
     atomic_fetch_add_explicit(&j->skipped, 1, memory_order_relaxed);
     return 0;
+}
+
+bool sg_journal_trim(struct sg_journal *j)
+{
+    if (!j->cells)
+        return false;
+    uint64_t v = atomic_load_explicit(&j->next, memory_order_acquire);
+    if ((v & SG_JOURNAL_CLOSED) || atomic_load_explicit(&j->finished, memory_order_acquire) != v)
+        return false; /* a producer is inside */
+    for (size_t i = 0; i <= j->mask; i++)
+        if (atomic_load_explicit(&j->cells[i].state, memory_order_acquire) != CELL_FREE)
+            return false; /* an event not written yet */
+    /* Closed only if no claim came since v was read: then every claim is finished, and the
+     * ones that come now see the flag and leave the cells alone. */
+    if (!atomic_compare_exchange_strong(&j->next, &v, v | SG_JOURNAL_CLOSED))
+        return false;
+    /* tmpfs frees the pages; the mapping reads zeros (every cell FREE) from now on. */
+    bool ok = fallocate(j->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, CELL_BYTES,
+                        (off_t)(j->mask + 1) * CELL_BYTES) == 0;
+    /* Open again at v: the claims made while closed were given up (never finished). */
+    atomic_store(&j->next, v);
+    return ok;
 }
 
 void sg_journal_done(struct sg_journal *j, uint32_t cell)

@@ -260,6 +260,7 @@ static void release_idle_memory(struct sg_store *s)
     if (s->be->release_memory && atomic_load(&s->connected))
         s->be->release_memory(s->be);
     sg_event_pool_release();
+    sg_journal_trim(&s->j); /* its 2 MiB of tmpfs, touched as the claims went round */
     malloc_trim(0);
 }
 

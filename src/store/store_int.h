@@ -65,8 +65,9 @@ struct sg_journal {
     size_t map_len;
     struct sg_journal_cell *cells;
     size_t mask;
-    _Atomic uint64_t next;    /* claim numbers */
-    _Atomic uint64_t skipped; /* events handed over without a copy (journal full or none) */
+    _Atomic uint64_t next;     /* claim numbers; SG_JOURNAL_CLOSED while trimmed */
+    _Atomic uint64_t finished; /* claims whose producer no longer touches the cells */
+    _Atomic uint64_t skipped;  /* events handed over without a copy (journal full or none) */
 };
 
 /* `<dir>/slogate-<hash of the slot's real path>.journal`, or NULL (no dir, no such slot). */
@@ -76,8 +77,13 @@ char *sg_journal_path(const char *dir, const char *slot_path);
 void sg_journal_open(struct sg_journal *j, const char *dir, const char *slot_path);
 /* Copy the event into a free cell: its number (1..), or 0 when none was free. Lock-free. */
 uint32_t sg_journal_put(struct sg_journal *j, const struct sg_event *ev);
+#define SG_JOURNAL_CLOSED (1ull << 63)
 /* The event in `cell` (0: none) is in the database or the spool. */
 void sg_journal_done(struct sg_journal *j, uint32_t cell);
+/* While no event is in it and no producer inside: give the cells' pages back to the system (the
+ * writer, once per idle spell). Producers that come meanwhile hand their event over uncopied.
+ * True when the pages went back. */
+bool sg_journal_trim(struct sg_journal *j);
 /* Unmap; the file goes away when no cell holds an event, else it waits for the next start. */
 void sg_journal_close(struct sg_journal *j);
 /* Append the events a dead process's journal of `slot_path` holds to the spool, in the order

@@ -1250,6 +1250,66 @@ static void test_journal_held_by_a_live_process_is_left_alone(void **state)
     tmpdir_rm(&d);
 }
 
+/* Idle, the journal gives its pages back (tmpfs keeps every page a claim touched until then):
+ * only when no event is in it and no producer inside it (a claim not finished); afterwards it
+ * copies events again as before. */
+static void test_journal_trimmed_when_idle(void **state)
+{
+    (void)state;
+    struct stat sb;
+    if (stat("/dev/shm", &sb) != 0)
+        skip();
+    struct tmpdir d;
+    tmpdir_make(&d);
+    int fd = open(d.spool, O_RDWR | O_CREAT, 0640);
+    close(fd);
+    struct sg_journal j;
+    sg_journal_open(&j, "/dev/shm", d.spool);
+    assert_non_null(j.path);
+    struct sg_event *e = ev_n(1);
+    for (int i = 0; i < 600; i++)
+        sg_journal_done(&j, sg_journal_put(&j, e));
+    assert_int_equal(stat(j.path, &sb), 0);
+    assert_true(sb.st_blocks * 512 >= 600 * 1024); /* 600 cells touched */
+
+    uint32_t held = sg_journal_put(&j, e); /* an event not written yet */
+    assert_false(sg_journal_trim(&j));
+    sg_journal_done(&j, held);
+    atomic_fetch_add(&j.next, 1); /* a producer that claimed and is still copying */
+    assert_false(sg_journal_trim(&j));
+    atomic_fetch_add(&j.finished, 1); /* ... done */
+    assert_true(sg_journal_trim(&j));
+    assert_int_equal(stat(j.path, &sb), 0);
+    assert_true(sb.st_blocks * 512 <= 8 * 1024);
+    assert_int_equal(atomic_load(&j.next) & SG_JOURNAL_CLOSED, 0);
+
+    /* Copies again, and what it holds is read back at a recovery. */
+    assert_int_not_equal(sg_journal_put(&j, e), 0);
+    assert_int_equal(atomic_load(&j.skipped), 0);
+    char real[PATH_MAX];
+    assert_non_null(realpath(d.spool, real));
+    struct sg_event **ev = NULL;
+    char why[256];
+    assert_int_equal(sg_journal_parse(j.map, j.map_len, real, &ev, why, sizeof why), 1);
+    assert_string_equal(ev[0]->request_id, "req-0001");
+    sg_event_free(ev[0]);
+    free(ev);
+    sg_event_free(e);
+    sg_journal_close(&j); /* one cell FULL: kept for a next start, which this test is */
+    struct fake *f = fake_new(true);
+    fake_now = 0;
+    struct sg_store_options o = {
+        .spool_path = d.spool, .journal_dir = "/dev/shm", .no_thread = true, .now_ms = clock_fn};
+    char err[256];
+    struct sg_store *s = sg_store_new(&f->base, &o, err, sizeof err);
+    assert_non_null(s);
+    assert_int_equal(stats(s).spool_events, 1);
+    sg_store_close(s, 0);
+    assert_true(fake_has(f, "req-0001"));
+    free(f);
+    tmpdir_rm(&d);
+}
+
 /* The disk is full and the queue too: every request's event is lost, and counted, but the log
  * says so about once a second, not once per request (a line written by the worker that serves
  * the request, onto a disk that is full, at the request rate). */
@@ -1758,6 +1818,7 @@ int main(void)
         cmocka_unit_test(test_journal_full_counts_uncopied_events),
         cmocka_unit_test(test_journal_foreign_or_none),
         cmocka_unit_test(test_journal_held_by_a_live_process_is_left_alone),
+        cmocka_unit_test(test_journal_trimmed_when_idle),
         cmocka_unit_test(test_sqlite_rows_migrations_inspect),
         cmocka_unit_test(test_sqlite_paced_insert),
         cmocka_unit_test(test_sqlite_migration_3_keeps_rows),
