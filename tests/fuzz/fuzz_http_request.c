@@ -8,8 +8,11 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -43,17 +46,39 @@ static void setup(void)
         abort();
 }
 
+/* connect(2) to the loopback server. It returns at once unless a SYN is lost and resent a second
+ * later; then libFuzzer's -timeout alarm may interrupt it (EINTR) while the connection goes on
+ * in the background: wait for it instead of reporting the signal as a crash of the input. */
+static int connect_server(void)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)sg_http_server_port(srv))};
+    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a) == 0)
+        return fd;
+    int err = errno;
+    if (fd >= 0 && err == EINTR) {
+        struct pollfd p = {.fd = fd, .events = POLLOUT};
+        socklen_t n = sizeof err;
+        int r;
+        while ((r = poll(&p, 1, 10000)) < 0 && errno == EINTR) {
+        }
+        if (r == 1 && getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &n) == 0 && err == 0)
+            return fd;
+        if (r == 0)
+            err = ETIMEDOUT;
+    }
+    fprintf(stderr, "fuzz_http_request: cannot connect to the server: %s\n", strerror(err));
+    abort();
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (!srv)
         setup();
     uint64_t before = sg_http_server_accepted(srv);
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET,
-                            .sin_port = htons((uint16_t)sg_http_server_port(srv))};
-    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
-    if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0)
-        abort();
+    int fd = connect_server();
     /* Write as much as the socket takes without blocking, interleaved with server turns. */
     size_t off = 0;
     char sink[65536];
