@@ -197,7 +197,8 @@ static void include_one(struct merge *m, const struct pending *pe, const char *b
     const struct sg_ynode *item = pe->item;
     char err[160];
     ld->file = pe->from;
-    if (item->kind != SG_YSCALAR || sg_ynode_is_null(item) || strlen(item->s) != item->len) {
+    if (item->kind != SG_YSCALAR || sg_ynode_is_null(item) || !item->len ||
+        strlen(item->s) != item->len) {
         sg_cfg_err(ld, item->line,
                    "include: each entry is the path of a YAML file, e.g. "
                    "models.yaml");

@@ -445,6 +445,10 @@ static void test_include(void **state)
     assert_null(c);
     assert_error(1, "include must be a list of files, e.g. include: [models.yaml] (LiteLLM "
                     "refuses anything else too)");
+    write_in(dir, "main.yaml", "include: [\"\"]\n" ONE_MODEL); /* not "cannot read : ..." */
+    c = load_path(main_path);
+    assert_null(c);
+    assert_error(1, "include: each entry is the path of a YAML file, e.g. models.yaml");
 
     /* Read from memory (check -c -), there is no folder to start from. */
     c = load("include: [models.yaml]\n" ONE_MODEL);
