@@ -920,6 +920,7 @@ static const struct start_key {
     SK("telemetry.request_log_backups", SK_INT, telemetry.request_log_backups),
     SK("telemetry.metrics_token", SK_STR, telemetry.metrics_token),
     SK("telemetry.spool_path", SK_STR, telemetry.spool_path),
+    SK("telemetry.journal_dir", SK_STR, telemetry.journal_dir),
 #undef SK
 };
 

@@ -231,6 +231,7 @@ struct sg_telemetry_settings {
     int request_log_backups;      /* rotated files kept (path.1 ...), default 5 */
     char *metrics_token;          /* a bearer token for GET /metrics besides the master key */
     char *spool_path;             /* NULL: <sqlite path>.spool, or slogate-spool.jsonl */
+    char *journal_dir;            /* the crash journal's tmpfs folder (/dev/shm); "none": none */
 };
 
 struct sg_drill_settings {
@@ -346,7 +347,7 @@ const struct sg_feature *sg_config_feature(const struct sg_config *c, const char
  * exporters): a reload that changes one of them changes nothing until the next start. Fills
  * `keys` with the names, as written in the file ("server.max_connections"), of those that differ
  * between `running` and `fresh`; returns how many (at most SG_CONFIG_N_START_KEYS). */
-#define SG_CONFIG_N_START_KEYS 23
+#define SG_CONFIG_N_START_KEYS 24
 size_t sg_config_start_keys_changed(const struct sg_config *running, const struct sg_config *fresh,
                                     const char *keys[SG_CONFIG_N_START_KEYS]);
 

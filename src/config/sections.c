@@ -762,6 +762,7 @@ static const struct sg_cfg_field telemetry_fields[] = {
      .max = 1000},
     {"metrics_token", SG_FT_STR, TELEMETRY(metrics_token), .defs = NULL},
     {"spool_path", SG_FT_STR, TELEMETRY(spool_path), .defs = NULL},
+    {"journal_dir", SG_FT_STR, TELEMETRY(journal_dir), .defs = "/dev/shm"},
 };
 static const struct sg_cfg_table telemetry_table = TABLE(telemetry_fields, NULL);
 
@@ -933,4 +934,5 @@ void sg_cfg_free_sections(struct sg_config *c)
     free(c->telemetry.request_log);
     free(c->telemetry.metrics_token);
     free(c->telemetry.spool_path);
+    free(c->telemetry.journal_dir);
 }

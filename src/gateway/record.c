@@ -259,7 +259,9 @@ int gw_telemetry_start(struct sg_gateway *gw)
     }
     if (be) {
         char *spool = spool_path(cfg);
-        struct sg_store_options o = {.spool_path = spool};
+        const char *jdir = cfg->telemetry.journal_dir;
+        struct sg_store_options o = {.spool_path = spool,
+                                     .journal_dir = strcmp(jdir, "none") == 0 ? "" : jdir};
         if (t->reqlog) {
             o.tap = reqlog_tap;
             o.tap_ud = t;

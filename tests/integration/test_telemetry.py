@@ -532,10 +532,14 @@ def test_sigkill_with_the_database_up_loses_no_answered_request(fx):
     # within 200 ms) when the gateway is killed: the crash journal keeps a copy, and the next
     # start writes them. They used to be lost.
     db = fx.path("k.db")
+    jdir = fx.path("journal")  # telemetry.journal_dir: /dev/shm unless set
+    os.mkdir(jdir)
     m = fx.mock()
     cfg = fx.config([m], general={"database_url": "sqlite://" + db})
+    cfg["telemetry"] = {"journal_dir": jdir}
     gw = fx.gateway(cfg)
     ids = send(gw, 20)
+    eq(len([f for f in os.listdir(jdir) if f.endswith(".journal")]), 1, "the journal in its folder")
     queued = 0
     for _ in range(40):
         ids += send(gw, 3)
@@ -556,6 +560,16 @@ def test_sigkill_with_the_database_up_loses_no_answered_request(fx):
     contains(gw2.proc.stderr(), "held in memory when it ended", "the restart says what it recovered")
     eq(metric(metrics(gw2), "slogate_store_unjournaled_total", backend="sqlite"), 0.0,
        "every event had its journal copy")
+    gw2.proc.signal(signal.SIGTERM)
+    eq(gw2.proc.wait(10), 0, "gateway2 stops cleanly")
+    eq(os.listdir(jdir), [], "a clean stop leaves no journal")
+
+    # journal_dir: none turns it off: events are handed over uncopied, and counted.
+    cfg["telemetry"] = {"journal_dir": "none"}
+    gw3 = fx.gateway(cfg, name="gateway3")
+    send(gw3, 4)
+    eq(metric(metrics(gw3), "slogate_store_unjournaled_total", backend="sqlite"), 4.0,
+       "events without a journal copy")
 
 
 @time_limit(60)

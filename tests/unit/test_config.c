@@ -625,14 +625,14 @@ static void test_start_keys_changed(void **state)
              "service: { name: Acme }\n"
              "telemetry: { otlp_endpoint: 'http://127.0.0.1:4318', request_log: r.jsonl,\n"
              "  log_prompts: true, request_log_max_mb: 1, request_log_backups: 2,\n"
-             "  metrics_token: tok, spool_path: s.jsonl }\n");
+             "  metrics_token: tok, spool_path: s.jsonl, journal_dir: /run/sg }\n");
     assert_clean(b);
     size_t n = sg_config_start_keys_changed(a, b, keys);
     assert_int_equal(n, SG_CONFIG_N_START_KEYS);
     assert_string_equal(keys[0], "server.host");
     assert_string_equal(keys[7], "server.max_connections");
     assert_string_equal(keys[11], "general_settings.redis_url");
-    assert_string_equal(keys[n - 1], "telemetry.spool_path");
+    assert_string_equal(keys[n - 1], "telemetry.journal_dir");
     for (size_t i = 0; i < n; i++) /* each named once */
         for (size_t j = i + 1; j < n; j++)
             assert_string_not_equal(keys[i], keys[j]);
