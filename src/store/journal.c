@@ -18,7 +18,10 @@
  * take claim numbers with fetch_add and try the cell a number maps to; after a few occupied
  * cells the event goes on without a copy (counted: the writer is thousands of events behind).
  * FREE is zero, so a file fresh from ftruncate is an empty journal, and nothing on the request
- * path does I/O: tmpfs pages are memory.
+ * path does I/O: tmpfs pages are memory. Idle, the writer punches the cells' pages out
+ * (sg_journal_trim) once it has proved no producer is inside.
+ *
+ * /dev/shm is every user's: a journal file this user does not own is never read nor written.
  */
 #include "store_int.h"
 
@@ -152,7 +155,7 @@ size_t sg_journal_parse(const void *data, size_t len, const char *real, struct s
                  h->schema, h->event_bytes, SG_STORE_SCHEMA_VERSION, (size_t)EVENT_BYTES);
         return 0;
     }
-    if (real && strncmp(h->spool, real, sizeof h->spool) != 0) {
+    if (real && strncmp(h->spool, real, sizeof h->spool - 1) != 0) {
         snprintf(why, why_len, "written for another spool (%.200s)", h->spool);
         return 0;
     }
@@ -182,6 +185,17 @@ size_t sg_journal_parse(const void *data, size_t len, const char *real, struct s
     return kept;
 }
 
+/* /dev/shm is writable by every user: a file there that another user owns is neither read
+ * (it could hold rows nobody answered) nor written (they could read the events). */
+static bool ours(const struct stat *st, const char *path)
+{
+    if (S_ISREG(st->st_mode) && st->st_uid == geteuid())
+        return true;
+    SG_WARN("store", "journal %s is not a file of this user (uid %u): left alone", path,
+            (unsigned)geteuid());
+    return false;
+}
+
 bool sg_journal_recover(const char *dir, const char *slot_path, struct sg_spool *sp)
 {
     char real[PATH_MAX];
@@ -195,14 +209,14 @@ bool sg_journal_recover(const char *dir, const char *slot_path, struct sg_spool 
         free(path);
         return true;
     }
-    if (flock(fd, LOCK_EX | LOCK_NB) != 0) { /* a live process's (sg_journal_open) */
-        close(fd);
+    struct stat st;
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0 || fstat(fd, &st) != 0 || !ours(&st, path)) {
+        close(fd); /* a live process's (sg_journal_open), or not this user's */
         free(path);
         return true;
     }
-    struct stat st;
     void *map = MAP_FAILED;
-    if (fstat(fd, &st) == 0 && st.st_size >= CELL_BYTES)
+    if (st.st_size >= CELL_BYTES)
         map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
     struct sg_event **ev = NULL;
     char why[256] = "";
@@ -260,7 +274,14 @@ void sg_journal_open(struct sg_journal *j, const char *dir, const char *slot_pat
     int fd = open(j->path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
     /* The spool slot's lock already makes this process the only one with this name, unless
      * two mount namespaces share /dev/shm and a spool path: the file's own lock says so. */
+    struct stat st;
     bool locked = fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0;
+    if (locked && (fstat(fd, &st) != 0 || !ours(&st, j->path))) {
+        close(fd);
+        fd = -1;
+        locked = false;
+        errno = EPERM;
+    }
     void *map = MAP_FAILED;
     /* Cut to zero first: every cell FREE, whatever an earlier file held (recovered already). */
     if (locked && ftruncate(fd, 0) == 0 && ftruncate(fd, (off_t)len) == 0)

@@ -1250,6 +1250,42 @@ static void test_journal_held_by_a_live_process_is_left_alone(void **state)
     tmpdir_rm(&d);
 }
 
+/* A journal file another user owns (/dev/shm is everyone's): neither read — it could hold rows
+ * nobody answered — nor written, since they could read the events. */
+static void test_journal_of_another_user_is_left_alone(void **state)
+{
+    (void)state;
+    struct tmpdir d;
+    tmpdir_make(&d);
+    int fd = open(d.spool, O_RDWR | O_CREAT, 0640);
+    close(fd);
+    char real[PATH_MAX];
+    assert_non_null(realpath(d.spool, real));
+    char *jpath = sg_journal_path(d.dir, d.spool);
+    free(journal_bytes(jpath, SG_STORE_SCHEMA_VERSION, real, "req-0666"));
+    chmod(jpath, 0666);
+    if (chown(jpath, 65534, 65534) != 0) { /* not root: no other user to give it to */
+        free(jpath);
+        tmpdir_rm(&d);
+        skip();
+    }
+    struct fake *f = fake_new(true);
+    fake_now = 0;
+    struct sg_store *s = journal_store(f, &d, 64, NULL);
+    assert_int_equal(stats(s).spool_events, 0);
+    submit_range(s, 0, 2);
+    assert_int_equal(stats(s).unjournaled, 2);
+    sg_store_close(s, 0);
+    assert_false(fake_has(f, "req-0666"));
+    struct stat sb;
+    assert_int_equal(stat(jpath, &sb), 0);
+    assert_int_equal(sb.st_uid, 65534);
+    assert_int_equal(sb.st_size, 2049 * 1024);
+    free(jpath);
+    free(f);
+    tmpdir_rm(&d);
+}
+
 /* Idle, the journal gives its pages back (tmpfs keeps every page a claim touched until then):
  * only when no event is in it and no producer inside it (a claim not finished); afterwards it
  * copies events again as before. */
@@ -1819,6 +1855,7 @@ int main(void)
         cmocka_unit_test(test_journal_foreign_or_none),
         cmocka_unit_test(test_journal_held_by_a_live_process_is_left_alone),
         cmocka_unit_test(test_journal_trimmed_when_idle),
+        cmocka_unit_test(test_journal_of_another_user_is_left_alone),
         cmocka_unit_test(test_sqlite_rows_migrations_inspect),
         cmocka_unit_test(test_sqlite_paced_insert),
         cmocka_unit_test(test_sqlite_migration_3_keeps_rows),
