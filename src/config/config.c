@@ -122,6 +122,7 @@ struct dep_load {
     char *region_name;
     char *mi_id;
     char *mi_region;
+    char *mi_health_model;
     double mi_in, mi_out;
     int64_t entry_rpm, entry_tpm; /* rpm / tpm beside litellm_params (LiteLLM takes them too) */
 };
@@ -202,6 +203,7 @@ static const struct sg_cfg_field mi_fields[] = {
     {"input_cost_per_token", SG_FT_DOUBLE, DEP(mi_in), .def = -1, .min = 0, .max = SG_CFG_NOMAX},
     {"output_cost_per_token", SG_FT_DOUBLE, DEP(mi_out), .def = -1, .min = 0, .max = SG_CFG_NOMAX},
     {"region", SG_FT_STR, DEP(mi_region), .defs = NULL},
+    {"health_check_model", SG_FT_STR, DEP(mi_health_model), .defs = NULL},
 };
 static const struct sg_cfg_ignored mi_litellm[] = {
     {"mode", NULL},
@@ -221,7 +223,6 @@ static const struct sg_cfg_ignored mi_litellm[] = {
     {"supported_environments", NULL},
     {"litellm_provider", NULL},
     {"description", NULL},
-    {"health_check_model", NULL},
     {"cache_read_input_token_cost", NULL},
     {"cache_creation_input_token_cost", NULL},
     {"input_cost_per_second", NULL},
@@ -512,6 +513,12 @@ static void finish_deployment(struct sg_cfg_loader *ld, struct dep_load *dl,
         d->region = dl->mi_region;
         dl->mi_region = NULL;
     }
+    /* LiteLLM's form is provider/model (openai/gpt-4o-mini): the provider is the deployment's. */
+    if (dl->mi_health_model) {
+        const char *slash = strchr(dl->mi_health_model, '/');
+        d->health_check_model = sg_xstrdup(slash ? slash + 1 : dl->mi_health_model);
+    }
+    free(dl->mi_health_model);
     free(dl->region_name);
     free(dl->mi_region);
     free(dl->mi_id);
@@ -527,6 +534,7 @@ static void free_deployment(struct sg_deployment *d)
     free(d->api_key);
     free(d->api_base);
     free(d->region);
+    free(d->health_check_model);
     free(d->file);
 }
 

@@ -78,6 +78,10 @@ static void on_tick(uv_timer_t *t)
     struct sg_runtime *rt = p->w->rt;
     for (size_t i = 0; i < rt->cfg->n_deployments; i++) {
         const struct sg_deployment *d = &rt->cfg->deployments[i];
+        /* A wildcard route has no model of its own to ask for ('*'), unless it names one. */
+        const char *model = d->health_check_model ? d->health_check_model : d->provider_model;
+        if (!d->health_check_model && d->stars)
+            continue;
         struct probe_call *c = sg_xcalloc(1, sizeof *c);
         c->p = p;
         c->rt = sg_runtime_ref(rt);
@@ -85,7 +89,7 @@ static void on_tick(uv_timer_t *t)
         struct sg_buf b;
         sg_buf_init(&b, 0);
         sg_buf_appends(&b, "{\"model\":\"");
-        sg_buf_append_json_str(&b, d->provider_model, strlen(d->provider_model));
+        sg_buf_append_json_str(&b, model, strlen(model));
         /* The same tiny request in both wire formats (dep_urls/dep_headers are per format). */
         sg_buf_appends(&b, "\",\"messages\":[{\"role\":\"user\",\"content\":\"ping\"}],"
                            "\"max_tokens\":1}");

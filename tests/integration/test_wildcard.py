@@ -228,3 +228,26 @@ def test_patterns_slogate_cannot_fill_are_left_out_saying_what_to_write(fx):
     contains(r.error()["message"], "has a '*' but model_name 'team' has none", "why")
     eq(models(gw), ["chat"], "/v1/models")
     eq(a.stats()["requests"], 0, "nothing reached the provider")
+
+
+def test_background_health_checks_ask_for_a_routes_health_check_model(fx):
+    # A wildcard route has no model of its own to ask for ('*'): its background health check asks
+    # for model_info.health_check_model (LiteLLM's key, provider/model), and a route without one
+    # is not probed — it used to be probed with '*' as the model.
+    a = fx.mock(name="checked")
+    b = fx.mock(name="unchecked")
+    text = ("model_list:\n"
+            "  - model_name: \"team-a/*\"\n"
+            "    litellm_params: { model: \"openai/*\", api_key: %s, api_base: \"%s\" }\n"
+            "    model_info: { id: wild-a, health_check_model: openai/gpt-4o-mini }\n"
+            "  - model_name: \"team-b/*\"\n"
+            "    litellm_params: { model: \"openai/*\", api_key: %s, api_base: \"%s\" }\n"
+            "    model_info: { id: wild-b }\n"
+            "general_settings:\n"
+            "  master_key: %s\n"
+            "  background_health_checks: true\n"
+            "  health_check_interval: 1\n" % (MOCK_KEY, a.url, MOCK_KEY, b.url, MASTER_KEY))
+    fx.gateway(text)
+    wait_until(lambda: a.stats()["requests"] >= 2, 10, "two health checks at the checked route")
+    eq(a.last()["model"], "gpt-4o-mini", "the model the health check asked for")
+    eq(b.stats()["requests"], 0, "no health check at a route without health_check_model")
