@@ -39,7 +39,7 @@
 #include <unistd.h>
 
 #define CELL_BYTES 1024
-#define CELLS 2048 /* 2 MiB: more than the queue holds while the writer keeps up */
+#define CELLS 2048 /* 2 MiB: more than the queue holds while the writer keeps up (a power of 2) */
 #define EVENT_BYTES offsetof(struct sg_event, cache_state)
 #define MAGIC "SGJRNL1"
 #define CLAIM_TRIES 4
@@ -236,6 +236,7 @@ bool sg_journal_recover(const char *dir, const char *slot_path, struct sg_spool 
             if (sg_spool_tap_line(ev[i], &b) != SG_OK)
                 ok = false;
         ok = ok && sg_spool_append(sp, b.data, b.len, n) == SG_OK && sg_spool_sync(sp) == SG_OK;
+        int saved = errno;
         sg_buf_dispose(&b);
         if (ok)
             SG_WARN("store",
@@ -246,7 +247,7 @@ bool sg_journal_recover(const char *dir, const char *slot_path, struct sg_spool 
             SG_ERROR("store",
                      "journal %s: cannot append its %zu events to the spool %s (%s); the "
                      "journal stays for the next start",
-                     path, n, sp->path, strerror(errno));
+                     path, n, sp->path, strerror(saved));
         for (size_t i = 0; i < n; i++)
             sg_event_free(ev[i]);
         free(ev);
@@ -306,7 +307,6 @@ void sg_journal_open(struct sg_journal *j, const char *dir, const char *slot_pat
     j->map = map;
     j->map_len = len;
     j->cells = (struct sg_journal_cell *)((char *)map + CELL_BYTES);
-    j->mask = CELLS - 1;
 }
 
 uint32_t sg_journal_put(struct sg_journal *j, const struct sg_event *ev)
@@ -315,7 +315,7 @@ uint32_t sg_journal_put(struct sg_journal *j, const struct sg_event *ev)
         uint64_t n = atomic_fetch_add_explicit(&j->next, 1, memory_order_acq_rel);
         if (n & SG_JOURNAL_CLOSED)
             break; /* sg_journal_trim is giving the pages back: no cell now */
-        struct sg_journal_cell *c = &j->cells[n & j->mask];
+        struct sg_journal_cell *c = &j->cells[n % CELLS];
         uint64_t expect = CELL_FREE;
         bool won = atomic_compare_exchange_strong_explicit(
             &c->state, &expect, CELL_BUSY, memory_order_acquire, memory_order_relaxed);
@@ -328,7 +328,7 @@ uint32_t sg_journal_put(struct sg_journal *j, const struct sg_event *ev)
          * proof that no producer is inside. */
         atomic_fetch_add_explicit(&j->finished, 1, memory_order_release);
         if (won)
-            return (uint32_t)(n & j->mask) + 1;
+            return (uint32_t)(n % CELLS) + 1;
     }
     atomic_fetch_add_explicit(&j->skipped, 1, memory_order_relaxed);
     return 0;
@@ -341,7 +341,7 @@ bool sg_journal_trim(struct sg_journal *j)
     uint64_t v = atomic_load_explicit(&j->next, memory_order_acquire);
     if ((v & SG_JOURNAL_CLOSED) || atomic_load_explicit(&j->finished, memory_order_acquire) != v)
         return false; /* a producer is inside */
-    for (size_t i = 0; i <= j->mask; i++)
+    for (size_t i = 0; i < CELLS; i++)
         if (atomic_load_explicit(&j->cells[i].state, memory_order_acquire) != CELL_FREE)
             return false; /* an event not written yet */
     /* Closed only if no claim came since v was read: then every claim is finished, and the
@@ -350,7 +350,7 @@ bool sg_journal_trim(struct sg_journal *j)
         return false;
     /* tmpfs frees the pages; the mapping reads zeros (every cell FREE) from now on. */
     bool ok = fallocate(j->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, CELL_BYTES,
-                        (off_t)(j->mask + 1) * CELL_BYTES) == 0;
+                        (off_t)CELLS * CELL_BYTES) == 0;
     /* Open again at v: the claims made while closed were given up (never finished). */
     atomic_store(&j->next, v);
     return ok;
@@ -367,7 +367,7 @@ void sg_journal_close(struct sg_journal *j)
     if (!j->map)
         return;
     size_t held = 0;
-    for (size_t i = 0; i <= j->mask; i++)
+    for (size_t i = 0; i < CELLS; i++)
         held += atomic_load(&j->cells[i].state) == CELL_FULL;
     munmap(j->map, j->map_len);
     if (held)

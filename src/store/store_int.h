@@ -64,7 +64,6 @@ struct sg_journal {
     void *map;
     size_t map_len;
     struct sg_journal_cell *cells;
-    size_t mask;
     _Atomic uint64_t next;     /* claim numbers; SG_JOURNAL_CLOSED while trimmed */
     _Atomic uint64_t finished; /* claims whose producer no longer touches the cells */
     _Atomic uint64_t skipped;  /* events handed over without a copy (journal full or none) */

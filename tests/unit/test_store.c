@@ -1013,6 +1013,19 @@ static void test_queue_full_spools_on_the_request_path(void **state)
 
 /* ---- the crash journal ---- */
 
+/* A fresh directory whose spool file exists (a journal is named after the spool's real path):
+ * `real` (PATH_MAX bytes) gets that path; returns the name of the spool's journal in the
+ * directory itself (heap). */
+static char *journal_setup(struct tmpdir *d, char *real)
+{
+    tmpdir_make(d);
+    int fd = open(d->spool, O_RDWR | O_CREAT, 0640);
+    assert_true(fd >= 0);
+    close(fd);
+    assert_non_null(realpath(d->spool, real));
+    return sg_journal_path(d->dir, d->spool);
+}
+
 static struct sg_store *journal_store(struct fake *f, struct tmpdir *d, size_t qcap,
                                       struct tap_log *tl)
 {
@@ -1062,13 +1075,8 @@ static void test_journal_recovers_what_a_killed_process_held(void **state)
 {
     (void)state;
     struct tmpdir d;
-    tmpdir_make(&d);
-    char *jpath = NULL;
-    {
-        int fd = open(d.spool, O_RDWR | O_CREAT, 0640); /* the path's real name needs a file */
-        close(fd);
-        jpath = sg_journal_path(d.dir, d.spool);
-    }
+    char real[PATH_MAX];
+    char *jpath = journal_setup(&d, real);
     child_killed_holding(&d, 11, 10); /* 0-7 written; 8, 9 in the batch; 10 in the queue */
     struct stat sb;
     assert_int_equal(stat(jpath, &sb), 0); /* the killed process's journal */
@@ -1170,10 +1178,8 @@ static void test_journal_foreign_or_none(void **state)
 {
     (void)state;
     struct tmpdir d;
-    tmpdir_make(&d);
-    int fd = open(d.spool, O_RDWR | O_CREAT, 0640);
-    close(fd);
-    char *jpath = sg_journal_path(d.dir, d.spool);
+    char real[PATH_MAX];
+    char *jpath = journal_setup(&d, real);
     char *bytes = journal_bytes(jpath, 999, "", "req-0001");
     struct sg_event **ev = NULL;
     char why[256];
@@ -1218,12 +1224,8 @@ static void test_journal_held_by_a_live_process_is_left_alone(void **state)
 {
     (void)state;
     struct tmpdir d;
-    tmpdir_make(&d);
-    int fd = open(d.spool, O_RDWR | O_CREAT, 0640);
-    close(fd);
     char real[PATH_MAX];
-    assert_non_null(realpath(d.spool, real));
-    char *jpath = sg_journal_path(d.dir, d.spool);
+    char *jpath = journal_setup(&d, real);
     free(journal_bytes(jpath, SG_STORE_SCHEMA_VERSION, real, "req-0042"));
     int holder = open(jpath, O_RDWR);
     assert_int_equal(flock(holder, LOCK_EX | LOCK_NB), 0);
@@ -1256,12 +1258,8 @@ static void test_journal_of_another_user_is_left_alone(void **state)
 {
     (void)state;
     struct tmpdir d;
-    tmpdir_make(&d);
-    int fd = open(d.spool, O_RDWR | O_CREAT, 0640);
-    close(fd);
     char real[PATH_MAX];
-    assert_non_null(realpath(d.spool, real));
-    char *jpath = sg_journal_path(d.dir, d.spool);
+    char *jpath = journal_setup(&d, real);
     free(journal_bytes(jpath, SG_STORE_SCHEMA_VERSION, real, "req-0666"));
     chmod(jpath, 0666);
     if (chown(jpath, 65534, 65534) != 0) { /* not root: no other user to give it to */
@@ -1296,9 +1294,8 @@ static void test_journal_trimmed_when_idle(void **state)
     if (stat("/dev/shm", &sb) != 0)
         skip();
     struct tmpdir d;
-    tmpdir_make(&d);
-    int fd = open(d.spool, O_RDWR | O_CREAT, 0640);
-    close(fd);
+    char real[PATH_MAX];
+    free(journal_setup(&d, real)); /* this journal lives in /dev/shm, as by default */
     struct sg_journal j;
     sg_journal_open(&j, "/dev/shm", d.spool);
     assert_non_null(j.path);
@@ -1322,8 +1319,6 @@ static void test_journal_trimmed_when_idle(void **state)
     /* Copies again, and what it holds is read back at a recovery. */
     assert_int_not_equal(sg_journal_put(&j, e), 0);
     assert_int_equal(atomic_load(&j.skipped), 0);
-    char real[PATH_MAX];
-    assert_non_null(realpath(d.spool, real));
     struct sg_event **ev = NULL;
     char why[256];
     assert_int_equal(sg_journal_parse(j.map, j.map_len, real, &ev, why, sizeof why), 1);
