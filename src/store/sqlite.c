@@ -15,19 +15,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
-#include <time.h>
 
 /* Rows per INSERT statement: one statement for many rows saves a step, a reset and the
  * statement's setup per row (measured: docs/performance.md, Telemetry). A batch's remainder goes
  * through the one-row statement. */
 #define ROWS_PER_INSERT 16
 
-/* A batch of 256 rows is about 1.4 ms of this thread's CPU. Where the writer shares the cores with
+/* A batch of 256 rows is about 1 ms of this thread's CPU. Where the writer shares the cores with
  * the workers, a worker woken on the writer's core waits for it: with backend.pace set, the writer
- * sleeps this long after each ROWS_PER_INSERT rows, so a request waits behind one statement at
- * most (~90 us). Measured: throughput with SQLite on, and the p99 back to back, both better; the
- * writer's CPU per row +0.5-1.5 us (docs/performance.md, Telemetry). */
-#define PACE_NS 20000
+ * calls it (sched_yield) after each ROWS_PER_INSERT rows, so a request waits behind one statement
+ * at most (~60 us). A yield costs nothing when no one waits; a 20 us sleep, as before, cost the
+ * writer 2 us per row and a worker sharing its core more (docs/performance.md, Telemetry). */
 
 /* The WAL is cut back to this size when a checkpoint lets it start over. It stays near 4 MiB
  * (the 1000-page auto-checkpoint) while nothing holds a checkpoint back; a reader with a long
@@ -311,7 +309,7 @@ static int sq_insert(struct sg_store_backend *base, const struct sg_event *const
         sqlite3_reset(st);
         i += rows;
         if (base->pace && rows > 1 && i < n)
-            nanosleep(&(struct timespec){.tv_nsec = PACE_NS}, NULL);
+            base->pace();
     }
     if (!rc && exec(b->db, "COMMIT", err, errn))
         rc = SG_EIO;

@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <malloc.h>
+#include <sched.h>
 #include <semaphore.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -134,7 +135,7 @@ static int db_insert(struct sg_store *s, struct sg_event *const *ev, size_t n)
 {
     size_t inserted = 0;
     s->err[0] = '\0';
-    s->be->pace = sg_mpmc_size(&s->q) < 2 * s->o.batch_max;
+    s->be->pace = sg_mpmc_size(&s->q) < 2 * s->o.batch_max ? sched_yield : NULL;
     int rc = s->be->insert(s->be, (const struct sg_event *const *)ev, n, &inserted, s->err,
                            sizeof s->err);
     if (rc == SG_OK) {

@@ -51,10 +51,10 @@ struct sg_store_backend {
     void (*release_memory)(struct sg_store_backend *b);
     void (*free)(struct sg_store_backend *b);
     int schema_version; /* after connect */
-    /* Set by the writer before each insert: it is not behind, so a backend that spends long on
-     * the writer's own CPU (SQLite) leaves the CPU between statements, for the request path
-     * that shares the cores. */
-    bool pace;
+    /* Set by the writer before each insert: NULL when it is behind; else what a backend that
+     * spends long on the writer's own CPU (SQLite) calls between statements, so that a worker
+     * waiting for this core runs first (sched_yield; tests count the calls). */
+    int (*pace)(void);
 };
 
 /* Backends. The URL forms: sqlite://PATH (relative to the working directory, or absolute with

@@ -112,7 +112,7 @@ struct sg_event *sg_event_new(void)
     struct sg_event *ev = sg_mpmc_pop(&pool);
     if (ev) {
         POOL_UNPOISON(ev);
-        memset(ev, 0, sizeof *ev);
+        memset(ev, 0, offsetof(struct sg_event, attempts)); /* the slots: when used */
     } else {
         ev = sg_xcalloc(1, sizeof *ev);
     }

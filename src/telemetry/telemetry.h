@@ -74,13 +74,15 @@ struct sg_event {
     char span_id[17];        /* this request's span */
     char parent_span_id[17]; /* the caller's span (traceparent), empty when none */
     uint8_t trace_flags;
-    struct sg_event_attempt attempts[SG_EVENT_MAX_ATTEMPTS];
     int n_attempts;
     /* Attempts past SG_EVENT_MAX_ATTEMPTS that were not kept: the first ones and the latest
      * are (gw_event_attempt_begin). */
     int attempts_dropped;
     char *prompt;          /* heap, owned by the event; only with telemetry.log_prompts */
     uint32_t journal_cell; /* the store's: the crash journal cell holding a copy (0: none) */
+    /* Last, and most of the event's 4 KB: a recycled event is zeroed up to here only, and each
+     * slot when its attempt begins. Slots past n_attempts hold anything. */
+    struct sg_event_attempt attempts[SG_EVENT_MAX_ATTEMPTS];
 };
 
 /* Ask the cache for the stored fields of an event another thread wrote (the store's writer does,
