@@ -240,6 +240,24 @@ static const struct sg_deployment *last_tried(const struct gw_req *g)
     return g->route.n_tried ? g->route.tried[g->route.n_tried - 1] : NULL;
 }
 
+/* The model a deployment is called with, as its litellm_params.model writes it: a wildcard
+ * route's with this request's name filled in (openai/ and a star, asked for gpt-4o-mini:
+ * openai/gpt-4o-mini), for messages that name it. */
+#define MODEL_CALLED_MAX (SG_WILD_MODEL_MAX + 64)
+static const char *model_called(const struct gw_req *g, const struct sg_deployment *d,
+                                char out[MODEL_CALLED_MAX])
+{
+    if (!d->stars)
+        return d->model;
+    char filled[SG_WILD_MODEL_MAX];
+    const char *m = sg_config_fill(d, &g->match, filled);
+    /* The provider's prefix is what model has before provider_model ("openai/"). */
+    size_t n = strlen(d->model), k = strlen(d->provider_model);
+    int prefix = n >= k && strcmp(d->model + n - k, d->provider_model) == 0 ? (int)(n - k) : 0;
+    snprintf(out, MODEL_CALLED_MAX, "%.*s%s", prefix, d->model, m);
+    return out;
+}
+
 /* ---- record: one request event per client request (the telemetry issue widens this) ---- */
 
 static void gw_record(struct gw_req *g)
@@ -729,8 +747,10 @@ static void log_attempt(struct gw_req *g, struct gw_attempt *a, const struct sg_
         sg_provider_error_message(a->body.data, a->body.len, msg, sizeof msg);
         snprintf(what, sizeof what, "HTTP %d%s%s", r->status, msg[0] ? ": " : "", msg);
     }
+    char model[MODEL_CALLED_MAX];
     sg_buf_appendf(&g->log, "%s%s (%s at %s): %s, %" PRIu64 " ms", g->log.len ? "; " : "",
-                   a->dep->id, a->dep->model, a->dep->api_base, what, r->total_us / 1000);
+                   a->dep->id, model_called(g, a->dep, model), a->dep->api_base, what,
+                   r->total_us / 1000);
     g->last_outcome = o;
     g->n_timeouts += r->error == SG_ETIMEOUT;
 }
@@ -1067,9 +1087,10 @@ static bool attempt_start(struct gw_req *g, const struct sg_deployment *d)
         sg_route_report(&g->route, d, SG_OUT_CANCELLED, now_ms(), 0, 0, 0, 0);
         attempts_cancel(g, NULL);
         encode_refused(g, d, erc == SG_EINVAL ? "invalid_request_error" : "request_too_large");
+        char called[MODEL_CALLED_MAX];
         if (erc == SG_EINVAL) /* the request cannot be said in this deployment's format */
             gw_error(g, 400, "invalid_request_error", NULL, "%s (deployment %s, %s)", err, d->id,
-                     d->model);
+                     model_called(g, d, called));
         else
             gw_error(g, 413, "invalid_request_error", "request_too_large",
                      "the request is too large to forward");

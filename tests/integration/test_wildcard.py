@@ -195,6 +195,21 @@ def test_retries_cooldowns_and_fallbacks_are_the_routes(fx):
     contains(r.error()["message"], "no healthy deployment for *", "the route's name in the 503")
 
 
+def test_a_failed_attempt_names_the_model_it_called(fx):
+    # The 502's list of failed attempts names each deployment's model as the route filled it
+    # for this request, not the '*' of the config.
+    down = fx.mock(name="down", status=500)
+    text = ("model_list:\n" + entry("*", "openai/*", down.url, "only") +
+            "router_settings:\n  num_retries: 0\n"
+            "general_settings:\n  master_key: %s\n" % MASTER_KEY)
+    gw = fx.gateway(text)
+    r = chat(gw.port, chat_body(model="gpt-4o-mini"))
+    eq(r.status, 502, "status (%s)" % r.text)
+    msg = r.error()["message"]
+    contains(msg, "1 attempt failed: only (openai/gpt-4o-mini at %s)" % down.url, "the message")
+    check("*" not in msg, "no '*' in the message: %s" % msg)
+
+
 def test_patterns_slogate_cannot_fill_are_left_out_saying_what_to_write(fx):
     # What LiteLLM loads but would send a literal '*' (or the whole name) upstream for: check
     # says what to write, on the model's line; the client asking is told the same.
