@@ -14,7 +14,9 @@
  * warning rather than misread.
  *
  * A cell goes FREE (0) -> BUSY (a producer won it with a compare-and-swap and is copying) ->
- * FULL (release) -> FREE when the writer has the event in the database or the spool. Producers
+ * FULL (release) [-> TAPPED once the request log has the event] -> FREE when the writer has the
+ * event in the database or the spool. A recovered TAPPED event goes to the database, not to the
+ * request log a second time. Producers
  * take claim numbers with fetch_add and try the cell a number maps to; after a few occupied
  * cells the event goes on without a copy (counted: the writer is thousands of events behind).
  * FREE is zero, so a file fresh from ftruncate is an empty journal, and nothing on the request
@@ -44,7 +46,7 @@
 #define MAGIC "SGJRNL1"
 #define CLAIM_TRIES 4
 
-enum { CELL_FREE = 0, CELL_BUSY = 1, CELL_FULL = 2 };
+enum { CELL_FREE = 0, CELL_BUSY = 1, CELL_FULL = 2, CELL_TAPPED = 3 };
 
 struct sg_journal_cell {
     _Atomic uint64_t state;
@@ -129,6 +131,7 @@ static struct sg_event *event_from(const unsigned char *bytes)
 struct claimed {
     uint64_t seq;
     const unsigned char *ev;
+    bool tapped;
 };
 
 static int by_seq(const void *a, const void *b)
@@ -138,9 +141,11 @@ static int by_seq(const void *a, const void *b)
 }
 
 size_t sg_journal_parse(const void *data, size_t len, const char *real, struct sg_event ***out,
-                        char *why, size_t why_len)
+                        bool **tapped, char *why, size_t why_len)
 {
     *out = NULL;
+    if (tapped)
+        *tapped = NULL;
     why[0] = '\0';
     const struct header *h = data;
     if (len < sizeof *h || memcmp(h->magic, MAGIC, sizeof MAGIC) != 0) {
@@ -164,16 +169,24 @@ size_t sg_journal_parse(const void *data, size_t len, const char *real, struct s
         (const struct sg_journal_cell *)((const char *)data + CELL_BYTES);
     struct claimed *full = sg_xcalloc(cells ? cells : 1, sizeof *full);
     size_t n = 0;
-    for (size_t i = 0; i < cells; i++)
-        if (atomic_load_explicit(&c[i].state, memory_order_acquire) == CELL_FULL)
-            full[n++] = (struct claimed){c[i].seq, c[i].ev};
+    for (size_t i = 0; i < cells; i++) {
+        uint64_t st = atomic_load_explicit(&c[i].state, memory_order_acquire);
+        if (st == CELL_FULL || st == CELL_TAPPED)
+            full[n++] = (struct claimed){c[i].seq, c[i].ev, st == CELL_TAPPED};
+    }
     qsort(full, n, sizeof *full, by_seq);
     size_t kept = 0;
     if (n) {
         *out = sg_xcalloc(n, sizeof **out);
-        for (size_t i = 0; i < n; i++)
-            if (((*out)[kept] = event_from(full[i].ev)))
-                kept++;
+        if (tapped)
+            *tapped = sg_xcalloc(n, sizeof **tapped);
+        for (size_t i = 0; i < n; i++) {
+            if (!((*out)[kept] = event_from(full[i].ev)))
+                continue;
+            if (tapped)
+                (*tapped)[kept] = full[i].tapped;
+            kept++;
+        }
     }
     if (kept < n)
         snprintf(why, why_len, "%zu cells held no request id", n - kept);
@@ -181,6 +194,10 @@ size_t sg_journal_parse(const void *data, size_t len, const char *real, struct s
     if (!kept) {
         free(*out);
         *out = NULL;
+        if (tapped) {
+            free(*tapped);
+            *tapped = NULL;
+        }
     }
     return kept;
 }
@@ -219,10 +236,11 @@ bool sg_journal_recover(const char *dir, const char *slot_path, struct sg_spool 
     if (st.st_size >= CELL_BYTES)
         map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
     struct sg_event **ev = NULL;
+    bool *tapped = NULL;
     char why[256] = "";
     size_t n = map == MAP_FAILED
                    ? 0
-                   : sg_journal_parse(map, (size_t)st.st_size, real, &ev, why, sizeof why);
+                   : sg_journal_parse(map, (size_t)st.st_size, real, &ev, &tapped, why, sizeof why);
     if (map != MAP_FAILED)
         munmap(map, (size_t)st.st_size);
     bool ok = true;
@@ -232,8 +250,8 @@ bool sg_journal_recover(const char *dir, const char *slot_path, struct sg_spool 
     if (n) {
         struct sg_buf b;
         sg_buf_init(&b, 0);
-        for (size_t i = 0; i < n; i++)
-            if (sg_spool_tap_line(ev[i], &b) != SG_OK)
+        for (size_t i = 0; i < n; i++) /* what the request log has goes to the database only */
+            if ((tapped[i] ? sg_spool_line(ev[i], &b) : sg_spool_tap_line(ev[i], &b)) != SG_OK)
                 ok = false;
         ok = ok && sg_spool_append(sp, b.data, b.len, n) == SG_OK && sg_spool_sync(sp) == SG_OK;
         int saved = errno;
@@ -251,6 +269,7 @@ bool sg_journal_recover(const char *dir, const char *slot_path, struct sg_spool 
         for (size_t i = 0; i < n; i++)
             sg_event_free(ev[i]);
         free(ev);
+        free(tapped);
     }
     if (ok)
         unlink(path); /* before the lock goes */
@@ -356,6 +375,12 @@ bool sg_journal_trim(struct sg_journal *j)
     return ok;
 }
 
+void sg_journal_tapped(struct sg_journal *j, uint32_t cell)
+{
+    if (cell && j->cells)
+        atomic_store_explicit(&j->cells[cell - 1].state, CELL_TAPPED, memory_order_release);
+}
+
 void sg_journal_done(struct sg_journal *j, uint32_t cell)
 {
     if (cell && j->cells)
@@ -368,7 +393,7 @@ void sg_journal_close(struct sg_journal *j)
         return;
     size_t held = 0;
     for (size_t i = 0; i < CELLS; i++)
-        held += atomic_load(&j->cells[i].state) == CELL_FULL;
+        held += atomic_load(&j->cells[i].state) >= CELL_FULL;
     munmap(j->map, j->map_len);
     if (held)
         SG_WARN("store", "journal %s keeps %zu events for the next start", j->path, held);

@@ -301,6 +301,16 @@ void sg_spool_close(struct sg_spool *sp)
     sp->path = sp->pos_path = NULL;
 }
 
+int sg_spool_line(const struct sg_event *ev, struct sg_buf *b)
+{
+    size_t start = b->len;
+    int rc = sg_event_to_json(ev, 0, b);
+    rc = rc ? rc : sg_buf_append(b, "\n", 1);
+    if (rc)
+        b->len = start;
+    return rc;
+}
+
 int sg_spool_tap_line(const struct sg_event *ev, struct sg_buf *b)
 {
     size_t start = b->len;

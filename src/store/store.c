@@ -154,12 +154,8 @@ static int spool_try(struct sg_store *s, struct sg_event *const *ev, size_t n)
 {
     sg_buf_reset(&s->lines);
     size_t ok = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (sg_event_to_json(ev[i], 0, &s->lines) == SG_OK) {
-            sg_buf_append(&s->lines, "\n", 1);
-            ok++;
-        }
-    }
+    for (size_t i = 0; i < n; i++)
+        ok += sg_spool_line(ev[i], &s->lines) == SG_OK;
     int rc = sg_spool_append(&s->sp, s->lines.data, s->lines.len, ok);
     if (rc == SG_OK && ok < n)
         atomic_fetch_add(&s->lost, n - ok);
@@ -181,8 +177,11 @@ static void spool_events(struct sg_store *s, struct sg_event *const *ev, size_t 
 
 static void write_live(struct sg_store *s, uint64_t now)
 {
-    if (s->o.tap)
+    if (s->o.tap) {
         s->o.tap(s->o.tap_ud, (const struct sg_event *const *)s->batch, s->n_batch);
+        for (size_t i = 0; i < s->n_batch; i++) /* a kill from here on logs none twice */
+            sg_journal_tapped(&s->j, s->batch[i]->journal_cell);
+    }
     /* Behind a backlog, or while the database is down: keep the order, append to the spool. */
     if (atomic_load(&s->sp.events) > 0 || !ensure_connected(s, now)) {
         int rc = spool_try(s, s->batch, s->n_batch), saved = errno;

@@ -40,6 +40,8 @@ void sg_spool_close(struct sg_spool *sp);
 /* Append whole lines (each ending in '\n') in one write; on a short write the file is cut back
  * so no half line stays behind. Thread-safe. */
 int sg_spool_append(struct sg_spool *sp, const char *lines, size_t len, size_t n_events);
+/* Append to `b` the line for an event the request log has seen (its stored fields). */
+int sg_spool_line(const struct sg_event *ev, struct sg_buf *b);
 /* Append to `b` the line for an event the request log has not seen yet (the request path's
  * overflow, a crash journal's events): replayed, it goes to the tap too. */
 int sg_spool_tap_line(const struct sg_event *ev, struct sg_buf *b);
@@ -77,6 +79,8 @@ void sg_journal_open(struct sg_journal *j, const char *dir, const char *slot_pat
 /* Copy the event into a free cell: its number (1..), or 0 when none was free. Lock-free. */
 uint32_t sg_journal_put(struct sg_journal *j, const struct sg_event *ev);
 #define SG_JOURNAL_CLOSED (1ull << 63)
+/* The event in `cell` (0: none) is in the request log: recovered, it is not logged again. */
+void sg_journal_tapped(struct sg_journal *j, uint32_t cell);
 /* The event in `cell` (0: none) is in the database or the spool. */
 void sg_journal_done(struct sg_journal *j, uint32_t cell);
 /* While no event is in it and no producer inside: give the cells' pages back to the system (the
@@ -88,11 +92,12 @@ void sg_journal_close(struct sg_journal *j);
 /* Append the events a dead process's journal of `slot_path` holds to the spool, in the order
  * they were handed over, and remove it. False when they could not be appended (kept). */
 bool sg_journal_recover(const char *dir, const char *slot_path, struct sg_spool *sp);
-/* The events a journal's bytes hold, in claim order (heap events in a heap array, *out); 0 with
- * `why` when the bytes are not a journal of this build's layout (or, with `real`, not of that
- * spool). Exposed for the fuzz target. */
+/* The events a journal's bytes hold, in claim order (heap events in a heap array, *out; with
+ * `tapped`, a heap array saying which of them the request log has); 0 with `why` when the bytes
+ * are not a journal of this build's layout (or, with `real`, not of that spool). Exposed for the
+ * fuzz target. */
 size_t sg_journal_parse(const void *data, size_t len, const char *real, struct sg_event ***out,
-                        char *why, size_t why_len);
+                        bool **tapped, char *why, size_t why_len);
 
 /* ---- migrations (migrate.c): ordered SQL per backend ---- */
 struct sg_store_migration {

@@ -4,7 +4,8 @@
  * included (a damaged or foreign header must be refused, never read). Even: a header of this
  * build's layout is put in front and the rest is the cells, so their states, claim numbers and
  * event bytes get explored. Property, not just "no crash": every event read back becomes a spool
- * line that the spool's reader parses (a recovered event the replay cannot read would be lost).
+ * line (the request log's or the database's only, as its cell says) that the spool's reader
+ * parses (a recovered event the replay cannot read would be lost).
  */
 #include "store/store.h"
 #include "store/store_int.h"
@@ -36,12 +37,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         len = (1 + cells) * 1024;
     }
     struct sg_event **ev = NULL;
+    bool *tapped = NULL;
     char why[256];
-    size_t n = sg_journal_parse(file, len, NULL, &ev, why, sizeof why);
+    size_t n = sg_journal_parse(file, len, NULL, &ev, &tapped, why, sizeof why);
     for (size_t i = 0; i < n; i++) {
         struct sg_buf b;
         sg_buf_init(&b, 0);
-        if (sg_spool_tap_line(ev[i], &b) != SG_OK || !b.len || b.data[b.len - 1] != '\n')
+        int rc = tapped[i] ? sg_spool_line(ev[i], &b) : sg_spool_tap_line(ev[i], &b);
+        if (rc != SG_OK || !b.len || b.data[b.len - 1] != '\n')
             abort();
         struct sg_event *back = sg_event_new();
         if (sg_event_from_json(b.data, b.len - 1, back) != SG_OK ||
@@ -52,6 +55,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         sg_event_free(ev[i]);
     }
     free(ev);
+    free(tapped);
     free(file);
     return 0;
 }

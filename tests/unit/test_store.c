@@ -120,6 +120,7 @@ struct fake {
     struct sg_store_backend base;
     bool up;
     int ambiguous;       /* this many inserts commit, then report a failure */
+    bool die_in_insert;  /* the process is killed (SIGKILL) inside its next insert */
     uint64_t advance_ms; /* each insert takes this long on the fake clock */
     bool connected;
     char ids[FAKE_MAX][40];
@@ -152,6 +153,8 @@ static int fake_insert(struct sg_store_backend *b, const struct sg_event *const 
                        size_t *inserted, char *err, size_t errn)
 {
     struct fake *f = (struct fake *)b;
+    if (f->die_in_insert)
+        raise(SIGKILL);
     f->inserts++;
     fake_now += f->advance_ms;
     *inserted = 0;
@@ -1047,15 +1050,18 @@ static struct sg_store *journal_store(struct fake *f, struct tmpdir *d, size_t q
 
 /* A child process that runs a store over `d`, hands it events 0..n-1 with a tick after
  * `tick_after` of them (the whole batches go to its database, the rest stays in its memory:
- * the writer's batch and the queue), and is then killed with SIGKILL. */
-static void child_killed_holding(struct tmpdir *d, int n, int tick_after)
+ * the writer's batch and the queue), and is then killed with SIGKILL. With `logged`, it has a
+ * request log, and the kill comes inside its first insert: that batch is logged, not written. */
+static void child_killed_holding(struct tmpdir *d, int n, int tick_after, bool logged)
 {
     fflush(NULL);
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
         struct fake *cf = fake_new(true);
-        struct sg_store *cs = journal_store(cf, d, 64, NULL);
+        cf->die_in_insert = logged;
+        struct tap_log *tl = logged ? calloc(1, sizeof *tl) : NULL;
+        struct sg_store *cs = journal_store(cf, d, 64, tl);
         submit_range(cs, 0, tick_after);
         sg_store_tick(cs, false);
         submit_range(cs, tick_after, n);
@@ -1077,7 +1083,7 @@ static void test_journal_recovers_what_a_killed_process_held(void **state)
     struct tmpdir d;
     char real[PATH_MAX];
     char *jpath = journal_setup(&d, real);
-    child_killed_holding(&d, 11, 10); /* 0-7 written; 8, 9 in the batch; 10 in the queue */
+    child_killed_holding(&d, 11, 10, false); /* 0-7 written; 8, 9 in the batch; 10 in the queue */
     struct stat sb;
     assert_int_equal(stat(jpath, &sb), 0); /* the killed process's journal */
 
@@ -1105,6 +1111,33 @@ static void test_journal_recovers_what_a_killed_process_held(void **state)
     tmpdir_rm(&d);
 }
 
+/* Killed between logging a batch and writing it: the next start writes that batch to the
+ * database but does not log it again; what was never logged is logged, once. */
+static void test_journal_a_logged_event_is_not_logged_again(void **state)
+{
+    (void)state;
+    struct tmpdir d;
+    char real[PATH_MAX];
+    char *jpath = journal_setup(&d, real);
+    child_killed_holding(&d, 6, 6, true); /* 0-3 logged, killed writing them; 4, 5 queued */
+
+    struct fake *f = fake_new(true);
+    struct tap_log *tl = calloc(1, sizeof *tl);
+    fake_now = 0;
+    struct sg_store *s = journal_store(f, &d, 64, tl);
+    assert_int_equal(stats(s).spool_events, 6);
+    sg_store_tick(s, false);
+    assert_rows_in_order(f, 0, 6);
+    assert_int_equal(tl->n, 2);
+    assert_string_equal(tl->ids[0], "req-0004");
+    assert_string_equal(tl->ids[1], "req-0005");
+    sg_store_close(s, 0);
+    free(jpath);
+    free(f);
+    free(tl);
+    tmpdir_rm(&d);
+}
+
 /* A process that dies in an extra slot (another held the first): the next start takes that
  * slot over — its spooled lines, then what its journal held. */
 static void test_journal_of_an_adopted_slot(void **state)
@@ -1114,7 +1147,7 @@ static void test_journal_of_an_adopted_slot(void **state)
     tmpdir_make(&d);
     int other = open(d.spool, O_RDWR | O_CREAT, 0640);
     assert_int_equal(flock(other, LOCK_EX | LOCK_NB), 0);
-    child_killed_holding(&d, 6, 4); /* in slot 1: 0-3 written, 4 and 5 held */
+    child_killed_holding(&d, 6, 4, false); /* in slot 1: 0-3 written, 4 and 5 held */
     close(other);
 
     struct fake *f = fake_new(true);
@@ -1183,13 +1216,13 @@ static void test_journal_foreign_or_none(void **state)
     char *bytes = journal_bytes(jpath, 999, "", "req-0001");
     struct sg_event **ev = NULL;
     char why[256];
-    assert_int_equal(sg_journal_parse(bytes, 2049 * 1024, NULL, &ev, why, sizeof why), 0);
+    assert_int_equal(sg_journal_parse(bytes, 2049 * 1024, NULL, &ev, NULL, why, sizeof why), 0);
     assert_non_null(strstr(why, "another event layout"));
     free(bytes);
     bytes = journal_bytes(jpath, SG_STORE_SCHEMA_VERSION, "/elsewhere/spool", "req-0001");
-    assert_int_equal(sg_journal_parse(bytes, 2049 * 1024, d.spool, &ev, why, sizeof why), 0);
+    assert_int_equal(sg_journal_parse(bytes, 2049 * 1024, d.spool, &ev, NULL, why, sizeof why), 0);
     assert_non_null(strstr(why, "another spool"));
-    assert_int_equal(sg_journal_parse(bytes, 2049 * 1024, NULL, &ev, why, sizeof why), 1);
+    assert_int_equal(sg_journal_parse(bytes, 2049 * 1024, NULL, &ev, NULL, why, sizeof why), 1);
     assert_string_equal(ev[0]->request_id, "req-0001");
     sg_event_free(ev[0]);
     free(ev);
@@ -1321,7 +1354,7 @@ static void test_journal_trimmed_when_idle(void **state)
     assert_int_equal(atomic_load(&j.skipped), 0);
     struct sg_event **ev = NULL;
     char why[256];
-    assert_int_equal(sg_journal_parse(j.map, j.map_len, real, &ev, why, sizeof why), 1);
+    assert_int_equal(sg_journal_parse(j.map, j.map_len, real, &ev, NULL, why, sizeof why), 1);
     assert_string_equal(ev[0]->request_id, "req-0001");
     sg_event_free(ev[0]);
     free(ev);
@@ -1839,6 +1872,7 @@ int main(void)
         cmocka_unit_test(test_request_path_spool_synced_by_writer),
         cmocka_unit_test(test_overflow_lost_logged_not_per_event),
         cmocka_unit_test(test_journal_recovers_what_a_killed_process_held),
+        cmocka_unit_test(test_journal_a_logged_event_is_not_logged_again),
         cmocka_unit_test(test_journal_of_an_adopted_slot),
         cmocka_unit_test(test_journal_full_counts_uncopied_events),
         cmocka_unit_test(test_journal_foreign_or_none),
