@@ -16,12 +16,12 @@
  * A cell goes FREE (0) -> BUSY (a producer won it with a compare-and-swap and is copying) ->
  * FULL (release) [-> TAPPED once the request log has the event] -> FREE when the writer has the
  * event in the database or the spool. A recovered TAPPED event goes to the database, not to the
- * request log a second time. Producers
- * take claim numbers with fetch_add and try the cell a number maps to; after a few occupied
- * cells the event goes on without a copy (counted: the writer is thousands of events behind).
- * FREE is zero, so a file fresh from ftruncate is an empty journal, and nothing on the request
- * path does I/O: tmpfs pages are memory. Idle, the writer punches the cells' pages out
- * (sg_journal_trim) once it has proved no producer is inside.
+ * request log a second time. Producers take claim numbers with fetch_add and try the cell a
+ * number maps to; after a few occupied cells the event goes on without a copy (counted: the
+ * writer is thousands of events behind). FREE is zero, so a file fresh from ftruncate is an
+ * empty journal, and nothing on the request path does I/O: tmpfs pages are memory. Idle, the
+ * writer punches the cells' pages out (sg_journal_trim) once it has proved no producer is
+ * inside.
  *
  * /dev/shm is every user's: a journal file this user does not own is never read nor written.
  */
