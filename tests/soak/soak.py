@@ -92,6 +92,7 @@ class Soak:
         else:
             self.db_path = fx.path("soak.db")
             self.db_url = "sqlite://" + self.db_path
+        self.reqlog_path = fx.path("requests.jsonl")
         self.gw = self.start_gateway(port=None)
 
     def dep(self, dep_id, alias, mock, order, model="openai/gpt-4o-mini", **extra):
@@ -125,6 +126,7 @@ class Soak:
                              self.dep("lite", "app/lite", b, 1)]
         return {"model_list": model_list, "router_settings": rs,
                 "general_settings": {"master_key": MASTER_KEY, "database_url": self.db_url},
+                "telemetry": {"request_log": self.reqlog_path},
                 "server": {"drain_timeout_s": 10}}
 
     def start_gateway(self, port):
@@ -346,6 +348,7 @@ class Soak:
             self.rows = self.read_rows()
         self.reqs = self.load.stop()
         self.stop_processes()
+        self.logged, self.log_unreadable = self.read_request_log()
 
     def store_caught_up(self):
         deadline = time.monotonic() + 60
@@ -373,6 +376,21 @@ class Soak:
         self.fx.stop_all()
 
     # ---- rows ------------------------------------------------------------------------------------
+
+    def read_request_log(self):
+        """({request_id: lines}, unreadable lines) over the request log and its rotated files."""
+        logged, bad = {}, 0
+        paths = [self.reqlog_path] + ["%s.%d" % (self.reqlog_path, i) for i in range(1, 6)]
+        for path in (p for p in paths if os.path.exists(p)):
+            with open(path, "rb") as f:
+                for line in f:
+                    try:
+                        rid = json.loads(line)["request_id"]
+                    except (ValueError, KeyError, TypeError):
+                        bad += 1
+                        continue
+                    logged[rid] = logged.get(rid, 0) + 1
+        return logged, bad
 
     def read_rows(self):
         """[Row] of every request in the store."""
@@ -620,6 +638,15 @@ def evaluate(s):
           "failed writes" % tuple(es.get(k, -1) for k in (
               "events_lost_total", "queue_depth", "spool_events", "rows_written_total",
               "duplicate_rows_total", "queue_overflows_total", "write_failures_total")))
+
+    # 8. The request log: a line for every row, a SIGKILL's recovered events too. One line each
+    # but for a kill inside the log's own write (it cannot mark what it had written): counted.
+    unlogged = [r for r in rows if r.rid not in s.logged]
+    twice = [rid for rid, n in s.logged.items() if n > 1]
+    v.add(not unlogged, "the request log has a line for every row (%d lines; %d rows logged "
+          "twice, %d lines without a row, %d unreadable)"
+          % (sum(s.logged.values()), len(twice), len(set(s.logged) - set(by_rid)),
+             s.log_unreadable), ["no line for %r" % r for r in unlogged[:8]])
 
     v.add(not s.problems and not s.load.crashed, "the run itself: no stuck request, every "
           "reload applied, the soak's clients ran", s.problems + s.load.crashed)
