@@ -415,7 +415,7 @@ int gw_event_attempt_begin(struct sg_worker *w, struct sg_event *ev, const struc
     if (i < 0)
         return -1;
     struct sg_event_attempt *a = &ev->attempts[i];
-    memset(a, 0, sizeof *a);
+    memset(a, 0, sizeof *a); /* a recycled event's slots hold an earlier request's attempts */
     a->number = ev->n_attempts + ev->attempts_dropped;
     SG_EVENT_SETS(ev, attempts[i].deployment, d->id);
     SG_EVENT_SETS(ev, attempts[i].provider, d->provider);

@@ -121,6 +121,7 @@ struct fake {
     bool up;
     int ambiguous;       /* this many inserts commit, then report a failure */
     bool die_in_insert;  /* the process is killed (SIGKILL) inside its next insert */
+    int paced[FAKE_MAX]; /* per insert: whether the writer set a pace for it */
     uint64_t advance_ms; /* each insert takes this long on the fake clock */
     bool connected;
     char ids[FAKE_MAX][40];
@@ -155,6 +156,8 @@ static int fake_insert(struct sg_store_backend *b, const struct sg_event *const 
     struct fake *f = (struct fake *)b;
     if (f->die_in_insert)
         raise(SIGKILL);
+    if (f->inserts < FAKE_MAX)
+        f->paced[f->inserts] = b->pace != NULL;
     f->inserts++;
     fake_now += f->advance_ms;
     *inserted = 0;
@@ -1463,6 +1466,25 @@ static int64_t sql_int(const char *db, const char *sql)
     return v;
 }
 
+/* The writer paces an insert while it keeps up (fewer than two batches wait behind it), and
+ * writes straight through when behind. */
+static void test_writer_paces_only_while_it_keeps_up(void **state)
+{
+    (void)state;
+    struct tmpdir d;
+    struct fake *f;
+    struct sg_store *s = start_store(&d, &f, true);
+    submit_range(s, 0, 13); /* batches of 4: 9 wait behind the first, 5 behind the second */
+    sg_store_tick(s, false);
+    sg_store_tick(s, false);
+    sg_store_tick(s, false);
+    assert_int_equal(f->inserts, 3);
+    assert_int_equal(f->paced[0], 0);
+    assert_int_equal(f->paced[1], 1);
+    assert_int_equal(f->paced[2], 1);
+    end_store(s, f, &d);
+}
+
 /* The writer's pace, counted: what a paced insert calls between its statements. */
 static int paces;
 static int count_pace(void)
@@ -1880,6 +1902,7 @@ int main(void)
         cmocka_unit_test(test_journal_trimmed_when_idle),
         cmocka_unit_test(test_journal_of_another_user_is_left_alone),
         cmocka_unit_test(test_sqlite_rows_migrations_inspect),
+        cmocka_unit_test(test_writer_paces_only_while_it_keeps_up),
         cmocka_unit_test(test_sqlite_paced_insert),
         cmocka_unit_test(test_sqlite_migration_3_keeps_rows),
         cmocka_unit_test(test_sqlite_migration_4_keeps_rows),
