@@ -236,10 +236,11 @@ static void tap(void *ud, const struct sg_event *const *ev, size_t n)
     }
 }
 
-static struct sg_store *store_new(struct fake *f, const char *spool, size_t qcap,
+static struct sg_store *store_new(struct fake *f, const struct tmpdir *d, size_t qcap,
                                   struct tap_log *tl)
 {
-    struct sg_store_options o = {.spool_path = spool,
+    struct sg_store_options o = {.spool_path = d->spool,
+                                 .journal_dir = d->dir,
                                  .queue_capacity = qcap,
                                  .batch_max = 4,
                                  .flush_ms = 200,
@@ -263,7 +264,7 @@ static struct sg_store *start_store(struct tmpdir *d, struct fake **f, bool up)
     tmpdir_make(d);
     *f = fake_new(up);
     fake_now = 0;
-    return store_new(*f, d->spool, 64, NULL);
+    return store_new(*f, d, 64, NULL);
 }
 
 static void end_store(struct sg_store *s, struct fake *f, struct tmpdir *d)
@@ -367,7 +368,7 @@ static void test_batch_by_size_then_time(void **state)
     struct fake *f = fake_new(true);
     struct tap_log *tl = calloc(1, sizeof *tl);
     fake_now = 1000;
-    struct sg_store *s = store_new(f, d.spool, 64, tl);
+    struct sg_store *s = store_new(f, &d, 64, tl);
     submit_range(s, 0, 10);
     /* Two full batches of 4 go at once; 2 events wait for the flush time. */
     uint64_t next = sg_store_tick(s, false);
@@ -456,7 +457,7 @@ static void test_idle_releases_memory_once(void **state)
     tmpdir_make(&d);
     struct fake *f = fake_new(true);
     fake_now = 100000;
-    struct sg_store *s = store_new(f, d.spool, 64, NULL); /* idle_release_ms: 5000 */
+    struct sg_store *s = store_new(f, &d, 64, NULL); /* idle_release_ms: 5000 */
     sg_store_tick(s, false); /* no event yet: idle time counts from the start */
     assert_int_equal(f->releases, 0);
     submit_range(s, 0, 4);
@@ -499,7 +500,7 @@ static void test_db_down_spools_then_replays_in_order(void **state)
     struct fake *f = fake_new(false);
     struct tap_log *tl = calloc(1, sizeof *tl);
     fake_now = 5000;
-    struct sg_store *s = store_new(f, d.spool, 64, tl);
+    struct sg_store *s = store_new(f, &d, 64, tl);
     synced_path = d.spool;
     n_synced = 0;
     submit_range(s, 0, 6);
@@ -561,7 +562,7 @@ static void test_ambiguous_commit_no_duplicate(void **state)
     struct fake *f = fake_new(true);
     f->ambiguous = 1;
     fake_now = 100;
-    struct sg_store *s = store_new(f, d.spool, 64, NULL);
+    struct sg_store *s = store_new(f, &d, 64, NULL);
     submit_range(s, 0, 4);
     sg_store_tick(s, false); /* rows committed, failure reported: the batch is spooled */
     assert_int_equal(stats(s).spool_events, 4);
@@ -619,7 +620,7 @@ static void test_crash_mid_append_torn_line(void **state)
 
     struct fake *f = fake_new(true);
     fake_now = 0;
-    struct sg_store *s = store_new(f, d.spool, 64, NULL);
+    struct sg_store *s = store_new(f, &d, 64, NULL);
     struct sg_store_stats st = stats(s);
     assert_int_equal(st.spool_events, 2); /* lines 1 and 2; the torn 3 was cut off */
     assert_true(st.degraded);             /* catching up */
@@ -660,7 +661,7 @@ static void test_crash_after_commit_before_offset(void **state)
     for (int i = 0; i < 4; i++)
         snprintf(f->ids[f->n++], sizeof f->ids[0], "req-%04d", i);
     fake_now = 0;
-    struct sg_store *s = store_new(f, d.spool, 64, NULL);
+    struct sg_store *s = store_new(f, &d, 64, NULL);
     sg_store_tick(s, false);
     assert_rows_in_order(f, 0, 6);
     struct sg_store_stats st = stats(s);
@@ -690,7 +691,7 @@ static void test_offset_past_end_and_bad_line(void **state)
     snprintf(pos, sizeof pos, "%s.pos", d.spool);
     write_file(pos, "999999\n");
     struct fake *f = fake_new(true);
-    struct sg_store *s = store_new(f, d.spool, 64, NULL);
+    struct sg_store *s = store_new(f, &d, 64, NULL);
     assert_int_equal(stats(s).spool_events, 3);
     sg_store_tick(s, false);
     assert_rows_in_order(f, 0, 2);
@@ -728,7 +729,7 @@ static void test_offset_inside_a_line_replays_from_start(void **state)
     write_file(pos, off);
     struct fake *f = fake_new(true);
     fake_now = 0;
-    struct sg_store *s = store_new(f, d.spool, 64, NULL);
+    struct sg_store *s = store_new(f, &d, 64, NULL);
     assert_int_equal(stats(s).spool_events, 4);
     sg_store_tick(s, false);
     assert_rows_in_order(f, 0, 4);
@@ -771,7 +772,7 @@ static void test_offset_not_written_never_skips_lines(void **state)
 
     f->up = true;
     f->advance_ms = 0;
-    s = store_new(f, d.spool, 64, NULL);
+    s = store_new(f, &d, 64, NULL);
     assert_int_equal(stats(s).spool_events, 8);
     fake_now = 5000;
     sg_store_tick(s, false);
@@ -796,7 +797,7 @@ static void test_spool_slots_and_adoption(void **state)
     assert_int_equal(flock(other, LOCK_EX | LOCK_NB), 0);
     struct fake *f = fake_new(false);
     fake_now = 0;
-    struct sg_store *s = store_new(f, d.spool, 64, NULL);
+    struct sg_store *s = store_new(f, &d, 64, NULL);
     char slot1[128];
     snprintf(slot1, sizeof slot1, "%s.1", d.spool);
     assert_string_equal(sg_store_spool_path(s), slot1);
@@ -808,7 +809,7 @@ static void test_spool_slots_and_adoption(void **state)
 
     /* The next process takes the first free slot (path) and takes over path.1's lines. */
     f->up = true;
-    s = store_new(f, d.spool, 64, NULL);
+    s = store_new(f, &d, 64, NULL);
     assert_string_equal(sg_store_spool_path(s), d.spool);
     assert_int_equal(stats(s).spool_events, 4);
     struct stat sb;
@@ -829,7 +830,7 @@ static void test_spool_slots_and_adoption(void **state)
         assert_int_equal(flock(fds[i], LOCK_EX | LOCK_NB), 0);
     }
     struct fake *g = fake_new(true);
-    struct sg_store_options o = {.spool_path = d.spool, .no_thread = true};
+    struct sg_store_options o = {.spool_path = d.spool, .journal_dir = d.dir, .no_thread = true};
     char err[256];
     assert_null(sg_store_new(&g->base, &o, err, sizeof err));
     assert_non_null(strstr(err, "telemetry.spool_path"));
@@ -852,7 +853,7 @@ static void test_spool_slot_deleted_before_its_lock(void **state)
     struct fake *f = fake_new(false);
     fake_now = 0;
     race_path = d.spool;
-    struct sg_store *s = store_new(f, d.spool, 64, NULL);
+    struct sg_store *s = store_new(f, &d, 64, NULL);
     assert_null(race_path); /* the race happened */
     assert_string_equal(sg_store_spool_path(s), d.spool);
     /* The file at the path is the one held: another process finds it locked, not free. */
@@ -923,7 +924,7 @@ static void test_spool_deleted_while_running(void **state)
     struct stat sb;
     assert_int_equal(stat(d.spool, &sb), 0);
     f->up = true;
-    s = store_new(f, d.spool, 64, NULL);
+    s = store_new(f, &d, 64, NULL);
     assert_int_equal(stats(s).spool_events, 8);
     fake_now = 1000;
     sg_store_tick(s, false);
@@ -979,7 +980,7 @@ static void test_queue_full_spools_on_the_request_path(void **state)
     struct fake *f = fake_new(true);
     struct tap_log *tl = calloc(1, sizeof *tl);
     fake_now = 0;
-    struct sg_store *s = store_new(f, d.spool, 4, tl);
+    struct sg_store *s = store_new(f, &d, 4, tl);
     synced_path = d.spool;
     n_synced = 0;
     for (int i = 0; i < 10; i++) {
@@ -1387,7 +1388,7 @@ static void test_overflow_lost_logged_not_per_event(void **state)
     tmpdir_make(&d);
     struct fake *f = fake_new(true);
     fake_now = 0;
-    struct sg_store *s = store_new(f, d.spool, 2, NULL);
+    struct sg_store *s = store_new(f, &d, 2, NULL);
     int pfd[2];
     assert_int_equal(pipe(pfd), 0);
     fflush(stderr);
@@ -1434,7 +1435,7 @@ static void test_request_path_spool_synced_by_writer(void **state)
     tmpdir_make(&d);
     struct fake *f = fake_new(true);
     fake_now = 0;
-    struct sg_store *s = store_new(f, d.spool, 2, NULL);
+    struct sg_store *s = store_new(f, &d, 2, NULL);
     synced_path = d.spool;
     n_synced = 0;
     for (int i = 0; i < 3; i++)
@@ -1544,7 +1545,8 @@ static void test_sqlite_rows_migrations_inspect(void **state)
 
     struct sg_store_backend *be = sg_store_backend_for_url(url, err, sizeof err);
     assert_non_null(be);
-    struct sg_store_options o = {.spool_path = d.spool, .batch_max = 64, .flush_ms = 20};
+    struct sg_store_options o = {
+        .spool_path = d.spool, .journal_dir = d.dir, .batch_max = 64, .flush_ms = 20};
     struct sg_store *s = sg_store_new(be, &o, err, sizeof err);
     assert_non_null(s);
     for (int i = 0; i < 500; i++) {
@@ -1740,6 +1742,7 @@ static void test_sqlite_unusable_then_next_start(void **state)
     char url[160], err[256];
     snprintf(url, sizeof url, "sqlite://%s/missing-dir/t.db", d.dir);
     struct sg_store_options o = {.spool_path = d.spool,
+                                 .journal_dir = d.dir,
                                  .batch_max = 16,
                                  .flush_ms = 10,
                                  .retry_min_ms = 10,
@@ -1763,11 +1766,12 @@ static void test_sqlite_unusable_then_next_start(void **state)
 }
 
 /* A store over the real SQLite backend at `db`, driven by hand on the fake clock. */
-static struct sg_store *sqlite_store(const char *db, const char *spool)
+static struct sg_store *sqlite_store(const struct tmpdir *d)
 {
     char url[160], err[256];
-    snprintf(url, sizeof url, "sqlite://%s", db);
-    struct sg_store_options o = {.spool_path = spool,
+    snprintf(url, sizeof url, "sqlite://%s", d->db);
+    struct sg_store_options o = {.spool_path = d->spool,
+                                 .journal_dir = d->dir,
                                  .batch_max = 4,
                                  .flush_ms = 200,
                                  .retry_min_ms = 100,
@@ -1789,7 +1793,7 @@ static void test_sqlite_file_deleted_while_running(void **state)
     struct tmpdir d;
     tmpdir_make(&d);
     fake_now = 1000;
-    struct sg_store *s = sqlite_store(d.db, d.spool);
+    struct sg_store *s = sqlite_store(&d);
     submit_range(s, 0, 4);
     sg_store_tick(s, false);
     assert_int_equal(stats(s).rows_written, 4);
