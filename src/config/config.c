@@ -97,6 +97,15 @@ static const struct provider_info *find_provider(const char *name, size_t len)
     return NULL;
 }
 
+/* The provider of a model written without one. LiteLLM looks the name up in its model lists:
+ * every Anthropic model there is a "claude-..." name (and a claude name it does not know, it
+ * refuses), the rest slogate sends to OpenAI. Sending a claude model to OpenAI would hand the
+ * Anthropic key to the wrong company. */
+static const char *bare_provider(const char *model)
+{
+    return strncmp(model, "claude-", 7) == 0 ? "anthropic" : "openai";
+}
+
 int sg_config_split_model(const char *model, char **provider, char **provider_model,
                           enum sg_provider_kind *kind)
 {
@@ -107,7 +116,8 @@ int sg_config_split_model(const char *model, char **provider, char **provider_mo
     const char *slash = strchr(model, '/');
     if (slash && (slash == model || slash[1] == '\0'))
         return SG_EINVAL;
-    *provider = slash ? sg_xstrndup(model, (size_t)(slash - model)) : sg_xstrdup("openai");
+    *provider =
+        slash ? sg_xstrndup(model, (size_t)(slash - model)) : sg_xstrdup(bare_provider(model));
     *provider_model = sg_xstrdup(slash ? slash + 1 : model);
     *kind = strcasecmp(*provider, "anthropic") == 0 ? SG_PROVIDER_ANTHROPIC : SG_PROVIDER_OPENAI;
     return SG_OK;
@@ -342,13 +352,9 @@ static void resolve_provider(struct sg_cfg_loader *ld, struct sg_deployment *d,
                    path);
         return;
     }
-    if (!strchr(d->model, '/') && strncasecmp(d->model, "claude", 6) == 0)
-        sg_cfg_warn(ld, mline,
-                    "%s.litellm_params.model '%.60s' has no provider prefix, so it is sent to "
-                    "OpenAI: write anthropic/%.60s",
-                    path, d->model, d->model);
     const struct provider_info *pi = find_provider(d->provider, strlen(d->provider));
-    if (!strchr(d->model, '/') && strchr(d->model, '*') && !d->api_base)
+    if (!strchr(d->model, '/') && strchr(d->model, '*') && d->kind == SG_PROVIDER_OPENAI &&
+        !d->api_base)
         sg_cfg_warn(ld, mline,
                     "%s.litellm_params.model '%.60s' names no provider, so every model it takes "
                     "is sent to OpenAI (LiteLLM picks each name's provider from its own model "
@@ -407,8 +413,8 @@ static const char *unrouted(struct sg_cfg_loader *ld, const struct sg_ynode *ent
     const char *slash = strchr(m, '/');
     if (slash == m)
         return NULL;
-    size_t plen = slash ? (size_t)(slash - m) : 6;
-    const char *provider = slash ? m : "openai";
+    const char *provider = slash ? m : bare_provider(m);
+    size_t plen = slash ? (size_t)(slash - m) : strlen(provider);
     char pname[64];
     snprintf(pname, sizeof pname, "%.*s", (int)SG_MIN(plen, 60), provider);
     if (memchr(pname, '*', strlen(pname))) /* a wildcard provider: wildcard.c says why */

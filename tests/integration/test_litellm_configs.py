@@ -429,3 +429,27 @@ def test_configs_pyyaml_refuses_are_refused(fx):
     eq(len(diagnostics(fx, r)), 1, "one problem (%s)" % r.err)
     check(diagnostics(fx, r)[0].startswith("litellm.yaml:9: error: YAML syntax error: "),
           "the line PyYAML stops at too (%s)" % r.err)
+
+
+def test_bare_claude_model_calls_anthropic(fx):
+    # LiteLLM's reliability docs write `model: claude-3-opus-20240229` with no provider: LiteLLM
+    # finds the name in its Anthropic model list. Sent to OpenAI instead, the request fails and
+    # the Anthropic key goes to the wrong company.
+    m = fx.mock(name="anthropic")
+    text = ("model_list:\n"
+            "  - model_name: claude-haiku\n"
+            "    litellm_params:\n"
+            "      model: claude-3-5-haiku-20241022\n"
+            "      api_base: http://127.0.0.1:%d\n"
+            "      api_key: os.environ/ANTHROPIC_API_KEY\n"
+            "    model_info: { id: haiku }\n"
+            "general_settings: { master_key: %s }\n" % (m.port, MASTER_KEY))
+    env = {"ANTHROPIC_API_KEY": MOCK_KEY}
+    checked(fx, text, 0, [], env=env)  # no "sent to OpenAI" warning, and priced
+    gw = fx.gateway(text, env=env)
+    r = chat(gw.port, chat_body(model="claude-haiku"))
+    eq(r.status, 200, "the bare claude model answers (%s)" % r.text)
+    eq(r.header("x-slogate-provider"), "anthropic", "called as an Anthropic model")
+    eq(m.last()["path"], "/v1/messages", "on Anthropic's Messages API")
+    eq(m.last()["x_api_key"], MOCK_KEY, "with the key in x-api-key")
+    eq(m.last()["body"]["model"], "claude-3-5-haiku-20241022", "the model as written")

@@ -246,6 +246,9 @@ static void test_split_model(void **state)
     } ok[] = {
         {"openai/gpt-4o-mini", "openai", "gpt-4o-mini", SG_PROVIDER_OPENAI},
         {"gpt-4o", "openai", "gpt-4o", SG_PROVIDER_OPENAI},
+        /* A bare claude name is Anthropic's, as LiteLLM's model lists say. */
+        {"claude-3-haiku-20240307", "anthropic", "claude-3-haiku-20240307", SG_PROVIDER_ANTHROPIC},
+        {"claude", "openai", "claude", SG_PROVIDER_OPENAI},
         {"anthropic/claude-3-5-haiku-latest", "anthropic", "claude-3-5-haiku-latest",
          SG_PROVIDER_ANTHROPIC},
         {"groq/llama3-8b", "groq", "llama3-8b", SG_PROVIDER_OPENAI},
@@ -327,8 +330,6 @@ static void test_provider_needs_api_base(void **state)
                       "speaks the OpenAI and Anthropic APIs); to reach claude through an "
                       "OpenAI-compatible endpoint, write model: openai/claude with that endpoint "
                       "as api_base");
-    assert_warning(8, "model_list[2].litellm_params.model 'claude-3-haiku' has no provider "
-                      "prefix, so it is sent to OpenAI: write anthropic/claude-3-haiku");
     assert_warning(10, "model_list[3] (d) is not routed: litellm_params.model 'openai/' names a "
                        "provider but no model");
     assert_error(12, "model_list[4].litellm_params.api_base must be an http:// or https:// URL");

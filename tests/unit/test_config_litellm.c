@@ -148,6 +148,35 @@ static void test_openai_compatible_providers(void **state)
     sg_config_unref(c);
 }
 
+static void test_bare_claude_model_is_anthropic(void **state)
+{
+    (void)state;
+    /* LiteLLM's reliability docs write `model: claude-3-opus-20240229`: LiteLLM finds the name
+     * in its Anthropic list. Sent to OpenAI, the Anthropic key would go there too. */
+    static const struct kv env[] = {{"ANTHROPIC_API_KEY", "ant-key"}, {NULL, NULL}};
+    struct sg_config *c =
+        load_env("model_list:\n"
+                 "  - model_name: claude-opus\n"
+                 "    litellm_params: { model: claude-3-opus-20240229 }\n"
+                 "  - model_name: haiku\n"
+                 "    litellm_params: { model: claude-3-haiku-20240307, api_base: "
+                 "\"https://proxy.example/v1/messages\", api_key: k }\n"
+                 "  - model_name: gpt\n"
+                 "    litellm_params: { model: gpt-4o, api_key: k }\n",
+                 env);
+    assert_clean(c);
+    const struct sg_deployment *d = &c->deployments[0];
+    assert_string_equal(d->provider, "anthropic");
+    assert_int_equal(d->kind, SG_PROVIDER_ANTHROPIC);
+    assert_string_equal(d->provider_model, "claude-3-opus-20240229");
+    assert_string_equal(d->api_base, "https://api.anthropic.com");
+    assert_string_equal(d->api_key, "ant-key");
+    assert_int_equal(c->deployments[1].kind, SG_PROVIDER_ANTHROPIC);
+    assert_string_equal(c->deployments[1].api_base, "https://proxy.example");
+    assert_string_equal(c->deployments[2].provider, "openai");
+    sg_config_unref(c);
+}
+
 static void test_entry_rpm_tpm(void **state)
 {
     (void)state;
@@ -469,6 +498,7 @@ int main(void)
         cmocka_unit_test_teardown(test_unrouted_entries_are_left_out, teardown),
         cmocka_unit_test_teardown(test_unrouted_config_loads, teardown),
         cmocka_unit_test_teardown(test_openai_compatible_providers, teardown),
+        cmocka_unit_test_teardown(test_bare_claude_model_is_anthropic, teardown),
         cmocka_unit_test_teardown(test_entry_rpm_tpm, teardown),
         cmocka_unit_test_teardown(test_litellm_settings_router_keys, teardown),
         cmocka_unit_test_teardown(test_default_fallbacks, teardown),
