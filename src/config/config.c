@@ -27,35 +27,102 @@ enum base_rule {
 };
 
 /* Providers slogate knows an endpoint for. Everything not listed here (nor foreign, below)
- * speaks the OpenAI wire format at an api_base the config must give. key_env and base_env are
- * where LiteLLM looks for the key and the endpoint when litellm_params has none; slogate does
- * the same. */
+ * speaks the OpenAI wire format at an api_base the config must give. key_env (in LiteLLM's
+ * order: the first one set wins) and base_env are where LiteLLM looks for the key and the
+ * endpoint when litellm_params has none; slogate does the same. */
 struct provider_info {
     const char *name;
     const char *api_base; /* NULL: the config (or base_env) must give one */
-    const char *key_env;
+    const char *key_env[4];
     const char *base_env;
     enum base_rule rule;
 };
 
 static const struct provider_info providers[] = {
-    {"openai", "https://api.openai.com/v1", "OPENAI_API_KEY", NULL, BASE_AS_IS},
-    {"anthropic", "https://api.anthropic.com", "ANTHROPIC_API_KEY", NULL, BASE_AS_IS},
-    {"groq", "https://api.groq.com/openai/v1", "GROQ_API_KEY", NULL, BASE_AS_IS},
-    {"together_ai", "https://api.together.xyz/v1", "TOGETHERAI_API_KEY", NULL, BASE_AS_IS},
-    {"openrouter", "https://openrouter.ai/api/v1", "OPENROUTER_API_KEY", NULL, BASE_AS_IS},
-    {"mistral", "https://api.mistral.ai/v1", "MISTRAL_API_KEY", NULL, BASE_AS_IS},
-    {"deepseek", "https://api.deepseek.com/v1", "DEEPSEEK_API_KEY", NULL, BASE_AS_IS},
-    {"fireworks_ai", "https://api.fireworks.ai/inference/v1", "FIREWORKS_AI_API_KEY", NULL,
+    {"openai", "https://api.openai.com/v1", {"OPENAI_API_KEY"}, NULL, BASE_AS_IS},
+    {"anthropic", "https://api.anthropic.com", {"ANTHROPIC_API_KEY"}, NULL, BASE_AS_IS},
+    {"groq", "https://api.groq.com/openai/v1", {"GROQ_API_KEY"}, NULL, BASE_AS_IS},
+    {"together_ai",
+     "https://api.together.xyz/v1",
+     {"TOGETHER_API_KEY", "TOGETHER_AI_API_KEY", "TOGETHERAI_API_KEY", "TOGETHER_AI_TOKEN"},
+     NULL,
      BASE_AS_IS},
-    {"xai", "https://api.x.ai/v1", "XAI_API_KEY", NULL, BASE_AS_IS},
-    {"perplexity", "https://api.perplexity.ai", "PERPLEXITYAI_API_KEY", NULL, BASE_AS_IS},
+    {"openrouter",
+     "https://openrouter.ai/api/v1",
+     {"OPENROUTER_API_KEY", "OR_API_KEY"},
+     NULL,
+     BASE_AS_IS},
+    {"mistral", "https://api.mistral.ai/v1", {"MISTRAL_API_KEY"}, NULL, BASE_AS_IS},
+    {"deepseek", "https://api.deepseek.com/v1", {"DEEPSEEK_API_KEY"}, NULL, BASE_AS_IS},
+    {"fireworks_ai",
+     "https://api.fireworks.ai/inference/v1",
+     {"FIREWORKS_API_KEY", "FIREWORKS_AI_API_KEY", "FIREWORKSAI_API_KEY", "FIREWORKS_AI_TOKEN"},
+     NULL,
+     BASE_AS_IS},
+    {"xai", "https://api.x.ai/v1", {"XAI_API_KEY"}, NULL, BASE_AS_IS},
+    {"perplexity",
+     "https://api.perplexity.ai",
+     {"PERPLEXITYAI_API_KEY", "PERPLEXITY_API_KEY"},
+     NULL,
+     BASE_AS_IS},
     /* Google's OpenAI-compatible endpoint for the Gemini API (same key). */
-    {"gemini", "https://generativelanguage.googleapis.com/v1beta/openai", "GEMINI_API_KEY", NULL,
+    {"gemini",
+     "https://generativelanguage.googleapis.com/v1beta/openai",
+     {"GEMINI_API_KEY", "GOOGLE_API_KEY"},
+     NULL,
      BASE_AS_IS},
-    {"ollama", "http://localhost:11434", NULL, "OLLAMA_API_BASE", BASE_ADD_V1},
-    {"ollama_chat", "http://localhost:11434", NULL, "OLLAMA_API_BASE", BASE_ADD_V1},
-    {"azure", NULL, "AZURE_API_KEY", "AZURE_API_BASE", BASE_AZURE_V1},
+    {"ollama", "http://localhost:11434", {NULL}, "OLLAMA_API_BASE", BASE_ADD_V1},
+    {"ollama_chat", "http://localhost:11434", {NULL}, "OLLAMA_API_BASE", BASE_ADD_V1},
+    {"azure", NULL, {"AZURE_API_KEY"}, "AZURE_API_BASE", BASE_AZURE_V1},
+    /* OpenAI-compatible providers LiteLLM gives a default endpoint
+     * (_get_openai_compatible_provider_info). */
+    {"cerebras",
+     "https://api.cerebras.ai/v1",
+     {"CEREBRAS_API_KEY"},
+     "CEREBRAS_API_BASE",
+     BASE_AS_IS},
+    {"sambanova",
+     "https://api.sambanova.ai/v1",
+     {"SAMBANOVA_API_KEY"},
+     "SAMBANOVA_API_BASE",
+     BASE_AS_IS},
+    {"nvidia_nim",
+     "https://integrate.api.nvidia.com/v1",
+     {"NVIDIA_NIM_API_KEY"},
+     "NVIDIA_NIM_API_BASE",
+     BASE_AS_IS},
+    {"deepinfra",
+     "https://api.deepinfra.com/v1/openai",
+     {"DEEPINFRA_API_KEY"},
+     "DEEPINFRA_API_BASE",
+     BASE_AS_IS},
+    {"codestral",
+     "https://codestral.mistral.ai/v1",
+     {"CODESTRAL_API_KEY"},
+     "CODESTRAL_API_BASE",
+     BASE_AS_IS},
+    {"meta_llama",
+     "https://api.llama.com/compat/v1",
+     {"LLAMA_API_KEY"},
+     "LLAMA_API_BASE",
+     BASE_AS_IS},
+    {"github",
+     "https://models.inference.ai.azure.com",
+     {"GITHUB_API_KEY"},
+     "GITHUB_API_BASE",
+     BASE_AS_IS},
+    {"friendliai",
+     "https://api.friendli.ai/serverless/v1",
+     {"FRIENDLIAI_API_KEY", "FRIENDLI_TOKEN"},
+     "FRIENDLI_API_BASE",
+     BASE_AS_IS},
+    {"volcengine",
+     "https://ark.cn-beijing.volces.com/api/v3",
+     {"VOLCENGINE_API_KEY"},
+     "VOLCENGINE_API_BASE",
+     BASE_AS_IS},
+    /* Another LiteLLM proxy: no default endpoint, but LiteLLM's variables. */
+    {"litellm_proxy", NULL, {"LITELLM_PROXY_API_KEY"}, "LITELLM_PROXY_API_BASE", BASE_AS_IS},
 };
 
 /* LiteLLM providers with their own wire format (or API), which slogate has no adapter for:
@@ -382,15 +449,19 @@ static void resolve_provider(struct sg_cfg_loader *ld, struct sg_deployment *d,
         trim_suffix(d->api_base, "/v1");
     }
     /* An api_key line that failed to resolve was reported already: no second message. */
-    if (!d->api_key && !sg_ynode_get(lp, "api_key") && pi && pi->key_env) {
-        const char *k = sg_cfg_env(ld, pi->key_env);
-        if (k && *k)
+    if (!d->api_key && !sg_ynode_get(lp, "api_key") && pi && pi->key_env[0]) {
+        const char *k = NULL;
+        for (size_t i = 0; i < SG_ARRAY_LEN(pi->key_env) && pi->key_env[i] && !k; i++)
+            if ((k = sg_cfg_env(ld, pi->key_env[i])) && !*k)
+                k = NULL;
+        if (k)
             d->api_key = sg_xstrdup(k);
         else if (!pi->api_base || strcmp(d->api_base, pi->api_base) == 0)
             sg_cfg_warn(ld, line,
                         "%s has no litellm_params.api_key and %s is not exported: %s will "
                         "refuse its requests; set api_key: os.environ/%s",
-                        path, pi->key_env, pi->api_base ? pi->api_base : pi->name, pi->key_env);
+                        path, pi->key_env[0], pi->api_base ? pi->api_base : pi->name,
+                        pi->key_env[0]);
     }
 }
 

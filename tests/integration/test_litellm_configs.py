@@ -453,3 +453,36 @@ def test_bare_claude_model_calls_anthropic(fx):
     eq(m.last()["path"], "/v1/messages", "on Anthropic's Messages API")
     eq(m.last()["x_api_key"], MOCK_KEY, "with the key in x-api-key")
     eq(m.last()["body"]["model"], "claude-3-5-haiku-20241022", "the model as written")
+
+
+def test_providers_litellm_knows_without_api_base(fx):
+    # LiteLLM gives cerebras/, nvidia_nim/, deepinfra/, ... an endpoint (their *_API_BASE
+    # variable first) and litellm_proxy/ its LITELLM_PROXY_API_BASE; a provider's key is read
+    # from any of the variables LiteLLM knows for it. A config written for LiteLLM names
+    # neither, and was left with nothing routed.
+    m = fx.mock()
+    text = ("model_list:\n"
+            "  - model_name: llama-fast\n"
+            "    litellm_params: { model: cerebras/llama3.1-8b }\n"
+            "    model_info: { id: cerebras }\n"
+            "  - model_name: upstream-gpt\n"
+            "    litellm_params: { model: litellm_proxy/gpt-4o-mini }\n"
+            "    model_info: { id: proxy }\n"
+            "general_settings: { master_key: %s }\n" % MASTER_KEY)
+    env = {"CEREBRAS_API_BASE": m.url, "CEREBRAS_API_KEY": MOCK_KEY,
+           "LITELLM_PROXY_API_BASE": m.url, "LITELLM_PROXY_API_KEY": MOCK_KEY}
+    r = checked(fx, text, 0, [
+        "litellm.yaml:2: warning: model_list[0] (cerebras): no price known for "
+        "cerebras/llama3.1-8b; its requests will cost 0. Set litellm_params.input_cost_per_token "
+        "and output_cost_per_token",
+        "litellm.yaml:5: warning: model_list[1] (proxy): no price known for "
+        "litellm_proxy/gpt-4o-mini; its requests will cost 0. Set "
+        "litellm_params.input_cost_per_token and output_cost_per_token",
+    ], env=env)
+    contains(r.out, "ok \u2014 2 deployments in 2 groups", "both routed")
+    gw = fx.gateway(text, env=env)
+    for alias, model in (("llama-fast", "llama3.1-8b"), ("upstream-gpt", "gpt-4o-mini")):
+        r = chat(gw.port, chat_body(model=alias))
+        eq(r.status, 200, "%s answers (%s)" % (alias, r.text))
+        eq(m.last()["model"], model, "the model sent for %s" % alias)
+        eq(m.last()["authorization"], "Bearer " + MOCK_KEY, "the key from the provider's variable")
