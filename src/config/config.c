@@ -551,7 +551,8 @@ static char *generated_id(const struct sg_deployment *d, const struct sg_ynode *
     return id;
 }
 
-static void finish_deployment(struct sg_cfg_loader *ld, struct dep_load *dl,
+/* True when the deployment's id is generated (no usable model_info.id). */
+static bool finish_deployment(struct sg_cfg_loader *ld, struct dep_load *dl,
                               const struct sg_ynode *entry, const char *path)
 {
     struct sg_deployment *d = &dl->d;
@@ -564,16 +565,24 @@ static void finish_deployment(struct sg_cfg_loader *ld, struct dep_load *dl,
     for (const char *p = d->provider_model; p && *p; p++)
         d->stars += *p == '*';
 
-    if (dl->mi_id) {
-        if (!header_safe(dl->mi_id))
-            sg_cfg_err(ld, line_of(sg_ynode_get(sg_ynode_get(entry, "model_info"), "id"), d->line),
-                       "%s.model_info.id must be visible ASCII without spaces (it is sent in "
-                       "the x-slogate-deployment header)",
-                       path);
+    bool generated = !dl->mi_id || !header_safe(dl->mi_id);
+    if (!generated) {
         d->id = dl->mi_id;
         dl->mi_id = NULL;
     } else {
         d->id = generated_id(d, lp);
+    }
+    if (dl->mi_id) {
+        /* LiteLLM takes any string; the header cannot carry it, so the id is the one slogate
+         * generates, and the config still loads. */
+        const struct sg_ynode *idn = sg_ynode_get(sg_ynode_get(entry, "model_info"), "id");
+        char shown[96];
+        sg_cfg_warn(ld, line_of(idn, d->line),
+                    "%s.model_info.id %s is not visible ASCII without spaces, which the "
+                    "x-slogate-deployment header needs: the deployment's id is %s instead",
+                    path, sg_cfg_show(idn, NULL, shown, sizeof shown), d->id);
+        free(dl->mi_id);
+        dl->mi_id = NULL;
     }
     if (dl->entry_rpm >= 0 && !sg_ynode_get(lp, "rpm"))
         d->rpm = dl->entry_rpm;
@@ -599,6 +608,7 @@ static void finish_deployment(struct sg_cfg_loader *ld, struct dep_load *dl,
     free(dl->region_name);
     free(dl->mi_region);
     free(dl->mi_id);
+    return generated;
 }
 
 static void free_deployment(struct sg_deployment *d)
@@ -800,8 +810,7 @@ static void load_model_list(struct sg_cfg_loader *ld, const struct sg_ynode *lis
         } else {
             sg_cfg_values(ld, entry, path, &entry_table, &dl);
         }
-        generated[c->n_deployments] = !sg_ynode_get(sg_ynode_get(entry, "model_info"), "id");
-        finish_deployment(ld, &dl, entry, path);
+        generated[c->n_deployments] = finish_deployment(ld, &dl, entry, path);
         dl.d.file = sg_xstrdup(ld->file);
         dl.d.index = index;
         entries[c->n_deployments] = entry;

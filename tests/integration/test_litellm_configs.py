@@ -486,3 +486,29 @@ def test_providers_litellm_knows_without_api_base(fx):
         eq(r.status, 200, "%s answers (%s)" % (alias, r.text))
         eq(m.last()["model"], model, "the model sent for %s" % alias)
         eq(m.last()["authorization"], "Bearer " + MOCK_KEY, "the key from the provider's variable")
+
+
+def test_an_id_the_header_cannot_carry_is_replaced(fx):
+    # LiteLLM takes any string as model_info.id ("azure gpt-4o eu"); the x-slogate-deployment
+    # header cannot carry a space. The config loads (it was refused) and the deployment gets
+    # the id slogate generates, which the warning names.
+    m = fx.mock()
+    text = ("model_list:\n"
+            "  - model_name: gpt-4o\n"
+            "    litellm_params: { model: openai/gpt-4o, api_base: %s, api_key: %s }\n"
+            "    model_info:\n"
+            "      id: \"azure gpt-4o eu\"\n"
+            "general_settings: { master_key: %s }\n" % (m.url, MOCK_KEY, MASTER_KEY))
+    r = check_config(fx, text)
+    eq(r.code, 0, "check (%s)" % r)
+    lines = diagnostics(fx, r)
+    eq(len(lines), 1, "one warning (%s)" % lines)
+    prefix = ("litellm.yaml:5: warning: model_list[0].model_info.id \"azure gpt-4o eu\" is not "
+              "visible ASCII without spaces, which the x-slogate-deployment header needs: the "
+              "deployment's id is ")
+    check(lines[0].startswith(prefix) and lines[0].endswith(" instead"), lines[0])
+    dep_id = lines[0][len(prefix):-len(" instead")]
+    gw = fx.gateway(text)
+    r = chat(gw.port, chat_body(model="gpt-4o"))
+    eq(r.status, 200, "served (%s)" % r.text)
+    eq(r.header("x-slogate-deployment"), dep_id, "the id the warning named")
