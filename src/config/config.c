@@ -27,35 +27,102 @@ enum base_rule {
 };
 
 /* Providers slogate knows an endpoint for. Everything not listed here (nor foreign, below)
- * speaks the OpenAI wire format at an api_base the config must give. key_env and base_env are
- * where LiteLLM looks for the key and the endpoint when litellm_params has none; slogate does
- * the same. */
+ * speaks the OpenAI wire format at an api_base the config must give. key_env (in LiteLLM's
+ * order: the first one set wins) and base_env are where LiteLLM looks for the key and the
+ * endpoint when litellm_params has none; slogate does the same. */
 struct provider_info {
     const char *name;
     const char *api_base; /* NULL: the config (or base_env) must give one */
-    const char *key_env;
+    const char *key_env[4];
     const char *base_env;
     enum base_rule rule;
 };
 
 static const struct provider_info providers[] = {
-    {"openai", "https://api.openai.com/v1", "OPENAI_API_KEY", NULL, BASE_AS_IS},
-    {"anthropic", "https://api.anthropic.com", "ANTHROPIC_API_KEY", NULL, BASE_AS_IS},
-    {"groq", "https://api.groq.com/openai/v1", "GROQ_API_KEY", NULL, BASE_AS_IS},
-    {"together_ai", "https://api.together.xyz/v1", "TOGETHERAI_API_KEY", NULL, BASE_AS_IS},
-    {"openrouter", "https://openrouter.ai/api/v1", "OPENROUTER_API_KEY", NULL, BASE_AS_IS},
-    {"mistral", "https://api.mistral.ai/v1", "MISTRAL_API_KEY", NULL, BASE_AS_IS},
-    {"deepseek", "https://api.deepseek.com/v1", "DEEPSEEK_API_KEY", NULL, BASE_AS_IS},
-    {"fireworks_ai", "https://api.fireworks.ai/inference/v1", "FIREWORKS_AI_API_KEY", NULL,
+    {"openai", "https://api.openai.com/v1", {"OPENAI_API_KEY"}, NULL, BASE_AS_IS},
+    {"anthropic", "https://api.anthropic.com", {"ANTHROPIC_API_KEY"}, NULL, BASE_AS_IS},
+    {"groq", "https://api.groq.com/openai/v1", {"GROQ_API_KEY"}, NULL, BASE_AS_IS},
+    {"together_ai",
+     "https://api.together.xyz/v1",
+     {"TOGETHER_API_KEY", "TOGETHER_AI_API_KEY", "TOGETHERAI_API_KEY", "TOGETHER_AI_TOKEN"},
+     NULL,
      BASE_AS_IS},
-    {"xai", "https://api.x.ai/v1", "XAI_API_KEY", NULL, BASE_AS_IS},
-    {"perplexity", "https://api.perplexity.ai", "PERPLEXITYAI_API_KEY", NULL, BASE_AS_IS},
+    {"openrouter",
+     "https://openrouter.ai/api/v1",
+     {"OPENROUTER_API_KEY", "OR_API_KEY"},
+     NULL,
+     BASE_AS_IS},
+    {"mistral", "https://api.mistral.ai/v1", {"MISTRAL_API_KEY"}, NULL, BASE_AS_IS},
+    {"deepseek", "https://api.deepseek.com/v1", {"DEEPSEEK_API_KEY"}, NULL, BASE_AS_IS},
+    {"fireworks_ai",
+     "https://api.fireworks.ai/inference/v1",
+     {"FIREWORKS_API_KEY", "FIREWORKS_AI_API_KEY", "FIREWORKSAI_API_KEY", "FIREWORKS_AI_TOKEN"},
+     NULL,
+     BASE_AS_IS},
+    {"xai", "https://api.x.ai/v1", {"XAI_API_KEY"}, NULL, BASE_AS_IS},
+    {"perplexity",
+     "https://api.perplexity.ai",
+     {"PERPLEXITYAI_API_KEY", "PERPLEXITY_API_KEY"},
+     NULL,
+     BASE_AS_IS},
     /* Google's OpenAI-compatible endpoint for the Gemini API (same key). */
-    {"gemini", "https://generativelanguage.googleapis.com/v1beta/openai", "GEMINI_API_KEY", NULL,
+    {"gemini",
+     "https://generativelanguage.googleapis.com/v1beta/openai",
+     {"GEMINI_API_KEY", "GOOGLE_API_KEY"},
+     NULL,
      BASE_AS_IS},
-    {"ollama", "http://localhost:11434", NULL, "OLLAMA_API_BASE", BASE_ADD_V1},
-    {"ollama_chat", "http://localhost:11434", NULL, "OLLAMA_API_BASE", BASE_ADD_V1},
-    {"azure", NULL, "AZURE_API_KEY", "AZURE_API_BASE", BASE_AZURE_V1},
+    {"ollama", "http://localhost:11434", {NULL}, "OLLAMA_API_BASE", BASE_ADD_V1},
+    {"ollama_chat", "http://localhost:11434", {NULL}, "OLLAMA_API_BASE", BASE_ADD_V1},
+    {"azure", NULL, {"AZURE_API_KEY"}, "AZURE_API_BASE", BASE_AZURE_V1},
+    /* OpenAI-compatible providers LiteLLM gives a default endpoint
+     * (_get_openai_compatible_provider_info). */
+    {"cerebras",
+     "https://api.cerebras.ai/v1",
+     {"CEREBRAS_API_KEY"},
+     "CEREBRAS_API_BASE",
+     BASE_AS_IS},
+    {"sambanova",
+     "https://api.sambanova.ai/v1",
+     {"SAMBANOVA_API_KEY"},
+     "SAMBANOVA_API_BASE",
+     BASE_AS_IS},
+    {"nvidia_nim",
+     "https://integrate.api.nvidia.com/v1",
+     {"NVIDIA_NIM_API_KEY"},
+     "NVIDIA_NIM_API_BASE",
+     BASE_AS_IS},
+    {"deepinfra",
+     "https://api.deepinfra.com/v1/openai",
+     {"DEEPINFRA_API_KEY"},
+     "DEEPINFRA_API_BASE",
+     BASE_AS_IS},
+    {"codestral",
+     "https://codestral.mistral.ai/v1",
+     {"CODESTRAL_API_KEY"},
+     "CODESTRAL_API_BASE",
+     BASE_AS_IS},
+    {"meta_llama",
+     "https://api.llama.com/compat/v1",
+     {"LLAMA_API_KEY"},
+     "LLAMA_API_BASE",
+     BASE_AS_IS},
+    {"github",
+     "https://models.inference.ai.azure.com",
+     {"GITHUB_API_KEY"},
+     "GITHUB_API_BASE",
+     BASE_AS_IS},
+    {"friendliai",
+     "https://api.friendli.ai/serverless/v1",
+     {"FRIENDLIAI_API_KEY", "FRIENDLI_TOKEN"},
+     "FRIENDLI_API_BASE",
+     BASE_AS_IS},
+    {"volcengine",
+     "https://ark.cn-beijing.volces.com/api/v3",
+     {"VOLCENGINE_API_KEY"},
+     "VOLCENGINE_API_BASE",
+     BASE_AS_IS},
+    /* Another LiteLLM proxy: no default endpoint, but LiteLLM's variables. */
+    {"litellm_proxy", NULL, {"LITELLM_PROXY_API_KEY"}, "LITELLM_PROXY_API_BASE", BASE_AS_IS},
 };
 
 /* LiteLLM providers with their own wire format (or API), which slogate has no adapter for:
@@ -97,6 +164,15 @@ static const struct provider_info *find_provider(const char *name, size_t len)
     return NULL;
 }
 
+/* The provider of a model written without one. LiteLLM looks the name up in its model lists:
+ * every Anthropic model there is a "claude-..." name (and a claude name it does not know, it
+ * refuses), the rest slogate sends to OpenAI. Sending a claude model to OpenAI would hand the
+ * Anthropic key to the wrong company. */
+static const char *bare_provider(const char *model)
+{
+    return strncmp(model, "claude-", 7) == 0 ? "anthropic" : "openai";
+}
+
 int sg_config_split_model(const char *model, char **provider, char **provider_model,
                           enum sg_provider_kind *kind)
 {
@@ -107,7 +183,8 @@ int sg_config_split_model(const char *model, char **provider, char **provider_mo
     const char *slash = strchr(model, '/');
     if (slash && (slash == model || slash[1] == '\0'))
         return SG_EINVAL;
-    *provider = slash ? sg_xstrndup(model, (size_t)(slash - model)) : sg_xstrdup("openai");
+    *provider =
+        slash ? sg_xstrndup(model, (size_t)(slash - model)) : sg_xstrdup(bare_provider(model));
     *provider_model = sg_xstrdup(slash ? slash + 1 : model);
     *kind = strcasecmp(*provider, "anthropic") == 0 ? SG_PROVIDER_ANTHROPIC : SG_PROVIDER_OPENAI;
     return SG_OK;
@@ -342,13 +419,9 @@ static void resolve_provider(struct sg_cfg_loader *ld, struct sg_deployment *d,
                    path);
         return;
     }
-    if (!strchr(d->model, '/') && strncasecmp(d->model, "claude", 6) == 0)
-        sg_cfg_warn(ld, mline,
-                    "%s.litellm_params.model '%.60s' has no provider prefix, so it is sent to "
-                    "OpenAI: write anthropic/%.60s",
-                    path, d->model, d->model);
     const struct provider_info *pi = find_provider(d->provider, strlen(d->provider));
-    if (!strchr(d->model, '/') && strchr(d->model, '*') && !d->api_base)
+    if (!strchr(d->model, '/') && strchr(d->model, '*') && d->kind == SG_PROVIDER_OPENAI &&
+        !d->api_base)
         sg_cfg_warn(ld, mline,
                     "%s.litellm_params.model '%.60s' names no provider, so every model it takes "
                     "is sent to OpenAI (LiteLLM picks each name's provider from its own model "
@@ -376,15 +449,19 @@ static void resolve_provider(struct sg_cfg_loader *ld, struct sg_deployment *d,
         trim_suffix(d->api_base, "/v1");
     }
     /* An api_key line that failed to resolve was reported already: no second message. */
-    if (!d->api_key && !sg_ynode_get(lp, "api_key") && pi && pi->key_env) {
-        const char *k = sg_cfg_env(ld, pi->key_env);
-        if (k && *k)
+    if (!d->api_key && !sg_ynode_get(lp, "api_key") && pi && pi->key_env[0]) {
+        const char *k = NULL;
+        for (size_t i = 0; i < SG_ARRAY_LEN(pi->key_env) && pi->key_env[i] && !k; i++)
+            if ((k = sg_cfg_env(ld, pi->key_env[i])) && !*k)
+                k = NULL;
+        if (k)
             d->api_key = sg_xstrdup(k);
         else if (!pi->api_base || strcmp(d->api_base, pi->api_base) == 0)
             sg_cfg_warn(ld, line,
                         "%s has no litellm_params.api_key and %s is not exported: %s will "
                         "refuse its requests; set api_key: os.environ/%s",
-                        path, pi->key_env, pi->api_base ? pi->api_base : pi->name, pi->key_env);
+                        path, pi->key_env[0], pi->api_base ? pi->api_base : pi->name,
+                        pi->key_env[0]);
     }
 }
 
@@ -407,8 +484,8 @@ static const char *unrouted(struct sg_cfg_loader *ld, const struct sg_ynode *ent
     const char *slash = strchr(m, '/');
     if (slash == m)
         return NULL;
-    size_t plen = slash ? (size_t)(slash - m) : 6;
-    const char *provider = slash ? m : "openai";
+    const char *provider = slash ? m : bare_provider(m);
+    size_t plen = slash ? (size_t)(slash - m) : strlen(provider);
     char pname[64];
     snprintf(pname, sizeof pname, "%.*s", (int)SG_MIN(plen, 60), provider);
     if (memchr(pname, '*', strlen(pname))) /* a wildcard provider: wildcard.c says why */
@@ -474,7 +551,8 @@ static char *generated_id(const struct sg_deployment *d, const struct sg_ynode *
     return id;
 }
 
-static void finish_deployment(struct sg_cfg_loader *ld, struct dep_load *dl,
+/* True when the deployment's id is generated (no usable model_info.id). */
+static bool finish_deployment(struct sg_cfg_loader *ld, struct dep_load *dl,
                               const struct sg_ynode *entry, const char *path)
 {
     struct sg_deployment *d = &dl->d;
@@ -487,16 +565,24 @@ static void finish_deployment(struct sg_cfg_loader *ld, struct dep_load *dl,
     for (const char *p = d->provider_model; p && *p; p++)
         d->stars += *p == '*';
 
-    if (dl->mi_id) {
-        if (!header_safe(dl->mi_id))
-            sg_cfg_err(ld, line_of(sg_ynode_get(sg_ynode_get(entry, "model_info"), "id"), d->line),
-                       "%s.model_info.id must be visible ASCII without spaces (it is sent in "
-                       "the x-slogate-deployment header)",
-                       path);
+    bool generated = !dl->mi_id || !header_safe(dl->mi_id);
+    if (!generated) {
         d->id = dl->mi_id;
         dl->mi_id = NULL;
     } else {
         d->id = generated_id(d, lp);
+    }
+    if (dl->mi_id) {
+        /* LiteLLM takes any string; the header cannot carry it, so the id is the one slogate
+         * generates, and the config still loads. */
+        const struct sg_ynode *idn = sg_ynode_get(sg_ynode_get(entry, "model_info"), "id");
+        char shown[96];
+        sg_cfg_warn(ld, line_of(idn, d->line),
+                    "%s.model_info.id %s is not visible ASCII without spaces, which the "
+                    "x-slogate-deployment header needs: the deployment's id is %s instead",
+                    path, sg_cfg_show(idn, NULL, shown, sizeof shown), d->id);
+        free(dl->mi_id);
+        dl->mi_id = NULL;
     }
     if (dl->entry_rpm >= 0 && !sg_ynode_get(lp, "rpm"))
         d->rpm = dl->entry_rpm;
@@ -522,6 +608,7 @@ static void finish_deployment(struct sg_cfg_loader *ld, struct dep_load *dl,
     free(dl->region_name);
     free(dl->mi_region);
     free(dl->mi_id);
+    return generated;
 }
 
 static void free_deployment(struct sg_deployment *d)
@@ -723,8 +810,7 @@ static void load_model_list(struct sg_cfg_loader *ld, const struct sg_ynode *lis
         } else {
             sg_cfg_values(ld, entry, path, &entry_table, &dl);
         }
-        generated[c->n_deployments] = !sg_ynode_get(sg_ynode_get(entry, "model_info"), "id");
-        finish_deployment(ld, &dl, entry, path);
+        generated[c->n_deployments] = finish_deployment(ld, &dl, entry, path);
         dl.d.file = sg_xstrdup(ld->file);
         dl.d.index = index;
         entries[c->n_deployments] = entry;

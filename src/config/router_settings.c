@@ -421,6 +421,15 @@ static const struct sg_cfg_ignored router_litellm[] = {
     {"default_priority", NULL},
     {"router_general_settings", NULL},
     {"alerting_config", "use alerts.sinks"},
+    {"redis_db", "put the database number in general_settings.redis_url"},
+    {"enable_pre_call_check", NULL},
+    {"tag_filtering_match_any", NULL},
+    {"caching_groups", NULL},
+    {"assistants_config", NULL},
+    {"deployment_affinity_ttl_seconds", NULL},
+    {"ignore_invalid_deployments", NULL},
+    {"search_tools", NULL},
+    {"guardrail_list", NULL},
     {NULL, NULL},
 };
 const struct sg_cfg_table sg_cfg_router_table = TABLE(router_fields, router_litellm);

@@ -429,3 +429,86 @@ def test_configs_pyyaml_refuses_are_refused(fx):
     eq(len(diagnostics(fx, r)), 1, "one problem (%s)" % r.err)
     check(diagnostics(fx, r)[0].startswith("litellm.yaml:9: error: YAML syntax error: "),
           "the line PyYAML stops at too (%s)" % r.err)
+
+
+def test_bare_claude_model_calls_anthropic(fx):
+    # LiteLLM's reliability docs write `model: claude-3-opus-20240229` with no provider: LiteLLM
+    # finds the name in its Anthropic model list. Sent to OpenAI instead, the request fails and
+    # the Anthropic key goes to the wrong company.
+    m = fx.mock(name="anthropic")
+    text = ("model_list:\n"
+            "  - model_name: claude-haiku\n"
+            "    litellm_params:\n"
+            "      model: claude-3-5-haiku-20241022\n"
+            "      api_base: http://127.0.0.1:%d\n"
+            "      api_key: os.environ/ANTHROPIC_API_KEY\n"
+            "    model_info: { id: haiku }\n"
+            "general_settings: { master_key: %s }\n" % (m.port, MASTER_KEY))
+    env = {"ANTHROPIC_API_KEY": MOCK_KEY}
+    checked(fx, text, 0, [], env=env)  # no "sent to OpenAI" warning, and priced
+    gw = fx.gateway(text, env=env)
+    r = chat(gw.port, chat_body(model="claude-haiku"))
+    eq(r.status, 200, "the bare claude model answers (%s)" % r.text)
+    eq(r.header("x-slogate-provider"), "anthropic", "called as an Anthropic model")
+    eq(m.last()["path"], "/v1/messages", "on Anthropic's Messages API")
+    eq(m.last()["x_api_key"], MOCK_KEY, "with the key in x-api-key")
+    eq(m.last()["body"]["model"], "claude-3-5-haiku-20241022", "the model as written")
+
+
+def test_providers_litellm_knows_without_api_base(fx):
+    # LiteLLM gives cerebras/, nvidia_nim/, deepinfra/, ... an endpoint (their *_API_BASE
+    # variable first) and litellm_proxy/ its LITELLM_PROXY_API_BASE; a provider's key is read
+    # from any of the variables LiteLLM knows for it. A config written for LiteLLM names
+    # neither, and was left with nothing routed.
+    m = fx.mock()
+    text = ("model_list:\n"
+            "  - model_name: llama-fast\n"
+            "    litellm_params: { model: cerebras/llama3.1-8b }\n"
+            "    model_info: { id: cerebras }\n"
+            "  - model_name: upstream-gpt\n"
+            "    litellm_params: { model: litellm_proxy/gpt-4o-mini }\n"
+            "    model_info: { id: proxy }\n"
+            "general_settings: { master_key: %s }\n" % MASTER_KEY)
+    env = {"CEREBRAS_API_BASE": m.url, "CEREBRAS_API_KEY": MOCK_KEY,
+           "LITELLM_PROXY_API_BASE": m.url, "LITELLM_PROXY_API_KEY": MOCK_KEY}
+    r = checked(fx, text, 0, [
+        "litellm.yaml:2: warning: model_list[0] (cerebras): no price known for "
+        "cerebras/llama3.1-8b; its requests will cost 0. Set litellm_params.input_cost_per_token "
+        "and output_cost_per_token",
+        "litellm.yaml:5: warning: model_list[1] (proxy): no price known for "
+        "litellm_proxy/gpt-4o-mini; its requests will cost 0. Set "
+        "litellm_params.input_cost_per_token and output_cost_per_token",
+    ], env=env)
+    contains(r.out, "ok \u2014 2 deployments in 2 groups", "both routed")
+    gw = fx.gateway(text, env=env)
+    for alias, model in (("llama-fast", "llama3.1-8b"), ("upstream-gpt", "gpt-4o-mini")):
+        r = chat(gw.port, chat_body(model=alias))
+        eq(r.status, 200, "%s answers (%s)" % (alias, r.text))
+        eq(m.last()["model"], model, "the model sent for %s" % alias)
+        eq(m.last()["authorization"], "Bearer " + MOCK_KEY, "the key from the provider's variable")
+
+
+def test_an_id_the_header_cannot_carry_is_replaced(fx):
+    # LiteLLM takes any string as model_info.id ("azure gpt-4o eu"); the x-slogate-deployment
+    # header cannot carry a space. The config loads (it was refused) and the deployment gets
+    # the id slogate generates, which the warning names.
+    m = fx.mock()
+    text = ("model_list:\n"
+            "  - model_name: gpt-4o\n"
+            "    litellm_params: { model: openai/gpt-4o, api_base: %s, api_key: %s }\n"
+            "    model_info:\n"
+            "      id: \"azure gpt-4o eu\"\n"
+            "general_settings: { master_key: %s }\n" % (m.url, MOCK_KEY, MASTER_KEY))
+    r = check_config(fx, text)
+    eq(r.code, 0, "check (%s)" % r)
+    lines = diagnostics(fx, r)
+    eq(len(lines), 1, "one warning (%s)" % lines)
+    prefix = ("litellm.yaml:5: warning: model_list[0].model_info.id \"azure gpt-4o eu\" is not "
+              "visible ASCII without spaces, which the x-slogate-deployment header needs: the "
+              "deployment's id is ")
+    check(lines[0].startswith(prefix) and lines[0].endswith(" instead"), lines[0])
+    dep_id = lines[0][len(prefix):-len(" instead")]
+    gw = fx.gateway(text)
+    r = chat(gw.port, chat_body(model="gpt-4o"))
+    eq(r.status, 200, "served (%s)" % r.text)
+    eq(r.header("x-slogate-deployment"), dep_id, "the id the warning named")

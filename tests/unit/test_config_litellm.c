@@ -148,6 +148,109 @@ static void test_openai_compatible_providers(void **state)
     sg_config_unref(c);
 }
 
+static void test_bare_claude_model_is_anthropic(void **state)
+{
+    (void)state;
+    /* LiteLLM's reliability docs write `model: claude-3-opus-20240229`: LiteLLM finds the name
+     * in its Anthropic list. Sent to OpenAI, the Anthropic key would go there too. */
+    static const struct kv env[] = {{"ANTHROPIC_API_KEY", "ant-key"}, {NULL, NULL}};
+    struct sg_config *c =
+        load_env("model_list:\n"
+                 "  - model_name: claude-opus\n"
+                 "    litellm_params: { model: claude-3-opus-20240229 }\n"
+                 "  - model_name: haiku\n"
+                 "    litellm_params: { model: claude-3-haiku-20240307, api_base: "
+                 "\"https://proxy.example/v1/messages\", api_key: k }\n"
+                 "  - model_name: gpt\n"
+                 "    litellm_params: { model: gpt-4o, api_key: k }\n",
+                 env);
+    assert_clean(c);
+    const struct sg_deployment *d = &c->deployments[0];
+    assert_string_equal(d->provider, "anthropic");
+    assert_int_equal(d->kind, SG_PROVIDER_ANTHROPIC);
+    assert_string_equal(d->provider_model, "claude-3-opus-20240229");
+    assert_string_equal(d->api_base, "https://api.anthropic.com");
+    assert_string_equal(d->api_key, "ant-key");
+    assert_int_equal(c->deployments[1].kind, SG_PROVIDER_ANTHROPIC);
+    assert_string_equal(c->deployments[1].api_base, "https://proxy.example");
+    assert_string_equal(c->deployments[2].provider, "openai");
+    sg_config_unref(c);
+}
+
+static void test_provider_defaults_and_key_variables(void **state)
+{
+    (void)state;
+    /* LiteLLM gives these OpenAI-compatible providers an endpoint (its variable first), and
+     * reads a provider's key from any of the variables it knows, first set first: a config
+     * that names neither loads and calls the same endpoint with the same key as LiteLLM. */
+    static const struct kv env[] = {{"CEREBRAS_API_KEY", "cb-key"},
+                                    {"NVIDIA_NIM_API_BASE", "https://nim.internal/v1/"},
+                                    {"TOGETHERAI_API_KEY", "tg-later"},
+                                    {"TOGETHER_API_KEY", "tg-first"},
+                                    {"FIREWORKS_API_KEY", "fw-key"},
+                                    {"PERPLEXITYAI_API_KEY", ""},
+                                    {"PERPLEXITY_API_KEY", "px-key"},
+                                    {"GOOGLE_API_KEY", "gg-key"},
+                                    {"OR_API_KEY", "or-key"},
+                                    {"LITELLM_PROXY_API_BASE", "http://upstream-litellm:4000"},
+                                    {"LITELLM_PROXY_API_KEY", "lp-key"},
+                                    {NULL, NULL}};
+    struct sg_config *c =
+        load_env("model_list:\n"
+                 "  - model_name: a\n"
+                 "    litellm_params: { model: cerebras/llama3.1-70b }\n"
+                 "  - model_name: b\n"
+                 "    litellm_params: { model: nvidia_nim/meta/llama3-70b-instruct, api_key: k }\n"
+                 "  - model_name: c\n"
+                 "    litellm_params: { model: together_ai/meta-llama/Llama-3-70b-chat-hf }\n"
+                 "  - model_name: d\n"
+                 "    litellm_params: { model: fireworks_ai/accounts/fireworks/models/x }\n"
+                 "  - model_name: e\n"
+                 "    litellm_params: { model: perplexity/sonar }\n"
+                 "  - model_name: f\n"
+                 "    litellm_params: { model: gemini/gemini-2.0-flash }\n"
+                 "  - model_name: g\n"
+                 "    litellm_params: { model: openrouter/meta-llama/llama-3-70b-instruct }\n"
+                 "  - model_name: h\n"
+                 "    litellm_params: { model: litellm_proxy/gpt-4o }\n"
+                 "  - model_name: i\n"
+                 "    litellm_params: { model: deepinfra/meta-llama/Meta-Llama-3-8B-Instruct, "
+                 "api_key: k }\n",
+                 env);
+    assert_clean(c);
+    assert_int_equal(c->n_deployments, 9);
+    static const struct {
+        const char *base, *key;
+    } want[] = {
+        {"https://api.cerebras.ai/v1", "cb-key"},
+        {"https://nim.internal/v1", "k"},
+        {"https://api.together.xyz/v1", "tg-first"},
+        {"https://api.fireworks.ai/inference/v1", "fw-key"},
+        {"https://api.perplexity.ai", "px-key"},
+        {"https://generativelanguage.googleapis.com/v1beta/openai", "gg-key"},
+        {"https://openrouter.ai/api/v1", "or-key"},
+        {"http://upstream-litellm:4000", "lp-key"},
+        {"https://api.deepinfra.com/v1/openai", "k"},
+    };
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        assert_string_equal(c->deployments[i].api_base, want[i].base);
+        assert_string_equal(c->deployments[i].api_key, want[i].key);
+        assert_int_equal(c->deployments[i].kind, SG_PROVIDER_OPENAI);
+    }
+    sg_config_unref(c);
+
+    /* None of a provider's variables set: the warning names LiteLLM's first. */
+    c = load_env("model_list:\n"
+                 "  - model_name: c\n"
+                 "    litellm_params: { model: together_ai/x }\n",
+                 NULL);
+    assert_loaded(c);
+    assert_warning(2, "model_list[0] has no litellm_params.api_key and TOGETHER_API_KEY is not "
+                      "exported: https://api.together.xyz/v1 will refuse its requests; set "
+                      "api_key: os.environ/TOGETHER_API_KEY");
+    sg_config_unref(c);
+}
+
 static void test_entry_rpm_tpm(void **state)
 {
     (void)state;
@@ -469,6 +572,8 @@ int main(void)
         cmocka_unit_test_teardown(test_unrouted_entries_are_left_out, teardown),
         cmocka_unit_test_teardown(test_unrouted_config_loads, teardown),
         cmocka_unit_test_teardown(test_openai_compatible_providers, teardown),
+        cmocka_unit_test_teardown(test_bare_claude_model_is_anthropic, teardown),
+        cmocka_unit_test_teardown(test_provider_defaults_and_key_variables, teardown),
         cmocka_unit_test_teardown(test_entry_rpm_tpm, teardown),
         cmocka_unit_test_teardown(test_litellm_settings_router_keys, teardown),
         cmocka_unit_test_teardown(test_default_fallbacks, teardown),

@@ -69,6 +69,61 @@ static void test_litellm_unsupported_keys(void **state)
     sg_config_unref(c);
 }
 
+/* Every key of LiteLLM's config reference (docs/proxy/config_settings.md) that slogate does
+ * not implement is named as a LiteLLM setting, never as an unknown key: "unknown" reads as a
+ * typo in a config LiteLLM runs as written. */
+static void test_litellm_documented_keys(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *section, *keys;
+    } documented[] = {
+        {"general_settings",
+         "completion_model disable_spend_updates disable_retry_on_max_parallel_request_limit_error "
+         "disable_adding_master_key_hash_to_db disable_responses_id_security "
+         "reject_clientside_metadata_tags use_client_credentials_pass_through_routes "
+         "enforced_params enable_oauth2_auth use_x_forwarded_for service_account_settings "
+         "image_generation_model supported_db_objects user_mcp_management_mode "
+         "store_prompts_in_spend_logs proxy_batch_polling_interval alerting_args "
+         "custom_key_generate embedding_model default_team_disabled allow_user_auth "
+         "user_api_key_cache_ttl moderation_model custom_sso allow_client_side_credentials "
+         "use_azure_key_vault use_google_kms litellm_license oauth2_config_mappings "
+         "enable_oauth2_proxy_auth forward_openai_org_id maximum_spend_logs_retention_interval"},
+        {"litellm_settings",
+         "service_callbacks s3_callback_params mcp_aliases "
+         "disable_end_user_cost_tracking_prometheus_only disable_add_transform_inline_image_block "
+         "use_chat_completions_url_for_anthropic_messages disable_hf_tokenizer_download "
+         "enable_key_alias_format_validation disable_copilot_system_to_assistant"},
+        {"router_settings",
+         "redis_db enable_pre_call_check tag_filtering_match_any caching_groups assistants_config "
+         "deployment_affinity_ttl_seconds ignore_invalid_deployments search_tools guardrail_list"},
+    };
+    for (size_t i = 0; i < sizeof documented / sizeof documented[0]; i++) {
+        char yaml[4096];
+        int n = snprintf(yaml, sizeof yaml, ONE_MODEL "%s:\n", documented[i].section);
+        size_t keys = 0;
+        for (const char *k = documented[i].keys; *k;) {
+            size_t len = strcspn(k, " ");
+            n += snprintf(yaml + n, sizeof yaml - (size_t)n, "  %.*s: os.environ/NEVER_SET\n",
+                          (int)len, k);
+            keys++;
+            k += len + (k[len] == ' ');
+        }
+        assert_true((size_t)n < sizeof yaml);
+        struct sg_config *c = load(yaml);
+        assert_loaded(c);
+        for (size_t j = 0; j < D.n; j++) {
+            if (strstr(D.v[j].msg, "unknown key")) {
+                dump();
+                fail_msg("a LiteLLM key reported as unknown: %s", D.v[j].msg);
+            }
+            assert_non_null(strstr(D.v[j].msg, "is a LiteLLM setting slogate does not support"));
+        }
+        assert_int_equal(warnings(), keys);
+        sg_config_unref(c);
+    }
+}
+
 static void test_master_key_in_litellm_settings(void **state)
 {
     (void)state;
@@ -655,6 +710,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_unknown_keys, teardown),
         cmocka_unit_test_teardown(test_litellm_unsupported_keys, teardown),
+        cmocka_unit_test_teardown(test_litellm_documented_keys, teardown),
         cmocka_unit_test_teardown(test_master_key_in_litellm_settings, teardown),
         cmocka_unit_test_teardown(test_routing_strategy, teardown),
         cmocka_unit_test_teardown(test_fallbacks, teardown),
