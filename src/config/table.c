@@ -287,11 +287,13 @@ const char *sg_cfg_number_text(const struct sg_ynode *v, const char *t, const ch
 
 bool sg_cfg_parse_bool(const char *s, bool *out)
 {
-    /* YAML 1.1 booleans, as PyYAML (and so LiteLLM) reads them. */
+    /* YAML 1.1 booleans, as PyYAML (and so LiteLLM) reads them; and 1 and 0, since LiteLLM
+     * tests a setting's truth (`if general_settings.get("disable_spend_logs")`), where the
+     * integer 1 is true. */
     static const char *const yes[] = {"true", "True", "TRUE", "yes", "Yes",
-                                      "YES",  "on",   "On",   "ON"};
-    static const char *const no[] = {"false", "False", "FALSE", "no", "No",
-                                     "NO",    "off",   "Off",   "OFF"};
+                                      "YES",  "on",   "On",   "ON",  "1"};
+    static const char *const no[] = {"false", "False", "FALSE", "no",  "No",
+                                     "NO",    "off",   "Off",   "OFF", "0"};
     for (size_t i = 0; i < SG_ARRAY_LEN(yes); i++) {
         if (strcmp(s, yes[i]) == 0) {
             *out = true;

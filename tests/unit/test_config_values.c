@@ -250,6 +250,15 @@ static void test_bools(void **state)
     assert_false(c->router.enable_weighted_failover);
     assert_true(c->cache.stale_if_error);
     sg_config_unref(c);
+
+    /* LiteLLM tests a setting's truth, so configs written for it may say 1 and 0. */
+    c = load(ONE_MODEL "general_settings: { disable_spend_logs: 1, background_health_checks: 0 }\n"
+                       "router_settings: { enable_weighted_failover: 0 }\n");
+    assert_clean(c);
+    assert_true(c->general.disable_spend_logs);
+    assert_false(c->general.background_health_checks);
+    assert_false(c->router.enable_weighted_failover);
+    sg_config_unref(c);
 }
 
 /* PyYAML reads a plain 10_000 as the integer 10000 (YAML 1.1), so LiteLLM configs may say so;
