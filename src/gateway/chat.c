@@ -224,7 +224,10 @@ static void gw_error(struct gw_req *g, int status, const char *type, const char 
     } else {
         sg_buf_appends(&b, "{\"error\":{\"message\":\"");
         sg_buf_append_json_str(&b, msg.data ? msg.data : "", msg.len);
-        sg_buf_appendf(&b, "\",\"type\":\"%s\",\"param\":null,\"code\":", type);
+        /* param: the field of a body refused before routing (null for any other error). */
+        const char *param = g->chat.error_param;
+        sg_buf_appendf(&b, "\",\"type\":\"%s\",\"param\":%s%s%s,\"code\":", type, param ? "\"" : "",
+                       param ? param : "null", param ? "\"" : "");
         sg_buf_appendf(&b, code ? "\"%s\"}}" : "null}}", code ? code : "");
     }
     if (!g->error_type)

@@ -57,9 +57,11 @@ struct sg_chat_request {
     char model[SG_CHAT_MAX_MODEL]; /* the alias asked for, decoded */
     size_t model_len;
     bool stream;
-    bool include_usage; /* stream_options.include_usage, as the client asked */
-    char user[128];     /* "user", decoded, may be empty */
-    char feature[128];  /* metadata.feature, decoded, may be empty */
+    bool include_usage;      /* stream_options.include_usage, as the client asked */
+    const char *error_param; /* a refused body: the field the error names (OpenAI's "param"),
+                              * or NULL */
+    char user[128];          /* "user", decoded, may be empty */
+    char feature[128];       /* metadata.feature, decoded, may be empty */
     /* Every top-level "model" value (json-c and the providers take the last of duplicates; the
      * encoder replaces them all, so what is billed is what runs). */
     struct sg_slice model_values[8];

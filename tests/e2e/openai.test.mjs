@@ -151,6 +151,7 @@ describe('openai SDK through slogate', () => {
         assert.ok(e instanceof OpenAI.BadRequestError, `BadRequestError, got ${e?.constructor?.name}: ${e}`);
         assert.equal(e.status, 400);
         assert.match(e.message, /messages/);
+        assert.equal(e.param, 'messages', 'error.param names the field');
         return true;
       },
     );

@@ -69,6 +69,41 @@ def test_400_bad_json_says_what_is_wrong(fx):
     eq(m.stats()["requests"], 0, "no bad request reached the provider")
 
 
+def test_400_names_the_field_in_param(fx):
+    # OpenAI's SDKs show error.param: the field a refused body got wrong, as OpenAI names it.
+    # A stream_options whose include_usage is no boolean is refused as OpenAI refuses it, not
+    # read as "no usage".
+    m, gw = fx.mock_and_gateway()
+    msg = [{"role": "user", "content": "x"}]
+    cases = [
+        ("model a number", {"model": 5, "messages": msg}, "model"),
+        ("missing messages", {"model": "app/chat"}, "messages"),
+        ("messages not an array", {"model": "app/chat", "messages": "hi"}, "messages"),
+        ("empty messages", {"model": "app/chat", "messages": []}, "messages"),
+        ("stream a string", {"model": "app/chat", "messages": msg, "stream": "yes"}, "stream"),
+        ("stream_options not an object",
+         {"model": "app/chat", "messages": msg, "stream": True, "stream_options": [True]},
+         "stream_options"),
+        ("include_usage a string",
+         {"model": "app/chat", "messages": msg, "stream": True,
+          "stream_options": {"include_usage": "yes"}}, "stream_options.include_usage"),
+        ("missing model", {"messages": msg}, None),
+    ]
+    for what, body, param in cases:
+        r = gw.chat(body)
+        eq(r.status, 400, what + " (%s)" % r.text)
+        eq(r.error()["param"], param, what + ": param")
+        if param:
+            contains(r.error()["message"], param, what + ": the message names it")
+    r = http(gw.port, "POST", "/v1/embeddings", {"model": "app/chat"})
+    eq((r.status, r.error()["param"]), (400, "input"), "embeddings without input (%s)" % r.text)
+    eq(m.stats()["requests"], 0, "no refused body reached the provider")
+    r = gw.chat(chat_body(stream=True, stream_options={"include_usage": None}))
+    eq(r.status, 200, "include_usage null: no usage asked (%s)" % r.text[:300])
+    check(all("usage" not in json.loads(d) for d in r.sse_events() if d != "[DONE]"),
+          "include_usage null: no usage member on any chunk")
+
+
 def test_404_unknown_model(fx):
     m, gw = fx.mock_and_gateway()
     r = gw.chat(chat_body(model="gpt-5-turbo-ultra"))
