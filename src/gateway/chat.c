@@ -496,6 +496,10 @@ static bool stream_translate(struct gw_attempt *a, struct sg_slice raw, struct s
             sg_buf_append(&a->xlate, raw.p, raw.n);
             *out = (struct sg_slice){a->xlate.data, a->xlate.len};
         }
+        if (s->failed) {
+            *why = s->error;
+            return false;
+        }
         return true;
     }
     int rc;

@@ -657,6 +657,14 @@ void sg_openai_stream_event(struct sg_openai_stream *s, struct sg_slice data, bo
         s->done = true;
         return;
     }
+    /* An error event (OpenAI sends one when it fails after the head, then ends the stream):
+     * the answer is incomplete, whatever comes after. */
+    const char *first = data.n && data.p[0] == '{' ? ws_fwd(data.p + 1, data.p + data.n) : NULL;
+    if (first && data.p + data.n - first > 7 && memcmp(first, "\"error\"", 7) == 0) {
+        s->failed = true;
+        sg_provider_error_message(data.p, data.n, s->error, sizeof s->error);
+        return;
+    }
     s->chunks++; /* the whole cost of the estimate on the hot path */
     if (s->chunks == 1 && s->client_wants_usage)
         remember_head(s, data); /* once a stream */

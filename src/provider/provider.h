@@ -177,8 +177,10 @@ int sg_openai_usage_parse(const char *body, size_t len, struct sg_usage *u);
 struct sg_openai_stream {
     bool client_wants_usage; /* the client's own stream_options.include_usage */
     bool done;               /* "[DONE]" seen */
-    int64_t chunks;          /* events before "[DONE]": the output-token estimate of a stream
-                              * that brings no usage (about one token a chunk, docs/pricing.md) */
+    bool failed;             /* an error event came ({"error":...}): `error` holds its message */
+    char error[256];
+    int64_t chunks; /* events before "[DONE]": the output-token estimate of a stream
+                     * that brings no usage (about one token a chunk, docs/pricing.md) */
     struct sg_usage usage;
     struct sg_slice hide; /* of the last event's data, what the client must not see: its
                            * top-level usage member and the comma joining it (n = 0: nothing) */
