@@ -3,12 +3,11 @@
 import json
 import socket
 import struct
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from harness import (MOCK_KEY, TestFailure, chat_body, check, contains, eq, http, time_limit,
                      wait_until)
+from test_errors import canned_upstream
 
 
 def stream(fx, gw, body=None, timeout=10):
@@ -282,26 +281,8 @@ def test_an_openai_error_event_ends_the_stream_or_fails_over(fx):
     bodies = {"/first/v1/chat/completions": error + b"data: [DONE]\n\n",
               "/later/v1/chat/completions": chunk + error + chunk + b"data: [DONE]\n\n"}
 
-    class Upstream(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def do_POST(self):
-            self.rfile.read(int(self.headers["Content-Length"]))
-            body = bodies[self.path]
-            self.send_response(200)
-            self.send_header("Content-Type", "text/event-stream")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
-
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), Upstream)
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    try:
+    with canned_upstream(200, "text/event-stream", lambda path: bodies[path]) as base:
         m = fx.mock()
-        base = "http://127.0.0.1:%d" % srv.server_port
         gw = fx.gateway(fx.config([base + "/first/v1", m]))
         c, r = stream(fx, gw)
         eq(r.status, 200, "error first: status (%s)" % r.text[:300])
@@ -321,6 +302,3 @@ def test_an_openai_error_event_ends_the_stream_or_fails_over(fx):
         eq(e["code"], "upstream_stream_error", "error later: code")
         contains(e["message"], "The server had an error", "error later: the provider's message")
         contains(e["message"], "primary", "error later: the deployment")
-    finally:
-        srv.shutdown()
-        srv.server_close()
