@@ -224,7 +224,10 @@ static void gw_error(struct gw_req *g, int status, const char *type, const char 
     } else {
         sg_buf_appends(&b, "{\"error\":{\"message\":\"");
         sg_buf_append_json_str(&b, msg.data ? msg.data : "", msg.len);
-        sg_buf_appendf(&b, "\",\"type\":\"%s\",\"param\":null,\"code\":", type);
+        /* param: the field of a body refused before routing (null for any other error). */
+        const char *param = g->chat.error_param;
+        sg_buf_appendf(&b, "\",\"type\":\"%s\",\"param\":%s%s%s,\"code\":", type, param ? "\"" : "",
+                       param ? param : "null", param ? "\"" : "");
         sg_buf_appendf(&b, code ? "\"%s\"}}" : "null}}", code ? code : "");
     }
     if (!g->error_type)
@@ -492,6 +495,10 @@ static bool stream_translate(struct gw_attempt *a, struct sg_slice raw, struct s
             sg_openai_usage_chunk(s, &s->usage, &a->xlate);
             sg_buf_append(&a->xlate, raw.p, raw.n);
             *out = (struct sg_slice){a->xlate.data, a->xlate.len};
+        }
+        if (s->failed) {
+            *why = s->error;
+            return false;
         }
         return true;
     }

@@ -89,6 +89,72 @@ static void models(struct sg_http_request *req, struct sg_worker *w)
         gw_reject_auth(req);
 }
 
+/* The `created` of the /v1/models entries: the list is built once per runtime with one time for
+ * every entry (gateway.c), and an entry read alone must show the same. */
+static long models_created(const struct sg_runtime *rt)
+{
+    const char *c = strstr(rt->models_json, "\"created\":");
+    return c ? strtol(c + 10, NULL, 10) : (long)(sg_wall_ms() / 1000);
+}
+
+static int hex_digit(char c)
+{
+    return c >= '0' && c <= '9'   ? c - '0'
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                  : -1;
+}
+
+/* The id in a model path, %XX sequences decoded (the SDKs send "app/chat" as is, but a client
+ * may encode its '/'). False when it is empty, too long, or holds a NUL. */
+static bool model_id(struct sg_slice s, char *out, size_t cap, size_t *len)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < s.n; i++) {
+        char c = s.p[i];
+        if (c == '%' && i + 2 < s.n && hex_digit(s.p[i + 1]) >= 0 && hex_digit(s.p[i + 2]) >= 0) {
+            c = (char)(hex_digit(s.p[i + 1]) * 16 + hex_digit(s.p[i + 2]));
+            i += 2;
+        }
+        if (c == '\0' || n + 1 >= cap)
+            return false;
+        out[n++] = c;
+    }
+    out[n] = '\0';
+    *len = n;
+    return n > 0;
+}
+
+/* GET /v1/models/{model} (the SDKs' models.retrieve): the model object /v1/models lists, for
+ * any name a chat request may send; a name nothing serves is the 404 a chat request gets. */
+static void model_retrieve(struct sg_http_request *req, struct sg_worker *w, struct sg_slice id)
+{
+    const struct sg_runtime *rt = w->rt;
+    if (!gw_authenticate(req, rt->cfg)) {
+        gw_reject_auth(req);
+        return;
+    }
+    char name[SG_CHAT_MAX_MODEL];
+    size_t len = 0;
+    struct sg_match m;
+    struct sg_buf b;
+    sg_buf_init(&b, 0);
+    if (model_id(id, name, sizeof name, &len) && sg_router_resolve(rt->router, name, len, &m)) {
+        sg_buf_appends(&b, "{\"id\":\"");
+        sg_buf_append_json_str(&b, name, len);
+        sg_buf_appendf(&b, "\",\"object\":\"model\",\"created\":%ld,\"owned_by\":\"slogate\"}",
+                       models_created(rt));
+        respond_json(req, 200, b.data, b.len);
+    } else {
+        sg_buf_appendf(&b,
+                       "The model `%.*s` does not exist or you do not have access to it. GET "
+                       "/v1/models lists the models this gateway serves.",
+                       (int)SG_MIN(id.n, 200), id.p);
+        sg_http_respond_error(req, 404, "invalid_request_error", "model_not_found", b.data);
+    }
+    sg_buf_dispose(&b);
+}
+
 /* Exact paths; the chat path first, as it is nearly every request. chat.c tells the three APIs
  * apart by path. */
 static const struct route {
@@ -132,6 +198,17 @@ void sg_gateway_handle(struct sg_http_request *req, void *ud)
             routes[i].handle(req, w);
         else
             method_not_allowed(req, method);
+        return;
+    }
+    static const char *const model_paths[] = {"/v1/models/", "/models/"};
+    for (size_t i = 0; i < SG_ARRAY_LEN(model_paths); i++) {
+        size_t n = strlen(model_paths[i]);
+        if (req->path.n <= n || memcmp(req->path.p, model_paths[i], n) != 0)
+            continue;
+        if (sg_slice_eq(req->method, "GET"))
+            model_retrieve(req, w, (struct sg_slice){req->path.p + n, req->path.n - n});
+        else
+            method_not_allowed(req, "GET");
         return;
     }
     if (req->path.n >= 7 && memcmp(req->path.p, "/admin/", 7) == 0) {

@@ -192,6 +192,7 @@ int sg_request_model(struct sg_chat_request *out, const struct sg_json_member *m
         return SG_EINVAL;
     }
     if (c != '"') { /* OpenAI's wording for a type error */
+        out->error_param = "model";
         snprintf(err, err_len, "Invalid type for 'model': expected a string, but got %s instead.",
                  c == '{'               ? "an object"
                  : c == '['             ? "an array"
@@ -200,6 +201,7 @@ int sg_request_model(struct sg_chat_request *out, const struct sg_json_member *m
         return SG_EINVAL;
     }
     if (!member_string(model, out->model, sizeof out->model, &out->model_len)) {
+        out->error_param = "model";
         snprintf(err, err_len, "'model' must be at most %zu bytes, with no NUL character",
                  sizeof out->model - 1);
         return SG_EINVAL;
@@ -238,6 +240,7 @@ int sg_chat_request_parse(const char *body, size_t len, struct sg_chat_request *
         }
     }
     if (!messages || messages->value.p[0] != '[') {
+        out->error_param = "messages";
         snprintf(err, err_len, "'messages' is a required property and must be an array");
         return SG_EINVAL;
     }
@@ -245,19 +248,34 @@ int sg_chat_request_parse(const char *body, size_t len, struct sg_chat_request *
     while (*q == ' ' || *q == '\n' || *q == '\r' || *q == '\t')
         q++;
     if (*q == ']') {
+        out->error_param = "messages";
         snprintf(err, err_len, "'messages' must contain at least one message");
         return SG_EINVAL;
     }
     if (stream && !sg_slice_eq(stream->value, "null")) {
         if (!sg_slice_eq(stream->value, "true") && !sg_slice_eq(stream->value, "false")) {
+            out->error_param = "stream";
             snprintf(err, err_len, "'stream' must be a boolean");
             return SG_EINVAL;
         }
         out->stream = stream->value.p[0] == 't';
     }
     struct sg_json_member tmp[32];
-    const struct sg_json_member *iu = opts ? nested(opts->value, "include_usage", tmp, 32) : NULL;
-    out->include_usage = iu && sg_slice_eq(iu->value, "true");
+    if (opts && !sg_slice_eq(opts->value, "null")) {
+        /* OpenAI refuses a stream_options it cannot read, whichever deployment would answer:
+         * said here, it is not read as "no usage" by a deployment that would not refuse it. */
+        const struct sg_json_member *iu = nested(opts->value, "include_usage", tmp, 32);
+        if (opts->value.p[0] != '{' ||
+            (iu && !sg_slice_eq(iu->value, "true") && !sg_slice_eq(iu->value, "false") &&
+             !sg_slice_eq(iu->value, "null"))) {
+            out->error_param =
+                opts->value.p[0] != '{' ? "stream_options" : "stream_options.include_usage";
+            snprintf(err, err_len, "Invalid type for '%s': expected %s.", out->error_param,
+                     opts->value.p[0] != '{' ? "an object" : "a boolean");
+            return SG_EINVAL;
+        }
+        out->include_usage = iu && sg_slice_eq(iu->value, "true");
+    }
     if (user)
         member_id(user, out->user, sizeof out->user);
     const struct sg_json_member *f = meta ? nested(meta->value, "feature", tmp, 32) : NULL;
@@ -639,6 +657,14 @@ void sg_openai_stream_event(struct sg_openai_stream *s, struct sg_slice data, bo
         s->done = true;
         return;
     }
+    /* An error event (OpenAI sends one when it fails after the head, then ends the stream):
+     * the answer is incomplete, whatever comes after. */
+    const char *first = data.n && data.p[0] == '{' ? ws_fwd(data.p + 1, data.p + data.n) : NULL;
+    if (first && data.p + data.n - first > 7 && memcmp(first, "\"error\"", 7) == 0) {
+        s->failed = true;
+        sg_provider_error_message(data.p, data.n, s->error, sizeof s->error);
+        return;
+    }
     s->chunks++; /* the whole cost of the estimate on the hot path */
     if (s->chunks == 1 && s->client_wants_usage)
         remember_head(s, data); /* once a stream */
@@ -764,6 +790,7 @@ int sg_embeddings_request_parse(const char *body, size_t len, struct sg_chat_req
             user = &m[i];
     }
     if (!input || sg_slice_eq(input->value, "null")) {
+        out->error_param = "input";
         snprintf(err, err_len, "'input' is a required property");
         return SG_EINVAL;
     }

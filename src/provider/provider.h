@@ -57,9 +57,11 @@ struct sg_chat_request {
     char model[SG_CHAT_MAX_MODEL]; /* the alias asked for, decoded */
     size_t model_len;
     bool stream;
-    bool include_usage; /* stream_options.include_usage, as the client asked */
-    char user[128];     /* "user", decoded, may be empty */
-    char feature[128];  /* metadata.feature, decoded, may be empty */
+    bool include_usage;      /* stream_options.include_usage, as the client asked */
+    const char *error_param; /* a refused body: the field the error names (OpenAI's "param"),
+                              * or NULL */
+    char user[128];          /* "user", decoded, may be empty */
+    char feature[128];       /* metadata.feature, decoded, may be empty */
     /* Every top-level "model" value (json-c and the providers take the last of duplicates; the
      * encoder replaces them all, so what is billed is what runs). */
     struct sg_slice model_values[8];
@@ -175,8 +177,10 @@ int sg_openai_usage_parse(const char *body, size_t len, struct sg_usage *u);
 struct sg_openai_stream {
     bool client_wants_usage; /* the client's own stream_options.include_usage */
     bool done;               /* "[DONE]" seen */
-    int64_t chunks;          /* events before "[DONE]": the output-token estimate of a stream
-                              * that brings no usage (about one token a chunk, docs/pricing.md) */
+    bool failed;             /* an error event came ({"error":...}): `error` holds its message */
+    char error[256];
+    int64_t chunks; /* events before "[DONE]": the output-token estimate of a stream
+                     * that brings no usage (about one token a chunk, docs/pricing.md) */
     struct sg_usage usage;
     struct sg_slice hide; /* of the last event's data, what the client must not see: its
                            * top-level usage member and the comma joining it (n = 0: nothing) */

@@ -105,6 +105,18 @@ describe('openai SDK through slogate', () => {
     assert.deepEqual(ids, ['app/chat']);
   });
 
+  test('models.retrieve(): the listed entry; an unknown id is a NotFoundError', T, async () => {
+    const listed = (await client.models.list()).data[0];
+    // The SDK puts the id in the path as it is: GET /v1/models/app/chat.
+    const m = await client.models.retrieve('app/chat');
+    assert.deepEqual({ ...m }, { ...listed });
+    await assert.rejects(client.models.retrieve('no-such-model'), (e) => {
+      assert.ok(e instanceof OpenAI.NotFoundError, `NotFoundError, got ${e?.constructor?.name}: ${e}`);
+      assert.equal(e.code, 'model_not_found');
+      return true;
+    });
+  });
+
   test('unknown model -> NotFoundError 404 model_not_found', T, async () => {
     await assert.rejects(
       client.chat.completions.create({ model: 'no-such-model', messages: [{ role: 'user', content: 'x' }] }),
@@ -139,6 +151,7 @@ describe('openai SDK through slogate', () => {
         assert.ok(e instanceof OpenAI.BadRequestError, `BadRequestError, got ${e?.constructor?.name}: ${e}`);
         assert.equal(e.status, 400);
         assert.match(e.message, /messages/);
+        assert.equal(e.param, 'messages', 'error.param names the field');
         return true;
       },
     );

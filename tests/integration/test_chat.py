@@ -106,6 +106,27 @@ def test_models_list(fx):
     eq(m.stats()["requests"], 0, "listing models does not call the provider")
 
 
+def test_models_retrieve(fx):
+    # The SDKs' models.retrieve("app/chat") is GET /v1/models/app/chat: the id as it is, its '/'
+    # included. It answers the entry /v1/models lists; a name nothing serves is the 404 a chat
+    # request with it gets.
+    m, gw = fx.mock_and_gateway()
+    listed = http(gw.port, "GET", "/v1/models").json()["data"][0]
+    for path in ("/v1/models/app/chat", "/models/app/chat", "/v1/models/app%2Fchat"):
+        r = http(gw.port, "GET", path)
+        eq(r.status, 200, "GET %s (%s)" % (path, r.text))
+        eq(r.json(), listed, "GET %s: the entry /v1/models lists" % path)
+    r = http(gw.port, "GET", "/v1/models/gpt-5-turbo-ultra")
+    eq(r.status, 404, "unknown model (%s)" % r.text)
+    eq(r.error()["code"], "model_not_found", "unknown model: error code")
+    contains(r.error()["message"], "gpt-5-turbo-ultra", "the message names the model")
+    eq(http(gw.port, "GET", "/v1/models/app/chat", key=None).status, 401, "without a key")
+    r = http(gw.port, "DELETE", "/v1/models/app/chat")
+    eq(r.status, 405, "DELETE (%s)" % r.text)
+    eq(r.header("allow"), "GET, HEAD", "DELETE: Allow")
+    eq(m.stats()["requests"], 0, "retrieving a model does not call the provider")
+
+
 def test_health_endpoints_need_no_key(fx):
     m, gw = fx.mock_and_gateway()
     r = http(gw.port, "GET", "/health/liveliness", key=None)

@@ -69,6 +69,41 @@ def test_400_bad_json_says_what_is_wrong(fx):
     eq(m.stats()["requests"], 0, "no bad request reached the provider")
 
 
+def test_400_names_the_field_in_param(fx):
+    # OpenAI's SDKs show error.param: the field a refused body got wrong, as OpenAI names it.
+    # A stream_options whose include_usage is no boolean is refused as OpenAI refuses it, not
+    # read as "no usage".
+    m, gw = fx.mock_and_gateway()
+    msg = [{"role": "user", "content": "x"}]
+    cases = [
+        ("model a number", {"model": 5, "messages": msg}, "model"),
+        ("missing messages", {"model": "app/chat"}, "messages"),
+        ("messages not an array", {"model": "app/chat", "messages": "hi"}, "messages"),
+        ("empty messages", {"model": "app/chat", "messages": []}, "messages"),
+        ("stream a string", {"model": "app/chat", "messages": msg, "stream": "yes"}, "stream"),
+        ("stream_options not an object",
+         {"model": "app/chat", "messages": msg, "stream": True, "stream_options": [True]},
+         "stream_options"),
+        ("include_usage a string",
+         {"model": "app/chat", "messages": msg, "stream": True,
+          "stream_options": {"include_usage": "yes"}}, "stream_options.include_usage"),
+        ("missing model", {"messages": msg}, None),
+    ]
+    for what, body, param in cases:
+        r = gw.chat(body)
+        eq(r.status, 400, what + " (%s)" % r.text)
+        eq(r.error()["param"], param, what + ": param")
+        if param:
+            contains(r.error()["message"], param, what + ": the message names it")
+    r = http(gw.port, "POST", "/v1/embeddings", {"model": "app/chat"})
+    eq((r.status, r.error()["param"]), (400, "input"), "embeddings without input (%s)" % r.text)
+    eq(m.stats()["requests"], 0, "no refused body reached the provider")
+    r = gw.chat(chat_body(stream=True, stream_options={"include_usage": None}))
+    eq(r.status, 200, "include_usage null: no usage asked (%s)" % r.text[:300])
+    check(all("usage" not in json.loads(d) for d in r.sse_events() if d != "[DONE]"),
+          "include_usage null: no usage member on any chunk")
+
+
 def test_404_unknown_model(fx):
     m, gw = fx.mock_and_gateway()
     r = gw.chat(chat_body(model="gpt-5-turbo-ultra"))
@@ -122,33 +157,46 @@ def test_upstream_client_errors_pass_through_unchanged(fx):
     contains(r.error()["message"].lower(), "role", "the provider's message")
 
 
+class canned_upstream:
+    """A provider on a loopback port answering every POST with `status`, `content_type` and
+    `body(path)`; `with canned_upstream(...) as url:` gives its base URL and stops it after."""
+
+    def __init__(self, status, content_type, body):
+        class Upstream(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self):
+                self.rfile.read(int(self.headers["Content-Length"]))
+                data = body(self.path)
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args):
+                pass
+
+        self.srv = ThreadingHTTPServer(("127.0.0.1", 0), Upstream)
+
+    def __enter__(self):
+        threading.Thread(target=self.srv.serve_forever, daemon=True).start()
+        return "http://127.0.0.1:%d" % self.srv.server_port
+
+    def __exit__(self, *a):
+        self.srv.shutdown()
+        self.srv.server_close()
+
+
 def test_a_providers_plain_text_error_comes_in_the_clients_shape(fx):
     # A 400 that is not JSON (a proxy in front of the provider, say) still reaches an OpenAI
     # client as an OpenAI error, its text as the message.
-    class Upstream(BaseHTTPRequestHandler):
-        def do_POST(self):
-            self.rfile.read(int(self.headers["Content-Length"]))
-            body = b"bad request from the edge proxy"
-            self.send_response(400)
-            self.send_header("Content-Type", "text/plain")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
-
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), Upstream)
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    try:
-        gw = fx.gateway(fx.config(["http://127.0.0.1:%d/v1" % srv.server_port]))
+    with canned_upstream(400, "text/plain", lambda path: b"bad request from the edge proxy") as url:
+        gw = fx.gateway(fx.config([url + "/v1"]))
         r = gw.chat()
         eq(r.status, 400, "the provider's 400 (%s)" % r.text)
         eq(r.header("content-type"), "application/json", "content type")
         contains(r.error()["message"], "bad request from the edge proxy", "its text")
-    finally:
-        srv.shutdown()
-        srv.server_close()
 
 
 def test_upstream_wrong_key_is_not_the_clients_fault(fx):

@@ -7,6 +7,7 @@ import time
 
 from harness import (MOCK_KEY, TestFailure, chat_body, check, contains, eq, http, time_limit,
                      wait_until)
+from test_errors import canned_upstream
 
 
 def stream(fx, gw, body=None, timeout=10):
@@ -267,3 +268,37 @@ def test_slow_reader_pauses_the_provider_instead_of_buffering_its_answer(fx):
     check(events > 40000, "every token arrived (%d events)" % events)
     check(b"data: [DONE]" in data[-200:], "it ends with [DONE]")
     wait_until(lambda: m.stats()["completed"] == 1, 5, "the provider to finish")
+
+
+def test_an_openai_error_event_ends_the_stream_or_fails_over(fx):
+    # OpenAI ends a stream it cannot finish with one `data: {"error":...}` event. Before any
+    # event reached the client that is a failed attempt (the next deployment answers); after,
+    # the stream ends there with one error event that says so, whatever the provider sends on.
+    chunk = (b'data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"m",'
+             b'"choices":[{"index":0,"delta":{"content":"Hi"},"finish_reason":null}]}\n\n')
+    error = (b'data: {"error":{"message":"The server had an error while processing your '
+             b'request.","type":"server_error","param":null,"code":null}}\n\n')
+    bodies = {"/first/v1/chat/completions": error + b"data: [DONE]\n\n",
+              "/later/v1/chat/completions": chunk + error + chunk + b"data: [DONE]\n\n"}
+
+    with canned_upstream(200, "text/event-stream", lambda path: bodies[path]) as base:
+        m = fx.mock()
+        gw = fx.gateway(fx.config([base + "/first/v1", m]))
+        c, r = stream(fx, gw)
+        eq(r.status, 200, "error first: status (%s)" % r.text[:300])
+        eq(r.header("x-slogate-deployment"), "secondary", "error first: the next deployment")
+        events = r.sse_events()
+        eq(events[-1], "[DONE]", "error first: the next deployment's whole stream")
+        check(all("error" not in json.loads(d) for d in events[:-1]), "error first: no error")
+        eq(m.stats()["chat"], 1, "error first: the mock answered")
+
+        gw2 = fx.gateway(fx.config([base + "/later/v1", m]), name="gateway2")
+        c, r = stream(fx, gw2)
+        eq(r.status, 200, "error later: status")
+        events = r.sse_events()
+        eq(len(events), 2, "error later: the chunk, then one error event (%r)" % events)
+        eq(json.loads(events[0])["choices"][0]["delta"]["content"], "Hi", "the chunk before")
+        e = json.loads(events[1])["error"]
+        eq(e["code"], "upstream_stream_error", "error later: code")
+        contains(e["message"], "The server had an error", "error later: the provider's message")
+        contains(e["message"], "primary", "error later: the deployment")
