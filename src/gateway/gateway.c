@@ -30,11 +30,10 @@ static void append_model(const char *id, void *ud)
                    mj->created);
 }
 
-static void append_models_json(struct sg_buf *b, const struct sg_router *r)
+static void append_models_json(struct sg_buf *b, const struct sg_router *r, long created)
 {
     const struct sg_config *cfg = r->cfg;
-    /* Created time is fixed at load: clients cache the list, so it should not move. */
-    struct models_json mj = {b, (long)(sg_wall_ms() / 1000), true};
+    struct models_json mj = {b, created, true};
     sg_buf_appends(b, "{\"object\":\"list\",\"data\":[");
     for (size_t i = 0; i < cfg->n_groups; i++) {
         if (cfg->groups[i].hidden)
@@ -90,7 +89,9 @@ struct sg_runtime *sg_runtime_new(struct sg_config *cfg_take, struct sg_health *
     }
     struct sg_buf b;
     sg_buf_init(&b, 0);
-    append_models_json(&b, rt->router);
+    /* Created time is fixed at load: clients cache the list, so it should not move. */
+    rt->models_created = (long)(sg_wall_ms() / 1000);
+    append_models_json(&b, rt->router, rt->models_created);
     rt->models_json = sg_buf_steal(&b, &rt->models_json_len);
     atomic_init(&rt->refs, 1);
     return rt;

@@ -25,6 +25,7 @@ struct sg_runtime {
     char *models_json;                                /* the GET /v1/models answer */
     struct sg_telemetry_keys *tel_keys;               /* this config's metric series */
     size_t models_json_len;
+    long models_created; /* the "created" of every /v1/models entry */
     atomic_int refs;
 };
 

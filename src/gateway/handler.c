@@ -89,14 +89,6 @@ static void models(struct sg_http_request *req, struct sg_worker *w)
         gw_reject_auth(req);
 }
 
-/* The `created` of the /v1/models entries: the list is built once per runtime with one time for
- * every entry (gateway.c), and an entry read alone must show the same. */
-static long models_created(const struct sg_runtime *rt)
-{
-    const char *c = strstr(rt->models_json, "\"created\":");
-    return c ? strtol(c + 10, NULL, 10) : (long)(sg_wall_ms() / 1000);
-}
-
 static int hex_digit(char c)
 {
     return c >= '0' && c <= '9'   ? c - '0'
@@ -143,7 +135,7 @@ static void model_retrieve(struct sg_http_request *req, struct sg_worker *w, str
         sg_buf_appends(&b, "{\"id\":\"");
         sg_buf_append_json_str(&b, name, len);
         sg_buf_appendf(&b, "\",\"object\":\"model\",\"created\":%ld,\"owned_by\":\"slogate\"}",
-                       models_created(rt));
+                       rt->models_created);
         respond_json(req, 200, b.data, b.len);
     } else {
         sg_buf_appendf(&b,
