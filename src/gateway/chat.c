@@ -939,11 +939,13 @@ static void on_up_done(void *ud, const struct sg_upstream_result *r)
     int status = r->error ? 0 : r->status;
     enum sg_outcome o =
         sg_router_classify(status, r->error, r->first_byte_timeout, a->body.data, a->body.len);
-    /* A 2xx stream that ended mid-event or without any event did not deliver, nor did a whole
-     * 2xx answer that is no answer (answer_decode: empty, a proxy's HTML page, cut short). */
-    bool delivered =
-        o == SG_OUT_SUCCESS &&
-        (stream ? sg_sse_parser_pending(&a->sse) == 0 && g->winner == a : answer_decode(g, a));
+    /* A 2xx stream that ended mid-event, without any event or after an event that ended it
+     * with an error (on_sse_event: the provider's error event, a broken protocol) did not
+     * deliver, nor did a whole 2xx answer that is no answer (answer_decode: empty, a proxy's
+     * HTML page, cut short). */
+    bool delivered = o == SG_OUT_SUCCESS &&
+                     (stream ? sg_sse_parser_pending(&a->sse) == 0 && g->winner == a && !g->finished
+                             : answer_decode(g, a));
     double ttft = a->t_first_us ? (double)(a->t_first_us - a->t_start_us) / 1000.0 : 0;
     double total = (double)r->total_us / 1000.0;
     /* A timeout that the request's deadline brought forward is the deadline's, not the

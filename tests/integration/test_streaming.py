@@ -302,3 +302,7 @@ def test_an_openai_error_event_ends_the_stream_or_fails_over(fx):
         eq(e["code"], "upstream_stream_error", "error later: code")
         contains(e["message"], "The server had an error", "error later: the provider's message")
         contains(e["message"], "primary", "error later: the deployment")
+        # The answer was incomplete: a failure of the deployment, as a stream that broke off.
+        d = {d["id"]: d for d in http(gw2.port, "GET", "/admin/deployments").json()["deployments"]}
+        eq(d["primary"]["fails_in_window"], 1, "error later: the primary's failures")
+        eq(d["secondary"]["fails_in_window"], 0, "error later: the secondary's failures")
