@@ -262,16 +262,23 @@ int sg_chat_request_parse(const char *body, size_t len, struct sg_chat_request *
     }
     struct sg_json_member tmp[32];
     if (opts && !sg_slice_eq(opts->value, "null")) {
-        /* OpenAI refuses a stream_options it cannot read, whichever deployment would answer:
-         * said here, it is not read as "no usage" by a deployment that would not refuse it. */
-        const struct sg_json_member *iu = nested(opts->value, "include_usage", tmp, 32);
-        if (opts->value.p[0] != '{' ||
-            (iu && !sg_slice_eq(iu->value, "true") && !sg_slice_eq(iu->value, "false") &&
-             !sg_slice_eq(iu->value, "null"))) {
+        /* OpenAI refuses stream_options it cannot use, whichever deployment would answer: said
+         * here, a deployment that would not refuse them does not read them as "no usage". */
+        bool object = opts->value.p[0] == '{';
+        const struct sg_json_member *iu =
+            object ? nested(opts->value, "include_usage", tmp, 32) : NULL;
+        bool iu_bad = iu && !sg_slice_eq(iu->value, "true") && !sg_slice_eq(iu->value, "false") &&
+                      !sg_slice_eq(iu->value, "null");
+        const char *bad =
+            !out->stream ? "The 'stream_options' parameter is only allowed when 'stream' is "
+                           "enabled."
+            : !object    ? "Invalid type for 'stream_options': expected an object."
+            : iu_bad     ? "Invalid type for 'stream_options.include_usage': expected a boolean."
+                         : NULL;
+        if (bad) {
             out->error_param =
-                opts->value.p[0] != '{' ? "stream_options" : "stream_options.include_usage";
-            snprintf(err, err_len, "Invalid type for '%s': expected %s.", out->error_param,
-                     opts->value.p[0] != '{' ? "an object" : "a boolean");
+                iu_bad && out->stream ? "stream_options.include_usage" : "stream_options";
+            snprintf(err, err_len, "%s", bad);
             return SG_EINVAL;
         }
         out->include_usage = iu && sg_slice_eq(iu->value, "true");

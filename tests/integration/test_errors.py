@@ -71,8 +71,8 @@ def test_400_bad_json_says_what_is_wrong(fx):
 
 def test_400_names_the_field_in_param(fx):
     # OpenAI's SDKs show error.param: the field a refused body got wrong, as OpenAI names it.
-    # A stream_options whose include_usage is no boolean is refused as OpenAI refuses it, not
-    # read as "no usage".
+    # A stream_options whose include_usage is no boolean, or that comes without a stream, is
+    # refused as OpenAI refuses it, not read as "no usage" or passed on.
     m, gw = fx.mock_and_gateway()
     msg = [{"role": "user", "content": "x"}]
     cases = [
@@ -87,6 +87,9 @@ def test_400_names_the_field_in_param(fx):
         ("include_usage a string",
          {"model": "app/chat", "messages": msg, "stream": True,
           "stream_options": {"include_usage": "yes"}}, "stream_options.include_usage"),
+        ("stream_options without stream",
+         {"model": "app/chat", "messages": msg, "stream_options": {"include_usage": True}},
+         "stream_options"),
         ("missing model", {"messages": msg}, None),
     ]
     for what, body, param in cases:

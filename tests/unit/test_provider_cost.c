@@ -258,10 +258,16 @@ static void test_encode_include_usage(void **state)
     assert_string_equal(s, "{\"model\":\"gpt-4o-mini\",\"messages\":[{}],\"stream\":true,"
                            "\"stream_options\":{\"include_usage\":true}}");
     free(s);
-    /* Not a stream: the body is untouched but for the model. */
-    s = encode("{\"model\":\"a\",\"messages\":[{}],\"stream_options\":{\"include_usage\":false}}");
-    assert_string_equal(s, "{\"model\":\"gpt-4o-mini\",\"messages\":[{}],\"stream_options\":"
-                           "{\"include_usage\":false}}");
+    /* Not a stream: stream_options are refused, as OpenAI refuses them; null is no options. */
+    struct sg_chat_request r;
+    char err[300];
+    const char *b =
+        "{\"model\":\"a\",\"messages\":[{}],\"stream_options\":{\"include_usage\":false}}";
+    assert_int_equal(sg_chat_request_parse(b, strlen(b), &r, err, sizeof err), SG_EINVAL);
+    assert_string_equal(r.error_param, "stream_options");
+    assert_non_null(strstr(err, "only allowed when 'stream' is enabled"));
+    s = encode("{\"model\":\"a\",\"messages\":[{}],\"stream_options\":null}");
+    assert_string_equal(s, "{\"model\":\"gpt-4o-mini\",\"messages\":[{}],\"stream_options\":null}");
     free(s);
 }
 
