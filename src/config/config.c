@@ -200,6 +200,7 @@ struct dep_load {
     char *mi_id;
     char *mi_region;
     char *mi_health_model;
+    char *mi_base_model;
     double mi_in, mi_out;
     int64_t entry_rpm, entry_tpm; /* rpm / tpm beside litellm_params (LiteLLM takes them too) */
 };
@@ -281,10 +282,10 @@ static const struct sg_cfg_field mi_fields[] = {
     {"output_cost_per_token", SG_FT_DOUBLE, DEP(mi_out), .def = -1, .min = 0, .max = SG_CFG_NOMAX},
     {"region", SG_FT_STR, DEP(mi_region), .defs = NULL},
     {"health_check_model", SG_FT_STR, DEP(mi_health_model), .defs = NULL},
+    {"base_model", SG_FT_STR, DEP(mi_base_model), .defs = NULL},
 };
 static const struct sg_cfg_ignored mi_litellm[] = {
     {"mode", NULL},
-    {"base_model", NULL},
     {"max_tokens", NULL},
     {"max_input_tokens", NULL},
     {"max_output_tokens", NULL},
@@ -605,6 +606,8 @@ static bool finish_deployment(struct sg_cfg_loader *ld, struct dep_load *dl,
         d->health_check_model = sg_xstrdup(slash ? slash + 1 : dl->mi_health_model);
     }
     free(dl->mi_health_model);
+    d->base_model = dl->mi_base_model;
+    dl->mi_base_model = NULL;
     free(dl->region_name);
     free(dl->mi_region);
     free(dl->mi_id);
@@ -622,6 +625,7 @@ static void free_deployment(struct sg_deployment *d)
     free(d->api_base);
     free(d->region);
     free(d->health_check_model);
+    free(d->base_model);
     free(d->file);
 }
 

@@ -83,6 +83,9 @@ struct sg_deployment {
     unsigned stars;               /* '*' in provider_model: a wildcard route's model, filled
                                    * per request with what its model_name's '*' matched
                                    * (sg_config_fill); 0 for a model called as written */
+    char *base_model;             /* model_info.base_model as written (NULL: none): the model
+                                   * whose price applies, as LiteLLM prices an Azure deployment
+                                   * whose name is its owner's (sg_pricing_resolve) */
     char *health_check_model;     /* model_info.health_check_model without its provider: what
                                    * background health checks ask for (NULL: provider_model;
                                    * a wildcard deployment without one is not probed) */

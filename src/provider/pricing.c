@@ -118,12 +118,33 @@ const struct sg_price_entry *sg_pricing_lookup(const char *provider, const char 
     return best;
 }
 
+/* The built-in table's row for a deployment. The model is model_info.base_model when set (LiteLLM
+ * prices an Azure deployment, whose name is its owner's choice, by it), else the model called.
+ * OpenAI's rows price Azure OpenAI too, at the same list prices. Other providers set their own. */
+static const struct sg_price_entry *table_row(const struct sg_deployment *d)
+{
+    const char *model = d->provider_model, *provider = d->provider;
+    size_t plen = strlen(provider);
+    if (d->base_model) {
+        const char *slash = strchr(d->base_model, '/');
+        model = slash ? slash + 1 : d->base_model;
+        provider = slash                               ? d->base_model
+                   : strncmp(model, "claude-", 7) == 0 ? "anthropic"
+                                                       : "openai";
+        plen = slash ? (size_t)(slash - d->base_model) : strlen(provider);
+    }
+    bool anthropic = d->base_model ? plen == 9 && strncmp(provider, "anthropic", 9) == 0
+                                   : d->kind == SG_PROVIDER_ANTHROPIC;
+    bool openai = (plen == 6 && strncmp(provider, "openai", 6) == 0) ||
+                  (plen == 5 && strncmp(provider, "azure", 5) == 0);
+    return anthropic ? sg_pricing_lookup("anthropic", model)
+           : openai  ? sg_pricing_lookup("openai", model)
+                     : NULL;
+}
+
 bool sg_pricing_resolve(const struct sg_deployment *d, struct sg_price *out)
 {
-    const char *family = d->kind == SG_PROVIDER_ANTHROPIC     ? "anthropic"
-                         : strcmp(d->provider, "openai") == 0 ? "openai"
-                                                              : NULL;
-    const struct sg_price_entry *e = family ? sg_pricing_lookup(family, d->provider_model) : NULL;
+    const struct sg_price_entry *e = table_row(d);
     memset(out, 0, sizeof *out);
     if (e) {
         out->input = e->input / 1e6;

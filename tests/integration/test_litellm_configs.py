@@ -512,3 +512,24 @@ def test_an_id_the_header_cannot_carry_is_replaced(fx):
     r = chat(gw.port, chat_body(model="gpt-4o"))
     eq(r.status, 200, "served (%s)" % r.text)
     eq(r.header("x-slogate-deployment"), dep_id, "the id the warning named")
+
+
+def test_base_model_prices_the_deployment(fx):
+    # LiteLLM's docs price an Azure deployment, whose name is its owner's, by
+    # model_info.base_model; slogate does too (any deployment may say one). Without it the
+    # deployment below would cost 0 and check would warn.
+    m = fx.mock()
+    text = ("model_list:\n"
+            "  - model_name: app/chat\n"
+            "    litellm_params: { model: openai/house-model, api_base: %s, api_key: %s }\n"
+            "    model_info: { id: house, base_model: azure/gpt-4o-mini }\n"
+            "general_settings: { master_key: %s }\n" % (m.url, MOCK_KEY, MASTER_KEY))
+    checked(fx, text, 0, [])
+    gw = fx.gateway(text)
+    r = chat(gw.port, chat_body(model="app/chat"))
+    eq(r.status, 200, "chat (%s)" % r.text)
+    eq(m.last()["body"]["model"], "house-model", "the deployment's own model is called")
+    u = r.json()["usage"]
+    want = u["prompt_tokens"] * 0.15e-6 + u["completion_tokens"] * 0.60e-6  # gpt-4o-mini's
+    check(want > 0 and abs(float(r.header("x-slogate-cost-usd")) - want) < 1e-8,
+          "priced as gpt-4o-mini: %s, want %.8f" % (r.header("x-slogate-cost-usd"), want))

@@ -54,7 +54,6 @@ static void test_litellm_unsupported_keys(void **state)
                       "does not support; ignored");
     assert_warning(7, "model_list[0].litellm_params.vertex_project");
     assert_warning(9, "model_list[0].model_info.mode is a LiteLLM setting");
-    assert_warning(10, "model_list[0].model_info.base_model");
     assert_warning(12, "router_settings.redis_host is a LiteLLM setting slogate does not support; "
                        "ignored (set general_settings.redis_url");
     assert_warning(13, "router_settings.routing_groups");
@@ -63,7 +62,7 @@ static void test_litellm_unsupported_keys(void **state)
     assert_warning(17, "litellm_settings.set_verbose");
     assert_warning(19, "general_settings.alerting");
     assert_warning(20, "guardrails is a LiteLLM setting");
-    assert_int_equal(sg_diags_warnings(&D), 11);
+    assert_int_equal(sg_diags_warnings(&D), 10);
     for (size_t i = 0; i < D.n; i++)
         assert_non_null(strstr(D.v[i].msg, tail));
     sg_config_unref(c);

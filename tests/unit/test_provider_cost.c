@@ -242,6 +242,41 @@ static char *encode(const char *body)
     return out.data;
 }
 
+/* LiteLLM prices a deployment by model_info.base_model when it has one: an Azure deployment is
+ * named by its owner, so its name says nothing of its price. Azure OpenAI has OpenAI's prices. */
+static void test_base_model_prices_the_deployment(void **state)
+{
+    (void)state;
+    struct sg_price p;
+    struct sg_deployment d = dep("azure", "prod-4o-eu", SG_PROVIDER_OPENAI);
+    assert_false(sg_pricing_resolve(&d, &p));
+    d.base_model = "azure/gpt-4o-2024-08-06";
+    assert_true(sg_pricing_resolve(&d, &p));
+    assert_true(fabs(p.input - 2.5e-6) < 1e-15 && fabs(p.output - 1e-5) < 1e-15);
+    d.base_model = "gpt-4o-mini"; /* no provider: OpenAI's, as LiteLLM reads a bare name */
+    assert_true(sg_pricing_resolve(&d, &p));
+    assert_true(fabs(p.input - 0.15e-6) < 1e-15);
+    d.base_model = "claude-3-5-haiku"; /* a bare claude- name is Anthropic's */
+    assert_true(sg_pricing_resolve(&d, &p));
+    assert_true(fabs(p.input - 0.8e-6) < 1e-15);
+    d.base_model = "anthropic/claude-3-5-haiku-20241022";
+    assert_true(sg_pricing_resolve(&d, &p));
+    assert_true(fabs(p.output - 4e-6) < 1e-15);
+    d.base_model = "groq/gpt-4o"; /* another provider's list: not in the table */
+    assert_false(sg_pricing_resolve(&d, &p));
+    d.base_model = "azure/gpt-4o-turbo-ultra"; /* a model the table does not know */
+    assert_false(sg_pricing_resolve(&d, &p));
+    /* An Azure deployment named as its model is priced without one. */
+    d = dep("azure", "gpt-4o", SG_PROVIDER_OPENAI);
+    assert_true(sg_pricing_resolve(&d, &p));
+    assert_true(fabs(p.input - 2.5e-6) < 1e-15);
+    /* Configured prices still win over the base model's. */
+    d.base_model = "gpt-4o-mini";
+    d.input_cost_per_token = 1e-6;
+    assert_true(sg_pricing_resolve(&d, &p));
+    assert_true(fabs(p.input - 1e-6) < 1e-15 && fabs(p.output - 0.6e-6) < 1e-15);
+}
+
 static void test_encode_include_usage(void **state)
 {
     (void)state;
@@ -600,6 +635,7 @@ int main(void)
         cmocka_unit_test(test_usage_parse),
         cmocka_unit_test(test_usage_huge_counts),
         cmocka_unit_test(test_stream_usage_chunk),
+        cmocka_unit_test(test_base_model_prices_the_deployment),
         cmocka_unit_test(test_encode_include_usage),
         cmocka_unit_test(test_embeddings_parse),
         cmocka_unit_test(test_tokens),
