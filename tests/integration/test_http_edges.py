@@ -222,7 +222,7 @@ def test_target_over_the_limit_is_414_headers_431(fx):
     eq(r.error()["code"], "uri_too_long", "error code")
     check(r.header("x-request-id"), "x-request-id on the 414")
     http_refused(fx, gw, post(extra=b"X-Big: " + b"b" * 20000 + b"\r\n"), 431,
-            "request headers are larger than the limit", "20 KB header")
+            "request headers are larger than the limit of 16384 bytes", "20 KB header")
     eq(m.stats()["chat"], 0, "nothing reached the provider")
 
 
@@ -242,6 +242,20 @@ def test_bare_lf_is_refused_and_said(fx):
             "not followed by CRLF", "a chunk's data followed by XY")
     http_refused(fx, gw, post(extra=b"X-Folded: a\r\n b\r\n"), 400, "obsolete line folding",
             "a folded header line")
+    eq(m.stats()["chat"], 0, "nothing reached the provider")
+
+
+def test_framing_read_two_ways_is_refused_and_said(fx):
+    # llhttp read the body of an empty Transfer-Encoding by its Content-Length, and took a header
+    # line without a name; a proxy in front may read either another way. Two Content-Length were
+    # refused with a message about Transfer-Encoding, which the request did not have.
+    m, gw = gateway(fx)
+    http_refused(fx, gw, post(extra=b"Transfer-Encoding: \r\n"), 400,
+            "an empty Transfer-Encoding header", "an empty Transfer-Encoding")
+    http_refused(fx, gw, post(extra=b": x\r\n"), 400, "a header line without a name",
+            "a header line without a name")
+    http_refused(fx, gw, post(extra=b"Content-Length: %d\r\n" % len(BODY)), 400,
+            "more than one Content-Length header", "Content-Length twice, the same")
     eq(m.stats()["chat"], 0, "nothing reached the provider")
 
 

@@ -59,6 +59,31 @@ def test_413_body_over_max_request_size(fx):
     eq(m.stats()["chat"], 1, "only the body under the limit reached the provider")
 
 
+@time_limit(30)
+def test_413_chunked_body_counted_by_its_data(fx):
+    m, gw = gateway(fx)
+    # A chunk announced past the limit is answered at its size line, while the client still holds
+    # its data back (it was answered once the data had come: never, for this client).
+    c = fx.conn(gw.port)
+    c.send(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+           + MASTER_KEY.encode() + b"\r\nTransfer-Encoding: chunked\r\n\r\n4000\r\n{")
+    r = c.read_response(timeout=5)
+    eq(r.status, 413, "a 16 KB chunk announced (%s)" % r.text)
+    check(c.closed_by_peer(), "the connection is closed after the 413")
+    # The framing is not the body: 9 KB of JSON sent in 1-byte chunks with an extension each
+    # (280 KB on the wire) is under a 10 KB limit. It was a 413.
+    body = json.dumps(chat_body(content="y" * 8900)).encode()
+    check(len(body) < 10485, "test body under the limit")
+    wire = b"".join(b"1;ext=padding-padding\r\n%s\r\n" % body[i:i + 1] for i in range(len(body)))
+    c = fx.conn(gw.port)
+    c.send(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+           + MASTER_KEY.encode() + b"\r\nTransfer-Encoding: chunked\r\n\r\n" + wire
+           + b"0\r\n\r\n")
+    r = c.read_response(timeout=10)
+    eq(r.status, 200, "a 9 KB body in 1-byte chunks (%s)" % r.text[:300])
+    eq(m.stats()["chat"], 1, "it reached the provider")
+
+
 def test_431_header_block_too_large(fx):
     m, gw = gateway(fx)
     c = fx.conn(gw.port)

@@ -900,6 +900,103 @@ static void test_upgrade_request_keeps_the_connection_in_step(void **state)
     stop(f, 2);
 }
 
+/* A chunked body's framing is not body: 19,000 bytes in 1-byte chunks (114 KB on the wire, more
+ * than the header and body limits and the read slack together) pass a 20,000-byte limit, whole
+ * and in order, with the end of the body split across reads at each of its last bytes. A chunk
+ * whose data is not followed by CRLF is still refused once the body's first bytes were dropped. */
+static void test_chunked_framing_is_not_body(void **state)
+{
+    (void)state;
+    struct sg_http_limits lim = {.max_body_bytes = 20000};
+    struct fixture *f = start(&lim);
+    enum { N = 19000 };
+    static char req[N * 6 + 256];
+    for (int end = 1; end <= 9; end++) {
+        int n = snprintf(req, sizeof req,
+                         "POST /c HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: "
+                         "chunked\r\nConnection: close\r\n\r\n");
+        for (int i = 0; i < N; i++)
+            n += snprintf(req + n, sizeof req - (size_t)n, "1\r\n%c\r\n", 'a' + i % 26);
+        n += snprintf(req + n, sizeof req - (size_t)n, "%s",
+                      end == 9 ? "1\r\nzXY0\r\n\r\n" : "0\r\nX-T: t\r\n\r\n");
+        int fd = connect_to(f->port);
+        send_all(fd, req, (size_t)n - (size_t)end);
+        usleep(20 * 1000); /* the rest in a read of its own */
+        send_all(fd, req + n - end, (size_t)end);
+        static char buf[1 << 14];
+        read_all(fd, buf, sizeof buf, 2000);
+        close(fd);
+        if (end == 9) {
+            assert_int_equal(status_of(buf), 400);
+            assert_non_null(strstr(buf, "a chunk's data is not followed by CRLF"));
+            continue;
+        }
+        if (status_of(buf) != 200 ||
+            !strstr(buf, "POST /c q= len=19000 body=abcdefghijklmnopqrstuvwxyzabc"))
+            fail_msg("last %d bytes in a read of their own: %.300s", end, buf);
+    }
+    stop(f, 2);
+}
+
+/* A chunk that would take the body past the limit is a 413 as soon as its size line is read,
+ * while the client waits with its data (it was answered only once the data had come). */
+static void test_chunk_over_the_limit_is_413_at_its_size(void **state)
+{
+    (void)state;
+    struct sg_http_limits lim = {.max_body_bytes = 1000};
+    struct fixture *f = start(&lim);
+    const char *big[] = {
+        "POST /c HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3e9\r\nab",
+        "POST /c HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\n3e7\r\n",
+        "POST /c HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nfffffffffff\r\n",
+    };
+    refused_each(f, big, SG_ARRAY_LEN(big), 413, "larger than the limit of 1000 bytes");
+    /* Exactly the limit passes. */
+    static char ok[1200];
+    int n = snprintf(ok, sizeof ok,
+                     "POST /c HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nConnection: "
+                     "close\r\n\r\n2\r\nab\r\n3e6\r\n%0998d\r\n0\r\n\r\n",
+                     0);
+    assert_int_equal(status_of(exchange(f, ok, (size_t)n, 2000)), 200);
+    /* Trailer fields are held to the header limit. */
+    static char tr[600];
+    n = snprintf(tr, sizeof tr,
+                 "POST /c HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+                 "0\r\nX-T: %0500d\r\n\r\n",
+                 0);
+    struct sg_http_limits small = {.max_header_bytes = 400};
+    stop(f, 2);
+    f = start(&small);
+    const char *trailers[] = {tr};
+    refused_each(f, trailers, 1, 431, "trailer fields after the chunked body are larger");
+    stop(f, 2);
+}
+
+/* Framing a proxy in front could read another way is refused, and the message says what was
+ * wrong: an empty Transfer-Encoding (llhttp read the body by its Content-Length), a header line
+ * without a name (llhttp took it), Content-Length twice (it was said to be with
+ * Transfer-Encoding). */
+static void test_framing_read_two_ways_is_said(void **state)
+{
+    (void)state;
+    struct fixture *f = start(NULL);
+    const char *te[] = {
+        "POST /t HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: \r\nContent-Length: 5\r\n\r\nhello",
+        "POST /t HTTP/1.1\r\nHost: a\r\nTransfer-Encoding:\r\n\r\n",
+    };
+    refused_each(f, te, SG_ARRAY_LEN(te), 400, "an empty Transfer-Encoding header");
+    const char *noname[] = {
+        "GET /t HTTP/1.1\r\nHost: a\r\n: x\r\n\r\n",
+        "GET /t HTTP/1.1\r\n: x\r\nHost: a\r\n\r\n",
+    };
+    refused_each(f, noname, SG_ARRAY_LEN(noname), 400, "a header line without a name");
+    const char *cl[] = {
+        "POST /t HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\nhello",
+    };
+    refused_each(f, cl, SG_ARRAY_LEN(cl), 400, "more than one Content-Length header");
+    stop(f, 2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -926,6 +1023,9 @@ int main(void)
         cmocka_unit_test(test_bare_lf_is_refused_and_said),
         cmocka_unit_test(test_request_one_byte_at_a_time),
         cmocka_unit_test(test_upgrade_request_keeps_the_connection_in_step),
+        cmocka_unit_test(test_chunked_framing_is_not_body),
+        cmocka_unit_test(test_chunk_over_the_limit_is_413_at_its_size),
+        cmocka_unit_test(test_framing_read_two_ways_is_said),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
