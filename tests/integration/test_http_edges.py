@@ -259,6 +259,45 @@ def test_framing_read_two_ways_is_refused_and_said(fx):
     eq(m.stats()["chat"], 0, "nothing reached the provider")
 
 
+def test_client_leaving_mid_request_is_recorded(fx):
+    # A client that hangs up while it sends its request on a model endpoint: mid-head once the
+    # path was read, mid-body, after an Expect: 100-continue, mid-chunked body. Each is a row
+    # (499, client_disconnected) as a hang-up while the provider answers is; nginx logs them too.
+    m, gw = gateway(fx)
+    whole = post()
+    partial = [whole[:whole.index(b"Content-Type")], whole[:-10],
+               post(extra=b"Expect: 100-continue\r\n")[:-len(BODY)],
+               post(extra=b"Transfer-Encoding: chunked\r\n", length=False, body=b"5\r\n{\"mo")]
+    db = fx.path("t.db")
+    for raw in partial:
+        c = fx.conn(gw.port)
+        c.send(raw)
+        time.sleep(0.1)
+        c.close()
+    # Elsewhere, and before the path was read, it is no request of the gateway's records.
+    for raw in (whole.replace(CHAT, b"/elsewhere")[:-10], whole[:10]):
+        c = fx.conn(gw.port)
+        c.send(raw)
+        time.sleep(0.1)
+        c.close()
+
+    def gone():
+        if not os.path.exists(db):
+            return []
+        con = sqlite3.connect("file:%s?mode=ro" % db, uri=True, timeout=5)
+        try:
+            return con.execute("SELECT status, error_type FROM slogate_requests").fetchall()
+        except sqlite3.OperationalError:
+            return []
+        finally:
+            con.close()
+    wait_until(lambda: len(gone()) >= len(partial), 10, "%d rows in SQLite" % len(partial))
+    time.sleep(0.3)
+    eq(gone(), [(499, "client_disconnected")] * len(partial), "a row for each, and only those")
+    eq(m.stats()["chat"], 0, "nothing reached the provider")
+    eq(gw.chat().status, 200, "the gateway serves on")
+
+
 def test_refusals_on_model_endpoints_are_recorded(fx):
     m, gw = gateway(fx)
     cases = [

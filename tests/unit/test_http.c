@@ -30,6 +30,7 @@ struct fixture {
     int drained;
     uv_timer_t slow_timer;
     struct sg_http_request *slow_req;
+    char last_refusal[64]; /* "STATUS code METHOD PATH" of the last refusal (read after stop) */
 };
 
 static void slow_done(uv_timer_t *t)
@@ -86,7 +87,10 @@ static void handler(struct sg_http_request *req, void *ud)
  * (cut at 32 characters), so a test reads it off the answer's x-request-id. */
 static void refused(const struct sg_http_refusal *r, char request_id[33], void *ud)
 {
-    (void)ud;
+    struct fixture *f = ud;
+    snprintf(f->last_refusal, sizeof f->last_refusal, "%d %s %.*s %.*s", r->status, r->code,
+             (int)r->method.n, r->method.p ? r->method.p : "", (int)r->path.n,
+             r->path.p ? r->path.p : "");
     snprintf(request_id, 33, "%d-%.*s-%.*s", r->status, (int)r->method.n,
              r->method.p ? r->method.p : "", (int)r->path.n, r->path.p ? r->path.p : "");
 }
@@ -997,6 +1001,42 @@ static void test_framing_read_two_ways_is_said(void **state)
     stop(f, 2);
 }
 
+/* A client that leaves halfway through its request is told to the refusal hook as a 499 with
+ * the method and path, so its owner can record it (nothing is answered); one that leaves with
+ * nothing sent, or before its path was read, or between requests is not a request. */
+static void test_client_leaving_mid_request_is_told(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *sent, *told;
+    } cases[] = {
+        {"POST /v1/x HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nabc",
+         "499 client_disconnected POST /v1/x"},
+        {"POST /v1/y?q HTTP/1.1\r\nHost: a\r\nX-Slow: 1", "499 client_disconnected POST /v1/y"},
+        {"POST /v1/z HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab",
+         "499 client_disconnected POST /v1/z"},
+        {"POST /v1/", "499 client_disconnected  "},
+        {"", ""},
+        {"GET /k HTTP/1.1\r\nHost: a\r\n\r\n", ""},
+    };
+    for (size_t i = 0; i < SG_ARRAY_LEN(cases); i++) {
+        struct fixture *f = start(NULL);
+        int fd = connect_to(f->port);
+        send_all(fd, cases[i].sent, strlen(cases[i].sent));
+        usleep(50 * 1000);
+        close(fd);
+        usleep(100 * 1000);
+        f->action = 2;
+        uv_async_send(&f->ctl);
+        uv_thread_join(&f->thread); /* the loop's writes are seen from here on */
+        if (strcmp(f->last_refusal, cases[i].told) != 0)
+            fail_msg("case %zu: told \"%s\", want \"%s\"", i, f->last_refusal, cases[i].told);
+        uv_loop_close(&f->loop);
+        uv_sem_destroy(&f->ready);
+        free(f);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1026,6 +1066,7 @@ int main(void)
         cmocka_unit_test(test_chunked_framing_is_not_body),
         cmocka_unit_test(test_chunk_over_the_limit_is_413_at_its_size),
         cmocka_unit_test(test_framing_read_two_ways_is_said),
+        cmocka_unit_test(test_client_leaving_mid_request_is_told),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
