@@ -63,6 +63,14 @@ static void on_conn_timer(uv_timer_t *t)
     switch (c->state) {
     case CONN_IDLE: conn_close(c); break;
     case CONN_HEAD:
+        /* A connection that never sent a byte asked nothing: it is closed as an idle one is, as
+         * nginx does. A 408 there is an answer to no request, which a client that opened the
+         * connection ahead of need (a pool, a preconnect) would read as the answer to the request
+         * it sends next. */
+        if (c->in.len == 0) {
+            conn_close(c);
+            break;
+        }
         conn_send_error(c, 408,
                         "the request headers did not arrive in time; send the whole "
                         "request promptly");

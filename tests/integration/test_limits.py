@@ -189,6 +189,8 @@ def test_idle_keepalive_connection_closed(fx):
     # A connection that never sends anything is closed too.
     c = fx.conn(gw.port)
     check(c.closed_by_peer(timeout=4), "a silent connection is closed")
+    eq(bytes(c.buf), b"", "... without an answer (it asked nothing: a 408 there would be read as "
+       "the answer to the request a pooled client sends next)")
 
 
 def test_many_connections_then_still_serving(fx):

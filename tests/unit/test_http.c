@@ -408,6 +408,14 @@ static void test_header_timeout_408(void **state)
     read_all(fd, buf, sizeof buf, 3000);
     assert_non_null(strstr(buf, "HTTP/1.1 408 "));
     close(fd);
+    /* A connection that sends nothing asked nothing: it is closed without an answer (it got an
+     * unsolicited 408), at EOF rather than after read_all's 3 s of silence. */
+    fd = connect_to(f->port);
+    assert_int_equal(read_all(fd, buf, sizeof buf, 3000), 0);
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    assert_int_equal(poll(&p, 1, 0), 1);
+    assert_int_equal(read(fd, buf, 1), 0);
+    close(fd);
     stop(f, 2);
 }
 
