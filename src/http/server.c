@@ -206,13 +206,14 @@ static void conn_send_error(struct sg_http_conn *c, int status, const char *msg)
     }
     if (!msg)
         msg = "malformed HTTP request";
-    const char *type = "invalid_request_error";
+    const char *type = status == 503 ? "service_unavailable" : "invalid_request_error";
     const char *code = status == 408   ? "request_timeout"
                        : status == 413 ? "request_too_large"
                        : status == 414 ? "uri_too_long"
                        : status == 431 ? "headers_too_large"
                        : status == 501 ? "not_implemented"
                        : status == 505 ? "http_version_not_supported"
+                       : status == 503 ? "gateway_shutdown"
                                        : "bad_request";
     char request_id[33] = "";
     struct sg_buf body;
@@ -726,6 +727,12 @@ static void on_drain_deadline(uv_timer_t *t)
             c->on_abort = NULL;
             c->req.cut = true;
             fn(&c->req, c->abort_ud);
+        } else if ((c->state == CONN_HEAD && c->in.len) || c->state == CONN_BODY) {
+            /* Still sending its request: told why it ends here (and recorded), not just cut. */
+            conn_send_error(c, 503,
+                            "the gateway is shutting down and its drain deadline "
+                            "(server.drain_timeout_s) passed before the request arrived whole; "
+                            "retry the request");
         } else if (!c->req_active) {
             conn_close(c);
         }

@@ -529,6 +529,34 @@ static void test_drain_finishes_in_flight(void **state)
     free(f);
 }
 
+/* A request still arriving when the drain deadline passes is answered with a 503 that says why
+ * (it was closed without a word), and the refusal hook is told. */
+static void test_drain_deadline_answers_a_request_still_arriving(void **state)
+{
+    (void)state;
+    struct fixture *f = start(NULL);
+    int fd = connect_to(f->port);
+    const char part[] = "POST /v1/x HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nabc";
+    send_all(fd, part, sizeof part - 1);
+    usleep(30 * 1000);
+    f->action = 1; /* drain, deadline 2 s */
+    uv_async_send(&f->ctl);
+    char buf[2048];
+    read_all(fd, buf, sizeof buf, 3000);
+    close(fd);
+    uv_thread_join(&f->thread);
+    assert_non_null(strstr(buf, "HTTP/1.1 503 "));
+    assert_non_null(strstr(buf, "Connection: close\r\n"));
+    assert_non_null(
+        strstr(buf, "drain deadline (server.drain_timeout_s) passed before the request"));
+    assert_non_null(strstr(buf, "\"code\":\"gateway_shutdown\""));
+    assert_string_equal(f->last_refusal, "503 gateway_shutdown POST /v1/x");
+    assert_int_equal(f->drained, 1);
+    uv_loop_close(&f->loop);
+    uv_sem_destroy(&f->ready);
+    free(f);
+}
+
 /* What one request on a fresh connection got: the status code, or -1 for no status line. */
 static int status_of(const char *r)
 {
@@ -1062,6 +1090,7 @@ int main(void)
         cmocka_unit_test(test_expect_continue),
         cmocka_unit_test(test_stream_chunks_and_error_shape),
         cmocka_unit_test(test_drain_finishes_in_flight),
+        cmocka_unit_test(test_drain_deadline_answers_a_request_still_arriving),
         cmocka_unit_test(test_absolute_form_target),
         cmocka_unit_test(test_host_header_required_once),
         cmocka_unit_test(test_head_is_get_without_body),
