@@ -2,7 +2,9 @@
 open-files limit."""
 
 import json
+import signal
 import socket
+import sqlite3
 import sys
 import time
 
@@ -82,6 +84,35 @@ def test_413_chunked_body_counted_by_its_data(fx):
     r = c.read_response(timeout=10)
     eq(r.status, 200, "a 9 KB body in 1-byte chunks (%s)" % r.text[:300])
     eq(m.stats()["chat"], 1, "it reached the provider")
+
+
+@time_limit(30)
+def test_request_still_arriving_at_the_drain_deadline_gets_a_503(fx):
+    # A client still sending its body when the drain deadline passes is told why the gateway
+    # stops there (it was closed without a word), and the request is a row.
+    db = fx.path("t.db")
+    m, gw = fx.mock_and_gateway(server=dict(SERVER, drain_timeout_s=1),
+                                general=dict(SMALL, database_url="sqlite://" + db))
+    c = fx.conn(gw.port)
+    body = json.dumps(chat_body()).encode()
+    c.send(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+           + MASTER_KEY.encode() + b"\r\nContent-Length: %d\r\n\r\n" % len(body) + body[:10])
+    time.sleep(0.2)
+    gw.proc.signal(signal.SIGTERM)
+    r = c.read_response(timeout=5)
+    eq(r.status, 503, "the answer at the drain deadline (%s)" % r.text)
+    eq(r.error()["code"], "gateway_shutdown", "error code")
+    check("drain deadline" in r.error()["message"], "the message says why: %s" % r.text)
+    check(r.header("x-request-id"), "x-request-id on the 503")
+    check(c.closed_by_peer(), "the connection is closed")
+    eq(gw.proc.wait(10), 0, "the gateway exits 0")
+    con = sqlite3.connect(db)
+    try:
+        got = con.execute("SELECT request_id, status, error_type FROM slogate_requests").fetchall()
+    finally:
+        con.close()
+    eq(got, [(r.header("x-request-id"), 503, "gateway_shutdown")], "its row")
+    eq(m.stats()["chat"], 0, "nothing reached the provider")
 
 
 def test_431_header_block_too_large(fx):
