@@ -71,8 +71,11 @@ typedef void (*sg_http_drain_fn)(struct sg_http_request *req, void *ud);
 struct sg_http_server *sg_http_server_new(uv_loop_t *loop, const struct sg_http_limits *limits,
                                           sg_http_handler_fn handler, void *ud);
 /* A request the server answered itself before any handler saw it (400 malformed, 408, 413, 414,
- * 431, 501 transfer coding, 505 version). method and path are empty when the path was not read
- * whole (up to its '?' is enough); the path is the one the request would have been routed by. */
+ * 431, 501 transfer coding, 505 version, 503 when the drain deadline passes while it still
+ * arrives), or one the client left before it was whole (499, client_disconnected: nothing is
+ * answered, the hook's request id and body go unused). method and path are empty when the path
+ * was not read whole (up to its '?' is enough); the path is the one the request would have been
+ * routed by. */
 struct sg_http_refusal {
     struct sg_slice method, path;
     int status;

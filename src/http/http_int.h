@@ -45,9 +45,11 @@ struct sg_http_conn {
     size_t n_spans, cap_spans;
     bool in_value; /* the last header callback was a value */
     bool message_done;
-    bool headers_done; /* later header callbacks are a chunked body's trailer fields */
-    bool chunked;      /* the body is chunked */
-    size_t chunk_end;  /* offset in `in` of the end of the current chunk's data (0: none yet) */
+    bool headers_done;    /* later header callbacks are a chunked body's trailer fields */
+    bool chunked;         /* the body is chunked */
+    size_t chunk_end;     /* offset in `in` of the end of the current chunk's data (0: none yet) */
+    size_t body_off;      /* offset in `in` where the body starts (0: head not read yet) */
+    size_t trailer_bytes; /* bytes of a chunked body's trailer fields so far */
     bool keep_alive;
     int error_status; /* an error answer to send instead of dispatching (413, 431...) */
     const char *error_msg;

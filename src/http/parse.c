@@ -24,6 +24,9 @@
 #define MSG_TE_AND_CL                                                                              \
     "malformed HTTP request: Content-Length and Transfer-Encoding together (the body could be "    \
     "read two ways); send only one of them"
+#define MSG_CL_TWICE                                                                               \
+    "malformed HTTP request: more than one Content-Length header (the body could be read two "     \
+    "ways); send exactly one"
 #define MSG_BAD_TARGET                                                                             \
     "send a path such as /v1/chat/completions, or an absolute URI such as "                        \
     "http://host:port/v1/chat/completions"
@@ -62,6 +65,8 @@ static int on_message_begin(llhttp_t *p)
     c->in_value = false;
     c->message_done = false;
     c->headers_done = false;
+    c->body_off = 0;
+    c->trailer_bytes = 0;
     if (c->state == CONN_IDLE)
         sg_http_conn_set_state(c, CONN_HEAD);
     if (!c->req.t_start_us)
@@ -213,18 +218,31 @@ static int on_version_complete(llhttp_t *p)
     return HPE_USER;
 }
 
+/* The body's bytes are dropped from conn->in as they are read (sg_http_parse), so a trailer
+ * section has no other bound than this: the limit of a header section. */
+static int trailer_count(struct sg_http_conn *c, size_t n)
+{
+    c->trailer_bytes += n;
+    if (c->trailer_bytes <= c->srv->lim.max_header_bytes)
+        return 0;
+    return parse_fail(c, 431,
+                      "the trailer fields after the chunked body are larger than the limit of %zu "
+                      "bytes; send fewer or shorter trailer fields (the gateway drops them)",
+                      c->srv->lim.max_header_bytes);
+}
+
 static int on_header_field(llhttp_t *p, const char *at, size_t n)
 {
     struct sg_http_conn *c = conn_of(p);
     /* Trailer fields are dropped, not merged into the header section (RFC 9110 §6.5.1): a key
      * or a routing header there would reach the handler unseen by anything in front of it. */
     if (c->headers_done)
-        return 0;
-    /* llhttp 8 lets "Name : value" through; a proxy must not (request smuggling). */
-    if (memchr(at, ' ', n) || memchr(at, '\t', n)) {
-        c->error_status = 400;
-        c->error_msg = "malformed HTTP request: whitespace in a header name";
-        return HPE_USER;
+        return trailer_count(c, n);
+    /* llhttp 8 lets "Name : value" through, and ": value" with an empty name (it calls this
+     * with n == 0); a proxy in front may read either another way (request smuggling). */
+    if ((n == 0 && (c->n_spans == 0 || c->in_value)) || memchr(at, ' ', n) || memchr(at, '\t', n)) {
+        return parse_fail(c, 400, "malformed HTTP request: %s; send each header as Name: value",
+                          n ? "whitespace in a header name" : "a header line without a name");
     }
     if (c->n_spans == 0 || c->in_value) {
         if (c->n_spans == MAX_HEADERS) {
@@ -248,7 +266,7 @@ static int on_header_value(llhttp_t *p, const char *at, size_t n)
 {
     struct sg_http_conn *c = conn_of(p);
     if (c->headers_done)
-        return 0;
+        return trailer_count(c, n);
     struct hdr_span *h = &c->spans[c->n_spans - 1];
     size_t off = off_of(c, at), name_end = h->name_off + h->name_len;
     /* A folded line (obs-fold): llhttp hands its continuation over as more of the value, across
@@ -276,6 +294,16 @@ static const char *msg_uri_too_long(struct sg_http_conn *c)
     snprintf(c->error_buf, sizeof c->error_buf,
              "the request target (URL) is longer than the limit of %zu bytes for the request "
              "line; send a shorter URL (large data belongs in the request body)",
+             c->srv->lim.max_header_bytes);
+    return c->error_buf;
+}
+
+/* The 431's message, in c->error_buf. */
+static const char *msg_headers_too_large(struct sg_http_conn *c)
+{
+    snprintf(c->error_buf, sizeof c->error_buf,
+             "request headers are larger than the limit of %zu bytes for the request line and "
+             "headers; send fewer or shorter headers",
              c->srv->lim.max_header_bytes);
     return c->error_buf;
 }
@@ -340,7 +368,7 @@ static int on_headers_complete(llhttp_t *p)
     }
     if (end > l->max_header_bytes) {
         c->error_status = 431;
-        c->error_msg = "request headers are larger than the limit; send fewer or shorter headers";
+        c->error_msg = msg_headers_too_large(c);
         return HPE_USER;
     }
     if (!c->version_done) /* llhttp reads "GET /path" alone as HTTP/0.9 */
@@ -349,6 +377,9 @@ static int on_headers_complete(llhttp_t *p)
                           "is not served); send METHOD TARGET HTTP/1.1");
     if (head_has_bare_lf(c))
         return parse_fail(c, 400, "%s", MSG_BARE_LF);
+    /* Every line ends with CRLF: the first blank line after the request line ends the head. */
+    const char *blank = memmem(c->in.data + c->url_off, c->in.len - c->url_off, "\r\n\r\n", 4);
+    c->body_off = blank ? (size_t)(blank + 4 - c->in.data) : 0;
     bool http10 = p->http_major == 1 && p->http_minor == 0;
     /* RFC 9112 §3.2: Host is required in HTTP/1.1, and a request with two is a 400 in any
      * version (which one would the gateway, and a proxy in front of it, have used?). */
@@ -373,6 +404,16 @@ static int on_headers_complete(llhttp_t *p)
                           "optional :port (RFC 9110 §7.2); send the gateway's name or address, as "
                           "in Host: 127.0.0.1:4000",
                           (int)SG_MIN(host.n, 100), host.p);
+    char te[96];
+    size_t n_te;
+    te_values(c, te, sizeof te, &n_te);
+    /* An empty Transfer-Encoding sets no flag in llhttp, and the body would be read by its
+     * Content-Length; a proxy in front may see a Transfer-Encoding there and read it otherwise. */
+    if (n_te && !(p->flags & F_TRANSFER_ENCODING))
+        return parse_fail(c, 400,
+                          "malformed HTTP request: an empty Transfer-Encoding header (the body "
+                          "could be read two ways); send Transfer-Encoding: chunked, or only "
+                          "Content-Length");
     if (p->flags & F_TRANSFER_ENCODING) {
         /* Framing that could be read two ways is refused, and the connection closed (§6.1). */
         if (http10)
@@ -382,9 +423,6 @@ static int on_headers_complete(llhttp_t *p)
                               "or the request as HTTP/1.1");
         if (p->flags & F_CONTENT_LENGTH)
             return parse_fail(c, 400, "%s", MSG_TE_AND_CL);
-        char te[96];
-        size_t n_te;
-        te_values(c, te, sizeof te, &n_te);
         if (!(p->flags & F_CHUNKED))
             return parse_fail(c, 400, "%s", MSG_TE_NOT_LAST);
         /* chunked last, but after another coding, which would still have to be undone: nginx's
@@ -435,9 +473,18 @@ static int on_body(llhttp_t *p, const char *at, size_t n)
     return 0;
 }
 
+/* A chunk that would take the body past the limit is a 413 as soon as its size is read (as
+ * nginx does), not once its bytes have come: the client may wait for an answer before sending
+ * them. */
 static int on_chunk_header(llhttp_t *p)
 {
-    conn_of(p)->chunk_end = 0;
+    struct sg_http_conn *c = conn_of(p);
+    c->chunk_end = 0;
+    if (p->content_length > c->srv->lim.max_body_bytes - c->req.body.len) {
+        c->error_status = 413;
+        c->error_msg = NULL; /* filled with the limit in conn_send_error */
+        return HPE_USER;
+    }
     return 0;
 }
 
@@ -503,7 +550,8 @@ static const char *parse_error(struct sg_http_conn *c, int *status)
                  llhttp_get_error_reason(&c->parser), MSG_BAD_TARGET);
         return c->error_buf;
     case HPE_INVALID_TRANSFER_ENCODING: return MSG_TE_NOT_LAST;
-    case HPE_UNEXPECTED_CONTENT_LENGTH: return MSG_TE_AND_CL;
+    case HPE_UNEXPECTED_CONTENT_LENGTH: /* with Transfer-Encoding, or a second Content-Length */
+        return c->parser.flags & F_TRANSFER_ENCODING ? MSG_TE_AND_CL : MSG_CL_TWICE;
     case HPE_INVALID_VERSION: {
         /* llhttp refuses a version it does not know (1.2, 3.0) before on_version_complete, as
          * soon as it has read its minor digit; a well-formed one (" HTTP/" DIGIT "." DIGIT after
@@ -521,6 +569,23 @@ static const char *parse_error(struct sg_http_conn *c, int *status)
                  llhttp_get_error_reason(&c->parser));
         return c->error_buf;
     }
+}
+
+/* Drop the body bytes the parser has consumed from conn->in (on_body copied the data out), so a
+ * connection holds one copy of the body, and a chunked body's framing (sizes, extensions, line
+ * ends) counts against no limit meant for the body: a body of 1-byte chunks is 6 times its size.
+ * The head stays (the header slices point into it), and so do the last 4 bytes read, which the
+ * checks of a chunk's CRLF and of the body's end look back at. llhttp keeps no pointer into the
+ * buffer between calls. */
+static void body_drop_parsed(struct sg_http_conn *c)
+{
+    if (!c->body_off || c->message_done || c->parsed < c->body_off + 4 + 4096)
+        return; /* not in a body, or too little to be worth a move */
+    size_t from = c->body_off, to = c->parsed - 4, n = to - from;
+    memmove(c->in.data + from, c->in.data + to, c->in.len - to + 1); /* with the NUL */
+    c->in.len -= n;
+    c->parsed -= n;
+    c->chunk_end = c->chunk_end >= to ? c->chunk_end - n : 0; /* 0: that chunk was checked */
 }
 
 int sg_http_parse(struct sg_http_conn *c, const char **msg)
@@ -548,12 +613,11 @@ int sg_http_parse(struct sg_http_conn *c, const char **msg)
         return status;
     } else {
         c->parsed = c->in.len;
+        body_drop_parsed(c);
     }
     /* Past the limit: still in the request line, it is the target that is too long. */
     if (!c->message_done && c->state == CONN_HEAD && c->parsed > c->srv->lim.max_header_bytes) {
-        *msg = c->version_done
-                   ? "request headers are larger than the limit; send fewer or shorter headers"
-                   : msg_uri_too_long(c);
+        *msg = c->version_done ? msg_headers_too_large(c) : msg_uri_too_long(c);
         return c->version_done ? 431 : 414;
     }
     return 0;

@@ -63,6 +63,14 @@ static void on_conn_timer(uv_timer_t *t)
     switch (c->state) {
     case CONN_IDLE: conn_close(c); break;
     case CONN_HEAD:
+        /* A connection that never sent a byte asked nothing: it is closed as an idle one is, as
+         * nginx does. A 408 there is an answer to no request, which a client that opened the
+         * connection ahead of need (a pool, a preconnect) would read as the answer to the request
+         * it sends next. */
+        if (c->in.len == 0) {
+            conn_close(c);
+            break;
+        }
         conn_send_error(c, 408,
                         "the request headers did not arrive in time; send the whole "
                         "request promptly");
@@ -165,6 +173,26 @@ const char *sg_http_server_date(struct sg_http_server *s)
     return s->date;
 }
 
+/* Tell the owner's refusal hook, if any, of a request the server ends itself. */
+static void conn_tell_refusal(struct sg_http_conn *c, int status, const char *code, const char *msg,
+                              char request_id[33], struct sg_buf *body)
+{
+    if (!c->srv->on_refusal)
+        return;
+    struct sg_http_refusal r = {.status = status,
+                                .code = code,
+                                .message = msg,
+                                .t_start_us = c->req.t_start_us,
+                                .body = body};
+    /* The path is known once the target was read whole, or up to its '?' (a 414). */
+    struct sg_slice target = {c->in.data + c->url_off, c->url_len};
+    if (c->method_done && c->url_len && (c->url_done || memchr(target.p, '?', target.n))) {
+        r.method = sg_slice_of(llhttp_method_name((llhttp_method_t)c->parser.method));
+        r.path = sg_http_target_split(target, NULL);
+    }
+    c->srv->on_refusal(&r, request_id, c->srv->ud);
+}
+
 /* An error found while reading a request: answer it and close (the stream is out of sync). */
 static void conn_send_error(struct sg_http_conn *c, int status, const char *msg)
 {
@@ -178,31 +206,19 @@ static void conn_send_error(struct sg_http_conn *c, int status, const char *msg)
     }
     if (!msg)
         msg = "malformed HTTP request";
-    const char *type = "invalid_request_error";
+    const char *type = status == 503 ? "service_unavailable" : "invalid_request_error";
     const char *code = status == 408   ? "request_timeout"
                        : status == 413 ? "request_too_large"
                        : status == 414 ? "uri_too_long"
                        : status == 431 ? "headers_too_large"
                        : status == 501 ? "not_implemented"
                        : status == 505 ? "http_version_not_supported"
+                       : status == 503 ? "gateway_shutdown"
                                        : "bad_request";
     char request_id[33] = "";
     struct sg_buf body;
     sg_buf_init(&body, 0);
-    if (c->srv->on_refusal) {
-        struct sg_http_refusal r = {.status = status,
-                                    .code = code,
-                                    .message = msg,
-                                    .t_start_us = c->req.t_start_us,
-                                    .body = &body};
-        /* The path is known once the target was read whole, or up to its '?' (a 414). */
-        struct sg_slice target = {c->in.data + c->url_off, c->url_len};
-        if (c->method_done && c->url_len && (c->url_done || memchr(target.p, '?', target.n))) {
-            r.method = sg_slice_of(llhttp_method_name((llhttp_method_t)c->parser.method));
-            r.path = sg_http_target_split(target, NULL);
-        }
-        c->srv->on_refusal(&r, request_id, c->srv->ud);
-    }
+    conn_tell_refusal(c, status, code, msg, request_id, &body);
     /* The answer to a HEAD has no body, not even an error's (RFC 9110 §9.3.2). */
     bool head = c->method_done && c->parser.method == HTTP_HEAD;
     if (body.len == 0) {
@@ -305,6 +321,17 @@ static void conn_peer_gone(struct sg_http_conn *c)
             c->reading = false;
         }
         return;
+    }
+    /* It left halfway through sending a request: the owner is told, as of a refusal, so the
+     * request is not lost from its records (nginx logs such a request too). Nothing is sent. */
+    if ((c->state == CONN_HEAD && c->in.len) || c->state == CONN_BODY) {
+        char request_id[33] = "";
+        struct sg_buf body;
+        sg_buf_init(&body, 0);
+        conn_tell_refusal(c, 499, "client_disconnected",
+                          "the client closed the connection before its request was whole",
+                          request_id, &body);
+        sg_buf_dispose(&body);
     }
     conn_close(c);
 }
@@ -700,6 +727,12 @@ static void on_drain_deadline(uv_timer_t *t)
             c->on_abort = NULL;
             c->req.cut = true;
             fn(&c->req, c->abort_ud);
+        } else if ((c->state == CONN_HEAD && c->in.len) || c->state == CONN_BODY) {
+            /* Still sending its request: told why it ends here (and recorded), not just cut. */
+            conn_send_error(c, 503,
+                            "the gateway is shutting down and its drain deadline "
+                            "(server.drain_timeout_s) passed before the request arrived whole; "
+                            "retry the request");
         } else if (!c->req_active) {
             conn_close(c);
         }

@@ -222,7 +222,7 @@ def test_target_over_the_limit_is_414_headers_431(fx):
     eq(r.error()["code"], "uri_too_long", "error code")
     check(r.header("x-request-id"), "x-request-id on the 414")
     http_refused(fx, gw, post(extra=b"X-Big: " + b"b" * 20000 + b"\r\n"), 431,
-            "request headers are larger than the limit", "20 KB header")
+            "request headers are larger than the limit of 16384 bytes", "20 KB header")
     eq(m.stats()["chat"], 0, "nothing reached the provider")
 
 
@@ -243,6 +243,59 @@ def test_bare_lf_is_refused_and_said(fx):
     http_refused(fx, gw, post(extra=b"X-Folded: a\r\n b\r\n"), 400, "obsolete line folding",
             "a folded header line")
     eq(m.stats()["chat"], 0, "nothing reached the provider")
+
+
+def test_framing_read_two_ways_is_refused_and_said(fx):
+    # llhttp read the body of an empty Transfer-Encoding by its Content-Length, and took a header
+    # line without a name; a proxy in front may read either another way. Two Content-Length were
+    # refused with a message about Transfer-Encoding, which the request did not have.
+    m, gw = gateway(fx)
+    http_refused(fx, gw, post(extra=b"Transfer-Encoding: \r\n"), 400,
+            "an empty Transfer-Encoding header", "an empty Transfer-Encoding")
+    http_refused(fx, gw, post(extra=b": x\r\n"), 400, "a header line without a name",
+            "a header line without a name")
+    http_refused(fx, gw, post(extra=b"Content-Length: %d\r\n" % len(BODY)), 400,
+            "more than one Content-Length header", "Content-Length twice, the same")
+    eq(m.stats()["chat"], 0, "nothing reached the provider")
+
+
+def test_client_leaving_mid_request_is_recorded(fx):
+    # A client that hangs up while it sends its request on a model endpoint: mid-head once the
+    # path was read, mid-body, after an Expect: 100-continue, mid-chunked body. Each is a row
+    # (499, client_disconnected) as a hang-up while the provider answers is; nginx logs them too.
+    m, gw = gateway(fx)
+    whole = post()
+    partial = [whole[:whole.index(b"Content-Type")], whole[:-10],
+               post(extra=b"Expect: 100-continue\r\n")[:-len(BODY)],
+               post(extra=b"Transfer-Encoding: chunked\r\n", length=False, body=b"5\r\n{\"mo")]
+    db = fx.path("t.db")
+    for raw in partial:
+        c = fx.conn(gw.port)
+        c.send(raw)
+        time.sleep(0.1)
+        c.close()
+    # Elsewhere, and before the path was read, it is no request of the gateway's records.
+    for raw in (whole.replace(CHAT, b"/elsewhere")[:-10], whole[:10]):
+        c = fx.conn(gw.port)
+        c.send(raw)
+        time.sleep(0.1)
+        c.close()
+
+    def gone():
+        if not os.path.exists(db):
+            return []
+        con = sqlite3.connect("file:%s?mode=ro" % db, uri=True, timeout=5)
+        try:
+            return con.execute("SELECT status, error_type FROM slogate_requests").fetchall()
+        except sqlite3.OperationalError:
+            return []
+        finally:
+            con.close()
+    wait_until(lambda: len(gone()) >= len(partial), 10, "%d rows in SQLite" % len(partial))
+    time.sleep(0.3)
+    eq(gone(), [(499, "client_disconnected")] * len(partial), "a row for each, and only those")
+    eq(m.stats()["chat"], 0, "nothing reached the provider")
+    eq(gw.chat().status, 200, "the gateway serves on")
 
 
 def test_refusals_on_model_endpoints_are_recorded(fx):

@@ -2,7 +2,9 @@
 open-files limit."""
 
 import json
+import signal
 import socket
+import sqlite3
 import sys
 import time
 
@@ -57,6 +59,60 @@ def test_413_body_over_max_request_size(fx):
     check(len(json.dumps(ok)) < 10485, "test body under the limit")
     eq(gw.chat(ok).status, 200, "a 9 KB body passes")
     eq(m.stats()["chat"], 1, "only the body under the limit reached the provider")
+
+
+@time_limit(30)
+def test_413_chunked_body_counted_by_its_data(fx):
+    m, gw = gateway(fx)
+    # A chunk announced past the limit is answered at its size line, while the client still holds
+    # its data back (it was answered once the data had come: never, for this client).
+    c = fx.conn(gw.port)
+    c.send(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+           + MASTER_KEY.encode() + b"\r\nTransfer-Encoding: chunked\r\n\r\n4000\r\n{")
+    r = c.read_response(timeout=5)
+    eq(r.status, 413, "a 16 KB chunk announced (%s)" % r.text)
+    check(c.closed_by_peer(), "the connection is closed after the 413")
+    # The framing is not the body: 9 KB of JSON sent in 1-byte chunks with an extension each
+    # (280 KB on the wire) is under a 10 KB limit. It was a 413.
+    body = json.dumps(chat_body(content="y" * 8900)).encode()
+    check(len(body) < 10485, "test body under the limit")
+    wire = b"".join(b"1;ext=padding-padding\r\n%s\r\n" % body[i:i + 1] for i in range(len(body)))
+    c = fx.conn(gw.port)
+    c.send(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+           + MASTER_KEY.encode() + b"\r\nTransfer-Encoding: chunked\r\n\r\n" + wire
+           + b"0\r\n\r\n")
+    r = c.read_response(timeout=10)
+    eq(r.status, 200, "a 9 KB body in 1-byte chunks (%s)" % r.text[:300])
+    eq(m.stats()["chat"], 1, "it reached the provider")
+
+
+@time_limit(30)
+def test_request_still_arriving_at_the_drain_deadline_gets_a_503(fx):
+    # A client still sending its body when the drain deadline passes is told why the gateway
+    # stops there (it was closed without a word), and the request is a row.
+    db = fx.path("t.db")
+    m, gw = fx.mock_and_gateway(server=dict(SERVER, drain_timeout_s=1),
+                                general=dict(SMALL, database_url="sqlite://" + db))
+    c = fx.conn(gw.port)
+    body = json.dumps(chat_body()).encode()
+    c.send(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+           + MASTER_KEY.encode() + b"\r\nContent-Length: %d\r\n\r\n" % len(body) + body[:10])
+    time.sleep(0.2)
+    gw.proc.signal(signal.SIGTERM)
+    r = c.read_response(timeout=5)
+    eq(r.status, 503, "the answer at the drain deadline (%s)" % r.text)
+    eq(r.error()["code"], "gateway_shutdown", "error code")
+    check("drain deadline" in r.error()["message"], "the message says why: %s" % r.text)
+    check(r.header("x-request-id"), "x-request-id on the 503")
+    check(c.closed_by_peer(), "the connection is closed")
+    eq(gw.proc.wait(10), 0, "the gateway exits 0")
+    con = sqlite3.connect(db)
+    try:
+        got = con.execute("SELECT request_id, status, error_type FROM slogate_requests").fetchall()
+    finally:
+        con.close()
+    eq(got, [(r.header("x-request-id"), 503, "gateway_shutdown")], "its row")
+    eq(m.stats()["chat"], 0, "nothing reached the provider")
 
 
 def test_431_header_block_too_large(fx):
@@ -164,6 +220,8 @@ def test_idle_keepalive_connection_closed(fx):
     # A connection that never sends anything is closed too.
     c = fx.conn(gw.port)
     check(c.closed_by_peer(timeout=4), "a silent connection is closed")
+    eq(bytes(c.buf), b"", "... without an answer (it asked nothing: a 408 there would be read as "
+       "the answer to the request a pooled client sends next)")
 
 
 def test_many_connections_then_still_serving(fx):

@@ -30,6 +30,7 @@ struct fixture {
     int drained;
     uv_timer_t slow_timer;
     struct sg_http_request *slow_req;
+    char last_refusal[64]; /* "STATUS code METHOD PATH" of the last refusal (read after stop) */
 };
 
 static void slow_done(uv_timer_t *t)
@@ -86,7 +87,10 @@ static void handler(struct sg_http_request *req, void *ud)
  * (cut at 32 characters), so a test reads it off the answer's x-request-id. */
 static void refused(const struct sg_http_refusal *r, char request_id[33], void *ud)
 {
-    (void)ud;
+    struct fixture *f = ud;
+    snprintf(f->last_refusal, sizeof f->last_refusal, "%d %s %.*s %.*s", r->status, r->code,
+             (int)r->method.n, r->method.p ? r->method.p : "", (int)r->path.n,
+             r->path.p ? r->path.p : "");
     snprintf(request_id, 33, "%d-%.*s-%.*s", r->status, (int)r->method.n,
              r->method.p ? r->method.p : "", (int)r->path.n, r->path.p ? r->path.p : "");
 }
@@ -404,6 +408,14 @@ static void test_header_timeout_408(void **state)
     read_all(fd, buf, sizeof buf, 3000);
     assert_non_null(strstr(buf, "HTTP/1.1 408 "));
     close(fd);
+    /* A connection that sends nothing asked nothing: it is closed without an answer (it got an
+     * unsolicited 408), at EOF rather than after read_all's 3 s of silence. */
+    fd = connect_to(f->port);
+    assert_int_equal(read_all(fd, buf, sizeof buf, 3000), 0);
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    assert_int_equal(poll(&p, 1, 0), 1);
+    assert_int_equal(read(fd, buf, 1), 0);
+    close(fd);
     stop(f, 2);
 }
 
@@ -511,6 +523,34 @@ static void test_drain_finishes_in_flight(void **state)
     assert_non_null(strstr(buf, "slow done"));
     close(fd);
     uv_thread_join(&f->thread);
+    assert_int_equal(f->drained, 1);
+    uv_loop_close(&f->loop);
+    uv_sem_destroy(&f->ready);
+    free(f);
+}
+
+/* A request still arriving when the drain deadline passes is answered with a 503 that says why
+ * (it was closed without a word), and the refusal hook is told. */
+static void test_drain_deadline_answers_a_request_still_arriving(void **state)
+{
+    (void)state;
+    struct fixture *f = start(NULL);
+    int fd = connect_to(f->port);
+    const char part[] = "POST /v1/x HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nabc";
+    send_all(fd, part, sizeof part - 1);
+    usleep(30 * 1000);
+    f->action = 1; /* drain, deadline 2 s */
+    uv_async_send(&f->ctl);
+    char buf[2048];
+    read_all(fd, buf, sizeof buf, 3000);
+    close(fd);
+    uv_thread_join(&f->thread);
+    assert_non_null(strstr(buf, "HTTP/1.1 503 "));
+    assert_non_null(strstr(buf, "Connection: close\r\n"));
+    assert_non_null(
+        strstr(buf, "drain deadline (server.drain_timeout_s) passed before the request"));
+    assert_non_null(strstr(buf, "\"code\":\"gateway_shutdown\""));
+    assert_string_equal(f->last_refusal, "503 gateway_shutdown POST /v1/x");
     assert_int_equal(f->drained, 1);
     uv_loop_close(&f->loop);
     uv_sem_destroy(&f->ready);
@@ -900,6 +940,139 @@ static void test_upgrade_request_keeps_the_connection_in_step(void **state)
     stop(f, 2);
 }
 
+/* A chunked body's framing is not body: 19,000 bytes in 1-byte chunks (114 KB on the wire, more
+ * than the header and body limits and the read slack together) pass a 20,000-byte limit, whole
+ * and in order, with the end of the body split across reads at each of its last bytes. A chunk
+ * whose data is not followed by CRLF is still refused once the body's first bytes were dropped. */
+static void test_chunked_framing_is_not_body(void **state)
+{
+    (void)state;
+    struct sg_http_limits lim = {.max_body_bytes = 20000};
+    struct fixture *f = start(&lim);
+    enum { N = 19000 };
+    static char req[N * 6 + 256];
+    for (int end = 1; end <= 9; end++) {
+        int n = snprintf(req, sizeof req,
+                         "POST /c HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: "
+                         "chunked\r\nConnection: close\r\n\r\n");
+        for (int i = 0; i < N; i++)
+            n += snprintf(req + n, sizeof req - (size_t)n, "1\r\n%c\r\n", 'a' + i % 26);
+        n += snprintf(req + n, sizeof req - (size_t)n, "%s",
+                      end == 9 ? "1\r\nzXY0\r\n\r\n" : "0\r\nX-T: t\r\n\r\n");
+        int fd = connect_to(f->port);
+        send_all(fd, req, (size_t)n - (size_t)end);
+        usleep(20 * 1000); /* the rest in a read of its own */
+        send_all(fd, req + n - end, (size_t)end);
+        static char buf[1 << 14];
+        read_all(fd, buf, sizeof buf, 2000);
+        close(fd);
+        if (end == 9) {
+            assert_int_equal(status_of(buf), 400);
+            assert_non_null(strstr(buf, "a chunk's data is not followed by CRLF"));
+            continue;
+        }
+        if (status_of(buf) != 200 ||
+            !strstr(buf, "POST /c q= len=19000 body=abcdefghijklmnopqrstuvwxyzabc"))
+            fail_msg("last %d bytes in a read of their own: %.300s", end, buf);
+    }
+    stop(f, 2);
+}
+
+/* A chunk that would take the body past the limit is a 413 as soon as its size line is read,
+ * while the client waits with its data (it was answered only once the data had come). */
+static void test_chunk_over_the_limit_is_413_at_its_size(void **state)
+{
+    (void)state;
+    struct sg_http_limits lim = {.max_body_bytes = 1000};
+    struct fixture *f = start(&lim);
+    const char *big[] = {
+        "POST /c HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3e9\r\nab",
+        "POST /c HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\n3e7\r\n",
+        "POST /c HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nfffffffffff\r\n",
+    };
+    refused_each(f, big, SG_ARRAY_LEN(big), 413, "larger than the limit of 1000 bytes");
+    /* Exactly the limit passes. */
+    static char ok[1200];
+    int n = snprintf(ok, sizeof ok,
+                     "POST /c HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nConnection: "
+                     "close\r\n\r\n2\r\nab\r\n3e6\r\n%0998d\r\n0\r\n\r\n",
+                     0);
+    assert_int_equal(status_of(exchange(f, ok, (size_t)n, 2000)), 200);
+    /* Trailer fields are held to the header limit. */
+    static char tr[600];
+    n = snprintf(tr, sizeof tr,
+                 "POST /c HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+                 "0\r\nX-T: %0500d\r\n\r\n",
+                 0);
+    struct sg_http_limits small = {.max_header_bytes = 400};
+    stop(f, 2);
+    f = start(&small);
+    const char *trailers[] = {tr};
+    refused_each(f, trailers, 1, 431, "trailer fields after the chunked body are larger");
+    stop(f, 2);
+}
+
+/* Framing a proxy in front could read another way is refused, and the message says what was
+ * wrong: an empty Transfer-Encoding (llhttp read the body by its Content-Length), a header line
+ * without a name (llhttp took it), Content-Length twice (it was said to be with
+ * Transfer-Encoding). */
+static void test_framing_read_two_ways_is_said(void **state)
+{
+    (void)state;
+    struct fixture *f = start(NULL);
+    const char *te[] = {
+        "POST /t HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: \r\nContent-Length: 5\r\n\r\nhello",
+        "POST /t HTTP/1.1\r\nHost: a\r\nTransfer-Encoding:\r\n\r\n",
+    };
+    refused_each(f, te, SG_ARRAY_LEN(te), 400, "an empty Transfer-Encoding header");
+    const char *noname[] = {
+        "GET /t HTTP/1.1\r\nHost: a\r\n: x\r\n\r\n",
+        "GET /t HTTP/1.1\r\n: x\r\nHost: a\r\n\r\n",
+    };
+    refused_each(f, noname, SG_ARRAY_LEN(noname), 400, "a header line without a name");
+    const char *cl[] = {
+        "POST /t HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\nhello",
+    };
+    refused_each(f, cl, SG_ARRAY_LEN(cl), 400, "more than one Content-Length header");
+    stop(f, 2);
+}
+
+/* A client that leaves halfway through its request is told to the refusal hook as a 499 with
+ * the method and path, so its owner can record it (nothing is answered); one that leaves with
+ * nothing sent, or before its path was read, or between requests is not a request. */
+static void test_client_leaving_mid_request_is_told(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *sent, *told;
+    } cases[] = {
+        {"POST /v1/x HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nabc",
+         "499 client_disconnected POST /v1/x"},
+        {"POST /v1/y?q HTTP/1.1\r\nHost: a\r\nX-Slow: 1", "499 client_disconnected POST /v1/y"},
+        {"POST /v1/z HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab",
+         "499 client_disconnected POST /v1/z"},
+        {"POST /v1/", "499 client_disconnected  "},
+        {"", ""},
+        {"GET /k HTTP/1.1\r\nHost: a\r\n\r\n", ""},
+    };
+    for (size_t i = 0; i < SG_ARRAY_LEN(cases); i++) {
+        struct fixture *f = start(NULL);
+        int fd = connect_to(f->port);
+        send_all(fd, cases[i].sent, strlen(cases[i].sent));
+        usleep(50 * 1000);
+        close(fd);
+        usleep(100 * 1000);
+        f->action = 2;
+        uv_async_send(&f->ctl);
+        uv_thread_join(&f->thread); /* the loop's writes are seen from here on */
+        if (strcmp(f->last_refusal, cases[i].told) != 0)
+            fail_msg("case %zu: told \"%s\", want \"%s\"", i, f->last_refusal, cases[i].told);
+        uv_loop_close(&f->loop);
+        uv_sem_destroy(&f->ready);
+        free(f);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -917,6 +1090,7 @@ int main(void)
         cmocka_unit_test(test_expect_continue),
         cmocka_unit_test(test_stream_chunks_and_error_shape),
         cmocka_unit_test(test_drain_finishes_in_flight),
+        cmocka_unit_test(test_drain_deadline_answers_a_request_still_arriving),
         cmocka_unit_test(test_absolute_form_target),
         cmocka_unit_test(test_host_header_required_once),
         cmocka_unit_test(test_head_is_get_without_body),
@@ -926,6 +1100,10 @@ int main(void)
         cmocka_unit_test(test_bare_lf_is_refused_and_said),
         cmocka_unit_test(test_request_one_byte_at_a_time),
         cmocka_unit_test(test_upgrade_request_keeps_the_connection_in_step),
+        cmocka_unit_test(test_chunked_framing_is_not_body),
+        cmocka_unit_test(test_chunk_over_the_limit_is_413_at_its_size),
+        cmocka_unit_test(test_framing_read_two_ways_is_said),
+        cmocka_unit_test(test_client_leaving_mid_request_is_told),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
