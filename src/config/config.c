@@ -1004,6 +1004,7 @@ static const struct start_key {
     SK("server.shutdown_delay_s", SK_U32, server.shutdown_delay_ms),
     SK("server.max_connections", SK_U32, server.max_connections),
     SK("server.log_level", SK_STR, server.log_level),
+    SK("server.cors_origins", SK_STR, server.cors_origins),
     SK("general_settings.database_url", SK_STR, general.database_url),
     SK("general_settings.disable_spend_logs", SK_BOOL, general.disable_spend_logs),
     SK("general_settings.redis_url", SK_STR, general.redis_url),

@@ -155,7 +155,10 @@ struct sg_server_settings {
     uint32_t shutdown_delay_ms; /* serving on, readiness 503, before the drain; default 0 */
     uint32_t max_connections;   /* per worker, default 10000 */
     char *log_level;            /* default "info" */
+    char *cors_origins;         /* "*" (default), origins joined by ',', or "" for no CORS;
+                                 * at most SG_CFG_CORS_MAX bytes */
 };
+#define SG_CFG_CORS_MAX 1023 /* what the HTTP server keeps (SG_HTTP_CORS_MAX) */
 
 struct sg_service_settings {
     char *name;     /* default "slogate" */
@@ -353,7 +356,7 @@ const struct sg_feature *sg_config_feature(const struct sg_config *c, const char
  * exporters): a reload that changes one of them changes nothing until the next start. Fills
  * `keys` with the names, as written in the file ("server.max_connections"), of those that differ
  * between `running` and `fresh`; returns how many (at most SG_CONFIG_N_START_KEYS). */
-#define SG_CONFIG_N_START_KEYS 24
+#define SG_CONFIG_N_START_KEYS 25
 size_t sg_config_start_keys_changed(const struct sg_config *running, const struct sg_config *fresh,
                                     const char *keys[SG_CONFIG_N_START_KEYS]);
 

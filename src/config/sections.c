@@ -316,6 +316,53 @@ static void server_host(struct sg_cfg_loader *ld, const struct sg_ynode *v, cons
         replace_str(&srv->host, host);
 }
 
+/* An origin as a browser sends it in Origin: scheme://host[:port], no path, no trailing '/'. */
+static bool origin_ok(const char *s)
+{
+    const char *host = strncmp(s, "https://", 8) == 0  ? s + 8
+                       : strncmp(s, "http://", 7) == 0 ? s + 7
+                                                       : NULL;
+    return strcmp(s, "*") == 0 || (host && *host && !strpbrk(host, "/, \t"));
+}
+
+/* server.cors_origins: the web origins whose pages may call the gateway from a browser (CORS).
+ * "*" (the default, as LiteLLM's proxy and OpenAI's API answer: the key is the credential), one
+ * origin, or a list; [] for none. Kept as one string, "," between origins. */
+static void server_cors(struct sg_cfg_loader *ld, const struct sg_ynode *v, const char *path,
+                        void *base)
+{
+    struct sg_server_settings *srv = base;
+    if (!v) {
+        replace_str(&srv->cors_origins, sg_xstrdup("*"));
+        return;
+    }
+    struct sg_buf b;
+    sg_buf_init(&b, 0);
+    size_t n = v->kind == SG_YSEQ ? v->n : 1;
+    for (size_t i = 0; i < n; i++) {
+        const struct sg_ynode *o = v->kind == SG_YSEQ ? v->items[i] : v;
+        char *s = o->kind == SG_YSCALAR ? sg_cfg_string(ld, o, path) : NULL;
+        if (o->kind == SG_YSCALAR && !s)
+            continue; /* sg_cfg_string said why */
+        if (!s || !origin_ok(s)) {
+            char shown[96];
+            sg_cfg_err(ld, o->line,
+                       "%s: %s is not an origin; write each as a browser sends it, such as "
+                       "https://app.example.com or http://localhost:3000 (no path, no trailing "
+                       "'/'), \"*\" for any, or [] for none",
+                       path, sg_cfg_show(o, NULL, shown, sizeof shown));
+        } else {
+            sg_buf_appendf(&b, "%s%s", b.len ? "," : "", s);
+        }
+        free(s);
+    }
+    if (b.len > SG_CFG_CORS_MAX)
+        sg_cfg_err(ld, v->line, "%s: the origins are longer than %d bytes together; list fewer",
+                   path, SG_CFG_CORS_MAX);
+    replace_str(&srv->cors_origins, sg_xstrdup(b.len <= SG_CFG_CORS_MAX && b.data ? b.data : ""));
+    sg_buf_dispose(&b);
+}
+
 /* service.timezone: UTC, or an IANA zone the machine's time zone database holds (the drill's
  * report gives its start in it). */
 static void service_timezone(struct sg_cfg_loader *ld, const struct sg_ynode *v, const char *path,
@@ -362,6 +409,7 @@ static const struct sg_cfg_field server_fields[] = {
      .max = 10000000},
     {"log_level", SG_FT_ENUM, SERVER(log_level), .defs = "info",
      .choices = "debug|info|warn|error"},
+    {"cors_origins", SG_FT_CUSTOM, 0, .custom = server_cors},
 };
 static const struct sg_cfg_table server_table = TABLE(server_fields, NULL);
 
@@ -954,6 +1002,7 @@ void sg_cfg_free_sections(struct sg_config *c)
     free(c->general.redis_url);
     free(c->server.host);
     free(c->server.log_level);
+    free(c->server.cors_origins);
     free(c->service.name);
     free(c->service.timezone);
     free(c->slo.maintenance);

@@ -10,6 +10,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+_Static_assert(SG_CFG_CORS_MAX <= SG_HTTP_CORS_MAX, "the server keeps every origin allowed");
+
 /* ---- runtime ---- */
 
 struct models_json {
@@ -199,6 +201,7 @@ static void worker_main(void *arg)
         .header_timeout_ms = cfg->server.header_timeout_ms,
         .idle_timeout_ms = cfg->server.idle_timeout_ms,
         .max_connections = cfg->server.max_connections,
+        .cors_origins = cfg->server.cors_origins,
     };
     w->up = sg_upstream_new(&w->loop);
     w->http = sg_http_server_new(&w->loop, &lim, sg_gateway_handle, w);

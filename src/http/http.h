@@ -33,7 +33,10 @@ struct sg_http_limits {
     uint32_t idle_timeout_ms;   /* keep-alive connection with no request (default 60 s) */
     uint32_t max_connections;   /* per server; beyond, new sockets are closed (default 10000) */
     size_t max_pipelined_bytes; /* bytes buffered ahead of an in-flight request (default 64 KiB) */
+    const char *cors_origins;   /* CORS: "*", origins separated by ',' (at most
+                                   SG_HTTP_CORS_MAX bytes), or NULL/"" for none; copied */
 };
+#define SG_HTTP_CORS_MAX 1023
 
 struct sg_http_header {
     struct sg_slice name;
@@ -48,15 +51,17 @@ struct sg_http_request {
     struct sg_slice query;  /* after '?', may be empty */
     struct sg_http_header *headers;
     size_t n_headers;
-    struct sg_buf body;  /* de-chunked request body */
-    bool keep_alive;     /* the connection may carry another request after this one */
-    bool http10;         /* an HTTP/1.0 client: no chunked framing, keep-alive only if asked */
-    bool head;           /* a HEAD, handed over as GET: its answer's body is not sent */
-    bool aborted;        /* the client went away; writes are ignored */
-    bool cut;            /* the server's drain deadline passed: answer now, the connection closes
-                          * (DRAIN_FLUSH_MS later at the latest) */
-    uint64_t t_start_us; /* monotonic time the first byte of this request arrived */
-    void *user;          /* free for the handler */
+    struct sg_buf body;   /* de-chunked request body */
+    bool keep_alive;      /* the connection may carry another request after this one */
+    bool http10;          /* an HTTP/1.0 client: no chunked framing, keep-alive only if asked */
+    bool head;            /* a HEAD, handed over as GET: its answer's body is not sent */
+    bool aborted;         /* the client went away; writes are ignored */
+    bool cut;             /* the server's drain deadline passed: answer now, the connection closes
+                           * (DRAIN_FLUSH_MS later at the latest) */
+    uint64_t t_start_us;  /* monotonic time the first byte of this request arrived */
+    struct sg_slice cors; /* its answer's Access-Control-Allow-Origin: "*" or its Origin when
+                           * the server allows that origin, else empty (response.c) */
+    void *user;           /* free for the handler */
 };
 
 typedef void (*sg_http_handler_fn)(struct sg_http_request *req, void *ud);

@@ -99,7 +99,8 @@ struct sg_http_server {
     void *drained_ud;
     bool freeing;
 
-    char date[40]; /* cached "Date: ..." value, refreshed once a second */
+    char cors[SG_HTTP_CORS_MAX + 1]; /* lim.cors_origins, copied ("" = no CORS) */
+    char date[40];                   /* cached "Date: ..." value, refreshed once a second */
     uint64_t date_sec;
     struct sg_buf scratch; /* response assembly, reused (one loop thread) */
     char read_buf[65536];  /* shared by every connection: libuv reads synchronously per loop */

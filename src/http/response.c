@@ -39,7 +39,7 @@ const char *sg_http_reason(int status)
     }
 }
 
-/* Status line, caller's headers, Date and Connection. */
+/* Status line, caller's headers, CORS, Date and Connection. */
 static void append_head(struct sg_buf *out, struct sg_http_request *req, int status,
                         const struct sg_http_header *headers, size_t n_headers)
 {
@@ -53,6 +53,13 @@ static void append_head(struct sg_buf *out, struct sg_http_request *req, int sta
         sg_buf_append(out, ": ", 2);
         sg_buf_append(out, headers[i].value.p, headers[i].value.n);
         sg_buf_append(out, "\r\n", 2);
+    }
+    if (req->cors.n) { /* the page may read the answer, its x-request-id and x-slogate-* too */
+        sg_buf_appends(out, "Access-Control-Allow-Origin: ");
+        sg_buf_append(out, req->cors.p, req->cors.n);
+        sg_buf_appends(out, req->cors.n == 1 && req->cors.p[0] == '*'
+                                ? "\r\nAccess-Control-Expose-Headers: *\r\n"
+                                : "\r\nVary: Origin\r\nAccess-Control-Expose-Headers: *\r\n");
     }
     sg_buf_append(out, "Date: ", 6);
     sg_buf_appends(out, sg_http_server_date(req->server));

@@ -15,6 +15,7 @@
 #include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -354,6 +355,40 @@ static void refuse_no_resource(struct sg_http_request *r)
     sg_http_respond_405(r, "", msg);
 }
 
+/* CORS (server.cors_origins): what a browser's request from another origin is told it may read,
+ * as Access-Control-Allow-Origin. A request without Origin is no browser's cross-origin one. */
+static struct sg_slice cors_allow(const struct sg_http_server *s, const struct sg_http_request *r)
+{
+    struct sg_slice none = {NULL, 0};
+    if (!s->cors[0])
+        return none;
+    struct sg_slice origin = sg_http_header_get(r, "origin");
+    if (!origin.n)
+        return none;
+    if (strcmp(s->cors, "*") == 0)
+        return SG_SLICE_LIT("*");
+    for (const char *p = s->cors; *p;) {
+        size_t n = strcspn(p, ",");
+        if (n == origin.n && strncasecmp(p, origin.p, n) == 0)
+            return origin;
+        p += n + (p[n] == ',');
+    }
+    return none;
+}
+
+/* A browser's preflight (OPTIONS with Access-Control-Request-Method) from an allowed origin: the
+ * request it asks about may be sent, with the headers it names (a key in Authorization). */
+static void cors_preflight(struct sg_http_request *r, struct sg_slice asked_headers)
+{
+    struct sg_http_header h[] = {
+        {SG_SLICE_LIT("Access-Control-Allow-Methods"),
+         SG_SLICE_LIT("GET, POST, PUT, PATCH, DELETE")},
+        {SG_SLICE_LIT("Access-Control-Max-Age"), SG_SLICE_LIT("600")},
+        {SG_SLICE_LIT("Access-Control-Allow-Headers"), asked_headers},
+    };
+    sg_http_respond(r, 200, h, asked_headers.n ? 3 : 2, "", 0);
+}
+
 /* Hand a parsed request to the handler. */
 static void conn_dispatch(struct sg_http_conn *c)
 {
@@ -387,8 +422,12 @@ static void conn_dispatch(struct sg_http_conn *c)
     c->srv->in_flight++;
     sg_http_conn_set_state(c, CONN_HANDLING);
     c->in_dispatch = true;
+    r->cors = cors_allow(c->srv, r);
     if (c->parser.method == HTTP_CONNECT || sg_slice_eq(r->path, "*"))
         refuse_no_resource(r);
+    else if (r->cors.n && c->parser.method == HTTP_OPTIONS &&
+             sg_http_header_get(r, "access-control-request-method").n)
+        cors_preflight(r, sg_http_header_get(r, "access-control-request-headers"));
     else
         c->srv->handler(r, c->srv->ud);
     c->in_dispatch = false;
@@ -564,6 +603,9 @@ struct sg_http_server *sg_http_server_new(uv_loop_t *loop, const struct sg_http_
     if (limits)
         s->lim = *limits;
     limits_fill(&s->lim);
+    if (s->lim.cors_origins)
+        snprintf(s->cors, sizeof s->cors, "%s", s->lim.cors_origins);
+    s->lim.cors_origins = NULL; /* the caller's string need not outlive this */
     s->handler = handler;
     s->ud = ud;
     sg_buf_init(&s->scratch, 0);

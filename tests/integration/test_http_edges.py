@@ -353,3 +353,46 @@ def test_refusals_on_the_messages_endpoint_are_in_anthropics_shape(fx):
         check(r.header("x-request-id"), "%d: the request id" % status)
     r = http_refused(fx, gw, post(version=b"HTTP/2.0"), 505, "HTTP/2.0", "chat endpoint")
     eq(r.json()["error"]["code"], "http_version_not_supported", "the chat endpoint: OpenAI's shape")
+
+
+def test_cors_lets_a_browser_page_call_the_gateway(fx):
+    # A page on another origin calls with fetch(): the browser first sends a preflight (OPTIONS
+    # with Access-Control-Request-Method), then the request, and lets the page read the answer
+    # only when it names the origin (or "*"), and its headers only when exposed. By default every
+    # origin may, as LiteLLM's proxy and OpenAI's API allow (the key is the credential).
+    from harness import chat_body, http
+    origin = {"Origin": "https://app.example"}
+    preflight = dict(origin, **{"Access-Control-Request-Method": "POST",
+                                "Access-Control-Request-Headers": "authorization,content-type"})
+    m, gw = fx.mock_and_gateway()
+    r = http(gw.port, "OPTIONS", "/v1/chat/completions", headers=preflight, key=None)
+    eq(r.status, 200, "preflight (%s)" % r.text)
+    eq(r.header("access-control-allow-origin"), "*", "preflight: any origin")
+    contains(r.header("access-control-allow-methods", ""), "POST", "preflight: methods")
+    eq(r.header("access-control-allow-headers"), "authorization,content-type",
+       "preflight: the headers asked for, Authorization among them")
+    for stream in (False, True):
+        r = http(gw.port, "POST", "/v1/chat/completions", chat_body(stream=stream), headers=origin)
+        eq(r.status, 200, "stream=%s (%s)" % (stream, r.text[:200]))
+        eq(r.header("access-control-allow-origin"), "*", "stream=%s: the page may read it" % stream)
+        eq(r.header("access-control-expose-headers"), "*", "stream=%s: and x-request-id" % stream)
+    r = http(gw.port, "POST", "/v1/chat/completions", chat_body(), headers=origin, key="sk-wrong")
+    eq((r.status, r.header("access-control-allow-origin")), (401, "*"), "an error is readable too")
+    r = http(gw.port, "POST", "/v1/chat/completions", chat_body())
+    eq(r.header("access-control-allow-origin"), None, "no Origin: no CORS headers")
+    eq(m.stats()["chat"], 3, "the preflight reached no provider")
+
+    # Listed origins: the one that matches is named (and Vary: Origin); another gets nothing.
+    m2, gw2 = fx.mock_and_gateway(server={"cors_origins": ["https://app.example",
+                                                            "http://localhost:3000"]})
+    r = http(gw2.port, "OPTIONS", "/v1/chat/completions",
+             headers=dict(preflight, Origin="http://localhost:3000"), key=None)
+    eq((r.status, r.header("access-control-allow-origin")), (200, "http://localhost:3000"),
+       "a listed origin's preflight")
+    r = http(gw2.port, "GET", "/v1/models", headers=origin)
+    eq(r.header("access-control-allow-origin"), "https://app.example", "a listed origin")
+    eq(r.header("vary"), "Origin", "caches keep one answer per origin")
+    r = http(gw2.port, "OPTIONS", "/v1/chat/completions",
+             headers=dict(preflight, Origin="https://evil.example"), key=None)
+    eq(r.header("access-control-allow-origin"), None, "an origin not listed: no CORS headers")
+    check(r.status in (401, 405), "and no preflight answer (%d)" % r.status)

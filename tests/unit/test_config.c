@@ -642,7 +642,7 @@ static void test_start_keys_changed(void **state)
     b = load(ONE_MODEL
              "server: { host: 0.0.0.0, port: 4001, workers: 3, idle_timeout_s: 5,\n"
              "  header_timeout_s: 5, drain_timeout_s: 5, shutdown_delay_s: 5, max_connections: 7,\n"
-             "  log_level: debug }\n"
+             "  log_level: debug, cors_origins: [https://app.example] }\n"
              "general_settings: { database_url: 'sqlite://other.db',\n"
              "  disable_spend_logs: true, redis_url: 'redis://127.0.0.1:6379/0',\n"
              "  max_request_size_mb: 2, background_health_checks: true,\n"
@@ -656,7 +656,8 @@ static void test_start_keys_changed(void **state)
     assert_int_equal(n, SG_CONFIG_N_START_KEYS);
     assert_string_equal(keys[0], "server.host");
     assert_string_equal(keys[7], "server.max_connections");
-    assert_string_equal(keys[11], "general_settings.redis_url");
+    assert_string_equal(keys[9], "server.cors_origins");
+    assert_string_equal(keys[12], "general_settings.redis_url");
     assert_string_equal(keys[n - 1], "telemetry.journal_dir");
     for (size_t i = 0; i < n; i++) /* each named once */
         for (size_t j = i + 1; j < n; j++)

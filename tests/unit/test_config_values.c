@@ -261,6 +261,32 @@ static void test_bools(void **state)
     sg_config_unref(c);
 }
 
+/* server.cors_origins: "*" unless set; one origin or a list, kept joined by ','; [] for none. */
+static void test_cors_origins(void **state)
+{
+    (void)state;
+    struct sg_config *c = load(ONE_MODEL);
+    assert_clean(c);
+    assert_string_equal(c->server.cors_origins, "*");
+    sg_config_unref(c);
+    c = load(ONE_MODEL
+             "server: { cors_origins: [https://app.example, 'http://localhost:3000'] }\n");
+    assert_clean(c);
+    assert_string_equal(c->server.cors_origins, "https://app.example,http://localhost:3000");
+    sg_config_unref(c);
+    c = load(ONE_MODEL "server: { cors_origins: [] }\n");
+    assert_clean(c);
+    assert_string_equal(c->server.cors_origins, "");
+    sg_config_unref(c);
+    c = load(ONE_MODEL "server: { cors_origins: https://app.example/ }\n");
+    assert_null(c);
+    assert_error(4, "server.cors_origins: \"https://app.example/\" is not an origin; write each as "
+                    "a browser sends it");
+    c = load(ONE_MODEL "server:\n  cors_origins: [app.example, {a: 1}]\n");
+    assert_null(c);
+    assert_int_equal(sg_diags_errors(&D), 2);
+}
+
 /* PyYAML reads a plain 10_000 as the integer 10000 (YAML 1.1), so LiteLLM configs may say so;
  * quoted, or in an exponent, it is a string there and an error here. */
 static void test_yaml11_underscore_numbers(void **state)
@@ -388,6 +414,7 @@ int main(void)
         cmocka_unit_test_teardown(test_numeric_ranges, teardown),
         cmocka_unit_test_teardown(test_durations, teardown),
         cmocka_unit_test_teardown(test_bools, teardown),
+        cmocka_unit_test_teardown(test_cors_origins, teardown),
         cmocka_unit_test_teardown(test_yaml11_underscore_numbers, teardown),
         cmocka_unit_test_teardown(test_yaml11_integer_forms, teardown),
         cmocka_unit_test_teardown(test_wrong_shapes, teardown),
