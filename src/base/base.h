@@ -67,6 +67,14 @@ static inline bool sg_slice_eq(struct sg_slice a, const char *lit)
 }
 /* ASCII case-insensitive comparison, for header names. */
 bool sg_slice_ieq(struct sg_slice a, const char *lit);
+/* The value of a hex digit (0-9, a-f, A-F), or -1. */
+static inline int sg_hex_digit(char c)
+{
+    return c >= '0' && c <= '9'   ? c - '0'
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                  : -1;
+}
 
 /* ---- buffers: growable, with a hard maximum; a failed append leaves the buffer intact ---- */
 struct sg_buf {

@@ -100,7 +100,7 @@ int cmd_check(int argc, char **argv)
         struct sg_price p;
         /* A wildcard route's model is priced per request, for the model the name fills in:
          * the built-in table knows OpenAI's and Anthropic's (docs/pricing.md). */
-        if (d->stars && (d->kind == SG_PROVIDER_ANTHROPIC || strcmp(d->provider, "openai") == 0))
+        if (d->stars && sg_pricing_family(d->provider, strlen(d->provider)))
             continue;
         if (!sg_pricing_resolve(d, &p))
             sg_diags_add(&diags, SG_DIAG_WARNING, d->file ? d->file : path, d->line,

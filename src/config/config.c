@@ -168,7 +168,7 @@ static const struct provider_info *find_provider(const char *name, size_t len)
  * every Anthropic model there is a "claude-..." name (and a claude name it does not know, it
  * refuses), the rest slogate sends to OpenAI. Sending a claude model to OpenAI would hand the
  * Anthropic key to the wrong company. */
-static const char *bare_provider(const char *model)
+const char *sg_config_bare_provider(const char *model)
 {
     return strncmp(model, "claude-", 7) == 0 ? "anthropic" : "openai";
 }
@@ -183,8 +183,8 @@ int sg_config_split_model(const char *model, char **provider, char **provider_mo
     const char *slash = strchr(model, '/');
     if (slash && (slash == model || slash[1] == '\0'))
         return SG_EINVAL;
-    *provider =
-        slash ? sg_xstrndup(model, (size_t)(slash - model)) : sg_xstrdup(bare_provider(model));
+    *provider = slash ? sg_xstrndup(model, (size_t)(slash - model))
+                      : sg_xstrdup(sg_config_bare_provider(model));
     *provider_model = sg_xstrdup(slash ? slash + 1 : model);
     *kind = strcasecmp(*provider, "anthropic") == 0 ? SG_PROVIDER_ANTHROPIC : SG_PROVIDER_OPENAI;
     return SG_OK;
@@ -485,7 +485,7 @@ static const char *unrouted(struct sg_cfg_loader *ld, const struct sg_ynode *ent
     const char *slash = strchr(m, '/');
     if (slash == m)
         return NULL;
-    const char *provider = slash ? m : bare_provider(m);
+    const char *provider = slash ? m : sg_config_bare_provider(m);
     size_t plen = slash ? (size_t)(slash - m) : strlen(provider);
     char pname[64];
     snprintf(pname, sizeof pname, "%.*s", (int)SG_MIN(plen, 60), provider);

@@ -369,9 +369,14 @@ int sg_config_workers(const struct sg_config *c, int flag);
  * "999.1.1.1" is no name either). Nothing is resolved. */
 bool sg_config_host_ok(const char *host);
 
+/* The provider of a model written without one, as LiteLLM reads it: "anthropic" for a claude-
+ * name, else "openai". */
+const char *sg_config_bare_provider(const char *model);
+
 /* Split "openai/gpt-4o-mini" into provider "openai" and model "gpt-4o-mini"; a model without
- * '/' is an OpenAI model. Unknown providers with an api_base are OpenAI-compatible. Writes
- * heap strings the caller frees. Returns 0, or SG_EINVAL for an empty model. */
+ * '/' is an OpenAI model (a claude- one: Anthropic's, sg_config_bare_provider). Unknown providers
+ * with an api_base are OpenAI-compatible. Writes heap strings the caller frees. Returns 0, or
+ * SG_EINVAL for an empty model. */
 int sg_config_split_model(const char *model, char **provider, char **provider_model,
                           enum sg_provider_kind *kind);
 

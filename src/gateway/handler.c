@@ -89,14 +89,6 @@ static void models(struct sg_http_request *req, struct sg_worker *w)
         gw_reject_auth(req);
 }
 
-static int hex_digit(char c)
-{
-    return c >= '0' && c <= '9'   ? c - '0'
-           : c >= 'a' && c <= 'f' ? c - 'a' + 10
-           : c >= 'A' && c <= 'F' ? c - 'A' + 10
-                                  : -1;
-}
-
 /* The id in a model path, %XX sequences decoded (the SDKs send "app/chat" as is, but a client
  * may encode its '/'). False when it is empty, too long, or holds a NUL. */
 static bool model_id(struct sg_slice s, char *out, size_t cap, size_t *len)
@@ -104,8 +96,9 @@ static bool model_id(struct sg_slice s, char *out, size_t cap, size_t *len)
     size_t n = 0;
     for (size_t i = 0; i < s.n; i++) {
         char c = s.p[i];
-        if (c == '%' && i + 2 < s.n && hex_digit(s.p[i + 1]) >= 0 && hex_digit(s.p[i + 2]) >= 0) {
-            c = (char)(hex_digit(s.p[i + 1]) * 16 + hex_digit(s.p[i + 2]));
+        if (c == '%' && i + 2 < s.n && sg_hex_digit(s.p[i + 1]) >= 0 &&
+            sg_hex_digit(s.p[i + 2]) >= 0) {
+            c = (char)(sg_hex_digit(s.p[i + 1]) * 16 + sg_hex_digit(s.p[i + 2]));
             i += 2;
         }
         if (c == '\0' || n + 1 >= cap)

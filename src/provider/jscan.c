@@ -35,17 +35,6 @@ static bool fail(struct scan *s, const char *why)
     return false;
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* One UTF-8 sequence starting at a byte >= 0x80; advances past it. */
 static bool utf8_seq(struct scan *s)
 {
@@ -96,7 +85,7 @@ static bool scan_string(struct scan *s, bool *has_escape)
                 if (s->end - s->p < 6)
                     break;
                 for (int i = 2; i < 6; i++)
-                    if (hexval(s->p[i]) < 0)
+                    if (sg_hex_digit(s->p[i]) < 0)
                         return fail(s, "invalid \\u escape");
                 s->p += 6;
             } else if (strchr("\"\\/bfnrt", e) && e) {
@@ -354,13 +343,14 @@ bool sg_json_unescape(struct sg_slice raw, char *out, size_t cap, size_t *len)
         case 'r': cp = '\r'; break;
         case 't': cp = '\t'; break;
         case 'u':
-            cp = (unsigned)(hexval(raw.p[i]) << 12 | hexval(raw.p[i + 1]) << 8 |
-                            hexval(raw.p[i + 2]) << 4 | hexval(raw.p[i + 3]));
+            cp = (unsigned)(sg_hex_digit(raw.p[i]) << 12 | sg_hex_digit(raw.p[i + 1]) << 8 |
+                            sg_hex_digit(raw.p[i + 2]) << 4 | sg_hex_digit(raw.p[i + 3]));
             i += 4;
             if (cp >= 0xd800 && cp <= 0xdbff && i + 6 <= raw.n && raw.p[i] == '\\' &&
                 raw.p[i + 1] == 'u') {
-                unsigned lo = (unsigned)(hexval(raw.p[i + 2]) << 12 | hexval(raw.p[i + 3]) << 8 |
-                                         hexval(raw.p[i + 4]) << 4 | hexval(raw.p[i + 5]));
+                unsigned lo =
+                    (unsigned)(sg_hex_digit(raw.p[i + 2]) << 12 | sg_hex_digit(raw.p[i + 3]) << 8 |
+                               sg_hex_digit(raw.p[i + 4]) << 4 | sg_hex_digit(raw.p[i + 5]));
                 if (lo >= 0xdc00 && lo <= 0xdfff) {
                     cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
                     i += 6;

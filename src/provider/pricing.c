@@ -9,6 +9,7 @@
 #include "provider.h"
 
 #include <stdio.h>
+#include <strings.h>
 
 /* Keep rows grouped by provider; a model id matches a row exactly or as "<row>-<suffix>" where the
  * suffix is a dated snapshot, -latest or -preview (snapshot_suffix), the longest row winning, so
@@ -118,28 +119,31 @@ const struct sg_price_entry *sg_pricing_lookup(const char *provider, const char 
     return best;
 }
 
+const char *sg_pricing_family(const char *provider, size_t n)
+{
+    return n == 9 && strncasecmp(provider, "anthropic", 9) == 0 ? "anthropic"
+           : (n == 6 && strncasecmp(provider, "openai", 6) == 0) ||
+                   (n == 5 && strncasecmp(provider, "azure", 5) == 0)
+               ? "openai"
+               : NULL;
+}
+
 /* The built-in table's row for a deployment. The model is model_info.base_model when set (LiteLLM
- * prices an Azure deployment, whose name is its owner's choice, by it), else the model called.
- * OpenAI's rows price Azure OpenAI too, at the same list prices. Other providers set their own. */
+ * prices an Azure deployment, whose name is its owner's choice, by it), else the model called. */
 static const struct sg_price_entry *table_row(const struct sg_deployment *d)
 {
     const char *model = d->provider_model, *provider = d->provider;
-    size_t plen = strlen(provider);
-    if (d->base_model) {
-        const char *slash = strchr(d->base_model, '/');
-        model = slash ? slash + 1 : d->base_model;
-        provider = slash                               ? d->base_model
-                   : strncmp(model, "claude-", 7) == 0 ? "anthropic"
-                                                       : "openai";
-        plen = slash ? (size_t)(slash - d->base_model) : strlen(provider);
+    const char *slash = d->base_model ? strchr(d->base_model, '/') : NULL;
+    if (slash) { /* "azure/gpt-4o" */
+        provider = d->base_model;
+        model = slash + 1;
+    } else if (d->base_model) { /* "gpt-4o", "claude-3-5-haiku" */
+        model = d->base_model;
+        provider = sg_config_bare_provider(model);
     }
-    bool anthropic = d->base_model ? plen == 9 && strncmp(provider, "anthropic", 9) == 0
-                                   : d->kind == SG_PROVIDER_ANTHROPIC;
-    bool openai = (plen == 6 && strncmp(provider, "openai", 6) == 0) ||
-                  (plen == 5 && strncmp(provider, "azure", 5) == 0);
-    return anthropic ? sg_pricing_lookup("anthropic", model)
-           : openai  ? sg_pricing_lookup("openai", model)
-                     : NULL;
+    const char *family =
+        sg_pricing_family(provider, slash ? (size_t)(slash - provider) : strlen(provider));
+    return family ? sg_pricing_lookup(family, model) : NULL;
 }
 
 bool sg_pricing_resolve(const struct sg_deployment *d, struct sg_price *out)

@@ -139,6 +139,9 @@ struct sg_price_entry {
 
 /* The built-in table (for docs and tests). */
 const struct sg_price_entry *sg_pricing_table(size_t *n);
+/* Whose built-in prices a provider's models have: "openai" (Azure OpenAI lists the same),
+ * "anthropic", or NULL (other providers set their own). `provider` need not end at n. */
+const char *sg_pricing_family(const char *provider, size_t n);
 /* The built-in row for a provider ("openai", "anthropic") and model id, or NULL. */
 const struct sg_price_entry *sg_pricing_lookup(const char *provider, const char *model);
 /* A deployment's prices: litellm_params/model_info costs win over the table (cache prices then

@@ -487,9 +487,7 @@ void sg_router_wildcard_names(const struct sg_router *r, const struct sg_group *
     struct sg_match m;
     for (size_t j = 0; j < g->n; j++) {
         const struct sg_deployment *d = g->deployments[j];
-        const char *family = d->kind == SG_PROVIDER_ANTHROPIC     ? "anthropic"
-                             : strcmp(d->provider, "openai") == 0 ? "openai"
-                                                                  : NULL;
+        const char *family = sg_pricing_family(d->provider, strlen(d->provider));
         for (size_t i = 0; family && i < n_rows; i++) {
             /* Listed only when a request for it comes back here, to this very model. */
             if (strcmp(rows[i].provider, family) != 0 ||
