@@ -270,6 +270,11 @@ static void test_base_model_prices_the_deployment(void **state)
     d = dep("azure", "gpt-4o", SG_PROVIDER_OPENAI);
     assert_true(sg_pricing_resolve(&d, &p));
     assert_true(fabs(p.input - 2.5e-6) < 1e-15);
+    /* Whose list: one answer for pricing, check's warning and the wildcard listing. */
+    assert_string_equal(sg_pricing_family("azure/gpt-4o", 5), "openai");
+    assert_string_equal(sg_pricing_family("Anthropic", 9), "anthropic");
+    assert_null(sg_pricing_family("groq", 4));
+    assert_null(sg_pricing_family("azure_ai", 8));
     /* Configured prices still win over the base model's. */
     d.base_model = "gpt-4o-mini";
     d.input_cost_per_token = 1e-6;
