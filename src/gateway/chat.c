@@ -105,6 +105,7 @@ struct gw_req {
     const char *error_type;     /* NULL on success */
     struct sg_event *ev;        /* filled as the request goes, recorded at the end */
     char *tracestate;           /* "tracestate: ..." sent on with the caller's trace, or NULL */
+    char *anthropic_beta;       /* a Messages client's "anthropic-beta: ...", or NULL */
     uint64_t t_first_client_us; /* the first byte of the answer went to the client */
     char hdr_vals[5][32];
 };
@@ -156,6 +157,8 @@ static size_t gw_headers(struct gw_req *g, struct sg_http_header *h, const char 
     size_t n = 0;
     h[n++] = (struct sg_http_header){SG_SLICE_LIT("Content-Type"), sg_slice_of(content_type)};
     h[n++] = (struct sg_http_header){SG_SLICE_LIT("x-request-id"), sg_slice_of(g->request_id)};
+    if (g->chat.api == SG_API_MESSAGES) /* Anthropic's name: its SDK's _request_id, requestID */
+        h[n++] = (struct sg_http_header){SG_SLICE_LIT("request-id"), sg_slice_of(g->request_id)};
     const struct sg_deployment *d = g->answered_by;
     if (d) {
         h[n++] = (struct sg_http_header){SG_SLICE_LIT("x-slogate-deployment"), sg_slice_of(d->id)};
@@ -340,23 +343,25 @@ static void attempt_dispose(struct gw_attempt *a)
     sg_sse_parser_dispose(&a->sse);
 }
 
-/* The caller's tracestate, sent on beside the traceparent that continues its trace, as W3C
- * trace context requires: its header lines joined with ',' (§3.3.1.1), empty members dropped.
- * A combined value over the 512 bytes every participant must carry, or one with bytes outside
- * the header's grammar, is not sent: W3C lets a participant drop what it cannot propagate
- * whole. NULL when there is nothing to send. */
-static char *tracestate_line(const struct sg_http_request *req)
+/* A header the client sent, to send on upstream: its lines joined with ',' (as a list-valued
+ * header's lines may be, RFC 9110 §5.3), empty ones dropped, as one "Name: value" line. A
+ * combined value over `max` bytes (at most 1024), or one with bytes outside the header's
+ * grammar, is not sent. NULL when there is nothing to send. Used for the W3C tracestate that
+ * goes beside the traceparent continuing the caller's trace (§3.3.1.1: 512 bytes every
+ * participant must carry; a participant may drop what it cannot propagate whole), and for an
+ * Anthropic client's anthropic-beta, which turns on the betas its request relies on. */
+static char *client_header_line(const struct sg_http_request *req, const char *name, size_t max)
 {
-    enum { MAX = 512 };
-    char v[MAX + 1];
+    char v[1025];
     size_t n = 0;
+    max = SG_MIN(max, sizeof v - 1);
     for (size_t i = 0; i < req->n_headers; i++) {
-        if (!sg_slice_ieq(req->headers[i].name, "tracestate"))
+        if (!sg_slice_ieq(req->headers[i].name, name))
             continue;
         struct sg_slice h = req->headers[i].value;
         if (h.n == 0)
             continue;
-        if (n + (n > 0) + h.n > MAX)
+        if (n + (n > 0) + h.n > max)
             return NULL;
         if (n)
             v[n++] = ',';
@@ -366,7 +371,7 @@ static char *tracestate_line(const struct sg_http_request *req)
         memcpy(v + n, h.p, h.n);
         n += h.n;
     }
-    return n ? sg_xasprintf("tracestate: %.*s", (int)n, v) : NULL;
+    return n ? sg_xasprintf("%s: %.*s", name, (int)n, v) : NULL;
 }
 
 /* The single exit of a proxied request. */
@@ -381,6 +386,7 @@ static void gw_finish(struct gw_req *g)
     sg_buf_dispose(&g->log);
     sg_runtime_unref(g->rt);
     free(g->tracestate);
+    free(g->anthropic_beta);
     free(g);
 }
 
@@ -1142,6 +1148,9 @@ static bool attempt_start(struct gw_req *g, const struct sg_deployment *d)
         r.extra[r.n_extra++] = a->traceparent;
     if (a->traceparent[0] && g->tracestate)
         r.extra[r.n_extra++] = g->tracestate;
+    if (g->anthropic_beta && d->kind == SG_PROVIDER_ANTHROPIC) /* the client's betas, as its own */
+        r.extra[r.n_extra++] = g->anthropic_beta;
+
     if (!g->t_attempt_us)
         g->t_attempt_us = a->t_start_us;
     a->call = sg_upstream_start(g->w->up, &r, &up_handlers, a);
@@ -1242,7 +1251,7 @@ void gw_chat(struct sg_http_request *req, struct sg_worker *w)
     sg_request_id(g->request_id); /* time-ordered: cheap inserts into the store's key */
     g->ev = gw_event_begin(w, req);
     if (g->ev && g->ev->parent_span_id[0])
-        g->tracestate = tracestate_line(req);
+        g->tracestate = client_header_line(req, "tracestate", 512);
     sg_buf_init(&g->up_body, 0);
     sg_buf_init(&g->log, 16384);
     for (int i = 0; i < MAX_ATTEMPTS; i++) {
@@ -1259,12 +1268,13 @@ void gw_chat(struct sg_http_request *req, struct sg_worker *w)
     g->chat.api = sg_slice_eq(req->path, "/v1/messages") ? SG_API_MESSAGES
                   : embeddings                           ? SG_API_EMBEDDINGS
                                                          : SG_API_CHAT;
+    if (g->chat.api == SG_API_MESSAGES) /* sent on to Anthropic deployments (attempt_start) */
+        g->anthropic_beta = client_header_line(req, "anthropic-beta", 1024);
 
     if (!gw_authenticate(req, cfg)) {
         if (g->chat.api == SG_API_MESSAGES)
-            gw_error(g, 401, "authentication_error", "invalid_api_key",
-                     "invalid x-api-key: send the gateway's master key in x-api-key or "
-                     "'Authorization: Bearer <key>'");
+            gw_error(g, 401, "authentication_error", "invalid_api_key", "%s",
+                     GW_AUTH_MESSAGE_ANTHROPIC);
         else
             gw_error(g, 401, "invalid_request_error", "invalid_api_key", GW_AUTH_MESSAGE);
         gw_finish(g);
@@ -1310,10 +1320,8 @@ void gw_chat(struct sg_http_request *req, struct sg_worker *w)
                      "/v1/models lists the models this gateway serves.",
                      n, g->chat.model, why);
         else
-            gw_error(g, 404, "invalid_request_error", "model_not_found",
-                     "The model `%.*s` does not exist or you do not have access to it. GET "
-                     "/v1/models lists the models this gateway serves.",
-                     n, g->chat.model);
+            gw_error(g, 404, "invalid_request_error", "model_not_found", GW_MODEL_NOT_FOUND_FMT, n,
+                     g->chat.model);
         gw_finish(g);
         return;
     }

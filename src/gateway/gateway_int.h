@@ -85,6 +85,14 @@ bool gw_authenticate(struct sg_http_request *req, const struct sg_config *cfg);
 #define GW_AUTH_MESSAGE                                                                            \
     "Incorrect API key provided. Send 'Authorization: Bearer <key>' with the gateway's master "    \
     "key."
+/* The message of a 404 model_not_found, for a name (%.*s) that nothing serves. */
+#define GW_MODEL_NOT_FOUND_FMT                                                                     \
+    "The model `%.*s` does not exist or you do not have access to it. GET /v1/models lists the "   \
+    "models this gateway serves."
+/* The same for Anthropic's clients, which send x-api-key. */
+#define GW_AUTH_MESSAGE_ANTHROPIC                                                                  \
+    "invalid x-api-key: send the gateway's master key in x-api-key or 'Authorization: Bearer "     \
+    "<key>'"
 void gw_reject_auth(struct sg_http_request *req);
 
 /* What a reload published. */

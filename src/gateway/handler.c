@@ -15,7 +15,9 @@ bool gw_authenticate(struct sg_http_request *req, const struct sg_config *cfg)
         return true; /* no master key configured: open, as LiteLLM (serve warns at start) */
     struct sg_slice auth = sg_http_header_get(req, "authorization");
     struct sg_slice xkey = sg_http_header_get(req, "x-api-key");
-    if (!auth.p && xkey.p && sg_slice_eq(req->path, "/v1/messages"))
+    if (!auth.p && xkey.p &&
+        (sg_slice_eq(req->path, "/v1/messages") ||
+         sg_slice_eq(req->path, "/v1/messages/count_tokens")))
         return sg_ct_equal(xkey.p, xkey.n, key, strlen(key)); /* Anthropic clients' header */
     if (auth.n < 7 || !sg_slice_ieq((struct sg_slice){auth.p, 7}, "bearer "))
         return false;
@@ -131,13 +133,50 @@ static void model_retrieve(struct sg_http_request *req, struct sg_worker *w, str
                        rt->models_created);
         respond_json(req, 200, b.data, b.len);
     } else {
-        sg_buf_appendf(&b,
-                       "The model `%.*s` does not exist or you do not have access to it. GET "
-                       "/v1/models lists the models this gateway serves.",
-                       (int)SG_MIN(id.n, 200), id.p);
+        sg_buf_appendf(&b, GW_MODEL_NOT_FOUND_FMT, (int)SG_MIN(id.n, 200), id.p);
         sg_http_respond_error(req, 404, "invalid_request_error", "model_not_found", b.data);
     }
     sg_buf_dispose(&b);
+}
+
+/* An error in Anthropic's shape ({"type":"error","error":{...}}), which its SDK reads. */
+static void respond_anthropic_error(struct sg_http_request *req, int status, const char *msg)
+{
+    struct sg_buf b;
+    sg_buf_init(&b, 0);
+    sg_anthropic_error_body(&b, status, msg);
+    respond_json(req, status, b.data, b.len);
+    sg_buf_dispose(&b);
+}
+
+/* POST /v1/messages/count_tokens (the Anthropic SDK's messages.countTokens; LiteLLM serves it):
+ * {"input_tokens":N} for a Messages body without max_tokens, for any model the gateway routes.
+ * N is the gateway's own estimate, the one its caps use (conservative: docs/pricing.md); no
+ * provider is called, so it costs nothing and is not a recorded request. */
+static void count_tokens(struct sg_http_request *req, struct sg_worker *w)
+{
+    const struct sg_runtime *rt = w->rt;
+    if (!gw_authenticate(req, rt->cfg)) {
+        respond_anthropic_error(req, 401, GW_AUTH_MESSAGE_ANTHROPIC);
+        return;
+    }
+    struct sg_chat_request *r = sg_xcalloc(1, sizeof *r);
+    char err[300];
+    struct sg_match m;
+    struct sg_buf b;
+    sg_buf_init(&b, 0);
+    if (sg_messages_count_parse(req->body.data, req->body.len, r, err, sizeof err) != SG_OK) {
+        respond_anthropic_error(req, 400, err);
+    } else if (!sg_router_resolve(rt->router, r->model, r->model_len, &m)) {
+        sg_buf_appendf(&b, GW_MODEL_NOT_FOUND_FMT, (int)SG_MIN(r->model_len, 200), r->model);
+        respond_anthropic_error(req, 404, b.data);
+    } else {
+        int64_t n = sg_tokens_estimate_request(req->body.data, req->body.len);
+        sg_buf_appendf(&b, "{\"input_tokens\":%" PRId64 "}", n > 0 ? n : 0);
+        respond_json(req, 200, b.data, b.len);
+    }
+    sg_buf_dispose(&b);
+    free(r);
 }
 
 /* Exact paths; the chat path first, as it is nearly every request. chat.c tells the three APIs
@@ -147,17 +186,12 @@ static const struct route {
     bool post; /* else GET */
     void (*handle)(struct sg_http_request *req, struct sg_worker *w);
 } routes[] = {
-    {"/v1/chat/completions", true, gw_chat},
-    {"/chat/completions", true, gw_chat},
-    {"/v1/messages", true, gw_chat},
-    {"/v1/embeddings", true, gw_chat},
-    {"/embeddings", true, gw_chat},
-    {"/health/liveliness", false, liveness},
-    {"/health/liveness", false, liveness},
-    {"/health/readiness", false, readiness},
-    {"/metrics", false, gw_metrics},
-    {"/v1/models", false, models},
-    {"/models", false, models},
+    {"/v1/chat/completions", true, gw_chat}, {"/chat/completions", true, gw_chat},
+    {"/v1/messages", true, gw_chat},         {"/v1/messages/count_tokens", true, count_tokens},
+    {"/v1/embeddings", true, gw_chat},       {"/embeddings", true, gw_chat},
+    {"/health/liveliness", false, liveness}, {"/health/liveness", false, liveness},
+    {"/health/readiness", false, readiness}, {"/metrics", false, gw_metrics},
+    {"/v1/models", false, models},           {"/models", false, models},
 };
 
 void gw_refused(const struct sg_http_refusal *r, char request_id[33], void *ud)

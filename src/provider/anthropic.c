@@ -1083,6 +1083,10 @@ int sg_anthropic_stream_event(struct sg_anthropic_stream *s, struct sg_slice eve
         block_start(s, pj_get(root, "content_block"), out);
     } else if (strcmp(type, "content_block_delta") == 0) {
         rc = block_delta(s, pj_get(root, "delta"), out);
+        /* Until message_delta counts them, a stream cut short is charged at least a token per
+         * delta it relayed (message_start says 1), as an OpenAI stream one per chunk. */
+        if (++s->deltas > s->usage.output_tokens)
+            s->usage.output_tokens = s->deltas;
     } else if (strcmp(type, "content_block_stop") == 0) {
         block_stop(s, out);
     } else if (strcmp(type, "message_delta") == 0) {

@@ -24,8 +24,9 @@
         goto fail;                                                                                 \
     } while (0)
 
-int sg_messages_request_parse(const char *body, size_t len, struct sg_chat_request *out, char *err,
-                              size_t err_len)
+/* A Messages body; `count`: one for count_tokens, which needs no max_tokens. */
+static int messages_parse(const char *body, size_t len, bool count, struct sg_chat_request *out,
+                          char *err, size_t err_len)
 {
     /* The scanner finds the model values for the splice; json-c (strict) checks the rest. */
     struct sg_json_member m[SG_CHAT_MAX_MEMBERS];
@@ -51,7 +52,7 @@ int sg_messages_request_parse(const char *body, size_t len, struct sg_chat_reque
     if (!pj_is(msgs, json_type_array) || json_object_array_length(msgs) == 0)
         ERR("messages: Field required (a non-empty array)");
     v = pj_get(root, "max_tokens");
-    if (!pj_is(v, json_type_int) || json_object_get_int64(v) < 1)
+    if (!count && (!pj_is(v, json_type_int) || json_object_get_int64(v) < 1))
         ERR("max_tokens: Field required (an integer >= 1)");
     if ((v = pj_get(root, "stream")) && !pj_is(v, json_type_boolean))
         ERR("stream: Input should be a valid boolean");
@@ -63,10 +64,24 @@ int sg_messages_request_parse(const char *body, size_t len, struct sg_chat_reque
         sg_id_copy(out->user, sizeof out->user, id, strlen(id));
     if ((id = pj_str(meta, "feature")))
         sg_id_copy(out->feature, sizeof out->feature, id, strlen(id));
+    out->metadata_extra = pj_is(meta, json_type_object) &&
+                          json_object_object_length(meta) > (pj_get(meta, "user_id") ? 1 : 0);
     rc = SG_OK;
 fail:
     json_object_put(root);
     return rc;
+}
+
+int sg_messages_request_parse(const char *body, size_t len, struct sg_chat_request *out, char *err,
+                              size_t err_len)
+{
+    return messages_parse(body, len, false, out, err, err_len);
+}
+
+int sg_messages_count_parse(const char *body, size_t len, struct sg_chat_request *out, char *err,
+                            size_t err_len)
+{
+    return messages_parse(body, len, true, out, err, err_len);
 }
 
 /* The splice of openai.c, for the model only (Messages bodies have no stream_options). */
@@ -102,12 +117,30 @@ int sg_messages_encode_anthropic(const struct sg_chat_request *r, const struct s
                                  const struct sg_anthropic_opts *o, struct sg_buf *out, char *err,
                                  size_t err_len)
 {
-    if (!o || !o->prompt_caching)
+    bool caching = o && o->prompt_caching;
+    if (!caching && !r->metadata_extra)
         return splice_model(r, d, out);
     struct json_object *root = pj_parse_object(r->body, r->body_len, err, err_len);
     if (!root)
         return SG_EINVAL;
     json_object_object_add(root, "model", json_object_new_string(d->provider_model));
+    if (r->metadata_extra) {
+        /* Anthropic takes user_id alone in metadata ("Extra inputs are not permitted"); the
+         * rest (metadata.feature) was for the gateway. As LiteLLM strips it. */
+        struct json_object *meta = pj_get(root, "metadata"), *uid = pj_get(meta, "user_id");
+        if (uid) {
+            struct json_object *m = json_object_new_object();
+            pj_add_ref(m, "user_id", uid);
+            json_object_object_add(root, "metadata", m);
+        } else {
+            json_object_object_del(root, "metadata");
+        }
+    }
+    if (!caching) {
+        int rc = pj_append(out, root) == SG_OK ? SG_OK : SG_ETOOBIG;
+        json_object_put(root);
+        return rc;
+    }
     struct json_object *tools = pj_get(root, "tools"), *sys = pj_get(root, "system");
     int used = pj_count_cache_control(tools, 0) + pj_count_cache_control(sys, 0) +
                pj_count_cache_control(pj_get(root, "messages"), 0);
@@ -358,6 +391,8 @@ int sg_messages_encode_openai(const struct sg_chat_request *r, const struct sg_d
     }
     struct json_object *tc = pj_get(root, "tool_choice");
     const char *tct = pj_str(tc, "type");
+    if (tct && !nt && (strcmp(tct, "auto") == 0 || strcmp(tct, "none") == 0))
+        tct = NULL; /* nothing to choose from: OpenAI refuses a tool_choice without tools */
     if (tct) {
         if (strcmp(tct, "auto") == 0 || strcmp(tct, "none") == 0) {
             json_object_object_add(req, "tool_choice", json_object_new_string(tct));
@@ -495,6 +530,15 @@ static void event(struct sg_buf *out, const char *name)
     sg_buf_appendf(out, "event: %s\ndata: {\"type\":\"%s\"", name, name);
 }
 
+/* Anthropic's streams have a ping after the first content_block_start. */
+static void ping_once(struct sg_messages_stream *s, struct sg_buf *out)
+{
+    if (s->pinged)
+        return;
+    s->pinged = true;
+    sg_buf_appends(out, "event: ping\ndata: {\"type\":\"ping\"}\n\n");
+}
+
 static void close_block(struct sg_messages_stream *s, struct sg_buf *out)
 {
     if (!s->block_kind)
@@ -517,7 +561,8 @@ static void start_message(struct sg_messages_stream *s, struct sg_buf *out)
      * (what SDKs that read input_tokens only from message_start keep; docs/pricing.md). */
     sg_buf_appendf(out,
                    ",\"content\":[],\"stop_reason\":null,\"stop_sequence\":null,"
-                   "\"usage\":{\"input_tokens\":%lld,\"output_tokens\":0}}}\n\n",
+                   "\"usage\":{\"input_tokens\":%lld,\"cache_creation_input_tokens\":0,"
+                   "\"cache_read_input_tokens\":0,\"output_tokens\":0}}}\n\n",
                    (long long)s->input_estimate);
 }
 
@@ -593,6 +638,7 @@ int sg_messages_stream_chunk(struct sg_messages_stream *s, struct sg_slice data,
                            ",\"index\":%d,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}"
                            "\n\n",
                            s->block_index);
+            ping_once(s, out);
         }
         event(out, "content_block_delta");
         sg_buf_appendf(out, ",\"index\":%d,\"delta\":{\"type\":\"text_delta\",\"text\":\"",
@@ -620,6 +666,7 @@ int sg_messages_stream_chunk(struct sg_messages_stream *s, struct sg_slice data,
             sg_buf_appends(out, ",\"name\":");
             append_str(out, pj_str(fn, "name"));
             sg_buf_appends(out, ",\"input\":{}}}\n\n");
+            ping_once(s, out);
         }
         if (block < 0)
             block = s->block_index; /* an index past the map: the open block's */

@@ -62,6 +62,8 @@ struct sg_chat_request {
                               * or NULL */
     char user[128];          /* "user", decoded, may be empty */
     char feature[128];       /* metadata.feature, decoded, may be empty */
+    bool metadata_extra;     /* Messages: `metadata` has members besides user_id (the gateway's
+                              * feature), which Anthropic refuses: not sent there */
     /* Every top-level "model" value (json-c and the providers take the last of duplicates; the
      * encoder replaces them all, so what is billed is what runs). */
     struct sg_slice model_values[8];
@@ -284,6 +286,7 @@ struct sg_anthropic_stream {
     char id[96];
     char model[160];
     char finish[24]; /* finish_reason from message_delta */
+    int64_t deltas;  /* content_block_delta events so far */
     char error_type[48];
     char error[256];
     struct sg_usage usage;
@@ -302,6 +305,9 @@ int sg_anthropic_stream_event(struct sg_anthropic_stream *s, struct sg_slice eve
  * first (messages non-empty, max_tokens a positive integer). */
 int sg_messages_request_parse(const char *body, size_t len, struct sg_chat_request *out, char *err,
                               size_t err_len);
+/* The same for POST /v1/messages/count_tokens, which needs no max_tokens. */
+int sg_messages_count_parse(const char *body, size_t len, struct sg_chat_request *out, char *err,
+                            size_t err_len);
 /* To an Anthropic deployment: the client's bytes with the model spliced in; with
  * prompt_caching, stable system and tool blocks get cache_control markers too. */
 int sg_messages_encode_anthropic(const struct sg_chat_request *r, const struct sg_deployment *d,
@@ -321,6 +327,7 @@ int sg_messages_decode_openai(const char *body, size_t len, struct sg_buf *out, 
 struct sg_messages_stream {
     bool started;    /* message_start sent */
     bool done;       /* message_stop sent */
+    bool pinged;     /* the ping Anthropic sends after the first content_block_start, sent */
     int block_kind;  /* the open block: 0 none, 1 text, 2 tool_use */
     int block_index; /* its index in the message's content */
     int tool_index;  /* the chunk tool_calls index it belongs to */

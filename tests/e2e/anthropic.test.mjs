@@ -107,6 +107,34 @@ describe('Anthropic and OpenAI SDKs across wire formats', () => {
         (e) => e instanceof Anthropic.NotFoundError && e.status === 404);
     });
 
+  test('anthropic SDK: request ids, countTokens and an error\'s requestID', T, async () => {
+    // The SDK reads Anthropic's request-id header into message._request_id and
+    // APIError.requestID; support asks for it. countTokens is the gateway's input estimate, the
+    // same number a translated stream's message_start carries.
+    const messages = [{ role: 'user', content: 'How many tokens is this?' }];
+    for (const model of ['app/claude', 'app/gpt']) {
+      const { data, response } = await anthropic.messages.create({ model, max_tokens: 4,
+        messages }).withResponse();
+      assert.match(data._request_id, /^[0-9a-f]{32}$/, `${model}: _request_id`);
+      assert.equal(data._request_id, response.headers.get('x-request-id'));
+      const counted = await anthropic.messages.countTokens({ model, messages });
+      assert.ok(counted.input_tokens > 0, `${model}: ${JSON.stringify(counted)}`);
+      const stream = anthropic.messages.stream({ model: 'app/gpt', max_tokens: 4, messages });
+      let start = null;
+      // (read at once: the SDK's snapshot is this object, message_delta's usage overwrites it)
+      stream.on('streamEvent', (e) => {
+        if (e.type === 'message_start') start = e.message.usage.input_tokens;
+      });
+      await stream.finalMessage();
+      assert.equal(counted.input_tokens, start, `${model}: the same estimate`);
+    }
+    await assert.rejects(
+      anthropic.messages.create({ model: 'app/gpt', max_tokens: 4, messages: [] }),
+      (e) => e instanceof Anthropic.BadRequestError && /^[0-9a-f]{32}$/.test(e.requestID));
+    await assert.rejects(anthropic.messages.countTokens({ model: 'nope', messages }),
+      (e) => e instanceof Anthropic.NotFoundError && e.error?.error?.type === 'not_found_error');
+  });
+
   test('openai SDK against an Anthropic deployment (non-streaming and streaming)', T, async () => {
     const res = await openai.chat.completions.create({
       model: 'app/claude', max_tokens: 10,

@@ -50,6 +50,17 @@ static void test_parse(void **state)
     assert_true(r.stream);
     assert_string_equal(r.user, "u1");
     assert_int_equal(r.n_model_values, 1);
+    assert_false(r.metadata_extra); /* user_id alone goes to Anthropic as it is */
+    const char *f = "{\"model\":\"a\",\"max_tokens\":1,\"messages\":[{}],\"metadata\":{"
+                    "\"feature\":\"s\"}}";
+    assert_int_equal(sg_messages_request_parse(f, strlen(f), &r, err, sizeof err), SG_OK);
+    assert_string_equal(r.feature, "s");
+    assert_true(r.metadata_extra);
+    /* count_tokens: no max_tokens needed; the rest is checked the same. */
+    const char *c = "{\"model\":\"a\",\"messages\":[{}]}";
+    assert_int_equal(sg_messages_count_parse(c, strlen(c), &r, err, sizeof err), SG_OK);
+    c = "{\"model\":\"a\",\"messages\":[]}";
+    assert_int_equal(sg_messages_count_parse(c, strlen(c), &r, err, sizeof err), SG_EINVAL);
     parse_fails("{\"max_tokens\":1,\"messages\":[{}]}", "model: Field required");
     parse_fails("{\"model\":7,\"max_tokens\":1,\"messages\":[{}]}",
                 "model: Input should be a valid string");
@@ -273,7 +284,8 @@ static void test_stream(void **state)
     assert_int_equal(s.content_chunks, 4);
     char n[1024];
     names(out.data, n, sizeof n);
-    assert_string_equal(n, "message_start content_block_start content_block_delta "
+    /* Anthropic's order: one ping after the first block started. */
+    assert_string_equal(n, "message_start content_block_start ping content_block_delta "
                            "content_block_delta content_block_stop content_block_start "
                            "content_block_delta content_block_stop message_delta message_stop");
     assert_non_null(strstr(out.data, "\"delta\":{\"type\":\"text_delta\",\"text\":\"Hel\"}"));
@@ -303,7 +315,7 @@ static void test_stream(void **state)
     assert_int_equal(chunk(&s, c, &out), SG_OK);
     assert_int_equal(sg_messages_stream_finish(&s, &out), SG_OK);
     names(out.data, n, sizeof n);
-    assert_string_equal(n, "message_start content_block_start content_block_delta "
+    assert_string_equal(n, "message_start content_block_start ping content_block_delta "
                            "content_block_stop message_delta message_stop");
     sg_messages_stream_init(&s);
     assert_int_equal(chunk(&s, "{\"choices\":[", &out), SG_EPROTO);
@@ -335,7 +347,9 @@ static void test_stream_usage_estimate(void **state)
         sg_messages_stream_init(&s);
         s.input_estimate = 31;
         assert_int_equal(chunk(&s, text, &out), SG_OK);
-        assert_non_null(strstr(out.data, "\"usage\":{\"input_tokens\":31,\"output_tokens\":0}"));
+        assert_non_null(strstr(out.data, "\"usage\":{\"input_tokens\":31,"
+                                         "\"cache_creation_input_tokens\":0,"
+                                         "\"cache_read_input_tokens\":0,\"output_tokens\":0}"));
         assert_int_equal(chunk(&s, text, &out), SG_OK);
         assert_int_equal(chunk(&s, stop, &out), SG_OK);
         if (reported)
