@@ -73,13 +73,20 @@ static void database_url(struct sg_cfg_loader *ld, const struct sg_ynode *v, con
 static void redis_url(struct sg_cfg_loader *ld, const struct sg_ynode *v, const char *path,
                       void *base)
 {
-    static const char *const schemes[] = {"redis://", "rediss://", "unix://"};
+    static const char *const schemes[] = {"redis://", "unix://"};
     struct sg_general_settings *g = base;
     if (!v)
         replace_str(&g->redis_url, NULL);
+    else if (v->s && strncmp(v->s, "rediss://", 9) == 0)
+        /* hiredis 0.14 (Debian's) has no TLS: the URL used to pass here and leave every
+         * instance on local cooldowns, readiness saying "unreachable", with no hint why. */
+        sg_cfg_err(ld, v->line,
+                   "%s: rediss:// (TLS) is not supported; use redis:// on a private network or "
+                   "through a local TLS tunnel (stunnel, spiped), or unix://",
+                   path);
     else
         url_scheme_check(ld, v, path, &g->redis_url, schemes, SG_ARRAY_LEN(schemes),
-                         "redis://, rediss:// or unix://");
+                         "redis:// or unix://");
 }
 
 #define GENERAL(m) OFF(struct sg_general_settings, m)

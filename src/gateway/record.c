@@ -88,6 +88,12 @@ static double dep_failures(void *ud, const char *id)
     return dep_view(ud, id, &v) ? (double)v.failures : 0;
 }
 
+static double redis_up(void *ud)
+{
+    const struct gw_telemetry *t = ud;
+    return atomic_load(&t->health->redis_ok) ? 1 : 0;
+}
+
 static void register_store_metrics(struct gw_telemetry *t)
 {
     static const struct {
@@ -280,6 +286,14 @@ int gw_telemetry_start(struct sg_gateway *gw)
                 t->reqlog ? cfg->telemetry.request_log : "");
         free(spool);
         register_store_metrics(t);
+    }
+    if (cfg->general.redis_url) { /* DESIGN §15: readiness and metrics say Redis is away */
+        struct sg_metrics *m = sg_telemetry_metrics(t->tel);
+        int f = sg_metrics_family(m, "slogate_redis_up",
+                                  "1 while Redis answers the cooldown sync, 0 while cooldowns "
+                                  "are this instance's own (Redis unreachable).",
+                                  SG_METRIC_GAUGE, NULL, 0);
+        sg_metrics_series_fn(m, f, NULL, redis_up, t);
     }
     sg_telemetry_freeze(t->tel);
     t->bg = sg_telemetry_shard(t->tel, (size_t)gw->n_workers);

@@ -3,11 +3,14 @@
  *
  * A timer on one worker's loop runs a round every interval: for each deployment whose local
  * cooldown Redis does not know yet, set slogate:cooldown:<id> <until, epoch ms> PX <left> unless
- * Redis holds one that ends later (COOL_SCRIPT); for each whose cooldown was cleared here, DEL;
- * then MGET every key and adopt a longer cooldown set by another instance. Keys expire with the
- * cooldown, so a dead instance leaves nothing behind. The DEL of a cooldown cleared here is
- * conditional too (CLEAR_SCRIPT): a longer one another instance wrote since is kept. Wall-clock
- * times cross instances; each instance converts them to its own monotonic clock.
+ * Redis holds one that ends later (COOL_SCRIPT); for each whose cooldown was cleared here (the
+ * admin API), replace it with a clear mark "c<until>" that lives as long as the cooldown would
+ * have (CLEAR_SCRIPT: only when Redis still holds the cooldown this instance knew, so a longer
+ * one another instance wrote since is kept); then MGET every key: adopt a longer cooldown set by
+ * another instance, drop a cooldown a clear mark covers (the operator cleared it elsewhere), and
+ * publish again a cooldown Redis no longer has (restarted empty, flushed). Keys expire with the
+ * cooldown, so a dead instance leaves nothing behind. Wall-clock times cross instances; each
+ * instance converts them to its own monotonic clock.
  *
  * When Redis is unreachable the router goes on with local state only; sg_redis_sync_ok() says so
  * (readiness and metrics show it) and the connection is retried every round. A host name is
@@ -34,21 +37,30 @@ static const char COOL_SCRIPT[] = "local cur = tonumber(redis.call('GET', KEYS[1
                                   "redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) "
                                   "return 1";
 
-/* KEYS[1] = a cooldown's key, ARGV[1] = the latest end (epoch ms) it may hold to be deleted: the
- * end of the cooldown this instance knew there, plus clock noise. A cooldown cleared here is
- * deleted only if Redis still holds that one: another instance may have written one that ends
- * later meanwhile (while this one could not reach Redis, say), and that one stays. */
+/* KEYS[1] = a cooldown's key, ARGV[1] = the latest end (epoch ms) it may hold to be cleared: the
+ * end of the cooldown this instance knew there, plus clock noise; ARGV[2] = ms until then. A
+ * cooldown cleared here is replaced by a clear mark only if Redis still holds that one: another
+ * instance may have written one that ends later meanwhile (while this one could not reach
+ * Redis, say), and that one stays. The mark, not a DEL, tells the other instances to drop their
+ * copy (a missing key means Redis lost it: they publish theirs again) and expires when the
+ * cleared cooldown would have ended. */
 static const char CLEAR_SCRIPT[] = "local cur = tonumber(redis.call('GET', KEYS[1]) or 0) or 0 "
                                    "if cur > tonumber(ARGV[1]) then return 0 end "
-                                   "redis.call('DEL', KEYS[1]) "
+                                   "redis.call('SET', KEYS[1], 'c' .. ARGV[1], 'PX', ARGV[2]) "
                                    "return 1";
+/* The mark CLEAR_SCRIPT leaves: "c" and the latest end of the cooldowns it clears. COOL_SCRIPT
+ * reads it as no cooldown (tonumber is nil), so a cooldown taken after the clear replaces it; an
+ * older slogate reads it as no cooldown too (strtoull gives 0). */
+#define CLEAR_MARK 'c'
 
 struct sg_redis_sync {
     uv_loop_t *loop;
     uv_timer_t timer;
     struct sg_health *h;
     uint32_t interval_ms;
-    char *host, *password; /* host as configured: a name or an address; messages show it */
+    char *host, *user, *password; /* host as configured: a name or an address */
+    char *unix_path;              /* unix://: the socket's path (host and port unused) */
+    char where[160];              /* what messages name: "host:port" or the socket's path */
     int port, db;
     bool numeric_host;     /* an IPv4 or IPv6 address: no lookup */
     uv_getaddrinfo_t gai;  /* the host's lookup, on libuv's thread pool */
@@ -56,6 +68,7 @@ struct sg_redis_sync {
     bool timer_closed;     /* freed once the timer is closed and no lookup is out */
     redisAsyncContext *ac; /* NULL while disconnected */
     bool connected;
+    bool setup_failed;  /* AUTH or SELECT was refused on this connection: drop it */
     bool ok;            /* the last round was answered */
     bool round_pending; /* a MGET is out: do not pile rounds up */
     bool freeing;
@@ -63,20 +76,79 @@ struct sg_redis_sync {
     uint64_t last_complaint_ms;
 };
 
-/* redis://[:password@]host[:port][/db] */
+static int hex_digit(char c)
+{
+    return c >= '0' && c <= '9'   ? c - '0'
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                  : -1;
+}
+
+/* A URL's user or password, %XX escapes decoded (a password holding '@', ':' or '/' must be
+ * written escaped, as redis-py and every URL parser read it); NULL when empty or badly escaped. */
+static char *url_decode(const char *p, size_t n, bool *bad)
+{
+    if (!n)
+        return NULL;
+    char *out = sg_xmalloc(n + 1), *o = out;
+    for (size_t i = 0; i < n; i++) {
+        int hi, lo;
+        if (p[i] != '%') {
+            *o++ = p[i];
+        } else if (i + 2 < n && (hi = hex_digit(p[i + 1])) >= 0 &&
+                   (lo = hex_digit(p[i + 2])) >= 0) {
+            *o++ = (char)(hi * 16 + lo);
+            i += 2;
+        } else {
+            *bad = true;
+            break;
+        }
+    }
+    *o = '\0';
+    return out;
+}
+
+/* A database number: digits only. */
+static bool parse_db(const char *p, size_t n, int *db)
+{
+    if (!n || n > 6 || strspn(p, "0123456789") < n)
+        return false;
+    *db = atoi(p);
+    return true;
+}
+
+/* redis://[[user]:password@]host[:port][/db] or unix://[[user]:password@]/path[?db=N], as
+ * redis-py reads them (LiteLLM's REDIS_URL). */
 static int parse_url(struct sg_redis_sync *s, const char *url)
 {
     const char *p = url;
-    if (strncmp(p, "redis://", 8) != 0)
+    bool is_unix = strncmp(p, "unix://", 7) == 0;
+    if (!is_unix && strncmp(p, "redis://", 8) != 0)
         return SG_EINVAL;
-    p += 8;
-    const char *at = strchr(p, '@');
+    p += is_unix ? 7 : 8;
+    bool bad = false;
+    const char *at = strrchr(p, '@');
     if (at) {
         const char *colon = memchr(p, ':', (size_t)(at - p));
-        const char *pw = colon ? colon + 1 : p;
-        if (at > pw)
-            s->password = sg_xstrndup(pw, (size_t)(at - pw));
+        s->user = url_decode(p, (size_t)((colon ? colon : at) - p), &bad);
+        if (colon)
+            s->password = url_decode(colon + 1, (size_t)(at - colon - 1), &bad);
+        if (!colon) { /* redis://secret@host: a lone part is the password */
+            s->password = s->user;
+            s->user = NULL;
+        }
         p = at + 1;
+    }
+    if (is_unix) {
+        size_t pl = strcspn(p, "?");
+        if (pl == 0 || p[0] != '/')
+            return SG_EINVAL;
+        s->unix_path = sg_xstrndup(p, pl);
+        p += pl;
+        if (*p == '?' && (strncmp(p, "?db=", 4) != 0 || !parse_db(p + 4, strlen(p + 4), &s->db)))
+            return SG_EINVAL;
+        snprintf(s->where, sizeof s->where, "%s", s->unix_path);
+        return bad ? SG_EINVAL : SG_OK;
     }
     size_t hl = strcspn(p, ":/");
     s->host = hl ? sg_xstrndup(p, hl) : sg_xstrdup("127.0.0.1");
@@ -86,20 +158,23 @@ static int parse_url(struct sg_redis_sync *s, const char *url)
         s->port = atoi(p + 1);
         p += 1 + strspn(p + 1, "0123456789");
     }
-    if (*p == '/')
-        s->db = atoi(p + 1);
+    if (*p == '/' && p[1] && !parse_db(p + 1, strlen(p + 1), &s->db))
+        return SG_EINVAL;
+    if (*p && *p != '/')
+        return SG_EINVAL;
     unsigned char a[16];
     s->numeric_host =
         uv_inet_pton(AF_INET, s->host, a) == 0 || uv_inet_pton(AF_INET6, s->host, a) == 0;
-    return s->port > 0 && s->port < 65536 ? SG_OK : SG_EINVAL;
+    snprintf(s->where, sizeof s->where, "%s:%d", s->host, s->port);
+    return !bad && s->port > 0 && s->port < 65536 ? SG_OK : SG_EINVAL;
 }
 
 static void complain(struct sg_redis_sync *s, const char *what)
 {
     uint64_t now = sg_now_ms();
     if (s->ok || now - s->last_complaint_ms > 60000) {
-        SG_WARN("router", "redis %s:%d: %s; cooldowns are this instance's own until it is back",
-                s->host, s->port, what);
+        SG_WARN("router", "redis %s: %s; cooldowns are this instance's own until it is back",
+                s->where, what);
         s->last_complaint_ms = now;
     }
     s->ok = false;
@@ -128,11 +203,31 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
     s->round_pending = false;
 }
 
-/* Connect to `addr`, a numeric address: hiredis 0.14 resolves whatever it is given with a
- * blocking getaddrinfo() on the calling thread, which is fast only for an address. */
+/* AUTH's or SELECT's answer: an error (a wrong password, a user the server does not know, a
+ * database number past `databases`) makes the connection useless — without it every round
+ * would fail with NOAUTH, or worse, share through database 0 while the operator configured
+ * another — so the round's answer is not taken, and the next tick drops the connection. */
+static void on_setup(redisAsyncContext *ac, void *r, void *privdata)
+{
+    struct sg_redis_sync *s = ac->data;
+    const char *cmd = privdata;
+    redisReply *reply = r;
+    if (!reply || reply->type != REDIS_REPLY_ERROR || s->freeing)
+        return;
+    char why[300];
+    snprintf(why, sizeof why, "%s refused (%.160s): check %s in redis_url", cmd, reply->str,
+             cmd[0] == 'A' ? "the user and password" : "the database number");
+    s->setup_failed = true;
+    complain(s, why);
+}
+
+/* Connect to `addr`, a numeric address (NULL: the unix socket): hiredis 0.14 resolves whatever
+ * it is given with a blocking getaddrinfo() on the calling thread, which is fast only for an
+ * address. */
 static void connect_to(struct sg_redis_sync *s, const char *addr)
 {
-    redisAsyncContext *ac = redisAsyncConnect(addr, s->port);
+    redisAsyncContext *ac =
+        addr ? redisAsyncConnect(addr, s->port) : redisAsyncConnectUnix(s->unix_path);
     if (!ac || ac->err) {
         complain(s, ac ? ac->errstr : "out of memory");
         if (ac)
@@ -148,18 +243,25 @@ static void connect_to(struct sg_redis_sync *s, const char *addr)
     redisAsyncSetConnectCallback(ac, on_connect);
     redisAsyncSetDisconnectCallback(ac, on_disconnect);
     s->ac = ac;
+    s->setup_failed = false;
     s->waiting_since_ms = sg_now_ms();
-    /* Queued now, sent once connected. */
-    if (s->password)
-        redisAsyncCommand(ac, NULL, NULL, "AUTH %s", s->password);
+    /* Queued now, sent once connected. A user without a password is sent as one (Redis 6
+     * ACLs: AUTH user pass; AUTH pass is the user "default"). */
+    if (s->user && s->password)
+        redisAsyncCommand(ac, on_setup, (void *)"AUTH", "AUTH %s %s", s->user, s->password);
+    else if (s->password || s->user)
+        redisAsyncCommand(ac, on_setup, (void *)"AUTH", "AUTH %s",
+                          s->password ? s->password : s->user);
     if (s->db)
-        redisAsyncCommand(ac, NULL, NULL, "SELECT %d", s->db);
+        redisAsyncCommand(ac, on_setup, (void *)"SELECT", "SELECT %d", s->db);
 }
 
 static void free_sync(struct sg_redis_sync *s)
 {
     free(s->host);
+    free(s->user);
     free(s->password);
+    free(s->unix_path);
     free(s);
 }
 
@@ -202,8 +304,8 @@ static void connect_now(struct sg_redis_sync *s)
 {
     if (s->resolving)
         return;
-    if (s->numeric_host) {
-        connect_to(s, s->host);
+    if (s->unix_path || s->numeric_host) {
+        connect_to(s, s->unix_path ? NULL : s->host);
         return;
     }
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
@@ -232,6 +334,45 @@ static void round_free(struct round *rd)
     free(rd);
 }
 
+/* What Redis holds for one deployment (`v`, an MGET element), applied to its entry. */
+static void take_value(struct sg_dep_health *e, const redisReply *v, uint64_t now, uint64_t wall)
+{
+    bool mark = v->type == REDIS_REPLY_STRING && v->str[0] == CLEAR_MARK;
+    uint64_t until_wall =
+        v->type == REDIS_REPLY_STRING ? strtoull(v->str + (mark ? 1 : 0), NULL, 10) : 0;
+    /* In this instance's monotonic clock; 0 when it is over already. */
+    uint64_t until = until_wall > wall ? now + (until_wall - wall) : 0;
+    pthread_mutex_lock(&e->lock);
+    if (mark) {
+        /* Cleared on another instance: a cooldown of ours that ends no later than the cleared
+         * one (+ clock noise) is that one, adopted or taken here at the same time: drop it.
+         * One that ends later is newer than the clear: publish it again over the mark. */
+        if (e->cooldown_until > now && e->cooldown_until <= until + 100) {
+            e->cooldown_until = 0;
+            e->cooldown_reason = NULL;
+            e->probing = false;
+            e->fail_head = e->fail_count = 0;
+            e->shared_until = 0;
+        } else if (e->cooldown_until > now) {
+            e->shared_until = 0;
+        }
+    } else if (v->type != REDIS_REPLY_STRING) {
+        /* Nothing there while this instance believes Redis holds a cooldown that has not ended
+         * (it expires with the cooldown): Redis lost it — restarted empty, flushed, failed over
+         * to a replica that had not got it. Publish it again on the next round, so instances
+         * that start or reconnect meanwhile still skip the deployment. */
+        if (e->cooldown_until > now + 100 && e->shared_until > now + 100)
+            e->shared_until = 0;
+    } else if (until > e->cooldown_until + 100) {
+        /* Adopt a cooldown that is longer than ours by more than clock noise. */
+        e->cooldown_until = until;
+        e->cooldown_reason = "cooling down on another instance (shared through Redis)";
+        e->probing = false;
+        e->shared_until = until;
+    }
+    pthread_mutex_unlock(&e->lock);
+}
+
 static void on_mget(redisAsyncContext *ac, void *r, void *privdata)
 {
     SG_UNUSED(ac);
@@ -239,35 +380,20 @@ static void on_mget(redisAsyncContext *ac, void *r, void *privdata)
     struct sg_redis_sync *s = rd->s;
     redisReply *reply = r;
     s->round_pending = false;
+    if (s->setup_failed) /* answered, but by the wrong user or database: said in on_setup */
+        goto out;
     if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements != rd->n) {
         if (!s->freeing)
             complain(s, reply && reply->type == REDIS_REPLY_ERROR ? reply->str : "no answer");
         goto out;
     }
     if (!s->ok)
-        SG_INFO("router", "redis %s:%d answers: cooldowns are shared again", s->host, s->port);
+        SG_INFO("router", "redis %s answers: cooldowns are shared again", s->where);
     s->ok = true;
     atomic_store(&s->h->redis_ok, true);
     uint64_t now = sg_now_ms(), wall = sg_wall_ms();
-    for (size_t i = 0; i < rd->n; i++) {
-        redisReply *v = reply->element[i];
-        if (v->type != REDIS_REPLY_STRING)
-            continue;
-        uint64_t until_wall = strtoull(v->str, NULL, 10);
-        if (until_wall <= wall)
-            continue;
-        uint64_t until = now + (until_wall - wall);
-        struct sg_dep_health *e = rd->e[i];
-        pthread_mutex_lock(&e->lock);
-        /* Adopt a cooldown that is longer than ours by more than clock noise. */
-        if (until > e->cooldown_until + 100) {
-            e->cooldown_until = until;
-            e->cooldown_reason = "cooling down on another instance (shared through Redis)";
-            e->probing = false;
-            e->shared_until = until;
-        }
-        pthread_mutex_unlock(&e->lock);
-    }
+    for (size_t i = 0; i < rd->n; i++)
+        take_value(rd->e[i], reply->element[i], now, wall);
 out:
     round_free(rd);
 }
@@ -302,8 +428,9 @@ static void run_round(struct sg_redis_sync *s)
             redisAsyncCommand(s->ac, NULL, NULL, "EVAL %s 1 %s %s %llu", COOL_SCRIPT, keys[i], val,
                               (unsigned long long)(until - now));
         } else if (until <= now && shared > now) { /* cleared here */
-            redisAsyncCommand(s->ac, NULL, NULL, "EVAL %s 1 %s %llu", CLEAR_SCRIPT, keys[i],
-                              (unsigned long long)(wall + (shared - now) + 100));
+            redisAsyncCommand(s->ac, NULL, NULL, "EVAL %s 1 %s %llu %llu", CLEAR_SCRIPT, keys[i],
+                              (unsigned long long)(wall + (shared - now) + 100),
+                              (unsigned long long)(shared - now + 100));
         }
     }
     s->round_pending = true;
@@ -336,11 +463,25 @@ static int socket_error(const redisAsyncContext *ac)
     return err;
 }
 
+/* Drop the connection (pending callbacks run now with no reply); the next tick connects afresh. */
+static void drop_connection(struct sg_redis_sync *s)
+{
+    redisAsyncContext *ac = s->ac;
+    s->ac = NULL;
+    s->connected = false;
+    s->round_pending = false;
+    redisAsyncFree(ac);
+}
+
 static void on_tick(uv_timer_t *t)
 {
     struct sg_redis_sync *s = t->data;
     if (!s->ac) {
         connect_now(s);
+        return;
+    }
+    if (s->setup_failed) { /* AUTH or SELECT refused: said; try again with a new connection */
+        drop_connection(s);
         return;
     }
     int err = s->round_pending || !s->connected ? socket_error(s->ac) : 0;
@@ -352,13 +493,7 @@ static void on_tick(uv_timer_t *t)
         else
             snprintf(why, sizeof why, "no answer within %llu ms", (unsigned long long)stall_ms(s));
         complain(s, why);
-        /* Drop the connection (pending callbacks run now with no reply) and connect afresh on
-         * the next tick. */
-        redisAsyncContext *ac = s->ac;
-        s->ac = NULL;
-        s->connected = false;
-        s->round_pending = false;
-        redisAsyncFree(ac);
+        drop_connection(s);
         return;
     }
     if (s->connected && !s->round_pending)
@@ -374,8 +509,9 @@ struct sg_redis_sync *sg_redis_sync_new(uv_loop_t *loop, const char *redis_url, 
     s->interval_ms = interval_ms ? interval_ms : 250;
     if (parse_url(s, redis_url) != SG_OK) {
         SG_ERROR("router",
-                 "cannot use redis_url '%s': expected redis://[:password@]host[:port][/db]",
-                 redis_url);
+                 "cannot use redis_url: expected redis://[[user]:password@]host[:port][/db] or "
+                 "unix://[[user]:password@]/path[?db=N] (a password's '@', ':' or '/' written "
+                 "%%40, %%3A, %%2F); cooldowns are this instance's own");
         free_sync(s);
         return NULL;
     }
