@@ -380,4 +380,19 @@ const char *sg_config_bare_provider(const char *model);
 int sg_config_split_model(const char *model, char **provider, char **provider_model,
                           enum sg_provider_kind *kind);
 
+/* general_settings.redis_url taken apart: redis://[[user]:password@]host[:port][/db] or
+ * unix://[[user]:password@]/path[?db=N], as redis-py reads them (LiteLLM's REDIS_URL). The user
+ * and password are %XX-decoded (a password holding '@', ':' or '/' is written escaped); an IPv6
+ * host is written in brackets. */
+struct sg_redis_url {
+    char *host;            /* an address or a name (no brackets); NULL for unix:// */
+    char *unix_path;       /* unix://: the socket's path; else NULL */
+    char *user, *password; /* NULL when not given */
+    int port;              /* default 6379 */
+    int db;                /* default 0 */
+};
+/* SG_OK, or SG_EINVAL with `err` saying what is wrong (never quoting the password). */
+int sg_redis_url_parse(const char *url, struct sg_redis_url *out, char *err, size_t err_len);
+void sg_redis_url_dispose(struct sg_redis_url *u);
+
 #endif

@@ -84,9 +84,19 @@ static void redis_url(struct sg_cfg_loader *ld, const struct sg_ynode *v, const 
                    "%s: rediss:// (TLS) is not supported; use redis:// on a private network or "
                    "through a local TLS tunnel (stunnel, spiped), or unix://",
                    path);
-    else
-        url_scheme_check(ld, v, path, &g->redis_url, schemes, SG_ARRAY_LEN(schemes),
-                         "redis:// or unix://");
+    else {
+        char *url = NULL;
+        url_scheme_check(ld, v, path, &url, schemes, SG_ARRAY_LEN(schemes), "redis:// or unix://");
+        struct sg_redis_url u;
+        char why[160];
+        if (url && sg_redis_url_parse(url, &u, why, sizeof why) != SG_OK) {
+            sg_cfg_err(ld, v->line, "%s: %s", path, why); /* never the URL: it has the password */
+            free(url);
+        } else if (url) {
+            sg_redis_url_dispose(&u);
+            replace_str(&g->redis_url, url);
+        }
+    }
 }
 
 #define GENERAL(m) OFF(struct sg_general_settings, m)

@@ -76,97 +76,30 @@ struct sg_redis_sync {
     uint64_t last_complaint_ms;
 };
 
-static int hex_digit(char c)
-{
-    return c >= '0' && c <= '9'   ? c - '0'
-           : c >= 'a' && c <= 'f' ? c - 'a' + 10
-           : c >= 'A' && c <= 'F' ? c - 'A' + 10
-                                  : -1;
-}
-
-/* A URL's user or password, %XX escapes decoded (a password holding '@', ':' or '/' must be
- * written escaped, as redis-py and every URL parser read it); NULL when empty or badly escaped. */
-static char *url_decode(const char *p, size_t n, bool *bad)
-{
-    if (!n)
-        return NULL;
-    char *out = sg_xmalloc(n + 1), *o = out;
-    for (size_t i = 0; i < n; i++) {
-        int hi, lo;
-        if (p[i] != '%') {
-            *o++ = p[i];
-        } else if (i + 2 < n && (hi = hex_digit(p[i + 1])) >= 0 &&
-                   (lo = hex_digit(p[i + 2])) >= 0) {
-            *o++ = (char)(hi * 16 + lo);
-            i += 2;
-        } else {
-            *bad = true;
-            break;
-        }
-    }
-    *o = '\0';
-    return out;
-}
-
-/* A database number: digits only. */
-static bool parse_db(const char *p, size_t n, int *db)
-{
-    if (!n || n > 6 || strspn(p, "0123456789") < n)
-        return false;
-    *db = atoi(p);
-    return true;
-}
-
-/* redis://[[user]:password@]host[:port][/db] or unix://[[user]:password@]/path[?db=N], as
- * redis-py reads them (LiteLLM's REDIS_URL). */
+/* Take the URL apart (config.h); the sync keeps its parts. */
 static int parse_url(struct sg_redis_sync *s, const char *url)
 {
-    const char *p = url;
-    bool is_unix = strncmp(p, "unix://", 7) == 0;
-    if (!is_unix && strncmp(p, "redis://", 8) != 0)
+    struct sg_redis_url u;
+    char why[160];
+    if (sg_redis_url_parse(url, &u, why, sizeof why) != SG_OK) {
+        SG_ERROR("router", "cannot use redis_url: %s; cooldowns are this instance's own", why);
         return SG_EINVAL;
-    p += is_unix ? 7 : 8;
-    bool bad = false;
-    const char *at = strrchr(p, '@');
-    if (at) {
-        const char *colon = memchr(p, ':', (size_t)(at - p));
-        s->user = url_decode(p, (size_t)((colon ? colon : at) - p), &bad);
-        if (colon)
-            s->password = url_decode(colon + 1, (size_t)(at - colon - 1), &bad);
-        if (!colon) { /* redis://secret@host: a lone part is the password */
-            s->password = s->user;
-            s->user = NULL;
-        }
-        p = at + 1;
     }
-    if (is_unix) {
-        size_t pl = strcspn(p, "?");
-        if (pl == 0 || p[0] != '/')
-            return SG_EINVAL;
-        s->unix_path = sg_xstrndup(p, pl);
-        p += pl;
-        if (*p == '?' && (strncmp(p, "?db=", 4) != 0 || !parse_db(p + 4, strlen(p + 4), &s->db)))
-            return SG_EINVAL;
+    s->host = u.host;
+    s->unix_path = u.unix_path;
+    s->user = u.user;
+    s->password = u.password;
+    s->port = u.port;
+    s->db = u.db;
+    if (s->unix_path) {
         snprintf(s->where, sizeof s->where, "%s", s->unix_path);
-        return bad ? SG_EINVAL : SG_OK;
+    } else {
+        unsigned char a[16];
+        s->numeric_host =
+            uv_inet_pton(AF_INET, s->host, a) == 0 || uv_inet_pton(AF_INET6, s->host, a) == 0;
+        snprintf(s->where, sizeof s->where, "%s:%d", s->host, s->port);
     }
-    size_t hl = strcspn(p, ":/");
-    s->host = hl ? sg_xstrndup(p, hl) : sg_xstrdup("127.0.0.1");
-    p += hl;
-    s->port = 6379;
-    if (*p == ':') {
-        s->port = atoi(p + 1);
-        p += 1 + strspn(p + 1, "0123456789");
-    }
-    if (*p == '/' && p[1] && !parse_db(p + 1, strlen(p + 1), &s->db))
-        return SG_EINVAL;
-    if (*p && *p != '/')
-        return SG_EINVAL;
-    unsigned char a[16];
-    s->numeric_host =
-        uv_inet_pton(AF_INET, s->host, a) == 0 || uv_inet_pton(AF_INET6, s->host, a) == 0;
-    snprintf(s->where, sizeof s->where, "%s:%d", s->host, s->port);
-    return !bad && s->port > 0 && s->port < 65536 ? SG_OK : SG_EINVAL;
+    return SG_OK;
 }
 
 static void complain(struct sg_redis_sync *s, const char *what)
@@ -508,10 +441,6 @@ struct sg_redis_sync *sg_redis_sync_new(uv_loop_t *loop, const char *redis_url, 
     s->h = h;
     s->interval_ms = interval_ms ? interval_ms : 250;
     if (parse_url(s, redis_url) != SG_OK) {
-        SG_ERROR("router",
-                 "cannot use redis_url: expected redis://[[user]:password@]host[:port][/db] or "
-                 "unix://[[user]:password@]/path[?db=N] (a password's '@', ':' or '/' written "
-                 "%%40, %%3A, %%2F); cooldowns are this instance's own");
         free_sync(s);
         return NULL;
     }

@@ -289,6 +289,90 @@ static void test_general_settings(void **state)
         assert_null(strstr(D.v[i].msg, "hunter2"));
 }
 
+/* One URL through sg_redis_url_parse: SG_OK and its parts, or the error's text. */
+static void redis_url_is(const char *url, const char *host, const char *unix_path, const char *user,
+                         const char *password, int port, int db)
+{
+    struct sg_redis_url u;
+    char err[160] = "";
+    int rc = sg_redis_url_parse(url, &u, err, sizeof err);
+    if (rc != SG_OK)
+        fail_msg("%s: %s", url, err);
+    if (host)
+        assert_string_equal(u.host, host);
+    else
+        assert_null(u.host);
+    if (unix_path)
+        assert_string_equal(u.unix_path, unix_path);
+    else
+        assert_null(u.unix_path);
+    if (user)
+        assert_string_equal(u.user, user);
+    else
+        assert_null(u.user);
+    if (password)
+        assert_string_equal(u.password, password);
+    else
+        assert_null(u.password);
+    assert_int_equal(u.port, port);
+    assert_int_equal(u.db, db);
+    sg_redis_url_dispose(&u);
+}
+
+static void redis_url_refused(const char *url, const char *why)
+{
+    struct sg_redis_url u;
+    char err[160] = "";
+    assert_int_equal(sg_redis_url_parse(url, &u, err, sizeof err), SG_EINVAL);
+    if (!strstr(err, why))
+        fail_msg("%s: got \"%s\", want \"%s\"", url, err, why);
+    assert_null(strstr(err, "hunter2")); /* never the password */
+    assert_null(u.host);
+    assert_null(u.password);
+}
+
+static void test_redis_url(void **state)
+{
+    (void)state;
+    redis_url_is("redis://cache", "cache", NULL, NULL, NULL, 6379, 0);
+    redis_url_is("redis://", "127.0.0.1", NULL, NULL, NULL, 6379, 0);
+    redis_url_is("redis://cache:6380/", "cache", NULL, NULL, NULL, 6380, 0);
+    redis_url_is("redis://:hunter2@10.0.0.5:6380/3", "10.0.0.5", NULL, NULL, "hunter2", 6380, 3);
+    redis_url_is("redis://hunter2@cache", "cache", NULL, NULL, "hunter2", 6379, 0);
+    redis_url_is("redis://app:p%40ss%3Aw%2Frd@cache/1", "cache", NULL, "app", "p@ss:w/rd", 6379, 1);
+    redis_url_is("redis://app:p@ss@cache", "cache", NULL, "app", "p@ss", 6379, 0);
+    redis_url_is("redis://[::1]:7000/2", "::1", NULL, NULL, NULL, 7000, 2);
+    redis_url_is("redis://[fe80::1]", "fe80::1", NULL, NULL, NULL, 6379, 0);
+    redis_url_is("unix:///run/redis.sock", NULL, "/run/redis.sock", NULL, NULL, 6379, 0);
+    redis_url_is("unix://:pw@/run/redis.sock?db=4", NULL, "/run/redis.sock", NULL, "pw", 6379, 4);
+
+    redis_url_refused("http://cache", "must start with redis:// or unix://");
+    redis_url_refused("redis://cache:0", "the port must be a number from 1 to 65535, got '0'");
+    redis_url_refused("redis://cache:65536", "got '65536'");
+    redis_url_refused("redis://cache:63x79/0", "got '63x79'");
+    redis_url_refused("redis://cache:/0", "got ''");
+    redis_url_refused("redis://:hunter2@cache:99999999999", "the port must be a number");
+    redis_url_refused("redis://cache/db0", "the path is the database number");
+    redis_url_refused("redis://cache/-1", "got '/-1'");
+    redis_url_refused("redis://cache?db=1", "unexpected '?db=1'");
+    redis_url_refused("redis://:hunter2%4@cache", "must start an escape such as %40");
+    redis_url_refused("redis://:hunter2%zz@cache", "must start an escape");
+    redis_url_refused("redis://[::1", "an IPv6 host is written in brackets");
+    redis_url_refused("redis://[::1]x", "after ']' comes :PORT or /DB");
+    redis_url_refused("redis://[]:6379", "the host is empty");
+    redis_url_refused("unix://run/redis.sock", "the socket's absolute path");
+    redis_url_refused("unix:///run/redis.sock?database=1", "only ?db=N");
+
+    /* The loader reports it where the URL is, without the password: check names it. */
+    struct sg_config *c = load(ONE_MODEL "general_settings:\n"
+                                         "  redis_url: redis://:hunter2@cache:637900/0\n");
+    assert_null(c);
+    assert_error(5, "general_settings.redis_url: the port must be a number from 1 to 65535, got "
+                    "'637900'");
+    for (size_t i = 0; i < D.n; i++)
+        assert_null(strstr(D.v[i].msg, "hunter2"));
+}
+
 static void test_server_section(void **state)
 {
     (void)state;
@@ -730,6 +814,7 @@ int main(void)
         cmocka_unit_test_teardown(test_features_strip_regex, teardown),
         cmocka_unit_test_teardown(test_budgets_section, teardown),
         cmocka_unit_test_teardown(test_cache_and_rate_limits, teardown),
+        cmocka_unit_test_teardown(test_redis_url, teardown),
         cmocka_unit_test_teardown(test_alert_sinks, teardown),
         cmocka_unit_test_teardown(test_not_enforced_yet_is_said, teardown),
         cmocka_unit_test_teardown(test_telemetry_and_drill, teardown),
