@@ -485,21 +485,23 @@ static int cmp_splice(const void *a, const void *b)
     return x->at.p < y->at.p ? -1 : x->at.p > y->at.p;
 }
 
-/* A member `m` (name's quote to value's end) of the top-level object `body` widened to one comma
- * next to it: the one after it, else (it is the last member) the one before. The object has
- * other members (model and messages were checked), so there is one. */
-static struct sg_slice member_with_comma(const char *body, size_t len, struct sg_slice m)
+/* A member `m` (name's quote to value's end) of the top-level object `body` widened to the
+ * comma on its side of `kept`, a member that stays (the model): the one after it when it comes
+ * before `kept`, else the one before it. There is always one there, and two cut members never
+ * claim the same comma: a comma between two adjacent members would be claimed by both only if
+ * `kept` lay between them. */
+static struct sg_slice member_with_comma(const char *body, const char *kept, struct sg_slice m)
 {
-    const char *end = body + len, *p = m.p + m.n, *q = m.p;
-    while (p < end && is_ws(*p))
-        p++;
-    if (p < end && *p == ',')
-        return (struct sg_slice){m.p, (size_t)(p + 1 - m.p)};
-    while (q > body && is_ws(q[-1]))
+    if (m.p < kept) {
+        const char *p = m.p + m.n;
+        while (is_ws(*p))
+            p++;
+        return (struct sg_slice){m.p, (size_t)(p + 1 - m.p)}; /* *p is the comma */
+    }
+    const char *q = m.p;
+    while (q > body && q[-1] != ',')
         q--;
-    if (q > body && q[-1] == ',')
-        q--;
-    return (struct sg_slice){q, (size_t)(m.p + m.n - q)};
+    return (struct sg_slice){q - 1, (size_t)(m.p + m.n - (q - 1))};
 }
 
 int sg_openai_encode_chat(const struct sg_chat_request *r, const struct sg_deployment *d,
@@ -517,8 +519,8 @@ int sg_openai_encode_chat(const struct sg_chat_request *r, const struct sg_deplo
         for (size_t i = 0; i < r->n_stream_options_values; i++)
             sp[n++] = (struct splice){r->stream_options_values[i], SPLICE_STREAM_OPTIONS};
     for (size_t i = 0; i < r->n_gateway_members; i++)
-        sp[n++] = (struct splice){member_with_comma(r->body, r->body_len, r->gateway_members[i]),
-                                  SPLICE_CUT};
+        sp[n++] = (struct splice){
+            member_with_comma(r->body, r->model_values[0].p, r->gateway_members[i]), SPLICE_CUT};
     if (n > r->n_model_values)
         qsort(sp, n, sizeof sp[0], cmp_splice);
     const char *p = r->body;

@@ -440,6 +440,13 @@ static void test_gateway_members_cut(void **state)
          "{\"model\":\"gpt\",\"messages\":[],\"store\":true,\"metadata\":{\"k\":\"v\"}}"},
         {"{\"model\":\"a\",\"messages\":[],\"store\":false,\"metadata\":null}",
          "{\"model\":\"gpt\",\"messages\":[],\"store\":false}"},
+        /* Two cut members side by side, at either end: each takes its own comma. */
+        {"{\"model\":\"a\",\"messages\":[],\"metadata\":{\"feature\":\"x\"},\"cache\":{}}",
+         "{\"model\":\"gpt\",\"messages\":[]}"},
+        {"{\"metadata\":{} ,\"cache\":{},\"model\":\"a\",\"messages\":[]}",
+         "{\"model\":\"gpt\",\"messages\":[]}"},
+        {"{\"messages\":[],\"metadata\":{},\"model\":\"a\", \"cache\":{}}",
+         "{\"messages\":[],\"model\":\"gpt\"}"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         /* messages may not be empty: the cases put one message in place of [] */
