@@ -1296,7 +1296,7 @@ void gw_chat(struct sg_http_request *req, struct sg_worker *w)
             ? sg_embeddings_request_parse(req->body.data, req->body.len, &g->chat, err, sizeof err)
             : sg_chat_request_parse(req->body.data, req->body.len, &g->chat, err, sizeof err);
     if (prc != SG_OK) {
-        gw_error(g, 400, "invalid_request_error", NULL, "%s", err);
+        gw_error(g, 400, "invalid_request_error", g->chat.error_code, "%s", err);
         gw_finish(g);
         return;
     }

@@ -12,6 +12,7 @@
 
 #include <inttypes.h>
 #include <json-c/json.h>
+#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -608,6 +609,12 @@ static void handle_embeddings(struct sg_mock *m, struct sg_http_request *req)
                       "model (a string) and input (a string or an array) are required", 0);
         return;
     }
+    /* OpenAI's base64: the vector's float32 values, little-endian, base64-encoded (the official
+     * SDKs ask for it by default and decode it). */
+    struct json_object *fmt = NULL;
+    json_object_object_get_ex(root, "encoding_format", &fmt);
+    bool b64 = json_object_is_type(fmt, json_type_string) &&
+               strcmp(json_object_get_string(fmt), "base64") == 0;
     size_t n = json_object_is_type(input, json_type_array) ? json_object_array_length(input) : 1;
     uint64_t tokens = 0;
     struct sg_buf b;
@@ -620,10 +627,23 @@ static void handle_embeddings(struct sg_mock *m, struct sg_http_request *req)
         size_t len =
             json_object_is_type(it, json_type_string) ? (size_t)json_object_get_string_len(it) : 1;
         tokens += sg_mock_count_tokens(len);
-        sg_buf_appendf(&b,
-                       "%s{\"object\":\"embedding\",\"index\":%zu,\"embedding\":[%.4f,"
-                       "%.4f,%.4f,%.4f]}",
-                       i ? "," : "", i, (double)(len % 7) / 7.0, 0.5, -0.25, (double)i / 10.0);
+        float v[4] = {(float)(len % 7) / 7.0f, 0.5f, -0.25f, (float)i / 10.0f};
+        sg_buf_appendf(&b, "%s{\"object\":\"embedding\",\"index\":%zu,\"embedding\":", i ? "," : "",
+                       i);
+        if (b64) {
+            unsigned char raw[sizeof v], text[4 * ((sizeof raw + 2) / 3) + 1];
+            for (size_t k = 0; k < 4; k++) {
+                uint32_t u;
+                memcpy(&u, &v[k], sizeof u);
+                for (int j = 0; j < 4; j++)
+                    raw[k * 4 + (size_t)j] = (unsigned char)(u >> (8 * j));
+            }
+            EVP_EncodeBlock(text, raw, (int)sizeof raw);
+            sg_buf_appendf(&b, "\"%s\"}", (const char *)text);
+        } else {
+            sg_buf_appendf(&b, "[%.4f,%.4f,%.4f,%.4f]}", (double)v[0], (double)v[1], (double)v[2],
+                           (double)v[3]);
+        }
     }
     sg_buf_appends(&b, "],\"model\":\"");
     const char *mid = m->model ? m->model : json_object_get_string(model);

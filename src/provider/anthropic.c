@@ -544,6 +544,30 @@ static void add_cache_markers(struct json_object *req)
         mark_last(pj_get(req, "system"));
 }
 
+/* Add a stop sequence unless it is only whitespace (or empty), which Anthropic refuses and
+ * LiteLLM drops ("\n" is a common OpenAI stop). */
+static void add_stop(struct json_object *seq, struct json_object *s)
+{
+    const char *p = json_object_get_string(s);
+    for (; *p; p++)
+        if (!strchr(" \t\r\n\f\v", *p)) {
+            json_object_array_add(seq, json_object_get(s));
+            return;
+        }
+}
+
+/* Does a modalities list ask for audio? */
+static bool wants_audio(struct json_object *modalities)
+{
+    size_t n = pj_is(modalities, json_type_array) ? json_object_array_length(modalities) : 0;
+    for (size_t i = 0; i < n; i++) {
+        struct json_object *m = json_object_array_get_idx(modalities, i);
+        if (pj_is(m, json_type_string) && strcmp(json_object_get_string(m), "audio") == 0)
+            return true;
+    }
+    return false;
+}
+
 static int64_t default_max_tokens(const struct sg_deployment *d, const struct sg_anthropic_opts *o)
 {
     if (o && o->default_max_tokens > 0)
@@ -627,6 +651,13 @@ int sg_anthropic_encode_chat(const struct sg_chat_request *r, const struct sg_de
         json_object_new_int64(v ? json_object_get_int64(v) : default_max_tokens(d, o)));
     if ((v = pj_get(root, "n")) && (!pj_is(v, json_type_int) || json_object_get_int64(v) != 1))
         ERR("n other than 1 is not supported by Anthropic deployments");
+    /* Dropped, these would turn a call the client's code waits for into a text answer. */
+    if (pj_get(root, "functions") || pj_get(root, "function_call"))
+        ERR("'functions' and 'function_call' (deprecated by OpenAI) are not supported by "
+            "Anthropic deployments; send 'tools' and 'tool_choice'");
+    if (pj_get(root, "audio") || wants_audio(pj_get(root, "modalities")))
+        ERR("audio output ('modalities' with \"audio\", 'audio') is not supported by Anthropic "
+            "deployments");
     if ((v = pj_get(root, "temperature"))) {
         if (!pj_is(v, json_type_double) && !pj_is(v, json_type_int))
             ERR("temperature must be a number");
@@ -643,7 +674,7 @@ int sg_anthropic_encode_chat(const struct sg_chat_request *r, const struct sg_de
     if ((v = pj_get(root, "stop"))) {
         struct json_object *seq = json_object_new_array();
         if (pj_is(v, json_type_string)) {
-            json_object_array_add(seq, json_object_get(v));
+            add_stop(seq, v);
         } else if (pj_is(v, json_type_array)) {
             size_t sn = json_object_array_length(v);
             for (size_t i = 0; i < sn; i++) {
@@ -652,13 +683,16 @@ int sg_anthropic_encode_chat(const struct sg_chat_request *r, const struct sg_de
                     json_object_put(seq);
                     ERR("stop must be a string or an array of strings");
                 }
-                json_object_array_add(seq, json_object_get(s));
+                add_stop(seq, s);
             }
         } else {
             json_object_put(seq);
             ERR("stop must be a string or an array of strings");
         }
-        json_object_object_add(req, "stop_sequences", seq);
+        if (json_object_array_length(seq))
+            json_object_object_add(req, "stop_sequences", seq);
+        else
+            json_object_put(seq);
     }
     if ((v = pj_get(root, "stream")) && pj_is(v, json_type_boolean) && json_object_get_boolean(v))
         json_object_object_add(req, "stream", json_object_new_boolean(1));

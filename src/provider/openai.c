@@ -105,6 +105,11 @@ struct json_object *sg_json_parse_depth(const char *body, size_t len, int depth,
     return o;
 }
 
+static bool is_ws(char c)
+{
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
 /* Decode a member's string value into `out`; false when it is not a string or does not fit. */
 static bool member_string(const struct sg_json_member *m, char *out, size_t cap, size_t *len)
 {
@@ -159,6 +164,7 @@ int sg_request_scan(const char *body, size_t len, enum sg_api api, struct sg_cha
     memset(out, 0, offsetof(struct sg_chat_request, model_values));
     out->n_model_values = 0;
     out->n_stream_options_values = 0;
+    out->n_gateway_members = 0;
     out->api = api;
     out->body = body;
     out->body_len = len;
@@ -209,6 +215,141 @@ int sg_request_model(struct sg_chat_request *out, const struct sg_json_member *m
     return SG_OK;
 }
 
+/* The members the OpenAI encoder leaves out (sg_chat_request.gateway_members): `metadata`
+ * unless the request stores the completion (OpenAI answers "The 'metadata' parameter is only
+ * allowed when 'store' is enabled." to a metadata.feature meant for the gateway; LiteLLM keeps its
+ * metadata too), and `cache`, LiteLLM's per-request cache controls (an unknown argument to
+ * OpenAI). */
+static int gateway_members(struct sg_chat_request *out, const struct sg_json_member *m, size_t n,
+                           bool stored, char *err, size_t err_len)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (!(sg_member_is(&m[i], "cache") || (!stored && sg_member_is(&m[i], "metadata"))))
+            continue;
+        if (out->n_gateway_members == SG_ARRAY_LEN(out->gateway_members)) {
+            snprintf(err, err_len, "'metadata' and 'cache' are given more than %zu times",
+                     SG_ARRAY_LEN(out->gateway_members));
+            return SG_EINVAL;
+        }
+        const char *from = m[i].name.p - 1; /* the name's opening quote */
+        out->gateway_members[out->n_gateway_members++] =
+            (struct sg_slice){from, (size_t)(m[i].value.p + m[i].value.n - from)};
+    }
+    return SG_OK;
+}
+
+/* ---- OpenAI's checks of typed parameters, with OpenAI's wording ---- */
+
+enum param_kind { PARAM_DECIMAL, PARAM_INTEGER, PARAM_BOOLEAN, PARAM_STRING };
+
+/* A top-level parameter OpenAI checks before it runs anything: its type and bounds. */
+struct param_rule {
+    const char *name;
+    size_t len;
+    enum param_kind kind;
+    bool has_min, has_max;
+    double min, max;
+};
+#define PARAM(name, ...)                                                                           \
+    {                                                                                              \
+        name, sizeof name - 1, __VA_ARGS__                                                         \
+    }
+
+/* The bounds OpenAI's API reference gives. Checked for every deployment, so a request gets the
+ * same answer whichever provider would serve it: an Anthropic deployment drops or clamps most of
+ * these, an OpenAI one refuses them. */
+static const struct param_rule chat_params[] = {
+    PARAM("frequency_penalty", PARAM_DECIMAL, true, true, -2, 2),
+    PARAM("presence_penalty", PARAM_DECIMAL, true, true, -2, 2),
+    PARAM("temperature", PARAM_DECIMAL, true, true, 0, 2),
+    PARAM("top_p", PARAM_DECIMAL, true, true, 0, 1),
+    PARAM("n", PARAM_INTEGER, true, true, 1, 128),
+    PARAM("top_logprobs", PARAM_INTEGER, true, true, 0, 20),
+    PARAM("max_tokens", PARAM_INTEGER, true, false, 1, 0),
+    PARAM("max_completion_tokens", PARAM_INTEGER, true, false, 1, 0),
+    PARAM("seed", PARAM_INTEGER, false, false, 0, 0),
+    PARAM("logprobs", PARAM_BOOLEAN, false, false, 0, 0),
+    PARAM("parallel_tool_calls", PARAM_BOOLEAN, false, false, 0, 0),
+    PARAM("store", PARAM_BOOLEAN, false, false, 0, 0),
+    PARAM("user", PARAM_STRING, false, false, 0, 0),
+};
+static const struct param_rule embeddings_params[] = {
+    PARAM("dimensions", PARAM_INTEGER, true, false, 1, 0),
+    PARAM("user", PARAM_STRING, false, false, 0, 0),
+};
+
+/* A raw JSON value as OpenAI's type errors name it. */
+static const char *json_kind(struct sg_slice v)
+{
+    char c = v.n ? v.p[0] : 'n';
+    if (c == '-' || (c >= '0' && c <= '9'))
+        return memchr(v.p, '.', v.n) || memchr(v.p, 'e', v.n) || memchr(v.p, 'E', v.n)
+                   ? "a decimal"
+                   : "an integer";
+    return c == '{'   ? "an object"
+           : c == '[' ? "an array"
+           : c == '"' ? "a string"
+           : c == 'n' ? "null"
+                      : "a boolean";
+}
+
+/* Check one parameter's value (null is always allowed: OpenAI's parameters are nullable). */
+static int check_param(struct sg_chat_request *out, const struct param_rule *r, struct sg_slice v,
+                       char *err, size_t err_len)
+{
+    if (sg_slice_eq(v, "null"))
+        return SG_OK;
+    const char *got = json_kind(v);
+    bool integer = strcmp(got, "an integer") == 0;
+    bool number = integer || strcmp(got, "a decimal") == 0;
+    const char *want = r->kind == PARAM_DECIMAL && !number                         ? "a decimal"
+                       : r->kind == PARAM_INTEGER && !integer                      ? "an integer"
+                       : r->kind == PARAM_BOOLEAN && strcmp(got, "a boolean") != 0 ? "a boolean"
+                       : r->kind == PARAM_STRING && v.p[0] != '"'                  ? "a string"
+                                                                                   : NULL;
+    out->error_param = r->name;
+    if (want) {
+        out->error_code = "invalid_type";
+        snprintf(err, err_len, "Invalid type for '%s': expected %s, but got %s instead.", r->name,
+                 want, got);
+        return SG_EINVAL;
+    }
+    if (r->kind == PARAM_DECIMAL || r->kind == PARAM_INTEGER) {
+        char num[64];
+        size_t k = SG_MIN(v.n, sizeof num - 1);
+        memcpy(num, v.p, k);
+        num[k] = '\0';
+        double x = strtod(num, NULL);
+        bool below = r->has_min && x < r->min, above = r->has_max && x > r->max;
+        if (below || above) {
+            bool i = r->kind == PARAM_INTEGER;
+            out->error_code = below ? (i ? "integer_below_min_value" : "decimal_below_min_value")
+                                    : (i ? "integer_above_max_value" : "decimal_above_max_value");
+            snprintf(err, err_len,
+                     "Invalid '%s': %s %s value. Expected a value %s %g, but got %.*s instead.",
+                     r->name, i ? "integer" : "decimal", below ? "below minimum" : "above maximum",
+                     below ? ">=" : "<=", below ? r->min : r->max, (int)SG_MIN(v.n, 32), v.p);
+            return SG_EINVAL;
+        }
+    }
+    out->error_param = NULL;
+    return SG_OK;
+}
+
+/* Check the members `rules` names (by their escape-free names; an escaped one is rare and left to
+ * the provider). */
+static int check_params(struct sg_chat_request *out, const struct sg_json_member *m, size_t n,
+                        const struct param_rule *rules, size_t n_rules, char *err, size_t err_len)
+{
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; j < n_rules; j++)
+            if (m[i].name.n == rules[j].len &&
+                memcmp(m[i].name.p, rules[j].name, rules[j].len) == 0 &&
+                check_param(out, &rules[j], m[i].value, err, err_len) != SG_OK)
+                return SG_EINVAL;
+    return SG_OK;
+}
+
 int sg_chat_request_parse(const char *body, size_t len, struct sg_chat_request *out, char *err,
                           size_t err_len)
 {
@@ -219,7 +360,7 @@ int sg_chat_request_parse(const char *body, size_t len, struct sg_chat_request *
         sg_request_model(out, model, err, err_len) != SG_OK)
         return SG_EINVAL;
     const struct sg_json_member *messages = NULL, *stream = NULL, *opts = NULL, *user = NULL,
-                                *meta = NULL;
+                                *meta = NULL, *store = NULL;
     for (size_t i = 0; i < n; i++) {
         if (sg_member_is(&m[i], "messages")) {
             messages = &m[i];
@@ -237,8 +378,14 @@ int sg_chat_request_parse(const char *body, size_t len, struct sg_chat_request *
             user = &m[i];
         } else if (sg_member_is(&m[i], "metadata")) {
             meta = &m[i];
+        } else if (sg_member_is(&m[i], "store")) {
+            store = &m[i];
         }
     }
+    if (check_params(out, m, n, chat_params, SG_ARRAY_LEN(chat_params), err, err_len) != SG_OK ||
+        gateway_members(out, m, n, store && sg_slice_eq(store->value, "true"), err, err_len) !=
+            SG_OK)
+        return SG_EINVAL;
     if (!messages || messages->value.p[0] != '[') {
         out->error_param = "messages";
         snprintf(err, err_len, "'messages' is a required property and must be an array");
@@ -325,9 +472,11 @@ static int append_stream_options(struct sg_buf *out, struct sg_slice v)
     return rc == SG_EINVAL ? sg_buf_appends(out, "{\"include_usage\":true}") : rc;
 }
 
+enum splice_kind { SPLICE_MODEL, SPLICE_STREAM_OPTIONS, SPLICE_CUT };
+
 struct splice {
     struct sg_slice at;
-    bool is_model;
+    enum splice_kind kind;
 };
 
 static int cmp_splice(const void *a, const void *b)
@@ -336,20 +485,43 @@ static int cmp_splice(const void *a, const void *b)
     return x->at.p < y->at.p ? -1 : x->at.p > y->at.p;
 }
 
+/* A member `m` (name's quote to value's end) of the top-level object `body` widened to the
+ * comma on its side of `kept`, a member that stays (the model): the one after it when it comes
+ * before `kept`, else the one before it. There is always one there, and two cut members never
+ * claim the same comma: a comma between two adjacent members would be claimed by both only if
+ * `kept` lay between them. */
+static struct sg_slice member_with_comma(const char *body, const char *kept, struct sg_slice m)
+{
+    if (m.p < kept) {
+        const char *p = m.p + m.n;
+        while (is_ws(*p))
+            p++;
+        return (struct sg_slice){m.p, (size_t)(p + 1 - m.p)}; /* *p is the comma */
+    }
+    const char *q = m.p;
+    while (q > body && q[-1] != ',')
+        q--;
+    return (struct sg_slice){q - 1, (size_t)(m.p + m.n - (q - 1))};
+}
+
 int sg_openai_encode_chat(const struct sg_chat_request *r, const struct sg_deployment *d,
                           struct sg_buf *out)
 {
     /* Splice: copy the client's bytes, putting the provider's model id where each "model"
-     * value was (and, for a stream, stream_options asking for usage). The body was validated,
-     * so the result is valid JSON. */
-    struct splice sp[SG_ARRAY_LEN(r->model_values) + SG_ARRAY_LEN(r->stream_options_values)];
+     * value was, leaving the gateway's members out (and, for a stream, stream_options asking
+     * for usage). The body was validated, so the result is valid JSON. */
+    struct splice sp[SG_ARRAY_LEN(r->model_values) + SG_ARRAY_LEN(r->stream_options_values) +
+                     SG_ARRAY_LEN(r->gateway_members)];
     size_t n = 0;
     for (size_t i = 0; i < r->n_model_values; i++)
-        sp[n++] = (struct splice){r->model_values[i], true};
+        sp[n++] = (struct splice){r->model_values[i], SPLICE_MODEL};
     if (r->stream)
         for (size_t i = 0; i < r->n_stream_options_values; i++)
-            sp[n++] = (struct splice){r->stream_options_values[i], false};
-    if (r->stream && r->n_stream_options_values)
+            sp[n++] = (struct splice){r->stream_options_values[i], SPLICE_STREAM_OPTIONS};
+    for (size_t i = 0; i < r->n_gateway_members; i++)
+        sp[n++] = (struct splice){
+            member_with_comma(r->body, r->model_values[0].p, r->gateway_members[i]), SPLICE_CUT};
+    if (n > r->n_model_values)
         qsort(sp, n, sizeof sp[0], cmp_splice);
     const char *p = r->body;
     int rc = sg_buf_reserve(out, r->body_len + strlen(d->provider_model) + 48);
@@ -365,13 +537,13 @@ int sg_openai_encode_chat(const struct sg_chat_request *r, const struct sg_deplo
     for (size_t i = 0; rc == SG_OK && i < n; i++) {
         struct sg_slice v = sp[i].at;
         rc = sg_buf_append(out, p, (size_t)(v.p - p));
-        if (rc == SG_OK && sp[i].is_model) {
+        if (rc == SG_OK && sp[i].kind == SPLICE_MODEL) {
             rc = sg_buf_append(out, "\"", 1);
             if (rc == SG_OK)
                 rc = sg_buf_append_json_str(out, d->provider_model, strlen(d->provider_model));
             if (rc == SG_OK)
                 rc = sg_buf_append(out, "\"", 1);
-        } else if (rc == SG_OK) {
+        } else if (rc == SG_OK && sp[i].kind == SPLICE_STREAM_OPTIONS) {
             rc = append_stream_options(out, v);
         }
         p = v.p + v.n;
@@ -514,11 +686,6 @@ int sg_openai_usage_parse(const char *body, size_t len, struct sg_usage *u)
 }
 
 /* ---- usage in streams ---- */
-
-static bool is_ws(char c)
-{
-    return c == ' ' || c == '\t' || c == '\r' || c == '\n';
-}
 
 static const char *ws_fwd(const char *p, const char *end)
 {
@@ -781,12 +948,61 @@ int sg_answer_set_usage(enum sg_api api, struct sg_slice answer, const struct sg
 
 /* ---- embeddings ---- */
 
+/* OpenAI's words for an input it cannot embed (an empty string, an empty list, a list with an
+ * empty string or of mixed kinds, a value of another type): the same whatever was wrong. */
+#define EMBED_INPUT_INVALID                                                                        \
+    "'$.input' is invalid. Please check the API reference: "                                       \
+    "https://platform.openai.com/docs/api-reference."
+/* Inputs in one request (OpenAI's limit). */
+#define EMBED_MAX_INPUTS 2048
+
+/* One input of a list: a non-empty string, a token, or a non-empty list of tokens; every item of
+ * the list of the same kind as the first (`*kind`: its JSON type, set by the first). */
+static bool embed_item_ok(struct json_object *it, enum json_type *kind)
+{
+    enum json_type t = json_object_get_type(it);
+    if (*kind == json_type_null)
+        *kind = t;
+    if (t != *kind)
+        return false;
+    if (t == json_type_string)
+        return json_object_get_string_len(it) > 0;
+    if (t == json_type_int)
+        return true;
+    if (t != json_type_array)
+        return false;
+    size_t n = json_object_array_length(it);
+    for (size_t i = 0; i < n; i++)
+        if (!json_object_is_type(json_object_array_get_idx(it, i), json_type_int))
+            return false;
+    return n > 0;
+}
+
+/* The input OpenAI embeds: a non-empty string, or a list of 1..2048 non-empty strings, of tokens
+ * (integers), or of non-empty token lists. */
+static bool embed_input_ok(struct sg_slice v)
+{
+    if (v.p[0] == '"')
+        return v.n > 2;
+    if (v.p[0] != '[')
+        return false;
+    char err[8];
+    struct json_object *o = sg_json_parse_strict(v.p, v.n, err, sizeof err);
+    size_t n = o ? json_object_array_length(o) : 0;
+    bool ok = n > 0 && n <= EMBED_MAX_INPUTS;
+    enum json_type kind = json_type_null;
+    for (size_t i = 0; ok && i < n; i++)
+        ok = embed_item_ok(json_object_array_get_idx(o, i), &kind);
+    json_object_put(o);
+    return ok;
+}
+
 int sg_embeddings_request_parse(const char *body, size_t len, struct sg_chat_request *out,
                                 char *err, size_t err_len)
 {
     struct sg_json_member m[SG_CHAT_MAX_MEMBERS];
     size_t n;
-    const struct sg_json_member *model, *input = NULL, *user = NULL;
+    const struct sg_json_member *model, *input = NULL, *user = NULL, *format = NULL;
     if (sg_request_scan(body, len, SG_API_EMBEDDINGS, out, m, &n, &model, err, err_len) != SG_OK ||
         sg_request_model(out, model, err, err_len) != SG_OK)
         return SG_EINVAL;
@@ -795,12 +1011,32 @@ int sg_embeddings_request_parse(const char *body, size_t len, struct sg_chat_req
             input = &m[i];
         else if (sg_member_is(&m[i], "user"))
             user = &m[i];
+        else if (sg_member_is(&m[i], "encoding_format"))
+            format = &m[i];
     }
     if (!input || sg_slice_eq(input->value, "null")) {
         out->error_param = "input";
         snprintf(err, err_len, "'input' is a required property");
         return SG_EINVAL;
     }
+    if (!embed_input_ok(input->value)) {
+        snprintf(err, err_len, "%s", EMBED_INPUT_INVALID);
+        return SG_EINVAL;
+    }
+    if (format && !sg_slice_eq(format->value, "null") && !sg_slice_eq(format->value, "\"float\"") &&
+        !sg_slice_eq(format->value, "\"base64\"")) {
+        struct sg_slice v = format->value; /* a string as OpenAI prints it: without quotes */
+        if (v.p[0] == '"')
+            v = (struct sg_slice){v.p + 1, v.n - 2};
+        snprintf(err, err_len,
+                 "Invalid value for 'encoding_format' = %.*s. Supported values: ['float', "
+                 "'base64'].",
+                 (int)SG_MIN(v.n, 64), v.p);
+        return SG_EINVAL;
+    }
+    if (check_params(out, m, n, embeddings_params, SG_ARRAY_LEN(embeddings_params), err, err_len) !=
+        SG_OK)
+        return SG_EINVAL;
     if (user)
         member_id(user, out->user, sizeof out->user);
     return SG_OK;

@@ -60,6 +60,7 @@ struct sg_chat_request {
     bool include_usage;      /* stream_options.include_usage, as the client asked */
     const char *error_param; /* a refused body: the field the error names (OpenAI's "param"),
                               * or NULL */
+    const char *error_code;  /* ... and OpenAI's "code" for it, or NULL */
     char user[128];          /* "user", decoded, may be empty */
     char feature[128];       /* metadata.feature, decoded, may be empty */
     bool metadata_extra;     /* Messages: `metadata` has members besides user_id (the gateway's
@@ -72,6 +73,12 @@ struct sg_chat_request {
      * asks for usage, so the encoder rewrites these. */
     struct sg_slice stream_options_values[4];
     size_t n_stream_options_values;
+    /* Top-level members that are the gateway's, not the provider's, each from its name's opening
+     * quote to its value's end: the OpenAI encoder leaves them out. `metadata` without
+     * `"store": true` (OpenAI refuses it then; the gateway reads metadata.feature) and LiteLLM's
+     * per-request `cache` controls. */
+    struct sg_slice gateway_members[4];
+    size_t n_gateway_members;
 };
 
 /* Parse and validate a body strictly. On failure returns SG_EINVAL and writes an error for the
@@ -86,10 +93,10 @@ struct json_object *sg_json_parse_depth(const char *body, size_t len, int depth,
                                         size_t err_len);
 
 /* The body sent to an OpenAI-compatible deployment: the client's bytes with every top-level
- * `model` value replaced by the deployment's provider model id, and — for a stream —
- * `stream_options.include_usage` set to true (added or rewritten), so the gateway always learns
- * the usage; the client gets the usage chunk only if it asked (sg_openai_stream_event).
- * Appends to `out`. */
+ * `model` value replaced by the deployment's provider model id, the gateway's own members
+ * (`gateway_members`) left out, and — for a stream — `stream_options.include_usage` set to true
+ * (added or rewritten), so the gateway always learns the usage; the client gets the usage chunk
+ * only if it asked (sg_openai_stream_event). Appends to `out`. */
 int sg_openai_encode_chat(const struct sg_chat_request *r, const struct sg_deployment *d,
                           struct sg_buf *out);
 

@@ -8,6 +8,21 @@ import { MASTER_KEY, PROVIDER_KEY, startGateway, startMock, stop } from './helpe
 
 const T = { timeout: 15000 };
 
+// DESIGN §6: the headers on every proxied answer (x-slogate-bypass and x-slogate-faults only
+// while those are on).
+const PROXIED_HEADERS = ['x-request-id', 'x-slogate-deployment', 'x-slogate-provider',
+  'x-slogate-attempts', 'x-slogate-failover-hops', 'x-slogate-cache', 'x-slogate-cost-usd',
+  'x-slogate-latency-ms', 'x-slogate-overhead-us'];
+function assertProxiedHeaders(headers, what) {
+  const get = (h) => (typeof headers.get === 'function' ? headers.get(h) : headers[h]);
+  const missing = PROXIED_HEADERS.filter((h) => get(h) == null);
+  assert.deepEqual(missing, [], `${what}: every proxied answer carries the x-slogate-* headers`);
+  assert.equal(get('x-slogate-deployment'), 'primary', `${what}: x-slogate-deployment`);
+}
+
+// The mock's vector for input i of byte length len (docs/mock.md), as float32 values.
+const mockVector = (len, i) => Array.from(new Float32Array([(len % 7) / 7, 0.5, -0.25, i / 10]));
+
 describe('openai SDK through slogate', () => {
   let mock;
   let gw;
@@ -99,6 +114,56 @@ describe('openai SDK through slogate', () => {
     }
   });
 
+  test('embeddings.create: the SDK asks for base64 by default and decodes it', T, async () => {
+    const { data, response } = await client.embeddings
+      .create({ model: 'app/chat', input: ['hello', 'a'] })
+      .withResponse();
+    assert.equal((await mock.last()).body.encoding_format, 'base64', 'the SDK asked for base64');
+    assert.deepEqual(data.data.map((d) => Array.from(d.embedding)), [mockVector(5, 0), mockVector(1, 1)],
+      'the vectors decode to the float32 values the provider sent');
+    assert.ok(data.usage.prompt_tokens > 0, 'usage relayed');
+    assertProxiedHeaders(response.headers, 'embeddings');
+    assert.ok(Number(response.headers.get('x-slogate-cost-usd')) > 0, 'the embedding is priced');
+    // Asked for floats, the SDK returns what the provider sent as it is.
+    const floats = await client.embeddings.create({ model: 'app/chat', input: [1, 2], encoding_format: 'float' });
+    assert.equal((await mock.last()).body.encoding_format, 'float');
+    assert.deepEqual(floats.data.map((d) => d.embedding.length), [4, 4]);
+    assert.equal(floats.data[1].embedding[1], 0.5);
+  });
+
+  test("embeddings.create with an empty input -> BadRequestError in OpenAI's words", T, async () => {
+    for (const input of ['', [], ['a', '']]) {
+      await assert.rejects(client.embeddings.create({ model: 'app/chat', input }), (e) => {
+        assert.ok(e instanceof OpenAI.BadRequestError, `BadRequestError, got ${e?.constructor?.name}: ${e}`);
+        assert.match(e.message, /^400 '\$\.input' is invalid\. Please check the API reference/);
+        assert.equal(e.param, null);
+        return true;
+      });
+    }
+  });
+
+  test('every proxied answer carries the DESIGN §6 headers (withResponse)', T, async () => {
+    const body = { model: 'app/chat', messages: [{ role: 'user', content: 'headers' }] };
+    const whole = await client.chat.completions.create(body).withResponse();
+    assertProxiedHeaders(whole.response.headers, 'chat');
+    const streamed = await client.chat.completions.create({ ...body, stream: true }).withResponse();
+    assertProxiedHeaders(streamed.response.headers, 'stream');
+    for await (const chunk of streamed.data) assert.equal(chunk.object, 'chat.completion.chunk');
+    // A failed answer's (APIError.headers): in the provider 500 test below, which fails the
+    // deployment once (two more failures within 60 s would cool it down for the next tests).
+  });
+
+  test('the SDK\'s own headers (x-stainless-*, OpenAI-Organization, OpenAI-Project) stay at the gateway', T, async () => {
+    const org = new OpenAI({ apiKey: MASTER_KEY, baseURL: gw.baseURL, maxRetries: 0,
+      organization: 'org-client', project: 'proj-client' });
+    const r = await org.chat.completions.create({ model: 'app/chat', messages: [{ role: 'user', content: 'x' }] });
+    assert.equal(r.object, 'chat.completion');
+    const { headers } = await mock.last();
+    const leaked = Object.keys(headers).filter((h) => /^(x-stainless|openai-)/.test(h));
+    assert.deepEqual(leaked, [], 'none reaches the provider');
+    assert.equal(headers.authorization, `Bearer ${PROVIDER_KEY}`, "the deployment's key");
+  });
+
   test('models.list()', T, async () => {
     const ids = [];
     for await (const m of client.models.list()) ids.push(m.id);
@@ -166,6 +231,7 @@ describe('openai SDK through slogate', () => {
           assert.ok(e instanceof OpenAI.InternalServerError, `InternalServerError, got ${e?.constructor?.name}: ${e}`);
           assert.equal(e.status, 502);
           assert.match(e.message, /primary/);
+          assertProxiedHeaders(e.headers, '502');
           return true;
         },
       );

@@ -422,6 +422,92 @@ static void test_stream_options_spliced(void **state)
     sg_buf_dispose(&out);
 }
 
+/* metadata (without "store": true) and cache are the gateway's: cut with one comma beside them,
+ * wherever they are and however the client spaced the object; the rest is byte for byte. */
+static void test_gateway_members_cut(void **state)
+{
+    (void)state;
+    struct sg_deployment d = {.id = "p", .provider_model = "gpt", .api_base = "http://x/v1"};
+    static const char *const cases[][2] = {
+        {"{\"metadata\":{\"feature\":\"f\"},\"model\":\"a\",\"messages\":[]}",
+         "{\"model\":\"gpt\",\"messages\":[]}"},
+        {"{\"model\":\"a\", \"messages\":[] , \"metadata\" : {\"x\":1} }",
+         "{\"model\":\"gpt\", \"messages\":[]  }"},
+        {"{\"model\":\"a\",\"cache\":{\"no-cache\":true},\"metadata\":{},\"messages\":[],"
+         "\"temperature\":0}",
+         "{\"model\":\"gpt\",\"messages\":[],\"temperature\":0}"},
+        {"{\"model\":\"a\",\"messages\":[],\"store\":true,\"metadata\":{\"k\":\"v\"},\"cache\":{}}",
+         "{\"model\":\"gpt\",\"messages\":[],\"store\":true,\"metadata\":{\"k\":\"v\"}}"},
+        {"{\"model\":\"a\",\"messages\":[],\"store\":false,\"metadata\":null}",
+         "{\"model\":\"gpt\",\"messages\":[],\"store\":false}"},
+        /* Two cut members side by side, at either end: each takes its own comma. */
+        {"{\"model\":\"a\",\"messages\":[],\"metadata\":{\"feature\":\"x\"},\"cache\":{}}",
+         "{\"model\":\"gpt\",\"messages\":[]}"},
+        {"{\"metadata\":{} ,\"cache\":{},\"model\":\"a\",\"messages\":[]}",
+         "{\"model\":\"gpt\",\"messages\":[]}"},
+        {"{\"messages\":[],\"metadata\":{},\"model\":\"a\", \"cache\":{}}",
+         "{\"messages\":[],\"model\":\"gpt\"}"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        /* messages may not be empty: the cases put one message in place of [] */
+        char body[512], want[512];
+        struct sg_buf b;
+        sg_buf_init(&b, 0);
+        const char *msg = "[{\"role\":\"user\",\"content\":\"h\"}]";
+        for (int k = 0; k < 2; k++) {
+            char *dst = k ? want : body;
+            const char *src = cases[i][k], *at = strstr(src, "[]");
+            snprintf(dst, 512, "%.*s%s%s", (int)(at - src), src, msg, at + 2);
+        }
+        struct sg_chat_request r;
+        char err[300];
+        assert_int_equal(parse(body, &r, err), SG_OK);
+        assert_int_equal(sg_openai_encode_chat(&r, &d, &b), SG_OK);
+        assert_string_equal(b.data, want);
+        sg_buf_dispose(&b);
+    }
+}
+
+/* OpenAI's type and range checks, with its codes and the field in param. */
+static void test_typed_params(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *member, *param, *code, *msg;
+    } cases[] = {
+        {"\"frequency_penalty\":2.5", "frequency_penalty", "decimal_above_max_value",
+         "Invalid 'frequency_penalty': decimal above maximum value. Expected a value <= 2, but got "
+         "2.5 instead."},
+        {"\"temperature\":-1", "temperature", "decimal_below_min_value", "Expected a value >= 0"},
+        {"\"n\":129", "n", "integer_above_max_value", "Expected a value <= 128, but got 129"},
+        {"\"n\":1e0", "n", "invalid_type", "expected an integer, but got a decimal instead."},
+        {"\"max_tokens\":\"5\"", "max_tokens", "invalid_type", "but got a string instead."},
+        {"\"parallel_tool_calls\":1", "parallel_tool_calls", "invalid_type",
+         "expected a boolean, but got an integer instead."},
+        {"\"store\":{}", "store", "invalid_type", "expected a boolean, but got an object instead."},
+        {"\"user\":[]", "user", "invalid_type", "expected a string, but got an array instead."},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char body[256], err[300] = "";
+        snprintf(body, sizeof body,
+                 "{\"model\":\"a\",\"messages\":[{\"role\":\"user\",\"content\":\"h\"}],%s}",
+                 cases[i].member);
+        struct sg_chat_request r;
+        assert_int_equal(parse(body, &r, err), SG_EINVAL);
+        assert_string_equal(r.error_param, cases[i].param);
+        assert_string_equal(r.error_code, cases[i].code);
+        if (!strstr(err, cases[i].msg))
+            fail_msg("for %s expected '%s' in '%s'", body, cases[i].msg, err);
+    }
+    struct sg_chat_request r;
+    char err[300];
+    assert_int_equal(parse("{\"model\":\"a\",\"messages\":[{\"role\":\"user\",\"content\":"
+                           "\"h\"}],\"n\":null,\"temperature\":2,\"top_p\":0,\"seed\":-5,"
+                           "\"top_logprobs\":0,\"logprobs\":true,\"max_tokens\":1}",
+                           &r, err),
+                     SG_OK);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -436,6 +522,8 @@ int main(void)
         cmocka_unit_test(test_stream_relay_cuts_in_the_event),
         cmocka_unit_test(test_usage_chunk_and_answer_usage),
         cmocka_unit_test(test_stream_options_spliced),
+        cmocka_unit_test(test_gateway_members_cut),
+        cmocka_unit_test(test_typed_params),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

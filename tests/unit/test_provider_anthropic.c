@@ -232,8 +232,14 @@ static void test_encode_rejects(void **state)
     encode_fails("{\"model\":\"a\",\"messages\":[{\"role\":\"system\",\"content\":\"x\"}]}",
                  "at least one user or assistant");
     encode_fails("{\"model\":\"a\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],"
-                 "\"max_tokens\":0}",
-                 "max_tokens");
+                 "\"functions\":[{\"name\":\"f\"}]}",
+                 "send 'tools'");
+    encode_fails("{\"model\":\"a\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],"
+                 "\"function_call\":\"auto\"}",
+                 "'functions' and 'function_call'");
+    encode_fails("{\"model\":\"a\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],"
+                 "\"modalities\":[\"text\",\"audio\"]}",
+                 "audio output");
     encode_fails("{\"model\":\"a\",\"messages\":[{\"role\":\"wizard\",\"content\":\"x\"}]}",
                  "wizard");
 }
