@@ -1046,21 +1046,28 @@ static int gw_encode(struct gw_req *g, const struct sg_deployment *d, char *err,
                      : sg_openai_encode_chat(&g->chat, d, &g->up_body);
 }
 
-/* The attempt on `d` ended before it was sent: its format cannot carry the request. It is the
- * one the client is told about (x-slogate-deployment, the message) and it is an attempt in the
- * record, as x-slogate-attempts counts it, with the refusal as its error. */
+/* The attempt on `d` ended before it was sent: its format cannot carry the request. It is an
+ * attempt in the record, as x-slogate-attempts counts it, with the refusal as its error. */
 static void encode_refused(struct gw_req *g, const struct sg_deployment *d, const char *error)
 {
     char tp[80];
     uint64_t at = sg_now_us() - g->t_recv_us;
     gw_event_attempt_end(g->ev, gw_event_attempt_begin(g->w, g->ev, d, at, tp, sizeof tp), at, 0,
                          error);
-    g->answered_by = d;
 }
 
-/* Start an attempt on `d` in a free slot. False when the request could not be encoded for it:
- * the request was then answered and freed. */
-static bool attempt_start(struct gw_req *g, const struct sg_deployment *d)
+/* What attempt_start did. */
+enum start {
+    STARTED,  /* the call is out */
+    SKIPPED,  /* `d` cannot carry the request, but others were tried before it: go on */
+    ANSWERED, /* the request cannot be sent: it was answered and freed */
+};
+
+/* Start an attempt on `d` in a free slot. A request `d`'s format cannot say is the client's
+ * error (400) when `d` is the first deployment tried. Later (failing over, or hedging), it is
+ * only `d` that cannot carry it: the deployments before it could, and a 400 would hide their
+ * failure from the client (an SDK does not retry a 400) or cancel an attempt still running. */
+static enum start attempt_start(struct gw_req *g, const struct sg_deployment *d)
 {
     struct gw_attempt *a = NULL;
     for (int i = 0; i < MAX_ATTEMPTS && !a; i++)
@@ -1099,10 +1106,16 @@ static bool attempt_start(struct gw_req *g, const struct sg_deployment *d)
     char err[300] = "";
     int erc = gw_encode(g, ed, err, sizeof err);
     if (erc != SG_OK) {
-        sg_route_report(&g->route, d, SG_OUT_CANCELLED, now_ms(), 0, 0, 0, 0);
-        attempts_cancel(g, NULL);
-        encode_refused(g, d, erc == SG_EINVAL ? "invalid_request_error" : "request_too_large");
         char called[MODEL_CALLED_MAX];
+        sg_route_report(&g->route, d, SG_OUT_CANCELLED, now_ms(), 0, 0, 0, 0);
+        encode_refused(g, d, erc == SG_EINVAL ? "invalid_request_error" : "request_too_large");
+        if (erc == SG_EINVAL && g->route.attempts > 1) {
+            sg_buf_appendf(&g->log, "%s%s (%s): cannot carry this request: %s",
+                           g->log.len ? "; " : "", d->id, model_called(g, d, called), err);
+            return SKIPPED;
+        }
+        attempts_cancel(g, NULL);
+        g->answered_by = d;   /* the one the client is told about (x-slogate-deployment) */
         if (erc == SG_EINVAL) /* the request cannot be said in this deployment's format */
             gw_error(g, 400, "invalid_request_error", NULL, "%s (deployment %s, %s)", err, d->id,
                      model_called(g, d, called));
@@ -1110,7 +1123,7 @@ static bool attempt_start(struct gw_req *g, const struct sg_deployment *d)
             gw_error(g, 413, "invalid_request_error", "request_too_large",
                      "the request is too large to forward");
         gw_finish(g);
-        return false;
+        return ANSWERED;
     }
     /* Each attempt gets its own timeout, cut to what is left of the request's deadline. */
     uint64_t left = g->route.deadline_ms > now_ms() ? g->route.deadline_ms - now_ms() : 1;
@@ -1154,7 +1167,7 @@ static bool attempt_start(struct gw_req *g, const struct sg_deployment *d)
     if (!g->t_attempt_us)
         g->t_attempt_us = a->t_start_us;
     a->call = sg_upstream_start(g->w->up, &r, &up_handlers, a);
-    return true;
+    return STARTED;
 }
 
 static void on_hedge(uv_timer_t *t)
@@ -1163,7 +1176,8 @@ static void on_hedge(uv_timer_t *t)
     hedge_stop(g);
     if (g->winner || g->finished || running(g) != 1)
         return;
-    /* No first byte yet: start a second attempt on the next candidate; first byte wins. */
+    /* No first byte yet: start a second attempt on the next candidate; first byte wins (none
+     * when the candidate cannot carry the request). */
     const struct sg_deployment *d = sg_route_next(&g->route, now_ms());
     if (d)
         attempt_start(g, d);
@@ -1174,13 +1188,17 @@ static void gw_next(struct gw_req *g)
 {
     if (g->http->aborted)
         return;
-    const struct sg_deployment *d = sg_route_next(&g->route, now_ms());
-    if (!d) {
-        gw_fail(g);
-        return;
-    }
-    if (!attempt_start(g, d))
-        return; /* answered (and freed) already */
+    enum start started;
+    do {
+        const struct sg_deployment *d = sg_route_next(&g->route, now_ms());
+        if (!d) {
+            gw_fail(g);
+            return;
+        }
+        started = attempt_start(g, d);
+        if (started == ANSWERED)
+            return; /* and freed already */
+    } while (started == SKIPPED);
     uint32_t hedge_ms = g->rt->cfg->router.hedge_after_ms;
     if (hedge_ms && !g->route.bypass && !g->hedge && g->route.attempts == 1)
         timer_start(g, &g->hedge, on_hedge, hedge_ms);

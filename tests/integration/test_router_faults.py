@@ -663,3 +663,46 @@ def test_oversized_event_after_the_stream_began_ends_it_with_an_error_event(fx):
     contains(r.text, "larger than 4 MiB", "the stream ends with an error event that says why")
     check("[DONE]" not in r.text, "no [DONE] after the error")
     eq(b.stats()["chat"], 0, "too late to fail over: the secondary got nothing")
+
+
+def test_fallback_that_cannot_carry_the_request_does_not_hide_the_failure(fx):
+    """An OpenAI primary and an Anthropic secondary; the client asks for n=2, which Anthropic's
+    format cannot say. Failing over, the secondary is skipped, not made the answer: the client gets
+    the 502 of the primary's failure (an SDK retries it; it would not retry a 400), naming both.
+    With a slow primary and a hedge, the hedge is skipped and the primary's answer arrives. The
+    first deployment tried still answers for the request: an Anthropic primary is a 400."""
+    a = fx.mock(name="provider-a")
+    b = fx.mock(name="provider-b")
+    anth = {"model": "anthropic/claude-3-5-haiku-latest", "api_key": MOCK_KEY,
+            "api_base": "http://127.0.0.1:%d" % b.port}
+    gw = fx.gateway(config([dep("app/chat", a.url, "primary", 1),
+                            {"model_name": "app/chat", "model_info": {"id": "claude"},
+                             "litellm_params": dict(anth, order=2)},
+                            {"model_name": "app/claude", "model_info": {"id": "claude-first"},
+                             "litellm_params": dict(anth, order=1)},
+                            dep("app/claude", a.url, "gpt-second", 2)],
+                           num_retries=1, allowed_fails=10, hedge_after_ms=100))
+    a.faults(status=500)
+    r = http(gw.port, "POST", "/v1/chat/completions", chat_body(n=2))
+    eq(r.status, 502, "the primary's failure (%s)" % r.text[:400])
+    msg = r.error()["message"]
+    contains(msg, "2 attempts failed", "the message")
+    contains(msg, "HTTP 500", "the message says how the primary failed")
+    contains(msg, "claude (anthropic/claude-3-5-haiku-latest): cannot carry this request: n other "
+             "than 1", "the message says why the secondary was not called")
+    eq(r.header("x-slogate-attempts"), "2", "attempts")
+    eq(b.stats()["messages"], 0, "nothing reached the secondary")
+    eq(deployments(gw)["claude"]["failures"], 0, "the secondary is not charged")
+
+    # A hedge that cannot carry the request is not started, and the running primary is kept.
+    a.faults(status=0, latency_ms=400)
+    r = http(gw.port, "POST", "/v1/chat/completions", chat_body(n=2))
+    eq(r.status, 200, "the slow primary's answer (%s)" % r.text[:400])
+    eq(r.header("x-slogate-deployment"), "primary", "answered by")
+    eq(b.stats()["messages"], 0, "the hedge did not reach the secondary")
+
+    # The first deployment tried cannot carry it: the client's request is the problem.
+    r = http(gw.port, "POST", "/v1/chat/completions", chat_body(model="app/claude", n=2))
+    eq(r.status, 400, "status (%s)" % r.text[:400])
+    eq(r.header("x-slogate-deployment"), "claude-first", "the deployment named")
+    contains(r.error()["message"], "n other than 1", "the message")
