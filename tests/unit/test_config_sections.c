@@ -289,6 +289,14 @@ static void test_general_settings(void **state)
         assert_null(strstr(D.v[i].msg, "hunter2"));
 }
 
+static void str_is(const char *got, const char *want)
+{
+    if (want)
+        assert_string_equal(got, want);
+    else
+        assert_null(got);
+}
+
 /* One URL through sg_redis_url_parse: SG_OK and its parts, or the error's text. */
 static void redis_url_is(const char *url, const char *host, const char *unix_path, const char *user,
                          const char *password, int port, int db)
@@ -298,22 +306,10 @@ static void redis_url_is(const char *url, const char *host, const char *unix_pat
     int rc = sg_redis_url_parse(url, &u, err, sizeof err);
     if (rc != SG_OK)
         fail_msg("%s: %s", url, err);
-    if (host)
-        assert_string_equal(u.host, host);
-    else
-        assert_null(u.host);
-    if (unix_path)
-        assert_string_equal(u.unix_path, unix_path);
-    else
-        assert_null(u.unix_path);
-    if (user)
-        assert_string_equal(u.user, user);
-    else
-        assert_null(u.user);
-    if (password)
-        assert_string_equal(u.password, password);
-    else
-        assert_null(u.password);
+    str_is(u.host, host);
+    str_is(u.unix_path, unix_path);
+    str_is(u.user, user);
+    str_is(u.password, password);
     assert_int_equal(u.port, port);
     assert_int_equal(u.db, db);
     sg_redis_url_dispose(&u);
