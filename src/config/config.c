@@ -205,6 +205,68 @@ struct dep_load {
     int64_t entry_rpm, entry_tpm; /* rpm / tpm beside litellm_params (LiteLLM takes them too) */
 };
 
+/* Headers the gateway writes itself: a deployment's header lines may not give them again. */
+static bool gateway_header(const char *name)
+{
+    static const char *const own[] = {
+        "host",          "content-length", "content-type",      "transfer-encoding", "connection",
+        "authorization", "x-api-key",      "anthropic-version", "traceparent",       "tracestate"};
+    for (size_t i = 0; i < SG_ARRAY_LEN(own); i++)
+        if (strcasecmp(name, own[i]) == 0)
+            return true;
+    return false;
+}
+
+/* Add "name: value" to the deployment's header lines; a bad name or value is an error. */
+static void add_header(struct sg_cfg_loader *ld, struct dep_load *dl, int line, const char *path,
+                       const char *name, const char *value)
+{
+    size_t nl = strlen(name);
+    if (nl == 0 || nl > 100 ||
+        strspn(name, "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyz"
+                     "ABCDEFGHIJKLMNOPQRSTUVWXYZ") != nl) {
+        sg_cfg_err(ld, line, "%s: '%.100s' is not an HTTP header name (letters, digits, - and _)",
+                   path, name);
+        return;
+    }
+    if (strlen(value) > 4096 || strpbrk(value, "\r\n")) {
+        sg_cfg_err(ld, line, "%s.%s: a header value is one line of at most 4096 bytes", path, name);
+        return;
+    }
+    if (gateway_header(name)) {
+        sg_cfg_warn(ld, line, "%s.%s is ignored: the gateway sets %s itself%s", path, name, name,
+                    strcasecmp(name, "authorization") == 0 || strcasecmp(name, "x-api-key") == 0
+                        ? " from api_key"
+                        : "");
+        return;
+    }
+    struct sg_deployment *d = &dl->d;
+    d->headers = sg_xrealloc(d->headers, (d->n_headers + 1) * sizeof *d->headers);
+    d->headers[d->n_headers++] = sg_xasprintf("%s: %s", name, value);
+}
+
+/* litellm_params.extra_headers and headers: a mapping of header names to values (os.environ/
+ * references allowed), sent on every call to the deployment, as LiteLLM does. */
+static void extra_headers(struct sg_cfg_loader *ld, const struct sg_ynode *v, const char *path,
+                          void *base)
+{
+    if (!v)
+        return;
+    if (v->kind != SG_YMAP) {
+        sg_cfg_err(ld, v->line, "%s must be a mapping of header names to values", path);
+        return;
+    }
+    for (size_t i = 0; i < v->n; i++) {
+        const struct sg_ynode *k = v->pairs[i].key, *val = v->pairs[i].val;
+        char vpath[300];
+        snprintf(vpath, sizeof vpath, "%s.%s", path, k->s ? k->s : "?");
+        char *value = sg_cfg_string(ld, val, vpath);
+        if (value && k->kind == SG_YSCALAR)
+            add_header(ld, base, val->line, path, k->s, value);
+        free(value);
+    }
+}
+
 #define DEP(m) offsetof(struct dep_load, m)
 static const struct sg_cfg_field lp_fields[] = {
     {"model", SG_FT_STR, DEP(d.model), .flags = SG_FL_REQUIRED,
@@ -227,11 +289,13 @@ static const struct sg_cfg_field lp_fields[] = {
     {"output_cost_per_token", SG_FT_DOUBLE, DEP(d.output_cost_per_token), .def = -1, .min = 0,
      .max = SG_CFG_NOMAX},
     {"region_name", SG_FT_STR, DEP(region_name), .defs = NULL},
+    {"organization", SG_FT_STR, DEP(d.organization), .defs = NULL},
+    {"extra_headers", SG_FT_CUSTOM, 0, .custom = extra_headers},
+    {"headers", SG_FT_CUSTOM, 0, .custom = extra_headers},
 };
 static const struct sg_cfg_ignored lp_litellm[] = {
     {"api_version", "slogate calls Azure OpenAI's v1 API, which takes none"},
     {"custom_llm_provider", "write the provider as the model's prefix: provider/model"},
-    {"organization", NULL},
     {"vertex_project", NULL},
     {"vertex_location", NULL},
     {"vertex_credentials", NULL},
@@ -251,8 +315,6 @@ static const struct sg_cfg_ignored lp_litellm[] = {
     {"seed", NULL},
     {"stop", NULL},
     {"tags", NULL},
-    {"extra_headers", NULL},
-    {"headers", NULL},
     {"drop_params", NULL},
     {"additional_drop_params", NULL},
     {"input_cost_per_second", "give input_cost_per_token"},
@@ -624,6 +686,10 @@ static void free_deployment(struct sg_deployment *d)
     free(d->api_key);
     free(d->api_base);
     free(d->region);
+    free(d->organization);
+    for (size_t i = 0; i < d->n_headers; i++)
+        free(d->headers[i]);
+    free(d->headers);
     free(d->health_check_model);
     free(d->base_model);
     free(d->file);

@@ -60,13 +60,17 @@ struct sg_deployment {
     char *provider;       /* the part before the first '/', "openai" when there is none */
     char *provider_model; /* the model id sent upstream, e.g. "gpt-4o-mini" */
     enum sg_provider_kind kind;
-    char *api_key;                /* resolved secret, or NULL when none is configured; with no
-                                   * api_key line, the provider's usual variable (OPENAI_API_KEY,
-                                   * ANTHROPIC_API_KEY, ...) as LiteLLM does */
-    char *api_base;               /* resolved, no trailing '/'; provider default when unset.
-                                   * OpenAI format: includes /v1 (append /chat/completions).
-                                   * Anthropic: the root, without /v1 (append /v1/messages) */
-    char *region;                 /* litellm_params.region_name or model_info.region, or NULL */
+    char *api_key;      /* resolved secret, or NULL when none is configured; with no
+                         * api_key line, the provider's usual variable (OPENAI_API_KEY,
+                         * ANTHROPIC_API_KEY, ...) as LiteLLM does */
+    char *api_base;     /* resolved, no trailing '/'; provider default when unset.
+                         * OpenAI format: includes /v1 (append /chat/completions).
+                         * Anthropic: the root, without /v1 (append /v1/messages) */
+    char *region;       /* litellm_params.region_name or model_info.region, or NULL */
+    char *organization; /* OpenAI's organization (OpenAI-Organization), or NULL */
+    char **headers;     /* "Name: value" lines every call carries: LiteLLM's
+                         * extra_headers and headers */
+    size_t n_headers;
     int order;                    /* priority tier, lower first (default 1) */
     double weight;                /* 0 = unset */
     int64_t rpm, tpm;             /* 0 = unlimited */

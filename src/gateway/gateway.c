@@ -49,7 +49,8 @@ static void append_models_json(struct sg_buf *b, const struct sg_router *r, long
 }
 
 /* The headers every call to a deployment carries, built once: its credentials (`key`, which
- * the revoke-key drill fault replaces with a wrong one) and the content type. */
+ * the revoke-key drill fault replaces with a wrong one), the content type, and the
+ * organization and extra headers its litellm_params give. */
 static struct sg_upstream_headers *dep_headers(const struct sg_deployment *d, const char *key)
 {
     /* Anthropic takes its key in x-api-key and wants the API version named. */
@@ -57,12 +58,24 @@ static struct sg_upstream_headers *dep_headers(const struct sg_deployment *d, co
     char *auth = !key        ? NULL
                  : anthropic ? sg_xasprintf("x-api-key: %s", key)
                              : sg_xasprintf("Authorization: Bearer %s", key);
-    const char *lines[3] = {"Content-Type: application/json", auth, NULL};
-    size_t n = auth ? 2 : 1;
+    char *org = d->organization && !anthropic
+                    ? sg_xasprintf("OpenAI-Organization: %s", d->organization)
+                    : NULL;
+    const char **lines = sg_xcalloc(4 + d->n_headers, sizeof *lines);
+    size_t n = 0;
+    lines[n++] = "Content-Type: application/json";
+    if (auth)
+        lines[n++] = auth;
     if (anthropic)
         lines[n++] = "anthropic-version: " SG_ANTHROPIC_VERSION;
+    if (org)
+        lines[n++] = org;
+    for (size_t i = 0; i < d->n_headers; i++) /* litellm_params.extra_headers, as configured */
+        lines[n++] = d->headers[i];
     struct sg_upstream_headers *h = sg_upstream_headers_new(lines, n);
+    free(lines);
     free(auth);
+    free(org);
     return h;
 }
 

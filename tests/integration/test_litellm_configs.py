@@ -533,3 +533,63 @@ def test_base_model_prices_the_deployment(fx):
     want = u["prompt_tokens"] * 0.15e-6 + u["completion_tokens"] * 0.60e-6  # gpt-4o-mini's
     check(want > 0 and abs(float(r.header("x-slogate-cost-usd")) - want) < 1e-8,
           "priced as gpt-4o-mini: %s, want %.8f" % (r.header("x-slogate-cost-usd"), want))
+
+
+def test_organization_and_extra_headers_reach_the_provider(fx):
+    # LiteLLM passes litellm_params.organization to the OpenAI client (OpenAI-Organization) and
+    # sends extra_headers / headers with every call: OpenRouter's HTTP-Referer and X-Title, an
+    # API manager's subscription key. Ignored, a deployment behind such a proxy would fail.
+    m = fx.mock(name="prov")
+    text = ("model_list:\n"
+            "  - model_name: team-chat\n"
+            "    litellm_params:\n"
+            "      model: openai/gpt-4o-mini\n"
+            "      api_base: %s\n"
+            "      api_key: %s\n"
+            "      organization: org-team42\n"
+            "      extra_headers: { HTTP-Referer: https://app.example, X-Title: Team app,\n"
+            "                       Ocp-Apim-Subscription-Key: os.environ/APIM_KEY }\n"
+            "    model_info: { id: chat-main }\n"
+            "  - model_name: team-claude\n"
+            "    litellm_params:\n"
+            "      model: anthropic/claude-3-5-haiku-latest\n"
+            "      api_base: %s\n"
+            "      api_key: %s\n"
+            "      organization: org-team42\n"
+            "      headers: { X-Title: Team app, Authorization: Bearer other }\n"
+            "general_settings: { master_key: %s }\n"
+            % (m.url, MOCK_KEY, root(m), MOCK_KEY, MASTER_KEY))
+    env = {"APIM_KEY": "apim-secret"}
+    checked(fx, text, 0, ["litellm.yaml:17: warning: model_list[1].litellm_params.headers."
+                          "Authorization is ignored: the gateway sets Authorization itself from "
+                          "api_key"], env=env)
+    gw = fx.gateway(text, env=env)
+    eq(chat(gw.port, chat_body(model="team-chat")).status, 200, "the OpenAI deployment answers")
+    h = {k.lower(): v for k, v in m.last()["headers"].items()}
+    eq(h.get("openai-organization"), "org-team42", "the organization")
+    eq(h.get("http-referer"), "https://app.example", "an extra header")
+    eq(h.get("x-title"), "Team app", "an extra header with a space")
+    eq(h.get("ocp-apim-subscription-key"), "apim-secret", "an extra header from the environment")
+    eq(h.get("authorization"), "Bearer " + MOCK_KEY, "the deployment's own key")
+    eq(chat(gw.port, chat_body(model="team-claude")).status, 200, "the Anthropic deployment answers")
+    h = {k.lower(): v for k, v in m.last()["headers"].items()}
+    eq(h.get("x-title"), "Team app", "headers go to Anthropic deployments too")
+    check("openai-organization" not in h, "no OpenAI organization at Anthropic: %r" % h)
+    check("authorization" not in h and h.get("x-api-key") == MOCK_KEY,
+          "the deployment's key, not the ignored header: %r" % h)
+    # What check refuses, and says where.
+    checked(fx, "model_list:\n"
+                "  - model_name: a\n"
+                "    litellm_params:\n"
+                "      model: openai/gpt-4o-mini\n"
+                "      api_key: k\n"
+                "      extra_headers: [X-Title]\n"
+                "  - model_name: b\n"
+                "    litellm_params:\n"
+                "      model: openai/gpt-4o-mini\n"
+                "      api_key: k\n"
+                "      headers: { 'X Title': t }\n", 2,
+            ["bad.yaml:6: error: model_list[0].litellm_params.extra_headers must be a mapping of "
+             "header names to values",
+             "bad.yaml:11: error: model_list[1].litellm_params.headers: 'X Title' is not an HTTP "
+             "header name (letters, digits, - and _)"], name="bad.yaml")
