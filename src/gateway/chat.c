@@ -1107,7 +1107,7 @@ static enum start attempt_start(struct gw_req *g, const struct sg_deployment *d)
     int erc = gw_encode(g, ed, err, sizeof err);
     if (erc != SG_OK) {
         char called[MODEL_CALLED_MAX];
-        sg_route_report(&g->route, d, SG_OUT_CANCELLED, now_ms(), 0, 0, 0, 0);
+        sg_route_report(&g->route, d, SG_OUT_NOT_SENT, now_ms(), 0, 0, 0, 0);
         encode_refused(g, d, erc == SG_EINVAL ? "invalid_request_error" : "request_too_large");
         if (erc == SG_EINVAL && g->route.attempts > 1) {
             sg_buf_appendf(&g->log, "%s%s (%s): cannot carry this request: %s",

@@ -12,7 +12,8 @@
 const char *sg_outcome_name(enum sg_outcome o)
 {
     static const char *names[] = {"success", "client_error", "context_window",     "failure",
-                                  "auth",    "rate_limited", "first_byte_timeout", "cancelled"};
+                                  "auth",    "rate_limited", "first_byte_timeout", "cancelled",
+                                  "not_sent"};
     return (unsigned)o < SG_ARRAY_LEN(names) ? names[o] : "unknown";
 }
 
@@ -907,6 +908,14 @@ void sg_route_report(struct sg_route *rt, const struct sg_deployment *d, enum sg
     atomic_fetch_sub(&h->in_flight, 1);
     const struct sg_router_settings *rs = &rt->r->cfg->router;
     pthread_mutex_lock(&h->lock);
+    if (o == SG_OUT_NOT_SENT) {
+        if (was_probe)
+            h->probing = false; /* no verdict: let another request probe */
+        pthread_mutex_unlock(&h->lock);
+        if (rt->tier == d->order && rt->tier_attempts > 0)
+            rt->tier_attempts--; /* a deployment that could not be called used no retry */
+        return;
+    }
     if (now_ms / 60000 > h->minute) { /* a report a ms late never takes the minute back */
         h->minute = now_ms / 60000;
         h->minute_requests = h->minute_tokens = 0;
@@ -963,6 +972,7 @@ void sg_route_report(struct sg_route *rt, const struct sg_deployment *d, enum sg
         }
         break;
     }
+    case SG_OUT_NOT_SENT: /* handled above */
     case SG_OUT_CANCELLED:
         if (was_probe)
             h->probing = false; /* no verdict: let another request probe */

@@ -34,6 +34,8 @@ enum sg_outcome {
     SG_OUT_RATE_LIMITED,   /* 429: cool down for Retry-After (or cooldown_time) */
     SG_OUT_FIRST_BYTE,     /* no first byte within stream_timeout: a failure */
     SG_OUT_CANCELLED,      /* we stopped it (hedge lost, client left): no verdict */
+    SG_OUT_NOT_SENT, /* nothing went out (its format cannot say the request): no verdict, no use
+                      * of its rpm, and the tier's retry it took is given back */
 };
 const char *sg_outcome_name(enum sg_outcome o);
 

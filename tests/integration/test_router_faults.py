@@ -706,3 +706,26 @@ def test_fallback_that_cannot_carry_the_request_does_not_hide_the_failure(fx):
     eq(r.status, 400, "status (%s)" % r.text[:400])
     eq(r.header("x-slogate-deployment"), "claude-first", "the deployment named")
     contains(r.error()["message"], "n other than 1", "the message")
+
+
+def test_a_deployment_that_cannot_carry_the_request_uses_no_retry(fx):
+    """Tier 2 holds an Anthropic deployment (picked first: weight) and an OpenAI one, with no
+    retry in the tier (num_retries 0). The primary fails; the Anthropic one cannot say n=2 and is
+    skipped without being called: that used no retry, so the OpenAI one in its tier answers."""
+    a = fx.mock(name="provider-a", status=500)
+    b = fx.mock(name="provider-b")
+    c = fx.mock(name="provider-c")
+    gw = fx.gateway(config([dep("app/chat", a.url, "primary", 1),
+                            {"model_name": "app/chat", "model_info": {"id": "claude"},
+                             "litellm_params": {"model": "anthropic/claude-3-5-haiku-latest",
+                                                "api_key": MOCK_KEY, "order": 2,
+                                                "weight": 1000000,
+                                                "api_base": "http://127.0.0.1:%d" % b.port}},
+                            dep("app/chat", c.url, "gpt-backup", 2, weight=1)],
+                           num_retries=0, allowed_fails=10))
+    r = http(gw.port, "POST", "/v1/chat/completions", chat_body(n=2))
+    eq(r.status, 200, "the tier's OpenAI deployment answers (%s)" % r.text[:400])
+    eq(r.header("x-slogate-deployment"), "gpt-backup", "answered by")
+    eq(r.header("x-slogate-attempts"), "3", "the primary, the skipped one, the answer")
+    eq(b.stats()["messages"], 0, "nothing reached the Anthropic deployment")
+    eq(deployments(gw)["claude"]["in_flight"], 0, "nothing left in flight")
