@@ -258,10 +258,14 @@ static void extra_headers(struct sg_cfg_loader *ld, const struct sg_ynode *v, co
     }
     for (size_t i = 0; i < v->n; i++) {
         const struct sg_ynode *k = v->pairs[i].key, *val = v->pairs[i].val;
+        if (k->kind != SG_YSCALAR || strlen(k->s) != k->len) { /* a list, a mapping, a NUL */
+            sg_cfg_err(ld, k->line, "%s: a header name is a string without NUL bytes", path);
+            continue;
+        }
         char vpath[300];
-        snprintf(vpath, sizeof vpath, "%s.%s", path, k->s ? k->s : "?");
+        snprintf(vpath, sizeof vpath, "%s.%s", path, k->s);
         char *value = sg_cfg_string(ld, val, vpath);
-        if (value && k->kind == SG_YSCALAR)
+        if (value)
             add_header(ld, base, val->line, path, k->s, value);
         free(value);
     }

@@ -588,8 +588,15 @@ def test_organization_and_extra_headers_reach_the_provider(fx):
                 "    litellm_params:\n"
                 "      model: openai/gpt-4o-mini\n"
                 "      api_key: k\n"
-                "      headers: { 'X Title': t }\n", 2,
+                "      headers: { 'X Title': t }\n"
+                "  - model_name: c\n"
+                "    litellm_params:\n"
+                "      model: openai/gpt-4o-mini\n"
+                "      api_key: k\n"
+                "      headers: { \"X\\0B\": t }\n", 2,
             ["bad.yaml:6: error: model_list[0].litellm_params.extra_headers must be a mapping of "
              "header names to values",
              "bad.yaml:11: error: model_list[1].litellm_params.headers: 'X Title' is not an HTTP "
-             "header name (letters, digits, - and _)"], name="bad.yaml")
+             "header name (letters, digits, - and _)",
+             "bad.yaml:16: error: model_list[2].litellm_params.headers: a header name is a string "
+             "without NUL bytes"], name="bad.yaml")
