@@ -128,6 +128,11 @@ def test_host_header_required_once(fx):
     eq(m.stats()["chat"], 0, "nothing reached the provider")
 
 
+def comparable(r):
+    """An answer's headers but its Date, and its x-request-id's length (each answer its own)."""
+    return [(k, len(v) if k == "x-request-id" else v) for k, v in r.headers if k != "date"]
+
+
 def test_head_answers_as_get_without_body(fx):
     m, gw = gateway(fx)
     c = fx.conn(gw.port)
@@ -138,8 +143,7 @@ def test_head_answers_as_get_without_body(fx):
         c.request("HEAD", path)
         h = c.read_response(head_only_method=True)
         eq(h.status, g.status, "HEAD %s: the GET's status" % path)
-        eq([kv for kv in h.headers if kv[0] != "date"], [kv for kv in g.headers if kv[0] != "date"],
-           "HEAD %s: the GET's headers" % path)
+        eq(comparable(h), comparable(g), "HEAD %s: the GET's headers" % path)
         eq(h.header("content-length"), str(len(g.body)), "HEAD %s: the GET body's length" % path)
         # No body followed: the next answer on this connection starts with its status line.
         c.request("GET", path)
