@@ -273,9 +273,10 @@ enum sg_ablock {
     SG_ABLOCK_NONE,
     SG_ABLOCK_TEXT,
     SG_ABLOCK_TOOL,   /* a client tool's tool_use */
-    SG_ABLOCK_OTHER,  /* thinking, server tools: no chat.completions form */
+    SG_ABLOCK_OTHER,  /* server tools: no chat.completions form */
     SG_ABLOCK_ANSWER, /* the response_format tool: its input streams as content */
-    SG_ABLOCK_DROPPED /* text or a second answer after the response_format one */
+    SG_ABLOCK_DROPPED, /* text or a second answer after the response_format one */
+    SG_ABLOCK_THINKING /* thinking: reasoning_content and thinking_blocks deltas */
 };
 
 /* Per-stream state of a Messages stream being read (and translated to chunks). */
@@ -294,6 +295,8 @@ struct sg_anthropic_stream {
     char model[160];
     char finish[24]; /* finish_reason from message_delta */
     int64_t deltas;  /* content_block_delta events so far */
+    int64_t reasoning_tokens; /* the estimate of the thinking text so far (the usage chunk's
+                               * completion_tokens_details.reasoning_tokens) */
     char error_type[48];
     char error[256];
     struct sg_usage usage;
