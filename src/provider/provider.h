@@ -338,7 +338,7 @@ struct sg_messages_stream {
     bool started;    /* message_start sent */
     bool done;       /* message_stop sent */
     bool pinged;     /* the ping Anthropic sends after the first content_block_start, sent */
-    int block_kind;  /* the open block: 0 none, 1 text, 2 tool_use */
+    int block_kind;  /* the open block: 0 none, 1 text, 2 tool_use, 3 thinking, 4 redacted */
     int block_index; /* its index in the message's content */
     int tool_index;  /* the chunk tool_calls index it belongs to */
     int n_blocks;
