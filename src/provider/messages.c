@@ -576,7 +576,8 @@ int sg_messages_decode_openai(const char *body, size_t len, struct sg_buf *out, 
     bool first = !append_thinking(out, msg);
     struct json_object *text = pj_get(msg, "content");
     if (pj_is(text, json_type_string) && json_object_get_string_len(text) > 0) {
-        sg_buf_appends(out, "{\"type\":\"text\",\"text\":\"");
+        sg_buf_appends(out, first ? "{\"type\":\"text\",\"text\":\""
+                                  : ",{\"type\":\"text\",\"text\":\"");
         sg_buf_append_json_str(out, json_object_get_string(text),
                                (size_t)json_object_get_string_len(text));
         sg_buf_appends(out, "\"}");
