@@ -144,7 +144,7 @@ struct sg_mock_chat {
  * (DeepSeek's field), counted in the output tokens and, for OpenAI, reasoning_tokens. */
 #define SG_MOCK_THINKING_TOKENS 6
 /* Anthropic's documented string that makes a thinking model answer with redacted_thinking. */
-#define SG_MOCK_REDACTED_TRIGGER                                                                  \
+#define SG_MOCK_REDACTED_TRIGGER                                                                   \
     "ANTHROPIC_MAGIC_STRING_TRIGGER_REDACTED_THINKING_46C9A13E193C177646C7398A98432ECCCE4C1253"
 
 /* Read what a request says about reasoning into out->thinking_tokens and out->redacted, with
@@ -186,7 +186,7 @@ struct sg_mock_answer {
     uint64_t prompt_hash;
     uint32_t n_calls; /* tool calls instead of text (output_tokens = their stream events) */
     char calls[SG_MOCK_MAX_TOOL_CALLS][SG_MOCK_TOOL_NAME_MAX + 1];
-    const char *input; /* borrowed sg_mock_chat.input: call 0's input, or NULL */
+    const char *input;        /* borrowed sg_mock_chat.input: call 0's input, or NULL */
     uint32_t thinking_tokens; /* before the text, counted in the usage beside output_tokens */
     bool redacted;            /* Anthropic: the thinking is a redacted_thinking block */
 };

@@ -581,8 +581,8 @@ int sg_mock_thinking_token(struct sg_buf *out, const struct sg_mock_answer *a, u
     case 2: return sg_buf_appends(out, " over");
     case 3: return sg_buf_appendf(out, " for %s:", a->name);
     default: {
-        size_t w = (size_t)((a->prompt_hash / 7 % SG_ARRAY_LEN(lorem)) + (i - 4)) %
-                   SG_ARRAY_LEN(lorem);
+        size_t w =
+            (size_t)((a->prompt_hash / 7 % SG_ARRAY_LEN(lorem)) + (i - 4)) % SG_ARRAY_LEN(lorem);
         return sg_buf_appendf(out, " %s%s", lorem[w], i + 1 == a->thinking_tokens ? "." : "");
     }
     }

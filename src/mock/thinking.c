@@ -68,12 +68,11 @@ static int check_turns(struct json_object *msgs, bool on, char *err, size_t errn
         size_t k = json_object_array_length(c);
         for (size_t j = 0; j < k; j++) {
             struct json_object *b = json_object_array_get_idx(c, j), *t = member(b, "type");
-            const char *type = json_object_is_type(t, json_type_string)
-                                   ? json_object_get_string(t)
-                                   : "";
+            const char *type =
+                json_object_is_type(t, json_type_string) ? json_object_get_string(t) : "";
             if (strcmp(type, "thinking") == 0 && !signed_by_mock(b))
-                FAIL("messages", "messages.%zu.content.%zu: Invalid `signature` in `thinking` block",
-                     i, j);
+                FAIL("messages",
+                     "messages.%zu.content.%zu: Invalid `signature` in `thinking` block", i, j);
             if (strcmp(type, "redacted_thinking") == 0 &&
                 !json_object_is_type(member(b, "data"), json_type_string))
                 FAIL("messages", "messages.%zu.content.%zu.data: Field required", i, j);
@@ -103,8 +102,8 @@ static int anthropic_thinking(struct json_object *root, struct sg_mock_chat *out
     bool on = false;
     if (th) {
         v = member(th, "type");
-        const char *type = json_object_is_type(v, json_type_string) ? json_object_get_string(v)
-                                                                     : "";
+        const char *type =
+            json_object_is_type(v, json_type_string) ? json_object_get_string(v) : "";
         if (strcmp(type, "enabled") == 0) {
             v = member(th, "budget_tokens");
             if (!json_object_is_type(v, json_type_int))
@@ -119,8 +118,9 @@ static int anthropic_thinking(struct json_object *root, struct sg_mock_chat *out
         } else if (strcmp(type, "adaptive") == 0) {
             on = true;
         } else if (strcmp(type, "disabled") != 0) {
-            FAIL("thinking", "thinking: Input tag '%.32s' found using 'type' does not match any "
-                             "of the expected tags: 'enabled', 'disabled', 'adaptive'",
+            FAIL("thinking",
+                 "thinking: Input tag '%.32s' found using 'type' does not match any "
+                 "of the expected tags: 'enabled', 'disabled', 'adaptive'",
                  type);
         }
     }

@@ -642,7 +642,7 @@ static int64_t effort_budget(const char *effort)
     static const struct {
         const char *name;
         int64_t budget;
-    } table[] = {{"none", 0},     {"minimal", 1024}, {"low", 1024},
+    } table[] = {{"none", 0},      {"minimal", 1024}, {"low", 1024},
                  {"medium", 2048}, {"high", 4096},    {"xhigh", 8192}};
     for (size_t i = 0; i < SG_ARRAY_LEN(table); i++)
         if (strcmp(effort, table[i].name) == 0)
@@ -652,8 +652,7 @@ static int64_t effort_budget(const char *effort)
 
 /* Read `thinking` (LiteLLM's parameter, Anthropic's shape; it wins over reasoning_effort, as it
  * says exactly what to send) or `reasoning_effort`. SG_EINVAL with a message naming the field. */
-static int reasoning_parse(struct json_object *root, struct reasoning *r, char *err,
-                           size_t err_len)
+static int reasoning_parse(struct json_object *root, struct reasoning *r, char *err, size_t err_len)
 {
     memset(r, 0, sizeof *r);
     struct json_object *th = pj_get(root, "thinking"), *effort = pj_get(root, "reasoning_effort");
@@ -683,8 +682,8 @@ static int reasoning_parse(struct json_object *root, struct reasoning *r, char *
     }
     if (!effort)
         return SG_OK;
-    int64_t budget = pj_is(effort, json_type_string) ? effort_budget(json_object_get_string(effort))
-                                                     : -1;
+    int64_t budget =
+        pj_is(effort, json_type_string) ? effort_budget(json_object_get_string(effort)) : -1;
     if (budget < 0) {
         snprintf(err, err_len,
                  "reasoning_effort must be one of 'none', 'minimal', 'low', 'medium', 'high', "
@@ -709,8 +708,8 @@ static int reasoning_parse(struct json_object *root, struct reasoning *r, char *
  * is the client's error. Thinking refuses a temperature other than 1, a top_p below 0.95 and
  * forced tool use: the first two only tune the answer and are not sent (as any parameter
  * Anthropic cannot take), the last would turn a call the client waits for into text: a 400. */
-static int reasoning_apply(struct reasoning *r, struct json_object *req, bool client_max,
-                           char *err, size_t err_len)
+static int reasoning_apply(struct reasoning *r, struct json_object *req, bool client_max, char *err,
+                           size_t err_len)
 {
     if (!r->thinking)
         return SG_OK;
@@ -1007,7 +1006,8 @@ static void append_usage(struct sg_buf *out, const struct sg_usage *u, int64_t r
                    "{\"prompt_tokens\":%lld,\"completion_tokens\":%lld,\"total_tokens\":%lld,"
                    "\"prompt_tokens_details\":{\"cached_tokens\":%lld},",
                    (long long)u->input_tokens, (long long)u->output_tokens,
-                   (long long)(u->input_tokens + u->output_tokens), (long long)u->cache_read_tokens);
+                   (long long)(u->input_tokens + u->output_tokens),
+                   (long long)u->cache_read_tokens);
     if (reasoning > 0)
         sg_buf_appendf(out, "\"completion_tokens_details\":{\"reasoning_tokens\":%lld},",
                        (long long)SG_MIN(reasoning, u->output_tokens));
@@ -1092,8 +1092,8 @@ int sg_anthropic_decode_response(const char *body, size_t len, int64_t created, 
             if (pj_is(t, json_type_string)) {
                 sg_buf_append_json_str(&reasoning, json_object_get_string(t),
                                        (size_t)json_object_get_string_len(t));
-                reasoning_tokens += sg_tokens_estimate_text(
-                    json_object_get_string(t), (size_t)json_object_get_string_len(t));
+                reasoning_tokens += sg_tokens_estimate_text(json_object_get_string(t),
+                                                            (size_t)json_object_get_string_len(t));
             }
         }
         /* server-tool blocks have no chat.completions form: left out */

@@ -697,8 +697,8 @@ static void open_thinking(struct sg_messages_stream *s, struct sg_buf *out)
 
 /* A delta's reasoning as thinking events: `text` as a thinking_delta, `sig` as a
  * signature_delta (both JSON strings, NULL when none). */
-static void thinking_delta(struct sg_messages_stream *s, struct sg_buf *out, struct json_object *text,
-                           struct json_object *sig)
+static void thinking_delta(struct sg_messages_stream *s, struct sg_buf *out,
+                           struct json_object *text, struct json_object *sig)
 {
     bool t = text && json_object_get_string_len(text) > 0;
     bool g = sig && json_object_get_string_len(sig) > 0;

@@ -272,9 +272,9 @@ int sg_anthropic_usage_parse(const char *body, size_t len, struct sg_usage *u);
 enum sg_ablock {
     SG_ABLOCK_NONE,
     SG_ABLOCK_TEXT,
-    SG_ABLOCK_TOOL,   /* a client tool's tool_use */
-    SG_ABLOCK_OTHER,  /* server tools: no chat.completions form */
-    SG_ABLOCK_ANSWER, /* the response_format tool: its input streams as content */
+    SG_ABLOCK_TOOL,    /* a client tool's tool_use */
+    SG_ABLOCK_OTHER,   /* server tools: no chat.completions form */
+    SG_ABLOCK_ANSWER,  /* the response_format tool: its input streams as content */
     SG_ABLOCK_DROPPED, /* text or a second answer after the response_format one */
     SG_ABLOCK_THINKING /* thinking: reasoning_content and thinking_blocks deltas */
 };
@@ -293,8 +293,8 @@ struct sg_anthropic_stream {
     int n_tools;               /* the client's tool calls (the response_format tool is not one) */
     char id[96];
     char model[160];
-    char finish[24]; /* finish_reason from message_delta */
-    int64_t deltas;  /* content_block_delta events so far */
+    char finish[24];          /* finish_reason from message_delta */
+    int64_t deltas;           /* content_block_delta events so far */
     int64_t reasoning_tokens; /* the estimate of the thinking text so far (the usage chunk's
                                * completion_tokens_details.reasoning_tokens) */
     char error_type[48];

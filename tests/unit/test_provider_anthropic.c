@@ -975,7 +975,8 @@ static void test_decode_reasoning(void **state)
 {
     (void)state;
     const char *body =
-        "{\"id\":\"msg_1\",\"type\":\"message\",\"role\":\"assistant\",\"model\":\"c\",\"content\":["
+        "{\"id\":\"msg_1\",\"type\":\"message\",\"role\":\"assistant\",\"model\":\"c\",\"content\":"
+        "["
         "{\"type\":\"thinking\",\"thinking\":\"Let me think.\",\"signature\":\"sig1\"},"
         "{\"type\":\"redacted_thinking\",\"data\":\"enc\"},{\"type\":\"text\",\"text\":\"4\"}],"
         "\"stop_reason\":\"end_turn\",\"usage\":{\"input_tokens\":10,\"output_tokens\":50}}";
@@ -1008,28 +1009,26 @@ static const char thinking_stream[] =
                                   "\"content_block\":{\"type\":\"thinking\",\"thinking\":\"\"}}")
             EV("content_block_delta", "{\"type\":\"content_block_delta\",\"index\":0,\"delta\":"
                                       "{\"type\":\"thinking_delta\",\"thinking\":\"Hmm\"}}")
-                EV("content_block_delta",
-                   "{\"type\":\"content_block_delta\",\"index\":0,\"delta\":"
-                   "{\"type\":\"signature_delta\",\"signature\":\"sig\"}}")
-                    EV("content_block_stop", "{\"type\":\"content_block_stop\",\"index\":0}")
-                        EV("content_block_start",
-                           "{\"type\":\"content_block_start\",\"index\":1,\"content_block\":"
-                           "{\"type\":\"redacted_thinking\",\"data\":\"enc\"}}")
-                            EV("content_block_stop",
-                               "{\"type\":\"content_block_stop\",\"index\":1}")
-                                EV("content_block_start",
-                                   "{\"type\":\"content_block_start\",\"index\":2,"
-                                   "\"content_block\":{\"type\":\"text\",\"text\":\"\"}}")
-                                    EV("content_block_delta",
-                                       "{\"type\":\"content_block_delta\",\"index\":2,\"delta\":"
-                                       "{\"type\":\"text_delta\",\"text\":\"Hi\"}}")
-                                        EV("content_block_stop",
-                                           "{\"type\":\"content_block_stop\",\"index\":2}")
-                                            EV("message_delta",
-                                               "{\"type\":\"message_delta\",\"delta\":{"
-                                               "\"stop_reason\":\"end_turn\"},\"usage\":{"
-                                               "\"output_tokens\":20}}")
-                                                EV("message_stop", "{\"type\":\"message_stop\"}");
+                EV("content_block_delta", "{\"type\":\"content_block_delta\",\"index\":0,\"delta\":"
+                                          "{\"type\":\"signature_delta\",\"signature\":\"sig\"}}")
+                    EV("content_block_stop", "{\"type\":\"content_block_stop\",\"index\":0}") EV(
+                        "content_block_start",
+                        "{\"type\":\"content_block_start\",\"index\":1,\"content_block\":"
+                        "{\"type\":\"redacted_thinking\",\"data\":\"enc\"}}")
+                        EV("content_block_stop", "{\"type\":\"content_block_stop\",\"index\":1}")
+                            EV("content_block_start",
+                               "{\"type\":\"content_block_start\",\"index\":2,"
+                               "\"content_block\":{\"type\":\"text\",\"text\":\"\"}}")
+                                EV("content_block_delta",
+                                   "{\"type\":\"content_block_delta\",\"index\":2,\"delta\":"
+                                   "{\"type\":\"text_delta\",\"text\":\"Hi\"}}")
+                                    EV("content_block_stop",
+                                       "{\"type\":\"content_block_stop\",\"index\":2}")
+                                        EV("message_delta",
+                                           "{\"type\":\"message_delta\",\"delta\":{"
+                                           "\"stop_reason\":\"end_turn\"},\"usage\":{"
+                                           "\"output_tokens\":20}}")
+                                            EV("message_stop", "{\"type\":\"message_stop\"}");
 
 static void test_stream_thinking(void **state)
 {
@@ -1041,9 +1040,10 @@ static void test_stream_thinking(void **state)
     size_t n = chunks(c.out.data, ch, 16, &done);
     assert_true(done);
     assert_int_equal(n, 7); /* role, thinking, signature, redacted, text, finish, usage */
-    assert_string_equal(json_path_text(ch[1], "choices.0.delta"),
-                        "{\"reasoning_content\":\"Hmm\",\"thinking_blocks\":[{\"type\":\"thinking\","
-                        "\"thinking\":\"Hmm\"}]}");
+    assert_string_equal(
+        json_path_text(ch[1], "choices.0.delta"),
+        "{\"reasoning_content\":\"Hmm\",\"thinking_blocks\":[{\"type\":\"thinking\","
+        "\"thinking\":\"Hmm\"}]}");
     assert_string_equal(json_path_text(ch[2], "choices.0.delta"),
                         "{\"reasoning_content\":\"\",\"thinking_blocks\":[{\"type\":\"thinking\","
                         "\"thinking\":\"\",\"signature\":\"sig\"}]}");
