@@ -679,19 +679,25 @@ int sg_messages_stream_finish(struct sg_messages_stream *s, struct sg_buf *out)
     return sg_buf_appends(out, "}\n\n");
 }
 
+/* Close the open block and start a reasoning block of `kind` (3 thinking, 4 redacted): its
+ * content_block_start up to the block's opening brace and type, which the caller finishes. */
+static void start_reasoning_block(struct sg_messages_stream *s, struct sg_buf *out, int kind)
+{
+    close_block(s, out);
+    s->block_kind = kind;
+    s->block_index = s->n_blocks++;
+    event(out, "content_block_start");
+    sg_buf_appendf(out, ",\"index\":%d,\"content_block\":{\"type\":\"%s\"", s->block_index,
+                   kind == 3 ? "thinking" : "redacted_thinking");
+}
+
 /* Open a thinking block unless one is open. */
 static void open_thinking(struct sg_messages_stream *s, struct sg_buf *out)
 {
     if (s->block_kind == 3)
         return;
-    close_block(s, out);
-    s->block_kind = 3;
-    s->block_index = s->n_blocks++;
-    event(out, "content_block_start");
-    sg_buf_appendf(out,
-                   ",\"index\":%d,\"content_block\":{\"type\":\"thinking\",\"thinking\":\"\","
-                   "\"signature\":\"\"}}\n\n",
-                   s->block_index);
+    start_reasoning_block(s, out, 3);
+    sg_buf_appends(out, ",\"thinking\":\"\",\"signature\":\"\"}}\n\n");
     ping_once(s, out);
 }
 
@@ -728,14 +734,8 @@ static bool stream_thinking(struct sg_messages_stream *s, struct sg_buf *out,
         struct json_object *b = json_object_array_get_idx(tb, i), *data = pj_get(b, "data");
         const char *type = pj_str(b, "type");
         if (type && strcmp(type, "redacted_thinking") == 0 && pj_is(data, json_type_string)) {
-            close_block(s, out);
-            s->block_kind = 4;
-            s->block_index = s->n_blocks++;
-            event(out, "content_block_start");
-            sg_buf_appendf(out,
-                           ",\"index\":%d,\"content_block\":{\"type\":\"redacted_thinking\","
-                           "\"data\":\"",
-                           s->block_index);
+            start_reasoning_block(s, out, 4);
+            sg_buf_appends(out, ",\"data\":\"");
             sg_buf_append_json_str(out, json_object_get_string(data),
                                    (size_t)json_object_get_string_len(data));
             sg_buf_appends(out, "\"}}\n\n");
