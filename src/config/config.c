@@ -201,6 +201,7 @@ struct dep_load {
     char *mi_region;
     char *mi_health_model;
     char *mi_base_model;
+    bool mi_reasoning;
     double mi_in, mi_out;
     int64_t entry_rpm, entry_tpm; /* rpm / tpm beside litellm_params (LiteLLM takes them too) */
 };
@@ -349,6 +350,7 @@ static const struct sg_cfg_field mi_fields[] = {
     {"region", SG_FT_STR, DEP(mi_region), .defs = NULL},
     {"health_check_model", SG_FT_STR, DEP(mi_health_model), .defs = NULL},
     {"base_model", SG_FT_STR, DEP(mi_base_model), .defs = NULL},
+    {"supports_reasoning", SG_FT_BOOL, DEP(mi_reasoning), .def = 0},
 };
 static const struct sg_cfg_ignored mi_litellm[] = {
     {"mode", NULL},
@@ -360,7 +362,6 @@ static const struct sg_cfg_ignored mi_litellm[] = {
     {"supports_vision", NULL},
     {"supports_response_schema", NULL},
     {"supports_prompt_caching", NULL},
-    {"supports_reasoning", NULL},
     {"access_groups", NULL},
     {"db_model", NULL},
     {"team_id", NULL},
@@ -674,6 +675,8 @@ static bool finish_deployment(struct sg_cfg_loader *ld, struct dep_load *dl,
     free(dl->mi_health_model);
     d->base_model = dl->mi_base_model;
     dl->mi_base_model = NULL;
+    if (sg_ynode_get(sg_ynode_get(entry, "model_info"), "supports_reasoning"))
+        d->supports_reasoning = dl->mi_reasoning ? 1 : -1;
     free(dl->region_name);
     free(dl->mi_region);
     free(dl->mi_id);

@@ -71,28 +71,30 @@ struct sg_deployment {
     char **headers;     /* "Name: value" lines every call carries: LiteLLM's
                          * extra_headers and headers */
     size_t n_headers;
-    int order;                    /* priority tier, lower first (default 1) */
-    double weight;                /* 0 = unset */
-    int64_t rpm, tpm;             /* 0 = unlimited */
-    uint32_t timeout_ms;          /* whole attempt */
-    uint32_t stream_timeout_ms;   /* time to first byte */
-    int num_retries;              /* -1 = inherit router_settings (also read from max_retries) */
-    double input_cost_per_token;  /* < 0 = unset (use the built-in price table) */
-    double output_cost_per_token; /* < 0 = unset */
-    int line;                     /* line of the list entry */
-    char *file;                   /* the file the entry is written in: the config's path, or
-                                   * a file its `include:` names */
-    size_t index;                 /* the entry's index in that file's model_list (entries
-                                   * slogate does not route count too) */
-    unsigned stars;               /* '*' in provider_model: a wildcard route's model, filled
-                                   * per request with what its model_name's '*' matched
-                                   * (sg_config_fill); 0 for a model called as written */
-    char *base_model;             /* model_info.base_model as written (NULL: none): the model
-                                   * whose price applies, as LiteLLM prices an Azure deployment
-                                   * whose name is its owner's (sg_pricing_resolve) */
-    char *health_check_model;     /* model_info.health_check_model without its provider: what
-                                   * background health checks ask for (NULL: provider_model;
-                                   * a wildcard deployment without one is not probed) */
+    int order;                      /* priority tier, lower first (default 1) */
+    double weight;                  /* 0 = unset */
+    int64_t rpm, tpm;               /* 0 = unlimited */
+    uint32_t timeout_ms;            /* whole attempt */
+    uint32_t stream_timeout_ms;     /* time to first byte */
+    int num_retries;                /* -1 = inherit router_settings (also read from max_retries) */
+    double input_cost_per_token;    /* < 0 = unset (use the built-in price table) */
+    double output_cost_per_token;   /* < 0 = unset */
+    int line;                       /* line of the list entry */
+    char *file;                     /* the file the entry is written in: the config's path, or
+                                     * a file its `include:` names */
+    size_t index;                   /* the entry's index in that file's model_list (entries
+                                     * slogate does not route count too) */
+    unsigned stars;                 /* '*' in provider_model: a wildcard route's model, filled
+                                     * per request with what its model_name's '*' matched
+                                     * (sg_config_fill); 0 for a model called as written */
+    char *base_model;               /* model_info.base_model as written (NULL: none): the model
+                                     * whose price applies, as LiteLLM prices an Azure deployment
+                                     * whose name is its owner's (sg_pricing_resolve) */
+    char *health_check_model;       /* model_info.health_check_model without its provider: what
+                                     * background health checks ask for (NULL: provider_model;
+                                     * a wildcard deployment without one is not probed) */
+    signed char supports_reasoning; /* model_info.supports_reasoning: 1 true, -1 false, 0 not
+                                     * said (the model's name decides: sg_provider_reasons) */
 };
 
 /* Deployments sharing one model_name, in config order. */

@@ -153,6 +153,12 @@ int sg_mock_thinking_parse(enum sg_mock_api api, struct json_object *root, const
     struct json_object *v = member(root, "reasoning_effort");
     if (!v)
         return 0;
+    /* OpenAI's chat models that do not reason refuse the parameter. */
+    const char *model = json_object_get_string(member(root, "model"));
+    if (model && (strncmp(model, "gpt-4", 5) == 0 || strncmp(model, "gpt-3.5", 7) == 0 ||
+                  strncmp(model, "chatgpt-", 8) == 0))
+        FAIL("reasoning_effort",
+             "Unsupported parameter: 'reasoning_effort' is not supported with this model.");
     static const char *const efforts[] = {"none", "minimal", "low", "medium", "high", "xhigh"};
     const char *e = json_object_is_type(v, json_type_string) ? json_object_get_string(v) : "";
     for (size_t i = 0; i < SG_ARRAY_LEN(efforts); i++)

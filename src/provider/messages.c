@@ -357,6 +357,23 @@ static int thinking_effort(struct json_object *th, const char **effort, char *er
     return SG_OK;
 }
 
+bool sg_provider_reasons(const struct sg_deployment *d)
+{
+    if (d->supports_reasoning)
+        return d->supports_reasoning > 0;
+    const char *m = d->provider_model;
+    if (d->base_model) { /* an Azure deployment's own name says nothing */
+        const char *slash = strchr(d->base_model, '/');
+        m = slash ? slash + 1 : d->base_model;
+    }
+    if (!m)
+        return false;
+    if (m[0] == 'o' && (m[1] == '1' || m[1] == '3' || m[1] == '4') && (!m[2] || m[2] == '-'))
+        return true;
+    return (strncmp(m, "gpt-5", 5) == 0 && strncmp(m, "gpt-5-chat", 10) != 0) ||
+           strncmp(m, "gpt-oss", 7) == 0 || strncmp(m, "codex-", 6) == 0;
+}
+
 int sg_messages_encode_openai(const struct sg_chat_request *r, const struct sg_deployment *d,
                               struct sg_buf *out, char *err, size_t err_len)
 {
@@ -391,7 +408,7 @@ int sg_messages_encode_openai(const struct sg_chat_request *r, const struct sg_d
     const char *effort;
     if (thinking_effort(pj_get(root, "thinking"), &effort, err, err_len) != SG_OK)
         goto fail;
-    if (effort)
+    if (effort && sg_provider_reasons(d))
         json_object_object_add(req, "reasoning_effort", json_object_new_string(effort));
     if (r->stream) {
         struct json_object *so = json_object_new_object();

@@ -323,7 +323,13 @@ int sg_messages_count_parse(const char *body, size_t len, struct sg_chat_request
 int sg_messages_encode_anthropic(const struct sg_chat_request *r, const struct sg_deployment *d,
                                  const struct sg_anthropic_opts *o, struct sg_buf *out, char *err,
                                  size_t err_len);
-/* To an OpenAI-compatible deployment: a chat.completions request (streams ask for usage). */
+/* Whether the deployment's model takes reasoning_effort: model_info.supports_reasoning when
+ * given, else OpenAI's reasoning families by name (o1, o3, o4, gpt-5 but gpt-5-chat, gpt-oss,
+ * codex-; base_model's name when set). OpenAI refuses the parameter from the others. */
+bool sg_provider_reasons(const struct sg_deployment *d);
+/* To an OpenAI-compatible deployment: a chat.completions request (streams ask for usage); a
+ * Messages client's thinking becomes reasoning_effort where sg_provider_reasons, else it is
+ * dropped (the answer comes without thinking, as from a model that does not think). */
 int sg_messages_encode_openai(const struct sg_chat_request *r, const struct sg_deployment *d,
                               struct sg_buf *out, char *err, size_t err_len);
 /* A chat.completion answer as a Messages answer. */

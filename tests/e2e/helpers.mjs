@@ -154,7 +154,8 @@ export function startGateway(mock, { workers = 1 } = {}) {
 
 /**
  * slogate mock playing both providers behind a gateway that serves app/claude (an Anthropic
- * deployment) and app/gpt (an OpenAI-compatible one), with a client of each official SDK.
+ * deployment), app/gpt and app/o4 (OpenAI-compatible ones; o4-mini reasons), with a client of
+ * each official SDK.
  * Resolves with { mock, gw, anthropic, openai, close }; close() stops both processes and
  * resolves with the gateway's exit code after SIGTERM.
  */
@@ -174,6 +175,12 @@ export async function startBothApis() {
     `      api_key: ${PROVIDER_KEY}`,
     `      api_base: "${root}/v1"`,
     '    model_info: { id: gpt }',
+    '  - model_name: app/o4',
+    '    litellm_params:',
+    '      model: openai/o4-mini',
+    `      api_key: ${PROVIDER_KEY}`,
+    `      api_base: "${root}/v1"`,
+    '    model_info: { id: o4 }',
   ], 1);
   // The Anthropic SDK appends /v1/messages to its base URL; it sends x-api-key.
   const anthropic = new Anthropic({ apiKey: MASTER_KEY, baseURL: `http://127.0.0.1:${gw.port}`,

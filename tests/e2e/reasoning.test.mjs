@@ -59,7 +59,7 @@ describe('reasoning across wire formats', () => {
 
   test('anthropic SDK: thinking through an OpenAI-format deployment', T, async () => {
     const msg = await anthropic.messages.create({
-      model: 'app/gpt', max_tokens: 4096, thinking: { type: 'enabled', budget_tokens: 2048 },
+      model: 'app/o4', max_tokens: 4096, thinking: { type: 'enabled', budget_tokens: 2048 },
       messages: [{ role: 'user', content: 'Think first' }],
     });
     assert.deepEqual(msg.content.map((b) => b.type), ['thinking', 'text']);
@@ -67,7 +67,7 @@ describe('reasoning across wire formats', () => {
     assert.equal(msg.usage.output_tokens, 30);
 
     const stream = anthropic.messages.stream({
-      model: 'app/gpt', max_tokens: 4096, thinking: { type: 'enabled', budget_tokens: 2048 },
+      model: 'app/o4', max_tokens: 4096, thinking: { type: 'enabled', budget_tokens: 2048 },
       messages: [{ role: 'user', content: 'Think first' }],
     });
     let thinking = '';

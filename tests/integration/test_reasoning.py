@@ -8,7 +8,7 @@ sends is checked too."""
 
 import json
 
-from harness import chat_body, check, contains, eq, time_limit
+from harness import MOCK_KEY, chat_body, check, contains, eq, time_limit
 from test_messages_api import both, rows_by_id
 from test_providers import HAIKU_IN, HAIKU_OUT, anthropic_config, close, cost, messages_req, \
     sse_events
@@ -194,18 +194,44 @@ def test_thinking_blocks_go_back_in_multi_turn_tool_use(fx):
     contains(r.json()["error"]["message"], "messages[1].thinking_blocks[0]", "names the block")
 
 
+def reasoners(fx, db):
+    """both() plus app/o4 (openai/o4-mini: a reasoning model by its name) and app/own (a model
+    whose name says nothing, with model_info.supports_reasoning), on the same mock."""
+    m = fx.mock(name="both")
+    cfg = fx.config([m], alias="app/gpt", general={"database_url": "sqlite://" + db})
+    cfg["model_list"] += anthropic_config(fx, m, alias="app/claude")["model_list"]
+    for alias, model, info in (("app/o4", "openai/o4-mini", {}),
+                               ("app/own", "openai/house-model", {"supports_reasoning": True}),
+                               ("app/no", "openai/o3-mini", {"supports_reasoning": False})):
+        cfg["model_list"].append({"model_name": alias, "model_info": dict(info, id=alias[4:]),
+                                  "litellm_params": {"model": model, "api_key": MOCK_KEY,
+                                                     "api_base": m.url}})
+    return m, fx.gateway(cfg)
+
+
 @time_limit(60)
 def test_messages_thinking_at_openai_deployment(fx):
     db = fx.path("m.db")
-    m, gw = both(fx, db)
+    m, gw = reasoners(fx, db)
     for budget, effort in ((1024, "low"), (2048, "medium"), (5000, "high"), (None, None)):
         th = {"type": "enabled", "budget_tokens": budget} if budget else {"type": "disabled"}
-        r = messages_req(gw.port, {"model": "app/gpt", "max_tokens": 8000, "thinking": th,
+        r = messages_req(gw.port, {"model": "app/o4", "max_tokens": 8000, "thinking": th,
                                    "messages": [{"role": "user", "content": "Hi"}]})
         eq(r.status, 200, "status (%s)" % r.text)
         eq(m.last()["body"].get("reasoning_effort"), effort, "thinking %r -> effort" % budget)
         check("thinking" not in m.last()["body"], "thinking is not sent to OpenAI")
-    r = messages_req(gw.port, {"model": "app/gpt", "max_tokens": 8000,
+    # A model that does not reason (gpt-4o-mini by its name, o3-mini by model_info) gets no
+    # reasoning_effort, which OpenAI refuses from it: the answer comes without thinking. A model
+    # whose name says nothing reasons when model_info says so.
+    for alias, sent in (("app/gpt", None), ("app/no", None), ("app/own", "medium")):
+        r = messages_req(gw.port, {"model": alias, "max_tokens": 8000,
+                                   "thinking": {"type": "enabled", "budget_tokens": 2048},
+                                   "messages": [{"role": "user", "content": "Hi"}]})
+        eq(r.status, 200, "%s: status (%s)" % (alias, r.text))
+        eq(m.last()["body"].get("reasoning_effort"), sent, "%s: reasoning_effort" % alias)
+        eq([b["type"] for b in r.json()["content"]], ["thinking", "text"] if sent else ["text"],
+           "%s: the answer's blocks" % alias)
+    r = messages_req(gw.port, {"model": "app/o4", "max_tokens": 8000,
                                "thinking": {"type": "enabled", "budget_tokens": 2048},
                                "messages": [{"role": "user", "content": "Hi"}]})
     j = r.json()
@@ -216,7 +242,7 @@ def test_messages_thinking_at_openai_deployment(fx):
     rows = rows_by_id(db, 5)
     eq(rows[r.header("x-request-id")][3], FULL, "the row's output tokens")
     # Streamed, in Anthropic's event order.
-    r = messages_req(gw.port, {"model": "app/gpt", "max_tokens": 8000, "stream": True,
+    r = messages_req(gw.port, {"model": "app/o4", "max_tokens": 8000, "stream": True,
                                "thinking": {"type": "enabled", "budget_tokens": 2048},
                                "messages": [{"role": "user", "content": "Hi"}]})
     ev = sse_events(r.body)
@@ -238,7 +264,7 @@ def test_messages_thinking_at_openai_deployment(fx):
     contains(thinking, "Thinking it over for both", "thinking deltas")
     eq(ev[-2][1]["usage"]["output_tokens"], FULL, "message_delta's output tokens")
     # A thinking that is none of Anthropic's shapes is refused before any call.
-    r = messages_req(gw.port, {"model": "app/gpt", "max_tokens": 8000, "thinking": {"type": "x"},
+    r = messages_req(gw.port, {"model": "app/o4", "max_tokens": 8000, "thinking": {"type": "x"},
                                "messages": [{"role": "user", "content": "Hi"}]})
     eq(r.status, 400, "bad thinking (%s)" % r.text)
     contains(r.json()["error"]["message"], "thinking", "names the field")

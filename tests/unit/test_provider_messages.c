@@ -72,19 +72,24 @@ static void test_parse(void **state)
     parse_fails("[1]", "JSON object");
 }
 
-static struct json_object *to_openai(const char *body)
+static struct json_object *to_deployment(const char *body, const struct sg_deployment *d)
 {
     struct sg_chat_request r;
     char err[300];
     assert_int_equal(sg_messages_request_parse(body, strlen(body), &r, err, sizeof err), SG_OK);
     struct sg_buf out;
     sg_buf_init(&out, 0);
-    if (sg_messages_encode_openai(&r, &oai, &out, err, sizeof err) != SG_OK)
+    if (sg_messages_encode_openai(&r, d, &out, err, sizeof err) != SG_OK)
         fail_msg("encode: %s", err);
     struct json_object *j = json_tokener_parse(out.data);
     assert_non_null(j);
     sg_buf_dispose(&out);
     return j;
+}
+
+static struct json_object *to_openai(const char *body)
+{
+    return to_deployment(body, &oai);
 }
 
 static void test_encode_openai(void **state)
@@ -491,18 +496,53 @@ static void test_reasoning(void **state)
                {"{\"type\":\"adaptive\"}", "\"medium\""},
                {"{\"type\":\"disabled\"}", NULL}};
     char body[400];
+    struct sg_deployment o4 = oai;
+    o4.provider_model = "o4-mini";
     for (size_t i = 0; i < SG_ARRAY_LEN(map); i++) {
         snprintf(body, sizeof body,
                  "{\"model\":\"m\",\"max_tokens\":9000,\"thinking\":%s,\"messages\":[{\"role\":"
                  "\"user\",\"content\":\"hi\"}]}",
                  map[i].thinking);
-        struct json_object *j = to_openai(body);
+        struct json_object *j = to_deployment(body, &o4);
         if (map[i].effort)
             assert_string_equal(json_path_text(j, "reasoning_effort"), map[i].effort);
         else
             assert_null(json_path(j, "reasoning_effort"));
         assert_null(json_path(j, "thinking"));
         json_object_put(j);
+        j = to_openai(body); /* gpt-4o-mini does not reason: OpenAI would refuse the effort */
+        assert_null(json_path(j, "reasoning_effort"));
+        assert_null(json_path(j, "thinking"));
+        json_object_put(j);
+    }
+    /* Which models take reasoning_effort: model_info first, else the name (base_model's). */
+    static const struct {
+        const char *model, *base;
+        signed char said;
+        bool reasons;
+    } who[] = {{"o1", NULL, 0, true},
+               {"o3-mini", NULL, 0, true},
+               {"o4-mini-2025-04-16", NULL, 0, true},
+               {"gpt-5", NULL, 0, true},
+               {"gpt-5-mini", NULL, 0, true},
+               {"gpt-5-chat-latest", NULL, 0, false},
+               {"gpt-oss-120b", NULL, 0, true},
+               {"codex-mini-latest", NULL, 0, true},
+               {"gpt-4o-mini", NULL, 0, false},
+               {"o10", NULL, 0, false},
+               {"omni", NULL, 0, false},
+               {"house", NULL, 1, true},
+               {"o3", NULL, -1, false},
+               {"my-azure-name", "azure/o3-mini", 0, true},
+               {"o3", "azure/gpt-4o", 0, false}};
+    for (size_t i = 0; i < SG_ARRAY_LEN(who); i++) {
+        struct sg_deployment d = oai;
+        d.provider_model = (char *)who[i].model;
+        d.base_model = (char *)who[i].base;
+        d.supports_reasoning = who[i].said;
+        if (sg_provider_reasons(&d) != who[i].reasons)
+            fail_msg("%s (base %s, said %d): reasons %d", who[i].model,
+                     who[i].base ? who[i].base : "-", who[i].said, who[i].reasons);
     }
     const char *ans = "{\"id\":\"c\",\"model\":\"m\",\"choices\":[{\"message\":{\"content\":\"4\","
                       "\"reasoning\":\"2+2\"},\"finish_reason\":\"stop\"}]}";
