@@ -82,18 +82,17 @@ static struct json_object *image_block(struct json_object *part, char *err, size
         return NULL;
     }
     struct json_object *src = json_object_new_object();
+    struct sg_slice mt, data;
     if (strncmp(url, "data:", 5) == 0) {
-        const char *semi = strchr(url + 5, ';'), *comma = strchr(url + 5, ',');
-        if (!semi || !comma || semi > comma || strncmp(semi, ";base64,", 8) != 0) {
+        if (!sg_data_url(url, strlen(url), &mt, &data)) {
             json_object_put(src);
             snprintf(err, err_len,
                      "an image data URL must look like data:image/png;base64,... for Anthropic");
             return NULL;
         }
         json_object_object_add(src, "type", json_object_new_string("base64"));
-        json_object_object_add(src, "media_type",
-                               json_object_new_string_len(url + 5, (int)(semi - (url + 5))));
-        json_object_object_add(src, "data", json_object_new_string(comma + 1));
+        json_object_object_add(src, "media_type", json_object_new_string_len(mt.p, (int)mt.n));
+        json_object_object_add(src, "data", json_object_new_string_len(data.p, (int)data.n));
     } else {
         json_object_object_add(src, "type", json_object_new_string("url"));
         json_object_object_add(src, "url", json_object_new_string(url));
