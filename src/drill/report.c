@@ -516,7 +516,7 @@ void sg_drill_render_md(const struct sg_drill_result *r, const char *svg_name, s
         sg_buf_appends(b, "\n");
     }
     if (r->store_note[0]) {
-        sg_buf_appends(b, "\nStored: ");
+        sg_buf_appends(b, "\nDrill history: ");
         md_cell(b, r->store_note);
         sg_buf_appends(b, "\n");
     }

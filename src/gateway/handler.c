@@ -3,6 +3,7 @@
  * endpoints (health, models). Chat completions go to chat.c; the admin API to admin.c.
  */
 #include "gateway_int.h"
+#include "telemetry/telemetry.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -200,10 +201,21 @@ void gw_refused(const struct sg_http_refusal *r, char request_id[33], void *ud)
         if (routes[i].handle == gw_chat && sg_slice_eq(r->path, routes[i].path)) {
             gw_event_refusal(ud, r, request_id);
             /* Anthropic's SDK picks its exception by Anthropic's error shape. */
-            if (sg_slice_eq(r->path, "/v1/messages"))
+            if (sg_slice_eq(r->path, "/v1/messages")) {
                 sg_anthropic_error_body(r->body, r->status, r->message);
+                *r->request_id_twice = true;
+            }
             return;
         }
+}
+
+/* Every answer carries a request id, as OpenAI's and Anthropic's do (their SDKs show it as
+ * _request_id); chat.c writes its own, with the request's record. Anthropic's SDK reads it as
+ * request-id. */
+static void give_request_id(struct sg_http_request *req)
+{
+    sg_request_id(req->request_id);
+    req->request_id_twice = req->path.n >= 12 && memcmp(req->path.p, "/v1/messages", 12) == 0;
 }
 
 void sg_gateway_handle(struct sg_http_request *req, void *ud)
@@ -213,12 +225,16 @@ void sg_gateway_handle(struct sg_http_request *req, void *ud)
         if (!sg_slice_eq(req->path, routes[i].path))
             continue;
         const char *method = routes[i].post ? "POST" : "GET";
-        if (sg_slice_eq(req->method, method))
+        bool allowed = sg_slice_eq(req->method, method);
+        if (!allowed || routes[i].handle != gw_chat)
+            give_request_id(req);
+        if (allowed)
             routes[i].handle(req, w);
         else
             method_not_allowed(req, method);
         return;
     }
+    give_request_id(req);
     static const char *const model_paths[] = {"/v1/models/", "/models/"};
     for (size_t i = 0; i < SG_ARRAY_LEN(model_paths); i++) {
         size_t n = strlen(model_paths[i]);

@@ -61,7 +61,11 @@ struct sg_http_request {
     uint64_t t_start_us;  /* monotonic time the first byte of this request arrived */
     struct sg_slice cors; /* its answer's Access-Control-Allow-Origin: "*" or its Origin when
                            * the server allows that origin, else empty (response.c) */
-    void *user;           /* free for the handler */
+    char request_id[33];  /* "" unless the handler sets it: then the answer carries it as
+                           * x-request-id, and also as request-id (Anthropic's name) with
+                           * request_id_twice; for handlers whose headers do not carry one */
+    bool request_id_twice;
+    void *user; /* free for the handler */
 };
 
 typedef void (*sg_http_handler_fn)(struct sg_http_request *req, void *ud);
@@ -84,11 +88,12 @@ struct sg_http_server *sg_http_server_new(uv_loop_t *loop, const struct sg_http_
 struct sg_http_refusal {
     struct sg_slice method, path;
     int status;
-    const char *code;    /* the error code of the answer: bad_request, request_timeout, ... */
-    const char *message; /* what was wrong and what to do */
-    uint64_t t_start_us; /* sg_now_us() at the request's first byte */
-    struct sg_buf *body; /* the hook may write the answer's body here, in its API's error shape;
-                          * left empty, the server sends OpenAI's */
+    const char *code;       /* the error code of the answer: bad_request, request_timeout, ... */
+    const char *message;    /* what was wrong and what to do */
+    uint64_t t_start_us;    /* sg_now_us() at the request's first byte */
+    struct sg_buf *body;    /* the hook may write the answer's body here, in its API's error shape;
+                             * left empty, the server sends OpenAI's */
+    bool *request_id_twice; /* the hook may set it: the id goes as request-id too */
 };
 /* Told of each refusal before it is answered; it may write a request id (at most 32 characters,
  * "" for none) that the answer then carries as x-request-id, and the body (above). */

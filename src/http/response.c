@@ -54,6 +54,15 @@ static void append_head(struct sg_buf *out, struct sg_http_request *req, int sta
         sg_buf_append(out, headers[i].value.p, headers[i].value.n);
         sg_buf_append(out, "\r\n", 2);
     }
+    if (req->request_id[0]) {
+        sg_buf_appends(out, "x-request-id: ");
+        sg_buf_appends(out, req->request_id);
+        if (req->request_id_twice) {
+            sg_buf_appends(out, "\r\nrequest-id: ");
+            sg_buf_appends(out, req->request_id);
+        }
+        sg_buf_append(out, "\r\n", 2);
+    }
     if (req->cors.n) { /* the page may read the answer, its x-request-id and x-slogate-* too */
         sg_buf_appends(out, "Access-Control-Allow-Origin: ");
         sg_buf_append(out, req->cors.p, req->cors.n);

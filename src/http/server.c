@@ -176,7 +176,7 @@ const char *sg_http_server_date(struct sg_http_server *s)
 
 /* Tell the owner's refusal hook, if any, of a request the server ends itself. */
 static void conn_tell_refusal(struct sg_http_conn *c, int status, const char *code, const char *msg,
-                              char request_id[33], struct sg_buf *body)
+                              char request_id[33], bool *twice, struct sg_buf *body)
 {
     if (!c->srv->on_refusal)
         return;
@@ -184,7 +184,8 @@ static void conn_tell_refusal(struct sg_http_conn *c, int status, const char *co
                                 .code = code,
                                 .message = msg,
                                 .t_start_us = c->req.t_start_us,
-                                .body = body};
+                                .body = body,
+                                .request_id_twice = twice};
     /* The path is known once the target was read whole, or up to its '?' (a 414). */
     struct sg_slice target = {c->in.data + c->url_off, c->url_len};
     if (c->method_done && c->url_len && (c->url_done || memchr(target.p, '?', target.n))) {
@@ -217,9 +218,10 @@ static void conn_send_error(struct sg_http_conn *c, int status, const char *msg)
                        : status == 503 ? "gateway_shutdown"
                                        : "bad_request";
     char request_id[33] = "";
+    bool twice = false;
     struct sg_buf body;
     sg_buf_init(&body, 0);
-    conn_tell_refusal(c, status, code, msg, request_id, &body);
+    conn_tell_refusal(c, status, code, msg, request_id, &twice, &body);
     /* The answer to a HEAD has no body, not even an error's (RFC 9110 §9.3.2). */
     bool head = c->method_done && c->parser.method == HTTP_HEAD;
     if (body.len == 0) {
@@ -230,10 +232,13 @@ static void conn_send_error(struct sg_http_conn *c, int status, const char *msg)
     struct sg_buf out;
     sg_buf_init(&out, 0);
     sg_buf_appendf(&out,
-                   "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
-                   "%s%s%sConnection: close\r\nDate: %s\r\n\r\n%s",
-                   status, sg_http_reason(status), body.len, request_id[0] ? "x-request-id: " : "",
-                   request_id, request_id[0] ? "\r\n" : "", sg_http_server_date(c->srv),
+                   "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n",
+                   status, sg_http_reason(status), body.len);
+    if (request_id[0])
+        sg_buf_appendf(&out,
+                       twice ? "x-request-id: %s\r\nrequest-id: %s\r\n" : "x-request-id: %s\r\n",
+                       request_id, request_id);
+    sg_buf_appendf(&out, "Connection: close\r\nDate: %s\r\n\r\n%s", sg_http_server_date(c->srv),
                    head ? "" : body.data);
     c->close_after = true;
     c->linger = status != 408;                /* a client too slow to send gets no more time */
@@ -327,11 +332,12 @@ static void conn_peer_gone(struct sg_http_conn *c)
      * request is not lost from its records (nginx logs such a request too). Nothing is sent. */
     if ((c->state == CONN_HEAD && c->in.len) || c->state == CONN_BODY) {
         char request_id[33] = "";
+        bool twice = false;
         struct sg_buf body;
         sg_buf_init(&body, 0);
         conn_tell_refusal(c, 499, "client_disconnected",
                           "the client closed the connection before its request was whole",
-                          request_id, &body);
+                          request_id, &twice, &body);
         sg_buf_dispose(&body);
     }
     conn_close(c);
@@ -415,6 +421,8 @@ static void conn_dispatch(struct sg_http_conn *c)
     r->aborted = false;
     r->cut = false;
     r->user = NULL;
+    r->request_id[0] = '\0';
+    r->request_id_twice = false;
     c->on_abort = NULL;
     c->on_drain = NULL;
     c->req_active = true;

@@ -133,7 +133,31 @@ struct sg_mock_chat {
      * input_schema requires properties or forbids additional ones: the required properties
      * filled by type (docs/mock.md). NULL: the usual arguments (sg_mock_tool_args). */
     char *input;
+    uint32_t thinking_tokens; /* reasoning asked for (Anthropic thinking, OpenAI
+                               * reasoning_effort): SG_MOCK_THINKING_TOKENS, else 0 */
+    bool redacted; /* Anthropic: the prompt holds SG_MOCK_REDACTED_TRIGGER: the thinking is
+                    * one redacted_thinking block */
 };
+
+/* Reasoning (src/mock/thinking.c, docs/mock.md). A request that asks for it gets this many
+ * thinking tokens first: an Anthropic thinking block (signed) or an OpenAI reasoning_content
+ * (DeepSeek's field), counted in the output tokens and, for OpenAI, reasoning_tokens. */
+#define SG_MOCK_THINKING_TOKENS 6
+/* Anthropic's documented string that makes a thinking model answer with redacted_thinking. */
+#define SG_MOCK_REDACTED_TRIGGER                                                                   \
+    "ANTHROPIC_MAGIC_STRING_TRIGGER_REDACTED_THINKING_46C9A13E193C177646C7398A98432ECCCE4C1253"
+
+/* Read what a request says about reasoning into out->thinking_tokens and out->redacted, with
+ * the checks the provider makes: Anthropic's thinking shape, budget (>= 1024, below
+ * max_tokens), no temperature but 1, top_p >= 0.95, no top_k and no forced tool with it, and
+ * every thinking block sent back signed by the mock (the last assistant turn with a tool_use
+ * starting with one when thinking is on); OpenAI's reasoning_effort values. SG_EINVAL with
+ * the provider's message and the field in `param`. */
+int sg_mock_thinking_parse(enum sg_mock_api api, struct json_object *root, const char *body,
+                           size_t len, struct sg_mock_chat *out, char *err, size_t errn,
+                           char *param, size_t paramn);
+/* Append the signature the mock gives a thinking text ("mocksig-" and 16 hex digits). */
+int sg_mock_thinking_signature(struct sg_buf *out, const char *text, size_t n);
 
 /* Parse and validate a request body. On failure returns SG_EINVAL and writes a message for the
  * client into err and the offending field (or "") into param. */
@@ -166,7 +190,9 @@ struct sg_mock_answer {
     uint64_t prompt_hash;
     uint32_t n_calls; /* tool calls instead of text (output_tokens = their stream events) */
     char calls[SG_MOCK_MAX_TOOL_CALLS][SG_MOCK_TOOL_NAME_MAX + 1];
-    const char *input; /* borrowed sg_mock_chat.input: call 0's input, or NULL */
+    const char *input;        /* borrowed sg_mock_chat.input: call 0's input, or NULL */
+    uint32_t thinking_tokens; /* before the text, counted in the usage beside output_tokens */
+    bool redacted;            /* Anthropic: the thinking is a redacted_thinking block */
 };
 
 /* Fill `a` for request `c` from a mock called `name` whose full answer has `reply_tokens`
@@ -180,6 +206,11 @@ void sg_mock_answer_cache(struct sg_mock_answer *a, uint64_t prefix_tokens, bool
 int sg_mock_reply_token(struct sg_buf *out, const struct sg_mock_answer *a, uint32_t i);
 /* The whole reply text: tokens 0..output_tokens-1. */
 int sg_mock_reply_text(struct sg_buf *out, const struct sg_mock_answer *a);
+/* Token i of the thinking ("Thinking", " it", " over", " for <name>:", then words) and the
+ * whole thinking text (tokens 0..thinking_tokens-1); the redacted block's data. */
+int sg_mock_thinking_token(struct sg_buf *out, const struct sg_mock_answer *a, uint32_t i);
+int sg_mock_thinking_text(struct sg_buf *out, const struct sg_mock_answer *a);
+int sg_mock_redacted_data(struct sg_buf *out, const struct sg_mock_answer *a);
 
 /* The arguments of tool call k (a JSON object's text: {"mock":NAME,"call":k,"text":...}, or
  * `input` for a call forced by name) and piece j (0..SG_MOCK_ARG_PIECES-1) of it as streamed. */

@@ -393,6 +393,8 @@ int sg_mock_chat_parse(enum sg_mock_api api, const char *body, size_t len, struc
 
     if (parse_tools(api, root, out, err, errn, param, paramn))
         goto fail;
+    if (sg_mock_thinking_parse(api, root, body, len, out, err, errn, param, paramn))
+        goto fail;
 
     if (!json_object_object_get_ex(root, "messages", &v) || !v)
         FAIL("messages", "messages: field required");
@@ -473,6 +475,18 @@ void sg_mock_answer_init(struct sg_mock_answer *a, const struct sg_mock_chat *c,
         a->output_tokens =
             a->n_calls * (SG_MOCK_ARG_PIECES + (a->api == SG_MOCK_API_ANTHROPIC ? 2 : 1));
         a->truncated = false;
+    }
+    /* Thinking comes first and counts in max_tokens (Anthropic's budget is below it; OpenAI's
+     * max_completion_tokens covers reasoning): at least one text token stays. */
+    a->redacted = c->redacted;
+    a->thinking_tokens = c->thinking_tokens;
+    if (a->thinking_tokens && c->max_tokens > 0) {
+        uint64_t max = (uint64_t)c->max_tokens;
+        a->thinking_tokens = (uint32_t)SG_MIN(a->thinking_tokens, max - 1);
+        if ((uint64_t)a->output_tokens + a->thinking_tokens > max) {
+            a->output_tokens = (uint32_t)(max - a->thinking_tokens);
+            a->truncated = true;
+        }
     }
 }
 
@@ -563,6 +577,36 @@ int sg_mock_reply_token(struct sg_buf *out, const struct sg_mock_answer *a, uint
     }
 }
 
+int sg_mock_thinking_token(struct sg_buf *out, const struct sg_mock_answer *a, uint32_t i)
+{
+    switch (i) {
+    case 0: return sg_buf_appends(out, "Thinking");
+    case 1: return sg_buf_appends(out, " it");
+    case 2: return sg_buf_appends(out, " over");
+    case 3: return sg_buf_appendf(out, " for %s:", a->name);
+    default: {
+        size_t w =
+            (size_t)((a->prompt_hash / 7 % SG_ARRAY_LEN(lorem)) + (i - 4)) % SG_ARRAY_LEN(lorem);
+        return sg_buf_appendf(out, " %s%s", lorem[w], i + 1 == a->thinking_tokens ? "." : "");
+    }
+    }
+}
+
+int sg_mock_thinking_text(struct sg_buf *out, const struct sg_mock_answer *a)
+{
+    for (uint32_t i = 0; i < a->thinking_tokens; i++) {
+        int rc = sg_mock_thinking_token(out, a, i);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+int sg_mock_redacted_data(struct sg_buf *out, const struct sg_mock_answer *a)
+{
+    return sg_buf_appendf(out, "mockredacted-%016" PRIx64, a->prompt_hash);
+}
+
 int sg_mock_reply_text(struct sg_buf *out, const struct sg_mock_answer *a)
 {
     for (uint32_t i = 0; i < a->output_tokens; i++) {
@@ -593,12 +637,13 @@ static int json_cstr(struct sg_buf *out, const char *s)
 
 static int openai_usage(struct sg_buf *out, const struct sg_mock_answer *a)
 {
+    uint64_t output = (uint64_t)a->output_tokens + a->thinking_tokens;
     return sg_buf_appendf(out,
-                          "{\"prompt_tokens\":%" PRIu64 ",\"completion_tokens\":%" PRIu32
+                          "{\"prompt_tokens\":%" PRIu64 ",\"completion_tokens\":%" PRIu64
                           ",\"total_tokens\":%" PRIu64 ",\"prompt_tokens_details\":"
                           "{\"cached_tokens\":0},\"completion_tokens_details\":"
-                          "{\"reasoning_tokens\":0}}",
-                          a->input_tokens, a->output_tokens, a->input_tokens + a->output_tokens);
+                          "{\"reasoning_tokens\":%" PRIu32 "}}",
+                          a->input_tokens, output, a->input_tokens + output, a->thinking_tokens);
 }
 
 /* The fields every OpenAI object and chunk starts with, up to and including "model". */
@@ -675,6 +720,51 @@ static int render_calls(struct sg_buf *out, const struct sg_mock_answer *a)
     return rc;
 }
 
+/* The thinking of a whole answer: OpenAI's ,"reasoning_content":"..." member, or Anthropic's
+ * first block and its comma (signed thinking, or redacted_thinking). Nothing without thinking. */
+static int render_thinking(struct sg_buf *out, const struct sg_mock_answer *a)
+{
+    if (!a->thinking_tokens)
+        return 0;
+    struct sg_buf t;
+    sg_buf_init(&t, 0);
+    int rc;
+    if (a->api == SG_MOCK_API_ANTHROPIC && a->redacted) {
+        rc = sg_mock_redacted_data(&t, a);
+        if (!rc)
+            rc = sg_buf_appends(out, "{\"type\":\"redacted_thinking\",\"data\":");
+        if (!rc)
+            rc = json_str(out, t.data, t.len);
+        if (!rc)
+            rc = sg_buf_appends(out, "},");
+        sg_buf_dispose(&t);
+        return rc;
+    }
+    rc = sg_mock_thinking_text(&t, a);
+    if (!rc && a->api == SG_MOCK_API_OPENAI) {
+        rc = sg_buf_appends(out, ",\"reasoning_content\":");
+        if (!rc)
+            rc = json_str(out, t.data, t.len);
+    } else if (!rc) {
+        struct sg_buf sig;
+        sg_buf_init(&sig, 0);
+        rc = sg_mock_thinking_signature(&sig, t.data, t.len);
+        if (!rc)
+            rc = sg_buf_appends(out, "{\"type\":\"thinking\",\"thinking\":");
+        if (!rc)
+            rc = json_str(out, t.data, t.len);
+        if (!rc)
+            rc = sg_buf_appends(out, ",\"signature\":");
+        if (!rc)
+            rc = json_str(out, sig.data, sig.len);
+        if (!rc)
+            rc = sg_buf_appends(out, "},");
+        sg_buf_dispose(&sig);
+    }
+    sg_buf_dispose(&t);
+    return rc;
+}
+
 /* A whole answer: its text, or the tool calls a forced tool choice asked for. */
 int sg_mock_render_body(struct sg_buf *out, const struct sg_mock_answer *a)
 {
@@ -689,6 +779,8 @@ int sg_mock_render_body(struct sg_buf *out, const struct sg_mock_answer *a)
             rc = sg_buf_appends(out, "null,\"tool_calls\":[");
         if (!rc)
             rc = calls ? render_calls(out, a) : render_text_json(out, a);
+        if (!rc)
+            rc = render_thinking(out, a);
         if (!rc)
             rc = sg_buf_appendf(out,
                                 "%s,\"refusal\":null},\"logprobs\":null,\"finish_reason\":"
@@ -710,8 +802,11 @@ int sg_mock_render_body(struct sg_buf *out, const struct sg_mock_answer *a)
     if (!rc)
         rc = json_cstr(out, a->model);
     if (!rc)
-        rc = sg_buf_appends(out, calls ? ",\"content\":["
-                                       : ",\"content\":[{\"type\":\"text\",\"text\":");
+        rc = sg_buf_appends(out, ",\"content\":[");
+    if (!rc)
+        rc = render_thinking(out, a);
+    if (!rc && !calls)
+        rc = sg_buf_appends(out, "{\"type\":\"text\",\"text\":");
     if (!rc)
         rc = calls ? render_calls(out, a) : render_text_json(out, a);
     if (!rc)
@@ -721,7 +816,7 @@ int sg_mock_render_body(struct sg_buf *out, const struct sg_mock_answer *a)
             : a->truncated ? "max_tokens"
                            : "end_turn");
     if (!rc)
-        rc = anthropic_usage(out, a, a->output_tokens);
+        rc = anthropic_usage(out, a, a->output_tokens + a->thinking_tokens);
     return rc ? rc : sg_buf_appends(out, "}");
 }
 
@@ -731,9 +826,16 @@ static bool stream_usage(const struct sg_mock_answer *a)
     return a->include_usage && !a->no_usage;
 }
 
+/* Thinking deltas a stream sends before its text: one per thinking token; a redacted block
+ * comes whole in its content_block_start. */
+static uint32_t thinking_events(const struct sg_mock_answer *a)
+{
+    return a->api == SG_MOCK_API_ANTHROPIC && a->redacted ? 0 : a->thinking_tokens;
+}
+
 void sg_mock_stream_plan(const struct sg_mock_answer *a, struct sg_mock_stream_plan *plan)
 {
-    plan->n_content = a->output_tokens;
+    plan->n_content = a->output_tokens + thinking_events(a);
     if (a->api == SG_MOCK_API_OPENAI) {
         plan->n_head = 1;                             /* the role delta */
         plan->n_tail = 2 + (stream_usage(a) ? 1 : 0); /* finish_reason, [usage], [DONE] */
@@ -817,11 +919,13 @@ static int render_openai_event(struct sg_buf *out, const struct sg_mock_answer *
     if (i < p->n_head + p->n_content) {
         struct sg_buf tok;
         sg_buf_init(&tok, 0);
-        rc = sg_mock_reply_token(&tok, a, (uint32_t)(i - p->n_head));
+        uint32_t k = (uint32_t)(i - p->n_head), t = a->thinking_tokens;
+        rc = k < t ? sg_mock_thinking_token(&tok, a, k) : sg_mock_reply_token(&tok, a, k - t);
         if (!rc)
             rc = openai_chunk_begin(out, a);
         if (!rc)
-            rc = sg_buf_appends(out, "[{\"index\":0,\"delta\":{\"content\":");
+            rc = sg_buf_appends(out, k < t ? "[{\"index\":0,\"delta\":{\"reasoning_content\":"
+                                           : "[{\"index\":0,\"delta\":{\"content\":");
         if (!rc)
             rc = json_str(out, tok.data, tok.len);
         if (!rc)
@@ -860,7 +964,7 @@ static int anthropic_event(struct sg_buf *out, const char *type)
 static int render_anthropic_event(struct sg_buf *out, const struct sg_mock_answer *a, size_t i,
                                   const struct sg_mock_stream_plan *p)
 {
-    int rc;
+    int rc = 0;
     if (i == 0) {
         rc = anthropic_event(out, "message_start");
         if (!rc)
@@ -936,11 +1040,80 @@ static int render_anthropic_event(struct sg_buf *out, const struct sg_mock_answe
         rc = anthropic_event(out, "message_stop");
         return rc ? rc : sg_buf_appends(out, "}\n\n");
     }
+    uint32_t te = thinking_events(a), ti = a->thinking_tokens ? 1 : 0; /* the text's index */
+    if (i == 1 && a->thinking_tokens && a->redacted) {
+        struct sg_buf d;
+        sg_buf_init(&d, 0);
+        rc = sg_mock_redacted_data(&d, a);
+        if (!rc)
+            rc = anthropic_event(out, "content_block_start");
+        if (!rc)
+            rc = sg_buf_appends(out, ",\"index\":0,\"content_block\":{\"type\":"
+                                     "\"redacted_thinking\",\"data\":");
+        if (!rc)
+            rc = json_str(out, d.data, d.len);
+        if (!rc)
+            rc = sg_buf_appends(out, "}}\n\n");
+        if (!rc)
+            rc = anthropic_event(out, "content_block_stop");
+        sg_buf_dispose(&d);
+        return rc ? rc : sg_buf_appends(out, ",\"index\":0}\n\n");
+    }
     if (i == 1) {
         rc = anthropic_event(out, "content_block_start");
         return rc ? rc
-                  : sg_buf_appends(out, ",\"index\":0,\"content_block\":{\"type\":\"text\","
-                                        "\"text\":\"\"}}\n\n");
+               : a->thinking_tokens
+                   ? sg_buf_appends(out, ",\"index\":0,\"content_block\":{\"type\":\"thinking\","
+                                         "\"thinking\":\"\",\"signature\":\"\"}}\n\n")
+                   : sg_buf_appends(out, ",\"index\":0,\"content_block\":{\"type\":\"text\","
+                                         "\"text\":\"\"}}\n\n");
+    }
+    if (i >= p->n_head && i < p->n_head + te) {
+        struct sg_buf tok;
+        sg_buf_init(&tok, 0);
+        rc = sg_mock_thinking_token(&tok, a, (uint32_t)(i - p->n_head));
+        if (!rc)
+            rc = anthropic_event(out, "content_block_delta");
+        if (!rc)
+            rc = sg_buf_appends(out, ",\"index\":0,\"delta\":{\"type\":\"thinking_delta\","
+                                     "\"thinking\":");
+        if (!rc)
+            rc = json_str(out, tok.data, tok.len);
+        sg_buf_dispose(&tok);
+        return rc ? rc : sg_buf_appends(out, "}}\n\n");
+    }
+    if (i == p->n_head + te && a->thinking_tokens) {
+        /* The thinking ends (its signature, its stop) and the text block opens before the
+         * first text token. */
+        if (!a->redacted) {
+            struct sg_buf t, sig;
+            sg_buf_init(&t, 0);
+            sg_buf_init(&sig, 0);
+            rc = sg_mock_thinking_text(&t, a);
+            if (!rc)
+                rc = sg_mock_thinking_signature(&sig, t.data, t.len);
+            if (!rc)
+                rc = anthropic_event(out, "content_block_delta");
+            if (!rc)
+                rc = sg_buf_appends(out, ",\"index\":0,\"delta\":{\"type\":\"signature_delta\","
+                                         "\"signature\":");
+            if (!rc)
+                rc = json_str(out, sig.data, sig.len);
+            if (!rc)
+                rc = sg_buf_appends(out, "}}\n\n");
+            if (!rc)
+                rc = anthropic_event(out, "content_block_stop");
+            if (!rc)
+                rc = sg_buf_appends(out, ",\"index\":0}\n\n");
+            sg_buf_dispose(&t);
+            sg_buf_dispose(&sig);
+        }
+        rc = rc ? rc : anthropic_event(out, "content_block_start");
+        if (!rc)
+            rc = sg_buf_appends(out, ",\"index\":1,\"content_block\":{\"type\":\"text\","
+                                     "\"text\":\"\"}}\n\n");
+        if (rc)
+            return rc;
     }
     if (i == 2) {
         rc = anthropic_event(out, "ping");
@@ -949,11 +1122,14 @@ static int render_anthropic_event(struct sg_buf *out, const struct sg_mock_answe
     if (i < p->n_head + p->n_content) {
         struct sg_buf tok;
         sg_buf_init(&tok, 0);
-        rc = sg_mock_reply_token(&tok, a, (uint32_t)(i - p->n_head));
+        rc = sg_mock_reply_token(&tok, a, (uint32_t)(i - p->n_head - te));
         if (!rc)
             rc = anthropic_event(out, "content_block_delta");
         if (!rc)
-            rc = sg_buf_appends(out, ",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":");
+            rc = sg_buf_appendf(out,
+                                ",\"index\":%" PRIu32 ",\"delta\":{\"type\":\"text_delta\","
+                                "\"text\":",
+                                ti);
         if (!rc)
             rc = json_str(out, tok.data, tok.len);
         sg_buf_dispose(&tok);
@@ -962,7 +1138,7 @@ static int render_anthropic_event(struct sg_buf *out, const struct sg_mock_answe
     size_t t = i - p->n_head - p->n_content;
     if (t == 0) {
         rc = anthropic_event(out, "content_block_stop");
-        return rc ? rc : sg_buf_appends(out, ",\"index\":0}\n\n");
+        return rc ? rc : sg_buf_appendf(out, ",\"index\":%" PRIu32 "}\n\n", ti);
     }
     if (t == 1) {
         rc = anthropic_event(out, "message_delta");
@@ -970,7 +1146,8 @@ static int render_anthropic_event(struct sg_buf *out, const struct sg_mock_answe
             rc = sg_buf_appendf(out,
                                 ",\"delta\":{\"stop_reason\":\"%s\",\"stop_sequence\":null},"
                                 "\"usage\":{\"output_tokens\":%" PRIu32 "}}\n\n",
-                                a->truncated ? "max_tokens" : "end_turn", a->output_tokens);
+                                a->truncated ? "max_tokens" : "end_turn",
+                                a->output_tokens + a->thinking_tokens);
         return rc;
     }
     rc = anthropic_event(out, "message_stop");

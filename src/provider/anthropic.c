@@ -230,9 +230,51 @@ static void push_turn(struct json_object *msgs, const char *role, struct json_ob
     json_object_array_add(msgs, m);
 }
 
+/* An assistant message's thinking_blocks (LiteLLM's field: the blocks an answer carried) as the
+ * turn's first blocks, where Anthropic wants them: with thinking on, the turn of a tool call
+ * must start with its thinking, signature intact. reasoning_content alone has no signature
+ * and is not sent. */
+static int thinking_blocks(struct json_object *msg, struct json_object *arr, size_t mi, char *err,
+                           size_t err_len)
+{
+    struct json_object *tb = pj_get(msg, "thinking_blocks");
+    if (!tb)
+        return SG_OK;
+    if (!pj_is(tb, json_type_array)) {
+        snprintf(err, err_len, "messages[%zu].thinking_blocks must be an array", mi);
+        return SG_EINVAL;
+    }
+    size_t n = json_object_array_length(tb);
+    for (size_t i = 0; i < n; i++) {
+        struct json_object *b = json_object_array_get_idx(tb, i), *o = json_object_new_object();
+        const char *type = pj_str(b, "type");
+        if (type && strcmp(type, "thinking") == 0 && pj_str(b, "thinking") &&
+            pj_str(b, "signature")) {
+            json_object_object_add(o, "type", json_object_new_string("thinking"));
+            pj_add_ref(o, "thinking", pj_get(b, "thinking"));
+            pj_add_ref(o, "signature", pj_get(b, "signature"));
+        } else if (type && strcmp(type, "redacted_thinking") == 0 && pj_str(b, "data")) {
+            json_object_object_add(o, "type", json_object_new_string("redacted_thinking"));
+            pj_add_ref(o, "data", pj_get(b, "data"));
+        } else {
+            json_object_put(o);
+            snprintf(err, err_len,
+                     "messages[%zu].thinking_blocks[%zu] must be {\"type\":\"thinking\","
+                     "\"thinking\":...,\"signature\":...} or {\"type\":\"redacted_thinking\","
+                     "\"data\":...}, as the answer gave it",
+                     mi, i);
+            return SG_EINVAL;
+        }
+        json_object_array_add(arr, o);
+    }
+    return SG_OK;
+}
+
 static int assistant_blocks(struct json_object *msg, struct json_object *arr, size_t mi, char *err,
                             size_t err_len)
 {
+    if (thinking_blocks(msg, arr, mi, err, err_len) != SG_OK)
+        return SG_EINVAL;
     struct json_object *content = pj_get(msg, "content");
     if (pj_is(content, json_type_string)) {
         /* Anthropic rejects empty text blocks; an assistant turn with only tool calls often
@@ -522,15 +564,25 @@ static struct json_object *rf_tool(struct json_object *schema_take, const char *
  * Without tools of its own (or with tool_choice "none") the tool is forced, one call. With
  * tools the model may call, the choice is "any": it calls the client's tools or answers through
  * ours. A client that forces a tool call ("required", a function) gets that call, which has
- * no text to format, so nothing is added. */
-static int apply_response_format(struct json_object *rf, struct json_object *req, char *err,
-                                 size_t err_len)
+ * no text to format, so nothing is added. With `thinking` on, the tool is offered and the
+ * choice left as it is: Anthropic refuses forced tool use while thinking (LiteLLM does so). */
+static int apply_response_format(struct json_object *rf, struct json_object *req, bool thinking,
+                                 char *err, size_t err_len)
 {
     struct json_object *schema;
     const char *desc;
     int rc = rf_schema(rf, &schema, &desc, err, err_len);
     if (rc != SG_OK || !schema)
         return rc;
+    if (thinking) {
+        struct json_object *t = pj_get(req, "tools");
+        if (!t) {
+            t = json_object_new_array();
+            json_object_object_add(req, "tools", t);
+        }
+        json_object_array_add(t, rf_tool(schema, desc));
+        return SG_OK;
+    }
     struct json_object *choice = pj_get(req, "tool_choice");
     const char *type = pj_str(choice, "type");
     if (type && (strcmp(type, "any") == 0 || strcmp(type, "tool") == 0)) {
@@ -633,6 +685,142 @@ static bool wants_audio(struct json_object *modalities)
     return false;
 }
 
+/* ---- reasoning: reasoning_effort and LiteLLM's `thinking` -> Anthropic's thinking ---- */
+
+/* Anthropic's smallest thinking budget, and what LiteLLM adds to a budget for the answer when
+ * the request gives no max_tokens (its DEFAULT_MAX_TOKENS). */
+#define THINKING_MIN_BUDGET 1024
+#define THINKING_ANSWER_TOKENS 4096
+
+/* The request's reasoning, as Anthropic's thinking: `thinking` NULL when off. `budget` is 0 for
+ * adaptive thinking (the model decides). */
+struct reasoning {
+    struct json_object *thinking; /* owned; the object sent as `thinking` */
+    int64_t budget;
+    bool from_effort; /* the budget is LiteLLM's for a reasoning_effort, so it may shrink */
+};
+
+/* LiteLLM's budgets for OpenAI's reasoning_effort values ("minimal" gets Anthropic's minimum);
+ * -1 for a value OpenAI does not accept. "none" is 0: no thinking. */
+static int64_t effort_budget(const char *effort)
+{
+    static const struct {
+        const char *name;
+        int64_t budget;
+    } table[] = {{"none", 0},      {"minimal", 1024}, {"low", 1024},
+                 {"medium", 2048}, {"high", 4096},    {"xhigh", 8192}};
+    for (size_t i = 0; i < SG_ARRAY_LEN(table); i++)
+        if (strcmp(effort, table[i].name) == 0)
+            return table[i].budget;
+    return -1;
+}
+
+/* Read `thinking` (LiteLLM's parameter, Anthropic's shape; it wins over reasoning_effort, as it
+ * says exactly what to send) or `reasoning_effort`. SG_EINVAL with a message naming the field. */
+static int reasoning_parse(struct json_object *root, struct reasoning *r, char *err, size_t err_len)
+{
+    memset(r, 0, sizeof *r);
+    struct json_object *th = pj_get(root, "thinking"), *effort = pj_get(root, "reasoning_effort");
+    if (th) {
+        const char *type = pj_str(th, "type");
+        struct json_object *b = pj_get(th, "budget_tokens");
+        if (!type || (strcmp(type, "enabled") != 0 && strcmp(type, "disabled") != 0 &&
+                      strcmp(type, "adaptive") != 0)) {
+            snprintf(err, err_len,
+                     "thinking must be {\"type\":\"enabled\",\"budget_tokens\":N}, "
+                     "{\"type\":\"adaptive\"} or {\"type\":\"disabled\"}");
+            return SG_EINVAL;
+        }
+        if (strcmp(type, "disabled") == 0)
+            return SG_OK;
+        if (strcmp(type, "enabled") == 0 &&
+            (!pj_is(b, json_type_int) || json_object_get_int64(b) < THINKING_MIN_BUDGET)) {
+            snprintf(err, err_len,
+                     "thinking.budget_tokens must be an integer >= %d (Anthropic's smallest "
+                     "thinking budget)",
+                     THINKING_MIN_BUDGET);
+            return SG_EINVAL;
+        }
+        r->budget = b ? json_object_get_int64(b) : 0;
+        r->thinking = json_object_get(th);
+        return SG_OK;
+    }
+    if (!effort)
+        return SG_OK;
+    int64_t budget =
+        pj_is(effort, json_type_string) ? effort_budget(json_object_get_string(effort)) : -1;
+    if (budget < 0) {
+        snprintf(err, err_len,
+                 "reasoning_effort must be one of 'none', 'minimal', 'low', 'medium', 'high', "
+                 "'xhigh'");
+        return SG_EINVAL;
+    }
+    if (budget == 0)
+        return SG_OK;
+    r->budget = budget;
+    r->from_effort = true;
+    r->thinking = json_object_new_object();
+    json_object_object_add(r->thinking, "type", json_object_new_string("enabled"));
+    json_object_object_add(r->thinking, "budget_tokens", json_object_new_int64(budget));
+    return SG_OK;
+}
+
+/* Fit the thinking into the encoded request `req` (max_tokens set; `client_max`: the client
+ * gave it) and add it. Anthropic counts thinking in max_tokens and wants it above the budget:
+ * without a client max_tokens the default is raised to budget + 4096 when it is not above (as
+ * LiteLLM sets it); a reasoning_effort budget shrinks to fit the client's (OpenAI's
+ * max_completion_tokens counts reasoning too), an explicit `thinking` budget that does not fit
+ * is the client's error. Thinking refuses a temperature other than 1, a top_p below 0.95 and
+ * forced tool use: the first two only tune the answer and are not sent (as any parameter
+ * Anthropic cannot take), the last would turn a call the client waits for into text: a 400. */
+static int reasoning_apply(struct reasoning *r, struct json_object *req, bool client_max, char *err,
+                           size_t err_len)
+{
+    if (!r->thinking)
+        return SG_OK;
+    int64_t max = json_object_get_int64(pj_get(req, "max_tokens"));
+    if (r->budget > 0 && max <= r->budget) {
+        if (!client_max) {
+            max = r->budget + THINKING_ANSWER_TOKENS;
+            json_object_object_add(req, "max_tokens", json_object_new_int64(max));
+        } else if (!r->from_effort) {
+            snprintf(err, err_len,
+                     "max_tokens (%lld) must be greater than thinking.budget_tokens (%lld): "
+                     "Anthropic counts the thinking in max_tokens; raise max_tokens or lower "
+                     "the budget",
+                     (long long)max, (long long)r->budget);
+            return SG_EINVAL;
+        } else if (max <= THINKING_MIN_BUDGET) {
+            snprintf(err, err_len,
+                     "reasoning_effort needs max_completion_tokens (or max_tokens) above %d at "
+                     "Anthropic deployments: the smallest thinking budget is %d tokens and is "
+                     "counted in it; raise it or leave reasoning_effort out",
+                     THINKING_MIN_BUDGET, THINKING_MIN_BUDGET);
+            return SG_EINVAL;
+        } else {
+            r->budget = max - 1;
+            json_object_object_add(r->thinking, "budget_tokens", json_object_new_int64(r->budget));
+        }
+    }
+    const char *tc = pj_str(pj_get(req, "tool_choice"), "type");
+    if (tc && (strcmp(tc, "any") == 0 || strcmp(tc, "tool") == 0)) {
+        snprintf(err, err_len,
+                 "tool_choice 'required' or a named function cannot be combined with reasoning "
+                 "(reasoning_effort or thinking) at Anthropic deployments: Anthropic refuses "
+                 "forced tool use while thinking; send tool_choice 'auto' or leave reasoning "
+                 "out");
+        return SG_EINVAL;
+    }
+    struct json_object *v = pj_get(req, "temperature");
+    if (v && json_object_get_double(v) != 1.0)
+        json_object_object_del(req, "temperature");
+    if ((v = pj_get(req, "top_p")) && json_object_get_double(v) < 0.95)
+        json_object_object_del(req, "top_p");
+    json_object_object_add(req, "thinking", r->thinking);
+    r->thinking = NULL;
+    return SG_OK;
+}
+
 static int64_t default_max_tokens(const struct sg_deployment *d, const struct sg_anthropic_opts *o)
 {
     if (o && o->default_max_tokens > 0)
@@ -651,7 +839,10 @@ int sg_anthropic_encode_chat(const struct sg_chat_request *r, const struct sg_de
     struct json_object *req = json_object_new_object(), *msgs = json_object_new_array(),
                        *system = json_object_new_array();
     int rc = SG_EINVAL;
+    struct reasoning reasoning = {0};
     json_object_object_add(req, "model", json_object_new_string(d->provider_model));
+    if (reasoning_parse(root, &reasoning, err, err_len) != SG_OK)
+        goto fail;
 
     struct json_object *in = pj_get(root, "messages");
     if (!pj_is(in, json_type_array))
@@ -780,12 +971,19 @@ int sg_anthropic_encode_chat(const struct sg_chat_request *r, const struct sg_de
     if (convert_tool_choice(pj_get(root, "tool_choice"), pj_get(root, "parallel_tool_calls"), req,
                             err, err_len) != SG_OK)
         goto fail;
-    if (apply_response_format(pj_get(root, "response_format"), req, err, err_len) != SG_OK)
+    bool thinking = reasoning.thinking != NULL;
+    if (reasoning_apply(&reasoning, req,
+                        pj_get(root, "max_completion_tokens") || pj_get(root, "max_tokens"), err,
+                        err_len) != SG_OK)
+        goto fail;
+    if (apply_response_format(pj_get(root, "response_format"), req, thinking, err, err_len) !=
+        SG_OK)
         goto fail;
     if (o && o->prompt_caching)
         add_cache_markers(req);
     rc = pj_append(out, req) == SG_OK ? SG_OK : SG_ETOOBIG;
 fail:
+    json_object_put(reasoning.thinking);
     json_object_put(system);
     json_object_put(msgs);
     json_object_put(req);
@@ -863,15 +1061,22 @@ int sg_anthropic_usage_parse(const char *body, size_t len, struct sg_usage *u)
     return rc;
 }
 
-/* The OpenAI usage object for `u`, with Anthropic's cache fields beside it (as LiteLLM adds). */
-static void append_usage(struct sg_buf *out, const struct sg_usage *u)
+/* The OpenAI usage object for `u`, with Anthropic's cache fields beside it (as LiteLLM adds).
+ * `reasoning` > 0: completion_tokens_details.reasoning_tokens, the estimate of the thinking
+ * text (Anthropic counts thinking in output_tokens without saying how much; LiteLLM counts it
+ * so too), never more than the output. */
+static void append_usage(struct sg_buf *out, const struct sg_usage *u, int64_t reasoning)
 {
     sg_buf_appendf(out,
                    "{\"prompt_tokens\":%lld,\"completion_tokens\":%lld,\"total_tokens\":%lld,"
-                   "\"prompt_tokens_details\":{\"cached_tokens\":%lld},"
-                   "\"cache_creation_input_tokens\":%lld,\"cache_read_input_tokens\":%lld}",
+                   "\"prompt_tokens_details\":{\"cached_tokens\":%lld},",
                    (long long)u->input_tokens, (long long)u->output_tokens,
-                   (long long)(u->input_tokens + u->output_tokens), (long long)u->cache_read_tokens,
+                   (long long)(u->input_tokens + u->output_tokens),
+                   (long long)u->cache_read_tokens);
+    if (reasoning > 0)
+        sg_buf_appendf(out, "\"completion_tokens_details\":{\"reasoning_tokens\":%lld},",
+                       (long long)SG_MIN(reasoning, u->output_tokens));
+    sg_buf_appendf(out, "\"cache_creation_input_tokens\":%lld,\"cache_read_input_tokens\":%lld}",
                    (long long)u->cache_creation_tokens, (long long)u->cache_read_tokens);
 }
 
@@ -905,13 +1110,16 @@ int sg_anthropic_decode_response(const char *body, size_t len, int64_t created, 
     }
     memset(u, 0, sizeof *u);
     pj_anthropic_usage(pj_get(root, "usage"), u);
-    struct sg_buf text, tools, json;
+    struct sg_buf text, tools, json, reasoning, blocks;
     sg_buf_init(&text, 0);
     sg_buf_init(&tools, 0);
     sg_buf_init(&json, 0);
+    sg_buf_init(&reasoning, 0);
+    sg_buf_init(&blocks, 0);
     size_t n = json_object_array_length(content);
     bool any_text = false, json_answer = false;
-    int n_tools = 0;
+    int n_tools = 0, n_thinking = 0;
+    int64_t reasoning_tokens = 0;
     for (size_t i = 0; i < n; i++) {
         struct json_object *b = json_object_array_get_idx(content, i);
         const char *bt = pj_str(b, "type");
@@ -940,8 +1148,20 @@ int sg_anthropic_decode_response(const char *body, size_t len, int64_t created, 
             append_str(&tools, args.data);
             sg_buf_dispose(&args);
             sg_buf_appends(&tools, "}}");
+        } else if (strcmp(bt, "thinking") == 0 || strcmp(bt, "redacted_thinking") == 0) {
+            /* As LiteLLM: the blocks as they came (signatures, for the next turn) and their
+             * text joined as reasoning_content. */
+            struct json_object *t = pj_get(b, "thinking");
+            sg_buf_appends(&blocks, n_thinking++ ? "," : "");
+            pj_append(&blocks, b);
+            if (pj_is(t, json_type_string)) {
+                sg_buf_append_json_str(&reasoning, json_object_get_string(t),
+                                       (size_t)json_object_get_string_len(t));
+                reasoning_tokens += sg_tokens_estimate_text(json_object_get_string(t),
+                                                            (size_t)json_object_get_string_len(t));
+            }
         }
-        /* thinking and server-tool blocks have no chat.completions form: left out */
+        /* server-tool blocks have no chat.completions form: left out */
     }
     if (json_answer) {
         /* The JSON is the whole content: text around it would break the client's parse. */
@@ -970,6 +1190,13 @@ int sg_anthropic_decode_response(const char *body, size_t len, int64_t created, 
         sg_buf_append(out, tools.data, tools.len);
         sg_buf_appends(out, "]");
     }
+    if (n_thinking) {
+        sg_buf_appends(out, ",\"reasoning_content\":\"");
+        sg_buf_append(out, reasoning.data ? reasoning.data : "", reasoning.len);
+        sg_buf_appends(out, "\",\"thinking_blocks\":[");
+        sg_buf_append(out, blocks.data, blocks.len);
+        sg_buf_appends(out, "]");
+    }
     sg_buf_appends(out, ",\"refusal\":null},\"logprobs\":null,\"finish_reason\":");
     const char *fr =
         answer_finish(finish_reason(pj_str(root, "stop_reason")), json_answer, n_tools);
@@ -978,11 +1205,13 @@ int sg_anthropic_decode_response(const char *body, size_t len, int64_t created, 
     else
         sg_buf_appends(out, "null");
     sg_buf_appends(out, "}],\"usage\":");
-    append_usage(out, u);
+    append_usage(out, u, reasoning_tokens);
     int rc = sg_buf_appends(out, "}");
     sg_buf_dispose(&text);
     sg_buf_dispose(&tools);
     sg_buf_dispose(&json);
+    sg_buf_dispose(&reasoning);
+    sg_buf_dispose(&blocks);
     json_object_put(root);
     return rc == SG_OK ? SG_OK : SG_ETOOBIG;
 }
@@ -1035,6 +1264,40 @@ static void copy_str(char *dst, size_t cap, const char *src)
     snprintf(dst, cap, "%s", src ? src : "");
 }
 
+/* A chunk whose delta carries thinking, as LiteLLM streams it: `text` (a JSON string or NULL)
+ * as reasoning_content, and one entry of thinking_blocks: {"type":"thinking","thinking":text}
+ * plus `sig_key`: `sig` when given (a signature_delta), or the whole `block` (a
+ * redacted_thinking block, whose reasoning_content is ""). */
+static void thinking_chunk(struct sg_anthropic_stream *s, struct sg_buf *out,
+                           struct json_object *text, struct json_object *sig,
+                           struct json_object *block)
+{
+    chunk_open(s, out);
+    sg_buf_appends(out, "{\"reasoning_content\":\"");
+    if (text)
+        sg_buf_append_json_str(out, json_object_get_string(text),
+                               (size_t)json_object_get_string_len(text));
+    sg_buf_appends(out, "\",\"thinking_blocks\":[");
+    if (block) {
+        pj_append(out, block);
+    } else {
+        sg_buf_appends(out, "{\"type\":\"thinking\",\"thinking\":\"");
+        if (text)
+            sg_buf_append_json_str(out, json_object_get_string(text),
+                                   (size_t)json_object_get_string_len(text));
+        sg_buf_appends(out, "\"");
+        if (sig) {
+            sg_buf_appends(out, ",\"signature\":\"");
+            sg_buf_append_json_str(out, json_object_get_string(sig),
+                                   (size_t)json_object_get_string_len(sig));
+            sg_buf_appends(out, "\"");
+        }
+        sg_buf_appends(out, "}");
+    }
+    sg_buf_appends(out, "]}");
+    chunk_close(s, out, NULL);
+}
+
 /* content_block_start: which kind of block opens, and its first chunk. */
 static void block_start(struct sg_anthropic_stream *s, struct json_object *b, struct sg_buf *out)
 {
@@ -1044,7 +1307,12 @@ static void block_start(struct sg_anthropic_stream *s, struct json_object *b, st
     bool json = tool && is_json_tool(b);
     s->block_kind = SG_ABLOCK_OTHER;
     s->tool_args = false;
-    if (s->json_answer && (text || json)) {
+    if (bt && strcmp(bt, "thinking") == 0) {
+        s->block_kind = SG_ABLOCK_THINKING; /* its text comes in thinking_delta events */
+    } else if (bt && strcmp(bt, "redacted_thinking") == 0) {
+        if (out) /* no deltas follow: the block is whole here */
+            thinking_chunk(s, out, NULL, NULL, b);
+    } else if (s->json_answer && (text || json)) {
         s->block_kind = SG_ABLOCK_DROPPED; /* after the JSON content nothing may be added to it */
     } else if (json) {
         s->block_kind = SG_ABLOCK_ANSWER;
@@ -1088,12 +1356,24 @@ static int block_delta(struct sg_anthropic_stream *s, struct json_object *d, str
     const char *dt = pj_str(d, "type");
     if (!dt)
         return SG_EPROTO;
+    if (s->block_kind == SG_ABLOCK_THINKING) {
+        struct json_object *t = pj_get(d, "thinking"), *sig = pj_get(d, "signature");
+        if (strcmp(dt, "thinking_delta") == 0 && pj_is(t, json_type_string)) {
+            s->reasoning_tokens += sg_tokens_estimate_text(json_object_get_string(t),
+                                                           (size_t)json_object_get_string_len(t));
+            if (out && json_object_get_string_len(t) > 0)
+                thinking_chunk(s, out, t, NULL, NULL);
+        } else if (strcmp(dt, "signature_delta") == 0 && pj_is(sig, json_type_string)) {
+            if (out)
+                thinking_chunk(s, out, NULL, sig, NULL);
+        }
+        return SG_OK;
+    }
     bool text = strcmp(dt, "text_delta") == 0, input = strcmp(dt, "input_json_delta") == 0;
     struct json_object *t = pj_get(d, text ? "text" : "partial_json");
     bool some = pj_is(t, json_type_string) && json_object_get_string_len(t) > 0;
     if (s->block_kind == SG_ABLOCK_DROPPED || (!text && !input))
-        return SG_OK; /* left out; thinking_delta, signature_delta, citations_delta: no
-                       * chat.completions form */
+        return SG_OK; /* left out; citations_delta: no chat.completions form */
     if (text && s->block_kind == SG_ABLOCK_TEXT) {
         if (out && pj_is(t, json_type_string))
             content_chunk(s, out, t);
@@ -1210,7 +1490,7 @@ int sg_anthropic_stream_event(struct sg_anthropic_stream *s, struct sg_slice eve
                            (long long)s->created);
             append_str(out, s->model);
             sg_buf_appends(out, ",\"choices\":[],\"usage\":");
-            append_usage(out, &s->usage);
+            append_usage(out, &s->usage, s->reasoning_tokens);
             sg_buf_appends(out, "}\n\n");
         }
         if (out)

@@ -14,7 +14,9 @@
  *   tool_use blocks                 -> assistant tool_calls (input serialised as arguments)
  *   tool_result blocks              -> tool messages, before the rest of that user turn
  *   stop_sequences -> stop, max_tokens, temperature, top_p, metadata.user_id -> user,
- *   tools (input_schema -> parameters), tool_choice (any -> required, tool -> function)
+ *   tools (input_schema -> parameters), tool_choice (any -> required, tool -> function),
+ *   thinking -> reasoning_effort (LiteLLM's budget thresholds)
+ *   and back: reasoning_content / reasoning (or LiteLLM's thinking_blocks) -> thinking blocks
  */
 #include "provider_int.h"
 
@@ -409,7 +411,7 @@ static int convert_turn(struct json_object *m, size_t mi, struct json_object *ms
             json_object_array_add(msgs, t);
             rc = tool_result_media(pj_get(b, "content"), parts, e2, sizeof e2);
         } else if (strcmp(bt, "thinking") == 0 || strcmp(bt, "redacted_thinking") == 0) {
-            /* no chat.completions form: dropped */
+            /* earlier turns' reasoning: unsigned providers take none back, dropped */
         } else {
             snprintf(err, err_len,
                      "messages.%zu.content.%zu: block type '%s' cannot be sent to an "
@@ -444,6 +446,34 @@ static int convert_turn(struct json_object *m, size_t mi, struct json_object *ms
     return rc;
 }
 
+/* Anthropic's thinking as OpenAI's reasoning_effort, by LiteLLM's budget thresholds (the
+ * budgets it sends for each effort the other way): 4096 and more high, 2048 medium, 1024 low,
+ * less minimal; adaptive medium; disabled (or none) nothing. NULL effort: send none.
+ * SG_EINVAL for a thinking that is none of Anthropic's shapes. */
+static int thinking_effort(struct json_object *th, const char **effort, char *err, size_t err_len)
+{
+    *effort = NULL;
+    if (!th)
+        return SG_OK;
+    const char *type = pj_str(th, "type");
+    struct json_object *b = pj_get(th, "budget_tokens");
+    if (type && strcmp(type, "disabled") == 0)
+        return SG_OK;
+    if (type && strcmp(type, "adaptive") == 0) {
+        *effort = "medium";
+        return SG_OK;
+    }
+    if (!type || strcmp(type, "enabled") != 0 || !pj_is(b, json_type_int)) {
+        snprintf(err, err_len,
+                 "thinking: must be {\"type\":\"enabled\",\"budget_tokens\":N}, "
+                 "{\"type\":\"adaptive\"} or {\"type\":\"disabled\"}");
+        return SG_EINVAL;
+    }
+    int64_t n = json_object_get_int64(b);
+    *effort = n >= 4096 ? "high" : n >= 2048 ? "medium" : n >= 1024 ? "low" : "minimal";
+    return SG_OK;
+}
+
 int sg_messages_encode_openai(const struct sg_chat_request *r, const struct sg_deployment *d,
                               struct sg_buf *out, char *err, size_t err_len)
 {
@@ -475,6 +505,11 @@ int sg_messages_encode_openai(const struct sg_chat_request *r, const struct sg_d
         pj_add_ref(req, "top_p", v);
     if ((v = pj_get(root, "stop_sequences")))
         pj_add_ref(req, "stop", v);
+    const char *effort;
+    if (thinking_effort(pj_get(root, "thinking"), &effort, err, err_len) != SG_OK)
+        goto fail;
+    if (effort)
+        json_object_object_add(req, "reasoning_effort", json_object_new_string(effort));
     if (r->stream) {
         struct json_object *so = json_object_new_object();
         json_object_object_add(req, "stream", json_object_new_boolean(1));
@@ -582,6 +617,61 @@ static void append_input(struct sg_buf *out, const char *args)
     json_object_put(o);
 }
 
+/* The reasoning an OpenAI-compatible provider returns beside the content: reasoning_content
+ * (DeepSeek, vLLM, LiteLLM) or reasoning (OpenRouter), a string. */
+static struct json_object *reasoning_text(struct json_object *m)
+{
+    struct json_object *t = pj_get(m, "reasoning_content");
+    if (!pj_is(t, json_type_string))
+        t = pj_get(m, "reasoning");
+    return pj_is(t, json_type_string) && json_object_get_string_len(t) > 0 ? t : NULL;
+}
+
+/* A thinking block's fields as Anthropic writes them (the signature "" when the provider has
+ * none: OpenAI-compatible reasoning is not signed). */
+static void append_thinking_block(struct sg_buf *out, struct json_object *text,
+                                  struct json_object *sig)
+{
+    sg_buf_appends(out, "{\"type\":\"thinking\",\"thinking\":\"");
+    if (text)
+        sg_buf_append_json_str(out, json_object_get_string(text),
+                               (size_t)json_object_get_string_len(text));
+    sg_buf_appends(out, "\",\"signature\":\"");
+    if (sig)
+        sg_buf_append_json_str(out, json_object_get_string(sig),
+                               (size_t)json_object_get_string_len(sig));
+    sg_buf_appends(out, "\"}");
+}
+
+/* A message's reasoning as the answer's first blocks: its thinking_blocks when it has them (a
+ * LiteLLM in front of Claude keeps the signatures and redacted blocks there), else its
+ * reasoning text as one thinking block. True when it wrote any. */
+static bool append_thinking(struct sg_buf *out, struct json_object *msg)
+{
+    struct json_object *tb = pj_get(msg, "thinking_blocks");
+    size_t n = pj_is(tb, json_type_array) ? json_object_array_length(tb) : 0, k = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct json_object *b = json_object_array_get_idx(tb, i);
+        const char *type = pj_str(b, "type");
+        if (type && strcmp(type, "thinking") == 0 && pj_str(b, "thinking")) {
+            sg_buf_appends(out, k++ ? "," : "");
+            append_thinking_block(out, pj_get(b, "thinking"),
+                                  pj_str(b, "signature") ? pj_get(b, "signature") : NULL);
+        } else if (type && strcmp(type, "redacted_thinking") == 0 && pj_str(b, "data")) {
+            sg_buf_appends(out, k++ ? ",{\"type\":\"redacted_thinking\",\"data\":\""
+                                    : "{\"type\":\"redacted_thinking\",\"data\":\"");
+            struct json_object *data = pj_get(b, "data");
+            sg_buf_append_json_str(out, json_object_get_string(data),
+                                   (size_t)json_object_get_string_len(data));
+            sg_buf_appends(out, "\"}");
+        }
+    }
+    struct json_object *t = k ? NULL : reasoning_text(msg);
+    if (t)
+        append_thinking_block(out, t, NULL);
+    return k || t;
+}
+
 int sg_messages_decode_openai(const char *body, size_t len, struct sg_buf *out, struct sg_usage *u)
 {
     char err[64];
@@ -602,10 +692,11 @@ int sg_messages_decode_openai(const char *body, size_t len, struct sg_buf *out, 
     sg_buf_appends(out, ",\"type\":\"message\",\"role\":\"assistant\",\"model\":");
     append_str(out, pj_str(root, "model"));
     sg_buf_appends(out, ",\"content\":[");
-    bool first = true;
+    bool first = !append_thinking(out, msg);
     struct json_object *text = pj_get(msg, "content");
     if (pj_is(text, json_type_string) && json_object_get_string_len(text) > 0) {
-        sg_buf_appends(out, "{\"type\":\"text\",\"text\":\"");
+        sg_buf_appends(out, first ? "{\"type\":\"text\",\"text\":\""
+                                  : ",{\"type\":\"text\",\"text\":\"");
         sg_buf_append_json_str(out, json_object_get_string(text),
                                (size_t)json_object_get_string_len(text));
         sg_buf_appends(out, "\"}");
@@ -707,6 +798,85 @@ int sg_messages_stream_finish(struct sg_messages_stream *s, struct sg_buf *out)
     return sg_buf_appends(out, "}\n\n");
 }
 
+/* Close the open block and start a reasoning block of `kind` (3 thinking, 4 redacted): its
+ * content_block_start up to the block's opening brace and type, which the caller finishes. */
+static void start_reasoning_block(struct sg_messages_stream *s, struct sg_buf *out, int kind)
+{
+    close_block(s, out);
+    s->block_kind = kind;
+    s->block_index = s->n_blocks++;
+    event(out, "content_block_start");
+    sg_buf_appendf(out, ",\"index\":%d,\"content_block\":{\"type\":\"%s\"", s->block_index,
+                   kind == 3 ? "thinking" : "redacted_thinking");
+}
+
+/* Open a thinking block unless one is open. */
+static void open_thinking(struct sg_messages_stream *s, struct sg_buf *out)
+{
+    if (s->block_kind == 3)
+        return;
+    start_reasoning_block(s, out, 3);
+    sg_buf_appends(out, ",\"thinking\":\"\",\"signature\":\"\"}}\n\n");
+    ping_once(s, out);
+}
+
+/* A delta's reasoning as thinking events: `text` as a thinking_delta, `sig` as a
+ * signature_delta (both JSON strings, NULL when none). */
+static void thinking_delta(struct sg_messages_stream *s, struct sg_buf *out,
+                           struct json_object *text, struct json_object *sig)
+{
+    bool t = text && json_object_get_string_len(text) > 0;
+    bool g = sig && json_object_get_string_len(sig) > 0;
+    if (!t && !g)
+        return;
+    open_thinking(s, out);
+    event(out, "content_block_delta");
+    sg_buf_appendf(out, ",\"index\":%d,\"delta\":{\"type\":\"%s\",\"%s\":\"", s->block_index,
+                   t ? "thinking_delta" : "signature_delta", t ? "thinking" : "signature");
+    struct json_object *v = t ? text : sig;
+    sg_buf_append_json_str(out, json_object_get_string(v), (size_t)json_object_get_string_len(v));
+    sg_buf_appends(out, "\"}}\n\n");
+    if (t && g)
+        thinking_delta(s, out, NULL, sig);
+}
+
+/* A chunk delta's reasoning: its thinking_blocks when it has them (LiteLLM sends the text
+ * there too, with signatures and redacted blocks), else reasoning_content / reasoning. True
+ * when there was some. */
+static bool stream_thinking(struct sg_messages_stream *s, struct sg_buf *out,
+                            struct json_object *delta)
+{
+    struct json_object *tb = pj_get(delta, "thinking_blocks");
+    size_t n = pj_is(tb, json_type_array) ? json_object_array_length(tb) : 0;
+    bool some = false;
+    for (size_t i = 0; i < n; i++) {
+        struct json_object *b = json_object_array_get_idx(tb, i), *data = pj_get(b, "data");
+        const char *type = pj_str(b, "type");
+        if (type && strcmp(type, "redacted_thinking") == 0 && pj_is(data, json_type_string)) {
+            start_reasoning_block(s, out, 4);
+            sg_buf_appends(out, ",\"data\":\"");
+            sg_buf_append_json_str(out, json_object_get_string(data),
+                                   (size_t)json_object_get_string_len(data));
+            sg_buf_appends(out, "\"}}\n\n");
+            ping_once(s, out);
+            close_block(s, out);
+            some = true;
+        } else if (type && strcmp(type, "thinking") == 0) {
+            struct json_object *t = pj_get(b, "thinking"), *g = pj_get(b, "signature");
+            t = pj_is(t, json_type_string) ? t : NULL;
+            g = pj_is(g, json_type_string) ? g : NULL;
+            thinking_delta(s, out, t, g);
+            some = some || (t && json_object_get_string_len(t)) ||
+                   (g && json_object_get_string_len(g));
+        }
+    }
+    if (n)
+        return some;
+    struct json_object *t = reasoning_text(delta);
+    thinking_delta(s, out, t, NULL);
+    return t != NULL;
+}
+
 int sg_messages_stream_chunk(struct sg_messages_stream *s, struct sg_slice data, struct sg_buf *out)
 {
     if (s->done)
@@ -745,7 +915,9 @@ int sg_messages_stream_chunk(struct sg_messages_stream *s, struct sg_slice data,
     struct json_object *content = pj_get(delta, "content");
     struct json_object *calls = pj_get(delta, "tool_calls");
     size_t n = pj_is(calls, json_type_array) ? json_object_array_length(calls) : 0;
-    if ((pj_is(content, json_type_string) && json_object_get_string_len(content) > 0) || n)
+    bool thought = stream_thinking(s, out, delta);
+    if ((pj_is(content, json_type_string) && json_object_get_string_len(content) > 0) || n ||
+        thought)
         s->content_chunks++;
     if (pj_is(content, json_type_string) && json_object_get_string_len(content) > 0) {
         if (s->block_kind != 1) {

@@ -303,10 +303,11 @@ int sg_anthropic_usage_parse(const char *body, size_t len, struct sg_usage *u);
 enum sg_ablock {
     SG_ABLOCK_NONE,
     SG_ABLOCK_TEXT,
-    SG_ABLOCK_TOOL,   /* a client tool's tool_use */
-    SG_ABLOCK_OTHER,  /* thinking, server tools: no chat.completions form */
-    SG_ABLOCK_ANSWER, /* the response_format tool: its input streams as content */
-    SG_ABLOCK_DROPPED /* text or a second answer after the response_format one */
+    SG_ABLOCK_TOOL,    /* a client tool's tool_use */
+    SG_ABLOCK_OTHER,   /* server tools: no chat.completions form */
+    SG_ABLOCK_ANSWER,  /* the response_format tool: its input streams as content */
+    SG_ABLOCK_DROPPED, /* text or a second answer after the response_format one */
+    SG_ABLOCK_THINKING /* thinking: reasoning_content and thinking_blocks deltas */
 };
 
 /* Per-stream state of a Messages stream being read (and translated to chunks). */
@@ -323,8 +324,10 @@ struct sg_anthropic_stream {
     int n_tools;               /* the client's tool calls (the response_format tool is not one) */
     char id[96];
     char model[160];
-    char finish[24]; /* finish_reason from message_delta */
-    int64_t deltas;  /* content_block_delta events so far */
+    char finish[24];          /* finish_reason from message_delta */
+    int64_t deltas;           /* content_block_delta events so far */
+    int64_t reasoning_tokens; /* the estimate of the thinking text so far (the usage chunk's
+                               * completion_tokens_details.reasoning_tokens) */
     char error_type[48];
     char error[256];
     struct sg_usage usage;
@@ -366,7 +369,7 @@ struct sg_messages_stream {
     bool started;    /* message_start sent */
     bool done;       /* message_stop sent */
     bool pinged;     /* the ping Anthropic sends after the first content_block_start, sent */
-    int block_kind;  /* the open block: 0 none, 1 text, 2 tool_use */
+    int block_kind;  /* the open block: 0 none, 1 text, 2 tool_use, 3 thinking, 4 redacted */
     int block_index; /* its index in the message's content */
     int tool_index;  /* the chunk tool_calls index it belongs to */
     int n_blocks;

@@ -123,16 +123,22 @@ static void check_answer(const struct sg_mock_chat *c, uint32_t reply_tokens, bo
     for (size_t i = 0; i < total; i++) {
         sg_buf_init(&b, 0);
         check(sg_mock_render_event(&b, &a, i) == 0);
-        /* "[event: X\n]data: JSON\n\n" */
+        /* "[event: X\n]data: JSON\n\n", one or more (the end of a thinking block and the start
+         * of the text ride with the first text token) */
         const char *d = strstr(b.data, "data: ");
         check(d && b.len >= 2 && memcmp(b.data + b.len - 2, "\n\n", 2) == 0);
-        d += 6;
-        size_t dl = (size_t)(b.data + b.len - 2 - d);
-        if (!(dl == 6 && memcmp(d, "[DONE]", 6) == 0)) {
-            o = must_parse(d, dl);
-            if (i == 0)
-                check_model(o, c->model);
-            json_object_put(o);
+        for (; d; d = strstr(d, "data: ")) {
+            d += 6;
+            const char *e = strstr(d, "\n\n");
+            check(e != NULL);
+            size_t dl = (size_t)(e - d);
+            if (!(dl == 6 && memcmp(d, "[DONE]", 6) == 0)) {
+                o = must_parse(d, dl);
+                if (i == 0)
+                    check_model(o, c->model);
+                json_object_put(o);
+            }
+            d = e;
         }
         sg_buf_dispose(&b);
     }

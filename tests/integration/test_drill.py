@@ -236,10 +236,12 @@ def test_demo_finishes_under_a_minute(fx):
     check(SUMMARY.search(r.out), "summary line: %s" % r.out[-500:])
     lines = r.out.rstrip().split("\n")
     check(lines[-1].startswith("report: "), "the report path is printed last: %s" % lines[-1])
-    j, _ = report(fx.path("demo"))
+    j, md = report(fx.path("demo"))
     eq(j["demo"], True, "demo run")
     eq(j["passed"], True, "demo passes")
     eq(j["store"], "not stored: a --demo run", "a demo is not stored")
+    eq(md.rstrip().split("\n")[-1], "Drill history: not stored: a --demo run",
+       "the markdown report's last line says where the result went")
 
 
 @time_limit(40)

@@ -9,7 +9,7 @@ import os
 import sqlite3
 import time
 
-from harness import MASTER_KEY, check, contains, eq, http_refused, wait_until
+from harness import MASTER_KEY, check, contains, eq, http, http_refused, wait_until
 
 CHAT = b"/v1/chat/completions"
 AUTH = b"Authorization: Bearer " + MASTER_KEY.encode() + b"\r\n"
@@ -128,6 +128,11 @@ def test_host_header_required_once(fx):
     eq(m.stats()["chat"], 0, "nothing reached the provider")
 
 
+def comparable(r):
+    """An answer's headers but its Date, and its x-request-id's length (each answer its own)."""
+    return [(k, len(v) if k == "x-request-id" else v) for k, v in r.headers if k != "date"]
+
+
 def test_head_answers_as_get_without_body(fx):
     m, gw = gateway(fx)
     c = fx.conn(gw.port)
@@ -138,8 +143,7 @@ def test_head_answers_as_get_without_body(fx):
         c.request("HEAD", path)
         h = c.read_response(head_only_method=True)
         eq(h.status, g.status, "HEAD %s: the GET's status" % path)
-        eq([kv for kv in h.headers if kv[0] != "date"], [kv for kv in g.headers if kv[0] != "date"],
-           "HEAD %s: the GET's headers" % path)
+        eq(comparable(h), comparable(g), "HEAD %s: the GET's headers" % path)
         eq(h.header("content-length"), str(len(g.body)), "HEAD %s: the GET body's length" % path)
         # No body followed: the next answer on this connection starts with its status line.
         c.request("GET", path)
@@ -351,6 +355,8 @@ def test_refusals_on_the_messages_endpoint_are_in_anthropics_shape(fx):
         eq(j["error"]["type"], etype, "%d: Anthropic's error type" % status)
         check(j["error"]["message"], "%d: a message" % status)
         check(r.header("x-request-id"), "%d: the request id" % status)
+        eq(r.header("request-id"), r.header("x-request-id"),
+           "%d: the id also as request-id, which Anthropic's SDK reads" % status)
     r = http_refused(fx, gw, post(version=b"HTTP/2.0"), 505, "HTTP/2.0", "chat endpoint")
     eq(r.json()["error"]["code"], "http_version_not_supported", "the chat endpoint: OpenAI's shape")
 
@@ -396,3 +402,28 @@ def test_cors_lets_a_browser_page_call_the_gateway(fx):
              headers=dict(preflight, Origin="https://evil.example"), key=None)
     eq(r.header("access-control-allow-origin"), None, "an origin not listed: no CORS headers")
     check(r.status in (401, 405), "and no preflight answer (%d)" % r.status)
+
+
+def test_every_answer_carries_a_request_id(fx):
+    # OpenAI and Anthropic put a request id on every answer, and their SDKs show it
+    # (response._request_id, APIError.requestID): a 404 a client reports names one too. The
+    # Messages paths carry it as request-id as well.
+    m, gw = gateway(fx)
+    count = {"model": "app/chat", "messages": [{"role": "user", "content": "Hi"}]}
+    cases = [("GET", "/v1/models", None, 200, False), ("GET", "/v1/models/app/chat", None, 200, False),
+             ("GET", "/v1/models/nothing", None, 404, False), ("GET", "/nope", None, 404, False),
+             ("DELETE", "/v1/chat/completions", None, 405, False),
+             ("GET", "/v1/messages", None, 405, True),
+             ("POST", "/v1/messages/count_tokens", count, 200, True),
+             ("GET", "/health/readiness", None, 200, False),
+             ("GET", "/admin/deployments", None, 200, False), ("GET", "/admin/nope", None, 404, False)]
+    seen = set()
+    for method, path, body, status, twice in cases:
+        r = http(gw.port, method, path, body)
+        eq(r.status, status, "%s %s (%s)" % (method, path, r.text[:200]))
+        rid = r.header("x-request-id")
+        check(rid and len(rid) == 32 and rid not in seen, "%s %s: a new x-request-id (%r)" %
+              (method, path, rid))
+        seen.add(rid)
+        eq(r.header("request-id"), rid if twice else None, "%s %s: request-id" % (method, path))
+    eq(m.stats()["chat"], 0, "nothing reached the provider")

@@ -962,10 +962,161 @@ static void test_url(void **state)
     free(u);
 }
 
+/* reasoning_effort / thinking -> Anthropic's thinking, and thinking_blocks sent back. */
+static void test_encode_reasoning(void **state)
+{
+    (void)state;
+    struct json_object *j = encode("{\"model\":\"m\",\"reasoning_effort\":\"high\",\"temperature\":"
+                                   "0.2,\"top_p\":0.99,\"messages\":[{\"role\":\"user\","
+                                   "\"content\":\"hi\"}]}",
+                                   false);
+    assert_string_equal(json_path_text(j, "thinking"),
+                        "{\"type\":\"enabled\",\"budget_tokens\":4096}");
+    assert_null(json_path(j, "temperature")); /* thinking takes only 1 */
+    assert_string_equal(json_path_text(j, "top_p"), "0.99");
+    json_object_put(j);
+    /* A budget that does not fit the default max_tokens gets LiteLLM's 4096 on top. */
+    j = encode("{\"model\":\"m\",\"thinking\":{\"type\":\"enabled\",\"budget_tokens\":9000},"
+               "\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}",
+               false);
+    assert_string_equal(json_path_text(j, "max_tokens"), "13096");
+    json_object_put(j);
+    /* The effort's budget shrinks under the client's max_completion_tokens. */
+    j = encode("{\"model\":\"m\",\"reasoning_effort\":\"medium\",\"max_completion_tokens\":2000,"
+               "\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}",
+               false);
+    assert_string_equal(json_path_text(j, "thinking.budget_tokens"), "1999");
+    json_object_put(j);
+    j = encode("{\"model\":\"m\",\"reasoning_effort\":\"none\",\"messages\":[{\"role\":\"user\","
+               "\"content\":\"hi\"}]}",
+               false);
+    assert_null(json_path(j, "thinking"));
+    json_object_put(j);
+    /* The assistant's thinking_blocks open its turn, before text and tool_use. */
+    j = encode("{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"q\"},{\"role\":"
+               "\"assistant\",\"content\":\"a\",\"reasoning_content\":\"r\",\"thinking_blocks\":["
+               "{\"type\":\"thinking\",\"thinking\":\"r\",\"signature\":\"s\",\"x\":1},{\"type\":"
+               "\"redacted_thinking\",\"data\":\"d\"}],\"tool_calls\":[{\"id\":\"t\",\"type\":"
+               "\"function\",\"function\":{\"name\":\"f\",\"arguments\":\"{}\"}}]},{\"role\":"
+               "\"tool\",\"tool_call_id\":\"t\",\"content\":\"ok\"}]}",
+               false);
+    assert_string_equal(json_path_text(j, "messages.1.content"),
+                        "[{\"type\":\"thinking\",\"thinking\":\"r\",\"signature\":\"s\"},{\"type\":"
+                        "\"redacted_thinking\",\"data\":\"d\"},{\"type\":\"text\",\"text\":\"a\"},"
+                        "{\"type\":\"tool_use\",\"id\":\"t\",\"name\":\"f\",\"input\":{}}]");
+    json_object_put(j);
+    encode_fails("{\"model\":\"m\",\"reasoning_effort\":\"huge\",\"messages\":[{\"role\":\"user\","
+                 "\"content\":\"hi\"}]}",
+                 "reasoning_effort must be one of");
+    encode_fails("{\"model\":\"m\",\"thinking\":{\"type\":\"enabled\",\"budget_tokens\":2000},"
+                 "\"max_tokens\":2000,\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}",
+                 "max_tokens (2000) must be greater than thinking.budget_tokens (2000)");
+    encode_fails("{\"model\":\"m\",\"reasoning_effort\":\"low\",\"max_tokens\":1024,\"messages\":"
+                 "[{\"role\":\"user\",\"content\":\"hi\"}]}",
+                 "above 1024");
+    encode_fails("{\"model\":\"m\",\"reasoning_effort\":\"low\",\"tools\":[{\"type\":\"function\","
+                 "\"function\":{\"name\":\"f\"}}],\"tool_choice\":\"required\",\"messages\":[{"
+                 "\"role\":\"user\",\"content\":\"hi\"}]}",
+                 "forced tool use");
+    encode_fails("{\"model\":\"m\",\"messages\":[{\"role\":\"assistant\",\"content\":\"a\","
+                 "\"thinking_blocks\":[{\"type\":\"thinking\",\"thinking\":\"r\"}]}]}",
+                 "messages[0].thinking_blocks[0]");
+}
+
+/* Thinking blocks -> reasoning_content and thinking_blocks; the estimate in reasoning_tokens. */
+static void test_decode_reasoning(void **state)
+{
+    (void)state;
+    const char *body =
+        "{\"id\":\"msg_1\",\"type\":\"message\",\"role\":\"assistant\",\"model\":\"c\",\"content\":"
+        "["
+        "{\"type\":\"thinking\",\"thinking\":\"Let me think.\",\"signature\":\"sig1\"},"
+        "{\"type\":\"redacted_thinking\",\"data\":\"enc\"},{\"type\":\"text\",\"text\":\"4\"}],"
+        "\"stop_reason\":\"end_turn\",\"usage\":{\"input_tokens\":10,\"output_tokens\":50}}";
+    struct sg_buf out;
+    struct sg_usage u;
+    sg_buf_init(&out, 0);
+    assert_int_equal(sg_anthropic_decode_response(body, strlen(body), 1, &out, &u), SG_OK);
+    struct json_object *j = json_tokener_parse(out.data);
+    assert_non_null(j);
+    assert_string_equal(json_path_text(j, "choices.0.message.content"), "\"4\"");
+    assert_string_equal(json_path_text(j, "choices.0.message.reasoning_content"),
+                        "\"Let me think.\"");
+    assert_string_equal(json_path_text(j, "choices.0.message.thinking_blocks"),
+                        "[{\"type\":\"thinking\",\"thinking\":\"Let me think.\",\"signature\":"
+                        "\"sig1\"},{\"type\":\"redacted_thinking\",\"data\":\"enc\"}]");
+    assert_string_equal(json_path_text(j, "usage.completion_tokens"), "50");
+    int64_t rt = json_object_get_int64(json_path(j, "usage.completion_tokens_details."
+                                                    "reasoning_tokens"));
+    assert_true(rt > 0 && rt < 50);
+    assert_int_equal(u.output_tokens, 50);
+    json_object_put(j);
+    sg_buf_dispose(&out);
+}
+
+static const char thinking_stream[] =
+    EV("message_start", "{\"type\":\"message_start\",\"message\":{\"id\":\"msg_t\",\"type\":"
+                        "\"message\",\"role\":\"assistant\",\"content\":[],\"model\":\"c\","
+                        "\"usage\":{\"input_tokens\":5,\"output_tokens\":1}}}")
+        EV("content_block_start", "{\"type\":\"content_block_start\",\"index\":0,"
+                                  "\"content_block\":{\"type\":\"thinking\",\"thinking\":\"\"}}")
+            EV("content_block_delta", "{\"type\":\"content_block_delta\",\"index\":0,\"delta\":"
+                                      "{\"type\":\"thinking_delta\",\"thinking\":\"Hmm\"}}")
+                EV("content_block_delta", "{\"type\":\"content_block_delta\",\"index\":0,\"delta\":"
+                                          "{\"type\":\"signature_delta\",\"signature\":\"sig\"}}")
+                    EV("content_block_stop", "{\"type\":\"content_block_stop\",\"index\":0}") EV(
+                        "content_block_start",
+                        "{\"type\":\"content_block_start\",\"index\":1,\"content_block\":"
+                        "{\"type\":\"redacted_thinking\",\"data\":\"enc\"}}")
+                        EV("content_block_stop", "{\"type\":\"content_block_stop\",\"index\":1}")
+                            EV("content_block_start",
+                               "{\"type\":\"content_block_start\",\"index\":2,"
+                               "\"content_block\":{\"type\":\"text\",\"text\":\"\"}}")
+                                EV("content_block_delta",
+                                   "{\"type\":\"content_block_delta\",\"index\":2,\"delta\":"
+                                   "{\"type\":\"text_delta\",\"text\":\"Hi\"}}")
+                                    EV("content_block_stop",
+                                       "{\"type\":\"content_block_stop\",\"index\":2}")
+                                        EV("message_delta",
+                                           "{\"type\":\"message_delta\",\"delta\":{"
+                                           "\"stop_reason\":\"end_turn\"},\"usage\":{"
+                                           "\"output_tokens\":20}}")
+                                            EV("message_stop", "{\"type\":\"message_stop\"}");
+
+static void test_stream_thinking(void **state)
+{
+    (void)state;
+    struct feed_ctx c;
+    assert_int_equal(run_stream(&c, thinking_stream, true), SG_OK);
+    struct json_object *ch[16];
+    bool done;
+    size_t n = chunks(c.out.data, ch, 16, &done);
+    assert_true(done);
+    assert_int_equal(n, 7); /* role, thinking, signature, redacted, text, finish, usage */
+    assert_string_equal(
+        json_path_text(ch[1], "choices.0.delta"),
+        "{\"reasoning_content\":\"Hmm\",\"thinking_blocks\":[{\"type\":\"thinking\","
+        "\"thinking\":\"Hmm\"}]}");
+    assert_string_equal(json_path_text(ch[2], "choices.0.delta"),
+                        "{\"reasoning_content\":\"\",\"thinking_blocks\":[{\"type\":\"thinking\","
+                        "\"thinking\":\"\",\"signature\":\"sig\"}]}");
+    assert_string_equal(json_path_text(ch[3], "choices.0.delta.thinking_blocks"),
+                        "[{\"type\":\"redacted_thinking\",\"data\":\"enc\"}]");
+    assert_string_equal(json_path_text(ch[4], "choices.0.delta.content"), "\"Hi\"");
+    assert_string_equal(json_path_text(ch[6], "usage.completion_tokens"), "20");
+    assert_non_null(json_path(ch[6], "usage.completion_tokens_details.reasoning_tokens"));
+    for (size_t i = 0; i < n; i++)
+        json_object_put(ch[i]);
+    sg_buf_dispose(&c.out);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_encode_basic),
+        cmocka_unit_test(test_encode_reasoning),
+        cmocka_unit_test(test_decode_reasoning),
+        cmocka_unit_test(test_stream_thinking),
         cmocka_unit_test(test_encode_max_tokens_and_clamp),
         cmocka_unit_test(test_encode_tools_round_trip),
         cmocka_unit_test(test_encode_images),

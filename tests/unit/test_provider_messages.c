@@ -569,10 +569,84 @@ static void test_stream_interleaved_tool_calls(void **state)
     sg_buf_dispose(&out);
 }
 
+/* thinking -> reasoning_effort; reasoning_content (or reasoning, or LiteLLM's thinking_blocks)
+ * -> thinking blocks, whole and streamed in Anthropic's order. */
+static void test_reasoning(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *thinking, *effort;
+    } map[] = {{"{\"type\":\"enabled\",\"budget_tokens\":1024}", "\"low\""},
+               {"{\"type\":\"enabled\",\"budget_tokens\":3000}", "\"medium\""},
+               {"{\"type\":\"enabled\",\"budget_tokens\":4096}", "\"high\""},
+               {"{\"type\":\"adaptive\"}", "\"medium\""},
+               {"{\"type\":\"disabled\"}", NULL}};
+    char body[400];
+    for (size_t i = 0; i < SG_ARRAY_LEN(map); i++) {
+        snprintf(body, sizeof body,
+                 "{\"model\":\"m\",\"max_tokens\":9000,\"thinking\":%s,\"messages\":[{\"role\":"
+                 "\"user\",\"content\":\"hi\"}]}",
+                 map[i].thinking);
+        struct json_object *j = to_openai(body);
+        if (map[i].effort)
+            assert_string_equal(json_path_text(j, "reasoning_effort"), map[i].effort);
+        else
+            assert_null(json_path(j, "reasoning_effort"));
+        assert_null(json_path(j, "thinking"));
+        json_object_put(j);
+    }
+    const char *ans = "{\"id\":\"c\",\"model\":\"m\",\"choices\":[{\"message\":{\"content\":\"4\","
+                      "\"reasoning\":\"2+2\"},\"finish_reason\":\"stop\"}]}";
+    struct sg_buf out;
+    struct sg_usage u;
+    sg_buf_init(&out, 0);
+    assert_int_equal(sg_messages_decode_openai(ans, strlen(ans), &out, &u), SG_OK);
+    struct json_object *j = json_tokener_parse(out.data);
+    assert_non_null(j);
+    assert_string_equal(json_path_text(j, "content"),
+                        "[{\"type\":\"thinking\",\"thinking\":\"2+2\",\"signature\":\"\"},"
+                        "{\"type\":\"text\",\"text\":\"4\"}]");
+    json_object_put(j);
+    sg_buf_reset(&out);
+    ans = "{\"id\":\"c\",\"model\":\"m\",\"choices\":[{\"message\":{\"content\":null,"
+          "\"reasoning_content\":\"r\",\"thinking_blocks\":[{\"type\":\"thinking\",\"thinking\":"
+          "\"r\",\"signature\":\"s\"},{\"type\":\"redacted_thinking\",\"data\":\"d\"}]},"
+          "\"finish_reason\":\"stop\"}]}";
+    assert_int_equal(sg_messages_decode_openai(ans, strlen(ans), &out, &u), SG_OK);
+    j = json_tokener_parse(out.data);
+    assert_string_equal(json_path_text(j, "content"),
+                        "[{\"type\":\"thinking\",\"thinking\":\"r\",\"signature\":\"s\"},{\"type\":"
+                        "\"redacted_thinking\",\"data\":\"d\"}]");
+    json_object_put(j);
+    sg_buf_reset(&out);
+
+    struct sg_messages_stream s;
+    sg_messages_stream_init(&s);
+    const char *pre = "{\"id\":\"x\",\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":";
+    char c[400];
+    snprintf(c, sizeof c, "%s{\"reasoning_content\":\"Hm\"},\"finish_reason\":null}]}", pre);
+    assert_int_equal(chunk(&s, c, &out), SG_OK);
+    snprintf(c, sizeof c, "%s{\"reasoning_content\":\"m.\"},\"finish_reason\":null}]}", pre);
+    assert_int_equal(chunk(&s, c, &out), SG_OK);
+    snprintf(c, sizeof c, "%s{\"content\":\"Hi\"},\"finish_reason\":\"stop\"}]}", pre);
+    assert_int_equal(chunk(&s, c, &out), SG_OK);
+    assert_int_equal(chunk(&s, "[DONE]", &out), SG_OK);
+    char seq[600];
+    names(out.data, seq, sizeof seq);
+    assert_string_equal(seq, "message_start content_block_start ping content_block_delta "
+                             "content_block_delta content_block_stop content_block_start "
+                             "content_block_delta content_block_stop message_delta message_stop");
+    assert_non_null(strstr(out.data, "{\"type\":\"thinking_delta\",\"thinking\":\"Hm\"}"));
+    assert_non_null(strstr(out.data, "\"index\":1,\"content_block\":{\"type\":\"text\""));
+    assert_int_equal(s.content_chunks, 3); /* reasoning counts in the output estimate */
+    sg_buf_dispose(&out);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parse),
+        cmocka_unit_test(test_reasoning),
         cmocka_unit_test(test_encode_openai),
         cmocka_unit_test(test_encode_openai_documents),
         cmocka_unit_test(test_encode_anthropic),
