@@ -164,6 +164,10 @@ int sg_mock_thinking_signature(struct sg_buf *out, const char *text, size_t n);
 int sg_mock_chat_parse(enum sg_mock_api api, const char *body, size_t len, struct sg_mock_chat *out,
                        char *err, size_t errn, char *param, size_t paramn);
 void sg_mock_chat_dispose(struct sg_mock_chat *c);
+/* The content parts (OpenAI) or blocks (Anthropic) of message `mi` with role `role`, checked as
+ * the provider checks them (parts.c): SG_EINVAL with the provider's message in `err`. */
+int sg_mock_check_parts(enum sg_mock_api api, const char *role, struct json_object *content,
+                        size_t mi, char *err, size_t errn);
 
 /* The input-token estimate for one message (or system prompt) holding `text_bytes` bytes of
  * text: ceil(text_bytes / 4) + 4. A request's input tokens are the sum over its messages. */

@@ -422,6 +422,10 @@ int sg_mock_chat_parse(enum sg_mock_api api, const char *body, size_t len, struc
             FAIL("messages", "messages[%zu].content: must be a string or an array", i);
         if (api == SG_MOCK_API_ANTHROPIC && !content)
             FAIL("messages", "messages[%zu].content: field required", i);
+        if (sg_mock_check_parts(api, json_object_get_string(role), content, i, err, errn)) {
+            snprintf(param, paramn, "messages");
+            goto fail;
+        }
         count_part(out, content);
     }
     out->n_messages = (uint32_t)n;

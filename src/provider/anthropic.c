@@ -9,6 +9,7 @@
  * Mapping (OpenAI -> Anthropic):
  *   system / developer messages  -> top-level `system` text blocks (in order)
  *   user content parts           -> text / image blocks (data: URLs -> base64 sources)
+ *   file parts (file_data)       -> document blocks (PDF base64, plain text decoded), images
  *   assistant tool_calls         -> tool_use blocks (arguments parsed into `input`)
  *   tool messages                -> tool_result blocks in a user turn
  *   consecutive same-role turns  -> one turn (Anthropic wants tool results together)
@@ -81,18 +82,17 @@ static struct json_object *image_block(struct json_object *part, char *err, size
         return NULL;
     }
     struct json_object *src = json_object_new_object();
+    struct sg_slice mt, data;
     if (strncmp(url, "data:", 5) == 0) {
-        const char *semi = strchr(url + 5, ';'), *comma = strchr(url + 5, ',');
-        if (!semi || !comma || semi > comma || strncmp(semi, ";base64,", 8) != 0) {
+        if (!sg_data_url(url, strlen(url), &mt, &data)) {
             json_object_put(src);
             snprintf(err, err_len,
                      "an image data URL must look like data:image/png;base64,... for Anthropic");
             return NULL;
         }
         json_object_object_add(src, "type", json_object_new_string("base64"));
-        json_object_object_add(src, "media_type",
-                               json_object_new_string_len(url + 5, (int)(semi - (url + 5))));
-        json_object_object_add(src, "data", json_object_new_string(comma + 1));
+        json_object_object_add(src, "media_type", json_object_new_string_len(mt.p, (int)mt.n));
+        json_object_object_add(src, "data", json_object_new_string_len(data.p, (int)data.n));
     } else {
         json_object_object_add(src, "type", json_object_new_string("url"));
         json_object_object_add(src, "url", json_object_new_string(url));
@@ -100,6 +100,70 @@ static struct json_object *image_block(struct json_object *part, char *err, size
     struct json_object *b = json_object_new_object();
     json_object_object_add(b, "type", json_object_new_string("image"));
     json_object_object_add(b, "source", src);
+    if (pj_get(part, "cache_control"))
+        pj_add_ref(b, "cache_control", pj_get(part, "cache_control"));
+    return b;
+}
+
+/* A file part ({"type":"file","file":{"file_data":"data:...;base64,...","filename":...}}) as
+ * an Anthropic block, as LiteLLM maps it: a PDF is a base64 document; plain text (which
+ * Anthropic takes only as a text source) a text document of the decoded bytes; a JPEG, PNG, GIF
+ * or WebP an image block. The filename becomes the document's title. A file_id names a file in
+ * OpenAI's Files API, which an Anthropic deployment cannot read. */
+static struct json_object *file_block(struct json_object *part, char *err, size_t err_len)
+{
+    struct json_object *f = pj_get(part, "file");
+    const char *data = pj_str(f, "file_data");
+    if (!data) {
+        if (pj_get(f, "file_id"))
+            snprintf(err, err_len,
+                     "file.file_id names a file in OpenAI's Files API, which Anthropic cannot "
+                     "read; send the file's bytes in file.file_data");
+        else
+            snprintf(err, err_len, "a file part needs file.file_data (a base64 data URL)");
+        return NULL;
+    }
+    struct sg_slice mt, b64;
+    if (!sg_data_url(data, strlen(data), &mt, &b64)) {
+        snprintf(err, err_len,
+                 "file.file_data must be a base64 data URL (data:application/pdf;base64,...)");
+        return NULL;
+    }
+    bool pdf = sg_slice_eq(mt, "application/pdf"), text = sg_slice_eq(mt, "text/plain");
+    bool image = sg_slice_eq(mt, "image/jpeg") || sg_slice_eq(mt, "image/png") ||
+                 sg_slice_eq(mt, "image/gif") || sg_slice_eq(mt, "image/webp");
+    if (!pdf && !text && !image) {
+        snprintf(err, err_len,
+                 "a file of type '%.*s' cannot be read by Anthropic (PDF, plain text and "
+                 "JPEG/PNG/GIF/WebP images can)",
+                 (int)SG_MIN(mt.n, 90), mt.p);
+        return NULL;
+    }
+    struct json_object *src = json_object_new_object();
+    json_object_object_add(src, "type", json_object_new_string(text ? "text" : "base64"));
+    json_object_object_add(src, "media_type", json_object_new_string_len(mt.p, (int)mt.n));
+    if (text) {
+        struct sg_buf plain;
+        sg_buf_init(&plain, 0);
+        int rc = sg_base64_decode(b64.p, b64.n, &plain);
+        if (rc != SG_OK || sg_utf8_check(plain.data ? plain.data : "", plain.len) != plain.len) {
+            sg_buf_dispose(&plain);
+            json_object_put(src);
+            snprintf(err, err_len, "a text/plain file.file_data must be base64 of UTF-8 text");
+            return NULL;
+        }
+        json_object_object_add(
+            src, "data", json_object_new_string_len(plain.data ? plain.data : "", (int)plain.len));
+        sg_buf_dispose(&plain);
+    } else {
+        json_object_object_add(src, "data", json_object_new_string_len(b64.p, (int)b64.n));
+    }
+    struct json_object *b = json_object_new_object();
+    json_object_object_add(b, "type", json_object_new_string(image ? "image" : "document"));
+    json_object_object_add(b, "source", src);
+    const char *name = pj_str(f, "filename");
+    if (!image && name && *name)
+        pj_add_ref(b, "title", pj_get(f, "filename"));
     if (pj_get(part, "cache_control"))
         pj_add_ref(b, "cache_control", pj_get(part, "cache_control"));
     return b;
@@ -127,9 +191,10 @@ static int user_blocks(struct json_object *content, struct json_object *arr, siz
             json_object_array_add(arr, text_block(json_object_get_string(t),
                                                   (size_t)json_object_get_string_len(t),
                                                   pj_get(part, "cache_control")));
-        } else if (type && strcmp(type, "image_url") == 0) {
+        } else if (type && (strcmp(type, "image_url") == 0 || strcmp(type, "file") == 0)) {
             char e2[200];
-            struct json_object *b = image_block(part, e2, sizeof e2);
+            struct json_object *b =
+                type[0] == 'i' ? image_block(part, e2, sizeof e2) : file_block(part, e2, sizeof e2);
             if (!b) {
                 snprintf(err, err_len, "messages[%zu].content[%zu]: %s", mi, i, e2);
                 return SG_EINVAL;
@@ -138,7 +203,7 @@ static int user_blocks(struct json_object *content, struct json_object *arr, siz
         } else {
             snprintf(err, err_len,
                      "messages[%zu].content[%zu]: part type '%s' is not supported by Anthropic "
-                     "deployments (text and image_url are)",
+                     "deployments (text, image_url and file are)",
                      mi, i, type ? type : "(none)");
             return SG_EINVAL;
         }
@@ -1104,8 +1169,10 @@ int sg_anthropic_decode_response(const char *body, size_t len, int64_t created, 
         sg_buf_append_json_str(&text, json.data ? json.data : "", json.len);
         any_text = true;
     }
+    char id[160];
+    pj_translated_id(id, sizeof id, pj_str(root, "id"), "msg_", "chatcmpl-");
     sg_buf_appends(out, "{\"id\":");
-    append_str(out, pj_str(root, "id") ? pj_str(root, "id") : "msg");
+    append_str(out, id);
     sg_buf_appendf(
         out, ",\"object\":\"chat.completion\",\"created\":%lld,\"model\":", (long long)created);
     append_str(out, pj_str(root, "model") ? pj_str(root, "model") : "");
@@ -1379,7 +1446,7 @@ int sg_anthropic_stream_event(struct sg_anthropic_stream *s, struct sg_slice eve
             goto out;
         }
         s->started = true;
-        copy_str(s->id, sizeof s->id, pj_str(m, "id") ? pj_str(m, "id") : "msg");
+        pj_translated_id(s->id, sizeof s->id, pj_str(m, "id"), "msg_", "chatcmpl-");
         copy_str(s->model, sizeof s->model, pj_str(m, "model"));
         pj_anthropic_usage(pj_get(m, "usage"), &s->usage);
         if (out) {

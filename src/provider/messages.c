@@ -8,6 +8,9 @@
  *
  *   system (string or text blocks)  -> a leading system message
  *   text / image blocks             -> content parts (base64 sources -> data: URLs)
+ *   document blocks                 -> file parts (base64 PDF), text parts (text, content
+ *                                      sources); url and file sources refused
+ *   images / documents in tool_result -> parts of the user message after the tool messages
  *   tool_use blocks                 -> assistant tool_calls (input serialised as arguments)
  *   tool_result blocks              -> tool messages, before the rest of that user turn
  *   stop_sequences -> stop, max_tokens, temperature, top_p, metadata.user_id -> user,
@@ -207,6 +210,113 @@ static struct json_object *image_part(struct json_object *block, char *err, size
     return p;
 }
 
+static struct json_object *text_part_str(const char *t)
+{
+    struct json_object *s = json_object_new_string(t);
+    struct json_object *p = text_part(s);
+    json_object_put(s);
+    return p;
+}
+
+static bool ends_with_pdf(const char *s)
+{
+    size_t n = strlen(s);
+    return n >= 4 && strcasecmp(s + n - 4, ".pdf") == 0;
+}
+
+/* A document block as chat.completions content parts appended to `parts`: a base64 PDF is a
+ * file part (file_data a data URL; the title, else "document.pdf", its filename, which OpenAI
+ * requires), a plain-text source a text part (the title a text part before it), a content
+ * source its text and image blocks as parts; `context` a text part after the document. OpenAI
+ * takes no document by URL and cannot read Anthropic's Files API: refused. `citations` and
+ * `cache_control` have no chat.completions form: dropped. */
+static int document_parts(struct json_object *b, struct json_object *parts, char *err,
+                          size_t err_len)
+{
+    struct json_object *src = pj_get(b, "source");
+    const char *st = pj_str(src, "type"), *title = pj_str(b, "title");
+    if (st && strcmp(st, "base64") == 0 && pj_str(src, "data")) {
+        const char *mt = pj_str(src, "media_type");
+        if (!mt || strcmp(mt, "application/pdf") != 0) {
+            snprintf(err, err_len, "a base64 document must be application/pdf");
+            return SG_EINVAL;
+        }
+        char *url = sg_xasprintf("data:application/pdf;base64,%s", pj_str(src, "data"));
+        char *name = title && *title ? sg_xasprintf(ends_with_pdf(title) ? "%s" : "%s.pdf", title)
+                                     : sg_xasprintf("document.pdf");
+        struct json_object *f = json_object_new_object(), *p = json_object_new_object();
+        json_object_object_add(f, "filename", json_object_new_string(name));
+        json_object_object_add(f, "file_data", json_object_new_string(url));
+        json_object_object_add(p, "type", json_object_new_string("file"));
+        json_object_object_add(p, "file", f);
+        json_object_array_add(parts, p);
+        free(url);
+        free(name);
+    } else if (st && strcmp(st, "text") == 0 && pj_is(pj_get(src, "data"), json_type_string)) {
+        if (title && *title)
+            json_object_array_add(parts, text_part_str(title));
+        json_object_array_add(parts, text_part(pj_get(src, "data")));
+    } else if (st && strcmp(st, "content") == 0 &&
+               pj_is(pj_get(src, "content"), json_type_string)) {
+        json_object_array_add(parts, text_part(pj_get(src, "content")));
+    } else if (st && strcmp(st, "content") == 0 && pj_is(pj_get(src, "content"), json_type_array)) {
+        struct json_object *c = pj_get(src, "content");
+        for (size_t i = 0, n = json_object_array_length(c); i < n; i++) {
+            struct json_object *cb = json_object_array_get_idx(c, i);
+            const char *ct = pj_str(cb, "type");
+            struct json_object *p = NULL;
+            if (ct && strcmp(ct, "text") == 0 && pj_str(cb, "text"))
+                p = text_part(pj_get(cb, "text"));
+            else if (ct && strcmp(ct, "image") == 0 && !(p = image_part(cb, err, err_len)))
+                return SG_EINVAL;
+            if (!p) {
+                snprintf(err, err_len, "a content document holds text and image blocks only");
+                return SG_EINVAL;
+            }
+            json_object_array_add(parts, p);
+        }
+    } else if (st && strcmp(st, "url") == 0) {
+        snprintf(err, err_len,
+                 "a document with a url source cannot be sent to an OpenAI-compatible "
+                 "deployment (OpenAI fetches no document URLs); send the PDF as a base64 source");
+        return SG_EINVAL;
+    } else if (st && strcmp(st, "file") == 0) {
+        snprintf(err, err_len,
+                 "a document with a file source (Anthropic's Files API) cannot be sent to an "
+                 "OpenAI-compatible deployment; send the PDF as a base64 source");
+        return SG_EINVAL;
+    } else {
+        snprintf(err, err_len,
+                 "a document block needs a base64 (PDF), text, content, url or file source");
+        return SG_EINVAL;
+    }
+    if (pj_str(b, "context") && *pj_str(b, "context"))
+        json_object_array_add(parts, text_part(pj_get(b, "context")));
+    return SG_OK;
+}
+
+/* The images and documents of a tool_result, appended to `parts`: OpenAI's tool messages take
+ * text only, so they go to the user message that follows the tool messages. */
+static int tool_result_media(struct json_object *content, struct json_object *parts, char *err,
+                             size_t err_len)
+{
+    size_t n = pj_is(content, json_type_array) ? json_object_array_length(content) : 0;
+    for (size_t i = 0; i < n; i++) {
+        struct json_object *cb = json_object_array_get_idx(content, i);
+        const char *ct = pj_str(cb, "type");
+        if (ct && strcmp(ct, "image") == 0) {
+            struct json_object *p = image_part(cb, err, err_len);
+            if (!p)
+                return SG_EINVAL;
+            json_object_array_add(parts, p);
+        } else if (ct && strcmp(ct, "document") == 0) {
+            if (document_parts(cb, parts, err, err_len) != SG_OK)
+                return SG_EINVAL;
+        }
+    }
+    return SG_OK;
+}
+
 /* Text of a tool_result's content (a string, or text blocks joined). */
 static struct json_object *tool_result_text(struct json_object *content)
 {
@@ -254,7 +364,9 @@ static int convert_turn(struct json_object *m, size_t mi, struct json_object *ms
     sg_buf_init(&text, 0);
     size_t n = json_object_array_length(content);
     int rc = SG_OK;
-    for (size_t i = 0; i < n && rc == SG_OK; i++) {
+    char e2[240] = "";
+    size_t i;
+    for (i = 0; i < n && rc == SG_OK; i++) {
         struct json_object *b = json_object_array_get_idx(content, i);
         const char *bt = pj_str(b, "type");
         if (!bt) {
@@ -267,11 +379,13 @@ static int convert_turn(struct json_object *m, size_t mi, struct json_object *ms
             else
                 json_object_array_add(parts, text_part(pj_get(b, "text")));
         } else if (strcmp(bt, "image") == 0 && !assistant) {
-            struct json_object *p = image_part(b, err, err_len);
+            struct json_object *p = image_part(b, e2, sizeof e2);
             if (p)
                 json_object_array_add(parts, p);
             else
                 rc = SG_EINVAL;
+        } else if (strcmp(bt, "document") == 0 && !assistant) {
+            rc = document_parts(b, parts, e2, sizeof e2);
         } else if (strcmp(bt, "tool_use") == 0 && assistant) {
             struct json_object *c = json_object_new_object(), *fn = json_object_new_object();
             pj_add_ref(c, "id", pj_get(b, "id"));
@@ -295,6 +409,7 @@ static int convert_turn(struct json_object *m, size_t mi, struct json_object *ms
             pj_add_ref(t, "tool_call_id", pj_get(b, "tool_use_id"));
             json_object_object_add(t, "content", tool_result_text(pj_get(b, "content")));
             json_object_array_add(msgs, t);
+            rc = tool_result_media(pj_get(b, "content"), parts, e2, sizeof e2);
         } else if (strcmp(bt, "thinking") == 0 || strcmp(bt, "redacted_thinking") == 0) {
             /* earlier turns' reasoning: unsigned providers take none back, dropped */
         } else {
@@ -305,6 +420,8 @@ static int convert_turn(struct json_object *m, size_t mi, struct json_object *ms
             rc = SG_EINVAL;
         }
     }
+    if (rc != SG_OK && e2[0])
+        snprintf(err, err_len, "messages.%zu.content.%zu: %s", mi, i - 1, e2); /* i went on */
     if (rc == SG_OK &&
         (json_object_array_length(parts) || text.len || json_object_array_length(calls))) {
         struct json_object *o = json_object_new_object();
@@ -585,8 +702,10 @@ int sg_messages_decode_openai(const char *body, size_t len, struct sg_buf *out, 
     struct json_object *msg = pj_get(c0, "message");
     memset(u, 0, sizeof *u);
     pj_openai_usage(pj_get(root, "usage"), u);
+    char id[160];
+    pj_translated_id(id, sizeof id, pj_str(root, "id"), "chatcmpl-", "msg_");
     sg_buf_appends(out, "{\"id\":");
-    append_str(out, pj_str(root, "id") ? pj_str(root, "id") : "msg");
+    append_str(out, id);
     sg_buf_appends(out, ",\"type\":\"message\",\"role\":\"assistant\",\"model\":");
     append_str(out, pj_str(root, "model"));
     sg_buf_appends(out, ",\"content\":[");
@@ -798,7 +917,7 @@ int sg_messages_stream_chunk(struct sg_messages_stream *s, struct sg_slice data,
         return SG_EPROTO;
     }
     if (!s->started) {
-        snprintf(s->id, sizeof s->id, "%s", pj_str(root, "id") ? pj_str(root, "id") : "msg");
+        pj_translated_id(s->id, sizeof s->id, pj_str(root, "id"), "chatcmpl-", "msg_");
         snprintf(s->model, sizeof s->model, "%s",
                  pj_str(root, "model") ? pj_str(root, "model") : "");
         start_message(s, out);

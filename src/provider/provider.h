@@ -161,6 +161,37 @@ bool sg_pricing_resolve(const struct sg_deployment *d, struct sg_price *out);
  * their own price. */
 double sg_pricing_cost(const struct sg_price *p, const struct sg_usage *u);
 
+/* ---- media in content parts (media.c) ---- */
+
+/* A base64 data URL, "data:<media type>[;params];base64,<data>": its media type (without the
+ * params) and its data, as views into `url`. False when `url` is not one. */
+bool sg_data_url(const char *url, size_t n, struct sg_slice *media_type, struct sg_slice *data);
+/* Append the bytes of base64 text `in` (standard alphabet; padding and line breaks allowed) to
+ * `out`. SG_EINVAL on any other character, SG_ETOOBIG when `out` is full. */
+int sg_base64_decode(const char *in, size_t n, struct sg_buf *out);
+
+/* A PDF is charged per page when its page objects can be seen, else one page per this many
+ * bytes (page objects packed in compressed object streams). */
+#define SG_PDF_BYTES_PER_PAGE 51200
+/* base64 decoded one character at a time, keeping only what a document's estimate needs: the
+ * decoded length, its first bytes, and the PDF page objects seen (`/Type /Page`). */
+struct sg_b64 {
+    uint32_t acc;
+    int bits;
+    bool padded, bad; /* bad: a character outside base64, the rest is ignored */
+    int pdf_state;    /* how much of "/Type /Page" the last bytes matched */
+    int64_t bytes;    /* decoded so far */
+    int64_t pdf_pages;
+    unsigned char head[8];
+};
+void sg_b64_init(struct sg_b64 *d);
+/* One code point of the base64 text. */
+void sg_b64_feed(struct sg_b64 *d, uint32_t c);
+/* The decoded bytes start as a PDF does ("%PDF-"). */
+bool sg_b64_is_pdf(const struct sg_b64 *d);
+/* The pages of a PDF: the page objects seen, or by size when none was (at least 1). */
+int64_t sg_b64_pdf_pages(const struct sg_b64 *d);
+
 /* ---- input token estimate before the call (tokens.c) ---- */
 
 /* A conservative token count for a piece of UTF-8 text: it aims to over-estimate the

@@ -5,6 +5,7 @@
 #include "provider.h"
 
 #include <json-c/json.h>
+#include <stdio.h>
 
 /* Member `k` of an object, or NULL (also when `o` is not an object or the value is null). */
 static inline struct json_object *pj_get(struct json_object *o, const char *k)
@@ -76,6 +77,20 @@ int sg_json_set_member(struct sg_buf *out, struct sg_slice obj, const char *name
                        struct sg_slice value);
 /* Append the Messages API usage object for `u` (input_tokens without the cached parts). */
 int sg_messages_append_usage(struct sg_buf *out, const struct sg_usage *u);
+/* The id a translated answer carries, in the client's API's form: `id` with the provider's
+ * prefix `from` ("msg_", "chatcmpl-") replaced by the client's `to`, so a chat client sees
+ * "chatcmpl-…" ids and a Messages client "msg_…" ones, and the provider's id can still be read
+ * in it. An absent or empty id is `to` followed by "0". */
+static inline void pj_translated_id(char *dst, size_t cap, const char *id, const char *from,
+                                    const char *to)
+{
+    size_t fl = strlen(from);
+    if (!id || !*id)
+        id = "0";
+    else if (strncmp(id, from, fl) == 0 && id[fl])
+        id += fl;
+    snprintf(dst, cap, "%s%s", to, id);
+}
 /* Count cache_control markers anywhere under `o` (bounded depth). */
 int pj_count_cache_control(struct json_object *o, int depth);
 

@@ -181,6 +181,56 @@ static void test_encode_images(void **state)
     json_object_put(j);
 }
 
+/* file parts: a PDF becomes a base64 document, plain text a text document of the decoded
+ * bytes, an image an image block; the filename is the title, cache_control is kept. */
+static void test_encode_files(void **state)
+{
+    (void)state;
+    struct json_object *j = encode(
+        "{\"model\":\"a\",\"messages\":[{\"role\":\"user\",\"content\":["
+        "{\"type\":\"text\",\"text\":\"Summarise\"},"
+        "{\"type\":\"file\",\"file\":{\"filename\":\"report.pdf\",\"file_data\":"
+        "\"data:application/pdf;base64,JVBERi0xLjQK\"},\"cache_control\":{\"type\":\"ephemeral\"}},"
+        "{\"type\":\"file\",\"file\":{\"file_data\":\"data:text/plain;base64,R3LDvMOfZQ==\"}},"
+        "{\"type\":\"file\",\"file\":{\"filename\":\"a.png\",\"file_data\":"
+        "\"data:image/png;base64,iVBORw0KGgo=\"}}]}]}",
+        false);
+    assert_string_equal(json_path_text(j, "messages.0.content.1"),
+                        "{\"type\":\"document\",\"source\":{\"type\":\"base64\",\"media_type\":"
+                        "\"application/pdf\",\"data\":\"JVBERi0xLjQK\"},\"title\":\"report.pdf\","
+                        "\"cache_control\":{\"type\":\"ephemeral\"}}");
+    assert_string_equal(json_path_text(j, "messages.0.content.2"),
+                        "{\"type\":\"document\",\"source\":{\"type\":\"text\",\"media_type\":"
+                        "\"text/plain\",\"data\":\"Grüße\"}}");
+    assert_string_equal(json_path_text(j, "messages.0.content.3"),
+                        "{\"type\":\"image\",\"source\":{\"type\":\"base64\",\"media_type\":"
+                        "\"image/png\",\"data\":\"iVBORw0KGgo=\"}}");
+    json_object_put(j);
+}
+
+static void test_encode_files_rejected(void **state)
+{
+    (void)state;
+#define FILE_MSG(f)                                                                                \
+    "{\"model\":\"a\",\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":"                    \
+    "\"text\",\"text\":\"x\"},{\"type\":\"file\",\"file\":" f "}]}]}"
+    encode_fails(FILE_MSG("{\"file_id\":\"file-abc\"}"),
+                 "messages[0].content[1]: file.file_id names a file in OpenAI's Files API");
+    encode_fails(FILE_MSG("{\"filename\":\"a.docx\",\"file_data\":\"data:application/"
+                          "vnd.openxmlformats-officedocument.wordprocessingml.document;base64,"
+                          "UEsDBA==\"}"),
+                 "a file of type 'application/vnd.openxmlformats-officedocument."
+                 "wordprocessingml.document' cannot be read by Anthropic");
+    encode_fails(FILE_MSG("{\"file_data\":\"JVBERi0xLjQK\"}"), "must be a base64 data URL");
+    encode_fails(FILE_MSG("{\"file_data\":\"data:text/plain;base64,//79\"}"),
+                 "base64 of UTF-8 text");
+    encode_fails(FILE_MSG("{\"file_data\":\"data:text/plain;base64,a$b\"}"),
+                 "base64 of UTF-8 text");
+    encode_fails(FILE_MSG("{}"), "a file part needs file.file_data");
+    encode_fails(FILE_MSG("null"), "a file part needs file.file_data");
+#undef FILE_MSG
+}
+
 static void test_encode_prompt_caching(void **state)
 {
     (void)state;
@@ -222,7 +272,8 @@ static void test_encode_rejects(void **state)
                  "n other than 1");
     encode_fails("{\"model\":\"a\",\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":"
                  "\"input_audio\",\"input_audio\":{}}]}]}",
-                 "input_audio");
+                 "part type 'input_audio' is not supported by Anthropic deployments (text, "
+                 "image_url and file are)");
     encode_fails(
         "{\"model\":\"a\",\"messages\":[{\"role\":\"assistant\",\"tool_calls\":[{\"id\":"
         "\"c\",\"type\":\"function\",\"function\":{\"name\":\"f\",\"arguments\":\"[1]\"}}]}]}",
@@ -270,6 +321,7 @@ static void test_decode_response(void **state)
     struct json_object *j = json_tokener_parse(out.data);
     assert_non_null(j);
     assert_string_equal(json_path_text(j, "object"), "\"chat.completion\"");
+    assert_string_equal(json_path_text(j, "id"), "\"chatcmpl-01XFDUDYJgAACzvnptvVoYEL\"");
     assert_string_equal(json_path_text(j, "created"), "1700000000");
     assert_string_equal(json_path_text(j, "choices.0.message.content"), "\"Hello! \\\"Hi\\\"\"");
     assert_string_equal(json_path_text(j, "choices.0.finish_reason"), "\"stop\"");
@@ -394,7 +446,8 @@ static void test_stream_text(void **state)
     assert_true(done);
     assert_int_equal(n, 5); /* role, 2 deltas, finish, usage */
     assert_string_equal(json_path_text(ch[0], "object"), "\"chat.completion.chunk\"");
-    assert_string_equal(json_path_text(ch[0], "id"), "\"msg_1nZdL29x\"");
+    /* A chat client sees a chat.completions id, with Anthropic's in it. */
+    assert_string_equal(json_path_text(ch[0], "id"), "\"chatcmpl-1nZdL29x\"");
     assert_string_equal(json_path_text(ch[0], "choices.0.delta"),
                         "{\"role\":\"assistant\",\"content\":\"\"}");
     assert_string_equal(json_path_text(ch[1], "choices.0.delta.content"), "\"Hello\"");
@@ -1067,6 +1120,8 @@ int main(void)
         cmocka_unit_test(test_encode_max_tokens_and_clamp),
         cmocka_unit_test(test_encode_tools_round_trip),
         cmocka_unit_test(test_encode_images),
+        cmocka_unit_test(test_encode_files),
+        cmocka_unit_test(test_encode_files_rejected),
         cmocka_unit_test(test_encode_prompt_caching),
         cmocka_unit_test(test_encode_rejects),
         cmocka_unit_test(test_decode_response),

@@ -632,6 +632,87 @@ static void test_anthropic_error_types(void **state)
     }
 }
 
+static void b64(struct sg_buf *out, const unsigned char *p, size_t n, bool escape_slash)
+{
+    static const char a[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    for (size_t i = 0; i < n; i += 3) {
+        uint32_t v = (uint32_t)p[i] << 16 | (i + 1 < n ? (uint32_t)p[i + 1] << 8 : 0) |
+                     (i + 2 < n ? p[i + 2] : 0);
+        for (int k = 0; k < 4; k++) {
+            char c = k <= (int)(n - i) ? a[(v >> (18 - 6 * k)) & 63] : '=';
+            if (c == '/' && escape_slash)
+                sg_buf_appends(out, "\\/"); /* json-c writes "/" so */
+            else
+                sg_buf_append(out, &c, 1);
+        }
+    }
+}
+
+/* `head` + base64 of `doc` + `tail`, estimated. */
+static int64_t est_doc(const char *head, const void *doc, size_t n, const char *tail, bool esc)
+{
+    struct sg_buf b;
+    sg_buf_init(&b, 0);
+    sg_buf_appends(&b, head);
+    b64(&b, doc, n, esc);
+    sg_buf_appends(&b, tail);
+    int64_t e = sg_tokens_estimate_request(b.data, b.len);
+    sg_buf_dispose(&b);
+    return e;
+}
+
+/* Documents: a base64 PDF costs 3,000 tokens a page (its page objects counted), not its base64
+ * length; without visible page objects a page per 50 KB; a text document costs its text. */
+static void test_estimate_documents(void **state)
+{
+    (void)state;
+    static const char pdf[] = "%PDF-1.4\n1 0 obj << /Type /Catalog /Pages 2 0 R >> endobj\n"
+                              "2 0 obj << /Type /Pages /Kids [3 0 R 4 0 R 5 0 R] /Count 3 >>\n"
+                              "3 0 obj << /Type /Page /Parent 2 0 R >> endobj\n"
+                              "4 0 obj <</Type/Page/Parent 2 0 R>> endobj\n"
+                              "5 0 obj << /Type\n/Page>> endobj\n%%EOF\n";
+    const char *plain = "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":[]}]}";
+    int64_t base = sg_tokens_estimate_request(plain, strlen(plain));
+    const char *oai = "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":"
+                      "\"file\",\"file\":{\"filename\":\"a.pdf\",\"file_data\":\"data:"
+                      "application/pdf;base64,";
+    const char *oai_end = "\"}}]}]}";
+    assert_int_equal(est_doc(oai, pdf, sizeof pdf - 1, oai_end, false), base + 3 * 3000);
+    assert_int_equal(est_doc(oai, pdf, sizeof pdf - 1, oai_end, true), base + 3 * 3000);
+    const char *ant = "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":"
+                      "\"document\",\"source\":{\"type\":\"base64\",\"media_type\":"
+                      "\"application/pdf\",\"data\":\"";
+    const char *ant_end = "\"}}]}]}";
+    assert_int_equal(est_doc(ant, pdf, sizeof pdf - 1, ant_end, false), base + 3 * 3000);
+    /* data before type: the same */
+    const char *ant2 = "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":"
+                       "\"document\",\"source\":{\"data\":\"";
+    const char *ant2_end = "\",\"type\":\"base64\",\"media_type\":\"application/pdf\"}}]}]}";
+    assert_int_equal(est_doc(ant2, pdf, sizeof pdf - 1, ant2_end, false), base + 3 * 3000);
+    /* 120 KB with no page object to see (compressed object streams): 1 + 120 KB / 50 KB. */
+    size_t big_n = 120 * 1024;
+    unsigned char *big = malloc(big_n);
+    for (size_t i = 0; i < big_n; i++)
+        big[i] = (unsigned char)(i * 131 + 7);
+    memcpy(big, "%PDF-1.7\n", 9);
+    assert_int_equal(est_doc(ant, big, big_n, ant_end, false), base + 3 * 3000);
+    /* Not a PDF: an image or unknown bytes stay a flat 1,600. */
+    big[0] = 'x';
+    assert_int_equal(est_doc(ant, big, big_n, ant_end, false), base + 1600);
+    free(big);
+    /* A text document is its text; its title counts too. */
+    const char *txt = "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":"
+                      "\"document\",\"source\":{\"type\":\"text\",\"media_type\":\"text/plain\","
+                      "\"data\":\"The grass is green. The sky is blue.\"},\"title\":\"Facts\"}]}]}";
+    int64_t t = sg_tokens_estimate_request(txt, strlen(txt));
+    int64_t words = sg_tokens_estimate_text("The grass is green. The sky is blue.", 36);
+    assert_true(t >= base + words && t <= base + words + 4);
+    /* A URL document cannot be seen: flat. */
+    const char *url = "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":"
+                      "\"document\",\"source\":{\"type\":\"url\",\"url\":\"https://x/a.pdf\"}}]}]}";
+    assert_int_equal(sg_tokens_estimate_request(url, strlen(url)), base + 1600);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -648,6 +729,7 @@ int main(void)
         cmocka_unit_test(test_classify),
         cmocka_unit_test(test_lookup_variants_are_not_the_base_model),
         cmocka_unit_test(test_anthropic_error_types),
+        cmocka_unit_test(test_estimate_documents),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

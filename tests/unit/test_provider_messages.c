@@ -159,6 +159,93 @@ static void test_encode_openai(void **state)
     sg_buf_dispose(&out);
 }
 
+static void encode_openai_fails(const char *body, const char *part)
+{
+    struct sg_chat_request r;
+    char err[300] = "";
+    assert_int_equal(sg_messages_request_parse(body, strlen(body), &r, err, sizeof err), SG_OK);
+    struct sg_buf out;
+    sg_buf_init(&out, 0);
+    assert_int_equal(sg_messages_encode_openai(&r, &oai, &out, err, sizeof err), SG_EINVAL);
+    if (!strstr(err, part))
+        fail_msg("for %s expected '%s' in '%s'", body, part, err);
+    sg_buf_dispose(&out);
+}
+
+/* Document blocks: a base64 PDF is a file part with a filename, text and content sources text
+ * parts, context a text part after; tool results' images and documents follow the tool
+ * messages in a user message (OpenAI's tool messages take text only). */
+static void test_encode_openai_documents(void **state)
+{
+    (void)state;
+    struct json_object *j = to_openai(
+        "{\"model\":\"a\",\"max_tokens\":5,\"messages\":[{\"role\":\"user\",\"content\":["
+        "{\"type\":\"document\",\"source\":{\"type\":\"base64\",\"media_type\":"
+        "\"application/pdf\",\"data\":\"JVBERi0x\"},\"title\":\"Q3 report\",\"context\":"
+        "\"from finance\",\"citations\":{\"enabled\":true},\"cache_control\":{\"type\":"
+        "\"ephemeral\"}},"
+        "{\"type\":\"document\",\"source\":{\"type\":\"base64\",\"media_type\":"
+        "\"application/pdf\",\"data\":\"JVBERi0y\"},\"title\":\"b.PDF\"},"
+        "{\"type\":\"document\",\"source\":{\"type\":\"base64\",\"media_type\":"
+        "\"application/pdf\",\"data\":\"JVBERi0z\"}},"
+        "{\"type\":\"document\",\"source\":{\"type\":\"text\",\"media_type\":\"text/plain\","
+        "\"data\":\"The grass is green.\"},\"title\":\"Facts\"},"
+        "{\"type\":\"document\",\"source\":{\"type\":\"content\",\"content\":[{\"type\":"
+        "\"text\",\"text\":\"chunk 1\"},{\"type\":\"image\",\"source\":{\"type\":\"url\","
+        "\"url\":\"https://example.com/a.png\"}}]}},"
+        "{\"type\":\"text\",\"text\":\"Summarise\"}]}]}");
+    assert_string_equal(
+        json_path_text(j, "messages.0.content"),
+        "[{\"type\":\"file\",\"file\":{\"filename\":\"Q3 report.pdf\",\"file_data\":"
+        "\"data:application/pdf;base64,JVBERi0x\"}},{\"type\":\"text\",\"text\":\"from finance\"},"
+        "{\"type\":\"file\",\"file\":{\"filename\":\"b.PDF\",\"file_data\":"
+        "\"data:application/pdf;base64,JVBERi0y\"}},"
+        "{\"type\":\"file\",\"file\":{\"filename\":\"document.pdf\",\"file_data\":"
+        "\"data:application/pdf;base64,JVBERi0z\"}},"
+        "{\"type\":\"text\",\"text\":\"Facts\"},{\"type\":\"text\",\"text\":\"The grass is "
+        "green.\"},"
+        "{\"type\":\"text\",\"text\":\"chunk 1\"},{\"type\":\"image_url\",\"image_url\":{\"url\":"
+        "\"https://example.com/a.png\"}},{\"type\":\"text\",\"text\":\"Summarise\"}]");
+    json_object_put(j);
+
+    j = to_openai(
+        "{\"model\":\"a\",\"max_tokens\":5,\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"},"
+        "{\"role\":\"assistant\",\"content\":[{\"type\":\"tool_use\",\"id\":\"t1\",\"name\":"
+        "\"shot\",\"input\":{}}]},{\"role\":\"user\",\"content\":[{\"type\":\"tool_result\","
+        "\"tool_use_id\":\"t1\",\"content\":[{\"type\":\"text\",\"text\":\"screen:\"},{\"type\":"
+        "\"image\",\"source\":{\"type\":\"base64\",\"media_type\":\"image/png\",\"data\":"
+        "\"iVBO\"}},{\"type\":\"document\",\"source\":{\"type\":\"base64\",\"media_type\":"
+        "\"application/pdf\",\"data\":\"JVBE\"}}]},{\"type\":\"text\",\"text\":\"Now?\"}]}]}");
+    assert_string_equal(json_path_text(j, "messages.2"),
+                        "{\"role\":\"tool\",\"tool_call_id\":\"t1\",\"content\":\"screen:\"}");
+    assert_string_equal(
+        json_path_text(j, "messages.3"),
+        "{\"role\":\"user\",\"content\":[{\"type\":\"image_url\",\"image_url\":{\"url\":"
+        "\"data:image/png;base64,iVBO\"}},{\"type\":\"file\",\"file\":{\"filename\":"
+        "\"document.pdf\",\"file_data\":\"data:application/pdf;base64,JVBE\"}},{\"type\":"
+        "\"text\",\"text\":\"Now?\"}]}");
+    json_object_put(j);
+
+#define DOC(src)                                                                                   \
+    "{\"model\":\"a\",\"max_tokens\":5,\"messages\":[{\"role\":\"user\","                          \
+    "\"content\":[{\"type\":\"text\",\"text\":\"x\"},{\"type\":\"document\","                      \
+    "\"source\":" src "}]}]}"
+    encode_openai_fails(DOC("{\"type\":\"url\",\"url\":\"https://example.com/a.pdf\"}"),
+                        "messages.0.content.1: a document with a url source cannot be sent to "
+                        "an OpenAI-compatible deployment");
+    encode_openai_fails(DOC("{\"type\":\"file\",\"file_id\":\"file_011\"}"),
+                        "messages.0.content.1: a document with a file source");
+    encode_openai_fails(DOC("{\"type\":\"base64\",\"media_type\":\"text/plain\",\"data\":"
+                            "\"eA==\"}"),
+                        "a base64 document must be application/pdf");
+    encode_openai_fails(DOC("{\"type\":\"content\",\"content\":[{\"type\":\"document\"}]}"),
+                        "a content document holds text and image blocks only");
+    encode_openai_fails(DOC("null"), "a document block needs a base64 (PDF), text, content");
+    encode_openai_fails(DOC("{\"type\":\"content\",\"content\":[{\"type\":\"image\"}]}"),
+                        "an image block needs a base64 or url source");
+#undef DOC
+}
+
 static void test_encode_anthropic(void **state)
 {
     (void)state;
@@ -203,6 +290,8 @@ static void test_decode_openai(void **state)
     struct json_object *j = json_tokener_parse(out.data);
     assert_non_null(j);
     assert_string_equal(json_path_text(j, "type"), "\"message\"");
+    /* A Messages client sees a Messages id, with the provider's in it. */
+    assert_string_equal(json_path_text(j, "id"), "\"msg_1\"");
     assert_string_equal(json_path_text(j, "content"),
                         "[{\"type\":\"tool_use\",\"id\":\"call_9\",\"name\":"
                         "\"lookup\",\"input\":{\"q\":\"x\"}}]");
@@ -222,6 +311,7 @@ static void test_decode_openai(void **state)
     assert_string_equal(json_path_text(j, "content"),
                         "[{\"type\":\"text\",\"text\":\"Hi there\"}]");
     assert_string_equal(json_path_text(j, "stop_reason"), "\"max_tokens\"");
+    assert_string_equal(json_path_text(j, "id"), "\"msg_c\"");
     json_object_put(j);
     assert_int_equal(sg_messages_decode_openai("{\"choices\":[]}", 14, &out, &u), SG_EPROTO);
     assert_int_equal(sg_messages_decode_openai("nope", 4, &out, &u), SG_EPROTO);
@@ -293,6 +383,7 @@ static void test_stream(void **state)
     assert_string_equal(n, "message_start content_block_start ping content_block_delta "
                            "content_block_delta content_block_stop content_block_start "
                            "content_block_delta content_block_stop message_delta message_stop");
+    assert_non_null(strstr(out.data, "\"message\":{\"id\":\"msg_7\","));
     assert_non_null(strstr(out.data, "\"delta\":{\"type\":\"text_delta\",\"text\":\"Hel\"}"));
     assert_non_null(strstr(out.data, "\"content_block\":{\"type\":\"tool_use\",\"id\":\"call_1\","
                                      "\"name\":\"f\",\"input\":{}}"));
@@ -597,6 +688,7 @@ int main(void)
         cmocka_unit_test(test_parse),
         cmocka_unit_test(test_reasoning),
         cmocka_unit_test(test_encode_openai),
+        cmocka_unit_test(test_encode_openai_documents),
         cmocka_unit_test(test_encode_anthropic),
         cmocka_unit_test(test_decode_openai),
         cmocka_unit_test(test_stream),
