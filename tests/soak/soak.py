@@ -44,6 +44,7 @@ class Kill:
 
     def __init__(self, life, t_kill, graceful):
         self.life, self.t_kill, self.t_ready = life, t_kill, None
+        self.t_gone = None  # the process had exited: the next lifetime's rows start after it
         self.graceful = graceful
 
 
@@ -285,6 +286,7 @@ class Soak:
         if graceful and code != 0:
             self.problem("lifetime %d: exit %s after SIGTERM under load (want 0)"
                          % (k.life, code))
+        k.t_gone = time.time()
         self.kills.append(k)
         self.say("%s lifetime %d (%.2fs after its checkpoint, under load)"
                  % ("SIGTERM (graceful restart)" if graceful else "SIGKILL", k.life, after_s))
@@ -579,12 +581,16 @@ def evaluate(s):
           % (client_sum, n_visible, store_sum, len(hidden), sum(r.cost for r in hidden)),
           mismatched[:8])
 
-    # 4. /metrics of each lifetime equals its rows.
+    # 4. /metrics of each lifetime equals its rows: those whose request reached that process
+    # before its checkpoint. A row's start time says which process that was (they never overlap:
+    # the next starts once the last has exited), where the lifetime a client read when it sent
+    # may be an earlier one: it can connect only once the next process listens.
     lines = []
     ok = True
+    gone = {k.life: k.t_gone for k in s.kills}
     for cp in s.checkpoints:
-        mine = [r for q in reqs if q.life == cp["life"] and q.seg <= cp["seg"]
-                for r in found[q.seq]]
+        since = gone.get(cp["life"] - 1, 0.0)
+        mine = [r for r in rows if since < r.start <= cp["t"]]
         by_class = {}
         for r in mine:
             c = "%dxx" % min(max(r.status // 100, 2), 5)
