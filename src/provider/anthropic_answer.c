@@ -251,14 +251,20 @@ void sg_anthropic_stream_init(struct sg_anthropic_stream *s, bool include_usage,
     snprintf(s->id, sizeof s->id, "msg");
 }
 
-/* "data: {chunk head ... "choices":[{"index":0,"delta":" — the caller writes the delta. */
-static void chunk_open(struct sg_anthropic_stream *s, struct sg_buf *out)
+/* "data: {"id":...,"object":"chat.completion.chunk","created":...,"model":..." */
+static void chunk_head(const struct sg_anthropic_stream *s, struct sg_buf *out)
 {
     sg_buf_appends(out, "data: {\"id\":");
     append_str(out, s->id);
     sg_buf_appendf(out, ",\"object\":\"chat.completion.chunk\",\"created\":%lld,\"model\":",
                    (long long)s->created);
     append_str(out, s->model);
+}
+
+/* The chunk head and "choices":[{"index":0,"delta": — the caller writes the delta. */
+static void chunk_open(struct sg_anthropic_stream *s, struct sg_buf *out)
+{
+    chunk_head(s, out);
     sg_buf_appends(out, ",\"choices\":[{\"index\":0,\"delta\":");
 }
 
@@ -509,11 +515,7 @@ int sg_anthropic_stream_event(struct sg_anthropic_stream *s, struct sg_slice eve
     } else if (strcmp(type, "message_stop") == 0) {
         s->done = true;
         if (out && s->include_usage) {
-            sg_buf_appends(out, "data: {\"id\":");
-            append_str(out, s->id);
-            sg_buf_appendf(out, ",\"object\":\"chat.completion.chunk\",\"created\":%lld,\"model\":",
-                           (long long)s->created);
-            append_str(out, s->model);
+            chunk_head(s, out);
             sg_buf_appends(out, ",\"choices\":[],\"usage\":");
             append_usage(out, &s->usage, s->reasoning_tokens);
             sg_buf_appends(out, "}\n\n");
