@@ -268,9 +268,13 @@ struct media {
  * media type kept. An image's bytes are not decoded: they cost the same whatever they are. */
 static void media_string(struct walk *w, struct media *m)
 {
-    bool image = strncmp(m->media_type, "image/", 6) == 0;
     size_t i = 0, mt = 0;
     int url = -1; /* -1: not known yet, 1: in a data URL's head, 0: in the data */
+    /* What the data is read for. The order of members is free: when the type came first, only
+     * what it needs; a data URL's data is base64, never text. */
+    bool image = strncmp(m->media_type, "image/", 6) == 0;
+    bool as_text = strcmp(m->type, "base64") != 0;
+    bool as_b64 = !image && strcmp(m->type, "text") != 0;
     m->data = true;
     w->p++;
     while (w->p < w->end && *w->p != '"') {
@@ -291,7 +295,8 @@ static void media_string(struct walk *w, struct media *m)
         if (url == 1) {
             if (cp == ',') {
                 url = 0;
-                image = strncmp(m->media_type, "image/", 6) == 0;
+                as_text = false;
+                as_b64 = strncmp(m->media_type, "image/", 6) != 0;
             } else if (cp == ';') {
                 mt = sizeof m->media_type; /* parameters follow: the type is complete */
             } else if (mt + 1 < sizeof m->media_type && cp < 0x80) {
@@ -300,10 +305,9 @@ static void media_string(struct walk *w, struct media *m)
             }
             continue;
         }
-        /* The order of members is free: when the type came first, only what it needs. */
-        if (strcmp(m->type, "base64") != 0)
+        if (as_text)
             feed(&m->text, cp);
-        if (!image && strcmp(m->type, "text") != 0)
+        if (as_b64)
             sg_b64_feed(&m->b64, cp);
     }
     w->p++;
