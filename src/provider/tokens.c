@@ -371,8 +371,9 @@ static void walk_media(struct walk *w, int depth)
 
 /* Members of an object in CONTENT context: media are priced by walk_media, type tags and
  * cache markers are not text. */
-static enum ctx content_member(const char *name, enum ctx ctx)
+static enum ctx content_member(const char *name, enum ctx ctx, struct walk *w)
 {
+    (void)w;
     if (ctx != CTX_CONTENT)
         return ctx;
     if (strcmp(name, "image_url") == 0 || strcmp(name, "source") == 0 ||
@@ -421,7 +422,7 @@ static void walk_container(struct walk *w, enum ctx ctx, int depth, bool message
                     feed(&w->e, ':');
                 w->p++;
             }
-            sub = content_member(name, ctx);
+            sub = content_member(name, ctx, w);
         } else if (messages) {
             flush(&w->e); /* messages are separate texts */
             w->fixed += MESSAGE_FRAMING;
