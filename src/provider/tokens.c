@@ -373,7 +373,6 @@ static void walk_media(struct walk *w, int depth)
  * cache markers are not text. */
 static enum ctx content_member(const char *name, enum ctx ctx, struct walk *w)
 {
-    (void)w;
     if (ctx != CTX_CONTENT)
         return ctx;
     if (strcmp(name, "image_url") == 0 || strcmp(name, "source") == 0 ||
