@@ -141,3 +141,17 @@ def test_an_unknown_admin_path_lists_the_admin_api_routing_md_documents(fx):
     for path in listed:
         probe = path.split("<")[0].rstrip("/") if "<" in path else path
         check(probe in section, "%s (in the message) is in routing.md's admin API section" % path)
+
+
+def test_testing_md_names_every_test_file(fx):
+    # docs/testing.md is where a reader finds what each suite covers: a test file it does not
+    # name is coverage nobody knows of.
+    text = doc("docs/testing.md")
+    missing = []
+    for folder, pattern in (("tests/integration", r"^test_\w+\.py$"),
+                            ("tests/e2e", r"^\w+\.test\.mjs$")):
+        for name in sorted(os.listdir(os.path.join(REPO, folder))):
+            if re.match(pattern, name) and "`%s`" % name not in text and \
+                    "`%s/%s`" % (folder, name) not in text:
+                missing.append("%s/%s" % (folder, name))
+    eq(missing, [], "test files docs/testing.md does not name")
