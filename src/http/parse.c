@@ -288,23 +288,15 @@ static int on_header_value(llhttp_t *p, const char *at, size_t n)
     return 0;
 }
 
-/* The 414's message, in c->error_buf. */
-static const char *msg_uri_too_long(struct sg_http_conn *c)
+/* The 414's (`target`: the URL) or the 431's message, in c->error_buf. */
+static const char *msg_over_head_limit(struct sg_http_conn *c, bool target)
 {
     snprintf(c->error_buf, sizeof c->error_buf,
-             "the request target (URL) is longer than the limit of %zu bytes for the request "
-             "line; send a shorter URL (large data belongs in the request body)",
-             c->srv->lim.max_header_bytes);
-    return c->error_buf;
-}
-
-/* The 431's message, in c->error_buf. */
-static const char *msg_headers_too_large(struct sg_http_conn *c)
-{
-    snprintf(c->error_buf, sizeof c->error_buf,
-             "request headers are larger than the limit of %zu bytes for the request line and "
-             "headers; send fewer or shorter headers",
-             c->srv->lim.max_header_bytes);
+             "%s than the limit of %zu bytes for the request line%s; %s",
+             target ? "the request target (URL) is longer" : "request headers are larger",
+             c->srv->lim.max_header_bytes, target ? "" : " and headers",
+             target ? "send a shorter URL (large data belongs in the request body)"
+                    : "send fewer or shorter headers");
     return c->error_buf;
 }
 
@@ -363,12 +355,12 @@ static int on_headers_complete(llhttp_t *p)
     size_t line_end = nl ? (size_t)(nl + 1 - c->in.data) : c->in.len;
     if (line_end > l->max_header_bytes) {
         c->error_status = 414;
-        c->error_msg = msg_uri_too_long(c);
+        c->error_msg = msg_over_head_limit(c, true);
         return HPE_USER;
     }
     if (end > l->max_header_bytes) {
         c->error_status = 431;
-        c->error_msg = msg_headers_too_large(c);
+        c->error_msg = msg_over_head_limit(c, false);
         return HPE_USER;
     }
     if (!c->version_done) /* llhttp reads "GET /path" alone as HTTP/0.9 */
@@ -617,7 +609,7 @@ int sg_http_parse(struct sg_http_conn *c, const char **msg)
     }
     /* Past the limit: still in the request line, it is the target that is too long. */
     if (!c->message_done && c->state == CONN_HEAD && c->parsed > c->srv->lim.max_header_bytes) {
-        *msg = c->version_done ? msg_headers_too_large(c) : msg_uri_too_long(c);
+        *msg = msg_over_head_limit(c, !c->version_done);
         return c->version_done ? 431 : 414;
     }
     return 0;

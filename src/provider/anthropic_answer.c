@@ -152,8 +152,7 @@ int sg_anthropic_decode_response(const char *body, size_t len, int64_t created, 
             continue;
         if (strcmp(bt, "text") == 0 && pj_str(b, "text")) {
             struct json_object *t = pj_get(b, "text");
-            sg_buf_append_json_str(&text, json_object_get_string(t),
-                                   (size_t)json_object_get_string_len(t));
+            pj_append_text(&text, t);
             any_text = true;
         } else if (strcmp(bt, "tool_use") == 0 && is_json_tool(b)) {
             /* The response_format answer is the content; a second one (the forced tool is
@@ -180,8 +179,7 @@ int sg_anthropic_decode_response(const char *body, size_t len, int64_t created, 
             sg_buf_appends(&blocks, n_thinking++ ? "," : "");
             pj_append(&blocks, b);
             if (pj_is(t, json_type_string)) {
-                sg_buf_append_json_str(&reasoning, json_object_get_string(t),
-                                       (size_t)json_object_get_string_len(t));
+                pj_append_text(&reasoning, t);
                 reasoning_tokens += sg_tokens_estimate_text(json_object_get_string(t),
                                                             (size_t)json_object_get_string_len(t));
             }
@@ -285,7 +283,7 @@ static void content_chunk(struct sg_anthropic_stream *s, struct sg_buf *out, str
 {
     chunk_open(s, out);
     sg_buf_appends(out, "{\"content\":\"");
-    sg_buf_append_json_str(out, json_object_get_string(t), (size_t)json_object_get_string_len(t));
+    pj_append_text(out, t);
     sg_buf_appends(out, "\"}");
     chunk_close(s, out, NULL);
 }
@@ -297,7 +295,7 @@ static void copy_str(char *dst, size_t cap, const char *src)
 
 /* A chunk whose delta carries thinking, as LiteLLM streams it: `text` (a JSON string or NULL)
  * as reasoning_content, and one entry of thinking_blocks: {"type":"thinking","thinking":text}
- * plus `sig_key`: `sig` when given (a signature_delta), or the whole `block` (a
+ * with "signature" when `sig` is given (a signature_delta), or the whole `block` (a
  * redacted_thinking block, whose reasoning_content is ""). */
 static void thinking_chunk(struct sg_anthropic_stream *s, struct sg_buf *out,
                            struct json_object *text, struct json_object *sig,
@@ -305,22 +303,17 @@ static void thinking_chunk(struct sg_anthropic_stream *s, struct sg_buf *out,
 {
     chunk_open(s, out);
     sg_buf_appends(out, "{\"reasoning_content\":\"");
-    if (text)
-        sg_buf_append_json_str(out, json_object_get_string(text),
-                               (size_t)json_object_get_string_len(text));
+    pj_append_text(out, text);
     sg_buf_appends(out, "\",\"thinking_blocks\":[");
     if (block) {
         pj_append(out, block);
     } else {
         sg_buf_appends(out, "{\"type\":\"thinking\",\"thinking\":\"");
-        if (text)
-            sg_buf_append_json_str(out, json_object_get_string(text),
-                                   (size_t)json_object_get_string_len(text));
+        pj_append_text(out, text);
         sg_buf_appends(out, "\"");
         if (sig) {
             sg_buf_appends(out, ",\"signature\":\"");
-            sg_buf_append_json_str(out, json_object_get_string(sig),
-                                   (size_t)json_object_get_string_len(sig));
+            pj_append_text(out, sig);
             sg_buf_appends(out, "\"");
         }
         sg_buf_appends(out, "}");
@@ -375,7 +368,7 @@ static void arguments_chunk(struct sg_anthropic_stream *s, struct sg_buf *out,
     chunk_open(s, out);
     sg_buf_appendf(out, "{\"tool_calls\":[{\"index\":%d,\"function\":{\"arguments\":\"",
                    s->tool_index);
-    sg_buf_append_json_str(out, json_object_get_string(t), (size_t)json_object_get_string_len(t));
+    pj_append_text(out, t);
     sg_buf_appends(out, "\"}}]}");
     chunk_close(s, out, NULL);
 }

@@ -650,13 +650,9 @@ static void append_thinking_block(struct sg_buf *out, struct json_object *text,
                                   struct json_object *sig)
 {
     sg_buf_appends(out, "{\"type\":\"thinking\",\"thinking\":\"");
-    if (text)
-        sg_buf_append_json_str(out, json_object_get_string(text),
-                               (size_t)json_object_get_string_len(text));
+    pj_append_text(out, text);
     sg_buf_appends(out, "\",\"signature\":\"");
-    if (sig)
-        sg_buf_append_json_str(out, json_object_get_string(sig),
-                               (size_t)json_object_get_string_len(sig));
+    pj_append_text(out, sig);
     sg_buf_appends(out, "\"}");
 }
 
@@ -678,8 +674,7 @@ static bool append_thinking(struct sg_buf *out, struct json_object *msg)
             sg_buf_appends(out, k++ ? ",{\"type\":\"redacted_thinking\",\"data\":\""
                                     : "{\"type\":\"redacted_thinking\",\"data\":\"");
             struct json_object *data = pj_get(b, "data");
-            sg_buf_append_json_str(out, json_object_get_string(data),
-                                   (size_t)json_object_get_string_len(data));
+            pj_append_text(out, data);
             sg_buf_appends(out, "\"}");
         }
     }
@@ -714,8 +709,7 @@ int sg_messages_decode_openai(const char *body, size_t len, struct sg_buf *out, 
     if (pj_is(text, json_type_string) && json_object_get_string_len(text) > 0) {
         sg_buf_appends(out, first ? "{\"type\":\"text\",\"text\":\""
                                   : ",{\"type\":\"text\",\"text\":\"");
-        sg_buf_append_json_str(out, json_object_get_string(text),
-                               (size_t)json_object_get_string_len(text));
+        pj_append_text(out, text);
         sg_buf_appends(out, "\"}");
         first = false;
     }
@@ -851,7 +845,7 @@ static void thinking_delta(struct sg_messages_stream *s, struct sg_buf *out,
     sg_buf_appendf(out, ",\"index\":%d,\"delta\":{\"type\":\"%s\",\"%s\":\"", s->block_index,
                    t ? "thinking_delta" : "signature_delta", t ? "thinking" : "signature");
     struct json_object *v = t ? text : sig;
-    sg_buf_append_json_str(out, json_object_get_string(v), (size_t)json_object_get_string_len(v));
+    pj_append_text(out, v);
     sg_buf_appends(out, "\"}}\n\n");
     if (t && g)
         thinking_delta(s, out, NULL, sig);
@@ -872,8 +866,7 @@ static bool stream_thinking(struct sg_messages_stream *s, struct sg_buf *out,
         if (type && strcmp(type, "redacted_thinking") == 0 && pj_is(data, json_type_string)) {
             start_reasoning_block(s, out, 4);
             sg_buf_appends(out, ",\"data\":\"");
-            sg_buf_append_json_str(out, json_object_get_string(data),
-                                   (size_t)json_object_get_string_len(data));
+            pj_append_text(out, data);
             sg_buf_appends(out, "\"}}\n\n");
             ping_once(s, out);
             close_block(s, out);
@@ -951,8 +944,7 @@ int sg_messages_stream_chunk(struct sg_messages_stream *s, struct sg_slice data,
         event(out, "content_block_delta");
         sg_buf_appendf(out, ",\"index\":%d,\"delta\":{\"type\":\"text_delta\",\"text\":\"",
                        s->block_index);
-        sg_buf_append_json_str(out, json_object_get_string(content),
-                               (size_t)json_object_get_string_len(content));
+        pj_append_text(out, content);
         sg_buf_appends(out, "\"}}\n\n");
     }
     for (size_t i = 0; i < n; i++) {

@@ -77,6 +77,13 @@ int sg_json_set_member(struct sg_buf *out, struct sg_slice obj, const char *name
                        struct sg_slice value);
 /* Append the Messages API usage object for `u` (input_tokens without the cached parts). */
 int sg_messages_append_usage(struct sg_buf *out, const struct sg_usage *u);
+/* Append the escaped text of JSON string `s` (no quotes around it); nothing when `s` is NULL. */
+static inline void pj_append_text(struct sg_buf *out, struct json_object *s)
+{
+    if (s)
+        sg_buf_append_json_str(out, json_object_get_string(s),
+                               (size_t)json_object_get_string_len(s));
+}
 /* The id a translated answer carries, in the client's API's form: `id` with the provider's
  * prefix `from` ("msg_", "chatcmpl-") replaced by the client's `to`, so a chat client sees
  * "chatcmpl-…" ids and a Messages client "msg_…" ones, and the provider's id can still be read
